@@ -1,0 +1,246 @@
+//! The shape of `orch.yaml`. Every struct denies unknown fields: serde-saphyr then reports the
+//! misspelled name, its line, and the names that are allowed.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Named agents; roles and plans refer to them by name.
+    pub agents: BTreeMap<String, AgentConfig>,
+    pub roles: Roles,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub gates: Gates,
+    #[serde(default)]
+    pub ownership: Ownership,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    pub kind: AgentKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Extra arguments, appended to the adapter's own. Placeholders are filled in.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Extra environment for the agent's process.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// For `kind: command`: the argv to run (no shell). Placeholders are filled in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentKind {
+    Claude,
+    Codex,
+    Opencode,
+    Gemini,
+    Command,
+    Scripted,
+}
+
+impl AgentKind {
+    pub const ALL: [AgentKind; 6] = [
+        AgentKind::Claude,
+        AgentKind::Codex,
+        AgentKind::Opencode,
+        AgentKind::Gemini,
+        AgentKind::Command,
+        AgentKind::Scripted,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AgentKind::Claude => "claude",
+            AgentKind::Codex => "codex",
+            AgentKind::Opencode => "opencode",
+            AgentKind::Gemini => "gemini",
+            AgentKind::Command => "command",
+            AgentKind::Scripted => "scripted",
+        }
+    }
+
+    /// The executable a real agent CLI is installed as.
+    pub fn binary(self) -> Option<&'static str> {
+        match self {
+            AgentKind::Claude => Some("claude"),
+            AgentKind::Codex => Some("codex"),
+            AgentKind::Opencode => Some("opencode"),
+            AgentKind::Gemini => Some("gemini"),
+            AgentKind::Command | AgentKind::Scripted => None,
+        }
+    }
+}
+
+impl std::fmt::Display for AgentKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Roles {
+    pub planner: String,
+    pub judge: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oracle: Option<String>,
+    /// The agents a plan may assign tasks to.
+    pub workers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// How many task agents run at once.
+    pub max_parallel: usize,
+    /// A task with no output and no file activity for this long is killed.
+    #[serde(with = "duration")]
+    pub task_timeout: Duration,
+    /// How many more attempts a task that failed its gates or the judge gets.
+    pub retries: u32,
+    /// How many more times the planner is asked when its plan is invalid.
+    pub planner_retries: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_parallel: 4,
+            task_timeout: Duration::from_secs(30 * 60),
+            retries: 2,
+            planner_retries: 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Gates {
+    /// Shell command that must exit 0 (run with `sh -c` in the project root).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lint: Option<String>,
+    /// Shell command that must exit 0 (run with `sh -c` in the project root).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test: Option<String>,
+    /// Globs (relative to the project root) that mark a test file.
+    pub test_pattern: Vec<String>,
+    /// Whether tests written after their implementation fail the task.
+    pub tdd: TddMode,
+}
+
+impl Default for Gates {
+    fn default() -> Self {
+        Gates {
+            lint: None,
+            test: None,
+            test_pattern: default_test_patterns(),
+            tdd: TddMode::Warn,
+        }
+    }
+}
+
+pub fn default_test_patterns() -> Vec<String> {
+    [
+        "tests/**",
+        "test/**",
+        "**/*_test.*",
+        "**/*.test.*",
+        "**/*_spec.*",
+        "**/*.spec.*",
+        "**/test_*",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect()
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TddMode {
+    Off,
+    Warn,
+    Strict,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Ownership {
+    pub on_violation: ViolationPolicy,
+    /// Extra globs the ownership watcher ignores (besides `.git/`, `.orch/` and `.gitignore`).
+    pub ignore: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ViolationPolicy {
+    /// Record the violation and carry on.
+    #[default]
+    Warn,
+    /// Save the violating content, then restore the file as it was when the run started.
+    Revert,
+    /// Stop the suspected tasks.
+    Stop,
+}
+
+impl ViolationPolicy {
+    pub fn name(self) -> &'static str {
+        match self {
+            ViolationPolicy::Warn => "warn",
+            ViolationPolicy::Revert => "revert",
+            ViolationPolicy::Stop => "stop",
+        }
+    }
+}
+
+/// Durations are written the human way (`90s`, `30m`, `1h 30m`) or as a number of seconds.
+mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    struct Visitor;
+
+    impl serde::de::Visitor<'_> for Visitor {
+        type Value = Duration;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a duration such as `90s`, `30m` or `1h`, or a number of seconds")
+        }
+
+        fn visit_u64<E: Error>(self, secs: u64) -> Result<Duration, E> {
+            Ok(Duration::from_secs(secs))
+        }
+
+        fn visit_i64<E: Error>(self, secs: i64) -> Result<Duration, E> {
+            u64::try_from(secs)
+                .map(Duration::from_secs)
+                .map_err(|_| E::custom("a duration cannot be negative"))
+        }
+
+        fn visit_str<E: Error>(self, text: &str) -> Result<Duration, E> {
+            humantime::parse_duration(text.trim()).map_err(|e| {
+                E::custom(format!(
+                    "invalid duration `{text}` ({e}): write it like `90s`, `30m` or `1h`"
+                ))
+            })
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        d.deserialize_any(Visitor)
+    }
+}

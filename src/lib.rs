@@ -1,0 +1,19 @@
+//! orch runs a team of AI coding agents in tmux: a planner writes specs and a plan, workers
+//! each own their files, a judge checks the result. See README.md for the user's view and
+//! its Architecture section for how these modules fit together.
+
+mod cli;
+mod commands;
+pub mod config;
+pub mod error;
+pub mod paths;
+pub mod plan;
+pub mod planner;
+pub mod project;
+pub mod prompt;
+pub mod scripted;
+pub mod tmux;
+pub mod watch;
+pub mod workers;
+
+pub use cli::run;

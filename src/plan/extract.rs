@@ -1,0 +1,3 @@
+//! (being written)
+pub fn extract_json() {}
+pub fn extract_plan() {}
