@@ -1,5 +1,129 @@
-//! The command line (being written).
+//! The command line: clap lives here and nowhere else. Each subcommand hands plain values to
+//! its module in `commands/`, and every error becomes an exit code (see `error`).
 
-pub fn run(_args: impl IntoIterator<Item = std::ffi::OsString>) -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::commands::{self, Global};
+use crate::error;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "orch",
+    version,
+    about = "Run a team of AI coding agents in tmux: specs first, a checked plan, exclusive \
+             files per agent, a judge.",
+    after_help = "Exit codes: 0 success, 1 the thing checked is bad (invalid plan, failed \
+                  planning or run), 2 usage or configuration error.\n\n\
+                  Start with `orch init`, then `orch doctor`."
+)]
+struct Cli {
+    /// The config file [default: orch.yaml in the project root, the nearest enclosing git
+    /// work tree, else the current directory]
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write a commented starter orch.yaml, set up for the agent CLIs found on PATH.
+    #[command(
+        after_help = "Example:\n  orch init            # writes ./orch.yaml\n  \
+                            orch init --force    # overwrites an existing one"
+    )]
+    Init {
+        /// Overwrite an existing config.
+        #[arg(long)]
+        force: bool,
+    },
+
+    /// Check that tmux, git, the config and every configured agent CLI are ready.
+    #[command(
+        after_help = "Example:\n  orch doctor\n\nExits 1 when something needed is \
+                            missing, after printing the fix for each problem."
+    )]
+    Doctor,
+
+    /// Check a plan file: schema, agents, dependencies, cycles, file ownership, paths.
+    #[command(after_help = "Example:\n  orch validate plan.json\n  \
+                            orch validate .orch/plans/20261124-101500-ab12/plan.json\n\n\
+                            Prints every problem, one per line (exit 1), or the plan's \
+                            execution waves (exit 0).")]
+    Validate {
+        /// The plan (JSON; also accepted inside prose or ```json fences). `-` reads stdin.
+        plan: PathBuf,
+    },
+
+    /// Ask the planner agent for specs and a plan, validate it, and print it as waves.
+    #[command(
+        after_help = "Example:\n  orch plan \"Build a user auth system with JWT\"\n\n\
+                            The specs are written into the project; the plan, every prompt \
+                            and every raw answer are kept under .orch/plans/<id>/. An \
+                            invalid plan is sent back to the planner with its problems, up \
+                            to limits.planner_retries times."
+    )]
+    Plan {
+        /// What to build.
+        request: String,
+    },
+
+    /// The built-in scripted agent (orch runs it for `kind: scripted`).
+    #[command(hide = true)]
+    ScriptedAgent {
+        /// The prompt file, with its ORCH_CONTEXT line.
+        prompt_file: PathBuf,
+    },
+}
+
+/// Runs orch with these arguments and returns the process's exit code.
+pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { error::EXIT_USAGE } else { 0 });
+        }
+    };
+    let code = match execute(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            error::exit_code(&err)
+        }
+    };
+    ExitCode::from(code)
+}
+
+fn execute(cli: Cli) -> anyhow::Result<u8> {
+    let global = Global {
+        config: cli.config,
+        cwd: std::env::current_dir()
+            .map_err(|e| anyhow::anyhow!("failed to read the current directory: {e}"))?,
+    };
+    match cli.command {
+        Command::Init { force } => commands::init::run(&global, force),
+        Command::Doctor => commands::doctor::run(&global),
+        Command::Validate { plan } => commands::validate::run(&global, &plan),
+        Command::Plan { request } => commands::plan::run(&global, &request),
+        Command::ScriptedAgent { prompt_file } => {
+            crate::scripted::run(&prompt_file).map(|code| code.clamp(0, 255) as u8)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
 }

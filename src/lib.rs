@@ -9,6 +9,7 @@ pub mod error;
 pub mod paths;
 pub mod plan;
 pub mod planner;
+pub mod process;
 pub mod project;
 pub mod prompt;
 pub mod scripted;

@@ -112,7 +112,10 @@ mod tests {
         assert_eq!(normalize("/etc/passwd"), Err(PathProblem::Absolute));
         assert_eq!(normalize("src/../../x"), Err(PathProblem::ParentDir));
         assert_eq!(normalize(".git/config"), Err(PathProblem::Reserved(".git")));
-        assert_eq!(normalize("./.orch/lock"), Err(PathProblem::Reserved(".orch")));
+        assert_eq!(
+            normalize("./.orch/lock"),
+            Err(PathProblem::Reserved(".orch"))
+        );
         assert_eq!(normalize(""), Err(PathProblem::Empty));
         assert_eq!(normalize("."), Err(PathProblem::Empty));
         assert_eq!(normalize("src/"), Err(PathProblem::Directory));

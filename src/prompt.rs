@@ -163,11 +163,7 @@ fn push_feedback(p: &mut String, ctx: &Context, title: &str) {
 
 /// The request goes in a fence longer than any backtick run inside it, so it cannot close it.
 fn push_fenced(p: &mut String, text: &str) {
-    let longest = text
-        .split(|c| c != '`')
-        .map(str::len)
-        .max()
-        .unwrap_or(0);
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
     let fence = "`".repeat(longest.max(2) + 1);
     let _ = writeln!(p, "{fence}text\n{text}\n{fence}");
 }

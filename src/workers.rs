@@ -1,1 +1,217 @@
-//! (being written)
+//! Agent adapters: how each kind of agent is invoked headless, and how its answer is read from
+//! what it printed. One module per kind; adding an agent CLI means adding one module and one
+//! line in [`adapter`].
+
+mod claude;
+mod codex;
+mod command;
+mod gemini;
+mod opencode;
+mod scripted;
+
+use std::path::{Path, PathBuf};
+
+use crate::config::{AgentConfig, AgentKind};
+use crate::plan::TaskId;
+use crate::prompt::Role;
+
+/// One run of an agent: who it is, what it is asked, where.
+#[derive(Debug, Clone, Copy)]
+pub struct AgentCall<'a> {
+    /// The agent's name in the config.
+    pub name: &'a str,
+    pub agent: &'a AgentConfig,
+    pub role: Role,
+    pub task: Option<&'a TaskId>,
+    /// Owned files, relative to the project root.
+    pub files: &'a [String],
+    pub prompt_file: &'a Path,
+    pub project_dir: &'a Path,
+    /// The run's (or planning's) directory under `.orch/`.
+    pub run_dir: &'a Path,
+}
+
+/// What to execute: no shell is involved anywhere.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invocation {
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub cwd: PathBuf,
+}
+
+/// What differs between agent CLIs.
+pub trait Adapter: Sync {
+    /// The program and its arguments, before the config's `args` are appended. `prompt` is
+    /// the prompt file's content when the CLI takes the prompt as an argument.
+    fn argv(&self, call: &AgentCall, prompt: &str) -> anyhow::Result<Vec<String>>;
+
+    /// Whether [`Adapter::argv`] needs the prompt's text (else only its path).
+    fn wants_prompt_text(&self) -> bool {
+        false
+    }
+
+    /// The agent's answer, from what it printed on stdout.
+    fn answer(&self, stdout: &str) -> String {
+        stdout.to_string()
+    }
+
+    /// How to install the CLI, for `orch doctor`.
+    fn install_hint(&self) -> &'static str {
+        ""
+    }
+}
+
+pub fn adapter(kind: AgentKind) -> &'static dyn Adapter {
+    match kind {
+        AgentKind::Claude => &claude::Claude,
+        AgentKind::Codex => &codex::Codex,
+        AgentKind::Opencode => &opencode::Opencode,
+        AgentKind::Gemini => &gemini::Gemini,
+        AgentKind::Command => &command::Command,
+        AgentKind::Scripted => &scripted::Scripted,
+    }
+}
+
+/// The longest prompt passed as one argument. Linux refuses a single argument over 128 KiB,
+/// so a longer prompt is replaced by a pointer to its file.
+const MAX_PROMPT_ARG: usize = 100_000;
+
+/// The prompt to put on an agent's command line: the text itself, or when that is too long
+/// for one argument, an instruction to read it from its file.
+pub fn prompt_argument(call: &AgentCall, prompt: &str) -> String {
+    if prompt.len() <= MAX_PROMPT_ARG {
+        prompt.to_string()
+    } else {
+        format!(
+            "Your complete instructions are in the file {}. Read all of it first, then \
+             follow it exactly.",
+            call.prompt_file.display()
+        )
+    }
+}
+
+/// The full invocation for a call: the adapter's argv, the config's `args` and `env`, and the
+/// `ORCH_*` variables. Placeholders are filled in the config's `command` and `args`.
+pub fn invocation(call: &AgentCall) -> anyhow::Result<Invocation> {
+    let adapter = adapter(call.agent.kind);
+    let prompt = if adapter.wants_prompt_text() {
+        std::fs::read_to_string(call.prompt_file).map_err(|e| {
+            anyhow::anyhow!(
+                "failed to read the prompt file {}: {e}",
+                call.prompt_file.display()
+            )
+        })?
+    } else {
+        String::new()
+    };
+    let mut argv = adapter.argv(call, &prompt)?;
+    argv.extend(call.agent.args.iter().map(|a| fill(a, call)));
+    let mut env: Vec<(String, String)> = orch_env(call);
+    env.extend(call.agent.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    Ok(Invocation {
+        argv,
+        env,
+        cwd: call.project_dir.to_path_buf(),
+    })
+}
+
+/// The variables every agent gets, so that a `kind: command` agent needs no argument parsing.
+pub fn orch_env(call: &AgentCall) -> Vec<(String, String)> {
+    let path = |p: &Path| p.display().to_string();
+    vec![
+        ("ORCH_ROLE".into(), call.role.name().into()),
+        (
+            "ORCH_TASK_ID".into(),
+            call.task.map(ToString::to_string).unwrap_or_default(),
+        ),
+        ("ORCH_PROMPT_FILE".into(), path(call.prompt_file)),
+        ("ORCH_FILES".into(), call.files.join("\n")),
+        ("ORCH_PROJECT_DIR".into(), path(call.project_dir)),
+        ("ORCH_RUN_DIR".into(), path(call.run_dir)),
+        ("ORCH_AGENT".into(), call.name.into()),
+    ]
+}
+
+/// Fills the placeholders `{prompt_file}`, `{task_id}`, `{role}`, `{project_dir}` in one
+/// argument. Other braces are left alone: agent arguments often carry JSON or TOML.
+pub fn fill(arg: &str, call: &AgentCall) -> String {
+    arg.replace("{prompt_file}", &call.prompt_file.display().to_string())
+        .replace(
+            "{task_id}",
+            &call.task.map(ToString::to_string).unwrap_or_default(),
+        )
+        .replace("{role}", call.role.name())
+        .replace("{project_dir}", &call.project_dir.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn agent(kind: AgentKind, command: Option<Vec<&str>>) -> AgentConfig {
+        AgentConfig {
+            kind,
+            model: Some("m1".into()),
+            args: vec!["--flag={role}".into(), "{\"json\": {task_id}}".into()],
+            env: BTreeMap::from([("MY_VAR".to_string(), "x y".to_string())]),
+            command: command.map(|c| c.into_iter().map(String::from).collect()),
+        }
+    }
+
+    fn with_call<T>(agent: &AgentConfig, f: impl FnOnce(AgentCall) -> T) -> T {
+        let id = TaskId::new("7");
+        let files = vec!["src/a.rs".to_string(), "tests/a.rs".to_string()];
+        f(AgentCall {
+            name: "mine",
+            agent,
+            role: Role::Worker,
+            task: Some(&id),
+            files: &files,
+            prompt_file: Path::new("/p/.orch/runs/r/tasks/7/1/prompt.md"),
+            project_dir: Path::new("/p"),
+            run_dir: Path::new("/p/.orch/runs/r"),
+        })
+    }
+
+    #[test]
+    fn command_agent_gets_its_argv_with_placeholders_and_env() {
+        let a = agent(
+            AgentKind::Command,
+            Some(vec!["./agent", "{prompt_file}", "--in", "{project_dir}"]),
+        );
+        let inv = with_call(&a, |c| invocation(&c)).unwrap();
+        assert_eq!(
+            inv.argv,
+            vec![
+                "./agent",
+                "/p/.orch/runs/r/tasks/7/1/prompt.md",
+                "--in",
+                "/p",
+                "--flag=worker",
+                "{\"json\": 7}"
+            ]
+        );
+        let env: BTreeMap<_, _> = inv.env.into_iter().collect();
+        assert_eq!(env["ORCH_ROLE"], "worker");
+        assert_eq!(env["ORCH_TASK_ID"], "7");
+        assert_eq!(env["ORCH_FILES"], "src/a.rs\ntests/a.rs");
+        assert_eq!(
+            env["ORCH_PROMPT_FILE"],
+            "/p/.orch/runs/r/tasks/7/1/prompt.md"
+        );
+        assert_eq!(env["ORCH_PROJECT_DIR"], "/p");
+        assert_eq!(env["ORCH_RUN_DIR"], "/p/.orch/runs/r");
+        assert_eq!(env["MY_VAR"], "x y");
+    }
+
+    #[test]
+    fn long_prompts_become_a_pointer_to_their_file() {
+        let a = agent(AgentKind::Claude, None);
+        with_call(&a, |c| {
+            assert_eq!(prompt_argument(&c, "short"), "short");
+            let long = "x".repeat(MAX_PROMPT_ARG + 1);
+            assert!(prompt_argument(&c, &long).contains("/p/.orch/runs/r/tasks/7/1/prompt.md"));
+        });
+    }
+}

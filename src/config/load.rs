@@ -25,7 +25,10 @@ pub enum ConfigError {
     #[error("{} is not a valid orch config:\n{message}", path.display())]
     Parse { path: PathBuf, message: String },
     #[error("{} has {} problem(s):\n{}", path.display(), problems.len(), bullet(problems))]
-    Invalid { path: PathBuf, problems: Vec<String> },
+    Invalid {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
 }
 
 fn bullet(lines: &[String]) -> String {
@@ -187,17 +190,18 @@ fn check(config: &Config, text: &str) -> Vec<String> {
 /// The 1-based line where `key:` (optionally followed by `value`) first appears, so that a
 /// problem found after parsing can still point at a line. Best effort: `None` when unsure.
 fn line_of(text: &str, key: &str, value: Option<&str>) -> Option<usize> {
-    text.lines().position(|line| {
-        let line = line.split(" #").next().unwrap_or("").trim();
-        if let Some(item) = key.strip_prefix("- ") {
-            return line.strip_prefix("- ").map(str::trim) == Some(item);
-        }
-        match line.strip_prefix(key).and_then(|r| r.strip_prefix(':')) {
-            Some(rest) => value.is_none_or(|v| rest.trim().trim_matches(['"', '\'']) == v),
-            None => false,
-        }
-    })
-    .map(|i| i + 1)
+    text.lines()
+        .position(|line| {
+            let line = line.split(" #").next().unwrap_or("").trim();
+            if let Some(item) = key.strip_prefix("- ") {
+                return line.strip_prefix("- ").map(str::trim) == Some(item);
+            }
+            match line.strip_prefix(key).and_then(|r| r.strip_prefix(':')) {
+                Some(rest) => value.is_none_or(|v| rest.trim().trim_matches(['"', '\'']) == v),
+                None => false,
+            }
+        })
+        .map(|i| i + 1)
 }
 
 #[cfg(test)]
@@ -226,7 +230,10 @@ roles:
         let config = parse_str(GOOD).unwrap();
         assert_eq!(config.limits.max_parallel, 4);
         assert_eq!(config.limits.retries, 2);
-        assert_eq!(config.ownership.on_violation, crate::config::ViolationPolicy::Warn);
+        assert_eq!(
+            config.ownership.on_violation,
+            crate::config::ViolationPolicy::Warn
+        );
         assert!(!config.gates.test_pattern.is_empty());
     }
 
@@ -268,9 +275,10 @@ roles:
 
     #[test]
     fn worker_naming_undefined_agent_is_an_error() {
-        let err = parse_str(&GOOD.replace("workers: [bot, mine]", "workers:\n    - bot\n    - ghost"))
-            .unwrap_err()
-            .to_string();
+        let err =
+            parse_str(&GOOD.replace("workers: [bot, mine]", "workers:\n    - bot\n    - ghost"))
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("`ghost`") && err.contains("line 12"), "{err}");
     }
 

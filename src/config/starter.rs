@@ -119,8 +119,8 @@ mod tests {
             vec![AgentKind::Claude, AgentKind::Codex, AgentKind::Gemini],
         ] {
             let text = starter_config(&detected);
-            let config = parse(&text, Path::new("orch.yaml"))
-                .unwrap_or_else(|e| panic!("{e}\n---\n{text}"));
+            let config =
+                parse(&text, Path::new("orch.yaml")).unwrap_or_else(|e| panic!("{e}\n---\n{text}"));
             assert!(config.agents.contains_key("scripted"));
             for kind in &detected {
                 assert!(config.roles.workers.contains(&kind.name().to_string()));

@@ -6,6 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct Plan {
     #[serde(default)]
     pub specs: Vec<Spec>,
@@ -13,6 +14,7 @@ pub struct Plan {
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct Spec {
     pub file: String,
     #[serde(default)]
@@ -20,6 +22,7 @@ pub struct Spec {
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct Task {
     pub id: TaskId,
     pub agent: String,
@@ -175,6 +178,9 @@ mod tests {
         .unwrap();
         assert_eq!(plan.tasks[1].depends_on[0], TaskId::new("1"));
         let back = serde_json::to_string(&plan).unwrap();
-        assert!(back.contains(r#""id":1"#) && back.contains(r#""id":"api""#), "{back}");
+        assert!(
+            back.contains(r#""id":1"#) && back.contains(r#""id":"api""#),
+            "{back}"
+        );
     }
 }

@@ -1,0 +1,241 @@
+//! `orch doctor`: is everything a run needs here? Each check prints what it found, and for a
+//! problem, the exact fix.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use super::Global;
+use crate::config::{AgentKind, Config, ConfigError};
+use crate::error::{EXIT_FAILED, EXIT_OK};
+use crate::project::Project;
+use crate::workers;
+
+/// The oldest tmux orch supports: argv commands and `-e` on new windows came in 3.0, and the
+/// format and hook behaviour orch relies on settled in 3.2.
+const MIN_TMUX: (u32, u32) = (3, 2);
+
+struct Report {
+    failed: bool,
+}
+
+impl Report {
+    fn ok(&self, what: &str) {
+        println!("  ok    {what}");
+    }
+    fn warn(&self, what: &str, fix: &str) {
+        println!("  warn  {what}\n        fix: {fix}");
+    }
+    fn fail(&mut self, what: &str, fix: &str) {
+        self.failed = true;
+        println!("  FAIL  {what}\n        fix: {fix}");
+    }
+}
+
+pub fn run(global: &Global) -> anyhow::Result<u8> {
+    let project = global.project()?;
+    let mut report = Report { failed: false };
+    println!("project {}", project.root.display());
+    check_tmux(&mut report);
+    check_git(&mut report, &project);
+    match project.load_config() {
+        Ok(config) => {
+            report.ok(&format!(
+                "config {} ({} agent(s); planner {}, judge {}, workers {})",
+                project.display(&project.config_path),
+                config.agents.len(),
+                config.roles.planner,
+                config.roles.judge,
+                config.roles.workers.join(", ")
+            ));
+            check_agents(&mut report, &project, &config);
+        }
+        Err(ConfigError::NotFound { path }) => report.fail(
+            &format!("no config at {}", path.display()),
+            "run `orch init` to write a starter config",
+        ),
+        Err(e) => report.fail(&e.to_string(), "fix the config as the message says"),
+    }
+    if report.failed {
+        println!(
+            "something needed is missing: fix the FAIL lines above and run `orch doctor` again"
+        );
+        Ok(EXIT_FAILED)
+    } else {
+        println!("ready");
+        Ok(EXIT_OK)
+    }
+}
+
+fn check_tmux(report: &mut Report) {
+    let Ok(path) = which::which("tmux") else {
+        report.fail(
+            "tmux not found on PATH",
+            "install tmux 3.2 or newer (apt-get install tmux, brew install tmux)",
+        );
+        return;
+    };
+    let Some(text) = version_of(&path, &["-V"]) else {
+        report.fail(
+            &format!("{} -V gave no version", path.display()),
+            "reinstall tmux",
+        );
+        return;
+    };
+    let version = text.trim_start_matches("tmux ").trim().to_string();
+    if parse_version(&version).is_some_and(|v| v < MIN_TMUX) {
+        report.fail(
+            &format!("tmux {version} is too old"),
+            &format!("install tmux {}.{} or newer", MIN_TMUX.0, MIN_TMUX.1),
+        );
+        return;
+    }
+    match can_start_server(&path) {
+        Ok(()) => report.ok(&format!(
+            "tmux {version} ({}), can start a server",
+            path.display()
+        )),
+        Err(e) => report.fail(
+            &format!("tmux {version} cannot start a server: {e}"),
+            "check that $TMUX_TMPDIR (or /tmp) is writable and that tmux runs from a shell",
+        ),
+    }
+}
+
+/// Starts and kills a throwaway private server: the user's own server is never touched.
+fn can_start_server(tmux: &Path) -> Result<(), String> {
+    let socket = format!("orch-doctor-{}", std::process::id());
+    let run = |args: &[&str]| {
+        Command::new(tmux)
+            .args(["-L", &socket, "-f", "/dev/null"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+    };
+    let out =
+        run(&["new-session", "-d", "-s", "doctor", "sleep", "30"]).map_err(|e| e.to_string())?;
+    let _ = run(&["kill-server"]);
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+fn check_git(report: &mut Report, project: &Project) {
+    match which::which("git").ok().and_then(|p| version_of(&p, &["--version"])) {
+        Some(version) => report.ok(&format!(
+            "{} ({})",
+            version.trim(),
+            if project.is_git { "the project is a git work tree" } else { "the project is not a git repository" }
+        )),
+        None => report.warn(
+            "git not found on PATH: snapshots, `ownership.on_violation: revert` and diff summaries need it",
+            "install git",
+        ),
+    }
+}
+
+fn check_agents(report: &mut Report, project: &Project, config: &Config) {
+    for (name, agent) in &config.agents {
+        let used = config.roles.planner == *name
+            || config.roles.judge == *name
+            || config.roles.oracle.as_deref() == Some(name.as_str())
+            || config.roles.workers.contains(name);
+        let label = format!("agent `{name}` ({})", agent.kind);
+        let hint = workers::adapter(agent.kind).install_hint();
+        let program = match agent.kind {
+            AgentKind::Scripted => {
+                report.ok(&format!("{label}: built into orch"));
+                continue;
+            }
+            AgentKind::Command => agent
+                .command
+                .as_ref()
+                .and_then(|c| c.first())
+                .cloned()
+                .unwrap_or_default(),
+            kind => kind.binary().unwrap_or_default().to_string(),
+        };
+        let found = if program.contains('/') {
+            let path = project.root.join(&program);
+            is_executable(&path).then_some(path)
+        } else {
+            which::which(&program).ok()
+        };
+        match found {
+            Some(path) => {
+                let version = if agent.kind == AgentKind::Command {
+                    String::new()
+                } else {
+                    version_of(&path, &["--version"])
+                        .map(|v| format!(" {}", v.lines().next().unwrap_or("").trim()))
+                        .unwrap_or_else(|| " (no version reported)".into())
+                };
+                report.ok(&format!("{label}: {}{version}", path.display()));
+            }
+            None if used => report.fail(&format!("{label}: `{program}` not found"), hint),
+            None => report.warn(
+                &format!("{label}: `{program}` not found (no role uses this agent)"),
+                hint,
+            ),
+        }
+    }
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Runs `program args` and returns its first output, giving up after a few seconds: a CLI
+/// that wants to update itself or log in must not hang the doctor.
+fn version_of(program: &Path, args: &[&str]) -> Option<String> {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let mut stdout = child.stdout.take()?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut text);
+        let _ = tx.send(text);
+    });
+    let text = rx.recv_timeout(Duration::from_secs(15)).ok();
+    if text.is_none() {
+        let _ = child.kill();
+    }
+    let _ = child.wait();
+    text.filter(|t| !t.trim().is_empty())
+}
+
+fn parse_version(text: &str) -> Option<(u32, u32)> {
+    let digits: String = text
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    let mut parts = digits.split('.');
+    Some((
+        parts.next()?.parse().ok()?,
+        parts.next().unwrap_or("0").parse().ok()?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tmux_versions() {
+        assert_eq!(parse_version("3.3a"), Some((3, 3)));
+        assert_eq!(parse_version("3.2"), Some((3, 2)));
+        assert_eq!(parse_version("next-3.5"), None);
+        assert!(parse_version("2.9a").unwrap() < MIN_TMUX);
+    }
+}
