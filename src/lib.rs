@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 pub mod config;
 pub mod error;
+pub mod layout;
 pub mod paths;
 pub mod plan;
 pub mod planner;

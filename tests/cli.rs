@@ -1,0 +1,254 @@
+//! The foundation commands, driven through the real binary: init, doctor, validate, plan.
+
+mod support;
+
+use support::TestProject;
+
+const COMMAND_CONFIG: &str = "\
+agents:
+  mine:
+    kind: command
+    command: [\"./agent.sh\", \"{prompt_file}\"]
+roles:
+  planner: mine
+  judge: mine
+  workers: [mine]
+limits:
+  planner_retries: 1
+";
+
+#[test]
+fn init_writes_a_config_that_doctor_accepts_and_refuses_to_overwrite() {
+    let p = TestProject::new();
+    p.orch().args(["init"]).run().expect(0).stdout_has("wrote");
+    assert!(p.read("orch.yaml").contains("kind: scripted"));
+    assert!(p.read(".gitignore").lines().any(|l| l == ".orch/"));
+    p.orch()
+        .args(["init"])
+        .run()
+        .expect(2)
+        .stderr_has("already exists")
+        .stderr_has("--force");
+    p.orch().args(["init", "--force"]).run().expect(0);
+    // Idempotent: .orch/ is not added twice.
+    assert_eq!(p.read(".gitignore").matches(".orch/").count(), 1);
+    p.orch()
+        .args(["doctor"])
+        .run()
+        .expect(0)
+        .stdout_has("can start a server")
+        .stdout_has("built into orch")
+        .stdout_has("ready");
+}
+
+#[test]
+fn doctor_without_config_says_to_run_init() {
+    let p = TestProject::new();
+    p.orch()
+        .args(["doctor"])
+        .run()
+        .expect(1)
+        .stdout_has("FAIL")
+        .stdout_has("orch init");
+}
+
+#[test]
+fn doctor_names_a_missing_agent_program_and_the_fix() {
+    let p = TestProject::new();
+    p.file("orch.yaml", COMMAND_CONFIG);
+    p.orch()
+        .args(["doctor"])
+        .run()
+        .expect(1)
+        .stdout_has("agent `mine` (command): `./agent.sh` not found")
+        .stdout_has("fix:");
+    p.script("agent.sh", "#!/bin/sh\n");
+    p.orch().args(["doctor"]).run().expect(0);
+}
+
+#[test]
+fn config_errors_exit_2_with_the_line() {
+    let p = TestProject::new();
+    p.file(
+        "orch.yaml",
+        &COMMAND_CONFIG.replace("  planner_retries: 1", "  planner_retrys: 1"),
+    );
+    p.file("plan.json", "{\"tasks\": []}");
+    p.orch()
+        .args(["validate", "plan.json"])
+        .run()
+        .expect(2)
+        .stderr_has("unknown field `planner_retrys`")
+        .stderr_has("line 10")
+        .stderr_has("planner_retries");
+    p.orch()
+        .args(["--config", "nope.yaml", "plan", "x"])
+        .run()
+        .expect(2)
+        .stderr_has("orch init");
+}
+
+#[test]
+fn validate_reports_each_defect_on_its_own_line() {
+    let p = TestProject::new();
+    p.file("orch.yaml", COMMAND_CONFIG);
+    p.file(
+        "bad.json",
+        r#"{"specs": [{"file": "../outside.md"}],
+            "tasks": [
+              {"id": 1, "agent": "mine", "task": "a", "files": ["src/a.sh", "/etc/x"], "depends_on": [3]},
+              {"id": 2, "agent": "ghost", "task": "b", "files": ["src/a.sh"], "depends_on": [9]},
+              {"id": 3, "agent": "mine", "task": "", "files": [], "depends_on": [1]},
+              {"id": 3, "agent": "mine", "task": "d", "files": [".git/hooks/x"]}
+            ]}"#,
+    );
+    let run = p.orch().args(["validate", "bad.json"]).run().expect(1);
+    let out = run.stdout();
+    for needle in [
+        "tasks #3 and #4 both have id 3",
+        "task 2: agent `ghost` is not one of the workers (mine)",
+        "task 2: depends on 9, which is not a task",
+        "tasks 1 → 3 → 1 form a dependency cycle",
+        "src/a.sh is owned by both task 1 and task 2",
+        "task 3: owns no files",
+        "task 1: file \"/etc/x\" is absolute",
+        "inside `.git/`",
+        "spec file \"../outside.md\" contains `..`",
+        "task 3: the task text is empty",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
+    }
+    let problem_lines = out.lines().filter(|l| l.starts_with("  - ")).count();
+    assert!(
+        out.contains(&format!("{problem_lines} problem(s)")),
+        "{out}"
+    );
+}
+
+#[test]
+fn validate_prints_waves_for_a_good_plan() {
+    let p = TestProject::new();
+    p.file("orch.yaml", COMMAND_CONFIG);
+    p.file(
+        "good.json",
+        r#"Here you go: ```json
+        {"specs": [{"file": "specs/api.md", "description": "API"}],
+         "tasks": [
+           {"id": "db", "agent": "mine", "task": "schema", "files": ["src/db.sh", "tests/db_test.sh"]},
+           {"id": "api", "agent": "mine", "task": "handlers", "files": ["src/api.sh"], "depends_on": ["db"]}
+         ]}
+        ```"#,
+    );
+    p.orch()
+        .args(["validate", "good.json"])
+        .run()
+        .expect(0)
+        .stdout_has("valid")
+        .stdout_has("2 task(s)")
+        .stdout_has("wave 1:\n  task db [mine]")
+        .stdout_has("wave 2:\n  task api [mine] handlers  (after db)");
+}
+
+/// A planner of our own that reads its prompt file, writes the spec, and answers with JSON
+/// wrapped in prose. It copies its context line out so the test can check the request.
+const PROSE_PLANNER: &str = r#"#!/bin/sh
+set -e
+grep '^ORCH_CONTEXT ' "$ORCH_PROMPT_FILE" | tail -n 1 > context.txt
+[ "$ORCH_ROLE" = planner ] || exit 9
+mkdir -p specs
+printf '# API\n' > specs/api.md
+cat <<'JSON'
+Sure! I wrote the spec. Here is the plan:
+{"specs": [{"file": "specs/api.md", "description": "the API"}],
+ "tasks": [{"id": 1, "agent": "mine", "task": "build it", "files": ["src/a.sh", "tests/a_test.sh"]}]}
+Let me know if you need anything else.
+JSON
+"#;
+
+#[test]
+fn plan_with_a_command_planner_answering_in_prose() {
+    let p = TestProject::new();
+    p.file("orch.yaml", COMMAND_CONFIG);
+    p.script("agent.sh", PROSE_PLANNER);
+    let request =
+        "Build \"auth\" with 'quotes', $(touch pwned), `uname`; rm -rf / \n second line ünï";
+    p.orch()
+        .args(["plan", request])
+        .run()
+        .expect(0)
+        .stdout_has("1 task(s)")
+        .stdout_has("plan: .orch/plans/");
+    assert!(!p.path("pwned").exists());
+    let context: serde_json::Value =
+        serde_json::from_str(p.read("context.txt").trim_start_matches("ORCH_CONTEXT ")).unwrap();
+    assert_eq!(context["request"], request);
+    assert_eq!(context["role"], "planner");
+    assert!(context["task"].is_null());
+    let plans: Vec<_> = std::fs::read_dir(p.path(".orch/plans")).unwrap().collect();
+    assert_eq!(plans.len(), 1);
+    let dir = plans[0].as_ref().unwrap().path();
+    assert!(dir.join("plan.json").exists());
+    assert!(dir.join("planner/1/prompt.md").exists());
+    assert!(dir.join("planner/1/output.log").exists());
+    assert_eq!(
+        std::fs::read_to_string(dir.join("request.txt")).unwrap(),
+        request
+    );
+}
+
+#[test]
+fn plan_that_never_validates_exits_1_after_every_attempt() {
+    let p = TestProject::new();
+    p.file("orch.yaml", COMMAND_CONFIG);
+    p.script(
+        "agent.sh",
+        "#!/bin/sh\necho '{\"tasks\": [{\"id\": 1, \"agent\": \"nobody\", \"task\": \"x\", \"files\": [\"/abs\"]}]}'\n",
+    );
+    let run = p.orch().args(["plan", "anything"]).run().expect(1);
+    let err = run.stderr();
+    assert!(err.contains("attempt 2 of 2"), "{err}");
+    assert!(!err.contains("attempt 3"), "{err}");
+    assert!(
+        err.contains("agent `nobody` is not one of the workers"),
+        "{err}"
+    );
+    assert!(err.contains("no valid plan after 2 attempt(s)"), "{err}");
+    assert!(err.contains(".orch/plans/"), "{err}");
+    // The second prompt carried the first attempt's problems.
+    let dir = std::fs::read_dir(p.path(".orch/plans"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let second = std::fs::read_to_string(dir.join("planner/2/prompt.md")).unwrap();
+    assert!(
+        second.contains("Your previous plan was refused"),
+        "{second}"
+    );
+    assert!(second.contains("is absolute"), "{second}");
+}
+
+#[test]
+fn plan_with_a_crashing_planner_reports_its_status() {
+    let p = TestProject::new();
+    p.file("orch.yaml", COMMAND_CONFIG);
+    p.script("agent.sh", "#!/bin/sh\necho boom >&2\nexit 4\n");
+    p.orch()
+        .args(["plan", "x"])
+        .run()
+        .expect(1)
+        .stderr_has("the planner exited with status 4")
+        .stderr_has("boom");
+}
+
+#[test]
+fn empty_request_is_a_usage_error() {
+    let p = TestProject::new();
+    p.file("orch.yaml", COMMAND_CONFIG);
+    p.orch()
+        .args(["plan", "  "])
+        .run()
+        .expect(2)
+        .stderr_has("the request is empty");
+}
