@@ -5,6 +5,7 @@
 mod cli;
 mod commands;
 pub mod config;
+pub mod dispatcher;
 pub mod error;
 pub mod layout;
 pub mod paths;

@@ -149,6 +149,62 @@ pub fn planner_prompt(ctx: &Context) -> String {
     p
 }
 
+/// A worker's prompt: its task, its files (and only those), the specs, TDD.
+pub fn worker_prompt(ctx: &Context) -> String {
+    let mut p = String::new();
+    let id = ctx
+        .task
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let _ = writeln!(
+        p,
+        "# You are a worker on a team of coding agents: task {id}\n"
+    );
+    p.push_str("## Your task\n\n");
+    push_fenced(&mut p, ctx.task_text.as_deref().unwrap_or(""));
+    p.push_str(
+        "\n## The files you own\n\nYou may create or change these files, and no others:\n\n",
+    );
+    for file in &ctx.files {
+        let _ = writeln!(p, "- `{file}`");
+    }
+    p.push_str(
+        "\nOther agents are working on the other files of this project at the same time. \
+         Writing, deleting or renaming any file not listed above is a violation: it is \
+         detected, recorded, and may be reverted or get you stopped. If you believe another \
+         file must change, say so in your final answer instead.\n\n",
+    );
+    if !ctx.specs.is_empty() {
+        p.push_str("## The specs to follow\n\nRead these first; they are the contract between the agents:\n\n");
+        for spec in &ctx.specs {
+            let _ = writeln!(p, "- `{spec}`");
+        }
+        p.push('\n');
+    }
+    p.push_str(
+        "## How to work\n\n\
+         1. **Tests first (TDD).** Write the tests among your files before the implementation, \
+         then make them pass.\n\
+         2. Keep the code clean: the project's lint must pass before your task counts as done.\n\
+         3. When you are finished, every file you own must exist. End with a short summary of \
+         what you did.\n\n",
+    );
+    if !ctx.test_pattern.is_empty() {
+        let _ = writeln!(
+            p,
+            "A file counts as a test when it matches one of: {}.\n",
+            ctx.test_pattern.join(", ")
+        );
+    }
+    p.push_str("## The user's overall request, for context\n\n");
+    push_fenced(&mut p, &ctx.request);
+    p.push('\n');
+    push_feedback(&mut p, ctx, "Your previous attempt was refused");
+    push_context(&mut p, ctx);
+    p
+}
+
 fn push_feedback(p: &mut String, ctx: &Context, title: &str) {
     if ctx.feedback.is_empty() {
         return;
