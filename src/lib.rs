@@ -15,6 +15,7 @@ pub mod process;
 pub mod project;
 pub mod prompt;
 pub mod scripted;
+pub mod state;
 pub mod tmux;
 pub mod watch;
 pub mod workers;

@@ -1,0 +1,21 @@
+//! A run's state and where it lives. Every change is first appended to the run's journal
+//! (`events.jsonl`) and synced, and only then takes effect; the state is what replaying the
+//! journal gives. So `orch status` reads a run without its engine, and a new engine picks up
+//! where a dead one stopped. The project lock keeps one engine per project.
+
+mod event;
+mod journal;
+mod lock;
+mod run_dir;
+mod run_state;
+mod status;
+
+#[cfg(test)]
+mod replay_tests;
+
+pub use event::{Event, Outcome, Record, now_ms};
+pub use journal::{Journal, Replay, read_journal};
+pub use lock::{EngineLock, LockError, UpLock, holder};
+pub use run_dir::{RunDir, RunInfo, is_run_id};
+pub use run_state::{Phase, PlanningState, RunState, TaskState, TaskStatus, ViolationRecord};
+pub use status::{PlanningView, Status, TaskView, ViolationView};

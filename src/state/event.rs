@@ -1,0 +1,212 @@
+//! The journal's vocabulary: one event per state transition. Each event carries everything its
+//! transition needs (a whole plan, a refusal's problems, a retry's reasons), because replay
+//! reads nothing but the journal.
+
+use serde::{Deserialize, Serialize};
+
+use crate::plan::{Plan, TaskId};
+
+/// One line of `events.jsonl`: `{"t":<ms>,"event":"<name>",...fields}`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Record {
+    /// Milliseconds since the Unix epoch, taken when the event was journaled.
+    pub t: u64,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// Written by `orch up` once the run directory is complete, before the engine exists.
+    RunStarted {
+        run_id: String,
+        request_bytes: usize,
+    },
+    EngineStarted {
+        pid: u32,
+    },
+    /// A new engine took over a run that had ended `interrupted` (or `stopped`): the run goes
+    /// back to where it was, and the engine reconciles what is still alive.
+    RunResumed {},
+    SnapshotTaken {
+        tree: String,
+    },
+    PlanningStarted {
+        attempt: u32,
+    },
+    PlanningAgentStarted {
+        attempt: u32,
+        pane: String,
+        pid: u32,
+    },
+    /// The attempt's plan was refused; `problems` become the next attempt's feedback.
+    PlanningRefused {
+        attempt: u32,
+        problems: Vec<String>,
+    },
+    PlanAccepted {
+        plan: Plan,
+    },
+    /// Planning gave up for good; a `RunFinished` follows.
+    PlanningFailed {
+        reason: String,
+    },
+    /// Written before the task's window is created, so that a crash in between still leaves
+    /// a trace of the attempt (and its directory) to reconcile.
+    TaskStarted {
+        task: TaskId,
+        attempt: u32,
+    },
+    TaskAgentStarted {
+        task: TaskId,
+        attempt: u32,
+        pane: String,
+        window: String,
+        pid: u32,
+    },
+    /// The agent's process ended; the task stays `running` until it is judged done or failed.
+    TaskExited {
+        task: TaskId,
+        attempt: u32,
+        code: Option<i32>,
+        signal: Option<i32>,
+    },
+    TaskDone {
+        task: TaskId,
+        attempt: u32,
+    },
+    /// Failed for good: no attempt follows. Its dependents get `TaskBlocked`.
+    TaskFailed {
+        task: TaskId,
+        attempt: u32,
+        reason: String,
+    },
+    /// The attempt failed but another is allowed: back to `pending`, with the reasons the next
+    /// attempt's prompt must carry.
+    TaskRequeued {
+        task: TaskId,
+        attempt: u32,
+        reasons: Vec<String>,
+    },
+    TaskBlocked {
+        task: TaskId,
+        reason: String,
+    },
+    Violation {
+        n: u32,
+        path: String,
+        /// created | modified | removed
+        change: String,
+        suspects: Vec<TaskId>,
+        /// recorded | reverted | deleted | stopped | found-by-sweep
+        action: String,
+        /// Where the violating content was saved, relative to the run directory.
+        saved: Option<String>,
+    },
+    RunFinished {
+        outcome: Outcome,
+        reason: Option<String>,
+    },
+    EngineStopped {
+        reason: String,
+    },
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Succeeded,
+    Failed,
+    /// Stopped on purpose (`orch down`).
+    Stopped,
+    /// The engine was interrupted (signal, closed window); `orch resume` may pick it up.
+    Interrupted,
+}
+
+impl Outcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Failed => "failed",
+            Outcome::Stopped => "stopped",
+            Outcome::Interrupted => "interrupted",
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_is_one_flat_json_object() {
+        let record = Record {
+            t: 5,
+            event: Event::TaskExited {
+                task: TaskId::new("2"),
+                attempt: 1,
+                code: Some(0),
+                signal: None,
+            },
+        };
+        let line = serde_json::to_string(&record).unwrap();
+        assert_eq!(
+            line,
+            r#"{"t":5,"event":"task_exited","task":2,"attempt":1,"code":0,"signal":null}"#
+        );
+        let back: Record = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, record);
+    }
+
+    #[test]
+    fn every_shape_round_trips() {
+        let plan: Plan = serde_json::from_str(
+            r#"{"specs":[{"file":"s.md"}],"tasks":[{"id":"api","agent":"a","task":"t","files":["x"]}]}"#,
+        )
+        .unwrap();
+        let events = vec![
+            Event::RunResumed {},
+            Event::PlanAccepted { plan },
+            Event::RunFinished {
+                outcome: Outcome::Interrupted,
+                reason: None,
+            },
+            Event::Violation {
+                n: 1,
+                path: "a b\n".into(),
+                change: "created".into(),
+                suspects: vec![TaskId::new("1"), TaskId::new("api")],
+                action: "found-by-sweep".into(),
+                saved: Some("violations/1/a b".into()),
+            },
+        ];
+        for event in events {
+            let record = Record { t: 1, event };
+            let line = serde_json::to_string(&record).unwrap();
+            assert!(!line.contains('\n'), "{line}");
+            assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), record);
+        }
+    }
+
+    #[test]
+    fn unknown_fields_from_a_newer_orch_are_ignored() {
+        let line = r#"{"t":1,"event":"engine_started","pid":7,"host":"x"}"#;
+        let record: Record = serde_json::from_str(line).unwrap();
+        assert_eq!(record.event, Event::EngineStarted { pid: 7 });
+    }
+}

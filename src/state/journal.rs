@@ -1,0 +1,399 @@
+//! The journal, `events.jsonl`: one JSON record per line, appended and synced before the event
+//! takes effect. Reading never fails on a bad line: a line torn by a crash, or being written
+//! right now, is skipped with a warning, so that `orch status` works on any journal.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write as _};
+use std::os::unix::fs::FileExt as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+use super::event::{Event, Record, now_ms};
+
+/// The run's journal, open for appending. Only the engine (and `orch up`, before the engine
+/// starts) writes it; the project lock keeps writers to one.
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    file: File,
+    /// Length after the last complete record: a failed write is cut back to it, so that the
+    /// next record never lands glued to a fragment.
+    len: u64,
+    repaired: Option<String>,
+}
+
+/// What `read_journal` found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Replay {
+    pub records: Vec<Record>,
+    /// Lines skipped, each saying which and why.
+    pub warnings: Vec<String>,
+}
+
+impl Journal {
+    /// Opens (creating) the journal for appending. A torn last line left by a crash is cut
+    /// off first (and kept in `events.jsonl.torn`): its record was never acknowledged, and
+    /// the next record must start on a line of its own.
+    pub fn open(path: &Path) -> anyhow::Result<Journal> {
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(|e| io_error(path, "open", &e))?;
+        let mut journal = Journal {
+            path: path.to_path_buf(),
+            len: 0,
+            file,
+            repaired: None,
+        };
+        journal.len = journal
+            .file
+            .metadata()
+            .map_err(|e| io_error(path, "read", &e))?
+            .len();
+        journal.cut_torn_tail()?;
+        Ok(journal)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Set when `open` cut a torn last line off: what it did, for the engine to show.
+    pub fn repaired(&self) -> Option<&str> {
+        self.repaired.as_deref()
+    }
+
+    /// Journals `event` now: one line, written and synced to disk before this returns. Only
+    /// then may the caller act on it.
+    pub fn append(&mut self, event: Event) -> anyhow::Result<Record> {
+        self.append_at(now_ms(), event)
+    }
+
+    /// Like `append`, with the time given (tests, and callers that already took it).
+    pub fn append_at(&mut self, t: u64, event: Event) -> anyhow::Result<Record> {
+        let record = Record { t, event };
+        let mut line = serde_json::to_string(&record).context("failed to encode an event")?;
+        line.push('\n');
+        let written = self
+            .file
+            .write_all(line.as_bytes())
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            // Best effort: if even this fails, the next open cuts the fragment off.
+            let _ = self.file.set_len(self.len);
+            return Err(io_error(&self.path, "write", &e)
+                .context("the event was not recorded, so orch did not act on it"));
+        }
+        self.len += line.len() as u64;
+        Ok(record)
+    }
+
+    fn cut_torn_tail(&mut self) -> anyhow::Result<()> {
+        if self.len == 0 {
+            return Ok(());
+        }
+        let mut last = [0u8];
+        self.file
+            .read_exact_at(&mut last, self.len - 1)
+            .map_err(|e| io_error(&self.path, "read", &e))?;
+        if last[0] == b'\n' {
+            return Ok(());
+        }
+        let keep = self.last_newline()?.map_or(0, |at| at + 1);
+        let mut torn = vec![0u8; usize::try_from(self.len - keep).unwrap_or(0)];
+        self.file
+            .read_exact_at(&mut torn, keep)
+            .map_err(|e| io_error(&self.path, "read", &e))?;
+        let torn_bytes = torn.len();
+        torn.push(b'\n');
+        let aside = self.path.with_extension("jsonl.torn");
+        let saved = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&aside)
+            .and_then(|mut f| f.write_all(&torn));
+        self.file
+            .set_len(keep)
+            .and_then(|()| self.file.sync_data())
+            .map_err(|e| io_error(&self.path, "repair", &e))?;
+        self.repaired = Some(format!(
+            "{}: cut off a torn last line ({} bytes, from a crash mid-write){}",
+            self.path.display(),
+            torn_bytes,
+            match saved {
+                Ok(()) => format!("; kept in {}", aside.display()),
+                Err(_) => String::new(),
+            }
+        ));
+        self.len = keep;
+        Ok(())
+    }
+
+    /// Offset of the last `\n`, searching back from the end in blocks.
+    fn last_newline(&self) -> anyhow::Result<Option<u64>> {
+        const BLOCK: u64 = 64 * 1024;
+        let mut end = self.len;
+        let mut buf = Vec::new();
+        while end > 0 {
+            let start = end.saturating_sub(BLOCK);
+            buf.resize(usize::try_from(end - start).unwrap_or(0), 0);
+            self.file
+                .read_exact_at(&mut buf, start)
+                .map_err(|e| io_error(&self.path, "read", &e))?;
+            if let Some(i) = buf.iter().rposition(|&b| b == b'\n') {
+                return Ok(Some(start + i as u64));
+            }
+            end = start;
+        }
+        Ok(None)
+    }
+}
+
+/// Reads a journal for replay. A missing file is an empty journal; a line that is not a valid
+/// record is skipped with a warning (the last one is expected now and then: a crash mid-write,
+/// or the engine writing it right now).
+pub fn read_journal(path: &Path) -> anyhow::Result<Replay> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Replay::default()),
+        Err(e) => return Err(io_error(path, "read", &e)),
+    };
+    let mut replay = Replay::default();
+    let complete = bytes.ends_with(b"\n");
+    let mut lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+    // `split` yields an empty piece after the final newline; without one, the last piece is
+    // the torn line.
+    let torn = lines.pop().filter(|_| !complete);
+    let count = lines.len();
+    for (i, line) in lines.into_iter().enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<Record>(line) {
+            Ok(record) => replay.records.push(record),
+            Err(e) if i + 1 == count && torn.is_none() => replay.warnings.push(format!(
+                "{} line {}: the last record is unreadable ({e}), most likely torn by a crash: skipped",
+                path.display(),
+                i + 1
+            )),
+            Err(e) => replay.warnings.push(format!(
+                "{} line {}: not a valid record ({e}): skipped; the state shown may miss that event",
+                path.display(),
+                i + 1
+            )),
+        }
+    }
+    if let Some(torn) = torn.filter(|t| !t.is_empty()) {
+        replay.warnings.push(format!(
+            "{} line {}: the last line is incomplete ({} bytes without a newline: being written \
+             right now, or torn by a crash): skipped",
+            path.display(),
+            count + 1,
+            torn.len()
+        ));
+    }
+    Ok(replay)
+}
+
+/// An I/O error on `.orch/`, saying what to do about the usual causes.
+fn io_error(path: &Path, doing: &str, e: &io::Error) -> anyhow::Error {
+    let advice = match e.kind() {
+        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+            "orch keeps each run's state under .orch/ in the project: make it writable by this \
+             user (e.g. `chmod -R u+w .orch`), or run orch as the user who owns it"
+        }
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
+            "the disk is full: free some space (old runs under .orch/runs/ may go), then \
+             `orch resume`"
+        }
+        io::ErrorKind::NotFound => {
+            "its run directory is missing: it may have been deleted; start a new run with `orch up`"
+        }
+        _ => "check that .orch/ is on a local, writable file system",
+    };
+    anyhow::anyhow!(
+        "failed to {doing} the journal {}: {e}; {advice}",
+        path.display()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Outcome;
+
+    fn started(pid: u32) -> Event {
+        Event::EngineStarted { pid }
+    }
+
+    #[test]
+    fn appended_records_read_back_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let mut journal = Journal::open(&path).unwrap();
+        let a = journal.append(started(1)).unwrap();
+        let b = journal
+            .append(Event::RunFinished {
+                outcome: Outcome::Succeeded,
+                reason: Some("two\nlines".into()),
+            })
+            .unwrap();
+        drop(journal);
+        // Reopening appends after what is there.
+        let c = Journal::open(&path).unwrap().append(started(3)).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 3, "{text}");
+        let replay = read_journal(&path).unwrap();
+        assert_eq!(replay.records, vec![a, b, c]);
+        assert!(replay.warnings.is_empty());
+    }
+
+    #[test]
+    fn a_missing_journal_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let replay = read_journal(&dir.path().join("nope.jsonl")).unwrap();
+        assert_eq!(replay, Replay::default());
+    }
+
+    #[test]
+    fn a_torn_last_line_is_skipped_with_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let mut journal = Journal::open(&path).unwrap();
+        journal.append(started(1)).unwrap();
+        drop(journal);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(br#"{"t":2,"event":"engine_sta"#).unwrap();
+        let replay = read_journal(&path).unwrap();
+        assert_eq!(replay.records.len(), 1);
+        assert_eq!(replay.warnings.len(), 1);
+        assert!(
+            replay.warnings[0].contains("line 2"),
+            "{:?}",
+            replay.warnings
+        );
+        assert!(replay.warnings[0].contains("incomplete"));
+    }
+
+    #[test]
+    fn valid_json_without_its_newline_is_still_torn() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        std::fs::write(&path, r#"{"t":2,"event":"engine_started","pid":1}"#).unwrap();
+        let replay = read_journal(&path).unwrap();
+        assert!(replay.records.is_empty());
+        assert_eq!(replay.warnings.len(), 1);
+    }
+
+    #[test]
+    fn an_unreadable_last_line_with_its_newline_is_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        std::fs::write(
+            &path,
+            "{\"t\":1,\"event\":\"engine_started\",\"pid\":1}\n{\"t\":\n",
+        )
+        .unwrap();
+        let replay = read_journal(&path).unwrap();
+        assert_eq!(replay.records.len(), 1);
+        assert!(
+            replay.warnings[0].contains("torn by a crash"),
+            "{:?}",
+            replay.warnings
+        );
+    }
+
+    #[test]
+    fn a_bad_middle_line_is_warned_by_number_and_the_rest_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        std::fs::write(
+            &path,
+            "{\"t\":1,\"event\":\"engine_started\",\"pid\":1}\n\
+             garbage \u{ff}\n\
+             {\"t\":3,\"event\":\"no_such_event\"}\n\
+             \n\
+             {\"t\":4,\"event\":\"engine_started\",\"pid\":4}\n",
+        )
+        .unwrap();
+        let replay = read_journal(&path).unwrap();
+        assert_eq!(replay.records.len(), 2);
+        assert_eq!(replay.warnings.len(), 2, "{:?}", replay.warnings);
+        assert!(replay.warnings[0].contains("line 2"));
+        assert!(replay.warnings[1].contains("line 3"));
+        assert!(replay.warnings[1].contains("no_such_event"));
+    }
+
+    #[test]
+    fn open_cuts_a_torn_tail_so_the_next_record_stands_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        std::fs::write(
+            &path,
+            "{\"t\":1,\"event\":\"engine_started\",\"pid\":1}\n{\"t\":2,\"ev",
+        )
+        .unwrap();
+        let mut journal = Journal::open(&path).unwrap();
+        assert!(journal.repaired().unwrap().contains("torn"));
+        journal.append(started(3)).unwrap();
+        let replay = read_journal(&path).unwrap();
+        assert!(replay.warnings.is_empty(), "{:?}", replay.warnings);
+        assert_eq!(replay.records.len(), 2);
+        let aside = std::fs::read_to_string(dir.path().join("events.jsonl.torn")).unwrap();
+        assert_eq!(aside, "{\"t\":2,\"ev\n");
+    }
+
+    #[test]
+    fn a_journal_that_is_one_torn_line_is_cut_to_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        std::fs::write(&path, "{\"t\":2").unwrap();
+        let mut journal = Journal::open(&path).unwrap();
+        journal.append(started(3)).unwrap();
+        assert_eq!(read_journal(&path).unwrap().records.len(), 1);
+    }
+
+    #[test]
+    fn an_unwritable_run_directory_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Journal::open(&dir.path().join("gone/events.jsonl")).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("gone/events.jsonl") && msg.contains("orch up"),
+            "{msg}"
+        );
+
+        use std::os::unix::fs::PermissionsExt as _;
+        let ro = dir.path().join("ro");
+        std::fs::create_dir(&ro).unwrap();
+        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o500)).unwrap();
+        // root ignores permissions: nothing to check then.
+        if let Err(err) = Journal::open(&ro.join("events.jsonl")) {
+            let msg = format!("{err:#}");
+            assert!(
+                msg.contains("ro/events.jsonl") && msg.contains("writable"),
+                "{msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn io_errors_say_what_to_do() {
+        let path = Path::new("/p/.orch/runs/r/events.jsonl");
+        let denied = io_error(
+            path,
+            "open",
+            &io::Error::from(io::ErrorKind::PermissionDenied),
+        );
+        let msg = denied.to_string();
+        assert!(
+            msg.contains("/p/.orch/runs/r/events.jsonl") && msg.contains("chmod"),
+            "{msg}"
+        );
+        let full = io_error(path, "write", &io::Error::from(io::ErrorKind::StorageFull));
+        assert!(full.to_string().contains("free some space"), "{full}");
+    }
+}

@@ -1,0 +1,411 @@
+//! The run's state, as the journal tells it. `apply` is the only way it changes, so the
+//! engine's live state and a replay of its journal are the same by construction.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::plan::{Plan, TaskId};
+
+use super::event::{Event, Outcome, Record};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Phase {
+    /// Nothing journaled yet beyond the run's start.
+    #[default]
+    Starting,
+    Planning,
+    Running,
+    Finished(Outcome),
+}
+
+impl Phase {
+    /// starting | planning | running | succeeded | failed | stopped | interrupted
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Starting => "starting",
+            Phase::Planning => "planning",
+            Phase::Running => "running",
+            Phase::Finished(outcome) => outcome.name(),
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskStatus {
+    #[default]
+    Pending,
+    /// From `TaskStarted` until judged done or failed, including after its agent exited.
+    Running,
+    Done,
+    /// Failed for good.
+    Failed,
+    /// A task it depends on failed for good.
+    Blocked,
+}
+
+impl TaskStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            TaskStatus::Pending => "pending",
+            TaskStatus::Running => "running",
+            TaskStatus::Done => "done",
+            TaskStatus::Failed => "failed",
+            TaskStatus::Blocked => "blocked",
+        }
+    }
+}
+
+impl std::fmt::Display for TaskStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PlanningState {
+    /// The latest attempt started (0: none yet).
+    pub attempt: u32,
+    pub pane: Option<String>,
+    pub pid: Option<u32>,
+    /// Why the latest attempt was refused: the next attempt's feedback.
+    pub problems: Vec<String>,
+    /// Why planning gave up, once it has.
+    pub failed: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskState {
+    pub id: TaskId,
+    pub agent: String,
+    pub task_text: String,
+    pub files: Vec<String>,
+    pub depends_on: Vec<TaskId>,
+    pub state: TaskStatus,
+    /// Attempts started so far; the current (or last) attempt's number.
+    pub attempts: u32,
+    pub pane: Option<String>,
+    pub window: Option<String>,
+    pub pid: Option<u32>,
+    pub started_at_ms: Option<u64>,
+    pub ended_at_ms: Option<u64>,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    /// Why it failed or is blocked; while pending again, why the last attempt was refused.
+    pub reason: Option<String>,
+    /// The reasons the next attempt's prompt must carry (from `TaskRequeued`).
+    pub feedback: Vec<String>,
+}
+
+impl TaskState {
+    fn from_plan(task: &crate::plan::Task) -> TaskState {
+        TaskState {
+            id: task.id.clone(),
+            agent: task.agent.clone(),
+            task_text: task.task.clone(),
+            files: task.files.clone(),
+            depends_on: task.depends_on.clone(),
+            state: TaskStatus::Pending,
+            attempts: 0,
+            pane: None,
+            window: None,
+            pid: None,
+            started_at_ms: None,
+            ended_at_ms: None,
+            exit_code: None,
+            signal: None,
+            reason: None,
+            feedback: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViolationRecord {
+    pub n: u32,
+    pub path: String,
+    pub change: String,
+    pub suspects: Vec<TaskId>,
+    pub action: String,
+    pub saved: Option<String>,
+    pub at_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RunState {
+    pub run_id: String,
+    pub request_bytes: Option<usize>,
+    pub phase: Phase,
+    pub started_at_ms: Option<u64>,
+    pub finished_at_ms: Option<u64>,
+    pub finish_reason: Option<String>,
+    /// The latest engine's pid (kept after it stops: whether it is alive is the lock's say).
+    pub engine_pid: Option<u32>,
+    /// Why the latest engine stopped, if it said.
+    pub engine_stopped: Option<String>,
+    pub snapshot_tree: Option<String>,
+    pub planning: PlanningState,
+    /// By id; `tasks_in_order` gives plan order.
+    pub tasks: BTreeMap<TaskId, TaskState>,
+    pub violations: Vec<ViolationRecord>,
+    /// Events that did not fit the state (an unknown task, a stale attempt): ignored, and
+    /// kept here so that `orch status` can show them rather than hide them.
+    pub anomalies: Vec<String>,
+    plan: Option<Plan>,
+    order: Vec<TaskId>,
+}
+
+impl RunState {
+    pub fn replay<'a>(records: impl IntoIterator<Item = &'a Record>) -> RunState {
+        let mut state = RunState::default();
+        for record in records {
+            state.apply(record);
+        }
+        state
+    }
+
+    pub fn apply(&mut self, record: &Record) {
+        let t = record.t;
+        match &record.event {
+            Event::RunStarted {
+                run_id,
+                request_bytes,
+            } => {
+                self.run_id.clone_from(run_id);
+                self.request_bytes = Some(*request_bytes);
+                self.started_at_ms = Some(t);
+            }
+            Event::EngineStarted { pid } => {
+                self.engine_pid = Some(*pid);
+                self.engine_stopped = None;
+            }
+            Event::EngineStopped { reason } => self.engine_stopped = Some(reason.clone()),
+            Event::RunResumed {} => {
+                self.phase = if self.plan.is_some() {
+                    Phase::Running
+                } else if self.planning.attempt > 0 {
+                    Phase::Planning
+                } else {
+                    Phase::Starting
+                };
+                self.finished_at_ms = None;
+                self.finish_reason = None;
+            }
+            Event::SnapshotTaken { tree } => self.snapshot_tree = Some(tree.clone()),
+            Event::PlanningStarted { attempt } => {
+                self.phase = Phase::Planning;
+                self.planning.attempt = *attempt;
+                self.planning.pane = None;
+                self.planning.pid = None;
+            }
+            Event::PlanningAgentStarted { attempt, pane, pid } => {
+                if *attempt != self.planning.attempt {
+                    return self.anomaly(t, format!("planner attempt {attempt} is not current"));
+                }
+                self.planning.pane = Some(pane.clone());
+                self.planning.pid = Some(*pid);
+            }
+            Event::PlanningRefused { attempt, problems } => {
+                if *attempt != self.planning.attempt {
+                    return self.anomaly(t, format!("planner attempt {attempt} is not current"));
+                }
+                self.planning.problems.clone_from(problems);
+                self.planning.pane = None;
+                self.planning.pid = None;
+            }
+            Event::PlanningFailed { reason } => {
+                self.planning.failed = Some(reason.clone());
+                self.planning.pane = None;
+                self.planning.pid = None;
+            }
+            Event::PlanAccepted { plan } => self.accept(plan),
+            Event::RunFinished { outcome, reason } => {
+                self.phase = Phase::Finished(*outcome);
+                self.finish_reason.clone_from(reason);
+                self.finished_at_ms = Some(t);
+            }
+            Event::Violation {
+                n,
+                path,
+                change,
+                suspects,
+                action,
+                saved,
+            } => self.violations.push(ViolationRecord {
+                n: *n,
+                path: path.clone(),
+                change: change.clone(),
+                suspects: suspects.clone(),
+                action: action.clone(),
+                saved: saved.clone(),
+                at_ms: t,
+            }),
+            event => self.apply_task(t, event),
+        }
+    }
+
+    fn accept(&mut self, plan: &Plan) {
+        self.phase = Phase::Running;
+        self.planning.pane = None;
+        self.planning.pid = None;
+        self.tasks = plan
+            .tasks
+            .iter()
+            .map(|task| (task.id.clone(), TaskState::from_plan(task)))
+            .collect();
+        self.order = plan.tasks.iter().map(|t| t.id.clone()).collect();
+        // A duplicated id keeps one entry: the order must not list it twice.
+        let mut seen = BTreeSet::new();
+        self.order.retain(|id| seen.insert(id.clone()));
+        self.plan = Some(plan.clone());
+    }
+
+    fn apply_task(&mut self, t: u64, event: &Event) {
+        let (id, attempt) = match event {
+            Event::TaskStarted { task, attempt }
+            | Event::TaskAgentStarted { task, attempt, .. }
+            | Event::TaskExited { task, attempt, .. }
+            | Event::TaskDone { task, attempt }
+            | Event::TaskFailed { task, attempt, .. }
+            | Event::TaskRequeued { task, attempt, .. } => (task, Some(*attempt)),
+            Event::TaskBlocked { task, .. } => (task, None),
+            _ => return,
+        };
+        let Some(task) = self.tasks.get_mut(id) else {
+            return self.anomaly(t, format!("task {id} is not in the plan"));
+        };
+        let stale = match event {
+            Event::TaskStarted { .. } => None,
+            _ => attempt.filter(|&a| a != task.attempts),
+        };
+        if let Some(a) = stale {
+            let current = task.attempts;
+            return self.anomaly(
+                t,
+                format!("task {id} attempt {a} is not current (attempt {current})"),
+            );
+        }
+        match event {
+            Event::TaskStarted { attempt, .. } => {
+                task.state = TaskStatus::Running;
+                task.attempts = *attempt;
+                task.started_at_ms = Some(t);
+                task.ended_at_ms = None;
+                task.pane = None;
+                task.window = None;
+                task.pid = None;
+                task.exit_code = None;
+                task.signal = None;
+                task.reason = None;
+            }
+            Event::TaskAgentStarted {
+                pane, window, pid, ..
+            } => {
+                task.pane = Some(pane.clone());
+                task.window = Some(window.clone());
+                task.pid = Some(*pid);
+            }
+            Event::TaskExited { code, signal, .. } => {
+                task.exit_code = *code;
+                task.signal = *signal;
+                task.ended_at_ms = Some(t);
+            }
+            Event::TaskDone { .. } => {
+                task.state = TaskStatus::Done;
+                task.ended_at_ms.get_or_insert(t);
+                task.feedback.clear();
+            }
+            Event::TaskFailed { reason, .. } => {
+                task.state = TaskStatus::Failed;
+                task.reason = Some(reason.clone());
+                if task.started_at_ms.is_some() {
+                    task.ended_at_ms.get_or_insert(t);
+                }
+            }
+            Event::TaskRequeued { reasons, .. } => {
+                task.state = TaskStatus::Pending;
+                task.reason = Some(reasons.join("; "));
+                task.feedback.clone_from(reasons);
+                task.ended_at_ms.get_or_insert(t);
+            }
+            Event::TaskBlocked { reason, .. } => {
+                task.state = TaskStatus::Blocked;
+                task.reason = Some(reason.clone());
+            }
+            _ => {}
+        }
+    }
+
+    fn anomaly(&mut self, t: u64, what: String) {
+        self.anomalies
+            .push(format!("at {t}: {what}: event ignored"));
+    }
+
+    /// The accepted plan, once there is one.
+    pub fn plan(&self) -> Option<&Plan> {
+        self.plan.as_ref()
+    }
+
+    /// The latest planning attempt started (0: none).
+    pub fn planning_attempt(&self) -> u32 {
+        self.planning.attempt
+    }
+
+    pub fn is_finished(&self) -> bool {
+        matches!(self.phase, Phase::Finished(_))
+    }
+
+    pub fn outcome(&self) -> Option<Outcome> {
+        match self.phase {
+            Phase::Finished(outcome) => Some(outcome),
+            _ => None,
+        }
+    }
+
+    pub fn task(&self, id: &TaskId) -> Option<&TaskState> {
+        self.tasks.get(id)
+    }
+
+    /// The tasks in plan order.
+    pub fn tasks_in_order(&self) -> impl Iterator<Item = &TaskState> {
+        self.order.iter().filter_map(|id| self.tasks.get(id))
+    }
+
+    /// The running tasks, in plan order.
+    pub fn running(&self) -> impl Iterator<Item = &TaskState> {
+        self.tasks_in_order()
+            .filter(|t| t.state == TaskStatus::Running)
+    }
+
+    /// Whether a plan was accepted and none of its tasks is pending or running.
+    pub fn is_settled(&self) -> bool {
+        self.plan.is_some()
+            && self
+                .tasks
+                .values()
+                .all(|t| !matches!(t.state, TaskStatus::Pending | TaskStatus::Running))
+    }
+
+    /// Every task that depends on `id`, directly or not, in plan order.
+    pub fn dependents_of(&self, id: &TaskId) -> Vec<TaskId> {
+        let mut found: BTreeSet<&TaskId> = BTreeSet::new();
+        let mut frontier = vec![id];
+        while let Some(current) = frontier.pop() {
+            for task in self.tasks.values() {
+                if task.depends_on.contains(current) && &task.id != id && found.insert(&task.id) {
+                    frontier.push(&task.id);
+                }
+            }
+        }
+        self.order
+            .iter()
+            .filter(|t| found.contains(t))
+            .cloned()
+            .collect()
+    }
+}

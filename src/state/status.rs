@@ -1,0 +1,132 @@
+//! `orch status --json`: the run state as a stable JSON shape for scripts and tests. Field
+//! names here are a public interface: add, do not rename.
+
+use serde::Serialize;
+
+use crate::plan::TaskId;
+
+use super::run_state::{RunState, TaskStatus};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Status {
+    pub run_id: String,
+    /// starting | planning | running | succeeded | failed | stopped | interrupted, as the
+    /// journal says: a run whose engine died unannounced stays `running` with
+    /// `engine_alive: false`.
+    pub phase: &'static str,
+    pub engine_alive: bool,
+    pub engine_pid: Option<u32>,
+    pub started_at_ms: Option<u64>,
+    pub finished_at_ms: Option<u64>,
+    /// Why the run finished as it did.
+    pub reason: Option<String>,
+    pub planning: PlanningView,
+    /// In plan order.
+    pub tasks: Vec<TaskView>,
+    pub violations: Vec<ViolationView>,
+    /// Journal events that did not fit the state and were ignored.
+    pub anomalies: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlanningView {
+    pub attempt: u32,
+    /// Why the latest attempt was refused.
+    pub problems: Vec<String>,
+    /// Why planning gave up.
+    pub failed: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskView {
+    /// A number or a string, as in the plan.
+    pub id: TaskId,
+    pub agent: String,
+    /// pending | running | done | failed | blocked
+    pub state: TaskStatus,
+    pub files: Vec<String>,
+    pub depends_on: Vec<TaskId>,
+    pub attempts: u32,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub reason: Option<String>,
+    pub started_at_ms: Option<u64>,
+    pub ended_at_ms: Option<u64>,
+    pub pane: Option<String>,
+    pub window: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ViolationView {
+    pub n: u32,
+    pub path: String,
+    /// created | modified | removed
+    pub change: String,
+    pub suspects: Vec<TaskId>,
+    /// recorded | reverted | deleted | stopped | found-by-sweep
+    pub action: String,
+    /// Milliseconds since the epoch.
+    pub at: u64,
+    /// Where the violating content was saved, relative to the run directory.
+    pub saved: Option<String>,
+}
+
+impl RunState {
+    /// The status view. `engine_alive` comes from the project lock, not the journal: a crashed
+    /// engine never says it stopped.
+    pub fn status(&self, engine_alive: bool) -> Status {
+        Status {
+            run_id: self.run_id.clone(),
+            phase: self.phase.name(),
+            engine_alive,
+            engine_pid: self.engine_pid,
+            started_at_ms: self.started_at_ms,
+            finished_at_ms: self.finished_at_ms,
+            reason: self.finish_reason.clone(),
+            planning: PlanningView {
+                attempt: self.planning.attempt,
+                problems: self.planning.problems.clone(),
+                failed: self.planning.failed.clone(),
+            },
+            tasks: self
+                .tasks_in_order()
+                .map(|t| TaskView {
+                    id: t.id.clone(),
+                    agent: t.agent.clone(),
+                    state: t.state,
+                    files: t.files.clone(),
+                    depends_on: t.depends_on.clone(),
+                    attempts: t.attempts,
+                    exit_code: t.exit_code,
+                    signal: t.signal,
+                    reason: t.reason.clone(),
+                    started_at_ms: t.started_at_ms,
+                    ended_at_ms: t.ended_at_ms,
+                    pane: t.pane.clone(),
+                    window: t.window.clone(),
+                })
+                .collect(),
+            violations: self
+                .violations
+                .iter()
+                .map(|v| ViolationView {
+                    n: v.n,
+                    path: v.path.clone(),
+                    change: v.change.clone(),
+                    suspects: v.suspects.clone(),
+                    action: v.action.clone(),
+                    at: v.at_ms,
+                    saved: v.saved.clone(),
+                })
+                .collect(),
+            anomalies: self.anomalies.clone(),
+        }
+    }
+
+    /// [`RunState::status`] as JSON.
+    pub fn status_json(&self, engine_alive: bool) -> serde_json::Value {
+        // Only map keys that are not strings can fail to serialize, and Status has none.
+        serde_json::to_value(self.status(engine_alive))
+            .unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }))
+    }
+}
