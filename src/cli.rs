@@ -79,6 +79,13 @@ enum Command {
         /// The prompt file, with its ORCH_CONTEXT line.
         prompt_file: PathBuf,
     },
+
+    /// Run one agent from its launch spec (orch's launchers call this).
+    #[command(hide = true)]
+    AgentRun {
+        /// The launch spec (launch.json) written next to the launcher.
+        spec: PathBuf,
+    },
 }
 
 /// Runs orch with these arguments and returns the process's exit code.
@@ -114,6 +121,7 @@ fn execute(cli: Cli) -> anyhow::Result<u8> {
         Command::ScriptedAgent { prompt_file } => {
             crate::scripted::run(&prompt_file).map(|code| code.clamp(0, 255) as u8)
         }
+        Command::AgentRun { spec } => crate::agent_run::run(&spec),
     }
 }
 

@@ -2,11 +2,13 @@
 //! each own their files, a judge checks the result. See README.md for the user's view and
 //! its Architecture section for how these modules fit together.
 
+pub mod agent_run;
 mod cli;
 mod commands;
 pub mod config;
 pub mod dispatcher;
 pub mod error;
+pub mod launcher;
 pub mod layout;
 pub mod paths;
 pub mod plan;

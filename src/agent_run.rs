@@ -1,0 +1,515 @@
+//! `orch agent-run SPEC`: what a task's tmux pane runs (through its launcher, see
+//! [`crate::launcher`]). Runs the agent with no shell, copies what it prints to the pane and to
+//! the logs as it arrives, and records how it ended in `exit.json`, which is how the engine
+//! learns that a task's agent is done, whether it exited, was stopped, or never started.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::unix::process::ExitStatusExt as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+use crate::launcher::{self, LaunchSpec};
+
+/// The code recorded when the agent could not be started, as a shell does for a command it
+/// cannot run.
+pub const NOT_STARTED: i32 = 127;
+
+/// How long to keep copying output after the agent exited. Only a process the agent left
+/// behind, still holding its stdout or stderr, keeps the pipes open that long; the engine
+/// must not wait on it for `exit.json`.
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
+
+/// How the agent ended: the content of `exit.json`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ExitRecord {
+    /// The exit status, when it exited (127 when it could not be started).
+    pub code: Option<i32>,
+    /// The signal that killed it, when one did.
+    pub signal: Option<i32>,
+    /// Milliseconds since the Unix epoch.
+    pub started_at_ms: u64,
+    pub ended_at_ms: u64,
+}
+
+impl ExitRecord {
+    pub fn read(path: &Path) -> anyhow::Result<ExitRecord> {
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("cannot read the agent's exit record {}", path.display()))?;
+        serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "the agent's exit record {} is not valid; it is written by `orch agent-run`, \
+                 so run the task again",
+                path.display()
+            )
+        })
+    }
+
+    /// E.g. "exited with status 3", "killed by signal 9 (SIGKILL)".
+    pub fn describe(&self) -> String {
+        match (self.code, self.signal) {
+            (_, Some(sig)) => match signal_name(sig) {
+                Some(name) => format!("killed by signal {sig} ({name})"),
+                None => format!("killed by signal {sig}"),
+            },
+            (Some(code), None) => format!("exited with status {code}"),
+            (None, None) => "ended without an exit status".to_string(),
+        }
+    }
+
+    /// The exit code a shell would report: the status, or 128 + the signal.
+    pub fn exit_code(&self) -> u8 {
+        match (self.code, self.signal) {
+            (_, Some(sig)) => u8::try_from(128 + sig.clamp(0, 127)).unwrap_or(255),
+            (Some(code), None) => u8::try_from(code).unwrap_or(1),
+            (None, None) => 1,
+        }
+    }
+}
+
+/// The usual name of a signal, e.g. "SIGTERM".
+pub fn signal_name(sig: i32) -> Option<&'static str> {
+    const NAMES: &[(i32, &str)] = &[
+        (libc::SIGHUP, "SIGHUP"),
+        (libc::SIGINT, "SIGINT"),
+        (libc::SIGQUIT, "SIGQUIT"),
+        (libc::SIGILL, "SIGILL"),
+        (libc::SIGTRAP, "SIGTRAP"),
+        (libc::SIGABRT, "SIGABRT"),
+        (libc::SIGBUS, "SIGBUS"),
+        (libc::SIGFPE, "SIGFPE"),
+        (libc::SIGKILL, "SIGKILL"),
+        (libc::SIGUSR1, "SIGUSR1"),
+        (libc::SIGSEGV, "SIGSEGV"),
+        (libc::SIGUSR2, "SIGUSR2"),
+        (libc::SIGPIPE, "SIGPIPE"),
+        (libc::SIGALRM, "SIGALRM"),
+        (libc::SIGTERM, "SIGTERM"),
+        (libc::SIGXCPU, "SIGXCPU"),
+        (libc::SIGXFSZ, "SIGXFSZ"),
+        (libc::SIGSYS, "SIGSYS"),
+    ];
+    NAMES.iter().find(|(n, _)| *n == sig).map(|(_, name)| *name)
+}
+
+/// Runs the agent described by the spec at `spec_path`, and returns its exit code (128 + the
+/// signal when a signal killed it), so that the pane's dead status matches `exit.json`.
+pub fn run(spec_path: &Path) -> anyhow::Result<u8> {
+    // First of all, so that a stop request arriving at any point is recorded, not fatal.
+    catch_stop_signals()?;
+    let spec = LaunchSpec::read(spec_path)?;
+    // exit.json means "done": one left by an earlier run of this spec must not say so now.
+    match std::fs::remove_file(&spec.exit_file) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(e).with_context(|| {
+                format!(
+                    "cannot remove the old exit record {}; check that the run directory is \
+                     writable",
+                    spec.exit_file.display()
+                )
+            });
+        }
+    }
+    say(&format!("==> {}", printable(&spec.title)));
+    let started_at_ms = now_ms();
+    let (code, signal) = execute(&spec)?;
+    let record = ExitRecord {
+        code,
+        signal,
+        started_at_ms,
+        ended_at_ms: now_ms(),
+    };
+    say(&format!("==> the agent {}", record.describe()));
+    let mut json = serde_json::to_vec(&record).context("cannot encode the exit record")?;
+    json.push(b'\n');
+    // The last act: once exit.json exists, the engine may take the logs as complete.
+    launcher::write_atomic(&spec.exit_file, &json, 0o644)
+        .context("cannot record how the agent ended; the engine will not see this task end")?;
+    Ok(record.exit_code())
+}
+
+/// Runs the agent to its end and returns its (code, signal). A problem that keeps the agent
+/// from starting is shown in the pane and the output log, and becomes code 127.
+fn execute(spec: &LaunchSpec) -> anyhow::Result<(Option<i32>, Option<i32>)> {
+    let sinks = match Sinks::open(spec) {
+        Ok(sinks) => Arc::new(Mutex::new(sinks)),
+        Err(message) => {
+            say(&message);
+            return Ok((Some(NOT_STARTED), None));
+        }
+    };
+    let not_started = |message: String| -> anyhow::Result<(Option<i32>, Option<i32>)> {
+        say(&message);
+        lock(&sinks).note(&message);
+        Ok((Some(NOT_STARTED), None))
+    };
+    let Some((program, args)) = spec.argv.split_first() else {
+        return not_started(
+            "orch: cannot run the agent: its command is empty — fix the agent's command in \
+             orch.yaml; `orch doctor` checks every agent"
+                .to_string(),
+        );
+    };
+    if let Some((key, _)) = spec
+        .env
+        .iter()
+        .find(|(k, _)| k.is_empty() || k.contains(['=', '\0']))
+    {
+        return not_started(format!(
+            "orch: cannot run `{}`: {key:?} is not a valid environment variable name — fix \
+             the agent's env in orch.yaml",
+            printable(program)
+        ));
+    }
+    if !spec.cwd.is_dir() {
+        return not_started(format!(
+            "orch: cannot run `{}`: its directory {} does not exist — was the project moved?",
+            printable(program),
+            spec.cwd.display()
+        ));
+    }
+    if let Some(sig) = received() {
+        // Stopped before it started: record it as if the agent had got the signal.
+        say("orch: stopped before the agent started");
+        return Ok((None, Some(sig)));
+    }
+
+    // No process_group(): the agent stays in our group, which is what the engine signals.
+    let mut child = match Command::new(crate::process::resolve(program, &spec.cwd))
+        .args(args)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&spec.cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(e) => return not_started(cannot_start(program, &e)),
+    };
+    if let Some(sig) = received() {
+        // The signal may have reached the child between fork and exec, where our handler
+        // swallowed it; pass it on so that the stop is not lost.
+        // SAFETY: kill(2) on our own child's pid; no memory is involved.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, sig);
+        }
+    }
+
+    let (done_tx, done_rx) = mpsc::channel();
+    let mut open = 0;
+    if let Some(out) = child.stdout.take() {
+        spawn_pump(out, Stream::Stdout, Arc::clone(&sinks), done_tx.clone());
+        open += 1;
+    }
+    if let Some(err) = child.stderr.take() {
+        spawn_pump(err, Stream::Stderr, Arc::clone(&sinks), done_tx);
+        open += 1;
+    }
+    let status = child.wait().context("failed to wait for the agent")?;
+
+    let deadline = Instant::now() + DRAIN_GRACE;
+    while open > 0 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match done_rx.recv_timeout(left) {
+            Ok(()) => open -= 1,
+            Err(_) => {
+                say(
+                    "orch: the agent exited but something it started still holds its output; \
+                     no longer logging it",
+                );
+                break;
+            }
+        }
+    }
+    // Nothing may reach the logs once exit.json says they are complete.
+    lock(&sinks).closed = true;
+    Ok((status.code(), status.signal()))
+}
+
+fn cannot_start(program: &str, e: &std::io::Error) -> String {
+    let program = printable(program);
+    let why = match e.kind() {
+        std::io::ErrorKind::NotFound => "not found".to_string(),
+        std::io::ErrorKind::PermissionDenied => "not executable (permission denied)".to_string(),
+        _ => e.to_string(),
+    };
+    format!(
+        "orch: cannot run `{program}`: {why} — install it or fix the agent's command in \
+         orch.yaml; `orch doctor` checks every agent"
+    )
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Where the agent's output goes besides the pane.
+struct Sinks {
+    output: File,
+    stdout: File,
+    /// Set once the exit record is about to be written.
+    closed: bool,
+    /// Whether a log write failed already (said once, not for every chunk).
+    failed: bool,
+}
+
+impl Sinks {
+    fn open(spec: &LaunchSpec) -> Result<Sinks, String> {
+        let create = |path: &Path| {
+            if let Some(parent) = path.parent() {
+                let _ = std::fs::create_dir_all(parent);
+            }
+            File::create(path).map_err(|e| {
+                format!(
+                    "orch: cannot create the agent's log {}: {e} — check that the run \
+                     directory is writable and the disk is not full",
+                    path.display()
+                )
+            })
+        };
+        Ok(Sinks {
+            output: create(&spec.output_log)?,
+            stdout: create(&spec.stdout_log)?,
+            closed: false,
+            failed: false,
+        })
+    }
+
+    fn write(&mut self, bytes: &[u8], stream: Stream) {
+        if self.closed {
+            return;
+        }
+        // Files are unbuffered: each chunk is in the file (and seen by watchers) at once.
+        let mut result = self.output.write_all(bytes);
+        if stream == Stream::Stdout {
+            result = result.and_then(|()| self.stdout.write_all(bytes));
+        }
+        if let Err(e) = result
+            && !self.failed
+        {
+            self.failed = true;
+            say(&format!(
+                "orch: cannot write the agent's logs ({e}); its output still shows here — \
+                 check that the disk is not full"
+            ));
+        }
+    }
+
+    /// A message of ours for whoever reads the output log after the pane is gone.
+    fn note(&mut self, message: &str) {
+        self.write(format!("{message}\n").as_bytes(), Stream::Stderr);
+    }
+}
+
+fn lock(sinks: &Mutex<Sinks>) -> std::sync::MutexGuard<'_, Sinks> {
+    sinks
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Copies one of the agent's streams, chunk by chunk as it arrives (partial lines included),
+/// to the logs and then to the pane, until the agent closes it.
+fn spawn_pump(
+    mut from: impl Read + Send + 'static,
+    stream: Stream,
+    sinks: Arc<Mutex<Sinks>>,
+    done: mpsc::Sender<()>,
+) {
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            };
+            let chunk = &buf[..n];
+            lock(&sinks).write(chunk, stream);
+            // A closed pane fails these writes; keep reading so the agent never blocks on a
+            // full pipe and the logs stay complete.
+            let _ = match stream {
+                Stream::Stdout => {
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(chunk).and_then(|()| out.flush())
+                }
+                Stream::Stderr => std::io::stderr().lock().write_all(chunk),
+            };
+        }
+        let _ = done.send(());
+    });
+}
+
+/// Prints one of our own lines to the pane. Never fails: the pane may be gone.
+fn say(message: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{message}");
+}
+
+/// `text` without control characters, which could drive the pane's terminal.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// The last stop signal received, 0 for none.
+static RECEIVED: AtomicI32 = AtomicI32::new(0);
+/// Whether we lead our session, i.e. the launcher was exec'd straight into the pane.
+static SESSION_LEADER: AtomicBool = AtomicBool::new(false);
+/// Whether a hangup was passed on to our process group already.
+static HANGUP_PASSED_ON: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_stop_signal(sig: libc::c_int) {
+    // Only async-signal-safe work here: atomics and kill(2).
+    RECEIVED.store(sig, Ordering::SeqCst);
+    // When a pane closes, the kernel sends SIGHUP to the session leader only, and to its
+    // process group only once the leader exits. We lead and stay to record the exit, so do
+    // what our exit would have done: pass the hangup to the group, agent included (once:
+    // we get it back ourselves).
+    if sig == libc::SIGHUP
+        && SESSION_LEADER.load(Ordering::SeqCst)
+        && !HANGUP_PASSED_ON.swap(true, Ordering::SeqCst)
+    {
+        let saved = errno::get();
+        // SAFETY: kill(2) is async-signal-safe; 0 means our own process group.
+        unsafe {
+            libc::kill(0, libc::SIGHUP);
+        }
+        // The interrupted code may be about to read errno.
+        errno::set(saved);
+    }
+}
+
+fn received() -> Option<i32> {
+    match RECEIVED.load(Ordering::SeqCst) {
+        0 => None,
+        sig => Some(sig),
+    }
+}
+
+/// Keeps SIGTERM, SIGINT and SIGHUP from killing us before `exit.json` is written. The agent
+/// is in our process group, so it gets the same signal and dies of it (or not) by itself; we
+/// then record how it ended. A handler, not SIG_IGN: handlers are reset by exec, while an
+/// ignored signal would stay ignored in the agent, which then could not be stopped.
+fn catch_stop_signals() -> anyhow::Result<()> {
+    // SAFETY: getsid(2) and getpid(2) only read our own ids.
+    let leader = unsafe { libc::getsid(0) == libc::getpid() };
+    SESSION_LEADER.store(leader, Ordering::SeqCst);
+    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+        // SAFETY: sigaction(2) with zeroed, then filled, structs that live across the call;
+        // the handler is async-signal-safe.
+        let result = unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(sig, std::ptr::null(), &mut old) != 0 {
+                -1
+            } else if old.sa_sigaction == libc::SIG_IGN {
+                // Whoever started us wants this signal ignored (nohup, a background job), and
+                // the agent inherits that; keep it so.
+                0
+            } else {
+                let mut action: libc::sigaction = std::mem::zeroed();
+                action.sa_sigaction = on_stop_signal as *const () as libc::sighandler_t;
+                action.sa_flags = libc::SA_RESTART;
+                libc::sigemptyset(&mut action.sa_mask);
+                libc::sigaction(sig, &action, std::ptr::null_mut())
+            }
+        };
+        if result != 0 {
+            anyhow::bail!(
+                "cannot install a handler for signal {sig}: {}; the agent was not started",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// errno access for the signal handler, which must leave it as it found it.
+mod errno {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn location() -> *mut libc::c_int {
+        // SAFETY: returns this thread's errno slot; always valid.
+        unsafe { libc::__errno_location() }
+    }
+
+    #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd"))]
+    fn location() -> *mut libc::c_int {
+        // SAFETY: returns this thread's errno slot; always valid.
+        unsafe { libc::__error() }
+    }
+
+    pub fn get() -> libc::c_int {
+        // SAFETY: the slot is valid for the calling thread.
+        unsafe { *location() }
+    }
+
+    pub fn set(value: libc::c_int) {
+        // SAFETY: as above.
+        unsafe { *location() = value }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(code: Option<i32>, signal: Option<i32>) -> ExitRecord {
+        ExitRecord {
+            code,
+            signal,
+            started_at_ms: 1,
+            ended_at_ms: 2,
+        }
+    }
+
+    #[test]
+    fn describe_and_exit_code() {
+        assert_eq!(record(Some(3), None).describe(), "exited with status 3");
+        assert_eq!(record(Some(3), None).exit_code(), 3);
+        assert_eq!(
+            record(None, Some(9)).describe(),
+            "killed by signal 9 (SIGKILL)"
+        );
+        assert_eq!(record(None, Some(15)).exit_code(), 143);
+        assert_eq!(record(None, Some(99)).describe(), "killed by signal 99");
+        assert_eq!(record(Some(-1), None).exit_code(), 1);
+    }
+
+    #[test]
+    fn the_exit_record_has_the_documented_shape() {
+        let json = serde_json::to_value(record(None, Some(15))).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"code": null, "signal": 15, "started_at_ms": 1, "ended_at_ms": 2})
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("exit.json");
+        std::fs::write(&path, json.to_string()).unwrap();
+        assert_eq!(ExitRecord::read(&path).unwrap(), record(None, Some(15)));
+        std::fs::write(&path, "{").unwrap();
+        assert!(ExitRecord::read(&path).is_err());
+    }
+
+    #[test]
+    fn control_characters_never_reach_the_pane_from_a_title() {
+        assert_eq!(printable("task\x1b[2J 1\n"), "task?[2J 1?");
+    }
+}

@@ -1,0 +1,425 @@
+//! `orch agent-run` driven through the built binary, with small `sh -c` agents: logs, the exit
+//! record, hostile text passing through untouched, signals, agents that cannot start.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use orch::agent_run::ExitRecord;
+use orch::launcher::{LaunchSpec, write_launcher};
+
+const ORCH: &str = env!("CARGO_BIN_EXE_orch");
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A project directory and a run directory for one agent.
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    project: PathBuf,
+    run: PathBuf,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        Fixture::with_run_dir("run")
+    }
+
+    fn with_run_dir(name: &str) -> Fixture {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
+        let project = root.join("project");
+        let run = root.join(name);
+        std::fs::create_dir_all(&project).unwrap();
+        std::fs::create_dir_all(&run).unwrap();
+        Fixture {
+            _tmp: tmp,
+            root,
+            project,
+            run,
+        }
+    }
+
+    fn spec(&self, argv: &[&str], env: &[(&str, &str)]) -> LaunchSpec {
+        LaunchSpec {
+            title: "task 1 · agent test · attempt 1".into(),
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            cwd: self.project.clone(),
+            output_log: self.run.join("output.log"),
+            stdout_log: self.run.join("stdout.log"),
+            exit_file: self.run.join("exit.json"),
+        }
+    }
+
+    /// Starts `orch agent-run` on `spec` in its own process group, its pane output going to
+    /// files (a pipe nobody reads while we wait could fill up and stall it).
+    fn start(&self, spec: &LaunchSpec) -> Child {
+        write_launcher(&self.run, spec, Path::new(ORCH)).unwrap();
+        Command::new(ORCH)
+            .arg("agent-run")
+            .arg(self.run.join("launch.json"))
+            .current_dir(&self.root)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(self.root.join("pane.out")).unwrap())
+            .stderr(std::fs::File::create(self.root.join("pane.err")).unwrap())
+            .process_group(0)
+            .spawn()
+            .unwrap()
+    }
+
+    fn run(&self, spec: &LaunchSpec) -> ExitStatus {
+        let child = self.start(spec);
+        self.wait(child)
+    }
+
+    fn wait(&self, mut child: Child) -> ExitStatus {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                // SAFETY: kill(2) on the process group the test created; nothing else is in it.
+                unsafe {
+                    libc::kill(-(child.id() as i32), libc::SIGKILL);
+                }
+                panic!(
+                    "timed out waiting for agent-run to exit\n{}",
+                    self.diagnostics()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn read(&self, path: impl AsRef<Path>) -> Vec<u8> {
+        std::fs::read(self.root.join(path)).unwrap_or_default()
+    }
+
+    fn exit_record(&self) -> ExitRecord {
+        ExitRecord::read(&self.run.join("exit.json"))
+            .unwrap_or_else(|e| panic!("{e:#}\n{}", self.diagnostics()))
+    }
+
+    fn diagnostics(&self) -> String {
+        let show = |name: &str, bytes: Vec<u8>| {
+            format!("--- {name}:\n{}\n", String::from_utf8_lossy(&bytes))
+        };
+        show("pane stdout", self.read("pane.out"))
+            + &show("pane stderr", self.read("pane.err"))
+            + &show("output.log", self.read(self.run.join("output.log")))
+            + &show("exit.json", self.read(self.run.join("exit.json")))
+    }
+}
+
+/// Polls `ready` until it gives a value; past the deadline, panics with `diagnostics()`.
+fn wait_for<T>(
+    what: &str,
+    mut ready: impl FnMut() -> Option<T>,
+    diagnostics: impl FnOnce() -> String,
+) -> T {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Some(value) = ready() {
+            return value;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out waiting for {what}\n{}", diagnostics());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn output_is_logged_and_the_exit_code_recorded() {
+    let fx = Fixture::new();
+    let before = now_ms();
+    let spec = fx.spec(
+        &[
+            "sh",
+            "-c",
+            "printf 'out one\\n'; printf 'err one\\n' >&2; printf 'out two'; exit 3",
+        ],
+        &[],
+    );
+    let status = fx.run(&spec);
+    let after = now_ms();
+    assert_eq!(status.code(), Some(3), "{}", fx.diagnostics());
+
+    assert_eq!(fx.read(&spec.stdout_log), b"out one\nout two");
+    let output = fx.read(&spec.output_log);
+    for piece in [&b"out one\n"[..], b"err one\n", b"out two"] {
+        assert!(contains(&output, piece), "{}", fx.diagnostics());
+    }
+    assert_eq!(output.len(), "out one\nerr one\nout two".len());
+    assert_eq!(fx.read("pane.out"), b"out one\nout two");
+    let pane_err = String::from_utf8(fx.read("pane.err")).unwrap();
+    assert!(
+        pane_err.contains("task 1 · agent test · attempt 1"),
+        "{pane_err}"
+    );
+    assert!(pane_err.contains("err one"), "{pane_err}");
+
+    let record = fx.exit_record();
+    assert_eq!((record.code, record.signal), (Some(3), None));
+    assert!(
+        before <= record.started_at_ms,
+        "{record:?} started before {before}"
+    );
+    assert!(record.started_at_ms <= record.ended_at_ms, "{record:?}");
+    assert!(
+        record.ended_at_ms <= after,
+        "{record:?} ended after {after}"
+    );
+    assert_eq!(record.describe(), "exited with status 3");
+    assert!(!fx.run.join("exit.json.tmp").exists());
+}
+
+/// Quotes, command substitutions, `;`, newlines, non-ASCII, `%s`: everything a shell or a
+/// printf could mistake for syntax, about 100 KB of it.
+fn hostile() -> String {
+    let piece = "it's \"quoted\" $(touch pwned) `touch pwned2`; touch pwned3 && \\ $HOME %s\n\
+                 ünïcödé 日本語 🦀\t\r| > pwned4 * ?[a] {x,y} ~ #\n";
+    let mut text = String::new();
+    while text.len() < 100_000 {
+        text.push_str(piece);
+    }
+    text
+}
+
+fn assert_no_pwned(dirs: &[&Path]) {
+    for dir in dirs {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let name = entry.unwrap().file_name();
+            assert!(
+                !name.to_string_lossy().contains("pwned"),
+                "{} appeared in {}",
+                name.to_string_lossy(),
+                dir.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn hostile_text_passes_through_env_and_argv_byte_for_byte_via_the_real_launcher() {
+    // Paths with spaces, quotes and `$` in both the run directory and orch's own path.
+    let fx = Fixture::with_run_dir("run dir 'q' \"dq\" $HOME `x`");
+    let odd_bin = fx.root.join("bin $x 'y'");
+    std::fs::create_dir_all(&odd_bin).unwrap();
+    let orch = odd_bin.join("or ch");
+    std::os::unix::fs::symlink(ORCH, &orch).unwrap();
+
+    let text = hostile();
+    let mut spec = fx.spec(
+        &[
+            "sh",
+            "-c",
+            "printf '%s' \"$HOSTILE\" > got_env.txt && printf '%s' \"$1\" > got_arg.txt",
+            "agent",
+            &text,
+        ],
+        &[("HOSTILE", &text)],
+    );
+    spec.title = text.clone();
+    let script = write_launcher(&fx.run, &spec, &orch).unwrap();
+
+    let launcher = std::fs::read(&script).unwrap();
+    for marker in ["pwned", "日本語", "quoted", "%s", "\t"] {
+        assert!(
+            !contains(&launcher, marker.as_bytes()),
+            "launch.sh contains {marker:?}:\n{}",
+            String::from_utf8_lossy(&launcher)
+        );
+    }
+    assert_eq!(String::from_utf8_lossy(&launcher).lines().count(), 3);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&script), 0o755);
+    assert_eq!(mode(&fx.run.join("launch.json")), 0o600);
+
+    // The real path: sh runs the script, which execs orch.
+    let child = Command::new("sh")
+        .arg(&script)
+        .current_dir(&fx.root)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(fx.root.join("pane.out")).unwrap())
+        .stderr(std::fs::File::create(fx.root.join("pane.err")).unwrap())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let status = fx.wait(child);
+    assert_eq!(status.code(), Some(0), "{}", fx.diagnostics());
+    assert_eq!(fx.exit_record().code, Some(0));
+
+    assert!(fx.read(fx.project.join("got_env.txt")) == text.as_bytes());
+    assert!(fx.read(fx.project.join("got_arg.txt")) == text.as_bytes());
+    assert_no_pwned(&[&fx.root, &fx.project, &fx.run]);
+}
+
+#[test]
+fn a_sigterm_to_the_group_is_recorded_as_the_agents_signal() {
+    let fx = Fixture::new();
+    // No newline: seeing "started" in the log also proves partial lines are not held back.
+    let spec = fx.spec(&["sh", "-c", "printf started; exec sleep 60"], &[]);
+    let child = fx.start(&spec);
+    let pgid = child.id() as i32;
+    wait_for(
+        "the agent to start",
+        || contains(&fx.read(&spec.output_log), b"started").then_some(()),
+        || fx.diagnostics(),
+    );
+
+    // SAFETY: kill(2) on the process group we created for agent-run.
+    assert_eq!(unsafe { libc::kill(-pgid, libc::SIGTERM) }, 0);
+    let status = fx.wait(child);
+    assert_eq!(status.code(), Some(128 + 15), "{}", fx.diagnostics());
+    assert_eq!(
+        status.signal(),
+        None,
+        "agent-run itself must survive the signal"
+    );
+
+    let record = fx.exit_record();
+    assert_eq!((record.code, record.signal), (None, Some(15)));
+    assert_eq!(record.describe(), "killed by signal 15 (SIGTERM)");
+}
+
+#[test]
+fn closing_the_pane_hangs_up_the_agent_and_is_recorded() {
+    use std::os::fd::{FromRawFd as _, OwnedFd};
+
+    let fx = Fixture::new();
+    let spec = fx.spec(&["sh", "-c", "printf started; exec sleep 60"], &[]);
+    write_launcher(&fx.run, &spec, Path::new(ORCH)).unwrap();
+
+    // A pane is a pseudo-terminal whose session agent-run leads; closing the pane closes
+    // the master side, and the kernel then sends SIGHUP to the session leader only.
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty(3) fills in two new descriptors, which we then own.
+    let opened = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(opened, 0, "openpty: {}", std::io::Error::last_os_error());
+    // openpty has no close-on-exec flag: without it, agent-run (and any process the other
+    // tests start meanwhile) would hold the master open, and closing ours would hang up
+    // nothing.
+    for fd in [master, slave] {
+        // SAFETY: fcntl(2) on descriptors we own.
+        assert_eq!(
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) },
+            0
+        );
+    }
+    // SAFETY: both descriptors are new and owned by nothing else.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let mut command = Command::new(ORCH);
+    command
+        .arg("agent-run")
+        .arg(fx.run.join("launch.json"))
+        .current_dir(&fx.root)
+        .stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave));
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY as _, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = command.spawn().unwrap();
+    drop(command);
+    wait_for(
+        "the agent to start",
+        || contains(&fx.read(&spec.output_log), b"started").then_some(()),
+        || fx.diagnostics(),
+    );
+
+    drop(master);
+    let status = fx.wait(child);
+    assert_eq!(status.code(), Some(128 + 1), "{}", fx.diagnostics());
+    let record = fx.exit_record();
+    assert_eq!((record.code, record.signal), (None, Some(1)));
+}
+
+#[test]
+fn a_missing_program_is_reported_and_recorded_as_127() {
+    for program in ["orch-test-no-such-agent", "./no-such-agent.sh"] {
+        let fx = Fixture::new();
+        let spec = fx.spec(&[program, "--flag"], &[]);
+        let status = fx.run(&spec);
+        assert_eq!(status.code(), Some(127), "{}", fx.diagnostics());
+        let pane_err = String::from_utf8(fx.read("pane.err")).unwrap();
+        let expected = format!("cannot run `{program}`: not found — install it");
+        assert!(pane_err.contains(&expected), "{pane_err}");
+        assert!(
+            pane_err.contains("`orch doctor` checks every agent"),
+            "{pane_err}"
+        );
+        let log = String::from_utf8(fx.read(&spec.output_log)).unwrap();
+        assert!(log.contains(&expected), "{log}");
+        let record = fx.exit_record();
+        assert_eq!((record.code, record.signal), (Some(127), None));
+    }
+}
+
+#[test]
+fn a_program_that_is_not_executable_is_recorded_as_127() {
+    let fx = Fixture::new();
+    std::fs::write(fx.project.join("agent.sh"), "#!/bin/sh\necho hi\n").unwrap();
+    let spec = fx.spec(&["./agent.sh"], &[]);
+    let status = fx.run(&spec);
+    assert_eq!(status.code(), Some(127), "{}", fx.diagnostics());
+    let pane_err = String::from_utf8(fx.read("pane.err")).unwrap();
+    assert!(
+        pane_err.contains("cannot run `./agent.sh`: not executable"),
+        "{pane_err}"
+    );
+    assert_eq!(fx.exit_record().code, Some(127));
+}
+
+#[test]
+fn invalid_utf8_passes_through_unchanged() {
+    let fx = Fixture::new();
+    let spec = fx.spec(
+        &[
+            "sh",
+            "-c",
+            "printf '\\377\\376ab\\300\\n\\200'; printf '\\351x' >&2",
+        ],
+        &[],
+    );
+    let status = fx.run(&spec);
+    assert_eq!(status.code(), Some(0), "{}", fx.diagnostics());
+    let out: &[u8] = b"\xff\xfeab\xc0\n\x80";
+    assert_eq!(fx.read(&spec.stdout_log), out);
+    assert_eq!(fx.read("pane.out"), out);
+    let log = fx.read(&spec.output_log);
+    assert!(contains(&log, out), "{log:?}");
+    assert!(contains(&log, b"\xe9x"), "{log:?}");
+    assert_eq!(log.len(), out.len() + 2);
+}
