@@ -1,6 +1,123 @@
-//! Shared support for the integration tests.
+//! Shared harness for orch's integration tests: real tmux on private servers, and
+//! waiting on conditions instead of sleeping.
+//!
+//! Use it with `mod support;` at the top of a test file. Every test that needs tmux
+//! creates its own `PrivateServer` (`private_server("what")`): a unique socket, no
+//! config file, killed when dropped, even when the test panics. Tests never run tmux
+//! without `-L`, so the user's own server is never touched.
+//!
+//! Not every test file uses every helper, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
 mod project;
 
+use std::time::{Duration, Instant};
+
 pub use project::*;
+
+pub use orch::tmux::{PaneState, PrivateServer, Tmux, TmuxError, WindowSpec};
+
+/// Generous deadline for things that normally take milliseconds (a loaded CI machine
+/// can be slow; a passing test never waits for it).
+pub const TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A private tmux server for one test; `purpose` shows up in the socket name.
+pub fn private_server(purpose: &str) -> PrivateServer {
+    PrivateServer::new(purpose)
+}
+
+/// `["a", "b"]` as owned strings.
+pub fn argv(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| w.to_string()).collect()
+}
+
+/// Polls `cond` with a short, growing pause until it holds or `timeout` passes. On
+/// timeout, panics with `what`, the time waited and `diagnostics()` (e.g. the contents
+/// of every pane, from `session_diagnostics`).
+pub fn wait_until(
+    what: &str,
+    timeout: Duration,
+    mut cond: impl FnMut() -> bool,
+    diagnostics: impl FnOnce() -> String,
+) {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(2);
+    loop {
+        if cond() {
+            return;
+        }
+        let elapsed = start.elapsed();
+        if elapsed >= timeout {
+            panic!(
+                "timed out after {:.1?} waiting for {what}\n{}",
+                elapsed,
+                diagnostics()
+            );
+        }
+        std::thread::sleep(pause.min(timeout - elapsed));
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// Every pane of `session`: its state and its visible screen, for failure messages.
+pub fn session_diagnostics(tmux: &dyn Tmux, session: &str) -> String {
+    let panes = match tmux.list_panes(session) {
+        Ok(panes) => panes,
+        Err(err) => return format!("(cannot list the panes of session {session}: {err})"),
+    };
+    let mut report = format!("session {session}: {} pane(s)\n", panes.len());
+    for pane in panes {
+        let screen = tmux
+            .capture_pane(&pane.pane_id)
+            .unwrap_or_else(|err| format!("(cannot capture: {err})"));
+        report.push_str(&format!(
+            "--- pane {} in window {} '{}' pid {} ({}) dead={} status={:?} signal={:?}\n{}\n",
+            pane.pane_id,
+            pane.window_id,
+            pane.window_name,
+            pane.pid,
+            process_state(pane.pid),
+            pane.dead,
+            pane.dead_status,
+            pane.dead_signal,
+            screen.trim_end()
+        ));
+    }
+    report
+}
+
+/// A process's state letter from /proc (Z = zombie: exited, not reaped), to tell a
+/// command that is still running from one tmux has not noticed the exit of.
+fn process_state(pid: u32) -> String {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which is in parentheses.
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.split(' ').next())
+            .map_or_else(|| "state ?".to_string(), |s| format!("state {s}")),
+        Err(_) => "no such process".to_string(),
+    }
+}
+
+/// Waits until `session` has a pane for which `pred` holds, and returns it.
+pub fn wait_for_pane(
+    tmux: &dyn Tmux,
+    session: &str,
+    what: &str,
+    pred: impl Fn(&PaneState) -> bool,
+) -> PaneState {
+    let mut found = None;
+    wait_until(
+        what,
+        TIMEOUT,
+        || {
+            found = tmux
+                .list_panes(session)
+                .ok()
+                .and_then(|panes| panes.into_iter().find(|p| pred(p)));
+            found.is_some()
+        },
+        || session_diagnostics(tmux, session),
+    );
+    found.expect("wait_until returned, so the pane was found")
+}

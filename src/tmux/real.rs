@@ -1,0 +1,400 @@
+//! `RealTmux`: the `Tmux` trait over the tmux program.
+//!
+//! Commands are built with `tmux_interface` and run with `std::process::Command` (stdin
+//! null, output captured), so that every invocation is `tmux [-L socket|-S path]
+//! [-f config] ...` and nothing goes through a shell.
+//!
+//! remain-on-exit without a race: the option is set in the *same* tmux invocation that
+//! creates the pane, chained with `;`. tmux runs a command list from one client back to
+//! back without returning to its event loop, and it only learns that a child exited
+//! (SIGCHLD, EOF on the pty) in that loop; so the option is in place before tmux can
+//! act on the exit, even for a command that exits at once. `new-window -d` does not make
+//! the new window current, so it is appended with `-a -t =S:{end}` and the chained
+//! command targets `=S:{end}`, which inside the list can only be the new window. For a
+//! split the window option is set first, and the new pane inherits it. The option is set
+//! on windows (`-w`), so panes the user splits in orch's windows keep it too.
+
+use std::borrow::Cow;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use tmux_interface::{
+    CapturePane, HasSession, KillPane, KillServer, KillSession, ListPanes, NewSession, NewWindow,
+    RenameWindow, SelectLayout, SetOption, SplitWindow, TmuxCommand,
+};
+
+use super::args::{
+    check_name, check_session, check_text, cwd_arg, env_values, escape_arg, escape_format,
+    exec_argv, session_target, session_window_target,
+};
+use super::parse::{self, Failure, PANE_INFO_FORMAT, PANE_STATE_FORMAT, Subject};
+use super::{PaneInfo, PaneState, Tmux, TmuxError, WindowSpec};
+
+/// Environment variable naming the socket orch uses (`-L name`, or `-S path` if it
+/// contains a `/`); unset means tmux's default server.
+pub const SOCKET_ENV: &str = "ORCH_TMUX_SOCKET";
+/// Environment variable naming the config file a new server reads (`-f`); tests set
+/// `/dev/null` so that the user's `~/.tmux.conf` cannot change tmux's behaviour.
+pub const CONFIG_ENV: &str = "ORCH_TMUX_CONFIG";
+
+pub(super) const PROGRAM: &str = "tmux";
+
+/// A tmux server reached through the tmux program.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RealTmux {
+    /// `-L name` (or `-S path` when it contains `/`); `None` is the default server.
+    pub socket: Option<String>,
+    /// `-f file`, read when this client starts the server.
+    pub config: Option<PathBuf>,
+}
+
+impl RealTmux {
+    pub fn new(socket: Option<String>, config: Option<PathBuf>) -> Self {
+        Self { socket, config }
+    }
+
+    /// Socket from `socket`, else `$ORCH_TMUX_SOCKET`; config from `$ORCH_TMUX_CONFIG`.
+    pub fn from_env(socket: Option<String>) -> Self {
+        let from_var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Self {
+            socket: socket.or_else(|| from_var(SOCKET_ENV)),
+            config: from_var(CONFIG_ENV).map(PathBuf::from),
+        }
+    }
+
+    pub(super) fn global_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if let Some(socket) = &self.socket {
+            let flag = if socket.contains('/') { "-S" } else { "-L" };
+            args.extend([flag.to_string(), socket.clone()]);
+        }
+        if let Some(config) = &self.config {
+            args.extend(["-f".to_string(), config.to_string_lossy().into_owned()]);
+        }
+        args
+    }
+
+    fn server_description(&self) -> String {
+        match &self.socket {
+            Some(socket) => format!("tmux socket '{socket}'"),
+            None => "the default tmux socket".to_string(),
+        }
+    }
+
+    fn list_command(&self) -> String {
+        let mut words = self.command_prefix();
+        words.push("ls".to_string());
+        join(&words)
+    }
+
+    /// Runs one tmux invocation of one or more commands chained with `;`.
+    pub(super) fn run(
+        &self,
+        commands: Vec<Vec<String>>,
+        subject: Subject<'_>,
+    ) -> Result<String, TmuxError> {
+        let mut args = self.global_args();
+        for (index, command) in commands.into_iter().enumerate() {
+            if index > 0 {
+                args.push(";".to_string());
+            }
+            args.extend(command.iter().map(|arg| escape_arg(arg)));
+        }
+        let output = Command::new(PROGRAM)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|err| match err.kind() {
+                std::io::ErrorKind::NotFound => TmuxError::NotInstalled,
+                _ => TmuxError::Spawn {
+                    reason: err.to_string(),
+                },
+            })?;
+        if output.status.success() {
+            return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
+        }
+        let mut line = vec![PROGRAM.to_string()];
+        line.extend(args);
+        Err(parse::classify(Failure {
+            command: join(&line),
+            status: output.status.code(),
+            stderr: &String::from_utf8_lossy(&output.stderr),
+            subject,
+            server: self.server_description(),
+            list_command: self.list_command(),
+        }))
+    }
+}
+
+impl Tmux for RealTmux {
+    fn version(&self) -> Result<String, TmuxError> {
+        let out = self.run(vec![words(["-V"])], Subject::Other)?;
+        let line = out.trim();
+        Ok(line.strip_prefix("tmux ").unwrap_or(line).to_string())
+    }
+
+    fn has_session(&self, session: &str) -> Result<bool, TmuxError> {
+        check_session(session)?;
+        let cmd = HasSession::new()
+            .target_session(session_target(session))
+            .build();
+        match self.run(vec![strings(cmd)], Subject::Session(session)) {
+            Ok(_) => Ok(true),
+            Err(TmuxError::SessionNotFound { .. } | TmuxError::ServerNotRunning { .. }) => {
+                Ok(false)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    fn new_session(
+        &self,
+        session: &str,
+        first: &WindowSpec,
+        size: (u16, u16),
+    ) -> Result<PaneInfo, TmuxError> {
+        check_session(session)?;
+        check_name("window name", &first.name)?;
+        if size.0 == 0 || size.1 == 0 {
+            return Err(TmuxError::invalid(
+                "session size",
+                format!("{size:?} is empty"),
+            ));
+        }
+        let create = NewSession::new()
+            .detached()
+            .print()
+            .format(PANE_INFO_FORMAT)
+            .session_name(escape_format(session))
+            .window_name(escape_format(&first.name))
+            .start_directory(cwd_arg(&first.cwd)?)
+            .width(usize::from(size.0))
+            .height(usize::from(size.1))
+            .build();
+        let create = with_command(create, first)?;
+        // new-session makes the session current, so =S: is its only window.
+        let remain = remain_on_exit(session_window_target(session));
+        let out = self.run(vec![create, remain], Subject::Session(session))?;
+        parse::pane_info("new-session", &out)
+    }
+
+    fn new_window(&self, session: &str, spec: &WindowSpec) -> Result<PaneInfo, TmuxError> {
+        check_session(session)?;
+        check_name("window name", &spec.name)?;
+        let last = format!("{}{{end}}", session_window_target(session));
+        let create = NewWindow::new()
+            .detached()
+            .after()
+            .print()
+            .format(PANE_INFO_FORMAT)
+            .target_window(last.clone())
+            .window_name(escape_format(&spec.name))
+            .start_directory(cwd_arg(&spec.cwd)?)
+            .build();
+        let create = with_command(create, spec)?;
+        let out = self.run(
+            vec![create, remain_on_exit(last)],
+            Subject::Session(session),
+        )?;
+        parse::pane_info("new-window", &out)
+    }
+
+    fn split_window(&self, target_window: &str, spec: &WindowSpec) -> Result<PaneInfo, TmuxError> {
+        check_text("split target", target_window)?;
+        let split = SplitWindow::new()
+            .detached()
+            .print()
+            .format(PANE_INFO_FORMAT)
+            .target_pane(target_window)
+            .start_directory(cwd_arg(&spec.cwd)?)
+            .build();
+        let split = with_command(split, spec)?;
+        let remain = remain_on_exit(target_window.to_string());
+        let out = self.run(vec![remain, split], Subject::Target(target_window))?;
+        parse::pane_info("split-window", &out)
+    }
+
+    fn select_layout(&self, target_window: &str, layout: &str) -> Result<(), TmuxError> {
+        check_text("layout target", target_window)?;
+        check_name("layout", layout)?;
+        let cmd = SelectLayout::new()
+            .target_pane(target_window)
+            .layout_name(layout)
+            .build();
+        self.run(vec![strings(cmd)], Subject::Target(target_window))
+            .map(drop)
+    }
+
+    fn rename_window(&self, target_window: &str, name: &str) -> Result<(), TmuxError> {
+        check_text("window", target_window)?;
+        check_name("window name", name)?;
+        let cmd = RenameWindow::new()
+            .target_window(target_window)
+            .new_name(escape_format(name))
+            .build();
+        self.run(vec![strings(cmd)], Subject::Target(target_window))
+            .map(drop)
+    }
+
+    fn set_hook(&self, session: &str, hook: &str, command: &str) -> Result<(), TmuxError> {
+        self.set_session_hook(session, hook, command)
+    }
+
+    fn list_panes(&self, session: &str) -> Result<Vec<PaneState>, TmuxError> {
+        check_session(session)?;
+        let cmd = ListPanes::new()
+            .session()
+            .target(session_window_target(session))
+            .format(PANE_STATE_FORMAT)
+            .build();
+        let out = self.run(vec![strings(cmd)], Subject::Session(session))?;
+        let panes = parse::pane_states("list-panes", &out)?;
+        if panes
+            .iter()
+            .any(|p| p.dead && p.dead_status.is_none() && p.dead_signal.is_none())
+        {
+            self.nudge_reaper();
+        }
+        Ok(panes)
+    }
+
+    fn capture_pane(&self, pane: &str) -> Result<String, TmuxError> {
+        check_text("pane", pane)?;
+        let cmd = CapturePane::new().stdout().target_pane(pane).build();
+        self.run(vec![strings(cmd)], Subject::Target(pane))
+    }
+
+    fn kill_pane(&self, pane: &str) -> Result<(), TmuxError> {
+        check_text("pane", pane)?;
+        let cmd = KillPane::new().target_pane(pane).build();
+        ok_if_server_exited(self.run(vec![strings(cmd)], Subject::Target(pane)))
+    }
+
+    fn kill_session(&self, session: &str) -> Result<(), TmuxError> {
+        check_session(session)?;
+        let cmd = KillSession::new()
+            .target_session(session_target(session))
+            .build();
+        match ok_if_server_exited(self.run(vec![strings(cmd)], Subject::Session(session))) {
+            Ok(())
+            | Err(TmuxError::SessionNotFound { .. } | TmuxError::ServerNotRunning { .. }) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    fn kill_server(&self) -> Result<(), TmuxError> {
+        let result = self.run(vec![strings(KillServer::new().build())], Subject::Other);
+        match ok_if_server_exited(result) {
+            Ok(()) | Err(TmuxError::ServerNotRunning { .. }) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    fn command_prefix(&self) -> Vec<String> {
+        let mut prefix = vec![PROGRAM.to_string()];
+        prefix.extend(self.global_args());
+        prefix
+    }
+}
+
+/// Appends `-e` pairs and `-- argv` (after the builder's options: order matters).
+fn with_command(mut cmd: TmuxCommand<'_>, spec: &WindowSpec) -> Result<Vec<String>, TmuxError> {
+    for pair in env_values(&spec.env)? {
+        cmd.push_option("-e", pair);
+    }
+    // "--" so that an argv starting with '-' is not read as tmux options.
+    cmd.push_param("--");
+    for word in exec_argv(&spec.argv)? {
+        cmd.push_param(word);
+    }
+    Ok(strings(cmd))
+}
+
+/// Killing the last pane or session makes the server exit, sometimes before it answers
+/// the client, which then reports "server exited unexpectedly": the kill did happen.
+fn ok_if_server_exited(result: Result<String, TmuxError>) -> Result<(), TmuxError> {
+    match result {
+        Err(TmuxError::CommandFailed { stderr, .. })
+            if stderr.contains("server exited unexpectedly") =>
+        {
+            Ok(())
+        }
+        other => other.map(drop),
+    }
+}
+
+fn remain_on_exit(target: String) -> Vec<String> {
+    strings(
+        SetOption::new()
+            .window()
+            .target_pane(target)
+            .option("remain-on-exit")
+            .value("on")
+            .build(),
+    )
+}
+
+pub(super) fn strings(cmd: TmuxCommand<'_>) -> Vec<String> {
+    cmd.to_vec().into_iter().map(Cow::into_owned).collect()
+}
+
+pub(super) fn words<const N: usize>(list: [&str; N]) -> Vec<String> {
+    list.iter().map(|w| w.to_string()).collect()
+}
+
+/// For messages: the command as a user could paste it into a shell.
+pub(super) fn join(words: &[String]) -> String {
+    shlex::try_join(words.iter().map(String::as_str)).unwrap_or_else(|_| words.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_names_socket_and_config() {
+        let tmux = RealTmux::new(Some("orch-x".into()), Some("/dev/null".into()));
+        assert_eq!(
+            tmux.command_prefix(),
+            ["tmux", "-L", "orch-x", "-f", "/dev/null"]
+        );
+        let tmux = RealTmux::new(Some("/tmp/sock".into()), None);
+        assert_eq!(tmux.command_prefix(), ["tmux", "-S", "/tmp/sock"]);
+        assert_eq!(RealTmux::default().command_prefix(), ["tmux"]);
+    }
+
+    #[test]
+    fn creation_commands_put_options_before_the_argv() {
+        let spec = WindowSpec::new("w", "/tmp", vec!["prog".into(), "-d".into(), "a;".into()])
+            .with_env("K", "v");
+        let cmd = with_command(NewWindow::new().detached().build(), &spec).unwrap();
+        assert_eq!(
+            cmd,
+            ["new-window", "-d", "-e", "K=v", "--", "prog", "-d", "a;"]
+        );
+        assert_eq!(
+            remain_on_exit("=s:{end}".into()),
+            ["set-option", "-w", "-t", "=s:{end}", "remain-on-exit", "on"]
+        );
+    }
+
+    #[test]
+    fn bad_input_is_refused_before_running_tmux() {
+        let tmux = RealTmux::new(Some("orch-never-started".into()), None);
+        let spec = WindowSpec::new("w", "/tmp", vec![]);
+        assert!(matches!(
+            tmux.new_window("s", &spec),
+            Err(TmuxError::InvalidArgument { .. })
+        ));
+        assert!(matches!(
+            tmux.has_session("a:b"),
+            Err(TmuxError::InvalidArgument { .. })
+        ));
+        assert!(matches!(
+            tmux.set_hook("s", "pane-died[3]", "x"),
+            Err(TmuxError::InvalidArgument { .. })
+        ));
+    }
+}
