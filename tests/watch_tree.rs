@@ -159,7 +159,7 @@ async fn moves_across_the_tree_edge() {
     let outside = tempfile::tempdir().unwrap();
     let mut w = Watched::start(
         |root| {
-            fs::write(root.join(".gitignore"), "build/\n").unwrap();
+            fs::write(root.join(".gitignore"), "build/\n*.bak\n").unwrap();
             fs::create_dir_all(root.join("build")).unwrap();
             fs::create_dir_all(root.join("src")).unwrap();
             fs::write(root.join("src/keep.rs"), "k").unwrap();
@@ -179,6 +179,11 @@ async fn moves_across_the_tree_edge() {
     w.expect("src/gen.rs", ChangeKind::Created).await;
     fs::rename(w.path("src/keep.rs"), w.path("build/keep.rs")).unwrap();
     w.expect("src/keep.rs", ChangeKind::Removed).await;
+    // Same directory, to and from an ignored name.
+    fs::rename(w.path("src/gen.rs"), w.path("src/gen.rs.bak")).unwrap();
+    w.expect("src/gen.rs", ChangeKind::Removed).await;
+    fs::rename(w.path("src/gen.rs.bak"), w.path("src/gen.rs")).unwrap();
+    w.expect("src/gen.rs", ChangeKind::Created).await;
 }
 
 #[tokio::test]
@@ -291,6 +296,46 @@ async fn latency_from_write_to_event() {
         "write→event over 100 writes: median {:?}, p90 {:?}, max {:?}",
         samples[50], samples[90], samples[99]
     );
+    let (tx, mut rx) = unbounded_channel();
+    let mut records = DirWatcher::new(tx).unwrap();
+    let attempt = w.path("attempt");
+    fs::create_dir(&attempt).unwrap();
+    records.watch(&attempt).unwrap();
+    let mut samples = Vec::new();
+    for i in 0..100 {
+        let (tmp, done) = (
+            attempt.join("exit.tmp"),
+            attempt.join(format!("exit{i}.json")),
+        );
+        let start = Instant::now();
+        fs::write(&tmp, "{}").unwrap();
+        fs::rename(&tmp, &done).unwrap();
+        while let Ok(Some(path)) = tokio::time::timeout(PATIENCE, rx.recv()).await {
+            if path == done {
+                break;
+            }
+        }
+        samples.push(start.elapsed());
+    }
+    samples.sort();
+    println!(
+        "DirWatcher write+rename→path: median {:?}, max {:?}",
+        samples[50], samples[99]
+    );
+    // Idle cost: CPU time used by the whole process while nothing happens.
+    let cpu = || {
+        let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+        // SAFETY: getrusage fills the struct it is given.
+        let usage = unsafe {
+            libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
+            usage.assume_init()
+        };
+        let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+        Duration::from_micros(us(usage.ru_utime) + us(usage.ru_stime))
+    };
+    let before = cpu();
+    std::thread::sleep(Duration::from_secs(2));
+    println!("CPU used while idle for 2 s: {:?}", cpu() - before);
 }
 
 /// `cargo test --release --test watch_tree -- --ignored --nocapture setup`

@@ -58,9 +58,8 @@ impl DirWatcher {
     /// before (or while the engine was down) is not missed.
     pub fn watch(&mut self, dir: &Path) -> Result<(), WatchError> {
         let dir = std::path::absolute(dir).map_err(|err| WatchError::from_io(err, dir))?;
-        if self.dirs.contains(&dir) {
-            return Ok(());
-        }
+        // Even if watched before: the directory may have been deleted and made again, which
+        // ends the old watch.
         self.watcher
             .watch(&dir, notify::RecursiveMode::NonRecursive)
             .map_err(|err| WatchError::from_notify(err, &dir))?;

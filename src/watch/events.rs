@@ -125,6 +125,10 @@ impl Tracker {
             self.resync("");
             return;
         }
+        // Every open() in a watched directory is reported too: drop those first, cheaply.
+        if matches!(event.kind, EventKind::Access(AccessKind::Open(_))) {
+            return;
+        }
         let Some(rel) = event.paths.first().and_then(|p| self.rel_of(p)) else {
             return;
         };

@@ -9,6 +9,23 @@
 //! The notify callback only pushes into a std channel; a dedicated thread owns all state
 //! (known files, watched directories, writes in progress) and sends results to the engine
 //! through its tokio channel. When idle, that thread blocks on the channel: no polling.
+//!
+//! What is reported, for files only (never for directories themselves):
+//! - a write is reported when the writer closes the file (`Created` if the file is new,
+//!   `Modified` otherwise), or after 30 ms if it stays open, then at most once a second while
+//!   it keeps being written, and once more at the close;
+//! - a file created and deleted (or moved away) before it was ever closed is not reported;
+//! - a rename inside the tree is `Renamed { from }`; into the tree from outside or from an
+//!   ignored path, `Created` (`Modified` if it replaced a file); out of the tree or to an
+//!   ignored path, `Removed`;
+//! - an atomic save (write `tmp`, rename over `file`) is `Created` of `tmp`, then
+//!   `Renamed { from: tmp }` at `file`: judge a path by its state on disk when handling it;
+//! - a directory renamed inside the tree gives one `Renamed` per file below it, one moved
+//!   out one `Removed` per known file, one moved in or created one `Created` per file found
+//!   when it is scanned; a deleted directory gives one `Removed` per file (the kernel
+//!   reports each unlink);
+//! - `Snapshot::restore` renames its content into place from the store, so a restored
+//!   file shows up as `Created`/`Modified` too (keep the store under `.orch/`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
