@@ -1,0 +1,333 @@
+//! The project as it was when the run started, kept as a git tree object: cheap to take
+//! (only files changed since the last `git add` are hashed), cheap to keep (objects are
+//! shared), and it works the same for projects that are not git repositories.
+//!
+//! In a git work tree the snapshot goes through a private index (`<store>/index`, seeded
+//! from the repository's own so unchanged files are not rehashed) and its objects into the
+//! repository's object store; the user's index, HEAD and refs are never written. Elsewhere a
+//! private bare repository at `<store>/git` plays that part. Nothing needs a git identity:
+//! no commit is ever made.
+//!
+//! All methods block (they run git): call them from `spawn_blocking` in async code.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::git::{Git, Store};
+use crate::paths::{self, PathProblem};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error(
+        "git not found: install git; orch needs it to snapshot the project for \
+         ownership.on_violation: revert"
+    )]
+    GitNotFound,
+    #[error("`git {command}` failed in {}: {stderr}", root.display())]
+    Git {
+        command: String,
+        root: PathBuf,
+        stderr: String,
+    },
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+    #[error("snapshot `{tree}` is not in the store {}: was it taken for this project?", store.display())]
+    UnknownTree { tree: String, store: PathBuf },
+    #[error("`{path}` {problem}")]
+    BadPath { path: String, problem: PathProblem },
+    #[error("`{0}` is not a file: only files can be restored")]
+    NotAFile(String),
+    #[error(
+        "`{path}` is inside `{repo}`, a nested git repository: the snapshot records only \
+         which commit it was at, not its files"
+    )]
+    InsideSubmodule { path: String, repo: String },
+    #[error("git answered something unexpected: {0}")]
+    Unexpected(String),
+}
+
+pub(crate) fn io_error(path: &Path) -> impl FnOnce(io::Error) -> SnapshotError + '_ {
+    move |source| SnapshotError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// What [`Snapshot::restore`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restored {
+    /// Written back with its content and executable bit at the start.
+    Rewritten,
+    /// Deleted: it did not exist at the start.
+    Deleted,
+    /// Already as it was.
+    Unchanged,
+}
+
+/// How a file differs from the start, for the final sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SnapshotChange {
+    Added,
+    Modified,
+    Deleted,
+}
+
+/// The start-of-run state of a project.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub(crate) git: Git,
+    tree: String,
+}
+
+const KIND_FILE: &str = "kind";
+
+impl Snapshot {
+    /// Records every file under `root` that git would not ignore (`.git/`, `.orch/` and the
+    /// store excluded), keeping its working state in `store` (created if missing).
+    pub fn take(root: &Path, store: &Path) -> Result<Snapshot, SnapshotError> {
+        let root = root.canonicalize().map_err(io_error(root))?;
+        std::fs::create_dir_all(store).map_err(io_error(store))?;
+        let store = store.canonicalize().map_err(io_error(store))?;
+        let kind = if root.join(".git").exists() {
+            Store::Repo
+        } else {
+            Store::Private
+        };
+        let git = Git { root, store, kind };
+        clear_stale_lock(&git)?;
+        match kind {
+            Store::Repo => seed_index(&git)?,
+            Store::Private => git.init_private()?,
+        }
+        let marker = git.store.join(KIND_FILE);
+        let text = if kind == Store::Repo {
+            "repo\n"
+        } else {
+            "private\n"
+        };
+        std::fs::write(&marker, text).map_err(io_error(&marker))?;
+        let tree = write_tree(&git)?;
+        Ok(Snapshot { git, tree })
+    }
+
+    /// Reopens a snapshot taken earlier (by an engine that has since restarted).
+    pub fn load(root: &Path, store: &Path, tree_id: &str) -> Result<Snapshot, SnapshotError> {
+        let root = root.canonicalize().map_err(io_error(root))?;
+        let store = store.canonicalize().map_err(io_error(store))?;
+        let kind = match std::fs::read_to_string(store.join(KIND_FILE)) {
+            Ok(text) if text.trim() == "repo" => Store::Repo,
+            Ok(_) => Store::Private,
+            Err(_) if store.join("git").is_dir() => Store::Private,
+            Err(_) => Store::Repo,
+        };
+        let git = Git { root, store, kind };
+        let unknown = || SnapshotError::UnknownTree {
+            tree: tree_id.to_string(),
+            store: git.store.clone(),
+        };
+        if tree_id.len() < 40 || !tree_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(unknown());
+        }
+        match git.run(false, ["cat-file", "-t", tree_id]) {
+            Ok(out) if out.trim_ascii() == b"tree" => {}
+            Ok(_) | Err(SnapshotError::Git { .. }) => return Err(unknown()),
+            Err(err) => return Err(err),
+        }
+        clear_stale_lock(&git)?;
+        Ok(Snapshot {
+            git,
+            tree: tree_id.to_string(),
+        })
+    }
+
+    /// The git tree object id: what [`Snapshot::load`] needs to reopen it.
+    pub fn tree_id(&self) -> &str {
+        &self.tree
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.git.root
+    }
+
+    pub fn store(&self) -> &Path {
+        &self.git.store
+    }
+
+    /// The content and git mode (0o100644, 0o100755 or 0o120000 for a symlink, whose
+    /// content is its target) of `rel` at the start; `None` if it did not exist then.
+    pub fn original(&self, rel: &str) -> Result<Option<(Vec<u8>, u32)>, SnapshotError> {
+        let rel = checked(rel)?;
+        // The ancestors too: one of them may be a submodule, which hides what is below it.
+        let ancestors = rel.match_indices('/').map(|(i, _)| &rel[..i]);
+        let mut args = vec!["ls-tree", "-z", "--full-tree", &self.tree, "--"];
+        args.extend(ancestors);
+        args.push(&rel);
+        let listing = self.git.run_literal(&args)?;
+        let Some((mode, kind, oid)) = find_entry(&listing, &rel)? else {
+            if let Some(repo) = find_submodule(&listing)? {
+                return Err(SnapshotError::InsideSubmodule { path: rel, repo });
+            }
+            return Ok(None);
+        };
+        if kind != "blob" {
+            return Err(SnapshotError::NotAFile(rel));
+        }
+        let content = if mode == 0o120000 {
+            self.git.run(false, ["cat-file", "blob", &oid])?
+        } else {
+            // Smudge filters and line endings as a checkout would apply them.
+            let path_arg = format!("--path={rel}");
+            self.git
+                .run(false, ["cat-file", "--filters", path_arg.as_str(), &oid])?
+        };
+        Ok(Some((content, mode)))
+    }
+
+    /// Puts `rel` back as it was at the start (content and executable bit), or deletes it if
+    /// it did not exist then. New content is written beside the store and renamed into
+    /// place, so a writer still holding the file open cannot corrupt it.
+    pub fn restore(&self, rel: &str) -> Result<Restored, SnapshotError> {
+        let rel = paths::check(&self.git.root, rel).map_err(|problem| SnapshotError::BadPath {
+            path: rel.to_string(),
+            problem,
+        })?;
+        let original = self.original(&rel)?;
+        super::copy::put_back(&self.git.root, &self.git.store, &rel, original)
+    }
+
+    /// Every file added, modified or deleted since the start (no rename detection), for the
+    /// final sweep. Goes through the private index, so it costs about one `git status`.
+    pub fn changed_since(&self) -> Result<Vec<(String, SnapshotChange)>, SnapshotError> {
+        let now = write_tree(&self.git)?;
+        if now == self.tree {
+            return Ok(Vec::new());
+        }
+        let out = self.git.run(
+            false,
+            [
+                "diff-tree",
+                "-r",
+                "-z",
+                "--no-renames",
+                "--name-status",
+                &self.tree,
+                &now,
+            ],
+        )?;
+        let mut fields = out.split(|b| *b == 0).filter(|f| !f.is_empty());
+        let mut changes = Vec::new();
+        while let (Some(status), Some(path)) = (fields.next(), fields.next()) {
+            let change = match status.first() {
+                Some(b'A') => SnapshotChange::Added,
+                Some(b'D') => SnapshotChange::Deleted,
+                Some(b'M' | b'T') => SnapshotChange::Modified,
+                _ => {
+                    return Err(SnapshotError::Unexpected(format!(
+                        "diff-tree status `{}`",
+                        String::from_utf8_lossy(status)
+                    )));
+                }
+            };
+            changes.push((String::from_utf8_lossy(path).into_owned(), change));
+        }
+        Ok(changes)
+    }
+}
+
+fn checked(rel: &str) -> Result<String, SnapshotError> {
+    paths::normalize(rel).map_err(|problem| SnapshotError::BadPath {
+        path: rel.to_string(),
+        problem,
+    })
+}
+
+/// `git add -A` of the whole tree into the private index, then `git write-tree`.
+fn write_tree(git: &Git) -> Result<String, SnapshotError> {
+    let mut args = vec![
+        "add".to_string(),
+        "-A".into(),
+        "--".into(),
+        ".".into(),
+        ":(exclude).orch".into(),
+    ];
+    if let Ok(inside) = git.store.strip_prefix(&git.root)
+        && !inside.as_os_str().is_empty()
+    {
+        args.push(format!(":(exclude){}", inside.to_string_lossy()));
+    }
+    git.run(true, &args)?;
+    let out = git.run(true, ["write-tree"])?;
+    let tree = String::from_utf8_lossy(&out).trim().to_string();
+    if tree.len() < 40 || !tree.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(SnapshotError::Unexpected(format!(
+            "write-tree printed `{tree}`"
+        )));
+    }
+    Ok(tree)
+}
+
+/// Copies the repository's index to the private one, keeping its modification time: git
+/// trusts an entry's cached stat data only if the entry is older than the index file.
+fn seed_index(git: &Git) -> Result<(), SnapshotError> {
+    let out = git.run(false, ["rev-parse", "--git-path", "index"])?;
+    let real = git
+        .root
+        .join(String::from_utf8_lossy(&out).trim_end_matches('\n'));
+    let private = git.index();
+    let Ok(meta) = std::fs::metadata(&real) else {
+        // A repository with nothing added yet: start from an empty index.
+        return match std::fs::remove_file(&private) {
+            Err(err) if err.kind() != io::ErrorKind::NotFound => Err(io_error(&private)(err)),
+            _ => Ok(()),
+        };
+    };
+    std::fs::copy(&real, &private).map_err(io_error(&private))?;
+    let modified = meta.modified().map_err(io_error(&real))?;
+    std::fs::File::options()
+        .write(true)
+        .open(&private)
+        .and_then(|f| f.set_modified(modified))
+        .map_err(io_error(&private))
+}
+
+/// A git killed while holding the private index's lock (the engine died) leaves it behind;
+/// nobody else uses that index.
+fn clear_stale_lock(git: &Git) -> Result<(), SnapshotError> {
+    let lock = git.store.join("index.lock");
+    match std::fs::remove_file(&lock) {
+        Err(err) if err.kind() != io::ErrorKind::NotFound => Err(io_error(&lock)(err)),
+        _ => Ok(()),
+    }
+}
+
+/// The entries of `ls-tree -z` output (`<mode> <type> <oid>\t<path>\0`) as
+/// `(mode, type, oid, path)`.
+fn entries(listing: &[u8]) -> Result<Vec<(u32, String, String, String)>, SnapshotError> {
+    let mut out = Vec::new();
+    for record in listing.split(|b| *b == 0).filter(|r| !r.is_empty()) {
+        let text = String::from_utf8_lossy(record);
+        let bad = || SnapshotError::Unexpected(format!("ls-tree line `{text}`"));
+        let (meta, path) = text.split_once('\t').ok_or_else(bad)?;
+        let mut parts = meta.split(' ');
+        let (Some(mode), Some(kind), Some(oid)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(bad());
+        };
+        let mode = u32::from_str_radix(mode, 8).map_err(|_| bad())?;
+        out.push((mode, kind.to_string(), oid.to_string(), path.to_string()));
+    }
+    Ok(out)
+}
+
+fn find_entry(listing: &[u8], rel: &str) -> Result<Option<(u32, String, String)>, SnapshotError> {
+    Ok(entries(listing)?
+        .into_iter()
+        .find(|entry| entry.3 == rel)
+        .map(|(mode, kind, oid, _)| (mode, kind, oid)))
+}
+
+fn find_submodule(listing: &[u8]) -> Result<Option<String>, SnapshotError> {
+    Ok(entries(listing)?
+        .into_iter()
+        .find(|entry| entry.1 == "commit")
+        .map(|entry| entry.3))
+}
