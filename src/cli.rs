@@ -73,6 +73,116 @@ enum Command {
         request: String,
     },
 
+    /// Run the request in tmux: planner, then each task's agent in its own window.
+    #[command(
+        after_help = "Examples:\n  orch up \"Build a user auth system with JWT\"\n  \
+                            orch up \"Implement the plan\" --plan plan.json --layout tiled\n  \
+                            orch up \"...\" --detach && orch wait\n\n\
+                            Creates the tmux session orch-<project>: its `control` window runs \
+                            the engine and shows every task live. Detach with C-b d; `orch \
+                            attach` comes back, `orch down` tears it down. Everything about \
+                            the run is kept in .orch/runs/<id>/."
+    )]
+    Up {
+        /// What to build.
+        request: String,
+        /// Run this plan instead of asking the planner (it is validated first).
+        #[arg(long, value_name = "FILE")]
+        plan: Option<PathBuf>,
+        /// How panes are arranged: windows, tiled, main-vertical, or a layout file.
+        #[arg(long, default_value = "windows", value_name = "NAME|PATH")]
+        layout: String,
+        /// Do not attach to the session.
+        #[arg(long)]
+        detach: bool,
+        /// Run on a private tmux server with this socket name (also ORCH_TMUX_SOCKET).
+        #[arg(long, value_name = "NAME")]
+        socket: Option<String>,
+    },
+
+    /// Show the run's tasks, their states and the violations (no engine needed).
+    #[command(
+        after_help = "Examples:\n  orch status\n  orch status --json | jq '.tasks[] | \
+                            {id, state}'"
+    )]
+    Status {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        /// A run id (default: the latest).
+        #[arg(long, value_name = "ID")]
+        run: Option<String>,
+    },
+
+    /// Show what a task's agent printed (`planner` for the planner).
+    #[command(
+        after_help = "Examples:\n  orch logs 2\n  orch logs api -f\n  orch logs \
+                            planner --attempt 1"
+    )]
+    Logs {
+        /// The task id, or `planner`.
+        task: String,
+        /// Keep printing as the agent writes, until it exits.
+        #[arg(short, long)]
+        follow: bool,
+        /// Which attempt (default: the latest).
+        #[arg(long)]
+        attempt: Option<u32>,
+        /// A run id (default: the latest).
+        #[arg(long, value_name = "ID")]
+        run: Option<String>,
+    },
+
+    /// Attach to the run's tmux session to watch the agents live (detach: C-b d).
+    #[command(after_help = "Example:\n  orch attach")]
+    Attach {
+        /// A run id (default: the latest).
+        #[arg(long, value_name = "ID")]
+        run: Option<String>,
+    },
+
+    /// Wait until the run ends: exit 0 when it succeeded, 1 when it failed, 124 on timeout.
+    #[command(after_help = "Example:\n  orch up \"...\" --detach && orch wait --timeout 3600")]
+    Wait {
+        /// Give up after this many seconds (exit 124).
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<u64>,
+        /// A run id (default: the latest).
+        #[arg(long, value_name = "ID")]
+        run: Option<String>,
+    },
+
+    /// Stop the run's agents and engine and close its tmux session; its files stay.
+    #[command(after_help = "Example:\n  orch down")]
+    Down {
+        /// A run id (default: the latest).
+        #[arg(long, value_name = "ID")]
+        run: Option<String>,
+    },
+
+    /// Make a small sample project on the built-in scripted agent and run `orch up` in it.
+    #[command(after_help = "Example:\n  orch demo              # in ./orch-demo\n  \
+                            orch demo /tmp/try-orch\n\nNo agent CLI or account needed. \
+                            With a terminal it attaches to the session; without one it waits \
+                            for the run and prints the result.")]
+    Demo {
+        /// Where to create the project (must not exist or be empty) [default: ./orch-demo]
+        dir: Option<PathBuf>,
+        /// Do not attach; wait for the run and print its result.
+        #[arg(long)]
+        detach: bool,
+        /// Run on a private tmux server with this socket name (also ORCH_TMUX_SOCKET).
+        #[arg(long, value_name = "NAME")]
+        socket: Option<String>,
+    },
+
+    /// The engine of a run (orch starts it in the session's control window).
+    #[command(hide = true)]
+    Engine {
+        /// The run's directory.
+        run_dir: PathBuf,
+    },
+
     /// The built-in scripted agent (orch runs it for `kind: scripted`).
     #[command(hide = true)]
     ScriptedAgent {
@@ -118,6 +228,42 @@ fn execute(cli: Cli) -> anyhow::Result<u8> {
         Command::Doctor => commands::doctor::run(&global),
         Command::Validate { plan } => commands::validate::run(&global, &plan),
         Command::Plan { request } => commands::plan::run(&global, &request),
+        Command::Up {
+            request,
+            plan,
+            layout,
+            detach,
+            socket,
+        } => commands::up::run(
+            &global,
+            commands::up::UpArgs {
+                request,
+                plan,
+                layout,
+                detach,
+                socket,
+            },
+        ),
+        Command::Status { json, run } => commands::status::run(&global, run.as_deref(), json),
+        Command::Logs {
+            task,
+            follow,
+            attempt,
+            run,
+        } => commands::logs::run(&global, run.as_deref(), &task, attempt, follow),
+        Command::Attach { run } => commands::attach::run(&global, run.as_deref()),
+        Command::Wait { timeout, run } => commands::wait::run(
+            &global,
+            run.as_deref(),
+            timeout.map(std::time::Duration::from_secs),
+        ),
+        Command::Down { run } => commands::down::run(&global, run.as_deref()),
+        Command::Demo {
+            dir,
+            detach,
+            socket,
+        } => commands::demo::run(&global, dir, detach, socket),
+        Command::Engine { run_dir } => crate::engine::start(&run_dir),
         Command::ScriptedAgent { prompt_file } => {
             crate::scripted::run(&prompt_file).map(|code| code.clamp(0, 255) as u8)
         }

@@ -1,11 +1,20 @@
 //! One module per subcommand. Each takes plain values (never clap types) and returns the
 //! exit code, or an error whose type picks it.
 
+pub mod attach;
+pub mod demo;
 pub mod doctor;
+pub mod down;
+mod follow;
 pub mod init;
+pub mod logs;
 mod output;
 pub mod plan;
+mod runs;
+pub mod status;
+pub mod up;
 pub mod validate;
+pub mod wait;
 
 use std::path::PathBuf;
 

@@ -56,10 +56,7 @@ impl Layout {
     /// A built-in layout by name, or a layout file by path (anything with a `/` or a `.yaml`
     /// or `.yml` ending).
     pub fn load(name_or_path: &str, cwd: &Path) -> anyhow::Result<Layout> {
-        let is_path = name_or_path.contains('/')
-            || name_or_path.ends_with(".yaml")
-            || name_or_path.ends_with(".yml");
-        if !is_path {
+        if !Self::is_path(name_or_path) {
             let Some((_, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) else {
                 return Err(usage(format!(
                     "no layout named `{name_or_path}`: use one of {}, or a path to a layout file",
@@ -72,6 +69,13 @@ impl Layout {
         let text = std::fs::read_to_string(&path)
             .map_err(|e| usage(format!("cannot read the layout {}: {e}", path.display())))?;
         Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Whether `--layout` names a file rather than a built-in layout.
+    pub fn is_path(name_or_path: &str) -> bool {
+        name_or_path.contains('/')
+            || name_or_path.ends_with(".yaml")
+            || name_or_path.ends_with(".yml")
     }
 
     pub fn builtin_names() -> Vec<&'static str> {

@@ -252,3 +252,92 @@ fn empty_request_is_a_usage_error() {
         .expect(2)
         .stderr_has("the request is empty");
 }
+
+const SCRIPTED_CONFIG: &str = "\
+agents:
+  bot:
+    kind: scripted
+roles:
+  planner: bot
+  judge: bot
+  workers: [bot]
+limits:
+  planner_retries: 1
+  task_timeout: 3s
+";
+
+#[test]
+fn plan_with_the_scripted_planner() {
+    let p = TestProject::new();
+    p.file("orch.yaml", SCRIPTED_CONFIG);
+    let run = p.orch().args(["plan", "Build wordstat"]).run().expect(0);
+    let out = run.stdout();
+    assert!(out.contains("3 spec(s), 4 task(s)"), "{out}");
+    assert!(out.contains("wave 3:"), "{out}");
+    assert!(p.read("specs/architecture.md").contains("Build wordstat"));
+}
+
+#[test]
+fn plan_fault_bad_plan_is_fixed_on_the_second_attempt() {
+    let p = TestProject::new();
+    p.file("orch.yaml", SCRIPTED_CONFIG);
+    p.orch()
+        .args(["plan", "x"])
+        .env("ORCH_SCRIPTED_FAULT", "bad-plan")
+        .run()
+        .expect(0)
+        .stderr_has("attempt 1: the plan was refused")
+        .stderr_has("dependency cycle")
+        .stderr_has("attempt 2 of 2")
+        .stdout_has("4 task(s)");
+}
+
+#[test]
+fn plan_faults_that_never_give_a_plan_exit_1() {
+    for (fault, says) in [
+        ("garbage", "no plan found in the answer"),
+        ("crash", "the planner exited with status 3"),
+        ("hang", "stopped after 3s without output"),
+    ] {
+        let p = TestProject::new();
+        p.file(
+            "orch.yaml",
+            &SCRIPTED_CONFIG.replace("planner_retries: 1", "planner_retries: 0"),
+        );
+        p.orch()
+            .args(["plan", "x"])
+            .env("ORCH_SCRIPTED_FAULT", fault)
+            .run()
+            .expect(1)
+            .stderr_has(says)
+            .stderr_has("no valid plan after 1 attempt(s)");
+    }
+}
+
+#[test]
+fn plan_worker_faults_do_not_touch_the_planner() {
+    for fault in ["violate", "delete", "no-write", "crash@worker"] {
+        let p = TestProject::new();
+        p.file("orch.yaml", SCRIPTED_CONFIG);
+        p.orch()
+            .args(["plan", "x"])
+            .env("ORCH_SCRIPTED_FAULT", fault)
+            .run()
+            .expect(0);
+    }
+}
+
+#[test]
+fn plan_fault_slow_still_plans() {
+    let p = TestProject::new();
+    p.file(
+        "orch.yaml",
+        &SCRIPTED_CONFIG.replace("task_timeout: 3s", "task_timeout: 30s"),
+    );
+    p.orch()
+        .args(["plan", "x"])
+        .env("ORCH_SCRIPTED_FAULT", "slow")
+        .run()
+        .expect(0)
+        .stdout_has("4 task(s)");
+}

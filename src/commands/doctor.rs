@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
+
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -91,7 +92,7 @@ fn check_tmux(report: &mut Report) {
         );
         return;
     }
-    match can_start_server(&path) {
+    match can_start_server() {
         Ok(()) => report.ok(&format!(
             "tmux {version} ({}), can start a server",
             path.display()
@@ -103,24 +104,21 @@ fn check_tmux(report: &mut Report) {
     }
 }
 
-/// Starts and kills a throwaway private server: the user's own server is never touched.
-fn can_start_server(tmux: &Path) -> Result<(), String> {
-    let socket = format!("orch-doctor-{}", std::process::id());
-    let run = |args: &[&str]| {
-        Command::new(tmux)
-            .args(["-L", &socket, "-f", "/dev/null"])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-    };
-    let out =
-        run(&["new-session", "-d", "-s", "doctor", "sleep", "30"]).map_err(|e| e.to_string())?;
-    let _ = run(&["kill-server"]);
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
-    }
+/// Starts a throwaway private server (killed when the guard drops): the user's own server is
+/// never touched.
+fn can_start_server() -> Result<(), String> {
+    use crate::tmux::{PrivateServer, Tmux as _, WindowSpec};
+    let server = PrivateServer::new("doctor");
+    let probe = WindowSpec::new(
+        "probe",
+        std::env::temp_dir(),
+        vec!["sleep".into(), "30".into()],
+    );
+    server
+        .tmux()
+        .new_session("doctor", &probe, (80, 24))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 fn check_git(report: &mut Report, project: &Project) {

@@ -243,17 +243,22 @@ fn checked(rel: &str) -> Result<String, SnapshotError> {
 
 /// `git add -A` of the whole tree into the private index, then `git write-tree`.
 fn write_tree(git: &Git) -> Result<String, SnapshotError> {
-    let mut args = vec![
-        "add".to_string(),
-        "-A".into(),
-        "--".into(),
-        ".".into(),
-        ":(exclude).orch".into(),
-    ];
+    let mut args = vec!["add".to_string(), "-A".into(), "--".into(), ".".into()];
+    let mut excluded = vec![".orch".to_string()];
     if let Ok(inside) = git.store.strip_prefix(&git.root)
         && !inside.as_os_str().is_empty()
     {
-        args.push(format!(":(exclude){}", inside.to_string_lossy()));
+        excluded.push(inside.to_string_lossy().into_owned());
+    }
+    // git refuses a pathspec that names an ignored path, even to exclude it: exclude only
+    // what .gitignore does not already.
+    for path in excluded {
+        if git
+            .run(false, ["check-ignore", "-q", "--", path.as_str()])
+            .is_err()
+        {
+            args.push(format!(":(exclude){path}"));
+        }
     }
     git.run(true, &args)?;
     let out = git.run(true, ["write-tree"])?;

@@ -1,0 +1,106 @@
+//! `orch demo [DIR]`: a small sample project on the built-in scripted agent, run with
+//! `orch up`, so that a newcomer sees the whole thing with no agent CLI and no account.
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use super::{Global, status, up, wait};
+use crate::error::{EXIT_OK, usage};
+
+pub fn run(
+    global: &Global,
+    dir: Option<PathBuf>,
+    detach: bool,
+    socket: Option<String>,
+) -> anyhow::Result<u8> {
+    let dir = match dir {
+        Some(dir) => global.cwd.join(dir),
+        // A fresh directory each time, so that the demo can be run again as it is.
+        None => (1..)
+            .map(|n| match n {
+                1 => global.cwd.join("orch-demo"),
+                n => global.cwd.join(format!("orch-demo-{n}")),
+            })
+            .find(|d| !d.exists())
+            .expect("some name is free"),
+    };
+    if dir.exists() && std::fs::read_dir(&dir)?.next().is_some() {
+        return Err(usage(format!(
+            "{} exists and is not empty: name another directory, e.g. `orch demo /tmp/orch-demo-2`",
+            dir.display()
+        )));
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("failed to create {}", dir.display()))?;
+    for (path, content) in crate::scripted::demo_files() {
+        let target = dir.join(path);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&target, content)
+            .with_context(|| format!("failed to write {}", target.display()))?;
+    }
+    git(&dir, &["init", "-q"])?;
+    git(&dir, &["add", "-A"])?;
+    git(
+        &dir,
+        &[
+            "-c",
+            "user.name=orch demo",
+            "-c",
+            "user.email=demo@orch.invalid",
+            "commit",
+            "-q",
+            "-m",
+            "The demo project, before orch",
+        ],
+    )?;
+    println!("demo project: {}", dir.display());
+    let global = Global {
+        config: None,
+        cwd: dir.clone(),
+    };
+    let interactive = !detach && std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
+    let args = up::UpArgs {
+        request: crate::scripted::DEMO_REQUEST.to_string(),
+        plan: None,
+        layout: "windows".into(),
+        detach: !interactive,
+        socket,
+    };
+    if interactive {
+        return up::run(&global, args);
+    }
+    // No terminal to attach: follow the run to its end and show the result.
+    let started = up::start(&global, args)?;
+    up::print_detached(&started);
+    let code = wait::run(&global, None, Some(Duration::from_secs(600)))?;
+    status::run(&global, None, false)?;
+    println!(
+        "\nlook around: cd {} && orch status; orch logs 1; orch down",
+        dir.display()
+    );
+    Ok(if code == 0 { EXIT_OK } else { code })
+}
+
+fn git(dir: &std::path::Path, args: &[&str]) -> anyhow::Result<()> {
+    let status = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .map_err(|e| {
+            usage(format!(
+                "cannot run git ({e}): the demo needs git installed"
+            ))
+        })?;
+    anyhow::ensure!(
+        status.success(),
+        "git {} failed in {}",
+        args.join(" "),
+        dir.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! `orch down`: stop the run's agents and engine, close its tmux session, and mark the run
+//! stopped. Its files stay. Works whether or not the engine is still alive.
+
+use std::time::{Duration, Instant};
+
+use super::{Global, runs};
+use crate::error::EXIT_OK;
+use crate::state::{self, EngineLock, Event, Journal, Outcome};
+use crate::tmux::Tmux as _;
+
+/// How long agents get between TERM and KILL.
+const GRACE: Duration = Duration::from_secs(5);
+
+pub fn run(global: &Global, run: Option<&str>) -> anyhow::Result<u8> {
+    let loaded = runs::load(global, run)?;
+    let state_dir = loaded.project.state_dir();
+    let run_id = loaded.info.run_id.clone();
+
+    // A live engine stops its agents itself and records the run as stopped.
+    if let Some(pid) = loaded.engine_pid {
+        std::fs::write(loaded.dir.stop_request(), b"orch down\n")?;
+        // SAFETY: kill(2) only sends a signal.
+        unsafe {
+            libc::kill(pid as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + GRACE * 3;
+        let mut pause = Duration::from_millis(5);
+        while state::holder(&state_dir).is_some_and(|(id, _)| id == run_id) {
+            if Instant::now() > deadline {
+                eprintln!("warning: the engine (pid {pid}) did not stop in time; killing it");
+                // SAFETY: as above.
+                unsafe {
+                    libc::kill(pid as i32, libc::SIGKILL);
+                }
+                break;
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
+    }
+
+    // Whatever is left in the session (all of it, when the engine was already gone): every
+    // pane's process group, then the session.
+    let tmux = loaded.tmux();
+    let mut stopped = 0;
+    if tmux.has_session(&loaded.info.session).unwrap_or(false) {
+        let panes = tmux.list_panes(&loaded.info.session).unwrap_or_default();
+        let workers: Vec<_> = panes
+            .iter()
+            .filter(|p| !p.dead && p.pid > 1)
+            .map(|p| {
+                let pid = p.pid as i32;
+                std::thread::spawn(move || crate::process::kill_group(pid, GRACE))
+            })
+            .collect();
+        stopped = workers.len();
+        for worker in workers {
+            let _ = worker.join();
+        }
+        tmux.kill_session(&loaded.info.session)?;
+    }
+
+    let journal = state::read_journal(&loaded.dir.events())?;
+    if !state::RunState::replay(&journal.records).is_finished() {
+        let _lock = EngineLock::acquire(&state_dir, &run_id)?;
+        Journal::open(&loaded.dir.events())?.append(Event::RunFinished {
+            outcome: Outcome::Stopped,
+            reason: Some("stopped by `orch down`".into()),
+        })?;
+    }
+    println!(
+        "run {run_id} is down: session {} closed{}; its files stay in {}",
+        loaded.info.session,
+        if stopped > 0 {
+            format!(", {stopped} process group(s) stopped")
+        } else {
+            String::new()
+        },
+        loaded.project.display(loaded.dir.path())
+    );
+    Ok(EXIT_OK)
+}

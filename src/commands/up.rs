@@ -1,0 +1,252 @@
+//! `orch up "REQUEST"`: create the run, open the tmux session whose control window runs the
+//! engine, and attach (or switch the client) unless told to stay detached.
+
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+
+use super::Global;
+use crate::error::{EXIT_OK, usage};
+use crate::layout::Layout;
+use crate::plan;
+use crate::project::{self, Project};
+use crate::state::{self, RunDir, RunInfo, UpLock};
+use crate::tmux::{RealTmux, Tmux, WindowSpec};
+
+pub struct UpArgs {
+    pub request: String,
+    pub plan: Option<PathBuf>,
+    pub layout: String,
+    pub detach: bool,
+    pub socket: Option<String>,
+}
+
+/// What `up` started, for `demo` to follow.
+pub struct Started {
+    pub run_id: String,
+    pub tmux: RealTmux,
+    pub session: String,
+}
+
+pub fn run(global: &Global, args: UpArgs) -> anyhow::Result<u8> {
+    let detach = args.detach || !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal();
+    let started = start(global, args)?;
+    if detach {
+        print_detached(&started);
+        return Ok(EXIT_OK);
+    }
+    started.tmux.attach(&started.session)?;
+    Ok(EXIT_OK)
+}
+
+pub fn print_detached(started: &Started) {
+    let socket = started
+        .tmux
+        .socket
+        .as_ref()
+        .map(|s| format!(" on tmux socket `{s}`"))
+        .unwrap_or_default();
+    println!(
+        "run {} started in tmux session {}{socket}\n  watch:   orch attach\n  \
+         status:  orch status\n  wait:    orch wait\n  stop:    orch down",
+        started.run_id, started.session
+    );
+}
+
+pub fn start(global: &Global, args: UpArgs) -> anyhow::Result<Started> {
+    if args.request.trim().is_empty() {
+        return Err(usage(
+            "the request is empty: say what to build, e.g. orch up \"Build a CLI that counts words\"",
+        ));
+    }
+    let project = global.project()?;
+    let config_text = std::fs::read_to_string(&project.config_path).map_err(|_| {
+        crate::config::ConfigError::NotFound {
+            path: project.config_path.clone(),
+        }
+    })?;
+    let config = crate::config::parse(&config_text, &project.config_path)?;
+    // Checked now so that a bad layout fails before anything starts; the engine loads it
+    // again from an absolute path when it is a file.
+    Layout::load(&args.layout, &global.cwd)?;
+    let layout = if Layout::is_path(&args.layout) {
+        global.cwd.join(&args.layout).display().to_string()
+    } else {
+        args.layout.clone()
+    };
+    let given_plan = match &args.plan {
+        Some(path) => Some(read_plan(
+            &global.cwd.join(path),
+            &project,
+            &config.roles.workers,
+        )?),
+        None => None,
+    };
+    let socket = args
+        .socket
+        .clone()
+        .or_else(|| std::env::var("ORCH_TMUX_SOCKET").ok());
+    let tmux_config = std::env::var_os("ORCH_TMUX_CONFIG").map(PathBuf::from);
+    let tmux = RealTmux::new(socket.clone(), tmux_config.clone());
+    tmux.version().map_err(anyhow::Error::from)?;
+    let session = format!("orch-{}", project.name());
+
+    let state_dir = project.state_dir();
+    std::fs::create_dir_all(&state_dir).with_context(|| {
+        format!(
+            "cannot create {}: orch keeps its runs there, so the project must be writable",
+            state_dir.display()
+        )
+    })?;
+    // Held until the new engine holds the project lock, so that two `up`s started at the same
+    // moment cannot both get past the check below.
+    let _up = UpLock::acquire(&state_dir)?;
+    if let Some((run_id, pid)) = state::holder(&state_dir) {
+        return Err(usage(format!(
+            "run {run_id} is still live in this project (engine pid {pid}, tmux session \
+             {session}): watch it with `orch attach`, or stop it with `orch down`"
+        )));
+    }
+    if tmux.has_session(&session)? {
+        // The session of a run whose engine has ended: finished, or its engine died.
+        let previous = RunDir::latest(&state_dir);
+        let finished = previous
+            .as_ref()
+            .map(|id| run_finished(&RunDir::new(&state_dir, id)))
+            .unwrap_or(true);
+        if !finished {
+            return Err(usage(format!(
+                "tmux session {session} is still open for run {}, whose engine is gone: \
+                 `orch down` cleans it up",
+                previous.unwrap_or_default()
+            )));
+        }
+        tmux.kill_session(&session)?;
+    }
+
+    let run_id = project::new_id();
+    let dir = RunDir::new(&state_dir, &run_id);
+    dir.create()?;
+    std::fs::write(dir.config(), &config_text).context("failed to copy the config into the run")?;
+    std::fs::write(dir.request(), &args.request).context("failed to write the request")?;
+    if let Some(plan) = &given_plan {
+        let json = serde_json::to_string_pretty(plan)?;
+        std::fs::write(dir.plan(), json + "\n").context("failed to write the plan")?;
+    }
+    let info = RunInfo {
+        run_id: run_id.clone(),
+        request: args.request.clone(),
+        session: session.clone(),
+        socket: socket.clone(),
+        tmux_config,
+        layout,
+        project_root: project.root.clone(),
+        created_at_ms: crate::engine::ui::now_ms(),
+        plan_given: given_plan.is_some(),
+        orch_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    info.write(&dir.run_json())?;
+    let mut journal = state::Journal::open(&dir.events())?;
+    journal.append(state::Event::RunStarted {
+        run_id: run_id.clone(),
+        request_bytes: args.request.len(),
+    })?;
+    RunDir::set_current(&state_dir, &run_id)?;
+
+    let exe = std::env::current_exe().context("failed to find orch's own executable")?;
+    let pane = tmux.new_session(
+        &session,
+        &WindowSpec {
+            name: "control".into(),
+            cwd: project.root.clone(),
+            argv: vec![
+                exe.display().to_string(),
+                "engine".into(),
+                dir.path().display().to_string(),
+            ],
+            env: caller_env(),
+        },
+        (200, 50),
+    )?;
+    wait_for_engine(&tmux, &state_dir, &run_id, &session, &pane.pane_id)?;
+    Ok(Started {
+        run_id,
+        tmux,
+        session,
+    })
+}
+
+/// A pane gets the tmux server's environment, not ours: hand ours over explicitly. `TMUX`
+/// and `TMUX_PANE` describe the caller's own tmux, not the new session.
+fn caller_env() -> Vec<(String, String)> {
+    std::env::vars()
+        .filter(|(k, _)| k != "TMUX" && k != "TMUX_PANE")
+        .collect()
+}
+
+fn read_plan(path: &Path, project: &Project, workers: &[String]) -> anyhow::Result<plan::Plan> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| usage(format!("cannot read the plan {}: {e}", path.display())))?;
+    let value = plan::extract_plan(&text).ok_or_else(|| {
+        usage(format!(
+            "{} holds no plan (a JSON object with `tasks`)",
+            path.display()
+        ))
+    })?;
+    plan::parse_and_validate(&value, &project.root, workers).map_err(|problems| {
+        let lines: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
+        anyhow::Error::from(PlanInvalid(format!(
+            "the plan {} has {} problem(s):\n{}\n`orch validate {}` shows them too",
+            path.display(),
+            problems.len(),
+            lines.join("\n"),
+            path.display()
+        )))
+    })
+}
+
+/// An invalid `--plan`: the thing checked is bad (exit 1), not a usage error.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct PlanInvalid(String);
+
+fn run_finished(dir: &RunDir) -> bool {
+    state::read_journal(&dir.events())
+        .map(|j| state::RunState::replay(&j.records).is_finished())
+        .unwrap_or(true)
+}
+
+/// Waits until the engine holds the project lock, or its pane dies: then its output is the
+/// best explanation there is.
+fn wait_for_engine(
+    tmux: &RealTmux,
+    state_dir: &Path,
+    run_id: &str,
+    session: &str,
+    pane: &str,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut pause = Duration::from_millis(5);
+    while Instant::now() < deadline {
+        if state::holder(state_dir).is_some_and(|(id, _)| id == run_id) {
+            return Ok(());
+        }
+        let dead = tmux
+            .list_panes(session)
+            .ok()
+            .and_then(|panes| panes.into_iter().find(|p| p.pane_id == pane))
+            .is_none_or(|p| p.dead);
+        if dead {
+            let screen = tmux.capture_pane(pane).unwrap_or_default();
+            anyhow::bail!(
+                "the engine of run {run_id} stopped at once; its window showed:\n{}",
+                screen.trim_end()
+            );
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+    anyhow::bail!("the engine of run {run_id} did not start within 15 s: see `orch attach`")
+}

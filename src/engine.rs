@@ -1,0 +1,12 @@
+//! The engine: one event loop that owns a run's state. It runs in the session's `control`
+//! window. Watchers (project files, run files), tmux reconciliation, timers and signals feed
+//! it through channels; every state change is journaled before it takes effect.
+
+mod core;
+mod ownership;
+mod panes;
+mod planning;
+mod tasks;
+pub mod ui;
+
+pub use core::start;

@@ -1,0 +1,359 @@
+//! The engine's state and its loop. Everything that changes the run goes through `record`,
+//! which journals an event (flushed) and only then applies it to the in-memory state.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+
+use super::{panes::Panes, ui};
+use crate::config::Config;
+use crate::plan::{Plan, TaskId};
+use crate::project::Project;
+use crate::state::{EngineLock, Event, Journal, Outcome, Phase, Record, RunDir, RunInfo, RunState};
+use crate::tmux::{RealTmux, Tmux};
+use crate::watch::{DirWatcher, FsChange, Snapshot, TreeWatcher};
+
+/// How often tmux is asked which panes are alive, besides the pane-died hook: tmux's own exit
+/// report is not always reliable.
+const RECONCILE_EVERY: Duration = Duration::from_secs(2);
+/// How often the control window's table is redrawn and timeouts are checked.
+const TICK_EVERY: Duration = Duration::from_secs(1);
+
+/// One agent running in a pane: a task's attempt, or the planner's.
+#[derive(Debug, Clone)]
+pub(super) struct Live {
+    pub attempt: u32,
+    pub dir: PathBuf,
+    pub pane: String,
+    pub pid: u32,
+    pub last_activity: Instant,
+}
+
+pub(super) struct Engine {
+    pub project: Project,
+    pub config: Config,
+    pub info: RunInfo,
+    pub dir: RunDir,
+    pub tmux: Arc<dyn Tmux>,
+    pub panes: Panes,
+    pub journal: Journal,
+    pub state: RunState,
+    pub plan: Option<Plan>,
+    pub snapshot: Option<Snapshot>,
+    pub dir_watcher: DirWatcher,
+    /// Kept alive for the run: dropping it stops the watching.
+    pub _tree_watcher: Option<TreeWatcher>,
+    /// Running task attempts.
+    pub live: HashMap<TaskId, Live>,
+    /// The planner's running attempt.
+    pub planner: Option<Live>,
+    /// Problems of the last refused plan, for the next attempt's prompt.
+    pub planner_feedback: Vec<String>,
+    /// Files written during planning, checked against the specs once the plan is known.
+    pub planning_writes: BTreeMap<String, ChangeSeen>,
+    /// First write of each owned file (ms), for TDD evidence.
+    pub first_writes: BTreeMap<String, u64>,
+    pub exe: PathBuf,
+    /// Set when `orch down` asked the engine to stop (rather than an interrupt).
+    pub stop_requested: bool,
+    _lock: EngineLock,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct ChangeSeen {
+    pub change: &'static str,
+}
+
+/// Runs the engine for the run in `run_dir` until the run ends or is interrupted.
+pub fn start(run_dir: &Path) -> anyhow::Result<u8> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the engine's runtime")?;
+    runtime.block_on(async {
+        let (mut engine, fs_rx, dir_rx) = Engine::open(run_dir)?;
+        let outcome = engine.run(fs_rx, dir_rx).await;
+        engine.render_final(&outcome);
+        match outcome {
+            Ok(Outcome::Succeeded) => Ok(0),
+            Ok(_) => Ok(1),
+            Err(e) => Err(e),
+        }
+    })
+}
+
+impl Engine {
+    fn open(
+        run_dir: &Path,
+    ) -> anyhow::Result<(
+        Engine,
+        UnboundedReceiver<FsChange>,
+        UnboundedReceiver<PathBuf>,
+    )> {
+        let dir = RunDir::open(run_dir)?;
+        let info = RunInfo::read(&dir.run_json())?;
+        let project = Project::discover(&info.project_root, None)?;
+        let config = crate::config::load(&dir.config())?;
+        let lock = EngineLock::acquire(&project.state_dir(), &info.run_id)?;
+        let records = crate::state::read_journal(&dir.events())?;
+        for warning in &records.warnings {
+            eprintln!("warning: {warning}");
+        }
+        let state = RunState::replay(&records.records);
+        let journal = Journal::open(&dir.events())?;
+        let tmux: Arc<dyn Tmux> =
+            Arc::new(RealTmux::new(info.socket.clone(), info.tmux_config.clone()));
+        let layout = crate::layout::Layout::load(&info.layout, &project.root)?;
+        let (fs_tx, fs_rx) = unbounded_channel();
+        let (dir_tx, dir_rx) = unbounded_channel();
+        let dir_watcher = DirWatcher::new(dir_tx)?;
+        let ignore = crate::watch::Ignore::new(&project.root, &config.ownership.ignore)?;
+        let tree_watcher = Some(TreeWatcher::start(&project.root, ignore, fs_tx)?);
+        let plan = match state.plan() {
+            Some(plan) => Some(plan.clone()),
+            None => None,
+        };
+        let engine = Engine {
+            panes: Panes::new(layout, info.session.clone()),
+            exe: std::env::current_exe().context("failed to find orch's own executable")?,
+            project,
+            config,
+            info,
+            dir,
+            tmux,
+            journal,
+            state,
+            plan,
+            snapshot: None,
+            dir_watcher,
+            _tree_watcher: tree_watcher,
+            live: HashMap::new(),
+            planner: None,
+            planner_feedback: Vec::new(),
+            planning_writes: BTreeMap::new(),
+            first_writes: BTreeMap::new(),
+            stop_requested: false,
+            _lock: lock,
+        };
+        Ok((engine, fs_rx, dir_rx))
+    }
+
+    /// Journals `event`, then applies it to the state.
+    pub fn record(&mut self, event: Event) -> anyhow::Result<Record> {
+        let record = self.journal.append(event)?;
+        self.state.apply(&record);
+        Ok(record)
+    }
+
+    async fn run(
+        &mut self,
+        mut fs_rx: UnboundedReceiver<FsChange>,
+        mut dir_rx: UnboundedReceiver<PathBuf>,
+    ) -> anyhow::Result<Outcome> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut sigint = signal(SignalKind::interrupt())?;
+        let mut sigterm = signal(SignalKind::terminate())?;
+        let mut sighup = signal(SignalKind::hangup())?;
+        let mut tick = tokio::time::interval(TICK_EVERY);
+        let mut reconcile = tokio::time::interval(RECONCILE_EVERY);
+
+        self.begin()?;
+        loop {
+            if let Phase::Finished(outcome) = self.state.phase {
+                return Ok(outcome);
+            }
+            tokio::select! {
+                Some(change) = fs_rx.recv() => self.on_fs(change)?,
+                Some(path) = dir_rx.recv() => self.on_run_file(&path)?,
+                _ = tick.tick() => {
+                    self.check_timeouts()?;
+                    self.render();
+                }
+                _ = reconcile.tick() => self.reconcile()?,
+                _ = sigint.recv() => self.interrupt("interrupted (Ctrl-C)")?,
+                _ = sigterm.recv() => self.interrupt("terminated (SIGTERM)")?,
+                _ = sighup.recv() => self.interrupt("the control window was closed")?,
+            }
+        }
+    }
+
+    fn begin(&mut self) -> anyhow::Result<()> {
+        self.record(Event::EngineStarted {
+            pid: std::process::id(),
+        })?;
+        self.take_snapshot()?;
+        self.set_hooks();
+        if self.plan.is_some() {
+            self.dispatch()
+        } else if self.info.plan_given {
+            let plan = self.read_given_plan()?;
+            self.accept_plan(plan)
+        } else {
+            self.start_planning(self.state.planning_attempt() + 1)
+        }
+    }
+
+    fn take_snapshot(&mut self) -> anyhow::Result<()> {
+        let store = self.dir.snapshot();
+        let snapshot = match self.state.snapshot_tree.clone() {
+            Some(tree) => Snapshot::load(&self.project.root, &store, &tree)?,
+            None => {
+                let snapshot = Snapshot::take(&self.project.root, &store)?;
+                self.record(Event::SnapshotTaken {
+                    tree: snapshot.tree_id().to_string(),
+                })?;
+                snapshot
+            }
+        };
+        self.snapshot = Some(snapshot);
+        Ok(())
+    }
+
+    /// The pane-died hook touches a marker file that the directory watcher reports, so the
+    /// engine hears of a dead pane at once; reconciliation covers what the hook misses.
+    fn set_hooks(&mut self) {
+        let signals = self.dir.signals();
+        if std::fs::create_dir_all(&signals).is_err() {
+            return;
+        }
+        let _ = self.dir_watcher.watch(&signals);
+        let path = signals.display().to_string();
+        // tmux single quotes have no escapes: a path with a quote gets no hook, and relies
+        // on reconciliation alone.
+        if path.contains('\'') {
+            return;
+        }
+        let Ok(quoted) = shlex::try_quote(&path) else {
+            return;
+        };
+        let shell = format!("touch {quoted}/pane-#{{hook_pane}}");
+        if shell.contains('\'') {
+            return;
+        }
+        let command = format!("run-shell -b '{shell}'");
+        if let Err(e) = self
+            .tmux
+            .set_hook(&self.info.session, "pane-died", &command)
+        {
+            eprintln!("warning: could not set the pane-died hook ({e}); relying on reconciliation");
+        }
+    }
+
+    /// A file changed under the run directory: an exit record, a log growing, a hook marker.
+    fn on_run_file(&mut self, path: &Path) -> anyhow::Result<()> {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if path.parent() == Some(self.dir.signals().as_path()) {
+            return self.reconcile();
+        }
+        if name == "exit.json" {
+            return self.on_exit_file(path);
+        }
+        if name == "output.log" {
+            self.touch_activity(path.parent().unwrap_or(path));
+        }
+        Ok(())
+    }
+
+    fn touch_activity(&mut self, attempt_dir: &Path) {
+        let now = Instant::now();
+        for live in self.live.values_mut() {
+            if live.dir == attempt_dir {
+                live.last_activity = now;
+            }
+        }
+        if let Some(planner) = &mut self.planner {
+            if planner.dir == attempt_dir {
+                planner.last_activity = now;
+            }
+        }
+    }
+
+    /// Stops everything on Ctrl-C, SIGTERM or a closed control window: no more dispatching,
+    /// every agent's process group stopped, the run recorded as interrupted (or stopped, when
+    /// `orch down` asked).
+    fn interrupt(&mut self, why: &str) -> anyhow::Result<()> {
+        self.stop_requested |= self.dir.stop_request().exists();
+        let panes: Vec<u32> = self
+            .live
+            .values()
+            .chain(self.planner.iter())
+            .map(|l| l.pid)
+            .collect();
+        for pid in panes {
+            crate::process::kill_group(pid as i32, Duration::from_secs(5));
+        }
+        let (outcome, reason) = if self.stop_requested {
+            (Outcome::Stopped, "stopped by `orch down`".to_string())
+        } else {
+            (Outcome::Interrupted, why.to_string())
+        };
+        self.record(Event::RunFinished {
+            outcome,
+            reason: Some(reason),
+        })?;
+        Ok(())
+    }
+
+    /// Ends the run once nothing is left to do: a final sweep for changes the watcher missed,
+    /// then the outcome.
+    pub fn finish_if_settled(&mut self) -> anyhow::Result<()> {
+        if self.state.phase != Phase::Running || !self.settled() {
+            return Ok(());
+        }
+        self.sweep()?;
+        let failed: Vec<String> = self
+            .state
+            .tasks
+            .values()
+            .filter(|t| t.state != crate::state::TaskStatus::Done)
+            .map(|t| t.id.to_string())
+            .collect();
+        let (outcome, reason) = if failed.is_empty() {
+            (Outcome::Succeeded, None)
+        } else {
+            (
+                Outcome::Failed,
+                Some(format!("task(s) not done: {}", failed.join(", "))),
+            )
+        };
+        self.record(Event::RunFinished { outcome, reason })?;
+        Ok(())
+    }
+
+    pub fn render(&self) {
+        let header = self.header();
+        let table = ui::table(&self.state, &self.dir, ui::now_ms());
+        // Clear the screen and home the cursor, then redraw: the control window is ours.
+        print!("\x1b[H\x1b[2J{header}\n{table}");
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+    }
+
+    fn header(&self) -> String {
+        let phase = match self.state.phase {
+            Phase::Planning => format!("planning (attempt {})", self.state.planning_attempt()),
+            other => other.name().to_string(),
+        };
+        format!(
+            "orch · run {} · {} · {}\nattach: orch attach · detach: C-b d · stop: orch down\n",
+            self.info.run_id, self.info.session, phase
+        )
+    }
+
+    fn render_final(&self, outcome: &anyhow::Result<Outcome>) {
+        self.render();
+        match outcome {
+            Ok(outcome) => println!(
+                "\nrun {}: {}. Its files are in {}. `orch down` closes this session.",
+                self.info.run_id,
+                outcome.name(),
+                self.project.display(self.dir.path())
+            ),
+            Err(e) => println!("\nthe engine stopped on an error: {e:#}"),
+        }
+    }
+}

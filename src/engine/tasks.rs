@@ -1,0 +1,353 @@
+//! Tasks in their panes: launching the ready ones, learning of their exit from the exit
+//! record (or from tmux when the pane died without one), timeouts, and blocking dependents.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+
+use super::core::{Engine, Live};
+use crate::agent_run::ExitRecord;
+use crate::dispatcher::{self, Sched, TaskView};
+use crate::launcher::{self, LaunchSpec};
+use crate::plan::TaskId;
+use crate::prompt::{self, Context, Role};
+use crate::state::{Event, Phase, TaskStatus};
+use crate::tmux::WindowSpec;
+use crate::workers::{self, AgentCall};
+
+/// How long a stopped agent gets between TERM and KILL.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+impl Engine {
+    fn views(&self) -> Vec<TaskView<'_>> {
+        self.state
+            .tasks_in_order()
+            .map(|t| TaskView {
+                id: &t.id,
+                sched: match t.state {
+                    TaskStatus::Pending => Sched::Pending,
+                    TaskStatus::Running => Sched::Running,
+                    TaskStatus::Done => Sched::Done,
+                    TaskStatus::Failed => Sched::Failed,
+                    TaskStatus::Blocked => Sched::Blocked,
+                },
+                depends_on: &t.depends_on,
+            })
+            .collect()
+    }
+
+    pub(super) fn settled(&self) -> bool {
+        dispatcher::settled(&self.views())
+    }
+
+    /// Starts every task that may start now, then ends the run if nothing is left.
+    pub(super) fn dispatch(&mut self) -> anyhow::Result<()> {
+        if self.state.phase != Phase::Running {
+            return Ok(());
+        }
+        let ready: Vec<TaskId> = dispatcher::ready(&self.views(), self.config.limits.max_parallel)
+            .into_iter()
+            .cloned()
+            .collect();
+        for id in ready {
+            if let Err(e) = self.launch(&id) {
+                self.fail_task(&id, format!("could not be launched: {e:#}"))?;
+            }
+        }
+        self.finish_if_settled()
+    }
+
+    fn launch(&mut self, id: &TaskId) -> anyhow::Result<()> {
+        let task = self.state.tasks.get(id).context("no such task")?.clone();
+        let attempt = task.attempts + 1;
+        let dir = self.dir.task_attempt(id, attempt);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("failed to create {}", dir.display()))?;
+        let specs = self
+            .plan
+            .as_ref()
+            .map(|p| p.spec_files())
+            .unwrap_or_default();
+        let ctx = Context {
+            role: Role::Worker,
+            task: Some(id.clone()),
+            files: task.files.clone(),
+            specs,
+            request: self.info.request.clone(),
+            attempt,
+            project_dir: self.project.root.display().to_string(),
+            workers: vec![],
+            plan_file: None,
+            test_pattern: self.config.gates.test_pattern.clone(),
+            task_text: Some(task.task_text.clone()),
+            feedback: vec![],
+        };
+        let prompt_file = dir.join("prompt.md");
+        std::fs::write(&prompt_file, prompt::worker_prompt(&ctx))
+            .with_context(|| format!("failed to write {}", prompt_file.display()))?;
+        let agent = self
+            .config
+            .agents
+            .get(&task.agent)
+            .with_context(|| format!("agent `{}` is not in the config", task.agent))?;
+        let invocation = workers::invocation(&AgentCall {
+            name: &task.agent,
+            agent,
+            role: Role::Worker,
+            task: Some(id),
+            files: &task.files,
+            prompt_file: &prompt_file,
+            project_dir: &self.project.root,
+            run_dir: self.dir.path(),
+        })?;
+        let spec = LaunchSpec {
+            title: format!("task {id} · agent {} · attempt {attempt}", task.agent),
+            argv: invocation.argv,
+            env: invocation.env,
+            cwd: invocation.cwd,
+            output_log: dir.join("output.log"),
+            stdout_log: dir.join("stdout.log"),
+            exit_file: dir.join("exit.json"),
+        };
+        let script = launcher::write_launcher(&dir, &spec, &self.exe)?;
+        self.record(Event::TaskStarted {
+            task: id.clone(),
+            attempt,
+        })?;
+        self.dir_watcher.watch(&dir)?;
+        let pane = self.panes.place(
+            self.tmux.as_ref(),
+            &WindowSpec {
+                name: format!("{id}-{}", task.agent),
+                cwd: self.project.root.clone(),
+                argv: vec!["/bin/sh".into(), script.display().to_string()],
+                env: vec![],
+            },
+        )?;
+        self.record(Event::TaskAgentStarted {
+            task: id.clone(),
+            attempt,
+            pane: pane.pane_id.clone(),
+            window: pane.window_id.clone(),
+            pid: pane.pid,
+        })?;
+        self.live.insert(
+            id.clone(),
+            Live {
+                attempt,
+                dir,
+                pane: pane.pane_id,
+                pid: pane.pid,
+                last_activity: Instant::now(),
+            },
+        );
+        Ok(())
+    }
+
+    /// An exit record appeared (or was found by reconciliation).
+    pub(super) fn on_exit_file(&mut self, path: &Path) -> anyhow::Result<()> {
+        let Some(dir) = path.parent() else {
+            return Ok(());
+        };
+        let exit = match ExitRecord::read(path) {
+            Ok(exit) => exit,
+            // Not complete yet: the launcher renames it into place, so this is someone else's
+            // write; the rename will come.
+            Err(_) => return Ok(()),
+        };
+        if self.planner.as_ref().is_some_and(|p| p.dir == dir) {
+            return self.on_planner_exit(&exit);
+        }
+        let Some(id) = self
+            .live
+            .iter()
+            .find(|(_, l)| l.dir == dir)
+            .map(|(id, _)| id.clone())
+        else {
+            return Ok(()); // an attempt already settled (timed out, stopped)
+        };
+        self.on_task_exit(&id, &exit)
+    }
+
+    fn on_task_exit(&mut self, id: &TaskId, exit: &ExitRecord) -> anyhow::Result<()> {
+        let Some(live) = self.live.remove(id) else {
+            return Ok(());
+        };
+        let _ = self.dir_watcher.unwatch(&live.dir);
+        self.record(Event::TaskExited {
+            task: id.clone(),
+            attempt: live.attempt,
+            code: exit.code,
+            signal: exit.signal,
+        })?;
+        if exit.code != Some(0) || exit.signal.is_some() {
+            return self.fail_task(id, format!("the agent {}", exit.describe()));
+        }
+        let files = self
+            .state
+            .tasks
+            .get(id)
+            .map(|t| t.files.clone())
+            .unwrap_or_default();
+        let missing: Vec<String> = files
+            .into_iter()
+            .filter(|f| !self.project.root.join(f).exists())
+            .collect();
+        if !missing.is_empty() {
+            return self.fail_task(
+                id,
+                format!(
+                    "the agent exited 0 but did not write: {}",
+                    missing.join(", ")
+                ),
+            );
+        }
+        self.keep_baseline(id);
+        self.record(Event::TaskDone {
+            task: id.clone(),
+            attempt: live.attempt,
+        })?;
+        self.dispatch()
+    }
+
+    /// Marks a task failed for good, blocks what depends on it, and carries on with the rest.
+    pub(super) fn fail_task(&mut self, id: &TaskId, reason: String) -> anyhow::Result<()> {
+        let attempt = self.state.tasks.get(id).map(|t| t.attempts).unwrap_or(0);
+        if let Some(live) = self.live.remove(id) {
+            let _ = self.dir_watcher.unwatch(&live.dir);
+            stop_pane(live.pid);
+        }
+        self.record(Event::TaskFailed {
+            task: id.clone(),
+            attempt,
+            reason,
+        })?;
+        let blocked: Vec<(TaskId, String)> = dispatcher::blocked_by(&self.views(), id)
+            .into_iter()
+            .map(|(t, r)| (t.clone(), r))
+            .collect();
+        for (task, reason) in blocked {
+            self.record(Event::TaskBlocked { task, reason })?;
+        }
+        self.dispatch()
+    }
+
+    /// Kills tasks (and the planner) that showed no output and no file activity for
+    /// `limits.task_timeout`.
+    pub(super) fn check_timeouts(&mut self) -> anyhow::Result<()> {
+        let timeout = self.config.limits.task_timeout;
+        let now = Instant::now();
+        let reason = format!(
+            "no output and no file activity for {}: stopped",
+            humantime::format_duration(timeout)
+        );
+        let stale: Vec<TaskId> = self
+            .live
+            .iter()
+            .filter(|(_, l)| now.duration_since(l.last_activity) >= timeout)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in stale {
+            self.fail_task(&id, reason.clone())?;
+        }
+        if self
+            .planner
+            .as_ref()
+            .is_some_and(|p| now.duration_since(p.last_activity) >= timeout)
+        {
+            let live = self.planner.take().expect("checked");
+            let _ = self.dir_watcher.unwatch(&live.dir);
+            stop_pane(live.pid);
+            self.refuse_plan(live.attempt, vec![format!("the planner made {reason}")])?;
+        }
+        Ok(())
+    }
+
+    /// Asks tmux which panes are alive. An agent whose pane died or vanished without an exit
+    /// record failed; an exit record the watcher missed is picked up here.
+    pub(super) fn reconcile(&mut self) -> anyhow::Result<()> {
+        if self.live.is_empty() && self.planner.is_none() {
+            return Ok(());
+        }
+        let panes = match self.tmux.list_panes(&self.info.session) {
+            Ok(panes) => panes,
+            Err(e) => {
+                eprintln!("warning: could not list the session's panes: {e}");
+                return Ok(());
+            }
+        };
+        let mut checks: Vec<(std::path::PathBuf, String)> = self
+            .live
+            .values()
+            .chain(self.planner.iter())
+            .map(|l| (l.dir.clone(), l.pane.clone()))
+            .collect();
+        checks.sort();
+        for (dir, pane) in checks {
+            let exit_file = dir.join("exit.json");
+            if exit_file.exists() {
+                self.on_exit_file(&exit_file)?;
+                continue;
+            }
+            let gone = match panes.iter().find(|p| p.pane_id == pane) {
+                None => Some("its pane disappeared".to_string()),
+                Some(p) if p.dead => Some(match (p.dead_status, p.dead_signal) {
+                    (_, Some(sig)) => format!("its pane died (signal {sig})"),
+                    (Some(code), _) => format!("its pane died (status {code})"),
+                    _ => "its pane died".to_string(),
+                }),
+                Some(_) => None,
+            };
+            if let Some(why) = gone {
+                // The exit record is written before the pane can die; look once more in case
+                // it landed between the listing and now.
+                if exit_file.exists() {
+                    self.on_exit_file(&exit_file)?;
+                } else {
+                    self.on_agent_lost(&dir, &why)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn on_agent_lost(&mut self, dir: &Path, why: &str) -> anyhow::Result<()> {
+        let reason = format!("the agent stopped without an exit record: {why}");
+        if self.planner.as_ref().is_some_and(|p| p.dir == dir) {
+            let live = self.planner.take().expect("checked");
+            let _ = self.dir_watcher.unwatch(&live.dir);
+            return self.refuse_plan(live.attempt, vec![reason]);
+        }
+        let id = self
+            .live
+            .iter()
+            .find(|(_, l)| l.dir == dir)
+            .map(|(id, _)| id.clone());
+        match id {
+            Some(id) => self.fail_task(&id, reason),
+            None => Ok(()),
+        }
+    }
+
+    /// Keeps a copy of a finished task's files: a later violating write to one of them is
+    /// reverted to this, not to the start of the run.
+    fn keep_baseline(&self, id: &TaskId) {
+        let Some(task) = self.state.tasks.get(id) else {
+            return;
+        };
+        for file in &task.files {
+            let from = self.project.root.join(file);
+            let to = self.dir.baseline().join(file);
+            if let Some(parent) = to.parent() {
+                let _ = std::fs::create_dir_all(parent);
+            }
+            let _ = std::fs::copy(&from, &to);
+        }
+    }
+}
+
+/// Stops an agent's whole process group (TERM, then KILL) without holding up the loop.
+pub(super) fn stop_pane(pid: u32) {
+    std::thread::spawn(move || crate::process::kill_group(pid as i32, STOP_GRACE));
+}

@@ -1,0 +1,155 @@
+//! The live table the control window shows, and `orch status` prints: one line per task with
+//! its state, agent, attempts, elapsed time and last output line, then the violations.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::state::{RunDir, RunState, TaskStatus};
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+pub fn table(state: &RunState, dir: &RunDir, now: u64) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<10} {:<8} {:<12} {:>3} {:>8}  {}",
+        "TASK", "STATE", "AGENT", "TRY", "ELAPSED", "LAST OUTPUT"
+    );
+    for task in state.tasks_in_order() {
+        let elapsed = match (task.started_at_ms, task.ended_at_ms) {
+            (Some(start), Some(end)) => duration(end.saturating_sub(start)),
+            (Some(start), None) if task.state == TaskStatus::Running => {
+                duration(now.saturating_sub(start))
+            }
+            _ => String::new(),
+        };
+        let last = match task.state {
+            TaskStatus::Failed | TaskStatus::Blocked => task.reason.clone().unwrap_or_default(),
+            _ if task.attempts > 0 => {
+                last_line(&dir.task_attempt(&task.id, task.attempts).join("output.log"))
+            }
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "{:<10} {:<8} {:<12} {:>3} {:>8}  {}",
+            clip(task.id.as_str(), 10),
+            task.state.name(),
+            clip(&task.agent, 12),
+            task.attempts,
+            elapsed,
+            clip(&last, 60)
+        );
+    }
+    if !state.violations.is_empty() {
+        let _ = writeln!(out, "\nVIOLATIONS");
+        for v in &state.violations {
+            let suspects: Vec<String> = v.suspects.iter().map(ToString::to_string).collect();
+            let _ = writeln!(
+                out,
+                "  #{} {} {} by {} → {}{}",
+                v.n,
+                v.change,
+                v.path,
+                if suspects.is_empty() {
+                    "?".to_string()
+                } else {
+                    suspects.join(", ")
+                },
+                v.action,
+                v.saved
+                    .as_ref()
+                    .map(|s| format!(" (saved: {s})"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    out
+}
+
+/// The last non-empty line a log ends with, cleaned of terminal escapes.
+pub fn last_line(path: &Path) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = file.seek(SeekFrom::Start(len.saturating_sub(4096)));
+    let mut buf = Vec::new();
+    let _ = file.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    text.lines()
+        .rev()
+        .map(strip_escapes)
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default()
+}
+
+fn strip_escapes(line: &str) -> String {
+    let mut out = String::new();
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI sequences end with a letter; others are two characters long.
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            } else {
+                chars.next();
+            }
+        } else if c == '\r' {
+            out.clear();
+        } else if !c.is_control() || c == '\t' {
+            out.push(c);
+        }
+    }
+    out.trim().to_string()
+}
+
+pub fn duration(ms: u64) -> String {
+    let s = ms / 1000;
+    if s < 60 {
+        format!("{}.{}s", s, (ms % 1000) / 100)
+    } else if s < 3600 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{}h{:02}m", s / 3600, s % 3600 / 60)
+    }
+}
+
+fn clip(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        let cut: String = text.chars().take(max.saturating_sub(1)).collect();
+        format!("{cut}…")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_and_carriage_returns_are_cleaned() {
+        assert_eq!(strip_escapes("\u{1b}[32mok\u{1b}[0m done"), "ok done");
+        assert_eq!(strip_escapes("10%\r50%\r100%"), "100%");
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(duration(1_500), "1.5s");
+        assert_eq!(duration(125_000), "2m05s");
+        assert_eq!(duration(7_500_000), "2h05m");
+    }
+}
