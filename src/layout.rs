@@ -85,13 +85,13 @@ impl Layout {
     fn parse(text: &str, source: &str) -> anyhow::Result<Layout> {
         let layout: Layout = serde_saphyr::from_str(text)
             .map_err(|e| usage(format!("layout {source} is not valid:\n{e}")))?;
-        if let Some(arrange) = &layout.arrange {
-            if !ARRANGEMENTS.contains(&arrange.as_str()) {
-                return Err(usage(format!(
-                    "layout {source}: `arrange: {arrange}` is not a tmux layout; use one of {}",
-                    ARRANGEMENTS.join(", ")
-                )));
-            }
+        if let Some(arrange) = &layout.arrange
+            && !ARRANGEMENTS.contains(&arrange.as_str())
+        {
+            return Err(usage(format!(
+                "layout {source}: `arrange: {arrange}` is not a tmux layout; use one of {}",
+                ARRANGEMENTS.join(", ")
+            )));
         }
         if layout.max_panes == Some(0) {
             return Err(usage(format!(

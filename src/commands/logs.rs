@@ -71,10 +71,8 @@ pub fn run(
         if dir.join("exit.json").exists() {
             // The exit record is the agent runner's last act: the log is complete. Read what
             // came after the last read, then stop.
-            if let Ok(meta) = std::fs::metadata(&log) {
-                if meta.len() == offset {
-                    break;
-                }
+            if std::fs::metadata(&log).is_ok_and(|meta| meta.len() == offset) {
+                break;
             }
             continue;
         }

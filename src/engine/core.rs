@@ -113,10 +113,7 @@ impl Engine {
         let dir_watcher = DirWatcher::new(dir_tx)?;
         let ignore = crate::watch::Ignore::new(&project.root, &config.ownership.ignore)?;
         let tree_watcher = Some(TreeWatcher::start(&project.root, ignore, fs_tx)?);
-        let plan = match state.plan() {
-            Some(plan) => Some(plan.clone()),
-            None => None,
-        };
+        let plan = state.plan().cloned();
         let engine = Engine {
             panes: Panes::new(layout, info.session.clone()),
             exe: std::env::current_exe().context("failed to find orch's own executable")?,
@@ -265,10 +262,10 @@ impl Engine {
                 live.last_activity = now;
             }
         }
-        if let Some(planner) = &mut self.planner {
-            if planner.dir == attempt_dir {
-                planner.last_activity = now;
-            }
+        if let Some(planner) = &mut self.planner
+            && planner.dir == attempt_dir
+        {
+            planner.last_activity = now;
         }
     }
 

@@ -40,17 +40,17 @@ impl Panes {
                 self.current = Some((pane, 0));
             }
         }
-        if let Some((target, count)) = self.current.clone() {
-            if count < max {
-                match tmux.split_window(&target, spec) {
-                    Ok(info) => {
-                        self.current = Some((info.window_id.clone(), count + 1));
-                        self.arrange(tmux, &info.window_id);
-                        return Ok(info);
-                    }
-                    Err(TmuxError::NoSpace { .. }) => {}
-                    Err(e) => return Err(e),
+        if let Some((target, count)) = self.current.clone()
+            && count < max
+        {
+            match tmux.split_window(&target, spec) {
+                Ok(info) => {
+                    self.current = Some((info.window_id.clone(), count + 1));
+                    self.arrange(tmux, &info.window_id);
+                    return Ok(info);
                 }
+                Err(TmuxError::NoSpace { .. }) => {}
+                Err(e) => return Err(e),
             }
         }
         self.opened += 1;

@@ -80,7 +80,7 @@ impl Engine {
         let Some(live) = self.planner.take() else {
             return Ok(());
         };
-        let _ = self.dir_watcher.unwatch(&live.dir);
+        self.dir_watcher.unwatch(&live.dir);
         let stdout = std::fs::read_to_string(live.dir.join("stdout.log")).unwrap_or_default();
         let code = if exit.signal.is_some() {
             None

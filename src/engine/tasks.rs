@@ -174,7 +174,7 @@ impl Engine {
         let Some(live) = self.live.remove(id) else {
             return Ok(());
         };
-        let _ = self.dir_watcher.unwatch(&live.dir);
+        self.dir_watcher.unwatch(&live.dir);
         self.record(Event::TaskExited {
             task: id.clone(),
             attempt: live.attempt,
@@ -215,7 +215,7 @@ impl Engine {
     pub(super) fn fail_task(&mut self, id: &TaskId, reason: String) -> anyhow::Result<()> {
         let attempt = self.state.tasks.get(id).map(|t| t.attempts).unwrap_or(0);
         if let Some(live) = self.live.remove(id) {
-            let _ = self.dir_watcher.unwatch(&live.dir);
+            self.dir_watcher.unwatch(&live.dir);
             stop_pane(live.pid);
         }
         self.record(Event::TaskFailed {
@@ -257,7 +257,7 @@ impl Engine {
             .is_some_and(|p| now.duration_since(p.last_activity) >= timeout)
         {
             let live = self.planner.take().expect("checked");
-            let _ = self.dir_watcher.unwatch(&live.dir);
+            self.dir_watcher.unwatch(&live.dir);
             stop_pane(live.pid);
             self.refuse_plan(live.attempt, vec![format!("the planner made {reason}")])?;
         }
@@ -316,7 +316,7 @@ impl Engine {
         let reason = format!("the agent stopped without an exit record: {why}");
         if self.planner.as_ref().is_some_and(|p| p.dir == dir) {
             let live = self.planner.take().expect("checked");
-            let _ = self.dir_watcher.unwatch(&live.dir);
+            self.dir_watcher.unwatch(&live.dir);
             return self.refuse_plan(live.attempt, vec![reason]);
         }
         let id = self

@@ -18,8 +18,8 @@ pub fn table(state: &RunState, dir: &RunDir, now: u64) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<10} {:<8} {:<12} {:>3} {:>8}  {}",
-        "TASK", "STATE", "AGENT", "TRY", "ELAPSED", "LAST OUTPUT"
+        "{:<10} {:<8} {:<12} {:>3} {:>8}  LAST OUTPUT",
+        "TASK", "STATE", "AGENT", "TRY", "ELAPSED"
     );
     for task in state.tasks_in_order() {
         let elapsed = match (task.started_at_ms, task.ended_at_ms) {

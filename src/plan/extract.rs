@@ -6,10 +6,10 @@ use serde_json::Value;
 /// The last JSON object in `text` that `accept` approves.
 pub fn extract_json(text: &str, accept: impl Fn(&Value) -> bool) -> Option<Value> {
     let whole = text.trim();
-    if let Ok(value) = serde_json::from_str::<Value>(whole) {
-        if accept(&value) {
-            return Some(value);
-        }
+    if let Ok(value) = serde_json::from_str::<Value>(whole)
+        && accept(&value)
+    {
+        return Some(value);
     }
     // Scan for objects anywhere; after a successful parse, skip past it so that the objects
     // nested inside it are not candidates of their own.

@@ -42,10 +42,10 @@ pub fn run(s: &mut Session) -> anyhow::Result<i32> {
             .collect::<Vec<_>>()
             .join(", ")
     ))?;
-    if files.is_empty() {
-        if let Some(code) = strike(s)? {
-            return Ok(code);
-        }
+    if files.is_empty()
+        && let Some(code) = strike(s)?
+    {
+        return Ok(code);
     }
     let task_text = s.ctx.task_text.clone().unwrap_or_default();
     for (i, (file, is_test)) in files.iter().enumerate() {
@@ -54,10 +54,10 @@ pub fn run(s: &mut Session) -> anyhow::Result<i32> {
             None => generic::content(file, *is_test, &task_text),
         };
         s.write_file(file, &content)?;
-        if i == 0 {
-            if let Some(code) = strike(s)? {
-                return Ok(code);
-            }
+        if i == 0
+            && let Some(code) = strike(s)?
+        {
+            return Ok(code);
         }
     }
     if s.faults.has(Fault::Violate) {

@@ -13,8 +13,10 @@ mod project;
 
 use std::time::{Duration, Instant};
 
+#[allow(unused_imports)]
 pub use project::*;
 
+#[allow(unused_imports)]
 pub use orch::tmux::{PaneState, PrivateServer, Tmux, TmuxError, WindowSpec};
 
 /// Generous deadline for things that normally take milliseconds (a loaded CI machine
