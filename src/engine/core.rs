@@ -45,6 +45,8 @@ pub(super) struct Engine {
     pub plan: Option<Plan>,
     pub snapshot: Option<Snapshot>,
     pub dir_watcher: DirWatcher,
+    /// What the ownership watcher ignores; the final sweep ignores the same.
+    pub ignore: crate::watch::Ignore,
     /// Kept alive for the run: dropping it stops the watching.
     pub _tree_watcher: Option<TreeWatcher>,
     /// Running task attempts.
@@ -112,7 +114,7 @@ impl Engine {
         let (dir_tx, dir_rx) = unbounded_channel();
         let dir_watcher = DirWatcher::new(dir_tx)?;
         let ignore = crate::watch::Ignore::new(&project.root, &config.ownership.ignore)?;
-        let tree_watcher = Some(TreeWatcher::start(&project.root, ignore, fs_tx)?);
+        let tree_watcher = Some(TreeWatcher::start(&project.root, ignore.clone(), fs_tx)?);
         let plan = state.plan().cloned();
         let engine = Engine {
             panes: Panes::new(layout, info.session.clone()),
@@ -128,6 +130,7 @@ impl Engine {
             snapshot: None,
             dir_watcher,
             _tree_watcher: tree_watcher,
+            ignore,
             live: HashMap::new(),
             planner: None,
             planner_feedback: Vec::new(),

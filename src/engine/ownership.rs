@@ -14,16 +14,21 @@ use crate::watch::{ChangeKind, FsChange, SnapshotChange};
 
 impl Engine {
     pub(super) fn on_fs(&mut self, change: FsChange) -> anyhow::Result<()> {
+        let at = change
+            .at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or_else(|_| super::ui::now_ms());
         match change.kind {
             ChangeKind::Rescan => self.sweep(),
             ChangeKind::Renamed { ref from } => {
                 let from = from.clone();
-                self.attribute(&from, "removed")?;
-                self.attribute(&change.path, "created")
+                self.attribute(&from, "removed", at)?;
+                self.attribute(&change.path, "created", at)
             }
-            ChangeKind::Created => self.attribute(&change.path, "created"),
-            ChangeKind::Modified => self.attribute(&change.path, "modified"),
-            ChangeKind::Removed => self.attribute(&change.path, "removed"),
+            ChangeKind::Created => self.attribute(&change.path, "created", at),
+            ChangeKind::Modified => self.attribute(&change.path, "modified", at),
+            ChangeKind::Removed => self.attribute(&change.path, "removed", at),
             ChangeKind::WatchFailed { reason } => {
                 // Part of the tree is no longer watched: the final sweep still compares it.
                 eprintln!("warning: {reason}");
@@ -32,7 +37,10 @@ impl Engine {
         }
     }
 
-    fn attribute(&mut self, path: &str, change: &'static str) -> anyhow::Result<()> {
+    /// `at` is when the change happened: the events of the project tree and those of the run
+    /// directory come through different channels, so a task's exit may be handled before its
+    /// last write is. Who could have made a change is judged at the time it was made.
+    fn attribute(&mut self, path: &str, change: &'static str, at: u64) -> anyhow::Result<()> {
         match self.state.phase {
             Phase::Planning => {
                 // The planner writes the specs; which files those are is only known once its
@@ -45,10 +53,13 @@ impl Engine {
                 Ok(())
             }
             Phase::Running => {
-                if let Some(owner) = self.running_owner(path) {
-                    let now = super::ui::now_ms();
-                    self.first_writes.entry(path.to_string()).or_insert(now);
-                    if let Some(live) = self.live.get_mut(&owner) {
+                let active = self.active_at(at);
+                if let Some(owner) = active
+                    .iter()
+                    .find(|id| self.state.tasks[*id].files.iter().any(|f| f == path))
+                {
+                    self.first_writes.entry(path.to_string()).or_insert(at);
+                    if let Some(live) = self.live.get_mut(owner) {
                         live.last_activity = Instant::now();
                     }
                     return Ok(());
@@ -56,20 +67,21 @@ impl Engine {
                 if self.is_expected_content(path) {
                     return Ok(()); // our own revert, or a write that changed nothing
                 }
-                let suspects: Vec<TaskId> = self.live.keys().cloned().collect();
-                self.violation(path, change, suspects)
+                self.violation(path, change, active)
             }
             _ => Ok(()),
         }
     }
 
-    /// The running task that owns `path`, if any.
-    fn running_owner(&self, path: &str) -> Option<TaskId> {
+    /// The tasks whose agent was running at `at`: started before it, and still running or
+    /// ended after it.
+    fn active_at(&self, at: u64) -> Vec<TaskId> {
         self.state
-            .tasks
-            .values()
-            .find(|t| t.state == TaskStatus::Running && t.files.iter().any(|f| f == path))
+            .tasks_in_order()
+            .filter(|t| t.started_at_ms.is_some_and(|s| s <= at))
+            .filter(|t| t.state == TaskStatus::Running || t.ended_at_ms.is_some_and(|e| e >= at))
             .map(|t| t.id.clone())
+            .collect()
     }
 
     /// Whether the file is as it should be: as a finished task left it, or as it was at the
@@ -95,6 +107,18 @@ impl Engine {
         } else {
             policy
         };
+        // One write can arrive as several events (created, then modified): the same file
+        // changed by the same suspects is one violation. A revert needs no such care: after
+        // it, the content is as expected and no event gets this far.
+        if policy != ViolationPolicy::Revert
+            && self
+                .state
+                .violations
+                .iter()
+                .any(|v| v.path == path && v.suspects == suspects)
+        {
+            return Ok(());
+        }
         let mut saved = None;
         let action = match policy {
             ViolationPolicy::Warn => "recorded".to_string(),
@@ -106,8 +130,16 @@ impl Engine {
                 self.revert(path)
             }
             ViolationPolicy::Stop => {
-                let names: Vec<String> = suspects.iter().map(ToString::to_string).collect();
-                format!("stopped {}", names.join(", "))
+                let names: Vec<String> = suspects
+                    .iter()
+                    .filter(|id| self.live.contains_key(*id))
+                    .map(ToString::to_string)
+                    .collect();
+                if names.is_empty() {
+                    "recorded (the suspects had already ended)".to_string()
+                } else {
+                    format!("stopped {}", names.join(", "))
+                }
             }
         };
         self.record(Event::Violation {
@@ -119,7 +151,13 @@ impl Engine {
             saved,
         })?;
         if policy == ViolationPolicy::Stop {
-            for id in suspects {
+            // Only an agent still running can be stopped; one that already ended keeps its
+            // outcome, with the violation on record.
+            let running: Vec<TaskId> = suspects
+                .into_iter()
+                .filter(|id| self.live.contains_key(id))
+                .collect();
+            for id in running {
                 self.fail_task(
                     &id,
                     format!("stopped: changed {path}, which it does not own"),
@@ -208,7 +246,10 @@ impl Engine {
         let found: Vec<(String, String)> = changed
             .into_iter()
             .filter(|(path, _)| {
-                !owned.contains(path.as_str()) && !specs.contains(path) && !recorded.contains(path)
+                !owned.contains(path.as_str())
+                    && !specs.contains(path)
+                    && !recorded.contains(path)
+                    && !self.ignore.is_ignored(path, false)
             })
             .map(|(path, kind)| {
                 let change = match kind {
