@@ -55,10 +55,33 @@ pub trait Adapter: Sync {
         stdout.to_string()
     }
 
+    /// What the agent's structured output says about the run, beyond its exit status: a CLI
+    /// can exit 0 after a denied edit or a failed turn.
+    fn assess(&self, _stdout: &str) -> Assessment {
+        Assessment::default()
+    }
+
     /// How to install the CLI, for `orch doctor`.
     fn install_hint(&self) -> &'static str {
         ""
     }
+}
+
+/// An agent run as its own output tells it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Assessment {
+    /// Why the run failed although the agent exited 0 (one line), if it did.
+    pub failure: Option<String>,
+    pub usage: Option<Usage>,
+    /// The CLI's session id, to continue the session later.
+    pub session_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost_usd: Option<f64>,
 }
 
 pub fn adapter(kind: AgentKind) -> &'static dyn Adapter {

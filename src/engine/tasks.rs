@@ -184,6 +184,18 @@ impl Engine {
         if exit.code != Some(0) || exit.signal.is_some() {
             return self.fail_task(id, format!("the agent {}", exit.describe()));
         }
+        let agent_kind = self
+            .state
+            .tasks
+            .get(id)
+            .and_then(|t| self.config.agents.get(&t.agent))
+            .map(|a| a.kind);
+        if let Some(kind) = agent_kind {
+            let stdout = std::fs::read_to_string(live.dir.join("stdout.log")).unwrap_or_default();
+            if let Some(failure) = workers::adapter(kind).assess(&stdout).failure {
+                return self.fail_task(id, failure);
+            }
+        }
         let files = self
             .state
             .tasks
