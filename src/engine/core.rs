@@ -107,8 +107,12 @@ impl Engine {
         }
         let state = RunState::replay(&records.records);
         let journal = Journal::open(&dir.events())?;
-        let tmux: Arc<dyn Tmux> =
-            Arc::new(RealTmux::new(info.socket.clone(), info.tmux_config.clone()));
+        // One control-mode client for all of the engine's tmux commands, not a process per
+        // command: it keeps the loop free (see tmux/control.rs and BENCHMARKS.md).
+        let tmux: Arc<dyn Tmux> = Arc::new(
+            RealTmux::new(info.socket.clone(), info.tmux_config.clone())
+                .with_control_mode(&info.session),
+        );
         let layout = crate::layout::Layout::load(&info.layout, &project.root)?;
         let (fs_tx, fs_rx) = unbounded_channel();
         let (dir_tx, dir_rx) = unbounded_channel();
