@@ -35,7 +35,8 @@ pub struct Results {
     pub load_start: f64,
     pub load_end: f64,
     pub load_max: f64,
-    pub load_note: String,
+    /// Per part: the share of all CPUs busy while it ran (every process).
+    pub busy: Vec<(String, f64)>,
     pub duration: String,
     pub latency: Option<latency::Latency>,
     pub baseline_exit: Option<(stats::Samples, Vec<String>)>,
@@ -156,7 +157,7 @@ fn bench(args: &[String]) -> anyhow::Result<()> {
         load_start: loads[0],
         load_end: 0.0,
         load_max: 0.0,
-        load_note: String::new(),
+        busy: Vec::new(),
         duration: String::new(),
         latency: None,
         baseline_exit: None,
@@ -167,32 +168,42 @@ fn bench(args: &[String]) -> anyhow::Result<()> {
         tree: None,
     };
     let step = |what: &str| eprintln!("bench: {what} (load {:.2})", procstat::loadavg());
+    // How busy the whole machine was during each part, to tell a quiet run from a loaded one.
+    let mut busy: Vec<(String, f64)> = Vec::new();
+    let mut mark = procstat::machine_jiffies();
+    let mut phase_done = |name: &str, loads: &mut Vec<f64>| {
+        let now = procstat::machine_jiffies();
+        let (b, t) = (now.0 - mark.0, now.1 - mark.1);
+        busy.push((name.to_string(), b as f64 / t.max(1) as f64));
+        mark = now;
+        loads.push(procstat::loadavg());
+    };
     if part("latency") {
         step("exit and violation latency, orch");
         r.latency = Some(latency::run(&base, sizes.latency_tasks, sizes.parallel)?);
-        loads.push(procstat::loadavg());
+        phase_done("exit and violation latency (orch)", &mut loads);
         step("exit latency, polling baseline");
         r.baseline_exit = Some(baseline::exit_latency(
             &base,
             sizes.latency_tasks,
             sizes.parallel,
         )?);
-        loads.push(procstat::loadavg());
+        phase_done("exit latency (baseline)", &mut loads);
     }
     if part("launch") {
         for &n in &sizes.launch_ns {
             step(&format!("launching {n} at once"));
             r.launches.push(launch::run(&base, n, sizes.launch_reps)?);
-            loads.push(procstat::loadavg());
+            phase_done(&format!("launch {n}"), &mut loads);
         }
     }
     if part("idle") {
         step("silent agents, orch");
         r.idle = Some(idle::orch(&base, sizes.idle_agents, sizes.idle)?);
-        loads.push(procstat::loadavg());
+        phase_done("silent agents (orch)", &mut loads);
         step("silent agents, polling baseline");
         r.idle_baseline = Some(idle::baseline(&base, sizes.idle_agents, sizes.idle)?);
-        loads.push(procstat::loadavg());
+        phase_done("silent agents (baseline)", &mut loads);
     }
     if part("tree") {
         step("a big project");
@@ -203,14 +214,11 @@ fn bench(args: &[String]) -> anyhow::Result<()> {
             sizes.tree_probes,
             sizes.tree,
         )?);
-        loads.push(procstat::loadavg());
+        phase_done("big project", &mut loads);
     }
     r.load_end = *loads.last().unwrap_or(&f64::NAN);
     r.load_max = loads.iter().copied().fold(0.0, f64::max);
-    r.load_note = format!(
-        "{} readings; other engineers' builds may have been running",
-        loads.len()
-    );
+    r.busy = busy;
     let took = started.elapsed().as_secs_f64();
     r.duration = if took < 120.0 {
         format!("{took:.0} s")

@@ -126,3 +126,21 @@ pub fn machine() -> String {
         .unwrap_or_default();
     format!("{model}, {cores} cores, {mem_gib:.0} GiB RAM, Linux {kernel}")
 }
+
+/// (busy, total) jiffies of all CPUs so far, from /proc/stat: the machine's load between
+/// two readings, every process included (this benchmark, its agents, anyone else's work).
+pub fn machine_jiffies() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(line) = stat.lines().next() else {
+        return (0, 0);
+    };
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let total: u64 = f.iter().take(8).sum();
+    // idle and iowait are fields 4 and 5.
+    let idle = f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
+    (total.saturating_sub(idle), total)
+}

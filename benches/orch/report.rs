@@ -63,12 +63,20 @@ pub fn render(r: &Results) -> String {
     );
     let _ = writeln!(o, "- **Machine**: {}", r.machine);
     let _ = writeln!(o, "- **orch**: {} (release build), {}", r.version, r.tmux);
+    let busy: Vec<String> = r
+        .busy
+        .iter()
+        .map(|(name, share)| format!("{name} {:.0} %", share * 100.0))
+        .collect();
     let _ = writeln!(
         o,
         "- **Load**: 1-minute load average {:.2} when the benchmark started, {:.2} when it \
-         ended, {:.2} at most at the start or end of a phase ({}). The benchmark itself keeps \
-         one to two cores busy while it launches agents.\n",
-        r.load_start, r.load_end, r.load_max, r.load_note
+         ended, {:.2} at most between parts. Share of both cores busy during each part \
+         (every process: the benchmark, its agents, anything else running): {}.\n",
+        r.load_start,
+        r.load_end,
+        r.load_max,
+        busy.join(", ")
     );
     summary(&mut o, r);
     crate::report_details::details(&mut o, r);
