@@ -281,7 +281,8 @@ pub fn stamp(log: &Path, label: &str) -> Option<f64> {
 }
 
 /// Polls the logs until each has a `label` stamp (the stamps are the agents', so how
-/// often this looks does not affect them).
+/// often this looks does not affect them; it looks rarely, so as not to compete with the
+/// agents and the engine for the CPU while they start).
 pub fn wait_stamps(logs: &[PathBuf], label: &str, timeout: Duration) -> anyhow::Result<Vec<f64>> {
     let deadline = std::time::Instant::now() + timeout;
     let mut found: Vec<Option<f64>> = vec![None; logs.len()];
@@ -300,6 +301,6 @@ pub fn wait_stamps(logs: &[PathBuf], label: &str, timeout: Duration) -> anyhow::
             "timed out after {timeout:?}: {missing} of {} agents never printed {label}",
             logs.len()
         );
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
