@@ -190,5 +190,10 @@ fn summary(o: &mut String, r: &Results) {
             met(t.engine.total_share < 0.01)
         );
     }
-    let _ = writeln!(o);
+    let _ = writeln!(
+        o,
+        "\nTargets are issue 7's. *orch ÷ baseline* below 1 means orch does better; the \
+         baseline is a claude-squad-style screen poller run on the same agents (details \
+         below). A target is *met* when the figure it names is within it in this run.\n"
+    );
 }
