@@ -2,12 +2,12 @@
 //! no file writes) for a while, once under orch and once under the polling baseline.
 //!
 //! Measured from /proc once all N agents have started and a settling pause has passed:
-//! - the orchestrator: orch's engine process, or the baseline's poller process; CPU is its
-//!   own (all threads) plus that of the children it reaped (the `tmux` clients it runs:
-//!   orch's reconciliation, the baseline's captures), as a share of one core;
+//! - the orchestrator: orch's engine process and its tmux control-mode client, or the
+//!   baseline's poller process; CPU is their own (all threads) plus that of the children
+//!   they reaped (the baseline's `capture-pane` processes), as a share of one core;
 //! - the tmux server, which does the other half of every tmux command (its own CPU only:
 //!   nothing it reaps exits while agents are silent);
-//! - the orchestrator's resident memory (largest VmRSS seen, and VmHWM).
+//! - the orchestrator's resident memory (largest VmRSS seen, and VmHWM), summed likewise.
 
 use std::path::Path;
 use std::time::Duration;
@@ -70,8 +70,8 @@ pub fn baseline(base: &Path, agents: usize, span: Span) -> anyhow::Result<Idle> 
 /// Samples the orchestrator and the tmux server over the same span.
 pub fn sample_both(orchestrator: u32, server: u32, span: Span) -> anyhow::Result<(Usage, Usage)> {
     std::thread::scope(|scope| {
-        let server = scope.spawn(move || watch_usage(server, span.every, span.windows));
-        let orchestrator = watch_usage(orchestrator, span.every, span.windows);
+        let server = scope.spawn(move || watch_usage(server, false, span.every, span.windows));
+        let orchestrator = watch_usage(orchestrator, true, span.every, span.windows);
         let server = server.join().ok().flatten();
         match (orchestrator, server) {
             (Some(o), Some(s)) => Ok((o, s)),

@@ -55,8 +55,8 @@ pub fn rss_kib(pid: u32) -> Option<(u64, u64)> {
     Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
-/// CPU use over a window, sampled every `every` for `windows` windows: the share of one
-/// core used in each window, the share over the whole, and the largest RSS seen.
+/// CPU use over a span, sampled every `every` for `windows` windows: the share of one core
+/// used in each window, the share over the whole, and the largest RSS seen.
 #[derive(Debug, Clone, Default)]
 pub struct Usage {
     /// Per window: share of one core (0.01 = 1 %), own + children.
@@ -66,26 +66,76 @@ pub struct Usage {
     pub own_share: f64,
     pub children_share: f64,
     pub span_s: f64,
+    /// Summed over the process and the children it had (VmHWM: the sum of each one's peak).
     pub max_rss_kib: u64,
     pub hwm_kib: u64,
+    /// How many processes were measured together.
+    pub processes: usize,
 }
 
-/// Samples `pid` for `windows` × `every`. Returns None if the process went away.
-pub fn watch_usage(pid: u32, every: std::time::Duration, windows: usize) -> Option<Usage> {
+/// The processes whose parent is `pid`, now.
+pub fn children(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| {
+            std::fs::read_to_string(format!("/proc/{child}/stat"))
+                .ok()
+                .and_then(|s| {
+                    let rest = s.rsplit_once(") ")?.1.to_string();
+                    rest.split(' ').nth(1)?.parse::<u32>().ok()
+                })
+                == Some(pid)
+        })
+        .collect()
+}
+
+/// Samples a process for `windows` × `every`, and with `with_children` the children it has
+/// when sampling starts too (orch's engine and its tmux control-mode client: both are
+/// orch's cost; not the tmux server's, whose children are the agents). Returns None if
+/// the process itself went away.
+pub fn watch_usage(
+    pid: u32,
+    with_children: bool,
+    every: std::time::Duration,
+    windows: usize,
+) -> Option<Usage> {
+    let mut pids = vec![pid];
+    if with_children {
+        pids.extend(children(pid));
+    }
+    let sum = |pids: &[u32]| -> Option<Cpu> {
+        let main = cpu(pids[0])?;
+        let rest = pids[1..].iter().filter_map(|p| cpu(*p));
+        Some(rest.fold(main, |a, c| Cpu {
+            own: a.own + c.own,
+            children: a.children + c.children,
+        }))
+    };
+    let rss = |pids: &[u32]| -> (u64, u64) {
+        pids.iter()
+            .filter_map(|p| rss_kib(*p))
+            .fold((0, 0), |a, r| (a.0 + r.0, a.1 + r.1))
+    };
     let start = Instant::now();
-    let first = cpu(pid)?;
+    let first = sum(&pids)?;
     let mut last = (start, first);
-    let mut usage = Usage::default();
+    let mut usage = Usage {
+        processes: pids.len(),
+        ..Usage::default()
+    };
     for _ in 0..windows {
         std::thread::sleep(every);
         let now = Instant::now();
-        let c = cpu(pid)?;
+        let c = sum(&pids)?;
         let span = now.duration_since(last.0).as_secs_f64();
         usage.windows.push((c.total() - last.1.total()) / span);
-        if let Some((rss, hwm)) = rss_kib(pid) {
-            usage.max_rss_kib = usage.max_rss_kib.max(rss);
-            usage.hwm_kib = hwm;
-        }
+        let (rss, hwm) = rss(&pids);
+        usage.max_rss_kib = usage.max_rss_kib.max(rss);
+        usage.hwm_kib = hwm;
         last = (now, c);
     }
     let span = last.0.duration_since(start).as_secs_f64();

@@ -16,6 +16,19 @@ fn ms(v: f64) -> String {
     }
 }
 
+/// 100000 as "100,000".
+pub fn count(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn pct(share: f64) -> String {
     format!("{:.2} %", share * 100.0)
 }
@@ -175,7 +188,7 @@ fn summary(o: &mut String, r: &Results) {
         let _ = writeln!(
             o,
             "| {} files: watcher set-up, median (worst of {}) | < 3 s | {} ({}) | | | {} |",
-            t.files,
+            count(t.files),
             t.setup_ms.n(),
             ms(t.setup_ms.median()),
             ms(t.setup_ms.p99()),
@@ -184,7 +197,7 @@ fn summary(o: &mut String, r: &Results) {
         let _ = writeln!(
             o,
             "| {} files: engine memory (VmHWM) / idle CPU | ~0 CPU | {} / {} | | | {} |",
-            t.files,
+            count(t.files),
             mib(t.engine.hwm_kib as f64),
             pct(t.engine.total_share),
             met(t.engine.total_share < 0.01)

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use crate::Results;
 use crate::procstat::Usage;
+use crate::report::count;
 use crate::stats::Samples;
 
 fn ms(v: f64) -> String {
@@ -36,6 +37,11 @@ fn row(o: &mut String, name: &str, s: &Samples, fmt: fn(f64) -> String) {
 
 fn usage_rows(o: &mut String, name: &str, u: &Usage) {
     let w = Samples::new(u.windows.clone());
+    let name = if u.processes > 1 {
+        format!("{name} ({} processes)", u.processes)
+    } else {
+        name.to_string()
+    };
     let _ = writeln!(
         o,
         "| {name} | {} (own {}, reaped children {}) | {} / {} | {} | {} / {} |",
@@ -148,15 +154,17 @@ pub fn details(o: &mut String, r: &Results) {
             "## While {} agents work silently\n\n\
              {} `silent` agents (started, own file written, then no output and no file \
              activity), measured from /proc over {:.0} s once all had started and {:.1} s had \
-             passed. The orchestrator's CPU is its own (all threads) plus the children it \
-             reaped in the span (orch: the `tmux list-panes` of its reconciliation every 2 s; \
-             the baseline: its `capture-pane` processes); the tmux server's is its own, since \
-             it does the other half of every tmux command. The baseline polls the same number \
-             of the same agents.\n",
+             passed. orch's cost is its engine process and the tmux control-mode client it \
+             keeps (together); the baseline's is its poller process. CPU is their own (all \
+             threads) plus that of the children they reaped in the span (the baseline's \
+             `capture-pane` processes; orch runs none, its tmux commands go through its \
+             client); the tmux server's is its own, since it does the other half of every \
+             tmux command. Memory is summed over the processes measured together. The \
+             baseline polls the same number of the same agents.\n",
             i.agents, i.agents, i.orchestrator.span_s, r.idle_settle_s
         );
         let _ = writeln!(o, "{USAGE_HEADER}");
-        usage_rows(o, "orch engine", &i.orchestrator);
+        usage_rows(o, "orch engine + control client", &i.orchestrator);
         usage_rows(o, "tmux server (orch)", &i.server);
         if let Some(b) = &r.idle_baseline {
             usage_rows(o, "**baseline** poller", &b.orchestrator);
@@ -174,7 +182,10 @@ pub fn details(o: &mut String, r: &Results) {
              own (walk, one inotify watch per directory, the set of known files); warm page \
              cache. *Memory*: the resident memory that set-up added to that process. Kernel \
              memory for the inotify watches (about 1 KiB each) is not in any RSS.\n",
-            t.files, t.files, t.dirs_watched, t.ignored_files
+            count(t.files),
+            count(t.files),
+            t.dirs_watched,
+            count(t.ignored_files)
         );
         let _ = writeln!(
             o,
@@ -199,7 +210,7 @@ pub fn details(o: &mut String, r: &Results) {
             ms(t.snapshot_ms)
         );
         let _ = writeln!(o, "{USAGE_HEADER}");
-        usage_rows(o, "orch engine", &t.engine);
+        usage_rows(o, "orch engine + control client", &t.engine);
         usage_rows(o, "tmux server", &t.server);
         let _ = writeln!(o);
     }
