@@ -20,6 +20,7 @@ pub mod prompt;
 pub mod scripted;
 pub mod state;
 pub mod tmux;
+pub mod transcript;
 pub mod watch;
 pub mod workers;
 

@@ -7,13 +7,20 @@ mod codex;
 mod command;
 mod gemini;
 mod opencode;
+pub mod readiness;
 mod scripted;
+pub mod summary;
+#[cfg(test)]
+mod testing;
 
 use std::path::{Path, PathBuf};
 
 use crate::config::{AgentConfig, AgentKind};
 use crate::plan::TaskId;
 use crate::prompt::Role;
+use crate::transcript::Entry;
+
+pub use readiness::{Check, Setting};
 
 /// One run of an agent: who it is, what it is asked, where.
 #[derive(Debug, Clone, Copy)]
@@ -45,6 +52,12 @@ pub trait Adapter: Sync {
     /// the prompt file's content when the CLI takes the prompt as an argument.
     fn argv(&self, call: &AgentCall, prompt: &str) -> anyhow::Result<Vec<String>>;
 
+    /// Environment the CLI needs for this call (its permissions, say), before the config's
+    /// `env`, which may override it.
+    fn env(&self, _call: &AgentCall) -> anyhow::Result<Vec<(String, String)>> {
+        Ok(Vec::new())
+    }
+
     /// Whether [`Adapter::argv`] needs the prompt's text (else only its path).
     fn wants_prompt_text(&self) -> bool {
         false
@@ -61,9 +74,52 @@ pub trait Adapter: Sync {
         Assessment::default()
     }
 
+    /// What one event of the CLI's stdout stream shows in the live transcript; `None` when
+    /// the CLI prints no event stream (its output is shown as it is) or the value is not one
+    /// of its events.
+    fn entries(&self, _event: &serde_json::Value) -> Option<Vec<Entry>> {
+        None
+    }
+
+    /// Whether the CLI prints an event stream that [`Adapter::entries`] reads.
+    fn streams_events(&self) -> bool {
+        false
+    }
+
     /// How to install the CLI, for `orch doctor`.
     fn install_hint(&self) -> &'static str {
         ""
+    }
+
+    /// What `orch doctor` checks besides the binary and its version: credentials, first-run
+    /// settings, options that cannot work together.
+    fn readiness(&self, _setting: &Setting) -> Vec<Check> {
+        Vec::new()
+    }
+}
+
+/// What an agent may edit in one call, from its role: the planner writes the specs (their
+/// names are its choice), a worker its own files only, the judge and the oracle nothing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Edits<'a> {
+    Anywhere,
+    Only(&'a [String]),
+    Nothing,
+}
+
+impl AgentCall<'_> {
+    pub fn edits(&self) -> Edits<'_> {
+        match self.role {
+            Role::Planner => Edits::Anywhere,
+            Role::Worker => Edits::Only(self.files),
+            Role::Judge | Role::Oracle => Edits::Nothing,
+        }
+    }
+
+    /// The directory of this call's prompt (the attempt's directory), where an adapter may
+    /// keep files the CLI reads, such as a policy.
+    pub fn attempt_dir(&self) -> &Path {
+        self.prompt_file.parent().unwrap_or(self.run_dir)
     }
 }
 
@@ -130,6 +186,8 @@ pub fn invocation(call: &AgentCall) -> anyhow::Result<Invocation> {
     let mut argv = adapter.argv(call, &prompt)?;
     argv.extend(call.agent.args.iter().map(|a| fill(a, call)));
     let mut env: Vec<(String, String)> = orch_env(call);
+    env.extend(adapter.env(call)?);
+    // Last, so that the config's env wins over the adapter's.
     env.extend(call.agent.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     Ok(Invocation {
         argv,
@@ -152,7 +210,20 @@ pub fn orch_env(call: &AgentCall) -> Vec<(String, String)> {
         ("ORCH_PROJECT_DIR".into(), path(call.project_dir)),
         ("ORCH_RUN_DIR".into(), path(call.run_dir)),
         ("ORCH_AGENT".into(), call.name.into()),
+        (AGENT_KIND_VAR.into(), call.agent.kind.name().into()),
     ]
+}
+
+/// The variable that names the agent's kind. `orch agent-run` reads it from the launch
+/// spec's env to render the CLI's event stream in the pane and to assess the run.
+pub const AGENT_KIND_VAR: &str = "ORCH_AGENT_KIND";
+
+/// The kind named by [`AGENT_KIND_VAR`] in an environment list.
+pub fn kind_in_env(env: &[(String, String)]) -> Option<AgentKind> {
+    let value = env.iter().rev().find(|(k, _)| k == AGENT_KIND_VAR)?;
+    AgentKind::ALL
+        .into_iter()
+        .find(|kind| kind.name() == value.1.as_str())
 }
 
 /// Fills the placeholders `{prompt_file}`, `{task_id}`, `{role}`, `{project_dir}` in one
@@ -179,6 +250,7 @@ mod tests {
             args: vec!["--flag={role}".into(), "{\"json\": {task_id}}".into()],
             env: BTreeMap::from([("MY_VAR".to_string(), "x y".to_string())]),
             command: command.map(|c| c.into_iter().map(String::from).collect()),
+            allow_shell: true,
         }
     }
 
