@@ -187,7 +187,11 @@ fn output_is_logged_and_the_exit_code_recorded() {
         record.ended_at_ms <= after,
         "{record:?} ended after {after}"
     );
-    assert_eq!(record.describe(), "exited with status 3");
+    // A failed exit is explained by the last line the agent printed on stderr.
+    assert_eq!(
+        record.describe(),
+        "exited with status 3: its last words: err one"
+    );
     assert!(!fx.run.join("exit.json.tmp").exists());
 }
 
