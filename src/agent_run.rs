@@ -192,9 +192,9 @@ fn assess(
         record.failure = assessment.failure;
     }
     if record.signal.is_none() && record.code != Some(0) && record.failure.is_none() {
-        record.failure = stderr.last_line().map(|l| {
-            crate::transcript::truncate(&format!("its last words: {l}"), 300)
-        });
+        record.failure = stderr
+            .last_line()
+            .map(|l| crate::transcript::truncate(&format!("its last words: {l}"), 300));
     }
     if record.signal.is_some() {
         // Killed: the stream is cut short, which says nothing new.

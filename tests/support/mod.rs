@@ -9,6 +9,7 @@
 //! Not every test file uses every helper, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod agent_clis;
 pub mod model_server;
 mod project;
 

@@ -176,6 +176,17 @@ fn serve(mut conn: TcpStream, log: &Mutex<Vec<Exchange>>) {
         }
     };
     let (response, exchange) = route(&request);
+    // For debugging a CLI's requests: ORCH_MODEL_SERVER_DUMP=DIR keeps every request body.
+    if let Some(dir) = std::env::var_os("ORCH_MODEL_SERVER_DUMP") {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let name = request.path.replace(['/', '?', ':'], "_");
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::write(
+            std::path::Path::new(&dir).join(format!("{n:03}{name}.json")),
+            &request.body,
+        );
+    }
     let _ = http::respond(
         &mut conn,
         response.status,

@@ -303,6 +303,14 @@ fn unquote_once(text: &str) -> Option<String> {
             _ => {}
         }
     }
-    let inner = &text[..end.unwrap_or(text.len())];
+    // The quoting is loose: OpenCode escapes quotes but leaves newlines raw, which JSON
+    // does not allow inside a string.
+    let inner: String = text[..end.unwrap_or(text.len())]
+        .chars()
+        .map(|c| match c {
+            c if c.is_control() => format!("\\u{:04x}", c as u32),
+            c => c.to_string(),
+        })
+        .collect();
     serde_json::from_str::<String>(&format!("\"{inner}\"")).ok()
 }
