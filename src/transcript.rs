@@ -117,8 +117,16 @@ impl Transcript {
 
     fn entry(&mut self, entry: &Entry, out: &mut String) {
         if let Entry::TextPiece(piece) = entry {
-            out.push_str(&printable_keep_newlines(piece));
-            self.mid_line = !piece.ends_with('\n');
+            // Indented like a whole message; a piece may start or end anywhere in a line.
+            let mut text = String::new();
+            for c in printable_keep_newlines(piece).chars() {
+                if !self.mid_line && c != '\n' {
+                    text.push_str("  ");
+                }
+                text.push(c);
+                self.mid_line = c != '\n';
+            }
+            out.push_str(&text);
             return;
         }
         let text = match entry {
@@ -281,7 +289,7 @@ mod tests {
             b"{\"t\":\"piece\",\"text\":\"Hel\"}\n{\"t\":\"piece\",\"text\":\"lo\"}\n\
               {\"t\":\"tool\",\"path\":\"x\"}\n{\"t\":\"piece\",\"text\":\"end\"}\n",
         );
-        assert_eq!(out, "Hello\n→ Write x\nend");
+        assert_eq!(out, "  Hello\n→ Write x\n  end");
         assert_eq!(t.finish(), "\n");
     }
 }

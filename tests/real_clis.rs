@@ -337,3 +337,90 @@ fn a_write_outside_the_owned_files_is_refused_or_caught() {
     let pane = run.pane("claude-claude");
     assert!(pane.contains("DENIED"), "{pane}");
 }
+
+/// The engine does not run a judge yet, so the judge's invocation on Codex is run here the
+/// way a pane runs any agent: a launcher, `orch agent-run`, and the answer read from the
+/// CLI's event stream.
+#[test]
+fn the_judge_on_codex_answers_with_a_verdict_from_a_read_only_sandbox() {
+    if !agent_clis::available("the_judge_on_codex_answers_with_a_verdict") {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let run = Run::new("clis-judge", ROLES);
+    let config = orch::config::load(&run.p.path("orch.yaml")).unwrap();
+    let root = run.p.root();
+    let dir = root.join(".orch/judge/1");
+    std::fs::create_dir_all(&dir).unwrap();
+    let ctx = orch::prompt::Context {
+        role: orch::prompt::Role::Judge,
+        task: None,
+        files: vec![],
+        specs: vec![],
+        request: "Build it".into(),
+        attempt: 1,
+        project_dir: root.display().to_string(),
+        workers: vec![],
+        plan_file: None,
+        test_pattern: vec![],
+        task_text: None,
+        feedback: vec![],
+    };
+    let prompt_file = dir.join("prompt.md");
+    std::fs::write(&prompt_file, format!("# Judge the run\n\n{}\n", ctx.line())).unwrap();
+    let invocation = orch::workers::invocation(&orch::workers::AgentCall {
+        name: "codex",
+        agent: &config.agents["codex"],
+        role: orch::prompt::Role::Judge,
+        task: None,
+        files: &[],
+        prompt_file: &prompt_file,
+        project_dir: &root,
+        run_dir: &dir,
+    })
+    .unwrap();
+    assert!(
+        invocation.argv.windows(2).any(|w| w == ["-s", "read-only"]),
+        "{:?}",
+        invocation.argv
+    );
+    let spec = orch::launcher::LaunchSpec {
+        title: "judge · agent codex".into(),
+        argv: invocation.argv,
+        env: invocation.env,
+        cwd: invocation.cwd,
+        output_log: dir.join("output.log"),
+        stdout_log: dir.join("stdout.log"),
+        exit_file: dir.join("exit.json"),
+    };
+    orch::launcher::write_launcher(
+        &dir,
+        &spec,
+        std::path::Path::new(env!("CARGO_BIN_EXE_orch")),
+    )
+    .unwrap();
+    let ran = std::process::Command::new(env!("CARGO_BIN_EXE_orch"))
+        .args(["agent-run", &dir.join("launch.json").display().to_string()])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&ran.stdout);
+    assert!(
+        ran.status.success(),
+        "{shown}\n{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    let stdout = std::fs::read_to_string(&spec.stdout_log).unwrap();
+    let adapter = orch::workers::adapter(orch::config::AgentKind::Codex);
+    assert_eq!(adapter.assess(&stdout).failure, None);
+    let answer = adapter.answer(&stdout);
+    let json = answer
+        .split("```json")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .unwrap_or_else(|| panic!("no verdict in {answer:?}"));
+    let verdict: Value = serde_json::from_str(json).unwrap();
+    assert_eq!(verdict["verdict"], "pass", "{verdict}");
+    // What the pane showed: the transcript, with the verdict text.
+    assert!(shown.contains("\"verdict\""), "{shown}");
+}
