@@ -44,10 +44,12 @@ pub enum Entry {
     Finished { ok: bool, summary: String },
 }
 
+/// The adapter's reading of one event; `None` when the line is not an event of its CLI.
+type Parse = Box<dyn Fn(&Value) -> Option<Vec<Entry>> + Send>;
+
 /// Turns an event stream, fed in chunks as it arrives, into the pane's text.
 pub struct Transcript {
-    /// The adapter's reading of one event; `None` when the line is not an event of its CLI.
-    parse: Box<dyn Fn(&Value) -> Option<Vec<Entry>> + Send>,
+    parse: Parse,
     /// Paths under this directory are shown relative to it.
     root: PathBuf,
     /// An incomplete line from the last chunk.

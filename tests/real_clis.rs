@@ -424,3 +424,22 @@ fn the_judge_on_codex_answers_with_a_verdict_from_a_read_only_sandbox() {
     // What the pane showed: the transcript, with the verdict text.
     assert!(shown.contains("\"verdict\""), "{shown}");
 }
+
+#[test]
+fn doctor_finds_each_cli_and_what_it_needs() {
+    if !agent_clis::available("doctor_finds_each_cli_and_what_it_needs") {
+        return;
+    }
+    let run = Run::new("clis-doctor", ROLES);
+    run.orch()
+        .without_credentials()
+        .args(["doctor"])
+        .run()
+        .expect(0)
+        .stdout_has("(Claude Code)")
+        .stdout_has("codex-cli ")
+        .stdout_has("agent `codex`: credentials: STUB_API_KEY is set (custom provider)")
+        .stdout_has("agent `gemini`: auth type gemini-api-key selected")
+        .stdout_has("agent `opencode`: credentials: left to the provider in OPENCODE_CONFIG")
+        .stdout_has("ready");
+}

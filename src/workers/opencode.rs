@@ -11,8 +11,6 @@
 mod events;
 
 use serde_json::Value;
-#[cfg(test)]
-use serde_json::json;
 
 use super::readiness::{Check, Setting};
 use super::{Adapter, AgentCall, Assessment, Edits, prompt_argument};
@@ -138,6 +136,7 @@ mod tests {
     use crate::config::AgentKind;
     use crate::prompt::Role;
     use crate::workers::testing::{agent, call};
+    use serde_json::json;
 
     #[test]
     fn argv_and_a_workers_permissions() {
