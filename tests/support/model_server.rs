@@ -187,13 +187,14 @@ fn serve(mut conn: TcpStream, log: &Mutex<Vec<Exchange>>) {
             &request.body,
         );
     }
+    // Logged first: once the client has its answer, the exchange is in the log.
+    log.lock().unwrap_or_else(|e| e.into_inner()).push(exchange);
     let _ = http::respond(
         &mut conn,
         response.status,
         response.content_type,
         &response.body,
     );
-    log.lock().unwrap_or_else(|e| e.into_inner()).push(exchange);
 }
 
 /// An HTTP answer.
