@@ -10,7 +10,9 @@ use crate::transcript::first_line;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Summary {
-    /// The agent's final text.
+    /// The agent's text: every message it wrote, in order, the final one last. Answers are
+    /// read by their last match (a plan, a verdict), so one given before a closing remark is
+    /// not lost.
     pub answer: Option<String>,
     /// Why the run failed, as the CLI put it (an API error, a failed turn).
     pub error: Option<String>,
@@ -61,6 +63,18 @@ impl Summary {
             failure,
             usage: self.usage.clone(),
             session_id: self.session_id.clone(),
+        }
+    }
+
+    /// Sets the answer from the agent's messages, when it wrote any.
+    pub fn answer_from(&mut self, texts: &[String]) {
+        let texts: Vec<&str> = texts
+            .iter()
+            .map(|t| t.trim())
+            .filter(|t| !t.is_empty())
+            .collect();
+        if !texts.is_empty() {
+            self.answer = Some(texts.join("\n\n"));
         }
     }
 

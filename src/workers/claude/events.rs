@@ -91,6 +91,7 @@ pub fn entries(event: &Value) -> Option<Vec<Entry>> {
 pub fn summarize(stdout: &str) -> Summary {
     let mut s = Summary::default();
     let mut api_error = None;
+    let mut texts = Vec::new();
     for event in summary::events(stdout) {
         match event["type"].as_str().unwrap_or("") {
             "system" if event["subtype"] == "init" => s.session_id = text(&event, "session_id"),
@@ -100,6 +101,13 @@ pub fn summarize(stdout: &str) -> Summary {
                     .find_map(|b| text(b, "text"))
                     .or_else(|| text(&event, "error"));
             }
+            // The agent's own messages, not those of a subagent it started.
+            "assistant" if event["parent_tool_use_id"].is_null() => texts.extend(
+                blocks(&event)
+                    .iter()
+                    .filter(|b| b["type"] == "text")
+                    .filter_map(|b| text(b, "text")),
+            ),
             "result" => {
                 summarize_result(&event, &mut s);
             }
@@ -109,6 +117,8 @@ pub fn summarize(stdout: &str) -> Summary {
     if !s.finished && s.error.is_none() {
         s.error = api_error;
     }
+    // Without messages in the stream, the result's text (the last message) stands.
+    s.answer_from(&texts);
     s
 }
 
@@ -201,6 +211,18 @@ mod tests {
         let usage = a.usage.unwrap();
         assert_eq!((usage.input_tokens, usage.output_tokens), (400, 80));
         assert_eq!(usage.cost_usd, Some(0.0032));
+    }
+
+    #[test]
+    fn a_plan_given_before_a_closing_remark_is_in_the_answer() {
+        let stream = r#"{"type":"assistant","parent_tool_use_id":null,"message":{"content":[{"type":"text","text":"Plan: {\"tasks\": [{\"id\": 1}]}"},{"type":"tool_use","name":"Write","input":{"file_path":"/p/specs/a.md"}}]}}
+{"type":"assistant","parent_tool_use_id":"toolu_9","message":{"content":[{"type":"text","text":"a subagent's note"}]}}
+{"type":"assistant","parent_tool_use_id":null,"message":{"content":[{"type":"text","text":"Done."}]}}
+{"type":"result","subtype":"success","is_error":false,"result":"Done.","session_id":"s"}
+"#;
+        let answer = summarize(stream).answer.unwrap();
+        assert_eq!(answer, "Plan: {\"tasks\": [{\"id\": 1}]}\n\nDone.");
+        assert!(crate::plan::extract_plan(&answer).is_some());
     }
 
     #[test]

@@ -135,13 +135,14 @@ fn add_usage(s: &mut Summary, usage: &Value) {
 pub fn summarize(stdout: &str) -> Summary {
     let mut s = Summary::default();
     let mut last_error = None;
+    let mut texts = Vec::new();
     for event in summary::events(stdout) {
         match event["type"].as_str().unwrap_or("") {
             "thread.started" => s.session_id = text(&event, "thread_id"),
             "item.completed" => {
                 let item = &event["item"];
                 match item["type"].as_str().unwrap_or("") {
-                    "agent_message" => s.answer = text(item, "text"),
+                    "agent_message" => texts.extend(text(item, "text")),
                     "command_execution" | "file_change"
                         if declined(item["status"].as_str().unwrap_or("")) =>
                     {
@@ -171,6 +172,7 @@ pub fn summarize(stdout: &str) -> Summary {
     if s.error.is_none() && !s.finished {
         s.error = last_error;
     }
+    s.answer_from(&texts);
     s
 }
 

@@ -86,14 +86,15 @@ fn result_error(event: &Value) -> String {
 pub fn summarize(stdout: &str) -> Summary {
     let mut s = Summary::default();
     let mut calls: HashMap<String, String> = HashMap::new();
-    // The assistant's text since the last tool result: the final turn's text is the answer.
+    // The assistant's messages; one arrives in delta pieces until a tool call ends it.
+    let mut texts: Vec<String> = Vec::new();
     let mut turn_text = String::new();
     for event in summary::events(stdout) {
         match event["type"].as_str().unwrap_or("") {
             "init" => s.session_id = text(&event, "session_id"),
             "message" if event["role"] == "assistant" => {
-                if event["delta"] != true && !turn_text.is_empty() {
-                    turn_text.push('\n');
+                if event["delta"] != true {
+                    texts.push(std::mem::take(&mut turn_text));
                 }
                 turn_text.push_str(&text(&event, "content").unwrap_or_default());
             }
@@ -106,7 +107,7 @@ pub fn summarize(stdout: &str) -> Summary {
                 calls.insert(text(&event, "tool_id").unwrap_or_default(), call);
             }
             "tool_result" => {
-                turn_text.clear();
+                texts.push(std::mem::take(&mut turn_text));
                 if event["error"]["type"] == "policy_violation" {
                     let id = text(&event, "tool_id").unwrap_or_default();
                     s.denied.push(
@@ -132,9 +133,8 @@ pub fn summarize(stdout: &str) -> Summary {
             _ => {}
         }
     }
-    if !turn_text.is_empty() {
-        s.answer = Some(turn_text);
-    }
+    texts.push(turn_text);
+    s.answer_from(&texts);
     s
 }
 

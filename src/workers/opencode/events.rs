@@ -72,16 +72,14 @@ fn error_message(event: &Value) -> String {
 
 pub fn summarize(stdout: &str) -> Summary {
     let mut s = Summary::default();
-    // The text parts of the step being read: the last step's text is the answer.
-    let mut step_text: Vec<String> = Vec::new();
+    let mut texts: Vec<String> = Vec::new();
     for event in summary::events(stdout) {
         if s.session_id.is_none() {
             s.session_id = text(&event, "sessionID");
         }
         let part = &event["part"];
         match event["type"].as_str().unwrap_or("") {
-            "step_start" => step_text.clear(),
-            "text" => step_text.extend(text(part, "text")),
+            "text" => texts.extend(text(part, "text")),
             "tool_use" if part["state"]["status"] == "error" => {
                 let message = text(&part["state"], "error").unwrap_or_default();
                 if is_denial(&message) {
@@ -107,9 +105,7 @@ pub fn summarize(stdout: &str) -> Summary {
             _ => {}
         }
     }
-    if !step_text.is_empty() {
-        s.answer = Some(step_text.join("\n"));
-    }
+    s.answer_from(&texts);
     s
 }
 
