@@ -248,6 +248,13 @@ fn the_planner_on_claude_and_a_worker_on_each_cli_build_the_project() {
             "{cli}: {exit}"
         );
         assert!(exit["session_id"].is_string(), "{cli}: {exit}");
+        // `orch logs` shows the transcript too.
+        run.orch()
+            .args(["logs", cli])
+            .run()
+            .expect(0)
+            .stdout_has(&format!("tests/{cli}_test.sh"))
+            .stdout_has("→ ");
     }
     eprintln!("the run took {took:.1?}");
 }
@@ -271,6 +278,7 @@ fn api_errors_fail_their_attempts_quickly_with_the_reason() {
     });
     run.up(&["fail", "--plan", "plan.json"]);
     let took = run.wait(1);
+    eprintln!("four API errors failed their attempts in {took:.1?}");
     assert!(took < Duration::from_secs(90), "took {took:?}");
     let status = run.status();
     for cli in CLIS {
@@ -299,7 +307,8 @@ fn a_write_outside_the_owned_files_is_refused_or_caught() {
     let run = Run::new("clis-stray", ROLES);
     run.plan_for_each_cli(|cli| format!("[model:stray=stray/{cli}.txt]"));
     run.up(&["stray", "--plan", "plan.json"]);
-    run.wait(1);
+    let took = run.wait(1);
+    eprintln!("four stray writes refused or caught in {took:.1?}");
     let status = run.status();
     // Claude Code, OpenCode and Gemini CLI refuse the write themselves, and the attempt
     // fails with the refusal as its reason.
