@@ -1,6 +1,12 @@
 //! Agent adapters: how each kind of agent is invoked headless, and how its answer is read from
-//! what it printed. One module per kind; adding an agent CLI means adding one module and one
-//! line in [`adapter`].
+//! what it printed. One module per kind; adding an agent CLI means adding one module (with
+//! its `events` submodule), one line in [`adapter`] and its name in `config::AgentKind`.
+//!
+//! An agent CLI's module knows everything about that CLI: its invocation and how it confines
+//! the agent to what its role may change ([`Edits`]), the events of its output stream (the
+//! answer, the [`Assessment`] of the run, the live transcript's entries), and what
+//! `orch doctor` checks for it ([`readiness`]). What is common to all CLIs is in
+//! [`summary`] (the stream's meaning in one shape) and [`crate::transcript`].
 
 mod claude;
 mod codex;
