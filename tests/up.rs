@@ -298,26 +298,23 @@ fn exit_zero_without_the_owned_files_is_a_failure() {
 }
 
 #[test]
-fn a_violation_is_recorded_under_warn() {
+fn a_violation_is_recorded_under_warn_and_fails_the_run() {
     let up = Up::new("warn", SCRIPTED);
     up.up(&["Build wordstat"], Some("violate@text")).expect(0);
-    up.wait(0);
+    // Recorded, left in place, and unresolved: the ownership gates fail.
+    up.wait(1);
     let status = up.status();
     let violations = status["violations"].as_array().unwrap();
-    assert_eq!(violations.len(), 1, "{status:#}\n{}", up.diagnostics());
+    assert!(!violations.is_empty(), "{status:#}\n{}", up.diagnostics());
     let v = &violations[0];
     assert_eq!(v["path"], "stray/text.txt");
     assert_eq!(v["action"], "recorded");
-    assert!(
-        v["suspects"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s == "text"),
-        "{v:#}"
-    );
+    let suspects = v["suspects"].as_array().unwrap();
+    assert!(suspects.iter().any(|s| s == "text"), "{v:#}");
     assert!(v["at"].as_u64().unwrap() > 0);
     assert!(up.p.path("stray/text.txt").exists());
+    let reason = status["reason"].as_str().unwrap();
+    assert!(reason.contains("run gate `ownership` failed"), "{status:#}");
 }
 
 #[test]
@@ -437,16 +434,22 @@ fn a_hostile_request_reaches_the_agent_byte_for_byte() {
     while request.len() < 100_000 {
         request.push_str(" more $(text) `here`;\n");
     }
-    let planner = "#!/bin/sh\ncp \"$ORCH_PROMPT_FILE\" got-prompt.md\nmkdir -p specs && echo '# s' > specs/s.md\necho '{\"specs\":[{\"file\":\"specs/s.md\"}],\"tasks\":[{\"id\":1,\"agent\":\"mine\",\"task\":\"t\",\"files\":[\"one.txt\"]}]}'\n";
-    let worker = "#!/bin/sh\ncp \"$ORCH_PROMPT_FILE\" got-worker-prompt.md\necho done > one.txt\n";
-    let config = "agents:\n  plan:\n    kind: command\n    command: [\"./planner.sh\"]\n  mine:\n    kind: command\n    command: [\"./worker.sh\"]\nroles:\n  planner: plan\n  judge: plan\n  workers: [mine]\n";
+    let planner = "#!/bin/sh\ncp \"$ORCH_PROMPT_FILE\" \"$ORCH_RUN_DIR/got-prompt.md\"\nmkdir -p specs && echo '# s' > specs/s.md\necho '{\"specs\":[{\"file\":\"specs/s.md\"}],\"tasks\":[{\"id\":1,\"agent\":\"mine\",\"task\":\"t\",\"files\":[\"tests/one_test.txt\",\"one.txt\"]}]}'\n";
+    let worker = "#!/bin/sh\ncp \"$ORCH_PROMPT_FILE\" \"$ORCH_RUN_DIR/got-worker-prompt.md\"\nmkdir -p tests && echo ok > tests/one_test.txt && echo done > one.txt\n";
+    let config = "agents:\n  plan:\n    kind: command\n    command: [\"./planner.sh\"]\n  mine:\n    kind: command\n    command: [\"./worker.sh\"]\n  judge:\n    kind: scripted\nroles:\n  planner: plan\n  judge: judge\n  workers: [mine]\n";
     let up = Up::new("hostile", config);
     up.p.script("planner.sh", planner);
     up.p.script("worker.sh", worker);
     up.up(&[&request], None).expect(0);
     up.wait(0);
+    let run_dir = std::fs::read_dir(up.p.path(".orch/runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     for file in ["got-prompt.md", "got-worker-prompt.md"] {
-        let prompt = up.p.read(file);
+        let prompt = std::fs::read_to_string(run_dir.join(file)).unwrap();
         let ctx = orch::prompt::Context::find(&prompt).expect("context line");
         assert!(
             ctx.request == request,
@@ -459,12 +462,6 @@ fn a_hostile_request_reaches_the_agent_byte_for_byte() {
             "{name} was created: text was executed"
         );
     }
-    let run_dir = std::fs::read_dir(up.p.path(".orch/runs"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
     assert_eq!(
         std::fs::read_to_string(run_dir.join("request.txt")).unwrap(),
         request

@@ -140,7 +140,8 @@ impl Engine {
     }
 
     pub(super) fn accept_plan(&mut self, plan: Plan) -> anyhow::Result<()> {
-        self.record(Event::PlanAccepted { plan: plan.clone() })?;
+        let record = self.record(Event::PlanAccepted { plan: plan.clone() })?;
+        self.planning_ended_at = Some(record.t);
         self.plan = Some(plan);
         self.check_planning_writes()?;
         self.dispatch()

@@ -46,6 +46,10 @@ impl Engine {
         if self.state.phase != Phase::Running {
             return Ok(());
         }
+        self.recheck_parked()?;
+        if self.holding_for_rechecks() {
+            return Ok(());
+        }
         let ready: Vec<TaskId> = dispatcher::ready(&self.views(), self.config.limits.max_parallel)
             .into_iter()
             .cloned()
@@ -81,7 +85,7 @@ impl Engine {
             plan_file: None,
             test_pattern: self.config.gates.test_pattern.clone(),
             task_text: Some(task.task_text.clone()),
-            feedback: vec![],
+            feedback: task.feedback.clone(),
         };
         let prompt_file = dir.join("prompt.md");
         std::fs::write(&prompt_file, prompt::worker_prompt(&ctx))
@@ -159,6 +163,17 @@ impl Engine {
         if self.planner.as_ref().is_some_and(|p| p.dir == dir) {
             return self.on_planner_exit(&exit);
         }
+        let code = if exit.signal.is_some() {
+            None
+        } else {
+            exit.code
+        };
+        if self.judge.as_ref().is_some_and(|(l, _)| l.dir == dir) {
+            return self.on_judge_exit(code);
+        }
+        if let Some(id) = self.oracle_at(dir) {
+            return self.on_oracle_exit(&id, code);
+        }
         let Some(id) = self
             .live
             .iter()
@@ -215,12 +230,7 @@ impl Engine {
                 ),
             );
         }
-        self.keep_baseline(id);
-        self.record(Event::TaskDone {
-            task: id.clone(),
-            attempt: live.attempt,
-        })?;
-        self.dispatch()
+        self.start_checks(id, live.attempt)
     }
 
     /// Marks a task failed for good, blocks what depends on it, and carries on with the rest.
@@ -273,13 +283,30 @@ impl Engine {
             stop_pane(live.pid);
             self.refuse_plan(live.attempt, vec![format!("the planner made {reason}")])?;
         }
+        // The judge and the oracles: stopped, and handled as if they had died.
+        let stale: Vec<(std::path::PathBuf, u32)> = self
+            .judge
+            .iter()
+            .map(|(l, _)| l)
+            .chain(self.oracles.values().map(|(l, _)| l))
+            .filter(|l| now.duration_since(l.last_activity) >= timeout)
+            .map(|l| (l.dir.clone(), l.pid))
+            .collect();
+        for (dir, pid) in stale {
+            stop_pane(pid);
+            self.on_agent_lost(&dir, &reason)?;
+        }
         Ok(())
     }
 
     /// Asks tmux which panes are alive. An agent whose pane died or vanished without an exit
     /// record failed; an exit record the watcher missed is picked up here.
     pub(super) fn reconcile(&mut self) -> anyhow::Result<()> {
-        if self.live.is_empty() && self.planner.is_none() {
+        if self.live.is_empty()
+            && self.planner.is_none()
+            && self.judge.is_none()
+            && self.oracles.is_empty()
+        {
             return Ok(());
         }
         let panes = match self.tmux.list_panes(&self.info.session) {
@@ -293,6 +320,8 @@ impl Engine {
             .live
             .values()
             .chain(self.planner.iter())
+            .chain(self.judge.iter().map(|(l, _)| l))
+            .chain(self.oracles.values().map(|(l, _)| l))
             .map(|l| (l.dir.clone(), l.pane.clone()))
             .collect();
         checks.sort();
@@ -331,6 +360,12 @@ impl Engine {
             self.dir_watcher.unwatch(&live.dir);
             return self.refuse_plan(live.attempt, vec![reason]);
         }
+        if self.judge.as_ref().is_some_and(|(l, _)| l.dir == dir) {
+            return self.on_judge_exit(None);
+        }
+        if let Some(id) = self.oracle_at(dir) {
+            return self.on_oracle_exit(&id, None);
+        }
         let id = self
             .live
             .iter()
@@ -342,9 +377,16 @@ impl Engine {
         }
     }
 
+    fn oracle_at(&self, dir: &Path) -> Option<TaskId> {
+        self.oracles
+            .iter()
+            .find(|(_, (l, _))| l.dir == dir)
+            .map(|(id, _)| id.clone())
+    }
+
     /// Keeps a copy of a finished task's files: a later violating write to one of them is
     /// reverted to this, not to the start of the run.
-    fn keep_baseline(&self, id: &TaskId) {
+    pub(super) fn keep_baseline(&self, id: &TaskId) {
         let Some(task) = self.state.tasks.get(id) else {
             return;
         };
