@@ -10,11 +10,14 @@
 #![allow(dead_code)]
 
 mod project;
+mod run;
 
 use std::time::{Duration, Instant};
 
 #[allow(unused_imports)]
 pub use project::*;
+#[allow(unused_imports)]
+pub use run::*;
 
 #[allow(unused_imports)]
 pub use orch::tmux::{PaneState, PrivateServer, Tmux, TmuxError, WindowSpec};
