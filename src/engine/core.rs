@@ -87,6 +87,8 @@ pub(super) struct Engine {
     /// Oracles at work, per task, with the reasons the task's next attempt will carry.
     pub oracles: HashMap<TaskId, (Live, Vec<String>)>,
     pub run_gates_started: bool,
+    /// The judge's last pane, closed when the next judge starts.
+    pub last_judge_pane: Option<String>,
     /// When the plan was accepted (ms): earlier changes were the planner's.
     pub planning_ended_at: Option<u64>,
     _lock: EngineLock,
@@ -177,6 +179,7 @@ impl Engine {
             judge_tries: 0,
             oracles: HashMap::new(),
             run_gates_started: false,
+            last_judge_pane: None,
             planning_ended_at: None,
             _lock: lock,
         };

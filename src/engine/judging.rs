@@ -244,20 +244,18 @@ impl Engine {
             attempt,
             tasks: tasks.clone(),
         })?;
-        let (live, pane) = self.launch_role_agent(
-            &name,
-            Role::Judge,
-            None,
-            &[],
-            dir,
-            &text,
-            &format!("judge-{attempt}"),
-        )?;
+        // One judge window at a time: the previous one's output is in its log.
+        if let Some(previous) = self.last_judge_pane.take() {
+            let _ = self.tmux.kill_pane(&previous);
+        }
+        let (live, pane) =
+            self.launch_role_agent(&name, Role::Judge, None, &[], dir, &text, "judge")?;
         self.record(Event::JudgeAgentStarted {
             attempt,
             pane,
             pid: live.pid,
         })?;
+        self.last_judge_pane = Some(live.pane.clone());
         self.judge = Some((live, tasks));
         Ok(())
     }

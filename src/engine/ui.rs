@@ -14,7 +14,24 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// The terminal's width, so that the table's last column is cut rather than wrapped.
+pub fn terminal_width() -> usize {
+    // SAFETY: TIOCGWINSZ fills a winsize struct we own; a failure leaves it zeroed.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+    if ok && size.ws_col > 0 {
+        usize::from(size.ws_col)
+    } else {
+        std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(120)
+    }
+}
+
 pub fn table(state: &RunState, dir: &RunDir, now: u64) -> String {
+    // The fixed columns take 47 characters; the last output gets what is left.
+    let last_width = terminal_width().saturating_sub(48).max(10);
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -44,7 +61,7 @@ pub fn table(state: &RunState, dir: &RunDir, now: u64) -> String {
             clip(&task.agent, 12),
             task.attempts,
             elapsed,
-            clip(&last, 60)
+            clip(&last, last_width)
         );
     }
     if !state.violations.is_empty() {
