@@ -349,24 +349,15 @@ pub fn markdown(r: &Report) -> String {
     if !r.violations.is_empty() {
         let _ = writeln!(o, "\n## Violations\n");
         for v in &r.violations {
-            let suspects: Vec<String> = v.suspects.iter().map(ToString::to_string).collect();
-            let _ = writeln!(
-                o,
-                "- #{} {} {} — suspects: {} — {}{}",
+            let line = crate::engine::ui::describe_violation(
                 v.n,
-                v.change,
-                v.path,
-                if suspects.is_empty() {
-                    "none".into()
-                } else {
-                    suspects.join(", ")
-                },
-                v.action,
-                v.saved
-                    .as_ref()
-                    .map(|s| format!(" (saved: {s})"))
-                    .unwrap_or_default()
+                &v.change,
+                &v.path,
+                &v.suspects,
+                &v.action,
+                v.saved.as_deref(),
             );
+            let _ = writeln!(o, "- {line}");
         }
     }
     o

@@ -186,6 +186,34 @@ impl Engine {
         Ok((engine, fs_rx, dir_rx, gate_rx))
     }
 
+    /// Writes an agent run's launcher into `dir` (its logs and exit record go there too),
+    /// watches `dir` for the exit record, and returns the pane to create, named `window`.
+    pub(super) fn prepare_pane(
+        &mut self,
+        dir: &Path,
+        title: String,
+        invocation: crate::workers::Invocation,
+        window: String,
+    ) -> anyhow::Result<crate::tmux::WindowSpec> {
+        let spec = crate::launcher::LaunchSpec {
+            title,
+            argv: invocation.argv,
+            env: invocation.env,
+            cwd: invocation.cwd,
+            output_log: dir.join("output.log"),
+            stdout_log: dir.join("stdout.log"),
+            exit_file: dir.join("exit.json"),
+        };
+        let script = crate::launcher::write_launcher(dir, &spec, &self.exe)?;
+        self.dir_watcher.watch(dir)?;
+        Ok(crate::tmux::WindowSpec {
+            name: window,
+            cwd: self.project.root.clone(),
+            argv: vec!["/bin/sh".into(), script.display().to_string()],
+            env: vec![],
+        })
+    }
+
     /// Journals `event`, then applies it to the state.
     pub fn record(&mut self, event: Event) -> anyhow::Result<Record> {
         let record = self.journal.append(event)?;

@@ -11,11 +11,9 @@ use anyhow::Context as _;
 use super::core::{Engine, GateDone, Live};
 use crate::config::AgentKind;
 use crate::judge::{self, GateOutcome};
-use crate::launcher::{self, LaunchSpec};
 use crate::plan::TaskId;
 use crate::prompt::{self, Context, JudgedTask, Role};
 use crate::state::{Event, TaskStatus};
-use crate::tmux::WindowSpec;
 use crate::workers::{self, AgentCall};
 
 /// The most of a spec shown to the judge; it can read the rest in the project.
@@ -449,26 +447,13 @@ impl Engine {
             project_dir: &self.project.root,
             run_dir: self.dir.path(),
         })?;
-        let spec = LaunchSpec {
-            title: format!("{role} · agent {name}"),
-            argv: invocation.argv,
-            env: invocation.env,
-            cwd: invocation.cwd,
-            output_log: dir.join("output.log"),
-            stdout_log: dir.join("stdout.log"),
-            exit_file: dir.join("exit.json"),
-        };
-        let script = launcher::write_launcher(&dir, &spec, &self.exe)?;
-        self.dir_watcher.watch(&dir)?;
-        let pane = self.panes.window(
-            self.tmux.as_ref(),
-            &WindowSpec {
-                name: window.to_string(),
-                cwd: self.project.root.clone(),
-                argv: vec!["/bin/sh".into(), script.display().to_string()],
-                env: vec![],
-            },
+        let window = self.prepare_pane(
+            &dir,
+            format!("{role} · agent {name}"),
+            invocation,
+            window.to_string(),
         )?;
+        let pane = self.panes.window(self.tmux.as_ref(), &window)?;
         let attempt = if role == Role::Judge {
             self.judge_attempts
         } else {

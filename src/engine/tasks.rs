@@ -9,11 +9,9 @@ use anyhow::Context as _;
 use super::core::{Engine, Live};
 use crate::agent_run::ExitRecord;
 use crate::dispatcher::{self, Sched, TaskView};
-use crate::launcher::{self, LaunchSpec};
 use crate::plan::TaskId;
 use crate::prompt::{self, Context, Role};
 use crate::state::{Event, Phase, TaskStatus};
-use crate::tmux::WindowSpec;
 use crate::workers::{self, AgentCall};
 
 /// How long a stopped agent gets between TERM and KILL.
@@ -105,30 +103,13 @@ impl Engine {
             project_dir: &self.project.root,
             run_dir: self.dir.path(),
         })?;
-        let spec = LaunchSpec {
-            title: format!("task {id} · agent {} · attempt {attempt}", task.agent),
-            argv: invocation.argv,
-            env: invocation.env,
-            cwd: invocation.cwd,
-            output_log: dir.join("output.log"),
-            stdout_log: dir.join("stdout.log"),
-            exit_file: dir.join("exit.json"),
-        };
-        let script = launcher::write_launcher(&dir, &spec, &self.exe)?;
         self.record(Event::TaskStarted {
             task: id.clone(),
             attempt,
         })?;
-        self.dir_watcher.watch(&dir)?;
-        let pane = self.panes.place(
-            self.tmux.as_ref(),
-            &WindowSpec {
-                name: format!("{id}-{}", task.agent),
-                cwd: self.project.root.clone(),
-                argv: vec!["/bin/sh".into(), script.display().to_string()],
-                env: vec![],
-            },
-        )?;
+        let title = format!("task {id} · agent {} · attempt {attempt}", task.agent);
+        let window = self.prepare_pane(&dir, title, invocation, format!("{id}-{}", task.agent))?;
+        let pane = self.panes.place(self.tmux.as_ref(), &window)?;
         self.record(Event::TaskAgentStarted {
             task: id.clone(),
             attempt,

@@ -67,27 +67,40 @@ pub fn table(state: &RunState, dir: &RunDir, now: u64) -> String {
     if !state.violations.is_empty() {
         let _ = writeln!(out, "\nVIOLATIONS");
         for v in &state.violations {
-            let suspects: Vec<String> = v.suspects.iter().map(ToString::to_string).collect();
             let _ = writeln!(
                 out,
-                "  #{} {} {} by {} → {}{}",
-                v.n,
-                v.change,
-                v.path,
-                if suspects.is_empty() {
-                    "?".to_string()
-                } else {
-                    suspects.join(", ")
-                },
-                v.action,
-                v.saved
-                    .as_ref()
-                    .map(|s| format!(" (saved: {s})"))
-                    .unwrap_or_default()
+                "  {}",
+                describe_violation(
+                    v.n,
+                    &v.change,
+                    &v.path,
+                    &v.suspects,
+                    &v.action,
+                    v.saved.as_deref()
+                )
             );
         }
     }
     out
+}
+
+/// One line about a violation: what changed, who is suspected, what was done.
+pub fn describe_violation(
+    n: u32,
+    change: &str,
+    path: &str,
+    suspects: &[crate::plan::TaskId],
+    action: &str,
+    saved: Option<&str>,
+) -> String {
+    let suspects: Vec<String> = suspects.iter().map(ToString::to_string).collect();
+    let suspects = if suspects.is_empty() {
+        "nobody running".to_string()
+    } else {
+        suspects.join(", ")
+    };
+    let saved = saved.map(|s| format!(" (saved: {s})")).unwrap_or_default();
+    format!("#{n} {change} {path}, suspects: {suspects} → {action}{saved}")
 }
 
 /// The last non-empty line a log ends with, cleaned of terminal escapes.

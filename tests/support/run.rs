@@ -52,24 +52,8 @@ impl Up {
     }
 
     pub fn session(&self) -> String {
-        let name = self
-            .p
-            .root()
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
-        let name: String = name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .collect();
-        format!("orch-{name}")
+        let project = orch::project::Project::discover(&self.p.root(), None).unwrap();
+        format!("orch-{}", project.name())
     }
 
     pub fn journal(&self) -> String {
