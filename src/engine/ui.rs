@@ -46,8 +46,16 @@ pub fn table(state: &RunState, dir: &RunDir, now: u64) -> String {
             }
             _ => String::new(),
         };
+        let judged = state
+            .judging
+            .as_ref()
+            .is_some_and(|(_, ids)| ids.contains(&task.id));
+        // The agent has exited but the task is not settled: it is being checked.
+        let checking = task.state == TaskStatus::Running && task.ended_at_ms.is_some();
         let last = match task.state {
             TaskStatus::Failed | TaskStatus::Blocked => task.reason.clone().unwrap_or_default(),
+            _ if judged => "with the judge…".to_string(),
+            _ if checking => "checking its gates…".to_string(),
             _ if task.attempts > 0 => {
                 last_line(&dir.task_attempt(&task.id, task.attempts).join("output.log"))
             }
