@@ -152,6 +152,19 @@ enum Command {
         run: Option<String>,
     },
 
+    /// Print the run's report: per task its attempts, files, gates, TDD evidence, verdict.
+    #[command(
+        after_help = "Examples:\n  orch report\n  orch report 20261124-101500-ab12 \
+                            --json"
+    )]
+    Report {
+        /// A run id (default: the latest).
+        run: Option<String>,
+        /// Machine-readable output (the same as .orch/runs/<id>/report.json).
+        #[arg(long)]
+        json: bool,
+    },
+
     /// Stop the run's agents and engine and close its tmux session; its files stay.
     #[command(after_help = "Example:\n  orch down")]
     Down {
@@ -257,6 +270,7 @@ fn execute(cli: Cli) -> anyhow::Result<u8> {
             run.as_deref(),
             timeout.map(std::time::Duration::from_secs),
         ),
+        Command::Report { run, json } => commands::report::run(&global, run.as_deref(), json),
         Command::Down { run } => commands::down::run(&global, run.as_deref()),
         Command::Demo {
             dir,

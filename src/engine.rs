@@ -3,6 +3,7 @@
 //! it through channels; every state change is journaled before it takes effect.
 
 mod core;
+mod judging;
 mod ownership;
 mod panes;
 mod planning;

@@ -16,6 +16,12 @@ pub fn run(global: &Global, run: Option<&str>, timeout: Option<Duration>) -> any
     loop {
         let loaded = runs::load(global, Some(&run_id))?;
         if let Phase::Finished(outcome) = loaded.state.phase {
+            if loaded.engine_alive && deadline.is_none_or(|d| Instant::now() < d) {
+                // The engine writes the report after the last journal entry: give it the
+                // moment it needs, so that what follows `orch wait` finds everything.
+                follower.wait(Duration::from_millis(200), deadline);
+                continue;
+            }
             let reason = loaded.state.finish_reason.clone().unwrap_or_default();
             println!("run {run_id}: {} {reason}", outcome.name());
             return Ok(if outcome == Outcome::Succeeded {

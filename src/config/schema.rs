@@ -123,6 +123,8 @@ pub struct Limits {
     pub retries: u32,
     /// How many more times the planner is asked when its plan is invalid.
     pub planner_retries: u32,
+    /// How many more times the judge is asked when its answer holds no valid verdict.
+    pub judge_retries: u32,
 }
 
 impl Default for Limits {
@@ -132,6 +134,7 @@ impl Default for Limits {
             task_timeout: Duration::from_secs(30 * 60),
             retries: 2,
             planner_retries: 2,
+            judge_retries: 2,
         }
     }
 }

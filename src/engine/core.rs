@@ -1,13 +1,13 @@
 //! The engine's state and its loop. Everything that changes the run goes through `record`,
 //! which journals an event (flushed) and only then applies it to the in-memory state.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use super::{panes::Panes, ui};
 use crate::config::Config;
@@ -31,6 +31,14 @@ pub(super) struct Live {
     pub pane: String,
     pub pid: u32,
     pub last_activity: Instant,
+}
+
+/// Gate results, sent back to the loop by the background task that ran them.
+pub(super) struct GateDone {
+    /// None for the run-level gates.
+    pub task: Option<TaskId>,
+    pub attempt: u32,
+    pub outcomes: Vec<crate::judge::GateOutcome>,
 }
 
 pub(super) struct Engine {
@@ -62,6 +70,27 @@ pub(super) struct Engine {
     pub exe: PathBuf,
     /// Set when `orch down` asked the engine to stop (rather than an interrupt).
     pub stop_requested: bool,
+    pub gate_tx: UnboundedSender<GateDone>,
+    /// Gate runs in flight.
+    pub checks_running: usize,
+    /// Tasks whose lint or tests failed while other agents worked: checked again when quiet.
+    pub parked: Vec<TaskId>,
+    /// Task attempts already checked a second time.
+    pub rechecked: HashSet<(TaskId, u32)>,
+    /// Tasks whose gates passed, waiting for the judge.
+    pub judge_queue: Vec<TaskId>,
+    /// The judge's running attempt and the tasks it judges.
+    pub judge: Option<(Live, Vec<TaskId>)>,
+    /// Judge attempts so far (numbers its directories), and tries for the current batch.
+    pub judge_attempts: u32,
+    pub judge_tries: u32,
+    /// Oracles at work, per task, with the reasons the task's next attempt will carry.
+    pub oracles: HashMap<TaskId, (Live, Vec<String>)>,
+    pub run_gates_started: bool,
+    /// The judge's last pane, closed when the next judge starts.
+    pub last_judge_pane: Option<String>,
+    /// When the plan was accepted (ms): earlier changes were the planner's.
+    pub planning_ended_at: Option<u64>,
     _lock: EngineLock,
 }
 
@@ -77,8 +106,8 @@ pub fn start(run_dir: &Path) -> anyhow::Result<u8> {
         .build()
         .context("failed to start the engine's runtime")?;
     runtime.block_on(async {
-        let (mut engine, fs_rx, dir_rx) = Engine::open(run_dir)?;
-        let outcome = engine.run(fs_rx, dir_rx).await;
+        let (mut engine, fs_rx, dir_rx, gate_rx) = Engine::open(run_dir)?;
+        let outcome = engine.run(fs_rx, dir_rx, gate_rx).await;
         engine.render_final(&outcome);
         match outcome {
             Ok(Outcome::Succeeded) => Ok(0),
@@ -89,12 +118,14 @@ pub fn start(run_dir: &Path) -> anyhow::Result<u8> {
 }
 
 impl Engine {
+    #[expect(clippy::type_complexity)]
     fn open(
         run_dir: &Path,
     ) -> anyhow::Result<(
         Engine,
         UnboundedReceiver<FsChange>,
         UnboundedReceiver<PathBuf>,
+        UnboundedReceiver<GateDone>,
     )> {
         let dir = RunDir::open(run_dir)?;
         let info = RunInfo::read(&dir.run_json())?;
@@ -112,6 +143,7 @@ impl Engine {
         let layout = crate::layout::Layout::load(&info.layout, &project.root)?;
         let (fs_tx, fs_rx) = unbounded_channel();
         let (dir_tx, dir_rx) = unbounded_channel();
+        let (gate_tx, gate_rx) = unbounded_channel();
         let dir_watcher = DirWatcher::new(dir_tx)?;
         let ignore = crate::watch::Ignore::new(&project.root, &config.ownership.ignore)?;
         let tree_watcher = Some(TreeWatcher::start(&project.root, ignore.clone(), fs_tx)?);
@@ -137,9 +169,49 @@ impl Engine {
             planning_writes: BTreeMap::new(),
             first_writes: BTreeMap::new(),
             stop_requested: false,
+            gate_tx,
+            checks_running: 0,
+            parked: Vec::new(),
+            rechecked: HashSet::new(),
+            judge_queue: Vec::new(),
+            judge: None,
+            judge_attempts: 0,
+            judge_tries: 0,
+            oracles: HashMap::new(),
+            run_gates_started: false,
+            last_judge_pane: None,
+            planning_ended_at: None,
             _lock: lock,
         };
-        Ok((engine, fs_rx, dir_rx))
+        Ok((engine, fs_rx, dir_rx, gate_rx))
+    }
+
+    /// Writes an agent run's launcher into `dir` (its logs and exit record go there too),
+    /// watches `dir` for the exit record, and returns the pane to create, named `window`.
+    pub(super) fn prepare_pane(
+        &mut self,
+        dir: &Path,
+        title: String,
+        invocation: crate::workers::Invocation,
+        window: String,
+    ) -> anyhow::Result<crate::tmux::WindowSpec> {
+        let spec = crate::launcher::LaunchSpec {
+            title,
+            argv: invocation.argv,
+            env: invocation.env,
+            cwd: invocation.cwd,
+            output_log: dir.join("output.log"),
+            stdout_log: dir.join("stdout.log"),
+            exit_file: dir.join("exit.json"),
+        };
+        let script = crate::launcher::write_launcher(dir, &spec, &self.exe)?;
+        self.dir_watcher.watch(dir)?;
+        Ok(crate::tmux::WindowSpec {
+            name: window,
+            cwd: self.project.root.clone(),
+            argv: vec!["/bin/sh".into(), script.display().to_string()],
+            env: vec![],
+        })
     }
 
     /// Journals `event`, then applies it to the state.
@@ -153,6 +225,7 @@ impl Engine {
         &mut self,
         mut fs_rx: UnboundedReceiver<FsChange>,
         mut dir_rx: UnboundedReceiver<PathBuf>,
+        mut gate_rx: UnboundedReceiver<GateDone>,
     ) -> anyhow::Result<Outcome> {
         use tokio::signal::unix::{SignalKind, signal};
         let mut sigint = signal(SignalKind::interrupt())?;
@@ -169,6 +242,7 @@ impl Engine {
             tokio::select! {
                 Some(change) = fs_rx.recv() => self.on_fs(change)?,
                 Some(path) = dir_rx.recv() => self.on_run_file(&path)?,
+                Some(done) = gate_rx.recv() => self.on_gates_done(done)?,
                 _ = tick.tick() => {
                     self.check_timeouts()?;
                     self.render();
@@ -260,7 +334,12 @@ impl Engine {
 
     fn touch_activity(&mut self, attempt_dir: &Path) {
         let now = Instant::now();
-        for live in self.live.values_mut() {
+        let lives = self
+            .live
+            .values_mut()
+            .chain(self.judge.as_mut().map(|(l, _)| l))
+            .chain(self.oracles.values_mut().map(|(l, _)| l));
+        for live in lives {
             if live.dir == attempt_dir {
                 live.last_activity = now;
             }
@@ -281,6 +360,8 @@ impl Engine {
             .live
             .values()
             .chain(self.planner.iter())
+            .chain(self.judge.iter().map(|(l, _)| l))
+            .chain(self.oracles.values().map(|(l, _)| l))
             .map(|l| l.pid)
             .collect();
         for pid in panes {
@@ -301,26 +382,85 @@ impl Engine {
     /// Ends the run once nothing is left to do: a final sweep for changes the watcher missed,
     /// then the outcome.
     pub fn finish_if_settled(&mut self) -> anyhow::Result<()> {
-        if self.state.phase != Phase::Running || !self.settled() {
+        let busy = self.judge.is_some() || !self.oracles.is_empty() || self.checks_running > 0;
+        if self.state.phase != Phase::Running || !self.settled() || busy || self.run_gates_started {
             return Ok(());
         }
+        self.run_gates_started = true;
         self.sweep()?;
+        let root = self.project.root.clone();
+        let specs = self
+            .plan
+            .as_ref()
+            .map(|p| p.spec_files())
+            .unwrap_or_default();
+        let lint = self.config.gates.lint.clone();
+        let test = self.config.gates.test.clone();
+        let timeout = self.config.limits.task_timeout;
+        let logs = self.dir.path().join("gates");
+        let tx = self.gate_tx.clone();
+        self.checks_running += 1;
+        tokio::spawn(async move {
+            let mut outcomes = vec![crate::judge::spec_gate(&root, &specs)];
+            for (gate, command) in [("lint", lint), ("test", test)] {
+                let log = logs.join(format!("run-{gate}.log"));
+                outcomes.push(
+                    crate::judge::command_gate(gate, command.as_deref(), &root, &log, timeout)
+                        .await,
+                );
+            }
+            let _ = tx.send(GateDone {
+                task: None,
+                attempt: 0,
+                outcomes,
+            });
+        });
+        Ok(())
+    }
+
+    /// The run-level gates are in: the outcome, the report, the end.
+    pub(super) fn on_run_gates_done(&mut self, mut done: GateDone) -> anyhow::Result<()> {
+        done.outcomes.push(crate::judge::violation_gate(
+            None,
+            &self.state.violations,
+            0,
+        ));
+        self.record_gates(None, 0, &done.outcomes)?;
+        let mut reasons: Vec<String> = done
+            .outcomes
+            .iter()
+            .filter(|o| o.failed())
+            .map(|o| {
+                format!(
+                    "run gate `{}` failed: {}",
+                    o.gate,
+                    o.detail.lines().next().unwrap_or("")
+                )
+            })
+            .collect();
         let failed: Vec<String> = self
             .state
-            .tasks
-            .values()
+            .tasks_in_order()
             .filter(|t| t.state != crate::state::TaskStatus::Done)
             .map(|t| t.id.to_string())
             .collect();
-        let (outcome, reason) = if failed.is_empty() {
+        if !failed.is_empty() {
+            reasons.insert(0, format!("task(s) not done: {}", failed.join(", ")));
+        }
+        let (outcome, reason) = if reasons.is_empty() {
             (Outcome::Succeeded, None)
         } else {
-            (
-                Outcome::Failed,
-                Some(format!("task(s) not done: {}", failed.join(", "))),
-            )
+            (Outcome::Failed, Some(reasons.join("; ")))
         };
         self.record(Event::RunFinished { outcome, reason })?;
+        if let Err(e) = crate::report::write(
+            &self.project,
+            &self.config,
+            &self.dir,
+            self.snapshot.as_ref(),
+        ) {
+            eprintln!("warning: could not write the report: {e:#}");
+        }
         Ok(())
     }
 

@@ -52,6 +52,13 @@ impl Engine {
                 }
                 Ok(())
             }
+            // A write made while the planner worked, heard of only after its plan was
+            // accepted: the planner's, judged against the plan's specs.
+            Phase::Running if self.planning_ended_at.is_some_and(|end| at <= end) => {
+                self.planning_writes
+                    .insert(path.to_string(), ChangeSeen { change });
+                self.check_planning_writes()
+            }
             Phase::Running => {
                 let active = self.active_at(at);
                 if let Some(owner) = active
@@ -100,6 +107,7 @@ impl Engine {
 
     fn violation(&mut self, path: &str, change: &str, suspects: Vec<TaskId>) -> anyhow::Result<()> {
         let n = self.state.violations.len() as u32 + 1;
+        let now = super::ui::now_ms();
         let policy = self.config.ownership.on_violation;
         // With nobody running, the change came from outside orch (the user): record only.
         let policy = if suspects.is_empty() {
@@ -108,14 +116,14 @@ impl Engine {
             policy
         };
         // One write can arrive as several events (created, then modified): the same file
-        // changed by the same suspects is one violation. A revert needs no such care: after
+        // changed by the same suspects moments apart is one violation. A revert needs no such care: after
         // it, the content is as expected and no event gets this far.
         if policy != ViolationPolicy::Revert
             && self
                 .state
                 .violations
                 .iter()
-                .any(|v| v.path == path && v.suspects == suspects)
+                .any(|v| v.path == path && v.suspects == suspects && v.at_ms + 2_000 >= now)
         {
             return Ok(());
         }

@@ -111,6 +111,54 @@ pub enum Event {
     EngineStopped {
         reason: String,
     },
+    /// A gate's result, for one task's attempt or (without `task`) for the whole run.
+    GateChecked {
+        task: Option<TaskId>,
+        attempt: u32,
+        gate: String,
+        /// passed | failed | skipped
+        status: String,
+        detail: String,
+        /// The gate's output, relative to the project root.
+        log: Option<String>,
+    },
+    /// The judge agent is asked about these tasks (their gates passed).
+    JudgeStarted {
+        attempt: u32,
+        tasks: Vec<TaskId>,
+    },
+    JudgeAgentStarted {
+        attempt: u32,
+        pane: String,
+        pid: u32,
+    },
+    /// The judge's answer held no usable verdict; it is asked again if attempts are left.
+    JudgeRefused {
+        attempt: u32,
+        problem: String,
+    },
+    JudgeVerdict {
+        attempt: u32,
+        verdicts: Vec<TaskVerdict>,
+    },
+    /// The oracle is asked for advice on a task that failed twice.
+    OracleStarted {
+        task: TaskId,
+        attempt: u32,
+    },
+    OracleAdvice {
+        task: TaskId,
+        advice: String,
+    },
+}
+
+/// The judge's word on one task.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct TaskVerdict {
+    pub id: TaskId,
+    /// pass | fail
+    pub verdict: String,
+    pub reason: String,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::plan::{Plan, TaskId};
 
-use super::event::{Event, Outcome, Record};
+use super::event::{Event, Outcome, Record, TaskVerdict};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Phase {
@@ -126,6 +126,17 @@ impl TaskState {
 }
 
 #[derive(Debug, Clone, PartialEq)]
+pub struct GateRecord {
+    pub task: Option<TaskId>,
+    pub attempt: u32,
+    pub gate: String,
+    pub status: String,
+    pub detail: String,
+    pub log: Option<String>,
+    pub at_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct ViolationRecord {
     pub n: u32,
     pub path: String,
@@ -153,6 +164,14 @@ pub struct RunState {
     /// By id; `tasks_in_order` gives plan order.
     pub tasks: BTreeMap<TaskId, TaskState>,
     pub violations: Vec<ViolationRecord>,
+    /// Every gate result, in order.
+    pub gates: Vec<GateRecord>,
+    /// The judge's latest word on each task.
+    pub verdicts: BTreeMap<TaskId, TaskVerdict>,
+    /// The judge attempt under way and the tasks it was asked about.
+    pub judging: Option<(u32, Vec<TaskId>)>,
+    /// The oracle's latest advice per task.
+    pub advice: BTreeMap<TaskId, String>,
     /// Events that did not fit the state (an unknown task, a stale attempt): ignored, and
     /// kept here so that `orch status` can show them rather than hide them.
     pub anomalies: Vec<String>,
@@ -245,6 +264,36 @@ impl RunState {
                 saved: saved.clone(),
                 at_ms: t,
             }),
+            Event::GateChecked {
+                task,
+                attempt,
+                gate,
+                status,
+                detail,
+                log,
+            } => self.gates.push(GateRecord {
+                task: task.clone(),
+                attempt: *attempt,
+                gate: gate.clone(),
+                status: status.clone(),
+                detail: detail.clone(),
+                log: log.clone(),
+                at_ms: t,
+            }),
+            Event::JudgeStarted { attempt, tasks } => {
+                self.judging = Some((*attempt, tasks.clone()));
+            }
+            Event::JudgeAgentStarted { .. } | Event::JudgeRefused { .. } => {}
+            Event::JudgeVerdict { verdicts, .. } => {
+                self.judging = None;
+                for v in verdicts {
+                    self.verdicts.insert(v.id.clone(), v.clone());
+                }
+            }
+            Event::OracleStarted { .. } => {}
+            Event::OracleAdvice { task, advice } => {
+                self.advice.insert(task.clone(), advice.clone());
+            }
             event => self.apply_task(t, event),
         }
     }
