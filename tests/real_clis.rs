@@ -256,6 +256,22 @@ fn the_planner_on_claude_and_a_worker_on_each_cli_build_the_project() {
             .stdout_has(&format!("tests/{cli}_test.sh"))
             .stdout_has("→ ");
     }
+    // The judge ran on Codex and passed every task.
+    let judged: Vec<_> = run
+        .model
+        .exchanges()
+        .into_iter()
+        .filter(|e| e.role.as_deref() == Some("judge"))
+        .collect();
+    assert!(
+        judged
+            .iter()
+            .any(|e| e.protocol.map(|p| p.name()) == Some("openai-responses")),
+        "{}",
+        run.diagnostics()
+    );
+    let journal = std::fs::read_to_string(run.run_dir().join("events.jsonl")).unwrap();
+    assert!(journal.contains("\"judge_verdict\""), "{journal}");
     eprintln!("the run took {took:.1?}");
 }
 
@@ -295,6 +311,14 @@ fn api_errors_fail_their_attempts_quickly_with_the_reason() {
             assert!(reason.contains(code), "{cli}: {reason}");
         }
         assert!(!run.p.path(&format!("src/{cli}.sh")).exists());
+    }
+    // The report gives the same reasons.
+    let report = run.orch().args(["report"]).run().expect(0).stdout();
+    for cli in CLIS {
+        assert!(
+            report.contains(&format!("{cli} reported an error")),
+            "{report}"
+        );
     }
 }
 
@@ -342,14 +366,15 @@ fn a_write_outside_the_owned_files_is_refused_or_caught() {
             .any(|s| s == "codex"),
         "{stray:#}"
     );
-    // The pane shows the refusal.
+    // The pane shows the refusal, and the report the reason.
     let pane = run.pane("claude-claude");
     assert!(pane.contains("DENIED"), "{pane}");
+    let report = run.orch().args(["report"]).run().expect(0).stdout();
+    assert!(report.contains("claude refused 1 action(s)"), "{report}");
 }
 
-/// The engine does not run a judge yet, so the judge's invocation on Codex is run here the
-/// way a pane runs any agent: a launcher, `orch agent-run`, and the answer read from the
-/// CLI's event stream.
+/// The judge's invocation on Codex on its own, the way a pane runs any agent (a launcher,
+/// `orch agent-run`): in a read-only sandbox, with its verdict read from the event stream.
 #[test]
 fn the_judge_on_codex_answers_with_a_verdict_from_a_read_only_sandbox() {
     if !agent_clis::available("the_judge_on_codex_answers_with_a_verdict") {
