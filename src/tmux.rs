@@ -6,6 +6,8 @@
 //!   config] ...`; commands are given as argv and executed without a shell, and every
 //!   pane gets `remain-on-exit on` in the same tmux invocation that creates it (the
 //!   module doc of `real` explains why that has no race).
+//!   `with_control_mode` sends the commands through one long-lived control-mode client
+//!   instead (`control`), which the engine uses: no process per command.
 //!   `hooks` makes `set_hook` cover a whole session; `client` attaches the user's
 //!   terminal and nudges a server that missed a child's exit.
 //! - `FakeTmux` (in `fake`) is an in-memory stand-in for unit tests of the engine.
@@ -17,6 +19,7 @@
 
 mod args;
 mod client;
+mod control;
 mod error;
 mod fake;
 mod hooks;

@@ -138,8 +138,12 @@ impl Engine {
         }
         let state = RunState::replay(&records.records);
         let journal = Journal::open(&dir.events())?;
-        let tmux: Arc<dyn Tmux> =
-            Arc::new(RealTmux::new(info.socket.clone(), info.tmux_config.clone()));
+        // One control-mode client for all of the engine's tmux commands, not a process per
+        // command: it keeps the loop free (see tmux/control.rs and BENCHMARKS.md).
+        let tmux: Arc<dyn Tmux> = Arc::new(
+            RealTmux::new(info.socket.clone(), info.tmux_config.clone())
+                .with_control_mode(&info.session),
+        );
         let layout = crate::layout::Layout::load(&info.layout, &project.root)?;
         let (fs_tx, fs_rx) = unbounded_channel();
         let (dir_tx, dir_rx) = unbounded_channel();
@@ -321,6 +325,19 @@ impl Engine {
     fn on_run_file(&mut self, path: &Path) -> anyhow::Result<()> {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         if path.parent() == Some(self.dir.signals().as_path()) {
+            // The marker names the pane that died (`pane-%N`). When no running agent is in
+            // it, its agent was settled already (its exit record normally comes first), so
+            // there is nothing to reconcile: skipping the pane listing frees the loop
+            // sooner after every exit (see BENCHMARKS.md).
+            let pane = name.strip_prefix("pane-");
+            let running = self
+                .live
+                .values()
+                .chain(self.planner.iter())
+                .any(|l| Some(l.pane.as_str()) == pane);
+            if pane.is_some() && !running {
+                return Ok(());
+            }
             return self.reconcile();
         }
         if name == "exit.json" {

@@ -17,6 +17,7 @@
 use std::borrow::Cow;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 
 use tmux_interface::{
     CapturePane, HasSession, KillPane, KillServer, KillSession, ListPanes, NewSession, NewWindow,
@@ -27,6 +28,7 @@ use super::args::{
     check_name, check_session, check_text, cwd_arg, env_values, escape_arg, escape_format,
     exec_argv, session_target, session_window_target,
 };
+use super::control::Control;
 use super::parse::{self, Failure, PANE_INFO_FORMAT, PANE_STATE_FORMAT, Subject};
 use super::{PaneInfo, PaneState, Tmux, TmuxError, WindowSpec};
 
@@ -46,20 +48,48 @@ pub struct RealTmux {
     pub socket: Option<String>,
     /// `-f file`, read when this client starts the server.
     pub config: Option<PathBuf>,
+    /// A control-mode client commands go through, when `with_control_mode` asked for one.
+    control: ControlSlot,
 }
+
+/// How commands reach tmux is not part of which server it is: every `RealTmux` of the
+/// same socket and config compares equal.
+#[derive(Debug, Clone, Default)]
+struct ControlSlot(Option<Arc<Control>>);
+
+impl PartialEq for ControlSlot {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for ControlSlot {}
 
 impl RealTmux {
     pub fn new(socket: Option<String>, config: Option<PathBuf>) -> Self {
-        Self { socket, config }
+        Self {
+            socket,
+            config,
+            control: ControlSlot::default(),
+        }
+    }
+
+    /// Sends commands through one long-lived control-mode client attached to `session`
+    /// (see `control`), instead of a `tmux` process per command; falls back to a process
+    /// whenever the client cannot be used. For a process that talks to tmux all the time,
+    /// such as the engine.
+    pub fn with_control_mode(mut self, session: &str) -> Self {
+        self.control = ControlSlot(Some(Arc::new(Control::new(self.global_args(), session))));
+        self
     }
 
     /// Socket from `socket`, else `$ORCH_TMUX_SOCKET`; config from `$ORCH_TMUX_CONFIG`.
     pub fn from_env(socket: Option<String>) -> Self {
         let from_var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        Self {
-            socket: socket.or_else(|| from_var(SOCKET_ENV)),
-            config: from_var(CONFIG_ENV).map(PathBuf::from),
-        }
+        Self::new(
+            socket.or_else(|| from_var(SOCKET_ENV)),
+            from_var(CONFIG_ENV).map(PathBuf::from),
+        )
     }
 
     pub(super) fn global_args(&self) -> Vec<String> {
@@ -93,6 +123,23 @@ impl RealTmux {
         commands: Vec<Vec<String>>,
         subject: Subject<'_>,
     ) -> Result<String, TmuxError> {
+        if let Some(control) = &self.control.0 {
+            match control.run(&commands) {
+                Some(Ok(out)) => return Ok(out),
+                Some(Err(stderr)) => {
+                    let line: Vec<String> = commands.join(&";".to_string());
+                    return Err(parse::classify(Failure {
+                        command: format!("(control mode) {}", join(&line)),
+                        status: Some(1),
+                        stderr: &stderr,
+                        subject,
+                        server: self.server_description(),
+                        list_command: self.list_command(),
+                    }));
+                }
+                None => {}
+            }
+        }
         let mut args = self.global_args();
         for (index, command) in commands.into_iter().enumerate() {
             if index > 0 {

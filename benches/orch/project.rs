@@ -1,0 +1,305 @@
+//! Throwaway projects and orch runs in them, each on its own private tmux server.
+//!
+//! Every project is a small git repository under the benchmark's temporary directory whose
+//! `orch.yaml` has one `kind: command` agent: [`AGENT`], a bash script. bash because its
+//! `$EPOCHREALTIME` reads CLOCK_REALTIME (µs) without starting a process, so an agent can
+//! stamp the moment it starts, writes, and exits, on the clock the journal uses.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use crate::cleanup::{DirGuard, ServerGuard};
+use crate::stats::now_s;
+use crate::tail::{Entry, Tail};
+
+/// The tiny agent. `$1` is the mode:
+/// - `work`: stamp START, write its own file, sleep 50–299 ms, stamp STRAY and write
+///   `stray/<task>.txt` (a file it does not own), sleep 50–299 ms, stamp EXIT and exit 0.
+///   The sleeps are fixed per task id, so orch and the baseline get the same agents.
+/// - `silent`: stamp START, write its own file, then sleep without a sound until stopped.
+///
+/// In any role but worker it exits 0 at once, so a judge or planner step costs nothing.
+pub const AGENT: &str = r#"[ "${ORCH_ROLE:-worker}" = worker ] || exit 0
+echo "START $EPOCHREALTIME"
+printf 'owned\n' > "$ORCH_FILES"
+case "$1" in
+work)
+  id=$ORCH_TASK_ID
+  printf -v a '0.%03d' $(( 50 + (id * 7919) % 250 ))
+  printf -v b '0.%03d' $(( 50 + (id * 104729) % 250 ))
+  sleep "$a"
+  t=$EPOCHREALTIME
+  printf 'stray\n' > "stray/$id.txt"
+  echo "STRAY $t"
+  sleep "$b"
+  echo "EXIT $EPOCHREALTIME"
+  ;;
+silent)
+  exec sleep 100000
+  ;;
+esac
+"#;
+
+/// The agent's argv for `mode`.
+pub fn agent_argv(mode: &str) -> Vec<String> {
+    ["/bin/bash", "-c", AGENT, "bench-agent", mode]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// The task's own file, relative to the project.
+pub fn owned_file(task: usize) -> String {
+    format!("out/{task}.txt")
+}
+
+/// The orch binary under test (built by cargo alongside this benchmark).
+pub fn orch_exe() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_orch"))
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A unique name for a project directory or a tmux socket.
+pub fn unique(purpose: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("orch-bench-{purpose}-{}-{n}", std::process::id())
+}
+
+/// A project: a git repository with `out/` (the tasks' files), `stray/` (where `work`
+/// agents write what they do not own) and `orch.yaml`. Removed when dropped.
+pub struct Fixture {
+    pub root: PathBuf,
+    _dir: DirGuard,
+}
+
+impl Fixture {
+    /// A project under `base` whose agent runs in `mode` with `parallel` agents at once;
+    /// `fill` may add files before the first commit.
+    pub fn new(
+        base: &Path,
+        purpose: &str,
+        mode: &str,
+        parallel: usize,
+        fill: impl FnOnce(&Path) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Fixture> {
+        let root = base.join(unique(purpose));
+        let guard = DirGuard::new(&root);
+        for dir in ["out", "stray"] {
+            std::fs::create_dir_all(root.join(dir))?;
+            std::fs::write(root.join(dir).join(".keep"), "")?;
+        }
+        std::fs::write(root.join(".gitignore"), ".orch/\ntarget/\n")?;
+        std::fs::write(root.join("orch.yaml"), config(mode, parallel)?)?;
+        fill(&root)?;
+        git(&root, &["init", "-q"])?;
+        git(&root, &["add", "-A"])?;
+        git(
+            &root,
+            &[
+                "-c",
+                "user.email=bench@orch.invalid",
+                "-c",
+                "user.name=orch bench",
+                "commit",
+                "-qm",
+                "fixture",
+            ],
+        )?;
+        Ok(Fixture { root, _dir: guard })
+    }
+
+    /// Writes a plan of `tasks` independent tasks beside the project (not in it, so that
+    /// the plan file is no change the watcher sees) and returns its path.
+    pub fn plan(&self, tasks: usize) -> anyhow::Result<PathBuf> {
+        let tasks: Vec<serde_json::Value> = (1..=tasks)
+            .map(|i| {
+                serde_json::json!({"id": i, "agent": "bench", "task": format!("bench task {i}"),
+                                   "files": [owned_file(i)]})
+            })
+            .collect();
+        let path = self.root.with_extension("plan.json");
+        std::fs::write(
+            &path,
+            serde_json::to_string(&serde_json::json!({"specs": [], "tasks": tasks}))?,
+        )?;
+        Ok(path)
+    }
+}
+
+fn config(mode: &str, parallel: usize) -> anyhow::Result<String> {
+    // JSON strings are valid YAML double-quoted scalars.
+    let argv = serde_json::to_string(&agent_argv(mode))?;
+    Ok(format!(
+        "agents:\n  bench:\n    kind: command\n    command: {argv}\nroles:\n  planner: bench\n  \
+         judge: bench\n  workers: [bench]\nlimits:\n  max_parallel: {parallel}\n  \
+         task_timeout: 30m\n"
+    ))
+}
+
+pub fn git(root: &Path, args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .output()
+        .context("cannot run git")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "git {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// A run of `orch up` in a fixture, on a private tmux server of its own.
+pub struct Run {
+    pub socket: String,
+    /// When the benchmark started `orch up`.
+    pub up_at_s: f64,
+    pub dir: PathBuf,
+    pub tail: Tail,
+    root: PathBuf,
+    _server: ServerGuard,
+}
+
+impl Run {
+    /// `orch up --plan` with `tasks` tasks, detached; returns once `orch up` has returned
+    /// (the engine holds the run) and the journal is followed.
+    pub fn up(fixture: &Fixture, tasks: usize) -> anyhow::Result<Run> {
+        let plan = fixture.plan(tasks)?;
+        let socket = unique("tmux");
+        // Registered before the server exists, so an interrupt at any point stops it.
+        let server = ServerGuard::new(&socket);
+        let up_at_s = now_s();
+        let out = orch(&fixture.root, &socket)
+            .args(["up", "benchmark", "--plan"])
+            .arg(&plan)
+            .arg("--detach")
+            .output()
+            .context("cannot run orch up")?;
+        anyhow::ensure!(
+            out.status.success(),
+            "orch up failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let id = std::fs::read_to_string(fixture.root.join(".orch/current"))?;
+        let dir = fixture.root.join(".orch/runs").join(id.trim());
+        let tail = Tail::start(&dir.join("events.jsonl"))?;
+        Ok(Run {
+            socket,
+            up_at_s,
+            dir,
+            tail,
+            root: fixture.root.clone(),
+            _server: server,
+        })
+    }
+
+    /// The first journal entry with this event name (and task, if given).
+    pub fn entry(&self, event: &str, task: Option<usize>) -> Option<Entry> {
+        self.tail
+            .entries()
+            .into_iter()
+            .find(|e| e.event() == event && task.is_none_or(|t| e.task() == t.to_string()))
+    }
+
+    pub fn engine_pid(&self) -> anyhow::Result<u32> {
+        let entry = self
+            .entry("engine_started", None)
+            .context("no engine_started in the journal")?;
+        entry.record["pid"]
+            .as_u64()
+            .map(|p| p as u32)
+            .context("engine_started has no pid")
+    }
+
+    /// What task `task`'s agent printed (first attempt).
+    pub fn stdout_log(&self, task: usize) -> PathBuf {
+        self.dir.join(format!("tasks/{task}/1/stdout.log"))
+    }
+
+    /// Waits until every task's agent has printed its START stamp; returns the stamps.
+    pub fn wait_started(&self, tasks: usize, timeout: Duration) -> anyhow::Result<Vec<f64>> {
+        let logs: Vec<PathBuf> = (1..=tasks).map(|t| self.stdout_log(t)).collect();
+        wait_stamps(&logs, "START", timeout)
+    }
+
+    /// `orch down`, then the server is killed (its guard) even if that failed.
+    pub fn down(self) -> anyhow::Result<()> {
+        let out = orch(&self.root, &self.socket)
+            .arg("down")
+            .output()
+            .context("cannot run orch down")?;
+        anyhow::ensure!(
+            out.status.success(),
+            "orch down failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(())
+    }
+}
+
+/// An orch command for the project, on the private server `socket`.
+fn orch(root: &Path, socket: &str) -> Command {
+    let mut cmd = Command::new(orch_exe());
+    cmd.current_dir(root)
+        .env("ORCH_TMUX_SOCKET", socket)
+        .env("ORCH_TMUX_CONFIG", "/dev/null")
+        .env_remove("TMUX")
+        .env_remove("TMUX_PANE")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// The pid of the tmux server on `socket`.
+pub fn server_pid(socket: &str) -> anyhow::Result<u32> {
+    let out = Command::new("tmux")
+        .args(["-L", socket, "display-message", "-p", "#{pid}"])
+        .stdin(Stdio::null())
+        .output()?;
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .context("cannot ask the tmux server its pid")
+}
+
+/// The value of the first `LABEL <seconds>` line in an agent's log.
+pub fn stamp(log: &Path, label: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(log).ok()?;
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix(label)?.trim();
+        // $EPOCHREALTIME follows the locale's decimal point.
+        rest.replace(',', ".").parse().ok()
+    })
+}
+
+/// Polls the logs until each has a `label` stamp (the stamps are the agents', so how
+/// often this looks does not affect them).
+pub fn wait_stamps(logs: &[PathBuf], label: &str, timeout: Duration) -> anyhow::Result<Vec<f64>> {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut found: Vec<Option<f64>> = vec![None; logs.len()];
+    loop {
+        for (slot, log) in found.iter_mut().zip(logs) {
+            if slot.is_none() {
+                *slot = stamp(log, label);
+            }
+        }
+        if found.iter().all(Option::is_some) {
+            return Ok(found.into_iter().flatten().collect());
+        }
+        let missing = found.iter().filter(|s| s.is_none()).count();
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "timed out after {timeout:?}: {missing} of {} agents never printed {label}",
+            logs.len()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

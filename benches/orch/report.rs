@@ -1,0 +1,194 @@
+//! BENCHMARKS.md: the machine and how loaded it was, orch's version, a summary against the
+//! targets with orch's figures as ratios to the baseline's, then each figure with its
+//! median, p99 and number of samples, and what exactly it measures.
+
+use std::fmt::Write as _;
+
+use crate::Results;
+
+fn ms(v: f64) -> String {
+    if v.is_nan() {
+        "–".into()
+    } else if v < 10.0 {
+        format!("{v:.2} ms")
+    } else {
+        format!("{v:.0} ms")
+    }
+}
+
+fn pct(share: f64) -> String {
+    format!("{:.2} %", share * 100.0)
+}
+
+fn mib(kib: f64) -> String {
+    format!("{:.1} MiB", kib / 1024.0)
+}
+
+fn ratio(orch: f64, baseline: f64) -> String {
+    if orch == 0.0 {
+        "0 (nothing measurable)".into()
+    } else if baseline > 0.0 && orch.is_finite() {
+        let r = orch / baseline;
+        if r < 0.1 {
+            format!("{r:.4} (1/{:.0})", 1.0 / r)
+        } else {
+            format!("{r:.2}")
+        }
+    } else {
+        "–".into()
+    }
+}
+
+fn met(ok: bool) -> &'static str {
+    if ok { "met" } else { "**missed**" }
+}
+
+pub fn render(r: &Results) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "# Benchmarks\n");
+    if r.quick {
+        let _ = writeln!(
+            o,
+            "> **Quick mode**: tiny sizes, only to prove the benchmark runs. These are not the \
+             figures; run `scripts/bench` for those.\n"
+        );
+    }
+    let _ = writeln!(
+        o,
+        "Written by `scripts/bench` ({}). Every figure comes from one run of it; re-run it to \
+         check them. Timestamps are all CLOCK_REALTIME (the agents' `$EPOCHREALTIME`, the \
+         journal's `t`, the benchmark's own), so they compare directly. Medians and p99 are \
+         nearest-rank: each is a value actually measured.\n",
+        r.date
+    );
+    let _ = writeln!(o, "- **Machine**: {}", r.machine);
+    let _ = writeln!(o, "- **orch**: {} (release build), {}", r.version, r.tmux);
+    let busy: Vec<String> = r
+        .busy
+        .iter()
+        .map(|(name, share)| format!("{name} {:.0} %", share * 100.0))
+        .collect();
+    let _ = writeln!(
+        o,
+        "- **Load**: 1-minute load average {:.2} when the benchmark started, {:.2} when it \
+         ended, {:.2} at most between parts. Share of both cores busy during each part \
+         (every process: the benchmark, its agents, anything else running): {}.\n",
+        r.load_start,
+        r.load_end,
+        r.load_max,
+        busy.join(", ")
+    );
+    summary(&mut o, r);
+    crate::report_details::details(&mut o, r);
+    o
+}
+
+fn summary(o: &mut String, r: &Results) {
+    let _ = writeln!(o, "## Summary\n");
+    let _ = writeln!(
+        o,
+        "| figure | target | orch | polling baseline | orch ÷ baseline | |\n|---|---|---|---|---|---|"
+    );
+    if let Some(l) = &r.latency {
+        let b = r
+            .baseline_exit
+            .as_ref()
+            .map(|(s, _)| s.clone())
+            .unwrap_or_default();
+        let _ = writeln!(
+            o,
+            "| agent exit → journal, median | < 5 ms | {} | {} | {} | {} |",
+            ms(l.exit_ms.median()),
+            ms(b.median()),
+            ratio(l.exit_ms.median(), b.median()),
+            met(l.exit_ms.median() < 5.0)
+        );
+        let _ = writeln!(
+            o,
+            "| agent exit → journal, p99 (n) | < 20 ms, n ≥ 200 | {} ({}) | {} ({}) | {} | {} |",
+            ms(l.exit_ms.p99()),
+            l.exit_ms.n(),
+            ms(b.p99()),
+            b.n(),
+            ratio(l.exit_ms.p99(), b.p99()),
+            met(l.exit_ms.p99() < 20.0 && l.exit_ms.n() >= 200)
+        );
+        let _ = writeln!(
+            o,
+            "| write outside a task's files → violation, p99 (n) | < 20 ms | {} ({}) | not detected | | {} |",
+            ms(l.violation_ms.p99()),
+            l.violation_ms.n(),
+            met(l.violation_ms.p99() < 20.0)
+        );
+    }
+    for launch in &r.launches {
+        let target = if launch.n == 64 { "< 1 s" } else { "" };
+        let verdict = if launch.n == 64 {
+            met(launch.dispatch_ms.p99() < 1000.0)
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            o,
+            "| launch {} at once → all started, median (worst of {}) | {target} | {} ({}) | | | {verdict} |",
+            launch.n,
+            launch.dispatch_ms.n(),
+            ms(launch.dispatch_ms.median()),
+            ms(launch.dispatch_ms.p99())
+        );
+    }
+    if let Some(i) = &r.idle {
+        let b = r.idle_baseline.as_ref();
+        let bo = b.map_or(f64::NAN, |b| b.orchestrator.total_share);
+        let both = |x: &crate::idle::Idle| x.orchestrator.total_share + x.server.total_share;
+        let _ = writeln!(
+            o,
+            "| {} silent agents: orchestrator CPU | < 1 % of a core | {} | {} | {} | {} |",
+            i.agents,
+            pct(i.orchestrator.total_share),
+            b.map_or("–".into(), |_| pct(bo)),
+            ratio(i.orchestrator.total_share, bo),
+            met(i.orchestrator.total_share < 0.01)
+        );
+        let _ = writeln!(
+            o,
+            "| {} silent agents: orchestrator + tmux server CPU | | {} | {} | {} | |",
+            i.agents,
+            pct(both(i)),
+            b.map_or("–".into(), |b| pct(both(b))),
+            b.map_or("–".into(), |b| ratio(both(i), both(b)))
+        );
+        let _ = writeln!(
+            o,
+            "| {} silent agents: orchestrator memory (VmHWM) | < 50 MB | {} | {} | {} | {} |",
+            i.agents,
+            mib(i.orchestrator.hwm_kib as f64),
+            b.map_or("–".into(), |b| mib(b.orchestrator.hwm_kib as f64)),
+            b.map_or("–".into(), |b| ratio(
+                i.orchestrator.hwm_kib as f64,
+                b.orchestrator.hwm_kib as f64
+            )),
+            met((i.orchestrator.hwm_kib as f64) * 1024.0 < 50e6)
+        );
+    }
+    if let Some(t) = &r.tree {
+        let _ = writeln!(
+            o,
+            "| {} files: watcher set-up, median (worst of {}) | < 3 s | {} ({}) | | | {} |",
+            t.files,
+            t.setup_ms.n(),
+            ms(t.setup_ms.median()),
+            ms(t.setup_ms.p99()),
+            met(t.setup_ms.p99() < 3000.0)
+        );
+        let _ = writeln!(
+            o,
+            "| {} files: engine memory (VmHWM) / idle CPU | ~0 CPU | {} / {} | | | {} |",
+            t.files,
+            mib(t.engine.hwm_kib as f64),
+            pct(t.engine.total_share),
+            met(t.engine.total_share < 0.01)
+        );
+    }
+    let _ = writeln!(o);
+}

@@ -1,0 +1,214 @@
+//! The detailed half of BENCHMARKS.md: each figure with its median, p99 and number of
+//! samples, how it was set up, and exactly which two moments it lies between.
+
+use std::fmt::Write as _;
+
+use crate::Results;
+use crate::procstat::Usage;
+use crate::stats::Samples;
+
+fn ms(v: f64) -> String {
+    if v.is_nan() {
+        "–".into()
+    } else {
+        format!("{v:.2} ms")
+    }
+}
+
+fn pct(share: f64) -> String {
+    format!("{:.3} %", share * 100.0)
+}
+
+fn mib(kib: f64) -> String {
+    format!("{:.1} MiB", kib / 1024.0)
+}
+
+fn row(o: &mut String, name: &str, s: &Samples, fmt: fn(f64) -> String) {
+    let _ = writeln!(
+        o,
+        "| {name} | {} | {} | {} | {} |",
+        fmt(s.median()),
+        fmt(s.p99()),
+        fmt(s.max()),
+        s.n()
+    );
+}
+
+fn usage_rows(o: &mut String, name: &str, u: &Usage) {
+    let w = Samples::new(u.windows.clone());
+    let _ = writeln!(
+        o,
+        "| {name} | {} (own {}, reaped children {}) | {} / {} | {} | {} / {} |",
+        pct(u.total_share),
+        pct(u.own_share),
+        pct(u.children_share),
+        pct(w.median()),
+        pct(w.p99()),
+        w.n(),
+        mib(u.max_rss_kib as f64),
+        mib(u.hwm_kib as f64)
+    );
+}
+
+const USAGE_HEADER: &str = "| process | CPU over the span, share of one core | per window: median / p99 | windows | RSS max seen / VmHWM |\n|---|---|---|---|---|";
+
+pub fn details(o: &mut String, r: &Results) {
+    if let Some(l) = &r.latency {
+        let _ = writeln!(
+            o,
+            "## Agent exit and ownership violations → the journal\n\n\
+             One run of {} tasks, {} at a time (`max_parallel: {}`), each a `kind: command` \
+             agent (a bash script, see `benches/orch/project.rs`) that writes its own file, \
+             sleeps 50–299 ms, writes `stray/<task>.txt` (which it does not own), sleeps \
+             50–299 ms and exits 0. Exits, violations and the launches of the next tasks \
+             interleave as in a real run; the run {} in {:.1} s.\n\n\
+             - *exit*: from the agent's `EXIT` stamp (`$EPOCHREALTIME`, its last act) to the \
+             moment the engine's `task_exited` line could be read from `events.jsonl` (an \
+             inotify watch on the file, stamped after the read, so never early). In between: \
+             the agent process ends, `orch agent-run` reaps it, drains its output, writes \
+             `exit.json` (fsync, rename), the directory watcher reports it, the engine reads \
+             it and journals (write, fsync).\n\
+             - *violation*: from the `STRAY` stamp, taken just before the agent opens the \
+             stray file, to the `violation` line for it.\n\
+             - *by `t`*: the same, to the journal's own `t` (ms, truncated, taken just before \
+             the engine writes the line): a cross-check.\n",
+            l.tasks, l.parallel, l.parallel, l.outcome, l.wall_s
+        );
+        let _ = writeln!(
+            o,
+            "| figure | median | p99 | max | n |\n|---|---|---|---|---|"
+        );
+        row(o, "exit → journal line readable", &l.exit_ms, ms);
+        row(o, "exit → journal `t`", &l.exit_t_ms, ms);
+        row(
+            o,
+            "stray write → violation line readable",
+            &l.violation_ms,
+            ms,
+        );
+        row(o, "stray write → violation `t`", &l.violation_t_ms, ms);
+        if let Some((b, dropped)) = &r.baseline_exit {
+            row(o, "**baseline**: exit → poller notices", b, ms);
+            if !dropped.is_empty() {
+                let _ = writeln!(o, "\nBaseline samples not taken: {}", dropped.join("; "));
+            }
+        }
+        if !l.dropped.is_empty() {
+            let _ = writeln!(o, "\norch samples not taken: {}", l.dropped.join("; "));
+        }
+        let _ = writeln!(
+            o,
+            "\nThe **baseline** ran the same {} agents, {} at a time, launched the way orch \
+             launches them (orch's launcher and `orch agent-run`, so the panes show the same \
+             thing), and learned of each exit as claude-squad does: every 500 ms, one `tmux \
+             capture-pane` process per running agent and a hash of the screen; a changed \
+             screen showing agent-run's last line (`==> the agent exited ...`) is an exit, \
+             recorded at once. That is kinder than claude-squad (no `git diff` per agent, no \
+             wait for an unchanged screen). It has no notion of ownership, so it detects no \
+             violation.\n",
+            l.tasks, l.parallel
+        );
+    }
+    if !r.launches.is_empty() {
+        let _ = writeln!(
+            o,
+            "## Launching N tasks at once\n\n\
+             A plan of N independent tasks with `max_parallel: N`, in a fresh project on a \
+             fresh tmux server each time; each agent stamps `START` as its first act. \
+             *plan accepted → all started*: from the journal's `plan_accepted` (`t`; the \
+             engine has the plan and launches nothing before it) to the last agent's START. \
+             *engine's part*: `plan_accepted` → the last `task_agent_started` (both `t`). \
+             *`orch up` → all started*: from when the benchmark ran `orch up` (creating the \
+             run, the tmux session, the engine, its snapshot and watchers) to the last START. \
+             With a handful of repetitions, p99 is the worst one.\n"
+        );
+        let _ = writeln!(
+            o,
+            "| N | plan accepted → all started: median / p99 | engine's part: median / p99 | `orch up` → all started: median / p99 | repetitions |\n|---|---|---|---|---|"
+        );
+        for l in &r.launches {
+            let _ = writeln!(
+                o,
+                "| {} | {} / {} | {} / {} | {} / {} | {} |",
+                l.n,
+                ms(l.dispatch_ms.median()),
+                ms(l.dispatch_ms.p99()),
+                ms(l.engine_ms.median()),
+                ms(l.engine_ms.p99()),
+                ms(l.up_ms.median()),
+                ms(l.up_ms.p99()),
+                l.dispatch_ms.n()
+            );
+        }
+        let _ = writeln!(o);
+    }
+    if let Some(i) = &r.idle {
+        let _ = writeln!(
+            o,
+            "## While {} agents work silently\n\n\
+             {} `silent` agents (started, own file written, then no output and no file \
+             activity), measured from /proc over {:.0} s once all had started and {:.1} s had \
+             passed. The orchestrator's CPU is its own (all threads) plus the children it \
+             reaped in the span (orch: the `tmux list-panes` of its reconciliation every 2 s; \
+             the baseline: its `capture-pane` processes); the tmux server's is its own, since \
+             it does the other half of every tmux command. The baseline polls the same number \
+             of the same agents.\n",
+            i.agents, i.agents, i.orchestrator.span_s, r.idle_settle_s
+        );
+        let _ = writeln!(o, "{USAGE_HEADER}");
+        usage_rows(o, "orch engine", &i.orchestrator);
+        usage_rows(o, "tmux server (orch)", &i.server);
+        if let Some(b) = &r.idle_baseline {
+            usage_rows(o, "**baseline** poller", &b.orchestrator);
+            usage_rows(o, "tmux server (baseline)", &b.server);
+        }
+        let _ = writeln!(o);
+    }
+    if let Some(t) = &r.tree {
+        let _ = writeln!(
+            o,
+            "## A project of {} files\n\n\
+             {} committed files, 100 per directory ({} directories watched), plus {} files in \
+             an ignored `target/` (in `.gitignore`), which is neither walked nor watched. \
+             *Set-up*: `Ignore::new` + `TreeWatcher::start` timed in a fresh process of its \
+             own (walk, one inotify watch per directory, the set of known files); warm page \
+             cache. *Memory*: the resident memory that set-up added to that process. Kernel \
+             memory for the inotify watches (about 1 KiB each) is not in any RSS.\n",
+            t.files, t.files, t.dirs_watched, t.ignored_files
+        );
+        let _ = writeln!(
+            o,
+            "| figure | median | p99 | max | n |\n|---|---|---|---|---|"
+        );
+        row(o, "watcher set-up", &t.setup_ms, ms);
+        row(o, "resident memory it added", &t.watcher_kib, mib);
+        row(
+            o,
+            "`git diff --stat` once (claude-squad: per agent per loop)",
+            &t.git_diff_ms,
+            ms,
+        );
+        let _ = writeln!(
+            o,
+            "\nThe watcher alone, idle for {:.0} s after set-up: {} of a core. The whole engine \
+             on this project with one silent agent (`run_started` → `engine_started`, which \
+             includes the watcher's set-up: {}; → `snapshot_taken`: {} more):\n",
+            t.probe_idle_s,
+            pct(t.probe_idle_share),
+            ms(t.engine_start_ms),
+            ms(t.snapshot_ms)
+        );
+        let _ = writeln!(o, "{USAGE_HEADER}");
+        usage_rows(o, "orch engine", &t.engine);
+        usage_rows(o, "tmux server", &t.server);
+        let _ = writeln!(o);
+    }
+    let _ = writeln!(
+        o,
+        "## Running it\n\n`scripts/bench` (about {} here; `--quick` for a tiny run that \
+         only proves it works, `--out FILE` to write elsewhere). It builds orch in release \
+         mode and runs everything on private tmux servers (`tmux -L orch-bench-…`) in \
+         temporary projects, all removed at the end, or on Ctrl-C.",
+        r.duration
+    );
+}
