@@ -108,7 +108,10 @@ pub(crate) fn classify(failure: Failure<'_>) -> TmuxError {
     let stderr = failure.stderr.trim();
     let refused = stderr.starts_with("error connecting to")
         && (stderr.contains("No such file or directory") || stderr.contains("Connection refused"));
-    if stderr.starts_with("no server running on") || refused {
+    // A server caught shutting down (its last session just closed) answers "server exited
+    // unexpectedly": for the caller it is as gone as one that never ran.
+    let exiting = stderr.contains("server exited unexpectedly");
+    if stderr.starts_with("no server running on") || refused || exiting {
         return TmuxError::ServerNotRunning {
             server: failure.server,
         };
