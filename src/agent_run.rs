@@ -36,6 +36,11 @@ pub struct ExitRecord {
     /// Milliseconds since the Unix epoch.
     pub started_at_ms: u64,
     pub ended_at_ms: u64,
+    /// The stop signal (TERM, INT, HUP) `agent-run` itself received while the agent ran, if
+    /// any: the agent was stopped from outside (by orch, `orch down`, or its pane or tmux
+    /// server going away) rather than ending of its own accord.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_by: Option<i32>,
 }
 
 impl ExitRecord {
@@ -126,6 +131,7 @@ pub fn run(spec_path: &Path) -> anyhow::Result<u8> {
         signal,
         started_at_ms,
         ended_at_ms: now_ms(),
+        stopped_by: received(),
     };
     say(&format!("==> the agent {}", record.describe()));
     let mut json = serde_json::to_vec(&record).context("cannot encode the exit record")?;
@@ -477,6 +483,7 @@ mod tests {
             signal,
             started_at_ms: 1,
             ended_at_ms: 2,
+            stopped_by: None,
         }
     }
 

@@ -249,6 +249,7 @@ fn the_status_json_has_the_documented_shape() {
     assert_eq!(status["run_id"], "r1");
     assert_eq!(status["phase"], "failed");
     assert_eq!(status["engine_alive"], false);
+    assert_eq!(status["resumable"], false, "a failed run is not resumed");
     assert_eq!(status["reason"], "task(s) not done: 2, ui, docs");
     assert_eq!(status["planning"]["attempt"], 2);
 
@@ -268,7 +269,8 @@ fn the_status_json_has_the_documented_shape() {
         tasks[0],
         json!({
             "id": 2, "agent": "claude", "state": "failed", "files": ["src/api.rs"],
-            "depends_on": [], "attempts": 1, "exit_code": null, "signal": null,
+            "depends_on": [], "attempts": 1, "interruptions": 0, "exit_code": null,
+            "signal": null,
             "reason": "stopped: changed src/db.rs", "started_at_ms": 1010,
             "ended_at_ms": 1016, "pane": "%3", "window": "@3"
         })
