@@ -11,6 +11,7 @@ pub mod engine;
 pub mod error;
 pub mod launcher;
 pub mod layout;
+pub mod orphans;
 pub mod paths;
 pub mod plan;
 pub mod planner;
