@@ -3,9 +3,11 @@
 //! it through channels; every state change is journaled before it takes effect.
 
 mod core;
+mod crash;
 mod ownership;
 mod panes;
 mod planning;
+mod resume;
 mod tasks;
 pub mod ui;
 

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
+use super::crash::{CrashPoint, When};
 use super::{panes::Panes, ui};
 use crate::config::Config;
 use crate::plan::{Plan, TaskId};
@@ -62,6 +63,10 @@ pub(super) struct Engine {
     pub exe: PathBuf,
     /// Set when `orch down` asked the engine to stop (rather than an interrupt).
     pub stop_requested: bool,
+    /// Where to crash on purpose (`ORCH_ENGINE_CRASH`, for tests).
+    pub crash: Option<CrashPoint>,
+    /// Set once the engine left the run to a later `orch resume` (see `detach`).
+    pub detached: bool,
     _lock: EngineLock,
 }
 
@@ -78,10 +83,15 @@ pub fn start(run_dir: &Path) -> anyhow::Result<u8> {
         .context("failed to start the engine's runtime")?;
     runtime.block_on(async {
         let (mut engine, fs_rx, dir_rx) = Engine::open(run_dir)?;
-        let outcome = engine.run(fs_rx, dir_rx).await;
-        engine.render_final(&outcome);
-        match outcome {
-            Ok(Outcome::Succeeded) => Ok(0),
+        let result = engine.run(fs_rx, dir_rx).await;
+        match &result {
+            // Detached: the run goes on without an engine, and the window is gone.
+            Ok(None) => {}
+            Ok(Some(outcome)) => engine.render_final(Ok(*outcome)),
+            Err(e) => engine.render_final(Err(e)),
+        }
+        match result {
+            Ok(Some(Outcome::Succeeded)) => Ok(0),
             Ok(_) => Ok(1),
             Err(e) => Err(e),
         }
@@ -107,6 +117,10 @@ impl Engine {
         }
         let state = RunState::replay(&records.records);
         let journal = Journal::open(&dir.events())?;
+        if let Some(repaired) = journal.repaired() {
+            eprintln!("warning: {repaired}");
+        }
+        let crash = CrashPoint::from_env(state.engine_pid.is_none())?;
         let tmux: Arc<dyn Tmux> =
             Arc::new(RealTmux::new(info.socket.clone(), info.tmux_config.clone()));
         let layout = crate::layout::Layout::load(&info.layout, &project.root)?;
@@ -137,6 +151,8 @@ impl Engine {
             planning_writes: BTreeMap::new(),
             first_writes: BTreeMap::new(),
             stop_requested: false,
+            crash,
+            detached: false,
             _lock: lock,
         };
         Ok((engine, fs_rx, dir_rx))
@@ -144,16 +160,23 @@ impl Engine {
 
     /// Journals `event`, then applies it to the state.
     pub fn record(&mut self, event: Event) -> anyhow::Result<Record> {
+        if let Some(crash) = &mut self.crash {
+            crash.check(When::Before, &event);
+        }
         let record = self.journal.append(event)?;
+        if let Some(crash) = &mut self.crash {
+            crash.check(When::After, &record.event);
+        }
         self.state.apply(&record);
         Ok(record)
     }
 
+    /// Runs the loop until the run ends (its outcome), or the engine detaches from it (`None`).
     async fn run(
         &mut self,
         mut fs_rx: UnboundedReceiver<FsChange>,
         mut dir_rx: UnboundedReceiver<PathBuf>,
-    ) -> anyhow::Result<Outcome> {
+    ) -> anyhow::Result<Option<Outcome>> {
         use tokio::signal::unix::{SignalKind, signal};
         let mut sigint = signal(SignalKind::interrupt())?;
         let mut sigterm = signal(SignalKind::terminate())?;
@@ -163,8 +186,11 @@ impl Engine {
 
         self.begin()?;
         loop {
+            if self.detached {
+                return Ok(None);
+            }
             if let Phase::Finished(outcome) = self.state.phase {
-                return Ok(outcome);
+                return Ok(Some(outcome));
             }
             tokio::select! {
                 Some(change) = fs_rx.recv() => self.on_fs(change)?,
@@ -176,17 +202,30 @@ impl Engine {
                 _ = reconcile.tick() => self.reconcile()?,
                 _ = sigint.recv() => self.interrupt("interrupted (Ctrl-C)")?,
                 _ = sigterm.recv() => self.interrupt("terminated (SIGTERM)")?,
-                _ = sighup.recv() => self.interrupt("the control window was closed")?,
+                _ = sighup.recv() => self.detach("its window was closed, or its tmux server died")?,
             }
         }
     }
 
     fn begin(&mut self) -> anyhow::Result<()> {
+        let resuming = self.check_resumable()?;
         self.record(Event::EngineStarted {
             pid: std::process::id(),
         })?;
+        if resuming {
+            self.record(Event::RunResumed {})?;
+        }
         self.take_snapshot()?;
         self.set_hooks();
+        if resuming {
+            self.resume()
+        } else {
+            self.start_run()
+        }
+    }
+
+    /// Starts the run from the beginning: its plan's tasks, or planning.
+    pub(super) fn start_run(&mut self) -> anyhow::Result<()> {
         if self.plan.is_some() {
             self.dispatch()
         } else if self.info.plan_given {
@@ -250,6 +289,9 @@ impl Engine {
             return self.reconcile();
         }
         if name == "exit.json" {
+            if self.hung_up_by_tmux(path) {
+                return self.detach("its tmux session is gone");
+            }
             return self.on_exit_file(path);
         }
         if name == "output.log" {
@@ -272,28 +314,35 @@ impl Engine {
         }
     }
 
-    /// Stops everything on Ctrl-C, SIGTERM or a closed control window: no more dispatching,
-    /// every agent's process group stopped, the run recorded as interrupted (or stopped, when
-    /// `orch down` asked).
+    /// Stops everything on Ctrl-C or SIGTERM: no more dispatching, every agent journaled as
+    /// interrupted and its process group stopped, the run recorded as interrupted (or stopped,
+    /// when `orch down` asked). `orch resume` continues it.
     fn interrupt(&mut self, why: &str) -> anyhow::Result<()> {
         self.stop_requested |= self.dir.stop_request().exists();
-        let panes: Vec<u32> = self
-            .live
-            .values()
-            .chain(self.planner.iter())
-            .map(|l| l.pid)
-            .collect();
-        for pid in panes {
-            crate::process::kill_group(pid as i32, Duration::from_secs(5));
-        }
         let (outcome, reason) = if self.stop_requested {
             (Outcome::Stopped, "stopped by `orch down`".to_string())
         } else {
             (Outcome::Interrupted, why.to_string())
         };
+        self.stop_agents(&reason)?;
         self.record(Event::RunFinished {
             outcome,
             reason: Some(reason),
+        })?;
+        Ok(())
+    }
+
+    /// The control window closed, or the tmux session or server is gone: the engine leaves
+    /// the run as it is, and the agents keep working in their windows (where those still
+    /// exist). Nothing is judged from what tmux's end looks like: `orch resume` starts an
+    /// engine that adopts the agents still running and relaunches the others.
+    pub(super) fn detach(&mut self, why: &str) -> anyhow::Result<()> {
+        if self.detached {
+            return Ok(());
+        }
+        self.detached = true;
+        self.record(Event::EngineStopped {
+            reason: why.to_string(),
         })?;
         Ok(())
     }
@@ -327,10 +376,11 @@ impl Engine {
     pub fn render(&self) {
         let header = self.header();
         let table = ui::table(&self.state, &self.dir, ui::now_ms());
-        // Clear the screen and home the cursor, then redraw: the control window is ours.
-        print!("\x1b[H\x1b[2J{header}\n{table}");
+        // Clear the screen and home the cursor, then redraw: the control window is ours. A
+        // window that is gone fails the write, which must not bring the engine down.
         use std::io::Write;
-        let _ = std::io::stdout().flush();
+        let mut out = std::io::stdout().lock();
+        let _ = write!(out, "\x1b[H\x1b[2J{header}\n{table}").and_then(|()| out.flush());
     }
 
     fn header(&self) -> String {
@@ -344,16 +394,25 @@ impl Engine {
         )
     }
 
-    fn render_final(&self, outcome: &anyhow::Result<Outcome>) {
+    fn render_final(&self, outcome: Result<Outcome, &anyhow::Error>) {
         self.render();
-        match outcome {
-            Ok(outcome) => println!(
-                "\nrun {}: {}. Its files are in {}. `orch down` closes this session.",
+        let message = match outcome {
+            Ok(outcome @ (Outcome::Interrupted | Outcome::Stopped)) => format!(
+                "run {}: {outcome}. `orch resume` continues it; `orch down` closes this session.",
+                self.info.run_id
+            ),
+            Ok(outcome) => format!(
+                "run {}: {}. Its files are in {}. `orch down` closes this session.",
                 self.info.run_id,
                 outcome.name(),
                 self.project.display(self.dir.path())
             ),
-            Err(e) => println!("\nthe engine stopped on an error: {e:#}"),
-        }
+            Err(e) => format!(
+                "the engine stopped on an error: {e:#}\nthe agents keep running; once the cause \
+                 is fixed, `orch resume` continues the run (`orch down` stops it)"
+            ),
+        };
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout().lock(), "\n{message}");
     }
 }

@@ -52,6 +52,10 @@ impl Engine {
             .collect();
         for id in ready {
             if let Err(e) = self.launch(&id) {
+                // No session to launch into is no fault of the task (see resume.rs).
+                if self.tmux_lost() {
+                    return self.detach("its tmux session is gone");
+                }
                 self.fail_task(&id, format!("could not be launched: {e:#}"))?;
             }
         }
@@ -84,7 +88,8 @@ impl Engine {
             feedback: vec![],
         };
         let prompt_file = dir.join("prompt.md");
-        std::fs::write(&prompt_file, prompt::worker_prompt(&ctx))
+        let text = self.note_interruption(id, prompt::worker_prompt(&ctx)); // see resume.rs
+        std::fs::write(&prompt_file, text)
             .with_context(|| format!("failed to write {}", prompt_file.display()))?;
         let agent = self
             .config
@@ -101,6 +106,7 @@ impl Engine {
             project_dir: &self.project.root,
             run_dir: self.dir.path(),
         })?;
+        let invocation = self.continue_session(id, invocation); // see resume.rs
         let spec = LaunchSpec {
             title: format!("task {id} · agent {} · attempt {attempt}", task.agent),
             argv: invocation.argv,
