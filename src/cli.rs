@@ -152,6 +152,27 @@ enum Command {
         run: Option<String>,
     },
 
+    /// Continue a run whose engine died, was interrupted, or lost its tmux server.
+    #[command(
+        after_help = "Examples:\n  orch resume\n  orch resume --run 20261124-101500-ab12 \
+                            --detach\n\n\
+                            A new engine rebuilds the run from its journal: agents still \
+                            running are kept (their exit records are picked up, also those \
+                            written while no engine ran), tasks whose agent is gone get a new \
+                            attempt that is told its predecessor was interrupted, and done tasks \
+                            are never run again. When the tmux session is gone it is \
+                            recreated. Works after a crash, a kill -9, Ctrl-C, `orch down`, or \
+                            a dead tmux server."
+    )]
+    Resume {
+        /// A run id (default: the latest).
+        #[arg(long, value_name = "ID")]
+        run: Option<String>,
+        /// Do not attach to the session.
+        #[arg(long)]
+        detach: bool,
+    },
+
     /// Stop the run's agents and engine and close its tmux session; its files stay.
     #[command(after_help = "Example:\n  orch down")]
     Down {
@@ -257,6 +278,7 @@ fn execute(cli: Cli) -> anyhow::Result<u8> {
             run.as_deref(),
             timeout.map(std::time::Duration::from_secs),
         ),
+        Command::Resume { run, detach } => commands::resume::run(&global, run.as_deref(), detach),
         Command::Down { run } => commands::down::run(&global, run.as_deref()),
         Command::Demo {
             dir,

@@ -10,6 +10,7 @@ pub mod init;
 pub mod logs;
 mod output;
 pub mod plan;
+pub mod resume;
 mod runs;
 pub mod status;
 pub mod up;

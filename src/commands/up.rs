@@ -94,12 +94,8 @@ pub fn start(global: &Global, args: UpArgs) -> anyhow::Result<Started> {
     let session = format!("orch-{}", project.name());
 
     let state_dir = project.state_dir();
-    std::fs::create_dir_all(&state_dir).with_context(|| {
-        format!(
-            "cannot create {}: orch keeps its runs there, so the project must be writable",
-            state_dir.display()
-        )
-    })?;
+    // Before anything starts: a run that cannot journal must not begin.
+    state::check_writable(&state_dir)?;
     // Held until the new engine holds the project lock, so that two `up`s started at the same
     // moment cannot both get past the check below.
     let _up = UpLock::acquire(&state_dir)?;
@@ -119,7 +115,7 @@ pub fn start(global: &Global, args: UpArgs) -> anyhow::Result<Started> {
         if !finished {
             return Err(usage(format!(
                 "tmux session {session} is still open for run {}, whose engine is gone: \
-                 `orch down` cleans it up",
+                 `orch resume` continues that run, `orch down` cleans it up",
                 previous.unwrap_or_default()
             )));
         }
@@ -180,7 +176,7 @@ pub fn start(global: &Global, args: UpArgs) -> anyhow::Result<Started> {
 
 /// A pane gets the tmux server's environment, not ours: hand ours over explicitly. `TMUX`
 /// and `TMUX_PANE` describe the caller's own tmux, not the new session.
-fn caller_env() -> Vec<(String, String)> {
+pub(super) fn caller_env() -> Vec<(String, String)> {
     std::env::vars()
         .filter(|(k, _)| k != "TMUX" && k != "TMUX_PANE")
         .collect()
@@ -212,7 +208,7 @@ fn read_plan(path: &Path, project: &Project, workers: &[String]) -> anyhow::Resu
 #[error("{0}")]
 struct PlanInvalid(String);
 
-fn run_finished(dir: &RunDir) -> bool {
+pub(super) fn run_finished(dir: &RunDir) -> bool {
     state::read_journal(&dir.events())
         .map(|j| state::RunState::replay(&j.records).is_finished())
         .unwrap_or(true)
@@ -220,7 +216,7 @@ fn run_finished(dir: &RunDir) -> bool {
 
 /// Waits until the engine holds the project lock, or its pane dies: then its output is the
 /// best explanation there is.
-fn wait_for_engine(
+pub(super) fn wait_for_engine(
     tmux: &RealTmux,
     state_dir: &Path,
     run_id: &str,
