@@ -123,13 +123,51 @@ pub fn stop(processes: &[AgentProcess], grace: Duration) -> usize {
     };
     signal_all(libc::SIGTERM);
     let deadline = Instant::now() + grace;
-    // SAFETY: signal 0 only checks that the target still exists.
-    let alive = || targets.iter().any(|&t| unsafe { libc::kill(t, 0) } == 0);
+    let alive = || targets.iter().any(|&t| target_alive(t));
     while alive() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
     signal_all(libc::SIGKILL);
     targets.len()
+}
+
+/// Whether a process (`target` > 0) or a group (`-pgid`) still has a member that is not a
+/// zombie: a process whose parent died is reaped by init, which in a container may never
+/// happen, and a zombie holds nothing.
+fn target_alive(target: i32) -> bool {
+    // SAFETY: signal 0 only checks that the target exists.
+    if unsafe { libc::kill(target, 0) } != 0 {
+        return false;
+    }
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return true; // cannot tell a zombie apart: assume alive
+    };
+    entries.flatten().any(|entry| {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            return false;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            return false;
+        };
+        // `pid (comm) state ppid pgrp ...`: the command may hold anything, so split after it.
+        let Some((_, rest)) = stat.rsplit_once(") ") else {
+            return false;
+        };
+        let fields: Vec<&str> = rest.split(' ').collect();
+        let (Some(&state), Some(pgrp)) = (fields.first(), fields.get(2)) else {
+            return false;
+        };
+        let member = if target > 0 {
+            pid == target
+        } else {
+            pgrp.parse::<i32>().ok() == Some(-target)
+        };
+        member && state != "Z" && state != "X"
+    })
 }
 
 #[cfg(test)]

@@ -72,8 +72,9 @@ pub fn start(global: &Global, run: Option<&str>) -> anyhow::Result<up::Started> 
         env: up::caller_env(),
     };
     let session = loaded.info.session.clone();
+    let engines_before = up::engines_started(&loaded.dir);
     let pane = place_engine(&tmux, &loaded.dir, &state_dir, &session, &engine)?;
-    up::wait_for_engine(&tmux, &state_dir, &run_id, &session, &pane)?;
+    up::wait_for_engine(&tmux, &state_dir, &run_id, &session, &pane, engines_before)?;
     Ok(up::Started {
         run_id,
         tmux,

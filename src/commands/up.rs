@@ -166,7 +166,7 @@ pub fn start(global: &Global, args: UpArgs) -> anyhow::Result<Started> {
         },
         (200, 50),
     )?;
-    wait_for_engine(&tmux, &state_dir, &run_id, &session, &pane.pane_id)?;
+    wait_for_engine(&tmux, &state_dir, &run_id, &session, &pane.pane_id, 0)?;
     Ok(Started {
         run_id,
         tmux,
@@ -208,25 +208,41 @@ fn read_plan(path: &Path, project: &Project, workers: &[String]) -> anyhow::Resu
 #[error("{0}")]
 struct PlanInvalid(String);
 
+/// How many engines have journaled their start in the run.
+pub(super) fn engines_started(dir: &RunDir) -> usize {
+    state::read_journal(&dir.events())
+        .map(|j| {
+            j.records
+                .iter()
+                .filter(|r| matches!(r.event, state::Event::EngineStarted { .. }))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 pub(super) fn run_finished(dir: &RunDir) -> bool {
     state::read_journal(&dir.events())
         .map(|j| state::RunState::replay(&j.records).is_finished())
         .unwrap_or(true)
 }
 
-/// Waits until the engine holds the project lock, or its pane dies: then its output is the
-/// best explanation there is.
+/// Waits until the engine holds the project lock and has journaled its start (`engines_before`
+/// engines had started before it), so that what the caller reads next is the new engine's
+/// run. When its pane dies first, its output is the best explanation there is, unless it had
+/// journaled its start: then it started, and what became of it is the run's to tell.
 pub(super) fn wait_for_engine(
     tmux: &RealTmux,
     state_dir: &Path,
     run_id: &str,
     session: &str,
     pane: &str,
+    engines_before: usize,
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut pause = Duration::from_millis(5);
     while Instant::now() < deadline {
-        if state::holder(state_dir).is_some_and(|(id, _)| id == run_id) {
+        let started = || engines_started(&RunDir::new(state_dir, run_id)) > engines_before;
+        if state::holder(state_dir).is_some_and(|(id, _)| id == run_id) && started() {
             return Ok(());
         }
         let dead = tmux
@@ -235,6 +251,9 @@ pub(super) fn wait_for_engine(
             .and_then(|panes| panes.into_iter().find(|p| p.pane_id == pane))
             .is_none_or(|p| p.dead);
         if dead {
+            if started() {
+                return Ok(());
+            }
             let screen = tmux.capture_pane(pane).unwrap_or_default();
             anyhow::bail!(
                 "the engine of run {run_id} stopped at once; its window showed:\n{}",

@@ -209,12 +209,13 @@ impl Engine {
 
     fn begin(&mut self) -> anyhow::Result<()> {
         let resuming = self.check_resumable()?;
-        self.record(Event::EngineStarted {
-            pid: std::process::id(),
-        })?;
+        // Resumed first: whoever sees this engine's start sees the run resumed too.
         if resuming {
             self.record(Event::RunResumed {})?;
         }
+        self.record(Event::EngineStarted {
+            pid: std::process::id(),
+        })?;
         self.take_snapshot()?;
         self.set_hooks();
         if resuming {
