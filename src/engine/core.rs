@@ -67,6 +67,8 @@ pub(super) struct Engine {
     pub crash: Option<CrashPoint>,
     /// Set once the engine left the run to a later `orch resume` (see `detach`).
     pub detached: bool,
+    /// Attempt directories whose pane was seen gone without an exit record, and since when.
+    pub gone_since: HashMap<PathBuf, Instant>,
     _lock: EngineLock,
 }
 
@@ -153,6 +155,7 @@ impl Engine {
             stop_requested: false,
             crash,
             detached: false,
+            gone_since: HashMap::new(),
             _lock: lock,
         };
         Ok((engine, fs_rx, dir_rx))
@@ -199,7 +202,7 @@ impl Engine {
                     self.check_timeouts()?;
                     self.render();
                 }
-                _ = reconcile.tick() => self.reconcile()?,
+                _ = reconcile.tick() => self.reconcile_if_tmux()?,
                 _ = sigint.recv() => self.interrupt("interrupted (Ctrl-C)")?,
                 _ = sigterm.recv() => self.interrupt("terminated (SIGTERM)")?,
                 _ = sighup.recv() => self.detach("its window was closed, or its tmux server died")?,
@@ -287,18 +290,24 @@ impl Engine {
     fn on_run_file(&mut self, path: &Path) -> anyhow::Result<()> {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         if path.parent() == Some(self.dir.signals().as_path()) {
-            return self.reconcile();
+            return self.reconcile_if_tmux();
         }
         if name == "exit.json" {
-            if self.hung_up_by_tmux(path) {
-                return self.detach("its tmux session is gone");
-            }
             return self.on_exit_file(path);
         }
         if name == "output.log" {
             self.touch_activity(path.parent().unwrap_or(path));
         }
         Ok(())
+    }
+
+    /// Reconciles with tmux, unless tmux is gone: then nothing it shows is the agents' doing,
+    /// and the engine detaches (see `detach`).
+    fn reconcile_if_tmux(&mut self) -> anyhow::Result<()> {
+        if self.tmux_lost() {
+            return self.detach("its tmux session is gone");
+        }
+        self.reconcile()
     }
 
     fn touch_activity(&mut self, attempt_dir: &Path) {

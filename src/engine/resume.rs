@@ -34,6 +34,10 @@ use crate::workers::{self, Invocation, RESUME_SESSION_ENV};
 /// How long stopped agents get between TERM and KILL.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
+/// How long a pane may be gone without its exit record before its agent counts as lost: more
+/// than `agent-run` takes to drain an agent's output and write the record.
+const LOST_GRACE: Duration = Duration::from_secs(3);
+
 /// What became of an agent while no engine watched it.
 enum Found {
     /// Its exit record is there: handle it.
@@ -344,6 +348,22 @@ impl Engine {
     pub(super) fn tmux_lost(&self) -> bool {
         // An error other than "no such session or server" proves nothing.
         matches!(self.tmux.has_session(&self.info.session), Ok(false))
+    }
+
+    /// Whether the agent of the attempt in `dir`, whose pane is dead or gone without an exit
+    /// record, is lost for good. Not at first sight: `agent-run` writes the record only after
+    /// the agent's output drained (up to [`crate::agent_run`]'s grace), and a tmux server being
+    /// torn down lists its panes half gone. When tmux is gone the engine detaches instead.
+    pub(super) fn lost_for_good(&mut self, dir: &Path) -> anyhow::Result<bool> {
+        if self.tmux_lost() {
+            self.detach("its tmux session is gone")?;
+            return Ok(false);
+        }
+        let since = *self
+            .gone_since
+            .entry(dir.to_path_buf())
+            .or_insert_with(Instant::now);
+        Ok(since.elapsed() >= LOST_GRACE)
     }
 
     /// Whether the exit record at `path` is an agent hung up because tmux went away.

@@ -156,6 +156,9 @@ impl Engine {
         let Some(dir) = path.parent() else {
             return Ok(());
         };
+        if self.hung_up_by_tmux(path) {
+            return self.detach("its tmux session is gone"); // see resume.rs
+        }
         let exit = match ExitRecord::read(path) {
             Ok(exit) => exit,
             // Not complete yet: the launcher renames it into place, so this is someone else's
@@ -322,7 +325,8 @@ impl Engine {
                 // it landed between the listing and now.
                 if exit_file.exists() {
                     self.on_exit_file(&exit_file)?;
-                } else {
+                } else if self.lost_for_good(&dir)? {
+                    // (see resume.rs: its exit record may still come, or tmux be gone)
                     self.on_agent_lost(&dir, &why)?;
                 }
             }
