@@ -231,6 +231,10 @@ fn killing_the_tmux_server_mid_run_then_resume_completes_it() {
             && prompt.contains("partial work is in place"),
         "{prompt}"
     );
+    // b's agent named its session; its new attempt is handed it to continue.
+    let first = format!("sess-b-{}", project.pids("b")[0]);
+    assert!(prompt.contains(&first), "{prompt}");
+    assert_eq!(project.resumed_sessions("b"), ["", first.as_str()]);
     project.release("all");
     project.wait(0);
     let (phase, tasks) = project.outcome();
@@ -300,10 +304,10 @@ fn ctrl_c_interrupts_and_resume_continues_then_sigterm_too() {
         .args(["status"])
         .run()
         .expect(0)
+        .stdout_has("attempt 1 interrupted: interrupted (Ctrl-C)")
         .stdout_has("orch resume");
 
     project.resume();
-    project.wait_for_starts(&["a", "b"]);
     project.wait_until("a and b to start again", || {
         project.starts("a") == 2 && project.starts("b") == 2
     });

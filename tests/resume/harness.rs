@@ -22,6 +22,7 @@ mkdir -p counts
 if [ "$id" = b ] && [ -e counts/b-ignores-hup ]; then trap '' HUP; fi
 echo "start $$ ${ORCH_RESUME_SESSION:-}" >> "counts/starts-$id"
 echo $$ >> "counts/pids-$id"
+echo "ORCH_SESSION sess-$id-$$"
 while [ ! -e "counts/go-$id" ] && [ ! -e counts/go-all ]; do sleep 0.02; done
 for f in $ORCH_FILES; do mkdir -p "$(dirname "$f")"; echo "$id done" > "$f"; done
 echo "task $id finished"
@@ -202,6 +203,15 @@ impl Project {
 
     pub fn wait_until(&self, what: &str, cond: impl FnMut() -> bool) {
         support::wait_until(what, LONG, cond, || self.diagnostics());
+    }
+
+    /// What each start of agent `id` was given to continue (`ORCH_RESUME_SESSION`), in order.
+    pub fn resumed_sessions(&self, id: &str) -> Vec<String> {
+        std::fs::read_to_string(self.p.path(&format!("counts/starts-{id}")))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.split(' ').nth(2).unwrap_or("").to_string())
+            .collect()
     }
 
     /// How many times the agent `id` (a task id, or `planner`) started.
