@@ -173,6 +173,7 @@ fn a_full_run_replays_to_the_expected_state() {
     assert_eq!(state.snapshot_tree.as_deref(), Some("abc"));
     assert_eq!(state.planning_attempt(), 2);
     assert_eq!(state.planning.problems, vec!["task 3 owns nothing"]);
+    assert!(state.plan_accepted_at_ms.is_some_and(|t| t > 1000));
     assert_eq!(
         state.planning.pane, None,
         "cleared once the plan is accepted"

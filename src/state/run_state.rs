@@ -178,6 +178,9 @@ pub struct RunState {
     pub engine_stopped: Option<String>,
     pub snapshot_tree: Option<String>,
     pub planning: PlanningState,
+    /// When the plan was accepted: a change made before is the planning's, whenever its
+    /// event arrives.
+    pub plan_accepted_at_ms: Option<u64>,
     /// By id; `tasks_in_order` gives plan order.
     pub tasks: BTreeMap<TaskId, TaskState>,
     pub violations: Vec<ViolationRecord>,
@@ -263,7 +266,10 @@ impl RunState {
                 self.planning.pane = None;
                 self.planning.pid = None;
             }
-            Event::PlanAccepted { plan } => self.accept(plan),
+            Event::PlanAccepted { plan } => {
+                self.plan_accepted_at_ms = Some(t);
+                self.accept(plan);
+            }
             Event::RunFinished { outcome, reason } => {
                 self.phase = Phase::Finished(*outcome);
                 self.finish_reason.clone_from(reason);
