@@ -42,14 +42,23 @@ fn sigkill_while_tasks_run_then_resume_adopts_them_and_their_exits() {
     project.wait_for_starts(&["a", "b"]);
     project.kill_engine();
 
-    let status = project
+    project
         .orch()
         .args(["status"])
         .run()
         .expect(0)
         .stdout_has("ENGINE GONE")
         .stdout_has("orch resume");
-    drop(status);
+    // The dead engine's lock file still names it, and blocks nobody.
+    let lock = std::fs::read_to_string(project.p.path(".orch/lock")).unwrap();
+    assert!(lock.contains(&project.status()["run_id"].as_str().unwrap().to_string()));
+    // A new run is not started over a run that can be resumed in its open session.
+    project
+        .orch()
+        .args(["up", "something else", "--detach"])
+        .run()
+        .expect(2)
+        .stderr_has("orch resume");
     // a ends while no engine is alive: its exit record waits for the next engine.
     project.release("a");
     let exit = project.run_dir().join("tasks/a/1/exit.json");
@@ -331,6 +340,36 @@ fn ctrl_c_interrupts_and_resume_continues_then_sigterm_too() {
     assert_eq!(phase, "succeeded", "{}", project.diagnostics());
     assert_eq!(tasks[0], ("a".into(), "done".into(), 3));
     assert_starts(&project, &[("a", 3), ("b", 3), ("c", 1)]);
+}
+
+#[test]
+fn ctrl_c_during_planning_then_resume_plans_again_without_using_a_retry() {
+    let project = Project::new("ctrl-c-plan");
+    project.up(false, &[]);
+    project.wait_for_starts(&["planner"]);
+    let control = project.control_pane();
+    project.tmux(&["send-keys", "-t", &control, "C-c"]);
+    project.wait(1);
+    let status = project.status();
+    assert_eq!(status["phase"], "interrupted", "{status:#}");
+    assert!(
+        !alive(project.pids("planner")[0]),
+        "the planner survived Ctrl-C"
+    );
+
+    // planner_retries is 1: attempt 2 is refused, and attempt 3 still comes, because the
+    // interrupted attempt 1 does not count.
+    std::fs::write(project.p.path("counts/bad-plan-once"), "").unwrap();
+    project.resume();
+    project.release("all");
+    project.wait(0);
+    assert_eq!(project.outcome(), all_done(), "{}", project.diagnostics());
+    assert_eq!(project.status()["planning"]["attempt"], 3);
+    assert_starts(&project, &[("planner", 3), ("a", 1), ("b", 1), ("c", 1)]);
+    let events = project.events();
+    for event in ["planning_interrupted", "planning_refused", "plan_accepted"] {
+        assert!(events.contains(&event.to_string()), "{events:?}");
+    }
 }
 
 #[test]

@@ -34,6 +34,8 @@ mkdir -p counts
 echo "start $$" >> counts/starts-planner
 echo $$ >> counts/pids-planner
 while [ ! -e counts/go-planner ] && [ ! -e counts/go-all ]; do sleep 0.02; done
+# Asked for one bad answer: no plan at all.
+if [ -e counts/bad-plan-once ]; then rm counts/bad-plan-once; echo "no plan today"; exit 0; fi
 mkdir -p specs
 echo '# the spec' > specs/s.md
 cat plan.json
@@ -62,6 +64,7 @@ roles:
 limits:
   max_parallel: 4
   task_timeout: 600s
+  planner_retries: 1
 ";
 
 pub struct Project {
