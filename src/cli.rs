@@ -228,6 +228,17 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             return ExitCode::from(if e.use_stderr() { error::EXIT_USAGE } else { 0 });
         }
     };
+    if matches!(
+        cli.command,
+        Command::Status { .. } | Command::Logs { .. } | Command::Validate { .. }
+    ) {
+        // What these print is often piped into `head` or `grep -q`: a reader that is gone
+        // ends them quietly, as it does any Unix tool, instead of a panic on the write.
+        // SAFETY: signal(2) with the default action, before any thread or child exists.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let code = match execute(cli) {
         Ok(code) => code,
         Err(err) => {
