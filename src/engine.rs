@@ -4,6 +4,7 @@
 
 mod core;
 mod crash;
+mod interrupted;
 mod ownership;
 mod panes;
 mod planning;

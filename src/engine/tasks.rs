@@ -52,7 +52,7 @@ impl Engine {
             .collect();
         for id in ready {
             if let Err(e) = self.launch(&id) {
-                // No session to launch into is no fault of the task (see resume.rs).
+                // No session to launch into is no fault of the task (see interrupted.rs).
                 if self.tmux_lost() {
                     return self.detach("its tmux session is gone");
                 }
@@ -88,7 +88,7 @@ impl Engine {
             feedback: vec![],
         };
         let prompt_file = dir.join("prompt.md");
-        let text = self.note_interruption(id, prompt::worker_prompt(&ctx)); // see resume.rs
+        let text = self.note_interruption(id, prompt::worker_prompt(&ctx)); // see interrupted.rs
         std::fs::write(&prompt_file, text)
             .with_context(|| format!("failed to write {}", prompt_file.display()))?;
         let agent = self
@@ -106,7 +106,7 @@ impl Engine {
             project_dir: &self.project.root,
             run_dir: self.dir.path(),
         })?;
-        let invocation = self.continue_session(id, invocation); // see resume.rs
+        let invocation = self.continue_session(id, invocation); // see interrupted.rs
         let spec = LaunchSpec {
             title: format!("task {id} · agent {} · attempt {attempt}", task.agent),
             argv: invocation.argv,
@@ -157,7 +157,7 @@ impl Engine {
             return Ok(());
         };
         if self.hung_up_by_tmux(path) {
-            return self.detach("its tmux session is gone"); // see resume.rs
+            return self.detach("its tmux session is gone"); // see interrupted.rs
         }
         let exit = match ExitRecord::read(path) {
             Ok(exit) => exit,
@@ -326,7 +326,7 @@ impl Engine {
                 if exit_file.exists() {
                     self.on_exit_file(&exit_file)?;
                 } else if self.lost_for_good(&dir)? {
-                    // (see resume.rs: its exit record may still come, or tmux be gone)
+                    // (see interrupted.rs: its exit record may still come, or tmux be gone)
                     self.on_agent_lost(&dir, &why)?;
                 }
             }
