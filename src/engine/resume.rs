@@ -35,7 +35,8 @@ pub(super) const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// What became of an agent while no engine watched it.
 enum Found {
-    /// Its exit record is there: handle it.
+    /// Its exit record is there: handle it. The journal's pane and pid are not kept: after a
+    /// tmux restart they may name another pane or process, which must never be signalled.
     Exited,
     /// Still running in this pane.
     Running(PaneState),
@@ -110,10 +111,8 @@ impl Engine {
                         }
                         (p.pane_id, p.pid)
                     }
-                    _ => (
-                        self.state.planning.pane.clone().unwrap_or_default(),
-                        self.state.planning.pid.unwrap_or(0),
-                    ),
+                    // Ended: no pane or pid of its own any more (see `Found::Exited`).
+                    _ => (String::new(), 0),
                 };
                 self.planner = Some(self.adopt(&dir, attempt, pane, pid, adopted)?);
             }
@@ -180,13 +179,7 @@ impl Engine {
                     self.live.insert(id, live);
                 }
                 Found::Exited => {
-                    let live = self.adopt(
-                        &dir,
-                        attempt,
-                        pane.unwrap_or_default(),
-                        pid.unwrap_or(0),
-                        adopted,
-                    )?;
+                    let live = self.adopt(&dir, attempt, String::new(), 0, adopted)?;
                     self.live.insert(id, live);
                 }
             }
