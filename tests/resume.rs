@@ -411,7 +411,7 @@ fn a_torn_journal_line_is_reported_and_skipped() {
 #[test]
 fn two_ups_at_the_same_moment_run_exactly_one() {
     let project = Project::new("two-ups");
-    for round in 0..3 {
+    for round in 0..5 {
         let spawn = || {
             let mut orch =
                 project

@@ -120,6 +120,15 @@ pub fn start(global: &Global, args: UpArgs) -> anyhow::Result<Started> {
             )));
         }
         tmux.kill_session(&session)?;
+    } else if let Some(previous) =
+        RunDir::latest(&state_dir).filter(|id| !run_finished(&RunDir::new(&state_dir, id)))
+    {
+        // Its session is gone (the tmux server died?): a new run is what was asked, but the
+        // old one is not lost.
+        eprintln!(
+            "note: run {previous} did not finish (its engine and session are gone); once this \
+             run is over, `orch resume --run {previous}` can continue it"
+        );
     }
 
     let run_id = project::new_id();
