@@ -55,6 +55,11 @@ pub struct ExitRecord {
     /// The agent CLI's session id, to resume the session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
+    /// The stop signal (TERM, INT, HUP) `agent-run` itself received while the agent ran, if
+    /// any: the agent was stopped from outside (by orch, `orch down`, or its pane or tmux
+    /// server going away) rather than ending of its own accord.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_by: Option<i32>,
 }
 
 impl ExitRecord {
@@ -161,6 +166,7 @@ pub fn run(spec_path: &Path) -> anyhow::Result<u8> {
         failure: None,
         usage: None,
         session_id: None,
+        stopped_by: received(),
     };
     assess(&mut record, &spec, adapter, &lock(&stderr_tail));
     say(&format!("==> the agent {}", record.describe()));
@@ -466,6 +472,7 @@ mod tests {
             failure: None,
             usage: None,
             session_id: None,
+            stopped_by: None,
         }
     }
 

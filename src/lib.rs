@@ -12,6 +12,7 @@ pub mod error;
 pub mod judge;
 pub mod launcher;
 pub mod layout;
+pub mod orphans;
 pub mod paths;
 pub mod plan;
 pub mod planner;

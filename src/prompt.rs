@@ -311,6 +311,41 @@ pub fn oracle_prompt(ctx: &Context, reasons: &[String]) -> String {
     p
 }
 
+/// What a task's new attempt is told when its previous attempt was interrupted (Ctrl-C, the
+/// engine or tmux dying): the work is not refused, it is unfinished and lies where it was left.
+pub fn interrupted_section(previous_attempt: u32, reason: &str, session: Option<&str>) -> String {
+    let mut p = String::new();
+    let _ = writeln!(
+        p,
+        "## Your previous attempt was interrupted (attempt {previous_attempt})\n"
+    );
+    let _ = writeln!(
+        p,
+        "It was stopped before it finished ({}), not because of anything it did. Its partial \
+         work is in place: look at your files first, keep what is right, and carry on from \
+         there rather than starting over.",
+        reason.replace('\n', " ")
+    );
+    if let Some(session) = session {
+        let _ = writeln!(
+            p,
+            "\nThe previous attempt's agent session was `{session}`; where your CLI can, it \
+             continues that session."
+        );
+    }
+    p.push('\n');
+    p
+}
+
+/// `prompt` with `section` inserted before its machine-readable context, which stays last.
+pub fn insert_section(prompt: &str, section: &str) -> String {
+    const CONTEXT_HEADING: &str = "## Machine-readable context\n";
+    match prompt.rfind(CONTEXT_HEADING) {
+        Some(at) => format!("{}{section}{}", &prompt[..at], &prompt[at..]),
+        None => format!("{section}{prompt}"),
+    }
+}
+
 fn push_feedback(p: &mut String, ctx: &Context, title: &str) {
     if ctx.feedback.is_empty() {
         return;
@@ -365,6 +400,24 @@ mod tests {
         let found = Context::find(&prompt).expect("context line");
         assert_eq!(found.request, request);
         assert_eq!(found.role, Role::Planner);
+    }
+
+    #[test]
+    fn an_interrupted_note_goes_before_the_context_line() {
+        let mut worker = ctx("build it");
+        worker.role = Role::Worker;
+        worker.task = Some(TaskId::new("api"));
+        worker.attempt = 2;
+        let note = interrupted_section(1, "the tmux server died", Some("sess-9"));
+        let prompt = insert_section(&worker_prompt(&worker), &note);
+        let at = prompt
+            .find("previous attempt was interrupted (attempt 1)")
+            .unwrap();
+        assert!(at < prompt.find(CONTEXT_MARKER).unwrap(), "{prompt}");
+        assert!(prompt.contains("partial work is in place") && prompt.contains("sess-9"));
+        assert_eq!(Context::find(&prompt).unwrap(), worker);
+        // A prompt without a context section gets the note in front.
+        assert_eq!(insert_section("body", "note\n"), "note\nbody");
     }
 
     #[test]

@@ -92,6 +92,14 @@ pub trait Adapter: Sync {
         false
     }
 
+    /// The argv that continues the CLI's own session `session_id` (recorded from an earlier,
+    /// interrupted attempt) instead of starting a new one, given the argv of a fresh start;
+    /// `None` when this CLI cannot continue a session (then the attempt starts over, told
+    /// that its partial work is in place).
+    fn continue_session(&self, _argv: &[String], _session_id: &str) -> Option<Vec<String>> {
+        None
+    }
+
     /// How to install the CLI, for `orch doctor`.
     fn install_hint(&self) -> &'static str {
         ""
@@ -157,6 +165,10 @@ pub fn adapter(kind: AgentKind) -> &'static dyn Adapter {
         AgentKind::Scripted => &scripted::Scripted,
     }
 }
+
+/// Set for a new attempt of an interrupted task whose agent session is known: the session to
+/// continue, for agents (`kind: command` ones included) that can.
+pub const RESUME_SESSION_ENV: &str = "ORCH_RESUME_SESSION";
 
 /// The longest prompt passed as one argument. Linux refuses a single argument over 128 KiB,
 /// so a longer prompt is replaced by a pointer to its file.

@@ -261,7 +261,8 @@ fn down_leaves_no_session_and_no_agent_process() {
     wait_until(
         "the agent to start",
         Duration::from_secs(30),
-        || pid_file.exists(),
+        // Complete: `echo $$ > file` creates the file before it writes the pid.
+        || std::fs::read_to_string(&pid_file).is_ok_and(|t| t.trim().parse::<i32>().is_ok()),
         || up.diagnostics(),
     );
     let pid: i32 = std::fs::read_to_string(&pid_file)

@@ -24,6 +24,9 @@ pub fn run(global: &Global, run: Option<&str>, timeout: Option<Duration>) -> any
             }
             let reason = loaded.state.finish_reason.clone().unwrap_or_default();
             println!("run {run_id}: {} {reason}", outcome.name());
+            if matches!(outcome, Outcome::Interrupted | Outcome::Stopped) {
+                println!("`orch resume` continues it");
+            }
             return Ok(if outcome == Outcome::Succeeded {
                 EXIT_OK
             } else {
@@ -36,7 +39,7 @@ pub fn run(global: &Global, run: Option<&str>, timeout: Option<Duration>) -> any
             if !again.state.is_finished() && !again.engine_alive {
                 eprintln!(
                     "error: run {run_id}'s engine is gone before the run ended: `orch status` \
-                     shows where it stopped, `orch down` cleans up"
+                     shows where it stopped, `orch resume` continues it, `orch down` cleans up"
                 );
                 return Ok(EXIT_FAILED);
             }

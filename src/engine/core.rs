@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
+use super::crash::{CrashPoint, When};
 use super::{panes::Panes, ui};
 use crate::config::Config;
 use crate::plan::{Plan, TaskId};
@@ -89,8 +90,12 @@ pub(super) struct Engine {
     pub run_gates_started: bool,
     /// The judge's last pane, closed when the next judge starts.
     pub last_judge_pane: Option<String>,
-    /// When the plan was accepted (ms): earlier changes were the planner's.
-    pub planning_ended_at: Option<u64>,
+    /// Where to crash on purpose (`ORCH_ENGINE_CRASH`, for tests).
+    pub crash: Option<CrashPoint>,
+    /// Set once the engine left the run to a later `orch resume` (see `detach`).
+    pub detached: bool,
+    /// Attempt directories whose pane was seen gone without an exit record, and since when.
+    pub gone_since: HashMap<PathBuf, Instant>,
     _lock: EngineLock,
 }
 
@@ -107,10 +112,15 @@ pub fn start(run_dir: &Path) -> anyhow::Result<u8> {
         .context("failed to start the engine's runtime")?;
     runtime.block_on(async {
         let (mut engine, fs_rx, dir_rx, gate_rx) = Engine::open(run_dir)?;
-        let outcome = engine.run(fs_rx, dir_rx, gate_rx).await;
-        engine.render_final(&outcome);
-        match outcome {
-            Ok(Outcome::Succeeded) => Ok(0),
+        let result = engine.run(fs_rx, dir_rx, gate_rx).await;
+        match &result {
+            // Detached: the run goes on without an engine, and the window is gone.
+            Ok(None) => {}
+            Ok(Some(outcome)) => engine.render_final(Ok(*outcome)),
+            Err(e) => engine.render_final(Err(e)),
+        }
+        match result {
+            Ok(Some(Outcome::Succeeded)) => Ok(0),
             Ok(_) => Ok(1),
             Err(e) => Err(e),
         }
@@ -138,6 +148,10 @@ impl Engine {
         }
         let state = RunState::replay(&records.records);
         let journal = Journal::open(&dir.events())?;
+        if let Some(repaired) = journal.repaired() {
+            eprintln!("warning: {repaired}");
+        }
+        let crash = CrashPoint::from_env(state.engine_pid.is_none())?;
         // One control-mode client for all of the engine's tmux commands, not a process per
         // command: it keeps the loop free (see tmux/control.rs and BENCHMARKS.md).
         let tmux: Arc<dyn Tmux> = Arc::new(
@@ -179,12 +193,21 @@ impl Engine {
             rechecked: HashSet::new(),
             judge_queue: Vec::new(),
             judge: None,
-            judge_attempts: 0,
+            // Numbers continue after a resume, so a new judge never reuses a directory.
+            judge_attempts: std::fs::read_dir(run_dir.join("judge"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                .max()
+                .unwrap_or(0),
             judge_tries: 0,
             oracles: HashMap::new(),
             run_gates_started: false,
             last_judge_pane: None,
-            planning_ended_at: None,
+            crash,
+            detached: false,
+            gone_since: HashMap::new(),
             _lock: lock,
         };
         Ok((engine, fs_rx, dir_rx, gate_rx))
@@ -209,6 +232,13 @@ impl Engine {
             exit_file: dir.join("exit.json"),
         };
         let script = crate::launcher::write_launcher(dir, &spec, &self.exe)?;
+        // A directory used before (a judge or an oracle asked again after a resume) may hold
+        // an old exit record: it must not pass for this run's.
+        match std::fs::remove_file(dir.join("exit.json")) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).context("failed to clear an old exit record"),
+        }
         self.dir_watcher.watch(dir)?;
         Ok(crate::tmux::WindowSpec {
             name: window,
@@ -220,17 +250,24 @@ impl Engine {
 
     /// Journals `event`, then applies it to the state.
     pub fn record(&mut self, event: Event) -> anyhow::Result<Record> {
+        if let Some(crash) = &mut self.crash {
+            crash.check(When::Before, &event);
+        }
         let record = self.journal.append(event)?;
+        if let Some(crash) = &mut self.crash {
+            crash.check(When::After, &record.event);
+        }
         self.state.apply(&record);
         Ok(record)
     }
 
+    /// Runs the loop until the run ends (its outcome), or the engine detaches from it (`None`).
     async fn run(
         &mut self,
         mut fs_rx: UnboundedReceiver<FsChange>,
         mut dir_rx: UnboundedReceiver<PathBuf>,
         mut gate_rx: UnboundedReceiver<GateDone>,
-    ) -> anyhow::Result<Outcome> {
+    ) -> anyhow::Result<Option<Outcome>> {
         use tokio::signal::unix::{SignalKind, signal};
         let mut sigint = signal(SignalKind::interrupt())?;
         let mut sigterm = signal(SignalKind::terminate())?;
@@ -240,8 +277,11 @@ impl Engine {
 
         self.begin()?;
         loop {
+            if self.detached {
+                return Ok(None);
+            }
             if let Phase::Finished(outcome) = self.state.phase {
-                return Ok(outcome);
+                return Ok(Some(outcome));
             }
             tokio::select! {
                 Some(change) = fs_rx.recv() => self.on_fs(change)?,
@@ -251,20 +291,34 @@ impl Engine {
                     self.check_timeouts()?;
                     self.render();
                 }
-                _ = reconcile.tick() => self.reconcile()?,
+                _ = reconcile.tick() => self.reconcile_if_tmux()?,
                 _ = sigint.recv() => self.interrupt("interrupted (Ctrl-C)")?,
                 _ = sigterm.recv() => self.interrupt("terminated (SIGTERM)")?,
-                _ = sighup.recv() => self.interrupt("the control window was closed")?,
+                _ = sighup.recv() => self.detach("its window was closed, or its tmux server died")?,
             }
         }
     }
 
     fn begin(&mut self) -> anyhow::Result<()> {
+        let resuming = self.check_resumable()?;
+        // Resumed first: whoever sees this engine's start sees the run resumed too.
+        if resuming {
+            self.record(Event::RunResumed {})?;
+        }
         self.record(Event::EngineStarted {
             pid: std::process::id(),
         })?;
         self.take_snapshot()?;
         self.set_hooks();
+        if resuming {
+            self.resume()
+        } else {
+            self.start_run()
+        }
+    }
+
+    /// Starts the run from the beginning: its plan's tasks, or planning.
+    pub(super) fn start_run(&mut self) -> anyhow::Result<()> {
         if self.plan.is_some() {
             self.dispatch()
         } else if self.info.plan_given {
@@ -334,11 +388,13 @@ impl Engine {
                 .live
                 .values()
                 .chain(self.planner.iter())
+                .chain(self.judge.iter().map(|(l, _)| l))
+                .chain(self.oracles.values().map(|(l, _)| l))
                 .any(|l| Some(l.pane.as_str()) == pane);
             if pane.is_some() && !running {
                 return Ok(());
             }
-            return self.reconcile();
+            return self.reconcile_if_tmux();
         }
         if name == "exit.json" {
             return self.on_exit_file(path);
@@ -347,6 +403,15 @@ impl Engine {
             self.touch_activity(path.parent().unwrap_or(path));
         }
         Ok(())
+    }
+
+    /// Reconciles with tmux, unless tmux is gone: then nothing it shows is the agents' doing,
+    /// and the engine detaches (see `detach`).
+    fn reconcile_if_tmux(&mut self) -> anyhow::Result<()> {
+        if self.tmux_lost() {
+            return self.detach("its tmux session is gone");
+        }
+        self.reconcile()
     }
 
     fn touch_activity(&mut self, attempt_dir: &Path) {
@@ -368,30 +433,35 @@ impl Engine {
         }
     }
 
-    /// Stops everything on Ctrl-C, SIGTERM or a closed control window: no more dispatching,
-    /// every agent's process group stopped, the run recorded as interrupted (or stopped, when
-    /// `orch down` asked).
+    /// Stops everything on Ctrl-C or SIGTERM: no more dispatching, every agent journaled as
+    /// interrupted and its process group stopped, the run recorded as interrupted (or stopped,
+    /// when `orch down` asked). `orch resume` continues it.
     fn interrupt(&mut self, why: &str) -> anyhow::Result<()> {
         self.stop_requested |= self.dir.stop_request().exists();
-        let panes: Vec<u32> = self
-            .live
-            .values()
-            .chain(self.planner.iter())
-            .chain(self.judge.iter().map(|(l, _)| l))
-            .chain(self.oracles.values().map(|(l, _)| l))
-            .map(|l| l.pid)
-            .collect();
-        for pid in panes {
-            crate::process::kill_group(pid as i32, Duration::from_secs(5));
-        }
         let (outcome, reason) = if self.stop_requested {
             (Outcome::Stopped, "stopped by `orch down`".to_string())
         } else {
             (Outcome::Interrupted, why.to_string())
         };
+        self.stop_agents(&reason)?;
         self.record(Event::RunFinished {
             outcome,
             reason: Some(reason),
+        })?;
+        Ok(())
+    }
+
+    /// The control window closed, or the tmux session or server is gone: the engine leaves
+    /// the run as it is, and the agents keep working in their windows (where those still
+    /// exist). Nothing is judged from what tmux's end looks like: `orch resume` starts an
+    /// engine that adopts the agents still running and relaunches the others.
+    pub(super) fn detach(&mut self, why: &str) -> anyhow::Result<()> {
+        if self.detached {
+            return Ok(());
+        }
+        self.detached = true;
+        self.record(Event::EngineStopped {
+            reason: why.to_string(),
         })?;
         Ok(())
     }
@@ -484,10 +554,11 @@ impl Engine {
     pub fn render(&self) {
         let header = self.header();
         let table = ui::table(&self.state, &self.dir, ui::now_ms());
-        // Clear the screen and home the cursor, then redraw: the control window is ours.
-        print!("\x1b[H\x1b[2J{header}\n{table}");
+        // Clear the screen and home the cursor, then redraw: the control window is ours. A
+        // window that is gone fails the write, which must not bring the engine down.
         use std::io::Write;
-        let _ = std::io::stdout().flush();
+        let mut out = std::io::stdout().lock();
+        let _ = write!(out, "\x1b[H\x1b[2J{header}\n{table}").and_then(|()| out.flush());
     }
 
     fn header(&self) -> String {
@@ -501,16 +572,25 @@ impl Engine {
         )
     }
 
-    fn render_final(&self, outcome: &anyhow::Result<Outcome>) {
+    fn render_final(&self, outcome: Result<Outcome, &anyhow::Error>) {
         self.render();
-        match outcome {
-            Ok(outcome) => println!(
-                "\nrun {}: {}. Its files are in {}. `orch down` closes this session.",
+        let message = match outcome {
+            Ok(outcome @ (Outcome::Interrupted | Outcome::Stopped)) => format!(
+                "run {}: {outcome}. `orch resume` continues it; `orch down` closes this session.",
+                self.info.run_id
+            ),
+            Ok(outcome) => format!(
+                "run {}: {}. Its files are in {}. `orch down` closes this session.",
                 self.info.run_id,
                 outcome.name(),
                 self.project.display(self.dir.path())
             ),
-            Err(e) => println!("\nthe engine stopped on an error: {e:#}"),
-        }
+            Err(e) => format!(
+                "the engine stopped on an error: {e:#}\nthe agents keep running; once the cause \
+                 is fixed, `orch resume` continues the run (`orch down` stops it)"
+            ),
+        };
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout().lock(), "\n{message}");
     }
 }

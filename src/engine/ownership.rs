@@ -52,9 +52,18 @@ impl Engine {
                 }
                 Ok(())
             }
-            // A write made while the planner worked, heard of only after its plan was
-            // accepted: the planner's, judged against the plan's specs.
-            Phase::Running if self.planning_ended_at.is_some_and(|end| at <= end) => {
+            // The planner's write, whose event came after its plan was accepted (the tree's
+            // events and the run's come through different channels).
+            Phase::Running if self.state.plan_accepted_at_ms.is_some_and(|t| at <= t) => {
+                let planner = [TaskId::new("planner")];
+                let seen = self
+                    .state
+                    .violations
+                    .iter()
+                    .any(|v| v.path == path && v.suspects == planner);
+                if seen {
+                    return Ok(());
+                }
                 self.planning_writes
                     .insert(path.to_string(), ChangeSeen { change });
                 self.check_planning_writes()

@@ -87,7 +87,18 @@ impl Engine {
             attempt,
             problems: problems.clone(),
         })?;
-        if attempt < self.planning().max_attempts() {
+        self.after_refusal(attempt, problems)
+    }
+
+    /// Attempt `attempt` was refused (and journaled so): the next attempt, or the end of
+    /// planning. Attempts lost to interruptions do not count against the retries.
+    pub(super) fn after_refusal(
+        &mut self,
+        attempt: u32,
+        problems: Vec<String>,
+    ) -> anyhow::Result<()> {
+        let used = attempt.saturating_sub(self.state.planning.interruptions);
+        if used < self.planning().max_attempts() {
             self.planner_feedback = problems;
             self.start_planning(attempt + 1)
         } else {
@@ -121,8 +132,7 @@ impl Engine {
     }
 
     pub(super) fn accept_plan(&mut self, plan: Plan) -> anyhow::Result<()> {
-        let record = self.record(Event::PlanAccepted { plan: plan.clone() })?;
-        self.planning_ended_at = Some(record.t);
+        self.record(Event::PlanAccepted { plan: plan.clone() })?;
         self.plan = Some(plan);
         self.check_planning_writes()?;
         self.dispatch()

@@ -54,6 +54,10 @@ impl Engine {
             .collect();
         for id in ready {
             if let Err(e) = self.launch(&id) {
+                // No session to launch into is no fault of the task (see interrupted.rs).
+                if self.tmux_lost() {
+                    return self.detach("its tmux session is gone");
+                }
                 self.fail_task(&id, format!("could not be launched: {e:#}"))?;
             }
         }
@@ -86,7 +90,8 @@ impl Engine {
             feedback: task.feedback.clone(),
         };
         let prompt_file = dir.join("prompt.md");
-        std::fs::write(&prompt_file, prompt::worker_prompt(&ctx))
+        let text = self.note_interruption(id, prompt::worker_prompt(&ctx)); // see interrupted.rs
+        std::fs::write(&prompt_file, text)
             .with_context(|| format!("failed to write {}", prompt_file.display()))?;
         let agent = self
             .config
@@ -103,6 +108,7 @@ impl Engine {
             project_dir: &self.project.root,
             run_dir: self.dir.path(),
         })?;
+        let invocation = self.continue_session(id, invocation); // see interrupted.rs
         self.record(Event::TaskStarted {
             task: id.clone(),
             attempt,
@@ -135,6 +141,9 @@ impl Engine {
         let Some(dir) = path.parent() else {
             return Ok(());
         };
+        if self.hung_up_by_tmux(path) {
+            return self.detach("its tmux session is gone"); // see interrupted.rs
+        }
         let exit = match ExitRecord::read(path) {
             Ok(exit) => exit,
             // Not complete yet: the launcher renames it into place, so this is someone else's
@@ -326,7 +335,8 @@ impl Engine {
                 // it landed between the listing and now.
                 if exit_file.exists() {
                     self.on_exit_file(&exit_file)?;
-                } else {
+                } else if self.lost_for_good(&dir)? {
+                    // (see interrupted.rs: its exit record may still come, or tmux be gone)
                     self.on_agent_lost(&dir, &why)?;
                 }
             }

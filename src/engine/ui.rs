@@ -56,6 +56,10 @@ pub fn table(state: &RunState, dir: &RunDir, now: u64) -> String {
             TaskStatus::Failed | TaskStatus::Blocked => task.reason.clone().unwrap_or_default(),
             _ if judged => "with the judge…".to_string(),
             _ if checking => "checking its gates…".to_string(),
+            // Waiting for its next attempt: why the last one stopped.
+            TaskStatus::Pending if task.interrupted.is_some() => {
+                task.reason.clone().unwrap_or_default()
+            }
             _ if task.attempts > 0 => {
                 last_line(&dir.task_attempt(&task.id, task.attempts).join("output.log"))
             }

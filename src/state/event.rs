@@ -26,8 +26,9 @@ pub enum Event {
     EngineStarted {
         pid: u32,
     },
-    /// A new engine took over a run that had ended `interrupted` (or `stopped`): the run goes
-    /// back to where it was, and the engine reconciles what is still alive.
+    /// A new engine took over the run (`orch resume`): its previous engine crashed, was
+    /// killed, lost its window or tmux server, or ended the run `interrupted` or `stopped`. The
+    /// run goes back to where it was, and the engine reconciles what is still alive.
     RunResumed {},
     SnapshotTaken {
         tree: String,
@@ -47,6 +48,12 @@ pub enum Event {
     },
     PlanAccepted {
         plan: Plan,
+    },
+    /// The attempt's planner was lost to an interruption (stopped by orch, or gone while no
+    /// engine watched): not a refusal, and not counted against `planner_retries`.
+    PlanningInterrupted {
+        attempt: u32,
+        reason: String,
     },
     /// Planning gave up for good; a `RunFinished` follows.
     PlanningFailed {
@@ -92,6 +99,17 @@ pub enum Event {
     TaskBlocked {
         task: TaskId,
         reason: String,
+    },
+    /// The attempt's agent was lost to an interruption (Ctrl-C, `orch down`, the engine or the
+    /// tmux server dying), not to a failure of its own: back to `pending`, and the next attempt
+    /// is told that this one was interrupted and its partial work is in place.
+    TaskInterrupted {
+        task: TaskId,
+        attempt: u32,
+        reason: String,
+        /// The agent CLI's session, when its output named one: the next attempt continues it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session_id: Option<String>,
     },
     Violation {
         n: u32,
@@ -230,6 +248,22 @@ mod tests {
         let events = vec![
             Event::RunResumed {},
             Event::PlanAccepted { plan },
+            Event::PlanningInterrupted {
+                attempt: 2,
+                reason: "Ctrl-C".into(),
+            },
+            Event::TaskInterrupted {
+                task: TaskId::new("a"),
+                attempt: 1,
+                reason: "the tmux server died".into(),
+                session_id: Some("s-1".into()),
+            },
+            Event::TaskInterrupted {
+                task: TaskId::new("7"),
+                attempt: 3,
+                reason: "gone".into(),
+                session_id: None,
+            },
             Event::RunFinished {
                 outcome: Outcome::Interrupted,
                 reason: None,

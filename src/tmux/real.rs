@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use tmux_interface::{
     CapturePane, HasSession, KillPane, KillServer, KillSession, ListPanes, NewSession, NewWindow,
-    RenameWindow, SelectLayout, SetOption, SplitWindow, TmuxCommand,
+    RenameWindow, RespawnPane, SelectLayout, SetOption, SplitWindow, TmuxCommand,
 };
 
 use super::args::{
@@ -192,6 +192,12 @@ impl Tmux for RealTmux {
             Err(TmuxError::SessionNotFound { .. } | TmuxError::ServerNotRunning { .. }) => {
                 Ok(false)
             }
+            // The server was exiting (its last session just closed) as it was asked.
+            Err(TmuxError::CommandFailed { stderr, .. })
+                if stderr.contains("server exited unexpectedly") =>
+            {
+                Ok(false)
+            }
             Err(err) => Err(err),
         }
     }
@@ -246,6 +252,18 @@ impl Tmux for RealTmux {
             Subject::Session(session),
         )?;
         parse::pane_info("new-window", &out)
+    }
+
+    fn respawn_pane(&self, pane: &str, spec: &WindowSpec) -> Result<(), TmuxError> {
+        check_text("pane", pane)?;
+        let cmd = RespawnPane::new()
+            .kill()
+            .target_pane(pane)
+            .start_directory(cwd_arg(&spec.cwd)?)
+            .build();
+        // The pane keeps its window's `remain-on-exit`: nothing to set again.
+        let cmd = with_command(cmd, spec)?;
+        self.run(vec![cmd], Subject::Target(pane)).map(drop)
     }
 
     fn split_window(&self, target_window: &str, spec: &WindowSpec) -> Result<PaneInfo, TmuxError> {
