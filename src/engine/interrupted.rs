@@ -172,6 +172,9 @@ mod tests {
             started_at_ms: 1,
             ended_at_ms: 2,
             stopped_by,
+            failure: None,
+            usage: None,
+            session_id: None,
         }
     }
 

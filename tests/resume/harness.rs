@@ -44,9 +44,9 @@ cat plan.json
 /// a and b run side by side; c needs both.
 pub const PLAN: &str = r#"{"specs": [{"file": "specs/s.md"}],
  "tasks": [
-  {"id": "a", "agent": "mine", "task": "write a", "files": ["a.txt"]},
-  {"id": "b", "agent": "mine", "task": "write b", "files": ["b.txt"]},
-  {"id": "c", "agent": "mine", "task": "write c", "files": ["c.txt"], "depends_on": ["a", "b"]}
+  {"id": "a", "agent": "mine", "task": "write a", "files": ["tests/a_test.txt", "a.txt"]},
+  {"id": "b", "agent": "mine", "task": "write b", "files": ["tests/b_test.txt", "b.txt"]},
+  {"id": "c", "agent": "mine", "task": "write c", "files": ["tests/c_test.txt", "c.txt"], "depends_on": ["a", "b"]}
  ]}"#;
 
 const CONFIG: &str = "\
@@ -57,9 +57,11 @@ agents:
   mine:
     kind: command
     command: [\"./worker.sh\"]
+  judge:
+    kind: scripted
 roles:
   planner: plan
-  judge: plan
+  judge: judge
   workers: [mine]
 limits:
   max_parallel: 4
@@ -78,6 +80,8 @@ impl Project {
         p.file("orch.yaml", CONFIG);
         p.file(".gitignore", ".orch/\ncounts/\nplan.json\n");
         p.file("README.md", "# the project\n");
+        // The spec exists from the start, so that a run given the plan passes its gates.
+        p.file("specs/s.md", "# the spec\n");
         p.file("plan.json", PLAN);
         p.script("planner.sh", PLANNER);
         p.script("worker.sh", WORKER);
