@@ -356,7 +356,9 @@ fn split_window_tiles_and_reports_no_space() {
     let err = tmux
         .select_layout(&first.window_id, "no-such-layout")
         .unwrap_err();
-    assert!(matches!(err, TmuxError::CommandFailed { .. }), "{err:?}");
+    // Refused before it reaches tmux, whose 3.3a server crashes on an unknown layout name.
+    assert!(matches!(err, TmuxError::InvalidArgument { .. }), "{err:?}");
+    assert!(tmux.has_session(SESSION).unwrap(), "the server survived");
 }
 
 #[test]

@@ -284,6 +284,21 @@ impl Tmux for RealTmux {
     fn select_layout(&self, target_window: &str, layout: &str) -> Result<(), TmuxError> {
         check_text("layout target", target_window)?;
         check_name("layout", layout)?;
+        // tmux 3.3a's server crashes on a layout name it does not know ("server exited
+        // unexpectedly"): only its own names, or a custom layout string, are sent.
+        const NAMED: [&str; 5] = [
+            "even-horizontal",
+            "even-vertical",
+            "main-horizontal",
+            "main-vertical",
+            "tiled",
+        ];
+        if !NAMED.contains(&layout) && !layout.contains(',') {
+            return Err(TmuxError::InvalidArgument {
+                what: format!("layout `{layout}`"),
+                reason: format!("not a tmux layout: use one of {}", NAMED.join(", ")),
+            });
+        }
         let cmd = SelectLayout::new()
             .target_pane(target_window)
             .layout_name(layout)
