@@ -2,9 +2,15 @@
 //! [`crate::launcher`]). Runs the agent with no shell, copies what it prints to the pane and to
 //! the logs as it arrives, and records how it ended in `exit.json`, which is how the engine
 //! learns that a task's agent is done, whether it exited, was stopped, or never started.
+//!
+//! For an agent CLI that prints an event stream (the launch spec's env names the agent's kind
+//! in `ORCH_AGENT_KIND`), the pane shows the stream as a live transcript while the logs keep
+//! it raw, and the exit record says what the stream tells of the run: why it failed, its
+//! token use and cost, its session id.
 
-use std::fs::File;
-use std::io::{Read, Write};
+mod pump;
+
+use std::io::Write;
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -16,6 +22,9 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use crate::launcher::{self, LaunchSpec};
+use crate::transcript::Transcript;
+use crate::workers::{self, Adapter, Usage};
+use pump::{Rendered, Sinks, Stream, Tail, lock};
 
 /// The code recorded when the agent could not be started, as a shell does for a command it
 /// cannot run.
@@ -27,7 +36,7 @@ pub const NOT_STARTED: i32 = 127;
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
 /// How the agent ended: the content of `exit.json`.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct ExitRecord {
     /// The exit status, when it exited (127 when it could not be started).
     pub code: Option<i32>,
@@ -36,6 +45,21 @@ pub struct ExitRecord {
     /// Milliseconds since the Unix epoch.
     pub started_at_ms: u64,
     pub ended_at_ms: u64,
+    /// Why the run failed, in one line, when its output says (an API error, a denied edit),
+    /// or for a failed exit, the last line the agent printed on stderr.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    /// Token use and cost, from an agent CLI's event stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+    /// The agent CLI's session id, to resume the session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// The stop signal (TERM, INT, HUP) `agent-run` itself received while the agent ran, if
+    /// any: the agent was stopped from outside (by orch, `orch down`, or its pane or tmux
+    /// server going away) rather than ending of its own accord.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_by: Option<i32>,
 }
 
 impl ExitRecord {
@@ -51,8 +75,18 @@ impl ExitRecord {
         })
     }
 
-    /// E.g. "exited with status 3", "killed by signal 9 (SIGKILL)".
+    /// E.g. "exited with status 3", "killed by signal 9 (SIGKILL)", "exited with status 1:
+    /// claude reported an error: API Error: 401 ...".
     pub fn describe(&self) -> String {
+        let how = self.how();
+        match (&self.failure, self.code, self.signal) {
+            (None, _, _) => how,
+            (Some(failure), Some(0), None) => format!("{how}, but {failure}"),
+            (Some(failure), _, _) => format!("{how}: {failure}"),
+        }
+    }
+
+    fn how(&self) -> String {
         match (self.code, self.signal) {
             (_, Some(sig)) => match signal_name(sig) {
                 Some(name) => format!("killed by signal {sig} ({name})"),
@@ -120,13 +154,21 @@ pub fn run(spec_path: &Path) -> anyhow::Result<u8> {
     }
     say(&format!("==> {}", printable(&spec.title)));
     let started_at_ms = now_ms();
-    let (code, signal) = execute(&spec)?;
-    let record = ExitRecord {
+    let kind = workers::kind_in_env(&spec.env);
+    let adapter = kind.map(workers::adapter).filter(|a| a.streams_events());
+    let stderr_tail = Arc::new(Mutex::new(Tail::default()));
+    let (code, signal) = execute(&spec, adapter, &stderr_tail)?;
+    let mut record = ExitRecord {
         code,
         signal,
         started_at_ms,
         ended_at_ms: now_ms(),
+        failure: None,
+        usage: None,
+        session_id: None,
+        stopped_by: received(),
     };
+    assess(&mut record, &spec, adapter, &lock(&stderr_tail));
     say(&format!("==> the agent {}", record.describe()));
     let mut json = serde_json::to_vec(&record).context("cannot encode the exit record")?;
     json.push(b'\n');
@@ -136,9 +178,43 @@ pub fn run(spec_path: &Path) -> anyhow::Result<u8> {
     Ok(record.exit_code())
 }
 
+/// What the run's output says beyond its exit status: an agent CLI's assessment of its event
+/// stream, else for a failed exit the last line of stderr. A run that was not started or was
+/// killed by a signal needs no more words.
+fn assess(
+    record: &mut ExitRecord,
+    spec: &LaunchSpec,
+    adapter: Option<&'static dyn Adapter>,
+    stderr: &Tail,
+) {
+    if record.code == Some(NOT_STARTED) {
+        return;
+    }
+    if let Some(adapter) = adapter {
+        let stdout = std::fs::read_to_string(&spec.stdout_log).unwrap_or_default();
+        let assessment = adapter.assess(&stdout);
+        record.usage = assessment.usage;
+        record.session_id = assessment.session_id;
+        record.failure = assessment.failure;
+    }
+    if record.signal.is_none() && record.code != Some(0) && record.failure.is_none() {
+        record.failure = stderr
+            .last_line()
+            .map(|l| crate::transcript::truncate(&format!("its last words: {l}"), 300));
+    }
+    if record.signal.is_some() {
+        // Killed: the stream is cut short, which says nothing new.
+        record.failure = None;
+    }
+}
+
 /// Runs the agent to its end and returns its (code, signal). A problem that keeps the agent
 /// from starting is shown in the pane and the output log, and becomes code 127.
-fn execute(spec: &LaunchSpec) -> anyhow::Result<(Option<i32>, Option<i32>)> {
+fn execute(
+    spec: &LaunchSpec,
+    adapter: Option<&'static dyn Adapter>,
+    stderr_tail: &Arc<Mutex<Tail>>,
+) -> anyhow::Result<(Option<i32>, Option<i32>)> {
     let sinks = match Sinks::open(spec) {
         Ok(sinks) => Arc::new(Mutex::new(sinks)),
         Err(message) => {
@@ -207,11 +283,30 @@ fn execute(spec: &LaunchSpec) -> anyhow::Result<(Option<i32>, Option<i32>)> {
     let (done_tx, done_rx) = mpsc::channel();
     let mut open = 0;
     if let Some(out) = child.stdout.take() {
-        spawn_pump(out, Stream::Stdout, Arc::clone(&sinks), done_tx.clone());
+        // The CLI's events become the pane's transcript; the logs keep them raw.
+        let rendered = adapter.map(|adapter| Rendered {
+            transcript: Transcript::new(move |event| adapter.entries(event), &spec.cwd),
+            log: std::fs::File::create(Rendered::log_path(spec)).ok(),
+        });
+        pump::spawn(
+            out,
+            Stream::Stdout,
+            Arc::clone(&sinks),
+            rendered,
+            None,
+            done_tx.clone(),
+        );
         open += 1;
     }
     if let Some(err) = child.stderr.take() {
-        spawn_pump(err, Stream::Stderr, Arc::clone(&sinks), done_tx);
+        pump::spawn(
+            err,
+            Stream::Stderr,
+            Arc::clone(&sinks),
+            None,
+            Some(Arc::clone(stderr_tail)),
+            done_tx,
+        );
         open += 1;
     }
     let status = child.wait().context("failed to wait for the agent")?;
@@ -246,109 +341,6 @@ fn cannot_start(program: &str, e: &std::io::Error) -> String {
         "orch: cannot run `{program}`: {why} — install it or fix the agent's command in \
          orch.yaml; `orch doctor` checks every agent"
     )
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum Stream {
-    Stdout,
-    Stderr,
-}
-
-/// Where the agent's output goes besides the pane.
-struct Sinks {
-    output: File,
-    stdout: File,
-    /// Set once the exit record is about to be written.
-    closed: bool,
-    /// Whether a log write failed already (said once, not for every chunk).
-    failed: bool,
-}
-
-impl Sinks {
-    fn open(spec: &LaunchSpec) -> Result<Sinks, String> {
-        let create = |path: &Path| {
-            if let Some(parent) = path.parent() {
-                let _ = std::fs::create_dir_all(parent);
-            }
-            File::create(path).map_err(|e| {
-                format!(
-                    "orch: cannot create the agent's log {}: {e} — check that the run \
-                     directory is writable and the disk is not full",
-                    path.display()
-                )
-            })
-        };
-        Ok(Sinks {
-            output: create(&spec.output_log)?,
-            stdout: create(&spec.stdout_log)?,
-            closed: false,
-            failed: false,
-        })
-    }
-
-    fn write(&mut self, bytes: &[u8], stream: Stream) {
-        if self.closed {
-            return;
-        }
-        // Files are unbuffered: each chunk is in the file (and seen by watchers) at once.
-        let mut result = self.output.write_all(bytes);
-        if stream == Stream::Stdout {
-            result = result.and_then(|()| self.stdout.write_all(bytes));
-        }
-        if let Err(e) = result
-            && !self.failed
-        {
-            self.failed = true;
-            say(&format!(
-                "orch: cannot write the agent's logs ({e}); its output still shows here — \
-                 check that the disk is not full"
-            ));
-        }
-    }
-
-    /// A message of ours for whoever reads the output log after the pane is gone.
-    fn note(&mut self, message: &str) {
-        self.write(format!("{message}\n").as_bytes(), Stream::Stderr);
-    }
-}
-
-fn lock(sinks: &Mutex<Sinks>) -> std::sync::MutexGuard<'_, Sinks> {
-    sinks
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// Copies one of the agent's streams, chunk by chunk as it arrives (partial lines included),
-/// to the logs and then to the pane, until the agent closes it.
-fn spawn_pump(
-    mut from: impl Read + Send + 'static,
-    stream: Stream,
-    sinks: Arc<Mutex<Sinks>>,
-    done: mpsc::Sender<()>,
-) {
-    std::thread::spawn(move || {
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = match from.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(_) => break,
-            };
-            let chunk = &buf[..n];
-            lock(&sinks).write(chunk, stream);
-            // A closed pane fails these writes; keep reading so the agent never blocks on a
-            // full pipe and the logs stay complete.
-            let _ = match stream {
-                Stream::Stdout => {
-                    let mut out = std::io::stdout().lock();
-                    out.write_all(chunk).and_then(|()| out.flush())
-                }
-                Stream::Stderr => std::io::stderr().lock().write_all(chunk),
-            };
-        }
-        let _ = done.send(());
-    });
 }
 
 /// Prints one of our own lines to the pane. Never fails: the pane may be gone.
@@ -477,6 +469,10 @@ mod tests {
             signal,
             started_at_ms: 1,
             ended_at_ms: 2,
+            failure: None,
+            usage: None,
+            session_id: None,
+            stopped_by: None,
         }
     }
 
@@ -491,6 +487,22 @@ mod tests {
         assert_eq!(record(None, Some(15)).exit_code(), 143);
         assert_eq!(record(None, Some(99)).describe(), "killed by signal 99");
         assert_eq!(record(Some(-1), None).exit_code(), 1);
+    }
+
+    #[test]
+    fn a_failure_explains_the_exit() {
+        let mut r = record(Some(1), None);
+        r.failure = Some("claude reported an error: API Error: 401".into());
+        assert_eq!(
+            r.describe(),
+            "exited with status 1: claude reported an error: API Error: 401"
+        );
+        r.code = Some(0);
+        r.failure = Some("claude refused 1 action(s)".into());
+        assert_eq!(
+            r.describe(),
+            "exited with status 0, but claude refused 1 action(s)"
+        );
     }
 
     #[test]

@@ -152,6 +152,40 @@ enum Command {
         run: Option<String>,
     },
 
+    /// Print the run's report: per task its attempts, files, gates, TDD evidence, verdict.
+    #[command(
+        after_help = "Examples:\n  orch report\n  orch report 20261124-101500-ab12 \
+                            --json"
+    )]
+    Report {
+        /// A run id (default: the latest).
+        run: Option<String>,
+        /// Machine-readable output (the same as .orch/runs/<id>/report.json).
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Continue a run whose engine died, was interrupted, or lost its tmux server.
+    #[command(
+        after_help = "Examples:\n  orch resume\n  orch resume --run 20261124-101500-ab12 \
+                            --detach\n\n\
+                            A new engine rebuilds the run from its journal: agents still \
+                            running are kept (their exit records are picked up, also those \
+                            written while no engine ran), tasks whose agent is gone get a new \
+                            attempt that is told its predecessor was interrupted, and done tasks \
+                            are never run again. When the tmux session is gone it is \
+                            recreated. Works after a crash, a kill -9, Ctrl-C, `orch down`, or \
+                            a dead tmux server."
+    )]
+    Resume {
+        /// A run id (default: the latest).
+        #[arg(long, value_name = "ID")]
+        run: Option<String>,
+        /// Do not attach to the session.
+        #[arg(long)]
+        detach: bool,
+    },
+
     /// Stop the run's agents and engine and close its tmux session; its files stay.
     #[command(after_help = "Example:\n  orch down")]
     Down {
@@ -207,6 +241,17 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             return ExitCode::from(if e.use_stderr() { error::EXIT_USAGE } else { 0 });
         }
     };
+    if matches!(
+        cli.command,
+        Command::Status { .. } | Command::Logs { .. } | Command::Validate { .. }
+    ) {
+        // What these print is often piped into `head` or `grep -q`: a reader that is gone
+        // ends them quietly, as it does any Unix tool, instead of a panic on the write.
+        // SAFETY: signal(2) with the default action, before any thread or child exists.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let code = match execute(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -257,6 +302,8 @@ fn execute(cli: Cli) -> anyhow::Result<u8> {
             run.as_deref(),
             timeout.map(std::time::Duration::from_secs),
         ),
+        Command::Report { run, json } => commands::report::run(&global, run.as_deref(), json),
+        Command::Resume { run, detach } => commands::resume::run(&global, run.as_deref(), detach),
         Command::Down { run } => commands::down::run(&global, run.as_deref()),
         Command::Demo {
             dir,

@@ -10,6 +10,8 @@ pub mod init;
 pub mod logs;
 mod output;
 pub mod plan;
+pub mod report;
+pub mod resume;
 mod runs;
 pub mod status;
 pub mod up;

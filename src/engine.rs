@@ -3,9 +3,13 @@
 //! it through channels; every state change is journaled before it takes effect.
 
 mod core;
+mod crash;
+mod interrupted;
+mod judging;
 mod ownership;
 mod panes;
 mod planning;
+mod resume;
 mod tasks;
 pub mod ui;
 

@@ -22,7 +22,7 @@ pub const SCRIPT_FILE: &str = "launch.sh";
 pub struct LaunchSpec {
     /// Shown at the top of the pane, e.g. "task 2 · agent alice · attempt 1".
     pub title: String,
-    /// The agent's argv: argv[0] with a '/' is relative to `cwd`, else looked up on PATH.
+    /// The agent's argv: `argv[0]` with a '/' is relative to `cwd`, else looked up on PATH.
     pub argv: Vec<String>,
     /// Added to the inherited environment.
     pub env: Vec<(String, String)>,

@@ -200,9 +200,150 @@ pub fn worker_prompt(ctx: &Context) -> String {
     p.push_str("## The user's overall request, for context\n\n");
     push_fenced(&mut p, &ctx.request);
     p.push('\n');
+    if ctx.attempt > 1 {
+        p.push_str(
+            "## This is a new attempt\n\nYour earlier work is in place in your files: \
+             start from it and fix what is reported below rather than starting over.\n\n",
+        );
+    }
     push_feedback(&mut p, ctx, "Your previous attempt was refused");
     push_context(&mut p, ctx);
     p
+}
+
+/// What the judge is shown about one task.
+#[derive(Debug, Clone, Serialize)]
+pub struct JudgedTask {
+    pub id: TaskId,
+    pub agent: String,
+    pub task: String,
+    /// `path (+added -removed, change)`
+    pub files: Vec<String>,
+    /// `gate: status — detail`
+    pub gates: Vec<String>,
+}
+
+/// The judge's prompt: the request, the specs, the plan, and for each task to judge its diff
+/// summary and gate results.
+pub fn judge_prompt(
+    ctx: &Context,
+    specs: &[(String, String)],
+    plan_json: &str,
+    tasks: &[JudgedTask],
+) -> String {
+    let mut p = String::new();
+    p.push_str("# You are the judge of a team of coding agents\n\n");
+    p.push_str(
+        "Decide whether each task below did what it was asked, following the specs: real code \
+         (no stubs), tests that test it, written before the implementation, and nothing \
+         outside its files. Its gates (lint, tests, ownership) already passed; what is left is \
+         your judgement of the work itself. Read the files in the project.\n\n",
+    );
+    p.push_str("## The user's request\n\n");
+    push_fenced(&mut p, &ctx.request);
+    if !specs.is_empty() {
+        p.push_str("\n## The specs\n");
+        for (path, content) in specs {
+            let _ = writeln!(p, "\n### `{path}`\n");
+            push_fenced(&mut p, content);
+        }
+    }
+    p.push_str("\n## The plan\n\n");
+    push_fenced(&mut p, plan_json);
+    p.push_str("\n## The tasks to judge\n");
+    for t in tasks {
+        let _ = writeln!(p, "\n### Task {} (agent {})\n", t.id, t.agent);
+        push_fenced(&mut p, &t.task);
+        p.push_str("\nFiles:\n");
+        for f in &t.files {
+            let _ = writeln!(p, "- {f}");
+        }
+        p.push_str("\nGates:\n");
+        for g in &t.gates {
+            let _ = writeln!(p, "- {}", g.replace('\n', "\n  "));
+        }
+    }
+    let listing = serde_json::json!({ "tasks": tasks.iter().map(|t| serde_json::json!({"id": t.id})).collect::<Vec<_>>() });
+    let _ = writeln!(p, "\nThe ids to judge: `{listing}`\n");
+    p.push_str(
+        "## Your answer\n\nAnswer with one JSON object, one entry per task:\n\n```json\n\
+         {\"verdict\": \"pass\", \"tasks\": [{\"id\": 1, \"verdict\": \"pass\", \"reason\": \"why\"}]}\n\
+         ```\n\nThe overall verdict is `pass` only when every task passes. A `fail` sends the task \
+         back to its agent with your reason: make it specific and actionable.\n\n",
+    );
+    push_feedback(&mut p, ctx, "Your previous answer could not be read");
+    push_context(&mut p, ctx);
+    p
+}
+
+/// The oracle's prompt: a task that failed twice, and why; it answers with advice.
+pub fn oracle_prompt(ctx: &Context, reasons: &[String]) -> String {
+    let mut p = String::new();
+    let id = ctx
+        .task
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let _ = writeln!(
+        p,
+        "# You are the oracle: an adviser to a coding agent that is stuck\n"
+    );
+    let _ = writeln!(
+        p,
+        "Task {id} has failed twice. Read its files and the specs in the project, then \
+        give the agent short, concrete advice for its next attempt: what is wrong and how to fix it. \
+        Do not change any file yourself.\n"
+    );
+    p.push_str("## The task\n\n");
+    push_fenced(&mut p, ctx.task_text.as_deref().unwrap_or(""));
+    p.push_str("\n## Its files\n\n");
+    for f in &ctx.files {
+        let _ = writeln!(p, "- `{f}`");
+    }
+    p.push_str("\n## Why its attempts were refused\n\n");
+    for r in reasons {
+        let _ = writeln!(p, "- {}", r.replace('\n', "\n  "));
+    }
+    p.push_str("\n## The user's overall request\n\n");
+    push_fenced(&mut p, &ctx.request);
+    p.push('\n');
+    push_context(&mut p, ctx);
+    p
+}
+
+/// What a task's new attempt is told when its previous attempt was interrupted (Ctrl-C, the
+/// engine or tmux dying): the work is not refused, it is unfinished and lies where it was left.
+pub fn interrupted_section(previous_attempt: u32, reason: &str, session: Option<&str>) -> String {
+    let mut p = String::new();
+    let _ = writeln!(
+        p,
+        "## Your previous attempt was interrupted (attempt {previous_attempt})\n"
+    );
+    let _ = writeln!(
+        p,
+        "It was stopped before it finished ({}), not because of anything it did. Its partial \
+         work is in place: look at your files first, keep what is right, and carry on from \
+         there rather than starting over.",
+        reason.replace('\n', " ")
+    );
+    if let Some(session) = session {
+        let _ = writeln!(
+            p,
+            "\nThe previous attempt's agent session was `{session}`; where your CLI can, it \
+             continues that session."
+        );
+    }
+    p.push('\n');
+    p
+}
+
+/// `prompt` with `section` inserted before its machine-readable context, which stays last.
+pub fn insert_section(prompt: &str, section: &str) -> String {
+    const CONTEXT_HEADING: &str = "## Machine-readable context\n";
+    match prompt.rfind(CONTEXT_HEADING) {
+        Some(at) => format!("{}{section}{}", &prompt[..at], &prompt[at..]),
+        None => format!("{section}{prompt}"),
+    }
 }
 
 fn push_feedback(p: &mut String, ctx: &Context, title: &str) {
@@ -259,6 +400,24 @@ mod tests {
         let found = Context::find(&prompt).expect("context line");
         assert_eq!(found.request, request);
         assert_eq!(found.role, Role::Planner);
+    }
+
+    #[test]
+    fn an_interrupted_note_goes_before_the_context_line() {
+        let mut worker = ctx("build it");
+        worker.role = Role::Worker;
+        worker.task = Some(TaskId::new("api"));
+        worker.attempt = 2;
+        let note = interrupted_section(1, "the tmux server died", Some("sess-9"));
+        let prompt = insert_section(&worker_prompt(&worker), &note);
+        let at = prompt
+            .find("previous attempt was interrupted (attempt 1)")
+            .unwrap();
+        assert!(at < prompt.find(CONTEXT_MARKER).unwrap(), "{prompt}");
+        assert!(prompt.contains("partial work is in place") && prompt.contains("sess-9"));
+        assert_eq!(Context::find(&prompt).unwrap(), worker);
+        // A prompt without a context section gets the note in front.
+        assert_eq!(insert_section("body", "note\n"), "note\nbody");
     }
 
     #[test]

@@ -6,16 +6,23 @@
 mod event;
 mod journal;
 mod lock;
+mod preflight;
 mod run_dir;
 mod run_state;
 mod status;
 
 #[cfg(test)]
+mod interruption_tests;
+#[cfg(test)]
 mod replay_tests;
 
-pub use event::{Event, Outcome, Record, now_ms};
+pub use event::{Event, Outcome, Record, TaskVerdict, now_ms};
 pub use journal::{Journal, Replay, read_journal};
 pub use lock::{EngineLock, LockError, UpLock, holder};
+pub use preflight::check_writable;
 pub use run_dir::{RunDir, RunInfo, is_run_id};
-pub use run_state::{Phase, PlanningState, RunState, TaskState, TaskStatus, ViolationRecord};
+pub use run_state::{
+    AttemptEnd, GateRecord, Interruption, Phase, PlanningState, RunState, TaskState, TaskStatus,
+    ViolationRecord,
+};
 pub use status::{PlanningView, Status, TaskView, ViolationView};

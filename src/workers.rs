@@ -1,19 +1,32 @@
 //! Agent adapters: how each kind of agent is invoked headless, and how its answer is read from
-//! what it printed. One module per kind; adding an agent CLI means adding one module and one
-//! line in [`adapter`].
+//! what it printed. One module per kind; adding an agent CLI means adding one module (with
+//! its `events` submodule), one line in [`adapter`] and its name in `config::AgentKind`.
+//!
+//! An agent CLI's module knows everything about that CLI: its invocation and how it confines
+//! the agent to what its role may change ([`Edits`]), the events of its output stream (the
+//! answer, the [`Assessment`] of the run, the live transcript's entries), and what
+//! `orch doctor` checks for it ([`readiness`]). What is common to all CLIs is in
+//! [`summary`] (the stream's meaning in one shape) and [`crate::transcript`].
 
 mod claude;
 mod codex;
 mod command;
 mod gemini;
 mod opencode;
+pub mod readiness;
 mod scripted;
+pub mod summary;
+#[cfg(test)]
+mod testing;
 
 use std::path::{Path, PathBuf};
 
 use crate::config::{AgentConfig, AgentKind};
 use crate::plan::TaskId;
 use crate::prompt::Role;
+use crate::transcript::Entry;
+
+pub use readiness::{Check, Setting};
 
 /// One run of an agent: who it is, what it is asked, where.
 #[derive(Debug, Clone, Copy)]
@@ -45,6 +58,12 @@ pub trait Adapter: Sync {
     /// the prompt file's content when the CLI takes the prompt as an argument.
     fn argv(&self, call: &AgentCall, prompt: &str) -> anyhow::Result<Vec<String>>;
 
+    /// Environment the CLI needs for this call (its permissions, say), before the config's
+    /// `env`, which may override it.
+    fn env(&self, _call: &AgentCall) -> anyhow::Result<Vec<(String, String)>> {
+        Ok(Vec::new())
+    }
+
     /// Whether [`Adapter::argv`] needs the prompt's text (else only its path).
     fn wants_prompt_text(&self) -> bool {
         false
@@ -61,9 +80,60 @@ pub trait Adapter: Sync {
         Assessment::default()
     }
 
+    /// What one event of the CLI's stdout stream shows in the live transcript; `None` when
+    /// the CLI prints no event stream (its output is shown as it is) or the value is not one
+    /// of its events.
+    fn entries(&self, _event: &serde_json::Value) -> Option<Vec<Entry>> {
+        None
+    }
+
+    /// Whether the CLI prints an event stream that [`Adapter::entries`] reads.
+    fn streams_events(&self) -> bool {
+        false
+    }
+
+    /// The argv that continues the CLI's own session `session_id` (recorded from an earlier,
+    /// interrupted attempt) instead of starting a new one, given the argv of a fresh start;
+    /// `None` when this CLI cannot continue a session (then the attempt starts over, told
+    /// that its partial work is in place).
+    fn continue_session(&self, _argv: &[String], _session_id: &str) -> Option<Vec<String>> {
+        None
+    }
+
     /// How to install the CLI, for `orch doctor`.
     fn install_hint(&self) -> &'static str {
         ""
+    }
+
+    /// What `orch doctor` checks besides the binary and its version: credentials, first-run
+    /// settings, options that cannot work together.
+    fn readiness(&self, _setting: &Setting) -> Vec<Check> {
+        Vec::new()
+    }
+}
+
+/// What an agent may edit in one call, from its role: the planner writes the specs (their
+/// names are its choice), a worker its own files only, the judge and the oracle nothing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Edits<'a> {
+    Anywhere,
+    Only(&'a [String]),
+    Nothing,
+}
+
+impl AgentCall<'_> {
+    pub fn edits(&self) -> Edits<'_> {
+        match self.role {
+            Role::Planner => Edits::Anywhere,
+            Role::Worker => Edits::Only(self.files),
+            Role::Judge | Role::Oracle => Edits::Nothing,
+        }
+    }
+
+    /// The directory of this call's prompt (the attempt's directory), where an adapter may
+    /// keep files the CLI reads, such as a policy.
+    pub fn attempt_dir(&self) -> &Path {
+        self.prompt_file.parent().unwrap_or(self.run_dir)
     }
 }
 
@@ -77,10 +147,11 @@ pub struct Assessment {
     pub session_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Usage {
     pub input_tokens: u64,
     pub output_tokens: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_usd: Option<f64>,
 }
 
@@ -94,6 +165,10 @@ pub fn adapter(kind: AgentKind) -> &'static dyn Adapter {
         AgentKind::Scripted => &scripted::Scripted,
     }
 }
+
+/// Set for a new attempt of an interrupted task whose agent session is known: the session to
+/// continue, for agents (`kind: command` ones included) that can.
+pub const RESUME_SESSION_ENV: &str = "ORCH_RESUME_SESSION";
 
 /// The longest prompt passed as one argument. Linux refuses a single argument over 128 KiB,
 /// so a longer prompt is replaced by a pointer to its file.
@@ -130,6 +205,8 @@ pub fn invocation(call: &AgentCall) -> anyhow::Result<Invocation> {
     let mut argv = adapter.argv(call, &prompt)?;
     argv.extend(call.agent.args.iter().map(|a| fill(a, call)));
     let mut env: Vec<(String, String)> = orch_env(call);
+    env.extend(adapter.env(call)?);
+    // Last, so that the config's env wins over the adapter's.
     env.extend(call.agent.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     Ok(Invocation {
         argv,
@@ -152,7 +229,20 @@ pub fn orch_env(call: &AgentCall) -> Vec<(String, String)> {
         ("ORCH_PROJECT_DIR".into(), path(call.project_dir)),
         ("ORCH_RUN_DIR".into(), path(call.run_dir)),
         ("ORCH_AGENT".into(), call.name.into()),
+        (AGENT_KIND_VAR.into(), call.agent.kind.name().into()),
     ]
+}
+
+/// The variable that names the agent's kind. `orch agent-run` reads it from the launch
+/// spec's env to render the CLI's event stream in the pane and to assess the run.
+pub const AGENT_KIND_VAR: &str = "ORCH_AGENT_KIND";
+
+/// The kind named by [`AGENT_KIND_VAR`] in an environment list.
+pub fn kind_in_env(env: &[(String, String)]) -> Option<AgentKind> {
+    let value = env.iter().rev().find(|(k, _)| k == AGENT_KIND_VAR)?;
+    AgentKind::ALL
+        .into_iter()
+        .find(|kind| kind.name() == value.1.as_str())
 }
 
 /// Fills the placeholders `{prompt_file}`, `{task_id}`, `{role}`, `{project_dir}` in one
@@ -179,6 +269,7 @@ mod tests {
             args: vec!["--flag={role}".into(), "{\"json\": {task_id}}".into()],
             env: BTreeMap::from([("MY_VAR".to_string(), "x y".to_string())]),
             command: command.map(|c| c.into_iter().map(String::from).collect()),
+            allow_shell: true,
         }
     }
 

@@ -178,6 +178,7 @@ fn output_is_logged_and_the_exit_code_recorded() {
 
     let record = fx.exit_record();
     assert_eq!((record.code, record.signal), (Some(3), None));
+    assert_eq!(record.stopped_by, None, "it ended of its own accord");
     assert!(
         before <= record.started_at_ms,
         "{record:?} started before {before}"
@@ -187,7 +188,11 @@ fn output_is_logged_and_the_exit_code_recorded() {
         record.ended_at_ms <= after,
         "{record:?} ended after {after}"
     );
-    assert_eq!(record.describe(), "exited with status 3");
+    // A failed exit is explained by the last line the agent printed on stderr.
+    assert_eq!(
+        record.describe(),
+        "exited with status 3: its last words: err one"
+    );
     assert!(!fx.run.join("exit.json.tmp").exists());
 }
 
@@ -298,6 +303,7 @@ fn a_sigterm_to_the_group_is_recorded_as_the_agents_signal() {
     let record = fx.exit_record();
     assert_eq!((record.code, record.signal), (None, Some(15)));
     assert_eq!(record.describe(), "killed by signal 15 (SIGTERM)");
+    assert_eq!(record.stopped_by, Some(15), "the stop came from outside");
 }
 
 #[test]
@@ -364,6 +370,7 @@ fn closing_the_pane_hangs_up_the_agent_and_is_recorded() {
     assert_eq!(status.code(), Some(128 + 1), "{}", fx.diagnostics());
     let record = fx.exit_record();
     assert_eq!((record.code, record.signal), (None, Some(1)));
+    assert_eq!(record.stopped_by, Some(1), "the hangup came from outside");
 }
 
 #[test]

@@ -17,22 +17,36 @@ limits:
   planner_retries: 1
 ";
 
+/// A PATH with tmux, git and sleep (doctor's probe window) and no agent CLI, whatever this
+/// machine has installed: `orch init` then writes a config on the scripted agent only.
+fn path_without_agent_clis() -> (tempfile::TempDir, String) {
+    let bin = tempfile::tempdir().unwrap();
+    for tool in ["tmux", "git", "sleep"] {
+        let found = which::which(tool).unwrap_or_else(|_| panic!("{tool} is needed"));
+        std::os::unix::fs::symlink(found, bin.path().join(tool)).unwrap();
+    }
+    let path = bin.path().display().to_string();
+    (bin, path)
+}
+
 #[test]
 fn init_writes_a_config_that_doctor_accepts_and_refuses_to_overwrite() {
     let p = TestProject::new();
-    p.orch().args(["init"]).run().expect(0).stdout_has("wrote");
+    let (_bin, path) = path_without_agent_clis();
+    let orch = || p.orch().env("PATH", &path);
+    orch().args(["init"]).run().expect(0).stdout_has("wrote");
     assert!(p.read("orch.yaml").contains("kind: scripted"));
     assert!(p.read(".gitignore").lines().any(|l| l == ".orch/"));
-    p.orch()
+    orch()
         .args(["init"])
         .run()
         .expect(2)
         .stderr_has("already exists")
         .stderr_has("--force");
-    p.orch().args(["init", "--force"]).run().expect(0);
+    orch().args(["init", "--force"]).run().expect(0);
     // Idempotent: .orch/ is not added twice.
     assert_eq!(p.read(".gitignore").matches(".orch/").count(), 1);
-    p.orch()
+    orch()
         .args(["doctor"])
         .run()
         .expect(0)

@@ -5,143 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use serde_json::Value;
-use support::{PrivateServer, TestProject, Tmux, private_server, session_diagnostics, wait_until};
-
-/// A project plus the private tmux server its runs use.
-struct Up {
-    p: TestProject,
-    server: PrivateServer,
-}
-
-const SCRIPTED: &str = "\
-agents:
-  bot:
-    kind: scripted
-roles:
-  planner: bot
-  judge: bot
-  workers: [bot]
-limits:
-  max_parallel: 4
-  task_timeout: 60s
-";
-
-impl Up {
-    fn new(name: &str, config: &str) -> Up {
-        let p = TestProject::new();
-        p.file("orch.yaml", config);
-        p.file(".gitignore", ".orch/\n");
-        p.file("README.md", "# the project\n");
-        Up {
-            p,
-            server: private_server(name),
-        }
-    }
-
-    fn orch(&self) -> support::Orch {
-        self.p
-            .orch()
-            .env("ORCH_TMUX_SOCKET", self.server.socket_name())
-            .env("ORCH_TMUX_CONFIG", "/dev/null")
-    }
-
-    fn up(&self, args: &[&str], fault: Option<&str>) -> support::Run {
-        let mut orch = self.orch().args(["up"]).args(args).args(["--detach"]);
-        if let Some(fault) = fault {
-            orch = orch.env("ORCH_SCRIPTED_FAULT", fault);
-        }
-        orch.run()
-    }
-
-    fn session(&self) -> String {
-        let name = self
-            .p
-            .root()
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
-        let name: String = name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .collect();
-        format!("orch-{name}")
-    }
-
-    fn journal(&self) -> String {
-        let runs = self.p.path(".orch/runs");
-        let mut out = String::new();
-        for run in std::fs::read_dir(runs).into_iter().flatten().flatten() {
-            out.push_str(
-                &std::fs::read_to_string(run.path().join("events.jsonl")).unwrap_or_default(),
-            );
-        }
-        out
-    }
-
-    fn diagnostics(&self) -> String {
-        format!(
-            "{}\n--- journal\n{}",
-            session_diagnostics(self.server.tmux(), &self.session()),
-            self.journal()
-        )
-    }
-
-    /// `orch wait`, which must exit with `code`.
-    fn wait(&self, code: i32) {
-        let run = self.orch().args(["wait", "--timeout", "90"]).run();
-        assert_eq!(
-            run.code(),
-            code,
-            "orch wait: {}{}\n{}",
-            run.stdout(),
-            run.stderr(),
-            self.diagnostics()
-        );
-    }
-
-    fn status(&self) -> Value {
-        let run = self.orch().args(["status", "--json"]).run().expect(0);
-        serde_json::from_str(&run.stdout()).unwrap()
-    }
-
-    fn task<'a>(status: &'a Value, id: &str) -> &'a Value {
-        status["tasks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["id"].to_string().trim_matches('"') == id)
-            .unwrap_or_else(|| panic!("no task {id} in {status:#}"))
-    }
-
-    /// Events in journal order, as (event name, task id).
-    fn events(&self) -> Vec<(String, String)> {
-        self.journal()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .map(|v| {
-                (
-                    v["event"].as_str().unwrap_or("").to_string(),
-                    v["task"].to_string().trim_matches('"').to_string(),
-                )
-            })
-            .collect()
-    }
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        // Stop whatever is left (agents included) before the server goes.
-        let _ = self.orch().args(["down"]).run();
-    }
-}
+use support::{SCRIPTED, Tmux, Up, wait_until};
 
 fn position(events: &[(String, String)], event: &str, task: &str) -> usize {
     events
@@ -298,26 +162,23 @@ fn exit_zero_without_the_owned_files_is_a_failure() {
 }
 
 #[test]
-fn a_violation_is_recorded_under_warn() {
+fn a_violation_is_recorded_under_warn_and_fails_the_run() {
     let up = Up::new("warn", SCRIPTED);
     up.up(&["Build wordstat"], Some("violate@text")).expect(0);
-    up.wait(0);
+    // Recorded, left in place, and unresolved: the ownership gates fail.
+    up.wait(1);
     let status = up.status();
     let violations = status["violations"].as_array().unwrap();
-    assert_eq!(violations.len(), 1, "{status:#}\n{}", up.diagnostics());
+    assert!(!violations.is_empty(), "{status:#}\n{}", up.diagnostics());
     let v = &violations[0];
     assert_eq!(v["path"], "stray/text.txt");
     assert_eq!(v["action"], "recorded");
-    assert!(
-        v["suspects"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s == "text"),
-        "{v:#}"
-    );
+    let suspects = v["suspects"].as_array().unwrap();
+    assert!(suspects.iter().any(|s| s == "text"), "{v:#}");
     assert!(v["at"].as_u64().unwrap() > 0);
     assert!(up.p.path("stray/text.txt").exists());
+    let reason = status["reason"].as_str().unwrap();
+    assert!(reason.contains("run gate `ownership` failed"), "{status:#}");
 }
 
 #[test]
@@ -400,7 +261,8 @@ fn down_leaves_no_session_and_no_agent_process() {
     wait_until(
         "the agent to start",
         Duration::from_secs(30),
-        || pid_file.exists(),
+        // Complete: `echo $$ > file` creates the file before it writes the pid.
+        || std::fs::read_to_string(&pid_file).is_ok_and(|t| t.trim().parse::<i32>().is_ok()),
         || up.diagnostics(),
     );
     let pid: i32 = std::fs::read_to_string(&pid_file)
@@ -437,16 +299,22 @@ fn a_hostile_request_reaches_the_agent_byte_for_byte() {
     while request.len() < 100_000 {
         request.push_str(" more $(text) `here`;\n");
     }
-    let planner = "#!/bin/sh\ncp \"$ORCH_PROMPT_FILE\" got-prompt.md\nmkdir -p specs && echo '# s' > specs/s.md\necho '{\"specs\":[{\"file\":\"specs/s.md\"}],\"tasks\":[{\"id\":1,\"agent\":\"mine\",\"task\":\"t\",\"files\":[\"one.txt\"]}]}'\n";
-    let worker = "#!/bin/sh\ncp \"$ORCH_PROMPT_FILE\" got-worker-prompt.md\necho done > one.txt\n";
-    let config = "agents:\n  plan:\n    kind: command\n    command: [\"./planner.sh\"]\n  mine:\n    kind: command\n    command: [\"./worker.sh\"]\nroles:\n  planner: plan\n  judge: plan\n  workers: [mine]\n";
+    let planner = "#!/bin/sh\ncp \"$ORCH_PROMPT_FILE\" \"$ORCH_RUN_DIR/got-prompt.md\"\nmkdir -p specs && echo '# s' > specs/s.md\necho '{\"specs\":[{\"file\":\"specs/s.md\"}],\"tasks\":[{\"id\":1,\"agent\":\"mine\",\"task\":\"t\",\"files\":[\"tests/one_test.txt\",\"one.txt\"]}]}'\n";
+    let worker = "#!/bin/sh\ncp \"$ORCH_PROMPT_FILE\" \"$ORCH_RUN_DIR/got-worker-prompt.md\"\nmkdir -p tests && echo ok > tests/one_test.txt && echo done > one.txt\n";
+    let config = "agents:\n  plan:\n    kind: command\n    command: [\"./planner.sh\"]\n  mine:\n    kind: command\n    command: [\"./worker.sh\"]\n  judge:\n    kind: scripted\nroles:\n  planner: plan\n  judge: judge\n  workers: [mine]\n";
     let up = Up::new("hostile", config);
     up.p.script("planner.sh", planner);
     up.p.script("worker.sh", worker);
     up.up(&[&request], None).expect(0);
     up.wait(0);
+    let run_dir = std::fs::read_dir(up.p.path(".orch/runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     for file in ["got-prompt.md", "got-worker-prompt.md"] {
-        let prompt = up.p.read(file);
+        let prompt = std::fs::read_to_string(run_dir.join(file)).unwrap();
         let ctx = orch::prompt::Context::find(&prompt).expect("context line");
         assert!(
             ctx.request == request,
@@ -459,12 +327,6 @@ fn a_hostile_request_reaches_the_agent_byte_for_byte() {
             "{name} was created: text was executed"
         );
     }
-    let run_dir = std::fs::read_dir(up.p.path(".orch/runs"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
     assert_eq!(
         std::fs::read_to_string(run_dir.join("request.txt")).unwrap(),
         request

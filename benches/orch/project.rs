@@ -22,8 +22,10 @@ use crate::tail::{Entry, Tail};
 ///   The sleeps are fixed per task id, so orch and the baseline get the same agents.
 /// - `silent`: stamp START, write its own file, then sleep without a sound until stopped.
 ///
-/// In any role but worker it exits 0 at once, so a judge or planner step costs nothing.
-pub const AGENT: &str = r#"[ "${ORCH_ROLE:-worker}" = worker ] || exit 0
+/// In any role but worker it answers at once (the judge with a passing verdict), so a judge
+/// or planner step costs next to nothing.
+pub const AGENT: &str = r#"[ "${ORCH_ROLE:-worker}" = judge ] && { echo '{"verdict":"pass"}'; exit 0; }
+[ "${ORCH_ROLE:-worker}" = worker ] || exit 0
 echo "START $EPOCHREALTIME"
 printf 'owned\n' > "$ORCH_FILES"
 case "$1" in
@@ -137,7 +139,7 @@ fn config(mode: &str, parallel: usize) -> anyhow::Result<String> {
     Ok(format!(
         "agents:\n  bench:\n    kind: command\n    command: {argv}\nroles:\n  planner: bench\n  \
          judge: bench\n  workers: [bench]\nlimits:\n  max_parallel: {parallel}\n  \
-         task_timeout: 30m\n"
+         task_timeout: 30m\n  retries: 0\ngates:\n  test_pattern: [\"out/**\"]\n"
     ))
 }
 

@@ -80,7 +80,7 @@ pub fn run(
     let code = wait::run(&global, None, Some(Duration::from_secs(600)))?;
     status::run(&global, None, false)?;
     println!(
-        "\nlook around: cd {} && orch status; orch logs 1; orch down",
+        "\nlook around: cd {} && orch status; orch report; orch logs text; orch down",
         dir.display()
     );
     Ok(if code == 0 { EXIT_OK } else { code })

@@ -1,5 +1,7 @@
 //! `orch doctor`: is everything a run needs here? Each check prints what it found, and for a
-//! problem, the exact fix.
+//! problem, the exact fix. For each configured agent CLI: its binary and version, then what
+//! its adapter says it needs (credentials in the environment the agent will get, first-run
+//! settings), checked against the agent's own `env`.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -168,7 +170,7 @@ fn check_agents(report: &mut Report, project: &Project, config: &Config) {
                     String::new()
                 } else {
                     version_of(&path, &["--version"])
-                        .map(|v| format!(" {}", v.lines().next().unwrap_or("").trim()))
+                        .map(|v| format!(" {}", version_line(&v)))
                         .unwrap_or_else(|| " (no version reported)".into())
                 };
                 report.ok(&format!("{label}: {}{version}", path.display()));
@@ -179,7 +181,40 @@ fn check_agents(report: &mut Report, project: &Project, config: &Config) {
                 hint,
             ),
         }
+        // Credentials and first-run settings, as the agent will see its environment.
+        let setting = workers::Setting::new(agent, &project.root);
+        for check in workers::adapter(agent.kind).readiness(&setting) {
+            match check {
+                workers::Check::Ok(what) => report.ok(&format!("agent `{name}`: {what}")),
+                workers::Check::Warn { what, fix } => {
+                    report.warn(&format!("agent `{name}`: {what}"), &fix)
+                }
+                workers::Check::Fail { what, fix } if used => {
+                    report.fail(&format!("agent `{name}`: {what}"), &fix)
+                }
+                workers::Check::Fail { what, fix } => report.warn(
+                    &format!("agent `{name}`: {what} (no role uses this agent)"),
+                    &fix,
+                ),
+            }
+        }
     }
+}
+
+/// The line of a CLI's `--version` output that has the version: some print a warning first
+/// (Codex about its home directory).
+fn version_line(output: &str) -> String {
+    let lines: Vec<&str> = output
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines
+        .iter()
+        .find(|l| !l.starts_with("WARNING") && l.chars().any(|c| c.is_ascii_digit()))
+        .or(lines.first())
+        .map(|l| l.to_string())
+        .unwrap_or_default()
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -228,6 +263,18 @@ fn parse_version(text: &str) -> Option<(u32, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_version_line_skips_warnings() {
+        assert_eq!(
+            version_line("WARNING: proceeding, even though 1 thing\ncodex-cli 0.169.0\n"),
+            "codex-cli 0.169.0"
+        );
+        assert_eq!(
+            version_line("2.1.330 (Claude Code)\n"),
+            "2.1.330 (Claude Code)"
+        );
+    }
 
     #[test]
     fn tmux_versions() {

@@ -59,6 +59,12 @@ pub fn run(global: &Global, run: Option<&str>) -> anyhow::Result<u8> {
         }
         tmux.kill_session(&loaded.info.session)?;
     }
+    // Agents that outlived their panes (one that ignored the hangup of a dead tmux server, or
+    // lost its `agent-run`) are found by the variables they carry.
+    let orphans = crate::orphans::find(loaded.dir.path());
+    if !orphans.is_empty() {
+        stopped += crate::orphans::stop(&orphans, GRACE);
+    }
 
     let journal = state::read_journal(&loaded.dir.events())?;
     if !state::RunState::replay(&journal.records).is_finished() {

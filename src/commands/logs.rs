@@ -1,5 +1,6 @@
 //! `orch logs TASK [-f]`: what a task's agent printed (its latest attempt unless `--attempt`),
-//! `planner` for the planner. `-f` follows it until the agent exits.
+//! `planner` for the planner; for an agent CLI, the transcript of its event stream. `-f`
+//! follows it until the agent exits.
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::time::Duration;
@@ -48,7 +49,14 @@ pub fn run(
     if attempt.is_some_and(|a| a == 0 || a > attempts) {
         return Err(usage(format!("`{task}` has {attempts} attempt(s)")));
     }
-    let log = dir.join("output.log");
+    // An agent CLI's event stream reads best as its transcript; the raw output stays in
+    // output.log.
+    let transcript = dir.join("transcript.log");
+    let log = if transcript.exists() {
+        transcript
+    } else {
+        dir.join("output.log")
+    };
     let mut offset = 0u64;
     let mut out = std::io::stdout().lock();
     let mut follower = if follow {

@@ -94,12 +94,8 @@ pub fn start(global: &Global, args: UpArgs) -> anyhow::Result<Started> {
     let session = format!("orch-{}", project.name());
 
     let state_dir = project.state_dir();
-    std::fs::create_dir_all(&state_dir).with_context(|| {
-        format!(
-            "cannot create {}: orch keeps its runs there, so the project must be writable",
-            state_dir.display()
-        )
-    })?;
+    // Before anything starts: a run that cannot journal must not begin.
+    state::check_writable(&state_dir)?;
     // Held until the new engine holds the project lock, so that two `up`s started at the same
     // moment cannot both get past the check below.
     let _up = UpLock::acquire(&state_dir)?;
@@ -119,11 +115,20 @@ pub fn start(global: &Global, args: UpArgs) -> anyhow::Result<Started> {
         if !finished {
             return Err(usage(format!(
                 "tmux session {session} is still open for run {}, whose engine is gone: \
-                 `orch down` cleans it up",
+                 `orch resume` continues that run, `orch down` cleans it up",
                 previous.unwrap_or_default()
             )));
         }
         tmux.kill_session(&session)?;
+    } else if let Some(previous) =
+        RunDir::latest(&state_dir).filter(|id| !run_finished(&RunDir::new(&state_dir, id)))
+    {
+        // Its session is gone (the tmux server died?): a new run is what was asked, but the
+        // old one is not lost.
+        eprintln!(
+            "note: run {previous} did not finish (its engine and session are gone); once this \
+             run is over, `orch resume --run {previous}` can continue it"
+        );
     }
 
     let run_id = project::new_id();
@@ -170,7 +175,7 @@ pub fn start(global: &Global, args: UpArgs) -> anyhow::Result<Started> {
         },
         (200, 50),
     )?;
-    wait_for_engine(&tmux, &state_dir, &run_id, &session, &pane.pane_id)?;
+    wait_for_engine(&tmux, &state_dir, &run_id, &session, &pane.pane_id, 0)?;
     Ok(Started {
         run_id,
         tmux,
@@ -180,7 +185,7 @@ pub fn start(global: &Global, args: UpArgs) -> anyhow::Result<Started> {
 
 /// A pane gets the tmux server's environment, not ours: hand ours over explicitly. `TMUX`
 /// and `TMUX_PANE` describe the caller's own tmux, not the new session.
-fn caller_env() -> Vec<(String, String)> {
+pub(super) fn caller_env() -> Vec<(String, String)> {
     std::env::vars()
         .filter(|(k, _)| k != "TMUX" && k != "TMUX_PANE")
         .collect()
@@ -212,25 +217,41 @@ fn read_plan(path: &Path, project: &Project, workers: &[String]) -> anyhow::Resu
 #[error("{0}")]
 struct PlanInvalid(String);
 
-fn run_finished(dir: &RunDir) -> bool {
+/// How many engines have journaled their start in the run.
+pub(super) fn engines_started(dir: &RunDir) -> usize {
+    state::read_journal(&dir.events())
+        .map(|j| {
+            j.records
+                .iter()
+                .filter(|r| matches!(r.event, state::Event::EngineStarted { .. }))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+pub(super) fn run_finished(dir: &RunDir) -> bool {
     state::read_journal(&dir.events())
         .map(|j| state::RunState::replay(&j.records).is_finished())
         .unwrap_or(true)
 }
 
-/// Waits until the engine holds the project lock, or its pane dies: then its output is the
-/// best explanation there is.
-fn wait_for_engine(
+/// Waits until the engine holds the project lock and has journaled its start (`engines_before`
+/// engines had started before it), so that what the caller reads next is the new engine's
+/// run. When its pane dies first, its output is the best explanation there is, unless it had
+/// journaled its start: then it started, and what became of it is the run's to tell.
+pub(super) fn wait_for_engine(
     tmux: &RealTmux,
     state_dir: &Path,
     run_id: &str,
     session: &str,
     pane: &str,
+    engines_before: usize,
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut pause = Duration::from_millis(5);
     while Instant::now() < deadline {
-        if state::holder(state_dir).is_some_and(|(id, _)| id == run_id) {
+        let started = || engines_started(&RunDir::new(state_dir, run_id)) > engines_before;
+        if state::holder(state_dir).is_some_and(|(id, _)| id == run_id) && started() {
             return Ok(());
         }
         let dead = tmux
@@ -239,6 +260,9 @@ fn wait_for_engine(
             .and_then(|panes| panes.into_iter().find(|p| p.pane_id == pane))
             .is_none_or(|p| p.dead);
         if dead {
+            if started() {
+                return Ok(());
+            }
             let screen = tmux.capture_pane(pane).unwrap_or_default();
             anyhow::bail!(
                 "the engine of run {run_id} stopped at once; its window showed:\n{}",

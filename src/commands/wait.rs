@@ -16,8 +16,17 @@ pub fn run(global: &Global, run: Option<&str>, timeout: Option<Duration>) -> any
     loop {
         let loaded = runs::load(global, Some(&run_id))?;
         if let Phase::Finished(outcome) = loaded.state.phase {
+            if loaded.engine_alive && deadline.is_none_or(|d| Instant::now() < d) {
+                // The engine writes the report after the last journal entry: give it the
+                // moment it needs, so that what follows `orch wait` finds everything.
+                follower.wait(Duration::from_millis(200), deadline);
+                continue;
+            }
             let reason = loaded.state.finish_reason.clone().unwrap_or_default();
             println!("run {run_id}: {} {reason}", outcome.name());
+            if matches!(outcome, Outcome::Interrupted | Outcome::Stopped) {
+                println!("`orch resume` continues it");
+            }
             return Ok(if outcome == Outcome::Succeeded {
                 EXIT_OK
             } else {
@@ -30,7 +39,7 @@ pub fn run(global: &Global, run: Option<&str>, timeout: Option<Duration>) -> any
             if !again.state.is_finished() && !again.engine_alive {
                 eprintln!(
                     "error: run {run_id}'s engine is gone before the run ended: `orch status` \
-                     shows where it stopped, `orch down` cleans up"
+                     shows where it stopped, `orch resume` continues it, `orch down` cleans up"
                 );
                 return Ok(EXIT_FAILED);
             }

@@ -35,6 +35,19 @@ pub struct AgentConfig {
     /// For `kind: command`: the argv to run (no shell). Placeholders are filled in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
+    /// Whether the agent CLI may run shell commands (so that a worker can run the tests it
+    /// writes). Edits are always allowed, within the task's own files where the CLI can
+    /// restrict them. Not used by `kind: command` and `kind: scripted`.
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub allow_shell: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_yes(value: &bool) -> bool {
+    *value
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash)]
@@ -110,6 +123,8 @@ pub struct Limits {
     pub retries: u32,
     /// How many more times the planner is asked when its plan is invalid.
     pub planner_retries: u32,
+    /// How many more times the judge is asked when its answer holds no valid verdict.
+    pub judge_retries: u32,
 }
 
 impl Default for Limits {
@@ -119,6 +134,7 @@ impl Default for Limits {
             task_timeout: Duration::from_secs(30 * 60),
             retries: 2,
             planner_retries: 2,
+            judge_retries: 2,
         }
     }
 }

@@ -86,6 +86,8 @@ limits:
   retries: 2
   # How many more times the planner is asked when its plan is invalid.
   planner_retries: 2
+  # How many more times the judge is asked when its answer holds no valid verdict.
+  judge_retries: 2
 
 gates:
   # Shell commands (run with `sh -c` in the project root) that must exit 0 for a task to count

@@ -1,14 +1,15 @@
 //! The engine's state and its loop. Everything that changes the run goes through `record`,
 //! which journals an event (flushed) and only then applies it to the in-memory state.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
+use super::crash::{CrashPoint, When};
 use super::{panes::Panes, ui};
 use crate::config::Config;
 use crate::plan::{Plan, TaskId};
@@ -31,6 +32,14 @@ pub(super) struct Live {
     pub pane: String,
     pub pid: u32,
     pub last_activity: Instant,
+}
+
+/// Gate results, sent back to the loop by the background task that ran them.
+pub(super) struct GateDone {
+    /// None for the run-level gates.
+    pub task: Option<TaskId>,
+    pub attempt: u32,
+    pub outcomes: Vec<crate::judge::GateOutcome>,
 }
 
 pub(super) struct Engine {
@@ -62,6 +71,31 @@ pub(super) struct Engine {
     pub exe: PathBuf,
     /// Set when `orch down` asked the engine to stop (rather than an interrupt).
     pub stop_requested: bool,
+    pub gate_tx: UnboundedSender<GateDone>,
+    /// Gate runs in flight.
+    pub checks_running: usize,
+    /// Tasks whose lint or tests failed while other agents worked: checked again when quiet.
+    pub parked: Vec<TaskId>,
+    /// Task attempts already checked a second time.
+    pub rechecked: HashSet<(TaskId, u32)>,
+    /// Tasks whose gates passed, waiting for the judge.
+    pub judge_queue: Vec<TaskId>,
+    /// The judge's running attempt and the tasks it judges.
+    pub judge: Option<(Live, Vec<TaskId>)>,
+    /// Judge attempts so far (numbers its directories), and tries for the current batch.
+    pub judge_attempts: u32,
+    pub judge_tries: u32,
+    /// Oracles at work, per task, with the reasons the task's next attempt will carry.
+    pub oracles: HashMap<TaskId, (Live, Vec<String>)>,
+    pub run_gates_started: bool,
+    /// The judge's last pane, closed when the next judge starts.
+    pub last_judge_pane: Option<String>,
+    /// Where to crash on purpose (`ORCH_ENGINE_CRASH`, for tests).
+    pub crash: Option<CrashPoint>,
+    /// Set once the engine left the run to a later `orch resume` (see `detach`).
+    pub detached: bool,
+    /// Attempt directories whose pane was seen gone without an exit record, and since when.
+    pub gone_since: HashMap<PathBuf, Instant>,
     _lock: EngineLock,
 }
 
@@ -77,11 +111,16 @@ pub fn start(run_dir: &Path) -> anyhow::Result<u8> {
         .build()
         .context("failed to start the engine's runtime")?;
     runtime.block_on(async {
-        let (mut engine, fs_rx, dir_rx) = Engine::open(run_dir)?;
-        let outcome = engine.run(fs_rx, dir_rx).await;
-        engine.render_final(&outcome);
-        match outcome {
-            Ok(Outcome::Succeeded) => Ok(0),
+        let (mut engine, fs_rx, dir_rx, gate_rx) = Engine::open(run_dir)?;
+        let result = engine.run(fs_rx, dir_rx, gate_rx).await;
+        match &result {
+            // Detached: the run goes on without an engine, and the window is gone.
+            Ok(None) => {}
+            Ok(Some(outcome)) => engine.render_final(Ok(*outcome)),
+            Err(e) => engine.render_final(Err(e)),
+        }
+        match result {
+            Ok(Some(Outcome::Succeeded)) => Ok(0),
             Ok(_) => Ok(1),
             Err(e) => Err(e),
         }
@@ -89,12 +128,14 @@ pub fn start(run_dir: &Path) -> anyhow::Result<u8> {
 }
 
 impl Engine {
+    #[expect(clippy::type_complexity)]
     fn open(
         run_dir: &Path,
     ) -> anyhow::Result<(
         Engine,
         UnboundedReceiver<FsChange>,
         UnboundedReceiver<PathBuf>,
+        UnboundedReceiver<GateDone>,
     )> {
         let dir = RunDir::open(run_dir)?;
         let info = RunInfo::read(&dir.run_json())?;
@@ -107,6 +148,10 @@ impl Engine {
         }
         let state = RunState::replay(&records.records);
         let journal = Journal::open(&dir.events())?;
+        if let Some(repaired) = journal.repaired() {
+            eprintln!("warning: {repaired}");
+        }
+        let crash = CrashPoint::from_env(state.engine_pid.is_none())?;
         // One control-mode client for all of the engine's tmux commands, not a process per
         // command: it keeps the loop free (see tmux/control.rs and BENCHMARKS.md).
         let tmux: Arc<dyn Tmux> = Arc::new(
@@ -116,6 +161,7 @@ impl Engine {
         let layout = crate::layout::Layout::load(&info.layout, &project.root)?;
         let (fs_tx, fs_rx) = unbounded_channel();
         let (dir_tx, dir_rx) = unbounded_channel();
+        let (gate_tx, gate_rx) = unbounded_channel();
         let dir_watcher = DirWatcher::new(dir_tx)?;
         let ignore = crate::watch::Ignore::new(&project.root, &config.ownership.ignore)?;
         let tree_watcher = Some(TreeWatcher::start(&project.root, ignore.clone(), fs_tx)?);
@@ -141,23 +187,87 @@ impl Engine {
             planning_writes: BTreeMap::new(),
             first_writes: BTreeMap::new(),
             stop_requested: false,
+            gate_tx,
+            checks_running: 0,
+            parked: Vec::new(),
+            rechecked: HashSet::new(),
+            judge_queue: Vec::new(),
+            judge: None,
+            // Numbers continue after a resume, so a new judge never reuses a directory.
+            judge_attempts: std::fs::read_dir(run_dir.join("judge"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                .max()
+                .unwrap_or(0),
+            judge_tries: 0,
+            oracles: HashMap::new(),
+            run_gates_started: false,
+            last_judge_pane: None,
+            crash,
+            detached: false,
+            gone_since: HashMap::new(),
             _lock: lock,
         };
-        Ok((engine, fs_rx, dir_rx))
+        Ok((engine, fs_rx, dir_rx, gate_rx))
+    }
+
+    /// Writes an agent run's launcher into `dir` (its logs and exit record go there too),
+    /// watches `dir` for the exit record, and returns the pane to create, named `window`.
+    pub(super) fn prepare_pane(
+        &mut self,
+        dir: &Path,
+        title: String,
+        invocation: crate::workers::Invocation,
+        window: String,
+    ) -> anyhow::Result<crate::tmux::WindowSpec> {
+        let spec = crate::launcher::LaunchSpec {
+            title,
+            argv: invocation.argv,
+            env: invocation.env,
+            cwd: invocation.cwd,
+            output_log: dir.join("output.log"),
+            stdout_log: dir.join("stdout.log"),
+            exit_file: dir.join("exit.json"),
+        };
+        let script = crate::launcher::write_launcher(dir, &spec, &self.exe)?;
+        // A directory used before (a judge or an oracle asked again after a resume) may hold
+        // an old exit record: it must not pass for this run's.
+        match std::fs::remove_file(dir.join("exit.json")) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).context("failed to clear an old exit record"),
+        }
+        self.dir_watcher.watch(dir)?;
+        Ok(crate::tmux::WindowSpec {
+            name: window,
+            cwd: self.project.root.clone(),
+            argv: vec!["/bin/sh".into(), script.display().to_string()],
+            env: vec![],
+        })
     }
 
     /// Journals `event`, then applies it to the state.
     pub fn record(&mut self, event: Event) -> anyhow::Result<Record> {
+        if let Some(crash) = &mut self.crash {
+            crash.check(When::Before, &event);
+        }
         let record = self.journal.append(event)?;
+        if let Some(crash) = &mut self.crash {
+            crash.check(When::After, &record.event);
+        }
         self.state.apply(&record);
         Ok(record)
     }
 
+    /// Runs the loop until the run ends (its outcome), or the engine detaches from it (`None`).
     async fn run(
         &mut self,
         mut fs_rx: UnboundedReceiver<FsChange>,
         mut dir_rx: UnboundedReceiver<PathBuf>,
-    ) -> anyhow::Result<Outcome> {
+        mut gate_rx: UnboundedReceiver<GateDone>,
+    ) -> anyhow::Result<Option<Outcome>> {
         use tokio::signal::unix::{SignalKind, signal};
         let mut sigint = signal(SignalKind::interrupt())?;
         let mut sigterm = signal(SignalKind::terminate())?;
@@ -167,30 +277,48 @@ impl Engine {
 
         self.begin()?;
         loop {
+            if self.detached {
+                return Ok(None);
+            }
             if let Phase::Finished(outcome) = self.state.phase {
-                return Ok(outcome);
+                return Ok(Some(outcome));
             }
             tokio::select! {
                 Some(change) = fs_rx.recv() => self.on_fs(change)?,
                 Some(path) = dir_rx.recv() => self.on_run_file(&path)?,
+                Some(done) = gate_rx.recv() => self.on_gates_done(done)?,
                 _ = tick.tick() => {
                     self.check_timeouts()?;
                     self.render();
                 }
-                _ = reconcile.tick() => self.reconcile()?,
+                _ = reconcile.tick() => self.reconcile_if_tmux()?,
                 _ = sigint.recv() => self.interrupt("interrupted (Ctrl-C)")?,
                 _ = sigterm.recv() => self.interrupt("terminated (SIGTERM)")?,
-                _ = sighup.recv() => self.interrupt("the control window was closed")?,
+                _ = sighup.recv() => self.detach("its window was closed, or its tmux server died")?,
             }
         }
     }
 
     fn begin(&mut self) -> anyhow::Result<()> {
+        let resuming = self.check_resumable()?;
+        // Resumed first: whoever sees this engine's start sees the run resumed too.
+        if resuming {
+            self.record(Event::RunResumed {})?;
+        }
         self.record(Event::EngineStarted {
             pid: std::process::id(),
         })?;
         self.take_snapshot()?;
         self.set_hooks();
+        if resuming {
+            self.resume()
+        } else {
+            self.start_run()
+        }
+    }
+
+    /// Starts the run from the beginning: its plan's tasks, or planning.
+    pub(super) fn start_run(&mut self) -> anyhow::Result<()> {
         if self.plan.is_some() {
             self.dispatch()
         } else if self.info.plan_given {
@@ -260,11 +388,13 @@ impl Engine {
                 .live
                 .values()
                 .chain(self.planner.iter())
+                .chain(self.judge.iter().map(|(l, _)| l))
+                .chain(self.oracles.values().map(|(l, _)| l))
                 .any(|l| Some(l.pane.as_str()) == pane);
             if pane.is_some() && !running {
                 return Ok(());
             }
-            return self.reconcile();
+            return self.reconcile_if_tmux();
         }
         if name == "exit.json" {
             return self.on_exit_file(path);
@@ -275,9 +405,23 @@ impl Engine {
         Ok(())
     }
 
+    /// Reconciles with tmux, unless tmux is gone: then nothing it shows is the agents' doing,
+    /// and the engine detaches (see `detach`).
+    fn reconcile_if_tmux(&mut self) -> anyhow::Result<()> {
+        if self.tmux_lost() {
+            return self.detach("its tmux session is gone");
+        }
+        self.reconcile()
+    }
+
     fn touch_activity(&mut self, attempt_dir: &Path) {
         let now = Instant::now();
-        for live in self.live.values_mut() {
+        let lives = self
+            .live
+            .values_mut()
+            .chain(self.judge.as_mut().map(|(l, _)| l))
+            .chain(self.oracles.values_mut().map(|(l, _)| l));
+        for live in lives {
             if live.dir == attempt_dir {
                 live.last_activity = now;
             }
@@ -289,25 +433,17 @@ impl Engine {
         }
     }
 
-    /// Stops everything on Ctrl-C, SIGTERM or a closed control window: no more dispatching,
-    /// every agent's process group stopped, the run recorded as interrupted (or stopped, when
-    /// `orch down` asked).
+    /// Stops everything on Ctrl-C or SIGTERM: no more dispatching, every agent journaled as
+    /// interrupted and its process group stopped, the run recorded as interrupted (or stopped,
+    /// when `orch down` asked). `orch resume` continues it.
     fn interrupt(&mut self, why: &str) -> anyhow::Result<()> {
         self.stop_requested |= self.dir.stop_request().exists();
-        let panes: Vec<u32> = self
-            .live
-            .values()
-            .chain(self.planner.iter())
-            .map(|l| l.pid)
-            .collect();
-        for pid in panes {
-            crate::process::kill_group(pid as i32, Duration::from_secs(5));
-        }
         let (outcome, reason) = if self.stop_requested {
             (Outcome::Stopped, "stopped by `orch down`".to_string())
         } else {
             (Outcome::Interrupted, why.to_string())
         };
+        self.stop_agents(&reason)?;
         self.record(Event::RunFinished {
             outcome,
             reason: Some(reason),
@@ -315,39 +451,114 @@ impl Engine {
         Ok(())
     }
 
+    /// The control window closed, or the tmux session or server is gone: the engine leaves
+    /// the run as it is, and the agents keep working in their windows (where those still
+    /// exist). Nothing is judged from what tmux's end looks like: `orch resume` starts an
+    /// engine that adopts the agents still running and relaunches the others.
+    pub(super) fn detach(&mut self, why: &str) -> anyhow::Result<()> {
+        if self.detached {
+            return Ok(());
+        }
+        self.detached = true;
+        self.record(Event::EngineStopped {
+            reason: why.to_string(),
+        })?;
+        Ok(())
+    }
+
     /// Ends the run once nothing is left to do: a final sweep for changes the watcher missed,
     /// then the outcome.
     pub fn finish_if_settled(&mut self) -> anyhow::Result<()> {
-        if self.state.phase != Phase::Running || !self.settled() {
+        let busy = self.judge.is_some() || !self.oracles.is_empty() || self.checks_running > 0;
+        if self.state.phase != Phase::Running || !self.settled() || busy || self.run_gates_started {
             return Ok(());
         }
+        self.run_gates_started = true;
         self.sweep()?;
+        let root = self.project.root.clone();
+        let specs = self
+            .plan
+            .as_ref()
+            .map(|p| p.spec_files())
+            .unwrap_or_default();
+        let lint = self.config.gates.lint.clone();
+        let test = self.config.gates.test.clone();
+        let timeout = self.config.limits.task_timeout;
+        let logs = self.dir.path().join("gates");
+        let tx = self.gate_tx.clone();
+        self.checks_running += 1;
+        tokio::spawn(async move {
+            let mut outcomes = vec![crate::judge::spec_gate(&root, &specs)];
+            for (gate, command) in [("lint", lint), ("test", test)] {
+                let log = logs.join(format!("run-{gate}.log"));
+                outcomes.push(
+                    crate::judge::command_gate(gate, command.as_deref(), &root, &log, timeout)
+                        .await,
+                );
+            }
+            let _ = tx.send(GateDone {
+                task: None,
+                attempt: 0,
+                outcomes,
+            });
+        });
+        Ok(())
+    }
+
+    /// The run-level gates are in: the outcome, the report, the end.
+    pub(super) fn on_run_gates_done(&mut self, mut done: GateDone) -> anyhow::Result<()> {
+        done.outcomes.push(crate::judge::violation_gate(
+            None,
+            &self.state.violations,
+            0,
+        ));
+        self.record_gates(None, 0, &done.outcomes)?;
+        let mut reasons: Vec<String> = done
+            .outcomes
+            .iter()
+            .filter(|o| o.failed())
+            .map(|o| {
+                format!(
+                    "run gate `{}` failed: {}",
+                    o.gate,
+                    o.detail.lines().next().unwrap_or("")
+                )
+            })
+            .collect();
         let failed: Vec<String> = self
             .state
-            .tasks
-            .values()
+            .tasks_in_order()
             .filter(|t| t.state != crate::state::TaskStatus::Done)
             .map(|t| t.id.to_string())
             .collect();
-        let (outcome, reason) = if failed.is_empty() {
+        if !failed.is_empty() {
+            reasons.insert(0, format!("task(s) not done: {}", failed.join(", ")));
+        }
+        let (outcome, reason) = if reasons.is_empty() {
             (Outcome::Succeeded, None)
         } else {
-            (
-                Outcome::Failed,
-                Some(format!("task(s) not done: {}", failed.join(", "))),
-            )
+            (Outcome::Failed, Some(reasons.join("; ")))
         };
         self.record(Event::RunFinished { outcome, reason })?;
+        if let Err(e) = crate::report::write(
+            &self.project,
+            &self.config,
+            &self.dir,
+            self.snapshot.as_ref(),
+        ) {
+            eprintln!("warning: could not write the report: {e:#}");
+        }
         Ok(())
     }
 
     pub fn render(&self) {
         let header = self.header();
         let table = ui::table(&self.state, &self.dir, ui::now_ms());
-        // Clear the screen and home the cursor, then redraw: the control window is ours.
-        print!("\x1b[H\x1b[2J{header}\n{table}");
+        // Clear the screen and home the cursor, then redraw: the control window is ours. A
+        // window that is gone fails the write, which must not bring the engine down.
         use std::io::Write;
-        let _ = std::io::stdout().flush();
+        let mut out = std::io::stdout().lock();
+        let _ = write!(out, "\x1b[H\x1b[2J{header}\n{table}").and_then(|()| out.flush());
     }
 
     fn header(&self) -> String {
@@ -361,16 +572,25 @@ impl Engine {
         )
     }
 
-    fn render_final(&self, outcome: &anyhow::Result<Outcome>) {
+    fn render_final(&self, outcome: Result<Outcome, &anyhow::Error>) {
         self.render();
-        match outcome {
-            Ok(outcome) => println!(
-                "\nrun {}: {}. Its files are in {}. `orch down` closes this session.",
+        let message = match outcome {
+            Ok(outcome @ (Outcome::Interrupted | Outcome::Stopped)) => format!(
+                "run {}: {outcome}. `orch resume` continues it; `orch down` closes this session.",
+                self.info.run_id
+            ),
+            Ok(outcome) => format!(
+                "run {}: {}. Its files are in {}. `orch down` closes this session.",
                 self.info.run_id,
                 outcome.name(),
                 self.project.display(self.dir.path())
             ),
-            Err(e) => println!("\nthe engine stopped on an error: {e:#}"),
-        }
+            Err(e) => format!(
+                "the engine stopped on an error: {e:#}\nthe agents keep running; once the cause \
+                 is fixed, `orch resume` continues the run (`orch down` stops it)"
+            ),
+        };
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout().lock(), "\n{message}");
     }
 }

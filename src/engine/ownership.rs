@@ -52,6 +52,22 @@ impl Engine {
                 }
                 Ok(())
             }
+            // The planner's write, whose event came after its plan was accepted (the tree's
+            // events and the run's come through different channels).
+            Phase::Running if self.state.plan_accepted_at_ms.is_some_and(|t| at <= t) => {
+                let planner = [TaskId::new("planner")];
+                let seen = self
+                    .state
+                    .violations
+                    .iter()
+                    .any(|v| v.path == path && v.suspects == planner);
+                if seen {
+                    return Ok(());
+                }
+                self.planning_writes
+                    .insert(path.to_string(), ChangeSeen { change });
+                self.check_planning_writes()
+            }
             Phase::Running => {
                 let active = self.active_at(at);
                 if let Some(owner) = active
@@ -100,6 +116,7 @@ impl Engine {
 
     fn violation(&mut self, path: &str, change: &str, suspects: Vec<TaskId>) -> anyhow::Result<()> {
         let n = self.state.violations.len() as u32 + 1;
+        let now = super::ui::now_ms();
         let policy = self.config.ownership.on_violation;
         // With nobody running, the change came from outside orch (the user): record only.
         let policy = if suspects.is_empty() {
@@ -108,14 +125,14 @@ impl Engine {
             policy
         };
         // One write can arrive as several events (created, then modified): the same file
-        // changed by the same suspects is one violation. A revert needs no such care: after
+        // changed by the same suspects moments apart is one violation. A revert needs no such care: after
         // it, the content is as expected and no event gets this far.
         if policy != ViolationPolicy::Revert
             && self
                 .state
                 .violations
                 .iter()
-                .any(|v| v.path == path && v.suspects == suspects)
+                .any(|v| v.path == path && v.suspects == suspects && v.at_ms + 2_000 >= now)
         {
             return Ok(());
         }

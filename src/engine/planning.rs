@@ -7,11 +7,9 @@ use anyhow::Context as _;
 
 use super::core::{Engine, Live};
 use crate::agent_run::ExitRecord;
-use crate::launcher::{self, LaunchSpec};
 use crate::plan::{self, Plan};
 use crate::planner::Planning;
 use crate::state::{Event, Outcome};
-use crate::tmux::WindowSpec;
 
 impl Engine {
     fn planning(&self) -> Planning<'_> {
@@ -31,35 +29,18 @@ impl Engine {
             .parent()
             .context("the planner's prompt has no directory")?
             .to_path_buf();
-        let spec = LaunchSpec {
-            title: format!(
-                "planner · agent {} · attempt {attempt}",
-                self.config.roles.planner
-            ),
-            argv: prepared.invocation.argv,
-            env: prepared.invocation.env,
-            cwd: prepared.invocation.cwd,
-            output_log: prepared.output_log,
-            stdout_log: attempt_dir.join("stdout.log"),
-            exit_file: attempt_dir.join("exit.json"),
-        };
-        let script = launcher::write_launcher(&attempt_dir, &spec, &self.exe)?;
         self.record(Event::PlanningStarted { attempt })?;
-        self.dir_watcher.watch(&attempt_dir)?;
         let name = if attempt == 1 {
             "planner".to_string()
         } else {
             format!("planner-{attempt}")
         };
-        let pane = self.panes.window(
-            self.tmux.as_ref(),
-            &WindowSpec {
-                name,
-                cwd: self.project.root.clone(),
-                argv: vec!["/bin/sh".into(), script.display().to_string()],
-                env: vec![],
-            },
-        )?;
+        let title = format!(
+            "planner · agent {} · attempt {attempt}",
+            self.config.roles.planner
+        );
+        let window = self.prepare_pane(&attempt_dir, title, prepared.invocation, name)?;
+        let pane = self.panes.window(self.tmux.as_ref(), &window)?;
         self.record(Event::PlanningAgentStarted {
             attempt,
             pane: pane.pane_id.clone(),
@@ -106,7 +87,18 @@ impl Engine {
             attempt,
             problems: problems.clone(),
         })?;
-        if attempt < self.planning().max_attempts() {
+        self.after_refusal(attempt, problems)
+    }
+
+    /// Attempt `attempt` was refused (and journaled so): the next attempt, or the end of
+    /// planning. Attempts lost to interruptions do not count against the retries.
+    pub(super) fn after_refusal(
+        &mut self,
+        attempt: u32,
+        problems: Vec<String>,
+    ) -> anyhow::Result<()> {
+        let used = attempt.saturating_sub(self.state.planning.interruptions);
+        if used < self.planning().max_attempts() {
             self.planner_feedback = problems;
             self.start_planning(attempt + 1)
         } else {

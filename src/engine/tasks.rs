@@ -9,11 +9,9 @@ use anyhow::Context as _;
 use super::core::{Engine, Live};
 use crate::agent_run::ExitRecord;
 use crate::dispatcher::{self, Sched, TaskView};
-use crate::launcher::{self, LaunchSpec};
 use crate::plan::TaskId;
 use crate::prompt::{self, Context, Role};
 use crate::state::{Event, Phase, TaskStatus};
-use crate::tmux::WindowSpec;
 use crate::workers::{self, AgentCall};
 
 /// How long a stopped agent gets between TERM and KILL.
@@ -46,12 +44,20 @@ impl Engine {
         if self.state.phase != Phase::Running {
             return Ok(());
         }
+        self.recheck_parked()?;
+        if self.holding_for_rechecks() {
+            return Ok(());
+        }
         let ready: Vec<TaskId> = dispatcher::ready(&self.views(), self.config.limits.max_parallel)
             .into_iter()
             .cloned()
             .collect();
         for id in ready {
             if let Err(e) = self.launch(&id) {
+                // No session to launch into is no fault of the task (see interrupted.rs).
+                if self.tmux_lost() {
+                    return self.detach("its tmux session is gone");
+                }
                 self.fail_task(&id, format!("could not be launched: {e:#}"))?;
             }
         }
@@ -81,10 +87,11 @@ impl Engine {
             plan_file: None,
             test_pattern: self.config.gates.test_pattern.clone(),
             task_text: Some(task.task_text.clone()),
-            feedback: vec![],
+            feedback: task.feedback.clone(),
         };
         let prompt_file = dir.join("prompt.md");
-        std::fs::write(&prompt_file, prompt::worker_prompt(&ctx))
+        let text = self.note_interruption(id, prompt::worker_prompt(&ctx)); // see interrupted.rs
+        std::fs::write(&prompt_file, text)
             .with_context(|| format!("failed to write {}", prompt_file.display()))?;
         let agent = self
             .config
@@ -101,30 +108,14 @@ impl Engine {
             project_dir: &self.project.root,
             run_dir: self.dir.path(),
         })?;
-        let spec = LaunchSpec {
-            title: format!("task {id} · agent {} · attempt {attempt}", task.agent),
-            argv: invocation.argv,
-            env: invocation.env,
-            cwd: invocation.cwd,
-            output_log: dir.join("output.log"),
-            stdout_log: dir.join("stdout.log"),
-            exit_file: dir.join("exit.json"),
-        };
-        let script = launcher::write_launcher(&dir, &spec, &self.exe)?;
+        let invocation = self.continue_session(id, invocation); // see interrupted.rs
         self.record(Event::TaskStarted {
             task: id.clone(),
             attempt,
         })?;
-        self.dir_watcher.watch(&dir)?;
-        let pane = self.panes.place(
-            self.tmux.as_ref(),
-            &WindowSpec {
-                name: format!("{id}-{}", task.agent),
-                cwd: self.project.root.clone(),
-                argv: vec!["/bin/sh".into(), script.display().to_string()],
-                env: vec![],
-            },
-        )?;
+        let title = format!("task {id} · agent {} · attempt {attempt}", task.agent);
+        let window = self.prepare_pane(&dir, title, invocation, format!("{id}-{}", task.agent))?;
+        let pane = self.panes.place(self.tmux.as_ref(), &window)?;
         self.record(Event::TaskAgentStarted {
             task: id.clone(),
             attempt,
@@ -150,6 +141,9 @@ impl Engine {
         let Some(dir) = path.parent() else {
             return Ok(());
         };
+        if self.hung_up_by_tmux(path) {
+            return self.detach("its tmux session is gone"); // see interrupted.rs
+        }
         let exit = match ExitRecord::read(path) {
             Ok(exit) => exit,
             // Not complete yet: the launcher renames it into place, so this is someone else's
@@ -158,6 +152,17 @@ impl Engine {
         };
         if self.planner.as_ref().is_some_and(|p| p.dir == dir) {
             return self.on_planner_exit(&exit);
+        }
+        let code = if exit.signal.is_some() {
+            None
+        } else {
+            exit.code
+        };
+        if self.judge.as_ref().is_some_and(|(l, _)| l.dir == dir) {
+            return self.on_judge_exit(code);
+        }
+        if let Some(id) = self.oracle_at(dir) {
+            return self.on_oracle_exit(&id, code);
         }
         let Some(id) = self
             .live
@@ -215,12 +220,7 @@ impl Engine {
                 ),
             );
         }
-        self.keep_baseline(id);
-        self.record(Event::TaskDone {
-            task: id.clone(),
-            attempt: live.attempt,
-        })?;
-        self.dispatch()
+        self.start_checks(id, live.attempt)
     }
 
     /// Marks a task failed for good, blocks what depends on it, and carries on with the rest.
@@ -273,13 +273,30 @@ impl Engine {
             stop_pane(live.pid);
             self.refuse_plan(live.attempt, vec![format!("the planner made {reason}")])?;
         }
+        // The judge and the oracles: stopped, and handled as if they had died.
+        let stale: Vec<(std::path::PathBuf, u32)> = self
+            .judge
+            .iter()
+            .map(|(l, _)| l)
+            .chain(self.oracles.values().map(|(l, _)| l))
+            .filter(|l| now.duration_since(l.last_activity) >= timeout)
+            .map(|l| (l.dir.clone(), l.pid))
+            .collect();
+        for (dir, pid) in stale {
+            stop_pane(pid);
+            self.on_agent_lost(&dir, &reason)?;
+        }
         Ok(())
     }
 
     /// Asks tmux which panes are alive. An agent whose pane died or vanished without an exit
     /// record failed; an exit record the watcher missed is picked up here.
     pub(super) fn reconcile(&mut self) -> anyhow::Result<()> {
-        if self.live.is_empty() && self.planner.is_none() {
+        if self.live.is_empty()
+            && self.planner.is_none()
+            && self.judge.is_none()
+            && self.oracles.is_empty()
+        {
             return Ok(());
         }
         let panes = match self.tmux.list_panes(&self.info.session) {
@@ -293,6 +310,8 @@ impl Engine {
             .live
             .values()
             .chain(self.planner.iter())
+            .chain(self.judge.iter().map(|(l, _)| l))
+            .chain(self.oracles.values().map(|(l, _)| l))
             .map(|l| (l.dir.clone(), l.pane.clone()))
             .collect();
         checks.sort();
@@ -316,7 +335,8 @@ impl Engine {
                 // it landed between the listing and now.
                 if exit_file.exists() {
                     self.on_exit_file(&exit_file)?;
-                } else {
+                } else if self.lost_for_good(&dir)? {
+                    // (see interrupted.rs: its exit record may still come, or tmux be gone)
                     self.on_agent_lost(&dir, &why)?;
                 }
             }
@@ -331,6 +351,12 @@ impl Engine {
             self.dir_watcher.unwatch(&live.dir);
             return self.refuse_plan(live.attempt, vec![reason]);
         }
+        if self.judge.as_ref().is_some_and(|(l, _)| l.dir == dir) {
+            return self.on_judge_exit(None);
+        }
+        if let Some(id) = self.oracle_at(dir) {
+            return self.on_oracle_exit(&id, None);
+        }
         let id = self
             .live
             .iter()
@@ -342,9 +368,16 @@ impl Engine {
         }
     }
 
+    fn oracle_at(&self, dir: &Path) -> Option<TaskId> {
+        self.oracles
+            .iter()
+            .find(|(_, (l, _))| l.dir == dir)
+            .map(|(id, _)| id.clone())
+    }
+
     /// Keeps a copy of a finished task's files: a later violating write to one of them is
     /// reverted to this, not to the start of the run.
-    fn keep_baseline(&self, id: &TaskId) {
+    pub(super) fn keep_baseline(&self, id: &TaskId) {
         let Some(task) = self.state.tasks.get(id) else {
             return;
         };

@@ -14,7 +14,24 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// The terminal's width, so that the table's last column is cut rather than wrapped.
+pub fn terminal_width() -> usize {
+    // SAFETY: TIOCGWINSZ fills a winsize struct we own; a failure leaves it zeroed.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+    if ok && size.ws_col > 0 {
+        usize::from(size.ws_col)
+    } else {
+        std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(120)
+    }
+}
+
 pub fn table(state: &RunState, dir: &RunDir, now: u64) -> String {
+    // The fixed columns take 47 characters; the last output gets what is left.
+    let last_width = terminal_width().saturating_sub(48).max(10);
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -29,8 +46,20 @@ pub fn table(state: &RunState, dir: &RunDir, now: u64) -> String {
             }
             _ => String::new(),
         };
+        let judged = state
+            .judging
+            .as_ref()
+            .is_some_and(|(_, ids)| ids.contains(&task.id));
+        // The agent has exited but the task is not settled: it is being checked.
+        let checking = task.state == TaskStatus::Running && task.ended_at_ms.is_some();
         let last = match task.state {
             TaskStatus::Failed | TaskStatus::Blocked => task.reason.clone().unwrap_or_default(),
+            _ if judged => "with the judge…".to_string(),
+            _ if checking => "checking its gates…".to_string(),
+            // Waiting for its next attempt: why the last one stopped.
+            TaskStatus::Pending if task.interrupted.is_some() => {
+                task.reason.clone().unwrap_or_default()
+            }
             _ if task.attempts > 0 => {
                 last_line(&dir.task_attempt(&task.id, task.attempts).join("output.log"))
             }
@@ -44,33 +73,46 @@ pub fn table(state: &RunState, dir: &RunDir, now: u64) -> String {
             clip(&task.agent, 12),
             task.attempts,
             elapsed,
-            clip(&last, 60)
+            clip(&last, last_width)
         );
     }
     if !state.violations.is_empty() {
         let _ = writeln!(out, "\nVIOLATIONS");
         for v in &state.violations {
-            let suspects: Vec<String> = v.suspects.iter().map(ToString::to_string).collect();
             let _ = writeln!(
                 out,
-                "  #{} {} {} by {} → {}{}",
-                v.n,
-                v.change,
-                v.path,
-                if suspects.is_empty() {
-                    "?".to_string()
-                } else {
-                    suspects.join(", ")
-                },
-                v.action,
-                v.saved
-                    .as_ref()
-                    .map(|s| format!(" (saved: {s})"))
-                    .unwrap_or_default()
+                "  {}",
+                describe_violation(
+                    v.n,
+                    &v.change,
+                    &v.path,
+                    &v.suspects,
+                    &v.action,
+                    v.saved.as_deref()
+                )
             );
         }
     }
     out
+}
+
+/// One line about a violation: what changed, who is suspected, what was done.
+pub fn describe_violation(
+    n: u32,
+    change: &str,
+    path: &str,
+    suspects: &[crate::plan::TaskId],
+    action: &str,
+    saved: Option<&str>,
+) -> String {
+    let suspects: Vec<String> = suspects.iter().map(ToString::to_string).collect();
+    let suspects = if suspects.is_empty() {
+        "nobody running".to_string()
+    } else {
+        suspects.join(", ")
+    };
+    let saved = saved.map(|s| format!(" (saved: {s})")).unwrap_or_default();
+    format!("#{n} {change} {path}, suspects: {suspects} → {action}{saved}")
 }
 
 /// The last non-empty line a log ends with, cleaned of terminal escapes.

@@ -26,8 +26,9 @@ pub enum Event {
     EngineStarted {
         pid: u32,
     },
-    /// A new engine took over a run that had ended `interrupted` (or `stopped`): the run goes
-    /// back to where it was, and the engine reconciles what is still alive.
+    /// A new engine took over the run (`orch resume`): its previous engine crashed, was
+    /// killed, lost its window or tmux server, or ended the run `interrupted` or `stopped`. The
+    /// run goes back to where it was, and the engine reconciles what is still alive.
     RunResumed {},
     SnapshotTaken {
         tree: String,
@@ -47,6 +48,12 @@ pub enum Event {
     },
     PlanAccepted {
         plan: Plan,
+    },
+    /// The attempt's planner was lost to an interruption (stopped by orch, or gone while no
+    /// engine watched): not a refusal, and not counted against `planner_retries`.
+    PlanningInterrupted {
+        attempt: u32,
+        reason: String,
     },
     /// Planning gave up for good; a `RunFinished` follows.
     PlanningFailed {
@@ -93,6 +100,17 @@ pub enum Event {
         task: TaskId,
         reason: String,
     },
+    /// The attempt's agent was lost to an interruption (Ctrl-C, `orch down`, the engine or the
+    /// tmux server dying), not to a failure of its own: back to `pending`, and the next attempt
+    /// is told that this one was interrupted and its partial work is in place.
+    TaskInterrupted {
+        task: TaskId,
+        attempt: u32,
+        reason: String,
+        /// The agent CLI's session, when its output named one: the next attempt continues it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session_id: Option<String>,
+    },
     Violation {
         n: u32,
         path: String,
@@ -111,6 +129,54 @@ pub enum Event {
     EngineStopped {
         reason: String,
     },
+    /// A gate's result, for one task's attempt or (without `task`) for the whole run.
+    GateChecked {
+        task: Option<TaskId>,
+        attempt: u32,
+        gate: String,
+        /// passed | failed | skipped
+        status: String,
+        detail: String,
+        /// The gate's output, relative to the project root.
+        log: Option<String>,
+    },
+    /// The judge agent is asked about these tasks (their gates passed).
+    JudgeStarted {
+        attempt: u32,
+        tasks: Vec<TaskId>,
+    },
+    JudgeAgentStarted {
+        attempt: u32,
+        pane: String,
+        pid: u32,
+    },
+    /// The judge's answer held no usable verdict; it is asked again if attempts are left.
+    JudgeRefused {
+        attempt: u32,
+        problem: String,
+    },
+    JudgeVerdict {
+        attempt: u32,
+        verdicts: Vec<TaskVerdict>,
+    },
+    /// The oracle is asked for advice on a task that failed twice.
+    OracleStarted {
+        task: TaskId,
+        attempt: u32,
+    },
+    OracleAdvice {
+        task: TaskId,
+        advice: String,
+    },
+}
+
+/// The judge's word on one task.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct TaskVerdict {
+    pub id: TaskId,
+    /// pass | fail
+    pub verdict: String,
+    pub reason: String,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,6 +248,22 @@ mod tests {
         let events = vec![
             Event::RunResumed {},
             Event::PlanAccepted { plan },
+            Event::PlanningInterrupted {
+                attempt: 2,
+                reason: "Ctrl-C".into(),
+            },
+            Event::TaskInterrupted {
+                task: TaskId::new("a"),
+                attempt: 1,
+                reason: "the tmux server died".into(),
+                session_id: Some("s-1".into()),
+            },
+            Event::TaskInterrupted {
+                task: TaskId::new("7"),
+                attempt: 3,
+                reason: "gone".into(),
+                session_id: None,
+            },
             Event::RunFinished {
                 outcome: Outcome::Interrupted,
                 reason: None,

@@ -173,6 +173,7 @@ fn a_full_run_replays_to_the_expected_state() {
     assert_eq!(state.snapshot_tree.as_deref(), Some("abc"));
     assert_eq!(state.planning_attempt(), 2);
     assert_eq!(state.planning.problems, vec!["task 3 owns nothing"]);
+    assert!(state.plan_accepted_at_ms.is_some_and(|t| t > 1000));
     assert_eq!(
         state.planning.pane, None,
         "cleared once the plan is accepted"
@@ -249,6 +250,7 @@ fn the_status_json_has_the_documented_shape() {
     assert_eq!(status["run_id"], "r1");
     assert_eq!(status["phase"], "failed");
     assert_eq!(status["engine_alive"], false);
+    assert_eq!(status["resumable"], false, "a failed run is not resumed");
     assert_eq!(status["reason"], "task(s) not done: 2, ui, docs");
     assert_eq!(status["planning"]["attempt"], 2);
 
@@ -268,7 +270,8 @@ fn the_status_json_has_the_documented_shape() {
         tasks[0],
         json!({
             "id": 2, "agent": "claude", "state": "failed", "files": ["src/api.rs"],
-            "depends_on": [], "attempts": 1, "exit_code": null, "signal": null,
+            "depends_on": [], "attempts": 1, "interruptions": 0, "exit_code": null,
+            "signal": null,
             "reason": "stopped: changed src/db.rs", "started_at_ms": 1010,
             "ended_at_ms": 1016, "pane": "%3", "window": "@3"
         })

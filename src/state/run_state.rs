@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::plan::{Plan, TaskId};
 
-use super::event::{Event, Outcome, Record};
+use super::event::{Event, Outcome, Record, TaskVerdict};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Phase {
@@ -67,16 +67,35 @@ impl std::fmt::Display for TaskStatus {
     }
 }
 
+/// How a planning attempt ended, once that is journaled (and until the next one starts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptEnd {
+    Refused,
+    Interrupted,
+}
+
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PlanningState {
     /// The latest attempt started (0: none yet).
     pub attempt: u32,
     pub pane: Option<String>,
     pub pid: Option<u32>,
-    /// Why the latest attempt was refused: the next attempt's feedback.
+    /// Why the latest refused attempt was refused: the next attempt's feedback.
     pub problems: Vec<String>,
     /// Why planning gave up, once it has.
     pub failed: Option<String>,
+    /// How the latest attempt ended, when that is journaled and no attempt followed yet: what
+    /// a resumed engine needs to tell "refused, next not started" from "still running".
+    pub ended: Option<AttemptEnd>,
+    /// Attempts lost to interruptions, which do not count against `planner_retries`.
+    pub interruptions: u32,
+}
+
+/// Why a task's latest attempt ended without an outcome of its own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Interruption {
+    pub attempt: u32,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -100,6 +119,12 @@ pub struct TaskState {
     pub reason: Option<String>,
     /// The reasons the next attempt's prompt must carry (from `TaskRequeued`).
     pub feedback: Vec<String>,
+    /// Set when the latest attempt was interrupted (until the next starts): its prompt says so.
+    pub interrupted: Option<Interruption>,
+    /// Attempts lost to interruptions: `attempts - interruptions` is what the task itself used.
+    pub interruptions: u32,
+    /// The agent CLI's latest known session id, for a new attempt to continue.
+    pub session_id: Option<String>,
 }
 
 impl TaskState {
@@ -121,8 +146,22 @@ impl TaskState {
             signal: None,
             reason: None,
             feedback: Vec::new(),
+            interrupted: None,
+            interruptions: 0,
+            session_id: None,
         }
     }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GateRecord {
+    pub task: Option<TaskId>,
+    pub attempt: u32,
+    pub gate: String,
+    pub status: String,
+    pub detail: String,
+    pub log: Option<String>,
+    pub at_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -150,9 +189,20 @@ pub struct RunState {
     pub engine_stopped: Option<String>,
     pub snapshot_tree: Option<String>,
     pub planning: PlanningState,
+    /// When the plan was accepted: a change made before is the planning's, whenever its
+    /// event arrives.
+    pub plan_accepted_at_ms: Option<u64>,
     /// By id; `tasks_in_order` gives plan order.
     pub tasks: BTreeMap<TaskId, TaskState>,
     pub violations: Vec<ViolationRecord>,
+    /// Every gate result, in order.
+    pub gates: Vec<GateRecord>,
+    /// The judge's latest word on each task.
+    pub verdicts: BTreeMap<TaskId, TaskVerdict>,
+    /// The judge attempt under way and the tasks it was asked about.
+    pub judging: Option<(u32, Vec<TaskId>)>,
+    /// The oracle's latest advice per task.
+    pub advice: BTreeMap<TaskId, String>,
     /// Events that did not fit the state (an unknown task, a stale attempt): ignored, and
     /// kept here so that `orch status` can show them rather than hide them.
     pub anomalies: Vec<String>,
@@ -202,6 +252,7 @@ impl RunState {
                 self.planning.attempt = *attempt;
                 self.planning.pane = None;
                 self.planning.pid = None;
+                self.planning.ended = None;
             }
             Event::PlanningAgentStarted { attempt, pane, pid } => {
                 if *attempt != self.planning.attempt {
@@ -217,13 +268,27 @@ impl RunState {
                 self.planning.problems.clone_from(problems);
                 self.planning.pane = None;
                 self.planning.pid = None;
+                self.planning.ended = Some(AttemptEnd::Refused);
+            }
+            Event::PlanningInterrupted { attempt, .. } => {
+                if *attempt != self.planning.attempt {
+                    return self.anomaly(t, format!("planner attempt {attempt} is not current"));
+                }
+                // `problems` stay: they are still what the next attempt must fix.
+                self.planning.pane = None;
+                self.planning.pid = None;
+                self.planning.ended = Some(AttemptEnd::Interrupted);
+                self.planning.interruptions += 1;
             }
             Event::PlanningFailed { reason } => {
                 self.planning.failed = Some(reason.clone());
                 self.planning.pane = None;
                 self.planning.pid = None;
             }
-            Event::PlanAccepted { plan } => self.accept(plan),
+            Event::PlanAccepted { plan } => {
+                self.plan_accepted_at_ms = Some(t);
+                self.accept(plan);
+            }
             Event::RunFinished { outcome, reason } => {
                 self.phase = Phase::Finished(*outcome);
                 self.finish_reason.clone_from(reason);
@@ -245,6 +310,36 @@ impl RunState {
                 saved: saved.clone(),
                 at_ms: t,
             }),
+            Event::GateChecked {
+                task,
+                attempt,
+                gate,
+                status,
+                detail,
+                log,
+            } => self.gates.push(GateRecord {
+                task: task.clone(),
+                attempt: *attempt,
+                gate: gate.clone(),
+                status: status.clone(),
+                detail: detail.clone(),
+                log: log.clone(),
+                at_ms: t,
+            }),
+            Event::JudgeStarted { attempt, tasks } => {
+                self.judging = Some((*attempt, tasks.clone()));
+            }
+            Event::JudgeAgentStarted { .. } | Event::JudgeRefused { .. } => {}
+            Event::JudgeVerdict { verdicts, .. } => {
+                self.judging = None;
+                for v in verdicts {
+                    self.verdicts.insert(v.id.clone(), v.clone());
+                }
+            }
+            Event::OracleStarted { .. } => {}
+            Event::OracleAdvice { task, advice } => {
+                self.advice.insert(task.clone(), advice.clone());
+            }
             event => self.apply_task(t, event),
         }
     }
@@ -272,7 +367,8 @@ impl RunState {
             | Event::TaskExited { task, attempt, .. }
             | Event::TaskDone { task, attempt }
             | Event::TaskFailed { task, attempt, .. }
-            | Event::TaskRequeued { task, attempt, .. } => (task, Some(*attempt)),
+            | Event::TaskRequeued { task, attempt, .. }
+            | Event::TaskInterrupted { task, attempt, .. } => (task, Some(*attempt)),
             Event::TaskBlocked { task, .. } => (task, None),
             _ => return,
         };
@@ -302,6 +398,7 @@ impl RunState {
                 task.exit_code = None;
                 task.signal = None;
                 task.reason = None;
+                task.interrupted = None;
             }
             Event::TaskAgentStarted {
                 pane, window, pid, ..
@@ -337,6 +434,27 @@ impl RunState {
                 task.state = TaskStatus::Blocked;
                 task.reason = Some(reason.clone());
             }
+            Event::TaskInterrupted {
+                attempt,
+                reason,
+                session_id,
+                ..
+            } => {
+                task.state = TaskStatus::Pending;
+                task.reason = Some(format!("attempt {attempt} interrupted: {reason}"));
+                task.interrupted = Some(Interruption {
+                    attempt: *attempt,
+                    reason: reason.clone(),
+                });
+                task.interruptions += 1;
+                if session_id.is_some() {
+                    task.session_id.clone_from(session_id);
+                }
+                task.pane = None;
+                task.window = None;
+                task.pid = None;
+                task.ended_at_ms.get_or_insert(t);
+            }
             _ => {}
         }
     }
@@ -358,6 +476,16 @@ impl RunState {
 
     pub fn is_finished(&self) -> bool {
         matches!(self.phase, Phase::Finished(_))
+    }
+
+    /// Whether `orch resume` may continue the run: no engine alive (the project lock says), and
+    /// not ended for good (succeeded or failed).
+    pub fn is_resumable(&self, engine_alive: bool) -> bool {
+        !engine_alive
+            && !matches!(
+                self.phase,
+                Phase::Finished(Outcome::Succeeded | Outcome::Failed)
+            )
     }
 
     pub fn outcome(&self) -> Option<Outcome> {

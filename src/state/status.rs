@@ -16,6 +16,11 @@ pub struct Status {
     pub phase: &'static str,
     pub engine_alive: bool,
     pub engine_pid: Option<u32>,
+    /// Whether `orch resume` can continue the run: no engine is alive and it has not
+    /// succeeded or failed.
+    pub resumable: bool,
+    /// Why the latest engine stopped without ending the run, when it said.
+    pub engine_stopped: Option<String>,
     pub started_at_ms: Option<u64>,
     pub finished_at_ms: Option<u64>,
     /// Why the run finished as it did.
@@ -47,6 +52,8 @@ pub struct TaskView {
     pub files: Vec<String>,
     pub depends_on: Vec<TaskId>,
     pub attempts: u32,
+    /// How many of `attempts` were interrupted (not failures of the task).
+    pub interruptions: u32,
     pub exit_code: Option<i32>,
     pub signal: Option<i32>,
     pub reason: Option<String>,
@@ -80,6 +87,8 @@ impl RunState {
             phase: self.phase.name(),
             engine_alive,
             engine_pid: self.engine_pid,
+            resumable: self.is_resumable(engine_alive),
+            engine_stopped: self.engine_stopped.clone(),
             started_at_ms: self.started_at_ms,
             finished_at_ms: self.finished_at_ms,
             reason: self.finish_reason.clone(),
@@ -97,6 +106,7 @@ impl RunState {
                     files: t.files.clone(),
                     depends_on: t.depends_on.clone(),
                     attempts: t.attempts,
+                    interruptions: t.interruptions,
                     exit_code: t.exit_code,
                     signal: t.signal,
                     reason: t.reason.clone(),

@@ -30,6 +30,7 @@ pub enum Call {
     NewSession(String, WindowSpec, (u16, u16)),
     NewWindow(String, WindowSpec),
     SplitWindow(String, WindowSpec),
+    RespawnPane(String, WindowSpec),
     SelectLayout(String, String),
     RenameWindow(String, String),
     SetHook(String, String, String),
@@ -49,6 +50,7 @@ impl Call {
             Call::NewSession(..) => "new_session",
             Call::NewWindow(..) => "new_window",
             Call::SplitWindow(..) => "split_window",
+            Call::RespawnPane(..) => "respawn_pane",
             Call::SelectLayout(..) => "select_layout",
             Call::RenameWindow(..) => "rename_window",
             Call::SetHook(..) => "set_hook",
@@ -250,6 +252,22 @@ fn not_found(what: &str, target: &str) -> TmuxError {
     }
 }
 
+/// A pane's start command the way tmux shows it: arguments with spaces or quotes in double
+/// quotes.
+fn start_command(argv: &[String]) -> String {
+    argv.iter()
+        .map(|arg| {
+            if arg.is_empty() || arg.contains(|c: char| c.is_whitespace() || "\"'\\$;".contains(c))
+            {
+                format!("\"{}\"", arg.replace('\\', "\\\\").replace('"', "\\\""))
+            } else {
+                arg.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn drop_empty_sessions(state: &mut State) {
     let State {
         sessions, panes, ..
@@ -302,6 +320,24 @@ impl Tmux for FakeTmux {
         Ok(state.add_pane(&session, Some((window_id, window_name)), spec))
     }
 
+    fn respawn_pane(&self, pane: &str, spec: &WindowSpec) -> Result<(), TmuxError> {
+        let mut state = self.begin(Call::RespawnPane(pane.into(), spec.clone()))?;
+        check_spec(spec, false)?;
+        state.next_pane += 1;
+        let pid = 10_000 + state.next_pane;
+        let found = state
+            .panes
+            .iter_mut()
+            .find(|p| p.pane_id == pane)
+            .ok_or_else(|| not_found("pane", pane))?;
+        found.spec = spec.clone();
+        found.pid = pid;
+        found.dead = false;
+        found.dead_status = None;
+        found.dead_signal = None;
+        Ok(())
+    }
+
     fn select_layout(&self, target_window: &str, layout: &str) -> Result<(), TmuxError> {
         let mut state = self.begin(Call::SelectLayout(target_window.into(), layout.into()))?;
         let (_, window_id, _) = state.window(target_window)?;
@@ -346,6 +382,7 @@ impl Tmux for FakeTmux {
                 dead: p.dead,
                 dead_status: p.dead_status,
                 dead_signal: p.dead_signal,
+                start_command: start_command(&p.spec.argv),
             })
             .collect())
     }

@@ -9,9 +9,10 @@ use super::{PaneInfo, PaneState, TmuxError};
 /// Printed by `new-session`/`new-window`/`split-window -P`.
 pub(crate) const PANE_INFO_FORMAT: &str = "#{pane_id}\t#{window_id}\t#{pane_pid}";
 
-/// One `list-panes` line.
+/// One `list-panes` line. tmux escapes tabs and newlines in the start command too
+/// (`\t`, `\n`), so it holds no separator either.
 pub(crate) const PANE_STATE_FORMAT: &str = "#{pane_id}\t#{window_id}\t#{pane_pid}\t#{pane_dead}\t\
-     #{pane_dead_status}\t#{pane_dead_signal}\t#{window_name}";
+     #{pane_dead_status}\t#{pane_dead_signal}\t#{pane_start_command}\t#{window_name}";
 
 pub(crate) fn pane_info(command: &str, output: &str) -> Result<PaneInfo, TmuxError> {
     let unexpected = || TmuxError::UnexpectedOutput {
@@ -50,7 +51,7 @@ pub(crate) fn pane_states(command: &str, output: &str) -> Result<Vec<PaneState>,
 }
 
 fn pane_state(line: &str) -> Option<PaneState> {
-    let mut fields = line.splitn(7, '\t');
+    let mut fields = line.splitn(8, '\t');
     let pane_id = fields.next()?;
     let window_id = fields.next()?;
     let pid = fields.next()?.parse().ok()?;
@@ -61,6 +62,7 @@ fn pane_state(line: &str) -> Option<PaneState> {
     };
     let dead_status = optional_number(fields.next()?)?;
     let dead_signal = optional_number(fields.next()?)?;
+    let start_command = fields.next()?;
     let window_name = fields.next()?;
     if !pane_id.starts_with('%') || !window_id.starts_with('@') {
         return None;
@@ -73,6 +75,7 @@ fn pane_state(line: &str) -> Option<PaneState> {
         dead,
         dead_status,
         dead_signal,
+        start_command: start_command.to_string(),
     })
 }
 
@@ -108,7 +111,10 @@ pub(crate) fn classify(failure: Failure<'_>) -> TmuxError {
     let stderr = failure.stderr.trim();
     let refused = stderr.starts_with("error connecting to")
         && (stderr.contains("No such file or directory") || stderr.contains("Connection refused"));
-    if stderr.starts_with("no server running on") || refused {
+    // A server caught shutting down (its last session just closed) answers "server exited
+    // unexpectedly": for the caller it is as gone as one that never ran.
+    let exiting = stderr.contains("server exited unexpectedly");
+    if stderr.starts_with("no server running on") || refused || exiting {
         return TmuxError::ServerNotRunning {
             server: failure.server,
         };
@@ -165,19 +171,24 @@ mod tests {
 
     #[test]
     fn pane_states_read_dead_fields_and_names_with_tabs() {
-        let out =
-            "%0\t@0\t10\t0\t\t\tcontrol\n%1\t@1\t11\t1\t3\t\ttask\tone\n%2\t@1\t12\t1\t\t15\tx\n";
+        let out = "%0\t@0\t10\t0\t\t\torch engine /r\tcontrol\n\
+                   %1\t@1\t11\t1\t3\t\t/bin/sh \"/a b/launch.sh\"\ttask\tone\n\
+                   %2\t@1\t12\t1\t\t15\t\tx\n";
         let panes = pane_states("c", out).unwrap();
         assert_eq!(panes.len(), 3);
         assert!(!panes[0].dead && panes[0].dead_status.is_none());
         assert_eq!(panes[0].window_name, "control");
+        assert_eq!(panes[0].start_command, "orch engine /r");
+        assert_eq!(panes[1].start_command, "/bin/sh \"/a b/launch.sh\"");
+        assert_eq!(panes[2].start_command, "");
         assert_eq!(
             (panes[1].dead, panes[1].dead_status, panes[1].dead_signal),
             (true, Some(3), None)
         );
         assert_eq!(panes[1].window_name, "task\tone");
         assert_eq!(panes[2].dead_signal, Some(15));
-        assert!(pane_states("c", "%0\t@0\t10\t2\t\t\tx").is_err());
+        assert!(pane_states("c", "%0\t@0\t10\t2\t\t\t\tx").is_err());
+        assert!(pane_states("c", "%0\t@0\t10\t0\t\t\tx").is_err());
         assert!(pane_states("c", "").unwrap().is_empty());
     }
 

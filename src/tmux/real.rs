@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use tmux_interface::{
     CapturePane, HasSession, KillPane, KillServer, KillSession, ListPanes, NewSession, NewWindow,
-    RenameWindow, SelectLayout, SetOption, SplitWindow, TmuxCommand,
+    RenameWindow, RespawnPane, SelectLayout, SetOption, SplitWindow, TmuxCommand,
 };
 
 use super::args::{
@@ -192,6 +192,12 @@ impl Tmux for RealTmux {
             Err(TmuxError::SessionNotFound { .. } | TmuxError::ServerNotRunning { .. }) => {
                 Ok(false)
             }
+            // The server was exiting (its last session just closed) as it was asked.
+            Err(TmuxError::CommandFailed { stderr, .. })
+                if stderr.contains("server exited unexpectedly") =>
+            {
+                Ok(false)
+            }
             Err(err) => Err(err),
         }
     }
@@ -248,6 +254,18 @@ impl Tmux for RealTmux {
         parse::pane_info("new-window", &out)
     }
 
+    fn respawn_pane(&self, pane: &str, spec: &WindowSpec) -> Result<(), TmuxError> {
+        check_text("pane", pane)?;
+        let cmd = RespawnPane::new()
+            .kill()
+            .target_pane(pane)
+            .start_directory(cwd_arg(&spec.cwd)?)
+            .build();
+        // The pane keeps its window's `remain-on-exit`: nothing to set again.
+        let cmd = with_command(cmd, spec)?;
+        self.run(vec![cmd], Subject::Target(pane)).map(drop)
+    }
+
     fn split_window(&self, target_window: &str, spec: &WindowSpec) -> Result<PaneInfo, TmuxError> {
         check_text("split target", target_window)?;
         let split = SplitWindow::new()
@@ -266,6 +284,21 @@ impl Tmux for RealTmux {
     fn select_layout(&self, target_window: &str, layout: &str) -> Result<(), TmuxError> {
         check_text("layout target", target_window)?;
         check_name("layout", layout)?;
+        // tmux 3.3a's server crashes on a layout name it does not know ("server exited
+        // unexpectedly"): only its own names, or a custom layout string, are sent.
+        const NAMED: [&str; 5] = [
+            "even-horizontal",
+            "even-vertical",
+            "main-horizontal",
+            "main-vertical",
+            "tiled",
+        ];
+        if !NAMED.contains(&layout) && !layout.contains(',') {
+            return Err(TmuxError::InvalidArgument {
+                what: format!("layout `{layout}`"),
+                reason: format!("not a tmux layout: use one of {}", NAMED.join(", ")),
+            });
+        }
         let cmd = SelectLayout::new()
             .target_pane(target_window)
             .layout_name(layout)

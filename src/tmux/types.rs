@@ -66,6 +66,10 @@ pub struct PaneState {
     pub dead_status: Option<i32>,
     /// Signal number, when the command was killed by a signal.
     pub dead_signal: Option<i32>,
+    /// The command the pane was started with, as tmux shows it (arguments with spaces or
+    /// quotes in double quotes, control characters escaped): tells which agent a pane runs
+    /// even when nothing else recorded it.
+    pub start_command: String,
 }
 
 /// orch's interface to tmux.
@@ -95,6 +99,10 @@ pub trait Tmux: Send + Sync {
 
     /// Creates a window after the last one, without selecting it.
     fn new_window(&self, session: &str, spec: &WindowSpec) -> Result<PaneInfo, TmuxError>;
+
+    /// Runs `spec` in an existing pane again (its name is ignored), killing what still runs
+    /// there: the pane keeps its id, window and place. For a dead pane (`remain-on-exit`).
+    fn respawn_pane(&self, pane: &str, spec: &WindowSpec) -> Result<(), TmuxError>;
 
     /// Splits the target (a window's active pane, or a given pane) without selecting
     /// the new pane. `TmuxError::NoSpace` when the pane is too small to split.

@@ -14,6 +14,24 @@ use std::sync::{Arc, RwLock};
 use ignore::Match;
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
+/// Whether `name` is the temporary file of an atomic write, which lives for milliseconds and
+/// is renamed onto the file being written: `<name>.tmp.<pid>.<12 hex digits>`, as Claude
+/// Code's Write tool makes them. Its rename into place is the change that counts; the
+/// temporary file itself is nobody's violation.
+pub fn is_atomic_write_temp(name: &str) -> bool {
+    let mut parts = name.rsplitn(4, '.');
+    let (Some(random), Some(pid), Some("tmp"), Some(base)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    !base.is_empty()
+        && !pid.is_empty()
+        && pid.bytes().all(|b| b.is_ascii_digit())
+        && random.len() == 12
+        && random.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// A bad glob in `ownership.ignore`.
 #[derive(Debug, thiserror::Error)]
 #[error("ownership.ignore: `{glob}` is not a valid glob: {reason}")]
@@ -117,7 +135,7 @@ impl Ignore {
     /// walker needs for each entry it meets.
     pub(crate) fn is_ignored_entry(&self, rel: &str, is_dir: bool) -> bool {
         let name = rel.rsplit('/').next().unwrap_or(rel);
-        if name == ".git" || rel == ".orch" {
+        if name == ".git" || rel == ".orch" || is_atomic_write_temp(name) {
             return true;
         }
         if self.fixed.extra.matched(rel, is_dir).is_ignore() {
@@ -289,6 +307,20 @@ mod tests {
         fs::write(dir.path().join(".gitignore"), "*.tmp\n").unwrap();
         rules.forget_dir("");
         assert!(rules.is_ignored("x.tmp", false));
+    }
+
+    #[test]
+    fn atomic_write_temporaries_are_ignored() {
+        assert!(is_atomic_write_temp("a.sh.tmp.24198.eaa66a12b4b7"));
+        assert!(is_atomic_write_temp("overview.md.tmp.1.0123456789ab"));
+        assert!(!is_atomic_write_temp("a.tmp.24198.eaa66a12b4b"));
+        assert!(!is_atomic_write_temp("a.tmp.x1.eaa66a12b4b7"));
+        assert!(!is_atomic_write_temp(".tmp.1.eaa66a12b4b7"));
+        assert!(!is_atomic_write_temp("notes.tmp"));
+        let dir = tempfile::tempdir().unwrap();
+        let ignore = Ignore::new(dir.path(), &[]).unwrap();
+        assert!(ignore.is_ignored("src/a.rs.tmp.77.eaa66a12b4b7", false));
+        assert!(!ignore.is_ignored("src/a.rs", false));
     }
 
     #[test]

@@ -1,7 +1,18 @@
-//! Codex CLI, headless: `codex exec`, in its own `workspace-write` sandbox (exec never asks
-//! for approval). It prints its last message on stdout.
+//! Codex CLI, headless: `codex exec --json -s workspace-write --skip-git-repo-check PROMPT`.
+//!
+//! Permissions: Codex's own sandbox. `exec` never asks for approval; in `workspace-write` it
+//! may write anywhere in the project (and run commands there), in `read-only`, which the
+//! judge and the oracle get, nowhere. Codex has no per-file rules, so a worker's writes
+//! outside its files are caught by the ownership watcher, not prevented. Codex edits files
+//! through its shell, so `allow_shell: false` cannot apply to it and is refused.
+//!
+//! `--skip-git-repo-check`: orch also runs in projects that are not git repositories.
 
-use super::{Adapter, AgentCall, prompt_argument};
+mod events;
+
+use super::readiness::{Check, Setting, needs_node};
+use super::{Adapter, AgentCall, Assessment, Edits, prompt_argument};
+use crate::transcript::Entry;
 
 pub struct Codex;
 
@@ -11,11 +22,25 @@ impl Adapter for Codex {
     }
 
     fn argv(&self, call: &AgentCall, prompt: &str) -> anyhow::Result<Vec<String>> {
+        if !call.agent.allow_shell {
+            anyhow::bail!(
+                "agent `{}`: Codex edits files through its shell, so `allow_shell: false` \
+                 cannot apply to it; remove that line (Codex's sandbox still keeps it in the \
+                 project)",
+                call.name
+            );
+        }
+        let sandbox = match call.edits() {
+            Edits::Anywhere | Edits::Only(_) => "workspace-write",
+            Edits::Nothing => "read-only",
+        };
         let mut argv = vec![
             "codex".to_string(),
             "exec".into(),
+            "--json".into(),
             "-s".into(),
-            "workspace-write".into(),
+            sandbox.into(),
+            "--skip-git-repo-check".into(),
         ];
         if let Some(model) = &call.agent.model {
             argv.extend(["-m".into(), model.clone()]);
@@ -24,7 +49,118 @@ impl Adapter for Codex {
         Ok(argv)
     }
 
+    fn answer(&self, stdout: &str) -> String {
+        events::summarize(stdout).answer_or(stdout)
+    }
+
+    fn assess(&self, stdout: &str) -> Assessment {
+        events::summarize(stdout).assess("codex", "turn.completed")
+    }
+
+    fn entries(&self, event: &serde_json::Value) -> Option<Vec<Entry>> {
+        events::entries(event)
+    }
+
+    fn streams_events(&self) -> bool {
+        true
+    }
+
     fn install_hint(&self) -> &'static str {
         "npm install -g @openai/codex"
+    }
+
+    fn readiness(&self, s: &Setting) -> Vec<Check> {
+        let mut checks: Vec<Check> = needs_node(s, "codex").into_iter().collect();
+        if !s.agent.allow_shell {
+            checks.push(Check::fail(
+                "allow_shell: false cannot apply to Codex, which edits through its shell",
+                "remove `allow_shell: false` from this agent",
+            ));
+        }
+        // A provider of one's own names the variable that holds its key.
+        if let Some(key) = provider_env_key(&s.agent.args) {
+            checks.push(match s.var(&key) {
+                Some(_) => Check::Ok(format!("credentials: {key} is set (custom provider)")),
+                None => Check::fail(
+                    format!("the custom model provider reads its key from {key}, which is not set"),
+                    format!("set {key} in the environment or in the agent's `env`"),
+                ),
+            });
+            return checks;
+        }
+        let login = s
+            .dir("CODEX_HOME", ".codex")
+            .map(|d| d.join("auth.json"))
+            .filter(|p| p.is_file());
+        checks.push(
+            match (s.first_var(&["OPENAI_API_KEY", "CODEX_API_KEY"]), login) {
+                (Some(var), _) => Check::Ok(format!("credentials: {var} is set")),
+                (None, Some(path)) => {
+                    Check::Ok(format!("credentials: a login in {}", path.display()))
+                }
+                (None, None) => Check::fail(
+                    "no credentials found: no OPENAI_API_KEY or CODEX_API_KEY, and no login in \
+                 $CODEX_HOME/auth.json (~/.codex)",
+                    "set OPENAI_API_KEY (in the environment or the agent's `env`), or run \
+                 `codex login`",
+                ),
+            },
+        );
+        checks
+    }
+}
+
+/// The `env_key` of a provider given in the args (`-c model_providers.x={...,env_key="K"}`).
+fn provider_env_key(args: &[String]) -> Option<String> {
+    let arg = args.iter().find(|a| a.contains("model_providers."))?;
+    let at = arg.find("env_key")?;
+    let rest = &arg[at + "env_key".len()..];
+    let rest = rest.trim_start().strip_prefix('=')?.trim_start();
+    let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    let value: String = rest[1..].chars().take_while(|c| *c != quote).collect();
+    (!value.is_empty()).then_some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::AgentKind;
+    use crate::prompt::Role;
+    use crate::workers::testing::{agent, call};
+
+    #[test]
+    fn workers_write_in_the_workspace_and_the_judge_reads_only() {
+        let a = agent(AgentKind::Codex);
+        let worker = Codex.argv(&call(&a, Role::Worker, &[]), "go").unwrap();
+        assert_eq!(
+            worker,
+            [
+                "codex",
+                "exec",
+                "--json",
+                "-s",
+                "workspace-write",
+                "--skip-git-repo-check",
+                "-m",
+                "m1",
+                "go"
+            ]
+        );
+        let judge = Codex.argv(&call(&a, Role::Judge, &[]), "go").unwrap();
+        assert!(judge.windows(2).any(|w| w == ["-s", "read-only"]));
+        let mut no_shell = a.clone();
+        no_shell.allow_shell = false;
+        let err = Codex.argv(&call(&no_shell, Role::Worker, &[]), "go");
+        assert!(format!("{:#}", err.unwrap_err()).contains("allow_shell"));
+    }
+
+    #[test]
+    fn the_provider_key_is_read_from_the_args() {
+        let args = vec![
+            "-c".to_string(),
+            r#"model_providers.stub={name="stub",base_url="http://x",env_key="STUB_KEY"}"#.into(),
+        ];
+        assert_eq!(provider_env_key(&args).as_deref(), Some("STUB_KEY"));
+        assert_eq!(provider_env_key(&[]), None);
     }
 }

@@ -1,8 +1,26 @@
-//! Gemini CLI, headless: `gemini -p PROMPT`, edits approved, the folder trusted.
+//! Gemini CLI, headless: `gemini -p PROMPT -o stream-json --skip-trust --approval-mode yolo`
+//! (`auto_edit` when the agent may not run commands: edits are approved, and a command,
+//! which would need approval, is refused headless).
+//!
+//! Permissions: a policy file (`--policy`, the user tier, above the built-in rules of every
+//! approval mode) written next to the prompt. A worker's writes (`write_file`, `replace`) are
+//! denied unless their `file_path` is one of its files, so Gemini CLI refuses the others
+//! itself; the judge and the oracle may not write at all; `run_shell_command` is denied with
+//! `allow_shell: false`. The folder is trusted for the session (`--skip-trust`): an untrusted
+//! folder makes it exit 55.
 
-use super::{Adapter, AgentCall, prompt_argument};
+mod events;
+
+use std::path::Path;
+
+use super::readiness::{Check, Setting, needs_node};
+use super::{Adapter, AgentCall, Assessment, Edits, prompt_argument};
+use crate::transcript::Entry;
 
 pub struct Gemini;
+
+/// The policy file's name in the attempt's directory.
+const POLICY_FILE: &str = "gemini-policy.toml";
 
 impl Adapter for Gemini {
     fn wants_prompt_text(&self) -> bool {
@@ -10,21 +28,259 @@ impl Adapter for Gemini {
     }
 
     fn argv(&self, call: &AgentCall, prompt: &str) -> anyhow::Result<Vec<String>> {
+        let mode = if call.agent.allow_shell {
+            "yolo"
+        } else {
+            "auto_edit"
+        };
         let mut argv = vec![
             "gemini".to_string(),
             "-p".into(),
             prompt_argument(call, prompt),
-            "--approval-mode".into(),
-            "auto_edit".into(),
+            "-o".into(),
+            "stream-json".into(),
             "--skip-trust".into(),
+            "--approval-mode".into(),
+            mode.into(),
         ];
         if let Some(model) = &call.agent.model {
             argv.extend(["-m".into(), model.clone()]);
         }
+        let rules = policy(call);
+        if !rules.is_empty() {
+            let path = call.attempt_dir().join(POLICY_FILE);
+            std::fs::create_dir_all(call.attempt_dir())
+                .and_then(|()| std::fs::write(&path, rules))
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot write Gemini CLI's policy file {}: {e}",
+                        path.display()
+                    )
+                })?;
+            argv.extend(["--policy".into(), path.display().to_string()]);
+        }
         Ok(argv)
+    }
+
+    fn answer(&self, stdout: &str) -> String {
+        events::summarize(stdout).answer_or(stdout)
+    }
+
+    fn assess(&self, stdout: &str) -> Assessment {
+        events::summarize(stdout).assess("gemini", "result")
+    }
+
+    fn entries(&self, event: &serde_json::Value) -> Option<Vec<Entry>> {
+        events::entries(event)
+    }
+
+    fn streams_events(&self) -> bool {
+        true
     }
 
     fn install_hint(&self) -> &'static str {
         "npm install -g @google/gemini-cli"
+    }
+
+    fn readiness(&self, s: &Setting) -> Vec<Check> {
+        let mut checks: Vec<Check> = needs_node(s, "gemini").into_iter().collect();
+        let settings_path = s.home().map(|h| h.join(".gemini/settings.json"));
+        let settings: serde_json::Value = settings_path
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        let selected = settings["security"]["auth"]["selectedType"]
+            .as_str()
+            .or(settings["selectedAuthType"].as_str())
+            .map(String::from);
+        let key = s.first_var(&["GEMINI_API_KEY", "GOOGLE_API_KEY"]);
+        match &selected {
+            Some(kind) => checks.push(Check::Ok(format!("auth type {kind} selected in settings"))),
+            None => checks.push(Check::fail(
+                format!(
+                    "no auth type selected in {}: headless, Gemini CLI exits 41 without one",
+                    settings_path.map_or("~/.gemini/settings.json".into(), |p| p
+                        .display()
+                        .to_string())
+                ),
+                if key.is_some() {
+                    "add {\"security\": {\"auth\": {\"selectedType\": \"gemini-api-key\"}}} \
+                     to that file"
+                } else {
+                    "run `gemini` once and choose how to log in, or set GEMINI_API_KEY and add \
+                     {\"security\": {\"auth\": {\"selectedType\": \"gemini-api-key\"}}} to that file"
+                },
+            )),
+        }
+        let oauth = s
+            .home()
+            .map(|h| h.join(".gemini/oauth_creds.json"))
+            .filter(|p| p.is_file());
+        match (key, oauth, selected.as_deref()) {
+            (Some(var), _, _) => checks.push(Check::Ok(format!("credentials: {var} is set"))),
+            (None, Some(path), _) => {
+                checks.push(Check::Ok(format!("credentials: {}", path.display())))
+            }
+            (None, None, Some("gemini-api-key")) | (None, None, None) => checks.push(Check::fail(
+                "no credentials found: no GEMINI_API_KEY or GOOGLE_API_KEY, and no login in \
+                 ~/.gemini",
+                "set GEMINI_API_KEY (in the environment or the agent's `env`), or run `gemini` \
+                 once and log in",
+            )),
+            (None, None, Some(other)) => checks.push(Check::warn(
+                format!("auth type {other}: orch cannot check its credentials"),
+                "run the agent once by hand to check that it can log in",
+            )),
+        }
+        checks
+    }
+}
+
+/// The policy rules for one call (TOML), empty when the built-in rules of the approval mode
+/// are what the call needs.
+fn policy(call: &AgentCall) -> String {
+    let mut out = String::from("# Written by orch for one agent run: what it may change.\n");
+    let mut any = false;
+    let writes = "toolName = [\"write_file\", \"replace\"]\n";
+    match call.edits() {
+        Edits::Anywhere => {}
+        Edits::Nothing => {
+            any = true;
+            out.push_str(&format!(
+                "\n[[rule]]\n{writes}decision = \"deny\"\npriority = 900\n\
+                 denyMessage = \"orch: this agent reviews, it does not change files\"\n"
+            ));
+        }
+        Edits::Only(files) => {
+            any = true;
+            out.push_str(&format!(
+                "\n[[rule]]\n{writes}decision = \"deny\"\npriority = 900\n\
+                 denyMessage = \"orch: this task may only write its own files: {}\"\n",
+                toml_escape(&files.join(", "))
+            ));
+            out.push_str(&format!(
+                "\n[[rule]]\n{writes}argsPattern = \"{}\"\ndecision = \"allow\"\npriority = 950\n",
+                toml_escape(&owned_files_pattern(call.project_dir, files))
+            ));
+        }
+    }
+    if !call.agent.allow_shell {
+        any = true;
+        out.push_str(
+            "\n[[rule]]\ntoolName = \"run_shell_command\"\ndecision = \"deny\"\npriority = 900\n",
+        );
+    }
+    if any { out } else { String::new() }
+}
+
+/// A regex for the tool's arguments as Gemini CLI matches them (stable JSON): a `file_path`
+/// that is one of `files`, absolute or relative to the project. Quotes inside the JSON
+/// string of another argument are escaped, so they cannot fake the match.
+fn owned_files_pattern(root: &Path, files: &[String]) -> String {
+    let json = |s: &str| {
+        let quoted = serde_json::Value::String(s.to_string()).to_string();
+        quoted[1..quoted.len() - 1].to_string()
+    };
+    let alternatives: Vec<String> = files.iter().map(|f| regex_escape(&json(f))).collect();
+    format!(
+        "\"file_path\":\"({}/|\\./)?({})\"",
+        regex_escape(&json(&root.display().to_string())),
+        alternatives.join("|")
+    )
+}
+
+fn regex_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The inside of a TOML basic string.
+fn toml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::AgentKind;
+    use crate::prompt::Role;
+    use crate::workers::testing::{agent, call};
+
+    #[test]
+    fn a_worker_may_write_its_files_only() {
+        let a = agent(AgentKind::Gemini);
+        let files = vec!["src/a.py".to_string(), "t/\"q\".py".to_string()];
+        let rules = policy(&call(&a, Role::Worker, &files));
+        assert!(
+            rules.contains("decision = \"deny\"\npriority = 900"),
+            "{rules}"
+        );
+        assert!(
+            rules.contains(
+                r#"argsPattern = "\"file_path\":\"(/p/|\\./)?(src/a\\.py|t/\\\\\"q\\\\\"\\.py)\"""#
+            ),
+            "{rules}"
+        );
+        let pattern = owned_files_pattern(Path::new("/p"), &files);
+        assert_eq!(
+            pattern,
+            r#""file_path":"(/p/|\./)?(src/a\.py|t/\\"q\\"\.py)""#
+        );
+    }
+
+    #[test]
+    fn the_planner_needs_no_policy_and_the_judge_writes_nothing() {
+        let a = agent(AgentKind::Gemini);
+        assert_eq!(policy(&call(&a, Role::Planner, &[])), "");
+        assert!(policy(&call(&a, Role::Judge, &[])).contains("reviews"));
+        let mut no_shell = a.clone();
+        no_shell.allow_shell = false;
+        assert!(policy(&call(&no_shell, Role::Planner, &[])).contains("run_shell_command"));
+    }
+
+    #[test]
+    fn argv_points_at_the_policy_next_to_the_prompt() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = agent(AgentKind::Gemini);
+        let files = vec!["a.py".to_string()];
+        let prompt_file = tmp.path().join("prompt.md");
+        let mut c = call(&a, Role::Worker, &files);
+        c.prompt_file = &prompt_file;
+        let argv = Gemini.argv(&c, "go").unwrap();
+        let policy_path = tmp.path().join(POLICY_FILE);
+        assert_eq!(
+            argv,
+            [
+                "gemini",
+                "-p",
+                "go",
+                "-o",
+                "stream-json",
+                "--skip-trust",
+                "--approval-mode",
+                "yolo",
+                "-m",
+                "m1",
+                "--policy",
+                &policy_path.display().to_string()
+            ]
+        );
+        assert!(policy_path.exists());
     }
 }

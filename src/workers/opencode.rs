@@ -1,6 +1,20 @@
-//! OpenCode, headless: `opencode run PROMPT` (`opencode -m` would open the TUI).
+//! OpenCode, headless: `opencode run --format json PROMPT` (`opencode -m` alone would open
+//! the TUI). It needs a model: the agent's `model` (`provider/model`) or its config's.
+//!
+//! Permissions: through `OPENCODE_PERMISSION`, a JSON object OpenCode merges over its config
+//! last. A worker gets `edit: {"*": "deny", "<its file>": "allow", ...}`: OpenCode matches
+//! each written path, relative to the work tree, against these patterns (the last match
+//! wins) and refuses the others itself; the planner may edit anywhere, the judge and the
+//! oracle nowhere. `bash` is allowed unless `allow_shell: false`. In `run` mode a permission
+//! that would ask is refused, so everything the task needs is granted explicitly.
 
-use super::{Adapter, AgentCall, prompt_argument};
+mod events;
+
+use serde_json::Value;
+
+use super::readiness::{Check, Setting};
+use super::{Adapter, AgentCall, Assessment, Edits, prompt_argument};
+use crate::transcript::Entry;
 
 pub struct Opencode;
 
@@ -10,7 +24,12 @@ impl Adapter for Opencode {
     }
 
     fn argv(&self, call: &AgentCall, prompt: &str) -> anyhow::Result<Vec<String>> {
-        let mut argv = vec!["opencode".to_string(), "run".into()];
+        let mut argv = vec![
+            "opencode".to_string(),
+            "run".into(),
+            "--format".into(),
+            "json".into(),
+        ];
         if let Some(model) = &call.agent.model {
             argv.extend(["-m".into(), model.clone()]);
         }
@@ -18,7 +37,136 @@ impl Adapter for Opencode {
         Ok(argv)
     }
 
+    fn env(&self, call: &AgentCall) -> anyhow::Result<Vec<(String, String)>> {
+        Ok(vec![("OPENCODE_PERMISSION".into(), permission(call))])
+    }
+
+    fn answer(&self, stdout: &str) -> String {
+        events::summarize(stdout).answer_or(stdout)
+    }
+
+    fn assess(&self, stdout: &str) -> Assessment {
+        events::summarize(stdout).assess("opencode", "step_finish")
+    }
+
+    fn entries(&self, event: &Value) -> Option<Vec<Entry>> {
+        events::entries(event)
+    }
+
+    fn streams_events(&self) -> bool {
+        true
+    }
+
     fn install_hint(&self) -> &'static str {
         "npm install -g opencode-ai"
+    }
+
+    fn readiness(&self, s: &Setting) -> Vec<Check> {
+        let mut checks = Vec::new();
+        let config = s
+            .var("OPENCODE_CONFIG")
+            .or(s.var("OPENCODE_CONFIG_CONTENT"));
+        if s.agent.model.is_none() && config.is_none() {
+            checks.push(Check::warn(
+                "no model set: OpenCode uses the model of its own config, if it has one",
+                "set `model: provider/model` on this agent (e.g. anthropic/claude-sonnet-4-5)",
+            ));
+        }
+        let login = s
+            .dir("XDG_DATA_HOME", ".local/share")
+            .map(|d| d.join("opencode/auth.json"))
+            .filter(|p| p.is_file());
+        let keys = [
+            "ANTHROPIC_API_KEY",
+            "OPENAI_API_KEY",
+            "GEMINI_API_KEY",
+            "GOOGLE_GENERATIVE_AI_API_KEY",
+            "OPENROUTER_API_KEY",
+        ];
+        checks.push(match (s.first_var(&keys), login, config) {
+            (Some(var), _, _) => Check::Ok(format!("credentials: {var} is set")),
+            (None, Some(path), _) => Check::Ok(format!("credentials: {}", path.display())),
+            (None, None, Some(_)) => {
+                Check::Ok("credentials: left to the provider in OPENCODE_CONFIG".to_string())
+            }
+            (None, None, None) => Check::warn(
+                "no credentials found: no provider API key in the environment and no \
+                 ~/.local/share/opencode/auth.json",
+                "run `opencode auth login`, or set the provider's key (e.g. \
+                 ANTHROPIC_API_KEY) in the agent's `env`",
+            ),
+        });
+        checks
+    }
+}
+
+/// The permissions of one call, as `OPENCODE_PERMISSION` takes them. Written by hand:
+/// OpenCode applies the last rule that matches, so `"*": "deny"` must come first, and a JSON
+/// map would sort its keys (a file named `(a).ts` sorts before `*`).
+fn permission(call: &AgentCall) -> String {
+    let quote = |s: &str| Value::String(s.to_string()).to_string();
+    let edit = match call.edits() {
+        Edits::Anywhere => quote("allow"),
+        Edits::Nothing => quote("deny"),
+        Edits::Only(files) => {
+            let mut rules = vec![format!("{}:{}", quote("*"), quote("deny"))];
+            for file in files {
+                // Relative to the work tree, which is the project root in a git project;
+                // outside git OpenCode takes `/` as the work tree. OpenCode's patterns have
+                // no escape: a `*` or `?` in a file name matches a little more than itself.
+                let abs = call.project_dir.join(file).display().to_string();
+                for pattern in [file.as_str(), abs.trim_start_matches('/')] {
+                    rules.push(format!("{}:{}", quote(pattern), quote("allow")));
+                }
+            }
+            format!("{{{}}}", rules.join(","))
+        }
+    };
+    let bash = quote(if call.agent.allow_shell {
+        "allow"
+    } else {
+        "deny"
+    });
+    format!("{{\"edit\":{edit},\"bash\":{bash}}}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::AgentKind;
+    use crate::prompt::Role;
+    use crate::workers::testing::{agent, call};
+    use serde_json::json;
+
+    #[test]
+    fn argv_and_a_workers_permissions() {
+        let a = agent(AgentKind::Opencode);
+        let files = vec!["src/a.ts".to_string()];
+        let c = call(&a, Role::Worker, &files);
+        assert_eq!(
+            Opencode.argv(&c, "go").unwrap(),
+            ["opencode", "run", "--format", "json", "-m", "m1", "go"]
+        );
+        let env = Opencode.env(&c).unwrap();
+        let perm: Value = serde_json::from_str(&env[0].1).unwrap();
+        assert_eq!(
+            perm,
+            json!({"edit": {"*": "deny", "src/a.ts": "allow", "p/src/a.ts": "allow"},
+                   "bash": "allow"})
+        );
+        // The order matters: OpenCode takes the last rule that matches.
+        assert!(
+            env[0].1.starts_with(r#"{"edit":{"*":"deny","#),
+            "{}",
+            env[0].1
+        );
+    }
+
+    #[test]
+    fn the_judge_edits_nothing_and_no_shell_means_no_bash() {
+        let mut a = agent(AgentKind::Opencode);
+        a.allow_shell = false;
+        let perm: Value = serde_json::from_str(&permission(&call(&a, Role::Judge, &[]))).unwrap();
+        assert_eq!(perm, json!({"edit": "deny", "bash": "deny"}));
     }
 }

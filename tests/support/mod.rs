@@ -9,12 +9,17 @@
 //! Not every test file uses every helper, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod agent_clis;
+pub mod model_server;
 mod project;
+mod run;
 
 use std::time::{Duration, Instant};
 
 #[allow(unused_imports)]
 pub use project::*;
+#[allow(unused_imports)]
+pub use run::*;
 
 #[allow(unused_imports)]
 pub use orch::tmux::{PaneState, PrivateServer, Tmux, TmuxError, WindowSpec};

@@ -82,6 +82,25 @@ impl Orch {
         self
     }
 
+    /// Without the agent CLIs' credential variables this machine may have set, so that what
+    /// `orch doctor` finds comes from the test alone.
+    pub fn without_credentials(mut self) -> Self {
+        for key in [
+            "ANTHROPIC_API_KEY",
+            "ANTHROPIC_AUTH_TOKEN",
+            "CLAUDE_CODE_OAUTH_TOKEN",
+            "OPENAI_API_KEY",
+            "CODEX_API_KEY",
+            "GEMINI_API_KEY",
+            "GOOGLE_API_KEY",
+            "CODEX_HOME",
+            "CLAUDE_CONFIG_DIR",
+        ] {
+            self.cmd.env_remove(key);
+        }
+        self
+    }
+
     pub fn cwd(mut self, dir: &Path) -> Self {
         self.cmd.current_dir(dir);
         self

@@ -1,0 +1,226 @@
+//! `orch resume`: continue a run whose engine is gone (crashed, killed, its control window
+//! closed), that was interrupted (Ctrl-C, SIGTERM) or stopped (`orch down`), or whose tmux
+//! server died. It starts a new engine in the run's session (recreating the session when it
+//! is gone); the engine rebuilds the run from its journal, adopts the agents still running and
+//! relaunches the others (see `engine::resume`).
+
+use std::io::IsTerminal as _;
+
+use super::{Global, runs, up};
+use crate::error::{EXIT_OK, usage};
+use crate::state::{self, Outcome, Phase, RunDir, UpLock};
+use crate::tmux::{PaneState, RealTmux, Tmux, WindowSpec};
+
+pub fn run(global: &Global, run: Option<&str>, detach: bool) -> anyhow::Result<u8> {
+    let detach = detach || !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal();
+    let started = start(global, run)?;
+    if detach {
+        let socket = started
+            .tmux
+            .socket
+            .as_ref()
+            .map(|s| format!(" on tmux socket `{s}`"))
+            .unwrap_or_default();
+        println!(
+            "run {} resumed in tmux session {}{socket}: its engine keeps the agents still \
+             running and relaunches the others\n  watch:   orch attach\n  status:  orch \
+             status\n  wait:    orch wait\n  stop:    orch down",
+            started.run_id, started.session
+        );
+        return Ok(EXIT_OK);
+    }
+    started.tmux.attach(&started.session)?;
+    Ok(EXIT_OK)
+}
+
+pub fn start(global: &Global, run: Option<&str>) -> anyhow::Result<up::Started> {
+    let loaded = runs::load(global, run)?;
+    // A torn last line (a crash mid-write) is no reason to refuse: said, and skipped.
+    for warning in &loaded.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let run_id = loaded.info.run_id.clone();
+    let state_dir = loaded.project.state_dir();
+    refuse_unless_resumable(
+        &run_id,
+        loaded.engine_alive,
+        loaded.engine_pid,
+        &loaded.state,
+    )?;
+    state::check_writable(loaded.dir.path())?;
+    // Held until the new engine holds the project lock, like `orch up`: two resumes (or a
+    // resume and an up) at the same moment cannot both start an engine.
+    let _up = UpLock::acquire(&state_dir)?;
+    if let Some((holder, pid)) = state::holder(&state_dir) {
+        return Err(usage(format!(
+            "run {holder} is live in this project (engine pid {pid}): watch it with `orch \
+             attach`, or stop it with `orch down`"
+        )));
+    }
+    let tmux = loaded.tmux();
+    tmux.version().map_err(anyhow::Error::from)?;
+    let exe = std::env::current_exe()
+        .map_err(|e| anyhow::anyhow!("failed to find orch's own executable: {e}"))?;
+    let engine = WindowSpec {
+        name: "control".into(),
+        cwd: loaded.project.root.clone(),
+        argv: vec![
+            exe.display().to_string(),
+            "engine".into(),
+            loaded.dir.path().display().to_string(),
+        ],
+        env: up::caller_env(),
+    };
+    let session = loaded.info.session.clone();
+    let engines_before = up::engines_started(&loaded.dir);
+    let pane = place_engine(&tmux, &loaded.dir, &state_dir, &session, &engine)?;
+    up::wait_for_engine(&tmux, &state_dir, &run_id, &session, &pane, engines_before)?;
+    Ok(up::Started {
+        run_id,
+        tmux,
+        session,
+    })
+}
+
+fn refuse_unless_resumable(
+    run_id: &str,
+    engine_alive: bool,
+    engine_pid: Option<u32>,
+    state: &state::RunState,
+) -> anyhow::Result<()> {
+    if engine_alive {
+        return Err(usage(format!(
+            "run {run_id} is live (engine pid {}): there is nothing to resume; watch it with \
+             `orch attach`",
+            engine_pid.unwrap_or(0)
+        )));
+    }
+    if let Phase::Finished(outcome @ (Outcome::Succeeded | Outcome::Failed)) = state.phase {
+        return Err(usage(format!(
+            "run {run_id} already {outcome}: there is nothing to resume; `orch status` shows \
+             it, `orch up` starts a new run"
+        )));
+    }
+    Ok(())
+}
+
+/// Starts the engine in the run's session and returns its pane: in the old control pane when
+/// it is still there (dead), in a new `control` window when it was closed, in a new session
+/// when the session (or the whole tmux server) is gone.
+fn place_engine(
+    tmux: &RealTmux,
+    dir: &RunDir,
+    state_dir: &std::path::Path,
+    session: &str,
+    engine: &WindowSpec,
+) -> anyhow::Result<String> {
+    if !tmux.has_session(session)? {
+        return Ok(tmux.new_session(session, engine, (200, 50))?.pane_id);
+    }
+    let panes = tmux.list_panes(session)?;
+    let engines: Vec<(&PaneState, String)> = panes
+        .iter()
+        .filter_map(|p| engine_run_of(&p.start_command).map(|id| (p, id)))
+        .collect();
+    if let Some((_, other)) = engines.iter().find(|(_, id)| id != dir.id()) {
+        // A later run took the session over; it may go only when that run is over.
+        if !up::run_finished(&RunDir::new(state_dir, other)) {
+            return Err(usage(format!(
+                "tmux session {session} belongs to run {other}, which is not finished: `orch \
+                 resume --run {other}` continues it, or `orch down --run {other}` closes it \
+                 first"
+            )));
+        }
+        tmux.kill_session(session)?;
+        return Ok(tmux.new_session(session, engine, (200, 50))?.pane_id);
+    }
+    if let Some((pane, _)) = engines.iter().find(|(_, id)| id == dir.id()) {
+        keep_last_screen(tmux, dir, pane);
+        tmux.respawn_pane(&pane.pane_id, engine)?;
+        return Ok(pane.pane_id.clone());
+    }
+    Ok(tmux.new_window(session, engine)?.pane_id)
+}
+
+/// The run id of an engine's start command (`<orch> engine <...>/runs/<id>`, maybe quoted by
+/// tmux); `None` for any other command, agents' launchers included.
+fn engine_run_of(start_command: &str) -> Option<String> {
+    if !start_command.contains(" engine ") {
+        return None;
+    }
+    let (_, rest) = start_command.rsplit_once("/runs/")?;
+    let id = rest.trim_end().trim_end_matches(['"', '\'']);
+    state::is_run_id(id).then(|| id.to_string())
+}
+
+/// What the dead engine's window last showed (a panic, an error) is kept in the run
+/// directory before a new engine takes the window.
+fn keep_last_screen(tmux: &RealTmux, dir: &RunDir, pane: &PaneState) {
+    if !pane.dead {
+        return;
+    }
+    let Ok(screen) = tmux.capture_pane(&pane.pane_id) else {
+        return;
+    };
+    let path = dir.path().join("previous-engines.log");
+    let entry = format!(
+        "--- engine pane {} at {} ms (status {:?}, signal {:?})\n{}\n",
+        pane.pane_id,
+        state::now_ms(),
+        pane.dead_status,
+        pane.dead_signal,
+        screen.trim_end()
+    );
+    use std::io::Write as _;
+    let _ = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(entry.as_bytes()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_panes_are_told_from_agents_by_their_start_command() {
+        assert_eq!(
+            engine_run_of("/usr/bin/orch engine /p/.orch/runs/20260101-000000-ab12").as_deref(),
+            Some("20260101-000000-ab12")
+        );
+        assert_eq!(
+            engine_run_of("/o/orch engine \"/my p/.orch/runs/r-1\"").as_deref(),
+            Some("r-1")
+        );
+        assert_eq!(
+            engine_run_of("/bin/sh /p/.orch/runs/r-1/tasks/a/1/launch.sh"),
+            None
+        );
+        assert_eq!(
+            engine_run_of("/o/orch engine /p/.orch/runs/r-1/tasks/x"),
+            None
+        );
+        assert_eq!(engine_run_of("bash"), None);
+    }
+
+    #[test]
+    fn only_a_run_without_engine_and_not_over_is_resumed() {
+        let state = state::RunState::default();
+        let err = refuse_unless_resumable("r", true, Some(7), &state).unwrap_err();
+        assert!(err.to_string().contains("engine pid 7"), "{err}");
+        refuse_unless_resumable("r", false, None, &state).unwrap();
+        let done = state::RunState::replay(&[state::Record {
+            t: 1,
+            event: state::Event::RunFinished {
+                outcome: Outcome::Succeeded,
+                reason: None,
+            },
+        }]);
+        let err = refuse_unless_resumable("r", false, None, &done).unwrap_err();
+        assert!(
+            err.to_string().contains("already succeeded") && err.to_string().contains("orch up"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,479 @@
+//! The real agent CLIs (Claude Code, Codex, OpenCode, Gemini CLI) end to end: `orch up` on a
+//! private tmux server, every CLI pointed at the scripted model server (test support, on
+//! 127.0.0.1), each in a home of its own. Offline: nothing leaves the machine.
+//!
+//! Skipped with a message when the CLIs are not installed; `.ci/run` installs pinned versions
+//! and sets `ORCH_REAL_CLIS=1`, which makes them required. The tests run one at a time: each
+//! starts four node programs at once, and the machine has two cores.
+
+mod support;
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::agent_clis::{self, CLIS, Homes, protocol_of};
+use support::model_server::ModelServer;
+use support::{PrivateServer, TestProject, Tmux, private_server, session_diagnostics};
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// A project whose agents are the four CLIs, the model server they talk to, and the private
+/// tmux server its run uses.
+struct Run {
+    p: TestProject,
+    server: PrivateServer,
+    model: ModelServer,
+    _homes: Homes,
+}
+
+impl Run {
+    fn new(name: &str, rest_of_config: &str) -> Run {
+        let model = ModelServer::start();
+        let homes = Homes::new();
+        let config = format!("{}{rest_of_config}", homes.agents_yaml(&model));
+        let p = TestProject::new();
+        p.file("orch.yaml", &config);
+        p.file(".gitignore", ".orch/\n");
+        p.file("README.md", "# the project\n");
+        Run {
+            p,
+            server: private_server(name),
+            model,
+            _homes: homes,
+        }
+    }
+
+    fn orch(&self) -> support::Orch {
+        self.p
+            .orch()
+            .env("ORCH_TMUX_SOCKET", self.server.socket_name())
+            .env("ORCH_TMUX_CONFIG", "/dev/null")
+    }
+
+    fn up(&self, args: &[&str]) {
+        self.orch()
+            .args(["up"])
+            .args(args)
+            .args(["--detach"])
+            .run()
+            .expect(0);
+    }
+
+    fn session(&self) -> String {
+        let name = self
+            .p
+            .root()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let name: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        format!("orch-{name}")
+    }
+
+    fn run_dir(&self) -> std::path::PathBuf {
+        let runs = self.p.path(".orch/runs");
+        std::fs::read_dir(runs)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path()
+    }
+
+    fn diagnostics(&self) -> String {
+        let journal =
+            std::fs::read_to_string(self.run_dir().join("events.jsonl")).unwrap_or_default();
+        format!(
+            "{}\n--- journal\n{journal}\n--- model server\n{}",
+            session_diagnostics(self.server.tmux(), &self.session()),
+            self.model.transcript()
+        )
+    }
+
+    /// `orch wait` for the run to end with `code`; returns how long it took.
+    fn wait(&self, code: i32) -> Duration {
+        let start = Instant::now();
+        let run = self.orch().args(["wait", "--timeout", "240"]).run();
+        assert_eq!(
+            run.code(),
+            code,
+            "orch wait: {}{}\n{}",
+            run.stdout(),
+            run.stderr(),
+            self.diagnostics()
+        );
+        start.elapsed()
+    }
+
+    fn status(&self) -> Value {
+        let run = self.orch().args(["status", "--json"]).run().expect(0);
+        serde_json::from_str(&run.stdout()).unwrap()
+    }
+
+    fn task(&self, status: &Value, id: &str) -> Value {
+        status["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"].to_string().trim_matches('"') == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no task {id} in {status:#}\n{}", self.diagnostics()))
+    }
+
+    /// What the pane of a task's window shows.
+    fn pane(&self, window: &str) -> String {
+        let tmux = self.server.tmux();
+        let panes = tmux.list_panes(&self.session()).unwrap();
+        let pane = panes
+            .iter()
+            .find(|p| p.window_name == window)
+            .unwrap_or_else(|| panic!("no window {window}\n{}", self.diagnostics()));
+        tmux.capture_pane(&pane.pane_id).unwrap()
+    }
+
+    /// A plan with one task per CLI, each owning a test and a script, with `extra` (a model
+    /// directive) in its task text.
+    fn plan_for_each_cli(&self, extra: impl Fn(&str) -> String) {
+        let tasks: Vec<Value> = CLIS
+            .iter()
+            .map(|cli| {
+                serde_json::json!({
+                    "id": cli, "agent": cli,
+                    "task": format!("Write src/{cli}.sh and its test. {}", extra(cli)),
+                    "files": [format!("tests/{cli}_test.sh"), format!("src/{cli}.sh")]
+                })
+            })
+            .collect();
+        self.p.file(
+            "plan.json",
+            &serde_json::json!({"tasks": tasks}).to_string(),
+        );
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let _ = self.orch().args(["down"]).run();
+    }
+}
+
+const ROLES: &str = "\
+roles:
+  planner: claude
+  judge: codex
+  workers: [claude, codex, opencode, gemini]
+limits:
+  max_parallel: 4
+  task_timeout: 120s
+";
+
+#[test]
+fn the_planner_on_claude_and_a_worker_on_each_cli_build_the_project() {
+    if !agent_clis::available("the_planner_on_claude_and_a_worker_on_each_cli") {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let run = Run::new("clis-all", ROLES);
+    run.up(&["Build one greeting script per agent, with its test"]);
+    let took = run.wait(0);
+    let status = run.status();
+    assert_eq!(status["phase"], "succeeded", "{status:#}");
+    let violations = status["violations"].as_array().unwrap();
+    assert!(violations.is_empty(), "{status:#}");
+
+    // The planner wrote the spec through Claude Code's Write tool.
+    let spec = run.p.read("specs/overview.md");
+    assert!(spec.contains("through anthropic-messages"), "{spec}");
+    for cli in CLIS {
+        let task = run.task(&status, cli);
+        assert_eq!(task["state"], "done", "{task:#}");
+        assert_eq!(task["agent"], cli);
+        // Every owned file was written by the CLI that owns it, tests first.
+        for file in [format!("tests/{cli}_test.sh"), format!("src/{cli}.sh")] {
+            let content = run.p.read(&file);
+            assert!(
+                content.contains(&format!("{file}: written through {}", protocol_of(cli))),
+                "{file}: {content}"
+            );
+        }
+        let writes: Vec<String> = run
+            .model
+            .exchanges()
+            .into_iter()
+            .filter(|e| e.task.as_deref() == Some(cli) && e.answer.starts_with("write "))
+            .map(|e| e.answer)
+            .collect();
+        assert!(
+            writes
+                .first()
+                .is_some_and(|w| w.ends_with(&format!("tests/{cli}_test.sh"))),
+            "{cli}: {writes:?}"
+        );
+        // The pane shows the live transcript, not the raw events.
+        let pane = run.pane(&format!("{cli}-{cli}"));
+        assert!(
+            pane.contains(&format!("src/{cli}.sh")),
+            "{cli}'s pane:\n{pane}"
+        );
+        assert!(
+            pane.contains("→ "),
+            "{cli}'s pane has no tool call:\n{pane}"
+        );
+        assert!(
+            !pane.contains("{\"type\""),
+            "{cli}'s pane shows raw JSON:\n{pane}"
+        );
+        let attempt = run.run_dir().join(format!("tasks/{cli}/1"));
+        let raw = std::fs::read_to_string(attempt.join("stdout.log")).unwrap();
+        assert!(
+            raw.lines().any(|l| l.starts_with('{')),
+            "{cli}: raw stream not kept"
+        );
+        let exit: Value =
+            serde_json::from_str(&std::fs::read_to_string(attempt.join("exit.json")).unwrap())
+                .unwrap();
+        assert!(
+            exit["usage"]["input_tokens"].as_u64().unwrap() > 0,
+            "{cli}: {exit}"
+        );
+        assert!(exit["session_id"].is_string(), "{cli}: {exit}");
+        // `orch logs` shows the transcript too.
+        run.orch()
+            .args(["logs", cli])
+            .run()
+            .expect(0)
+            .stdout_has(&format!("tests/{cli}_test.sh"))
+            .stdout_has("→ ");
+    }
+    // The judge ran on Codex and passed every task.
+    let judged: Vec<_> = run
+        .model
+        .exchanges()
+        .into_iter()
+        .filter(|e| e.role.as_deref() == Some("judge"))
+        .collect();
+    assert!(
+        judged
+            .iter()
+            .any(|e| e.protocol.map(|p| p.name()) == Some("openai-responses")),
+        "{}",
+        run.diagnostics()
+    );
+    let journal = std::fs::read_to_string(run.run_dir().join("events.jsonl")).unwrap();
+    assert!(journal.contains("\"judge_verdict\""), "{journal}");
+    eprintln!("the run took {took:.1?}");
+}
+
+#[test]
+fn api_errors_fail_their_attempts_quickly_with_the_reason() {
+    if !agent_clis::available("api_errors_fail_their_attempts_quickly") {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let run = Run::new("clis-api", ROLES);
+    // A 500 for Codex (its retries are off), a 401 for the others (Gemini and OpenCode
+    // retry a 500 for minutes).
+    run.plan_for_each_cli(|cli| {
+        if cli == "codex" {
+            "[model:500]"
+        } else {
+            "[model:401]"
+        }
+        .to_string()
+    });
+    run.up(&["fail", "--plan", "plan.json"]);
+    let took = run.wait(1);
+    eprintln!("four API errors failed their attempts in {took:.1?}");
+    assert!(took < Duration::from_secs(90), "took {took:?}");
+    let status = run.status();
+    for cli in CLIS {
+        let task = run.task(&status, cli);
+        assert_eq!(task["state"], "failed", "{task:#}");
+        let reason = task["reason"].as_str().unwrap();
+        assert!(
+            reason.contains(&format!("{cli} reported an error")),
+            "{cli}: {reason}"
+        );
+        let code = if cli == "codex" { "500" } else { "401" };
+        if cli != "codex" {
+            // Codex words a 500 its own way ("high demand").
+            assert!(reason.contains(code), "{cli}: {reason}");
+        }
+        assert!(!run.p.path(&format!("src/{cli}.sh")).exists());
+    }
+    // The report gives the same reasons.
+    let report = run.orch().args(["report"]).run().expect(0).stdout();
+    for cli in CLIS {
+        assert!(
+            report.contains(&format!("{cli} reported an error")),
+            "{report}"
+        );
+    }
+}
+
+#[test]
+fn a_write_outside_the_owned_files_is_refused_or_caught() {
+    if !agent_clis::available("a_write_outside_the_owned_files_is_refused_or_caught") {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let run = Run::new("clis-stray", ROLES);
+    run.plan_for_each_cli(|cli| format!("[model:stray=stray/{cli}.txt]"));
+    run.up(&["stray", "--plan", "plan.json"]);
+    let took = run.wait(1);
+    eprintln!("four stray writes refused or caught in {took:.1?}");
+    let status = run.status();
+    // Claude Code, OpenCode and Gemini CLI refuse the write themselves, and the attempt
+    // fails with the refusal as its reason.
+    for cli in ["claude", "opencode", "gemini"] {
+        let task = run.task(&status, cli);
+        assert_eq!(task["state"], "failed", "{task:#}");
+        let reason = task["reason"].as_str().unwrap();
+        assert!(
+            reason.contains(&format!("{cli} refused 1 action(s)")) && reason.contains("stray/"),
+            "{cli}: {reason}"
+        );
+        assert!(
+            !run.p.path(&format!("stray/{cli}.txt")).exists(),
+            "{cli} wrote it"
+        );
+        // Its own files were written all the same.
+        assert!(run.p.path(&format!("src/{cli}.sh")).exists());
+    }
+    // Codex has no per-file rules: its sandbox lets it write in the project, and the
+    // ownership watcher catches the write.
+    let violations = status["violations"].as_array().unwrap();
+    let stray = violations
+        .iter()
+        .find(|v| v["path"] == "stray/codex.txt")
+        .unwrap_or_else(|| panic!("{status:#}\n{}", run.diagnostics()));
+    assert!(
+        stray["suspects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == "codex"),
+        "{stray:#}"
+    );
+    // The pane shows the refusal, and the report the reason.
+    let pane = run.pane("claude-claude");
+    assert!(pane.contains("DENIED"), "{pane}");
+    let report = run.orch().args(["report"]).run().expect(0).stdout();
+    assert!(report.contains("claude refused 1 action(s)"), "{report}");
+}
+
+/// The judge's invocation on Codex on its own, the way a pane runs any agent (a launcher,
+/// `orch agent-run`): in a read-only sandbox, with its verdict read from the event stream.
+#[test]
+fn the_judge_on_codex_answers_with_a_verdict_from_a_read_only_sandbox() {
+    if !agent_clis::available("the_judge_on_codex_answers_with_a_verdict") {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let run = Run::new("clis-judge", ROLES);
+    let config = orch::config::load(&run.p.path("orch.yaml")).unwrap();
+    let root = run.p.root();
+    let dir = root.join(".orch/judge/1");
+    std::fs::create_dir_all(&dir).unwrap();
+    let ctx = orch::prompt::Context {
+        role: orch::prompt::Role::Judge,
+        task: None,
+        files: vec![],
+        specs: vec![],
+        request: "Build it".into(),
+        attempt: 1,
+        project_dir: root.display().to_string(),
+        workers: vec![],
+        plan_file: None,
+        test_pattern: vec![],
+        task_text: None,
+        feedback: vec![],
+    };
+    let prompt_file = dir.join("prompt.md");
+    std::fs::write(&prompt_file, format!("# Judge the run\n\n{}\n", ctx.line())).unwrap();
+    let invocation = orch::workers::invocation(&orch::workers::AgentCall {
+        name: "codex",
+        agent: &config.agents["codex"],
+        role: orch::prompt::Role::Judge,
+        task: None,
+        files: &[],
+        prompt_file: &prompt_file,
+        project_dir: &root,
+        run_dir: &dir,
+    })
+    .unwrap();
+    assert!(
+        invocation.argv.windows(2).any(|w| w == ["-s", "read-only"]),
+        "{:?}",
+        invocation.argv
+    );
+    let spec = orch::launcher::LaunchSpec {
+        title: "judge · agent codex".into(),
+        argv: invocation.argv,
+        env: invocation.env,
+        cwd: invocation.cwd,
+        output_log: dir.join("output.log"),
+        stdout_log: dir.join("stdout.log"),
+        exit_file: dir.join("exit.json"),
+    };
+    orch::launcher::write_launcher(
+        &dir,
+        &spec,
+        std::path::Path::new(env!("CARGO_BIN_EXE_orch")),
+    )
+    .unwrap();
+    let ran = std::process::Command::new(env!("CARGO_BIN_EXE_orch"))
+        .args(["agent-run", &dir.join("launch.json").display().to_string()])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&ran.stdout);
+    assert!(
+        ran.status.success(),
+        "{shown}\n{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    let stdout = std::fs::read_to_string(&spec.stdout_log).unwrap();
+    let adapter = orch::workers::adapter(orch::config::AgentKind::Codex);
+    assert_eq!(adapter.assess(&stdout).failure, None);
+    let answer = adapter.answer(&stdout);
+    let json = answer
+        .split("```json")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .unwrap_or_else(|| panic!("no verdict in {answer:?}"));
+    let verdict: Value = serde_json::from_str(json).unwrap();
+    assert_eq!(verdict["verdict"], "pass", "{verdict}");
+    // What the pane showed: the transcript, with the verdict text.
+    assert!(shown.contains("\"verdict\""), "{shown}");
+}
+
+#[test]
+fn doctor_finds_each_cli_and_what_it_needs() {
+    if !agent_clis::available("doctor_finds_each_cli_and_what_it_needs") {
+        return;
+    }
+    let run = Run::new("clis-doctor", ROLES);
+    run.orch()
+        .without_credentials()
+        .args(["doctor"])
+        .run()
+        .expect(0)
+        .stdout_has("(Claude Code)")
+        .stdout_has("codex-cli ")
+        .stdout_has("agent `codex`: credentials: STUB_API_KEY is set (custom provider)")
+        .stdout_has("agent `gemini`: auth type gemini-api-key selected")
+        .stdout_has("agent `opencode`: credentials: left to the provider in OPENCODE_CONFIG")
+        .stdout_has("ready");
+}
