@@ -261,6 +261,23 @@ impl Engine {
         Ok(record)
     }
 
+    /// Journals several events with one write and one sync (a group commit), then applies
+    /// them in order. For events that follow each other with nothing done in between, such
+    /// as a task's gate results: each sync costs the loop 0.2–0.7 ms (see BENCHMARKS.md).
+    /// With a crash point set, one at a time, so that it can fall between any two.
+    pub fn record_all(&mut self, events: Vec<Event>) -> anyhow::Result<()> {
+        if self.crash.is_some() {
+            for event in events {
+                self.record(event)?;
+            }
+            return Ok(());
+        }
+        for record in self.journal.append_all(events)? {
+            self.state.apply(&record);
+        }
+        Ok(())
+    }
+
     /// Runs the loop until the run ends (its outcome), or the engine detaches from it (`None`).
     async fn run(
         &mut self,

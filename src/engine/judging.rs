@@ -124,18 +124,19 @@ impl Engine {
         attempt: u32,
         outcomes: &[GateOutcome],
     ) -> anyhow::Result<()> {
-        for o in outcomes {
-            let log = o.log.as_ref().map(|l| self.project.display(l).to_string());
-            self.record(Event::GateChecked {
+        // One group commit for all of them, not a sync each (see Engine::record_all).
+        let events = outcomes
+            .iter()
+            .map(|o| Event::GateChecked {
                 task: task.cloned(),
                 attempt,
                 gate: o.gate.to_string(),
                 status: o.status.name().to_string(),
                 detail: o.detail.clone(),
-                log,
-            })?;
-        }
-        Ok(())
+                log: o.log.as_ref().map(|l| self.project.display(l).to_string()),
+            })
+            .collect();
+        self.record_all(events)
     }
 
     /// Parked checks run again once no agent works: the project is quiet.

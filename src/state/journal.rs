@@ -91,6 +91,34 @@ impl Journal {
         Ok(record)
     }
 
+    /// Journals several events at once: their lines in one write and one sync (a group
+    /// commit). As with `append`, the caller may act on none of them before this returns.
+    /// A crash in the middle may leave the first lines and not the rest, exactly as a crash
+    /// between separate appends would.
+    pub fn append_all(&mut self, events: Vec<Event>) -> anyhow::Result<Vec<Record>> {
+        let t = now_ms();
+        let records: Vec<Record> = events
+            .into_iter()
+            .map(|event| Record { t, event })
+            .collect();
+        let mut lines = String::new();
+        for record in &records {
+            lines.push_str(&serde_json::to_string(record).context("failed to encode an event")?);
+            lines.push('\n');
+        }
+        let written = self
+            .file
+            .write_all(lines.as_bytes())
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            let _ = self.file.set_len(self.len);
+            return Err(io_error(&self.path, "write", &e)
+                .context("the events were not recorded, so orch did not act on them"));
+        }
+        self.len += lines.len() as u64;
+        Ok(records)
+    }
+
     fn cut_torn_tail(&mut self) -> anyhow::Result<()> {
         if self.len == 0 {
             return Ok(());
@@ -227,6 +255,22 @@ mod tests {
 
     fn started(pid: u32) -> Event {
         Event::EngineStarted { pid }
+    }
+
+    #[test]
+    fn a_group_of_events_is_one_write_read_back_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let mut journal = Journal::open(&path).unwrap();
+        let first = journal.append(started(1)).unwrap();
+        let group = journal
+            .append_all(vec![started(2), started(3), started(4)])
+            .unwrap();
+        assert_eq!(group.len(), 3);
+        let replay = read_journal(&path).unwrap();
+        assert_eq!(replay.records[0], first);
+        assert_eq!(replay.records[1..], group[..]);
+        assert!(journal.append_all(vec![]).unwrap().is_empty());
     }
 
     #[test]
