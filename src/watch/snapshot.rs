@@ -10,8 +10,10 @@
 //!
 //! All methods block (they run git): call them from `spawn_blocking` in async code.
 
+use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use super::git::{Git, Store};
 use crate::paths::{self, PathProblem};
@@ -77,7 +79,13 @@ pub enum SnapshotChange {
 pub struct Snapshot {
     pub(crate) git: Git,
     tree: String,
+    /// Directory listings of the tree read so far, by directory ("" is the root): the tree
+    /// never changes, so each is read with git once (see `entry`). Shared by clones.
+    listings: Arc<Mutex<HashMap<String, Arc<Vec<Entry>>>>>,
 }
+
+/// One `ls-tree` entry: mode, kind (blob, tree, commit), object id, full path.
+type Entry = (u32, String, String, String);
 
 const KIND_FILE: &str = "kind";
 
@@ -107,7 +115,7 @@ impl Snapshot {
         };
         std::fs::write(&marker, text).map_err(io_error(&marker))?;
         let tree = write_tree(&git)?;
-        Ok(Snapshot { git, tree })
+        Ok(Snapshot::new(git, tree))
     }
 
     /// Reopens a snapshot taken earlier (by an engine that has since restarted).
@@ -134,10 +142,15 @@ impl Snapshot {
             Err(err) => return Err(err),
         }
         clear_stale_lock(&git)?;
-        Ok(Snapshot {
+        Ok(Snapshot::new(git, tree_id.to_string()))
+    }
+
+    fn new(git: Git, tree: String) -> Snapshot {
+        Snapshot {
             git,
-            tree: tree_id.to_string(),
-        })
+            tree,
+            listings: Arc::default(),
+        }
     }
 
     /// The git tree object id: what [`Snapshot::load`] needs to reopen it.
@@ -157,16 +170,7 @@ impl Snapshot {
     /// content is its target) of `rel` at the start; `None` if it did not exist then.
     pub fn original(&self, rel: &str) -> Result<Option<(Vec<u8>, u32)>, SnapshotError> {
         let rel = checked(rel)?;
-        // The ancestors too: one of them may be a submodule, which hides what is below it.
-        let ancestors = rel.match_indices('/').map(|(i, _)| &rel[..i]);
-        let mut args = vec!["ls-tree", "-z", "--full-tree", &self.tree, "--"];
-        args.extend(ancestors);
-        args.push(&rel);
-        let listing = self.git.run_literal(&args)?;
-        let Some((mode, kind, oid)) = find_entry(&listing, &rel)? else {
-            if let Some(repo) = find_submodule(&listing)? {
-                return Err(SnapshotError::InsideSubmodule { path: rel, repo });
-            }
+        let Some((mode, kind, oid)) = self.entry(&rel)? else {
             return Ok(None);
         };
         if kind != "blob" {
@@ -181,6 +185,66 @@ impl Snapshot {
                 .run(false, ["cat-file", "--filters", path_arg.as_str(), &oid])?
         };
         Ok(Some((content, mode)))
+    }
+
+    /// The tree's entry for `rel`, found directory by directory from the root, so that a
+    /// submodule among its ancestors (which hides what is below it) is noticed. Each
+    /// directory's listing is read once: a path never seen before (a new file, the usual
+    /// violation) then costs no git process, where it cost one (~2 ms of the engine's loop)
+    /// every time (see BENCHMARKS.md).
+    fn entry(&self, rel: &str) -> Result<Option<(u32, String, String)>, SnapshotError> {
+        let mut dir = String::new();
+        let parts: Vec<&str> = rel.split('/').collect();
+        for (i, part) in parts.iter().enumerate() {
+            let path = if dir.is_empty() {
+                (*part).to_string()
+            } else {
+                format!("{dir}/{part}")
+            };
+            let listing = self.listing(&dir)?;
+            let Some((mode, kind, oid, _)) = listing.iter().find(|e| e.3 == path) else {
+                return Ok(None);
+            };
+            if i + 1 == parts.len() {
+                return Ok(Some((*mode, kind.clone(), oid.clone())));
+            }
+            match kind.as_str() {
+                "tree" => dir = path,
+                "commit" => {
+                    return Err(SnapshotError::InsideSubmodule {
+                        path: rel.to_string(),
+                        repo: path,
+                    });
+                }
+                // A file where a directory would be: nothing is below it.
+                _ => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
+
+    /// The entries of directory `dir` of the tree ("" is the root), read once.
+    fn listing(&self, dir: &str) -> Result<Arc<Vec<Entry>>, SnapshotError> {
+        let cached = self
+            .listings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(dir)
+            .cloned();
+        if let Some(listing) = cached {
+            return Ok(listing);
+        }
+        let mut args = vec!["ls-tree", "-z", "--full-tree", &self.tree];
+        let inside = format!("{dir}/");
+        if !dir.is_empty() {
+            args.extend(["--", inside.as_str()]);
+        }
+        let listing = Arc::new(entries(&self.git.run_literal(&args)?)?);
+        self.listings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(dir.to_string(), listing.clone());
+        Ok(listing)
     }
 
     /// Puts `rel` back as it was at the start (content and executable bit), or deletes it if
@@ -321,18 +385,4 @@ fn entries(listing: &[u8]) -> Result<Vec<(u32, String, String, String)>, Snapsho
         out.push((mode, kind.to_string(), oid.to_string(), path.to_string()));
     }
     Ok(out)
-}
-
-fn find_entry(listing: &[u8], rel: &str) -> Result<Option<(u32, String, String)>, SnapshotError> {
-    Ok(entries(listing)?
-        .into_iter()
-        .find(|entry| entry.3 == rel)
-        .map(|(mode, kind, oid, _)| (mode, kind, oid)))
-}
-
-fn find_submodule(listing: &[u8]) -> Result<Option<String>, SnapshotError> {
-    Ok(entries(listing)?
-        .into_iter()
-        .find(|entry| entry.1 == "commit")
-        .map(|entry| entry.3))
 }

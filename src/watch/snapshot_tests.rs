@@ -72,6 +72,16 @@ fn exercise(root: &Path, store: &Path) {
     );
     assert_eq!(original("ignored.log"), None);
     assert_eq!(original("nope.rs"), None);
+    // Below the root, found directory by directory; twice, the second from what was read.
+    for _ in 0..2 {
+        assert_eq!(
+            original("src/lib.rs"),
+            Some((b"//! lib\n".to_vec(), 0o100644))
+        );
+        assert_eq!(original("src/nope.rs"), None);
+        assert_eq!(original("src/deeper/nope.rs"), None);
+        assert_eq!(original("committed.rs/under-a-file"), None);
+    }
     assert_eq!(original("[ab].rs"), Some((b"class\n".to_vec(), 0o100644)));
     assert!(matches!(
         snap.original("src"),
