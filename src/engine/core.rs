@@ -74,6 +74,9 @@ pub(super) struct Engine {
     pub gate_tx: UnboundedSender<GateDone>,
     /// Gate runs in flight.
     pub checks_running: usize,
+    /// Tasks or the judge wait to be launched: the loop launches them one at a time when no
+    /// event is waiting (`launch_step`).
+    pub launch_wanted: bool,
     /// Tasks whose lint or tests failed while other agents worked: checked again when quiet.
     pub parked: Vec<TaskId>,
     /// Task attempts already checked a second time.
@@ -189,6 +192,7 @@ impl Engine {
             stop_requested: false,
             gate_tx,
             checks_running: 0,
+            launch_wanted: false,
             parked: Vec::new(),
             rechecked: HashSet::new(),
             judge_queue: Vec::new(),
@@ -261,6 +265,17 @@ impl Engine {
         Ok(record)
     }
 
+    /// One launch: the judge if it waits for one, else one ready task; asks for another
+    /// turn while more may be waiting.
+    fn launch_step(&mut self) -> anyhow::Result<()> {
+        self.launch_wanted = false;
+        if self.start_judge_now()? {
+            self.launch_wanted = true;
+            return Ok(());
+        }
+        self.dispatch_one()
+    }
+
     /// Journals several events with one write and one sync (a group commit), then applies
     /// them in order. For events that follow each other with nothing done in between, such
     /// as a task's gate results: each sync costs the loop 0.2–0.7 ms (see BENCHMARKS.md).
@@ -300,18 +315,27 @@ impl Engine {
             if let Phase::Finished(outcome) = self.state.phase {
                 return Ok(Some(outcome));
             }
+            // In this order when several are ready, not at random: a stop first, then what
+            // agents did (exit records, file changes: their journal entries are what the
+            // latency figures measure), then work that can wait a few milliseconds (gate
+            // results, redraws, listings), and launches last, one per turn, when nothing else
+            // is waiting: a launch blocks the loop for several milliseconds (files, journal,
+            // tmux), so an exit or a write that arrives meanwhile waits for one launch at
+            // most, never for a batch of them.
             tokio::select! {
-                Some(change) = fs_rx.recv() => self.on_fs(change)?,
+                biased;
+                _ = sigint.recv() => self.interrupt("interrupted (Ctrl-C)")?,
+                _ = sigterm.recv() => self.interrupt("terminated (SIGTERM)")?,
+                _ = sighup.recv() => self.detach("its window was closed, or its tmux server died")?,
                 Some(path) = dir_rx.recv() => self.on_run_file(&path)?,
+                Some(change) = fs_rx.recv() => self.on_fs(change)?,
                 Some(done) = gate_rx.recv() => self.on_gates_done(done)?,
                 _ = tick.tick() => {
                     self.check_timeouts()?;
                     self.render();
                 }
                 _ = reconcile.tick() => self.reconcile_if_tmux()?,
-                _ = sigint.recv() => self.interrupt("interrupted (Ctrl-C)")?,
-                _ = sigterm.recv() => self.interrupt("terminated (SIGTERM)")?,
-                _ = sighup.recv() => self.detach("its window was closed, or its tmux server died")?,
+                _ = std::future::ready(()), if self.launch_wanted => self.launch_step()?,
             }
         }
     }

@@ -181,13 +181,22 @@ impl Engine {
         Ok(())
     }
 
+    /// Asks for the judge to be started on the queued tasks; like `dispatch`, the loop does
+    /// it between events (`Engine::launch_step`).
     pub(super) fn maybe_start_judge(&mut self) -> anyhow::Result<()> {
+        self.launch_wanted = true;
+        Ok(())
+    }
+
+    /// Starts the judge on the queued tasks unless it is busy; whether it started.
+    pub(super) fn start_judge_now(&mut self) -> anyhow::Result<bool> {
         if self.judge.is_some() || self.judge_queue.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let tasks = std::mem::take(&mut self.judge_queue);
         self.judge_tries = 0;
-        self.launch_judge(tasks, vec![])
+        self.launch_judge(tasks, vec![])?;
+        Ok(true)
     }
 
     fn launch_judge(&mut self, tasks: Vec<TaskId>, feedback: Vec<String>) -> anyhow::Result<()> {

@@ -39,8 +39,17 @@ impl Engine {
         dispatcher::settled(&self.views())
     }
 
-    /// Starts every task that may start now, then ends the run if nothing is left.
+    /// Asks for the tasks that may start now to be started. The loop does it between events,
+    /// one launch at a time (`Engine::launch_step`): a launch is the slowest thing the loop
+    /// does, and must not hold up the journaling of an exit or a write (see BENCHMARKS.md).
     pub(super) fn dispatch(&mut self) -> anyhow::Result<()> {
+        self.launch_wanted = true;
+        Ok(())
+    }
+
+    /// Starts one task that may start now, asking to be called again while others may,
+    /// then ends the run if nothing is left.
+    pub(super) fn dispatch_one(&mut self) -> anyhow::Result<()> {
         if self.state.phase != Phase::Running {
             return Ok(());
         }
@@ -52,14 +61,17 @@ impl Engine {
             .into_iter()
             .cloned()
             .collect();
-        for id in ready {
-            if let Err(e) = self.launch(&id) {
-                // No session to launch into is no fault of the task (see interrupted.rs).
-                if self.tmux_lost() {
-                    return self.detach("its tmux session is gone");
-                }
-                self.fail_task(&id, format!("could not be launched: {e:#}"))?;
+        if ready.len() > 1 {
+            self.launch_wanted = true;
+        }
+        if let Some(id) = ready.into_iter().next()
+            && let Err(e) = self.launch(&id)
+        {
+            // No session to launch into is no fault of the task (see interrupted.rs).
+            if self.tmux_lost() {
+                return self.detach("its tmux session is gone");
             }
+            self.fail_task(&id, format!("could not be launched: {e:#}"))?;
         }
         self.finish_if_settled()
     }
