@@ -66,8 +66,9 @@ pub fn details(o: &mut String, r: &Results) {
              One run of {} tasks, {} at a time (`max_parallel: {}`), each a `kind: command` \
              agent (a bash script, see `benches/orch/project.rs`) that writes its own file, \
              sleeps 50–299 ms, writes `stray/<task>.txt` (which it does not own), sleeps \
-             50–299 ms and exits 0. Exits, violations and the launches of the next tasks \
-             interleave as in a real run; the run {} in {:.1} s.\n\n\
+             50–299 ms and exits 0. Each task is checked and judged (the same script answers \
+             as the judge: pass) as in a real run, so exits, violations, gate checks, judge \
+             rounds and the launches of the next tasks interleave; the run {} in {:.1} s{}.\n\n\
              - *exit*: from the agent's `EXIT` stamp (`$EPOCHREALTIME`, its last act) to the \
              moment the engine's `task_exited` line could be read from `events.jsonl` (an \
              inotify watch on the file, stamped after the read, so never early). In between: \
@@ -78,7 +79,17 @@ pub fn details(o: &mut String, r: &Results) {
              stray file, to the `violation` line for it.\n\
              - *by `t`*: the same, to the journal's own `t` (ms, truncated, taken just before \
              the engine writes the line): a cross-check.\n",
-            l.tasks, l.parallel, l.parallel, l.outcome, l.wall_s
+            l.tasks,
+            l.parallel,
+            l.parallel,
+            l.outcome,
+            l.wall_s,
+            if l.outcome == "failed" {
+                " (by design: its agents wrote files they do not own, which fails the run's \
+                 ownership gate)"
+            } else {
+                ""
+            }
         );
         let _ = writeln!(
             o,
