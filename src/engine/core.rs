@@ -23,6 +23,10 @@ use crate::watch::{DirWatcher, FsChange, Snapshot, TreeWatcher};
 const RECONCILE_EVERY: Duration = Duration::from_secs(2);
 /// How often the control window's table is redrawn and timeouts are checked.
 const TICK_EVERY: Duration = Duration::from_secs(1);
+/// The loop's select is biased toward agents' events (see `run`), so an agent that writes
+/// without pause would starve the rest: after this many agents' events in a row, the rest
+/// get a turn (`starved_turn`). High enough that it never comes between a burst of exits.
+const FAIR_AFTER: u32 = 64;
 
 /// One agent running in a pane: a task's attempt, or the planner's.
 #[derive(Debug, Clone)]
@@ -308,12 +312,19 @@ impl Engine {
         let mut reconcile = tokio::time::interval(RECONCILE_EVERY);
 
         self.begin()?;
+        // Agents' events handled in a row: see FAIR_AFTER.
+        let mut streak = 0u32;
         loop {
             if self.detached {
                 return Ok(None);
             }
             if let Phase::Finished(outcome) = self.state.phase {
                 return Ok(Some(outcome));
+            }
+            if streak >= FAIR_AFTER {
+                streak = 0;
+                self.starved_turn(&mut gate_rx, &mut tick, &mut reconcile)?;
+                continue;
             }
             // In this order when several are ready, not at random: a stop first, then what
             // agents did (exit records, file changes: their journal entries are what the
@@ -327,17 +338,61 @@ impl Engine {
                 _ = sigint.recv() => self.interrupt("interrupted (Ctrl-C)")?,
                 _ = sigterm.recv() => self.interrupt("terminated (SIGTERM)")?,
                 _ = sighup.recv() => self.detach("its window was closed, or its tmux server died")?,
-                Some(path) = dir_rx.recv() => self.on_run_file(&path)?,
-                Some(change) = fs_rx.recv() => self.on_fs(change)?,
-                Some(done) = gate_rx.recv() => self.on_gates_done(done)?,
+                Some(path) = dir_rx.recv() => {
+                    streak += 1;
+                    self.on_run_file(&path)?;
+                }
+                Some(change) = fs_rx.recv() => {
+                    streak += 1;
+                    self.on_fs(change)?;
+                }
+                Some(done) = gate_rx.recv() => {
+                    streak = 0;
+                    self.on_gates_done(done)?;
+                }
                 _ = tick.tick() => {
+                    streak = 0;
                     self.check_timeouts()?;
                     self.render();
                 }
-                _ = reconcile.tick() => self.reconcile_if_tmux()?,
-                _ = std::future::ready(()), if self.launch_wanted => self.launch_step()?,
+                _ = reconcile.tick() => {
+                    streak = 0;
+                    self.reconcile_if_tmux()?;
+                }
+                _ = std::future::ready(()), if self.launch_wanted => {
+                    streak = 0;
+                    self.launch_step()?;
+                }
             }
         }
+    }
+
+    /// A turn for the work a biased select puts last, taken after FAIR_AFTER agents' events
+    /// in a row: the first of gate results, a due tick, a due reconciliation, a launch.
+    fn starved_turn(
+        &mut self,
+        gate_rx: &mut UnboundedReceiver<GateDone>,
+        tick: &mut tokio::time::Interval,
+        reconcile: &mut tokio::time::Interval,
+    ) -> anyhow::Result<()> {
+        use std::task::{Context, Waker};
+        // Asking an interval without waiting: the select polls it again with its own waker.
+        let mut cx = Context::from_waker(Waker::noop());
+        if let Ok(done) = gate_rx.try_recv() {
+            return self.on_gates_done(done);
+        }
+        if tick.poll_tick(&mut cx).is_ready() {
+            self.check_timeouts()?;
+            self.render();
+            return Ok(());
+        }
+        if reconcile.poll_tick(&mut cx).is_ready() {
+            return self.reconcile_if_tmux();
+        }
+        if self.launch_wanted {
+            return self.launch_step();
+        }
+        Ok(())
     }
 
     fn begin(&mut self) -> anyhow::Result<()> {

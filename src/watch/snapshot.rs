@@ -81,11 +81,12 @@ pub struct Snapshot {
     tree: String,
     /// Directory listings of the tree read so far, by directory ("" is the root): the tree
     /// never changes, so each is read with git once (see `entry`). Shared by clones.
-    listings: Arc<Mutex<HashMap<String, Arc<Vec<Entry>>>>>,
+    listings: Arc<Mutex<HashMap<String, Arc<Listing>>>>,
 }
 
-/// One `ls-tree` entry: mode, kind (blob, tree, commit), object id, full path.
-type Entry = (u32, String, String, String);
+/// One directory's `ls-tree` entries by full path: mode, kind (blob, tree, commit), object id.
+/// A map, as a directory of the tree may hold thousands of entries.
+type Listing = HashMap<String, (u32, String, String)>;
 
 const KIND_FILE: &str = "kind";
 
@@ -202,7 +203,7 @@ impl Snapshot {
                 format!("{dir}/{part}")
             };
             let listing = self.listing(&dir)?;
-            let Some((mode, kind, oid, _)) = listing.iter().find(|e| e.3 == path) else {
+            let Some((mode, kind, oid)) = listing.get(&path) else {
                 return Ok(None);
             };
             if i + 1 == parts.len() {
@@ -224,7 +225,7 @@ impl Snapshot {
     }
 
     /// The entries of directory `dir` of the tree ("" is the root), read once.
-    fn listing(&self, dir: &str) -> Result<Arc<Vec<Entry>>, SnapshotError> {
+    fn listing(&self, dir: &str) -> Result<Arc<Listing>, SnapshotError> {
         let cached = self
             .listings
             .lock()
@@ -239,7 +240,11 @@ impl Snapshot {
         if !dir.is_empty() {
             args.extend(["--", inside.as_str()]);
         }
-        let listing = Arc::new(entries(&self.git.run_literal(&args)?)?);
+        let listing: Listing = entries(&self.git.run_literal(&args)?)?
+            .into_iter()
+            .map(|(mode, kind, oid, path)| (path, (mode, kind, oid)))
+            .collect();
+        let listing = Arc::new(listing);
         self.listings
             .lock()
             .unwrap_or_else(|e| e.into_inner())
