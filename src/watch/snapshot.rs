@@ -82,7 +82,12 @@ pub struct Snapshot {
     /// Directory listings of the tree read so far, by directory ("" is the root): the tree
     /// never changes, so each is read with git once (see `entry`). Shared by clones.
     listings: Arc<Mutex<HashMap<String, Arc<Listing>>>>,
+    /// Original contents read so far, by path: see `original`. Shared by clones.
+    contents: Arc<Mutex<HashMap<String, Original>>>,
 }
+
+/// A file's content and git mode at the start.
+type Original = (Arc<Vec<u8>>, u32);
 
 /// One directory's `ls-tree` entries by full path: mode, kind (blob, tree, commit), object id.
 /// A map, as a directory of the tree may hold thousands of entries.
@@ -151,6 +156,7 @@ impl Snapshot {
             git,
             tree,
             listings: Arc::default(),
+            contents: Arc::default(),
         }
     }
 
@@ -169,8 +175,33 @@ impl Snapshot {
 
     /// The content and git mode (0o100644, 0o100755 or 0o120000 for a symlink, whose
     /// content is its target) of `rel` at the start; `None` if it did not exist then.
+    ///
+    /// Each file's content is read from git once and kept (the tree never changes): the
+    /// engine asks on every change it cannot attribute, and a tool that rewrites a file
+    /// unchanged, again and again, must not cost a git process each time.
     pub fn original(&self, rel: &str) -> Result<Option<(Vec<u8>, u32)>, SnapshotError> {
         let rel = checked(rel)?;
+        let known = self
+            .contents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&rel)
+            .cloned();
+        if let Some((content, mode)) = known {
+            return Ok(Some((content.to_vec(), mode)));
+        }
+        let Some((content, mode)) = self.read_original(&rel)? else {
+            return Ok(None);
+        };
+        self.contents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(rel, (Arc::new(content.clone()), mode));
+        Ok(Some((content, mode)))
+    }
+
+    fn read_original(&self, rel: &str) -> Result<Option<(Vec<u8>, u32)>, SnapshotError> {
+        let rel = rel.to_string();
         let Some((mode, kind, oid)) = self.entry(&rel)? else {
             return Ok(None);
         };
