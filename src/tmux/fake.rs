@@ -13,6 +13,10 @@ use std::sync::{Mutex, MutexGuard};
 use super::args::{check_name, check_session, env_values, exec_argv};
 use super::{PaneInfo, PaneState, Tmux, TmuxError, WindowSpec};
 
+/// Fake pids start above Linux's largest possible pid (`PID_MAX_LIMIT`, 2^22): an engine
+/// under test stops its agents' process groups, and must never reach a real process.
+const FIRST_PID: u32 = (1 << 22) + 1_000;
+
 /// The checks `RealTmux` makes before calling tmux.
 fn check_spec(spec: &WindowSpec, named: bool) -> Result<(), TmuxError> {
     if named {
@@ -195,7 +199,7 @@ impl State {
         });
         self.next_pane += 1;
         let pane_id = format!("%{}", self.next_pane - 1);
-        let pid = 10_000 + self.next_pane;
+        let pid = FIRST_PID + self.next_pane;
         self.panes.push(FakePane {
             session: session.to_string(),
             window_id: window_id.clone(),
@@ -324,7 +328,7 @@ impl Tmux for FakeTmux {
         let mut state = self.begin(Call::RespawnPane(pane.into(), spec.clone()))?;
         check_spec(spec, false)?;
         state.next_pane += 1;
-        let pid = 10_000 + state.next_pane;
+        let pid = FIRST_PID + state.next_pane;
         let found = state
             .panes
             .iter_mut()
