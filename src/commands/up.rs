@@ -132,14 +132,6 @@ pub fn start(global: &Global, args: UpArgs) -> anyhow::Result<Started> {
     }
 
     let run_id = project::new_id();
-    let dir = RunDir::new(&state_dir, &run_id);
-    dir.create()?;
-    std::fs::write(dir.config(), &config_text).context("failed to copy the config into the run")?;
-    std::fs::write(dir.request(), &args.request).context("failed to write the request")?;
-    if let Some(plan) = &given_plan {
-        let json = serde_json::to_string_pretty(plan)?;
-        std::fs::write(dir.plan(), json + "\n").context("failed to write the plan")?;
-    }
     let info = RunInfo {
         run_id: run_id.clone(),
         request: args.request.clone(),
@@ -152,13 +144,7 @@ pub fn start(global: &Global, args: UpArgs) -> anyhow::Result<Started> {
         plan_given: given_plan.is_some(),
         orch_version: env!("CARGO_PKG_VERSION").to_string(),
     };
-    info.write(&dir.run_json())?;
-    let mut journal = state::Journal::open(&dir.events())?;
-    journal.append(state::Event::RunStarted {
-        run_id: run_id.clone(),
-        request_bytes: args.request.len(),
-    })?;
-    RunDir::set_current(&state_dir, &run_id)?;
+    let dir = state::create_run(&state_dir, &info, &config_text, given_plan.as_ref())?;
 
     let exe = std::env::current_exe().context("failed to find orch's own executable")?;
     let pane = tmux.new_session(

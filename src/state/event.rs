@@ -119,7 +119,8 @@ pub enum Event {
         suspects: Vec<TaskId>,
         /// recorded | reverted | deleted | stopped | found-by-sweep
         action: String,
-        /// Where the violating content was saved, relative to the run directory.
+        /// Where the violating content was saved, relative to the project root
+        /// (`.orch/runs/<id>/violations/<n>/...`).
         saved: Option<String>,
     },
     RunFinished {

@@ -255,6 +255,34 @@ impl RunInfo {
     }
 }
 
+/// Creates the directory of a new run with what its engine starts from: `run.json`, the
+/// config it runs with (a copy: editing `orch.yaml` later does not change a run), the request,
+/// the plan when one was given, and the journal's first event. The run becomes the project's
+/// current one.
+pub fn create_run(
+    state_dir: &Path,
+    info: &RunInfo,
+    config_text: &str,
+    plan: Option<&crate::plan::Plan>,
+) -> anyhow::Result<RunDir> {
+    let dir = RunDir::new(state_dir, &info.run_id);
+    dir.create()?;
+    std::fs::write(dir.config(), config_text).context("failed to copy the config into the run")?;
+    std::fs::write(dir.request(), &info.request).context("failed to write the request")?;
+    if let Some(plan) = plan {
+        let json = serde_json::to_string_pretty(plan)?;
+        std::fs::write(dir.plan(), json + "\n").context("failed to write the plan")?;
+    }
+    info.write(&dir.run_json())?;
+    let mut journal = super::Journal::open(&dir.events())?;
+    journal.append(super::Event::RunStarted {
+        run_id: info.run_id.clone(),
+        request_bytes: info.request.len(),
+    })?;
+    RunDir::set_current(state_dir, &info.run_id)?;
+    Ok(dir)
+}
+
 /// Writes `bytes` to a temporary file beside `path`, then renames it into place.
 fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let name = path
