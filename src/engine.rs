@@ -4,6 +4,7 @@
 
 mod core;
 mod crash;
+mod event_loop;
 mod interrupted;
 mod judging;
 mod ownership;
@@ -12,5 +13,10 @@ mod planning;
 mod resume;
 mod tasks;
 pub mod ui;
+
+#[cfg(test)]
+mod fake_run;
+#[cfg(test)]
+mod tests;
 
 pub use core::start;

@@ -4,29 +4,20 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context as _;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use super::crash::{CrashPoint, When};
+use super::event_loop::{Inputs, Stop};
 use super::{panes::Panes, ui};
 use crate::config::Config;
 use crate::plan::{Plan, TaskId};
 use crate::project::Project;
 use crate::state::{EngineLock, Event, Journal, Outcome, Phase, Record, RunDir, RunInfo, RunState};
 use crate::tmux::{RealTmux, Tmux};
-use crate::watch::{DirWatcher, FsChange, Snapshot, TreeWatcher};
-
-/// How often tmux is asked which panes are alive, besides the pane-died hook: tmux's own exit
-/// report is not always reliable.
-const RECONCILE_EVERY: Duration = Duration::from_secs(2);
-/// How often the control window's table is redrawn and timeouts are checked.
-const TICK_EVERY: Duration = Duration::from_secs(1);
-/// The loop's select is biased toward agents' events (see `run`), so an agent that writes
-/// without pause would starve the rest: after this many agents' events in a row, the rest
-/// get a turn (`starved_turn`). High enough that it never comes between a burst of exits.
-const FAIR_AFTER: u32 = 64;
+use crate::watch::{DirWatcher, Snapshot, TreeWatcher};
 
 /// One agent running in a pane: a task's attempt, or the planner's.
 #[derive(Debug, Clone)]
@@ -103,6 +94,8 @@ pub(super) struct Engine {
     pub detached: bool,
     /// Attempt directories whose pane was seen gone without an exit record, and since when.
     pub gone_since: HashMap<PathBuf, Instant>,
+    /// Whether `render` draws the table on stdout (the control window); not in unit tests.
+    pub draw: bool,
     _lock: EngineLock,
 }
 
@@ -118,8 +111,17 @@ pub fn start(run_dir: &Path) -> anyhow::Result<u8> {
         .build()
         .context("failed to start the engine's runtime")?;
     runtime.block_on(async {
-        let (mut engine, fs_rx, dir_rx, gate_rx) = Engine::open(run_dir)?;
-        let result = engine.run(fs_rx, dir_rx, gate_rx).await;
+        let stops = super::event_loop::os_stops()?;
+        // One control-mode client for all of the engine's tmux commands, not a process per
+        // command: it keeps the loop free (see tmux/control.rs and BENCHMARKS.md).
+        let real_tmux = |info: &RunInfo| -> Arc<dyn Tmux> {
+            Arc::new(
+                RealTmux::new(info.socket.clone(), info.tmux_config.clone())
+                    .with_control_mode(&info.session),
+            )
+        };
+        let (mut engine, inputs) = Engine::open(run_dir, real_tmux, stops)?;
+        let result = engine.run(inputs).await;
         match &result {
             // Detached: the run goes on without an engine, and the window is gone.
             Ok(None) => {}
@@ -135,15 +137,13 @@ pub fn start(run_dir: &Path) -> anyhow::Result<u8> {
 }
 
 impl Engine {
-    #[expect(clippy::type_complexity)]
-    fn open(
+    /// Opens the run in `run_dir` for its engine, with the tmux that `tmux` makes for it (a
+    /// fake in unit tests) and the stop requests of `stops` (the OS's signals, or a test's).
+    pub(super) fn open(
         run_dir: &Path,
-    ) -> anyhow::Result<(
-        Engine,
-        UnboundedReceiver<FsChange>,
-        UnboundedReceiver<PathBuf>,
-        UnboundedReceiver<GateDone>,
-    )> {
+        tmux: impl FnOnce(&RunInfo) -> Arc<dyn Tmux>,
+        stops: UnboundedReceiver<Stop>,
+    ) -> anyhow::Result<(Engine, Inputs)> {
         let dir = RunDir::open(run_dir)?;
         let info = RunInfo::read(&dir.run_json())?;
         let project = Project::discover(&info.project_root, None)?;
@@ -159,12 +159,7 @@ impl Engine {
             eprintln!("warning: {repaired}");
         }
         let crash = CrashPoint::from_env(state.engine_pid.is_none())?;
-        // One control-mode client for all of the engine's tmux commands, not a process per
-        // command: it keeps the loop free (see tmux/control.rs and BENCHMARKS.md).
-        let tmux: Arc<dyn Tmux> = Arc::new(
-            RealTmux::new(info.socket.clone(), info.tmux_config.clone())
-                .with_control_mode(&info.session),
-        );
+        let tmux = tmux(&info);
         let layout = crate::layout::Layout::load(&info.layout, &project.root)?;
         let (fs_tx, fs_rx) = unbounded_channel();
         let (dir_tx, dir_rx) = unbounded_channel();
@@ -216,9 +211,16 @@ impl Engine {
             crash,
             detached: false,
             gone_since: HashMap::new(),
+            draw: true,
             _lock: lock,
         };
-        Ok((engine, fs_rx, dir_rx, gate_rx))
+        let inputs = Inputs {
+            fs: fs_rx,
+            run_files: dir_rx,
+            gates: gate_rx,
+            stops,
+        };
+        Ok((engine, inputs))
     }
 
     /// Writes an agent run's launcher into `dir` (its logs and exit record go there too),
@@ -269,17 +271,6 @@ impl Engine {
         Ok(record)
     }
 
-    /// One launch: the judge if it waits for one, else one ready task; asks for another
-    /// turn while more may be waiting.
-    fn launch_step(&mut self) -> anyhow::Result<()> {
-        self.launch_wanted = false;
-        if self.start_judge_now()? {
-            self.launch_wanted = true;
-            return Ok(());
-        }
-        self.dispatch_one()
-    }
-
     /// Journals several events with one write and one sync (a group commit), then applies
     /// them in order. For events that follow each other with nothing done in between, such
     /// as a task's gate results: each sync costs the loop 0.2–0.7 ms (see BENCHMARKS.md).
@@ -297,105 +288,7 @@ impl Engine {
         Ok(())
     }
 
-    /// Runs the loop until the run ends (its outcome), or the engine detaches from it (`None`).
-    async fn run(
-        &mut self,
-        mut fs_rx: UnboundedReceiver<FsChange>,
-        mut dir_rx: UnboundedReceiver<PathBuf>,
-        mut gate_rx: UnboundedReceiver<GateDone>,
-    ) -> anyhow::Result<Option<Outcome>> {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut sigint = signal(SignalKind::interrupt())?;
-        let mut sigterm = signal(SignalKind::terminate())?;
-        let mut sighup = signal(SignalKind::hangup())?;
-        let mut tick = tokio::time::interval(TICK_EVERY);
-        let mut reconcile = tokio::time::interval(RECONCILE_EVERY);
-
-        self.begin()?;
-        // Agents' events handled in a row: see FAIR_AFTER.
-        let mut streak = 0u32;
-        loop {
-            if self.detached {
-                return Ok(None);
-            }
-            if let Phase::Finished(outcome) = self.state.phase {
-                return Ok(Some(outcome));
-            }
-            if streak >= FAIR_AFTER {
-                streak = 0;
-                self.starved_turn(&mut gate_rx, &mut tick, &mut reconcile)?;
-                continue;
-            }
-            // In this order when several are ready, not at random: a stop first, then what
-            // agents did (exit records, file changes: their journal entries are what the
-            // latency figures measure), then work that can wait a few milliseconds (gate
-            // results, redraws, listings), and launches last, one per turn, when nothing else
-            // is waiting: a launch blocks the loop for several milliseconds (files, journal,
-            // tmux), so an exit or a write that arrives meanwhile waits for one launch at
-            // most, never for a batch of them.
-            tokio::select! {
-                biased;
-                _ = sigint.recv() => self.interrupt("interrupted (Ctrl-C)")?,
-                _ = sigterm.recv() => self.interrupt("terminated (SIGTERM)")?,
-                _ = sighup.recv() => self.detach("its window was closed, or its tmux server died")?,
-                Some(path) = dir_rx.recv() => {
-                    streak += 1;
-                    self.on_run_file(&path)?;
-                }
-                Some(change) = fs_rx.recv() => {
-                    streak += 1;
-                    self.on_fs(change)?;
-                }
-                Some(done) = gate_rx.recv() => {
-                    streak = 0;
-                    self.on_gates_done(done)?;
-                }
-                _ = tick.tick() => {
-                    streak = 0;
-                    self.check_timeouts()?;
-                    self.render();
-                }
-                _ = reconcile.tick() => {
-                    streak = 0;
-                    self.reconcile_if_tmux()?;
-                }
-                _ = std::future::ready(()), if self.launch_wanted => {
-                    streak = 0;
-                    self.launch_step()?;
-                }
-            }
-        }
-    }
-
-    /// A turn for the work a biased select puts last, taken after FAIR_AFTER agents' events
-    /// in a row: the first of gate results, a due tick, a due reconciliation, a launch.
-    fn starved_turn(
-        &mut self,
-        gate_rx: &mut UnboundedReceiver<GateDone>,
-        tick: &mut tokio::time::Interval,
-        reconcile: &mut tokio::time::Interval,
-    ) -> anyhow::Result<()> {
-        use std::task::{Context, Waker};
-        // Asking an interval without waiting: the select polls it again with its own waker.
-        let mut cx = Context::from_waker(Waker::noop());
-        if let Ok(done) = gate_rx.try_recv() {
-            return self.on_gates_done(done);
-        }
-        if tick.poll_tick(&mut cx).is_ready() {
-            self.check_timeouts()?;
-            self.render();
-            return Ok(());
-        }
-        if reconcile.poll_tick(&mut cx).is_ready() {
-            return self.reconcile_if_tmux();
-        }
-        if self.launch_wanted {
-            return self.launch_step();
-        }
-        Ok(())
-    }
-
-    fn begin(&mut self) -> anyhow::Result<()> {
+    pub(super) fn begin(&mut self) -> anyhow::Result<()> {
         let resuming = self.check_resumable()?;
         // Resumed first: whoever sees this engine's start sees the run resumed too.
         if resuming {
@@ -472,7 +365,7 @@ impl Engine {
     }
 
     /// A file changed under the run directory: an exit record, a log growing, a hook marker.
-    fn on_run_file(&mut self, path: &Path) -> anyhow::Result<()> {
+    pub(super) fn on_run_file(&mut self, path: &Path) -> anyhow::Result<()> {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         if path.parent() == Some(self.dir.signals().as_path()) {
             // The marker names the pane that died (`pane-%N`). When no running agent is in
@@ -503,7 +396,7 @@ impl Engine {
 
     /// Reconciles with tmux, unless tmux is gone: then nothing it shows is the agents' doing,
     /// and the engine detaches (see `detach`).
-    fn reconcile_if_tmux(&mut self) -> anyhow::Result<()> {
+    pub(super) fn reconcile_if_tmux(&mut self) -> anyhow::Result<()> {
         if self.tmux_lost() {
             return self.detach("its tmux session is gone");
         }
@@ -532,7 +425,7 @@ impl Engine {
     /// Stops everything on Ctrl-C or SIGTERM: no more dispatching, every agent journaled as
     /// interrupted and its process group stopped, the run recorded as interrupted (or stopped,
     /// when `orch down` asked). `orch resume` continues it.
-    fn interrupt(&mut self, why: &str) -> anyhow::Result<()> {
+    pub(super) fn interrupt(&mut self, why: &str) -> anyhow::Result<()> {
         self.stop_requested |= self.dir.stop_request().exists();
         let (outcome, reason) = if self.stop_requested {
             (Outcome::Stopped, "stopped by `orch down`".to_string())
@@ -648,6 +541,9 @@ impl Engine {
     }
 
     pub fn render(&self) {
+        if !self.draw {
+            return;
+        }
         let header = self.header();
         let table = ui::table(&self.state, &self.dir, ui::now_ms());
         // Clear the screen and home the cursor, then redraw: the control window is ours. A

@@ -1,0 +1,288 @@
+//! `FakeRun`: the engine on a `FakeTmux`, for unit tests of the engine. Nothing runs in the
+//! fake's panes: the test plays every agent, writing its files, its answer and its exit
+//! record as `orch agent-run` would. The project, the run directory and the file watchers
+//! are real (in a temporary directory), so the engine sees what it sees in production.
+//!
+//! Waits are on conditions with a deadline; on timeout they panic with the fake's panes
+//! and the run's journal.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
+
+use super::core::Engine;
+use super::event_loop::Stop;
+use crate::agent_run::ExitRecord;
+use crate::state::{Event, Outcome, Record, RunDir, RunInfo};
+use crate::tmux::{FakePane, FakeTmux, Tmux};
+use crate::watch::FsChange;
+
+/// How long any wait of a test may take before it fails.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// An agent the engine started in a pane of the fake: the test decides what it does.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    pub pane: FakePane,
+    /// Its attempt directory (launcher, logs, exit record).
+    pub dir: PathBuf,
+    /// `planner`, `worker`, `judge` or `oracle`.
+    pub role: String,
+    /// Its task, for a worker or an oracle.
+    pub task: String,
+}
+
+pub struct FakeRun {
+    pub project: tempfile::TempDir,
+    pub dir: RunDir,
+    pub tmux: Arc<FakeTmux>,
+    stops: UnboundedSender<Stop>,
+    fs: UnboundedSender<FsChange>,
+    engine: Option<std::thread::JoinHandle<anyhow::Result<Option<Outcome>>>>,
+    /// Panes already handed to the test by `next_agent`.
+    seen: Vec<String>,
+}
+
+impl FakeRun {
+    /// Starts an engine on a new run of `plan` (JSON), in a project with `config` as its
+    /// `orch.yaml` and `files` in it.
+    pub fn start(config: &str, plan: &str, files: &[(&str, &str)]) -> FakeRun {
+        Self::start_with("build it", config, plan, files, |_| {})
+    }
+
+    /// `start`, with the run's request, and `prepare` called on the fake before the engine
+    /// starts (to make a call fail, say).
+    pub fn start_with(
+        request: &str,
+        config: &str,
+        plan: &str,
+        files: &[(&str, &str)],
+        prepare: impl FnOnce(&FakeTmux),
+    ) -> FakeRun {
+        let project = tempfile::tempdir().expect("a temporary project");
+        let root = project.path().canonicalize().unwrap();
+        std::fs::write(root.join("orch.yaml"), config).unwrap();
+        for (path, text) in files {
+            let path = root.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        let parsed = crate::config::parse(config, &root.join("orch.yaml")).expect("the config");
+        let value = crate::plan::extract_plan(plan).expect("a plan");
+        let plan = crate::plan::parse_and_validate(&value, &root, &parsed.roles.workers)
+            .expect("a valid plan");
+        let info = RunInfo {
+            run_id: crate::project::new_id(),
+            request: request.into(),
+            session: "orch-fake".into(),
+            socket: None,
+            tmux_config: None,
+            layout: "windows".into(),
+            project_root: root.clone(),
+            created_at_ms: crate::state::now_ms(),
+            plan_given: true,
+            orch_version: "test".into(),
+        };
+        let dir = crate::state::create_run(&root.join(".orch"), &info, config, Some(&plan))
+            .expect("the run directory");
+
+        // The session exists before the engine starts, as `orch up` makes it.
+        let tmux = Arc::new(FakeTmux::new());
+        let control = crate::tmux::WindowSpec {
+            name: "control".into(),
+            cwd: root.clone(),
+            argv: vec!["orch".into(), "engine".into()],
+            env: vec![],
+        };
+        tmux.new_session(&info.session, &control, (200, 50))
+            .expect("the fake session");
+        prepare(&tmux);
+        let (stops, stop_rx) = unbounded_channel();
+        // The project's changes reach the engine through a channel of ours, which the test
+        // can add changes to (`inject`); the watcher's are forwarded to it.
+        let (fs, fs_rx) = unbounded_channel();
+        let forward = fs.clone();
+        let engine_tmux: Arc<dyn Tmux> = tmux.clone();
+        let path = dir.path().to_path_buf();
+        let engine = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let (mut engine, mut inputs) = Engine::open(&path, |_| engine_tmux, stop_rx)?;
+                let mut watched = std::mem::replace(&mut inputs.fs, fs_rx);
+                std::thread::spawn(move || {
+                    while let Some(change) = watched.blocking_recv() {
+                        let _ = forward.send(change);
+                    }
+                });
+                engine.draw = false;
+                engine.run(inputs).await
+            })
+        });
+        FakeRun {
+            project,
+            dir,
+            tmux,
+            stops,
+            fs,
+            engine: Some(engine),
+            seen: vec!["control".into()],
+        }
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.project.path().canonicalize().unwrap()
+    }
+
+    /// Asks the engine to stop, as a signal would.
+    pub fn stop(&self, stop: Stop) {
+        let _ = self.stops.send(stop);
+    }
+
+    /// Hands the engine a change in the project, as if its watcher had seen it.
+    pub fn inject(&self, change: FsChange) {
+        self.fs.send(change).expect("the engine's loop is gone");
+    }
+
+    /// The next agent the engine starts (in the order it started them).
+    pub fn next_agent(&mut self) -> Agent {
+        let seen = self.seen.clone();
+        let pane = self.wait_for("the engine to start an agent", |run| {
+            run.tmux
+                .panes()
+                .into_iter()
+                .find(|p| !seen.contains(&p.pane_id) && p.spec.name != "control")
+        });
+        self.seen.push(pane.pane_id.clone());
+        let script = PathBuf::from(&pane.spec.argv[1]);
+        let dir = script.parent().unwrap().to_path_buf();
+        let spec = crate::launcher::LaunchSpec::read(&dir.join(crate::launcher::SPEC_FILE))
+            .expect("the agent's launch spec");
+        let var = |name: &str| {
+            spec.env
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        Agent {
+            role: var("ORCH_ROLE"),
+            task: var("ORCH_TASK_ID"),
+            pane,
+            dir,
+        }
+    }
+
+    /// Writes `files` into the project, as the agent would.
+    pub fn write(&self, files: &[(&str, &str)]) {
+        for (path, text) in files {
+            let path = self.root().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+    }
+
+    /// The agent prints `stdout` and exits with `code`: its logs, then its exit record,
+    /// renamed into place as `agent-run` does.
+    pub fn exit(&self, agent: &Agent, code: i32, stdout: &str) {
+        std::fs::write(agent.dir.join("stdout.log"), stdout).unwrap();
+        std::fs::write(agent.dir.join("output.log"), stdout).unwrap();
+        let now = crate::state::now_ms();
+        let record = ExitRecord {
+            code: Some(code),
+            signal: None,
+            started_at_ms: now,
+            ended_at_ms: now,
+            failure: None,
+            usage: None,
+            session_id: None,
+            stopped_by: None,
+        };
+        let tmp = agent.dir.join("exit.json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec(&record).unwrap()).unwrap();
+        std::fs::rename(tmp, agent.dir.join("exit.json")).unwrap();
+    }
+
+    /// A judge that passes every task it was asked about.
+    pub fn pass(&self, judge: &Agent) {
+        assert_eq!(judge.role, "judge", "{judge:?}");
+        self.exit(judge, 0, r#"{"verdict": "pass", "tasks": []}"#);
+    }
+
+    /// The journal so far.
+    pub fn journal(&self) -> Vec<Record> {
+        crate::state::read_journal(&self.dir.events())
+            .map(|r| r.records)
+            .unwrap_or_default()
+    }
+
+    /// Waits for a journal entry that `matches`, and returns it.
+    pub fn wait_event(&self, what: &str, matches: impl Fn(&Event) -> bool) -> Event {
+        self.wait_for(what, |run| {
+            run.journal().into_iter().map(|r| r.event).find(&matches)
+        })
+    }
+
+    /// Waits until the engine's loop ends, and returns how the run ended.
+    pub fn outcome(&mut self) -> Option<Outcome> {
+        let finished = |run: &FakeRun| {
+            let engine = run.engine.as_ref().expect("the engine was already joined");
+            engine.is_finished().then_some(())
+        };
+        self.wait_for("the engine to end", finished);
+        let engine = self.engine.take().expect("the engine was already joined");
+        engine
+            .join()
+            .expect("the engine panicked")
+            .expect("the engine failed")
+    }
+
+    /// Polls `found` (an in-memory fake and a small journal: cheap) until it gives a value.
+    pub fn wait_for<T>(&self, what: &str, found: impl Fn(&FakeRun) -> Option<T>) -> T {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(value) = found(self) {
+                return value;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out waiting for {what}\n{}", self.dump());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The fake's panes and the journal, for a failure message.
+    pub fn dump(&self) -> String {
+        let mut out = String::from("--- panes\n");
+        for pane in self.tmux.panes() {
+            out.push_str(&format!(
+                "{} {} dead={} {:?}\n",
+                pane.pane_id, pane.spec.name, pane.dead, pane.spec.argv
+            ));
+        }
+        out.push_str("--- journal\n");
+        out.push_str(&std::fs::read_to_string(self.dir.events()).unwrap_or_default());
+        out
+    }
+
+    /// A file of the project.
+    pub fn read(&self, path: impl AsRef<Path>) -> Option<String> {
+        std::fs::read_to_string(self.root().join(path)).ok()
+    }
+}
+
+impl Drop for FakeRun {
+    fn drop(&mut self) {
+        // An engine still running (a failed test) is told to stop, so that the thread ends.
+        if let Some(engine) = self.engine.take() {
+            let _ = self.stops.send(Stop::Interrupt);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !engine.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+}

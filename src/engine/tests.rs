@@ -1,0 +1,291 @@
+//! The engine on a fake tmux (see `fake_run.rs`): dispatch in dependency order, the judge's
+//! refusals, failed launches, lost panes, stops, violations, and a loop that stays fair
+//! under a flood of file events. The real-tmux end-to-end tests are in `tests/`.
+
+use super::event_loop::Stop;
+use super::fake_run::{Agent, FakeRun};
+use crate::state::{Event, Outcome};
+use crate::tmux::{Call, TmuxError};
+
+fn config(extra: &str) -> String {
+    format!(
+        "agents:\n  mine:\n    kind: command\n    command: [\"./worker.sh\"]\n  \
+         judge:\n    kind: command\n    command: [\"./judge.sh\"]\n\
+         roles:\n  planner: judge\n  judge: judge\n  workers: [mine]\n\
+         limits:\n  retries: 1\n  task_timeout: 60s\n{extra}"
+    )
+}
+
+const TWO_TASKS: &str = r#"{"tasks": [
+  {"id": "a", "agent": "mine", "task": "write a", "files": ["tests/a_test.txt", "a.txt"]},
+  {"id": "b", "agent": "mine", "task": "write b", "files": ["tests/b_test.txt", "b.txt"], "depends_on": ["a"]}
+]}"#;
+
+/// The worker writes its two files and exits 0.
+fn work(run: &FakeRun, agent: &Agent) {
+    assert_eq!(agent.role, "worker", "{agent:?}");
+    let test = format!("tests/{}_test.txt", agent.task);
+    let main = format!("{}.txt", agent.task);
+    run.write(&[(&test, "test"), (&main, "done")]);
+    run.exit(agent, 0, "wrote my files\n");
+}
+
+fn position(run: &FakeRun, what: impl Fn(&Event) -> bool) -> usize {
+    run.journal()
+        .iter()
+        .position(|r| what(&r.event))
+        .unwrap_or_else(|| panic!("not in the journal\n{}", run.dump()))
+}
+
+#[test]
+fn tasks_run_in_dependency_order_each_judged_and_the_run_succeeds() {
+    let mut run = FakeRun::start(&config(""), TWO_TASKS, &[]);
+    let a = run.next_agent();
+    assert_eq!((a.role.as_str(), a.task.as_str()), ("worker", "a"));
+    work(&run, &a);
+    let judge = run.next_agent();
+    run.pass(&judge);
+    let b = run.next_agent();
+    assert_eq!(b.task, "b", "b starts once a is done");
+    work(&run, &b);
+    let judge = run.next_agent();
+    run.pass(&judge);
+    assert_eq!(run.outcome(), Some(Outcome::Succeeded), "{}", run.dump());
+
+    let a_done = position(
+        &run,
+        |e| matches!(e, Event::TaskDone { task, .. } if task.as_str() == "a"),
+    );
+    let b_started = position(
+        &run,
+        |e| matches!(e, Event::TaskStarted { task, .. } if task.as_str() == "b"),
+    );
+    assert!(a_done < b_started);
+    assert!(run.dir.report_md().exists(), "the report is written");
+    // The pane-died hook backs the exit records up.
+    assert!(
+        run.tmux
+            .hooks()
+            .iter()
+            .any(|(_, hook, _)| hook == "pane-died")
+    );
+}
+
+#[test]
+fn a_hostile_request_goes_into_the_prompt_file_and_never_to_tmux() {
+    let request =
+        "it's \"quoted\" $(touch pwned) `touch pwned` ; rm -rf / \n\u{1b}[31m\n".repeat(2_000);
+    let mut run = FakeRun::start_with(&request, &config(""), TWO_TASKS, &[], |_| {});
+    let a = run.next_agent();
+    let prompt = std::fs::read_to_string(a.dir.join("prompt.md")).unwrap();
+    assert!(
+        prompt.contains(&request),
+        "the request reaches the agent byte for byte"
+    );
+    for call in run.tmux.calls() {
+        let spec = match call {
+            Call::NewWindow(_, spec) | Call::SplitWindow(_, spec) | Call::RespawnPane(_, spec) => {
+                spec
+            }
+            _ => continue,
+        };
+        // Only the launcher, by its path: no text of the request, quoted or not.
+        assert_eq!(spec.argv[0], "/bin/sh");
+        assert_eq!(spec.argv.len(), 2);
+        assert!(spec.argv[1].ends_with("/launch.sh"));
+        assert!(spec.env.is_empty());
+    }
+    let launcher = std::fs::read_to_string(a.dir.join("launch.sh")).unwrap();
+    assert!(!launcher.contains("pwned"));
+}
+
+#[test]
+fn a_refused_task_goes_back_to_its_agent_with_the_judges_reasons() {
+    let mut run = FakeRun::start(&config(""), TWO_TASKS, &[]);
+    let a = run.next_agent();
+    work(&run, &a);
+    let judge = run.next_agent();
+    run.exit(
+        &judge,
+        0,
+        r#"{"verdict": "fail", "tasks": [{"id": "a", "verdict": "fail", "reason": "a.txt lacks error handling"}]}"#,
+    );
+    let again = run.next_agent();
+    assert_eq!((again.task.as_str(), again.role.as_str()), ("a", "worker"));
+    let prompt = std::fs::read_to_string(again.dir.join("prompt.md")).unwrap();
+    assert!(prompt.contains("a.txt lacks error handling"), "{prompt}");
+    assert!(
+        again.dir.ends_with("2"),
+        "attempt 2: {}",
+        again.dir.display()
+    );
+}
+
+#[test]
+fn a_task_that_cannot_be_launched_fails_and_blocks_its_dependents() {
+    let plan = r#"{"tasks": [
+      {"id": "a", "agent": "mine", "task": "write a", "files": ["tests/a_test.txt", "a.txt"]},
+      {"id": "b", "agent": "mine", "task": "write b", "files": ["tests/b_test.txt", "b.txt"], "depends_on": ["a"]},
+      {"id": "c", "agent": "mine", "task": "write c", "files": ["tests/c_test.txt", "c.txt"]}
+    ]}"#;
+    let mut run = FakeRun::start_with("build it", &config(""), plan, &[], |tmux| {
+        tmux.fail_next(
+            "new_window",
+            TmuxError::NoSpace {
+                target: "orch-fake".into(),
+            },
+        )
+    });
+    let c = run.next_agent();
+    assert_eq!(c.task, "c", "the independent task carries on");
+    work(&run, &c);
+    let judge = run.next_agent();
+    run.pass(&judge);
+    assert_eq!(run.outcome(), Some(Outcome::Failed));
+    let failed = run.wait_event(
+        "a failed",
+        |e| matches!(e, Event::TaskFailed { task, .. } if task.as_str() == "a"),
+    );
+    let Event::TaskFailed { reason, .. } = failed else {
+        unreachable!()
+    };
+    assert!(
+        reason.contains("could not be launched") && reason.contains("no space"),
+        "{reason}"
+    );
+    run.wait_event(
+        "b blocked",
+        |e| matches!(e, Event::TaskBlocked { task, .. } if task.as_str() == "b"),
+    );
+}
+
+#[test]
+fn ctrl_c_stops_the_agents_and_interrupts_the_run() {
+    let mut run = FakeRun::start(&config(""), TWO_TASKS, &[]);
+    let a = run.next_agent();
+    run.stop(Stop::Interrupt);
+    assert_eq!(run.outcome(), Some(Outcome::Interrupted));
+    run.wait_event(
+        "a interrupted",
+        |e| matches!(e, Event::TaskInterrupted { task, .. } if task.as_str() == "a"),
+    );
+    let _ = a;
+}
+
+#[test]
+fn a_hangup_leaves_the_agents_running_for_a_later_resume() {
+    let mut run = FakeRun::start(&config(""), TWO_TASKS, &[]);
+    let a = run.next_agent();
+    run.stop(Stop::Hangup);
+    assert_eq!(run.outcome(), None, "detached: no outcome");
+    run.wait_event("the engine stopped", |e| {
+        matches!(e, Event::EngineStopped { .. })
+    });
+    let killed = run.tmux.calls().into_iter().any(|c| {
+        matches!(c, Call::KillPane(ref p) if *p == a.pane.pane_id)
+            || matches!(c, Call::KillSession(_) | Call::KillServer)
+    });
+    assert!(!killed, "nothing is torn down on a hangup");
+    assert!(
+        !run.journal()
+            .iter()
+            .any(|r| matches!(r.event, Event::TaskInterrupted { .. })),
+        "the agent is not counted as interrupted"
+    );
+}
+
+#[test]
+fn a_pane_gone_without_an_exit_record_fails_its_task() {
+    let mut run = FakeRun::start(&config(""), TWO_TASKS, &[]);
+    let a = run.next_agent();
+    // As when the user kills the window: no exit record will come.
+    assert!(run.tmux.remove_pane(&a.pane.pane_id));
+    // Reconciliation notices (every 2 s), then gives agent-run its grace to write one.
+    assert_eq!(run.outcome(), Some(Outcome::Failed));
+    let failed = run.wait_event(
+        "a failed",
+        |e| matches!(e, Event::TaskFailed { task, .. } if task.as_str() == "a"),
+    );
+    let Event::TaskFailed { reason, .. } = failed else {
+        unreachable!()
+    };
+    assert!(reason.contains("pane disappeared"), "{reason}");
+    run.wait_event(
+        "b blocked",
+        |e| matches!(e, Event::TaskBlocked { task, .. } if task.as_str() == "b"),
+    );
+}
+
+#[test]
+fn a_write_outside_the_running_tasks_files_is_saved_then_reverted() {
+    let mut run = FakeRun::start(
+        &config("ownership:\n  on_violation: revert\n"),
+        TWO_TASKS,
+        &[("README.md", "the original\n")],
+    );
+    let a = run.next_agent();
+    run.write(&[("README.md", "defaced by a\n")]);
+    let violation = run.wait_event("the violation", |e| matches!(e, Event::Violation { .. }));
+    let Event::Violation {
+        path,
+        suspects,
+        action,
+        saved,
+        ..
+    } = violation
+    else {
+        unreachable!()
+    };
+    assert_eq!(path, "README.md");
+    assert_eq!(
+        suspects.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        ["a"]
+    );
+    assert_eq!(action, "reverted");
+    let saved = run
+        .root()
+        .join(saved.expect("the violating content is saved"));
+    assert!(saved.starts_with(run.dir.path()), "{}", saved.display());
+    assert_eq!(std::fs::read_to_string(saved).unwrap(), "defaced by a\n");
+    run.wait_for("README.md restored", |run| {
+        (run.read("README.md").as_deref() == Some("the original\n")).then_some(())
+    });
+    let _ = a;
+}
+
+/// An agent that writes without pause must not starve the loop's other work (see
+/// `event_loop::FAIR_AFTER`): here, the judge's launch after a task's exit, while a hundred
+/// thousand changes wait behind it, the last of them a violation. Fair, the judge starts
+/// first; starved, it would start only once every change was handled.
+#[test]
+fn a_flood_of_file_events_does_not_hold_up_a_launch() {
+    use crate::watch::{ChangeKind, FsChange};
+    let mut run = FakeRun::start(
+        &config(""),
+        TWO_TASKS,
+        &[("README.md", "the original\n"), ("LICENSE", "MIT\n")],
+    );
+    let a = run.next_agent();
+    let change = |path: &str| FsChange {
+        path: path.into(),
+        kind: ChangeKind::Modified,
+        at: std::time::SystemTime::now(),
+    };
+    work(&run, &a);
+    // Each costs the loop a look at the file (it is unchanged: no violation).
+    for _ in 0..100_000 {
+        run.inject(change("README.md"));
+    }
+    run.write(&[("LICENSE", "stolen\n")]);
+    run.inject(change("LICENSE"));
+    let judge = run.next_agent();
+    assert_eq!(judge.role, "judge");
+    run.wait_event("the violation", |e| matches!(e, Event::Violation { .. }));
+    let judge_started = position(&run, |e| matches!(e, Event::JudgeAgentStarted { .. }));
+    let violation = position(&run, |e| matches!(e, Event::Violation { .. }));
+    assert!(
+        judge_started < violation,
+        "the judge waited for the flood to be handled\n{}",
+        run.dump()
+    );
+}
