@@ -61,8 +61,6 @@ pub(super) struct Engine {
     pub planner_feedback: Vec<String>,
     /// Files written during planning, checked against the specs once the plan is known.
     pub planning_writes: BTreeMap<String, ChangeSeen>,
-    /// First write of each owned file (ms), for TDD evidence.
-    pub first_writes: BTreeMap<String, u64>,
     pub exe: PathBuf,
     /// Set when `orch down` asked the engine to stop (rather than an interrupt).
     pub stop_requested: bool,
@@ -187,7 +185,6 @@ impl Engine {
             planner: None,
             planner_feedback: Vec::new(),
             planning_writes: BTreeMap::new(),
-            first_writes: BTreeMap::new(),
             stop_requested: false,
             gate_tx,
             checks_running: 0,
@@ -269,6 +266,14 @@ impl Engine {
         }
         self.state.apply(&record);
         Ok(record)
+    }
+
+    /// Journals `event` without a sync of its own (see `Journal::append_unsynced`), then
+    /// applies it: for evidence that is cheap to lose in a machine crash, such as first writes.
+    pub fn record_unsynced(&mut self, event: Event) -> anyhow::Result<()> {
+        let record = self.journal.append_unsynced(event)?;
+        self.state.apply(&record);
+        Ok(())
     }
 
     /// Journals several events with one write and one sync (a group commit), then applies

@@ -28,7 +28,7 @@ impl Engine {
         let first_writes: BTreeMap<String, u64> = task
             .files
             .iter()
-            .filter_map(|f| self.first_writes.get(f).map(|t| (f.clone(), *t)))
+            .filter_map(|f| self.state.first_writes.get(f).map(|t| (f.clone(), *t)))
             .collect();
         let specs = self
             .plan

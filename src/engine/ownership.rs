@@ -74,7 +74,13 @@ impl Engine {
                     .iter()
                     .find(|id| self.state.tasks[*id].files.iter().any(|f| f == path))
                 {
-                    self.first_writes.entry(path.to_string()).or_insert(at);
+                    if !self.state.first_writes.contains_key(path) {
+                        self.record_unsynced(Event::FirstWrite {
+                            task: owner.clone(),
+                            path: path.to_string(),
+                            at_ms: at,
+                        })?;
+                    }
                     if let Some(live) = self.live.get_mut(owner) {
                         live.last_activity = Instant::now();
                     }

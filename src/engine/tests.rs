@@ -289,3 +289,30 @@ fn a_flood_of_file_events_does_not_hold_up_a_launch() {
         run.dump()
     );
 }
+
+#[test]
+fn strict_tdd_refuses_an_implementation_written_before_its_tests() {
+    let mut run = FakeRun::start(&config("gates:\n  tdd: strict\n"), TWO_TASKS, &[]);
+    let a = run.next_agent();
+    run.write(&[("a.txt", "implementation first")]);
+    run.wait_event(
+        "a.txt's first write",
+        |e| matches!(e, Event::FirstWrite { path, .. } if path == "a.txt"),
+    );
+    run.write(&[("tests/a_test.txt", "then the test")]);
+    run.wait_event(
+        "the test's first write",
+        |e| matches!(e, Event::FirstWrite { path, .. } if path == "tests/a_test.txt"),
+    );
+    run.exit(&a, 0, "done\n");
+    let requeued = run.wait_event("a requeued", |e| matches!(e, Event::TaskRequeued { .. }));
+    let Event::TaskRequeued { reasons, .. } = requeued else {
+        unreachable!()
+    };
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("implementation written before any test")),
+        "{reasons:?}"
+    );
+}

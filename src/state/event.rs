@@ -111,6 +111,13 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         session_id: Option<String>,
     },
+    /// The first write seen to a file a task owns, and when it was made: the TDD gate's
+    /// evidence (were the tests written before the implementation?), kept across a resume.
+    FirstWrite {
+        task: TaskId,
+        path: String,
+        at_ms: u64,
+    },
     Violation {
         n: u32,
         path: String,

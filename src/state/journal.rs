@@ -91,6 +91,23 @@ impl Journal {
         Ok(record)
     }
 
+    /// Journals `event` without a sync of its own, for an event whose loss in a machine
+    /// crash (not the engine's: the line is in the kernel's hands once this returns) costs
+    /// little; the next `append` syncs it with its own line. A sync costs the engine's loop
+    /// 0.2–1 ms (see BENCHMARKS.md).
+    pub fn append_unsynced(&mut self, event: Event) -> anyhow::Result<Record> {
+        let record = Record { t: now_ms(), event };
+        let mut line = serde_json::to_string(&record).context("failed to encode an event")?;
+        line.push('\n');
+        if let Err(e) = self.file.write_all(line.as_bytes()) {
+            let _ = self.file.set_len(self.len);
+            return Err(io_error(&self.path, "write", &e)
+                .context("the event was not recorded, so orch did not act on it"));
+        }
+        self.len += line.len() as u64;
+        Ok(record)
+    }
+
     /// Journals several events at once: their lines in one write and one sync (a group
     /// commit). As with `append`, the caller may act on none of them before this returns.
     /// A crash in the middle may leave the first lines and not the rest, exactly as a crash

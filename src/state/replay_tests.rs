@@ -380,3 +380,25 @@ fn a_cyclic_plan_does_not_hang_dependents_of() {
     }]);
     assert_eq!(state.dependents_of(&id("a")), vec![id("b")]);
 }
+
+#[test]
+fn first_writes_survive_replay_and_the_earliest_counts() {
+    let journal_dir = tempfile::tempdir().unwrap();
+    let path = journal_dir.path().join("events.jsonl");
+    let mut journal = Journal::open(&path).unwrap();
+    let write = |path: &str, at_ms| Event::FirstWrite {
+        task: id("1"),
+        path: path.into(),
+        at_ms,
+    };
+    // Unsynced lines are in the file once written: a new engine reads them back.
+    journal
+        .append_unsynced(write("tests/a_test.sh", 10))
+        .unwrap();
+    journal.append_unsynced(write("a.sh", 20)).unwrap();
+    journal.append_unsynced(write("a.sh", 30)).unwrap();
+    drop(journal);
+    let state = RunState::replay(&read_journal(&path).unwrap().records);
+    assert_eq!(state.first_writes["tests/a_test.sh"], 10);
+    assert_eq!(state.first_writes["a.sh"], 20);
+}

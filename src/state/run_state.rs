@@ -195,6 +195,8 @@ pub struct RunState {
     /// By id; `tasks_in_order` gives plan order.
     pub tasks: BTreeMap<TaskId, TaskState>,
     pub violations: Vec<ViolationRecord>,
+    /// When each owned file was first written (ms), by path: TDD evidence.
+    pub first_writes: BTreeMap<String, u64>,
     /// Every gate result, in order.
     pub gates: Vec<GateRecord>,
     /// The judge's latest word on each task.
@@ -293,6 +295,9 @@ impl RunState {
                 self.phase = Phase::Finished(*outcome);
                 self.finish_reason.clone_from(reason);
                 self.finished_at_ms = Some(t);
+            }
+            Event::FirstWrite { path, at_ms, .. } => {
+                self.first_writes.entry(path.clone()).or_insert(*at_ms);
             }
             Event::Violation {
                 n,
