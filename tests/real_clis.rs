@@ -8,175 +8,11 @@
 
 mod support;
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
-use support::agent_clis::{self, CLIS, Homes, protocol_of};
-use support::model_server::ModelServer;
-use support::{PrivateServer, TestProject, Tmux, private_server, session_diagnostics};
-
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-/// A project whose agents are the four CLIs, the model server they talk to, and the private
-/// tmux server its run uses.
-struct Run {
-    p: TestProject,
-    server: PrivateServer,
-    model: ModelServer,
-    _homes: Homes,
-}
-
-impl Run {
-    fn new(name: &str, rest_of_config: &str) -> Run {
-        let model = ModelServer::start();
-        let homes = Homes::new();
-        let config = format!("{}{rest_of_config}", homes.agents_yaml(&model));
-        let p = TestProject::new();
-        p.file("orch.yaml", &config);
-        p.file(".gitignore", ".orch/\n");
-        p.file("README.md", "# the project\n");
-        Run {
-            p,
-            server: private_server(name),
-            model,
-            _homes: homes,
-        }
-    }
-
-    fn orch(&self) -> support::Orch {
-        self.p
-            .orch()
-            .env("ORCH_TMUX_SOCKET", self.server.socket_name())
-            .env("ORCH_TMUX_CONFIG", "/dev/null")
-    }
-
-    fn up(&self, args: &[&str]) {
-        self.orch()
-            .args(["up"])
-            .args(args)
-            .args(["--detach"])
-            .run()
-            .expect(0);
-    }
-
-    fn session(&self) -> String {
-        let name = self
-            .p
-            .root()
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
-        let name: String = name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .collect();
-        format!("orch-{name}")
-    }
-
-    fn run_dir(&self) -> std::path::PathBuf {
-        let runs = self.p.path(".orch/runs");
-        std::fs::read_dir(runs)
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path()
-    }
-
-    fn diagnostics(&self) -> String {
-        let journal =
-            std::fs::read_to_string(self.run_dir().join("events.jsonl")).unwrap_or_default();
-        format!(
-            "{}\n--- journal\n{journal}\n--- model server\n{}",
-            session_diagnostics(self.server.tmux(), &self.session()),
-            self.model.transcript()
-        )
-    }
-
-    /// `orch wait` for the run to end with `code`; returns how long it took.
-    fn wait(&self, code: i32) -> Duration {
-        let start = Instant::now();
-        let run = self.orch().args(["wait", "--timeout", "240"]).run();
-        assert_eq!(
-            run.code(),
-            code,
-            "orch wait: {}{}\n{}",
-            run.stdout(),
-            run.stderr(),
-            self.diagnostics()
-        );
-        start.elapsed()
-    }
-
-    fn status(&self) -> Value {
-        let run = self.orch().args(["status", "--json"]).run().expect(0);
-        serde_json::from_str(&run.stdout()).unwrap()
-    }
-
-    fn task(&self, status: &Value, id: &str) -> Value {
-        status["tasks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["id"].to_string().trim_matches('"') == id)
-            .cloned()
-            .unwrap_or_else(|| panic!("no task {id} in {status:#}\n{}", self.diagnostics()))
-    }
-
-    /// What the pane of a task's window shows.
-    fn pane(&self, window: &str) -> String {
-        let tmux = self.server.tmux();
-        let panes = tmux.list_panes(&self.session()).unwrap();
-        let pane = panes
-            .iter()
-            .find(|p| p.window_name == window)
-            .unwrap_or_else(|| panic!("no window {window}\n{}", self.diagnostics()));
-        tmux.capture_pane(&pane.pane_id).unwrap()
-    }
-
-    /// A plan with one task per CLI, each owning a test and a script, with `extra` (a model
-    /// directive) in its task text.
-    fn plan_for_each_cli(&self, extra: impl Fn(&str) -> String) {
-        let tasks: Vec<Value> = CLIS
-            .iter()
-            .map(|cli| {
-                serde_json::json!({
-                    "id": cli, "agent": cli,
-                    "task": format!("Write src/{cli}.sh and its test. {}", extra(cli)),
-                    "files": [format!("tests/{cli}_test.sh"), format!("src/{cli}.sh")]
-                })
-            })
-            .collect();
-        self.p.file(
-            "plan.json",
-            &serde_json::json!({"tasks": tasks}).to_string(),
-        );
-    }
-}
-
-impl Drop for Run {
-    fn drop(&mut self) {
-        let _ = self.orch().args(["down"]).run();
-    }
-}
-
-const ROLES: &str = "\
-roles:
-  planner: claude
-  judge: codex
-  workers: [claude, codex, opencode, gemini]
-limits:
-  max_parallel: 4
-  task_timeout: 120s
-";
+use support::agent_clis::{self, CLIS, protocol_of};
+use support::real_run::{ONE_AT_A_TIME, ROLES, Run};
 
 #[test]
 fn the_planner_on_claude_and_a_worker_on_each_cli_build_the_project() {
@@ -411,6 +247,7 @@ fn the_judge_on_codex_answers_with_a_verdict_from_a_read_only_sandbox() {
         prompt_file: &prompt_file,
         project_dir: &root,
         run_dir: &dir,
+        session: None,
     })
     .unwrap();
     assert!(
