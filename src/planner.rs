@@ -93,6 +93,7 @@ impl Planning<'_> {
             prompt_file: &prompt_file,
             project_dir: &self.project.root,
             run_dir: &self.dir,
+            session: None,
         })?;
         Ok(Prepared {
             prompt_file,

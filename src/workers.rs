@@ -42,6 +42,10 @@ pub struct AgentCall<'a> {
     pub project_dir: &'a Path,
     /// The run's (or planning's) directory under `.orch/`.
     pub run_dir: &'a Path,
+    /// The CLI session that an earlier, interrupted attempt of this task left: continued
+    /// where the CLI can (see [`Adapter::can_continue`]), and given to every agent as
+    /// `ORCH_RESUME_SESSION`.
+    pub session: Option<&'a str>,
 }
 
 /// What to execute: no shell is involved anywhere.
@@ -92,12 +96,13 @@ pub trait Adapter: Sync {
         false
     }
 
-    /// The argv that continues the CLI's own session `session_id` (recorded from an earlier,
-    /// interrupted attempt) instead of starting a new one, given the argv of a fresh start;
-    /// `None` when this CLI cannot continue a session (then the attempt starts over, told
-    /// that its partial work is in place).
-    fn continue_session(&self, _argv: &[String], _session_id: &str) -> Option<Vec<String>> {
-        None
+    /// Whether the CLI can continue its session `session` (recorded from an earlier,
+    /// interrupted attempt), given the environment it will run with: then [`Adapter::argv`]
+    /// is called with `call.session` set and continues it. A CLI asked to continue a session
+    /// it has no record of fails, so an adapter says yes only when it finds the record; when
+    /// it says no, the attempt starts over, told that the earlier work is in place.
+    fn can_continue(&self, _env: &CliEnv, _session: &str) -> bool {
+        false
     }
 
     /// How to install the CLI, for `orch doctor`.
@@ -170,6 +175,37 @@ pub fn adapter(kind: AgentKind) -> &'static dyn Adapter {
 /// continue, for agents (`kind: command` ones included) that can.
 pub const RESUME_SESSION_ENV: &str = "ORCH_RESUME_SESSION";
 
+/// A session id as the CLIs make them (UUIDs): anything else, read from an agent's output,
+/// is not looked up on disk nor passed on as one.
+fn valid_session_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The environment an agent CLI will run with: the call's variables over orch's own.
+pub struct CliEnv<'a>(pub &'a [(String, String)]);
+
+impl CliEnv<'_> {
+    /// A variable's value: the call's last setting of it, else orch's own environment.
+    pub fn var(&self, name: &str) -> Option<String> {
+        match self.0.iter().rev().find(|(k, _)| k == name) {
+            Some((_, v)) => Some(v.clone()),
+            None => std::env::var(name).ok(),
+        }
+    }
+
+    /// `$name` as a directory, else `$HOME/home_relative`: where a CLI keeps its state.
+    pub fn state_dir(&self, name: &str, home_relative: &str) -> Option<PathBuf> {
+        self.var(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| Some(PathBuf::from(self.var("HOME")?).join(home_relative)))
+    }
+}
+
 /// The longest prompt passed as one argument. Linux refuses a single argument over 128 KiB,
 /// so a longer prompt is replaced by a pointer to its file.
 const MAX_PROMPT_ARG: usize = 100_000;
@@ -202,12 +238,19 @@ pub fn invocation(call: &AgentCall) -> anyhow::Result<Invocation> {
     } else {
         String::new()
     };
-    let mut argv = adapter.argv(call, &prompt)?;
-    argv.extend(call.agent.args.iter().map(|a| fill(a, call)));
     let mut env: Vec<(String, String)> = orch_env(call);
     env.extend(adapter.env(call)?);
     // Last, so that the config's env wins over the adapter's.
     env.extend(call.agent.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    if let Some(session) = call.session {
+        env.push((RESUME_SESSION_ENV.into(), session.into()));
+    }
+    let session = call
+        .session
+        .filter(|s| valid_session_id(s) && adapter.can_continue(&CliEnv(&env), s));
+    let call = &AgentCall { session, ..*call };
+    let mut argv = adapter.argv(call, &prompt)?;
+    argv.extend(call.agent.args.iter().map(|a| fill(a, call)));
     Ok(Invocation {
         argv,
         env,
@@ -285,6 +328,7 @@ mod tests {
             prompt_file: Path::new("/p/.orch/runs/r/tasks/7/1/prompt.md"),
             project_dir: Path::new("/p"),
             run_dir: Path::new("/p/.orch/runs/r"),
+            session: None,
         })
     }
 
@@ -327,5 +371,87 @@ mod tests {
             let long = "x".repeat(MAX_PROMPT_ARG + 1);
             assert!(prompt_argument(&c, &long).contains("/p/.orch/runs/r/tasks/7/1/prompt.md"));
         });
+    }
+
+    /// A Claude or Codex worker's call, with the CLI's state in `state` and the prompt in a
+    /// real file; its invocation.
+    fn continued(kind: AgentKind, state: &Path, session: &str) -> Invocation {
+        let mut a = agent(kind, None);
+        a.env = BTreeMap::from([
+            ("CLAUDE_CONFIG_DIR".to_string(), state.display().to_string()),
+            ("CODEX_HOME".to_string(), state.display().to_string()),
+        ]);
+        let prompt = state.join("prompt.md");
+        std::fs::write(&prompt, "do it").unwrap();
+        let id = TaskId::new("7");
+        let files = vec!["a.rs".to_string()];
+        invocation(&AgentCall {
+            name: "mine",
+            agent: &a,
+            role: Role::Worker,
+            task: Some(&id),
+            files: &files,
+            prompt_file: &prompt,
+            project_dir: Path::new("/p"),
+            run_dir: Path::new("/p/.orch/runs/r"),
+            session: Some(session),
+        })
+        .unwrap()
+    }
+
+    fn env_of<'a>(inv: &'a Invocation, name: &str) -> Option<&'a str> {
+        inv.env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn claude_continues_a_session_it_has_on_record_and_only_then() {
+        let state = tempfile::tempdir().unwrap();
+        let id = "5b2b37de-afde-46eb-847c-2b6f10c250ea";
+        let fresh = continued(AgentKind::Claude, state.path(), id);
+        assert!(
+            !fresh.argv.contains(&"--resume".to_string()),
+            "{:?}",
+            fresh.argv
+        );
+        assert_eq!(env_of(&fresh, RESUME_SESSION_ENV), Some(id));
+
+        let project = state.path().join("projects/-p");
+        std::fs::create_dir_all(&project).unwrap();
+        std::fs::write(project.join(format!("{id}.jsonl")), "{}\n").unwrap();
+        let resumed = continued(AgentKind::Claude, state.path(), id);
+        assert_eq!(resumed.argv[..5], ["claude", "-p", "do it", "--resume", id]);
+
+        // An id that is not one (read from an agent's output) is never used.
+        let odd = "../../etc/passwd";
+        let inv = continued(AgentKind::Claude, state.path(), odd);
+        assert!(!inv.argv.contains(&"--resume".to_string()));
+    }
+
+    #[test]
+    fn codex_continues_a_session_it_has_on_record_and_only_then() {
+        let state = tempfile::tempdir().unwrap();
+        let id = "01a20cb2-39a6-74c2-a0c9-e459c875a001";
+        let fresh = continued(AgentKind::Codex, state.path(), id);
+        assert!(
+            !fresh.argv.contains(&"resume".to_string()),
+            "{:?}",
+            fresh.argv
+        );
+
+        let day = state.path().join("sessions/2026/11/24");
+        std::fs::create_dir_all(&day).unwrap();
+        std::fs::write(
+            day.join(format!("rollout-2026-11-24T08-35-36-{id}.jsonl")),
+            "",
+        )
+        .unwrap();
+        let resumed = continued(AgentKind::Codex, state.path(), id);
+        assert_eq!(resumed.argv[1], "exec");
+        let at = resumed.argv.iter().position(|a| a == "resume").unwrap();
+        assert_eq!(resumed.argv[at..at + 3], ["resume", id, "do it"]);
     }
 }

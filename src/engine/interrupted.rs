@@ -14,7 +14,6 @@ use crate::orphans::{self, AgentProcess};
 use crate::plan::TaskId;
 use crate::prompt;
 use crate::state::Event;
-use crate::workers::{self, Invocation, RESUME_SESSION_ENV};
 
 /// How long a pane may be gone without its exit record before its agent counts as lost: more
 /// than `agent-run` takes to drain an agent's output and write the record.
@@ -116,26 +115,13 @@ impl Engine {
         prompt::insert_section(&prompt, &section)
     }
 
-    /// For a new attempt of an interrupted task whose agent session is known: the session is
-    /// passed on (`ORCH_RESUME_SESSION`), and the adapter continues it where its CLI can
-    /// (called by `launch`).
-    pub(super) fn continue_session(&self, id: &TaskId, mut invocation: Invocation) -> Invocation {
-        let Some(task) = self.state.tasks.get(id) else {
-            return invocation;
-        };
-        let (Some(_), Some(session)) = (&task.interrupted, &task.session_id) else {
-            return invocation;
-        };
-        invocation
-            .env
-            .push((RESUME_SESSION_ENV.to_string(), session.clone()));
-        if let Some(agent) = self.config.agents.get(&task.agent)
-            && let Some(argv) =
-                workers::adapter(agent.kind).continue_session(&invocation.argv, session)
-        {
-            invocation.argv = argv;
-        }
-        invocation
+    /// For a new attempt of an interrupted task: the agent CLI's session that the interrupted
+    /// attempt left, if its output named one. The invocation continues it where the CLI can
+    /// (see `workers::invocation`; called by `launch`).
+    pub(super) fn session_to_continue(&self, id: &TaskId) -> Option<&str> {
+        let task = self.state.tasks.get(id)?;
+        task.interrupted.as_ref()?;
+        task.session_id.as_deref()
     }
 }
 

@@ -456,6 +456,7 @@ impl Engine {
             prompt_file: &prompt_file,
             project_dir: &self.project.root,
             run_dir: self.dir.path(),
+            session: None,
         })?;
         let window = self.prepare_pane(
             &dir,

@@ -119,8 +119,8 @@ impl Engine {
             prompt_file: &prompt_file,
             project_dir: &self.project.root,
             run_dir: self.dir.path(),
+            session: self.session_to_continue(id), // see interrupted.rs
         })?;
-        let invocation = self.continue_session(id, invocation); // see interrupted.rs
         self.record(Event::TaskStarted {
             task: id.clone(),
             attempt,

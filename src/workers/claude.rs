@@ -10,11 +10,15 @@
 //! anywhere, and the ownership watcher stays the net under it.
 //!
 //! The prompt comes first: `--allowedTools` takes every following word up to the next option.
+//!
+//! An interrupted attempt's session is continued with `--resume ID` when Claude Code has it
+//! on record (`$CLAUDE_CONFIG_DIR`, else `~/.claude`: `projects/<dir>/<ID>.jsonl`); it keeps
+//! the conversation, tool results included, up to the interruption.
 
 mod events;
 
 use super::readiness::{Check, Setting};
-use super::{Adapter, AgentCall, Assessment, Edits, prompt_argument};
+use super::{Adapter, AgentCall, Assessment, CliEnv, Edits, prompt_argument};
 use crate::transcript::Entry;
 
 pub struct Claude;
@@ -30,6 +34,9 @@ impl Adapter for Claude {
             "-p".into(),
             prompt_argument(call, prompt),
         ];
+        if let Some(session) = call.session {
+            argv.extend(["--resume".into(), session.into()]);
+        }
         let mut allowed: Vec<String> = match call.edits() {
             Edits::Anywhere => vec!["Edit".into(), "Write".into()],
             Edits::Only(files) => files
@@ -57,6 +64,22 @@ impl Adapter for Claude {
             argv.extend(["--model".into(), model.clone()]);
         }
         Ok(argv)
+    }
+
+    fn can_continue(&self, env: &CliEnv, session: &str) -> bool {
+        let Some(projects) = env
+            .state_dir("CLAUDE_CONFIG_DIR", ".claude")
+            .map(|d| d.join("projects"))
+        else {
+            return false;
+        };
+        // Which directory Claude names after the project is its business: look in each.
+        let record = format!("{session}.jsonl");
+        std::fs::read_dir(projects)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|dir| dir.path().join(&record).is_file())
     }
 
     fn answer(&self, stdout: &str) -> String {

@@ -7,11 +7,16 @@
 //! through its shell, so `allow_shell: false` cannot apply to it and is refused.
 //!
 //! `--skip-git-repo-check`: orch also runs in projects that are not git repositories.
+//!
+//! An interrupted attempt's session is continued with `codex exec ... resume ID PROMPT` when
+//! Codex has it on record (`$CODEX_HOME`, else `~/.codex`: `sessions/Y/M/D/rollout-*-ID.jsonl`).
+//! A resumed session keeps the sandbox it started with (checked by hand with 0.169: `-s`
+//! before `resume` does not change it), which for a worker is `workspace-write`.
 
 mod events;
 
 use super::readiness::{Check, Setting, needs_node};
-use super::{Adapter, AgentCall, Assessment, Edits, prompt_argument};
+use super::{Adapter, AgentCall, Assessment, CliEnv, Edits, prompt_argument};
 use crate::transcript::Entry;
 
 pub struct Codex;
@@ -45,8 +50,40 @@ impl Adapter for Codex {
         if let Some(model) = &call.agent.model {
             argv.extend(["-m".into(), model.clone()]);
         }
+        if let Some(session) = call.session {
+            argv.extend(["resume".into(), session.into()]);
+        }
         argv.push(prompt_argument(call, prompt));
         Ok(argv)
+    }
+
+    fn can_continue(&self, env: &CliEnv, session: &str) -> bool {
+        let Some(sessions) = env
+            .state_dir("CODEX_HOME", ".codex")
+            .map(|d| d.join("sessions"))
+        else {
+            return false;
+        };
+        // sessions/YYYY/MM/DD/rollout-<time>-<ID>.jsonl
+        let suffix = format!("-{session}.jsonl");
+        let below = |dir: std::path::PathBuf| {
+            std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .collect::<Vec<_>>()
+        };
+        below(sessions)
+            .into_iter()
+            .flat_map(below)
+            .flat_map(below)
+            .flat_map(below)
+            .any(|f| {
+                f.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("rollout-") && n.ends_with(&suffix))
+            })
     }
 
     fn answer(&self, stdout: &str) -> String {

@@ -31,5 +31,6 @@ pub fn call<'a>(agent: &'a AgentConfig, role: Role, files: &'a [String]) -> Agen
         prompt_file: Path::new("/p/.orch/runs/r/tasks/7/1/prompt.md"),
         project_dir: Path::new("/p"),
         run_dir: Path::new("/p/.orch/runs/r"),
+        session: None,
     }
 }

@@ -189,12 +189,40 @@ fn serve(mut conn: TcpStream, log: &Mutex<Vec<Exchange>>) {
     }
     // Logged first: once the client has its answer, the exchange is in the log.
     log.lock().unwrap_or_else(|e| e.into_inner()).push(exchange);
+    if response.status == HOLD {
+        hold(&mut conn);
+        return;
+    }
     let _ = http::respond(
         &mut conn,
         response.status,
         response.content_type,
         &response.body,
     );
+}
+
+/// Not an HTTP status: the request is held unanswered (`[model:hold=N]`).
+const HOLD: u16 = 0;
+
+/// Keeps a held connection open until the client closes it (the agent was stopped), for a
+/// minute at most.
+fn hold(conn: &mut TcpStream) {
+    use std::io::Read;
+    let _ = conn.set_read_timeout(Some(std::time::Duration::from_millis(200)));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut buf = [0u8; 512];
+    while std::time::Instant::now() < deadline {
+        match conn.read(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return,
+        }
+    }
 }
 
 /// An HTTP answer.
@@ -260,6 +288,15 @@ fn route(request: &http::Request) -> (Response, Exchange) {
     let decision = script::decide(&conversation);
     exchange.role = decision.role.clone();
     exchange.task = decision.task.clone();
+    if decision.hold {
+        exchange.answer = "hold".into();
+        let held = Response {
+            status: HOLD,
+            content_type: "text/plain",
+            body: Vec::new(),
+        };
+        return (held, exchange);
+    }
     let response = match &decision.outcome {
         Err(fault) => {
             exchange.answer = format!("fault {}", fault.name());

@@ -9,7 +9,11 @@
 //!
 //! Directives in the task text (workers) or the request (others) change the script:
 //! `[model:401]`, `[model:500]`, `[model:garbage]` answer every request with that fault, and
-//! `[model:stray=PATH]` makes a worker also write PATH, which it does not own.
+//! `[model:stray=PATH]` makes a worker also write PATH, which it does not own, and
+//! `[model:hold=N]` makes the server hold a worker's request (no answer until the CLI goes
+//! away) once it has N tool results, the first time only: a test can then interrupt the
+//! agent mid-turn, and see its session continued (the next attempt's first request then
+//! carries those N results).
 
 use serde_json::{Value, json};
 
@@ -60,6 +64,8 @@ pub struct Decision {
     pub role: Option<String>,
     pub task: Option<String>,
     pub outcome: Result<Action, Fault>,
+    /// Answer nothing: hold the request (`[model:hold=N]`).
+    pub hold: bool,
 }
 
 pub fn decide(conversation: &Conversation) -> Decision {
@@ -69,6 +75,7 @@ pub fn decide(conversation: &Conversation) -> Decision {
             role: None,
             task: None,
             outcome: Ok(Action::Text("orch task".into())),
+            hold: false,
         };
     };
     let role = ctx["role"].as_str().unwrap_or("").to_string();
@@ -102,11 +109,31 @@ pub fn decide(conversation: &Conversation) -> Decision {
             }
         }),
     };
+    let hold = role == "worker"
+        && !conversation.tools.is_empty()
+        && directives
+            .iter()
+            .filter_map(|d| d.strip_prefix("hold=")?.parse::<usize>().ok())
+            .any(|n| n == conversation.tool_results)
+        && first_hold(&ctx, task.as_deref());
     Decision {
         role: Some(role),
         task,
         outcome,
+        hold,
     }
+}
+
+/// Whether this task of this project was not held before (and now is).
+fn first_hold(ctx: &Value, task: Option<&str>) -> bool {
+    static HELD: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let key = format!("{}\n{}", ctx["project_dir"], task.unwrap_or(""));
+    let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+    if held.contains(&key) {
+        return false;
+    }
+    held.push(key);
+    true
 }
 
 fn planner(ctx: &Value, c: &Conversation) -> Action {
