@@ -97,11 +97,11 @@ pub trait Adapter: Sync {
     }
 
     /// Whether the CLI can continue its session `session` (recorded from an earlier,
-    /// interrupted attempt), given the environment it will run with: then [`Adapter::argv`]
+    /// interrupted attempt), in the environment it will run in: then [`Adapter::argv`]
     /// is called with `call.session` set and continues it. A CLI asked to continue a session
     /// it has no record of fails, so an adapter says yes only when it finds the record; when
     /// it says no, the attempt starts over, told that the earlier work is in place.
-    fn can_continue(&self, _env: &CliEnv, _session: &str) -> bool {
+    fn can_continue(&self, _setting: &Setting, _session: &str) -> bool {
         false
     }
 
@@ -185,27 +185,6 @@ fn valid_session_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// The environment an agent CLI will run with: the call's variables over orch's own.
-pub struct CliEnv<'a>(pub &'a [(String, String)]);
-
-impl CliEnv<'_> {
-    /// A variable's value: the call's last setting of it, else orch's own environment.
-    pub fn var(&self, name: &str) -> Option<String> {
-        match self.0.iter().rev().find(|(k, _)| k == name) {
-            Some((_, v)) => Some(v.clone()),
-            None => std::env::var(name).ok(),
-        }
-    }
-
-    /// `$name` as a directory, else `$HOME/home_relative`: where a CLI keeps its state.
-    pub fn state_dir(&self, name: &str, home_relative: &str) -> Option<PathBuf> {
-        self.var(name)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| Some(PathBuf::from(self.var("HOME")?).join(home_relative)))
-    }
-}
-
 /// The longest prompt passed as one argument. Linux refuses a single argument over 128 KiB,
 /// so a longer prompt is replaced by a pointer to its file.
 const MAX_PROMPT_ARG: usize = 100_000;
@@ -245,9 +224,9 @@ pub fn invocation(call: &AgentCall) -> anyhow::Result<Invocation> {
     if let Some(session) = call.session {
         env.push((RESUME_SESSION_ENV.into(), session.into()));
     }
-    let session = call
-        .session
-        .filter(|s| valid_session_id(s) && adapter.can_continue(&CliEnv(&env), s));
+    let session = call.session.filter(|s| {
+        valid_session_id(s) && adapter.can_continue(&Setting::new(call.agent, call.project_dir), s)
+    });
     let call = &AgentCall { session, ..*call };
     let mut argv = adapter.argv(call, &prompt)?;
     argv.extend(call.agent.args.iter().map(|a| fill(a, call)));

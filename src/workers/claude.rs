@@ -18,7 +18,7 @@
 mod events;
 
 use super::readiness::{Check, Setting};
-use super::{Adapter, AgentCall, Assessment, CliEnv, Edits, prompt_argument};
+use super::{Adapter, AgentCall, Assessment, Edits, prompt_argument};
 use crate::transcript::Entry;
 
 pub struct Claude;
@@ -66,9 +66,9 @@ impl Adapter for Claude {
         Ok(argv)
     }
 
-    fn can_continue(&self, env: &CliEnv, session: &str) -> bool {
-        let Some(projects) = env
-            .state_dir("CLAUDE_CONFIG_DIR", ".claude")
+    fn can_continue(&self, setting: &Setting, session: &str) -> bool {
+        let Some(projects) = setting
+            .dir("CLAUDE_CONFIG_DIR", ".claude")
             .map(|d| d.join("projects"))
         else {
             return false;

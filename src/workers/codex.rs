@@ -16,7 +16,7 @@
 mod events;
 
 use super::readiness::{Check, Setting, needs_node};
-use super::{Adapter, AgentCall, Assessment, CliEnv, Edits, prompt_argument};
+use super::{Adapter, AgentCall, Assessment, Edits, prompt_argument};
 use crate::transcript::Entry;
 
 pub struct Codex;
@@ -57,9 +57,9 @@ impl Adapter for Codex {
         Ok(argv)
     }
 
-    fn can_continue(&self, env: &CliEnv, session: &str) -> bool {
-        let Some(sessions) = env
-            .state_dir("CODEX_HOME", ".codex")
+    fn can_continue(&self, setting: &Setting, session: &str) -> bool {
+        let Some(sessions) = setting
+            .dir("CODEX_HOME", ".codex")
             .map(|d| d.join("sessions"))
         else {
             return false;

@@ -40,7 +40,8 @@ impl Check {
     }
 }
 
-/// An agent as `orch doctor` sees it: its config and the environment it will run in.
+/// An agent as `orch doctor` and the adapters see it: its config and the environment it
+/// will run in.
 pub struct Setting<'a> {
     pub agent: &'a AgentConfig,
     pub project_dir: &'a Path,
