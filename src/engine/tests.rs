@@ -30,6 +30,16 @@ fn work(run: &FakeRun, agent: &Agent) {
     run.exit(agent, 0, "wrote my files\n");
 }
 
+/// Why `id` failed, from the journal.
+fn failure(run: &FakeRun, id: &str) -> String {
+    run.wait_for("the task's failure", |run| {
+        run.journal().into_iter().find_map(|r| match r.event {
+            Event::TaskFailed { task, reason, .. } if task.as_str() == id => Some(reason),
+            _ => None,
+        })
+    })
+}
+
 fn position(run: &FakeRun, what: impl Fn(&Event) -> bool) -> usize {
     run.journal()
         .iter()
@@ -142,13 +152,7 @@ fn a_task_that_cannot_be_launched_fails_and_blocks_its_dependents() {
     let judge = run.next_agent();
     run.pass(&judge);
     assert_eq!(run.outcome(), Some(Outcome::Failed));
-    let failed = run.wait_event(
-        "a failed",
-        |e| matches!(e, Event::TaskFailed { task, .. } if task.as_str() == "a"),
-    );
-    let Event::TaskFailed { reason, .. } = failed else {
-        unreachable!()
-    };
+    let reason = failure(&run, "a");
     assert!(
         reason.contains("could not be launched") && reason.contains("no space"),
         "{reason}"
@@ -202,13 +206,7 @@ fn a_pane_gone_without_an_exit_record_fails_its_task() {
     assert!(run.tmux.remove_pane(&a.pane.pane_id));
     // Reconciliation notices (every 2 s), then gives agent-run its grace to write one.
     assert_eq!(run.outcome(), Some(Outcome::Failed));
-    let failed = run.wait_event(
-        "a failed",
-        |e| matches!(e, Event::TaskFailed { task, .. } if task.as_str() == "a"),
-    );
-    let Event::TaskFailed { reason, .. } = failed else {
-        unreachable!()
-    };
+    let reason = failure(&run, "a");
     assert!(reason.contains("pane disappeared"), "{reason}");
     run.wait_event(
         "b blocked",

@@ -75,19 +75,7 @@ impl Journal {
     /// Like `append`, with the time given (tests, and callers that already took it).
     pub fn append_at(&mut self, t: u64, event: Event) -> anyhow::Result<Record> {
         let record = Record { t, event };
-        let mut line = serde_json::to_string(&record).context("failed to encode an event")?;
-        line.push('\n');
-        let written = self
-            .file
-            .write_all(line.as_bytes())
-            .and_then(|()| self.file.sync_data());
-        if let Err(e) = written {
-            // Best effort: if even this fails, the next open cuts the fragment off.
-            let _ = self.file.set_len(self.len);
-            return Err(io_error(&self.path, "write", &e)
-                .context("the event was not recorded, so orch did not act on it"));
-        }
-        self.len += line.len() as u64;
+        self.write(std::slice::from_ref(&record), true)?;
         Ok(record)
     }
 
@@ -97,14 +85,7 @@ impl Journal {
     /// 0.2–1 ms (see BENCHMARKS.md).
     pub fn append_unsynced(&mut self, event: Event) -> anyhow::Result<Record> {
         let record = Record { t: now_ms(), event };
-        let mut line = serde_json::to_string(&record).context("failed to encode an event")?;
-        line.push('\n');
-        if let Err(e) = self.file.write_all(line.as_bytes()) {
-            let _ = self.file.set_len(self.len);
-            return Err(io_error(&self.path, "write", &e)
-                .context("the event was not recorded, so orch did not act on it"));
-        }
-        self.len += line.len() as u64;
+        self.write(std::slice::from_ref(&record), false)?;
         Ok(record)
     }
 
@@ -118,22 +99,30 @@ impl Journal {
             .into_iter()
             .map(|event| Record { t, event })
             .collect();
+        self.write(&records, true)?;
+        Ok(records)
+    }
+
+    /// Writes the records' lines with one write, then syncs them if asked. On failure the
+    /// file is cut back to where it was, so that no partial line is left.
+    fn write(&mut self, records: &[Record], sync: bool) -> anyhow::Result<()> {
         let mut lines = String::new();
-        for record in &records {
+        for record in records {
             lines.push_str(&serde_json::to_string(record).context("failed to encode an event")?);
             lines.push('\n');
         }
         let written = self
             .file
             .write_all(lines.as_bytes())
-            .and_then(|()| self.file.sync_data());
+            .and_then(|()| if sync { self.file.sync_data() } else { Ok(()) });
         if let Err(e) = written {
+            // Best effort: if even this fails, the next open cuts the fragment off.
             let _ = self.file.set_len(self.len);
             return Err(io_error(&self.path, "write", &e)
-                .context("the events were not recorded, so orch did not act on them"));
+                .context("the event was not recorded, so orch did not act on it"));
         }
         self.len += lines.len() as u64;
-        Ok(records)
+        Ok(())
     }
 
     fn cut_torn_tail(&mut self) -> anyhow::Result<()> {
