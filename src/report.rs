@@ -101,7 +101,7 @@ pub fn build(
     let mut durations: BTreeMap<(TaskId, u32), (u64, Option<u64>)> = BTreeMap::new();
     for record in &journal.records {
         match &record.event {
-            Event::TaskStarted { task, attempt } => {
+            Event::TaskStarted { task, attempt, .. } => {
                 durations.insert((task.clone(), *attempt), (record.t, None));
             }
             Event::TaskExited { task, attempt, .. } => {

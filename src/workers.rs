@@ -52,6 +52,8 @@ pub struct AgentCall<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Invocation {
     pub argv: Vec<String>,
+    /// The CLI session this invocation continues (see [`Adapter::can_continue`]).
+    pub continues: Option<String>,
     pub env: Vec<(String, String)>,
     pub cwd: PathBuf,
 }
@@ -176,10 +178,11 @@ pub fn adapter(kind: AgentKind) -> &'static dyn Adapter {
 pub const RESUME_SESSION_ENV: &str = "ORCH_RESUME_SESSION";
 
 /// A session id as the CLIs make them (UUIDs): anything else, read from an agent's output,
-/// is not looked up on disk nor passed on as one.
+/// is not looked up on disk nor passed on as one. It starts with a letter or digit, so that
+/// a CLI cannot read it as an option.
 fn valid_session_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
+    id.len() <= 128
+        && id.starts_with(|c: char| c.is_ascii_alphanumeric())
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
@@ -231,6 +234,7 @@ pub fn invocation(call: &AgentCall) -> anyhow::Result<Invocation> {
     let mut argv = adapter.argv(call, &prompt)?;
     argv.extend(call.agent.args.iter().map(|a| fill(a, call)));
     Ok(Invocation {
+        continues: call.session.map(String::from),
         argv,
         env,
         cwd: call.project_dir.to_path_buf(),
@@ -355,7 +359,12 @@ mod tests {
     /// A Claude or Codex worker's call, with the CLI's state in `state` and the prompt in a
     /// real file; its invocation.
     fn continued(kind: AgentKind, state: &Path, session: &str) -> Invocation {
+        continued_with(kind, &[], state, session)
+    }
+
+    fn continued_with(kind: AgentKind, args: &[&str], state: &Path, session: &str) -> Invocation {
         let mut a = agent(kind, None);
+        a.args = args.iter().map(|s| s.to_string()).collect();
         a.env = BTreeMap::from([
             ("CLAUDE_CONFIG_DIR".to_string(), state.display().to_string()),
             ("CODEX_HOME".to_string(), state.display().to_string()),
@@ -404,10 +413,13 @@ mod tests {
         let resumed = continued(AgentKind::Claude, state.path(), id);
         assert_eq!(resumed.argv[..5], ["claude", "-p", "do it", "--resume", id]);
 
-        // An id that is not one (read from an agent's output) is never used.
-        let odd = "../../etc/passwd";
-        let inv = continued(AgentKind::Claude, state.path(), odd);
-        assert!(!inv.argv.contains(&"--resume".to_string()));
+        // An id that is not one (read from an agent's output) is never used, even when a
+        // record of that name exists.
+        for odd in ["../../etc/passwd", "--dangerously-skip-permissions", ""] {
+            std::fs::write(project.join(format!("{odd}.jsonl")), "").ok();
+            let inv = continued(AgentKind::Claude, state.path(), odd);
+            assert!(!inv.argv.contains(&"--resume".to_string()), "{odd}");
+        }
     }
 
     #[test]
@@ -428,9 +440,23 @@ mod tests {
             "",
         )
         .unwrap();
-        let resumed = continued(AgentKind::Codex, state.path(), id);
+        let overrides = [
+            "-c",
+            "model_provider=stub",
+            "--config=analytics.enabled=false",
+        ];
+        let resumed = continued_with(AgentKind::Codex, &overrides, state.path(), id);
         assert_eq!(resumed.argv[1], "exec");
         let at = resumed.argv.iter().position(|a| a == "resume").unwrap();
         assert_eq!(resumed.argv[at..at + 3], ["resume", id, "do it"]);
+        assert_eq!(resumed.argv[at + 3..], overrides);
+
+        // `exec resume` takes no `--profile`: with it in the args, the attempt starts over.
+        let profile = continued_with(AgentKind::Codex, &["--profile", "p"], state.path(), id);
+        assert!(
+            !profile.argv.contains(&"resume".to_string()),
+            "{:?}",
+            profile.argv
+        );
     }
 }

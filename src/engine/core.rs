@@ -271,7 +271,13 @@ impl Engine {
     /// Journals `event` without a sync of its own (see `Journal::append_unsynced`), then
     /// applies it: for evidence that is cheap to lose in a machine crash, such as first writes.
     pub fn record_unsynced(&mut self, event: Event) -> anyhow::Result<()> {
+        if let Some(crash) = &mut self.crash {
+            crash.check(When::Before, &event);
+        }
         let record = self.journal.append_unsynced(event)?;
+        if let Some(crash) = &mut self.crash {
+            crash.check(When::After, &record.event);
+        }
         self.state.apply(&record);
         Ok(())
     }

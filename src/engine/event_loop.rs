@@ -79,6 +79,9 @@ impl Engine {
         } = inputs;
         let mut tick = tokio::time::interval(TICK_EVERY);
         let mut reconcile = tokio::time::interval(RECONCILE_EVERY);
+        // After a long turn or a flood, one redraw and one listing, not a burst of them.
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
 
         self.begin()?;
         // Agents' events handled in a row: see FAIR_AFTER.

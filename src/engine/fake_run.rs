@@ -40,7 +40,7 @@ pub struct FakeRun {
     pub tmux: Arc<FakeTmux>,
     stops: UnboundedSender<Stop>,
     fs: UnboundedSender<FsChange>,
-    engine: Option<std::thread::JoinHandle<anyhow::Result<Option<Outcome>>>>,
+    engine: Option<EngineThread>,
     /// Panes already handed to the test by `next_agent`.
     seen: Vec<String>,
 }
@@ -99,29 +99,7 @@ impl FakeRun {
         tmux.new_session(&info.session, &control, (200, 50))
             .expect("the fake session");
         prepare(&tmux);
-        let (stops, stop_rx) = unbounded_channel();
-        // The project's changes reach the engine through a channel of ours, which the test
-        // can add changes to (`inject`); the watcher's are forwarded to it.
-        let (fs, fs_rx) = unbounded_channel();
-        let forward = fs.clone();
-        let engine_tmux: Arc<dyn Tmux> = tmux.clone();
-        let path = dir.path().to_path_buf();
-        let engine = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async {
-                let (mut engine, mut inputs) = Engine::open(&path, |_| engine_tmux, stop_rx)?;
-                let mut watched = std::mem::replace(&mut inputs.fs, fs_rx);
-                std::thread::spawn(move || {
-                    while let Some(change) = watched.blocking_recv() {
-                        let _ = forward.send(change);
-                    }
-                });
-                engine.draw = false;
-                engine.run(inputs).await
-            })
-        });
+        let (engine, stops, fs) = spawn_engine(dir.path(), tmux.clone());
         FakeRun {
             project,
             dir,
@@ -140,6 +118,18 @@ impl FakeRun {
     /// Asks the engine to stop, as a signal would.
     pub fn stop(&self, stop: Stop) {
         let _ = self.stops.send(stop);
+    }
+
+    /// Starts a new engine on the run once the last one ended, as `orch resume` does.
+    pub fn resume(&mut self) {
+        assert!(
+            self.engine.as_ref().is_none_or(|e| e.is_finished()),
+            "the engine still runs"
+        );
+        let (engine, stops, fs) = spawn_engine(self.dir.path(), self.tmux.clone());
+        self.engine = Some(engine);
+        self.stops = stops;
+        self.fs = fs;
     }
 
     /// Hands the engine a change in the project, as if its watcher had seen it.
@@ -272,6 +262,45 @@ impl FakeRun {
     pub fn read(&self, path: impl AsRef<Path>) -> Option<String> {
         std::fs::read_to_string(self.root().join(path)).ok()
     }
+}
+
+type EngineThread = std::thread::JoinHandle<anyhow::Result<Option<Outcome>>>;
+
+/// An engine on the run in `dir`, in a thread of its own, with the stop requests and the
+/// project's changes (the watcher's, forwarded, and the test's) coming through our channels.
+fn spawn_engine(
+    dir: &Path,
+    tmux: Arc<FakeTmux>,
+) -> (
+    EngineThread,
+    UnboundedSender<Stop>,
+    UnboundedSender<FsChange>,
+) {
+    let (stops, stop_rx) = unbounded_channel();
+    let (fs, fs_rx) = unbounded_channel();
+    let forward = fs.clone();
+    let engine_tmux: Arc<dyn Tmux> = tmux;
+    let path = dir.to_path_buf();
+    let engine = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async {
+            let (mut engine, mut inputs) = Engine::open(&path, |_| engine_tmux, stop_rx)?;
+            let mut watched = std::mem::replace(&mut inputs.fs, fs_rx);
+            std::thread::spawn(move || {
+                while let Some(change) = watched.blocking_recv() {
+                    let _ = forward.send(change);
+                }
+            });
+            engine.draw = false;
+            // A crash point in the test's environment (ORCH_ENGINE_CRASH, set when the
+            // tests run inside an orch session) would kill the test process.
+            engine.crash = None;
+            engine.run(inputs).await
+        })
+    });
+    (engine, stops, fs)
 }
 
 impl Drop for FakeRun {

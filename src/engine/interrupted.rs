@@ -115,6 +115,31 @@ impl Engine {
         prompt::insert_section(&prompt, &section)
     }
 
+    /// A task's agent failed. When the attempt continued an earlier CLI session, the
+    /// continuation may be what failed (a session its CLI no longer knows): the attempt counts
+    /// as interrupted and the next one starts a new session, once. Otherwise the task fails.
+    pub(super) fn fail_or_start_over(
+        &mut self,
+        id: &TaskId,
+        attempt: u32,
+        reason: String,
+    ) -> anyhow::Result<()> {
+        let continued = self.state.tasks.get(id).and_then(|t| t.continuing.clone());
+        let Some(session) = continued else {
+            return self.fail_task(id, reason);
+        };
+        self.record(Event::TaskInterrupted {
+            task: id.clone(),
+            attempt,
+            reason: format!(
+                "continuing the agent's session {session} failed ({reason}); the next \
+                 attempt starts a new session"
+            ),
+            session_id: None,
+        })?;
+        self.dispatch()
+    }
+
     /// For a new attempt of an interrupted task: the agent CLI's session that the interrupted
     /// attempt left, if its output named one. The invocation continues it where the CLI can
     /// (see `workers::invocation`; called by `launch`).

@@ -124,6 +124,7 @@ impl Engine {
         self.record(Event::TaskStarted {
             task: id.clone(),
             attempt,
+            continues: invocation.continues.clone(),
         })?;
         let title = format!("task {id} · agent {} · attempt {attempt}", task.agent);
         let window = self.prepare_pane(&dir, title, invocation, format!("{id}-{}", task.agent))?;
@@ -199,7 +200,8 @@ impl Engine {
             signal: exit.signal,
         })?;
         if exit.code != Some(0) || exit.signal.is_some() {
-            return self.fail_task(id, format!("the agent {}", exit.describe()));
+            let reason = format!("the agent {}", exit.describe());
+            return self.fail_or_start_over(id, live.attempt, reason); // see interrupted.rs
         }
         let agent_kind = self
             .state
@@ -210,7 +212,7 @@ impl Engine {
         if let Some(kind) = agent_kind {
             let stdout = std::fs::read_to_string(live.dir.join("stdout.log")).unwrap_or_default();
             if let Some(failure) = workers::adapter(kind).assess(&stdout).failure {
-                return self.fail_task(id, failure);
+                return self.fail_or_start_over(id, live.attempt, failure);
             }
         }
         let files = self
@@ -328,6 +330,10 @@ impl Engine {
             .collect();
         checks.sort();
         for (dir, pane) in checks {
+            // Detached on the way (tmux gone): what is left is for `orch resume` to see.
+            if self.detached {
+                return Ok(());
+            }
             let exit_file = dir.join("exit.json");
             if exit_file.exists() {
                 self.on_exit_file(&exit_file)?;

@@ -314,3 +314,71 @@ fn strict_tdd_refuses_an_implementation_written_before_its_tests() {
         "{reasons:?}"
     );
 }
+
+/// An interrupted Claude Code attempt is continued on resume; when the continuation fails
+/// (the CLI no longer knows the session), the attempt counts as interrupted and the next one
+/// starts a new session; when that fails too, the task fails.
+#[test]
+fn a_failed_continuation_starts_over_once_in_a_new_session() {
+    let claude_state = tempfile::tempdir().unwrap();
+    let config = format!(
+        "agents:\n  cc:\n    kind: claude\n    env:\n      CLAUDE_CONFIG_DIR: {}\n  \
+         judge:\n    kind: command\n    command: [\"./judge.sh\"]\n\
+         roles:\n  planner: judge\n  judge: judge\n  workers: [cc]\n\
+         limits:\n  task_timeout: 60s\n",
+        claude_state.path().display()
+    );
+    let plan = r#"{"tasks": [
+      {"id": "a", "agent": "cc", "task": "write a", "files": ["tests/a_test.txt", "a.txt"]}
+    ]}"#;
+    let session = "5b2b37de-afde-46eb-847c-2b6f10c250ea";
+    let mut run = FakeRun::start(&config, plan, &[]);
+    let first = run.next_agent();
+    // Its CLI named its session, then Ctrl-C.
+    let init = format!(r#"{{"type":"system","subtype":"init","session_id":"{session}"}}"#);
+    std::fs::write(first.dir.join("stdout.log"), init + "\n").unwrap();
+    run.stop(Stop::Interrupt);
+    assert_eq!(run.outcome(), Some(Outcome::Interrupted));
+
+    // Claude Code has the session on record: the resumed run continues it.
+    let records = claude_state.path().join("projects/-p");
+    std::fs::create_dir_all(&records).unwrap();
+    std::fs::write(records.join(format!("{session}.jsonl")), "{}\n").unwrap();
+    run.resume();
+    let second = run.next_agent();
+    let argv = |agent: &Agent| {
+        crate::launcher::LaunchSpec::read(&agent.dir.join(crate::launcher::SPEC_FILE))
+            .unwrap()
+            .argv
+    };
+    assert!(
+        argv(&second).windows(2).any(|w| w == ["--resume", session]),
+        "{:?}",
+        argv(&second)
+    );
+    run.exit(&second, 1, "No conversation found with session ID\n");
+
+    // It failed: counted as interrupted, and the next attempt starts a new session.
+    let third = run.next_agent();
+    assert_eq!(third.task, "a");
+    assert!(
+        !argv(&third).contains(&"--resume".to_string()),
+        "{:?}",
+        argv(&third)
+    );
+    let interrupted = run.wait_event("the continuation given up", |e| {
+        matches!(e, Event::TaskInterrupted { attempt: 2, .. })
+    });
+    let Event::TaskInterrupted { reason, .. } = interrupted else {
+        unreachable!()
+    };
+    assert!(
+        reason.contains("the next attempt starts a new session"),
+        "{reason}"
+    );
+
+    // A new session that fails is the task's failure.
+    run.exit(&third, 1, "boom\n");
+    assert!(failure(&run, "a").contains("exited with status 1"));
+    assert_eq!(run.outcome(), Some(Outcome::Failed));
+}

@@ -64,6 +64,9 @@ pub enum Event {
     TaskStarted {
         task: TaskId,
         attempt: u32,
+        /// The agent CLI's session this attempt continues (after an interruption), if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        continues: Option<String>,
     },
     TaskAgentStarted {
         task: TaskId,

@@ -37,6 +37,7 @@ fn accepted() -> Vec<Event> {
         Event::TaskStarted {
             task: id("a"),
             attempt: 1,
+            continues: None,
         },
         Event::TaskAgentStarted {
             task: id("a"),
@@ -76,6 +77,7 @@ fn an_interrupted_task_is_pending_again_with_its_note_and_session() {
     events.push(Event::TaskStarted {
         task: id("a"),
         attempt: 2,
+        continues: None,
     });
     let a = replay(events.clone()).tasks[&id("a")].clone();
     assert_eq!((a.interrupted, a.attempts), (None, 2));

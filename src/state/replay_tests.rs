@@ -64,6 +64,7 @@ fn full_run() -> Vec<Event> {
         Event::TaskStarted {
             task: id("2"),
             attempt: 1,
+            continues: None,
         },
         Event::TaskAgentStarted {
             task: id("2"),
@@ -75,6 +76,7 @@ fn full_run() -> Vec<Event> {
         Event::TaskStarted {
             task: id("1"),
             attempt: 1,
+            continues: None,
         },
         Event::TaskExited {
             task: id("1"),
@@ -111,6 +113,7 @@ fn full_run() -> Vec<Event> {
         Event::TaskStarted {
             task: id("1"),
             attempt: 2,
+            continues: None,
         },
         Event::TaskExited {
             task: id("1"),
@@ -125,6 +128,7 @@ fn full_run() -> Vec<Event> {
         Event::TaskStarted {
             task: id("cli"),
             attempt: 1,
+            continues: None,
         },
         Event::TaskExited {
             task: id("cli"),

@@ -125,6 +125,8 @@ pub struct TaskState {
     pub interruptions: u32,
     /// The agent CLI's latest known session id, for a new attempt to continue.
     pub session_id: Option<String>,
+    /// The session the current attempt continues, if it does.
+    pub continuing: Option<String>,
 }
 
 impl TaskState {
@@ -149,6 +151,7 @@ impl TaskState {
             interrupted: None,
             interruptions: 0,
             session_id: None,
+            continuing: None,
         }
     }
 }
@@ -367,7 +370,7 @@ impl RunState {
 
     fn apply_task(&mut self, t: u64, event: &Event) {
         let (id, attempt) = match event {
-            Event::TaskStarted { task, attempt }
+            Event::TaskStarted { task, attempt, .. }
             | Event::TaskAgentStarted { task, attempt, .. }
             | Event::TaskExited { task, attempt, .. }
             | Event::TaskDone { task, attempt }
@@ -392,7 +395,10 @@ impl RunState {
             );
         }
         match event {
-            Event::TaskStarted { attempt, .. } => {
+            Event::TaskStarted {
+                attempt, continues, ..
+            } => {
+                task.continuing.clone_from(continues);
                 task.state = TaskStatus::Running;
                 task.attempts = *attempt;
                 task.started_at_ms = Some(t);
@@ -452,8 +458,12 @@ impl RunState {
                     reason: reason.clone(),
                 });
                 task.interruptions += 1;
+                // A session that an interrupted attempt continued without naming it again
+                // (its CLI could not continue it) is given up: the next attempt starts anew.
                 if session_id.is_some() {
                     task.session_id.clone_from(session_id);
+                } else if task.continuing.is_some() {
+                    task.session_id = None;
                 }
                 task.pane = None;
                 task.window = None;

@@ -21,6 +21,23 @@ use crate::transcript::Entry;
 
 pub struct Codex;
 
+/// Whether `args` are `-c key=value` overrides only (`-c` / `--config`, split or joined).
+fn only_config_overrides(args: &[String]) -> bool {
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "-c" | "--config" => {
+                if args.next().is_none() {
+                    return false;
+                }
+            }
+            a if a.starts_with("--config=") || (a.starts_with("-c") && a.len() > 2) => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
 impl Adapter for Codex {
     fn wants_prompt_text(&self) -> bool {
         true
@@ -58,6 +75,11 @@ impl Adapter for Codex {
     }
 
     fn can_continue(&self, setting: &Setting, session: &str) -> bool {
+        // `exec resume` parses the config's `args` (they come after it) and takes fewer
+        // options than `exec`: `-c` overrides, which it does take, and nothing else.
+        if !only_config_overrides(&setting.agent.args) {
+            return false;
+        }
         let Some(sessions) = setting
             .dir("CODEX_HOME", ".codex")
             .map(|d| d.join("sessions"))
