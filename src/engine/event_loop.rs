@@ -95,7 +95,7 @@ impl Engine {
             }
             if streak >= FAIR_AFTER {
                 streak = 0;
-                self.starved_turn(&mut gate_rx, &mut tick, &mut reconcile)?;
+                self.starved_turn(&mut fs_rx, &mut gate_rx, &mut tick, &mut reconcile)?;
                 continue;
             }
             // In this order when several are ready, not at random: a stop first, then what
@@ -144,9 +144,11 @@ impl Engine {
     }
 
     /// A turn for the work a biased select puts last, taken after FAIR_AFTER agents' events
-    /// in a row: the first of gate results, a due tick, a due reconciliation, a launch.
+    /// in a row: the first of gate results, a due tick, a due reconciliation, a launch, and
+    /// else a change in the project (which run files, say a chatty agent's log, come before).
     fn starved_turn(
         &mut self,
+        fs_rx: &mut UnboundedReceiver<FsChange>,
         gate_rx: &mut UnboundedReceiver<GateDone>,
         tick: &mut tokio::time::Interval,
         reconcile: &mut tokio::time::Interval,
@@ -167,6 +169,9 @@ impl Engine {
         }
         if self.launch_wanted {
             return self.launch_step();
+        }
+        if let Ok(change) = fs_rx.try_recv() {
+            return self.on_fs(change);
         }
         Ok(())
     }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use super::core::Engine;
 use super::event_loop::Stop;
@@ -38,8 +38,7 @@ pub struct FakeRun {
     pub project: tempfile::TempDir,
     pub dir: RunDir,
     pub tmux: Arc<FakeTmux>,
-    stops: UnboundedSender<Stop>,
-    fs: UnboundedSender<FsChange>,
+    feeds: Feeds,
     engine: Option<EngineThread>,
     /// Panes already handed to the test by `next_agent`.
     seen: Vec<String>,
@@ -99,13 +98,12 @@ impl FakeRun {
         tmux.new_session(&info.session, &control, (200, 50))
             .expect("the fake session");
         prepare(&tmux);
-        let (engine, stops, fs) = spawn_engine(dir.path(), tmux.clone());
+        let (engine, feeds) = spawn_engine(dir.path(), tmux.clone());
         FakeRun {
             project,
             dir,
             tmux,
-            stops,
-            fs,
+            feeds,
             engine: Some(engine),
             seen: vec!["control".into()],
         }
@@ -117,7 +115,7 @@ impl FakeRun {
 
     /// Asks the engine to stop, as a signal would.
     pub fn stop(&self, stop: Stop) {
-        let _ = self.stops.send(stop);
+        let _ = self.feeds.stops.send(stop);
     }
 
     /// Starts a new engine on the run once the last one ended, as `orch resume` does.
@@ -126,15 +124,23 @@ impl FakeRun {
             self.engine.as_ref().is_none_or(|e| e.is_finished()),
             "the engine still runs"
         );
-        let (engine, stops, fs) = spawn_engine(self.dir.path(), self.tmux.clone());
+        let (engine, feeds) = spawn_engine(self.dir.path(), self.tmux.clone());
         self.engine = Some(engine);
-        self.stops = stops;
-        self.fs = fs;
+        self.feeds = feeds;
     }
 
     /// Hands the engine a change in the project, as if its watcher had seen it.
     pub fn inject(&self, change: FsChange) {
-        self.fs.send(change).expect("the engine's loop is gone");
+        self.feeds
+            .fs
+            .send(change)
+            .expect("the engine's loop is gone");
+    }
+
+    /// Hands the engine a file of the run directory, as if its watcher had seen it change.
+    pub fn inject_run_file(&self, path: PathBuf) {
+        let sent = self.feeds.run_files.send(path);
+        sent.expect("the engine's loop is gone");
     }
 
     /// The next agent the engine starts (in the order it started them).
@@ -268,17 +274,15 @@ type EngineThread = std::thread::JoinHandle<anyhow::Result<Option<Outcome>>>;
 
 /// An engine on the run in `dir`, in a thread of its own, with the stop requests and the
 /// project's changes (the watcher's, forwarded, and the test's) coming through our channels.
-fn spawn_engine(
-    dir: &Path,
-    tmux: Arc<FakeTmux>,
-) -> (
-    EngineThread,
-    UnboundedSender<Stop>,
-    UnboundedSender<FsChange>,
-) {
+fn spawn_engine(dir: &Path, tmux: Arc<FakeTmux>) -> (EngineThread, Feeds) {
     let (stops, stop_rx) = unbounded_channel();
     let (fs, fs_rx) = unbounded_channel();
-    let forward = fs.clone();
+    let (run_files, run_files_rx) = unbounded_channel();
+    let feeds = Feeds {
+        stops,
+        fs: fs.clone(),
+        run_files: run_files.clone(),
+    };
     let engine_tmux: Arc<dyn Tmux> = tmux;
     let path = dir.to_path_buf();
     let engine = std::thread::spawn(move || {
@@ -287,12 +291,11 @@ fn spawn_engine(
             .build()?;
         runtime.block_on(async {
             let (mut engine, mut inputs) = Engine::open(&path, |_| engine_tmux, stop_rx)?;
-            let mut watched = std::mem::replace(&mut inputs.fs, fs_rx);
-            std::thread::spawn(move || {
-                while let Some(change) = watched.blocking_recv() {
-                    let _ = forward.send(change);
-                }
-            });
+            forward(std::mem::replace(&mut inputs.fs, fs_rx), fs);
+            forward(
+                std::mem::replace(&mut inputs.run_files, run_files_rx),
+                run_files,
+            );
             engine.draw = false;
             // A crash point in the test's environment (ORCH_ENGINE_CRASH, set when the
             // tests run inside an orch session) would kill the test process.
@@ -300,14 +303,30 @@ fn spawn_engine(
             engine.run(inputs).await
         })
     });
-    (engine, stops, fs)
+    (engine, feeds)
+}
+
+/// What the watchers send on `from` goes on to `to`, beside what the test sends there.
+fn forward<T: Send + 'static>(mut from: UnboundedReceiver<T>, to: UnboundedSender<T>) {
+    std::thread::spawn(move || {
+        while let Some(item) = from.blocking_recv() {
+            let _ = to.send(item);
+        }
+    });
+}
+
+/// The test's ends of the engine's inputs.
+struct Feeds {
+    stops: UnboundedSender<Stop>,
+    fs: UnboundedSender<FsChange>,
+    run_files: UnboundedSender<PathBuf>,
 }
 
 impl Drop for FakeRun {
     fn drop(&mut self) {
         // An engine still running (a failed test) is told to stop, so that the thread ends.
         if let Some(engine) = self.engine.take() {
-            let _ = self.stops.send(Stop::Interrupt);
+            let _ = self.feeds.stops.send(Stop::Interrupt);
             let deadline = Instant::now() + Duration::from_secs(5);
             while !engine.is_finished() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(5));

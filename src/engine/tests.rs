@@ -382,3 +382,28 @@ fn a_failed_continuation_starts_over_once_in_a_new_session() {
     assert!(failure(&run, "a").contains("exited with status 1"));
     assert_eq!(run.outcome(), Some(Outcome::Failed));
 }
+
+/// Run files come before project changes in the loop, so a chatty agent's log (a flood of
+/// run-file events) must not hold up a violation: the fair turn serves project changes too.
+#[test]
+fn a_flood_of_run_file_events_does_not_hold_up_a_violation() {
+    let mut run = FakeRun::start(&config(""), TWO_TASKS, &[("README.md", "the original\n")]);
+    let a = run.next_agent();
+    let log = a.dir.join("output.log");
+    for _ in 0..300_000 {
+        run.inject_run_file(log.clone());
+    }
+    // Both reach the engine behind the flood: the change through the project's channel, the
+    // exit record through the run files' (after the injected ones).
+    run.write(&[("README.md", "defaced\n")]);
+    work(&run, &a);
+    run.wait_event("a's exit", |e| matches!(e, Event::TaskExited { .. }));
+    run.wait_event("the violation", |e| matches!(e, Event::Violation { .. }));
+    let violation = position(&run, |e| matches!(e, Event::Violation { .. }));
+    let exited = position(&run, |e| matches!(e, Event::TaskExited { .. }));
+    assert!(
+        violation < exited,
+        "the violation waited for the run files' flood\n{}",
+        run.dump()
+    );
+}
