@@ -167,13 +167,13 @@ fn a_task_that_cannot_be_launched_fails_and_blocks_its_dependents() {
 fn ctrl_c_stops_the_agents_and_interrupts_the_run() {
     let mut run = FakeRun::start(&config(""), TWO_TASKS, &[]);
     let a = run.next_agent();
+    assert_eq!(a.task, "a");
     run.stop(Stop::Interrupt);
     assert_eq!(run.outcome(), Some(Outcome::Interrupted));
     run.wait_event(
         "a interrupted",
         |e| matches!(e, Event::TaskInterrupted { task, .. } if task.as_str() == "a"),
     );
-    let _ = a;
 }
 
 #[test]
@@ -222,6 +222,7 @@ fn a_write_outside_the_running_tasks_files_is_saved_then_reverted() {
         &[("README.md", "the original\n")],
     );
     let a = run.next_agent();
+    assert_eq!(a.task, "a");
     run.write(&[("README.md", "defaced by a\n")]);
     let violation = run.wait_event("the violation", |e| matches!(e, Event::Violation { .. }));
     let Event::Violation {
@@ -248,7 +249,6 @@ fn a_write_outside_the_running_tasks_files_is_saved_then_reverted() {
     run.wait_for("README.md restored", |run| {
         (run.read("README.md").as_deref() == Some("the original\n")).then_some(())
     });
-    let _ = a;
 }
 
 /// An agent that writes without pause must not starve the loop's other work (see

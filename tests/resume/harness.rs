@@ -125,24 +125,7 @@ impl Project {
     }
 
     pub fn session(&self) -> String {
-        let name = self
-            .p
-            .root()
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
-        let name: String = name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .collect();
-        format!("orch-{name}")
+        self.p.session()
     }
 
     pub fn run_dir(&self) -> PathBuf {

@@ -28,6 +28,12 @@ impl TestProject {
         self.dir.path().canonicalize().unwrap()
     }
 
+    /// The tmux session `orch up` makes for this project (named as orch names it).
+    pub fn session(&self) -> String {
+        let project = orch::project::Project::discover(&self.root(), None).unwrap();
+        format!("orch-{}", project.name())
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.root().join(rel)
     }

@@ -52,8 +52,7 @@ impl Up {
     }
 
     pub fn session(&self) -> String {
-        let project = orch::project::Project::discover(&self.p.root(), None).unwrap();
-        format!("orch-{}", project.name())
+        self.p.session()
     }
 
     pub fn journal(&self) -> String {
