@@ -20,8 +20,9 @@ id="$ORCH_TASK_ID"
 mkdir -p counts
 # Task b ignores hangups when asked: it then outlives its tmux server.
 if [ "$id" = b ] && [ -e counts/b-ignores-hup ]; then trap '' HUP; fi
-echo "start $$ ${ORCH_RESUME_SESSION:-}" >> "counts/starts-$id"
+# The pid first: a test that saw the start may read the pid at once.
 echo $$ >> "counts/pids-$id"
+echo "start $$ ${ORCH_RESUME_SESSION:-}" >> "counts/starts-$id"
 echo "ORCH_SESSION sess-$id-$$"
 while [ ! -e "counts/go-$id" ] && [ ! -e counts/go-all ]; do sleep 0.02; done
 for f in $ORCH_FILES; do mkdir -p "$(dirname "$f")"; echo "$id done" > "$f"; done
@@ -31,8 +32,8 @@ echo "task $id finished"
 pub const PLANNER: &str = r#"#!/bin/sh
 # The planner of the resume tests: counts its start, waits to be let go, answers a plan.
 mkdir -p counts
-echo "start $$" >> counts/starts-planner
 echo $$ >> counts/pids-planner
+echo "start $$" >> counts/starts-planner
 while [ ! -e counts/go-planner ] && [ ! -e counts/go-all ]; do sleep 0.02; done
 # Asked for one bad answer: no plan at all.
 if [ -e counts/bad-plan-once ]; then rm counts/bad-plan-once; echo "no plan today"; exit 0; fi
