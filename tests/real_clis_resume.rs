@@ -1,6 +1,7 @@
 //! An agent CLI interrupted mid-turn continues its own session on `orch resume`: Claude Code
-//! with `--resume ID`, Codex with `exec ... resume ID`, so that the conversation (tool calls
-//! and results included) is not lost. The model server holds each worker's request once it
+//! with `--resume ID`, Codex with `exec ... resume ID`, OpenCode with `--session ID`, so that
+//! the conversation (tool calls and results included) is not lost. (Gemini CLI starts over:
+//! see src/workers/gemini.rs.) The model server holds each worker's request once it
 //! has written its test (`[model:hold=1]`), the test presses Ctrl-C in the control window,
 //! then resumes the run.
 //!
@@ -19,17 +20,17 @@ const ROLES: &str = "\
 roles:
   planner: claude
   judge: codex
-  workers: [claude, codex]
+  workers: [claude, codex, opencode]
 limits:
-  max_parallel: 2
+  max_parallel: 3
   task_timeout: 120s
 ";
 
-const CONTINUING: [&str; 2] = ["claude", "codex"];
+const CONTINUING: [&str; 3] = ["claude", "codex", "opencode"];
 
 #[test]
-fn an_interrupted_claude_or_codex_continues_its_session_on_resume() {
-    if !agent_clis::available("an_interrupted_claude_or_codex_continues_its_session") {
+fn an_interrupted_agent_cli_continues_its_session_on_resume() {
+    if !agent_clis::available("an_interrupted_agent_cli_continues_its_session_on_resume") {
         return;
     }
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -56,7 +57,7 @@ fn an_interrupted_claude_or_codex_continues_its_session_on_resume() {
             .any(|e| e.task.as_deref() == Some(cli) && e.answer == "hold")
     };
     support::wait_until(
-        "both workers to be mid-turn",
+        "every worker to be mid-turn",
         Duration::from_secs(90),
         || CONTINUING.iter().all(|cli| held(cli)),
         || run.diagnostics(),
@@ -112,10 +113,10 @@ fn an_interrupted_claude_or_codex_continues_its_session_on_resume() {
             .iter()
             .filter_map(Value::as_str)
             .collect();
-        let flag = if cli == "claude" {
-            "--resume"
-        } else {
-            "resume"
+        let flag = match cli {
+            "claude" => "--resume",
+            "codex" => "resume",
+            _ => "--session",
         };
         assert!(
             argv.windows(2).any(|w| w == [flag, session.as_str()]),

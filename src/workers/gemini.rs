@@ -8,10 +8,15 @@
 //! itself; the judge and the oracle may not write at all; `run_shell_command` is denied with
 //! `allow_shell: false`. The folder is trusted for the session (`--skip-trust`): an untrusted
 //! folder makes it exit 55.
+//!
+//! An interrupted attempt starts over rather than continuing its session: Gemini CLI 0.61
+//! does take `--resume UUID`, but the history it rebuilds from a session cut mid-turn
+//! answers the last tool call twice (two `functionResponse` parts for one `functionCall`;
+//! seen in its requests), which Gemini's API refuses.
 
 mod events;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::readiness::{Check, Setting, needs_node};
 use super::{Adapter, AgentCall, Assessment, Edits, prompt_argument};
@@ -84,7 +89,7 @@ impl Adapter for Gemini {
 
     fn readiness(&self, s: &Setting) -> Vec<Check> {
         let mut checks: Vec<Check> = needs_node(s, "gemini").into_iter().collect();
-        let settings_path = s.home().map(|h| h.join(".gemini/settings.json"));
+        let settings_path = gemini_dir(s).map(|d| d.join("settings.json"));
         let settings: serde_json::Value = settings_path
             .as_ref()
             .and_then(|p| std::fs::read_to_string(p).ok())
@@ -113,9 +118,8 @@ impl Adapter for Gemini {
                 },
             )),
         }
-        let oauth = s
-            .home()
-            .map(|h| h.join(".gemini/oauth_creds.json"))
+        let oauth = gemini_dir(s)
+            .map(|d| d.join("oauth_creds.json"))
             .filter(|p| p.is_file());
         match (key, oauth, selected.as_deref()) {
             (Some(var), _, _) => checks.push(Check::Ok(format!("credentials: {var} is set"))),
@@ -135,6 +139,14 @@ impl Adapter for Gemini {
         }
         checks
     }
+}
+
+/// Gemini CLI's own directory: `.gemini` in `$GEMINI_CLI_HOME`, else in the home.
+fn gemini_dir(s: &Setting) -> Option<PathBuf> {
+    s.var("GEMINI_CLI_HOME")
+        .map(PathBuf::from)
+        .or_else(|| s.home())
+        .map(|h| h.join(".gemini"))
 }
 
 /// The policy rules for one call (TOML), empty when the built-in rules of the approval mode
@@ -218,7 +230,7 @@ fn toml_escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::AgentKind;
+    use crate::config::{AgentConfig, AgentKind};
     use crate::prompt::Role;
     use crate::workers::testing::{agent, call};
 
@@ -282,5 +294,30 @@ mod tests {
             ]
         );
         assert!(policy_path.exists());
+    }
+
+    #[test]
+    fn readiness_reads_the_settings_in_gemini_cli_home() {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(home.path().join(".gemini")).unwrap();
+        std::fs::write(
+            home.path().join(".gemini/settings.json"),
+            r#"{"security":{"auth":{"selectedType":"gemini-api-key"}}}"#,
+        )
+        .unwrap();
+        let mut a = agent(AgentKind::Gemini);
+        a.env.insert("HOME".into(), "/nowhere".into());
+        a.env.insert("GEMINI_API_KEY".into(), "k".into());
+        let selected = |a: &AgentConfig| {
+            let setting = Setting::with_env(a, Path::new("/p"), Default::default());
+            Gemini
+                .readiness(&setting)
+                .iter()
+                .any(|c| matches!(c, Check::Ok(what) if what.contains("gemini-api-key selected")))
+        };
+        assert!(!selected(&a));
+        a.env
+            .insert("GEMINI_CLI_HOME".into(), home.path().display().to_string());
+        assert!(selected(&a));
     }
 }

@@ -7,8 +7,18 @@
 //! wins) and refuses the others itself; the planner may edit anywhere, the judge and the
 //! oracle nowhere. `bash` is allowed unless `allow_shell: false`. In `run` mode a permission
 //! that would ask is refused, so everything the task needs is granted explicitly.
+//!
+//! An interrupted attempt's session is continued with `--session ID` when OpenCode has it on
+//! record. Its records live in SQLite (`$XDG_DATA_HOME/opencode/opencode.db` and the
+//! database's write-ahead log), which orch does not link: the id (`ses_` and 26 characters,
+//! unique by construction) found in either file counts as the record. Should that ever be
+//! wrong (a deleted session whose bytes linger), OpenCode exits 1 with "Session not found"
+//! and the next attempt starts over, like any continuation that fails.
 
 mod events;
+
+use std::io::Read as _;
+use std::path::Path;
 
 use serde_json::Value;
 
@@ -33,12 +43,28 @@ impl Adapter for Opencode {
         if let Some(model) = &call.agent.model {
             argv.extend(["-m".into(), model.clone()]);
         }
+        if let Some(session) = call.session {
+            argv.extend(["--session".into(), session.into()]);
+        }
         argv.push(prompt_argument(call, prompt));
         Ok(argv)
     }
 
     fn env(&self, call: &AgentCall) -> anyhow::Result<Vec<(String, String)>> {
         Ok(vec![("OPENCODE_PERMISSION".into(), permission(call))])
+    }
+
+    fn can_continue(&self, setting: &Setting, session: &str) -> bool {
+        let Some(data) = setting
+            .dir("XDG_DATA_HOME", ".local/share")
+            .map(|d| d.join("opencode"))
+        else {
+            return false;
+        };
+        // The log first: a session of the last few minutes is usually not checkpointed yet.
+        ["opencode.db-wal", "opencode.db"]
+            .iter()
+            .any(|file| contains(&data.join(file), session.as_bytes()))
     }
 
     fn answer(&self, stdout: &str) -> String {
@@ -97,6 +123,32 @@ impl Adapter for Opencode {
             ),
         });
         checks
+    }
+}
+
+/// Whether the file at `path` contains `needle`, read in chunks: a database of many
+/// sessions can be large.
+fn contains(path: &Path, needle: &[u8]) -> bool {
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let finder = memchr::memmem::Finder::new(needle);
+    let mut buf = vec![0u8; 1 << 20];
+    // The chunk's last `needle.len() - 1` bytes are kept, so a match across two chunks is seen.
+    let mut kept = 0;
+    loop {
+        let n = match file.read(&mut buf[kept..]) {
+            Ok(0) => return false,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return false,
+        };
+        let filled = kept + n;
+        if finder.find(&buf[..filled]).is_some() {
+            return true;
+        }
+        kept = filled.min(needle.len().saturating_sub(1));
+        buf.copy_within(filled - kept..filled, 0);
     }
 }
 
@@ -168,5 +220,60 @@ mod tests {
         a.allow_shell = false;
         let perm: Value = serde_json::from_str(&permission(&call(&a, Role::Judge, &[]))).unwrap();
         assert_eq!(perm, json!({"edit": "deny", "bash": "deny"}));
+    }
+
+    #[test]
+    fn a_session_on_record_is_continued() {
+        let data = tempfile::tempdir().unwrap();
+        let dir = data.path().join("opencode");
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut a = agent(AgentKind::Opencode);
+        a.env
+            .insert("XDG_DATA_HOME".into(), data.path().display().to_string());
+        let setting = Setting::with_env(&a, Path::new("/p"), Default::default());
+        let id = "ses_df2639fefffeD76t9HcEN7CNOW";
+        assert!(!Opencode.can_continue(&setting, id), "no database yet");
+        // Somewhere in the write-ahead log, straddling the 1 MiB chunks it is read in.
+        let mut wal = vec![7u8; (1 << 20) - 10];
+        wal.extend_from_slice(id.as_bytes());
+        wal.extend_from_slice(&[0; 100]);
+        std::fs::write(dir.join("opencode.db"), b"SQLite format 3\0").unwrap();
+        std::fs::write(dir.join("opencode.db-wal"), &wal).unwrap();
+        assert!(Opencode.can_continue(&setting, id));
+        assert!(!Opencode.can_continue(&setting, "ses_AAAAAAAAAAAAAAAAAAAAAAAAAA"));
+
+        let files = vec!["src/a.ts".to_string()];
+        let c = AgentCall {
+            session: Some(id),
+            ..call(&a, Role::Worker, &files)
+        };
+        assert_eq!(
+            Opencode.argv(&c, "go").unwrap(),
+            [
+                "opencode",
+                "run",
+                "--format",
+                "json",
+                "-m",
+                "m1",
+                "--session",
+                id,
+                "go"
+            ]
+        );
+    }
+
+    #[test]
+    fn contains_sees_a_needle_across_chunks_and_at_the_edges() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        for at in [0, (1 << 20) - 3, 1 << 20, (2 << 20) - 1] {
+            let mut bytes = vec![b'x'; at];
+            bytes.extend_from_slice(b"needle");
+            std::fs::write(&path, &bytes).unwrap();
+            assert!(contains(&path, b"needle"), "at {at}");
+            assert!(!contains(&path, b"needles"), "at {at}");
+        }
+        assert!(!contains(&dir.path().join("missing"), b"needle"));
     }
 }
