@@ -2,6 +2,7 @@
 //! window. Watchers (project files, run files), tmux reconciliation, timers and signals feed
 //! it through channels; every state change is journaled before it takes effect.
 
+mod barrier;
 mod core;
 mod crash;
 mod event_loop;

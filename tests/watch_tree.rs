@@ -78,6 +78,73 @@ impl Watched {
     }
 }
 
+/// A barrier comes after every change made before it, a rename out of the tree included
+/// (whose first half alone would otherwise wait for its second), and nothing else done in
+/// the barrier directory is reported.
+#[tokio::test]
+async fn a_barrier_comes_after_every_change_made_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    fs::create_dir_all(root.join(".orch/barriers")).unwrap();
+    fs::create_dir(root.join("src")).unwrap();
+    fs::write(root.join("src/leaving.rs"), "x").unwrap();
+    let ignore = Ignore::new(&root, &[".orch/".to_string()]).unwrap();
+    let (tx, rx) = unbounded_channel();
+    let barriers = root.join(".orch/barriers");
+    let watcher = TreeWatcher::with_barriers(&root, ignore, tx, Some(&barriers)).unwrap();
+    let mut w = Watched {
+        _dir: dir,
+        root: root.clone(),
+        watcher: Some(watcher),
+        rx,
+        seen: Vec::new(),
+    };
+    for round in 0..20 {
+        let name = format!("src/f{round}.rs");
+        fs::write(w.path(&name), "fn f() {}").unwrap();
+        fs::write(w.path("top.txt"), format!("{round}")).unwrap();
+        fs::write(barriers.join(round.to_string()), "").unwrap();
+        let before = w
+            .until("the barrier", |c| {
+                c.kind == ChangeKind::Barrier && c.path == round.to_string()
+            })
+            .await;
+        assert!(
+            before
+                .iter()
+                .any(|c| c.path == name && c.kind == ChangeKind::Created),
+            "round {round}: {before:#?}"
+        );
+        assert!(
+            before.iter().any(|c| c.path == "top.txt"),
+            "round {round}: {before:#?}"
+        );
+        fs::remove_file(barriers.join(round.to_string())).unwrap();
+    }
+    fs::rename(w.path("src/leaving.rs"), outside.path().join("gone.rs")).unwrap();
+    fs::write(barriers.join("last"), "").unwrap();
+    let before = w
+        .until("the last barrier", |c| {
+            c.kind == ChangeKind::Barrier && c.path == "last"
+        })
+        .await;
+    assert!(
+        before
+            .iter()
+            .any(|c| c.path == "src/leaving.rs" && c.kind == ChangeKind::Removed),
+        "{before:#?}"
+    );
+    // Removing a barrier reports nothing.
+    let noise: Vec<_> = w
+        .flush()
+        .await
+        .into_iter()
+        .filter(|c| c.path != "zz-sentinel")
+        .collect();
+    assert!(noise.is_empty(), "{noise:#?}");
+}
+
 fn renamed(from: &str) -> ChangeKind {
     ChangeKind::Renamed { from: from.into() }
 }

@@ -9,6 +9,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
+use super::barrier::Barriers;
 use super::crash::{CrashPoint, When};
 use super::event_loop::{Inputs, Stop};
 use super::{panes::Panes, ui};
@@ -65,8 +66,9 @@ pub(super) struct Engine {
     /// Set when `orch down` asked the engine to stop (rather than an interrupt).
     pub stop_requested: bool,
     pub gate_tx: UnboundedSender<GateDone>,
-    /// Gate runs in flight.
+    /// Gate runs in flight, and checks waiting for their barrier.
     pub checks_running: usize,
+    pub barriers: Barriers,
     /// Tasks or the judge wait to be launched: the loop launches them one at a time when no
     /// event is waiting (`launch_step`).
     pub launch_wanted: bool,
@@ -164,7 +166,14 @@ impl Engine {
         let (gate_tx, gate_rx) = unbounded_channel();
         let dir_watcher = DirWatcher::new(dir_tx)?;
         let ignore = crate::watch::Ignore::new(&project.root, &config.ownership.ignore)?;
-        let tree_watcher = Some(TreeWatcher::start(&project.root, ignore.clone(), fs_tx)?);
+        // Without its directory the engine still runs, as it did before barriers.
+        let barriers = Some(dir.barriers()).filter(|d| std::fs::create_dir_all(d).is_ok());
+        let tree_watcher = Some(TreeWatcher::with_barriers(
+            &project.root,
+            ignore.clone(),
+            fs_tx,
+            barriers.as_deref(),
+        )?);
         let plan = state.plan().cloned();
         let engine = Engine {
             panes: Panes::new(layout, info.session.clone()),
@@ -180,6 +189,7 @@ impl Engine {
             snapshot: None,
             dir_watcher,
             _tree_watcher: tree_watcher,
+            barriers: Barriers::new(barriers),
             ignore,
             live: HashMap::new(),
             planner: None,

@@ -7,7 +7,7 @@
 //! and the run's journal.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
@@ -42,6 +42,8 @@ pub struct FakeRun {
     engine: Option<EngineThread>,
     /// Panes already handed to the test by `next_agent`.
     seen: Vec<String>,
+    /// Holds back the project watcher's changes while closed.
+    watcher_gate: Gate,
 }
 
 impl FakeRun {
@@ -98,7 +100,8 @@ impl FakeRun {
         tmux.new_session(&info.session, &control, (200, 50))
             .expect("the fake session");
         prepare(&tmux);
-        let (engine, feeds) = spawn_engine(dir.path(), tmux.clone());
+        let watcher_gate = Gate::default();
+        let (engine, feeds) = spawn_engine(dir.path(), tmux.clone(), watcher_gate.clone());
         FakeRun {
             project,
             dir,
@@ -106,6 +109,7 @@ impl FakeRun {
             feeds,
             engine: Some(engine),
             seen: vec!["control".into()],
+            watcher_gate,
         }
     }
 
@@ -124,9 +128,29 @@ impl FakeRun {
             self.engine.as_ref().is_none_or(|e| e.is_finished()),
             "the engine still runs"
         );
-        let (engine, feeds) = spawn_engine(self.dir.path(), self.tmux.clone());
+        let (engine, feeds) = spawn_engine(
+            self.dir.path(),
+            self.tmux.clone(),
+            self.watcher_gate.clone(),
+        );
         self.engine = Some(engine);
         self.feeds = feeds;
+    }
+
+    /// From now on, the project watcher's changes reach the engine only once released, as
+    /// from a watcher that lags behind; the paths it reported meanwhile are returned by
+    /// `held_changes`.
+    pub fn hold_project_changes(&self) {
+        self.watcher_gate.set(true);
+    }
+
+    pub fn release_project_changes(&self) {
+        self.watcher_gate.set(false);
+    }
+
+    /// The paths of the changes held back so far.
+    pub fn held_changes(&self) -> Vec<String> {
+        self.watcher_gate.0.lock().unwrap().held.clone()
     }
 
     /// Hands the engine a change in the project, as if its watcher had seen it.
@@ -274,7 +298,7 @@ type EngineThread = std::thread::JoinHandle<anyhow::Result<Option<Outcome>>>;
 
 /// An engine on the run in `dir`, in a thread of its own, with the stop requests and the
 /// project's changes (the watcher's, forwarded, and the test's) coming through our channels.
-fn spawn_engine(dir: &Path, tmux: Arc<FakeTmux>) -> (EngineThread, Feeds) {
+fn spawn_engine(dir: &Path, tmux: Arc<FakeTmux>, gate: Gate) -> (EngineThread, Feeds) {
     let (stops, stop_rx) = unbounded_channel();
     let (fs, fs_rx) = unbounded_channel();
     let (run_files, run_files_rx) = unbounded_channel();
@@ -291,7 +315,7 @@ fn spawn_engine(dir: &Path, tmux: Arc<FakeTmux>) -> (EngineThread, Feeds) {
             .build()?;
         runtime.block_on(async {
             let (mut engine, mut inputs) = Engine::open(&path, |_| engine_tmux, stop_rx)?;
-            forward(std::mem::replace(&mut inputs.fs, fs_rx), fs);
+            forward_through(std::mem::replace(&mut inputs.fs, fs_rx), fs, gate);
             forward(
                 std::mem::replace(&mut inputs.run_files, run_files_rx),
                 run_files,
@@ -315,6 +339,60 @@ fn forward<T: Send + 'static>(mut from: UnboundedReceiver<T>, to: UnboundedSende
     });
 }
 
+/// `forward` for the project watcher's changes, through `gate`.
+fn forward_through(
+    mut from: UnboundedReceiver<FsChange>,
+    to: UnboundedSender<FsChange>,
+    gate: Gate,
+) {
+    gate.0.lock().unwrap().to = Some(to);
+    std::thread::spawn(move || {
+        while let Some(change) = from.blocking_recv() {
+            let mut state = gate.0.lock().unwrap();
+            if state.closed {
+                state.held.push(change.path.clone());
+            }
+            state.queue.push(change);
+            state.flush();
+        }
+    });
+}
+
+/// Where the project watcher's changes wait while it is closed, in order.
+#[derive(Clone, Default)]
+struct Gate(Arc<Mutex<GateState>>);
+
+#[derive(Default)]
+struct GateState {
+    closed: bool,
+    /// The paths of the changes that waited.
+    held: Vec<String>,
+    queue: Vec<FsChange>,
+    /// The engine's end: the last engine's, after a resume.
+    to: Option<UnboundedSender<FsChange>>,
+}
+
+impl Gate {
+    fn set(&self, closed: bool) {
+        let mut state = self.0.lock().unwrap();
+        state.closed = closed;
+        state.flush();
+    }
+}
+
+impl GateState {
+    fn flush(&mut self) {
+        if self.closed {
+            return;
+        }
+        if let Some(to) = &self.to {
+            for change in self.queue.drain(..) {
+                let _ = to.send(change);
+            }
+        }
+    }
+}
+
 /// The test's ends of the engine's inputs.
 struct Feeds {
     stops: UnboundedSender<Stop>,
@@ -324,6 +402,7 @@ struct Feeds {
 
 impl Drop for FakeRun {
     fn drop(&mut self) {
+        self.watcher_gate.set(false);
         // An engine still running (a failed test) is told to stop, so that the thread ends.
         if let Some(engine) = self.engine.take() {
             let _ = self.feeds.stops.send(Stop::Interrupt);

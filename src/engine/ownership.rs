@@ -20,7 +20,12 @@ impl Engine {
             .map(|d| d.as_millis() as u64)
             .unwrap_or_else(|_| super::ui::now_ms());
         match change.kind {
-            ChangeKind::Rescan => self.sweep(),
+            ChangeKind::Rescan => {
+                self.sweep()?;
+                // The barriers were lost with the rest; the sweep has seen everything.
+                self.give_up_on_barriers(true)
+            }
+            ChangeKind::Barrier => self.on_barrier(&change.path),
             ChangeKind::Renamed { ref from } => {
                 let from = from.clone();
                 self.attribute(&from, "removed", at)?;

@@ -234,7 +234,7 @@ impl Engine {
                 ),
             );
         }
-        self.start_checks(id, live.attempt)
+        self.check_when_seen(id, live.attempt) // see barrier.rs
     }
 
     /// Marks a task failed for good, blocks what depends on it, and carries on with the rest.
@@ -277,6 +277,7 @@ impl Engine {
         for id in stale {
             self.fail_task(&id, reason.clone())?;
         }
+        self.give_up_on_barriers(false)?;
         if self
             .planner
             .as_ref()

@@ -315,6 +315,48 @@ fn strict_tdd_refuses_an_implementation_written_before_its_tests() {
     );
 }
 
+/// The exit record and the project's changes come through different watchers, so an exit
+/// can be handled before the agent's last writes are. The checks wait for a barrier behind
+/// them: here the project's watcher lags until after the exit, and strict TDD still sees
+/// that the implementation came first.
+#[test]
+fn checks_see_the_writes_made_before_the_exit_even_when_reported_after_it() {
+    let mut run = FakeRun::start(&config("gates:\n  tdd: strict\n"), TWO_TASKS, &[]);
+    let a = run.next_agent();
+    run.hold_project_changes();
+    run.write(&[("a.txt", "implementation first")]);
+    run.wait_for("the watcher to report a.txt", |r| {
+        r.held_changes()
+            .contains(&"a.txt".to_string())
+            .then_some(())
+    });
+    // First writes are compared by the millisecond: the test comes in a later one.
+    let reported = crate::state::now_ms();
+    run.wait_for("the next millisecond", |_| {
+        (crate::state::now_ms() > reported).then_some(())
+    });
+    run.write(&[("tests/a_test.txt", "then the test")]);
+    run.wait_for("the watcher to report the test", |r| {
+        r.held_changes()
+            .contains(&"tests/a_test.txt".to_string())
+            .then_some(())
+    });
+    run.exit(&a, 0, "done\n");
+    run.wait_event("a's exit", |e| matches!(e, Event::TaskExited { .. }));
+    run.release_project_changes();
+    let requeued = run.wait_event("a requeued", |e| matches!(e, Event::TaskRequeued { .. }));
+    let Event::TaskRequeued { reasons, .. } = requeued else {
+        unreachable!()
+    };
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("implementation written before any test")),
+        "{reasons:?}\n{}",
+        run.dump()
+    );
+}
+
 /// An interrupted Claude Code attempt is continued on resume; when the continuation fails
 /// (the CLI no longer knows the session), the attempt counts as interrupted and the next one
 /// starts a new session; when that fails too, the task fails.

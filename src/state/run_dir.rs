@@ -135,6 +135,12 @@ impl RunDir {
         self.path.join("signals")
     }
 
+    /// `barriers/`: files the engine creates to know that the project tree's watcher has
+    /// reported everything before them (see `TreeWatcher::with_barriers`).
+    pub fn barriers(&self) -> PathBuf {
+        self.path.join("barriers")
+    }
+
     /// `snapshot/`: the private git index for the start snapshot.
     pub fn snapshot(&self) -> PathBuf {
         self.path.join("snapshot")

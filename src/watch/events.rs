@@ -46,6 +46,8 @@ pub(crate) struct Tracker {
     pub(super) froms: VecDeque<MovedFrom>,
     pub(super) seq: u64,
     pub(super) receiver_gone: bool,
+    /// The barrier directory, canonical (see `TreeWatcher::with_barriers`).
+    pub(super) barriers: Option<PathBuf>,
 }
 
 pub(super) struct Pending {
@@ -88,6 +90,7 @@ impl Tracker {
             froms: VecDeque::new(),
             seq: 0,
             receiver_gone: false,
+            barriers: None,
         }
     }
 
@@ -129,6 +132,18 @@ impl Tracker {
         if matches!(event.kind, EventKind::Access(AccessKind::Open(_))) {
             return;
         }
+        if let Some(token) = self.barrier(&event) {
+            if matches!(event.kind, EventKind::Create(_)) {
+                // A rename's two halves are queued together: a first half still waiting
+                // for its second one moved out of the tree, and is reported before the
+                // barrier like everything else that came before it.
+                while let Some(from) = self.froms.pop_front() {
+                    self.left_tree(from);
+                }
+                self.emit(token, ChangeKind::Barrier);
+            }
+            return;
+        }
         let Some(rel) = event.paths.first().and_then(|p| self.rel_of(p)) else {
             return;
         };
@@ -153,6 +168,16 @@ impl Tracker {
             EventKind::Remove(RemoveKind::File) => self.file_removed(rel),
             _ => {}
         }
+    }
+
+    /// The name of the file, when `event` happened in the barrier directory.
+    fn barrier(&self, event: &Event) -> Option<String> {
+        let dir = self.barriers.as_deref()?;
+        let path = event.paths.first()?;
+        (path.parent() == Some(dir))
+            .then(|| path.file_name())
+            .flatten()
+            .map(|name| name.to_string_lossy().into_owned())
     }
 
     fn rel_of(&self, path: &Path) -> Option<String> {

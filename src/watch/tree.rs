@@ -77,6 +77,10 @@ pub enum ChangeKind {
     WatchFailed {
         reason: String,
     },
+    /// A file named `path` appeared in the barrier directory (see
+    /// [`TreeWatcher::with_barriers`]): every change the kernel reported before it has been
+    /// reported before this.
+    Barrier,
 }
 
 pub(crate) enum Msg {
@@ -110,9 +114,30 @@ impl TreeWatcher {
         ignore: Ignore,
         tx: UnboundedSender<FsChange>,
     ) -> Result<TreeWatcher, WatchError> {
+        TreeWatcher::with_barriers(root, ignore, tx, None)
+    }
+
+    /// Like [`TreeWatcher::start`], and also watches the existing directory `barriers`
+    /// (ignored or not, typically in the run's directory): a file created there is reported
+    /// as [`ChangeKind::Barrier`], after every change the kernel reported before it, because
+    /// all of it comes through the same inotify queue. Whoever saw something happen (an
+    /// agent's exit) and must know the changes made before it creates a file there and
+    /// waits for its barrier. Nothing else in that directory is reported.
+    pub fn with_barriers(
+        root: &Path,
+        ignore: Ignore,
+        tx: UnboundedSender<FsChange>,
+        barriers: Option<&Path>,
+    ) -> Result<TreeWatcher, WatchError> {
         let root = root
             .canonicalize()
             .map_err(|err| WatchError::from_io(err, root))?;
+        let barriers = barriers
+            .map(|dir| {
+                dir.canonicalize()
+                    .map_err(|err| WatchError::from_io(err, dir))
+            })
+            .transpose()?;
         let (control, inbox) = mpsc::channel();
         let events = control.clone();
         let mut watcher = notify::recommended_watcher(move |event| {
@@ -127,8 +152,12 @@ impl TreeWatcher {
         if walked.dirs.is_empty() {
             return Err(WatchError::NotFound(root));
         }
+        if let Some(dir) = &barriers {
+            watch_dir(&mut watcher, dir)?;
+        }
         let watched = Arc::new(AtomicUsize::new(walked.dirs.len()));
-        let tracker = Tracker::new(root.clone(), ignore, watcher, tx, walked, watched.clone());
+        let mut tracker = Tracker::new(root.clone(), ignore, watcher, tx, walked, watched.clone());
+        tracker.barriers = barriers;
         let thread = std::thread::Builder::new()
             .name("orch-watch-tree".into())
             .spawn(move || tracker.run(inbox))

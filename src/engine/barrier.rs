@@ -1,0 +1,137 @@
+//! A task's checks wait for the writes made before its exit. The exit record comes through
+//! the run directory's watcher and the agent's file changes through the project tree's: two
+//! inotify queues, so an exit can be handled while the agent's last writes still wait in the
+//! other queue. The TDD gate (which file was written first) and the ownership gate (a stray
+//! write as the agent's last act) must see them: on exit, the engine creates a file in the
+//! tree watcher's barrier directory and starts the checks when that barrier comes through,
+//! behind everything the kernel queued before it (`TreeWatcher::with_barriers`).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::core::Engine;
+use crate::plan::TaskId;
+
+/// How long a barrier may take before the checks start without it. It normally passes in
+/// well under a millisecond; it can only be lost with the whole queue (an overflow, which
+/// the engine answers with a sweep of the tree anyway).
+const PATIENCE: Duration = Duration::from_secs(2);
+
+/// The barriers raised and not passed yet.
+pub struct Barriers {
+    /// The tree watcher's barrier directory; `None` when it could not be made: the checks
+    /// then start at once, as they did before barriers.
+    dir: Option<PathBuf>,
+    next: u64,
+    waiting: BTreeMap<String, Waiting>,
+}
+
+struct Waiting {
+    task: TaskId,
+    attempt: u32,
+    since: Instant,
+}
+
+impl Barriers {
+    /// Empties `dir` of an earlier engine's barriers: a name is only raised by creating it.
+    pub fn new(dir: Option<PathBuf>) -> Barriers {
+        if let Some(dir) = &dir {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        Barriers {
+            dir,
+            next: 0,
+            waiting: BTreeMap::new(),
+        }
+    }
+
+    /// Raises a barrier for the checks of `task`'s `attempt`; false when none could be
+    /// raised (then the checks start now).
+    fn raise(&mut self, task: &TaskId, attempt: u32) -> bool {
+        let Some(dir) = &self.dir else {
+            return false;
+        };
+        self.next += 1;
+        let name = self.next.to_string();
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(dir.join(&name));
+        if created.is_err() {
+            return false;
+        }
+        let waiting = Waiting {
+            task: task.clone(),
+            attempt,
+            since: Instant::now(),
+        };
+        self.waiting.insert(name, waiting);
+        true
+    }
+
+    fn pass(&mut self, name: &str) -> Option<(TaskId, u32)> {
+        let waiting = self.waiting.remove(name)?;
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_file(dir.join(name));
+        }
+        Some((waiting.task, waiting.attempt))
+    }
+
+    /// The barriers raised before `before`: all of them with `None`.
+    fn take_older(&mut self, before: Option<Instant>) -> Vec<(TaskId, u32)> {
+        let names: Vec<String> = self
+            .waiting
+            .iter()
+            .filter(|(_, w)| before.is_none_or(|t| w.since < t))
+            .map(|(name, _)| name.clone())
+            .collect();
+        names.iter().filter_map(|name| self.pass(name)).collect()
+    }
+}
+
+impl Engine {
+    /// The agent of `id` exited 0 with its files in place: its checks start once the
+    /// changes it made before exiting have been seen.
+    pub(super) fn check_when_seen(&mut self, id: &TaskId, attempt: u32) -> anyhow::Result<()> {
+        if self.barriers.raise(id, attempt) {
+            // Busy like a running check: the project is not quiet yet (see recheck_parked).
+            self.checks_running += 1;
+            return Ok(());
+        }
+        self.start_checks(id, attempt)
+    }
+
+    /// The barrier `name` came through the tree's events.
+    pub(super) fn on_barrier(&mut self, name: &str) -> anyhow::Result<()> {
+        match self.barriers.pass(name) {
+            Some((id, attempt)) => self.checks_after_barrier(id, attempt),
+            None => Ok(()), // given up on already
+        }
+    }
+
+    /// Starts the checks whose barrier is overdue, or all of them after the tree's events
+    /// were lost (`all`): waiting longer would not help.
+    pub(super) fn give_up_on_barriers(&mut self, all: bool) -> anyhow::Result<()> {
+        let before = (!all).then(|| Instant::now() - PATIENCE);
+        for (id, attempt) in self.barriers.take_older(before) {
+            self.checks_after_barrier(id, attempt)?;
+        }
+        Ok(())
+    }
+
+    fn checks_after_barrier(&mut self, id: TaskId, attempt: u32) -> anyhow::Result<()> {
+        self.checks_running = self.checks_running.saturating_sub(1);
+        // Only if nothing settled the attempt meanwhile (a stop, say).
+        let current =
+            self.state.tasks.get(&id).is_some_and(|t| {
+                t.state == crate::state::TaskStatus::Running && t.attempts == attempt
+            }) && !self.live.contains_key(&id);
+        if current && !self.detached {
+            return self.start_checks(&id, attempt);
+        }
+        Ok(())
+    }
+}
