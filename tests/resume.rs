@@ -523,8 +523,9 @@ fn resume_refuses_what_it_cannot_resume_and_says_what_to_do() {
         .stderr_has("orch up");
     project.orch().args(["down"]).run().expect(0);
 
-    // An unwritable .orch/ is refused before anything starts.
-    std::fs::remove_dir_all(project.p.path(".orch")).unwrap();
+    // An unwritable .orch/ is refused before anything starts. (Moved aside, not deleted: a
+    // pane-died hook that tmux runs in the background may still touch a file in it.)
+    std::fs::rename(project.p.path(".orch"), project.p.path("old-orch")).unwrap();
     std::fs::write(project.p.path(".orch"), "in the way").unwrap();
     project
         .orch()

@@ -126,7 +126,7 @@ fn a_crash_blocks_its_dependents_and_the_rest_carries_on() {
 fn a_silent_agent_is_stopped_after_the_timeout() {
     let up = Up::new(
         "hang",
-        &SCRIPTED.replace("task_timeout: 60s", "task_timeout: 2s"),
+        &SCRIPTED.replace("task_timeout: 60s", "task_timeout: 4s"),
     );
     up.up(&["Build wordstat"], Some("hang@report")).expect(0);
     up.wait(1);
@@ -137,7 +137,7 @@ fn a_silent_agent_is_stopped_after_the_timeout() {
         report["reason"]
             .as_str()
             .unwrap()
-            .contains("no output and no file activity for 2s"),
+            .contains("no output and no file activity for 4s"),
         "{report:#}"
     );
     assert_eq!(Up::task(&status, "cli")["state"], "blocked");

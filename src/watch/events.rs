@@ -25,8 +25,11 @@ use super::walk::{Walked, walk};
 const WRITE_GRACE: Duration = Duration::from_millis(30);
 /// How often a file kept open and written to is re-reported.
 const REWRITE_EVERY: Duration = Duration::from_secs(1);
-/// How long the first half of a rename waits for its second; alone, it left the tree.
-pub(super) const RENAME_GRACE: Duration = Duration::from_millis(10);
+/// How long the first half of a rename waits for its second; alone, it left the tree. The
+/// kernel queues both halves together, but notify's thread hands them over one by one and
+/// can be preempted in between on a busy machine: 10 ms was within reach of that. Only a
+/// move out of the tree waits this long (and a barrier settles it at once).
+pub(super) const RENAME_GRACE: Duration = Duration::from_millis(50);
 
 pub(crate) struct Tracker {
     pub(super) root: PathBuf,
