@@ -14,8 +14,8 @@ use super::core::Engine;
 use crate::plan::TaskId;
 
 /// How long a barrier may take before the checks start without it. It normally passes in
-/// well under a millisecond; it can only be lost with the whole queue (an overflow, which
-/// the engine answers with a sweep of the tree anyway).
+/// well under a millisecond; it can only be lost with the whole queue (an overflow), or
+/// with the watcher.
 const PATIENCE: Duration = Duration::from_secs(2);
 
 /// The barriers raised and not passed yet.
@@ -51,8 +51,17 @@ impl Barriers {
     /// Raises a barrier for the checks of `task`'s `attempt`; false when none could be
     /// raised (then the checks start now).
     fn raise(&mut self, task: &TaskId, attempt: u32) -> bool {
+        let waiting = Waiting {
+            task: task.clone(),
+            attempt,
+            since: Instant::now(),
+        };
+        self.raise_for(waiting).is_ok()
+    }
+
+    fn raise_for(&mut self, waiting: Waiting) -> Result<(), Waiting> {
         let Some(dir) = &self.dir else {
-            return false;
+            return Err(waiting);
         };
         self.next += 1;
         let name = self.next.to_string();
@@ -61,15 +70,30 @@ impl Barriers {
             .create_new(true)
             .open(dir.join(&name));
         if created.is_err() {
-            return false;
+            return Err(waiting);
         }
-        let waiting = Waiting {
-            task: task.clone(),
-            attempt,
-            since: Instant::now(),
-        };
         self.waiting.insert(name, waiting);
-        true
+        Ok(())
+    }
+
+    /// Raises every waiting barrier again, under a new name: after an overflow, which lost
+    /// them, and whose changes the watcher reports (walking the tree again) before it reads
+    /// anything new. Returns those that could not be raised. Their patience runs on.
+    fn raise_again(&mut self) -> Vec<(TaskId, u32)> {
+        let lost: Vec<String> = self.waiting.keys().cloned().collect();
+        let mut failed = Vec::new();
+        for name in lost {
+            if let Some(dir) = &self.dir {
+                let _ = std::fs::remove_file(dir.join(&name));
+            }
+            let Some(waiting) = self.waiting.remove(&name) else {
+                continue;
+            };
+            if let Err(w) = self.raise_for(waiting) {
+                failed.push((w.task, w.attempt));
+            }
+        }
+        failed
     }
 
     fn pass(&mut self, name: &str) -> Option<(TaskId, u32)> {
@@ -80,12 +104,16 @@ impl Barriers {
         Some((waiting.task, waiting.attempt))
     }
 
-    /// The barriers raised before `before`: all of them with `None`.
+    /// The barriers raised before `before` (none when `before` is `None`, as just after the
+    /// machine booted).
     fn take_older(&mut self, before: Option<Instant>) -> Vec<(TaskId, u32)> {
+        let Some(before) = before else {
+            return Vec::new();
+        };
         let names: Vec<String> = self
             .waiting
             .iter()
-            .filter(|(_, w)| before.is_none_or(|t| w.since < t))
+            .filter(|(_, w)| w.since < before)
             .map(|(name, _)| name.clone())
             .collect();
         names.iter().filter_map(|name| self.pass(name)).collect()
@@ -112,11 +140,18 @@ impl Engine {
         }
     }
 
-    /// Starts the checks whose barrier is overdue, or all of them after the tree's events
-    /// were lost (`all`): waiting longer would not help.
-    pub(super) fn give_up_on_barriers(&mut self, all: bool) -> anyhow::Result<()> {
-        let before = (!all).then(|| Instant::now() - PATIENCE);
+    /// Starts the checks whose barrier is overdue: waiting longer would not help.
+    pub(super) fn give_up_on_barriers(&mut self) -> anyhow::Result<()> {
+        let before = Instant::now().checked_sub(PATIENCE);
         for (id, attempt) in self.barriers.take_older(before) {
+            self.checks_after_barrier(id, attempt)?;
+        }
+        Ok(())
+    }
+
+    /// The tree's queue overflowed: its barriers were lost with the rest.
+    pub(super) fn raise_barriers_again(&mut self) -> anyhow::Result<()> {
+        for (id, attempt) in self.barriers.raise_again() {
             self.checks_after_barrier(id, attempt)?;
         }
         Ok(())

@@ -166,14 +166,23 @@ impl Engine {
         let (gate_tx, gate_rx) = unbounded_channel();
         let dir_watcher = DirWatcher::new(dir_tx)?;
         let ignore = crate::watch::Ignore::new(&project.root, &config.ownership.ignore)?;
-        // Without its directory the engine still runs, as it did before barriers.
-        let barriers = Some(dir.barriers()).filter(|d| std::fs::create_dir_all(d).is_ok());
-        let tree_watcher = Some(TreeWatcher::with_barriers(
+        // Without barriers (their directory cannot be made or watched) the engine still
+        // runs, its checks starting at each exit (see barrier.rs).
+        let mut barriers = Some(dir.barriers()).filter(|d| std::fs::create_dir_all(d).is_ok());
+        let tree_watcher = match TreeWatcher::with_barriers(
             &project.root,
             ignore.clone(),
-            fs_tx,
+            fs_tx.clone(),
             barriers.as_deref(),
-        )?);
+        ) {
+            Ok(watcher) => watcher,
+            Err(_) if barriers.is_some() => {
+                barriers = None;
+                TreeWatcher::start(&project.root, ignore.clone(), fs_tx)?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let tree_watcher = Some(tree_watcher);
         let plan = state.plan().cloned();
         let engine = Engine {
             panes: Panes::new(layout, info.session.clone()),

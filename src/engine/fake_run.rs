@@ -345,7 +345,14 @@ fn forward_through(
     to: UnboundedSender<FsChange>,
     gate: Gate,
 ) {
-    gate.0.lock().unwrap().to = Some(to);
+    {
+        let mut state = gate.0.lock().unwrap();
+        // An earlier engine's barriers mean nothing to this one, whose names start over.
+        state
+            .queue
+            .retain(|c| c.kind != crate::watch::ChangeKind::Barrier);
+        state.to = Some(to);
+    }
     std::thread::spawn(move || {
         while let Some(change) = from.blocking_recv() {
             let mut state = gate.0.lock().unwrap();

@@ -22,8 +22,7 @@ impl Engine {
         match change.kind {
             ChangeKind::Rescan => {
                 self.sweep()?;
-                // The barriers were lost with the rest; the sweep has seen everything.
-                self.give_up_on_barriers(true)
+                self.raise_barriers_again() // see barrier.rs
             }
             ChangeKind::Barrier => self.on_barrier(&change.path),
             ChangeKind::Renamed { ref from } => {

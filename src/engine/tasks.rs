@@ -277,7 +277,7 @@ impl Engine {
         for id in stale {
             self.fail_task(&id, reason.clone())?;
         }
-        self.give_up_on_barriers(false)?;
+        self.give_up_on_barriers()?;
         if self
             .planner
             .as_ref()

@@ -6,6 +6,7 @@ use super::event_loop::Stop;
 use super::fake_run::{Agent, FakeRun};
 use crate::state::{Event, Outcome};
 use crate::tmux::{Call, TmuxError};
+use crate::watch::{ChangeKind, FsChange};
 
 fn config(extra: &str) -> String {
     format!(
@@ -257,7 +258,6 @@ fn a_write_outside_the_running_tasks_files_is_saved_then_reverted() {
 /// first; starved, it would start only once every change was handled.
 #[test]
 fn a_flood_of_file_events_does_not_hold_up_a_launch() {
-    use crate::watch::{ChangeKind, FsChange};
     let mut run = FakeRun::start(
         &config(""),
         TWO_TASKS,
@@ -321,6 +321,32 @@ fn strict_tdd_refuses_an_implementation_written_before_its_tests() {
 /// that the implementation came first.
 #[test]
 fn checks_see_the_writes_made_before_the_exit_even_when_reported_after_it() {
+    let run = implementation_then_test_then_exit_unseen();
+    run.release_project_changes();
+    assert_tdd_refused(&run);
+}
+
+/// A queue overflow loses the barriers with the rest: they are raised again, behind what the
+/// watcher reports after the overflow.
+#[test]
+fn after_an_overflow_the_checks_wait_for_a_new_barrier() {
+    let run = implementation_then_test_then_exit_unseen();
+    run.inject(FsChange {
+        path: String::new(),
+        kind: ChangeKind::Rescan,
+        at: std::time::SystemTime::now(),
+    });
+    let barriers = run.dir.barriers();
+    run.wait_for("the barrier raised again", |_| {
+        barriers.join("2").exists().then_some(())
+    });
+    run.release_project_changes();
+    assert_tdd_refused(&run);
+}
+
+/// Task a's agent writes its implementation, then (a millisecond later) its test, and
+/// exits 0, all while the project's watcher holds back what it saw.
+fn implementation_then_test_then_exit_unseen() -> FakeRun {
     let mut run = FakeRun::start(&config("gates:\n  tdd: strict\n"), TWO_TASKS, &[]);
     let a = run.next_agent();
     run.hold_project_changes();
@@ -343,7 +369,10 @@ fn checks_see_the_writes_made_before_the_exit_even_when_reported_after_it() {
     });
     run.exit(&a, 0, "done\n");
     run.wait_event("a's exit", |e| matches!(e, Event::TaskExited { .. }));
-    run.release_project_changes();
+    run
+}
+
+fn assert_tdd_refused(run: &FakeRun) {
     let requeued = run.wait_event("a requeued", |e| matches!(e, Event::TaskRequeued { .. }));
     let Event::TaskRequeued { reasons, .. } = requeued else {
         unreachable!()

@@ -26,10 +26,12 @@ const WRITE_GRACE: Duration = Duration::from_millis(30);
 /// How often a file kept open and written to is re-reported.
 const REWRITE_EVERY: Duration = Duration::from_secs(1);
 /// How long the first half of a rename waits for its second; alone, it left the tree. The
-/// kernel queues both halves together, but notify's thread hands them over one by one and
-/// can be preempted in between on a busy machine: 10 ms was within reach of that. Only a
-/// move out of the tree waits this long (and a barrier settles it at once).
+/// kernel queues the halves one right after the other, but notify's thread hands them over
+/// one by one and can be preempted in between on a busy machine: 10 ms was within reach of
+/// that. Only a move out of the tree waits this long (and a barrier settles it at once).
 pub(super) const RENAME_GRACE: Duration = Duration::from_millis(50);
+/// Later than every deadline: what `expire` is given to report everything waiting.
+const FLUSH: Duration = Duration::from_secs(3600);
 
 pub(crate) struct Tracker {
     pub(super) root: PathBuf,
@@ -137,12 +139,13 @@ impl Tracker {
         }
         if let Some(token) = self.barrier(&event) {
             if matches!(event.kind, EventKind::Create(_)) {
-                // A rename's two halves are queued together: a first half still waiting
-                // for its second one moved out of the tree, and is reported before the
-                // barrier like everything else that came before it.
-                while let Some(from) = self.froms.pop_front() {
-                    self.left_tree(from);
-                }
+                // Everything that came before is reported now, not at its deadline: a
+                // write not closed yet (a link, a writer that outlives its agent), and a
+                // rename's first half, taken as a move out of the tree. (Rarely, that half
+                // belongs to a rename another process is making at this very moment: its
+                // second half then reads as a file created, not renamed; the ownership
+                // checks judge both alike.)
+                self.flush();
                 self.emit(token, ChangeKind::Barrier);
             }
             return;
@@ -302,9 +305,21 @@ impl Tracker {
         );
     }
 
+    /// Reports what waited until `now`: writes not closed after their grace, a rename's
+    /// first half whose second never came.
     pub(super) fn expire(&mut self, now: Instant) {
+        self.settle(now, now);
+    }
+
+    /// Reports everything that waits, whatever its deadline (at a barrier).
+    fn flush(&mut self) {
+        let now = Instant::now();
+        self.settle(now + FLUSH, now);
+    }
+
+    fn settle(&mut self, until: Instant, now: Instant) {
         while let Some((at, seq, _)) = self.deadlines.front() {
-            if *at > now {
+            if *at > until {
                 break;
             }
             let seq = *seq;
@@ -327,7 +342,7 @@ impl Tracker {
                 self.rules_may_have_changed(&rel);
             }
         }
-        while self.froms.front().is_some_and(|f| f.deadline <= now) {
+        while self.froms.front().is_some_and(|f| f.deadline <= until) {
             if let Some(from) = self.froms.pop_front() {
                 self.left_tree(from);
             }
