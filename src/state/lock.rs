@@ -12,6 +12,11 @@ use std::time::Duration;
 /// `holder` takes the lock for an instant to test it; a real holder keeps it. Retrying this
 /// long tells the two apart.
 const PROBE_GRACE: Duration = Duration::from_millis(100);
+/// The same, for an engine taking the lock: longer, because `orch up` probes all the while
+/// its engine starts, and a probe preempted on a busy machine holds the lock for as long as
+/// it waits for a CPU. A lock really held is rare here (`up` and `resume` check first), so
+/// waiting longer costs nothing in practice.
+const ACQUIRE_PATIENCE: Duration = Duration::from_secs(2);
 const PROBE_STEP: Duration = Duration::from_millis(5);
 
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +66,7 @@ impl EngineLock {
         loop {
             match try_lock(&file) {
                 Ok(true) => break,
-                Ok(false) if waited < PROBE_GRACE => {
+                Ok(false) if waited < ACQUIRE_PATIENCE => {
                     std::thread::sleep(PROBE_STEP);
                     waited += PROBE_STEP;
                 }
