@@ -30,7 +30,7 @@ const REWRITE_EVERY: Duration = Duration::from_secs(1);
 /// one by one and can be preempted in between on a busy machine: 10 ms was within reach of
 /// that. Only a move out of the tree waits this long (and a barrier settles it at once).
 pub(super) const RENAME_GRACE: Duration = Duration::from_millis(50);
-/// Later than every deadline: what `expire` is given to report everything waiting.
+/// Later than every deadline: `flush` settles what waits until now plus this, so all of it.
 const FLUSH: Duration = Duration::from_secs(3600);
 
 pub(crate) struct Tracker {
