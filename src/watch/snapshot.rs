@@ -83,11 +83,46 @@ pub struct Snapshot {
     /// never changes, so each is read with git once (see `entry`). Shared by clones.
     listings: Arc<Mutex<HashMap<String, Arc<Listing>>>>,
     /// Original contents read so far, by path: see `original`. Shared by clones.
-    contents: Arc<Mutex<HashMap<String, Original>>>,
+    contents: Arc<Mutex<Contents>>,
 }
 
 /// A file's content and git mode at the start.
 type Original = (Arc<Vec<u8>>, u32);
+
+/// The original contents kept, at most `CONTENT_BUDGET` bytes of them: an agent that rewrites
+/// every file of a big project must not make the engine hold the whole project in memory.
+#[derive(Debug, Default)]
+struct Contents {
+    by_path: HashMap<String, Original>,
+    bytes: usize,
+}
+
+/// What the kept contents may weigh in all. Small in unit tests, so that they reach it.
+const CONTENT_BUDGET: usize = if cfg!(test) { 64 << 10 } else { 64 << 20 };
+/// A file larger than this is read from git each time it is asked about, never kept.
+const CONTENT_MAX: usize = CONTENT_BUDGET / 8;
+
+impl Contents {
+    fn get(&self, rel: &str) -> Option<Original> {
+        self.by_path.get(rel).cloned()
+    }
+
+    /// Keeps `content` unless it is too big; when the budget would be exceeded, what was
+    /// kept goes first (all of it: simple, and rare enough not to need an LRU).
+    fn keep(&mut self, rel: String, content: &[u8], mode: u32) {
+        if content.len() > CONTENT_MAX {
+            return;
+        }
+        if self.bytes + content.len() > CONTENT_BUDGET {
+            self.by_path.clear();
+            self.bytes = 0;
+        }
+        self.bytes += content.len();
+        if let Some((old, _)) = self.by_path.insert(rel, (Arc::new(content.to_vec()), mode)) {
+            self.bytes -= old.len();
+        }
+    }
+}
 
 /// One directory's `ls-tree` entries by full path: mode, kind (blob, tree, commit), object id.
 /// A map, as a directory of the tree may hold thousands of entries.
@@ -176,17 +211,17 @@ impl Snapshot {
     /// The content and git mode (0o100644, 0o100755 or 0o120000 for a symlink, whose
     /// content is its target) of `rel` at the start; `None` if it did not exist then.
     ///
-    /// Each file's content is read from git once and kept (the tree never changes): the
-    /// engine asks on every change it cannot attribute, and a tool that rewrites a file
-    /// unchanged, again and again, must not cost a git process each time.
+    /// Each file's content is read from git once and kept (the tree never changes), within
+    /// a budget (see `Contents`): the engine asks on every change it cannot attribute, and a
+    /// tool that rewrites a file unchanged, again and again, must not cost a git process
+    /// each time.
     pub fn original(&self, rel: &str) -> Result<Option<(Vec<u8>, u32)>, SnapshotError> {
         let rel = checked(rel)?;
         let known = self
             .contents
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&rel)
-            .cloned();
+            .get(&rel);
         if let Some((content, mode)) = known {
             return Ok(Some((content.to_vec(), mode)));
         }
@@ -196,8 +231,17 @@ impl Snapshot {
         self.contents
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(rel, (Arc::new(content.clone()), mode));
+            .keep(rel, &content, mode);
         Ok(Some((content, mode)))
+    }
+
+    /// How many bytes of original contents are kept now.
+    #[cfg(test)]
+    pub(crate) fn kept_bytes(&self) -> usize {
+        self.contents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .bytes
     }
 
     fn read_original(&self, rel: &str) -> Result<Option<(Vec<u8>, u32)>, SnapshotError> {

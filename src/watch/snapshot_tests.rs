@@ -277,3 +277,37 @@ fn files_inside_a_nested_repository_are_never_deleted_by_restore() {
         Err(SnapshotError::NotAFile(_))
     ));
 }
+
+/// The original contents kept in memory stay within their budget (64 KiB in unit tests) and
+/// a file above the per-file cap (8 KiB here) is never kept; every answer stays right.
+#[test]
+fn kept_contents_stay_within_their_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let body = |i: usize, size: usize| format!("{i:04}").repeat(size / 4);
+    for i in 0..40 {
+        fs::write(root.join(format!("f{i}.txt")), body(i, 4 << 10)).unwrap();
+    }
+    fs::write(root.join("big.txt"), body(99, 9 << 10)).unwrap();
+    let snap = Snapshot::take(root, store.path()).unwrap();
+    for i in 0..40 {
+        fs::write(root.join(format!("f{i}.txt")), "changed").unwrap();
+    }
+    for round in 0..2 {
+        for i in 0..40 {
+            let (content, _) = snap.original(&format!("f{i}.txt")).unwrap().unwrap();
+            assert_eq!(
+                content,
+                body(i, 4 << 10).into_bytes(),
+                "round {round}, f{i}"
+            );
+            assert!(snap.kept_bytes() <= 64 << 10, "{}", snap.kept_bytes());
+        }
+    }
+    let kept = snap.kept_bytes();
+    assert!(kept > 0);
+    let (content, _) = snap.original("big.txt").unwrap().unwrap();
+    assert_eq!(content, body(99, 9 << 10).into_bytes());
+    assert_eq!(snap.kept_bytes(), kept, "the big file is not kept");
+}
