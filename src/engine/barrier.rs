@@ -104,12 +104,8 @@ impl Barriers {
         Some((waiting.task, waiting.attempt))
     }
 
-    /// The barriers raised before `before` (none when `before` is `None`, as just after the
-    /// machine booted).
-    fn take_older(&mut self, before: Option<Instant>) -> Vec<(TaskId, u32)> {
-        let Some(before) = before else {
-            return Vec::new();
-        };
+    /// The barriers raised before `before`.
+    fn take_older(&mut self, before: Instant) -> Vec<(TaskId, u32)> {
         let names: Vec<String> = self
             .waiting
             .iter()
@@ -142,7 +138,10 @@ impl Engine {
 
     /// Starts the checks whose barrier is overdue: waiting longer would not help.
     pub(super) fn give_up_on_barriers(&mut self) -> anyhow::Result<()> {
-        let before = Instant::now().checked_sub(PATIENCE);
+        // None only in the first seconds after the machine booted: nothing is overdue yet.
+        let Some(before) = Instant::now().checked_sub(PATIENCE) else {
+            return Ok(());
+        };
         for (id, attempt) in self.barriers.take_older(before) {
             self.checks_after_barrier(id, attempt)?;
         }

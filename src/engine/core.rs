@@ -176,9 +176,15 @@ impl Engine {
             barriers.as_deref(),
         ) {
             Ok(watcher) => watcher,
-            Err(_) if barriers.is_some() => {
+            Err(e) if barriers.is_some() => {
+                // Only the barriers' fault if the tree alone can be watched.
+                let watcher = TreeWatcher::start(&project.root, ignore.clone(), fs_tx)?;
+                eprintln!(
+                    "warning: {e}; a task's checks start at its exit, and may miss the writes \
+                     its agent made just before"
+                );
                 barriers = None;
-                TreeWatcher::start(&project.root, ignore.clone(), fs_tx)?
+                watcher
             }
             Err(e) => return Err(e.into()),
         };
