@@ -3,14 +3,21 @@
 //! silently ignored setting.
 
 mod load;
+mod project_kind;
+mod sample;
 mod schema;
 mod starter;
 
 pub use load::{ConfigError, load, parse};
+pub use project_kind::{MARKERS as PROJECT_MARKERS, ProjectGates, detect as detect_project};
+pub use sample::{
+    SampleAgent, Scope as SampleScope, check_sample, describe as describe_sample,
+    notice as sample_notice, sample_agents,
+};
 pub use schema::{
     AgentConfig, AgentKind, Config, Gates, Limits, Ownership, Roles, TddMode, ViolationPolicy,
 };
-pub use starter::starter_config;
+pub use starter::{INSTALL as AGENT_INSTALL, starter_config};
 
 /// The config file's name, looked up in the project root unless `--config` names another.
 pub const FILE_NAME: &str = "orch.yaml";

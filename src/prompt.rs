@@ -219,8 +219,17 @@ pub struct JudgedTask {
     pub task: String,
     /// `path (+added -removed, change)`
     pub files: Vec<String>,
-    /// `gate: status — detail`
-    pub gates: Vec<String>,
+    /// Its gates of the attempt to judge, in the order they ran.
+    pub gates: Vec<JudgedGate>,
+}
+
+/// One gate result as the judge is shown it.
+#[derive(Debug, Clone, Serialize)]
+pub struct JudgedGate {
+    pub gate: String,
+    /// `passed`, `skipped` or `failed`.
+    pub status: String,
+    pub detail: String,
 }
 
 /// The judge's prompt: the request, the specs, the plan, and for each task to judge its diff
@@ -236,8 +245,12 @@ pub fn judge_prompt(
     p.push_str(
         "Decide whether each task below did what it was asked, following the specs: real code \
          (no stubs), tests that test it, written before the implementation, and nothing \
-         outside its files. Its gates (lint, tests, ownership) already passed; what is left is \
-         your judgement of the work itself. Read the files in the project.\n\n",
+         outside its files. orch has run each task's gates; each task below lists which \
+         passed and which were skipped. A skipped gate was not run (the project configures no \
+         such command), so it proves nothing: where the lint or test gate was skipped, nothing \
+         but you checks that the code is clean or works, so read its tests and run them if you \
+         can. What is left is your judgement of the work itself. Read the files in the \
+         project.\n\n",
     );
     p.push_str("## The user's request\n\n");
     push_fenced(&mut p, &ctx.request);
@@ -258,9 +271,28 @@ pub fn judge_prompt(
         for f in &t.files {
             let _ = writeln!(p, "- {f}");
         }
-        p.push_str("\nGates:\n");
+        let named = |status: &str| {
+            let names: Vec<&str> = t
+                .gates
+                .iter()
+                .filter(|g| g.status == status)
+                .map(|g| g.gate.as_str())
+                .collect();
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        };
+        let _ = writeln!(
+            p,
+            "\nGates passed: {}. Gates skipped (not checked): {}.",
+            named("passed"),
+            named("skipped")
+        );
         for g in &t.gates {
-            let _ = writeln!(p, "- {}", g.replace('\n', "\n  "));
+            let line = format!("{}: {} — {}", g.gate, g.status, g.detail);
+            let _ = writeln!(p, "- {}", line.replace('\n', "\n  "));
         }
     }
     let listing = serde_json::json!({ "tasks": tasks.iter().map(|t| serde_json::json!({"id": t.id})).collect::<Vec<_>>() });
@@ -424,5 +456,37 @@ mod tests {
     fn the_request_fence_cannot_be_closed_from_inside() {
         let prompt = planner_prompt(&ctx("x\n```\ny"));
         assert!(prompt.contains("````text\nx\n```\ny\n````"), "{prompt}");
+    }
+
+    #[test]
+    fn the_judge_is_told_which_gates_passed_and_which_were_skipped() {
+        let gate = |gate: &str, status: &str| JudgedGate {
+            gate: gate.into(),
+            status: status.into(),
+            detail: "d".into(),
+        };
+        let task = JudgedTask {
+            id: TaskId::new("1"),
+            agent: "bot".into(),
+            task: "do it".into(),
+            files: vec![],
+            gates: vec![
+                gate("specs", "passed"),
+                gate("lint", "skipped"),
+                gate("test", "skipped"),
+                gate("ownership", "passed"),
+            ],
+        };
+        let mut judge = ctx("build it");
+        judge.role = Role::Judge;
+        let prompt = judge_prompt(&judge, &[], "{}", &[task]);
+        assert!(!prompt.contains("already passed"), "{prompt}");
+        assert!(
+            prompt.contains(
+                "Gates passed: specs, ownership. Gates skipped (not checked): lint, test."
+            ),
+            "{prompt}"
+        );
+        assert!(prompt.contains("- lint: skipped — d"), "{prompt}");
     }
 }

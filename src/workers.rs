@@ -296,6 +296,7 @@ mod tests {
             env: BTreeMap::from([("MY_VAR".to_string(), "x y".to_string())]),
             command: command.map(|c| c.into_iter().map(String::from).collect()),
             allow_shell: true,
+            sample: false,
         }
     }
 

@@ -30,11 +30,19 @@ fn path_without_agent_clis() -> (tempfile::TempDir, String) {
 }
 
 #[test]
-fn init_writes_a_config_that_doctor_accepts_and_refuses_to_overwrite() {
+fn init_writes_a_config_that_doctor_checks_and_refuses_to_overwrite() {
     let p = TestProject::new();
     let (_bin, path) = path_without_agent_clis();
     let orch = || p.orch().env("PATH", &path);
-    orch().args(["init"]).run().expect(0).stdout_has("wrote");
+    orch()
+        .args(["init"])
+        .run()
+        .expect(0)
+        .stdout_has("wrote")
+        .stdout_has("looked on PATH for claude, codex, opencode and gemini")
+        .stdout_has("npm install -g @anthropic-ai/claude-code")
+        .stdout_has("`sample: true`")
+        .stdout_has("did not recognise this kind of project");
     assert!(p.read("orch.yaml").contains("kind: scripted"));
     assert!(p.read(".gitignore").lines().any(|l| l == ".orch/"));
     orch()
@@ -46,13 +54,99 @@ fn init_writes_a_config_that_doctor_accepts_and_refuses_to_overwrite() {
     orch().args(["init", "--force"]).run().expect(0);
     // Idempotent: .orch/ is not added twice.
     assert_eq!(p.read(".gitignore").matches(".orch/").count(), 1);
+    // The starter's scripted agent is a sample: the doctor says so, and that runs refuse it.
+    orch()
+        .args(["doctor"])
+        .run()
+        .expect(1)
+        .stdout_has("can start a server")
+        .stdout_has("built into orch")
+        .stdout_has("FAIL  agent `scripted` (planner, judge, worker) is orch's built-in scripted sample agent")
+        .stdout_has("`orch up` refuses it")
+        .stdout_has("no test gate")
+        .stdout_has("the judge relies on the agents' word");
+    // Marked as a sample, it is ready (and still said to be a sample).
+    let text = p
+        .read("orch.yaml")
+        .replace("    # sample: true", "    sample: true");
+    p.file("orch.yaml", &text);
     orch()
         .args(["doctor"])
         .run()
         .expect(0)
-        .stdout_has("can start a server")
-        .stdout_has("built into orch")
+        .stdout_has("warn  agent `scripted`")
+        .stdout_has("runs build the sample")
         .stdout_has("ready");
+}
+
+/// The default config must not quietly build the wordstat sample under the user's request:
+/// `orch up` and `orch plan` refuse, before anything runs, and say how to get a real agent.
+#[test]
+fn up_and_plan_refuse_the_scripted_agent_unless_it_is_marked_a_sample() {
+    let p = TestProject::new();
+    p.file("pyproject.toml", "[project]\nname = \"x\"\n");
+    let (_bin, path) = path_without_agent_clis();
+    p.orch().env("PATH", &path).args(["init"]).run().expect(0);
+    for args in [
+        vec!["up", "add a function that reverses words", "--detach"],
+        vec!["plan", "add a function that reverses words"],
+    ] {
+        p.orch()
+            .env("PATH", &path)
+            .env("ORCH_TMUX_SOCKET", "orch-test-never-started")
+            .args(&args)
+            .run()
+            .expect(2)
+            .stderr_has("built-in sample agent")
+            .stderr_has("it ignores the request")
+            .stderr_has("orch init --force")
+            .stderr_has("add `sample: true` under agent `scripted`");
+    }
+    assert!(!p.path(".orch/runs").exists(), "no run was created");
+    assert!(!p.path("specs").exists(), "the planner did not run");
+    // Once asked for, `orch plan` runs it and says plainly what it does.
+    let text = p
+        .read("orch.yaml")
+        .replace("    # sample: true", "    sample: true");
+    p.file("orch.yaml", &text);
+    p.orch()
+        .env("PATH", &path)
+        .args(["plan", "add a function that reverses words"])
+        .run()
+        .expect(0)
+        .stderr_has("note: this is a sample run (`sample: true`), not your request")
+        .stderr_has("plans wordstat");
+}
+
+#[test]
+fn init_proposes_the_gates_of_a_python_project() {
+    let p = TestProject::new();
+    p.file("pyproject.toml", "[project]\nname = \"x\"\n");
+    let (bin, path) = path_without_agent_clis();
+    for tool in ["pytest", "ruff"] {
+        let file = bin.path().join(tool);
+        std::fs::write(&file, "#!/bin/sh\nexit 0\n").unwrap();
+        let mut perms = std::fs::metadata(&file).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+        std::fs::set_permissions(&file, perms).unwrap();
+    }
+    p.orch()
+        .env("PATH", &path)
+        .args(["init"])
+        .run()
+        .expect(0)
+        .stdout_has("gates for a Python project (found pyproject.toml): lint `ruff check .`, test `pytest -q`");
+    let text = p.read("orch.yaml");
+    assert!(text.contains("\n  lint: ruff check .\n"), "{text}");
+    assert!(text.contains("\n  test: pytest -q\n"), "{text}");
+    assert!(!text.contains("cargo"), "{text}");
+    assert!(text.contains("\"**/test_*.py\""), "{text}");
+    p.orch()
+        .env("PATH", &path)
+        .args(["doctor"])
+        .run()
+        .stdout_has("ok    test gate `pytest -q`")
+        .stdout_has("ok    lint gate `ruff check .`");
 }
 
 #[test]
@@ -93,7 +187,7 @@ fn config_errors_exit_2_with_the_line() {
         .run()
         .expect(2)
         .stderr_has("unknown field `planner_retrys`")
-        .stderr_has("line 10")
+        .stderr_has("orch.yaml:10:3")
         .stderr_has("planner_retries");
     p.orch()
         .args(["--config", "nope.yaml", "plan", "x"])
@@ -271,6 +365,7 @@ const SCRIPTED_CONFIG: &str = "\
 agents:
   bot:
     kind: scripted
+    sample: true
 roles:
   planner: bot
   judge: bot

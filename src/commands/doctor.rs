@@ -28,12 +28,17 @@ impl Report {
         println!("  ok    {what}");
     }
     fn warn(&self, what: &str, fix: &str) {
-        println!("  warn  {what}\n        fix: {fix}");
+        println!("  warn  {}\n        fix: {fix}", indented(what));
     }
     fn fail(&mut self, what: &str, fix: &str) {
         self.failed = true;
-        println!("  FAIL  {what}\n        fix: {fix}");
+        println!("  FAIL  {}\n        fix: {fix}", indented(what));
     }
+}
+
+/// A message of several lines (a config error's snippet) kept under its status column.
+fn indented(text: &str) -> String {
+    text.replace('\n', "\n        ")
 }
 
 pub fn run(global: &Global) -> anyhow::Result<u8> {
@@ -53,12 +58,13 @@ pub fn run(global: &Global) -> anyhow::Result<u8> {
                 config.roles.workers.join(", ")
             ));
             check_agents(&mut report, &project, &config);
+            check_sample(&mut report, &project, &config);
+            check_gates(&mut report, &project, &config);
         }
-        Err(ConfigError::NotFound { path }) => report.fail(
-            &format!("no config at {}", path.display()),
-            "run `orch init` to write a starter config",
-        ),
-        Err(e) => report.fail(&e.to_string(), "fix the config as the message says"),
+        Err(e) => {
+            let fix = config_fix(&e, &project);
+            report.fail(&e.to_string(), &fix);
+        }
     }
     if report.failed {
         println!(
@@ -137,6 +143,106 @@ fn check_git(report: &mut Report, project: &Project) {
     }
 }
 
+/// What to do about a config that does not load, for each way it can fail.
+fn config_fix(e: &ConfigError, project: &Project) -> String {
+    match e {
+        ConfigError::NotFound { .. } => "run `orch init` to write a starter config".into(),
+        ConfigError::Read { path, .. } => format!(
+            "make {} readable by you (`ls -l` shows its owner and mode), or pass --config PATH",
+            path.display()
+        ),
+        ConfigError::Parse { path, message, at } => {
+            let place = match at {
+                Some((line, column)) => format!("line {line}, column {column} of"),
+                None => "the place shown in".into(),
+            };
+            let what = if message.contains("unknown field") {
+                ": that name is not a field there (a typo?); use one of the names listed"
+            } else if message.contains("unknown variant") {
+                ": that value is not allowed; use one of the values listed"
+            } else {
+                " so that it is valid YAML of the shape shown"
+            };
+            format!(
+                "edit {place} {}{what}. The README's Configuration section documents every \
+                 field; `orch init --force` writes a fresh starter config instead (replacing \
+                 this one)",
+                project.display(path)
+            )
+        }
+        ConfigError::Invalid { path, .. } => format!(
+            "edit {} for each problem listed (each names its line when it has one); the \
+             README's Configuration section documents every field",
+            project.display(path)
+        ),
+        ConfigError::SampleNotAllowed { .. } => {
+            "configure a real agent, or add `sample: true` as the message says".into()
+        }
+    }
+}
+
+/// A role on the scripted agent: refused by `orch up` unless marked `sample: true`, and said
+/// plainly when it is.
+fn check_sample(report: &mut Report, project: &Project, config: &Config) {
+    let path = project.display(&project.config_path);
+    for agent in crate::config::sample_agents(config, crate::config::SampleScope::Run) {
+        let what = crate::config::describe_sample(&agent);
+        if agent.allowed {
+            report.warn(
+                &format!("{what} `sample: true` is set: runs build the sample."),
+                "to run your own requests, install an agent CLI and run `orch init --force`, \
+                 or name a `kind: command` agent in `roles`",
+            );
+        } else {
+            report.fail(
+                &format!("{what} `orch up` refuses it."),
+                &format!(
+                    "install an agent CLI (claude, codex, opencode, gemini; `orch init` lists \
+                     how) and run `orch init --force`, or name a `kind: command` agent in \
+                     `roles`; to run the sample anyway, add `sample: true` under agent `{}` \
+                     in {path}",
+                    agent.name
+                ),
+            );
+        }
+    }
+}
+
+/// The gates set, and what it means when the test gate is not.
+fn check_gates(report: &mut Report, project: &Project, config: &Config) {
+    let path = project.display(&project.config_path);
+    let proposed = crate::config::detect_project(&project.root, &|p| which::which(p).is_ok());
+    let example = |gate: &str, found: Option<&String>, usual: &str| match found {
+        Some(command) => format!("add `{gate}: {command}` under `gates:` in {path}"),
+        None => format!(
+            "add the command that runs them under `gates:` in {path}, e.g. `{gate}: {usual}`"
+        ),
+    };
+    match &config.gates.test {
+        Some(test) => report.ok(&format!("test gate `{test}`")),
+        None => report.warn(
+            "no test gate (`gates.test`): nothing runs the tests, so the judge relies on the \
+             agents' word that the code works",
+            &example(
+                "test",
+                proposed.as_ref().and_then(|g| g.test.as_ref()),
+                "pytest -q",
+            ),
+        ),
+    }
+    match &config.gates.lint {
+        Some(lint) => report.ok(&format!("lint gate `{lint}`")),
+        None => {
+            if let Some(lint) = proposed.as_ref().and_then(|g| g.lint.as_ref()) {
+                report.warn(
+                    "no lint gate (`gates.lint`): nothing checks the code's style and warnings",
+                    &format!("add `lint: {lint}` under `gates:` in {path}"),
+                );
+            }
+        }
+    }
+}
+
 fn check_agents(report: &mut Report, project: &Project, config: &Config) {
     for (name, agent) in &config.agents {
         let used = config.roles.planner == *name
@@ -147,7 +253,7 @@ fn check_agents(report: &mut Report, project: &Project, config: &Config) {
         let hint = workers::adapter(agent.kind).install_hint();
         let program = match agent.kind {
             AgentKind::Scripted => {
-                report.ok(&format!("{label}: built into orch"));
+                report.ok(&format!("{label}: built into orch (a sample, see below)"));
                 continue;
             }
             AgentKind::Command => agent

@@ -16,6 +16,15 @@ pub fn run(global: &Global, request: &str) -> anyhow::Result<u8> {
     }
     let project = global.project()?;
     let config = project.load_config()?;
+    let planner = &config.roles.planner;
+    let sample = crate::config::check_sample(
+        &config,
+        &project.config_path,
+        crate::config::SampleScope::Planner,
+    )?;
+    if let Some(notice) = crate::config::sample_notice(&sample) {
+        eprintln!("{notice}");
+    }
     let dir = project.state_dir().join("plans").join(project::new_id());
     std::fs::create_dir_all(&dir).with_context(|| format!("failed to create {}", dir.display()))?;
     std::fs::write(dir.join("request.txt"), request)
@@ -26,7 +35,6 @@ pub fn run(global: &Global, request: &str) -> anyhow::Result<u8> {
         request,
         dir: dir.clone(),
     };
-    let planner = &config.roles.planner;
     let kind = config.agents[planner].kind;
     let max = planning.max_attempts();
     let mut feedback = Vec::new();

@@ -68,6 +68,11 @@ pub fn start(global: &Global, args: UpArgs) -> anyhow::Result<Started> {
         }
     })?;
     let config = crate::config::parse(&config_text, &project.config_path)?;
+    let scope = match args.plan {
+        Some(_) => crate::config::SampleScope::RunWithPlan,
+        None => crate::config::SampleScope::Run,
+    };
+    let sample = crate::config::check_sample(&config, &project.config_path, scope)?;
     // Checked now so that a bad layout fails before anything starts; the engine loads it
     // again from an absolute path when it is a file.
     Layout::load(&args.layout, &global.cwd)?;
@@ -131,6 +136,9 @@ pub fn start(global: &Global, args: UpArgs) -> anyhow::Result<Started> {
         );
     }
 
+    if let Some(notice) = crate::config::sample_notice(&sample) {
+        eprintln!("{notice}");
+    }
     let run_id = project::new_id();
     let info = RunInfo {
         run_id: run_id.clone(),

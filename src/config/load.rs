@@ -23,7 +23,18 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     #[error("{} is not a valid orch config:\n{message}", path.display())]
-    Parse { path: PathBuf, message: String },
+    Parse {
+        path: PathBuf,
+        message: String,
+        /// The line and column (1-based) the parser points at, when it knows.
+        at: Option<(u64, u64)>,
+    },
+    #[error(
+        "{} puts orch's built-in sample agent on a role; the run would not build what you \
+         asked, so it was not started:\n{message}",
+        path.display()
+    )]
+    SampleNotAllowed { path: PathBuf, message: String },
     #[error("{} has {} problem(s):\n{}", path.display(), problems.len(), bullet(problems))]
     Invalid {
         path: PathBuf,
@@ -63,7 +74,11 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let config: Config = serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
         path: path.to_path_buf(),
-        message: e.to_string().trim_start_matches("error: ").to_string(),
+        message: parse_message(&e, path),
+        at: e
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .filter(|(l, _)| *l > 0),
     })?;
     let problems = check(&config, text);
     if problems.is_empty() {
@@ -73,6 +88,23 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             path: path.to_path_buf(),
             problems,
         })
+    }
+}
+
+/// serde-saphyr's message for a parse error, with the snippet naming the file (not
+/// `<input>`). With a snippet, its first line (`line 4 column 5: unknown field ...`) is left
+/// out: the snippet's header gives the place and its caret the same message.
+fn parse_message(e: &serde_saphyr::Error, path: &Path) -> String {
+    let name = path.display().to_string();
+    let rendered = e.render_with_options(serde_saphyr::render_options! {
+        source_name: Some(name.as_str()),
+    });
+    let rendered = rendered.trim_start_matches("error: ").trim_end();
+    match rendered.split_once('\n') {
+        Some((_, rest)) if rest.trim_start().starts_with("-->") && rest.contains('^') => {
+            rest.to_string()
+        }
+        _ => rendered.to_string(),
     }
 }
 
@@ -116,6 +148,14 @@ fn check(config: &Config, text: &str) -> Vec<String> {
                 at("command", None)
             )),
             _ => {}
+        }
+        if agent.sample && agent.kind != AgentKind::Scripted {
+            problems.push(format!(
+                "{}agent `{name}`: `sample` only applies to `kind: scripted` (this one is \
+                 `kind: {}`): remove it",
+                at("sample", None),
+                agent.kind
+            ));
         }
         for key in agent.env.keys() {
             if key.is_empty() || key.contains('=') || key.contains('\0') {
@@ -242,7 +282,10 @@ roles:
         let text = GOOD.replace("    kind: scripted", "    kind: scripted\n    modle: x");
         let err = parse_str(&text).unwrap_err().to_string();
         assert!(err.contains("modle"), "{err}");
-        assert!(err.contains("line 4"), "{err}");
+        // The file's own name and the place, and the message once (under the caret).
+        assert!(err.contains("--> orch.yaml:4:5"), "{err}");
+        assert!(!err.contains("<input>"), "{err}");
+        assert_eq!(err.matches("unknown field `modle`").count(), 1, "{err}");
         assert!(err.contains("model"), "{err}");
         assert!(err.contains("command"), "{err}");
     }
@@ -252,7 +295,10 @@ roles:
         let err = parse_str(&format!("{GOOD}limitz:\n  retries: 1\n"))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("limitz") && err.contains("line 11"), "{err}");
+        assert!(
+            err.contains("limitz") && err.contains("orch.yaml:11:1"),
+            "{err}"
+        );
     }
 
     #[test]

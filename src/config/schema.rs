@@ -40,6 +40,11 @@ pub struct AgentConfig {
     /// restrict them. Not used by `kind: command` and `kind: scripted`.
     #[serde(default = "yes", skip_serializing_if = "is_yes")]
     pub allow_shell: bool,
+    /// For `kind: scripted` only: the user's acknowledgement that this agent ignores the
+    /// request and builds orch's sample project. Without it `orch up` and `orch plan` refuse
+    /// to run it, so that a starter config cannot quietly build the wrong thing.
+    #[serde(default, skip_serializing_if = "is_no")]
+    pub sample: bool,
 }
 
 fn yes() -> bool {
@@ -48,6 +53,10 @@ fn yes() -> bool {
 
 fn is_yes(value: &bool) -> bool {
     *value
+}
+
+fn is_no(value: &bool) -> bool {
+    !*value
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash)]

@@ -12,7 +12,7 @@ use super::core::{Engine, GateDone, Live};
 use crate::config::AgentKind;
 use crate::judge::{self, GateOutcome};
 use crate::plan::TaskId;
-use crate::prompt::{self, Context, JudgedTask, Role};
+use crate::prompt::{self, Context, JudgedGate, JudgedTask, Role};
 use crate::state::{Event, TaskStatus};
 use crate::workers::{self, AgentCall};
 
@@ -241,7 +241,11 @@ impl Engine {
                     .gates
                     .iter()
                     .filter(|g| g.task.as_ref() == Some(&t.id) && g.attempt == t.attempts)
-                    .map(|g| format!("{}: {} — {}", g.gate, g.status, g.detail))
+                    .map(|g| JudgedGate {
+                        gate: g.gate.clone(),
+                        status: g.status.clone(),
+                        detail: g.detail.clone(),
+                    })
                     .collect(),
             })
             .collect();

@@ -20,17 +20,21 @@ pub fn demo_files() -> Vec<(&'static str, String)> {
 /// Two workers so that the tasks visibly spread across agents; a third agent plans and
 /// judges. The pace makes every file a visible step in the panes.
 const DEMO_CONFIG: &str = r#"# orch.yaml for the wordstat demo. Every agent is orch's built-in scripted agent: offline,
-# deterministic, paced so that you can watch it work. Replace `kind: scripted` with
+# deterministic, paced so that you can watch it work. `sample: true` says that it is known to
+# build this sample whatever the request. Replace `kind: scripted` (and `sample: true`) with
 # `kind: claude` (or codex, opencode, gemini) to give the same job to real agents.
 agents:
   carol:
     kind: scripted
+    sample: true
     env: { ORCH_SCRIPTED_PACE: 700ms }
   alice:
     kind: scripted
+    sample: true
     env: { ORCH_SCRIPTED_PACE: 700ms }
   bob:
     kind: scripted
+    sample: true
     env: { ORCH_SCRIPTED_PACE: 700ms }
 
 roles:

@@ -16,6 +16,7 @@ pub fn agent(kind: AgentKind) -> AgentConfig {
         env: BTreeMap::new(),
         command: None,
         allow_shell: true,
+        sample: false,
     }
 }
 

@@ -60,6 +60,7 @@ agents:
     command: [\"./worker.sh\"]
   judge:
     kind: scripted
+    sample: true
 roles:
   planner: plan
   judge: judge

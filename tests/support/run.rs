@@ -15,6 +15,7 @@ pub const SCRIPTED: &str = "\
 agents:
   bot:
     kind: scripted
+    sample: true
 roles:
   planner: bot
   judge: bot
