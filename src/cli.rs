@@ -5,7 +5,9 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
+
+mod docs;
 
 use crate::commands::{self, Global};
 use crate::error;
@@ -17,8 +19,10 @@ use crate::error;
     about = "Run a team of AI coding agents in tmux: specs first, a checked plan, exclusive \
              files per agent, a judge.",
     after_help = "Exit codes: 0 success, 1 the thing checked is bad (invalid plan, failed \
-                  planning or run), 2 usage or configuration error.\n\n\
-                  Start with `orch init`, then `orch doctor`."
+                  planning or run), 2 usage or configuration error, 124 `orch wait \
+                  --timeout` ran out.\n\n\
+                  Start with `orch init`, then `orch doctor`; `orch demo` shows a run on a \
+                  sample project."
 )]
 struct Cli {
     /// The config file [default: orch.yaml in the project root, the nearest enclosing git
@@ -76,6 +80,7 @@ enum Command {
     /// Run the request in tmux: planner, then each task's agent in its own window.
     #[command(
         after_help = "Examples:\n  orch up \"Build a user auth system with JWT\"\n  \
+                            orch up --plan .orch/plans/20261124-101500-ab12/plan.json\n  \
                             orch up \"Implement the plan\" --plan plan.json --layout tiled\n  \
                             orch up \"...\" --detach && orch wait\n\n\
                             Creates the tmux session orch-<project>: its `control` window runs \
@@ -84,8 +89,8 @@ enum Command {
                             the run is kept in .orch/runs/<id>/."
     )]
     Up {
-        /// What to build.
-        request: String,
+        /// What to build [default with --plan: the request `orch plan` saved beside the plan].
+        request: Option<String>,
         /// Run this plan instead of asking the planner (it is validated first).
         #[arg(long, value_name = "FILE")]
         plan: Option<PathBuf>,
@@ -142,11 +147,14 @@ enum Command {
     },
 
     /// Wait until the run ends: exit 0 when it succeeded, 1 when it failed, 124 on timeout.
-    #[command(after_help = "Example:\n  orch up \"...\" --detach && orch wait --timeout 3600")]
+    #[command(
+        after_help = "Examples:\n  orch up \"...\" --detach && orch wait --timeout 1h\n  \
+                            orch wait --timeout 90   # seconds"
+    )]
     Wait {
-        /// Give up after this many seconds (exit 124).
-        #[arg(long, value_name = "SECS")]
-        timeout: Option<u64>,
+        /// Give up after this long (exit 124): `90s`, `30m`, `1h`, `1h 30m`, or seconds.
+        #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse)]
+        timeout: Option<std::time::Duration>,
         /// A run id (default: the latest).
         #[arg(long, value_name = "ID")]
         run: Option<String>,
@@ -154,12 +162,16 @@ enum Command {
 
     /// Print the run's report: per task its attempts, files, gates, TDD evidence, verdict.
     #[command(
-        after_help = "Examples:\n  orch report\n  orch report 20261124-101500-ab12 \
+        after_help = "Examples:\n  orch report\n  orch report --run 20261124-101500-ab12 \
                             --json"
     )]
     Report {
         /// A run id (default: the latest).
+        #[arg(long, value_name = "ID")]
         run: Option<String>,
+        /// The run id as a bare argument, as orch 0.1 took it: still accepted.
+        #[arg(hide = true, value_name = "ID", conflicts_with = "run")]
+        run_id: Option<String>,
         /// Machine-readable output (the same as .orch/runs/<id>/report.json).
         #[arg(long)]
         json: bool,
@@ -209,6 +221,32 @@ enum Command {
         #[arg(long, value_name = "NAME")]
         socket: Option<String>,
     },
+
+    /// Print a shell completion script (see the README for where each shell wants it).
+    #[command(after_help = "Examples:\n  \
+        orch completions bash > ~/.local/share/bash-completion/completions/orch\n  \
+        orch completions zsh > ~/.zfunc/_orch        # with fpath+=~/.zfunc before compinit\n  \
+        orch completions fish > ~/.config/fish/completions/orch.fish")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+
+    /// Print orch's manual page (roff), or write one per command into a directory.
+    #[command(after_help = "Examples:\n  \
+        orch man > ~/.local/share/man/man1/orch.1 && man orch\n  \
+        orch man up | man -l -\n  \
+        orch man --dir ~/.local/share/man/man1     # orch.1 and orch-<command>.1")]
+    Man {
+        /// A command's own page (e.g. `up`) instead of orch's.
+        command: Option<String>,
+        /// Write orch.1 and a page per command (orch-up.1, ...) into this directory.
+        #[arg(long, value_name = "DIR", conflicts_with = "command")]
+        dir: Option<PathBuf>,
+    },
+
+    /// Print orch's version (the same as `orch --version`).
+    Version,
 
     /// The engine of a run (orch starts it in the session's control window).
     #[command(hide = true)]
@@ -282,7 +320,7 @@ fn execute(cli: Cli) -> anyhow::Result<u8> {
         } => commands::up::run(
             &global,
             commands::up::UpArgs {
-                request,
+                request: commands::plan::request_for_up(&global, request, plan.as_deref())?,
                 plan,
                 layout,
                 detach,
@@ -297,12 +335,10 @@ fn execute(cli: Cli) -> anyhow::Result<u8> {
             run,
         } => commands::logs::run(&global, run.as_deref(), &task, attempt, follow),
         Command::Attach { run } => commands::attach::run(&global, run.as_deref()),
-        Command::Wait { timeout, run } => commands::wait::run(
-            &global,
-            run.as_deref(),
-            timeout.map(std::time::Duration::from_secs),
-        ),
-        Command::Report { run, json } => commands::report::run(&global, run.as_deref(), json),
+        Command::Wait { timeout, run } => commands::wait::run(&global, run.as_deref(), timeout),
+        Command::Report { run, run_id, json } => {
+            commands::report::run(&global, run.or(run_id).as_deref(), json)
+        }
         Command::Resume { run, detach } => commands::resume::run(&global, run.as_deref(), detach),
         Command::Down { run } => commands::down::run(&global, run.as_deref()),
         Command::Demo {
@@ -310,6 +346,12 @@ fn execute(cli: Cli) -> anyhow::Result<u8> {
             detach,
             socket,
         } => commands::demo::run(&global, dir, detach, socket),
+        Command::Completions { shell } => docs::completions(Cli::command(), shell),
+        Command::Man { command, dir } => docs::man(Cli::command(), command.as_deref(), dir),
+        Command::Version => {
+            println!("orch {}", env!("CARGO_PKG_VERSION"));
+            Ok(error::EXIT_OK)
+        }
         Command::Engine { run_dir } => crate::engine::start(&run_dir),
         Command::ScriptedAgent { prompt_file } => {
             crate::scripted::run(&prompt_file).map(|code| code.clamp(0, 255) as u8)
@@ -321,7 +363,6 @@ fn execute(cli: Cli) -> anyhow::Result<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn the_cli_is_well_formed() {

@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 pub mod config;
 pub mod dispatcher;
+pub mod duration;
 pub mod engine;
 pub mod error;
 pub mod judge;

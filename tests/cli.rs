@@ -450,3 +450,134 @@ fn plan_fault_slow_still_plans() {
         .expect(0)
         .stdout_has("4 task(s)");
 }
+
+#[test]
+fn completions_for_every_shell_name_the_subcommands() {
+    let p = TestProject::new();
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let run = p.orch().args(["completions", shell]).run().expect(0);
+        let out = run.stdout();
+        for sub in [
+            "init",
+            "doctor",
+            "up",
+            "wait",
+            "report",
+            "completions",
+            "man",
+        ] {
+            assert!(out.contains(sub), "{shell}: no `{sub}` in\n{out}");
+        }
+        assert!(out.contains("timeout"), "{shell}: no options in\n{out}");
+    }
+    p.orch()
+        .args(["completions", "tcsh"])
+        .run()
+        .expect(2)
+        .stderr_has("possible values");
+}
+
+#[test]
+fn the_man_page_is_roff_with_every_command() {
+    let p = TestProject::new();
+    let run = p.orch().args(["man"]).run().expect(0);
+    let page = run.stdout();
+    assert!(page.contains(".TH orch 1"), "{page}");
+    assert!(page.contains(".SH SUBCOMMANDS"), "{page}");
+    for sub in [
+        "init",
+        "doctor",
+        "plan",
+        "up",
+        "wait",
+        "report",
+        "completions",
+    ] {
+        assert!(
+            page.contains(&format!("orch\\-{sub}(1)")),
+            "no {sub} in\n{page}"
+        );
+    }
+    assert!(
+        !page.contains("scripted\\-agent"),
+        "hidden commands stay hidden\n{page}"
+    );
+    let run = p.orch().args(["man", "wait"]).run().expect(0);
+    assert!(run.stdout().contains(".TH orch-wait 1"), "{}", run.stdout());
+    assert!(run.stdout().contains("\\-\\-timeout"), "{}", run.stdout());
+    p.orch()
+        .args(["man", "nope"])
+        .run()
+        .expect(2)
+        .stderr_has("no command `nope`");
+    let dir = p.path("man1");
+    p.orch()
+        .args(["man".as_ref(), "--dir".as_ref(), dir.as_os_str()])
+        .run()
+        .expect(0)
+        .stdout_has("manual pages");
+    assert!(dir.join("orch.1").is_file());
+    assert!(dir.join("orch-up.1").is_file());
+    assert!(!dir.join("orch-engine.1").exists());
+}
+
+#[test]
+fn orch_version_prints_the_version() {
+    let p = TestProject::new();
+    let version = format!("orch {}", env!("CARGO_PKG_VERSION"));
+    p.orch()
+        .args(["version"])
+        .run()
+        .expect(0)
+        .stdout_has(&version);
+    p.orch()
+        .args(["--version"])
+        .run()
+        .expect(0)
+        .stdout_has(&version);
+}
+
+#[test]
+fn the_help_lists_every_exit_code() {
+    let p = TestProject::new();
+    p.orch()
+        .args(["--help"])
+        .run()
+        .expect(0)
+        .stdout_has("124 `orch wait --timeout` ran out");
+}
+
+#[test]
+fn wait_takes_the_durations_the_config_takes_and_report_takes_run() {
+    let p = TestProject::new();
+    p.file("orch.yaml", COMMAND_CONFIG);
+    for timeout in ["1h", "30m", "1h 30m", "90s", "3600"] {
+        // Parsed: the error is that there is no run yet, not the duration.
+        p.orch()
+            .args(["wait", "--timeout", timeout])
+            .run()
+            .expect(2)
+            .stderr_has("no run in");
+    }
+    p.orch()
+        .args(["wait", "--timeout", "soon"])
+        .run()
+        .expect(2)
+        .stderr_has("invalid duration `soon`");
+    p.orch()
+        .args(["report", "--run", "20261124-101500-ab12"])
+        .run()
+        .expect(2)
+        .stderr_has("no run 20261124-101500-ab12");
+    // The bare id of orch 0.1 still works, but not both at once.
+    p.orch()
+        .args(["report", "20261124-101500-ab12"])
+        .run()
+        .expect(2)
+        .stderr_has("no run 20261124-101500-ab12");
+    p.orch()
+        .args(["report", "20261124-101500-ab12", "--run", "x"])
+        .run()
+        .expect(2)
+        .stderr_has("cannot be used with");
+}

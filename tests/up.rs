@@ -365,3 +365,89 @@ fn bad_layouts_and_plans_are_refused_before_anything_starts() {
         .stderr_has("is absolute");
     assert!(!up.server.tmux().has_session(&up.session()).unwrap());
 }
+
+/// `orch plan` ends with the command to run its plan: it must work as printed, for the
+/// request the plan was made for; and a run on the scripted agent says it is a sample.
+#[test]
+fn the_next_step_orch_plan_prints_runs_the_plan_for_its_request() {
+    let up = Up::new("plannext", SCRIPTED);
+    let planned = up
+        .orch()
+        .args(["plan", "Build wordstat, please"])
+        .run()
+        .expect(0);
+    let next = planned
+        .stdout()
+        .lines()
+        .find_map(|l| l.strip_prefix("next: ").map(str::to_string))
+        .unwrap_or_else(|| panic!("no next step in\n{}", planned.stdout()));
+    let command = next.split("   #").next().unwrap();
+    let argv = shlex::split(command).unwrap();
+    assert_eq!(&argv[..2], ["orch", "up"], "{next}");
+    up.orch()
+        .args(&argv[1..])
+        .args(["--detach"])
+        .run()
+        .expect(0)
+        .stdout_has("started in tmux session")
+        .stderr_has("note: this is a sample run (`sample: true`), not your request");
+    up.wait(0);
+    let status = up.status();
+    assert_eq!(status["phase"], "succeeded", "{status:#}");
+    let run_dir = up.p.path(&format!(
+        ".orch/runs/{}",
+        status["run_id"].as_str().unwrap()
+    ));
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("run.json")).unwrap()).unwrap();
+    assert_eq!(info["request"], "Build wordstat, please");
+    assert_eq!(info["plan_given"], true);
+    // The run says, in its status and its report, that it built the sample.
+    let sample = status["sample_agents"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(sample.len(), 1, "{status:#}");
+    assert!(
+        sample[0]
+            .as_str()
+            .unwrap()
+            .contains("agent `bot` (judge, worker)"),
+        "{status:#}"
+    );
+    up.orch()
+        .args(["status"])
+        .run()
+        .expect(0)
+        .stdout_has("A SAMPLE RUN");
+    up.orch()
+        .args(["report"])
+        .run()
+        .expect(0)
+        .stdout_has("**A sample run**")
+        .stdout_has("agent `bot` (judge, worker) is orch's built-in scripted sample agent");
+    up.orch()
+        .args(["wait"])
+        .run()
+        .expect(0)
+        .stdout_has(&format!(
+            "run {}: succeeded\n",
+            status["run_id"].as_str().unwrap()
+        ));
+    // A plan with no request beside it needs one, and says so.
+    up.p.file(
+        "elsewhere/plan.json",
+        &std::fs::read_to_string(run_dir.join("plan.json")).unwrap(),
+    );
+    up.orch()
+        .args(["up", "--plan", "elsewhere/plan.json", "--detach"])
+        .run()
+        .expect(2)
+        .stderr_has("has no request saved beside it")
+        .stderr_has("orch up \"Build a CLI that counts words\" --plan elsewhere/plan.json");
+    up.orch()
+        .args(["up", "--detach"])
+        .run()
+        .expect(2)
+        .stderr_has("--plan");
+}

@@ -1,5 +1,7 @@
 //! `orch plan "REQUEST"`: run the planner agent as a subprocess until it gives a valid plan.
 
+use std::path::Path;
+
 use anyhow::Context as _;
 
 use super::{Global, output};
@@ -7,6 +9,43 @@ use crate::error::{EXIT_FAILED, EXIT_OK, usage};
 use crate::planner::Planning;
 use crate::process::{self, Ended};
 use crate::project;
+
+/// The name of the file, beside an accepted plan, that holds the request it was made for.
+pub const REQUEST_FILE: &str = "request.txt";
+
+/// The request `orch up` runs: the one given, else (with `--plan`) the one `orch plan` saved
+/// beside the plan, so that the command `orch plan` suggests works as printed.
+pub fn request_for_up(
+    global: &Global,
+    request: Option<String>,
+    plan: Option<&Path>,
+) -> anyhow::Result<String> {
+    if let Some(request) = request {
+        return Ok(request);
+    }
+    let Some(plan) = plan else {
+        return Err(usage(
+            "say what to build, e.g. orch up \"Build a CLI that counts words\", or run a plan \
+             with `orch up --plan FILE`",
+        ));
+    };
+    let saved = global
+        .cwd
+        .join(plan)
+        .parent()
+        .map(|dir| dir.join(REQUEST_FILE))
+        .unwrap_or_else(|| REQUEST_FILE.into());
+    match std::fs::read_to_string(&saved) {
+        Ok(text) if !text.trim().is_empty() => Ok(text),
+        _ => Err(usage(format!(
+            "{} has no request saved beside it ({}, which `orch plan` writes): say what the \
+             plan is for, e.g. orch up \"Build a CLI that counts words\" --plan {}",
+            plan.display(),
+            saved.display(),
+            plan.display()
+        ))),
+    }
+}
 
 pub fn run(global: &Global, request: &str) -> anyhow::Result<u8> {
     if request.trim().is_empty() {
@@ -27,7 +66,7 @@ pub fn run(global: &Global, request: &str) -> anyhow::Result<u8> {
     }
     let dir = project.state_dir().join("plans").join(project::new_id());
     std::fs::create_dir_all(&dir).with_context(|| format!("failed to create {}", dir.display()))?;
-    std::fs::write(dir.join("request.txt"), request)
+    std::fs::write(dir.join(REQUEST_FILE), request)
         .with_context(|| format!("failed to write the request into {}", dir.display()))?;
     let planning = Planning {
         project: &project,
@@ -64,7 +103,16 @@ pub fn run(global: &Global, request: &str) -> anyhow::Result<u8> {
                 let path = planning.accept(&plan)?;
                 print!("{}", output::plan_summary(&plan));
                 println!("plan: {}", project.display(&path));
-                println!("next: orch up --plan {}", project.display(&path));
+                // As a path from where the user is, so that the command works as printed.
+                let shown = path
+                    .strip_prefix(&global.cwd)
+                    .unwrap_or(&path)
+                    .display()
+                    .to_string();
+                let quoted = shlex::try_quote(&shown)
+                    .map(|q| q.into_owned())
+                    .unwrap_or(shown);
+                println!("next: orch up --plan {quoted}   # runs it for the same request");
                 return Ok(EXIT_OK);
             }
             Err(problems) => {

@@ -8,8 +8,15 @@ use crate::tmux::Tmux as _;
 
 pub fn run(global: &Global, run: Option<&str>, json: bool) -> anyhow::Result<u8> {
     let loaded = runs::load(global, run)?;
+    // The run's own config, as it was when the run started.
+    let sample = crate::config::load(&loaded.dir.config())
+        .map(|config| crate::report::sample_lines(&config, loaded.info.plan_given))
+        .unwrap_or_default();
     if json {
-        let status = loaded.state.status_json(loaded.engine_alive);
+        let mut status = loaded.state.status_json(loaded.engine_alive);
+        if !sample.is_empty() {
+            status["sample_agents"] = serde_json::json!(sample);
+        }
         println!("{}", serde_json::to_string_pretty(&status)?);
         return Ok(EXIT_OK);
     }
@@ -35,6 +42,12 @@ pub fn run(global: &Global, run: Option<&str>, json: bool) -> anyhow::Result<u8>
     );
     if let Some(reason) = &loaded.state.finish_reason {
         println!("  {reason}");
+    }
+    if !sample.is_empty() {
+        println!("  A SAMPLE RUN: what it builds is orch's sample, not the request");
+        for line in &sample {
+            println!("    {line}");
+        }
     }
     println!();
     print!("{}", ui::table(&loaded.state, &loaded.dir, ui::now_ms()));

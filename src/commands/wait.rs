@@ -1,4 +1,4 @@
-//! `orch wait [--timeout SECS]`: block until the run ends. Exit 0 when it succeeded, 1 when
+//! `orch wait [--timeout DURATION]`: block until the run ends. Exit 0 when it succeeded, 1 when
 //! it failed or stopped, 124 when the timeout ran out.
 
 use std::time::{Duration, Instant};
@@ -22,8 +22,10 @@ pub fn run(global: &Global, run: Option<&str>, timeout: Option<Duration>) -> any
                 follower.wait(Duration::from_millis(200), deadline);
                 continue;
             }
-            let reason = loaded.state.finish_reason.clone().unwrap_or_default();
-            println!("run {run_id}: {} {reason}", outcome.name());
+            println!(
+                "run {run_id}: {}",
+                outcome_line(outcome.name(), loaded.state.finish_reason.as_deref())
+            );
             if matches!(outcome, Outcome::Interrupted | Outcome::Stopped) {
                 println!("`orch resume` continues it");
             }
@@ -53,5 +55,34 @@ pub fn run(global: &Global, run: Option<&str>, timeout: Option<Duration>) -> any
             return Ok(EXIT_TIMEOUT);
         }
         follower.wait(Duration::from_secs(1), deadline);
+    }
+}
+
+/// `succeeded`, `failed: task(s) not done: 3`, `stopped by `orch down``: the outcome, then
+/// the reason, without saying the outcome twice nor leaving a trailing space.
+fn outcome_line(outcome: &str, reason: Option<&str>) -> String {
+    match reason.map(str::trim).filter(|r| !r.is_empty()) {
+        None => outcome.to_string(),
+        Some(reason) if reason.starts_with(outcome) => reason.to_string(),
+        Some(reason) => format!("{outcome}: {reason}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::outcome_line;
+
+    #[test]
+    fn the_outcome_line_says_each_thing_once() {
+        assert_eq!(outcome_line("succeeded", None), "succeeded");
+        assert_eq!(outcome_line("succeeded", Some("")), "succeeded");
+        assert_eq!(
+            outcome_line("stopped", Some("stopped by `orch down`")),
+            "stopped by `orch down`"
+        );
+        assert_eq!(
+            outcome_line("failed", Some("task(s) not done: 3")),
+            "failed: task(s) not done: 3"
+        );
     }
 }

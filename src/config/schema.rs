@@ -227,7 +227,8 @@ impl ViolationPolicy {
     }
 }
 
-/// Durations are written the human way (`90s`, `30m`, `1h 30m`) or as a number of seconds.
+/// Durations are written the human way (`90s`, `30m`, `1h 30m`) or as a number of seconds,
+/// as on the command line ([`crate::duration`]).
 mod duration {
     use std::time::Duration;
 
@@ -257,11 +258,7 @@ mod duration {
         }
 
         fn visit_str<E: Error>(self, text: &str) -> Result<Duration, E> {
-            humantime::parse_duration(text.trim()).map_err(|e| {
-                E::custom(format!(
-                    "invalid duration `{text}` ({e}): write it like `90s`, `30m` or `1h`"
-                ))
-            })
+            crate::duration::parse(text).map_err(E::custom)
         }
     }
 
