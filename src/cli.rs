@@ -36,7 +36,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Write a commented starter orch.yaml, set up for the agent CLIs found on PATH.
+    /// Write a commented starter orch.yaml for the agent CLIs found on PATH, with gates that
+    /// fit the project (Cargo, Python, Node, Go, Make).
     #[command(
         after_help = "Example:\n  orch init            # writes ./orch.yaml\n  \
                             orch init --force    # overwrites an existing one"
