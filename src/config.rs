@@ -11,8 +11,8 @@ mod starter;
 pub use load::{ConfigError, load, parse};
 pub use project_kind::{MARKERS as PROJECT_MARKERS, ProjectGates, detect as detect_project};
 pub use sample::{
-    SampleAgent, Scope as SampleScope, check_sample, describe as describe_sample,
-    notice as sample_notice, sample_agents,
+    SampleAgent, Scope as SampleScope, check_sample, notice as sample_notice, sample_agents,
+    summary as sample_summary,
 };
 pub use schema::{
     AgentConfig, AgentKind, Config, Gates, Limits, Ownership, Roles, TddMode, ViolationPolicy,

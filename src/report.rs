@@ -27,23 +27,21 @@ pub struct Report {
     pub run_gates: Vec<GateLine>,
     pub violations: Vec<ViolationLine>,
     pub totals: Totals,
-    /// What each built-in scripted agent the run used did instead of the request: a run on
-    /// them built the sample, and must not read as if it had built what was asked.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub sample_agents: Vec<String>,
+    /// Set when the run used orch's built-in scripted agent: what it did instead of the
+    /// request. Such a run built the sample and must not read as if it built what was asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sample: Option<String>,
 }
 
-/// One sentence per scripted agent a run used, saying that it ignored the request.
-pub fn sample_lines(config: &Config, plan_given: bool) -> Vec<String> {
+/// The sentence saying that a run used the built-in scripted agent, if it did.
+pub fn sample_note(config: &Config, plan_given: bool) -> Option<String> {
     let scope = if plan_given {
         crate::config::SampleScope::RunWithPlan
     } else {
         crate::config::SampleScope::Run
     };
-    crate::config::sample_agents(config, scope)
-        .iter()
-        .map(crate::config::describe_sample)
-        .collect()
+    let agents = crate::config::sample_agents(config, scope);
+    (!agents.is_empty()).then(|| crate::config::sample_summary(&agents))
 }
 
 #[derive(Debug, Serialize)]
@@ -200,9 +198,9 @@ pub fn build(
     }
     totals.tasks = tasks.len();
     totals.violations = state.violations.len();
-    let sample_agents = sample_lines(config, info.plan_given);
+    let sample = sample_note(config, info.plan_given);
     Ok(Report {
-        sample_agents,
+        sample,
         run_id: info.run_id,
         request: info.request,
         outcome: state.phase.name().to_string(),
@@ -279,15 +277,8 @@ pub fn markdown(r: &Report) -> String {
         ""
     };
     let _ = writeln!(o, "Request: {}{more}\n", request.replace('\n', " "));
-    if !r.sample_agents.is_empty() {
-        let _ = writeln!(
-            o,
-            "**A sample run**: what it built is orch's sample, not the request.\n"
-        );
-        for line in &r.sample_agents {
-            let _ = writeln!(o, "- {line}");
-        }
-        o.push('\n');
+    if let Some(sample) = &r.sample {
+        let _ = writeln!(o, "**A sample run, not the request**: {sample}\n");
     }
     let t = &r.totals;
     let _ = writeln!(

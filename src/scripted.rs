@@ -1,6 +1,8 @@
 //! orch's built-in scripted agent (`kind: scripted`, run as `orch scripted-agent PROMPT_FILE`):
 //! deterministic, offline, and standing in for a real agent CLI in the demo and the tests. It
-//! reads the `ORCH_CONTEXT` line of its prompt and acts by role:
+//! is a sample, not an agent: outside its configs that say `sample: true` (the demo's, the
+//! tests'), `orch up` and `orch plan` refuse it (see `config::check_sample`). It reads the
+//! `ORCH_CONTEXT` line of its prompt and acts by role:
 //!
 //! - **planner**: writes `specs/*.md`, then answers with a plan for wordstat, a small
 //!   multi-module POSIX sh project (and writes it to the context's `plan_file` too);

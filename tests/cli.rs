@@ -61,7 +61,9 @@ fn init_writes_a_config_that_doctor_checks_and_refuses_to_overwrite() {
         .expect(1)
         .stdout_has("can start a server")
         .stdout_has("built into orch")
-        .stdout_has("FAIL  agent `scripted` (planner, judge, worker) is orch's built-in scripted sample agent")
+        .stdout_has(
+            "FAIL  orch's built-in scripted agent plays `scripted` (planner, judge, worker)",
+        )
         .stdout_has("`orch up` refuses it")
         .stdout_has("no test gate")
         .stdout_has("the judge relies on the agents' word");
@@ -74,7 +76,7 @@ fn init_writes_a_config_that_doctor_checks_and_refuses_to_overwrite() {
         .args(["doctor"])
         .run()
         .expect(0)
-        .stdout_has("warn  agent `scripted`")
+        .stdout_has("warn  orch's built-in scripted agent plays `scripted`")
         .stdout_has("runs build the sample")
         .stdout_has("ready");
 }
@@ -98,7 +100,7 @@ fn up_and_plan_refuse_the_scripted_agent_unless_it_is_marked_a_sample() {
             .run()
             .expect(2)
             .stderr_has("built-in sample agent")
-            .stderr_has("it ignores the request")
+            .stderr_has("it is a sample that ignores the request")
             .stderr_has("orch init --force")
             .stderr_has("add `sample: true` under agent `scripted`");
     }
@@ -114,8 +116,8 @@ fn up_and_plan_refuse_the_scripted_agent_unless_it_is_marked_a_sample() {
         .args(["plan", "add a function that reverses words"])
         .run()
         .expect(0)
-        .stderr_has("note: this is a sample run (`sample: true`), not your request")
-        .stderr_has("plans wordstat");
+        .stderr_has("note: a sample run (`sample: true`): orch's built-in scripted agent plays `scripted` (planner)")
+        .stderr_has("builds wordstat");
 }
 
 #[test]

@@ -390,7 +390,7 @@ fn the_next_step_orch_plan_prints_runs_the_plan_for_its_request() {
         .run()
         .expect(0)
         .stdout_has("started in tmux session")
-        .stderr_has("note: this is a sample run (`sample: true`), not your request");
+        .stderr_has("note: a sample run (`sample: true`): orch's built-in scripted agent plays `bot` (judge, worker)");
     up.wait(0);
     let status = up.status();
     assert_eq!(status["phase"], "succeeded", "{status:#}");
@@ -403,29 +403,18 @@ fn the_next_step_orch_plan_prints_runs_the_plan_for_its_request() {
     assert_eq!(info["request"], "Build wordstat, please");
     assert_eq!(info["plan_given"], true);
     // The run says, in its status and its report, that it built the sample.
-    let sample = status["sample_agents"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    assert_eq!(sample.len(), 1, "{status:#}");
-    assert!(
-        sample[0]
-            .as_str()
-            .unwrap()
-            .contains("agent `bot` (judge, worker)"),
-        "{status:#}"
-    );
+    let sample = status["sample"].as_str().unwrap_or_default();
+    assert!(sample.contains("plays `bot` (judge, worker)"), "{status:#}");
+    assert!(sample.contains("ignores the request"), "{status:#}");
     up.orch()
         .args(["status"])
         .run()
         .expect(0)
-        .stdout_has("A SAMPLE RUN");
-    up.orch()
-        .args(["report"])
-        .run()
-        .expect(0)
-        .stdout_has("**A sample run**")
-        .stdout_has("agent `bot` (judge, worker) is orch's built-in scripted sample agent");
+        .stdout_has("A SAMPLE RUN, not the request: orch's built-in scripted agent");
+    up.orch().args(["report"]).run().expect(0).stdout_has(
+        "**A sample run, not the request**: orch's built-in scripted agent plays `bot` \
+             (judge, worker)",
+    );
     up.orch()
         .args(["wait"])
         .run()

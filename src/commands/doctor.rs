@@ -186,7 +186,7 @@ fn config_fix(e: &ConfigError, project: &Project) -> String {
 fn check_sample(report: &mut Report, project: &Project, config: &Config) {
     let path = project.display(&project.config_path);
     for agent in crate::config::sample_agents(config, crate::config::SampleScope::Run) {
-        let what = crate::config::describe_sample(&agent);
+        let what = crate::config::sample_summary(std::slice::from_ref(&agent));
         if agent.allowed {
             report.warn(
                 &format!("{what} `sample: true` is set: runs build the sample."),

@@ -10,12 +10,12 @@ pub fn run(global: &Global, run: Option<&str>, json: bool) -> anyhow::Result<u8>
     let loaded = runs::load(global, run)?;
     // The run's own config, as it was when the run started.
     let sample = crate::config::load(&loaded.dir.config())
-        .map(|config| crate::report::sample_lines(&config, loaded.info.plan_given))
-        .unwrap_or_default();
+        .ok()
+        .and_then(|config| crate::report::sample_note(&config, loaded.info.plan_given));
     if json {
         let mut status = loaded.state.status_json(loaded.engine_alive);
-        if !sample.is_empty() {
-            status["sample_agents"] = serde_json::json!(sample);
+        if let Some(sample) = &sample {
+            status["sample"] = serde_json::json!(sample);
         }
         println!("{}", serde_json::to_string_pretty(&status)?);
         return Ok(EXIT_OK);
@@ -43,11 +43,8 @@ pub fn run(global: &Global, run: Option<&str>, json: bool) -> anyhow::Result<u8>
     if let Some(reason) = &loaded.state.finish_reason {
         println!("  {reason}");
     }
-    if !sample.is_empty() {
-        println!("  A SAMPLE RUN: what it builds is orch's sample, not the request");
-        for line in &sample {
-            println!("    {line}");
-        }
+    if let Some(sample) = &sample {
+        println!("  A SAMPLE RUN, not the request: {sample}");
     }
     println!();
     print!("{}", ui::table(&loaded.state, &loaded.dir, ui::now_ms()));

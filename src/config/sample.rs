@@ -4,7 +4,6 @@
 //! installed, so a run on it must be asked for (`sample: true` on the agent) and is said to be
 //! one, before it starts and in its status and report.
 
-use std::fmt::Write as _;
 use std::path::Path;
 
 use super::load::ConfigError;
@@ -72,7 +71,7 @@ pub fn check_sample(
     scope: Scope,
 ) -> Result<Vec<SampleAgent>, ConfigError> {
     let agents = sample_agents(config, scope);
-    let refused: Vec<&SampleAgent> = agents.iter().filter(|a| !a.allowed).collect();
+    let refused: Vec<SampleAgent> = agents.iter().filter(|a| !a.allowed).cloned().collect();
     if refused.is_empty() {
         return Ok(agents);
     }
@@ -80,19 +79,16 @@ pub fn check_sample(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "orch.yaml".into());
-    let mut message = String::new();
-    for agent in &refused {
-        let _ = writeln!(message, "{}", describe(agent));
-    }
     let names: Vec<String> = refused.iter().map(|a| format!("`{}`", a.name)).collect();
-    let _ = write!(
-        message,
-        "To run your request, configure a real agent: install Claude Code (claude), Codex \
+    let message = format!(
+        "{}\n\
+         To run your request, configure a real agent: install Claude Code (claude), Codex \
          (codex), OpenCode (opencode) or Gemini CLI (gemini) and run `orch init --force`, which \
          finds them on PATH; or define a `kind: command` agent that runs your own program (see \
          the comments in {file}). `orch doctor` then checks it.\n\
          To run the sample anyway, add `sample: true` under agent {} in {file}; `orch demo` \
          shows it in a project of its own.",
+        summary(&refused),
         names.join(", ")
     );
     Err(ConfigError::SampleNotAllowed {
@@ -101,39 +97,35 @@ pub fn check_sample(
     })
 }
 
-/// The note a command prints before it runs on scripted agents (`None` when it does not).
-pub fn notice(agents: &[SampleAgent]) -> Option<String> {
-    if agents.is_empty() {
-        return None;
-    }
-    let mut out = String::from("note: this is a sample run (`sample: true`), not your request:");
-    for agent in agents {
-        let _ = write!(out, "\n  {}", describe(agent));
-    }
-    Some(out)
-}
-
-/// What a scripted agent does in its roles, in one sentence.
-pub fn describe(agent: &SampleAgent) -> String {
+/// What the scripted agents do in their roles, in one sentence: `orch's built-in scripted
+/// agent plays `bot` (planner, worker): a sample that ignores the request and builds ...`.
+pub fn summary(agents: &[SampleAgent]) -> String {
+    let plays: Vec<String> = agents
+        .iter()
+        .map(|a| format!("`{}` ({})", a.name, a.roles.join(", ")))
+        .collect();
+    let has = |role: &str| agents.iter().any(|a| a.roles.contains(&role));
     let mut does = Vec::new();
-    for role in &agent.roles {
-        does.push(match *role {
-            "planner" => {
-                "as planner it plans wordstat (a small sh project) whatever the request says"
-            }
-            "worker" => {
-                "as worker it writes wordstat's files, or placeholder content, not your code"
-            }
-            "judge" => "as judge it passes every task whose gates pass, without reading the work",
-            _ => "as oracle it gives canned advice",
-        });
+    if has("planner") || has("worker") {
+        does.push("ignores the request and builds wordstat, a small sh project");
+    }
+    if has("judge") {
+        does.push("as judge passes every task whose gates pass, without reading the work");
+    }
+    if does.is_empty() {
+        does.push("gives canned advice, whatever the task");
     }
     format!(
-        "agent `{}` ({}) is orch's built-in scripted sample agent: it ignores the request; {}.",
-        agent.name,
-        agent.roles.join(", "),
-        does.join("; ")
+        "orch's built-in scripted agent plays {}: it is a sample that {}.",
+        plays.join(", "),
+        does.join(", and ")
     )
+}
+
+/// The note a command prints before it runs on scripted agents (`None` when it does not).
+pub fn notice(agents: &[SampleAgent]) -> Option<String> {
+    (!agents.is_empty())
+        .then(|| format!("note: a sample run (`sample: true`): {}", summary(agents)))
 }
 
 #[cfg(test)]
@@ -164,7 +156,7 @@ roles:
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("agent `bot` (planner, judge, worker)"),
+            err.contains("scripted agent plays `bot` (planner, judge, worker)"),
             "{err}"
         );
         assert!(err.contains("ignores the request"), "{err}");
@@ -179,6 +171,12 @@ roles:
         let agents = check_sample(&config(&text), Path::new("orch.yaml"), Scope::Run).unwrap();
         assert_eq!(agents.len(), 1);
         assert_eq!(agents[0].roles, vec!["planner", "judge", "worker"]);
+        let note = notice(&agents).unwrap();
+        assert!(
+            note.starts_with("note: a sample run (`sample: true`)"),
+            "{note}"
+        );
+        assert_eq!(notice(&[]), None);
     }
 
     #[test]
