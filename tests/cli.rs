@@ -191,6 +191,17 @@ fn config_errors_exit_2_with_the_line() {
         .stderr_has("unknown field `planner_retrys`")
         .stderr_has("orch.yaml:10:3")
         .stderr_has("planner_retries");
+    let run = p.orch().args(["plan", "x"]).run().expect(2);
+    let err = run.stderr();
+    assert!(!err.contains("<input>"), "{err}");
+    assert_eq!(err.matches("unknown field `planner_retrys`").count(), 1, "{err}");
+    // The doctor's advice names the place and what to do there.
+    p.orch()
+        .args(["doctor"])
+        .run()
+        .expect(1)
+        .stdout_has("fix: edit line 10, column 3 of orch.yaml: that name is not a field there")
+        .stdout_has("use one of the names listed");
     p.orch()
         .args(["--config", "nope.yaml", "plan", "x"])
         .run()
