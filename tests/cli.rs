@@ -194,7 +194,11 @@ fn config_errors_exit_2_with_the_line() {
     let run = p.orch().args(["plan", "x"]).run().expect(2);
     let err = run.stderr();
     assert!(!err.contains("<input>"), "{err}");
-    assert_eq!(err.matches("unknown field `planner_retrys`").count(), 1, "{err}");
+    assert_eq!(
+        err.matches("unknown field `planner_retrys`").count(),
+        1,
+        "{err}"
+    );
     // The doctor's advice names the place and what to do there.
     p.orch()
         .args(["doctor"])
@@ -482,6 +486,13 @@ fn completions_for_every_shell_name_the_subcommands() {
             assert!(out.contains(sub), "{shell}: no `{sub}` in\n{out}");
         }
         assert!(out.contains("timeout"), "{shell}: no options in\n{out}");
+        assert!(
+            out.contains("config"),
+            "{shell}: no global option in\n{out}"
+        );
+        for hidden in ["scripted-agent", "agent-run"] {
+            assert!(!out.contains(hidden), "{shell}: offers `{hidden}`\n{out}");
+        }
     }
     p.orch()
         .args(["completions", "tcsh"])

@@ -11,13 +11,30 @@ use clap_complete::Shell;
 use crate::error::{EXIT_OK, usage};
 
 /// Prints the completion script for `shell`.
-pub fn completions(mut cmd: clap::Command, shell: Shell) -> anyhow::Result<u8> {
+pub fn completions(cmd: clap::Command, shell: Shell) -> anyhow::Result<u8> {
+    let mut cmd = without_hidden(cmd);
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut cmd, "orch", &mut out);
     std::io::stdout()
         .write_all(&out)
         .context("failed to write the completion script")?;
     Ok(EXIT_OK)
+}
+
+/// The command without its hidden subcommands (orch's internals, which clap_complete would
+/// otherwise offer): the same options, the visible subcommands.
+fn without_hidden(cmd: clap::Command) -> clap::Command {
+    let mut clean = clap::Command::new("orch").version(env!("CARGO_PKG_VERSION"));
+    if let Some(about) = cmd.get_about() {
+        clean = clean.about(about.clone());
+    }
+    for arg in cmd
+        .get_arguments()
+        .filter(|a| !matches!(a.get_id().as_str(), "help" | "version"))
+    {
+        clean = clean.arg(arg.clone());
+    }
+    clean.subcommands(cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned())
 }
 
 /// Prints orch's manual page, or `command`'s; with `dir`, writes every page there.
