@@ -116,7 +116,7 @@ pub fn start(run_dir: &Path) -> anyhow::Result<u8> {
         // command: it keeps the loop free (see tmux/control.rs and BENCHMARKS.md).
         let real_tmux = |info: &RunInfo| -> Arc<dyn Tmux> {
             Arc::new(
-                RealTmux::new(info.socket.clone(), info.tmux_config.clone())
+                RealTmux::new(info.tmux_socket(), info.tmux_config.clone())
                     .with_control_mode(&info.session),
             )
         };
@@ -594,28 +594,31 @@ impl Engine {
             Phase::Planning => format!("planning (attempt {})", self.state.planning_attempt()),
             other => other.name().to_string(),
         };
+        let orch = crate::invocation::orch();
         format!(
-            "orch · run {} · {} · {}\nattach: orch attach · detach: C-b d · stop: orch down\n",
+            "orch · run {} · {} · {}\nattach: {orch} attach · detach: C-b d · stop: {orch} down\n",
             self.info.run_id, self.info.session, phase
         )
     }
 
     fn render_final(&self, outcome: Result<Outcome, &anyhow::Error>) {
         self.render();
+        let orch = crate::invocation::orch();
         let message = match outcome {
             Ok(outcome @ (Outcome::Interrupted | Outcome::Stopped)) => format!(
-                "run {}: {outcome}. `orch resume` continues it; `orch down` closes this session.",
+                "run {}: {outcome}. `{orch} resume` continues it; `{orch} down` closes this \
+                 session.",
                 self.info.run_id
             ),
             Ok(outcome) => format!(
-                "run {}: {}. Its files are in {}. `orch down` closes this session.",
+                "run {}: {}. Its files are in {}. `{orch} down` closes this session.",
                 self.info.run_id,
                 outcome.name(),
                 self.project.display(self.dir.path())
             ),
             Err(e) => format!(
                 "the engine stopped on an error: {e:#}\nthe agents keep running; once the cause \
-                 is fixed, `orch resume` continues the run (`orch down` stops it)"
+                 is fixed, `{orch} resume` continues the run (`{orch} down` stops it)"
             ),
         };
         use std::io::Write;

@@ -79,6 +79,7 @@ impl FakeRun {
             request: request.into(),
             session: "orch-fake".into(),
             socket: None,
+            socket_path: None,
             tmux_config: None,
             layout: "windows".into(),
             project_root: root.clone(),
