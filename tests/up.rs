@@ -616,7 +616,7 @@ fn the_demo_watched_in_a_terminal_is_paced_and_says_where_to_look() {
     );
     assert_eq!(
         outer.session_env(&session, "ORCH_SCRIPTED_PACE").as_deref(),
-        Some("3s")
+        Some("5s")
     );
     outer
         .outside(up.p.orch().cwd(&dir))

@@ -13,7 +13,7 @@ use super::{Global, status, up, wait};
 /// How long the scripted agents wait before each file they write when the demo is watched:
 /// about a minute in all, time to follow each agent with `C-b n`. Without a terminal (CI, a
 /// pipe) the demo runs unpaced.
-const DEMO_PACE: &str = "3s";
+const DEMO_PACE: &str = "5s";
 use crate::error::{EXIT_OK, usage};
 
 pub fn run(
