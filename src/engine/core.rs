@@ -62,6 +62,8 @@ pub(super) struct Engine {
     pub planner_feedback: Vec<String>,
     /// Files written during planning, checked against the specs once the plan is known.
     pub planning_writes: BTreeMap<String, ChangeSeen>,
+    /// The planner's valid plan, waiting for its barrier to be accepted (see barrier.rs).
+    pub plan_waiting: Option<crate::plan::Plan>,
     pub exe: PathBuf,
     /// Set when `orch down` asked the engine to stop (rather than an interrupt).
     pub stop_requested: bool,
@@ -210,6 +212,7 @@ impl Engine {
             planner: None,
             planner_feedback: Vec::new(),
             planning_writes: BTreeMap::new(),
+            plan_waiting: None,
             stop_requested: false,
             gate_tx,
             checks_running: 0,
