@@ -101,7 +101,8 @@ enum Command {
         /// Do not attach to the session.
         #[arg(long)]
         detach: bool,
-        /// Run on a private tmux server with this socket name (also ORCH_TMUX_SOCKET).
+        /// Run on the tmux server of this socket name, or path if it has a `/` (also
+        /// ORCH_TMUX_SOCKET); default: the tmux orch runs in, else tmux's default server.
         #[arg(long, value_name = "NAME")]
         socket: Option<String>,
     },
@@ -218,7 +219,8 @@ enum Command {
         /// Do not attach; wait for the run and print its result.
         #[arg(long)]
         detach: bool,
-        /// Run on a private tmux server with this socket name (also ORCH_TMUX_SOCKET).
+        /// Run on the tmux server of this socket name, or path if it has a `/` (also
+        /// ORCH_TMUX_SOCKET); default: the tmux orch runs in, else tmux's default server.
         #[arg(long, value_name = "NAME")]
         socket: Option<String>,
     },

@@ -13,6 +13,8 @@
 //! - `FakeTmux` (in `fake`) is an in-memory stand-in for unit tests of the engine.
 //! - `PrivateServer` (in `server`) is a throwaway server on a unique socket, killed on
 //!   drop: `orch doctor` and the integration tests use it.
+//! - `socket` pins a server by its socket path (`-S`), which reaches it from inside any
+//!   tmux and from a plain shell alike; `orch up` records that path in `run.json`.
 //! - `args` holds the quoting rules: what tmux would otherwise reinterpret.
 //!
 //! Errors a caller branches on are `TmuxError` variants.
@@ -26,6 +28,7 @@ mod hooks;
 mod parse;
 mod real;
 mod server;
+mod socket;
 mod types;
 
 pub use args::{escape_format, tmux_quote};
@@ -33,4 +36,5 @@ pub use error::TmuxError;
 pub use fake::{Call, FakePane, FakeTmux};
 pub use real::{CONFIG_ENV, RealTmux, SOCKET_ENV};
 pub use server::PrivateServer;
+pub use socket::{expected_socket_path, inside_tmux};
 pub use types::{PaneInfo, PaneState, Tmux, WindowSpec};

@@ -17,10 +17,30 @@ fn position(events: &[(String, String)], event: &str, task: &str) -> usize {
 #[test]
 fn a_full_run_succeeds_in_dependency_order() {
     let up = Up::new("full", SCRIPTED);
+    // orch is not on the tests' PATH: every hint names the binary by its full path.
+    let orch = env!("CARGO_BIN_EXE_orch");
     up.up(&["Build wordstat"], None)
         .expect(0)
-        .stdout_has("started in tmux session");
+        .stdout_has("started in tmux session")
+        .stdout_has(&format!("  watch:   {orch} attach"))
+        .stdout_has(&format!("  stop:    {orch} down"));
     up.wait(0);
+    // The control window keeps its whole final screen: no "Pane is dead" line scrolls the
+    // header off.
+    let tmux = up.server.tmux();
+    let control = support::wait_for_pane(tmux, &up.session(), "the engine's exit", |p| {
+        p.window_name == "control" && p.dead && p.dead_status.is_some()
+    });
+    let screen = tmux.capture_pane(&control.pane_id).unwrap();
+    assert!(
+        screen.starts_with("orch · run ") && !screen.contains("Pane is dead"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains(&format!("attach: {orch} attach")),
+        "{screen}"
+    );
+    assert!(screen.contains("succeeded"), "{screen}");
     let status = up.status();
     assert_eq!(status["phase"], "succeeded", "{status:#}");
     assert_eq!(
@@ -282,6 +302,13 @@ fn down_leaves_no_session_and_no_agent_process() {
         .expect(0)
         .stdout_has("is down");
     assert!(!up.server.tmux().has_session(&up.session()).unwrap());
+    // Once more: nothing was left to stop, and it says so.
+    up.orch()
+        .args(["down"])
+        .run()
+        .expect(0)
+        .stdout_has("is already down (stopped)")
+        .stdout_has("its files stay in .orch/runs/");
     // SAFETY: signal 0 only asks whether the process exists.
     let alive = unsafe { libc::kill(pid, 0) } == 0;
     assert!(!alive, "the agent (pid {pid}) survived `orch down`");
@@ -439,4 +466,304 @@ fn the_next_step_orch_plan_prints_runs_the_plan_for_its_request() {
         .run()
         .expect(2)
         .stderr_has("--plan");
+}
+
+/// A tmux server "the user" works in, with one idle session, so that orch can be run inside
+/// it: from one of its panes, or with `TMUX` set as tmux sets it. `TMUX_TMPDIR` points at a
+/// directory of the test's own, so that even a default server orch wrongly reached would be
+/// a fresh one there, never the user's.
+struct Outer {
+    server: support::PrivateServer,
+    socket: std::path::PathBuf,
+    tmpdir: tempfile::TempDir,
+}
+
+impl Outer {
+    fn new(name: &str) -> Outer {
+        let server = support::private_server(name);
+        let home = support::WindowSpec::new("shell", "/", support::argv(&["cat"]));
+        // Wide, so that no line orch prints in a pane of it wraps.
+        server
+            .tmux()
+            .new_session("home", &home, (400, 50))
+            .expect("the outer server starts");
+        let socket = server.tmux().socket_path().unwrap();
+        Outer {
+            server,
+            socket,
+            tmpdir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// `TMUX` as tmux sets it in its panes: socket path, server pid, session index.
+    fn tmux_var(&self) -> String {
+        format!("{},{},0", self.socket.display(), std::process::id())
+    }
+
+    /// `orch` from a plain shell: not inside any tmux, no socket named.
+    fn outside(&self, orch: support::Orch) -> support::Orch {
+        orch.env_remove("TMUX")
+            .env_remove("TMUX_PANE")
+            .env_remove("ORCH_TMUX_SOCKET")
+            .env("TMUX_TMPDIR", self.tmpdir.path())
+            .env("ORCH_TMUX_CONFIG", "/dev/null")
+    }
+
+    /// Runs `orch ARGS` in a new window of the outer server (so its stdout is a terminal,
+    /// and no client is attached), in `dir`, and returns what the pane showed once it ended.
+    fn run_in_pane(&self, dir: &std::path::Path, env: &[&str], args: &[&str]) -> String {
+        let tmpdir = format!("TMUX_TMPDIR={}", self.tmpdir.path().display());
+        let mut argv = vec![
+            "env",
+            "-u",
+            "ORCH_TMUX_SOCKET",
+            "-u",
+            "ORCH_SCRIPTED_FAULT",
+            "-u",
+            "ORCH_SCRIPTED_PACE",
+            "ORCH_TMUX_CONFIG=/dev/null",
+            &tmpdir,
+        ];
+        argv.extend(env);
+        argv.push(env!("CARGO_BIN_EXE_orch"));
+        argv.extend(args);
+        let spec = support::WindowSpec::new("orch", dir, support::argv(&argv));
+        let tmux = self.server.tmux();
+        let pane = tmux.new_window("home", &spec).unwrap();
+        let ended = support::wait_for_pane(tmux, "home", "orch to end in its pane", |p| {
+            p.pane_id == pane.pane_id && p.dead && p.dead_status.is_some()
+        });
+        // With the history: tmux's "Pane is dead" line scrolls the first line off the screen.
+        let out = std::process::Command::new("tmux")
+            .arg("-S")
+            .arg(&self.socket)
+            .args(["capture-pane", "-p", "-S", "-", "-t", &pane.pane_id])
+            .output()
+            .unwrap();
+        let screen = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(ended.dead_status, Some(0), "{screen}");
+        screen
+    }
+
+    /// A variable of a session's environment on the outer server.
+    fn session_env(&self, session: &str, var: &str) -> Option<String> {
+        let out = std::process::Command::new("tmux")
+            .arg("-S")
+            .arg(&self.socket)
+            .args(["show-environment", "-t", session, var])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.trim()
+            .strip_prefix(&format!("{var}="))
+            .map(str::to_string)
+    }
+}
+
+fn run_json(up: &Up) -> serde_json::Value {
+    let runs = up.p.path(".orch/runs");
+    let run = std::fs::read_dir(runs).unwrap().next().unwrap().unwrap();
+    serde_json::from_str(&std::fs::read_to_string(run.path().join("run.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn a_run_started_inside_another_tmux_server_is_seen_and_stopped_from_outside() {
+    let outer = Outer::new("outer");
+    let up = Up::new("inside", SCRIPTED);
+    // Inside `tmux -L other`, with no socket named: the planner hangs, so the run stays up.
+    outer
+        .outside(up.p.orch())
+        .env("TMUX", outer.tmux_var())
+        .env("TMUX_PANE", "%0")
+        .env("ORCH_SCRIPTED_FAULT", "hang@planner")
+        .args(["up", "Build wordstat", "--detach"])
+        .run()
+        .expect(0)
+        .stdout_has(&format!("on tmux server {}", outer.socket.display()));
+    let recorded = run_json(&up);
+    assert_eq!(
+        recorded["socket_path"].as_str(),
+        Some(outer.socket.to_str().unwrap()),
+        "{recorded:#}"
+    );
+    let tmux = outer.server.tmux();
+    let session = up.session();
+    let planner = support::wait_for_pane(tmux, &session, "the planner's pane", |p| {
+        p.window_name != "control" && !p.dead
+    });
+
+    // From a plain shell: the session is seen, and `down` really closes it.
+    outer
+        .outside(up.p.orch())
+        .args(["status"])
+        .run()
+        .expect(0)
+        .stdout_has(&format!("session {session} open"));
+    outer
+        .outside(up.p.orch())
+        .args(["down"])
+        .run()
+        .expect(0)
+        .stdout_has("is down");
+    assert!(
+        !tmux.has_session(&session).unwrap(),
+        "{}",
+        support::session_diagnostics(tmux, &session)
+    );
+    // SAFETY: signal 0 only asks whether the process exists.
+    let alive = unsafe { libc::kill(planner.pid as i32, 0) } == 0;
+    assert!(
+        !alive,
+        "the planner (pid {}) survived `orch down`",
+        planner.pid
+    );
+    assert!(
+        tmux.has_session("home").unwrap(),
+        "the user's session was closed"
+    );
+}
+
+#[test]
+fn up_inside_tmux_with_nobody_attached_says_the_run_started_and_how_to_watch_it() {
+    let outer = Outer::new("noclient");
+    let up = Up::new("noclient", SCRIPTED);
+    let screen = outer.run_in_pane(
+        &up.p.root(),
+        &["ORCH_SCRIPTED_FAULT=hang@planner"],
+        &["up", "Build wordstat"],
+    );
+    let session = up.session();
+    for needle in [
+        format!(
+            "started in tmux session {session} on tmux server {}",
+            outer.socket.display()
+        ),
+        "no tmux client is attached here".to_string(),
+        format!("attach -t {session}"),
+        format!("  stop:    {} down", env!("CARGO_BIN_EXE_orch")),
+    ] {
+        assert!(screen.contains(&needle), "no {needle:?} in:\n{screen}");
+    }
+    assert!(!screen.contains("switch-client"), "{screen}");
+    // The hint's own tmux command reaches the session, from a plain shell.
+    let line = screen
+        .lines()
+        .find(|l| l.contains("from any terminal: "))
+        .unwrap();
+    let command = line
+        .split("from any terminal: ")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(')');
+    let words = shlex::split(command).unwrap();
+    let has = words
+        .iter()
+        .position(|w| w == "attach")
+        .map(|i| {
+            [
+                &words[1..i],
+                &["has-session".to_string(), "-t".into(), session.clone()],
+            ]
+            .concat()
+        })
+        .unwrap();
+    let status = std::process::Command::new("tmux")
+        .args(&has)
+        .env_remove("TMUX")
+        .status()
+        .unwrap();
+    assert!(status.success(), "{command}");
+    outer.outside(up.p.orch()).args(["down"]).run().expect(0);
+    assert!(!outer.server.tmux().has_session(&session).unwrap());
+}
+
+#[test]
+fn the_demo_watched_in_a_terminal_is_paced_and_says_where_to_look() {
+    let outer = Outer::new("demo-tty");
+    let up = Up::new("demo-tty", SCRIPTED);
+    let dir = up.p.path("the demo");
+    let screen = outer.run_in_pane(&up.p.root(), &[], &["demo", "the demo"]);
+    assert!(screen.contains("paced to be watched"), "{screen}");
+    assert!(screen.contains("first:   cd '"), "{screen}");
+    let session = format!(
+        "orch-{}",
+        orch::project::Project::discover(&dir, None).unwrap().name()
+    );
+    assert_eq!(
+        outer.session_env(&session, "ORCH_SCRIPTED_PACE").as_deref(),
+        Some("5s")
+    );
+    outer
+        .outside(up.p.orch().cwd(&dir))
+        .args(["down"])
+        .run()
+        .expect(0);
+    // An explicit pace wins.
+    let dir = up.p.path("demo-2");
+    outer.run_in_pane(&up.p.root(), &["ORCH_SCRIPTED_PACE=0"], &["demo", "demo-2"]);
+    let session = format!(
+        "orch-{}",
+        orch::project::Project::discover(&dir, None).unwrap().name()
+    );
+    assert_eq!(
+        outer.session_env(&session, "ORCH_SCRIPTED_PACE").as_deref(),
+        Some("0")
+    );
+    outer
+        .outside(up.p.orch().cwd(&dir))
+        .args(["down"])
+        .run()
+        .expect(0);
+}
+
+#[test]
+fn the_demo_without_a_terminal_runs_unpaced_and_its_hints_work_when_pasted() {
+    let up = Up::new("demo-ci", SCRIPTED);
+    let dir = up.p.path("demo");
+    let orch = env!("CARGO_BIN_EXE_orch");
+    let run = up
+        .orch()
+        .env_remove("ORCH_SCRIPTED_PACE")
+        .args(["demo", "demo"])
+        .run()
+        .expect(0);
+    let look = format!(
+        "look around: cd {} && {orch} status; {orch} report;",
+        dir.display()
+    );
+    let run = run.stdout_has(&look).stdout_has("succeeded");
+    let session = format!(
+        "orch-{}",
+        orch::project::Project::discover(&dir, None).unwrap().name()
+    );
+    let pace = std::process::Command::new("tmux")
+        .args(["-L", up.server.socket_name()])
+        .args(["show-environment", "-t", &session, "ORCH_SCRIPTED_PACE"])
+        .output()
+        .unwrap();
+    assert!(
+        !pace.status.success(),
+        "paced without a terminal: {}\n{}",
+        String::from_utf8_lossy(&pace.stdout),
+        run.stdout()
+    );
+    // The hint, pasted into a shell as it is.
+    let line = run
+        .stdout()
+        .lines()
+        .find(|l| l.starts_with("look around: "))
+        .unwrap()
+        .trim_start_matches("look around: ")
+        .to_string();
+    let pasted = std::process::Command::new("sh")
+        .args(["-c", &line])
+        .env("ORCH_TMUX_SOCKET", up.server.socket_name())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&pasted.stdout);
+    assert!(pasted.status.success(), "{line}\n{out}");
+    assert!(
+        out.contains("succeeded") && out.contains("is down"),
+        "{out}"
+    );
 }

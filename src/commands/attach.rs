@@ -8,14 +8,15 @@ pub fn run(global: &Global, run: Option<&str>) -> anyhow::Result<u8> {
     let loaded = runs::load(global, run)?;
     let tmux = loaded.tmux();
     if !tmux.has_session(&loaded.info.session)? {
+        let orch = crate::invocation::orch();
         let resume = if loaded.state.is_resumable(loaded.engine_alive) {
-            "`orch resume` continues the run in a new session; "
+            format!("`{orch} resume` continues the run in a new session; ")
         } else {
-            ""
+            String::new()
         };
         return Err(usage(format!(
-            "run {}'s tmux session {} is closed: {resume}`orch status` and `orch logs TASK` \
-             still show what happened",
+            "run {}'s tmux session {} is closed: {resume}`{orch} status` and `{orch} logs \
+             TASK` still show what happened",
             loaded.info.run_id, loaded.info.session
         )));
     }

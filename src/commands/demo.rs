@@ -9,6 +9,11 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use super::{Global, status, up, wait};
+
+/// How long the scripted agents wait before each file they write when the demo is watched:
+/// about a minute in all, time to follow each agent with `C-b n`. Without a terminal (CI, a
+/// pipe) the demo runs unpaced.
+const DEMO_PACE: &str = "5s";
 use crate::error::{EXIT_OK, usage};
 
 pub fn run(
@@ -71,17 +76,29 @@ pub fn run(
         detach: !interactive,
         socket,
     };
+    let orch = crate::invocation::orch();
     if interactive {
-        return up::run(&global, args);
+        // Paced for a person to follow each agent's files (`C-b n`); an explicit
+        // ORCH_SCRIPTED_PACE wins (`up` only adds what the environment does not set).
+        let pace = [(crate::scripted::PACE_ENV.to_string(), DEMO_PACE.to_string())];
+        if std::env::var_os(crate::scripted::PACE_ENV).is_none() {
+            println!(
+                "paced to be watched: the agents take {DEMO_PACE} per file \
+                 (`ORCH_SCRIPTED_PACE=0 {orch} demo` runs it at full speed)"
+            );
+        }
+        let started = up::start_with(&global, args, &pace)?;
+        return up::show(&started, "started", Some(&dir));
     }
     // No terminal to attach: follow the run to its end and show the result.
     let started = up::start(&global, args)?;
     up::print_detached(&started);
     let code = wait::run(&global, None, Some(Duration::from_secs(600)))?;
     status::run(&global, None, false)?;
+    let dir = dir.to_string_lossy();
+    let dir = shlex::try_quote(&dir).map_or_else(|_| dir.to_string(), |d| d.into_owned());
     println!(
-        "\nlook around: cd {} && orch status; orch report; orch logs text; orch down",
-        dir.display()
+        "\nlook around: cd {dir} && {orch} status; {orch} report; {orch} logs text; {orch} down"
     );
     Ok(if code == 0 { EXIT_OK } else { code })
 }

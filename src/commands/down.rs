@@ -43,7 +43,8 @@ pub fn run(global: &Global, run: Option<&str>) -> anyhow::Result<u8> {
     // pane's process group, then the session.
     let tmux = loaded.tmux();
     let mut stopped = 0;
-    if tmux.has_session(&loaded.info.session).unwrap_or(false) {
+    let session_open = tmux.has_session(&loaded.info.session).unwrap_or(false);
+    if session_open {
         let panes = tmux.list_panes(&loaded.info.session).unwrap_or_default();
         let workers: Vec<_> = panes
             .iter()
@@ -67,12 +68,24 @@ pub fn run(global: &Global, run: Option<&str>) -> anyhow::Result<u8> {
     }
 
     let journal = state::read_journal(&loaded.dir.events())?;
-    if !state::RunState::replay(&journal.records).is_finished() {
+    let finished = state::RunState::replay(&journal.records);
+    if !finished.is_finished() {
         let _lock = EngineLock::acquire(&state_dir, &run_id)?;
         Journal::open(&loaded.dir.events())?.append(Event::RunFinished {
             outcome: Outcome::Stopped,
             reason: Some("stopped by `orch down`".into()),
         })?;
+    } else if loaded.engine_pid.is_none() && !session_open && stopped == 0 {
+        // Nothing was running and nothing changed: say so, rather than "is down" again.
+        println!(
+            "run {run_id} is already down ({}): no engine, no tmux session {}, no agent left; \
+             its files stay in {} (`{} report` shows what it did)",
+            finished.phase.name(),
+            loaded.info.session,
+            loaded.project.display(loaded.dir.path()),
+            crate::invocation::orch()
+        );
+        return Ok(EXIT_OK);
     }
     println!(
         "run {run_id} is down: session {} closed{}; its files stay in {}",

@@ -15,22 +15,17 @@ pub fn run(global: &Global, run: Option<&str>, detach: bool) -> anyhow::Result<u
     let detach = detach || !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal();
     let started = start(global, run)?;
     if detach {
-        let socket = started
-            .tmux
-            .socket
-            .as_ref()
-            .map(|s| format!(" on tmux socket `{s}`"))
-            .unwrap_or_default();
         println!(
-            "run {} resumed in tmux session {}{socket}: its engine keeps the agents still \
-             running and relaunches the others\n  watch:   orch attach\n  status:  orch \
-             status\n  wait:    orch wait\n  stop:    orch down",
-            started.run_id, started.session
+            "run {} resumed in tmux session {}{}: its engine keeps the agents still running \
+             and relaunches the others",
+            started.run_id,
+            started.session,
+            up::server_note(&started.tmux)
         );
+        up::print_hints(&started, None);
         return Ok(EXIT_OK);
     }
-    started.tmux.attach(&started.session)?;
-    Ok(EXIT_OK)
+    up::show(&started, "resumed", None)
 }
 
 pub fn start(global: &Global, run: Option<&str>) -> anyhow::Result<up::Started> {
@@ -52,9 +47,10 @@ pub fn start(global: &Global, run: Option<&str>) -> anyhow::Result<up::Started> 
     // resume and an up) at the same moment cannot both start an engine.
     let _up = UpLock::acquire(&state_dir)?;
     if let Some((holder, pid)) = state::holder(&state_dir) {
+        let orch = crate::invocation::orch();
         return Err(usage(format!(
-            "run {holder} is live in this project (engine pid {pid}): watch it with `orch \
-             attach`, or stop it with `orch down`"
+            "run {holder} is live in this project (engine pid {pid}): watch it with `{orch} \
+             attach`, or stop it with `{orch} down`"
         )));
     }
     let tmux = loaded.tmux();
@@ -74,6 +70,7 @@ pub fn start(global: &Global, run: Option<&str>) -> anyhow::Result<up::Started> 
     let session = loaded.info.session.clone();
     let engines_before = up::engines_started(&loaded.dir);
     let pane = place_engine(&tmux, &loaded.dir, &state_dir, &session, &engine)?;
+    up::quiet_dead_pane(&tmux, &pane);
     up::wait_for_engine(&tmux, &state_dir, &run_id, &session, &pane, engines_before)?;
     Ok(up::Started {
         run_id,
@@ -88,17 +85,18 @@ fn refuse_unless_resumable(
     engine_pid: Option<u32>,
     state: &state::RunState,
 ) -> anyhow::Result<()> {
+    let orch = crate::invocation::orch();
     if engine_alive {
         return Err(usage(format!(
             "run {run_id} is live (engine pid {}): there is nothing to resume; watch it with \
-             `orch attach`",
+             `{orch} attach`",
             engine_pid.unwrap_or(0)
         )));
     }
     if let Phase::Finished(outcome @ (Outcome::Succeeded | Outcome::Failed)) = state.phase {
         return Err(usage(format!(
-            "run {run_id} already {outcome}: there is nothing to resume; `orch status` shows \
-             it, `orch up` starts a new run"
+            "run {run_id} already {outcome}: there is nothing to resume; `{orch} status` \
+             shows it, `{orch} up` starts a new run"
         )));
     }
     Ok(())
@@ -125,9 +123,10 @@ fn place_engine(
     if let Some((_, other)) = engines.iter().find(|(_, id)| id != dir.id()) {
         // A later run took the session over; it may go only when that run is over.
         if !up::run_finished(&RunDir::new(state_dir, other)) {
+            let orch = crate::invocation::orch();
             return Err(usage(format!(
-                "tmux session {session} belongs to run {other}, which is not finished: `orch \
-                 resume --run {other}` continues it, or `orch down --run {other}` closes it \
+                "tmux session {session} belongs to run {other}, which is not finished: `{orch} \
+                 resume --run {other}` continues it, or `{orch} down --run {other}` closes it \
                  first"
             )));
         }
@@ -219,7 +218,8 @@ mod tests {
         }]);
         let err = refuse_unless_resumable("r", false, None, &done).unwrap_err();
         assert!(
-            err.to_string().contains("already succeeded") && err.to_string().contains("orch up"),
+            err.to_string().contains("already succeeded")
+                && err.to_string().contains(" up` starts a new run"),
             "{err}"
         );
     }

@@ -56,6 +56,6 @@ pub fn load(global: &Global, run: Option<&str>) -> anyhow::Result<Loaded> {
 
 impl Loaded {
     pub fn tmux(&self) -> RealTmux {
-        RealTmux::new(self.info.socket.clone(), self.info.tmux_config.clone())
+        RealTmux::new(self.info.tmux_socket(), self.info.tmux_config.clone())
     }
 }

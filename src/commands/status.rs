@@ -48,6 +48,7 @@ pub fn run(global: &Global, run: Option<&str>, json: bool) -> anyhow::Result<u8>
     }
     println!();
     print!("{}", ui::table(&loaded.state, &loaded.dir, ui::now_ms()));
+    let orch = crate::invocation::orch();
     if !loaded.engine_alive && !loaded.state.is_finished() {
         let why = loaded
             .state
@@ -57,13 +58,13 @@ pub fn run(global: &Global, run: Option<&str>, json: bool) -> anyhow::Result<u8>
             .unwrap_or_else(|| " (it crashed or was killed)".to_string());
         println!(
             "\nthe run's engine is gone{why} while agents may still be working in their \
-             windows. `orch resume` continues the run: agents still running are kept, the \
-             others relaunched. `orch down` stops them all and closes the session; its files \
-             stay in {}",
+             windows. `{orch} resume` continues the run: agents still running are kept, the \
+             others relaunched. `{orch} down` stops them all and closes the session; its \
+             files stay in {}",
             loaded.project.display(loaded.dir.path())
         );
     } else if loaded.state.is_resumable(loaded.engine_alive) {
-        println!("\n`orch resume` continues this run where it stopped");
+        println!("\n`{orch} resume` continues this run where it stopped");
     }
     Ok(EXIT_OK)
 }

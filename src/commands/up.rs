@@ -13,7 +13,7 @@ use crate::layout::Layout;
 use crate::plan;
 use crate::project::{self, Project};
 use crate::state::{self, RunDir, RunInfo, UpLock};
-use crate::tmux::{RealTmux, Tmux, WindowSpec};
+use crate::tmux::{CONFIG_ENV, RealTmux, SOCKET_ENV, Tmux, TmuxError, WindowSpec};
 
 pub struct UpArgs {
     pub request: String,
@@ -31,31 +31,100 @@ pub struct Started {
 }
 
 pub fn run(global: &Global, args: UpArgs) -> anyhow::Result<u8> {
+    run_with(global, args, &[])
+}
+
+/// `orch up` whose session (and so every agent) also gets `extra_env`, unless the caller's
+/// environment already sets it: the demo's pace.
+pub fn run_with(
+    global: &Global,
+    args: UpArgs,
+    extra_env: &[(String, String)],
+) -> anyhow::Result<u8> {
     let detach = args.detach || !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal();
-    let started = start(global, args)?;
+    let started = start_with(global, args, extra_env)?;
     if detach {
         print_detached(&started);
         return Ok(EXIT_OK);
     }
-    started.tmux.attach(&started.session)?;
+    show(&started, "started", None)
+}
+
+/// Attaches the terminal to the run's session (switches the client inside tmux), then says
+/// what to type next. Inside a tmux nobody is attached to there is no client to switch: the
+/// run goes on all the same, and the user is told so and how to watch it. `cd` is the
+/// project to run those commands in, when the user is not in it (the demo).
+pub(super) fn show(started: &Started, verb: &str, cd: Option<&Path>) -> anyhow::Result<u8> {
+    match started.tmux.attach(&started.session) {
+        Ok(()) => {
+            println!(
+                "run {} in tmux session {}{}:",
+                started.run_id,
+                started.session,
+                server_note(&started.tmux)
+            );
+        }
+        Err(TmuxError::NoClient { .. }) => {
+            println!(
+                "run {} {verb} in tmux session {}{}; no tmux client is attached here to switch \
+                 to it, and the run goes on all the same:",
+                started.run_id,
+                started.session,
+                server_note(&started.tmux)
+            );
+        }
+        Err(err) => return Err(err.into()),
+    }
+    print_hints(started, cd);
     Ok(EXIT_OK)
 }
 
 pub fn print_detached(started: &Started) {
-    let socket = started
-        .tmux
-        .socket
-        .as_ref()
-        .map(|s| format!(" on tmux socket `{s}`"))
-        .unwrap_or_default();
     println!(
-        "run {} started in tmux session {}{socket}\n  watch:   orch attach\n  \
-         status:  orch status\n  wait:    orch wait\n  stop:    orch down",
-        started.run_id, started.session
+        "run {} started in tmux session {}{}",
+        started.run_id,
+        started.session,
+        server_note(&started.tmux)
+    );
+    print_hints(started, None);
+}
+
+/// What to type next, each line as it can be pasted into a shell (after `cd`, when given).
+pub(super) fn print_hints(started: &Started, cd: Option<&Path>) {
+    let orch = crate::invocation::orch();
+    if let Some(dir) = cd {
+        let dir = dir.to_string_lossy();
+        let dir = shlex::try_quote(&dir).map_or_else(|_| dir.to_string(), |d| d.into_owned());
+        println!("  first:   cd {dir}");
+    }
+    println!(
+        "  watch:   {orch} attach   (or from any terminal: {})\n  status:  {orch} status\n  \
+         wait:    {orch} wait\n  report:  {orch} report\n  stop:    {orch} down",
+        started.tmux.attach_hint(&started.session)
     );
 }
 
+/// ` on tmux server PATH`, unless the run is on the user's default server.
+pub(super) fn server_note(tmux: &RealTmux) -> String {
+    let default = crate::tmux::expected_socket_path(Some("default"));
+    match tmux.socket.as_deref() {
+        Some(socket) if std::path::Path::new(socket) != default => {
+            format!(" on tmux server {socket}")
+        }
+        _ => String::new(),
+    }
+}
+
 pub fn start(global: &Global, args: UpArgs) -> anyhow::Result<Started> {
+    start_with(global, args, &[])
+}
+
+/// `start` with variables for the session that the caller's environment does not set.
+pub fn start_with(
+    global: &Global,
+    args: UpArgs,
+    extra_env: &[(String, String)],
+) -> anyhow::Result<Started> {
     if args.request.trim().is_empty() {
         return Err(usage(
             "the request is empty: say what to build, e.g. orch up \"Build a CLI that counts words\"",
@@ -92,11 +161,17 @@ pub fn start(global: &Global, args: UpArgs) -> anyhow::Result<Started> {
     let socket = args
         .socket
         .clone()
-        .or_else(|| std::env::var("ORCH_TMUX_SOCKET").ok());
-    let tmux_config = std::env::var_os("ORCH_TMUX_CONFIG").map(PathBuf::from);
-    let tmux = RealTmux::new(socket.clone(), tmux_config.clone());
-    tmux.version().map_err(anyhow::Error::from)?;
+        .or_else(|| std::env::var(SOCKET_ENV).ok().filter(|s| !s.is_empty()));
+    let tmux_config = std::env::var_os(CONFIG_ENV).map(PathBuf::from);
+    let asked = RealTmux::new(socket.clone(), tmux_config.clone());
+    asked.version().map_err(anyhow::Error::from)?;
+    // Named by its path from here on, and recorded so: inside tmux, "no socket" is the
+    // server of `$TMUX`, which `orch status` or `orch down` from a plain shell would not
+    // find (see tmux::socket).
+    let tmux = asked.pinned()?;
+    let socket_path = tmux.socket.clone().map(PathBuf::from);
     let session = format!("orch-{}", project.name());
+    let orch = crate::invocation::orch();
 
     let state_dir = project.state_dir();
     // Before anything starts: a run that cannot journal must not begin.
@@ -107,32 +182,42 @@ pub fn start(global: &Global, args: UpArgs) -> anyhow::Result<Started> {
     if let Some((run_id, pid)) = state::holder(&state_dir) {
         return Err(usage(format!(
             "run {run_id} is still live in this project (engine pid {pid}, tmux session \
-             {session}): watch it with `orch attach`, or stop it with `orch down`"
+             {session}): watch it with `{orch} attach`, or stop it with `{orch} down`"
         )));
     }
-    if tmux.has_session(&session)? {
-        // The session of a run whose engine has ended: finished, or its engine died.
-        let previous = RunDir::latest(&state_dir);
-        let finished = previous
-            .as_ref()
-            .map(|id| run_finished(&RunDir::new(&state_dir, id)))
-            .unwrap_or(true);
-        if !finished {
-            return Err(usage(format!(
-                "tmux session {session} is still open for run {}, whose engine is gone: \
-                 `orch resume` continues that run, `orch down` cleans it up",
-                previous.unwrap_or_default()
-            )));
-        }
+    let previous = RunDir::latest(&state_dir);
+    let previous_finished = previous
+        .as_ref()
+        .map(|id| run_finished(&RunDir::new(&state_dir, id)))
+        .unwrap_or(true);
+    // The previous run's session, on the server that run recorded (maybe another one).
+    let previous_open = previous
+        .as_ref()
+        .and_then(|id| RunInfo::read(&RunDir::new(&state_dir, id).run_json()).ok())
+        .filter(|info| info.tmux_socket() != tmux.socket)
+        .is_some_and(|info| {
+            RealTmux::new(info.tmux_socket(), info.tmux_config.clone())
+                .has_session(&info.session)
+                .unwrap_or(false)
+        });
+    let ours_open = tmux.has_session(&session)?;
+    if (ours_open || previous_open) && !previous_finished {
+        // The session of a run whose engine has ended (its engine died).
+        return Err(usage(format!(
+            "tmux session {session} is still open for run {}, whose engine is gone: \
+             `{orch} resume` continues that run, `{orch} down` cleans it up",
+            previous.unwrap_or_default()
+        )));
+    }
+    if ours_open {
+        // The session of a finished run: the new one takes its name.
         tmux.kill_session(&session)?;
-    } else if let Some(previous) =
-        RunDir::latest(&state_dir).filter(|id| !run_finished(&RunDir::new(&state_dir, id)))
-    {
+    } else if let Some(previous) = previous.filter(|_| !previous_finished) {
         // Its session is gone (the tmux server died?): a new run is what was asked, but the
         // old one is not lost.
         eprintln!(
             "note: run {previous} did not finish (its engine and session are gone); once this \
-             run is over, `orch resume --run {previous}` can continue it"
+             run is over, `{orch} resume --run {previous}` can continue it"
         );
     }
 
@@ -144,7 +229,8 @@ pub fn start(global: &Global, args: UpArgs) -> anyhow::Result<Started> {
         run_id: run_id.clone(),
         request: args.request.clone(),
         session: session.clone(),
-        socket: socket.clone(),
+        socket,
+        socket_path,
         tmux_config,
         layout,
         project_root: project.root.clone(),
@@ -165,10 +251,11 @@ pub fn start(global: &Global, args: UpArgs) -> anyhow::Result<Started> {
                 "engine".into(),
                 dir.path().display().to_string(),
             ],
-            env: caller_env(),
+            env: with_defaults(caller_env(), extra_env),
         },
         (200, 50),
     )?;
+    quiet_dead_pane(&tmux, &pane.pane_id);
     wait_for_engine(&tmux, &state_dir, &run_id, &session, &pane.pane_id, 0)?;
     Ok(Started {
         run_id,
@@ -183,6 +270,26 @@ pub(super) fn caller_env() -> Vec<(String, String)> {
     std::env::vars()
         .filter(|(k, _)| k != "TMUX" && k != "TMUX_PANE")
         .collect()
+}
+
+/// `env` plus each of `defaults` it does not set: an explicit variable wins.
+fn with_defaults(
+    mut env: Vec<(String, String)>,
+    defaults: &[(String, String)],
+) -> Vec<(String, String)> {
+    for (key, value) in defaults {
+        if !env.iter().any(|(k, _)| k == key) {
+            env.push((key.clone(), value.clone()));
+        }
+    }
+    env
+}
+
+/// The engine's final screen (the table and how the run ended) stays whole when the engine
+/// exits: tmux's "Pane is dead" line, written at the bottom, would scroll the header off.
+/// tmux before 3.3 has no such option; the line then stays, which is harmless.
+pub(super) fn quiet_dead_pane(tmux: &RealTmux, pane: &str) {
+    let _ = tmux.set_pane_option(pane, "remain-on-exit-format", "");
 }
 
 fn read_plan(path: &Path, project: &Project, workers: &[String]) -> anyhow::Result<plan::Plan> {
@@ -266,5 +373,8 @@ pub(super) fn wait_for_engine(
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(100));
     }
-    anyhow::bail!("the engine of run {run_id} did not start within 15 s: see `orch attach`")
+    anyhow::bail!(
+        "the engine of run {run_id} did not start within 15 s: see `{} attach`",
+        crate::invocation::orch()
+    )
 }

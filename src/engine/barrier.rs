@@ -5,13 +5,18 @@
 //! write as the agent's last act) must see them: on exit, the engine creates a file in the
 //! tree watcher's barrier directory and starts the checks when that barrier comes through,
 //! behind everything the kernel queued before it (`TreeWatcher::with_barriers`).
+//!
+//! The planner's plan waits the same way: it is accepted once the specs the planner wrote
+//! have been seen, while planning; a spec reported after the acceptance (a busy machine's
+//! watcher can lag that much) looked like a write by nobody, a violation.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::core::Engine;
-use crate::plan::TaskId;
+use crate::plan::{Plan, TaskId};
+use crate::state::Phase;
 
 /// How long a barrier may take before the checks start without it. It normally passes in
 /// well under a millisecond; it can only be lost with the whole queue (an overflow), or
@@ -28,9 +33,17 @@ pub struct Barriers {
 }
 
 struct Waiting {
-    task: TaskId,
-    attempt: u32,
+    waiter: Waiter,
     since: Instant,
+}
+
+/// What waits for a barrier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Waiter {
+    /// The checks of a task's attempt.
+    Checks(TaskId, u32),
+    /// The accepting of the plan the planner gave (kept in `Engine::plan_waiting`).
+    Plan,
 }
 
 impl Barriers {
@@ -48,12 +61,11 @@ impl Barriers {
         }
     }
 
-    /// Raises a barrier for the checks of `task`'s `attempt`; false when none could be
-    /// raised (then the checks start now).
-    fn raise(&mut self, task: &TaskId, attempt: u32) -> bool {
+    /// Raises a barrier for `waiter`; false when none could be raised (then it goes on
+    /// now).
+    fn raise(&mut self, waiter: Waiter) -> bool {
         let waiting = Waiting {
-            task: task.clone(),
-            attempt,
+            waiter,
             since: Instant::now(),
         };
         self.raise_for(waiting).is_ok()
@@ -79,7 +91,7 @@ impl Barriers {
     /// Raises every waiting barrier again, under a new name: after an overflow, which lost
     /// them, and whose changes the watcher reports (walking the tree again) before it reads
     /// anything new. Returns those that could not be raised. Their patience runs on.
-    fn raise_again(&mut self) -> Vec<(TaskId, u32)> {
+    fn raise_again(&mut self) -> Vec<Waiter> {
         let lost: Vec<String> = self.waiting.keys().cloned().collect();
         let mut failed = Vec::new();
         for name in lost {
@@ -90,22 +102,22 @@ impl Barriers {
                 continue;
             };
             if let Err(w) = self.raise_for(waiting) {
-                failed.push((w.task, w.attempt));
+                failed.push(w.waiter);
             }
         }
         failed
     }
 
-    fn pass(&mut self, name: &str) -> Option<(TaskId, u32)> {
+    fn pass(&mut self, name: &str) -> Option<Waiter> {
         let waiting = self.waiting.remove(name)?;
         if let Some(dir) = &self.dir {
             let _ = std::fs::remove_file(dir.join(name));
         }
-        Some((waiting.task, waiting.attempt))
+        Some(waiting.waiter)
     }
 
     /// The barriers raised before `before`.
-    fn take_older(&mut self, before: Instant) -> Vec<(TaskId, u32)> {
+    fn take_older(&mut self, before: Instant) -> Vec<Waiter> {
         let names: Vec<String> = self
             .waiting
             .iter()
@@ -120,7 +132,7 @@ impl Engine {
     /// The agent of `id` exited 0 with its files in place: its checks start once the
     /// changes it made before exiting have been seen.
     pub(super) fn check_when_seen(&mut self, id: &TaskId, attempt: u32) -> anyhow::Result<()> {
-        if self.barriers.raise(id, attempt) {
+        if self.barriers.raise(Waiter::Checks(id.clone(), attempt)) {
             // Busy like a running check: the project is not quiet yet (see recheck_parked).
             self.checks_running += 1;
             return Ok(());
@@ -128,10 +140,20 @@ impl Engine {
         self.start_checks(id, attempt)
     }
 
+    /// The planner gave a valid plan: it is accepted once the changes the planner made
+    /// before exiting (its specs) have been seen, while still planning.
+    pub(super) fn accept_when_seen(&mut self, plan: Plan) -> anyhow::Result<()> {
+        if self.barriers.raise(Waiter::Plan) {
+            self.plan_waiting = Some(plan);
+            return Ok(());
+        }
+        self.accept_planned(plan)
+    }
+
     /// The barrier `name` came through the tree's events.
     pub(super) fn on_barrier(&mut self, name: &str) -> anyhow::Result<()> {
         match self.barriers.pass(name) {
-            Some((id, attempt)) => self.checks_after_barrier(id, attempt),
+            Some(waiter) => self.after_barrier(waiter),
             None => Ok(()), // given up on already
         }
     }
@@ -142,18 +164,32 @@ impl Engine {
         let Some(before) = Instant::now().checked_sub(PATIENCE) else {
             return Ok(());
         };
-        for (id, attempt) in self.barriers.take_older(before) {
-            self.checks_after_barrier(id, attempt)?;
+        for waiter in self.barriers.take_older(before) {
+            self.after_barrier(waiter)?;
         }
         Ok(())
     }
 
     /// The tree's queue overflowed: its barriers were lost with the rest.
     pub(super) fn raise_barriers_again(&mut self) -> anyhow::Result<()> {
-        for (id, attempt) in self.barriers.raise_again() {
-            self.checks_after_barrier(id, attempt)?;
+        for waiter in self.barriers.raise_again() {
+            self.after_barrier(waiter)?;
         }
         Ok(())
+    }
+
+    fn after_barrier(&mut self, waiter: Waiter) -> anyhow::Result<()> {
+        match waiter {
+            Waiter::Checks(id, attempt) => self.checks_after_barrier(id, attempt),
+            Waiter::Plan => match self.plan_waiting.take() {
+                // Only if nothing ended the planning meanwhile (a stop, say): then the
+                // planner's exit record is handled again by the engine `orch resume` starts.
+                Some(plan) if self.state.phase == Phase::Planning && !self.detached => {
+                    self.accept_planned(plan)
+                }
+                _ => Ok(()),
+            },
+        }
     }
 
     fn checks_after_barrier(&mut self, id: TaskId, attempt: u32) -> anyhow::Result<()> {

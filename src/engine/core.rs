@@ -62,6 +62,8 @@ pub(super) struct Engine {
     pub planner_feedback: Vec<String>,
     /// Files written during planning, checked against the specs once the plan is known.
     pub planning_writes: BTreeMap<String, ChangeSeen>,
+    /// The planner's valid plan, waiting for its barrier to be accepted (see barrier.rs).
+    pub plan_waiting: Option<crate::plan::Plan>,
     pub exe: PathBuf,
     /// Set when `orch down` asked the engine to stop (rather than an interrupt).
     pub stop_requested: bool,
@@ -116,7 +118,7 @@ pub fn start(run_dir: &Path) -> anyhow::Result<u8> {
         // command: it keeps the loop free (see tmux/control.rs and BENCHMARKS.md).
         let real_tmux = |info: &RunInfo| -> Arc<dyn Tmux> {
             Arc::new(
-                RealTmux::new(info.socket.clone(), info.tmux_config.clone())
+                RealTmux::new(info.tmux_socket(), info.tmux_config.clone())
                     .with_control_mode(&info.session),
             )
         };
@@ -210,6 +212,7 @@ impl Engine {
             planner: None,
             planner_feedback: Vec::new(),
             planning_writes: BTreeMap::new(),
+            plan_waiting: None,
             stop_requested: false,
             gate_tx,
             checks_running: 0,
@@ -594,28 +597,31 @@ impl Engine {
             Phase::Planning => format!("planning (attempt {})", self.state.planning_attempt()),
             other => other.name().to_string(),
         };
+        let orch = crate::invocation::orch();
         format!(
-            "orch · run {} · {} · {}\nattach: orch attach · detach: C-b d · stop: orch down\n",
+            "orch · run {} · {} · {}\nattach: {orch} attach · detach: C-b d · stop: {orch} down\n",
             self.info.run_id, self.info.session, phase
         )
     }
 
     fn render_final(&self, outcome: Result<Outcome, &anyhow::Error>) {
         self.render();
+        let orch = crate::invocation::orch();
         let message = match outcome {
             Ok(outcome @ (Outcome::Interrupted | Outcome::Stopped)) => format!(
-                "run {}: {outcome}. `orch resume` continues it; `orch down` closes this session.",
+                "run {}: {outcome}. `{orch} resume` continues it; `{orch} down` closes this \
+                 session.",
                 self.info.run_id
             ),
             Ok(outcome) => format!(
-                "run {}: {}. Its files are in {}. `orch down` closes this session.",
+                "run {}: {}. Its files are in {}. `{orch} down` closes this session.",
                 self.info.run_id,
                 outcome.name(),
                 self.project.display(self.dir.path())
             ),
             Err(e) => format!(
                 "the engine stopped on an error: {e:#}\nthe agents keep running; once the cause \
-                 is fixed, `orch resume` continues the run (`orch down` stops it)"
+                 is fixed, `{orch} resume` continues the run (`{orch} down` stops it)"
             ),
         };
         use std::io::Write;

@@ -62,6 +62,21 @@ impl FakeRun {
         files: &[(&str, &str)],
         prepare: impl FnOnce(&FakeTmux),
     ) -> FakeRun {
+        Self::launch(request, config, Some(plan), files, prepare)
+    }
+
+    /// Starts an engine on a new run with no plan given: it starts with the planner.
+    pub fn start_planning(config: &str, files: &[(&str, &str)]) -> FakeRun {
+        Self::launch("build it", config, None, files, |_| {})
+    }
+
+    fn launch(
+        request: &str,
+        config: &str,
+        plan: Option<&str>,
+        files: &[(&str, &str)],
+        prepare: impl FnOnce(&FakeTmux),
+    ) -> FakeRun {
         let project = tempfile::tempdir().expect("a temporary project");
         let root = project.path().canonicalize().unwrap();
         std::fs::write(root.join("orch.yaml"), config).unwrap();
@@ -71,22 +86,25 @@ impl FakeRun {
             std::fs::write(path, text).unwrap();
         }
         let parsed = crate::config::parse(config, &root.join("orch.yaml")).expect("the config");
-        let value = crate::plan::extract_plan(plan).expect("a plan");
-        let plan = crate::plan::parse_and_validate(&value, &root, &parsed.roles.workers)
-            .expect("a valid plan");
+        let plan = plan.map(|plan| {
+            let value = crate::plan::extract_plan(plan).expect("a plan");
+            crate::plan::parse_and_validate(&value, &root, &parsed.roles.workers)
+                .expect("a valid plan")
+        });
         let info = RunInfo {
             run_id: crate::project::new_id(),
             request: request.into(),
             session: "orch-fake".into(),
             socket: None,
+            socket_path: None,
             tmux_config: None,
             layout: "windows".into(),
             project_root: root.clone(),
             created_at_ms: crate::state::now_ms(),
-            plan_given: true,
+            plan_given: plan.is_some(),
             orch_version: "test".into(),
         };
-        let dir = crate::state::create_run(&root.join(".orch"), &info, config, Some(&plan))
+        let dir = crate::state::create_run(&root.join(".orch"), &info, config, plan.as_ref())
             .expect("the run directory");
 
         // The session exists before the engine starts, as `orch up` makes it.

@@ -70,12 +70,15 @@ impl Engine {
         };
         let result = self.planning().evaluate(live.attempt, code, &stdout);
         match result {
-            Ok(plan) => {
-                self.planning().accept(&plan)?;
-                self.accept_plan(plan)
-            }
+            Ok(plan) => self.accept_when_seen(plan), // see barrier.rs
             Err(problems) => self.refuse_plan(live.attempt, problems),
         }
+    }
+
+    /// A valid plan from the planner, its writes seen: accepted.
+    pub(super) fn accept_planned(&mut self, plan: Plan) -> anyhow::Result<()> {
+        self.planning().accept(&plan)?;
+        self.accept_plan(plan)
     }
 
     pub(super) fn refuse_plan(

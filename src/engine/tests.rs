@@ -317,6 +317,56 @@ fn checks_see_the_writes_made_before_the_exit_even_when_reported_after_it() {
     assert_tdd_refused(&run);
 }
 
+/// The planner's specs come through the project's watcher, its exit through the run
+/// directory's: on a busy machine a spec can be reported after the exit, stamped later than
+/// the plan's acceptance, and it looked like a write by nobody. The plan is accepted once
+/// the planner's writes have been seen, while still planning.
+#[test]
+fn a_plan_is_accepted_once_the_specs_its_planner_wrote_are_seen() {
+    let mut run = FakeRun::start_planning(&config(""), &[]);
+    let planner = run.next_agent();
+    assert_eq!(planner.role, "planner", "{planner:?}");
+    run.hold_project_changes();
+    run.write(&[("specs/a.md", "# what a does\n")]);
+    run.wait_for("the watcher to report the spec", |r| {
+        r.held_changes()
+            .contains(&"specs/a.md".to_string())
+            .then_some(())
+    });
+    let plan = r#"{"specs": [{"file": "specs/a.md", "description": "a"}],
+        "tasks": [{"id": "a", "agent": "mine", "task": "write a",
+                   "files": ["tests/a_test.txt", "a.txt"]}]}"#;
+    run.exit(&planner, 0, plan);
+    // The exit handled: the plan accepted at once (as before), or waiting for its barrier.
+    let barrier = run.dir.barriers().join("1");
+    run.wait_for("the planner's exit to be handled", |r| {
+        let accepted = r
+            .journal()
+            .iter()
+            .any(|rec| matches!(rec.event, Event::PlanAccepted { .. }));
+        (accepted || barrier.exists()).then_some(())
+    });
+    // The watcher reports the spec late: stamped now, after the exit.
+    run.inject(FsChange {
+        path: "specs/a.md".into(),
+        kind: ChangeKind::Created,
+        at: std::time::SystemTime::now(),
+    });
+    run.release_project_changes();
+    let a = run.next_agent();
+    assert_eq!(a.task, "a");
+    work(&run, &a);
+    let judge = run.next_agent();
+    run.pass(&judge);
+    assert_eq!(run.outcome(), Some(Outcome::Succeeded), "{}", run.dump());
+    let violations: Vec<_> = run
+        .journal()
+        .into_iter()
+        .filter(|r| matches!(r.event, Event::Violation { .. }))
+        .collect();
+    assert!(violations.is_empty(), "{violations:?}\n{}", run.dump());
+}
+
 /// A queue overflow loses the barriers with the rest: they are raised again, behind what the
 /// watcher reports after the overflow.
 #[test]

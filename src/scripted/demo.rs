@@ -1,6 +1,6 @@
 //! The demo project that `orch demo` creates before it runs: a config whose agents are all
-//! the built-in scripted agent (offline, deterministic, paced so a person can watch), the
-//! gate scripts, and a README saying what happens.
+//! the built-in scripted agent (offline, deterministic; `orch demo` paces them when a person
+//! watches), the gate scripts, and a README saying what happens.
 
 /// What the demo asks for.
 pub const DEMO_REQUEST: &str = "Build wordstat: a command-line tool that reports word, line and \
@@ -18,24 +18,24 @@ pub fn demo_files() -> Vec<(&'static str, String)> {
 }
 
 /// Two workers so that the tasks visibly spread across agents; a third agent plans and
-/// judges. The pace makes every file a visible step in the panes.
+/// judges. No pace here: an agent's `env` would override the `ORCH_SCRIPTED_PACE` that
+/// `orch demo` (or the user) sets, and a run with nobody watching is better fast.
 const DEMO_CONFIG: &str = r#"# orch.yaml for the wordstat demo. Every agent is orch's built-in scripted agent: offline,
-# deterministic, paced so that you can watch it work. `sample: true` says that it is known to
-# build this sample whatever the request. Replace `kind: scripted` (and `sample: true`) with
-# `kind: claude` (or codex, opencode, gemini) to give the same job to real agents.
+# deterministic, and a sample: `sample: true` says that it is known to build this sample
+# whatever the request. `orch demo` slows them down when you watch it in a terminal; set
+# ORCH_SCRIPTED_PACE (e.g. `ORCH_SCRIPTED_PACE=2s orch up "..."`) to choose the pace.
+# Replace `kind: scripted` (and `sample: true`) with `kind: claude` (or codex, opencode,
+# gemini) to give the same job to real agents.
 agents:
   carol:
     kind: scripted
     sample: true
-    env: { ORCH_SCRIPTED_PACE: 700ms }
   alice:
     kind: scripted
     sample: true
-    env: { ORCH_SCRIPTED_PACE: 700ms }
   bob:
     kind: scripted
     sample: true
-    env: { ORCH_SCRIPTED_PACE: 700ms }
 
 roles:
   # Writes specs/*.md, then the plan.
@@ -71,7 +71,8 @@ This project was created by `orch demo`, which then asked a team of agents:
 > {request}
 
 All the agents here are orch's built-in scripted agent (see `orch.yaml`): it needs no
-network and no API key, and does the same thing every time, at a pace you can follow.
+network and no API key, and does the same thing every time (watched in a terminal, at a pace
+you can follow).
 
 ## What happens
 
@@ -165,7 +166,8 @@ mod tests {
         assert!(config.agents.len() >= 2);
         for agent in config.agents.values() {
             assert_eq!(agent.kind, crate::config::AgentKind::Scripted);
-            assert_eq!(agent.env["ORCH_SCRIPTED_PACE"], "700ms");
+            // A pace here would override the one `orch demo` or the user sets.
+            assert!(!agent.env.contains_key("ORCH_SCRIPTED_PACE"));
         }
         assert!(config.roles.workers.len() >= 2);
         assert!(config.gates.lint.is_some() && config.gates.test.is_some());

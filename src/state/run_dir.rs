@@ -226,8 +226,13 @@ pub struct RunInfo {
     pub request: String,
     /// The tmux session's name.
     pub session: String,
-    /// The tmux socket (`-L`), when not the default server.
+    /// The tmux socket as it was asked for (`--socket`, `ORCH_TMUX_SOCKET`), if it was.
     pub socket: Option<String>,
+    /// The socket path of the server the run's session was made on (see `tmux::socket`):
+    /// what every later command uses, from inside tmux or not. Missing in the `run.json` of
+    /// runs started before it was recorded; they fall back to `socket`.
+    #[serde(default)]
+    pub socket_path: Option<PathBuf>,
     /// The tmux config (`-f`), when one was given.
     pub tmux_config: Option<PathBuf>,
     pub layout: String,
@@ -239,6 +244,15 @@ pub struct RunInfo {
 }
 
 impl RunInfo {
+    /// The run's tmux server as `RealTmux::new` takes it: its socket path, else (an older
+    /// run) the name it was given, else the default server.
+    pub fn tmux_socket(&self) -> Option<String> {
+        self.socket_path
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned())
+            .or_else(|| self.socket.clone())
+    }
+
     pub fn write(&self, path: &Path) -> anyhow::Result<()> {
         let mut json = serde_json::to_string_pretty(self).context("failed to encode run.json")?;
         json.push('\n');
@@ -351,6 +365,7 @@ mod tests {
             request: "build\nit ✓".into(),
             session: "orch-p".into(),
             socket: Some("orch-test".into()),
+            socket_path: Some("/tmp/tmux-1/orch-test".into()),
             tmux_config: None,
             layout: "tiled".into(),
             project_root: tmp.path().into(),
@@ -360,8 +375,24 @@ mod tests {
         };
         info.write(&dir.run_json()).unwrap();
         assert_eq!(RunInfo::read(&dir.run_json()).unwrap(), info);
+        assert_eq!(info.tmux_socket().as_deref(), Some("/tmp/tmux-1/orch-test"));
         let err = RunInfo::read(&dir.path().join("missing.json")).unwrap_err();
         assert!(format!("{err:#}").contains("missing.json"));
+    }
+
+    #[test]
+    fn a_run_json_without_a_socket_path_reaches_its_server_by_name() {
+        let text = r#"{"run_id": "r1", "request": "x", "session": "orch-p", "socket": "other",
+            "tmux_config": null, "layout": "windows", "project_root": "/p",
+            "created_at_ms": 1, "plan_given": false, "orch_version": "0.1.0"}"#;
+        let info: RunInfo = serde_json::from_str(text).unwrap();
+        assert_eq!(info.socket_path, None);
+        assert_eq!(info.tmux_socket().as_deref(), Some("other"));
+        let info = RunInfo {
+            socket: None,
+            ..info
+        };
+        assert_eq!(info.tmux_socket(), None);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! `RealTmux` helpers that reach past the command line: showing a session to the user
-//! (attach or switch-client, with the terminal inherited), asking the server where its
+//! (attach with the terminal inherited, or switch-client), asking the server where its
 //! socket is, and poking the server process when it has missed a child's exit.
 
 use std::path::{Path, PathBuf};
@@ -8,7 +8,7 @@ use std::process::Command;
 use super::args::{check_session, session_target};
 use super::parse::Subject;
 use super::real::{PROGRAM, join, words};
-use super::{RealTmux, TmuxError};
+use super::{RealTmux, Tmux as _, TmuxError};
 
 impl RealTmux {
     /// Sends SIGCHLD to the server so that it reaps pane commands whose exit it missed.
@@ -65,36 +65,49 @@ impl RealTmux {
         }
     }
 
-    /// The command that shows `session` to the user: `switch-client` from inside this
-    /// server, otherwise `attach-session` with `TMUX` removed so tmux does not refuse to
-    /// nest. Run it with inherited stdio, or `exec` it.
-    pub fn attach_command(&self, session: &str) -> Result<Command, TmuxError> {
-        check_session(session)?;
-        let mut command = Command::new(PROGRAM);
-        command.args(self.global_args());
-        if self.inside_this_server()? {
-            command.args(["switch-client", "-t", &session_target(session)]);
-        } else {
-            command.args(["attach-session", "-t", &session_target(session)]);
-            command.env_remove("TMUX");
-        }
-        Ok(command)
-    }
-
-    /// Attaches the terminal to `session` (or switches to it, see `attach_command`).
+    /// Shows `session` to the user: from inside this server, switches the client this
+    /// process runs in (`TmuxError::NoClient` when no client looks at it, e.g. in a session
+    /// nobody is attached to); otherwise attaches the terminal, with `TMUX` removed so that
+    /// tmux does not refuse to nest.
     pub fn attach(&self, session: &str) -> Result<(), TmuxError> {
-        let command = self.attach_command(session)?;
-        run_interactive(command)
-    }
-
-    /// Switches the tmux client this process runs in to `session`.
-    pub fn switch_client(&self, session: &str) -> Result<(), TmuxError> {
         check_session(session)?;
+        if self.inside_this_server()? {
+            return self.switch_client(session);
+        }
         let mut command = Command::new(PROGRAM);
         command
             .args(self.global_args())
-            .args(["switch-client", "-t", &session_target(session)]);
+            .args(["attach-session", "-t", &session_target(session)])
+            .env_remove("TMUX");
         run_interactive(command)
+    }
+
+    /// Switches the tmux client this process runs in to `session`. Needs no terminal: the
+    /// server finds the client from `$TMUX`, and tmux's complaint is captured.
+    fn switch_client(&self, session: &str) -> Result<(), TmuxError> {
+        let target = session_target(session);
+        let switch = words(["switch-client", "-t", &target]);
+        match self.run(vec![switch], Subject::Session(session)) {
+            Ok(_) => Ok(()),
+            Err(TmuxError::CommandFailed { stderr, .. })
+                if stderr.contains("no current client") =>
+            {
+                Err(TmuxError::NoClient {
+                    session: session.to_string(),
+                    attach: self.attach_hint(session),
+                })
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// The tmux command a user types in a terminal to watch `session`. The target has no
+    /// `=` (exact match): zsh would expand a word starting with `=` as a command's path,
+    /// and tmux prefers an exact name anyway.
+    pub fn attach_hint(&self, session: &str) -> String {
+        let mut line = self.command_prefix();
+        line.extend(["attach".to_string(), "-t".to_string(), session.to_string()]);
+        join(&line)
     }
 }
 

@@ -35,6 +35,14 @@ pub enum TmuxError {
         list_command: String,
     },
 
+    /// orch runs inside tmux, but no client looks at its server to be switched to the
+    /// session (nobody is attached).
+    #[error(
+        "no tmux client to switch to session {session} (orch runs inside tmux, and nobody \
+         is attached to it): watch the run from a terminal with `{attach}`"
+    )]
+    NoClient { session: String, attach: String },
+
     /// tmux refused to split because the pane is too small.
     #[error(
         "no space for a new pane in {target}: make the terminal larger, use fewer panes \

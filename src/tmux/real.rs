@@ -104,6 +104,14 @@ impl RealTmux {
         args
     }
 
+    /// Sets a pane option (`set-option -p`) on one pane, e.g. `remain-on-exit-format`.
+    pub fn set_pane_option(&self, pane: &str, option: &str, value: &str) -> Result<(), TmuxError> {
+        check_text("pane", pane)?;
+        check_name("option", option)?;
+        let cmd = words(["set-option", "-p", "-t", pane, option, value]);
+        self.run(vec![cmd], Subject::Target(pane)).map(drop)
+    }
+
     fn server_description(&self) -> String {
         match &self.socket {
             Some(socket) => format!("tmux socket '{socket}'"),

@@ -71,12 +71,7 @@ impl PrivateServer {
     /// Where tmux puts the socket for `-L name`: `$TMUX_TMPDIR` or `/tmp`, then
     /// `tmux-<uid>/`. Used to clean up when the server cannot be asked.
     pub fn expected_socket_path(&self) -> PathBuf {
-        let dir = std::env::var_os("TMUX_TMPDIR")
-            .filter(|d| !d.is_empty())
-            .map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
-        // SAFETY: getuid has no preconditions and cannot fail.
-        let uid = unsafe { libc::getuid() };
-        dir.join(format!("tmux-{uid}")).join(&self.socket)
+        super::expected_socket_path(Some(&self.socket))
     }
 }
 

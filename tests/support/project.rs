@@ -88,6 +88,11 @@ impl Orch {
         self
     }
 
+    pub fn env_remove(mut self, key: &str) -> Self {
+        self.cmd.env_remove(key);
+        self
+    }
+
     /// Without the agent CLIs' credential variables this machine may have set, so that what
     /// `orch doctor` finds comes from the test alone.
     pub fn without_credentials(mut self) -> Self {
