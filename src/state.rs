@@ -25,4 +25,4 @@ pub use run_state::{
     AttemptEnd, AttemptOutcome, AttemptRecord, GateRecord, Interruption, Phase, PlanningState,
     RunState, TaskState, TaskStatus, ViolationRecord,
 };
-pub use status::{PlanningView, Status, TaskView, ViolationView};
+pub use status::{AttemptView, PlanningView, Status, TaskView, ViolationView};

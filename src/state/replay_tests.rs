@@ -280,13 +280,22 @@ fn the_status_json_has_the_documented_shape() {
             "depends_on": [], "attempts": 1, "interruptions": 0, "exit_code": null,
             "signal": null,
             "reason": "stopped: changed src/db.rs", "started_at_ms": 1010,
-            "ended_at_ms": 1016, "pane": "%3", "window": "@3"
+            "ended_at_ms": 1016, "pane": "%3", "window": "@3",
+            "attempt_history": [{
+                "attempt": 1, "outcome": "failed", "reasons": ["stopped: changed src/db.rs"],
+                "started_at_ms": 1010, "ended_at_ms": 1016, "exit_code": null, "signal": null
+            }],
+            "last_output": null, "usage": null
         })
     );
     let states: Vec<&str> = tasks.iter().map(|t| t["state"].as_str().unwrap()).collect();
     assert_eq!(states, ["failed", "done", "blocked", "blocked", "done"]);
     assert_eq!(tasks[1]["exit_code"], 0);
     assert_eq!(tasks[1]["attempts"], 2);
+    let history = tasks[1]["attempt_history"].as_array().unwrap();
+    assert_eq!(history[0]["outcome"], "refused");
+    assert_eq!(history[0]["reasons"], json!(["tests fail"]));
+    assert_eq!(history[1]["outcome"], "done");
 
     assert_eq!(
         status["violations"][1],
