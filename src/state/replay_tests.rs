@@ -424,40 +424,20 @@ fn every_attempt_is_kept_with_how_it_ended_and_why() {
     let (_dir, records) = journaled(full_run());
     let state = RunState::replay(&records);
     let t1 = &state.tasks[&id("1")];
-    let ends: Vec<(
-        u32,
-        AttemptOutcome,
-        Vec<String>,
-        u64,
-        Option<u64>,
-        Option<i32>,
-    )> = t1
-        .history
-        .iter()
-        .map(|a| {
-            let r = a.reasons.clone();
-            (
-                a.attempt,
-                a.outcome,
-                r,
-                a.started_at_ms,
-                a.ended_at_ms,
-                a.exit_code,
-            )
-        })
-        .collect();
+    let attempt = |attempt, outcome, reasons: &[&str], (start, end), code| AttemptRecord {
+        attempt,
+        outcome,
+        reasons: reasons.iter().map(|r| r.to_string()).collect(),
+        started_at_ms: start,
+        ended_at_ms: Some(end),
+        exit_code: Some(code),
+        signal: None,
+    };
     assert_eq!(
-        ends,
+        t1.history,
         [
-            (
-                1,
-                AttemptOutcome::Refused,
-                vec!["tests fail".to_string()],
-                1012,
-                Some(1013),
-                Some(1)
-            ),
-            (2, AttemptOutcome::Done, vec![], 1019, Some(1020), Some(0)),
+            attempt(1, AttemptOutcome::Refused, &["tests fail"], (1012, 1013), 1),
+            attempt(2, AttemptOutcome::Done, &[], (1019, 1020), 0),
         ]
     );
     assert_eq!(t1.last_setback().map(|a| a.attempt), Some(1));

@@ -105,11 +105,7 @@ pub fn summarize(stdout: &str) -> Summary {
                     ));
                 }
             }
-            "step_finish" => {
-                if part["reason"] != "tool-calls" {
-                    s.finished = true;
-                }
-            }
+            "step_finish" if part["reason"] != "tool-calls" => s.finished = true,
             "error" => s.error = Some(error_message(&event)),
             _ => {}
         }
