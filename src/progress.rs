@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use crate::agent_run::ExitRecord;
+use crate::launcher::LaunchSpec;
 use crate::state::{RunDir, TaskState, TaskStatus};
 use crate::workers::summary::Tally;
 use crate::workers::{self, Adapter, Usage};
@@ -89,7 +90,7 @@ fn attempt_usage(dir: &Path) -> Option<Usage> {
     let reading = cache
         .get_or_insert_with(HashMap::new)
         .entry(dir.to_path_buf())
-        .or_insert_with(|| Reading::Stream(Stream::new(dir)));
+        .or_insert_with(|| Reading::Stream(Stream::default()));
     // The exit record is written last, once the stream is complete.
     if matches!(reading, Reading::Stream(_))
         && let Ok(exit) = ExitRecord::read(&dir.join("exit.json"))
@@ -99,7 +100,7 @@ fn attempt_usage(dir: &Path) -> Option<Usage> {
     match reading {
         Reading::Ended(usage) => usage.clone(),
         Reading::Stream(stream) => {
-            stream.advance(&dir.join("stdout.log"));
+            stream.advance(dir);
             stream.tally.usage()
         }
     }
@@ -113,10 +114,12 @@ enum Reading {
 }
 
 /// An attempt's event stream, read up to `offset`.
+#[derive(Default)]
 struct Stream {
-    /// Its agent's adapter, when it is an agent CLI that streams events; found in the
-    /// attempt's launch spec, which names the kind of agent that ran.
-    adapter: Option<&'static dyn Adapter>,
+    /// Its agent's adapter when it is an agent CLI that streams events (else `Some(None)`),
+    /// from the attempt's launch spec, which names the kind of agent that ran; `None` until
+    /// the spec is there (the attempt is journaled before its launcher is written).
+    adapter: Option<Option<&'static dyn Adapter>>,
     offset: u64,
     /// An incomplete last line, waiting for the rest.
     partial: Vec<u8>,
@@ -124,26 +127,19 @@ struct Stream {
 }
 
 impl Stream {
-    fn new(dir: &Path) -> Stream {
-        let adapter = crate::launcher::LaunchSpec::read(&dir.join(crate::launcher::SPEC_FILE))
-            .ok()
-            .and_then(|spec| workers::kind_in_env(&spec.env))
-            .map(workers::adapter)
-            .filter(|a| a.streams_events());
-        Stream {
-            adapter,
-            offset: 0,
-            partial: Vec::new(),
-            tally: Tally::default(),
+    /// Tallies the events of the attempt in `dir` that arrived since the last read.
+    fn advance(&mut self, dir: &Path) {
+        if self.adapter.is_none() {
+            let Ok(spec) = LaunchSpec::read(&dir.join(crate::launcher::SPEC_FILE)) else {
+                return;
+            };
+            let kind = workers::kind_in_env(&spec.env);
+            self.adapter = Some(kind.map(workers::adapter).filter(|a| a.streams_events()));
         }
-    }
-
-    /// Tallies the events that arrived since the last read.
-    fn advance(&mut self, path: &Path) {
-        let Some(adapter) = self.adapter else {
+        let Some(Some(adapter)) = self.adapter else {
             return;
         };
-        let Ok(mut file) = std::fs::File::open(path) else {
+        let Ok(mut file) = std::fs::File::open(dir.join("stdout.log")) else {
             return;
         };
         let len = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -254,6 +250,63 @@ mod tests {
     fn escapes_and_carriage_returns_are_cleaned() {
         assert_eq!(strip_escapes("\u{1b}[32mok\u{1b}[0m done"), "ok done");
         assert_eq!(strip_escapes("10%\r50%\r100%"), "100%");
+    }
+
+    /// The attempt is journaled before its launcher (and its launch spec) is written: a read
+    /// in between must not keep the attempt from being tallied once its stream comes.
+    #[test]
+    fn a_stream_read_before_its_launch_spec_is_tallied_once_it_is_there() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        assert_eq!(attempt_usage(dir), None);
+        let spec = LaunchSpec {
+            title: "t".into(),
+            argv: vec!["codex".into()],
+            env: vec![("ORCH_AGENT_KIND".into(), "codex".into())],
+            cwd: "/p".into(),
+            output_log: dir.join("output.log"),
+            stdout_log: dir.join("stdout.log"),
+            exit_file: dir.join("exit.json"),
+        };
+        std::fs::write(
+            dir.join(crate::launcher::SPEC_FILE),
+            serde_json::to_vec(&spec).unwrap(),
+        )
+        .unwrap();
+        // A turn completed, and half of the next event's line.
+        std::fs::write(
+            dir.join("stdout.log"),
+            "{\"type\":\"turn.completed\",\"usage\":{\"input_tokens\":5,\"output_tokens\":2}}\n{\"type\":\"turn.comp",
+        )
+        .unwrap();
+        assert_eq!(attempt_usage(dir).map(|u| u.input_tokens), Some(5));
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.join("stdout.log"))
+            .unwrap();
+        std::io::Write::write_all(
+            &mut file,
+            b"leted\",\"usage\":{\"input_tokens\":7,\"output_tokens\":1}}\n",
+        )
+        .unwrap();
+        assert_eq!(attempt_usage(dir).map(|u| u.input_tokens), Some(12));
+        // Once ended, the exit record's count is the word.
+        let exit = ExitRecord {
+            code: Some(0),
+            signal: None,
+            started_at_ms: 0,
+            ended_at_ms: 1,
+            failure: None,
+            usage: Some(Usage {
+                input_tokens: 13,
+                output_tokens: 3,
+                cost_usd: None,
+            }),
+            session_id: None,
+            stopped_by: None,
+        };
+        std::fs::write(dir.join("exit.json"), serde_json::to_vec(&exit).unwrap()).unwrap();
+        assert_eq!(attempt_usage(dir).map(|u| u.input_tokens), Some(13));
     }
 
     #[test]
