@@ -87,7 +87,12 @@ pub fn markdown(r: &Report) -> String {
         if let Some(reason) = &task.reason {
             let _ = writeln!(o, "Reason: {reason}\n");
         }
-        if !task.attempt_history.is_empty() {
+        // One attempt that did it says nothing the table does not.
+        let single_done = matches!(
+            task.attempt_history.as_slice(),
+            [a] if a.outcome == AttemptOutcome::Done
+        );
+        if !task.attempt_history.is_empty() && !single_done {
             let _ = writeln!(o, "Attempts:\n");
             for a in &task.attempt_history {
                 attempt_markdown(&mut o, a);
@@ -314,6 +319,13 @@ mod tests {
             attempts.contains("- attempt 3: done after 0.5s · tokens: 36000 in, 2400 out, $0.1920"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn a_task_done_at_its_first_attempt_lists_no_attempts() {
+        let mut r = report();
+        r.tasks[0].attempt_history = vec![attempt(1, AttemptOutcome::Done, &[], 500)];
+        assert!(!markdown(&r).contains("Attempts:"), "{}", markdown(&r));
     }
 
     #[test]
