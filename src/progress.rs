@@ -34,8 +34,9 @@ pub fn of_task(dir: &RunDir, task: &TaskState) -> Progress {
         return Progress::default();
     }
     let current = dir.task_attempt(&task.id, task.attempts);
-    // A done task's last attempt no longer changes; a failed one's may still be draining.
-    let last_line = if task.state == TaskStatus::Done {
+    // A settled task's last attempt no longer changes (the table shows a failed task's
+    // reason, not this line, in the few seconds a killed agent's output may still drain).
+    let last_line = if matches!(task.state, TaskStatus::Done | TaskStatus::Failed) {
         settled_last_line(&current)
     } else {
         shown_last_line(&current)
@@ -69,8 +70,8 @@ fn shown_last_line(dir: &Path) -> String {
     }
 }
 
-/// `shown_last_line`, read once: a done task's logs no longer change, and reading every done
-/// task's log at every redraw held up the engine's loop for 5–10 ms a second in a run of 400
+/// `shown_last_line`, read once: a settled task's logs no longer change, and reading every
+/// done task's log at every redraw held up the engine's loop for 5–10 ms a second in a run of 400
 /// tasks (see BENCHMARKS.md).
 fn settled_last_line(dir: &Path) -> String {
     static SETTLED: Mutex<Option<HashMap<PathBuf, String>>> = Mutex::new(None);
