@@ -19,6 +19,7 @@ pub mod paths;
 pub mod plan;
 pub mod planner;
 pub mod process;
+pub mod progress;
 pub mod project;
 pub mod prompt;
 pub mod report;

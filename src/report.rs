@@ -1,9 +1,8 @@
-//! The run's report: per task its agent, attempts, time, files changed, violations, gates, TDD
-//! evidence, the judge's verdict and token use; for the run its outcome and totals. Built from
-//! the journal (and the files on disk), so `orch report` can rebuild it at any time.
-
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
+//! The run's report: the planner's specs; per task its agent, every attempt (how it ended and
+//! why: a failing gate's output, the judge's words, an interruption), time, files changed,
+//! violations, gates, TDD evidence, the judge's verdict and token use; for the run its outcome
+//! and totals. Built from the journal (and the files on disk), so `orch report` can rebuild it
+//! at any time.
 
 use anyhow::Context as _;
 use serde::Serialize;
@@ -12,9 +11,13 @@ use crate::config::Config;
 use crate::judge::{FileStat, diffstat};
 use crate::plan::TaskId;
 use crate::project::Project;
-use crate::state::{self, Event, RunDir, RunInfo, RunState};
+use crate::state::{self, AttemptOutcome, Event, Record, RunDir, RunInfo, RunState};
 use crate::watch::Snapshot;
 use crate::workers;
+
+mod markdown;
+
+pub use markdown::markdown;
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -22,7 +25,16 @@ pub struct Report {
     pub request: String,
     pub outcome: String,
     pub reason: Option<String>,
+    /// From the run's start to its end, downtime between engines included; none before it
+    /// ended.
     pub duration_ms: Option<u64>,
+    /// The part of it an engine ran (the downtime between an engine's end and the next one's
+    /// start left out).
+    pub active_ms: u64,
+    /// How many times the run was resumed.
+    pub resumes: u32,
+    /// The spec files the planner wrote (or the plan names), as they are now.
+    pub specs: Vec<SpecLine>,
     pub tasks: Vec<TaskReport>,
     pub run_gates: Vec<GateLine>,
     pub violations: Vec<ViolationLine>,
@@ -53,6 +65,8 @@ pub struct TaskReport {
     pub attempts: u32,
     /// Time its agents ran, over all attempts.
     pub duration_ms: u64,
+    /// Every attempt, in order: how it ended and why.
+    pub attempt_history: Vec<AttemptLine>,
     pub files: Vec<FileStat>,
     pub violations: Vec<u32>,
     /// The gates of its latest checked attempt.
@@ -60,6 +74,36 @@ pub struct TaskReport {
     pub tdd: Option<String>,
     pub verdict: Option<String>,
     pub verdict_reason: Option<String>,
+    pub usage: Option<UsageLine>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SpecLine {
+    /// Relative to the project root, as the plan names it.
+    pub path: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    pub exists: bool,
+    /// Its size in bytes, when it exists.
+    pub bytes: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AttemptLine {
+    pub attempt: u32,
+    /// running | done | refused | failed | interrupted
+    pub outcome: AttemptOutcome,
+    /// Why it was refused, failed or was interrupted, whole: a failing gate's output, the
+    /// judge's reason, the oracle's advice, the interruption.
+    pub reasons: Vec<String>,
+    /// How long its agent ran.
+    pub duration_ms: u64,
+    pub started_at_ms: u64,
+    pub ended_at_ms: Option<u64>,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    /// Its gates, when it was checked.
+    pub gates: Vec<GateLine>,
     pub usage: Option<UsageLine>,
 }
 
@@ -113,28 +157,12 @@ pub fn build(
     let info = RunInfo::read(&dir.run_json())?;
     let journal = state::read_journal(&dir.events())?;
     let state = RunState::replay(&journal.records);
-    let mut durations: BTreeMap<(TaskId, u32), (u64, Option<u64>)> = BTreeMap::new();
-    for record in &journal.records {
-        match &record.event {
-            Event::TaskStarted { task, attempt, .. } => {
-                durations.insert((task.clone(), *attempt), (record.t, None));
-            }
-            Event::TaskExited { task, attempt, .. } => {
-                if let Some(entry) = durations.get_mut(&(task.clone(), *attempt)) {
-                    entry.1 = Some(record.t);
-                }
-            }
-            _ => {}
-        }
-    }
+    let now = state::now_ms();
     let mut totals = Totals::default();
     let mut tasks = Vec::new();
     for task in state.tasks_in_order() {
-        let duration_ms = durations
-            .iter()
-            .filter(|((id, _), _)| id == &task.id)
-            .map(|(_, (start, end))| end.unwrap_or(*start).saturating_sub(*start))
-            .sum();
+        // The attempts' own running time, from the journal (see `AttemptRecord`).
+        let duration_ms = task.ran_ms(now);
         let files = diffstat(&project.root, snapshot, &task.files);
         let checked = state
             .gates
@@ -142,15 +170,34 @@ pub fn build(
             .filter(|g| g.task.as_ref() == Some(&task.id))
             .map(|g| g.attempt)
             .max();
-        let gates: Vec<GateLine> = state
-            .gates
+        let gates_of = |attempt: u32| -> Vec<GateLine> {
+            state
+                .gates
+                .iter()
+                .filter(|g| g.task.as_ref() == Some(&task.id) && g.attempt == attempt)
+                .map(|g| GateLine {
+                    gate: g.gate.clone(),
+                    status: g.status.clone(),
+                    detail: g.detail.clone(),
+                    log: g.log.clone(),
+                })
+                .collect()
+        };
+        let gates = checked.map(gates_of).unwrap_or_default();
+        let attempt_history: Vec<AttemptLine> = task
+            .history
             .iter()
-            .filter(|g| g.task.as_ref() == Some(&task.id) && Some(g.attempt) == checked)
-            .map(|g| GateLine {
-                gate: g.gate.clone(),
-                status: g.status.clone(),
-                detail: g.detail.clone(),
-                log: g.log.clone(),
+            .map(|a| AttemptLine {
+                attempt: a.attempt,
+                outcome: a.outcome,
+                reasons: a.reasons.clone(),
+                duration_ms: a.ran_ms(now),
+                started_at_ms: a.started_at_ms,
+                ended_at_ms: a.ended_at_ms,
+                exit_code: a.exit_code,
+                signal: a.signal,
+                gates: gates_of(a.attempt),
+                usage: attempt_usage(config, dir, &task.id, &task.agent, a.attempt),
             })
             .collect();
         let tdd = gates
@@ -158,7 +205,15 @@ pub fn build(
             .find(|g| g.gate == "tdd")
             .map(|g| g.detail.clone());
         let verdict = state.verdicts.get(&task.id);
-        let usage = usage_of(config, dir, &task.id, &task.agent, task.attempts);
+        let mut usage: Option<UsageLine> = None;
+        for u in attempt_history.iter().filter_map(|a| a.usage.as_ref()) {
+            let t = usage.get_or_insert_with(UsageLine::default);
+            t.input_tokens += u.input_tokens;
+            t.output_tokens += u.output_tokens;
+            if let Some(c) = u.cost_usd {
+                *t.cost_usd.get_or_insert(0.0) += c;
+            }
+        }
         totals.attempts += task.attempts;
         totals.lines_added += files.iter().map(|f| f.added).sum::<usize>();
         totals.lines_removed += files.iter().map(|f| f.removed).sum::<usize>();
@@ -182,6 +237,7 @@ pub fn build(
             reason: task.reason.clone(),
             attempts: task.attempts,
             duration_ms,
+            attempt_history,
             files,
             violations: state
                 .violations
@@ -199,6 +255,7 @@ pub fn build(
     totals.tasks = tasks.len();
     totals.violations = state.violations.len();
     let sample = sample_note(config, info.plan_given);
+    let (active_ms, resumes) = engine_time(&journal.records);
     Ok(Report {
         sample,
         run_id: info.run_id,
@@ -209,6 +266,12 @@ pub fn build(
             .finished_at_ms
             .zip(state.started_at_ms)
             .map(|(end, start)| end.saturating_sub(start)),
+        active_ms,
+        resumes,
+        specs: state
+            .plan()
+            .map(|plan| specs_of(&project.root, &plan.specs))
+            .unwrap_or_default(),
         tasks,
         run_gates: state
             .gates
@@ -237,158 +300,63 @@ pub fn build(
     })
 }
 
-/// Token use and cost over a task's attempts, where its agent's output reports them.
-fn usage_of(
+/// Token use and cost of one attempt, where its agent's output reports them.
+fn attempt_usage(
     config: &Config,
     dir: &RunDir,
     id: &TaskId,
     agent: &str,
-    attempts: u32,
+    attempt: u32,
 ) -> Option<UsageLine> {
     let kind = config.agents.get(agent)?.kind;
-    let adapter = workers::adapter(kind);
-    let mut total: Option<UsageLine> = None;
-    for attempt in 1..=attempts {
-        let stdout = std::fs::read_to_string(dir.task_attempt(id, attempt).join("stdout.log"))
-            .unwrap_or_default();
-        if let Some(usage) = adapter.assess(&stdout).usage {
-            let t = total.get_or_insert_with(UsageLine::default);
-            t.input_tokens += usage.input_tokens;
-            t.output_tokens += usage.output_tokens;
-            if let Some(c) = usage.cost_usd {
-                *t.cost_usd.get_or_insert(0.0) += c;
+    let stdout = std::fs::read_to_string(dir.task_attempt(id, attempt).join("stdout.log")).ok()?;
+    let usage = workers::adapter(kind).assess(&stdout).usage?;
+    Some(UsageLine {
+        input_tokens: usage.input_tokens,
+        output_tokens: usage.output_tokens,
+        cost_usd: usage.cost_usd,
+    })
+}
+
+/// The time engines ran the run, and how many times it was resumed: each engine's span runs
+/// from the run's start (or its resume) to the last journal entry before the next resume, so
+/// that the downtime in between is left out.
+fn engine_time(records: &[Record]) -> (u64, u32) {
+    let mut active = 0;
+    let mut resumes = 0;
+    let mut span: Option<(u64, u64)> = None;
+    for record in records {
+        if matches!(record.event, Event::RunResumed {}) {
+            if let Some((start, end)) = span.take() {
+                active += end.saturating_sub(start);
             }
+            resumes += 1;
         }
+        let start = span.map_or(record.t, |(start, _)| start);
+        span = Some((start, record.t));
     }
-    total
+    if let Some((start, end)) = span {
+        active += end.saturating_sub(start);
+    }
+    (active, resumes)
 }
 
-/// The report as Markdown, for people.
-pub fn markdown(r: &Report) -> String {
-    let mut o = String::new();
-    let _ = writeln!(o, "# orch run {}: {}\n", r.run_id, r.outcome);
-    if let Some(reason) = &r.reason {
-        let _ = writeln!(o, "{reason}\n");
-    }
-    let request: String = r.request.chars().take(500).collect();
-    let more = if r.request.chars().count() > 500 {
-        " […]"
-    } else {
-        ""
-    };
-    let _ = writeln!(o, "Request: {}{more}\n", request.replace('\n', " "));
-    if let Some(sample) = &r.sample {
-        let _ = writeln!(o, "**A sample run, not the request**: {sample}\n");
-    }
-    let t = &r.totals;
-    let _ = writeln!(
-        o,
-        "Time: {} · tasks: {} ({} done, {} failed, {} blocked) · attempts: {} · lines: +{} -{} · violations: {}{}\n",
-        r.duration_ms
-            .map(crate::engine::ui::duration)
-            .unwrap_or_else(|| "-".into()),
-        t.tasks,
-        t.done,
-        t.failed,
-        t.blocked,
-        t.attempts,
-        t.lines_added,
-        t.lines_removed,
-        t.violations,
-        tokens(t.input_tokens, t.output_tokens, t.cost_usd)
-    );
-    let _ = writeln!(
-        o,
-        "| task | agent | state | attempts | time | files (+/-) | TDD | judge |"
-    );
-    let _ = writeln!(o, "|---|---|---|---|---|---|---|---|");
-    for task in &r.tasks {
-        let files: Vec<String> = task
-            .files
-            .iter()
-            .map(|f| format!("{} (+{} -{})", f.path, f.added, f.removed))
-            .collect();
-        let _ = writeln!(
-            o,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
-            task.id,
-            task.agent,
-            task.state,
-            task.attempts,
-            crate::engine::ui::duration(task.duration_ms),
-            files.join("<br>"),
-            task.tdd.as_deref().unwrap_or("-"),
-            task.verdict.as_deref().unwrap_or("-"),
-        );
-    }
-    for task in &r.tasks {
-        let _ = writeln!(o, "\n## Task {} ({})\n", task.id, task.state);
-        if let Some(reason) = &task.reason {
-            let _ = writeln!(o, "Reason: {reason}\n");
-        }
-        for g in &task.gates {
-            let _ = writeln!(
-                o,
-                "- gate {}: {} — {}",
-                g.gate,
-                g.status,
-                g.detail.lines().next().unwrap_or("")
-            );
-        }
-        if let Some(v) = &task.verdict {
-            let _ = writeln!(
-                o,
-                "- judge: {v} — {}",
-                task.verdict_reason.as_deref().unwrap_or("")
-            );
-        }
-        if !task.violations.is_empty() {
-            let ns: Vec<String> = task.violations.iter().map(|n| format!("#{n}")).collect();
-            let _ = writeln!(o, "- suspected in violation(s) {}", ns.join(", "));
-        }
-        if let Some(u) = &task.usage {
-            let _ = writeln!(
-                o,
-                "- usage:{}",
-                tokens(u.input_tokens, u.output_tokens, u.cost_usd)
-            );
-        }
-    }
-    if !r.run_gates.is_empty() {
-        let _ = writeln!(o, "\n## Run gates\n");
-        for g in &r.run_gates {
-            let _ = writeln!(
-                o,
-                "- {}: {} — {}",
-                g.gate,
-                g.status,
-                g.detail.lines().next().unwrap_or("")
-            );
-        }
-    }
-    if !r.violations.is_empty() {
-        let _ = writeln!(o, "\n## Violations\n");
-        for v in &r.violations {
-            let line = crate::engine::ui::describe_violation(
-                v.n,
-                &v.change,
-                &v.path,
-                &v.suspects,
-                &v.action,
-                v.saved.as_deref(),
-            );
-            let _ = writeln!(o, "- {line}");
-        }
-    }
-    o
-}
-
-fn tokens(input: u64, output: u64, cost: Option<f64>) -> String {
-    if input == 0 && output == 0 && cost.is_none() {
-        return String::new();
-    }
-    let cost = cost.map(|c| format!(", ${c:.4}")).unwrap_or_default();
-    format!(" · tokens: {input} in, {output} out{cost}")
+/// The plan's spec files, as they are on disk now.
+fn specs_of(root: &std::path::Path, specs: &[crate::plan::Spec]) -> Vec<SpecLine> {
+    specs
+        .iter()
+        .map(|spec| {
+            let meta = std::fs::metadata(root.join(&spec.file))
+                .ok()
+                .filter(|m| m.is_file());
+            SpecLine {
+                path: spec.file.clone(),
+                description: spec.description.clone(),
+                exists: meta.is_some(),
+                bytes: meta.map(|m| m.len()),
+            }
+        })
+        .collect()
 }
 
 /// Writes `report.md` and `report.json` into the run directory.
@@ -403,4 +371,69 @@ pub fn write(
     let json = serde_json::to_string_pretty(&report)?;
     std::fs::write(dir.report_json(), json + "\n").context("failed to write report.json")?;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_downtime_between_engines_is_not_the_runs_time() {
+        let at = |t: u64, event: Event| Record { t, event };
+        let records = vec![
+            at(
+                1_000,
+                Event::RunStarted {
+                    run_id: "r".into(),
+                    request_bytes: 1,
+                },
+            ),
+            at(1_500, Event::EngineStarted { pid: 1 }),
+            at(
+                2_000,
+                Event::EngineStopped {
+                    reason: "killed".into(),
+                },
+            ),
+            // 2 min 40 s later.
+            at(162_000, Event::RunResumed {}),
+            at(162_100, Event::EngineStarted { pid: 2 }),
+            at(
+                162_500,
+                Event::RunFinished {
+                    outcome: state::Outcome::Succeeded,
+                    reason: None,
+                },
+            ),
+        ];
+        assert_eq!(engine_time(&records), (1_000 + 500, 1));
+        assert_eq!(engine_time(&records[..3]), (1_000, 0));
+    }
+
+    #[test]
+    fn specs_are_listed_as_they_are_on_disk() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("specs")).unwrap();
+        std::fs::write(root.path().join("specs/a.md"), "12345").unwrap();
+        let spec = |file: &str| crate::plan::Spec {
+            file: file.into(),
+            description: String::new(),
+        };
+        let lines = specs_of(
+            root.path(),
+            &[spec("specs/a.md"), spec("specs/b.md"), spec("specs")],
+        );
+        let got: Vec<(&str, bool, Option<u64>)> = lines
+            .iter()
+            .map(|l| (l.path.as_str(), l.exists, l.bytes))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("specs/a.md", true, Some(5)),
+                ("specs/b.md", false, None),
+                ("specs", false, None)
+            ]
+        );
+    }
 }

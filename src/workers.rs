@@ -93,6 +93,10 @@ pub trait Adapter: Sync {
         None
     }
 
+    /// Adds what one event of the CLI's stdout stream counts of its token use and cost, as
+    /// the stream arrives (see [`summary::Tally`]).
+    fn tally(&self, _tally: &mut summary::Tally, _event: &serde_json::Value) {}
+
     /// Whether the CLI prints an event stream that [`Adapter::entries`] reads.
     fn streams_events(&self) -> bool {
         false

@@ -266,12 +266,14 @@ fn the_oracle_advises_a_task_that_failed_twice() {
 
 #[test]
 fn the_report_tells_what_happened() {
+    let plan = ONE_TASK.replacen('{', r#"{"specs": [{"file": "specs/a.md"}], "#, 1);
     let up = setup(
         "report",
         &config("gates:\n  lint: \"! grep -q BAD a.txt\"\n  test: \"true\"\n"),
-        ONE_TASK,
+        &plan,
         "printf 'one\\ntwo\\n' > tests/a_test.txt\nif [ \"$n\" = 1 ]; then echo BAD > a.txt; else echo GOOD > a.txt; fi",
     );
+    up.p.file("specs/a.md", "# a\n");
     up.up(&["go", "--plan", "plan.json"], None).expect(0);
     up.wait(0);
     let dir = run_dir(&up);
@@ -299,6 +301,29 @@ fn the_report_tells_what_happened() {
         "{a:#}"
     );
     assert_eq!(json["totals"]["attempts"], 2);
+    // What sent attempt 1 back, and that attempt 2 passed.
+    let history = a["attempt_history"].as_array().unwrap();
+    assert_eq!(history.len(), 2, "{a:#}");
+    assert_eq!(history[0]["outcome"], "refused");
+    assert!(
+        history[0]["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("gate `lint` failed"),
+        "{a:#}"
+    );
+    assert!(
+        history[0]["gates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["gate"] == "lint" && g["status"] == "failed")
+    );
+    assert_eq!(history[1]["outcome"], "done");
+    assert_eq!(
+        json["specs"],
+        serde_json::json!([{"path": "specs/a.md", "exists": true, "bytes": 4}])
+    );
     assert!(
         json["run_gates"]
             .as_array()
@@ -313,10 +338,21 @@ fn the_report_tells_what_happened() {
             && md.contains("tests/a_test.txt (+2 -0)"),
         "{md}"
     );
+    assert!(md.contains("- attempt 1: refused after "), "{md}");
+    assert!(md.contains("  - gate `lint` failed"), "{md}");
+    assert!(md.contains("## Specs\n\n- specs/a.md — 4 bytes"), "{md}");
     up.orch()
         .args(["report"])
         .run()
         .expect(0)
         .stdout_has("## Task a (done)")
         .stdout_has("judge: pass");
+    // The status says why attempt 1 was sent back.
+    up.orch()
+        .args(["status"])
+        .run()
+        .expect(0)
+        .stdout_has("SENT BACK")
+        .stdout_has("a: attempt 1 refused after ")
+        .stdout_has("gate `lint` failed");
 }

@@ -84,6 +84,11 @@ fn the_planner_on_claude_and_a_worker_on_each_cli_build_the_project() {
             "{cli}: {exit}"
         );
         assert!(exit["session_id"].is_string(), "{cli}: {exit}");
+        // `orch status` shows what the pane shows (the transcript's last line) and the
+        // tokens, not the stream's raw JSON.
+        let last = task["last_output"].as_str().unwrap_or("");
+        assert!(!last.is_empty() && !last.contains("{\""), "{cli}: {task:#}");
+        assert_eq!(task["usage"], exit["usage"], "{cli}: {task:#}");
         // `orch logs` shows the transcript too.
         run.orch()
             .args(["logs", cli])
@@ -91,6 +96,15 @@ fn the_planner_on_claude_and_a_worker_on_each_cli_build_the_project() {
             .expect(0)
             .stdout_has(&format!("tests/{cli}_test.sh"))
             .stdout_has("→ ");
+    }
+    let table = run.orch().args(["status"]).run().expect(0).stdout();
+    assert!(table.contains("TOKENS"), "{table}");
+    for cli in CLIS {
+        let row = table.lines().find(|l| l.starts_with(cli)).unwrap_or("");
+        assert!(
+            !row.is_empty() && !row.contains("{\""),
+            "{cli}'s row:\n{table}"
+        );
     }
     // The judge ran on Codex and passed every task.
     let judged: Vec<_> = run

@@ -76,6 +76,20 @@ fn sigkill_while_tasks_run_then_resume_adopts_them_and_their_exits() {
         !events.contains(&"task_interrupted".to_string()),
         "{events:?}"
     );
+    // a's time ends where its agent did, not when the next engine came to hear of it.
+    let exit: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&exit).unwrap()).unwrap();
+    let status = project.status();
+    let a = status["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "a")
+        .unwrap();
+    assert_eq!(
+        a["attempt_history"][0]["ended_at_ms"], exit["ended_at_ms"],
+        "{status:#}"
+    );
 }
 
 #[test]

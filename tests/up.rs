@@ -54,6 +54,9 @@ fn a_full_run_succeeds_in_dependency_order() {
         assert_eq!(task["exit_code"], 0);
         assert_eq!(task["attempts"], 1);
         assert_eq!(task["agent"], "bot");
+        // What the agent showed last, and its one attempt.
+        assert!(task["last_output"].is_string(), "{task:#}");
+        assert_eq!(task["attempt_history"][0]["outcome"], "done", "{task:#}");
         for file in task["files"].as_array().unwrap() {
             assert!(up.p.path(file.as_str().unwrap()).exists(), "{file} missing");
         }

@@ -4,6 +4,7 @@
 use super::{Global, runs};
 use crate::engine::ui;
 use crate::error::EXIT_OK;
+use crate::progress;
 use crate::tmux::Tmux as _;
 
 pub fn run(global: &Global, run: Option<&str>, json: bool) -> anyhow::Result<u8> {
@@ -13,7 +14,14 @@ pub fn run(global: &Global, run: Option<&str>, json: bool) -> anyhow::Result<u8>
         .ok()
         .and_then(|config| crate::report::sample_note(&config, loaded.info.plan_given));
     if json {
-        let mut status = loaded.state.status_json(loaded.engine_alive);
+        let mut status = loaded.state.status(loaded.engine_alive);
+        // What the agents show and used, from their logs (the journal does not hold them).
+        for (view, task) in status.tasks.iter_mut().zip(loaded.state.tasks_in_order()) {
+            let progress = progress::of_task(&loaded.dir, task);
+            view.last_output = Some(progress.last_line).filter(|l| !l.is_empty());
+            view.usage = progress.usage;
+        }
+        let mut status = serde_json::to_value(&status)?;
         if let Some(sample) = &sample {
             status["sample"] = serde_json::json!(sample);
         }

@@ -226,14 +226,19 @@ impl FakeRun {
     /// The agent prints `stdout` and exits with `code`: its logs, then its exit record,
     /// renamed into place as `agent-run` does.
     pub fn exit(&self, agent: &Agent, code: i32, stdout: &str) {
+        let now = crate::state::now_ms();
+        self.exit_at(agent, code, stdout, (now, now));
+    }
+
+    /// `exit`, with the agent's start and end times (ms since the epoch) in its record.
+    pub fn exit_at(&self, agent: &Agent, code: i32, stdout: &str, (started, ended): (u64, u64)) {
         std::fs::write(agent.dir.join("stdout.log"), stdout).unwrap();
         std::fs::write(agent.dir.join("output.log"), stdout).unwrap();
-        let now = crate::state::now_ms();
         let record = ExitRecord {
             code: Some(code),
             signal: None,
-            started_at_ms: now,
-            ended_at_ms: now,
+            started_at_ms: started,
+            ended_at_ms: ended,
             failure: None,
             usage: None,
             session_id: None,

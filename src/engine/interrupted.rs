@@ -35,6 +35,7 @@ impl Engine {
                 attempt: live.attempt,
                 reason: reason.to_string(),
                 session_id,
+                ended_at_ms: None,
             })?;
             groups.push(live.pid);
         }
@@ -136,6 +137,7 @@ impl Engine {
                  attempt starts a new session"
             ),
             session_id: None,
+            ended_at_ms: None,
         })?;
         self.dispatch()
     }

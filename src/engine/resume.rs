@@ -157,11 +157,13 @@ impl Engine {
             match self.find_agent(&dir, panes, ended.is_some()) {
                 Found::Interrupted(reason) => {
                     let session_id = self.session_of(&id, &dir);
+                    let ended_at_ms = self.lost_at(&dir);
                     self.record(Event::TaskInterrupted {
                         task: id,
                         attempt,
                         reason,
                         session_id,
+                        ended_at_ms,
                     })?;
                 }
                 Found::Running(p) => {
@@ -213,6 +215,22 @@ impl Engine {
         } else {
             "its pane died without an exit record while no engine watched".to_string()
         })
+    }
+
+    /// When the agent of the attempt in `dir`, lost while no engine watched, stopped: its exit
+    /// record's time, else its last sign of life (its last output, or the previous engine's
+    /// last journal entry, whichever is later). Without it, the attempt would count the
+    /// downtime up to this resume as its own running time.
+    fn lost_at(&self, dir: &Path) -> Option<u64> {
+        if let Ok(exit) = ExitRecord::read(&dir.join("exit.json")) {
+            return Some(exit.ended_at_ms);
+        }
+        let output = std::fs::metadata(dir.join("output.log"))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        output.max(self.state.quiet_since_ms)
     }
 
     /// `/runs/<run-id>/<attempt dir>/launch.sh`: how a pane's start command names the attempt

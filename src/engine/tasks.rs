@@ -198,6 +198,7 @@ impl Engine {
             attempt: live.attempt,
             code: exit.code,
             signal: exit.signal,
+            ended_at_ms: Some(exit.ended_at_ms),
         })?;
         if exit.code != Some(0) || exit.signal.is_some() {
             let reason = format!("the agent {}", exit.describe());

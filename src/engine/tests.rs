@@ -199,6 +199,40 @@ fn a_hangup_leaves_the_agents_running_for_a_later_resume() {
     );
 }
 
+/// An agent that ends while no engine watches is handled by the resumed engine, which
+/// journals its exit with the agent's own end time: the task's time is what it ran, not the
+/// downtime until the resume.
+#[test]
+fn an_exit_seen_only_after_a_resume_keeps_the_agents_own_time() {
+    let mut run = FakeRun::start(&config(""), TWO_TASKS, &[]);
+    let a = run.next_agent();
+    run.stop(Stop::Hangup);
+    assert_eq!(run.outcome(), None, "detached: no outcome");
+    let started = run
+        .journal()
+        .iter()
+        .find(|r| matches!(&r.event, Event::TaskStarted { task, .. } if task.as_str() == "a"))
+        .map(|r| r.t)
+        .unwrap();
+    run.write(&[("tests/a_test.txt", "test"), ("a.txt", "done")]);
+    // Its record says it ran one second, well after this engine's and before the next's time.
+    run.exit_at(&a, 0, "wrote my files\n", (started, started + 1_000));
+    run.resume();
+    let exited = run.wait_event(
+        "a's exit",
+        |e| matches!(e, Event::TaskExited { task, .. } if task.as_str() == "a"),
+    );
+    assert!(
+        matches!(exited, Event::TaskExited { ended_at_ms: Some(t), .. } if t == started + 1_000),
+        "{exited:?}"
+    );
+    let judge = run.next_agent();
+    run.pass(&judge);
+    let state = crate::state::RunState::replay(&run.journal());
+    let task = &state.tasks[&crate::plan::TaskId::new("a")];
+    assert_eq!(task.ran_ms(u64::MAX), 1_000, "{}", run.dump());
+}
+
 #[test]
 fn a_pane_gone_without_an_exit_record_fails_its_task() {
     let mut run = FakeRun::start(&config(""), TWO_TASKS, &[]);

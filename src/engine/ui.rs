@@ -1,12 +1,12 @@
 //! The live table the control window shows, and `orch status` prints: one line per task with
-//! its state, agent, attempts, elapsed time and last output line, then the violations.
+//! its state, agent, attempts, the time its attempts ran, its token use and cost so far, and
+//! what its agent is doing now (its transcript's last line); then, per task, why its latest
+//! attempt sent back was refused or interrupted; then the violations.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
-use crate::state::{RunDir, RunState, TaskStatus};
+use crate::progress::{self, Progress};
+use crate::state::{AttemptOutcome, RunDir, RunState, TaskState, TaskStatus};
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
@@ -32,21 +32,33 @@ pub fn terminal_width() -> usize {
 }
 
 pub fn table(state: &RunState, dir: &RunDir, now: u64) -> String {
-    // The fixed columns take 47 characters; the last output gets what is left.
-    let last_width = terminal_width().saturating_sub(48).max(10);
+    let rows: Vec<(&TaskState, Progress)> = state
+        .tasks_in_order()
+        .map(|task| (task, progress::of_task(dir, task)))
+        .collect();
+    // Token columns only where some agent reports its use (agent CLIs do; scripts do not).
+    let with_usage = rows.iter().any(|(_, p)| p.usage.is_some());
+    let fixed = if with_usage { 48 + 18 } else { 48 };
+    let width = terminal_width();
+    let last_width = width.saturating_sub(fixed).max(10);
     let mut out = String::new();
+    let usage_head = if with_usage {
+        format!(" {:>9} {:>7}", "TOKENS", "COST")
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "{:<10} {:<8} {:<12} {:>3} {:>8}  LAST OUTPUT",
+        "{:<10} {:<8} {:<12} {:>3} {:>8}{usage_head}  LAST OUTPUT",
         "TASK", "STATE", "AGENT", "TRY", "ELAPSED"
     );
-    for task in state.tasks_in_order() {
-        let elapsed = match (task.started_at_ms, task.ended_at_ms) {
-            (Some(start), Some(end)) => duration(end.saturating_sub(start)),
-            (Some(start), None) if task.state == TaskStatus::Running => {
-                duration(now.saturating_sub(start))
-            }
-            _ => String::new(),
+    for (task, progress) in &rows {
+        // The attempts' own running time, from the journal: not the time since the first
+        // start, which would count waits and the downtime between engines.
+        let elapsed = if task.history.is_empty() {
+            String::new()
+        } else {
+            duration(task.ran_ms(now))
         };
         let judged = state
             .judging
@@ -58,30 +70,60 @@ pub fn table(state: &RunState, dir: &RunDir, now: u64) -> String {
             TaskStatus::Failed | TaskStatus::Blocked => task.reason.clone().unwrap_or_default(),
             _ if judged => "with the judge…".to_string(),
             _ if checking => "checking its gates…".to_string(),
-            // Waiting for its next attempt: why the last one stopped.
-            TaskStatus::Pending if task.interrupted.is_some() => {
-                task.reason.clone().unwrap_or_default()
-            }
-            _ if task.attempts > 0 => {
-                let log = dir.task_attempt(&task.id, task.attempts).join("output.log");
-                if task.state == TaskStatus::Done {
-                    settled_last_line(&log)
-                } else {
-                    last_line(&log)
-                }
-            }
-            _ => String::new(),
+            // Waiting for its next attempt: why the last one was sent back.
+            TaskStatus::Pending if task.attempts > 0 => task
+                .reason
+                .as_deref()
+                .map(|r| format!("to retry: {}", first_line(r)))
+                .unwrap_or_default(),
+            _ => progress.last_line.clone(),
+        };
+        let usage = match (&progress.usage, with_usage) {
+            (_, false) => String::new(),
+            (None, true) => format!(" {:>9} {:>7}", "", ""),
+            (Some(u), true) => format!(
+                " {:>9} {:>7}",
+                progress::tokens_short(u),
+                u.cost_usd.map(progress::cost_short).unwrap_or_default()
+            ),
         };
         let _ = writeln!(
             out,
-            "{:<10} {:<8} {:<12} {:>3} {:>8}  {}",
+            "{:<10} {:<8} {:<12} {:>3} {:>8}{usage}  {}",
             clip(task.id.as_str(), 10),
             task.state.name(),
             clip(&task.agent, 12),
             task.attempts,
             elapsed,
-            clip(&last, last_width)
+            clip(&first_line(&last), last_width)
         );
+    }
+    let setbacks: Vec<String> = rows
+        .iter()
+        .filter_map(|(task, _)| Some((task, task.last_setback()?)))
+        // A task failed for good shows why in its row.
+        .filter(|(_, a)| a.outcome != AttemptOutcome::Failed)
+        .map(|(task, a)| {
+            let reasons: Vec<String> = a.reasons.iter().map(|r| first_line(r)).collect();
+            let line = format!(
+                "  {}: attempt {} {} after {}: {}",
+                task.id,
+                a.attempt,
+                a.outcome.name(),
+                duration(a.ran_ms(now)),
+                reasons.join("; ")
+            );
+            clip(&line, width.max(40))
+        })
+        .collect();
+    if !setbacks.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nSENT BACK (the latest per task; `orch report` has every attempt)"
+        );
+        for line in setbacks {
+            let _ = writeln!(out, "{line}");
+        }
     }
     if !state.violations.is_empty() {
         let _ = writeln!(out, "\nVIOLATIONS");
@@ -103,6 +145,15 @@ pub fn table(state: &RunState, dir: &RunDir, now: u64) -> String {
     out
 }
 
+/// The first non-empty line of a text, for a one-line column.
+fn first_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+        .to_string()
+}
+
 /// One line about a violation: what changed, who is suspected, what was done.
 pub fn describe_violation(
     n: u32,
@@ -120,61 +171,6 @@ pub fn describe_violation(
     };
     let saved = saved.map(|s| format!(" (saved: {s})")).unwrap_or_default();
     format!("#{n} {change} {path}, suspects: {suspects} → {action}{saved}")
-}
-
-/// The last line of a done task's log, read once: that log no longer changes, and reading
-/// every done task's log at every redraw held up the engine's loop for 5–10 ms a second in
-/// a run of 400 tasks (see BENCHMARKS.md).
-fn settled_last_line(path: &Path) -> String {
-    static SETTLED: Mutex<BTreeMap<PathBuf, String>> = Mutex::new(BTreeMap::new());
-    let mut settled = SETTLED.lock().unwrap_or_else(|e| e.into_inner());
-    settled
-        .entry(path.to_path_buf())
-        .or_insert_with(|| last_line(path))
-        .clone()
-}
-
-/// The last non-empty line a log ends with, cleaned of terminal escapes.
-pub fn last_line(path: &Path) -> String {
-    use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut file) = std::fs::File::open(path) else {
-        return String::new();
-    };
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let _ = file.seek(SeekFrom::Start(len.saturating_sub(4096)));
-    let mut buf = Vec::new();
-    let _ = file.read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf);
-    text.lines()
-        .rev()
-        .map(strip_escapes)
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or_default()
-}
-
-fn strip_escapes(line: &str) -> String {
-    let mut out = String::new();
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // CSI sequences end with a letter; others are two characters long.
-            if chars.peek() == Some(&'[') {
-                chars.next();
-                for c in chars.by_ref() {
-                    if c.is_ascii_alphabetic() {
-                        break;
-                    }
-                }
-            } else {
-                chars.next();
-            }
-        } else if c == '\r' {
-            out.clear();
-        } else if !c.is_control() || c == '\t' {
-            out.push(c);
-        }
-    }
-    out.trim().to_string()
 }
 
 pub fn duration(ms: u64) -> String {
@@ -200,11 +196,151 @@ fn clip(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::TaskId;
+    use crate::state::{Event, Record};
+
+    /// A Claude Code worker mid-run: its pane shows the transcript, its logs keep the JSON.
+    const CLAUDE_SO_FAR: &str = r#"{"type":"system","subtype":"init","session_id":"s"}
+{"type":"assistant","message":{"id":"msg_1","content":[{"type":"tool_use","name":"Write","input":{"file_path":"/p/src/api/auth.py"}}],"usage":{"input_tokens":36000,"output_tokens":2400}}}
+{"type":"user","message":{"content":[{"type":"tool_result","content":"ok"}]}}
+{"duration_api_ms":70,"stop_reason":"end_turn"}
+"#;
+
+    fn run(dir: &RunDir, events: Vec<Event>) -> RunState {
+        let plan: crate::plan::Plan = serde_json::from_str(
+            r#"{"tasks":[{"id":"api","agent":"claude","task":"t","files":["src/api/auth.py"]},
+                {"id":"db","agent":"claude","task":"t","files":["db.py"]}]}"#,
+        )
+        .unwrap();
+        let mut all = vec![Event::PlanAccepted { plan }];
+        all.extend(events);
+        let records: Vec<Record> = all
+            .into_iter()
+            .enumerate()
+            .map(|(i, event)| Record {
+                t: 1_000 * (i as u64 + 1),
+                event,
+            })
+            .collect();
+        // The attempt's launch spec names its agent's kind.
+        let attempt = dir.task_attempt(&TaskId::new("api"), 1);
+        std::fs::create_dir_all(&attempt).unwrap();
+        let spec = crate::launcher::LaunchSpec {
+            title: "api".into(),
+            argv: vec!["claude".into()],
+            env: vec![("ORCH_AGENT_KIND".into(), "claude".into())],
+            cwd: "/p".into(),
+            output_log: attempt.join("output.log"),
+            stdout_log: attempt.join("stdout.log"),
+            exit_file: attempt.join("exit.json"),
+        };
+        std::fs::write(
+            attempt.join(crate::launcher::SPEC_FILE),
+            serde_json::to_vec(&spec).unwrap(),
+        )
+        .unwrap();
+        RunState::replay(&records)
+    }
 
     #[test]
-    fn escapes_and_carriage_returns_are_cleaned() {
-        assert_eq!(strip_escapes("\u{1b}[32mok\u{1b}[0m done"), "ok done");
-        assert_eq!(strip_escapes("10%\r50%\r100%"), "100%");
+    fn an_agent_clis_row_shows_its_transcript_and_its_use_so_far() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = RunDir::new(tmp.path(), "r");
+        let a = || TaskId::new("api");
+        let state = run(
+            &dir,
+            vec![Event::TaskStarted {
+                task: a(),
+                attempt: 1,
+                continues: None,
+            }],
+        );
+        let attempt = dir.task_attempt(&a(), 1);
+        std::fs::write(attempt.join("stdout.log"), CLAUDE_SO_FAR).unwrap();
+        std::fs::write(attempt.join("output.log"), CLAUDE_SO_FAR).unwrap();
+        std::fs::write(
+            attempt.join("transcript.log"),
+            "· session started\n→ Write src/api/auth.py\n",
+        )
+        .unwrap();
+        let table = table(&state, &dir, 4_500);
+        let row = table.lines().find(|l| l.starts_with("api")).unwrap();
+        assert!(row.contains("→ Write src/api/auth.py"), "{table}");
+        assert!(!row.contains('{'), "no raw JSON: {table}");
+        assert!(row.contains("36k/2.4k"), "the tokens so far: {table}");
+        assert!(row.contains("2.5s"), "running since 2 000: {table}");
+        assert!(
+            table.starts_with("TASK") && table.contains("TOKENS"),
+            "{table}"
+        );
+
+        // More of the stream arrives: the count follows it.
+        let more = r#"{"type":"assistant","message":{"id":"msg_2","content":[],"usage":{"input_tokens":1000,"output_tokens":100}}}
+{"type":"result","subtype":"success","is_error":false,"num_turns":2,"total_cost_usd":0.192,"usage":{"input_tokens":37000,"output_tokens":2500}}
+"#;
+        let mut stdout = std::fs::OpenOptions::new()
+            .append(true)
+            .open(attempt.join("stdout.log"))
+            .unwrap();
+        std::io::Write::write_all(&mut stdout, more.as_bytes()).unwrap();
+        let table = super::table(&state, &dir, 4_500);
+        let row = table.lines().find(|l| l.starts_with("api")).unwrap();
+        assert!(
+            row.contains("37k/2.5k") && row.contains("$0.192"),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn an_attempt_sent_back_says_why_and_elapsed_is_the_attempts_own_time() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = RunDir::new(tmp.path(), "r");
+        let a = || TaskId::new("api");
+        let state = run(
+            &dir,
+            vec![
+                Event::TaskStarted {
+                    task: a(),
+                    attempt: 1,
+                    continues: None,
+                },
+                Event::TaskExited {
+                    task: a(),
+                    attempt: 1,
+                    code: Some(0),
+                    signal: None,
+                    ended_at_ms: None,
+                },
+                Event::TaskRequeued {
+                    task: a(),
+                    attempt: 1,
+                    reasons: vec![
+                        "gate `test` failed: 1 failed\nFAILED test_auth.py::test_expiry".into(),
+                    ],
+                },
+                Event::TaskStarted {
+                    task: a(),
+                    attempt: 2,
+                    continues: None,
+                },
+            ],
+        );
+        // Attempt 1 ran 1 s (2 000 to 3 000); attempt 2 runs since 5 000.
+        let table = table(&state, &dir, 5_500);
+        let row = table.lines().find(|l| l.starts_with("api")).unwrap();
+        assert!(
+            row.contains("1.5s"),
+            "1 s + 0.5 s, not the wait between: {table}"
+        );
+        assert!(table.contains("SENT BACK"), "{table}");
+        assert!(
+            table.contains("api: attempt 1 refused after 1.0s: gate `test` failed: 1 failed"),
+            "{table}"
+        );
+        assert!(
+            !table.contains("TOKENS"),
+            "no agent reported its use: {table}"
+        );
     }
 
     #[test]

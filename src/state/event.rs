@@ -81,6 +81,10 @@ pub enum Event {
         attempt: u32,
         code: Option<i32>,
         signal: Option<i32>,
+        /// When the agent ended, from its exit record: an exit journaled late (by an engine
+        /// resumed after it) still counts the attempt's own running time, not the downtime.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ended_at_ms: Option<u64>,
     },
     TaskDone {
         task: TaskId,
@@ -113,6 +117,10 @@ pub enum Event {
         /// The agent CLI's session, when its output named one: the next attempt continues it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         session_id: Option<String>,
+        /// When the attempt stopped, where that is known better than by the time of this
+        /// event (an interruption found by a resumed engine happened while none watched).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ended_at_ms: Option<u64>,
     },
     /// The first write seen to a file a task owns, and when it was made: the TDD gate's
     /// evidence (were the tests written before the implementation?), kept across a resume.
@@ -239,6 +247,7 @@ mod tests {
                 attempt: 1,
                 code: Some(0),
                 signal: None,
+                ended_at_ms: None,
             },
         };
         let line = serde_json::to_string(&record).unwrap();
@@ -268,12 +277,14 @@ mod tests {
                 attempt: 1,
                 reason: "the tmux server died".into(),
                 session_id: Some("s-1".into()),
+                ended_at_ms: Some(3),
             },
             Event::TaskInterrupted {
                 task: TaskId::new("7"),
                 attempt: 3,
                 reason: "gone".into(),
                 session_id: None,
+                ended_at_ms: None,
             },
             Event::RunFinished {
                 outcome: Outcome::Interrupted,

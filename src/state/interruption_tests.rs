@@ -57,6 +57,7 @@ fn an_interrupted_task_is_pending_again_with_its_note_and_session() {
         attempt: 1,
         reason: "the tmux server died".into(),
         session_id: Some("s-1".into()),
+        ended_at_ms: None,
     });
     let state = replay(events.clone());
     let a = &state.tasks[&id("a")];
@@ -86,6 +87,7 @@ fn an_interrupted_task_is_pending_again_with_its_note_and_session() {
         attempt: 2,
         reason: "Ctrl-C".into(),
         session_id: None,
+        ended_at_ms: None,
     });
     let state = replay(events);
     let a = &state.tasks[&id("a")];
@@ -103,6 +105,7 @@ fn a_stale_interruption_is_an_anomaly() {
         attempt: 7,
         reason: "x".into(),
         session_id: None,
+        ended_at_ms: None,
     });
     let state = replay(events);
     assert_eq!(state.tasks[&id("a")].state, TaskStatus::Running);

@@ -83,6 +83,7 @@ fn full_run() -> Vec<Event> {
             attempt: 1,
             code: Some(1),
             signal: None,
+            ended_at_ms: None,
         },
         Event::TaskRequeued {
             task: id("1"),
@@ -120,6 +121,7 @@ fn full_run() -> Vec<Event> {
             attempt: 2,
             code: Some(0),
             signal: None,
+            ended_at_ms: None,
         },
         Event::TaskDone {
             task: id("1"),
@@ -135,6 +137,7 @@ fn full_run() -> Vec<Event> {
             attempt: 1,
             code: None,
             signal: Some(9),
+            ended_at_ms: None,
         },
         Event::TaskDone {
             task: id("cli"),
@@ -277,13 +280,22 @@ fn the_status_json_has_the_documented_shape() {
             "depends_on": [], "attempts": 1, "interruptions": 0, "exit_code": null,
             "signal": null,
             "reason": "stopped: changed src/db.rs", "started_at_ms": 1010,
-            "ended_at_ms": 1016, "pane": "%3", "window": "@3"
+            "ended_at_ms": 1016, "pane": "%3", "window": "@3",
+            "attempt_history": [{
+                "attempt": 1, "outcome": "failed", "reasons": ["stopped: changed src/db.rs"],
+                "started_at_ms": 1010, "ended_at_ms": 1016, "exit_code": null, "signal": null
+            }],
+            "last_output": null, "usage": null
         })
     );
     let states: Vec<&str> = tasks.iter().map(|t| t["state"].as_str().unwrap()).collect();
     assert_eq!(states, ["failed", "done", "blocked", "blocked", "done"]);
     assert_eq!(tasks[1]["exit_code"], 0);
     assert_eq!(tasks[1]["attempts"], 2);
+    let history = tasks[1]["attempt_history"].as_array().unwrap();
+    assert_eq!(history[0]["outcome"], "refused");
+    assert_eq!(history[0]["reasons"], json!(["tests fail"]));
+    assert_eq!(history[1]["outcome"], "done");
 
     assert_eq!(
         status["violations"][1],
@@ -405,4 +417,134 @@ fn first_writes_survive_replay_and_the_earliest_counts() {
     let state = RunState::replay(&read_journal(&path).unwrap().records);
     assert_eq!(state.first_writes["tests/a_test.sh"], 10);
     assert_eq!(state.first_writes["a.sh"], 20);
+}
+
+#[test]
+fn every_attempt_is_kept_with_how_it_ended_and_why() {
+    let (_dir, records) = journaled(full_run());
+    let state = RunState::replay(&records);
+    let t1 = &state.tasks[&id("1")];
+    let attempt = |attempt, outcome, reasons: &[&str], (start, end), code| AttemptRecord {
+        attempt,
+        outcome,
+        reasons: reasons.iter().map(|r| r.to_string()).collect(),
+        started_at_ms: start,
+        ended_at_ms: Some(end),
+        exit_code: Some(code),
+        signal: None,
+    };
+    assert_eq!(
+        t1.history,
+        [
+            attempt(1, AttemptOutcome::Refused, &["tests fail"], (1012, 1013), 1),
+            attempt(2, AttemptOutcome::Done, &[], (1019, 1020), 0),
+        ]
+    );
+    assert_eq!(t1.last_setback().map(|a| a.attempt), Some(1));
+    assert_eq!(
+        t1.ran_ms(u64::MAX),
+        2,
+        "the attempts' own time, not the wait between"
+    );
+    let t2 = &state.tasks[&id("2")];
+    assert_eq!(t2.history.len(), 1);
+    assert_eq!(t2.history[0].outcome, AttemptOutcome::Failed);
+    assert_eq!(t2.history[0].reasons, ["stopped: changed src/db.rs"]);
+    assert!(
+        state.tasks[&id("ui")].history.is_empty(),
+        "blocked, never started"
+    );
+}
+
+/// An exit or an interruption journaled by an engine resumed long after it happened counts
+/// the attempt's own time (from its exit record, or its last sign of life), not the downtime.
+#[test]
+fn an_exit_journaled_after_a_resume_counts_the_agents_own_time() {
+    let at = |t: u64, event: Event| Record { t, event };
+    let a = || id("1");
+    let mut records = vec![
+        at(
+            0,
+            Event::RunStarted {
+                run_id: "r".into(),
+                request_bytes: 1,
+            },
+        ),
+        at(1, Event::PlanAccepted { plan: plan() }),
+        at(
+            1_000,
+            Event::TaskStarted {
+                task: a(),
+                attempt: 1,
+                continues: None,
+            },
+        ),
+        // The engine dies at 1 500; the agent exits at 2 000; resumed at 161 000.
+        at(
+            1_500,
+            Event::EngineStopped {
+                reason: "killed".into(),
+            },
+        ),
+        at(161_000, Event::RunResumed {}),
+        at(
+            161_001,
+            Event::TaskExited {
+                task: a(),
+                attempt: 1,
+                code: Some(0),
+                signal: None,
+                ended_at_ms: Some(2_000),
+            },
+        ),
+    ];
+    let state = RunState::replay(&records);
+    assert_eq!(
+        state.quiet_since_ms,
+        Some(1_500),
+        "the previous engine's last word"
+    );
+    assert_eq!(state.tasks[&a()].ended_at_ms, Some(2_000));
+    // The same exit handled again by a later engine does not move it.
+    records.push(at(
+        170_000,
+        Event::TaskExited {
+            task: a(),
+            attempt: 1,
+            code: Some(0),
+            signal: None,
+            ended_at_ms: None,
+        },
+    ));
+    records.push(at(
+        170_001,
+        Event::TaskRequeued {
+            task: a(),
+            attempt: 1,
+            reasons: vec!["the judge: no tests".into()],
+        },
+    ));
+    records.push(at(
+        200_000,
+        Event::TaskStarted {
+            task: a(),
+            attempt: 2,
+            continues: None,
+        },
+    ));
+    records.push(at(
+        400_000,
+        Event::TaskInterrupted {
+            task: a(),
+            attempt: 2,
+            reason: "the tmux server died".into(),
+            session_id: None,
+            ended_at_ms: Some(201_500),
+        },
+    ));
+    let task = RunState::replay(&records).tasks[&a()].clone();
+    assert_eq!(task.history[0].ran_ms(u64::MAX), 1_000);
+    assert_eq!(task.history[1].ran_ms(u64::MAX), 1_500);
+    assert_eq!(task.history[1].outcome, AttemptOutcome::Interrupted);
+    assert_eq!(task.ran_ms(u64::MAX), 2_500);
 }

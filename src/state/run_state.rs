@@ -91,6 +91,61 @@ pub struct PlanningState {
     pub interruptions: u32,
 }
 
+/// How one attempt of a task ended, as far as the journal tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttemptOutcome {
+    /// Its agent runs, or has exited and is being checked.
+    Running,
+    Done,
+    /// Refused by a gate or the judge: another attempt follows.
+    Refused,
+    /// Failed for good.
+    Failed,
+    /// Lost to an interruption (not the task's failure): another attempt follows.
+    Interrupted,
+}
+
+impl AttemptOutcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            AttemptOutcome::Running => "running",
+            AttemptOutcome::Done => "done",
+            AttemptOutcome::Refused => "refused",
+            AttemptOutcome::Failed => "failed",
+            AttemptOutcome::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// One attempt of a task: when it ran, how it ended and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptRecord {
+    pub attempt: u32,
+    pub outcome: AttemptOutcome,
+    /// Why it ended as it did, whole (a gate's output, the judge's words, the interruption):
+    /// empty while it runs and when it is done.
+    pub reasons: Vec<String>,
+    pub started_at_ms: u64,
+    /// When its agent stopped (its own exit time where the exit record tells it), once it has.
+    pub ended_at_ms: Option<u64>,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
+impl AttemptRecord {
+    /// How long its agent ran: from its start to its end, or to `now` while it runs.
+    pub fn ran_ms(&self, now: u64) -> u64 {
+        self.ended_at_ms
+            .unwrap_or(now)
+            .saturating_sub(self.started_at_ms)
+    }
+
+    fn end(&mut self, at: u64) {
+        self.ended_at_ms.get_or_insert(at.max(self.started_at_ms));
+    }
+}
+
 /// Why a task's latest attempt ended without an outcome of its own.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Interruption {
@@ -127,6 +182,29 @@ pub struct TaskState {
     pub session_id: Option<String>,
     /// The session the current attempt continues, if it does.
     pub continuing: Option<String>,
+    /// Every attempt started, in order.
+    pub history: Vec<AttemptRecord>,
+}
+
+impl TaskState {
+    /// The time its agents ran, over all its attempts (up to `now` for one that runs): not
+    /// the time between its first start and its end, which counts waits and downtime.
+    pub fn ran_ms(&self, now: u64) -> u64 {
+        self.history.iter().map(|a| a.ran_ms(now)).sum()
+    }
+
+    /// The latest attempt that ended otherwise than done (refused, failed, interrupted).
+    pub fn last_setback(&self) -> Option<&AttemptRecord> {
+        self.history
+            .iter()
+            .rev()
+            .find(|a| !matches!(a.outcome, AttemptOutcome::Running | AttemptOutcome::Done))
+    }
+
+    fn current_attempt(&mut self) -> Option<&mut AttemptRecord> {
+        let n = self.attempts;
+        self.history.last_mut().filter(|a| a.attempt == n)
+    }
 }
 
 impl TaskState {
@@ -152,6 +230,7 @@ impl TaskState {
             interruptions: 0,
             session_id: None,
             continuing: None,
+            history: Vec::new(),
         }
     }
 }
@@ -211,6 +290,11 @@ pub struct RunState {
     /// Events that did not fit the state (an unknown task, a stale attempt): ignored, and
     /// kept here so that `orch status` can show them rather than hide them.
     pub anomalies: Vec<String>,
+    /// The time of the latest event.
+    pub last_event_at_ms: Option<u64>,
+    /// At the latest resume, when the journal last heard of the run before it: the previous
+    /// engine's last sign of life.
+    pub quiet_since_ms: Option<u64>,
     plan: Option<Plan>,
     order: Vec<TaskId>,
 }
@@ -226,6 +310,7 @@ impl RunState {
 
     pub fn apply(&mut self, record: &Record) {
         let t = record.t;
+        let previous = self.last_event_at_ms.replace(t);
         match &record.event {
             Event::RunStarted {
                 run_id,
@@ -241,6 +326,7 @@ impl RunState {
             }
             Event::EngineStopped { reason } => self.engine_stopped = Some(reason.clone()),
             Event::RunResumed {} => {
+                self.quiet_since_ms = previous;
                 self.phase = if self.plan.is_some() {
                     Phase::Running
                 } else if self.planning.attempt > 0 {
@@ -399,6 +485,16 @@ impl RunState {
                 attempt, continues, ..
             } => {
                 task.continuing.clone_from(continues);
+                task.history.retain(|a| a.attempt != *attempt);
+                task.history.push(AttemptRecord {
+                    attempt: *attempt,
+                    outcome: AttemptOutcome::Running,
+                    reasons: Vec::new(),
+                    started_at_ms: t,
+                    ended_at_ms: None,
+                    exit_code: None,
+                    signal: None,
+                });
                 task.state = TaskStatus::Running;
                 task.attempts = *attempt;
                 task.started_at_ms = Some(t);
@@ -418,15 +514,34 @@ impl RunState {
                 task.window = Some(window.clone());
                 task.pid = Some(*pid);
             }
-            Event::TaskExited { code, signal, .. } => {
+            Event::TaskExited {
+                code,
+                signal,
+                ended_at_ms,
+                ..
+            } => {
                 task.exit_code = *code;
                 task.signal = *signal;
-                task.ended_at_ms = Some(t);
+                // The agent's own end, when its exit record gave it. The first exit journaled
+                // stands: a resumed engine that handles the same exit again does not move it.
+                let end = ended_at_ms
+                    .unwrap_or(t)
+                    .max(task.started_at_ms.unwrap_or(0));
+                task.ended_at_ms.get_or_insert(end);
+                if let Some(a) = task.current_attempt() {
+                    a.exit_code = *code;
+                    a.signal = *signal;
+                    a.end(end);
+                }
             }
             Event::TaskDone { .. } => {
                 task.state = TaskStatus::Done;
                 task.ended_at_ms.get_or_insert(t);
                 task.feedback.clear();
+                if let Some(a) = task.current_attempt() {
+                    a.outcome = AttemptOutcome::Done;
+                    a.end(t);
+                }
             }
             Event::TaskFailed { reason, .. } => {
                 task.state = TaskStatus::Failed;
@@ -434,12 +549,22 @@ impl RunState {
                 if task.started_at_ms.is_some() {
                     task.ended_at_ms.get_or_insert(t);
                 }
+                if let Some(a) = task.current_attempt() {
+                    a.outcome = AttemptOutcome::Failed;
+                    a.reasons = vec![reason.clone()];
+                    a.end(t);
+                }
             }
             Event::TaskRequeued { reasons, .. } => {
                 task.state = TaskStatus::Pending;
                 task.reason = Some(reasons.join("; "));
                 task.feedback.clone_from(reasons);
                 task.ended_at_ms.get_or_insert(t);
+                if let Some(a) = task.current_attempt() {
+                    a.outcome = AttemptOutcome::Refused;
+                    a.reasons.clone_from(reasons);
+                    a.end(t);
+                }
             }
             Event::TaskBlocked { reason, .. } => {
                 task.state = TaskStatus::Blocked;
@@ -449,8 +574,15 @@ impl RunState {
                 attempt,
                 reason,
                 session_id,
+                ended_at_ms,
                 ..
             } => {
+                let end = ended_at_ms.unwrap_or(t).min(t);
+                if let Some(a) = task.current_attempt() {
+                    a.outcome = AttemptOutcome::Interrupted;
+                    a.reasons = vec![reason.clone()];
+                    a.end(end);
+                }
                 task.state = TaskStatus::Pending;
                 task.reason = Some(format!("attempt {attempt} interrupted: {reason}"));
                 task.interrupted = Some(Interruption {
@@ -468,7 +600,8 @@ impl RunState {
                 task.pane = None;
                 task.window = None;
                 task.pid = None;
-                task.ended_at_ms.get_or_insert(t);
+                task.ended_at_ms
+                    .get_or_insert(end.max(task.started_at_ms.unwrap_or(0)));
             }
             _ => {}
         }

@@ -120,6 +120,10 @@ impl Adapter for Codex {
         events::entries(event)
     }
 
+    fn tally(&self, tally: &mut super::summary::Tally, event: &serde_json::Value) {
+        events::tally(tally, event);
+    }
+
     fn streams_events(&self) -> bool {
         true
     }

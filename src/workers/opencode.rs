@@ -79,6 +79,10 @@ impl Adapter for Opencode {
         events::entries(event)
     }
 
+    fn tally(&self, tally: &mut super::summary::Tally, event: &serde_json::Value) {
+        events::tally(tally, event);
+    }
+
     fn streams_events(&self) -> bool {
         true
     }

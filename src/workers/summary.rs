@@ -3,6 +3,8 @@
 //! the session id. Each adapter fills a [`Summary`] from its own events; [`Summary::assess`]
 //! turns it into the one-line failure the engine records.
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
 use super::{Assessment, Usage};
@@ -25,16 +27,6 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Adds one turn's (or the run's) token counts and cost.
-    pub fn add_usage(&mut self, input: u64, output: u64, cost: Option<f64>) {
-        let usage = self.usage.get_or_insert_with(Usage::default);
-        usage.input_tokens += input;
-        usage.output_tokens += output;
-        if let Some(cost) = cost {
-            *usage.cost_usd.get_or_insert(0.0) += cost;
-        }
-    }
-
     /// The run as the engine sees it. `cli` names the CLI in the reason; `closing` names the
     /// event whose absence means the output is incomplete.
     pub fn assess(&self, cli: &str, closing: &str) -> Assessment {
@@ -82,6 +74,60 @@ impl Summary {
     /// whole than lost).
     pub fn answer_or(&self, stdout: &str) -> String {
         self.answer.clone().unwrap_or_else(|| stdout.to_string())
+    }
+}
+
+/// Token use and cost so far, tallied event by event as a CLI's stream arrives, so that the
+/// live table shows them while the agent works, not only once it exited. Each adapter says
+/// what its events count ([`crate::workers::Adapter::tally`]); its [`Summary`] takes its
+/// usage from the same tally, so the live count and the final one agree.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tally {
+    /// Use counted from finished units: a step, a turn.
+    counted: Option<Usage>,
+    /// Use of messages that arrive in several events, by message id: each one's latest count.
+    messages: BTreeMap<String, Usage>,
+    /// The run's totals from its closing event: they replace what was tallied before.
+    total: Option<Usage>,
+}
+
+impl Tally {
+    /// Adds a finished unit's use.
+    pub fn add(&mut self, input: u64, output: u64, cost: Option<f64>) {
+        let usage = self.counted.get_or_insert_with(Usage::default);
+        usage.input_tokens += input;
+        usage.output_tokens += output;
+        if let Some(cost) = cost {
+            *usage.cost_usd.get_or_insert(0.0) += cost;
+        }
+    }
+
+    /// A message's use so far (a later count for the same message replaces the earlier).
+    pub fn message(&mut self, id: &str, usage: Usage) {
+        self.messages.insert(id.to_string(), usage);
+    }
+
+    /// The run's totals, from its closing event.
+    pub fn total(&mut self, usage: Usage) {
+        self.total = Some(usage);
+    }
+
+    /// The use so far: the totals once given, else what was tallied; `None` when no event
+    /// counted any.
+    pub fn usage(&self) -> Option<Usage> {
+        if let Some(total) = &self.total {
+            return Some(total.clone());
+        }
+        let mut sum = self.counted.clone();
+        for usage in self.messages.values() {
+            let s = sum.get_or_insert_with(Usage::default);
+            s.input_tokens += usage.input_tokens;
+            s.output_tokens += usage.output_tokens;
+            if let Some(cost) = usage.cost_usd {
+                *s.cost_usd.get_or_insert(0.0) += cost;
+            }
+        }
+        sum
     }
 }
 
@@ -185,6 +231,32 @@ mod tests {
         );
         let unfinished = Summary::default().assess("x", "result").failure.unwrap();
         assert!(unfinished.contains("no result event"), "{unfinished}");
+    }
+
+    #[test]
+    fn a_tally_counts_units_and_messages_until_the_totals_replace_them() {
+        let mut t = Tally::default();
+        assert_eq!(t.usage(), None);
+        t.add(10, 2, Some(0.5));
+        let message = |input, output| Usage {
+            input_tokens: input,
+            output_tokens: output,
+            cost_usd: None,
+        };
+        t.message("m1", message(100, 1));
+        // The same message again, with its output grown: counted once, at its latest.
+        t.message("m1", message(100, 30));
+        t.message("m2", message(50, 5));
+        assert_eq!(
+            t.usage(),
+            Some(Usage {
+                input_tokens: 160,
+                output_tokens: 37,
+                cost_usd: Some(0.5)
+            })
+        );
+        t.total(message(7, 7));
+        assert_eq!(t.usage(), Some(message(7, 7)));
     }
 
     #[test]

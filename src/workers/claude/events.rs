@@ -5,7 +5,8 @@
 use serde_json::Value;
 
 use crate::transcript::Entry;
-use crate::workers::summary::{self, Summary, count, target_of, text};
+use crate::workers::Usage;
+use crate::workers::summary::{self, Summary, Tally, count, target_of, text};
 
 /// What one event shows in the transcript.
 pub fn entries(event: &Value) -> Option<Vec<Entry>> {
@@ -87,12 +88,47 @@ pub fn entries(event: &Value) -> Option<Vec<Entry>> {
     Some(out)
 }
 
+/// What one event counts of the run's token use: each API message's usage as it streams
+/// (a message comes in several events, one per content block, with the same id), until the
+/// closing `result` gives the totals and the cost.
+pub fn tally(t: &mut Tally, event: &Value) {
+    match event["type"].as_str().unwrap_or("") {
+        "assistant" => {
+            let message = &event["message"];
+            if let (Some(id), Some(usage)) =
+                (message["id"].as_str(), usage(&message["usage"], None))
+            {
+                t.message(id, usage);
+            }
+        }
+        "result" => {
+            if let Some(usage) = usage(&event["usage"], event["total_cost_usd"].as_f64()) {
+                t.total(usage);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A `usage` object's counts; input counts the cached input too.
+fn usage(usage: &Value, cost: Option<f64>) -> Option<Usage> {
+    usage.is_object().then(|| Usage {
+        input_tokens: count(usage, "input_tokens")
+            + count(usage, "cache_creation_input_tokens")
+            + count(usage, "cache_read_input_tokens"),
+        output_tokens: count(usage, "output_tokens"),
+        cost_usd: cost,
+    })
+}
+
 /// The run, from all of stdout.
 pub fn summarize(stdout: &str) -> Summary {
     let mut s = Summary::default();
     let mut api_error = None;
     let mut texts = Vec::new();
+    let mut used = Tally::default();
     for event in summary::events(stdout) {
+        tally(&mut used, &event);
         match event["type"].as_str().unwrap_or("") {
             "system" if event["subtype"] == "init" => s.session_id = text(&event, "session_id"),
             "assistant" if event.get("error").is_some() => {
@@ -117,6 +153,7 @@ pub fn summarize(stdout: &str) -> Summary {
     if !s.finished && s.error.is_none() {
         s.error = api_error;
     }
+    s.usage = used.usage();
     // Without messages in the stream, the result's text (the last message) stands.
     s.answer_from(&texts);
     s
@@ -127,17 +164,7 @@ fn summarize_result(event: &Value, s: &mut Summary) {
     s.finished = true;
     s.answer = text(event, "result");
     s.session_id = text(event, "session_id").or(s.session_id.take());
-    let usage = &event["usage"];
-    if usage.is_object() {
-        let input = count(usage, "input_tokens")
-            + count(usage, "cache_creation_input_tokens")
-            + count(usage, "cache_read_input_tokens");
-        s.add_usage(
-            input,
-            count(usage, "output_tokens"),
-            event["total_cost_usd"].as_f64(),
-        );
-    }
+    s.usage = usage(&event["usage"], event["total_cost_usd"].as_f64());
     let subtype = event["subtype"].as_str().unwrap_or("success");
     if event["is_error"] == true {
         s.error = Some(
@@ -223,6 +250,43 @@ mod tests {
         let answer = summarize(stream).answer.unwrap();
         assert_eq!(answer, "Plan: {\"tasks\": [{\"id\": 1}]}\n\nDone.");
         assert!(crate::plan::extract_plan(&answer).is_some());
+    }
+
+    /// While the agent works, its messages' usage counts; the result's totals replace them.
+    #[test]
+    fn token_use_is_known_while_the_stream_arrives() {
+        let stream = r#"{"type":"system","subtype":"init","session_id":"s"}
+{"type":"assistant","message":{"id":"msg_1","content":[{"type":"text","text":"Writing."}],"usage":{"input_tokens":10,"cache_read_input_tokens":90,"output_tokens":3}}}
+{"type":"assistant","message":{"id":"msg_1","content":[{"type":"tool_use","name":"Write","input":{"file_path":"/p/a"}}],"usage":{"input_tokens":10,"cache_read_input_tokens":90,"output_tokens":20}}}
+{"type":"user","message":{"content":[{"type":"tool_result","content":"ok"}]}}
+{"type":"assistant","message":{"id":"msg_2","content":[{"type":"text","text":"Done."}],"usage":{"input_tokens":130,"output_tokens":5}}}
+{"type":"result","subtype":"success","is_error":false,"num_turns":2,"result":"Done.","total_cost_usd":0.01,"usage":{"input_tokens":240,"output_tokens":25}}
+"#;
+        let mut t = Tally::default();
+        let mut seen = Vec::new();
+        for line in stream.lines() {
+            tally(&mut t, &serde_json::from_str(line).unwrap());
+            seen.push(
+                t.usage()
+                    .map(|u| (u.input_tokens, u.output_tokens, u.cost_usd)),
+            );
+        }
+        assert_eq!(
+            seen,
+            [
+                None,
+                Some((100, 3, None)),
+                Some((100, 20, None)),
+                Some((100, 20, None)),
+                Some((230, 25, None)),
+                Some((240, 25, Some(0.01))),
+            ]
+        );
+        let usage = summarize(stream).usage.unwrap();
+        assert_eq!((usage.input_tokens, usage.cost_usd), (240, Some(0.01)));
+        // Cut short before its result: what was used so far is still counted.
+        let cut: String = stream.lines().take(3).collect::<Vec<_>>().join("\n");
+        assert_eq!(summarize(&cut).usage.unwrap().output_tokens, 20);
     }
 
     #[test]

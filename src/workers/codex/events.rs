@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use crate::transcript::Entry;
-use crate::workers::summary::{self, Summary, count, text, unwrap_shell};
+use crate::workers::summary::{self, Summary, Tally, count, text, unwrap_shell};
 
 pub fn entries(event: &Value) -> Option<Vec<Entry>> {
     let kind = event.get("type")?.as_str()?;
@@ -40,9 +40,12 @@ pub fn entries(event: &Value) -> Option<Vec<Entry>> {
         }
         "item.completed" => out.extend(completed(&event["item"])),
         "turn.completed" => {
-            let mut s = Summary::default();
-            add_usage(&mut s, &event["usage"]);
-            let usage = s.usage.map(|u| summary::usage_line(&u)).unwrap_or_default();
+            let mut used = Tally::default();
+            tally(&mut used, event);
+            let usage = used
+                .usage()
+                .map(|u| summary::usage_line(&u))
+                .unwrap_or_default();
             out.push(Entry::Finished {
                 ok: true,
                 summary: format!("turn completed · {usage}"),
@@ -121,10 +124,12 @@ fn failed_message(event: &Value) -> String {
     text(&event["error"], "message").unwrap_or_else(|| "unknown error".into())
 }
 
-fn add_usage(s: &mut Summary, usage: &Value) {
-    if usage.is_object() {
+/// What one event counts of the run's token use: each completed turn's usage.
+pub fn tally(t: &mut Tally, event: &Value) {
+    let usage = &event["usage"];
+    if event["type"] == "turn.completed" && usage.is_object() {
         // Codex counts cached input inside input_tokens.
-        s.add_usage(
+        t.add(
             count(usage, "input_tokens"),
             count(usage, "output_tokens"),
             None,
@@ -136,7 +141,9 @@ pub fn summarize(stdout: &str) -> Summary {
     let mut s = Summary::default();
     let mut last_error = None;
     let mut texts = Vec::new();
+    let mut used = Tally::default();
     for event in summary::events(stdout) {
+        tally(&mut used, &event);
         match event["type"].as_str().unwrap_or("") {
             "thread.started" => s.session_id = text(&event, "thread_id"),
             "item.completed" => {
@@ -158,7 +165,6 @@ pub fn summarize(stdout: &str) -> Summary {
             "turn.completed" => {
                 s.finished = true;
                 last_error = None;
-                add_usage(&mut s, &event["usage"]);
             }
             "turn.failed" => {
                 s.finished = true;
@@ -173,6 +179,7 @@ pub fn summarize(stdout: &str) -> Summary {
         s.error = last_error;
     }
     s.answer_from(&texts);
+    s.usage = used.usage();
     s
 }
 

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use crate::transcript::Entry;
-use crate::workers::summary::{self, Summary, count, target_of, text};
+use crate::workers::summary::{self, Summary, Tally, count, target_of, text};
 
 pub fn entries(event: &Value) -> Option<Vec<Entry>> {
     let kind = event.get("type")?.as_str()?;
@@ -83,13 +83,28 @@ fn result_error(event: &Value) -> String {
     text(&event["error"], "message").unwrap_or_else(|| "the run failed".into())
 }
 
+/// What one event counts of the run's token use: the closing `result`'s stats (the stream
+/// gives none before).
+pub fn tally(t: &mut Tally, event: &Value) {
+    let stats = &event["stats"];
+    if event["type"] == "result" && stats.is_object() {
+        t.add(
+            count(stats, "input_tokens"),
+            count(stats, "output_tokens"),
+            None,
+        );
+    }
+}
+
 pub fn summarize(stdout: &str) -> Summary {
     let mut s = Summary::default();
     let mut calls: HashMap<String, String> = HashMap::new();
     // The assistant's messages; one arrives in delta pieces until a tool call ends it.
     let mut texts: Vec<String> = Vec::new();
     let mut turn_text = String::new();
+    let mut used = Tally::default();
     for event in summary::events(stdout) {
+        tally(&mut used, &event);
         match event["type"].as_str().unwrap_or("") {
             "init" => s.session_id = text(&event, "session_id"),
             "message" if event["role"] == "assistant" => {
@@ -120,12 +135,6 @@ pub fn summarize(stdout: &str) -> Summary {
             }
             "result" => {
                 s.finished = true;
-                let stats = &event["stats"];
-                s.add_usage(
-                    count(stats, "input_tokens"),
-                    count(stats, "output_tokens"),
-                    None,
-                );
                 if event["status"] != "success" {
                     s.error = Some(result_error(&event));
                 }
@@ -135,6 +144,7 @@ pub fn summarize(stdout: &str) -> Summary {
     }
     texts.push(turn_text);
     s.answer_from(&texts);
+    s.usage = used.usage();
     s
 }
 

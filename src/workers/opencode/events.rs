@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use crate::transcript::Entry;
-use crate::workers::summary::{self, Summary, count, target_of, text};
+use crate::workers::summary::{self, Summary, Tally, count, target_of, text};
 
 pub fn entries(event: &Value) -> Option<Vec<Entry>> {
     let kind = event.get("type")?.as_str()?;
@@ -70,10 +70,25 @@ fn error_message(event: &Value) -> String {
     }
 }
 
+/// What one event counts of the run's token use: each finished step's tokens and cost.
+pub fn tally(t: &mut Tally, event: &Value) {
+    if event["type"] == "step_finish" {
+        let part = &event["part"];
+        let tokens = &part["tokens"];
+        t.add(
+            count(tokens, "input") + count(&tokens["cache"], "read"),
+            count(tokens, "output") + count(tokens, "reasoning"),
+            part["cost"].as_f64(),
+        );
+    }
+}
+
 pub fn summarize(stdout: &str) -> Summary {
     let mut s = Summary::default();
     let mut texts: Vec<String> = Vec::new();
+    let mut used = Tally::default();
     for event in summary::events(stdout) {
+        tally(&mut used, &event);
         if s.session_id.is_none() {
             s.session_id = text(&event, "sessionID");
         }
@@ -90,22 +105,13 @@ pub fn summarize(stdout: &str) -> Summary {
                     ));
                 }
             }
-            "step_finish" => {
-                let tokens = &part["tokens"];
-                s.add_usage(
-                    count(tokens, "input") + count(&tokens["cache"], "read"),
-                    count(tokens, "output") + count(tokens, "reasoning"),
-                    part["cost"].as_f64(),
-                );
-                if part["reason"] != "tool-calls" {
-                    s.finished = true;
-                }
-            }
+            "step_finish" if part["reason"] != "tool-calls" => s.finished = true,
             "error" => s.error = Some(error_message(&event)),
             _ => {}
         }
     }
     s.answer_from(&texts);
+    s.usage = used.usage();
     s
 }
 

@@ -1,0 +1,349 @@
+//! The report as Markdown, for people: the summary, the tasks' table, the specs, then per task
+//! its attempts (how each ended and why), gates, verdict and use; the run's gates and the
+//! violations.
+
+use std::fmt::Write as _;
+
+use super::{AttemptLine, Report};
+use crate::engine::ui::duration;
+use crate::state::AttemptOutcome;
+
+/// The report as Markdown, for people.
+pub fn markdown(r: &Report) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "# orch run {}: {}\n", r.run_id, r.outcome);
+    if let Some(reason) = &r.reason {
+        let _ = writeln!(o, "{reason}\n");
+    }
+    let request: String = r.request.chars().take(500).collect();
+    let more = if r.request.chars().count() > 500 {
+        " […]"
+    } else {
+        ""
+    };
+    let _ = writeln!(o, "Request: {}{more}\n", request.replace('\n', " "));
+    if let Some(sample) = &r.sample {
+        let _ = writeln!(o, "**A sample run, not the request**: {sample}\n");
+    }
+    let t = &r.totals;
+    let resumed = match r.resumes {
+        0 => String::new(),
+        n => format!(
+            " (engines ran {} of it; resumed {n} time(s))",
+            duration(r.active_ms)
+        ),
+    };
+    let _ = writeln!(
+        o,
+        "Time: {}{resumed} · tasks: {} ({} done, {} failed, {} blocked) · attempts: {} · lines: +{} -{} · violations: {}{}\n",
+        r.duration_ms.map(duration).unwrap_or_else(|| "-".into()),
+        t.tasks,
+        t.done,
+        t.failed,
+        t.blocked,
+        t.attempts,
+        t.lines_added,
+        t.lines_removed,
+        t.violations,
+        tokens(t.input_tokens, t.output_tokens, t.cost_usd)
+    );
+    let _ = writeln!(
+        o,
+        "| task | agent | state | attempts | time | files (+/-) | TDD | judge |"
+    );
+    let _ = writeln!(o, "|---|---|---|---|---|---|---|---|");
+    for task in &r.tasks {
+        let files: Vec<String> = task
+            .files
+            .iter()
+            .map(|f| format!("{} (+{} -{})", f.path, f.added, f.removed))
+            .collect();
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            task.id,
+            task.agent,
+            task.state,
+            task.attempts,
+            duration(task.duration_ms),
+            files.join("<br>"),
+            task.tdd.as_deref().unwrap_or("-"),
+            task.verdict.as_deref().unwrap_or("-"),
+        );
+    }
+    if !r.specs.is_empty() {
+        let _ = writeln!(o, "\n## Specs\n");
+        for spec in &r.specs {
+            let state = match spec.bytes {
+                Some(bytes) if spec.exists => format!("{bytes} bytes"),
+                _ => "MISSING".to_string(),
+            };
+            let about = match spec.description.as_str() {
+                "" => String::new(),
+                d => format!(" ({})", d.replace('\n', " ")),
+            };
+            let _ = writeln!(o, "- {} — {state}{about}", spec.path);
+        }
+    }
+    for task in &r.tasks {
+        let _ = writeln!(o, "\n## Task {} ({})\n", task.id, task.state);
+        if let Some(reason) = &task.reason {
+            let _ = writeln!(o, "Reason: {reason}\n");
+        }
+        // One attempt that did it says nothing the table does not.
+        let single_done = matches!(
+            task.attempt_history.as_slice(),
+            [a] if a.outcome == AttemptOutcome::Done
+        );
+        if !task.attempt_history.is_empty() && !single_done {
+            let _ = writeln!(o, "Attempts:\n");
+            for a in &task.attempt_history {
+                attempt_markdown(&mut o, a);
+            }
+            let _ = writeln!(o);
+        }
+        for g in &task.gates {
+            let _ = writeln!(
+                o,
+                "- gate {}: {} — {}",
+                g.gate,
+                g.status,
+                g.detail.lines().next().unwrap_or("")
+            );
+        }
+        if let Some(v) = &task.verdict {
+            let _ = writeln!(
+                o,
+                "- judge: {v} — {}",
+                task.verdict_reason.as_deref().unwrap_or("")
+            );
+        }
+        if !task.violations.is_empty() {
+            let ns: Vec<String> = task.violations.iter().map(|n| format!("#{n}")).collect();
+            let _ = writeln!(o, "- suspected in violation(s) {}", ns.join(", "));
+        }
+        if let Some(u) = &task.usage {
+            let _ = writeln!(
+                o,
+                "- usage:{}",
+                tokens(u.input_tokens, u.output_tokens, u.cost_usd)
+            );
+        }
+    }
+    if !r.run_gates.is_empty() {
+        let _ = writeln!(o, "\n## Run gates\n");
+        for g in &r.run_gates {
+            let _ = writeln!(
+                o,
+                "- {}: {} — {}",
+                g.gate,
+                g.status,
+                g.detail.lines().next().unwrap_or("")
+            );
+        }
+    }
+    if !r.violations.is_empty() {
+        let _ = writeln!(o, "\n## Violations\n");
+        for v in &r.violations {
+            let line = crate::engine::ui::describe_violation(
+                v.n,
+                &v.change,
+                &v.path,
+                &v.suspects,
+                &v.action,
+                v.saved.as_deref(),
+            );
+            let _ = writeln!(o, "- {line}");
+        }
+    }
+    o
+}
+
+/// One attempt as a list item: how it ended, after how long, and why, a reason's further lines
+/// (a gate's output) in a block of their own.
+fn attempt_markdown(o: &mut String, a: &AttemptLine) {
+    let exit = match (a.exit_code, a.signal) {
+        (_, Some(signal)) => format!(", killed by signal {signal}"),
+        (Some(code), None) if code != 0 => format!(", exit {code}"),
+        _ => String::new(),
+    };
+    let usage = a
+        .usage
+        .as_ref()
+        .map(|u| tokens(u.input_tokens, u.output_tokens, u.cost_usd))
+        .unwrap_or_default();
+    let how = match a.outcome {
+        AttemptOutcome::Running => format!("running for {}", duration(a.duration_ms)),
+        outcome => format!("{} after {}", outcome.name(), duration(a.duration_ms)),
+    };
+    let _ = writeln!(o, "- attempt {}: {how}{exit}{usage}", a.attempt);
+    for reason in &a.reasons {
+        let mut lines = reason.trim().lines();
+        let _ = writeln!(o, "  - {}", lines.next().unwrap_or(""));
+        let rest: Vec<&str> = lines.collect();
+        if rest.is_empty() {
+            continue;
+        }
+        let _ = writeln!(o, "    ```");
+        for line in shortened(&rest, 20) {
+            let _ = writeln!(o, "    {line}");
+        }
+        let _ = writeln!(o, "    ```");
+    }
+}
+
+/// At most `max` lines: the first ones and the last (where a gate names its full output),
+/// with a line that says how many were left out.
+fn shortened(lines: &[&str], max: usize) -> Vec<String> {
+    if lines.len() <= max {
+        return lines.iter().map(|l| l.to_string()).collect();
+    }
+    let head = max.saturating_sub(2);
+    let mut out: Vec<String> = lines[..head].iter().map(|l| l.to_string()).collect();
+    out.push(format!("… ({} lines left out)", lines.len() - head - 1));
+    out.push(lines[lines.len() - 1].to_string());
+    out
+}
+
+fn tokens(input: u64, output: u64, cost: Option<f64>) -> String {
+    if input == 0 && output == 0 && cost.is_none() {
+        return String::new();
+    }
+    let cost = cost.map(|c| format!(", ${c:.4}")).unwrap_or_default();
+    format!(" · tokens: {input} in, {output} out{cost}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::TaskId;
+    use crate::report::{SpecLine, TaskReport, Totals, UsageLine};
+
+    fn attempt(n: u32, outcome: AttemptOutcome, reasons: &[&str], ms: u64) -> AttemptLine {
+        AttemptLine {
+            attempt: n,
+            outcome,
+            reasons: reasons.iter().map(|r| r.to_string()).collect(),
+            duration_ms: ms,
+            started_at_ms: 0,
+            ended_at_ms: Some(ms),
+            exit_code: Some(0),
+            signal: None,
+            gates: vec![],
+            usage: None,
+        }
+    }
+
+    fn report() -> Report {
+        let test_output: String = (1..=30).map(|i| format!("\nline {i}")).collect();
+        Report {
+            sample: None,
+            run_id: "r1".into(),
+            request: "build it".into(),
+            outcome: "succeeded".into(),
+            reason: None,
+            duration_ms: Some(160_000),
+            active_ms: 1_200,
+            resumes: 1,
+            specs: vec![
+                SpecLine {
+                    path: "specs/auth.md".into(),
+                    description: "the tokens".into(),
+                    exists: true,
+                    bytes: Some(1234),
+                },
+                SpecLine {
+                    path: "specs/gone.md".into(),
+                    description: String::new(),
+                    exists: false,
+                    bytes: None,
+                },
+            ],
+            tasks: vec![TaskReport {
+                id: TaskId::new("api"),
+                agent: "claude".into(),
+                state: "done".into(),
+                reason: None,
+                attempts: 3,
+                duration_ms: 1_200,
+                attempt_history: vec![
+                    attempt(
+                        1,
+                        AttemptOutcome::Refused,
+                        &[&format!("gate `test` failed: 1 failed{test_output}")],
+                        400,
+                    ),
+                    attempt(
+                        2,
+                        AttemptOutcome::Interrupted,
+                        &["the tmux server died"],
+                        300,
+                    ),
+                    AttemptLine {
+                        usage: Some(UsageLine {
+                            input_tokens: 36000,
+                            output_tokens: 2400,
+                            cost_usd: Some(0.192),
+                        }),
+                        ..attempt(3, AttemptOutcome::Done, &[], 500)
+                    },
+                ],
+                files: vec![],
+                violations: vec![],
+                gates: vec![],
+                tdd: None,
+                verdict: Some("pass".into()),
+                verdict_reason: Some("good".into()),
+                usage: None,
+            }],
+            run_gates: vec![],
+            violations: vec![],
+            totals: Totals::default(),
+        }
+    }
+
+    #[test]
+    fn every_attempt_says_how_it_ended_and_why() {
+        let md = markdown(&report());
+        let attempts = md.split("Attempts:").nth(1).unwrap();
+        assert!(
+            attempts.contains("- attempt 1: refused after 0.4s\n  - gate `test` failed: 1 failed\n    ```\n    line 1\n"),
+            "{md}"
+        );
+        // A long output is cut in its middle: its end (where a gate names its log) stays.
+        assert!(
+            attempts.contains("    … (11 lines left out)\n    line 30\n    ```"),
+            "{md}"
+        );
+        assert!(
+            attempts.contains("- attempt 2: interrupted after 0.3s\n  - the tmux server died\n"),
+            "{md}"
+        );
+        assert!(
+            attempts.contains("- attempt 3: done after 0.5s · tokens: 36000 in, 2400 out, $0.1920"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn a_task_done_at_its_first_attempt_lists_no_attempts() {
+        let mut r = report();
+        r.tasks[0].attempt_history = vec![attempt(1, AttemptOutcome::Done, &[], 500)];
+        assert!(!markdown(&r).contains("Attempts:"), "{}", markdown(&r));
+    }
+
+    #[test]
+    fn the_specs_and_the_engines_time_are_reported() {
+        let md = markdown(&report());
+        assert!(
+            md.contains(
+                "## Specs\n\n- specs/auth.md — 1234 bytes (the tokens)\n- specs/gone.md — MISSING\n"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("Time: 2m40s (engines ran 1.2s of it; resumed 1 time(s))"),
+            "{md}"
+        );
+    }
+}
