@@ -259,6 +259,8 @@ fn the_judge_on_codex_answers_with_a_verdict_from_a_read_only_sandbox() {
         title: "judge · agent codex".into(),
         argv: invocation.argv,
         env: invocation.env,
+        env_file: None,
+        stdin: invocation.stdin,
         cwd: invocation.cwd,
         output_log: dir.join("output.log"),
         stdout_log: dir.join("stdout.log"),

@@ -1,5 +1,7 @@
 //! `orch plan "REQUEST"`: run the planner agent as a subprocess until it gives a valid plan.
 
+use std::os::unix::fs::DirBuilderExt as _;
+
 use anyhow::Context as _;
 
 use super::{Global, output};
@@ -16,8 +18,14 @@ pub fn run(global: &Global, request: &str) -> anyhow::Result<u8> {
     }
     let project = global.project()?;
     let config = project.load_config()?;
+    // The request and the prompts are this user's alone; the planner gets the user's umask.
+    crate::private::restrict();
     let dir = project.state_dir().join("plans").join(project::new_id());
-    std::fs::create_dir_all(&dir).with_context(|| format!("failed to create {}", dir.display()))?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .with_context(|| format!("failed to create {}", dir.display()))?;
     std::fs::write(dir.join("request.txt"), request)
         .with_context(|| format!("failed to write the request into {}", dir.display()))?;
     let planning = Planning {

@@ -12,7 +12,7 @@ use crate::error::{EXIT_OK, usage};
 use crate::layout::Layout;
 use crate::plan;
 use crate::project::{self, Project};
-use crate::state::{self, RunDir, RunInfo, UpLock};
+use crate::state::{self, RunDir, RunInfo, UpLock, environ};
 use crate::tmux::{RealTmux, Tmux, WindowSpec};
 
 pub struct UpArgs {
@@ -56,6 +56,8 @@ pub fn print_detached(started: &Started) {
 }
 
 pub fn start(global: &Global, args: UpArgs) -> anyhow::Result<Started> {
+    // The run directory about to be made holds the caller's environment and the request.
+    crate::private::restrict();
     if args.request.trim().is_empty() {
         return Err(usage(
             "the request is empty: say what to build, e.g. orch up \"Build a CLI that counts words\"",
@@ -145,6 +147,9 @@ pub fn start(global: &Global, args: UpArgs) -> anyhow::Result<Started> {
         orch_version: env!("CARGO_PKG_VERSION").to_string(),
     };
     let dir = state::create_run(&state_dir, &info, &config_text, given_plan.as_ref())?;
+    // The engine and the agents get our environment from this file, never from a command line
+    // (see state::environ).
+    environ::write(&dir.environ(), &environ::caller())?;
 
     let exe = std::env::current_exe().context("failed to find orch's own executable")?;
     let pane = tmux.new_session(
@@ -157,7 +162,7 @@ pub fn start(global: &Global, args: UpArgs) -> anyhow::Result<Started> {
                 "engine".into(),
                 dir.path().display().to_string(),
             ],
-            env: caller_env(),
+            env: vec![],
         },
         (200, 50),
     )?;
@@ -167,14 +172,6 @@ pub fn start(global: &Global, args: UpArgs) -> anyhow::Result<Started> {
         tmux,
         session,
     })
-}
-
-/// A pane gets the tmux server's environment, not ours: hand ours over explicitly. `TMUX`
-/// and `TMUX_PANE` describe the caller's own tmux, not the new session.
-pub(super) fn caller_env() -> Vec<(String, String)> {
-    std::env::vars()
-        .filter(|(k, _)| k != "TMUX" && k != "TMUX_PANE")
-        .collect()
 }
 
 fn read_plan(path: &Path, project: &Project, workers: &[String]) -> anyhow::Result<plan::Plan> {

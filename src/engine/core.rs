@@ -106,6 +106,11 @@ pub(super) struct ChangeSeen {
 
 /// Runs the engine for the run in `run_dir` until the run ends or is interrupted.
 pub fn start(run_dir: &Path) -> anyhow::Result<u8> {
+    // Everything the engine writes into the run is this user's alone (see private.rs).
+    crate::private::restrict();
+    // The caller's environment comes from the run's file, not from tmux (see state::environ).
+    // SAFETY: first thing, before the runtime or anything else starts a thread.
+    unsafe { crate::state::environ::load_into_process(&RunDir::open(run_dir)?.environ())? };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -258,6 +263,10 @@ impl Engine {
             title,
             argv: invocation.argv,
             env: invocation.env,
+            // Written by `orch up` and `orch resume`; absent only where no caller's environment
+            // is to be passed on (the engine's unit tests).
+            env_file: Some(self.dir.environ()).filter(|p| p.exists()),
+            stdin: invocation.stdin,
             cwd: invocation.cwd,
             output_log: dir.join("output.log"),
             stdout_log: dir.join("stdout.log"),

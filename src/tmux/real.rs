@@ -147,18 +147,20 @@ impl RealTmux {
             }
             args.extend(command.iter().map(|arg| escape_arg(arg)));
         }
-        let output = Command::new(PROGRAM)
+        let mut command = Command::new(PROGRAM);
+        command
             .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .output()
-            .map_err(|err| match err.kind() {
-                std::io::ErrorKind::NotFound => TmuxError::NotInstalled,
-                _ => TmuxError::Spawn {
-                    reason: err.to_string(),
-                },
-            })?;
+            .stderr(Stdio::piped());
+        // A server started by this command keeps its umask for every pane: the user's.
+        crate::private::user_umask_for(&mut command);
+        let output = command.output().map_err(|err| match err.kind() {
+            std::io::ErrorKind::NotFound => TmuxError::NotInstalled,
+            _ => TmuxError::Spawn {
+                reason: err.to_string(),
+            },
+        })?;
         if output.status.success() {
             return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
         }

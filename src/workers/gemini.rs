@@ -1,6 +1,7 @@
-//! Gemini CLI, headless: `gemini -p PROMPT -o stream-json --skip-trust --approval-mode yolo`
+//! Gemini CLI, headless: `gemini -p "" -o stream-json --skip-trust --approval-mode yolo`
 //! (`auto_edit` when the agent may not run commands: edits are approved, and a command,
-//! which would need approval, is refused headless).
+//! which would need approval, is refused headless). The prompt is read on stdin, never from
+//! the command line: `-p`'s text is appended to what stdin holds, and is empty here.
 //!
 //! Permissions: a policy file (`--policy`, the user tier, above the built-in rules of every
 //! approval mode) written next to the prompt. A worker's writes (`write_file`, `replace`) are
@@ -19,7 +20,7 @@ mod events;
 use std::path::{Path, PathBuf};
 
 use super::readiness::{Check, Setting, needs_node};
-use super::{Adapter, AgentCall, Assessment, Edits, prompt_argument};
+use super::{Adapter, AgentCall, Assessment, Edits};
 use crate::transcript::Entry;
 
 pub struct Gemini;
@@ -28,11 +29,11 @@ pub struct Gemini;
 const POLICY_FILE: &str = "gemini-policy.toml";
 
 impl Adapter for Gemini {
-    fn wants_prompt_text(&self) -> bool {
+    fn prompt_on_stdin(&self) -> bool {
         true
     }
 
-    fn argv(&self, call: &AgentCall, prompt: &str) -> anyhow::Result<Vec<String>> {
+    fn argv(&self, call: &AgentCall) -> anyhow::Result<Vec<String>> {
         let mode = if call.agent.allow_shell {
             "yolo"
         } else {
@@ -41,7 +42,7 @@ impl Adapter for Gemini {
         let mut argv = vec![
             "gemini".to_string(),
             "-p".into(),
-            prompt_argument(call, prompt),
+            String::new(),
             "-o".into(),
             "stream-json".into(),
             "--skip-trust".into(),
@@ -274,14 +275,14 @@ mod tests {
         let prompt_file = tmp.path().join("prompt.md");
         let mut c = call(&a, Role::Worker, &files);
         c.prompt_file = &prompt_file;
-        let argv = Gemini.argv(&c, "go").unwrap();
+        let argv = Gemini.argv(&c).unwrap();
         let policy_path = tmp.path().join(POLICY_FILE);
         assert_eq!(
             argv,
             [
                 "gemini",
                 "-p",
-                "go",
+                "",
                 "-o",
                 "stream-json",
                 "--skip-trust",
