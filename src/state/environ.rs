@@ -18,8 +18,11 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
-/// Variables that describe the caller's own terminal multiplexer, not the run's session.
-const NOT_PASSED: [&str; 2] = ["TMUX", "TMUX_PANE"];
+/// Variables that describe the caller's own terminal multiplexer and shell, not the run's
+/// session and panes: tmux sets `PWD` to the pane's directory, and a CLI that believes a
+/// caller's `PWD` over its working directory (OpenCode does) would take the project for a
+/// directory outside its workspace.
+const NOT_PASSED: [&str; 4] = ["TMUX", "TMUX_PANE", "PWD", "OLDPWD"];
 
 /// The caller's environment, as the run's panes should get it.
 pub fn caller() -> Vec<(OsString, OsString)> {
@@ -116,9 +119,11 @@ mod tests {
     }
 
     #[test]
-    fn the_callers_tmux_is_not_the_runs() {
+    fn the_callers_tmux_and_directory_are_not_the_runs() {
         let names: Vec<OsString> = caller().into_iter().map(|(k, _)| k).collect();
-        assert!(!names.iter().any(|n| n == "TMUX" || n == "TMUX_PANE"));
+        for name in NOT_PASSED {
+            assert!(!names.iter().any(|n| n == name), "{name}");
+        }
         assert!(names.iter().any(|n| n == "PATH"));
     }
 
