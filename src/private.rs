@@ -19,6 +19,7 @@ const UNSET: u32 = u32::MAX;
 pub fn restrict() {
     // SAFETY: umask(2) only sets this process's file mode mask; it cannot fail.
     let before = unsafe { libc::umask(0o077) };
+    #[allow(clippy::useless_conversion)] // mode_t is u16 on macOS
     let before = u32::from(before);
     let _ = USER_UMASK.compare_exchange(UNSET, before, Ordering::SeqCst, Ordering::SeqCst);
     // SAFETY: as above.

@@ -465,17 +465,15 @@ fn the_prompt_comes_on_stdin_and_the_runs_environment_from_its_file_not_argv() {
     let ours = unsafe {
         let mask = libc::umask(0o022);
         libc::umask(mask);
-        mask
+        #[allow(clippy::useless_conversion)] // mode_t is u16 on macOS
+        u32::from(mask)
     };
     assert_eq!(
         String::from_utf8_lossy(&fx.read(&spec.stdout_log)),
         format!("the prompt ORCH-PROMPT-MARKER\nORCH-ENV-MARKER from the spec\n{ours:04o}\n")
     );
     let mode = |p: &Path| p.metadata().unwrap().permissions().mode() & 0o777;
-    assert_eq!(
-        mode(&fx.project.join("made-by-agent")),
-        0o666 & !u32::from(ours)
-    );
+    assert_eq!(mode(&fx.project.join("made-by-agent")), 0o666 & !ours);
     // What agent-run writes itself is the user's alone.
     for file in [&spec.output_log, &spec.stdout_log, &spec.exit_file] {
         assert_eq!(mode(file), 0o600, "{}", file.display());

@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use support::{TestProject, Up, wait_until};
+use support::{TestProject, Up, command_lines_with, wait_until};
 
 /// A value found nowhere else on this machine.
 fn marker(what: &str) -> String {
@@ -17,29 +17,6 @@ fn marker(what: &str) -> String {
         .unwrap()
         .as_nanos();
     format!("orch-secret-{what}-{}-{nanos}", std::process::id())
-}
-
-/// Every process's command line that holds one of `markers`, as `pid: words`.
-fn command_lines_with(markers: &[&str]) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
-        else {
-            continue;
-        };
-        // Gone since the listing, or a kernel thread: nothing to read.
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if markers.iter().any(|m| text.contains(m)) {
-            found.push(format!("{pid}: {text}"));
-        }
-    }
-    found
 }
 
 fn files_under(dir: &Path) -> Vec<PathBuf> {
@@ -70,6 +47,7 @@ fn umask() -> u32 {
     unsafe {
         let mask = libc::umask(0o022);
         libc::umask(mask);
+        #[allow(clippy::useless_conversion)] // mode_t is u16 on macOS
         u32::from(mask)
     }
 }
