@@ -3,6 +3,7 @@
 //! silently ignored setting.
 
 mod load;
+mod redact;
 mod schema;
 mod starter;
 

@@ -63,7 +63,9 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let config: Config = serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
         path: path.to_path_buf(),
-        message: e.to_string().trim_start_matches("error: ").to_string(),
+        // The error quotes the config's lines: never an agent's `env` value.
+        message: super::redact::env_values(text)
+            .redact(e.to_string().trim_start_matches("error: ")),
     })?;
     let problems = check(&config, text);
     if problems.is_empty() {
@@ -245,6 +247,20 @@ roles:
         assert!(err.contains("line 4"), "{err}");
         assert!(err.contains("model"), "{err}");
         assert!(err.contains("command"), "{err}");
+    }
+
+    #[test]
+    fn a_parse_error_never_shows_an_agents_env_value() {
+        for env in [
+            "    env: {KEY: sk-secret-123, BAD: [sk-secret-456]}",
+            "    env:\n      KEY: sk-secret-123\n      BAD: {x: sk-secret-456}",
+            "    env: sk-secret-123 sk-secret-456",
+        ] {
+            let text = GOOD.replace("    kind: scripted", &format!("    kind: scripted\n{env}"));
+            let err = parse_str(&text).unwrap_err().to_string();
+            assert!(err.contains("line "), "{err}");
+            assert!(!err.contains("sk-secret"), "{err}");
+        }
     }
 
     #[test]
