@@ -134,18 +134,23 @@ fn no_marker_in_any_command_line_while_the_run_is_live_nor_in_a_readable_file() 
         "the agent's PWD is not the project"
     );
 
-    std::fs::write(&fifo, "go\n").unwrap();
-    up.wait(0);
-
     let run = std::fs::read_dir(up.p.path(".orch/runs"))
         .unwrap()
         .next()
         .unwrap()
         .unwrap()
         .path();
+    let environ = run.join("environ");
+    assert_eq!(mode(&environ), 0o600);
+    assert!(holds(&environ, &caller_secret));
+
+    std::fs::write(&fifo, "go\n").unwrap();
+    up.wait(0);
+
+    // Once the run is over nothing reads it (a resume writes it again): it is gone.
+    assert!(!environ.exists(), "the keys outlive the run");
     assert_eq!(mode(&run), 0o700, "the run directory");
     for file in [
-        "environ",
         "config.yaml",
         "request.txt",
         "run.json",
@@ -165,7 +170,6 @@ fn no_marker_in_any_command_line_while_the_run_is_live_nor_in_a_readable_file() 
             "{file} is readable by others"
         );
     }
-    assert!(holds(&run.join("environ"), &caller_secret));
     for file in files_under(&run) {
         if mode(&file) & 0o044 != 0 {
             for m in markers {

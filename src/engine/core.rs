@@ -130,7 +130,12 @@ pub fn start(run_dir: &Path) -> anyhow::Result<u8> {
         match &result {
             // Detached: the run goes on without an engine, and the window is gone.
             Ok(None) => {}
-            Ok(Some(outcome)) => engine.render_final(Ok(*outcome)),
+            Ok(Some(outcome)) => {
+                // Over: its agents are done or stopped, and a resume writes the caller's
+                // environment again, so no copy of the keys is left lying in the run.
+                let _ = std::fs::remove_file(engine.dir.environ());
+                engine.render_final(Ok(*outcome))
+            }
             Err(e) => engine.render_final(Err(e)),
         }
         match result {
