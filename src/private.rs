@@ -64,10 +64,52 @@ pub fn user_umask_for_tokio(cmd: &mut tokio::process::Command) {
     }
 }
 
+/// Takes group and other permissions off a file an agent wrote into the run with the user's
+/// umask (the planner's plan file). Never through a symlink, which could point at a file of
+/// the project; a missing file is left missing.
+pub fn tighten(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let meta = file.metadata()?;
+    if meta.is_file() && meta.permissions().mode() & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(
+            meta.permissions().mode() & 0o700,
+        ))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt as _;
+
+    #[test]
+    fn tighten_takes_others_off_a_file_but_never_follows_a_link() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mode = |p: &std::path::Path| p.metadata().unwrap().permissions().mode() & 0o777;
+        let file = tmp.path().join("plan.json");
+        std::fs::write(&file, "{}").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o664)).unwrap();
+        tighten(&file).unwrap();
+        assert_eq!(mode(&file), 0o600);
+        let outside = tmp.path().join("project-file");
+        std::fs::write(&outside, "x").unwrap();
+        std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let link = tmp.path().join("link.json");
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        assert!(tighten(&link).is_err());
+        assert_eq!(mode(&outside), 0o644);
+        tighten(&tmp.path().join("missing")).unwrap();
+    }
 
     #[test]
     fn what_orch_creates_is_private_and_its_children_get_the_users_umask_back() {

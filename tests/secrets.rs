@@ -273,3 +273,37 @@ fn orch_plan_gives_each_cli_its_prompt_on_stdin_not_as_an_argument() {
         }
     }
 }
+
+#[test]
+fn every_file_of_a_planned_run_is_the_users_alone_but_copies_of_project_files() {
+    let up = Up::new("private-run", support::SCRIPTED);
+    up.up(&["Build wordstat"], None).expect(0);
+    up.wait(0);
+    let run = std::fs::read_dir(up.p.path(".orch/runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut open = Vec::new();
+    let mut dirs = vec![run.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            let rel = path.strip_prefix(&run).unwrap().to_path_buf();
+            // Copies of the project's own files keep their mode; tmux touches empty signals.
+            let copies = ["baseline", "violations", "snapshot/index", "signals/"];
+            if copies.iter().any(|c| rel.starts_with(c)) {
+                continue;
+            }
+            if entry.file_type().unwrap().is_dir() {
+                dirs.push(path.clone());
+            }
+            if mode(&path) & 0o077 != 0 {
+                open.push(format!("{:o} {}", mode(&path), rel.display()));
+            }
+        }
+    }
+    assert!(open.is_empty(), "readable by others:\n{}", open.join("\n"));
+    assert!(run.join("planner/1/plan.json").exists());
+}
