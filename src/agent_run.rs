@@ -1,7 +1,9 @@
 //! `orch agent-run SPEC`: what a task's tmux pane runs (through its launcher, see
-//! [`crate::launcher`]). Runs the agent with no shell, copies what it prints to the pane and to
-//! the logs as it arrives, and records how it ended in `exit.json`, which is how the engine
-//! learns that a task's agent is done, whether it exited, was stopped, or never started.
+//! [`crate::launcher`]). Runs the agent with no shell (the run's environment file over the
+//! pane's environment, an agent CLI's prompt file on its stdin: neither ever an argument),
+//! copies what it prints to the pane and to the logs as it arrives, and records how it ended
+//! in `exit.json`, which is how the engine learns that a task's agent is done, whether it
+//! exited, was stopped, or never started.
 //!
 //! For an agent CLI that prints an event stream (the launch spec's env names the agent's kind
 //! in `ORCH_AGENT_KIND`), the pane shows the stream as a live transcript while the logs keep
