@@ -194,9 +194,11 @@ impl Tmux for RealTmux {
             Err(TmuxError::SessionNotFound { .. } | TmuxError::ServerNotRunning { .. }) => {
                 Ok(false)
             }
-            // The server was exiting (its last session just closed) as it was asked.
+            // The server was exiting (its last session just closed) as it was asked: it
+            // answers so, or that it has no session to look in.
             Err(TmuxError::CommandFailed { stderr, .. })
-                if stderr.contains("server exited unexpectedly") =>
+                if stderr.contains("server exited unexpectedly")
+                    || stderr.contains("no current target") =>
             {
                 Ok(false)
             }
