@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use support::{TestProject, Up, command_lines_with, wait_until};
+use support::{TestProject, Tmux as _, Up, WindowSpec, command_lines_with, wait_until};
 
 /// A value found nowhere else on this machine.
 fn marker(what: &str) -> String {
@@ -84,7 +84,7 @@ fn no_marker_in_any_command_line_while_the_run_is_live_nor_in_a_readable_file() 
         "agents:\n  holder:\n    kind: command\n    command: [\"./hold.sh\"]\n    env:\n      \
          ORCH_T_AGENT_SECRET: {agent_secret}\n      HOLD_DIR: {}\n  bot:\n    kind: scripted\n\
          roles:\n  planner: bot\n  judge: bot\n  workers: [holder]\n\
-         gates:\n  test: test -n \"$ORCH_T_CALLER_SECRET\"\n",
+         gates:\n  test: test -n \"$ORCH_T_CALLER_SECRET\"\nlimits:\n  retries: 0\n",
         hold.path().display()
     );
     let up = Up::new("secrets", &config);
@@ -96,6 +96,16 @@ fn no_marker_in_any_command_line_while_the_run_is_live_nor_in_a_readable_file() 
                 "files": ["out.txt", "tests/hold_test.sh"]}}]}}"#
         ),
     );
+    // A server started before, from an environment without the markers: panes get the
+    // server's environment, so only the run's environ file can give them the caller's.
+    up.server
+        .tmux()
+        .new_session(
+            "started-before",
+            &WindowSpec::new("idle", hold.path(), vec!["cat".into()]),
+            (80, 24),
+        )
+        .unwrap();
     let request = format!("Build it {request_secret}");
     up.orch()
         .env("ORCH_T_CALLER_SECRET", &caller_secret)
