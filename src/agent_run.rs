@@ -1,7 +1,9 @@
 //! `orch agent-run SPEC`: what a task's tmux pane runs (through its launcher, see
-//! [`crate::launcher`]). Runs the agent with no shell, copies what it prints to the pane and to
-//! the logs as it arrives, and records how it ended in `exit.json`, which is how the engine
-//! learns that a task's agent is done, whether it exited, was stopped, or never started.
+//! [`crate::launcher`]). Runs the agent with no shell (the run's environment file over the
+//! pane's environment, an agent CLI's prompt file on its stdin: neither ever an argument),
+//! copies what it prints to the pane and to the logs as it arrives, and records how it ended
+//! in `exit.json`, which is how the engine learns that a task's agent is done, whether it
+//! exited, was stopped, or never started.
 //!
 //! For an agent CLI that prints an event stream (the launch spec's env names the agent's kind
 //! in `ORCH_AGENT_KIND`), the pane shows the stream as a live transcript while the logs keep
@@ -22,6 +24,7 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use crate::launcher::{self, LaunchSpec};
+use crate::state::environ;
 use crate::transcript::Transcript;
 use crate::workers::{self, Adapter, Usage};
 use pump::{Rendered, Sinks, Stream, Tail, lock};
@@ -137,6 +140,8 @@ pub fn signal_name(sig: i32) -> Option<&'static str> {
 pub fn run(spec_path: &Path) -> anyhow::Result<u8> {
     // First of all, so that a stop request arriving at any point is recorded, not fatal.
     catch_stop_signals()?;
+    // The logs and the exit record are this user's alone; the agent gets the user's umask.
+    crate::private::restrict();
     let spec = LaunchSpec::read(spec_path)?;
     // exit.json means "done": one left by an earlier run of this spec must not say so now.
     match std::fs::remove_file(&spec.exit_file) {
@@ -173,7 +178,7 @@ pub fn run(spec_path: &Path) -> anyhow::Result<u8> {
     let mut json = serde_json::to_vec(&record).context("cannot encode the exit record")?;
     json.push(b'\n');
     // The last act: once exit.json exists, the engine may take the logs as complete.
-    launcher::write_atomic(&spec.exit_file, &json, 0o644)
+    launcher::write_atomic(&spec.exit_file, &json, 0o600)
         .context("cannot record how the agent ended; the engine will not see this task end")?;
     Ok(record.exit_code())
 }
@@ -252,6 +257,25 @@ fn execute(
             spec.cwd.display()
         ));
     }
+    // The caller's environment and the prompt come from files, never from a command line.
+    let run_env = match spec.env_file.as_deref().map(environ::read).transpose() {
+        Ok(vars) => vars.unwrap_or_default(),
+        Err(e) => return not_started(format!("orch: cannot run `{}`: {e:#}", printable(program))),
+    };
+    let stdin = match &spec.stdin {
+        None => Stdio::null(),
+        Some(path) => match std::fs::File::open(path) {
+            Ok(file) => Stdio::from(file),
+            Err(e) => {
+                return not_started(format!(
+                    "orch: cannot run `{}`: cannot open its prompt {}: {e} — start the task \
+                     again with orch",
+                    printable(program),
+                    path.display()
+                ));
+            }
+        },
+    };
     if let Some(sig) = received() {
         // Stopped before it started: record it as if the agent had got the signal.
         say("orch: stopped before the agent started");
@@ -259,15 +283,17 @@ fn execute(
     }
 
     // No process_group(): the agent stays in our group, which is what the engine signals.
-    let mut child = match Command::new(crate::process::resolve(program, &spec.cwd))
+    let mut command = Command::new(crate::process::resolve(program, &spec.cwd));
+    command
         .args(args)
+        .envs(run_env)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .current_dir(&spec.cwd)
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-    {
+        .stderr(Stdio::piped());
+    crate::private::user_umask_for(&mut command);
+    let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => return not_started(cannot_start(program, &e)),
     };

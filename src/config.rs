@@ -4,6 +4,7 @@
 
 mod load;
 mod project_kind;
+mod redact;
 mod sample;
 mod schema;
 mod starter;

@@ -24,8 +24,15 @@ pub struct LaunchSpec {
     pub title: String,
     /// The agent's argv: `argv[0]` with a '/' is relative to `cwd`, else looked up on PATH.
     pub argv: Vec<String>,
-    /// Added to the inherited environment.
+    /// Added to the inherited environment, after `env_file`'s.
     pub env: Vec<(String, String)>,
+    /// The run's environment file (the caller's environment, see `state::environ`), set over
+    /// the pane's environment before `env`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env_file: Option<PathBuf>,
+    /// The file the agent reads on stdin (an agent CLI's prompt); none: /dev/null.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdin: Option<PathBuf>,
     /// The project root.
     pub cwd: PathBuf,
     /// Everything the agent printed, stdout and stderr in order of arrival.
@@ -56,7 +63,7 @@ impl LaunchSpec {
 }
 
 /// Writes `dir/launch.json` (mode 0600: the env may carry secrets) and `dir/launch.sh` (mode
-/// 0755), and returns the script's path. The script holds nothing but `orch_exe` and the
+/// 0700: nothing in a run is for other users), and returns the script's path. The script holds nothing but `orch_exe` and the
 /// spec's path, both shell-quoted; the spec's text never reaches it.
 pub fn write_launcher(dir: &Path, spec: &LaunchSpec, orch_exe: &Path) -> anyhow::Result<PathBuf> {
     // The pane may start in any directory, so the script must not depend on it.
@@ -82,7 +89,7 @@ pub fn write_launcher(dir: &Path, spec: &LaunchSpec, orch_exe: &Path) -> anyhow:
 
     let script_path = dir.join(SCRIPT_FILE);
     let script = script(&orch_exe, &spec_path)?;
-    write_file_atomic(&script_path, &script, 0o755, Durable::No)?;
+    write_file_atomic(&script_path, &script, 0o700, Durable::No)?;
     Ok(script_path)
 }
 
@@ -193,8 +200,10 @@ mod tests {
     fn spec(dir: &Path) -> LaunchSpec {
         LaunchSpec {
             title: "task 1 · agent a · attempt 1".into(),
-            argv: vec!["claude".into(), "-p".into(), "do it".into()],
+            argv: vec!["claude".into(), "-p".into()],
             env: vec![("ORCH_TASK".into(), "1".into())],
+            env_file: Some(dir.join("environ")),
+            stdin: Some(dir.join("prompt.md")),
             cwd: dir.into(),
             output_log: dir.join("output.log"),
             stdout_log: dir.join("stdout.log"),
@@ -236,7 +245,7 @@ mod tests {
     }
 
     #[test]
-    fn modes_are_0600_for_the_spec_and_0755_for_the_script() {
+    fn modes_are_0600_for_the_spec_and_0700_for_the_script() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
         // A leftover temporary file with loose permissions must not be reused.
@@ -249,7 +258,7 @@ mod tests {
         let script = write_launcher(dir, &spec(dir), Path::new("/usr/bin/orch")).unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&dir.join("launch.json")), 0o600);
-        assert_eq!(mode(&script), 0o755);
+        assert_eq!(mode(&script), 0o700);
         assert!(!dir.join("launch.json.tmp").exists());
         assert_eq!(
             LaunchSpec::read(&dir.join("launch.json")).unwrap(),

@@ -18,6 +18,7 @@ pub mod orphans;
 pub mod paths;
 pub mod plan;
 pub mod planner;
+pub mod private;
 pub mod process;
 pub mod progress;
 pub mod project;

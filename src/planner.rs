@@ -118,6 +118,8 @@ impl Planning<'_> {
             Some(code) => Some(format!("the planner exited with status {code}")),
             None => Some("the planner was killed before it finished".to_string()),
         };
+        // Written by the agent with the user's umask: the run's files are the user's alone.
+        let _ = crate::private::tighten(&self.plan_file(attempt));
         let from_file = || {
             std::fs::read_to_string(self.plan_file(attempt))
                 .ok()

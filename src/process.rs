@@ -1,5 +1,5 @@
 //! Running an agent as a plain subprocess (for `orch plan`, and gates): no shell, stdin from
-//! /dev/null, output kept in a log, killed with its whole process group when it goes silent
+//! its prompt file (an agent CLI) or /dev/null, output kept in a log, killed with its whole process group when it goes silent
 //! for too long.
 
 use std::fs::File;
@@ -45,16 +45,24 @@ pub fn run_logged(
     let log_file =
         File::create(log).with_context(|| format!("failed to create {}", log.display()))?;
     let log_file = Arc::new(Mutex::new(log_file));
-    let mut child = Command::new(resolve(program, &inv.cwd))
+    // The prompt, for an agent CLI: never on its command line.
+    let stdin = match &inv.stdin {
+        None => Stdio::null(),
+        Some(path) => File::open(path)
+            .map(Stdio::from)
+            .with_context(|| format!("cannot open the prompt {}", path.display()))?,
+    };
+    let mut command = Command::new(resolve(program, &inv.cwd));
+    command
         .args(args)
         .envs(inv.env.iter().map(|(k, v)| (k, v)))
         .current_dir(&inv.cwd)
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| spawn_error(program, e))?;
+        .process_group(0);
+    crate::private::user_umask_for(&mut command);
+    let mut child = command.spawn().map_err(|e| spawn_error(program, e))?;
 
     enum Msg {
         Line(String),

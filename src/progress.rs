@@ -268,6 +268,8 @@ mod tests {
             output_log: dir.join("output.log"),
             stdout_log: dir.join("stdout.log"),
             exit_file: dir.join("exit.json"),
+            env_file: None,
+            stdin: None,
         };
         std::fs::write(
             dir.join(crate::launcher::SPEC_FILE),

@@ -51,18 +51,23 @@ pub struct AgentCall<'a> {
 /// What to execute: no shell is involved anywhere.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Invocation {
+    /// Never the prompt's text, nor any value of the environment: a command line is visible to
+    /// every user of the machine (`ps`).
     pub argv: Vec<String>,
     /// The CLI session this invocation continues (see [`Adapter::can_continue`]).
     pub continues: Option<String>,
     pub env: Vec<(String, String)>,
     pub cwd: PathBuf,
+    /// The file to give the agent on stdin (its prompt, for the CLIs); `None`: /dev/null.
+    pub stdin: Option<PathBuf>,
 }
 
 /// What differs between agent CLIs.
 pub trait Adapter: Sync {
-    /// The program and its arguments, before the config's `args` are appended. `prompt` is
-    /// the prompt file's content when the CLI takes the prompt as an argument.
-    fn argv(&self, call: &AgentCall, prompt: &str) -> anyhow::Result<Vec<String>>;
+    /// The program and its arguments, before the config's `args` are appended. Never the
+    /// prompt's text: a CLI reads it on stdin (see [`Adapter::prompt_on_stdin`]), a program
+    /// gets its path.
+    fn argv(&self, call: &AgentCall) -> anyhow::Result<Vec<String>>;
 
     /// Environment the CLI needs for this call (its permissions, say), before the config's
     /// `env`, which may override it.
@@ -70,8 +75,9 @@ pub trait Adapter: Sync {
         Ok(Vec::new())
     }
 
-    /// Whether [`Adapter::argv`] needs the prompt's text (else only its path).
-    fn wants_prompt_text(&self) -> bool {
+    /// Whether the CLI reads its prompt on stdin, which is then the prompt file. The prompt
+    /// is never an argument: every user of the machine can read a process's arguments.
+    fn prompt_on_stdin(&self) -> bool {
         false
     }
 
@@ -192,38 +198,10 @@ fn valid_session_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// The longest prompt passed as one argument. Linux refuses a single argument over 128 KiB,
-/// so a longer prompt is replaced by a pointer to its file.
-const MAX_PROMPT_ARG: usize = 100_000;
-
-/// The prompt to put on an agent's command line: the text itself, or when that is too long
-/// for one argument, an instruction to read it from its file.
-pub fn prompt_argument(call: &AgentCall, prompt: &str) -> String {
-    if prompt.len() <= MAX_PROMPT_ARG {
-        prompt.to_string()
-    } else {
-        format!(
-            "Your complete instructions are in the file {}. Read all of it first, then \
-             follow it exactly.",
-            call.prompt_file.display()
-        )
-    }
-}
-
 /// The full invocation for a call: the adapter's argv, the config's `args` and `env`, and the
 /// `ORCH_*` variables. Placeholders are filled in the config's `command` and `args`.
 pub fn invocation(call: &AgentCall) -> anyhow::Result<Invocation> {
     let adapter = adapter(call.agent.kind);
-    let prompt = if adapter.wants_prompt_text() {
-        std::fs::read_to_string(call.prompt_file).map_err(|e| {
-            anyhow::anyhow!(
-                "failed to read the prompt file {}: {e}",
-                call.prompt_file.display()
-            )
-        })?
-    } else {
-        String::new()
-    };
     let mut env: Vec<(String, String)> = orch_env(call);
     env.extend(adapter.env(call)?);
     // Last, so that the config's env wins over the adapter's.
@@ -235,13 +213,16 @@ pub fn invocation(call: &AgentCall) -> anyhow::Result<Invocation> {
         valid_session_id(s) && adapter.can_continue(&Setting::new(call.agent, call.project_dir), s)
     });
     let call = &AgentCall { session, ..*call };
-    let mut argv = adapter.argv(call, &prompt)?;
+    let mut argv = adapter.argv(call)?;
     argv.extend(call.agent.args.iter().map(|a| fill(a, call)));
     Ok(Invocation {
         continues: call.session.map(String::from),
         argv,
         env,
         cwd: call.project_dir.to_path_buf(),
+        stdin: adapter
+            .prompt_on_stdin()
+            .then(|| call.prompt_file.to_path_buf()),
     })
 }
 
@@ -352,13 +333,43 @@ mod tests {
     }
 
     #[test]
-    fn long_prompts_become_a_pointer_to_their_file() {
-        let a = agent(AgentKind::Claude, None);
-        with_call(&a, |c| {
-            assert_eq!(prompt_argument(&c, "short"), "short");
-            let long = "x".repeat(MAX_PROMPT_ARG + 1);
-            assert!(prompt_argument(&c, &long).contains("/p/.orch/runs/r/tasks/7/1/prompt.md"));
-        });
+    fn no_prompt_and_no_env_value_is_ever_an_argument() {
+        let tmp = tempfile::tempdir().unwrap();
+        let prompt = tmp.path().join("prompt.md");
+        std::fs::write(&prompt, "build it ORCH-PROMPT-MARKER\nORCH_CONTEXT {}\n").unwrap();
+        let id = TaskId::new("7");
+        let files = vec!["a.rs".to_string()];
+        for kind in AgentKind::ALL {
+            let command = (kind == AgentKind::Command).then(|| vec!["./agent", "{prompt_file}"]);
+            let mut a = agent(kind, command);
+            a.args = vec![];
+            a.env = BTreeMap::from([("KEY".to_string(), "ORCH-ENV-MARKER".to_string())]);
+            let inv = invocation(&AgentCall {
+                name: "mine",
+                agent: &a,
+                role: Role::Worker,
+                task: Some(&id),
+                files: &files,
+                prompt_file: &prompt,
+                project_dir: tmp.path(),
+                run_dir: tmp.path(),
+                session: None,
+            })
+            .unwrap();
+            let line = inv.argv.join(" ");
+            assert!(
+                !line.contains("MARKER"),
+                "{kind}: the command line holds a secret: {line}"
+            );
+            assert!(env_of(&inv, "KEY") == Some("ORCH-ENV-MARKER"), "{kind}");
+            // The CLIs read the prompt on stdin; a program is given its path.
+            let cli = !matches!(kind, AgentKind::Command | AgentKind::Scripted);
+            assert_eq!(
+                inv.stdin.as_deref(),
+                cli.then_some(prompt.as_path()),
+                "{kind}"
+            );
+        }
     }
 
     /// A Claude or Codex worker's call, with the CLI's state in `state` and the prompt in a
@@ -416,7 +427,7 @@ mod tests {
         std::fs::create_dir_all(&project).unwrap();
         std::fs::write(project.join(format!("{id}.jsonl")), "{}\n").unwrap();
         let resumed = continued(AgentKind::Claude, state.path(), id);
-        assert_eq!(resumed.argv[..5], ["claude", "-p", "do it", "--resume", id]);
+        assert_eq!(resumed.argv[..4], ["claude", "-p", "--resume", id]);
 
         // An id that is not one (read from an agent's output) is never used, even when a
         // record of that name exists.
@@ -453,7 +464,7 @@ mod tests {
         let resumed = continued_with(AgentKind::Codex, &overrides, state.path(), id);
         assert_eq!(resumed.argv[1], "exec");
         let at = resumed.argv.iter().position(|a| a == "resume").unwrap();
-        assert_eq!(resumed.argv[at..at + 3], ["resume", id, "do it"]);
+        assert_eq!(resumed.argv[at..at + 3], ["resume", id, "-"]);
         assert_eq!(resumed.argv[at + 3..], overrides);
 
         // `exec resume` takes no `--profile`: with it in the args, the attempt starts over.

@@ -49,6 +49,8 @@ impl Fixture {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            env_file: None,
+            stdin: None,
             cwd: self.project.clone(),
             output_log: self.run.join("output.log"),
             stdout_log: self.run.join("stdout.log"),
@@ -255,7 +257,7 @@ fn hostile_text_passes_through_env_and_argv_byte_for_byte_via_the_real_launcher(
     }
     assert_eq!(String::from_utf8_lossy(&launcher).lines().count(), 3);
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode(&script), 0o755);
+    assert_eq!(mode(&script), 0o700);
     assert_eq!(mode(&fx.run.join("launch.json")), 0o600);
 
     // The real path: sh runs the script, which execs orch.
@@ -429,4 +431,69 @@ fn invalid_utf8_passes_through_unchanged() {
     assert!(contains(&log, out), "{log:?}");
     assert!(contains(&log, b"\xe9x"), "{log:?}");
     assert_eq!(log.len(), out.len() + 2);
+}
+
+#[test]
+fn the_prompt_comes_on_stdin_and_the_runs_environment_from_its_file_not_argv() {
+    let fx = Fixture::new();
+    let prompt = fx.run.join("prompt.md");
+    std::fs::write(&prompt, "the prompt ORCH-PROMPT-MARKER\n").unwrap();
+    let environ = fx.run.join("environ");
+    orch::state::environ::write(
+        &environ,
+        &[
+            ("ORCH_T_SECRET".into(), "ORCH-ENV-MARKER".into()),
+            ("ORCH_T_BOTH".into(), "from the file".into()),
+        ],
+    )
+    .unwrap();
+    // The spec's own env wins over the file's; the agent has the user's umask, not orch's.
+    let mut spec = fx.spec(
+        &[
+            "sh",
+            "-c",
+            "cat; echo \"$ORCH_T_SECRET $ORCH_T_BOTH\"; umask; : > made-by-agent",
+        ],
+        &[("ORCH_T_BOTH", "from the spec")],
+    );
+    spec.env_file = Some(environ);
+    spec.stdin = Some(prompt);
+    let status = fx.run(&spec);
+    assert_eq!(status.code(), Some(0), "{}", fx.diagnostics());
+    // SAFETY: umask(2) read and set back at once; tests in this file create no files meanwhile
+    // that depend on it (the agent-run child inherited ours at its spawn).
+    let ours = unsafe {
+        let mask = libc::umask(0o022);
+        libc::umask(mask);
+        #[allow(clippy::useless_conversion)] // mode_t is u16 on macOS
+        u32::from(mask)
+    };
+    assert_eq!(
+        String::from_utf8_lossy(&fx.read(&spec.stdout_log)),
+        format!("the prompt ORCH-PROMPT-MARKER\nORCH-ENV-MARKER from the spec\n{ours:04o}\n")
+    );
+    let mode = |p: &Path| p.metadata().unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&fx.project.join("made-by-agent")), 0o666 & !ours);
+    // What agent-run writes itself is the user's alone.
+    for file in [&spec.output_log, &spec.stdout_log, &spec.exit_file] {
+        assert_eq!(mode(file), 0o600, "{}", file.display());
+    }
+}
+
+#[test]
+fn a_missing_prompt_or_environment_file_is_said_and_recorded_not_started() {
+    let fx = Fixture::new();
+    let mut spec = fx.spec(&["cat"], &[]);
+    spec.stdin = Some(fx.run.join("no-prompt.md"));
+    fx.run(&spec);
+    assert_eq!(fx.exit_record().code, Some(127), "{}", fx.diagnostics());
+    let output = String::from_utf8_lossy(&fx.read(&spec.output_log)).into_owned();
+    assert!(output.contains("no-prompt.md"), "{output}");
+
+    let mut spec = fx.spec(&["cat"], &[]);
+    spec.env_file = Some(fx.run.join("no-environ"));
+    fx.run(&spec);
+    assert_eq!(fx.exit_record().code, Some(127), "{}", fx.diagnostics());
+    let output = String::from_utf8_lossy(&fx.read(&spec.output_log)).into_owned();
+    assert!(output.contains("orch resume"), "{output}");
 }

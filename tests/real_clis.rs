@@ -273,6 +273,8 @@ fn the_judge_on_codex_answers_with_a_verdict_from_a_read_only_sandbox() {
         title: "judge · agent codex".into(),
         argv: invocation.argv,
         env: invocation.env,
+        env_file: None,
+        stdin: invocation.stdin,
         cwd: invocation.cwd,
         output_log: dir.join("output.log"),
         stdout_log: dir.join("stdout.log"),
@@ -327,4 +329,48 @@ fn doctor_finds_each_cli_and_what_it_needs() {
         .stdout_has("agent `gemini`: auth type gemini-api-key selected")
         .stdout_has("agent `opencode`: credentials: left to the provider in OPENCODE_CONFIG")
         .stdout_has("ready");
+}
+
+#[test]
+fn no_prompt_and_no_key_in_any_command_line_while_each_cli_works() {
+    if !agent_clis::available("no_prompt_and_no_key_in_any_command_line_while_each_cli_works") {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let run = Run::new("clis-secrets", ROLES);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let marker = |what: &str| format!("orch-secret-{what}-{}-{nanos}", std::process::id());
+    let (request, task, caller) = (marker("request"), marker("task"), marker("caller"));
+    // Each worker is held mid-turn, after its first tool call.
+    run.plan_for_each_cli(|_| format!("{task} [model:hold=1]"));
+    run.orch()
+        .env("ORCH_T_CALLER_SECRET", &caller)
+        .args(["up", &format!("Build it {request}"), "--plan", "plan.json"])
+        .args(["--detach"])
+        .run()
+        .expect(0);
+    let held = |cli: &str| {
+        run.model
+            .exchanges()
+            .iter()
+            .any(|e| e.task.as_deref() == Some(cli) && e.answer == "hold")
+    };
+    support::wait_until(
+        "every CLI to be mid-turn",
+        Duration::from_secs(90),
+        || CLIS.iter().all(|cli| held(cli)),
+        || run.diagnostics(),
+    );
+    // The CLIs, their own children (Codex's native binary, shells of tool calls), agent-run,
+    // the engine and tmux: none has a prompt, the caller's environment or an API key from the
+    // agents' `env` (Claude Code's is sk-orch-test) among its arguments.
+    let leaks = support::command_lines_with(&[&request, &task, &caller, "sk-orch-test"]);
+    assert!(
+        leaks.is_empty(),
+        "secrets in command lines:\n{}",
+        leaks.join("\n")
+    );
 }

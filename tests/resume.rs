@@ -476,6 +476,9 @@ fn down_after_the_engine_died_leaves_no_process_behind() {
     project.kill_engine();
     let run_dir = project.run_dir();
     assert!(!orch::orphans::find(&run_dir).is_empty());
+    // The caller's environment, which a killed engine could not remove.
+    let environ = run_dir.join("environ");
+    assert!(environ.exists());
 
     project
         .orch()
@@ -500,11 +503,15 @@ fn down_after_the_engine_died_leaves_no_process_behind() {
         "processes of the run left behind: {left:?}"
     );
     assert_eq!(project.status()["phase"], "stopped");
-    // A stopped run can still be taken up again.
+    assert!(!environ.exists(), "the keys outlive `orch down`");
+    // A stopped run can still be taken up again, with the environment of the resume, which
+    // the engine removes again as the run ends.
     project.resume();
+    assert!(environ.exists());
     project.release("all");
     project.wait(0);
     assert_starts(&project, &[("a", 2), ("b", 2), ("c", 1)]);
+    assert!(!environ.exists(), "the keys outlive the run");
 }
 
 #[test]

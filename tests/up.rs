@@ -547,20 +547,18 @@ impl Outer {
         assert_eq!(ended.dead_status, Some(0), "{screen}");
         screen
     }
+}
 
-    /// A variable of a session's environment on the outer server.
-    fn session_env(&self, session: &str, var: &str) -> Option<String> {
-        let out = std::process::Command::new("tmux")
-            .arg("-S")
-            .arg(&self.socket)
-            .args(["show-environment", "-t", session, var])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        text.trim()
-            .strip_prefix(&format!("{var}="))
-            .map(str::to_string)
-    }
+/// A variable of the environment the latest run in `project` was started with, while the run
+/// lives (its `environ` file: NAME=VALUE entries, each ended by a NUL).
+fn run_environ(project: &std::path::Path, var: &str) -> Option<String> {
+    let id = std::fs::read_to_string(project.join(".orch/current")).ok()?;
+    let bytes = std::fs::read(project.join(".orch/runs").join(id.trim()).join("environ")).ok()?;
+    let prefix = format!("{var}=");
+    bytes
+        .split(|b| *b == 0)
+        .find_map(|entry| entry.strip_prefix(prefix.as_bytes()))
+        .map(|value| String::from_utf8_lossy(value).into_owned())
 }
 
 fn run_json(up: &Up) -> serde_json::Value {
@@ -692,8 +690,11 @@ fn the_demo_watched_in_a_terminal_is_paced_and_says_where_to_look() {
         "orch-{}",
         orch::project::Project::discover(&dir, None).unwrap().name()
     );
+    assert!(outer.server.tmux().has_session(&session).unwrap());
+    // The engine and the agents get the demo's environment from the run's `environ` file
+    // (never from tmux's command line), which lives as long as the run: a minute at this pace.
     assert_eq!(
-        outer.session_env(&session, "ORCH_SCRIPTED_PACE").as_deref(),
+        run_environ(&dir, "ORCH_SCRIPTED_PACE").as_deref(),
         Some("5s")
     );
     outer
@@ -703,15 +704,12 @@ fn the_demo_watched_in_a_terminal_is_paced_and_says_where_to_look() {
         .expect(0);
     // An explicit pace wins.
     let dir = up.p.path("demo-2");
-    outer.run_in_pane(&up.p.root(), &["ORCH_SCRIPTED_PACE=0"], &["demo", "demo-2"]);
-    let session = format!(
-        "orch-{}",
-        orch::project::Project::discover(&dir, None).unwrap().name()
-    );
-    assert_eq!(
-        outer.session_env(&session, "ORCH_SCRIPTED_PACE").as_deref(),
-        Some("0")
-    );
+    let screen = outer.run_in_pane(&up.p.root(), &["ORCH_SCRIPTED_PACE=0"], &["demo", "demo-2"]);
+    assert!(!screen.contains("paced to be watched"), "{screen}");
+    // At full speed the run may be over (and its `environ` removed) by now.
+    if let Some(pace) = run_environ(&dir, "ORCH_SCRIPTED_PACE") {
+        assert_eq!(pace, "0");
+    }
     outer
         .outside(up.p.orch().cwd(&dir))
         .args(["down"])

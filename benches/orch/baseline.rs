@@ -67,6 +67,8 @@ impl Baseline {
                         fixture.root.display().to_string(),
                     ),
                 ],
+                env_file: None,
+                stdin: None,
                 cwd: fixture.root.clone(),
                 output_log: dir.join("output.log"),
                 stdout_log: dir.join("stdout.log"),

@@ -87,6 +87,9 @@ pub fn run(global: &Global, run: Option<&str>) -> anyhow::Result<u8> {
         );
         return Ok(EXIT_OK);
     }
+    // Every agent is stopped: no one reads the caller's environment again (a resume writes it
+    // anew), so the keys do not stay behind in the run.
+    let _ = std::fs::remove_file(loaded.dir.environ());
     println!(
         "run {run_id} is down: session {} closed{}; its files stay in {}",
         loaded.info.session,

@@ -1,5 +1,6 @@
 //! `orch plan "REQUEST"`: run the planner agent as a subprocess until it gives a valid plan.
 
+use std::os::unix::fs::DirBuilderExt as _;
 use std::path::Path;
 
 use anyhow::Context as _;
@@ -64,8 +65,14 @@ pub fn run(global: &Global, request: &str) -> anyhow::Result<u8> {
     if let Some(notice) = crate::config::sample_notice(&sample) {
         eprintln!("{notice}");
     }
+    // The request and the prompts are this user's alone; the planner gets the user's umask.
+    crate::private::restrict();
     let dir = project.state_dir().join("plans").join(project::new_id());
-    std::fs::create_dir_all(&dir).with_context(|| format!("failed to create {}", dir.display()))?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .with_context(|| format!("failed to create {}", dir.display()))?;
     std::fs::write(dir.join(REQUEST_FILE), request)
         .with_context(|| format!("failed to write the request into {}", dir.display()))?;
     let planning = Planning {

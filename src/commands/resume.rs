@@ -8,7 +8,7 @@ use std::io::IsTerminal as _;
 
 use super::{Global, runs, up};
 use crate::error::{EXIT_OK, usage};
-use crate::state::{self, Outcome, Phase, RunDir, UpLock};
+use crate::state::{self, Outcome, Phase, RunDir, UpLock, environ};
 use crate::tmux::{PaneState, RealTmux, Tmux, WindowSpec};
 
 pub fn run(global: &Global, run: Option<&str>, detach: bool) -> anyhow::Result<u8> {
@@ -29,6 +29,8 @@ pub fn run(global: &Global, run: Option<&str>, detach: bool) -> anyhow::Result<u
 }
 
 pub fn start(global: &Global, run: Option<&str>) -> anyhow::Result<up::Started> {
+    // Files written into the run (its environment) are this user's alone.
+    crate::private::restrict();
     let loaded = runs::load(global, run)?;
     // A torn last line (a crash mid-write) is no reason to refuse: said, and skipped.
     for warning in &loaded.warnings {
@@ -65,8 +67,11 @@ pub fn start(global: &Global, run: Option<&str>) -> anyhow::Result<up::Started> 
             "engine".into(),
             loaded.dir.path().display().to_string(),
         ],
-        env: up::caller_env(),
+        env: vec![],
     };
+    // The new engine and the agents it launches get the environment of this resume, from
+    // the run's file rather than a command line (see state::environ).
+    environ::write(&loaded.dir.environ(), &environ::caller())?;
     let session = loaded.info.session.clone();
     let engines_before = up::engines_started(&loaded.dir);
     let pane = place_engine(&tmux, &loaded.dir, &state_dir, &session, &engine)?;

@@ -1,6 +1,7 @@
 //! `orch up "REQUEST"`: create the run, open the tmux session whose control window runs the
 //! engine, and attach (or switch the client) unless told to stay detached.
 
+use std::ffi::{OsStr, OsString};
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -12,7 +13,7 @@ use crate::error::{EXIT_OK, usage};
 use crate::layout::Layout;
 use crate::plan;
 use crate::project::{self, Project};
-use crate::state::{self, RunDir, RunInfo, UpLock};
+use crate::state::{self, RunDir, RunInfo, UpLock, environ};
 use crate::tmux::{CONFIG_ENV, RealTmux, SOCKET_ENV, Tmux, TmuxError, WindowSpec};
 
 pub struct UpArgs {
@@ -125,6 +126,8 @@ pub fn start_with(
     args: UpArgs,
     extra_env: &[(String, String)],
 ) -> anyhow::Result<Started> {
+    // The run directory about to be made holds the caller's environment and the request.
+    crate::private::restrict();
     if args.request.trim().is_empty() {
         return Err(usage(
             "the request is empty: say what to build, e.g. orch up \"Build a CLI that counts words\"",
@@ -239,6 +242,9 @@ pub fn start_with(
         orch_version: env!("CARGO_PKG_VERSION").to_string(),
     };
     let dir = state::create_run(&state_dir, &info, &config_text, given_plan.as_ref())?;
+    // The engine and the agents get our environment from this file, never from a command line
+    // (see state::environ).
+    environ::write(&dir.environ(), &with_defaults(environ::caller(), extra_env))?;
 
     let exe = std::env::current_exe().context("failed to find orch's own executable")?;
     let pane = tmux.new_session(
@@ -251,7 +257,7 @@ pub fn start_with(
                 "engine".into(),
                 dir.path().display().to_string(),
             ],
-            env: with_defaults(caller_env(), extra_env),
+            env: vec![],
         },
         (200, 50),
     )?;
@@ -264,22 +270,14 @@ pub fn start_with(
     })
 }
 
-/// A pane gets the tmux server's environment, not ours: hand ours over explicitly. `TMUX`
-/// and `TMUX_PANE` describe the caller's own tmux, not the new session.
-pub(super) fn caller_env() -> Vec<(String, String)> {
-    std::env::vars()
-        .filter(|(k, _)| k != "TMUX" && k != "TMUX_PANE")
-        .collect()
-}
-
 /// `env` plus each of `defaults` it does not set: an explicit variable wins.
 fn with_defaults(
-    mut env: Vec<(String, String)>,
+    mut env: Vec<(OsString, OsString)>,
     defaults: &[(String, String)],
-) -> Vec<(String, String)> {
+) -> Vec<(OsString, OsString)> {
     for (key, value) in defaults {
-        if !env.iter().any(|(k, _)| k == key) {
-            env.push((key.clone(), value.clone()));
+        if !env.iter().any(|(k, _)| k.as_os_str() == OsStr::new(key)) {
+            env.push((key.into(), value.into()));
         }
     }
     env

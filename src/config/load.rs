@@ -74,7 +74,8 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let config: Config = serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
         path: path.to_path_buf(),
-        message: parse_message(&e, path),
+        // The error quotes the config's lines: never an agent's `env` value.
+        message: super::redact::env_values(text).redact(&parse_message(&e, path)),
         at: e
             .location()
             .map(|l| (l.line(), l.column()))
@@ -288,6 +289,20 @@ roles:
         assert_eq!(err.matches("unknown field `modle`").count(), 1, "{err}");
         assert!(err.contains("model"), "{err}");
         assert!(err.contains("command"), "{err}");
+    }
+
+    #[test]
+    fn a_parse_error_never_shows_an_agents_env_value() {
+        for env in [
+            "    env: {KEY: sk-secret-123, BAD: [sk-secret-456]}",
+            "    env:\n      KEY: sk-secret-123\n      BAD: {x: sk-secret-456}",
+            "    env: sk-secret-123 sk-secret-456",
+        ] {
+            let text = GOOD.replace("    kind: scripted", &format!("    kind: scripted\n{env}"));
+            let err = parse_str(&text).unwrap_err().to_string();
+            assert!(err.contains("orch.yaml:"), "{err}");
+            assert!(!err.contains("sk-secret"), "{err}");
+        }
     }
 
     #[test]

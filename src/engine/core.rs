@@ -108,6 +108,11 @@ pub(super) struct ChangeSeen {
 
 /// Runs the engine for the run in `run_dir` until the run ends or is interrupted.
 pub fn start(run_dir: &Path) -> anyhow::Result<u8> {
+    // Everything the engine writes into the run is this user's alone (see private.rs).
+    crate::private::restrict();
+    // The caller's environment comes from the run's file, not from tmux (see state::environ).
+    // SAFETY: first thing, before the runtime or anything else starts a thread.
+    unsafe { crate::state::environ::load_into_process(&RunDir::open(run_dir)?.environ())? };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -127,7 +132,12 @@ pub fn start(run_dir: &Path) -> anyhow::Result<u8> {
         match &result {
             // Detached: the run goes on without an engine, and the window is gone.
             Ok(None) => {}
-            Ok(Some(outcome)) => engine.render_final(Ok(*outcome)),
+            Ok(Some(outcome)) => {
+                // Over: its agents are done or stopped, and a resume writes the caller's
+                // environment again, so no copy of the keys is left lying in the run.
+                let _ = std::fs::remove_file(engine.dir.environ());
+                engine.render_final(Ok(*outcome))
+            }
             Err(e) => engine.render_final(Err(e)),
         }
         match result {
@@ -261,6 +271,10 @@ impl Engine {
             title,
             argv: invocation.argv,
             env: invocation.env,
+            // Written by `orch up` and `orch resume`; absent only where no caller's environment
+            // is to be passed on (the engine's unit tests).
+            env_file: Some(self.dir.environ()).filter(|p| p.exists()),
+            stdin: invocation.stdin,
             cwd: invocation.cwd,
             output_log: dir.join("output.log"),
             stdout_log: dir.join("stdout.log"),

@@ -233,6 +233,8 @@ mod tests {
             output_log: attempt.join("output.log"),
             stdout_log: attempt.join("stdout.log"),
             exit_file: attempt.join("exit.json"),
+            env_file: None,
+            stdin: None,
         };
         std::fs::write(
             attempt.join(crate::launcher::SPEC_FILE),

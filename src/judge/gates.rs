@@ -258,15 +258,18 @@ pub async fn command_gate(
             );
         }
     };
-    let child = tokio::process::Command::new("sh")
+    let mut child = tokio::process::Command::new("sh");
+    child
         .args(["-c", command])
         .current_dir(root)
         .stdin(std::process::Stdio::null())
         .stdout(out)
         .stderr(err)
         .process_group(0)
-        .kill_on_drop(true)
-        .spawn();
+        .kill_on_drop(true);
+    // A build writes the user's files: with the user's umask, not the engine's.
+    crate::private::user_umask_for_tokio(&mut child);
+    let child = child.spawn();
     let mut child = match child {
         Ok(child) => child,
         Err(e) => {

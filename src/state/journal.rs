@@ -4,7 +4,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write as _};
-use std::os::unix::fs::FileExt as _;
+use std::os::unix::fs::{FileExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -36,10 +36,12 @@ impl Journal {
     /// off first (and kept in `events.jsonl.torn`): its record was never acknowledged, and
     /// the next record must start on a line of its own.
     pub fn open(path: &Path) -> anyhow::Result<Journal> {
+        // 0600: failures quote what agents printed.
         let file = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
+            .mode(0o600)
             .open(path)
             .map_err(|e| io_error(path, "open", &e))?;
         let mut journal = Journal {

@@ -43,8 +43,10 @@ impl RunDir {
         })
     }
 
-    /// Makes the directory and the subdirectories every run has.
+    /// Makes the directory and the subdirectories every run has, for this user alone (0700):
+    /// a run holds the caller's environment, the request and every prompt.
     pub fn create(&self) -> anyhow::Result<()> {
+        use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
         for dir in [
             self.path.clone(),
             self.planner_dir(),
@@ -53,15 +55,21 @@ impl RunDir {
             self.signals(),
             self.snapshot(),
         ] {
-            std::fs::create_dir_all(&dir).with_context(|| {
-                format!(
-                    "failed to create {}: orch keeps its runs under .orch/, so the project \
-                     must be writable (and the disk not full)",
-                    dir.display()
-                )
-            })?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .with_context(|| {
+                    format!(
+                        "failed to create {}: orch keeps its runs under .orch/, so the project \
+                         must be writable (and the disk not full)",
+                        dir.display()
+                    )
+                })?;
         }
-        Ok(())
+        // Made by someone else before, maybe with a looser mode.
+        std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot make {} private (chmod 700)", self.path.display()))
     }
 
     pub fn id(&self) -> &str {
@@ -90,6 +98,12 @@ impl RunDir {
     /// `plan.json`: the accepted (or given) plan.
     pub fn plan(&self) -> PathBuf {
         self.path.join("plan.json")
+    }
+
+    /// `environ`: the environment of the `orch up` or `orch resume` that last started the
+    /// run's engine, for the engine and the agents (mode 0600; see `state::environ`).
+    pub fn environ(&self) -> PathBuf {
+        self.path.join("environ")
     }
 
     /// `events.jsonl`: the journal.
@@ -287,11 +301,14 @@ pub fn create_run(
 ) -> anyhow::Result<RunDir> {
     let dir = RunDir::new(state_dir, &info.run_id);
     dir.create()?;
-    std::fs::write(dir.config(), config_text).context("failed to copy the config into the run")?;
-    std::fs::write(dir.request(), &info.request).context("failed to write the request")?;
+    // The config may hold the agents' `env` (keys), the request is the user's: 0600, like
+    // every file here.
+    write_atomic(&dir.config(), config_text.as_bytes())
+        .context("failed to copy the config into the run")?;
+    write_atomic(&dir.request(), info.request.as_bytes()).context("failed to write the request")?;
     if let Some(plan) = plan {
         let json = serde_json::to_string_pretty(plan)?;
-        std::fs::write(dir.plan(), json + "\n").context("failed to write the plan")?;
+        write_atomic(&dir.plan(), (json + "\n").as_bytes()).context("failed to write the plan")?;
     }
     info.write(&dir.run_json())?;
     let mut journal = super::Journal::open(&dir.events())?;
@@ -303,15 +320,24 @@ pub fn create_run(
     Ok(dir)
 }
 
-/// Writes `bytes` to a temporary file beside `path`, then renames it into place.
+/// Writes `bytes` to a temporary file beside `path` (mode 0600, readable by this user alone),
+/// then renames it into place.
 fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
     let advice = "orch keeps its runs under .orch/, so the project must be writable";
-    std::fs::write(&tmp, bytes)
+    let _ = std::fs::remove_file(&tmp);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(bytes))
         .with_context(|| format!("failed to write {}: {advice}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| {
         let _ = std::fs::remove_file(&tmp);

@@ -155,18 +155,20 @@ impl RealTmux {
             }
             args.extend(command.iter().map(|arg| escape_arg(arg)));
         }
-        let output = Command::new(PROGRAM)
+        let mut command = Command::new(PROGRAM);
+        command
             .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .output()
-            .map_err(|err| match err.kind() {
-                std::io::ErrorKind::NotFound => TmuxError::NotInstalled,
-                _ => TmuxError::Spawn {
-                    reason: err.to_string(),
-                },
-            })?;
+            .stderr(Stdio::piped());
+        // A server started by this command keeps its umask for every pane: the user's.
+        crate::private::user_umask_for(&mut command);
+        let output = command.output().map_err(|err| match err.kind() {
+            std::io::ErrorKind::NotFound => TmuxError::NotInstalled,
+            _ => TmuxError::Spawn {
+                reason: err.to_string(),
+            },
+        })?;
         if output.status.success() {
             return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
         }
@@ -200,9 +202,11 @@ impl Tmux for RealTmux {
             Err(TmuxError::SessionNotFound { .. } | TmuxError::ServerNotRunning { .. }) => {
                 Ok(false)
             }
-            // The server was exiting (its last session just closed) as it was asked.
+            // The server was exiting (its last session just closed) as it was asked: it
+            // answers so, or that it has no session to look in.
             Err(TmuxError::CommandFailed { stderr, .. })
-                if stderr.contains("server exited unexpectedly") =>
+                if stderr.contains("server exited unexpectedly")
+                    || stderr.contains("no current target") =>
             {
                 Ok(false)
             }

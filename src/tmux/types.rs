@@ -18,7 +18,10 @@ pub struct WindowSpec {
     /// The program and its arguments, executed directly: never read by a shell.
     pub argv: Vec<String>,
     /// Variables set for the command, on top of the tmux server's environment (the
-    /// caller's own environment does not reach the pane, except PATH).
+    /// caller's own environment does not reach the pane, except PATH). They are given to
+    /// tmux as `-e NAME=VALUE` arguments, which every user can read in the process table
+    /// (and a server started by that command keeps them for its life): never a secret.
+    /// orch itself passes nothing here (see `state::environ`).
     pub env: Vec<(String, String)>,
 }
 

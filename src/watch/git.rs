@@ -36,6 +36,8 @@ impl Git {
     /// A git command for this project; `with_index` points it at the private index.
     pub fn command(&self, with_index: bool) -> Command {
         let mut cmd = Command::new("git");
+        // Objects go into the user's repository: with the user's umask, not the engine's.
+        crate::private::user_umask_for(&mut cmd);
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("GIT_") {
                 cmd.env_remove(key);

@@ -1,4 +1,5 @@
-//! Claude Code, headless: `claude -p PROMPT --output-format stream-json --verbose`.
+//! Claude Code, headless: `claude -p --output-format stream-json --verbose`, the prompt on
+//! stdin (`-p` without a prompt argument reads it there), never on the command line.
 //!
 //! Permissions: the default permission mode (never `acceptEdits`, which would override the
 //! rules) with `--allowedTools` rules. A worker gets one `Edit(/path)` rule per owned file
@@ -9,8 +10,6 @@
 //! `Bash` is allowed unless the agent has `allow_shell: false`: a command can still write
 //! anywhere, and the ownership watcher stays the net under it.
 //!
-//! The prompt comes first: `--allowedTools` takes every following word up to the next option.
-//!
 //! An interrupted attempt's session is continued with `--resume ID` when Claude Code has it
 //! on record (`$CLAUDE_CONFIG_DIR`, else `~/.claude`: `projects/<dir>/<ID>.jsonl`); it keeps
 //! the conversation, tool results included, up to the interruption.
@@ -18,22 +17,18 @@
 mod events;
 
 use super::readiness::{Check, Setting};
-use super::{Adapter, AgentCall, Assessment, Edits, prompt_argument};
+use super::{Adapter, AgentCall, Assessment, Edits};
 use crate::transcript::Entry;
 
 pub struct Claude;
 
 impl Adapter for Claude {
-    fn wants_prompt_text(&self) -> bool {
+    fn prompt_on_stdin(&self) -> bool {
         true
     }
 
-    fn argv(&self, call: &AgentCall, prompt: &str) -> anyhow::Result<Vec<String>> {
-        let mut argv = vec![
-            "claude".to_string(),
-            "-p".into(),
-            prompt_argument(call, prompt),
-        ];
+    fn argv(&self, call: &AgentCall) -> anyhow::Result<Vec<String>> {
+        let mut argv = vec!["claude".to_string(), "-p".into()];
         if let Some(session) = call.session {
             argv.extend(["--resume".into(), session.into()]);
         }
@@ -170,15 +165,12 @@ mod tests {
     fn a_worker_may_edit_its_own_files_only_and_run_commands() {
         let a = agent(AgentKind::Claude);
         let files = vec!["src/a.rs".to_string(), "tests/we[ir]d*.rs".to_string()];
-        let argv = Claude
-            .argv(&call(&a, Role::Worker, &files), "do it")
-            .unwrap();
+        let argv = Claude.argv(&call(&a, Role::Worker, &files)).unwrap();
         assert_eq!(
             argv,
             [
                 "claude",
                 "-p",
-                "do it",
                 "--allowedTools",
                 "Edit(/src/a.rs)",
                 "Edit(/tests/we\\[ir\\]d\\*.rs)",
@@ -197,7 +189,7 @@ mod tests {
     fn roles_and_allow_shell_shape_the_rules() {
         let mut a = agent(AgentKind::Claude);
         a.allow_shell = false;
-        let planner = Claude.argv(&call(&a, Role::Planner, &[]), "p").unwrap();
+        let planner = Claude.argv(&call(&a, Role::Planner, &[])).unwrap();
         assert!(
             planner
                 .windows(3)
@@ -208,7 +200,7 @@ mod tests {
                 .windows(2)
                 .any(|w| w == ["--disallowedTools", "Bash"])
         );
-        let judge = Claude.argv(&call(&a, Role::Judge, &[]), "p").unwrap();
+        let judge = Claude.argv(&call(&a, Role::Judge, &[])).unwrap();
         assert!(!judge.iter().any(|w| w == "--allowedTools"));
     }
 }

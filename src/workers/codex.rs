@@ -1,4 +1,5 @@
-//! Codex CLI, headless: `codex exec --json -s workspace-write --skip-git-repo-check PROMPT`.
+//! Codex CLI, headless: `codex exec --json -s workspace-write --skip-git-repo-check -`, the
+//! prompt on stdin (`-`), never on the command line.
 //!
 //! Permissions: Codex's own sandbox. `exec` never asks for approval; in `workspace-write` it
 //! may write anywhere in the project (and run commands there), in `read-only`, which the
@@ -8,7 +9,7 @@
 //!
 //! `--skip-git-repo-check`: orch also runs in projects that are not git repositories.
 //!
-//! An interrupted attempt's session is continued with `codex exec ... resume ID PROMPT` when
+//! An interrupted attempt's session is continued with `codex exec ... resume ID -` when
 //! Codex has it on record (`$CODEX_HOME`, else `~/.codex`: `sessions/Y/M/D/rollout-*-ID.jsonl`).
 //! A resumed session keeps the sandbox it started with (checked by hand with 0.169: `-s`
 //! before `resume` does not change it), which for a worker is `workspace-write`.
@@ -16,7 +17,7 @@
 mod events;
 
 use super::readiness::{Check, Setting, needs_node};
-use super::{Adapter, AgentCall, Assessment, Edits, prompt_argument};
+use super::{Adapter, AgentCall, Assessment, Edits};
 use crate::transcript::Entry;
 
 pub struct Codex;
@@ -39,11 +40,11 @@ fn only_config_overrides(args: &[String]) -> bool {
 }
 
 impl Adapter for Codex {
-    fn wants_prompt_text(&self) -> bool {
+    fn prompt_on_stdin(&self) -> bool {
         true
     }
 
-    fn argv(&self, call: &AgentCall, prompt: &str) -> anyhow::Result<Vec<String>> {
+    fn argv(&self, call: &AgentCall) -> anyhow::Result<Vec<String>> {
         if !call.agent.allow_shell {
             anyhow::bail!(
                 "agent `{}`: Codex edits files through its shell, so `allow_shell: false` \
@@ -70,7 +71,8 @@ impl Adapter for Codex {
         if let Some(session) = call.session {
             argv.extend(["resume".into(), session.into()]);
         }
-        argv.push(prompt_argument(call, prompt));
+        // `-`: the prompt is read from stdin (also after `resume ID`).
+        argv.push("-".into());
         Ok(argv)
     }
 
@@ -194,7 +196,7 @@ mod tests {
     #[test]
     fn workers_write_in_the_workspace_and_the_judge_reads_only() {
         let a = agent(AgentKind::Codex);
-        let worker = Codex.argv(&call(&a, Role::Worker, &[]), "go").unwrap();
+        let worker = Codex.argv(&call(&a, Role::Worker, &[])).unwrap();
         assert_eq!(
             worker,
             [
@@ -206,14 +208,14 @@ mod tests {
                 "--skip-git-repo-check",
                 "-m",
                 "m1",
-                "go"
+                "-"
             ]
         );
-        let judge = Codex.argv(&call(&a, Role::Judge, &[]), "go").unwrap();
+        let judge = Codex.argv(&call(&a, Role::Judge, &[])).unwrap();
         assert!(judge.windows(2).any(|w| w == ["-s", "read-only"]));
         let mut no_shell = a.clone();
         no_shell.allow_shell = false;
-        let err = Codex.argv(&call(&no_shell, Role::Worker, &[]), "go");
+        let err = Codex.argv(&call(&no_shell, Role::Worker, &[]));
         assert!(format!("{:#}", err.unwrap_err()).contains("allow_shell"));
     }
 

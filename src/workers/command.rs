@@ -11,7 +11,7 @@ pub const SESSION_MARKER: &str = "ORCH_SESSION ";
 pub struct Command;
 
 impl Adapter for Command {
-    fn argv(&self, call: &AgentCall, _prompt: &str) -> anyhow::Result<Vec<String>> {
+    fn argv(&self, call: &AgentCall) -> anyhow::Result<Vec<String>> {
         let command = call
             .agent
             .command

@@ -1,6 +1,7 @@
-//! Gemini CLI, headless: `gemini -p PROMPT -o stream-json --skip-trust --approval-mode yolo`
+//! Gemini CLI, headless: `gemini -p "" -o stream-json --skip-trust --approval-mode yolo`
 //! (`auto_edit` when the agent may not run commands: edits are approved, and a command,
-//! which would need approval, is refused headless).
+//! which would need approval, is refused headless). The prompt is read on stdin, never from
+//! the command line: `-p`'s text is appended to what stdin holds, and is empty here.
 //!
 //! Permissions: a policy file (`--policy`, the user tier, above the built-in rules of every
 //! approval mode) written next to the prompt. A worker's writes (`write_file`, `replace`) are
@@ -19,7 +20,7 @@ mod events;
 use std::path::{Path, PathBuf};
 
 use super::readiness::{Check, Setting, needs_node};
-use super::{Adapter, AgentCall, Assessment, Edits, prompt_argument};
+use super::{Adapter, AgentCall, Assessment, Edits};
 use crate::transcript::Entry;
 
 pub struct Gemini;
@@ -28,11 +29,14 @@ pub struct Gemini;
 const POLICY_FILE: &str = "gemini-policy.toml";
 
 impl Adapter for Gemini {
-    fn wants_prompt_text(&self) -> bool {
+    fn prompt_on_stdin(&self) -> bool {
         true
     }
 
-    fn argv(&self, call: &AgentCall, prompt: &str) -> anyhow::Result<Vec<String>> {
+    fn argv(&self, call: &AgentCall) -> anyhow::Result<Vec<String>> {
+        if own_sandbox(call.agent.env.get(SANDBOX_VAR).map(String::as_str)) {
+            anyhow::bail!("agent `{}`: {OWN_SANDBOX}; {OWN_SANDBOX_FIX}", call.name);
+        }
         let mode = if call.agent.allow_shell {
             "yolo"
         } else {
@@ -41,7 +45,7 @@ impl Adapter for Gemini {
         let mut argv = vec![
             "gemini".to_string(),
             "-p".into(),
-            prompt_argument(call, prompt),
+            String::new(),
             "-o".into(),
             "stream-json".into(),
             "--skip-trust".into(),
@@ -91,8 +95,16 @@ impl Adapter for Gemini {
         "npm install -g @google/gemini-cli"
     }
 
+    fn env(&self, _call: &AgentCall) -> anyhow::Result<Vec<(String, String)>> {
+        // Over the sandbox of `-s` or the settings too (the variable decides first).
+        Ok(vec![(SANDBOX_VAR.into(), "false".into())])
+    }
+
     fn readiness(&self, s: &Setting) -> Vec<Check> {
         let mut checks: Vec<Check> = needs_node(s, "gemini").into_iter().collect();
+        if own_sandbox(s.agent.env.get(SANDBOX_VAR).map(String::as_str)) {
+            checks.push(Check::fail(OWN_SANDBOX, OWN_SANDBOX_FIX));
+        }
         let settings_path = gemini_dir(s).map(|d| d.join("settings.json"));
         let settings: serde_json::Value = settings_path
             .as_ref()
@@ -143,6 +155,23 @@ impl Adapter for Gemini {
         }
         checks
     }
+}
+
+/// The variable that turns Gemini CLI's own sandbox on or off, over its `-s` and settings.
+const SANDBOX_VAR: &str = "GEMINI_SANDBOX";
+
+/// Gemini CLI's own sandbox (docker, podman, ...) starts it again inside with the prompt read
+/// from stdin as an argument (`--prompt`), where every user of the machine can read it. orch
+/// turns it off ([`SANDBOX_VAR`] `false`); an agent's `env` may not turn it on.
+const OWN_SANDBOX: &str = "GEMINI_SANDBOX in the agent's env turns on Gemini CLI's own \
+                           sandbox, which restarts it with the prompt among its arguments, \
+                           readable by every user of the machine";
+const OWN_SANDBOX_FIX: &str = "remove GEMINI_SANDBOX from the agent's env";
+
+/// Whether a value of [`SANDBOX_VAR`] turns the sandbox on, as Gemini CLI reads it.
+fn own_sandbox(value: Option<&str>) -> bool {
+    let value = value.unwrap_or_default().trim().to_lowercase();
+    !value.is_empty() && value != "0" && value != "false"
 }
 
 /// Gemini CLI's own directory: `.gemini` in `$GEMINI_CLI_HOME`, else in the home.
@@ -278,14 +307,14 @@ mod tests {
         let prompt_file = tmp.path().join("prompt.md");
         let mut c = call(&a, Role::Worker, &files);
         c.prompt_file = &prompt_file;
-        let argv = Gemini.argv(&c, "go").unwrap();
+        let argv = Gemini.argv(&c).unwrap();
         let policy_path = tmp.path().join(POLICY_FILE);
         assert_eq!(
             argv,
             [
                 "gemini",
                 "-p",
-                "go",
+                "",
                 "-o",
                 "stream-json",
                 "--skip-trust",
@@ -298,6 +327,34 @@ mod tests {
             ]
         );
         assert!(policy_path.exists());
+    }
+
+    #[test]
+    fn its_own_sandbox_which_puts_the_prompt_in_argv_stays_off() {
+        let mut a = agent(AgentKind::Gemini);
+        let c = call(&a, Role::Worker, &[]);
+        assert_eq!(
+            Gemini.env(&c).unwrap(),
+            [(SANDBOX_VAR.to_string(), "false".to_string())]
+        );
+        for off in ["false", "0", ""] {
+            a.env.insert(SANDBOX_VAR.into(), off.into());
+            assert!(!own_sandbox(a.env.get(SANDBOX_VAR).map(String::as_str)));
+        }
+        a.env.insert(SANDBOX_VAR.into(), "docker".into());
+        let tmp = tempfile::tempdir().unwrap();
+        let prompt_file = tmp.path().join("prompt.md");
+        let mut c = call(&a, Role::Worker, &[]);
+        c.prompt_file = &prompt_file;
+        let err = format!("{:#}", Gemini.argv(&c).unwrap_err());
+        assert!(err.contains("remove GEMINI_SANDBOX"), "{err}");
+        let setting = Setting::with_env(&a, Path::new("/p"), Default::default());
+        assert!(
+            Gemini
+                .readiness(&setting)
+                .iter()
+                .any(|c| matches!(c, Check::Fail { what, .. } if what.contains("GEMINI_SANDBOX")))
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! OpenCode, headless: `opencode run --format json PROMPT` (`opencode -m` alone would open
-//! the TUI). It needs a model: the agent's `model` (`provider/model`) or its config's.
+//! OpenCode, headless: `opencode run --format json`, the prompt on stdin (`run` reads stdin
+//! when it is not a terminal), never on the command line (`opencode -m` alone would open the
+//! TUI). It needs a model: the agent's `model` (`provider/model`) or its config's.
 //!
 //! Permissions: through `OPENCODE_PERMISSION`, a JSON object OpenCode merges over its config
 //! last. A worker gets `edit: {"*": "deny", "<its file>": "allow", ...}`: OpenCode matches
@@ -23,17 +24,17 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::readiness::{Check, Setting};
-use super::{Adapter, AgentCall, Assessment, Edits, prompt_argument};
+use super::{Adapter, AgentCall, Assessment, Edits};
 use crate::transcript::Entry;
 
 pub struct Opencode;
 
 impl Adapter for Opencode {
-    fn wants_prompt_text(&self) -> bool {
+    fn prompt_on_stdin(&self) -> bool {
         true
     }
 
-    fn argv(&self, call: &AgentCall, prompt: &str) -> anyhow::Result<Vec<String>> {
+    fn argv(&self, call: &AgentCall) -> anyhow::Result<Vec<String>> {
         let mut argv = vec![
             "opencode".to_string(),
             "run".into(),
@@ -46,7 +47,6 @@ impl Adapter for Opencode {
         if let Some(session) = call.session {
             argv.extend(["--session".into(), session.into()]);
         }
-        argv.push(prompt_argument(call, prompt));
         Ok(argv)
     }
 
@@ -200,8 +200,8 @@ mod tests {
         let files = vec!["src/a.ts".to_string()];
         let c = call(&a, Role::Worker, &files);
         assert_eq!(
-            Opencode.argv(&c, "go").unwrap(),
-            ["opencode", "run", "--format", "json", "-m", "m1", "go"]
+            Opencode.argv(&c).unwrap(),
+            ["opencode", "run", "--format", "json", "-m", "m1"]
         );
         let env = Opencode.env(&c).unwrap();
         let perm: Value = serde_json::from_str(&env[0].1).unwrap();
@@ -252,7 +252,7 @@ mod tests {
             ..call(&a, Role::Worker, &files)
         };
         assert_eq!(
-            Opencode.argv(&c, "go").unwrap(),
+            Opencode.argv(&c).unwrap(),
             [
                 "opencode",
                 "run",
@@ -262,7 +262,6 @@ mod tests {
                 "m1",
                 "--session",
                 id,
-                "go"
             ]
         );
     }

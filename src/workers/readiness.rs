@@ -52,7 +52,11 @@ pub struct Setting<'a> {
 impl<'a> Setting<'a> {
     /// With orch's own environment under the agent's.
     pub fn new(agent: &'a AgentConfig, project_dir: &'a Path) -> Setting<'a> {
-        Setting::with_env(agent, project_dir, std::env::vars().collect())
+        // `vars()` would panic on a value that is not UTF-8, which no check here reads.
+        let outer = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        Setting::with_env(agent, project_dir, outer)
     }
 
     pub fn with_env(

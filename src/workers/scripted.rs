@@ -6,7 +6,7 @@ use super::{Adapter, AgentCall};
 pub struct Scripted;
 
 impl Adapter for Scripted {
-    fn argv(&self, call: &AgentCall, _prompt: &str) -> anyhow::Result<Vec<String>> {
+    fn argv(&self, call: &AgentCall) -> anyhow::Result<Vec<String>> {
         let exe = std::env::current_exe()
             .map_err(|e| anyhow::anyhow!("failed to find orch's own executable: {e}"))?;
         Ok(vec![

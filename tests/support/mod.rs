@@ -129,3 +129,26 @@ pub fn wait_for_pane(
     );
     found.expect("wait_until returned, so the pane was found")
 }
+
+/// Every process's command line that holds one of `markers`, as `pid: words`.
+pub fn command_lines_with(markers: &[&str]) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        // Gone since the listing, or a kernel thread: nothing to read.
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if markers.iter().any(|m| text.contains(m)) {
+            found.push(format!("{pid}: {text}"));
+        }
+    }
+    found
+}
