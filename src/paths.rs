@@ -18,8 +18,14 @@ pub enum PathProblem {
     Reserved(&'static str),
     #[error("names a directory: list the files")]
     Directory,
-    #[error("contains a NUL byte or a backslash")]
+    #[error("contains a backslash: use `/` between directories")]
     BadCharacter,
+    #[error(
+        "contains the control character {}: orch hands an agent its files one per line, \
+         so a file name may not hold a newline, tab or any other control character; rename it",
+        char_name(*.0)
+    )]
+    ControlCharacter(char),
     #[error("leaves the project through the symlink `{0}`")]
     SymlinkEscape(String),
 }
@@ -29,7 +35,10 @@ pub fn normalize(raw: &str) -> Result<String, PathProblem> {
     if raw.trim().is_empty() {
         return Err(PathProblem::Empty);
     }
-    if raw.contains('\0') || raw.contains('\\') {
+    if let Some(c) = raw.chars().find(|c| is_forbidden(*c)) {
+        return Err(PathProblem::ControlCharacter(c));
+    }
+    if raw.contains('\\') {
         return Err(PathProblem::BadCharacter);
     }
     if raw.ends_with('/') {
@@ -52,6 +61,35 @@ pub fn normalize(raw: &str) -> Result<String, PathProblem> {
         return Err(PathProblem::Reserved(reserved));
     }
     Ok(parts.join("/"))
+}
+
+/// A character no path may hold: the C0 and C1 controls and DEL (which break one-path-per-line
+/// lists such as `ORCH_FILES`, and terminals showing them), and the Unicode line and paragraph
+/// separators, which some tools also take for line ends.
+fn is_forbidden(c: char) -> bool {
+    c.is_control() || c == '\u{2028}' || c == '\u{2029}'
+}
+
+fn char_name(c: char) -> String {
+    let name = match c {
+        '\0' => " (NUL)",
+        '\n' => " (a newline)",
+        '\r' => " (a carriage return)",
+        '\t' => " (a tab)",
+        '\u{1b}' => " (escape)",
+        _ => "",
+    };
+    format!("U+{:04X}{name}", c as u32)
+}
+
+/// The key under which two paths name the same file on a file system that ignores letter
+/// case and Unicode normalization (macOS's default, APFS and HFS+; Windows' NTFS for case):
+/// the canonical caseless form of Unicode (NFD, case fold, NFD again). `Straße/É.rs` and
+/// `STRASSE/e\u{301}.rs` have the same key.
+pub fn fold_key(rel: &str) -> String {
+    use unicode_normalization::UnicodeNormalization as _;
+    let decomposed: String = rel.nfd().collect();
+    caseless::default_case_fold_str(&decomposed).nfd().collect()
 }
 
 /// Normalizes `raw` and checks that, resolved on disk under `root`, it does not leave the
@@ -120,7 +158,32 @@ mod tests {
         assert_eq!(normalize("."), Err(PathProblem::Empty));
         assert_eq!(normalize("src/"), Err(PathProblem::Directory));
         assert_eq!(normalize("a\\b"), Err(PathProblem::BadCharacter));
+        assert_eq!(normalize("a\0b"), Err(PathProblem::ControlCharacter('\0')));
         assert_eq!(normalize(".github/x.yml").unwrap(), ".github/x.yml");
+    }
+
+    #[test]
+    fn control_characters_are_refused_and_named() {
+        for c in ['\n', '\r', '\t', '\0', '\u{1}', '\u{1b}', '\u{7f}', '\u{85}', '\u{9b}', '\u{2028}'] {
+            let raw = format!("src/a{c}b.py");
+            assert_eq!(normalize(&raw), Err(PathProblem::ControlCharacter(c)), "{c:?}");
+        }
+        let shown = normalize("a\nb.py").unwrap_err().to_string();
+        assert!(shown.contains("U+000A (a newline)") && shown.contains("rename"), "{shown}");
+        // What passes today still does.
+        for ok in ["my file.py", "ünïcødé/日本語.rs", "[a]*?.py", "a b/c\u{a0}d.txt"] {
+            assert_eq!(normalize(ok).unwrap(), ok);
+        }
+    }
+
+    #[test]
+    fn fold_key_matches_case_and_normalization() {
+        assert_eq!(fold_key("Src/A.rs"), fold_key("src/a.rs"));
+        assert_eq!(fold_key("caf\u{e9}.md"), fold_key("cafe\u{301}.md"));
+        assert_eq!(fold_key("CAF\u{c9}.md"), fold_key("cafe\u{301}.md"));
+        assert_eq!(fold_key("Stra\u{df}e"), fold_key("STRASSE"));
+        assert_ne!(fold_key("a.rs"), fold_key("b.rs"));
+        assert_eq!(fold_key("a/b").split('/').count(), 2);
     }
 
     #[test]
