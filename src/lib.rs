@@ -9,6 +9,7 @@ pub mod config;
 pub mod dispatcher;
 pub mod engine;
 pub mod error;
+pub mod git;
 pub mod judge;
 pub mod launcher;
 pub mod layout;

@@ -35,8 +35,8 @@ pub fn normalize(raw: &str) -> Result<String, PathProblem> {
     if raw.trim().is_empty() {
         return Err(PathProblem::Empty);
     }
-    if let Some(c) = raw.chars().find(|c| is_forbidden(*c)) {
-        return Err(PathProblem::ControlCharacter(c));
+    if raw.contains('\0') {
+        return Err(PathProblem::ControlCharacter('\0'));
     }
     if raw.contains('\\') {
         return Err(PathProblem::BadCharacter);
@@ -90,6 +90,16 @@ pub fn fold_key(rel: &str) -> String {
     use unicode_normalization::UnicodeNormalization as _;
     let decomposed: String = rel.nfd().collect();
     caseless::default_case_fold_str(&decomposed).nfd().collect()
+}
+
+/// [`check`], for a path a plan gives to a task or a spec: it must also be free of control
+/// characters, since an agent is handed its files one per line. (A file an agent created
+/// with such a name is still a path orch can name, save and revert: only plans refuse them.)
+pub fn check_planned(root: &Path, raw: &str) -> Result<String, PathProblem> {
+    if let Some(c) = raw.chars().find(|c| is_forbidden(*c)) {
+        return Err(PathProblem::ControlCharacter(c));
+    }
+    check(root, raw)
 }
 
 /// Normalizes `raw` and checks that, resolved on disk under `root`, it does not leave the
@@ -164,15 +174,36 @@ mod tests {
 
     #[test]
     fn control_characters_are_refused_and_named() {
-        for c in ['\n', '\r', '\t', '\0', '\u{1}', '\u{1b}', '\u{7f}', '\u{85}', '\u{9b}', '\u{2028}'] {
+        for c in [
+            '\n', '\r', '\t', '\0', '\u{1}', '\u{1b}', '\u{7f}', '\u{85}', '\u{9b}', '\u{2028}',
+        ] {
             let raw = format!("src/a{c}b.py");
-            assert_eq!(normalize(&raw), Err(PathProblem::ControlCharacter(c)), "{c:?}");
+            assert_eq!(
+                check_planned(Path::new("/nonexistent"), &raw),
+                Err(PathProblem::ControlCharacter(c)),
+                "{c:?}"
+            );
         }
-        let shown = normalize("a\nb.py").unwrap_err().to_string();
-        assert!(shown.contains("U+000A (a newline)") && shown.contains("rename"), "{shown}");
+        assert_eq!(
+            normalize("new\nline.rs").unwrap(),
+            "new\nline.rs",
+            "a tree path"
+        );
+        let shown = check_planned(Path::new("/"), "a\nb.py")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            shown.contains("U+000A (a newline)") && shown.contains("rename"),
+            "{shown}"
+        );
         // What passes today still does.
-        for ok in ["my file.py", "ünïcødé/日本語.rs", "[a]*?.py", "a b/c\u{a0}d.txt"] {
-            assert_eq!(normalize(ok).unwrap(), ok);
+        for ok in [
+            "my file.py",
+            "ünïcødé/日本語.rs",
+            "[a]*?.py",
+            "a b/c\u{a0}d.txt",
+        ] {
+            assert_eq!(check_planned(Path::new("/nonexistent"), ok).unwrap(), ok);
         }
     }
 

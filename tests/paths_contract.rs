@@ -54,17 +54,26 @@ fn each_class_of_bad_path_is_refused_naming_both_sides() {
     refused(
         &up,
         json!({"tasks": [task("one", &["src/Main.py"]), task("two", &["src/main.py"])]}),
-        &["task one's `src/Main.py` and task two's `src/main.py`", "letter case"],
+        &[
+            "task one's `src/Main.py` and task two's `src/main.py`",
+            "letter case",
+        ],
     );
     refused(
         &up,
         json!({"tasks": [task("one", &["caf\u{e9}.py"]), task("two", &["cafe\u{301}.py"])]}),
-        &["task one's `caf\u{e9}.py` and task two's `cafe\u{301}.py`", "Unicode normalization"],
+        &[
+            "task one's `caf\u{e9}.py` and task two's `cafe\u{301}.py`",
+            "Unicode normalization",
+        ],
     );
     refused(
         &up,
         json!({"tasks": [task("one", &["a/b"]), task("two", &["a/b/c"])]}),
-        &["task one's `a/b` and task two's `a/b/c`", "both a file and the directory"],
+        &[
+            "task one's `a/b` and task two's `a/b/c`",
+            "both a file and the directory",
+        ],
     );
     refused(
         &up,

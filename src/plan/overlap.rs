@@ -145,19 +145,24 @@ mod tests {
         assert_eq!(found.len(), 2, "{found:?}");
         assert_eq!(found[0].kind, Overlap::FileIsDirectory);
         let m = found[0].message();
-        assert!(
-            m.contains("task 1's `a/b` and task 2's `a/b/c`"),
-            "{m}"
-        );
+        assert!(m.contains("task 1's `a/b` and task 2's `a/b/c`"), "{m}");
         assert_eq!(found[1].first, (Holder::Spec, "x/y".into()));
-        assert!(found[1].message().contains("spec `x/y` and task 3's `x/Y/z.rs`"));
+        assert!(
+            found[1]
+                .message()
+                .contains("spec `x/y` and task 3's `x/Y/z.rs`")
+        );
     }
 
     #[test]
     fn within_one_task_and_exact_duplicates_left_alone() {
         let found = clashes(&[task("1", "a/b"), task("1", "A/B/c"), task("2", "d")]);
         assert_eq!(found.len(), 1);
-        assert!(found[0].message().contains("task 1's `a/b` and its `A/B/c`"));
+        assert!(
+            found[0]
+                .message()
+                .contains("task 1's `a/b` and its `A/B/c`")
+        );
         assert!(clashes(&[task("1", "a"), task("2", "a")]).is_empty());
     }
 }

@@ -227,7 +227,7 @@ pub fn validate(mut plan: Plan, root: &Path, workers: &[String]) -> Result<Plan,
     for task in &mut plan.tasks {
         let mut normalized = Vec::with_capacity(task.files.len());
         for raw in &task.files {
-            match paths::check(root, raw) {
+            match paths::check_planned(root, raw) {
                 Ok(rel) => {
                     if normalized.contains(&rel) {
                         p.push(Problem::new(
@@ -261,7 +261,7 @@ pub fn validate(mut plan: Plan, root: &Path, workers: &[String]) -> Result<Plan,
     }
     let mut spec_seen = BTreeSet::new();
     for spec in &mut plan.specs {
-        match paths::check(root, &spec.file) {
+        match paths::check_planned(root, &spec.file) {
             Ok(rel) => {
                 if !spec_seen.insert(rel.clone()) {
                     p.push(Problem::new(
@@ -539,8 +539,16 @@ mod tests {
         let found = kinds(json!({"specs": [{"file": "specs/a\tb.md"}],
                                  "tasks": [task(json!(1), &["a\nb.py", "ok\r.py", "c.py"], &[])]}));
         assert_eq!(found.len(), 3, "{found:?}");
-        assert!(found[0].1.contains("task 1: file \"a\\nb.py\" contains the control character U+000A"), "{found:?}");
-        assert!(found[1].1.contains("U+000D (a carriage return)"), "{found:?}");
+        assert!(
+            found[0]
+                .1
+                .contains("task 1: file \"a\\nb.py\" contains the control character U+000A"),
+            "{found:?}"
+        );
+        assert!(
+            found[1].1.contains("U+000D (a carriage return)"),
+            "{found:?}"
+        );
         assert_eq!(found[2].0, ProblemKind::BadSpecPath);
         assert!(found[2].1.contains("U+0009 (a tab)"), "{found:?}");
     }
@@ -557,10 +565,22 @@ mod tests {
         let messages: Vec<&String> = found.iter().map(|(_, m)| m).collect();
         assert_eq!(found.len(), 4, "{messages:#?}");
         assert!(found.iter().all(|(k, _)| *k == ProblemKind::PathClash));
-        assert!(messages[0].contains("task 1's `src/Main.py` and task 2's `src/main.py`"), "{messages:#?}");
-        assert!(messages[1].contains("task 3's `caf\u{e9}.py` and task 4's `cafe\u{301}.py`"), "{messages:#?}");
-        assert!(messages[2].contains("task 1's `a/b` and task 2's `a/b/c`"), "{messages:#?}");
-        assert!(messages[3].contains("spec `docs/x.md` and task 2's `docs/x.md/y`"), "{messages:#?}");
+        assert!(
+            messages[0].contains("task 1's `src/Main.py` and task 2's `src/main.py`"),
+            "{messages:#?}"
+        );
+        assert!(
+            messages[1].contains("task 3's `caf\u{e9}.py` and task 4's `cafe\u{301}.py`"),
+            "{messages:#?}"
+        );
+        assert!(
+            messages[2].contains("task 1's `a/b` and task 2's `a/b/c`"),
+            "{messages:#?}"
+        );
+        assert!(
+            messages[3].contains("spec `docs/x.md` and task 2's `docs/x.md/y`"),
+            "{messages:#?}"
+        );
     }
 
     #[test]
