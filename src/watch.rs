@@ -8,6 +8,7 @@ mod dirs;
 mod error;
 mod events;
 mod git;
+mod git_guard;
 mod moves;
 mod rules;
 mod snapshot;
@@ -19,9 +20,10 @@ mod events_tests;
 #[cfg(test)]
 mod snapshot_tests;
 
-pub use copy::save_copy;
+pub use copy::{restore_copy, save_copy};
 pub use dirs::DirWatcher;
 pub use error::WatchError;
+pub use git_guard::{GitChange, GitGuard};
 pub use rules::{Ignore, IgnoreError};
 pub use snapshot::{Restored, Snapshot, SnapshotChange, SnapshotError};
 pub use tree::{ChangeKind, FsChange, TreeWatcher};

@@ -354,10 +354,16 @@ impl Snapshot {
     /// it did not exist then. New content is written beside the store and renamed into
     /// place, so a writer still holding the file open cannot corrupt it.
     pub fn restore(&self, rel: &str) -> Result<Restored, SnapshotError> {
-        let rel = paths::check(&self.git.root, rel).map_err(|problem| SnapshotError::BadPath {
+        let bad = |problem| SnapshotError::BadPath {
             path: rel.to_string(),
             problem,
-        })?;
+        };
+        // The file itself may be a link out (it is replaced, never followed); a directory
+        // above it may not.
+        let rel = paths::normalize(rel).map_err(bad)?;
+        if let Some((parent, _)) = rel.rsplit_once('/') {
+            paths::check(&self.git.root, parent).map_err(bad)?;
+        }
         let original = self.original(&rel)?;
         super::copy::put_back(&self.git.root, &self.git.store, &rel, original)
     }
