@@ -16,9 +16,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 use notify::Watcher as _;
+use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, ModifyKind};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::snapshot::{Restored, SnapshotError};
@@ -57,6 +60,9 @@ pub struct GitGuard {
     copy: PathBuf,
     /// What each file was when last reported, so that a change is reported once.
     reported: BTreeMap<String, Option<Vec<u8>>>,
+    /// A [`ChangeKind::GitMeta`] was sent and not handled yet: a burst of writes (a `git
+    /// commit`) sends one, not one per file.
+    signalled: Arc<AtomicBool>,
     _watcher: Option<notify::RecommendedWatcher>,
 }
 
@@ -97,6 +103,7 @@ impl GitGuard {
             areas,
             copy: copy.to_path_buf(),
             reported: BTreeMap::new(),
+            signalled: Arc::default(),
             _watcher: None,
         };
         if !copy.join(TAKEN).exists() {
@@ -122,9 +129,23 @@ impl GitGuard {
     /// Starts watching the guarded parts; each change sends a [`ChangeKind::GitMeta`].
     pub fn watch(&mut self, tx: UnboundedSender<FsChange>) -> Result<(), notify::Error> {
         let areas: Vec<PathBuf> = self.areas.iter().map(|a| a.dir.clone()).collect();
+        let signalled = self.signalled.clone();
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
                 let Ok(event) = event else { return };
+                // Reading is no change (and the guard's own reads must not wake it again); a
+                // file being written is looked at once closed, so that what is saved before a
+                // revert is what was written, not an empty file just created.
+                let settled = match event.kind {
+                    EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+                    EventKind::Access(_) => false,
+                    EventKind::Create(CreateKind::File) => false,
+                    EventKind::Modify(ModifyKind::Data(_)) => false,
+                    _ => true,
+                };
+                if !settled && !event.need_rescan() {
+                    return;
+                }
                 // The top of a git directory churns with every git command (index, locks,
                 // logs): only the guarded files there count.
                 let relevant = event.need_rescan()
@@ -135,7 +156,7 @@ impl GitGuard {
                         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
                         !top || TOP_FILES.contains(&name) || TREES.contains(&name)
                     });
-                if relevant {
+                if relevant && !signalled.swap(true, Ordering::AcqRel) {
                     let _ = tx.send(FsChange {
                         path: String::new(),
                         kind: ChangeKind::GitMeta,
@@ -174,6 +195,8 @@ impl GitGuard {
 
     /// Every guarded file that differs from the copy and was not reported in this state yet.
     pub fn changes(&mut self) -> Vec<GitChange> {
+        // Cleared first: a write made while this looks is signalled again.
+        self.signalled.store(false, Ordering::Release);
         let mut found = Vec::new();
         for area in &self.areas {
             let copy = self.copy.join(area.label);
