@@ -239,3 +239,52 @@ fn a_task_file_made_into_a_link_out_is_a_violation_never_followed() {
         "the report does not name {shown}:\n{report}"
     );
 }
+
+/// The user's global config names commands too (a git-lfs-like filter, a textconv, an
+/// fsmonitor, a hooks directory) and the project's own `.gitattributes` chooses them: orch's
+/// git reads no global config and no attributes, so none runs while it snapshots, sweeps,
+/// saves and reverts.
+#[test]
+fn commands_named_by_the_users_config_and_gitattributes_never_run_in_orchs_git() {
+    let markers = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let m = markers.path().display();
+    let hooks = home.path().join("hooks");
+    std::fs::create_dir(&hooks).unwrap();
+    for hook in ["post-index-change", "pre-commit"] {
+        let path = hooks.join(hook);
+        std::fs::write(&path, format!("#!/bin/sh\ntouch {m}/hook-{hook}\n")).unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::write(
+        home.path().join(".gitconfig"),
+        format!(
+            "[core]\n\tfsmonitor = \"touch {m}/fsmonitor; false\"\n\thooksPath = {}\n\
+             [filter \"lfsish\"]\n\tclean = \"touch {m}/clean; cat\"\n\tsmudge = \"touch {m}/smudge; cat\"\n\
+             [diff \"lfsish\"]\n\ttextconv = \"touch {m}/textconv; cat\"\n",
+            hooks.display()
+        ),
+    )
+    .unwrap();
+    let worker = "#!/bin/sh\nset -e\nmkdir -p tests src\necho ok > tests/a_test.txt\n\
+                  echo a > src/a.txt\necho stray > README.md\n";
+    let up = setup("global-config", "revert", worker);
+    up.p.file(".gitattributes", "* filter=lfsish diff=lfsish\n");
+    up.orch()
+        .env("HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.path().join(".config"))
+        .args(["up", "go", "--plan", "plan.json", "--detach"])
+        .run()
+        .expect(0);
+    up.wait(0); // the stray write was reverted: resolved
+    let status = up.status();
+    let found = violations(&status);
+    let readme = found
+        .iter()
+        .find(|(p, _, _)| p == "README.md")
+        .unwrap_or_else(|| panic!("{status:#}"));
+    assert_eq!(readme.2, "reverted", "{readme:?}");
+    assert_eq!(up.p.read("README.md"), "# the project\n");
+    assert_eq!(markers_left(markers.path()), Vec::<String>::new());
+}
