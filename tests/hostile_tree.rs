@@ -288,3 +288,52 @@ fn commands_named_by_the_users_config_and_gitattributes_never_run_in_orchs_git()
     assert_eq!(up.p.read("README.md"), "# the project\n");
     assert_eq!(markers_left(markers.path()), Vec::<String>::new());
 }
+
+/// A finished task's file, made into a link out of the project by a later task, is put back
+/// from the baseline by replacing the link: orch's revert never writes through it.
+#[test]
+fn a_revert_to_the_baseline_replaces_a_link_out_and_never_writes_through_it() {
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().canonicalize().unwrap().join("secret.txt");
+    std::fs::write(&secret, "outside\n").unwrap();
+    let worker = format!(
+        "#!/bin/sh\nset -e\nmkdir -p tests src\necho ok > \"tests/${{ORCH_TASK_ID}}_test.txt\"\n\
+         echo \"$ORCH_TASK_ID\" > \"src/$ORCH_TASK_ID.txt\"\n\
+         if [ \"$ORCH_TASK_ID\" = b ]; then ln -s '{s}' '{s}.link' && mv '{s}.link' src/a.txt; fi\n",
+        s = secret.display()
+    );
+    let up = setup("baseline-link", "revert", &worker);
+    up.p.file(
+        "plan.json",
+        r#"{"tasks": [
+  {"id": "a", "agent": "mine", "task": "write a", "files": ["tests/a_test.txt", "src/a.txt"]},
+  {"id": "b", "agent": "mine", "task": "write b", "files": ["tests/b_test.txt", "src/b.txt"], "depends_on": ["a"]}
+]}"#,
+    );
+    up.up(&["go", "--plan", "plan.json"], None).expect(0);
+    up.wait(1);
+    let status = up.status();
+    let found = violations(&status);
+    let v = found
+        .iter()
+        .find(|(p, _, _)| p == "src/a.txt")
+        .unwrap_or_else(|| panic!("{status:#}"));
+    assert!(v.2.starts_with("reverted;"), "{v:?}");
+    assert_eq!(Up::task(&status, "a")["state"], "done", "{status:#}");
+    assert_eq!(Up::task(&status, "b")["state"], "failed", "{status:#}");
+    let a = up.p.path("src/a.txt");
+    assert!(
+        std::fs::symlink_metadata(&a).unwrap().is_file(),
+        "still a link"
+    );
+    assert_eq!(
+        up.p.read("src/a.txt"),
+        "a\n",
+        "not put back from the baseline"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&secret).unwrap(),
+        "outside\n",
+        "orch wrote through the link"
+    );
+}
