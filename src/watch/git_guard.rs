@@ -9,11 +9,14 @@
 //! running `git status`, `git diff` or even `git add` writes those, and nothing in them names
 //! a command. A commit or a checkout moves `refs/` or `HEAD`, and is reported.
 //!
+//! The guarded directories are watched as they exist (one created later, from the next look
+//! on); the engine also looks before each task's checks and at the end of the run.
+//!
 //! Files are compared by content (a symlink by its target) and executable bit. A change is
 //! shown by its path from the project root (`.git/hooks/pre-commit`), or its absolute path
 //! when the common directory lies outside the project (a linked worktree).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -63,7 +66,9 @@ pub struct GitGuard {
     /// A [`ChangeKind::GitMeta`] was sent and not handled yet: a burst of writes (a `git
     /// commit`) sends one, not one per file.
     signalled: Arc<AtomicBool>,
-    _watcher: Option<notify::RecommendedWatcher>,
+    watcher: Option<notify::RecommendedWatcher>,
+    /// The guarded directories watched (recursively) so far.
+    watched: HashSet<PathBuf>,
 }
 
 impl std::fmt::Debug for GitGuard {
@@ -104,7 +109,8 @@ impl GitGuard {
             copy: copy.to_path_buf(),
             reported: BTreeMap::new(),
             signalled: Arc::default(),
-            _watcher: None,
+            watcher: None,
+            watched: HashSet::new(),
         };
         if !copy.join(TAKEN).exists() {
             guard.take_copy()?;
@@ -166,14 +172,29 @@ impl GitGuard {
             })?;
         for area in &self.areas {
             watcher.watch(&area.dir, notify::RecursiveMode::NonRecursive)?;
+        }
+        self.watcher = Some(watcher);
+        self.watch_trees()
+    }
+
+    /// Watches the guarded directories (`hooks/`, `info/`, `refs/`) not watched yet: also one
+    /// created during the run (its creation is seen at the top of the git directory).
+    fn watch_trees(&mut self) -> Result<(), notify::Error> {
+        let Some(watcher) = self.watcher.as_mut() else {
+            return Ok(());
+        };
+        for area in &self.areas {
             for tree in TREES {
                 let dir = area.dir.join(tree);
-                if dir.is_dir() {
+                let is_dir = std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir());
+                if is_dir && !self.watched.contains(&dir) {
                     watcher.watch(&dir, notify::RecursiveMode::Recursive)?;
+                    self.watched.insert(dir);
+                } else if !is_dir && self.watched.remove(&dir) {
+                    let _ = watcher.unwatch(&dir);
                 }
             }
         }
-        self._watcher = Some(watcher);
         Ok(())
     }
 
@@ -197,6 +218,10 @@ impl GitGuard {
     pub fn changes(&mut self) -> Vec<GitChange> {
         // Cleared first: a write made while this looks is signalled again.
         self.signalled.store(false, Ordering::Release);
+        if let Err(e) = self.watch_trees() {
+            // Still compared here, before each task's checks and at the end.
+            eprintln!("warning: cannot watch a directory of the project's .git/: {e}");
+        }
         let mut found = Vec::new();
         for area in &self.areas {
             let copy = self.copy.join(area.label);
@@ -389,5 +414,39 @@ mod tests {
             .unwrap();
         let left: Vec<String> = again.changes().into_iter().map(|c| c.shown).collect();
         assert_eq!(left, [".git/info/attributes"]);
+    }
+
+    /// Waits (up to 10 s) for a `GitMeta` signal.
+    fn signalled(rx: &mut tokio::sync::mpsc::UnboundedReceiver<FsChange>) -> bool {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let got = rt.block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv()).await
+        });
+        matches!(got, Ok(Some(change)) if change.kind == ChangeKind::GitMeta)
+    }
+
+    #[test]
+    fn a_guarded_directory_made_during_the_run_is_watched_from_the_next_look() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let git = root.join(".git");
+        fs::create_dir_all(git.join("refs")).unwrap();
+        fs::write(git.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+        let mut guard = GitGuard::open(&root, &run.path().join("git-meta"))
+            .unwrap()
+            .unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        guard.watch(tx).unwrap();
+        fs::create_dir(git.join("info")).unwrap();
+        assert!(signalled(&mut rx), "info/ made");
+        assert_eq!(guard.changes(), []);
+        fs::write(git.join("info/attributes"), "* filter=evil\n").unwrap();
+        assert!(signalled(&mut rx), "a file written in the new info/");
+        let shown: Vec<String> = guard.changes().into_iter().map(|c| c.shown).collect();
+        assert_eq!(shown, [".git/info/attributes"]);
     }
 }
