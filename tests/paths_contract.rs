@@ -1,5 +1,5 @@
 //! Paths that cannot break the contract, end to end: every class of bad path is refused by
-//! `orch validate` with both holders and both paths named, and the odd paths that are fine
+//! `orch validate` and `orch up --plan` with both holders and both paths named, and the odd paths that are fine
 //! (spaces, non-ASCII, glob characters) reach a `kind: command` agent exactly as planned and
 //! make a clean run.
 
@@ -26,6 +26,16 @@ fn refused(up: &Up, plan: Value, needles: &[&str]) {
     }
     // One line per problem: a control character never splits a message.
     assert!(out.contains("1 problem(s)"), "{out}");
+    // `orch up --plan` refuses it the same way, before any run starts.
+    let run = up.up(&["go", "--plan", "plan.json"], None).expect(1);
+    let err = run.stderr();
+    for needle in needles {
+        assert!(
+            err.contains(needle),
+            "orch up: missing {needle:?} in:\n{err}"
+        );
+    }
+    assert!(!up.p.path(".orch/runs").exists(), "a run started");
 }
 
 #[test]
@@ -130,4 +140,36 @@ fn odd_but_valid_paths_reach_the_agent_exactly_and_run_clean() {
         }
         assert_eq!(Up::task(&status, &id)["state"], "done", "{status:#}");
     }
+}
+
+/// A planner that answers with a path holding a newline, and two paths one file on macOS:
+/// refused, and its next attempt is told why.
+#[test]
+fn a_planners_bad_paths_are_refused_and_it_is_told_why() {
+    let up = Up::new(
+        "planner-paths",
+        "agents:\n  mine:\n    kind: command\n    command: [\"./planner.sh\"]\n\
+         roles:\n  planner: mine\n  judge: mine\n  workers: [mine]\nlimits:\n  planner_retries: 1\n",
+    );
+    up.p.script(
+        "planner.sh",
+        "#!/bin/sh\nprintf '%s\\n' '{\"tasks\": [{\"id\": \"x\", \"agent\": \"mine\", \"task\": \"t\", \
+         \"files\": [\"a\\nb.py\", \"Src/A.py\"]}, {\"id\": \"y\", \"agent\": \"mine\", \"task\": \"t\", \
+         \"files\": [\"src/a.py\"]}]}'\n",
+    );
+    let run = up.orch().args(["plan", "anything"]).run().expect(1);
+    let err = run.stderr();
+    assert!(err.contains("no valid plan after 2 attempt(s)"), "{err}");
+    let dir = std::fs::read_dir(up.p.path(".orch/plans"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let second = std::fs::read_to_string(dir.join("planner/2/prompt.md")).unwrap();
+    assert!(second.contains("U+000A (a newline)"), "{second}");
+    assert!(
+        second.contains("task x's `Src/A.py` and task y's `src/a.py`"),
+        "{second}"
+    );
 }
