@@ -337,3 +337,26 @@ fn a_revert_to_the_baseline_replaces_a_link_out_and_never_writes_through_it() {
         "orch wrote through the link"
     );
 }
+
+/// Under `revert`, a violating path that cannot be saved (a FIFO: copying it would block) is
+/// left in place and said so; the engine goes on to the run's end.
+#[test]
+fn what_cannot_be_saved_is_not_reverted_and_the_run_goes_on() {
+    let worker = "#!/bin/sh\nset -e\nmkdir -p tests src\necho ok > tests/a_test.txt\n\
+                  echo a > src/a.txt\nmkfifo stray.fifo\n";
+    let up = setup("fifo", "revert", worker);
+    up.up(&["go", "--plan", "plan.json"], None).expect(0);
+    up.wait(1);
+    let status = up.status();
+    let found = violations(&status);
+    let v = found
+        .iter()
+        .find(|(p, _, _)| p == "stray.fifo")
+        .unwrap_or_else(|| panic!("{status:#}"));
+    assert!(
+        v.2.starts_with("not reverted: it could not be saved first"),
+        "{v:?}"
+    );
+    assert!(up.p.path("stray.fifo").exists());
+    assert_eq!(status["phase"], "failed", "{status:#}");
+}

@@ -159,7 +159,14 @@ impl Engine {
         if crate::paths::link_out(&self.project.root, path).is_some() {
             return false;
         }
-        let current = crate::paths::read_inside(&self.project.root, path).ok();
+        let current = match std::fs::symlink_metadata(self.project.root.join(path)) {
+            Err(_) => None,
+            Ok(_) => match crate::paths::read_inside(&self.project.root, path) {
+                Ok(content) => Some(content),
+                // There, but not a file to compare (a FIFO, a socket): unexpected.
+                Err(_) => return false,
+            },
+        };
         let baseline = self.dir.baseline();
         if std::fs::symlink_metadata(baseline.join(path)).is_ok() {
             return crate::paths::read_inside(&baseline, path).ok() == current;
@@ -208,21 +215,25 @@ impl Engine {
                 // Save first: nothing is lost, even if the restore fails.
                 let dest = self.dir.violation_dir(n);
                 let temp = self.dir.path().to_path_buf();
-                match self.git_guard.as_mut().filter(|g| g.guards(path)) {
-                    Some(guard) => {
-                        saved = guard
-                            .save(path, &dest)?
-                            .map(|p| self.project.display(&p).to_string());
-                        match guard.restore(path, &temp) {
-                            Ok(crate::watch::Restored::Deleted) => "deleted".into(),
-                            Ok(_) => "reverted".into(),
-                            Err(e) => format!("revert failed: {e}"),
+                let root = self.project.root.clone();
+                let guard = self.git_guard.as_mut().filter(|g| g.guards(path));
+                let copied = match &guard {
+                    Some(guard) => guard.save(path, &dest),
+                    None => crate::watch::save_copy(&root, path, &dest),
+                };
+                match copied {
+                    // Nothing is reverted that could not be saved first.
+                    Err(e) => format!("not reverted: it could not be saved first ({e:#})"),
+                    Ok(copy) => {
+                        saved = copy.map(|p| self.project.display(&p).to_string());
+                        match guard {
+                            Some(guard) => match guard.restore(path, &temp) {
+                                Ok(crate::watch::Restored::Deleted) => "deleted".into(),
+                                Ok(_) => "reverted".into(),
+                                Err(e) => format!("revert failed: {e}"),
+                            },
+                            None => self.revert(path),
                         }
-                    }
-                    None => {
-                        saved = crate::watch::save_copy(&self.project.root, path, &dest)?
-                            .map(|p| self.project.display(&p).to_string());
-                        self.revert(path)
                     }
                 }
             }
