@@ -1,7 +1,7 @@
 //! The filesystem side of a run: the project-tree watcher that catches writes to files a task
 //! does not own, a small watcher for the run's completion records, the ignore rules both go
-//! by, and the start-of-run snapshot used to revert violating writes and to sweep for changes
-//! the watcher missed.
+//! by, the start-of-run snapshot used to revert violating writes and to sweep for changes
+//! the watcher missed, and the guard of the repository's own files in `.git/`.
 
 mod copy;
 mod dirs;
