@@ -389,3 +389,30 @@ fn planted_repository_commands_never_run() {
         .collect();
     assert!(ran.is_empty(), "planted commands ran: {ran:?}");
 }
+
+/// A SHA-256 repository: the private repository is made in the same object format, and the
+/// attributes' empty tree is SHA-256's.
+#[test]
+fn a_sha256_repository_is_snapshotted_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    git(root, &["init", "-q", "--object-format=sha256"]);
+    lay_out(root);
+    git(root, &["add", "-A"]);
+    git(root, &["commit", "-q", "-m", "start"]);
+    after_commit(root);
+    let store = root.join(".orch/runs/r1/snapshot");
+    let snap = Snapshot::take(root, &store).unwrap();
+    assert_eq!(snap.tree_id().len(), 64);
+    assert_eq!(
+        snap.original("committed.rs").unwrap(),
+        Some((b"committed\n".to_vec(), 0o100644))
+    );
+    fs::write(root.join("committed.rs"), "agent was here\n").unwrap();
+    let snap = Snapshot::load(root, &store, snap.tree_id()).unwrap();
+    assert_eq!(
+        snap.changed_since().unwrap(),
+        [("committed.rs".to_string(), SnapshotChange::Modified)]
+    );
+    assert_eq!(snap.restore("committed.rs").unwrap(), Restored::Rewritten);
+}
