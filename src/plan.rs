@@ -3,6 +3,7 @@
 
 mod extract;
 mod model;
+mod overlap;
 mod validate;
 
 pub use extract::{extract_json, extract_plan};

@@ -157,6 +157,15 @@ impl Planning<'_> {
 pub fn missing_specs(root: &Path, plan: &Plan) -> Vec<String> {
     let mut problems = Vec::new();
     for spec in &plan.specs {
+        if let Some(out) = crate::paths::link_out(root, &spec.file)
+            && matches!(out, crate::paths::LinkOut::Symlink { .. })
+        {
+            problems.push(format!(
+                "spec {} is {out}: write the spec as a file in the project",
+                spec.file
+            ));
+            continue;
+        }
         match std::fs::metadata(root.join(&spec.file)) {
             Ok(meta) if meta.is_file() && meta.len() > 0 => {}
             Ok(meta) if meta.is_file() => problems.push(format!(

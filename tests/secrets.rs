@@ -301,8 +301,15 @@ fn every_file_of_a_planned_run_is_the_users_alone_but_copies_of_project_files() 
         for entry in std::fs::read_dir(&dir).unwrap().flatten() {
             let path = entry.path();
             let rel = path.strip_prefix(&run).unwrap().to_path_buf();
-            // Copies of the project's own files keep their mode; tmux touches empty signals.
-            let copies = ["baseline", "violations", "snapshot/index", "signals/"];
+            // Copies of the project's own files (and of its .git/'s guarded files) keep their
+            // mode; tmux touches empty signals.
+            let copies = [
+                "baseline",
+                "violations",
+                "snapshot/index",
+                "git-meta",
+                "signals/",
+            ];
             if copies.iter().any(|c| rel.starts_with(c)) {
                 continue;
             }

@@ -3,7 +3,6 @@
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -104,7 +103,8 @@ pub fn run(
 }
 
 fn git(dir: &std::path::Path, args: &[&str]) -> anyhow::Result<()> {
-    let status = Command::new("git")
+    // Hardened like every git orch runs: no hooks, templates or filters from anyone's config.
+    let status = crate::git::command()
         .args(args)
         .current_dir(dir)
         .status()

@@ -54,6 +54,8 @@ pub(super) struct Engine {
     pub ignore: crate::watch::Ignore,
     /// Kept alive for the run: dropping it stops the watching.
     pub _tree_watcher: Option<TreeWatcher>,
+    /// The guarded parts of the project's `.git/` (None outside a git work tree).
+    pub git_guard: Option<crate::watch::GitGuard>,
     /// Running task attempts.
     pub live: HashMap<TaskId, Live>,
     /// The planner's running attempt.
@@ -178,6 +180,7 @@ impl Engine {
         let (gate_tx, gate_rx) = unbounded_channel();
         let dir_watcher = DirWatcher::new(dir_tx)?;
         let ignore = crate::watch::Ignore::new(&project.root, &config.ownership.ignore)?;
+        let git_guard = open_git_guard(&project.root, &dir, &state, &fs_tx);
         // Without barriers (their directory cannot be made or watched) the engine still
         // runs, its checks starting at each exit (see barrier.rs).
         let mut barriers = Some(dir.barriers()).filter(|d| std::fs::create_dir_all(d).is_ok());
@@ -216,6 +219,7 @@ impl Engine {
             snapshot: None,
             dir_watcher,
             _tree_watcher: tree_watcher,
+            git_guard,
             barriers: Barriers::new(barriers),
             ignore,
             live: HashMap::new(),
@@ -641,4 +645,32 @@ impl Engine {
         use std::io::Write;
         let _ = writeln!(std::io::stdout().lock(), "\n{message}");
     }
+}
+
+/// The guard of the project's `.git/`, its copy taken by the run's first engine (before any
+/// agent starts), watched from now on. Without it the run goes on, saying what it costs.
+fn open_git_guard(
+    root: &Path,
+    dir: &RunDir,
+    state: &RunState,
+    fs_tx: &tokio::sync::mpsc::UnboundedSender<crate::watch::FsChange>,
+) -> Option<crate::watch::GitGuard> {
+    let mut guard = match crate::watch::GitGuard::open(root, &dir.path().join("git-meta")) {
+        Ok(guard) => guard?,
+        Err(e) => {
+            eprintln!(
+                "warning: cannot copy the guarded parts of the project's .git/ ({e}): writes \
+                 there by agents will not be detected in this run"
+            );
+            return None;
+        }
+    };
+    guard.already_reported(state.violations.iter().map(|v| v.path.as_str()));
+    if let Err(e) = guard.watch(fs_tx.clone()) {
+        eprintln!(
+            "warning: cannot watch the project's .git/ ({e}): writes there are still found \
+             before each task's checks and at the end of the run"
+        );
+    }
+    Some(guard)
 }

@@ -22,6 +22,8 @@ const SPEC_EXCERPT: usize = 20_000;
 impl Engine {
     /// The agent exited 0 with its files written: check the task.
     pub(super) fn start_checks(&mut self, id: &TaskId, attempt: u32) -> anyhow::Result<()> {
+        // .git/ is watched apart from the tree (no barrier covers it): look now.
+        self.check_git_meta()?;
         let task = self.state.tasks.get(id).context("no such task")?.clone();
         let root = self.project.root.clone();
         let gates = &self.config.gates;

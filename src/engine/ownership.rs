@@ -25,6 +25,7 @@ impl Engine {
                 self.raise_barriers_again() // see barrier.rs
             }
             ChangeKind::Barrier => self.on_barrier(&change.path),
+            ChangeKind::GitMeta => self.check_git_meta(),
             ChangeKind::Renamed { ref from } => {
                 let from = from.clone();
                 self.attribute(&from, "removed", at)?;
@@ -78,6 +79,14 @@ impl Engine {
                     .iter()
                     .find(|id| self.state.tasks[*id].files.iter().any(|f| f == path))
                 {
+                    // Its own file, made a way out of the project: whatever is written
+                    // through it lands elsewhere.
+                    if let Some(out) = crate::paths::link_out(&self.project.root, path) {
+                        let owner = owner.clone();
+                        let change = format!("made into {out}:");
+                        let grave = Some(outside_note(&out));
+                        return self.violation(path, &change, vec![owner], grave);
+                    }
                     if !self.state.first_writes.contains_key(path) {
                         self.record_unsynced(Event::FirstWrite {
                             task: owner.clone(),
@@ -93,10 +102,44 @@ impl Engine {
                 if self.is_expected_content(path) {
                     return Ok(()); // our own revert, or a write that changed nothing
                 }
-                self.violation(path, change, active)
+                match crate::paths::link_out(&self.project.root, path) {
+                    Some(out) => {
+                        let change = format!("made into {out}:");
+                        let grave = Some(outside_note(&out));
+                        self.violation(path, &change, active, grave)
+                    }
+                    None => self.violation(path, change, active, None),
+                }
             }
             _ => Ok(()),
         }
+    }
+
+    /// Compares the guarded parts of `.git/` with the start: each change not reported yet is
+    /// a violation of whoever was running when it was made (its ctime, which no agent can set
+    /// back), and fails the run even when reverted.
+    pub(super) fn check_git_meta(&mut self) -> anyhow::Result<()> {
+        let Some(guard) = self.git_guard.as_mut() else {
+            return Ok(());
+        };
+        for change in guard.changes() {
+            let at = change
+                .at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or_else(|_| super::ui::now_ms());
+            let suspects = match self.state.phase {
+                Phase::Planning => vec![TaskId::new("planner")],
+                _ => self.active_at(at),
+            };
+            let grave = (!suspects.is_empty()).then(|| {
+                ".git/ is not the agents' to change: a hook, config, attribute or ref \
+                 planted there runs or acts at the user's next git command"
+                    .to_string()
+            });
+            self.violation(&change.shown, change.change, suspects, grave)?;
+        }
+        Ok(())
     }
 
     /// The tasks whose agent was running at `at`: started before it, and still running or
@@ -113,10 +156,20 @@ impl Engine {
     /// Whether the file is as it should be: as a finished task left it, or as it was at the
     /// start of the run. Such a change is not a violation (it is, for one, our own revert).
     fn is_expected_content(&self, path: &str) -> bool {
-        let current = std::fs::read(self.project.root.join(path)).ok();
-        let baseline = self.dir.baseline().join(path);
-        if baseline.exists() {
-            return std::fs::read(&baseline).ok() == current;
+        if crate::paths::link_out(&self.project.root, path).is_some() {
+            return false;
+        }
+        let current = match std::fs::symlink_metadata(self.project.root.join(path)) {
+            Err(_) => None,
+            Ok(_) => match crate::paths::read_inside(&self.project.root, path) {
+                Ok(content) => Some(content),
+                // There, but not a file to compare (a FIFO, a socket): unexpected.
+                Err(_) => return false,
+            },
+        };
+        let baseline = self.dir.baseline();
+        if std::fs::symlink_metadata(baseline.join(path)).is_ok() {
+            return crate::paths::read_inside(&baseline, path).ok() == current;
         }
         match self.snapshot.as_ref().map(|s| s.original(path)) {
             Some(Ok(original)) => original.map(|(bytes, _)| bytes) == current,
@@ -124,7 +177,16 @@ impl Engine {
         }
     }
 
-    fn violation(&mut self, path: &str, change: &str, suspects: Vec<TaskId>) -> anyhow::Result<()> {
+    /// `grave`: why this violation cannot be undone by a revert (a file outside the project
+    /// was reached), said after the action; such a violation stays unresolved, so it fails
+    /// its task and the run whatever the policy.
+    pub(super) fn violation(
+        &mut self,
+        path: &str,
+        change: &str,
+        suspects: Vec<TaskId>,
+        grave: Option<String>,
+    ) -> anyhow::Result<()> {
         let n = self.state.violations.len() as u32 + 1;
         let now = super::ui::now_ms();
         let policy = self.config.ownership.on_violation;
@@ -152,9 +214,28 @@ impl Engine {
             ViolationPolicy::Revert => {
                 // Save first: nothing is lost, even if the restore fails.
                 let dest = self.dir.violation_dir(n);
-                saved = crate::watch::save_copy(&self.project.root, path, &dest)?
-                    .map(|p| self.project.display(&p).to_string());
-                self.revert(path)
+                let temp = self.dir.path().to_path_buf();
+                let root = self.project.root.clone();
+                let guard = self.git_guard.as_mut().filter(|g| g.guards(path));
+                let copied = match &guard {
+                    Some(guard) => guard.save(path, &dest),
+                    None => crate::watch::save_copy(&root, path, &dest),
+                };
+                match copied {
+                    // Nothing is reverted that could not be saved first.
+                    Err(e) => format!("not reverted: it could not be saved first ({e:#})"),
+                    Ok(copy) => {
+                        saved = copy.map(|p| self.project.display(&p).to_string());
+                        match guard {
+                            Some(guard) => match guard.restore(path, &temp) {
+                                Ok(crate::watch::Restored::Deleted) => "deleted".into(),
+                                Ok(_) => "reverted".into(),
+                                Err(e) => format!("revert failed: {e}"),
+                            },
+                            None => self.revert(path),
+                        }
+                    }
+                }
             }
             ViolationPolicy::Stop => {
                 let names: Vec<String> = suspects
@@ -168,6 +249,10 @@ impl Engine {
                     format!("stopped {}", names.join(", "))
                 }
             }
+        };
+        let action = match grave {
+            Some(why) => format!("{action}; {why}"),
+            None => action,
         };
         self.record(Event::Violation {
             n,
@@ -197,10 +282,15 @@ impl Engine {
     /// Puts a file back as a finished task left it, else as it was when the run started
     /// (deleting it if it did not exist then).
     fn revert(&self, path: &str) -> String {
-        let target = self.project.root.join(path);
-        let baseline = self.dir.baseline().join(path);
-        if baseline.exists() {
-            return match std::fs::copy(&baseline, &target) {
+        let baseline = self.dir.baseline();
+        if std::fs::symlink_metadata(baseline.join(path)).is_ok() {
+            // Never written through: a link the agent put there is replaced, not followed.
+            return match crate::watch::restore_copy(
+                &self.project.root,
+                path,
+                &baseline,
+                self.dir.path(),
+            ) {
                 Ok(_) => "reverted".into(),
                 Err(e) => format!("revert failed: {e}"),
             };
@@ -243,6 +333,7 @@ impl Engine {
     /// Compares the tree with the start snapshot: every change that no task owns, that is no
     /// spec, and that was not recorded yet, is recorded now.
     pub(super) fn sweep(&mut self) -> anyhow::Result<()> {
+        self.check_git_meta()?;
         let Some(snapshot) = &self.snapshot else {
             return Ok(());
         };
@@ -287,6 +378,33 @@ impl Engine {
                 (path, change.to_string())
             })
             .collect();
+        // Owned files that lead out of the project, whoever made them so: what was written
+        // through them changed a file elsewhere, which no snapshot shows.
+        let linked: Vec<(String, crate::paths::LinkOut)> = owned
+            .iter()
+            .filter(|path| !recorded.contains(**path))
+            .filter_map(|path| {
+                crate::paths::link_out(&self.project.root, path).map(|out| (path.to_string(), out))
+            })
+            .collect();
+        for (path, out) in linked {
+            let owner: Vec<TaskId> = self
+                .state
+                .tasks
+                .values()
+                .filter(|t| t.files.contains(&path))
+                .map(|t| t.id.clone())
+                .collect();
+            let n = self.state.violations.len() as u32 + 1;
+            self.record(Event::Violation {
+                n,
+                path,
+                change: format!("made into {out}:"),
+                suspects: owner,
+                action: format!("found-by-sweep; {}", outside_note(&out)),
+                saved: None,
+            })?;
+        }
         for (path, change) in found {
             let n = self.state.violations.len() as u32 + 1;
             self.record(Event::Violation {
@@ -299,5 +417,19 @@ impl Engine {
             })?;
         }
         Ok(())
+    }
+}
+
+/// What a link out of the project left behind, for the report: the outside file is named and
+/// left as the agent left it.
+fn outside_note(out: &crate::paths::LinkOut) -> String {
+    match out {
+        crate::paths::LinkOut::Symlink { target, .. } => format!(
+            "{} is outside the project: orch leaves it as the agent left it, check it",
+            target.display()
+        ),
+        crate::paths::LinkOut::HardLink { .. } => "the file's other names may be outside the \
+             project: orch leaves them as the agent left them, check them"
+            .to_string(),
     }
 }

@@ -402,12 +402,12 @@ impl Engine {
             return;
         };
         for file in &task.files {
-            let from = self.project.root.join(file);
-            let to = self.dir.baseline().join(file);
-            if let Some(parent) = to.parent() {
-                let _ = std::fs::create_dir_all(parent);
+            // Never a copy of what a link out of the project points to (that is no file
+            // of the task's, and reverting to it would write it back in).
+            if crate::paths::link_out(&self.project.root, file).is_some() {
+                continue;
             }
-            let _ = std::fs::copy(&from, &to);
+            let _ = crate::watch::save_copy(&self.project.root, file, &self.dir.baseline());
         }
     }
 }

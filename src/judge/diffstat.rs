@@ -26,7 +26,8 @@ pub fn diffstat(
             let before = snapshot
                 .and_then(|s| s.original(path).ok().flatten())
                 .map(|(bytes, _)| String::from_utf8_lossy(&bytes).into_owned());
-            let after = std::fs::read(root.join(path))
+            // Never through a link out of the project.
+            let after = crate::paths::read_inside(root, path)
                 .ok()
                 .map(|b| String::from_utf8_lossy(&b).into_owned());
             let change = match (&before, &after) {

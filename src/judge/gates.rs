@@ -61,9 +61,7 @@ pub fn spec_gate(root: &Path, specs: &[String]) -> GateOutcome {
     let bad: Vec<String> = specs
         .iter()
         .filter(|s| {
-            std::fs::metadata(root.join(s))
-                .map(|m| m.len() == 0)
-                .unwrap_or(true)
+            crate::paths::read_inside(root, s).map_or(true, |c| c.is_empty()) || leads_out(root, s)
         })
         .cloned()
         .collect();
@@ -80,6 +78,13 @@ pub fn spec_gate(root: &Path, specs: &[String]) -> GateOutcome {
             format!("spec file(s) missing or empty: {}", bad.join(", ")),
         )
     }
+}
+
+/// A file that is a link out of the project is no file of the project's: it counts as
+/// missing, and nothing is read through it.
+fn leads_out(root: &Path, rel: &str) -> bool {
+    crate::paths::link_out(root, rel)
+        .is_some_and(|out| matches!(out, crate::paths::LinkOut::Symlink { .. }))
 }
 
 fn globs(patterns: &[String]) -> GlobSet {
@@ -114,7 +119,7 @@ pub fn test_file_gate(root: &Path, files: &[String], patterns: &[String]) -> Gat
     }
     let missing: Vec<&str> = tests
         .iter()
-        .filter(|t| !root.join(t.as_str()).exists())
+        .filter(|t| !root.join(t.as_str()).exists() || leads_out(root, t))
         .map(|t| t.as_str())
         .collect();
     if missing.is_empty() {

@@ -8,6 +8,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::model::{Plan, Spec, Task, TaskId};
+use super::overlap::{self, Holder};
 use crate::paths;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +26,9 @@ pub enum ProblemKind {
     NoFiles,
     BadPath,
     BadSpecPath,
+    /// Two paths that are one file on a case- or normalization-insensitive file system, or a
+    /// file that another path needs as a directory.
+    PathClash,
     EmptyTask,
 }
 
@@ -223,7 +227,7 @@ pub fn validate(mut plan: Plan, root: &Path, workers: &[String]) -> Result<Plan,
     for task in &mut plan.tasks {
         let mut normalized = Vec::with_capacity(task.files.len());
         for raw in &task.files {
-            match paths::check(root, raw) {
+            match paths::check_planned(root, raw) {
                 Ok(rel) => {
                     if normalized.contains(&rel) {
                         p.push(Problem::new(
@@ -257,7 +261,7 @@ pub fn validate(mut plan: Plan, root: &Path, workers: &[String]) -> Result<Plan,
     }
     let mut spec_seen = BTreeSet::new();
     for spec in &mut plan.specs {
-        match paths::check(root, &spec.file) {
+        match paths::check_planned(root, &spec.file) {
             Ok(rel) => {
                 if !spec_seen.insert(rel.clone()) {
                     p.push(Problem::new(
@@ -272,6 +276,19 @@ pub fn validate(mut plan: Plan, root: &Path, workers: &[String]) -> Result<Plan,
                 format!("spec file {:?} {problem}", spec.file),
             )),
         }
+    }
+
+    let held: Vec<(Holder, String)> = plan
+        .tasks
+        .iter()
+        .flat_map(|t| {
+            let holder = Holder::Task(t.id.to_string());
+            t.files.iter().map(move |f| (holder.clone(), f.clone()))
+        })
+        .chain(plan.specs.iter().map(|s| (Holder::Spec, s.file.clone())))
+        .collect();
+    for clash in overlap::clashes(&held) {
+        problems.push(Problem::new(ProblemKind::PathClash, clash.message()));
     }
 
     if problems.is_empty() {
@@ -514,6 +531,55 @@ mod tests {
                 .message
                 .contains("leaves the project through the symlink `link`"),
             "{found:?}"
+        );
+    }
+
+    #[test]
+    fn control_characters_in_task_and_spec_paths() {
+        let found = kinds(json!({"specs": [{"file": "specs/a\tb.md"}],
+                                 "tasks": [task(json!(1), &["a\nb.py", "ok\r.py", "c.py"], &[])]}));
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(
+            found[0]
+                .1
+                .contains("task 1: file \"a\\nb.py\" contains the control character U+000A"),
+            "{found:?}"
+        );
+        assert!(
+            found[1].1.contains("U+000D (a carriage return)"),
+            "{found:?}"
+        );
+        assert_eq!(found[2].0, ProblemKind::BadSpecPath);
+        assert!(found[2].1.contains("U+0009 (a tab)"), "{found:?}");
+    }
+
+    #[test]
+    fn paths_that_clash_on_macos_or_as_directories() {
+        let found = kinds(json!({"specs": [{"file": "docs/x.md"}],
+                                 "tasks": [
+            task(json!(1), &["src/Main.py", "a/b"], &[]),
+            task(json!(2), &["src/main.py", "a/b/c", "docs/x.md/y"], &[]),
+            task(json!(3), &["caf\u{e9}.py"], &[]),
+            task(json!(4), &["cafe\u{301}.py"], &[]),
+        ]}));
+        let messages: Vec<&String> = found.iter().map(|(_, m)| m).collect();
+        assert_eq!(found.len(), 4, "{messages:#?}");
+        assert!(found.iter().all(|(k, _)| *k == ProblemKind::PathClash));
+        assert!(
+            messages[0].contains("task 1's `src/Main.py` and task 2's `src/main.py`"),
+            "{messages:#?}"
+        );
+        assert!(
+            messages[1].contains("task 3's `caf\u{e9}.py` and task 4's `cafe\u{301}.py`"),
+            "{messages:#?}"
+        );
+        assert!(
+            messages[2].contains("task 1's `a/b` and task 2's `a/b/c`"),
+            "{messages:#?}"
+        );
+        assert!(
+            messages[3].contains("spec `docs/x.md` and task 2's `docs/x.md/y`"),
+            "{messages:#?}"
         );
     }
 

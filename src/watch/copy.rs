@@ -16,8 +16,13 @@ use crate::paths;
 /// Copies the project file `rel` (if it exists) to `dest_dir/<rel>`, creating directories as
 /// needed and replacing an earlier copy; a symlink is copied as a symlink. Returns where the
 /// copy went, or `None` when there was no file to save.
+/// Never reads through a link: a symlink is saved as the link, and a file below a directory
+/// that is a symlink out of the project is refused.
 pub fn save_copy(root: &Path, rel: &str, dest_dir: &Path) -> anyhow::Result<Option<PathBuf>> {
     let rel = paths::normalize(rel).with_context(|| format!("cannot save `{rel}`"))?;
+    if let Some((parent, _)) = rel.rsplit_once('/') {
+        paths::check(root, parent).with_context(|| format!("cannot save `{rel}`"))?;
+    }
     let source = root.join(&rel);
     let meta = match std::fs::symlink_metadata(&source) {
         Ok(meta) => meta,
@@ -40,8 +45,13 @@ pub fn save_copy(root: &Path, rel: &str, dest_dir: &Path) -> anyhow::Result<Opti
         std::os::unix::fs::symlink(target, &dest)
             .with_context(|| format!("cannot create {}", dest.display()))?;
     } else if meta.is_file() {
-        std::fs::copy(&source, &dest)
+        let content = paths::read_inside(root, &rel)
+            .with_context(|| format!("cannot read {}", source.display()))?;
+        std::fs::write(&dest, content)
             .with_context(|| format!("cannot copy {} to {}", source.display(), dest.display()))?;
+        let mode = meta.permissions().mode() & 0o777;
+        std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("cannot set the mode of {}", dest.display()))?;
     } else {
         // A FIFO would block the copy forever; a directory is not a file to save.
         bail!("cannot save `{rel}`: not a regular file");
@@ -50,6 +60,42 @@ pub fn save_copy(root: &Path, rel: &str, dest_dir: &Path) -> anyhow::Result<Opti
 }
 
 const SYMLINK: u32 = 0o120000;
+
+/// Makes `root/rel` what the copy `copy_dir/rel` (made by [`save_copy`]) is, or deletes it
+/// when there is no copy, never writing through a link: new content goes to a file in
+/// `temp_dir` that is renamed into place.
+pub fn restore_copy(
+    root: &Path,
+    rel: &str,
+    copy_dir: &Path,
+    temp_dir: &Path,
+) -> Result<Restored, SnapshotError> {
+    let bad = |problem| SnapshotError::BadPath {
+        path: rel.to_string(),
+        problem,
+    };
+    let rel = paths::normalize(rel).map_err(bad)?;
+    if let Some((parent, _)) = rel.rsplit_once('/') {
+        paths::check(root, parent).map_err(bad)?;
+    }
+    let copy = copy_dir.join(&rel);
+    let original = match std::fs::symlink_metadata(&copy) {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => None,
+        Err(err) => return Err(io_error(&copy)(err)),
+        Ok(meta) => {
+            let content = paths::read_inside(copy_dir, &rel).map_err(io_error(&copy))?;
+            let mode = if meta.file_type().is_symlink() {
+                SYMLINK
+            } else if meta.permissions().mode() & 0o100 != 0 {
+                0o100755
+            } else {
+                0o100644
+            };
+            Some((content, mode))
+        }
+    };
+    put_back(root, temp_dir, &rel, original)
+}
 
 /// Makes `root/rel` what `original` says (absent, or content and git mode), writing new
 /// content in `store` first and renaming it into place.

@@ -1,19 +1,23 @@
-//! Running git for the snapshot, isolated from whatever the caller's environment says about
-//! repositories (`GIT_DIR`, `GIT_INDEX_FILE`... are all dropped), from the system config, and
-//! from the user's real index: every command that touches an index gets the private one.
+//! Running git for the snapshot, always in a private bare repository (`<store>/git`) with
+//! the project as its work tree, through orch's hardened git command (`crate::git`): the
+//! project's own `.git/` (its config, hooks, info/attributes, index, refs) is never read or
+//! written by git, so nothing an agent plants there can run. When the project is a git work
+//! tree, the private repository borrows its objects (`objects/info/alternates`), and its
+//! index seeds the private one, so unchanged files are not hashed again.
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use super::snapshot::SnapshotError;
+use crate::git::RepoDirs;
 
-/// Where the snapshot's objects live.
+/// Where the snapshot's index is seeded from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Store {
-    /// The project is a git work tree: objects go into its own object store.
+    /// The project is a git work tree: its objects are borrowed and its index seeds ours.
     Repo,
-    /// Not a git work tree: a private bare repository at `<store>/git`.
+    /// Not a git work tree: everything is hashed afresh.
     Private,
 }
 
@@ -22,6 +26,8 @@ pub(crate) struct Git {
     pub root: PathBuf,
     pub store: PathBuf,
     pub kind: Store,
+    /// The private repository's objects are SHA-256 ones (as its project's are).
+    pub sha256: bool,
 }
 
 impl Git {
@@ -35,37 +41,19 @@ impl Git {
 
     /// A git command for this project; `with_index` points it at the private index.
     pub fn command(&self, with_index: bool) -> Command {
-        let mut cmd = Command::new("git");
-        // Objects go into the user's repository: with the user's umask, not the engine's.
-        crate::private::user_umask_for(&mut cmd);
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("GIT_") {
-                cmd.env_remove(key);
-            }
-        }
-        cmd.env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .env("LC_ALL", "C")
-            .env_remove("LANGUAGE");
+        let mut cmd = crate::git::command();
+        // No attributes from the work tree either: no filter or diff driver can be chosen.
+        cmd.env("GIT_ATTR_SOURCE", crate::git::empty_tree(self.sha256));
         if with_index {
             cmd.env("GIT_INDEX_FILE", self.index());
         }
-        // Keep the private index self-contained and git from starting daemons or upkeep.
-        for setting in [
-            "core.splitIndex=false",
-            "core.untrackedCache=false",
-            "core.fsmonitor=false",
-            "gc.auto=0",
-            "maintenance.auto=false",
-            "init.defaultBranch=orch",
-        ] {
-            cmd.arg("-c").arg(setting);
+        if let Some(excludes) = crate::git::user_excludes_file() {
+            cmd.arg("-c")
+                .arg(prefixed("core.excludesFile=", excludes.as_os_str()));
         }
-        if self.kind == Store::Private {
-            cmd.arg(prefixed("--git-dir=", self.private_dir().as_os_str()));
-            cmd.arg(prefixed("--work-tree=", self.root.as_os_str()));
-        }
-        cmd.current_dir(&self.root).stdin(Stdio::null());
+        cmd.arg(prefixed("--git-dir=", self.private_dir().as_os_str()));
+        cmd.arg(prefixed("--work-tree=", self.root.as_os_str()));
+        cmd.current_dir(&self.root);
         cmd
     }
 
@@ -93,29 +81,31 @@ impl Git {
         run(cmd, &self.root, &args)
     }
 
-    /// Creates the private repository if it is not there yet.
-    pub fn init_private(&self) -> Result<(), SnapshotError> {
-        if self.private_dir().join("HEAD").is_file() {
-            return Ok(());
-        }
-        let mut cmd = Command::new("git");
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("GIT_") {
-                cmd.env_remove(key);
+    /// Creates the private repository if it is not there yet, borrowing the objects of the
+    /// project's repository (`repo`) when there is one. Also for a store an older orch made
+    /// (whose snapshot went into the project's repository): the borrowed objects hold it.
+    pub fn init_private(&self, repo: Option<&RepoDirs>) -> Result<(), SnapshotError> {
+        let dir = self.private_dir();
+        if !dir.join("HEAD").is_file() {
+            let mut args: Vec<OsString> = vec!["init".into(), "--bare".into(), "-q".into()];
+            if self.sha256 {
+                args.push("--object-format=sha256".into());
             }
+            args.push(dir.clone().into());
+            let mut cmd = crate::git::command();
+            cmd.args(&args);
+            run(cmd, &self.root, &args)?;
         }
-        let args: Vec<OsString> = vec![
-            "init".into(),
-            "--bare".into(),
-            "-q".into(),
-            self.private_dir().into(),
-        ];
-        cmd.env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("LC_ALL", "C")
-            .args(["-c", "init.defaultBranch=orch"])
-            .args(&args)
-            .stdin(Stdio::null());
-        run(cmd, &self.root, &args).map(|_| ())
+        if let Some(repo) = repo {
+            let info = dir.join("objects/info");
+            std::fs::create_dir_all(&info).map_err(super::snapshot::io_error(&info))?;
+            let file = info.join("alternates");
+            let mut line = repo.common_dir.join("objects").into_os_string();
+            line.push("\n");
+            use std::os::unix::ffi::OsStrExt as _;
+            std::fs::write(&file, line.as_bytes()).map_err(super::snapshot::io_error(&file))?;
+        }
+        Ok(())
     }
 }
 

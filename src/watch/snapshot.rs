@@ -2,11 +2,14 @@
 //! (only files changed since the last `git add` are hashed), cheap to keep (objects are
 //! shared), and it works the same for projects that are not git repositories.
 //!
-//! In a git work tree the snapshot goes through a private index (`<store>/index`, seeded
-//! from the repository's own so unchanged files are not rehashed) and its objects into the
-//! repository's object store; the user's index, HEAD and refs are never written. Elsewhere a
-//! private bare repository at `<store>/git` plays that part. Nothing needs a git identity:
-//! no commit is ever made.
+//! git runs in a private bare repository at `<store>/git`, with a private index
+//! (`<store>/index`), the project as its work tree, and orch's hardened git command: the
+//! project's `.git/` is only read as files (its index, to seed ours so unchanged files are not
+//! rehashed; its object directory, borrowed through `objects/info/alternates`), never by git,
+//! so its config, hooks and attributes cannot make orch run anything. New objects go into the
+//! private repository; the user's index, HEAD, refs and objects are never written. No filter
+//! runs, ever: files are hashed and restored byte for byte. Nothing needs a git identity: no
+//! commit is ever made.
 //!
 //! All methods block (they run git): call them from `spawn_blocking` in async code.
 
@@ -16,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::git::{Git, Store};
+use crate::git::RepoDirs;
 use crate::paths::{self, PathProblem};
 
 #[derive(Debug, thiserror::Error)]
@@ -137,16 +141,23 @@ impl Snapshot {
         let root = root.canonicalize().map_err(io_error(root))?;
         std::fs::create_dir_all(store).map_err(io_error(store))?;
         let store = store.canonicalize().map_err(io_error(store))?;
-        let kind = if root.join(".git").exists() {
+        let repo = RepoDirs::of(&root);
+        let kind = if repo.is_some() {
             Store::Repo
         } else {
             Store::Private
         };
-        let git = Git { root, store, kind };
+        let sha256 = repo.as_ref().is_some_and(RepoDirs::is_sha256);
+        let git = Git {
+            root,
+            store,
+            kind,
+            sha256,
+        };
         clear_stale_lock(&git)?;
-        match kind {
-            Store::Repo => seed_index(&git)?,
-            Store::Private => git.init_private()?,
+        git.init_private(repo.as_ref())?;
+        if let Some(repo) = &repo {
+            seed_index(&git, repo)?;
         }
         let marker = git.store.join(KIND_FILE);
         let text = if kind == Store::Repo {
@@ -155,7 +166,16 @@ impl Snapshot {
             "private\n"
         };
         std::fs::write(&marker, text).map_err(io_error(&marker))?;
-        let tree = write_tree(&git)?;
+        let tree = match write_tree(&git) {
+            // An index git cannot read without the project's repository (a split index): start
+            // from an empty one; only the first snapshot costs more.
+            Err(SnapshotError::Git { .. }) if git.kind == Store::Repo => {
+                let index = git.index();
+                std::fs::remove_file(&index).map_err(io_error(&index))?;
+                write_tree(&git)?
+            }
+            other => other?,
+        };
         Ok(Snapshot::new(git, tree))
     }
 
@@ -169,7 +189,14 @@ impl Snapshot {
             Err(_) if store.join("git").is_dir() => Store::Private,
             Err(_) => Store::Repo,
         };
-        let git = Git { root, store, kind };
+        let repo = RepoDirs::of(&root).filter(|_| kind == Store::Repo);
+        let sha256 = repo.as_ref().is_some_and(RepoDirs::is_sha256);
+        let git = Git {
+            root,
+            store,
+            kind,
+            sha256,
+        };
         let unknown = || SnapshotError::UnknownTree {
             tree: tree_id.to_string(),
             store: git.store.clone(),
@@ -177,6 +204,7 @@ impl Snapshot {
         if tree_id.len() < 40 || !tree_id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(unknown());
         }
+        git.init_private(repo.as_ref())?;
         match git.run(false, ["cat-file", "-t", tree_id]) {
             Ok(out) if out.trim_ascii() == b"tree" => {}
             Ok(_) | Err(SnapshotError::Git { .. }) => return Err(unknown()),
@@ -252,14 +280,9 @@ impl Snapshot {
         if kind != "blob" {
             return Err(SnapshotError::NotAFile(rel));
         }
-        let content = if mode == 0o120000 {
-            self.git.run(false, ["cat-file", "blob", &oid])?
-        } else {
-            // Smudge filters and line endings as a checkout would apply them.
-            let path_arg = format!("--path={rel}");
-            self.git
-                .run(false, ["cat-file", "--filters", path_arg.as_str(), &oid])?
-        };
+        // The bytes as they were hashed: no filter ran then, none runs now (a smudge filter
+        // is a command the project's attributes could name).
+        let content = self.git.run(false, ["cat-file", "blob", &oid])?;
         Ok(Some((content, mode)))
     }
 
@@ -331,10 +354,16 @@ impl Snapshot {
     /// it did not exist then. New content is written beside the store and renamed into
     /// place, so a writer still holding the file open cannot corrupt it.
     pub fn restore(&self, rel: &str) -> Result<Restored, SnapshotError> {
-        let rel = paths::check(&self.git.root, rel).map_err(|problem| SnapshotError::BadPath {
+        let bad = |problem| SnapshotError::BadPath {
             path: rel.to_string(),
             problem,
-        })?;
+        };
+        // The file itself may be a link out (it is replaced, never followed); a directory
+        // above it may not.
+        let rel = paths::normalize(rel).map_err(bad)?;
+        if let Some((parent, _)) = rel.rsplit_once('/') {
+            paths::check(&self.git.root, parent).map_err(bad)?;
+        }
         let original = self.original(&rel)?;
         super::copy::put_back(&self.git.root, &self.git.store, &rel, original)
     }
@@ -353,6 +382,8 @@ impl Snapshot {
                 "-r",
                 "-z",
                 "--no-renames",
+                "--no-ext-diff",
+                "--no-textconv",
                 "--name-status",
                 &self.tree,
                 &now,
@@ -416,19 +447,14 @@ fn write_tree(git: &Git) -> Result<String, SnapshotError> {
 }
 
 /// Copies the repository's index to the private one, keeping its modification time: git
-/// trusts an entry's cached stat data only if the entry is older than the index file.
-fn seed_index(git: &Git) -> Result<(), SnapshotError> {
-    let out = git.run(false, ["rev-parse", "--git-path", "index"])?;
-    let real = git
-        .root
-        .join(String::from_utf8_lossy(&out).trim_end_matches('\n'));
+/// trusts an entry's cached stat data only if the entry is older than the index file. The
+/// file is read, never handed to git in its place.
+fn seed_index(git: &Git, repo: &RepoDirs) -> Result<(), SnapshotError> {
+    let real = repo.git_dir.join("index");
     let private = git.index();
-    let Ok(meta) = std::fs::metadata(&real) else {
-        // A repository with nothing added yet: start from an empty index.
-        return match std::fs::remove_file(&private) {
-            Err(err) if err.kind() != io::ErrorKind::NotFound => Err(io_error(&private)(err)),
-            _ => Ok(()),
-        };
+    let meta = match std::fs::symlink_metadata(&real) {
+        Ok(meta) if meta.is_file() => meta,
+        _ => return forget_index(&private),
     };
     std::fs::copy(&real, &private).map_err(io_error(&private))?;
     let modified = meta.modified().map_err(io_error(&real))?;
@@ -437,6 +463,14 @@ fn seed_index(git: &Git) -> Result<(), SnapshotError> {
         .open(&private)
         .and_then(|f| f.set_modified(modified))
         .map_err(io_error(&private))
+}
+
+/// A repository with nothing added yet: start from an empty index.
+fn forget_index(private: &Path) -> Result<(), SnapshotError> {
+    match std::fs::remove_file(private) {
+        Err(err) if err.kind() != io::ErrorKind::NotFound => Err(io_error(private)(err)),
+        _ => Ok(()),
+    }
 }
 
 /// A git killed while holding the private index's lock (the engine died) leaves it behind;

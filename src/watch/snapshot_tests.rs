@@ -174,7 +174,15 @@ fn in_a_git_repository_the_real_index_is_untouched() {
     );
     assert_eq!(git(root, &["rev-parse", "HEAD"]), head);
     assert_eq!(git(root, &["for-each-ref"]), refs);
-    assert!(!root.join(".orch/runs/r1/snapshot/git").exists());
+    // git ran in a private repository borrowing the project's objects.
+    let alternates = root.join(".orch/runs/r1/snapshot/git/objects/info/alternates");
+    assert_eq!(
+        fs::read_to_string(alternates).unwrap(),
+        format!(
+            "{}\n",
+            root.canonicalize().unwrap().join(".git/objects").display()
+        )
+    );
 }
 
 #[test]
@@ -310,4 +318,101 @@ fn kept_contents_stay_within_their_budget() {
     let (content, _) = snap.original("big.txt").unwrap().unwrap();
     assert_eq!(content, body(99, 9 << 10).into_bytes());
     assert_eq!(snap.kept_bytes(), kept, "the big file is not kept");
+}
+
+/// Plants every command a repository, its config or its attributes can name, each of which
+/// would leave a marker file behind: none may run while the snapshot is taken, compared,
+/// read and restored.
+#[test]
+fn planted_repository_commands_never_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let markers = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    git(root, &["init", "-q"]);
+    lay_out(root);
+    git(root, &["add", "-A"]);
+    git(root, &["commit", "-q", "-m", "start"]);
+    let m = markers.path().display().to_string();
+    let planted = |name: &str| format!("sh -c 'touch {m}/{name}; cat'");
+    let config = format!(
+        "[core]\n\tfsmonitor = \"touch {m}/fsmonitor; false\"\n\thooksPath = hooks2\n\tpager = \"touch {m}/pager; cat\"\n\
+         [filter \"evil\"]\n\tclean = \"{}\"\n\tsmudge = \"{}\"\n\trequired = true\n\
+         [filter \"proc\"]\n\tprocess = \"touch {m}/process\"\n\
+         [diff \"evil\"]\n\ttextconv = \"{}\"\n\
+         [diff]\n\texternal = \"touch {m}/diff-external\"\n",
+        planted("clean"),
+        planted("smudge"),
+        planted("textconv"),
+    );
+    let mut text = fs::read_to_string(root.join(".git/config")).unwrap();
+    text.push_str(&config);
+    fs::write(root.join(".git/config"), text).unwrap();
+    for hooks in [".git/hooks", ".git/hooks2"] {
+        fs::create_dir_all(root.join(hooks)).unwrap();
+        for hook in [
+            "pre-commit",
+            "post-index-change",
+            "post-checkout",
+            "reference-transaction",
+        ] {
+            let path = root.join(hooks).join(hook);
+            fs::write(&path, format!("#!/bin/sh\ntouch {m}/hook-{hook}\n")).unwrap();
+            set_exec(&path, true);
+        }
+    }
+    fs::create_dir_all(root.join(".git/info")).unwrap();
+    fs::write(
+        root.join(".git/info/attributes"),
+        "* filter=evil diff=evil\n",
+    )
+    .unwrap();
+    fs::write(root.join(".gitattributes"), "*.rs filter=proc diff=evil\n").unwrap();
+    after_commit(root);
+
+    let store = root.join(".orch/runs/r1/snapshot");
+    let snap = Snapshot::take(root, &store).unwrap();
+    assert_eq!(
+        snap.original("modified.rs").unwrap(),
+        Some((b"changed, not committed\n".to_vec(), 0o100644))
+    );
+    fs::write(root.join("committed.rs"), "agent was here\n").unwrap();
+    fs::write(root.join("new.rs"), "new\n").unwrap();
+    assert_eq!(snap.changed_since().unwrap().len(), 2);
+    let snap = Snapshot::load(root, &store, snap.tree_id()).unwrap();
+    assert_eq!(snap.restore("committed.rs").unwrap(), Restored::Rewritten);
+    assert_eq!(snap.restore("new.rs").unwrap(), Restored::Deleted);
+    assert_eq!(fs::read(root.join("committed.rs")).unwrap(), b"committed\n");
+    assert_eq!(snap.changed_since().unwrap(), []);
+    let ran: Vec<String> = fs::read_dir(markers.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(ran.is_empty(), "planted commands ran: {ran:?}");
+}
+
+/// A SHA-256 repository: the private repository is made in the same object format, and the
+/// attributes' empty tree is SHA-256's.
+#[test]
+fn a_sha256_repository_is_snapshotted_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    git(root, &["init", "-q", "--object-format=sha256"]);
+    lay_out(root);
+    git(root, &["add", "-A"]);
+    git(root, &["commit", "-q", "-m", "start"]);
+    after_commit(root);
+    let store = root.join(".orch/runs/r1/snapshot");
+    let snap = Snapshot::take(root, &store).unwrap();
+    assert_eq!(snap.tree_id().len(), 64);
+    assert_eq!(
+        snap.original("committed.rs").unwrap(),
+        Some((b"committed\n".to_vec(), 0o100644))
+    );
+    fs::write(root.join("committed.rs"), "agent was here\n").unwrap();
+    let snap = Snapshot::load(root, &store, snap.tree_id()).unwrap();
+    assert_eq!(
+        snap.changed_since().unwrap(),
+        [("committed.rs".to_string(), SnapshotChange::Modified)]
+    );
+    assert_eq!(snap.restore("committed.rs").unwrap(), Restored::Rewritten);
 }

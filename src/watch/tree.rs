@@ -81,6 +81,9 @@ pub enum ChangeKind {
     /// [`TreeWatcher::with_barriers`]): every change the kernel reported before it has been
     /// reported before this.
     Barrier,
+    /// Something in the guarded parts of the project's repository changed (see
+    /// [`GitGuard`](super::GitGuard)): compare them with the start. `path` is "".
+    GitMeta,
 }
 
 pub(crate) enum Msg {

@@ -1,0 +1,452 @@
+//! `.git/` is not the agents' to change: the parts of the project's repository that can make
+//! git (the user's, after the run) run a command or check out something else are copied when
+//! the run starts, watched, and compared with that copy whenever they change.
+//!
+//! Guarded, in the repository's git directory and (for a linked worktree) its common
+//! directory: `config`, `config.worktree`, `HEAD`, `packed-refs`, and everything under
+//! `hooks/`, `info/` (attributes, exclude, sparse-checkout) and `refs/`. Not guarded: the
+//! index, objects, logs, lock files and the other files git rewrites for any command: an agent
+//! running `git status`, `git diff` or even `git add` writes those, and nothing in them names
+//! a command. A commit or a checkout moves `refs/` or `HEAD`, and is reported.
+//!
+//! The guarded directories are watched as they exist (one created later, from the next look
+//! on); the engine also looks before each task's checks and at the end of the run.
+//!
+//! Files are compared by content (a symlink by its target) and executable bit. A change is
+//! shown by its path from the project root (`.git/hooks/pre-commit`), or its absolute path
+//! when the common directory lies outside the project (a linked worktree).
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
+
+use notify::Watcher as _;
+use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, ModifyKind};
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::snapshot::{Restored, SnapshotError};
+use super::tree::{ChangeKind, FsChange};
+use crate::git::RepoDirs;
+
+/// Files guarded at the top of a git directory.
+const TOP_FILES: [&str; 4] = ["config", "config.worktree", "HEAD", "packed-refs"];
+/// Directories guarded with all they hold.
+const TREES: [&str; 3] = ["hooks", "info", "refs"];
+
+/// One guarded git directory.
+#[derive(Debug, Clone)]
+struct Area {
+    dir: PathBuf,
+    /// How its files are shown: `.git/` or the absolute directory, with a trailing `/`.
+    shown: String,
+    /// Its directory in the copy.
+    label: &'static str,
+}
+
+/// A guarded file that is not as it was at the start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitChange {
+    /// As shown in violations: `.git/hooks/pre-commit`.
+    pub shown: String,
+    /// created | modified | removed
+    pub change: &'static str,
+    /// When it was changed (its inode's change time; now for a removal).
+    pub at: SystemTime,
+}
+
+/// The guard of one run. Dropping it stops the watching.
+pub struct GitGuard {
+    areas: Vec<Area>,
+    copy: PathBuf,
+    /// What each file was when last reported, so that a change is reported once.
+    reported: BTreeMap<String, Option<Vec<u8>>>,
+    /// A [`ChangeKind::GitMeta`] was sent and not handled yet: a burst of writes (a `git
+    /// commit`) sends one, not one per file.
+    signalled: Arc<AtomicBool>,
+    watcher: Option<notify::RecommendedWatcher>,
+    /// The guarded directories watched (recursively) so far.
+    watched: HashSet<PathBuf>,
+}
+
+impl std::fmt::Debug for GitGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitGuard")
+            .field("areas", &self.areas)
+            .finish_non_exhaustive()
+    }
+}
+
+const TAKEN: &str = ".taken";
+
+impl GitGuard {
+    /// The guard of the repository of `root` (`None` when it is not a git work tree), its
+    /// copy in `copy` (made now unless an earlier engine of the run made it).
+    pub fn open(root: &Path, copy: &Path) -> std::io::Result<Option<GitGuard>> {
+        let Some(repo) = RepoDirs::of(root) else {
+            return Ok(None);
+        };
+        let shown = |dir: &Path| match dir.strip_prefix(root) {
+            Ok(rel) => format!("{}/", rel.display()),
+            Err(_) => format!("{}/", dir.display()),
+        };
+        let mut areas = vec![Area {
+            dir: repo.git_dir.clone(),
+            shown: shown(&repo.git_dir),
+            label: "git-dir",
+        }];
+        if repo.common_dir != repo.git_dir {
+            areas.push(Area {
+                dir: repo.common_dir.clone(),
+                shown: shown(&repo.common_dir),
+                label: "common-dir",
+            });
+        }
+        let guard = GitGuard {
+            areas,
+            copy: copy.to_path_buf(),
+            reported: BTreeMap::new(),
+            signalled: Arc::default(),
+            watcher: None,
+            watched: HashSet::new(),
+        };
+        if !copy.join(TAKEN).exists() {
+            guard.take_copy()?;
+        }
+        Ok(Some(guard))
+    }
+
+    fn take_copy(&self) -> std::io::Result<()> {
+        if self.copy.exists() {
+            std::fs::remove_dir_all(&self.copy)?;
+        }
+        std::fs::create_dir_all(&self.copy)?;
+        for area in &self.areas {
+            for rel in guarded_files(&area.dir) {
+                super::copy::save_copy(&area.dir, &rel, &self.copy.join(area.label))
+                    .map_err(std::io::Error::other)?;
+            }
+        }
+        std::fs::write(self.copy.join(TAKEN), "")
+    }
+
+    /// Starts watching the guarded parts; each change sends a [`ChangeKind::GitMeta`].
+    pub fn watch(&mut self, tx: UnboundedSender<FsChange>) -> Result<(), notify::Error> {
+        let areas: Vec<PathBuf> = self.areas.iter().map(|a| a.dir.clone()).collect();
+        let signalled = self.signalled.clone();
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                let Ok(event) = event else { return };
+                // Reading is no change (and the guard's own reads must not wake it again); a
+                // file being written is looked at once closed, so that what is saved before a
+                // revert is what was written, not an empty file just created.
+                let settled = match event.kind {
+                    EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+                    EventKind::Access(_) => false,
+                    EventKind::Create(CreateKind::File) => false,
+                    EventKind::Modify(ModifyKind::Data(_)) => false,
+                    _ => true,
+                };
+                if !settled && !event.need_rescan() {
+                    return;
+                }
+                // The top of a git directory churns with every git command (index, locks,
+                // logs): only the guarded files there count.
+                let relevant = event.need_rescan()
+                    || event.paths.iter().any(|p| {
+                        let top = p
+                            .parent()
+                            .is_some_and(|parent| areas.iter().any(|a| a == parent));
+                        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                        !top || TOP_FILES.contains(&name) || TREES.contains(&name)
+                    });
+                if relevant && !signalled.swap(true, Ordering::AcqRel) {
+                    let _ = tx.send(FsChange {
+                        path: String::new(),
+                        kind: ChangeKind::GitMeta,
+                        at: SystemTime::now(),
+                    });
+                }
+            })?;
+        for area in &self.areas {
+            watcher.watch(&area.dir, notify::RecursiveMode::NonRecursive)?;
+        }
+        self.watcher = Some(watcher);
+        self.watch_trees()
+    }
+
+    /// Watches the guarded directories (`hooks/`, `info/`, `refs/`) not watched yet: also one
+    /// created during the run (its creation is seen at the top of the git directory).
+    fn watch_trees(&mut self) -> Result<(), notify::Error> {
+        let Some(watcher) = self.watcher.as_mut() else {
+            return Ok(());
+        };
+        for area in &self.areas {
+            for tree in TREES {
+                let dir = area.dir.join(tree);
+                let is_dir = std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir());
+                if is_dir && !self.watched.contains(&dir) {
+                    watcher.watch(&dir, notify::RecursiveMode::Recursive)?;
+                    self.watched.insert(dir);
+                } else if !is_dir && self.watched.remove(&dir) {
+                    let _ = watcher.unwatch(&dir);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `shown` names a guarded file (a violation's path).
+    pub fn guards(&self, shown: &str) -> bool {
+        self.locate(shown).is_some()
+    }
+
+    /// Marks the guarded files already named in violations (by an earlier engine of the run)
+    /// as reported in their present state.
+    pub fn already_reported<'a>(&mut self, shown: impl IntoIterator<Item = &'a str>) {
+        for path in shown {
+            if let Some((area, rel)) = self.locate(path) {
+                let now = read(&area.dir, &rel);
+                self.reported.insert(path.to_string(), now);
+            }
+        }
+    }
+
+    /// Every guarded file that differs from the copy and was not reported in this state yet.
+    pub fn changes(&mut self) -> Vec<GitChange> {
+        // Cleared first: a write made while this looks is signalled again.
+        self.signalled.store(false, Ordering::Release);
+        if let Err(e) = self.watch_trees() {
+            // Still compared here, before each task's checks and at the end.
+            eprintln!("warning: cannot watch a directory of the project's .git/: {e}");
+        }
+        let mut found = Vec::new();
+        for area in &self.areas {
+            let copy = self.copy.join(area.label);
+            let mut paths: BTreeSet<String> = guarded_files(&area.dir).into_iter().collect();
+            paths.extend(guarded_files(&copy));
+            for rel in paths {
+                let now = read(&area.dir, &rel);
+                let then = read(&copy, &rel);
+                let shown = format!("{}{rel}", area.shown);
+                if now == then {
+                    self.reported.remove(&shown);
+                    continue;
+                }
+                if self.reported.get(&shown) == Some(&now) {
+                    continue;
+                }
+                self.reported.insert(shown.clone(), now.clone());
+                let change = match (&then, &now) {
+                    (None, _) => "created",
+                    (_, None) => "removed",
+                    _ => "modified",
+                };
+                // The inode's change time: an agent can set a file's modification time back,
+                // not this.
+                let at = std::fs::symlink_metadata(area.dir.join(&rel))
+                    .ok()
+                    .and_then(|m| {
+                        use std::os::unix::fs::MetadataExt as _;
+                        let secs = u64::try_from(m.ctime()).ok()?;
+                        let nanos = u32::try_from(m.ctime_nsec()).ok()?;
+                        Some(SystemTime::UNIX_EPOCH + std::time::Duration::new(secs, nanos))
+                    })
+                    .unwrap_or_else(SystemTime::now);
+                found.push(GitChange { shown, change, at });
+            }
+        }
+        found
+    }
+
+    /// Copies the guarded file `shown` as it is now to `dest/<shown without a leading />`.
+    pub fn save(&self, shown: &str, dest: &Path) -> anyhow::Result<Option<PathBuf>> {
+        let (area, rel) = self
+            .locate(shown)
+            .ok_or_else(|| anyhow::anyhow!("`{shown}` is not guarded"))?;
+        let into = dest.join(area.shown.trim_start_matches('/'));
+        super::copy::save_copy(&area.dir, &rel, &into)
+    }
+
+    /// Puts the guarded file `shown` back as it was at the start (deleting it if it was not
+    /// there), writing new content in `temp` first; never through a link.
+    pub fn restore(&mut self, shown: &str, temp: &Path) -> Result<Restored, SnapshotError> {
+        let Some((area, rel)) = self.locate(shown) else {
+            return Err(SnapshotError::NotAFile(shown.to_string()));
+        };
+        let copy = self.copy.join(area.label);
+        let restored = super::copy::restore_copy(&area.dir, &rel, &copy, temp)?;
+        self.reported.remove(shown);
+        Ok(restored)
+    }
+
+    fn locate(&self, shown: &str) -> Option<(Area, String)> {
+        self.areas.iter().find_map(|area| {
+            let rel = shown.strip_prefix(&area.shown)?;
+            let top = rel.split('/').next()?;
+            let guarded = if rel.contains('/') {
+                TREES.contains(&top)
+            } else {
+                TOP_FILES.contains(&rel)
+            };
+            (guarded && !rel.split('/').any(|p| p == ".." || p.is_empty()))
+                .then(|| (area.clone(), rel.to_string()))
+        })
+    }
+}
+
+/// The guarded files under git directory `dir` (relative paths), symlinks included and never
+/// followed.
+fn guarded_files(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = TOP_FILES
+        .iter()
+        .filter(|f| std::fs::symlink_metadata(dir.join(f)).is_ok_and(|m| !m.is_dir()))
+        .map(|f| f.to_string())
+        .collect();
+    for tree in TREES {
+        let mut stack = vec![tree.to_string()];
+        while let Some(rel) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(dir.join(&rel)) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let Some(name) = entry.file_name().to_str().map(String::from) else {
+                    continue;
+                };
+                let child = format!("{rel}/{name}");
+                match entry.file_type() {
+                    Ok(t) if t.is_dir() => stack.push(child),
+                    // A lock is a write in progress; the rename that ends it is what counts.
+                    Ok(_) if !name.ends_with(".lock") => out.push(child),
+                    _ => {}
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A guarded file's state: its content (a symlink's target) and executable bit, `None` when
+/// it does not exist.
+fn read(dir: &Path, rel: &str) -> Option<Vec<u8>> {
+    let meta = std::fs::symlink_metadata(dir.join(rel)).ok()?;
+    let mut content = crate::paths::read_inside(dir, rel).ok()?;
+    if meta.file_type().is_symlink() {
+        content.extend_from_slice(b"\0link");
+    } else if meta.permissions().mode() & 0o111 != 0 {
+        content.extend_from_slice(b"\0exec");
+    }
+    Some(content)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    #[test]
+    fn guarded_changes_are_seen_once_saved_and_restored() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let git = root.join(".git");
+        fs::create_dir_all(git.join("hooks")).unwrap();
+        fs::create_dir_all(git.join("refs/heads")).unwrap();
+        fs::create_dir_all(git.join("objects")).unwrap();
+        fs::write(git.join("config"), "[core]\n").unwrap();
+        fs::write(git.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+        fs::write(git.join("refs/heads/main"), "abc\n").unwrap();
+        fs::write(git.join("hooks/pre-commit.sample"), "#!/bin/sh\n").unwrap();
+        let mut guard = GitGuard::open(&root, &run.path().join("git-meta"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(guard.changes(), []);
+
+        // Churn that is not guarded.
+        fs::write(git.join("index"), "i").unwrap();
+        fs::write(git.join("objects/x"), "o").unwrap();
+        fs::write(git.join("refs/heads/main.lock"), "l").unwrap();
+        assert_eq!(guard.changes(), []);
+
+        fs::write(git.join("config"), "[core]\n\tfsmonitor = evil\n").unwrap();
+        fs::write(git.join("hooks/pre-commit"), "#!/bin/sh\nevil\n").unwrap();
+        fs::create_dir_all(git.join("info")).unwrap();
+        fs::write(git.join("info/attributes"), "* filter=evil\n").unwrap();
+        fs::remove_file(git.join("refs/heads/main")).unwrap();
+        let changes = guard.changes();
+        let seen: Vec<(&str, &str)> = changes
+            .iter()
+            .map(|c| (c.shown.as_str(), c.change))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (".git/config", "modified"),
+                (".git/hooks/pre-commit", "created"),
+                (".git/info/attributes", "created"),
+                (".git/refs/heads/main", "removed"),
+            ]
+        );
+        assert_eq!(guard.changes(), [], "each change is reported once");
+        assert!(guard.guards(".git/hooks/pre-commit") && !guard.guards(".git/index"));
+
+        let saved = guard.save(".git/config", &run.path().join("v/1")).unwrap();
+        assert_eq!(saved, Some(run.path().join("v/1/.git/config")));
+        for shown in [
+            ".git/config",
+            ".git/hooks/pre-commit",
+            ".git/refs/heads/main",
+        ] {
+            guard.restore(shown, run.path()).unwrap();
+        }
+        assert_eq!(fs::read_to_string(git.join("config")).unwrap(), "[core]\n");
+        assert!(!git.join("hooks/pre-commit").exists());
+        assert_eq!(
+            fs::read_to_string(git.join("refs/heads/main")).unwrap(),
+            "abc\n"
+        );
+
+        // Reopened by a later engine: the copy is the start's, not a new one.
+        let mut again = GitGuard::open(&root, &run.path().join("git-meta"))
+            .unwrap()
+            .unwrap();
+        let left: Vec<String> = again.changes().into_iter().map(|c| c.shown).collect();
+        assert_eq!(left, [".git/info/attributes"]);
+    }
+
+    /// Waits (up to 10 s) for a `GitMeta` signal.
+    fn signalled(rx: &mut tokio::sync::mpsc::UnboundedReceiver<FsChange>) -> bool {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let got = rt.block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv()).await
+        });
+        matches!(got, Ok(Some(change)) if change.kind == ChangeKind::GitMeta)
+    }
+
+    #[test]
+    fn a_guarded_directory_made_during_the_run_is_watched_from_the_next_look() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let git = root.join(".git");
+        fs::create_dir_all(git.join("refs")).unwrap();
+        fs::write(git.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+        let mut guard = GitGuard::open(&root, &run.path().join("git-meta"))
+            .unwrap()
+            .unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        guard.watch(tx).unwrap();
+        fs::create_dir(git.join("info")).unwrap();
+        assert!(signalled(&mut rx), "info/ made");
+        assert_eq!(guard.changes(), []);
+        fs::write(git.join("info/attributes"), "* filter=evil\n").unwrap();
+        assert!(signalled(&mut rx), "a file written in the new info/");
+        let shown: Vec<String> = guard.changes().into_iter().map(|c| c.shown).collect();
+        assert_eq!(shown, [".git/info/attributes"]);
+    }
+}
