@@ -13,8 +13,8 @@ mod pump;
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -60,6 +60,9 @@ pub struct ExitRecord {
     /// server going away) rather than ending of its own accord.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_by: Option<i32>,
+    /// The lines of the agent's output that show its sandbox refusing a write (a few).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sandbox_refused: Vec<String>,
 }
 
 impl ExitRecord {
@@ -167,7 +170,12 @@ pub fn run(spec_path: &Path) -> anyhow::Result<u8> {
         usage: None,
         session_id: None,
         stopped_by: received(),
+        sandbox_refused: Vec::new(),
     };
+    if spec.sandbox.is_some() {
+        let output = std::fs::read(&spec.output_log).unwrap_or_default();
+        record.sandbox_refused = crate::sandbox::refusals(&String::from_utf8_lossy(&output), 5);
+    }
     assess(&mut record, &spec, adapter, &lock(&stderr_tail));
     say(&format!("==> the agent {}", record.describe()));
     let mut json = serde_json::to_vec(&record).context("cannot encode the exit record")?;
@@ -259,21 +267,34 @@ fn execute(
     }
 
     // No process_group(): the agent stays in our group, which is what the engine signals.
-    let mut child = match Command::new(crate::process::resolve(program, &spec.cwd))
-        .args(args)
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .current_dir(&spec.cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-    {
+    // In its sandbox when the spec names one (the sandbox's module says how stops reach it).
+    let command = crate::sandbox::command(
+        spec.sandbox.as_ref(),
+        program,
+        args,
+        &spec.env,
+        &spec.cwd,
+        &inherited_ignored(),
+    );
+    let mut child = match command.and_then(|mut command| {
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+    }) {
         Ok(child) => child,
         Err(e) => return not_started(cannot_start(program, &e)),
     };
     if let Some(sig) = received() {
         // The signal may have reached the child between fork and exec, where our handler
-        // swallowed it; pass it on so that the stop is not lost.
+        // swallowed it; pass it on so that the stop is not lost. A sandbox ignores it
+        // until the agent starts: it has done nothing yet, so kill it.
+        let sig = if spec.sandbox.is_some() {
+            libc::SIGKILL
+        } else {
+            sig
+        };
         // SAFETY: kill(2) on our own child's pid; no memory is involved.
         unsafe {
             libc::kill(child.id() as libc::pid_t, sig);
@@ -327,6 +348,10 @@ fn execute(
     }
     // Nothing may reach the logs once exit.json says they are complete.
     lock(&sinks).closed = true;
+    if spec.sandbox.is_some() {
+        // bwrap reports an agent killed by a signal as a shell does: 128 + the signal.
+        return Ok(crate::sandbox::exit_status(status.code(), status.signal()));
+    }
     Ok((status.code(), status.signal()))
 }
 
@@ -368,6 +393,14 @@ static RECEIVED: AtomicI32 = AtomicI32::new(0);
 static SESSION_LEADER: AtomicBool = AtomicBool::new(false);
 /// Whether a hangup was passed on to our process group already.
 static HANGUP_PASSED_ON: AtomicBool = AtomicBool::new(false);
+/// The stop signals whoever started us had ignored (a bit per signal number).
+static INHERITED_IGNORED: AtomicU64 = AtomicU64::new(0);
+
+/// The stop signals whoever started us had ignored, which the agent keeps ignoring.
+fn inherited_ignored() -> Vec<i32> {
+    let bits = INHERITED_IGNORED.load(Ordering::SeqCst);
+    (1..64).filter(|sig| bits & (1 << sig) != 0).collect()
+}
 
 extern "C" fn on_stop_signal(sig: libc::c_int) {
     // Only async-signal-safe work here: atomics and kill(2).
@@ -415,6 +448,7 @@ fn catch_stop_signals() -> anyhow::Result<()> {
             } else if old.sa_sigaction == libc::SIG_IGN {
                 // Whoever started us wants this signal ignored (nohup, a background job), and
                 // the agent inherits that; keep it so.
+                INHERITED_IGNORED.fetch_or(1 << sig, Ordering::SeqCst);
                 0
             } else {
                 let mut action: libc::sigaction = std::mem::zeroed();
@@ -473,6 +507,7 @@ mod tests {
             usage: None,
             session_id: None,
             stopped_by: None,
+            sandbox_refused: Vec::new(),
         }
     }
 

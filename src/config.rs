@@ -8,7 +8,8 @@ mod starter;
 
 pub use load::{ConfigError, load, parse};
 pub use schema::{
-    AgentConfig, AgentKind, Config, Gates, Limits, Ownership, Roles, TddMode, ViolationPolicy,
+    AgentConfig, AgentKind, Config, Gates, Limits, Network, Ownership, Roles, SandboxMode,
+    SandboxPaths, TddMode, ViolationPolicy,
 };
 pub use starter::starter_config;
 

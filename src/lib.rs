@@ -20,6 +20,7 @@ pub mod process;
 pub mod project;
 pub mod prompt;
 pub mod report;
+pub mod sandbox;
 pub mod scripted;
 pub mod state;
 pub mod tmux;

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -45,16 +45,15 @@ pub fn run_logged(
     let log_file =
         File::create(log).with_context(|| format!("failed to create {}", log.display()))?;
     let log_file = Arc::new(Mutex::new(log_file));
-    let mut child = Command::new(resolve(program, &inv.cwd))
-        .args(args)
-        .envs(inv.env.iter().map(|(k, v)| (k, v)))
-        .current_dir(&inv.cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| spawn_error(program, e))?;
+    let mut child =
+        crate::sandbox::command(inv.sandbox.as_ref(), program, args, &inv.env, &inv.cwd, &[])
+            .map_err(|e| spawn_error(program, e))?
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .map_err(|e| spawn_error(program, e))?;
 
     enum Msg {
         Line(String),
@@ -110,7 +109,12 @@ pub fn run_logged(
     }
     let status = child.wait().context("failed to wait for the agent")?;
     use std::os::unix::process::ExitStatusExt;
-    let ended = match (timed_out, status.code(), status.signal()) {
+    let (code, signal) = if inv.sandbox.is_some() {
+        crate::sandbox::exit_status(status.code(), status.signal())
+    } else {
+        (status.code(), status.signal())
+    };
+    let ended = match (timed_out, code, signal) {
         (Some(t), _, _) => Ended::TimedOut(t),
         (None, Some(code), _) => Ended::Exited(code),
         (None, None, Some(sig)) => Ended::Signaled(sig),

@@ -27,6 +27,12 @@ pub struct Report {
     pub run_gates: Vec<GateLine>,
     pub violations: Vec<ViolationLine>,
     pub totals: Totals,
+    /// Why the agents ran without the sandbox the config wished for, when they did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sandbox_off: Option<String>,
+    /// Writes the agents' sandboxes refused.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sandbox_refusals: Vec<crate::state::SandboxRefusal>,
 }
 
 #[derive(Debug, Serialize)]
@@ -217,6 +223,8 @@ pub fn build(
             })
             .collect(),
         totals,
+        sandbox_off: state.sandbox_off.clone(),
+        sandbox_refusals: state.sandbox_refusals.clone(),
     })
 }
 
@@ -343,6 +351,19 @@ pub fn markdown(r: &Report) -> String {
                 g.gate,
                 g.status,
                 g.detail.lines().next().unwrap_or("")
+            );
+        }
+    }
+    if let Some(reason) = &r.sandbox_off {
+        let _ = writeln!(o, "\n## No sandbox\n\nThe agents ran unconfined: {reason}");
+    }
+    if !r.sandbox_refusals.is_empty() {
+        let _ = writeln!(o, "\n## Refused by the sandbox\n");
+        for refusal in &r.sandbox_refusals {
+            let _ = writeln!(
+                o,
+                "- task {} (attempt {}): {}",
+                refusal.task, refusal.attempt, refusal.line
             );
         }
     }

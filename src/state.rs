@@ -22,7 +22,7 @@ pub use lock::{EngineLock, LockError, UpLock, holder};
 pub use preflight::check_writable;
 pub use run_dir::{RunDir, RunInfo, create_run, is_run_id};
 pub use run_state::{
-    AttemptEnd, GateRecord, Interruption, Phase, PlanningState, RunState, TaskState, TaskStatus,
-    ViolationRecord,
+    AttemptEnd, GateRecord, Interruption, Phase, PlanningState, RunState, SandboxRefusal,
+    TaskState, TaskStatus, ViolationRecord,
 };
 pub use status::{PlanningView, Status, TaskView, ViolationView};

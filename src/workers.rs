@@ -56,6 +56,8 @@ pub struct Invocation {
     pub continues: Option<String>,
     pub env: Vec<(String, String)>,
     pub cwd: PathBuf,
+    /// The sandbox to run it in (see [`crate::sandbox::jail_for`]), none for unconfined.
+    pub sandbox: Option<crate::sandbox::Jail>,
 }
 
 /// What differs between agent CLIs.
@@ -238,6 +240,7 @@ pub fn invocation(call: &AgentCall) -> anyhow::Result<Invocation> {
         argv,
         env,
         cwd: call.project_dir.to_path_buf(),
+        sandbox: None,
     })
 }
 
@@ -296,6 +299,8 @@ mod tests {
             env: BTreeMap::from([("MY_VAR".to_string(), "x y".to_string())]),
             command: command.map(|c| c.into_iter().map(String::from).collect()),
             allow_shell: true,
+            sandbox: None,
+            network: None,
         }
     }
 

@@ -263,6 +263,8 @@ fn the_judge_on_codex_answers_with_a_verdict_from_a_read_only_sandbox() {
         output_log: dir.join("output.log"),
         stdout_log: dir.join("stdout.log"),
         exit_file: dir.join("exit.json"),
+        // In the sandbox, as orch runs it (auto: bubblewrap where it works here).
+        sandbox: orch::sandbox::jail_for(&config, &config.agents["codex"], &root, &dir),
     };
     orch::launcher::write_launcher(
         &dir,

@@ -16,6 +16,9 @@ pub fn run(global: &Global, request: &str) -> anyhow::Result<u8> {
     }
     let project = global.project()?;
     let config = project.load_config()?;
+    if let Some(why) = crate::sandbox::check(&config)? {
+        eprintln!("warning: the planner will run without a sandbox: {why}");
+    }
     let dir = project.state_dir().join("plans").join(project::new_id());
     std::fs::create_dir_all(&dir).with_context(|| format!("failed to create {}", dir.display()))?;
     std::fs::write(dir.join("request.txt"), request)

@@ -447,7 +447,7 @@ impl Engine {
             .agents
             .get(name)
             .with_context(|| format!("agent `{name}` is not in the config"))?;
-        let invocation = workers::invocation(&AgentCall {
+        let mut invocation = workers::invocation(&AgentCall {
             name,
             agent,
             role,
@@ -458,6 +458,8 @@ impl Engine {
             run_dir: self.dir.path(),
             session: None,
         })?;
+        invocation.sandbox =
+            crate::sandbox::jail_for(&self.config, agent, &self.project.root, self.dir.path());
         let window = self.prepare_pane(
             &dir,
             format!("{role} · agent {name}"),

@@ -83,6 +83,15 @@ pub fn table(state: &RunState, dir: &RunDir, now: u64) -> String {
             clip(&last, last_width)
         );
     }
+    if let Some(reason) = &state.sandbox_off {
+        let _ = writeln!(out, "\nNO SANDBOX: the agents run unconfined: {reason}");
+    }
+    if !state.sandbox_refusals.is_empty() {
+        let _ = writeln!(out, "\nREFUSED BY THE SANDBOX");
+        for r in &state.sandbox_refusals {
+            let _ = writeln!(out, "  task {} (attempt {}): {}", r.task, r.attempt, r.line);
+        }
+    }
     if !state.violations.is_empty() {
         let _ = writeln!(out, "\nVIOLATIONS");
         for v in &state.violations {

@@ -98,6 +98,14 @@ pub struct Interruption {
     pub reason: String,
 }
 
+/// One write the sandbox refused a task's agent: the line of its output that says so.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SandboxRefusal {
+    pub task: TaskId,
+    pub attempt: u32,
+    pub line: String,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskState {
     pub id: TaskId,
@@ -211,6 +219,10 @@ pub struct RunState {
     /// Events that did not fit the state (an unknown task, a stale attempt): ignored, and
     /// kept here so that `orch status` can show them rather than hide them.
     pub anomalies: Vec<String>,
+    /// Why agents run without the sandbox the config asked for, when they do.
+    pub sandbox_off: Option<String>,
+    /// Writes the sandbox refused, in order.
+    pub sandbox_refusals: Vec<SandboxRefusal>,
     plan: Option<Plan>,
     order: Vec<TaskId>,
 }
@@ -252,6 +264,18 @@ impl RunState {
                 self.finish_reason = None;
             }
             Event::SnapshotTaken { tree } => self.snapshot_tree = Some(tree.clone()),
+            Event::SandboxOff { reason } => self.sandbox_off = Some(reason.clone()),
+            Event::SandboxRefused {
+                task,
+                attempt,
+                lines,
+            } => self
+                .sandbox_refusals
+                .extend(lines.iter().map(|line| SandboxRefusal {
+                    task: task.clone(),
+                    attempt: *attempt,
+                    line: line.clone(),
+                })),
             Event::PlanningStarted { attempt } => {
                 self.phase = Phase::Planning;
                 self.planning.attempt = *attempt;

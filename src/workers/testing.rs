@@ -16,6 +16,8 @@ pub fn agent(kind: AgentKind) -> AgentConfig {
         env: BTreeMap::new(),
         command: None,
         allow_shell: true,
+        sandbox: None,
+        network: None,
     }
 }
 
