@@ -30,6 +30,9 @@ use pump::{Rendered, Sinks, Stream, Tail, lock};
 /// cannot run.
 pub const NOT_STARTED: i32 = 127;
 
+/// Where, next to `exit.json`, a sandbox records how the agent in it ended.
+const SANDBOX_STATUS_FILE: &str = "sandbox-exit.json";
+
 /// How long to keep copying output after the agent exited. Only a process the agent left
 /// behind, still holding its stdout or stderr, keeps the pipes open that long; the engine
 /// must not wait on it for `exit.json`.
@@ -268,14 +271,15 @@ fn execute(
 
     // No process_group(): the agent stays in our group, which is what the engine signals.
     // In its sandbox when the spec names one (the sandbox's module says how stops reach it).
-    let command = crate::sandbox::command(
-        spec.sandbox.as_ref(),
+    let status_file = spec.exit_file.with_file_name(SANDBOX_STATUS_FILE);
+    let agent = crate::sandbox::Agent {
         program,
         args,
-        &spec.env,
-        &spec.cwd,
-        &inherited_ignored(),
-    );
+        env: &spec.env,
+        cwd: &spec.cwd,
+        status_file: &status_file,
+    };
+    let command = crate::sandbox::command(spec.sandbox.as_ref(), &agent, &inherited_ignored());
     let mut child = match command.and_then(|mut command| {
         command
             .stdin(Stdio::null())
@@ -349,8 +353,7 @@ fn execute(
     // Nothing may reach the logs once exit.json says they are complete.
     lock(&sinks).closed = true;
     if spec.sandbox.is_some() {
-        // bwrap reports an agent killed by a signal as a shell does: 128 + the signal.
-        return Ok(crate::sandbox::exit_status(status.code(), status.signal()));
+        return Ok(crate::sandbox::ended(status, &status_file));
     }
     Ok((status.code(), status.signal()))
 }

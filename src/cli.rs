@@ -237,6 +237,9 @@ enum Command {
         /// Signal numbers to set back to their default action, comma-separated.
         #[arg(long, value_name = "N,..")]
         reset_signals: Option<String>,
+        /// Where to record how the agent ended.
+        #[arg(long, value_name = "PATH")]
+        status_file: PathBuf,
         /// The agent's program and its arguments.
         #[arg(last = true, required = true)]
         argv: Vec<OsString>,
@@ -328,10 +331,11 @@ fn execute(cli: Cli) -> anyhow::Result<u8> {
         Command::AgentRun { spec } => crate::agent_run::run(&spec),
         Command::SandboxExec {
             reset_signals,
+            status_file,
             argv,
         } => crate::sandbox::parse_signals(reset_signals.as_deref().unwrap_or(""))
             .map_err(|e| crate::error::usage(format!("--reset-signals: {e}")))
-            .map(|signals| crate::sandbox::exec(&signals, &argv[0], &argv[1..])),
+            .map(|signals| crate::sandbox::exec(&signals, &status_file, &argv[0], &argv[1..])),
     }
 }
 

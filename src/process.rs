@@ -45,15 +45,24 @@ pub fn run_logged(
     let log_file =
         File::create(log).with_context(|| format!("failed to create {}", log.display()))?;
     let log_file = Arc::new(Mutex::new(log_file));
-    let mut child =
-        crate::sandbox::command(inv.sandbox.as_ref(), program, args, &inv.env, &inv.cwd, &[])
-            .map_err(|e| spawn_error(program, e))?
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .map_err(|e| spawn_error(program, e))?;
+    // In its sandbox when the invocation names one; the status file is where the box says
+    // how the agent ended.
+    let status_file = log.with_file_name("sandbox-exit.json");
+    let agent = crate::sandbox::Agent {
+        program,
+        args,
+        env: &inv.env,
+        cwd: &inv.cwd,
+        status_file: &status_file,
+    };
+    let mut child = crate::sandbox::command(inv.sandbox.as_ref(), &agent, &[])
+        .map_err(|e| spawn_error(program, e))?
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| spawn_error(program, e))?;
 
     enum Msg {
         Line(String),
@@ -110,7 +119,7 @@ pub fn run_logged(
     let status = child.wait().context("failed to wait for the agent")?;
     use std::os::unix::process::ExitStatusExt;
     let (code, signal) = if inv.sandbox.is_some() {
-        crate::sandbox::exit_status(status.code(), status.signal())
+        crate::sandbox::ended(status, &status_file)
     } else {
         (status.code(), status.signal())
     };

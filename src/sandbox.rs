@@ -5,29 +5,34 @@
 //! read-only tmpfs with only what the agent needs bound back (see [`mounts`]).
 //!
 //! `sandbox: auto | bwrap | off` (in `orch.yaml`, per agent overridable) decides;
-//! [`jail`] turns it into a [`Jail`] when an agent is invoked, and [`wrap`] turns the jail into
-//! the `bwrap` command line at the one place an agent is executed ([`crate::agent_run`], and
-//! [`crate::process`] for `orch plan`).
+//! [`jail`] turns it into a [`Jail`] when an agent is invoked, and [`command`] turns the jail
+//! into the `bwrap` command line at the one place an agent is executed ([`crate::agent_run`],
+//! and [`crate::process`] for `orch plan`).
 //!
 //! Stopping: orch stops an agent by signalling the pane's process group. bwrap is run without
 //! `--new-session`, so the whole box stays in that group, and with `--unshare-pid` (a fresh
 //! `/proc`, so that `/proc/<pid>/root` of a process outside cannot be a way out). bwrap itself
 //! does not pass signals on, and dies of a TERM at once, which (with `--die-with-parent`) would
 //! kill the agent before it could end its turn cleanly; so bwrap runs with the stop signals
-//! ignored, and `orch sandbox-exec` inside the box sets them back to their default right
-//! before it becomes the agent ([`exec`]). The agent then gets the group's TERM as it did
-//! without a box, and a KILL reaches everything.
+//! ignored, and `orch sandbox-exec` inside the box starts the agent with them back at their
+//! default, waits for it and records how it ended ([`exec`], read back by [`ended`]: bwrap
+//! itself reports a signal as 128 + N, which an agent's own exit status could be). The agent
+//! then gets the group's TERM as it did without a box, and a KILL reaches everything. A pid
+//! inside the box is not the same as outside: orch finds the box's processes by their
+//! environment ([`crate::orphans`]), never by a pid an agent reports.
 
+mod inside;
+mod launch;
 mod mounts;
 
-use std::ffi::OsString;
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
+pub use inside::{exec, parse_signals};
+pub use launch::{Agent, STOP_SIGNALS, bwrap_args, command, command_with, ended};
 pub use mounts::{Env, Mount, plan};
 
 /// `sandbox:` in `orch.yaml`.
@@ -237,204 +242,6 @@ fn probe() -> Result<(), Unavailable> {
             bwrap.display()
         ))),
     }
-}
-
-/// The command that runs an agent: `program` with `args` in `cwd`, with `env` added to the
-/// inherited environment, in `jail` when there is one (`keep_ignored`: see [`wrap`]). A
-/// program named with a slash is taken relative to `cwd`, like a shell would; a bare name is
-/// looked up on the agent's PATH (and found before the box is made, so that a missing one is
-/// reported as such).
-pub fn command(
-    jail: Option<&Jail>,
-    program: &str,
-    args: &[String],
-    env: &[(String, String)],
-    cwd: &Path,
-    keep_ignored: &[i32],
-) -> std::io::Result<Command> {
-    let exe = std::env::current_exe().and_then(|p| p.canonicalize())?;
-    command_with(&exe, jail, program, args, env, cwd, keep_ignored)
-}
-
-/// [`command`], with `exe` the orch executable that runs `orch sandbox-exec` in the box.
-pub fn command_with(
-    exe: &Path,
-    jail: Option<&Jail>,
-    program: &str,
-    args: &[String],
-    env: &[(String, String)],
-    cwd: &Path,
-    keep_ignored: &[i32],
-) -> std::io::Result<Command> {
-    let resolved = crate::process::resolve(program, cwd);
-    let Some(jail) = jail else {
-        let mut cmd = Command::new(resolved);
-        cmd.args(args)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .current_dir(cwd);
-        return Ok(cmd);
-    };
-    let path = env
-        .iter()
-        .rev()
-        .find(|(k, _)| k == "PATH")
-        .map(|(_, v)| OsString::from(v))
-        .or_else(|| std::env::var_os("PATH"));
-    let program = if program.contains('/') {
-        resolved
-    } else {
-        which::which_in(program, path, cwd)
-            .map_err(|_| std::io::Error::from(std::io::ErrorKind::NotFound))?
-    };
-    wrap(exe, jail, &program, args, env, cwd, keep_ignored).map_err(std::io::Error::other)
-}
-
-/// How an agent run in a sandbox ended, from how bwrap did: bwrap exits 128 + N when the
-/// agent was killed by signal N, as a shell does.
-pub fn exit_status(code: Option<i32>, signal: Option<i32>) -> (Option<i32>, Option<i32>) {
-    match code {
-        Some(c) if (129..=128 + 64).contains(&c) => (None, Some(c - 128)),
-        _ => (code, signal),
-    }
-}
-
-/// The signals orch stops agents with. bwrap runs with them ignored; `orch sandbox-exec`
-/// sets them back to default for the agent (see the module's doc).
-pub const STOP_SIGNALS: [i32; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
-
-/// The command that runs `program` (already resolved: a path) with `args` in `jail` (through
-/// `orch sandbox-exec` of the orch at `exe`), with `env` added to the inherited environment (what [`plan`] reads to find the CLI's state).
-/// `keep_ignored` are stop signals the caller itself had ignored, which the agent must keep
-/// ignoring (nohup).
-pub fn wrap(
-    exe: &Path,
-    jail: &Jail,
-    program: &Path,
-    args: &[String],
-    env: &[(String, String)],
-    cwd: &Path,
-    keep_ignored: &[i32],
-) -> anyhow::Result<Command> {
-    let bwrap = which::which("bwrap").map_err(|_| {
-        anyhow::anyhow!(
-            "this agent is to run in the sandbox, but bubblewrap (`bwrap`) is not on PATH: \
-             install it (`sudo apt-get install bubblewrap`) or set `sandbox: off` in orch.yaml"
-        )
-    })?;
-    let mut lookup = Env::inherited();
-    lookup.overlay(env);
-    let mounts = plan(jail, &lookup, program, exe, cwd);
-    let mut cmd = Command::new(bwrap);
-    cmd.args(bwrap_args(jail, &mounts, cwd));
-    cmd.arg(exe).arg("sandbox-exec");
-    let reset: Vec<String> = STOP_SIGNALS
-        .iter()
-        .filter(|s| !keep_ignored.contains(s))
-        .map(|s| s.to_string())
-        .collect();
-    if !reset.is_empty() {
-        cmd.arg("--reset-signals").arg(reset.join(","));
-    }
-    cmd.arg("--").arg(program).args(args);
-    cmd.envs(env.iter().map(|(k, v)| (k, v)));
-    cmd.current_dir(cwd);
-    // SAFETY: only async-signal-safe calls (signal(2)) between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            for sig in STOP_SIGNALS {
-                libc::signal(sig, libc::SIG_IGN);
-            }
-            Ok(())
-        });
-    }
-    Ok(cmd)
-}
-
-/// Variables that give access to something outside the box (the SSH and GPG agents' sockets,
-/// the user's D-Bus session): not passed in.
-const UNSET: [&str; 4] = [
-    "SSH_AUTH_SOCK",
-    "GPG_AGENT_INFO",
-    "DBUS_SESSION_BUS_ADDRESS",
-    "XDG_RUNTIME_DIR",
-];
-
-/// bwrap's options for `mounts`, up to (not including) the command.
-pub fn bwrap_args(jail: &Jail, mounts: &[Mount], cwd: &Path) -> Vec<OsString> {
-    let mut out: Vec<OsString> = Vec::new();
-    let mut push = |words: &[&std::ffi::OsStr]| out.extend(words.iter().map(|w| w.to_os_string()));
-    push(&[
-        "--die-with-parent".as_ref(),
-        "--unshare-pid".as_ref(),
-        "--unshare-ipc".as_ref(),
-    ]);
-    if jail.no_network {
-        push(&["--unshare-net".as_ref()]);
-    }
-    push(&[
-        "--ro-bind".as_ref(),
-        "/".as_ref(),
-        "/".as_ref(),
-        "--dev".as_ref(),
-        "/dev".as_ref(),
-        "--proc".as_ref(),
-        "/proc".as_ref(),
-    ]);
-    let mut read_only_at_end = Vec::new();
-    for mount in mounts {
-        match mount {
-            Mount::Tmpfs(p) => push(&["--tmpfs".as_ref(), p.as_os_str()]),
-            Mount::Hidden(p) => {
-                push(&["--tmpfs".as_ref(), p.as_os_str()]);
-                read_only_at_end.push(p.clone());
-            }
-            Mount::HiddenFile(p) => {
-                push(&["--ro-bind".as_ref(), "/dev/null".as_ref(), p.as_os_str()])
-            }
-            Mount::Read(p) => push(&["--ro-bind".as_ref(), p.as_os_str(), p.as_os_str()]),
-            Mount::Write(p) => push(&["--bind".as_ref(), p.as_os_str(), p.as_os_str()]),
-        }
-    }
-    // Last: the hidden homes' mount points for what is bound back are made by now.
-    for p in &read_only_at_end {
-        push(&["--remount-ro".as_ref(), p.as_os_str()]);
-    }
-    for var in UNSET {
-        push(&["--unsetenv".as_ref(), var.as_ref()]);
-    }
-    push(&["--chdir".as_ref(), cwd.as_os_str()]);
-    out
-}
-
-/// `orch sandbox-exec [--reset-signals N,..] -- PROGRAM ARGS...`, inside the box: the stop
-/// signals bwrap ran with ignored go back to their default, then it becomes the agent. Returns
-/// only when the agent cannot be started (127, like a shell).
-pub fn exec(reset_signals: &[i32], program: &OsString, args: &[OsString]) -> u8 {
-    for &sig in reset_signals {
-        // SAFETY: signal(2) with SIG_DFL on our own process.
-        unsafe {
-            libc::signal(sig, libc::SIG_DFL);
-        }
-    }
-    let e = Command::new(program).args(args).exec();
-    eprintln!(
-        "orch: cannot run `{}` in the sandbox: {e} — is it installed where the sandbox can see \
-         it (not under a hidden directory)? `orch doctor` checks the sandbox",
-        Path::new(program).display()
-    );
-    127
-}
-
-/// `--reset-signals`'s value: signal numbers, comma-separated.
-pub fn parse_signals(text: &str) -> Result<Vec<i32>, String> {
-    text.split(',')
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.trim()
-                .parse::<i32>()
-                .map_err(|_| format!("`{s}` is not a signal number"))
-        })
-        .collect()
 }
 
 /// Lines of an agent's output that show the sandbox refusing something: a write to a

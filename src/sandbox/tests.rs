@@ -306,12 +306,24 @@ fn the_setting_decides_the_jail() {
 }
 
 #[test]
-fn exit_statuses_and_signal_lists() {
-    assert_eq!(exit_status(Some(143), None), (None, Some(15)));
-    assert_eq!(exit_status(Some(137), None), (None, Some(9)));
-    assert_eq!(exit_status(Some(3), None), (Some(3), None));
-    assert_eq!(exit_status(Some(128), None), (Some(128), None));
-    assert_eq!(exit_status(None, Some(9)), (None, Some(9)));
+fn how_a_boxed_agent_ended_comes_from_the_box_else_from_bwrap() {
+    use std::os::unix::process::ExitStatusExt as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("sandbox-exit.json");
+    let exited = |code: i32| std::process::ExitStatus::from_raw(code << 8);
+    // The box says: an agent that exited 145 by itself (Gemini CLI on a 401) is not a signal.
+    std::fs::write(&file, r#"{"code":145,"signal":null}"#).unwrap();
+    assert_eq!(ended(exited(145), &file), (Some(145), None));
+    assert!(!file.exists(), "read once");
+    std::fs::write(&file, r#"{"code":null,"signal":15}"#).unwrap();
+    assert_eq!(ended(exited(143), &file), (None, Some(15)));
+    // The box itself was killed before it could say: bwrap's 128 + N.
+    assert_eq!(ended(exited(137), &file), (None, Some(9)));
+    assert_eq!(ended(exited(3), &file), (Some(3), None));
+    assert_eq!(
+        ended(std::process::ExitStatus::from_raw(9), &file),
+        (None, Some(9))
+    );
     assert_eq!(parse_signals("15,2,1"), Ok(vec![15, 2, 1]));
     assert_eq!(parse_signals(""), Ok(vec![]));
     assert!(parse_signals("x").is_err());
