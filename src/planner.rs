@@ -95,8 +95,14 @@ impl Planning<'_> {
             run_dir: &self.dir,
             session: None,
         })?;
-        invocation.sandbox =
-            crate::sandbox::jail_for(&self.config, agent, &self.project.root, &self.dir);
+        crate::sandbox::confine(
+            &mut invocation,
+            Role::Planner,
+            &self.config,
+            agent,
+            &self.project.root,
+            &self.dir,
+        );
         Ok(Prepared {
             prompt_file,
             output_log: dir.join("output.log"),

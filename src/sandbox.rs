@@ -82,6 +82,9 @@ pub struct Jail {
     /// `--unshare-net`: no network but the box's own loopback.
     #[serde(default)]
     pub no_network: bool,
+    /// The project read-only (the judge, the oracle); the run directory stays writable.
+    #[serde(default)]
+    pub read_only_project: bool,
     /// More paths the config binds in (`sandbox_paths`), writable or read-only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub write: Vec<PathBuf>,
@@ -117,6 +120,7 @@ pub fn jail(
         run_dir: run_dir.to_path_buf(),
         kind,
         no_network: setting.network == Network::Off,
+        read_only_project: false,
         write: extra.write.iter().map(|p| expand_home(p)).collect(),
         read: extra.read.iter().map(|p| expand_home(p)).collect(),
     })
@@ -162,6 +166,30 @@ pub fn check(config: &crate::config::Config) -> anyhow::Result<Option<String>> {
     Ok(auto.then(|| why.0))
 }
 
+/// Puts `invocation` (of `agent` of `config` in `role`, run in `project` for the run or
+/// planning in `run_dir`) in its sandbox, when it gets one: the one place where that is
+/// decided.
+pub fn confine(
+    invocation: &mut crate::workers::Invocation,
+    role: crate::prompt::Role,
+    config: &crate::config::Config,
+    agent: &crate::config::AgentConfig,
+    project: &Path,
+    run_dir: &Path,
+) {
+    invocation.sandbox = jail_for(config, agent, project, run_dir);
+    if let Some(jail) = &mut invocation.sandbox {
+        // The judge and the oracle change nothing: the box holds them to it, whatever their
+        // CLI's own rules.
+        jail.read_only_project = matches!(
+            role,
+            crate::prompt::Role::Judge | crate::prompt::Role::Oracle
+        );
+        let extra = crate::workers::adapter(agent.kind).sandboxed_args(!launch::as_root());
+        invocation.argv.extend(extra.iter().map(|a| a.to_string()));
+    }
+}
+
 /// `~/x` as the user's home joined with `x`; anything else as it is.
 fn expand_home(path: &str) -> PathBuf {
     match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
@@ -197,7 +225,11 @@ fn probe() -> Result<(), Unavailable> {
                 .into(),
         ));
     };
-    let output = Command::new(&bwrap)
+    let mut probe = Command::new(&bwrap);
+    if launch::as_root() {
+        probe.args(["--cap-drop", "ALL"]);
+    }
+    let output = probe
         .args([
             "--die-with-parent",
             "--unshare-pid",

@@ -109,6 +109,13 @@ pub trait Adapter: Sync {
         false
     }
 
+    /// Arguments the CLI needs when orch runs it in its sandbox (see [`crate::sandbox`]),
+    /// after all others. `nests`: whether a bubblewrap of the CLI's own can work inside orch's
+    /// (not when orch runs as root: its box then keeps no capability to make namespaces with).
+    fn sandboxed_args(&self, _nests: bool) -> &'static [&'static str] {
+        &[]
+    }
+
     /// How to install the CLI, for `orch doctor`.
     fn install_hint(&self) -> &'static str {
         ""

@@ -458,8 +458,14 @@ impl Engine {
             run_dir: self.dir.path(),
             session: None,
         })?;
-        invocation.sandbox =
-            crate::sandbox::jail_for(&self.config, agent, &self.project.root, self.dir.path());
+        crate::sandbox::confine(
+            &mut invocation,
+            role,
+            &self.config,
+            agent,
+            &self.project.root,
+            self.dir.path(),
+        );
         let window = self.prepare_pane(
             &dir,
             format!("{role} · agent {name}"),

@@ -121,8 +121,14 @@ impl Engine {
             run_dir: self.dir.path(),
             session: self.session_to_continue(id), // see interrupted.rs
         })?;
-        invocation.sandbox =
-            crate::sandbox::jail_for(&self.config, agent, &self.project.root, self.dir.path());
+        crate::sandbox::confine(
+            &mut invocation,
+            Role::Worker,
+            &self.config,
+            agent,
+            &self.project.root,
+            self.dir.path(),
+        );
         self.record(Event::TaskStarted {
             task: id.clone(),
             attempt,

@@ -143,6 +143,11 @@ const UNSET: [&str; 4] = [
     "XDG_RUNTIME_DIR",
 ];
 
+pub(super) fn as_root() -> bool {
+    // SAFETY: getuid(2) only reads our own user id.
+    unsafe { libc::getuid() == 0 }
+}
+
 /// bwrap's options for `mounts`, up to (not including) the command.
 pub fn bwrap_args(jail: &Jail, mounts: &[Mount], cwd: &Path) -> Vec<OsString> {
     let mut out: Vec<OsString> = Vec::new();
@@ -155,6 +160,11 @@ pub fn bwrap_args(jail: &Jail, mounts: &[Mount], cwd: &Path) -> Vec<OsString> {
     ]);
     if jail.no_network {
         push(&["--unshare-net".as_ref()]);
+    }
+    // Run by root, bwrap leaves the agent every capability, with which it could unmount what
+    // hides the home; run by anyone else, the agent gets none anyway.
+    if as_root() {
+        push(&["--cap-drop".as_ref(), "ALL".as_ref()]);
     }
     push(&[
         "--ro-bind".as_ref(),

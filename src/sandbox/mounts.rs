@@ -267,11 +267,14 @@ pub fn plan(jail: &Jail, env: &Env, program: &Path, exe: &Path, cwd: &Path) -> V
     let homes = env.homes();
     masks.extend(homes.iter().map(|h| Mount::Hidden(h.clone())));
 
-    let mut write = vec![
-        jail.project.clone(),
-        jail.run_dir.clone(),
-        cwd.to_path_buf(),
-    ];
+    let mut write = vec![jail.run_dir.clone()];
+    // Bound read-only even where nothing hides it: it may lie under a writable place.
+    let mut fixed_read = Vec::new();
+    if jail.read_only_project {
+        fixed_read.extend([jail.project.clone(), cwd.to_path_buf()]);
+    } else {
+        write.extend([jail.project.clone(), cwd.to_path_buf()]);
+    }
     for dir in state_dirs(jail.kind, env) {
         let _ = std::fs::create_dir_all(&dir);
         write.push(dir);
@@ -295,6 +298,9 @@ pub fn plan(jail: &Jail, env: &Env, program: &Path, exe: &Path, cwd: &Path) -> V
     read.retain(|p| {
         p.is_absolute() && p.exists() && hidden(p) && !write.iter().any(|w| p.starts_with(w))
     });
+
+    fixed_read.retain(|p| p.is_absolute() && p.exists());
+    read.extend(fixed_read);
 
     let mut secret: Vec<PathBuf> = secrets_inside(env);
     secret.retain(|p| p.is_file() && read.iter().chain(&write).any(|r| p.starts_with(r)));

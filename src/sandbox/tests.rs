@@ -46,6 +46,7 @@ impl Machine {
             run_dir: self.p("work/project/.orch/runs/r1"),
             kind,
             no_network: false,
+            read_only_project: false,
             write: vec![],
             read: vec![],
         }
@@ -185,6 +186,23 @@ fn an_agent_home_of_its_own_is_hidden_too() {
 }
 
 #[test]
+fn a_read_only_project_keeps_its_run_directory_writable() {
+    let m = Machine::new();
+    let mut jail = m.jail(AgentKind::Codex);
+    jail.read_only_project = true;
+    let mounts = plan(
+        &jail,
+        &m.env(&[]),
+        Path::new("/bin/sh"),
+        Path::new("/usr/bin/orch"),
+        &jail.project,
+    );
+    let project = position(&mounts, &Mount::Read(m.p("work/project")));
+    assert!(!mounts.contains(&Mount::Write(m.p("work/project"))));
+    assert!(project < position(&mounts, &Mount::Write(m.p("work/project/.orch/runs/r1"))));
+}
+
+#[test]
 fn mounts_come_outer_first() {
     let m = Machine::new();
     let mut jail = m.jail(AgentKind::Command);
@@ -229,52 +247,60 @@ fn the_bwrap_command_line() {
     let project = m.p("work/project").display().to_string();
     let cargo = m.p("home/.cargo").display().to_string();
     let creds = m.p("home/.cargo/credentials.toml").display().to_string();
-    let expected: Vec<String> = [
-        "--die-with-parent",
-        "--unshare-pid",
-        "--unshare-ipc",
-        "--ro-bind",
-        "/",
-        "/",
-        "--dev",
-        "/dev",
-        "--proc",
-        "/proc",
-        "--tmpfs",
-        "/tmp",
-        "--tmpfs",
-        &home,
-        "--bind",
-        &project,
-        &project,
-        "--ro-bind",
-        &cargo,
-        &cargo,
-        "--ro-bind",
-        "/dev/null",
-        &creds,
-        "--remount-ro",
-        &home,
-        "--unsetenv",
-        "SSH_AUTH_SOCK",
-        "--unsetenv",
-        "GPG_AGENT_INFO",
-        "--unsetenv",
-        "DBUS_SESSION_BUS_ADDRESS",
-        "--unsetenv",
-        "XDG_RUNTIME_DIR",
-        "--chdir",
-        &project,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let expected: Vec<String> = ["--die-with-parent", "--unshare-pid", "--unshare-ipc"]
+        .into_iter()
+        .chain(if launch::as_root() {
+            vec!["--cap-drop", "ALL"]
+        } else {
+            vec![]
+        })
+        .chain([
+            "--ro-bind",
+            "/",
+            "/",
+            "--dev",
+            "/dev",
+            "--proc",
+            "/proc",
+            "--tmpfs",
+            "/tmp",
+            "--tmpfs",
+            &home,
+            "--bind",
+            &project,
+            &project,
+            "--ro-bind",
+            &cargo,
+            &cargo,
+            "--ro-bind",
+            "/dev/null",
+            &creds,
+            "--remount-ro",
+            &home,
+            "--unsetenv",
+            "SSH_AUTH_SOCK",
+            "--unsetenv",
+            "GPG_AGENT_INFO",
+            "--unsetenv",
+            "DBUS_SESSION_BUS_ADDRESS",
+            "--unsetenv",
+            "XDG_RUNTIME_DIR",
+            "--chdir",
+            &project,
+        ])
+        .map(|s| s.to_string())
+        .collect();
     assert_eq!(words(&jail), expected);
     // No --new-session: the box stays in the pane's process group, which orch signals.
     assert!(!words(&jail).contains(&"--new-session".to_string()));
 
     jail.no_network = true;
     assert_eq!(words(&jail)[3], "--unshare-net");
+    // Root's box keeps no capability (it could unmount what hides the home).
+    assert_eq!(
+        words(&jail).windows(2).any(|w| w == ["--cap-drop", "ALL"]),
+        launch::as_root()
+    );
 }
 
 #[test]
