@@ -284,7 +284,11 @@ pub fn plan(jail: &Jail, env: &Env, program: &Path, exe: &Path, cwd: &Path) -> V
         write.push(tmp.into());
     }
     write.extend(jail.write.iter().cloned());
-    write.retain(|p| p.is_absolute() && p.exists());
+    // Nothing but the project may uncover a place the box hides: a TMPDIR of /tmp must not
+    // bring back the real /tmp (tmux's socket is there).
+    let uncovers = |p: &Path| masks.iter().any(|m| m.path().starts_with(p));
+    let own = [jail.project.as_path(), jail.run_dir.as_path(), cwd];
+    write.retain(|p| p.is_absolute() && p.exists() && (own.contains(&p.as_path()) || !uncovers(p)));
 
     let mut read = tools(env, program, exe);
     read.extend(config_files(jail.kind, env));
@@ -296,7 +300,11 @@ pub fn plan(jail: &Jail, env: &Env, program: &Path, exe: &Path, cwd: &Path) -> V
             .any(|m| p.starts_with(m.path()) && p != m.path())
     };
     read.retain(|p| {
-        p.is_absolute() && p.exists() && hidden(p) && !write.iter().any(|w| p.starts_with(w))
+        p.is_absolute()
+            && p.exists()
+            && hidden(p)
+            && !uncovers(p)
+            && !write.iter().any(|w| p.starts_with(w))
     });
 
     fixed_read.retain(|p| p.is_absolute() && p.exists());

@@ -203,6 +203,31 @@ fn a_read_only_project_keeps_its_run_directory_writable() {
 }
 
 #[test]
+fn nothing_but_the_project_uncovers_what_the_box_hides() {
+    let m = Machine::new();
+    let home = m.p("home").display().to_string();
+    // A TMPDIR of /tmp, a read path of the home itself: neither brings the real ones back.
+    let env = m.env(&[("TMPDIR", "/tmp")]);
+    let mut jail = m.jail(AgentKind::Command);
+    jail.read = vec![m.p("home")];
+    jail.write = vec![PathBuf::from("/")];
+    let mounts = plan(
+        &jail,
+        &env,
+        Path::new("/bin/sh"),
+        Path::new("/usr/bin/orch"),
+        &jail.project,
+    );
+    for mount in &mounts {
+        assert!(
+            !matches!(mount, Mount::Read(p) | Mount::Write(p)
+                if p == Path::new("/tmp") || p == Path::new("/") || p == Path::new(&home)),
+            "{mounts:#?}"
+        );
+    }
+}
+
+#[test]
 fn mounts_come_outer_first() {
     let m = Machine::new();
     let mut jail = m.jail(AgentKind::Command);
