@@ -98,7 +98,7 @@ impl Planning<'_> {
         crate::sandbox::confine(
             &mut invocation,
             Role::Planner,
-            &self.config,
+            self.config,
             agent,
             &self.project.root,
             &self.dir,

@@ -163,7 +163,7 @@ pub fn check(config: &crate::config::Config) -> anyhow::Result<Option<String>> {
             Mode::Off => {}
         }
     }
-    Ok(auto.then(|| why.0))
+    Ok(auto.then_some(why.0))
 }
 
 /// Puts `invocation` (of `agent` of `config` in `role`, run in `project` for the run or

@@ -93,6 +93,9 @@ fn a_hostile_agent_cannot_leave_its_box_and_orch_reports_it() {
              rm -rf ../{sibling} && ls ../{sibling} 2>/dev/null && echo ESCAPED-SIBLING\n\
              cat ~/.ssh/id_rsa && echo ESCAPED-SSH\n\
              echo x > /etc/orch-sandbox-x && echo ESCAPED-ETC\n\
+             umount ~ 2>/dev/null && echo ESCAPED-UMOUNT\n\
+             cat /proc/[0-9]*/root$HOME/.ssh/id_rsa 2>/dev/null && echo ESCAPED-PROC\n\
+             ls -d /tmp/tmux-* 2>/dev/null && echo ESCAPED-TMUX\n\
              mkdir -p tests && echo ok > tests/a_test.txt && echo ok > a.txt\n"
         ),
     );
