@@ -5,9 +5,11 @@
 //! read-only tmpfs with only what the agent needs bound back (see [`mounts`]).
 //!
 //! `sandbox: auto | bwrap | off` (in `orch.yaml`, per agent overridable) decides;
-//! [`jail`] turns it into a [`Jail`] when an agent is invoked, and [`command`] turns the jail
-//! into the `bwrap` command line at the one place an agent is executed ([`crate::agent_run`],
-//! and [`crate::process`] for `orch plan`).
+//! [`confine`] gives an agent's invocation its [`Jail`] (the one place that is decided), and
+//! [`command`] turns the jail into the `bwrap` command line at the one place an agent is
+//! executed ([`crate::agent_run`], and [`crate::process`] for `orch plan`). Run as root, the
+//! box keeps no capability (with them the agent could unmount what hides the home), and the
+//! judge and the oracle get the project read-only whatever their CLI's own rules.
 //!
 //! Stopping: orch stops an agent by signalling the pane's process group. bwrap is run without
 //! `--new-session`, so the whole box stays in that group, and with `--unshare-pid` (a fresh
