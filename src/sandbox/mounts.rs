@@ -111,8 +111,14 @@ impl Env {
         homes.extend(self.home());
         let mut out: Vec<PathBuf> = Vec::new();
         for home in homes {
-            // A home at `/` (or a relative one) cannot be hidden without hiding everything.
-            if home.is_absolute() && home.parent().is_some() && !out.contains(&home) {
+            // A home at `/` (or a relative one) cannot be hidden without hiding everything;
+            // one that does not exist (nobody's `/nonexistent`) has nothing to hide, and bwrap
+            // could not make it in a read-only `/`.
+            if home.is_absolute()
+                && home.parent().is_some()
+                && home.is_dir()
+                && !out.contains(&home)
+            {
                 out.push(home);
             }
         }

@@ -228,6 +228,19 @@ fn nothing_but_the_project_uncovers_what_the_box_hides() {
 }
 
 #[test]
+fn a_home_that_does_not_exist_is_not_hidden() {
+    let m = Machine::new();
+    let env = Env::new(&[("HOME", "/nonexistent")], &[Path::new("/nonexistent")]);
+    let mounts = m.plan(AgentKind::Command, &env);
+    assert!(
+        !mounts
+            .iter()
+            .any(|mount| mount.path() == Path::new("/nonexistent")),
+        "{mounts:#?}"
+    );
+}
+
+#[test]
 fn mounts_come_outer_first() {
     let m = Machine::new();
     let mut jail = m.jail(AgentKind::Command);
