@@ -15,8 +15,8 @@ mod pump;
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -32,6 +32,9 @@ use pump::{Rendered, Sinks, Stream, Tail, lock};
 /// The code recorded when the agent could not be started, as a shell does for a command it
 /// cannot run.
 pub const NOT_STARTED: i32 = 127;
+
+/// Where, next to `exit.json`, a sandbox records how the agent in it ended.
+const SANDBOX_STATUS_FILE: &str = "sandbox-exit.json";
 
 /// How long to keep copying output after the agent exited. Only a process the agent left
 /// behind, still holding its stdout or stderr, keeps the pipes open that long; the engine
@@ -63,6 +66,9 @@ pub struct ExitRecord {
     /// server going away) rather than ending of its own accord.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_by: Option<i32>,
+    /// The lines of the agent's output that show its sandbox refusing a write (a few).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sandbox_refused: Vec<String>,
 }
 
 impl ExitRecord {
@@ -172,7 +178,12 @@ pub fn run(spec_path: &Path) -> anyhow::Result<u8> {
         usage: None,
         session_id: None,
         stopped_by: received(),
+        sandbox_refused: Vec::new(),
     };
+    if spec.sandbox.is_some() {
+        let output = std::fs::read(&spec.output_log).unwrap_or_default();
+        record.sandbox_refused = crate::sandbox::refusals(&String::from_utf8_lossy(&output), 5);
+    }
     assess(&mut record, &spec, adapter, &lock(&stderr_tail));
     say(&format!("==> the agent {}", record.describe()));
     let mut json = serde_json::to_vec(&record).context("cannot encode the exit record")?;
@@ -283,23 +294,37 @@ fn execute(
     }
 
     // No process_group(): the agent stays in our group, which is what the engine signals.
-    let mut command = Command::new(crate::process::resolve(program, &spec.cwd));
-    command
-        .args(args)
-        .envs(run_env)
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .current_dir(&spec.cwd)
-        .stdin(stdin)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    crate::private::user_umask_for(&mut command);
-    let mut child = match command.spawn() {
+    // In its sandbox when the spec names one (the sandbox's module says how stops reach it).
+    let status_file = spec.exit_file.with_file_name(SANDBOX_STATUS_FILE);
+    let agent = crate::sandbox::Agent {
+        program,
+        args,
+        base_env: &run_env,
+        env: &spec.env,
+        cwd: &spec.cwd,
+        status_file: &status_file,
+    };
+    let command = crate::sandbox::command(spec.sandbox.as_ref(), &agent, &inherited_ignored());
+    let mut child = match command.and_then(|mut command| {
+        command
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        crate::private::user_umask_for(&mut command);
+        command.spawn()
+    }) {
         Ok(child) => child,
         Err(e) => return not_started(cannot_start(program, &e)),
     };
     if let Some(sig) = received() {
         // The signal may have reached the child between fork and exec, where our handler
-        // swallowed it; pass it on so that the stop is not lost.
+        // swallowed it; pass it on so that the stop is not lost. A sandbox ignores it
+        // until the agent starts: it has done nothing yet, so kill it.
+        let sig = if spec.sandbox.is_some() {
+            libc::SIGKILL
+        } else {
+            sig
+        };
         // SAFETY: kill(2) on our own child's pid; no memory is involved.
         unsafe {
             libc::kill(child.id() as libc::pid_t, sig);
@@ -353,6 +378,9 @@ fn execute(
     }
     // Nothing may reach the logs once exit.json says they are complete.
     lock(&sinks).closed = true;
+    if spec.sandbox.is_some() {
+        return Ok(crate::sandbox::ended(status, &status_file));
+    }
     Ok((status.code(), status.signal()))
 }
 
@@ -394,6 +422,14 @@ static RECEIVED: AtomicI32 = AtomicI32::new(0);
 static SESSION_LEADER: AtomicBool = AtomicBool::new(false);
 /// Whether a hangup was passed on to our process group already.
 static HANGUP_PASSED_ON: AtomicBool = AtomicBool::new(false);
+/// The stop signals whoever started us had ignored (a bit per signal number).
+static INHERITED_IGNORED: AtomicU64 = AtomicU64::new(0);
+
+/// The stop signals whoever started us had ignored, which the agent keeps ignoring.
+fn inherited_ignored() -> Vec<i32> {
+    let bits = INHERITED_IGNORED.load(Ordering::SeqCst);
+    (1..64).filter(|sig| bits & (1 << sig) != 0).collect()
+}
 
 extern "C" fn on_stop_signal(sig: libc::c_int) {
     // Only async-signal-safe work here: atomics and kill(2).
@@ -441,6 +477,7 @@ fn catch_stop_signals() -> anyhow::Result<()> {
             } else if old.sa_sigaction == libc::SIG_IGN {
                 // Whoever started us wants this signal ignored (nohup, a background job), and
                 // the agent inherits that; keep it so.
+                INHERITED_IGNORED.fetch_or(1 << sig, Ordering::SeqCst);
                 0
             } else {
                 let mut action: libc::sigaction = std::mem::zeroed();
@@ -499,6 +536,7 @@ mod tests {
             usage: None,
             session_id: None,
             stopped_by: None,
+            sandbox_refused: Vec::new(),
         }
     }
 

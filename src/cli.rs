@@ -271,6 +271,20 @@ enum Command {
         /// The launch spec (launch.json) written next to the launcher.
         spec: PathBuf,
     },
+
+    /// Inside an agent's sandbox: set the stop signals back to default, then become the agent.
+    #[command(hide = true)]
+    SandboxExec {
+        /// Signal numbers to set back to their default action, comma-separated.
+        #[arg(long, value_name = "N,..")]
+        reset_signals: Option<String>,
+        /// Where to record how the agent ended.
+        #[arg(long, value_name = "PATH")]
+        status_file: PathBuf,
+        /// The agent's program and its arguments.
+        #[arg(last = true, required = true)]
+        argv: Vec<OsString>,
+    },
 }
 
 /// Runs orch with these arguments and returns the process's exit code.
@@ -360,6 +374,13 @@ fn execute(cli: Cli) -> anyhow::Result<u8> {
             crate::scripted::run(&prompt_file).map(|code| code.clamp(0, 255) as u8)
         }
         Command::AgentRun { spec } => crate::agent_run::run(&spec),
+        Command::SandboxExec {
+            reset_signals,
+            status_file,
+            argv,
+        } => crate::sandbox::parse_signals(reset_signals.as_deref().unwrap_or(""))
+            .map_err(|e| crate::error::usage(format!("--reset-signals: {e}")))
+            .map(|signals| crate::sandbox::exec(&signals, &status_file, &argv[0], &argv[1..])),
     }
 }
 

@@ -41,6 +41,9 @@ pub struct LaunchSpec {
     pub stdout_log: PathBuf,
     /// `exit.json`, written last and atomically (see [`crate::agent_run::ExitRecord`]).
     pub exit_file: PathBuf,
+    /// The sandbox the agent runs in; none: unconfined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<crate::sandbox::Jail>,
 }
 
 impl LaunchSpec {
@@ -208,6 +211,7 @@ mod tests {
             output_log: dir.join("output.log"),
             stdout_log: dir.join("stdout.log"),
             exit_file: dir.join("exit.json"),
+            sandbox: None,
         }
     }
 

@@ -25,6 +25,7 @@ pub mod progress;
 pub mod project;
 pub mod prompt;
 pub mod report;
+pub mod sandbox;
 pub mod scripted;
 pub mod state;
 pub mod tmux;

@@ -84,7 +84,7 @@ impl Planning<'_> {
             .with_context(|| format!("failed to write {}", prompt_file.display()))?;
         let name = &self.config.roles.planner;
         let agent = &self.config.agents[name];
-        let invocation = workers::invocation(&AgentCall {
+        let mut invocation = workers::invocation(&AgentCall {
             name,
             agent,
             role: Role::Planner,
@@ -95,6 +95,14 @@ impl Planning<'_> {
             run_dir: &self.dir,
             session: None,
         })?;
+        crate::sandbox::confine(
+            &mut invocation,
+            Role::Planner,
+            self.config,
+            agent,
+            &self.project.root,
+            &self.dir,
+        );
         Ok(Prepared {
             prompt_file,
             output_log: dir.join("output.log"),

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -52,11 +52,20 @@ pub fn run_logged(
             .map(Stdio::from)
             .with_context(|| format!("cannot open the prompt {}", path.display()))?,
     };
-    let mut command = Command::new(resolve(program, &inv.cwd));
+    // In its sandbox when the invocation names one; the status file is where the box says
+    // how the agent ended.
+    let status_file = log.with_file_name("sandbox-exit.json");
+    let agent = crate::sandbox::Agent {
+        program,
+        args,
+        base_env: &[],
+        env: &inv.env,
+        cwd: &inv.cwd,
+        status_file: &status_file,
+    };
+    let mut command = crate::sandbox::command(inv.sandbox.as_ref(), &agent, &[])
+        .map_err(|e| spawn_error(program, e))?;
     command
-        .args(args)
-        .envs(inv.env.iter().map(|(k, v)| (k, v)))
-        .current_dir(&inv.cwd)
         .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -118,7 +127,12 @@ pub fn run_logged(
     }
     let status = child.wait().context("failed to wait for the agent")?;
     use std::os::unix::process::ExitStatusExt;
-    let ended = match (timed_out, status.code(), status.signal()) {
+    let (code, signal) = if inv.sandbox.is_some() {
+        crate::sandbox::ended(status, &status_file)
+    } else {
+        (status.code(), status.signal())
+    };
+    let ended = match (timed_out, code, signal) {
         (Some(t), _, _) => Ended::TimedOut(t),
         (None, Some(code), _) => Ended::Exited(code),
         (None, None, Some(sig)) => Ended::Signaled(sig),

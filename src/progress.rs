@@ -270,6 +270,7 @@ mod tests {
             exit_file: dir.join("exit.json"),
             env_file: None,
             stdin: None,
+            sandbox: None,
         };
         std::fs::write(
             dir.join(crate::launcher::SPEC_FILE),
@@ -307,6 +308,7 @@ mod tests {
             }),
             session_id: None,
             stopped_by: None,
+            sandbox_refused: Vec::new(),
         };
         std::fs::write(dir.join("exit.json"), serde_json::to_vec(&exit).unwrap()).unwrap();
         assert_eq!(attempt_usage(dir).map(|u| u.input_tokens), Some(13));

@@ -43,6 +43,12 @@ pub struct Report {
     /// request. Such a run built the sample and must not read as if it built what was asked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sample: Option<String>,
+    /// Why the agents ran without the sandbox the config wished for, when they did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sandbox_off: Option<String>,
+    /// Writes the agents' sandboxes refused.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sandbox_refusals: Vec<crate::state::SandboxRefusal>,
 }
 
 /// The sentence saying that a run used the built-in scripted agent, if it did.
@@ -297,6 +303,8 @@ pub fn build(
             })
             .collect(),
         totals,
+        sandbox_off: state.sandbox_off.clone(),
+        sandbox_refusals: state.sandbox_refusals.clone(),
     })
 }
 

@@ -24,6 +24,6 @@ pub use preflight::check_writable;
 pub use run_dir::{RunDir, RunInfo, create_run, is_run_id};
 pub use run_state::{
     AttemptEnd, AttemptOutcome, AttemptRecord, GateRecord, Interruption, Phase, PlanningState,
-    RunState, TaskState, TaskStatus, ViolationRecord,
+    RunState, SandboxRefusal, TaskState, TaskStatus, ViolationRecord,
 };
 pub use status::{AttemptView, PlanningView, Status, TaskView, ViolationView};

@@ -60,6 +60,8 @@ pub struct Invocation {
     pub cwd: PathBuf,
     /// The file to give the agent on stdin (its prompt, for the CLIs); `None`: /dev/null.
     pub stdin: Option<PathBuf>,
+    /// The sandbox to run it in (see [`crate::sandbox::jail_for`]), none for unconfined.
+    pub sandbox: Option<crate::sandbox::Jail>,
 }
 
 /// What differs between agent CLIs.
@@ -115,6 +117,13 @@ pub trait Adapter: Sync {
     /// it says no, the attempt starts over, told that the earlier work is in place.
     fn can_continue(&self, _setting: &Setting, _session: &str) -> bool {
         false
+    }
+
+    /// Arguments the CLI needs when orch runs it in its sandbox (see [`crate::sandbox`]),
+    /// after all others. `nests`: whether a bubblewrap of the CLI's own can work inside orch's
+    /// (not when orch runs as root: its box then keeps no capability to make namespaces with).
+    fn sandboxed_args(&self, _nests: bool) -> &'static [&'static str] {
+        &[]
     }
 
     /// How to install the CLI, for `orch doctor`.
@@ -223,6 +232,7 @@ pub fn invocation(call: &AgentCall) -> anyhow::Result<Invocation> {
         stdin: adapter
             .prompt_on_stdin()
             .then(|| call.prompt_file.to_path_buf()),
+        sandbox: None,
     })
 }
 
@@ -282,6 +292,8 @@ mod tests {
             command: command.map(|c| c.into_iter().map(String::from).collect()),
             allow_shell: true,
             sample: false,
+            sandbox: None,
+            network: None,
         }
     }
 

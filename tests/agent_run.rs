@@ -55,6 +55,7 @@ impl Fixture {
             output_log: self.run.join("output.log"),
             stdout_log: self.run.join("stdout.log"),
             exit_file: self.run.join("exit.json"),
+            sandbox: None,
         }
     }
 

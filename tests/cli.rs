@@ -141,7 +141,10 @@ fn init_proposes_the_gates_of_a_python_project() {
     let text = p.read("orch.yaml");
     assert!(text.contains("\n  lint: ruff check .\n"), "{text}");
     assert!(text.contains("\n  test: pytest -q\n"), "{text}");
-    assert!(!text.contains("cargo"), "{text}");
+    assert!(
+        !text.contains("cargo test") && !text.contains("cargo clippy"),
+        "{text}"
+    );
     assert!(text.contains("\"**/test_*.py\""), "{text}");
     p.orch()
         .env("PATH", &path)

@@ -11,9 +11,11 @@ use std::path::Path;
 use serde_json::Value;
 use support::Up;
 
+/// The worker runs outside orch's sandbox: these tests check orch's own detection, the net
+/// under every agent where no sandbox confines it (`sandbox: off`, or no bubblewrap).
 fn config(policy: &str) -> String {
     format!(
-        "agents:\n  mine:\n    kind: command\n    command: [\"./worker.sh\"]\n  judge:\n    kind: scripted\n    sample: true\n\
+        "agents:\n  mine:\n    kind: command\n    command: [\"./worker.sh\"]\n    sandbox: off\n  judge:\n    kind: scripted\n    sample: true\n\
          roles:\n  planner: judge\n  judge: judge\n  workers: [mine]\n\
          limits:\n  retries: 0\n  task_timeout: 60s\nownership:\n  on_violation: {policy}\n"
     )

@@ -71,6 +71,11 @@ fn the_planner_on_claude_and_a_worker_on_each_cli_build_the_project() {
             "{cli}'s pane shows raw JSON:\n{pane}"
         );
         let attempt = run.run_dir().join(format!("tasks/{cli}/1"));
+        // It ran in orch's sandbox (where bubblewrap works: `.ci/run` installs it).
+        if orch::sandbox::availability().is_ok() {
+            let spec = std::fs::read_to_string(attempt.join("launch.json")).unwrap();
+            assert!(spec.contains("\"sandbox\""), "{cli} ran unconfined: {spec}");
+        }
         let raw = std::fs::read_to_string(attempt.join("stdout.log")).unwrap();
         assert!(
             raw.lines().any(|l| l.starts_with('{')),
@@ -252,7 +257,7 @@ fn the_judge_on_codex_answers_with_a_verdict_from_a_read_only_sandbox() {
     };
     let prompt_file = dir.join("prompt.md");
     std::fs::write(&prompt_file, format!("# Judge the run\n\n{}\n", ctx.line())).unwrap();
-    let invocation = orch::workers::invocation(&orch::workers::AgentCall {
+    let mut invocation = orch::workers::invocation(&orch::workers::AgentCall {
         name: "codex",
         agent: &config.agents["codex"],
         role: orch::prompt::Role::Judge,
@@ -264,6 +269,16 @@ fn the_judge_on_codex_answers_with_a_verdict_from_a_read_only_sandbox() {
         session: None,
     })
     .unwrap();
+    // In the sandbox, as orch runs it (auto: bubblewrap where it works here), which holds the
+    // judge to a read-only project whatever Codex's own sandbox can do inside it.
+    orch::sandbox::confine(
+        &mut invocation,
+        orch::prompt::Role::Judge,
+        &config,
+        &config.agents["codex"],
+        &root,
+        &dir,
+    );
     assert!(
         invocation.argv.windows(2).any(|w| w == ["-s", "read-only"]),
         "{:?}",
@@ -279,6 +294,7 @@ fn the_judge_on_codex_answers_with_a_verdict_from_a_read_only_sandbox() {
         output_log: dir.join("output.log"),
         stdout_log: dir.join("stdout.log"),
         exit_file: dir.join("exit.json"),
+        sandbox: invocation.sandbox,
     };
     orch::launcher::write_launcher(
         &dir,

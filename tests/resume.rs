@@ -255,7 +255,7 @@ fn killing_the_tmux_server_mid_run_then_resume_completes_it() {
         "{prompt}"
     );
     // b's agent named its session; its new attempt is handed it to continue.
-    let first = format!("sess-b-{}", project.pids("b")[0]);
+    let first = format!("sess-b-{}", project.inner_pids("b")[0]);
     assert!(prompt.contains(&first), "{prompt}");
     assert_eq!(project.resumed_sessions("b"), ["", first.as_str()]);
     project.release("all");

@@ -73,6 +73,7 @@ impl Baseline {
                 output_log: dir.join("output.log"),
                 stdout_log: dir.join("stdout.log"),
                 exit_file: dir.join("exit.json"),
+                sandbox: None,
             };
             let script = write_launcher(&dir, &spec, &orch_exe())?;
             queue.push_str(&format!("{task}\t{}\n", script.display()));

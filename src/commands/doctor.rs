@@ -57,6 +57,7 @@ pub fn run(global: &Global) -> anyhow::Result<u8> {
                 config.roles.judge,
                 config.roles.workers.join(", ")
             ));
+            check_sandbox(&mut report, &config);
             check_agents(&mut report, &project, &config);
             check_sample(&mut report, &project, &config);
             check_gates(&mut report, &project, &config);
@@ -237,6 +238,76 @@ fn check_gates(report: &mut Report, project: &Project, config: &Config) {
                 report.warn(
                     "no lint gate (`gates.lint`): nothing checks the code's style and warnings",
                     &format!("add `lint: {lint}` under `gates:` in {path}"),
+                );
+            }
+        }
+    }
+}
+
+/// Whether the agents will run in the sandbox their config asks for, and why not.
+fn check_sandbox(report: &mut Report, config: &Config) {
+    use crate::sandbox::{Mode, Network};
+    let settings: Vec<(&String, crate::sandbox::Setting)> = config
+        .agents
+        .iter()
+        .map(|(name, agent)| (name, config.sandbox_for(agent)))
+        .collect();
+    let names = |pick: &dyn Fn(&crate::sandbox::Setting) -> bool| -> Vec<String> {
+        settings
+            .iter()
+            .filter(|(_, s)| pick(s))
+            .map(|(n, _)| n.to_string())
+            .collect()
+    };
+    let off = names(&|s| s.mode == Mode::Off);
+    let wanted = names(&|s| s.mode != Mode::Off);
+    if wanted.is_empty() {
+        report.warn(
+            "sandbox: off for every agent: an agent's shell can write anywhere you can",
+            "set `sandbox: auto` in orch.yaml (the default) where bubblewrap is installed",
+        );
+        return;
+    }
+    match crate::sandbox::availability() {
+        Ok(()) => {
+            let bwrap = which::which("bwrap")
+                .ok()
+                .and_then(|p| version_of(&p, &["--version"]).map(|v| (p, v)))
+                .map(|(p, v)| format!("{} at {}", v.trim(), p.display()))
+                .unwrap_or_else(|| "bubblewrap".into());
+            let offline = names(&|s| s.mode != Mode::Off && s.network == Network::Off);
+            let mut what = format!(
+                "sandbox: {bwrap} works here; agents run confined to the project: {}",
+                wanted.join(", ")
+            );
+            if !offline.is_empty() {
+                what.push_str(&format!(" (without network: {})", offline.join(", ")));
+            }
+            report.ok(&what);
+            if !off.is_empty() {
+                report.warn(
+                    &format!(
+                        "sandbox: off for {}: their shell can write anywhere you can",
+                        off.join(", ")
+                    ),
+                    "remove `sandbox: off` from these agents unless they need it",
+                );
+            }
+        }
+        Err(why) => {
+            let required = names(&|s| s.mode == Mode::Bwrap);
+            if required.is_empty() {
+                report.warn(
+                    &format!("sandbox: not available, so the agents run unconfined: {why}"),
+                    "install bubblewrap where it can work, or set `sandbox: off` to accept this",
+                );
+            } else {
+                report.fail(
+                    &format!(
+                        "sandbox: {} require(s) it (`sandbox: bwrap`), but {why}",
+                        required.join(", ")
+                    ),
+                    "make bubblewrap work here, or set `sandbox: auto` or `off` for them",
                 );
             }
         }

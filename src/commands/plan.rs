@@ -67,6 +67,9 @@ pub fn run(global: &Global, request: &str) -> anyhow::Result<u8> {
     }
     // The request and the prompts are this user's alone; the planner gets the user's umask.
     crate::private::restrict();
+    if let Some(why) = crate::sandbox::check(&config)? {
+        eprintln!("warning: the planner will run without a sandbox: {why}");
+    }
     let dir = project.state_dir().join("plans").join(project::new_id());
     std::fs::DirBuilder::new()
         .recursive(true)

@@ -45,6 +45,13 @@ pub fn start(global: &Global, run: Option<&str>) -> anyhow::Result<up::Started> 
         &loaded.state,
     )?;
     state::check_writable(loaded.dir.path())?;
+    // The run's own config: a sandbox it requires and that does not work here stops the
+    // resume now, rather than its new engine later.
+    if let Ok(config) = crate::config::load(&loaded.dir.config())
+        && let Some(why) = crate::sandbox::check(&config)?
+    {
+        eprintln!("warning: the agents will run without a sandbox: {why}");
+    }
     // Held until the new engine holds the project lock, like `orch up`: two resumes (or a
     // resume and an up) at the same moment cannot both start an engine.
     let _up = UpLock::acquire(&state_dir)?;

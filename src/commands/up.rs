@@ -179,6 +179,11 @@ pub fn start_with(
     let state_dir = project.state_dir();
     // Before anything starts: a run that cannot journal must not begin.
     state::check_writable(&state_dir)?;
+    // A sandbox asked for and impossible stops the run here; one wished for (`auto`) is said
+    // missing here, and in the run's journal and control window.
+    if let Some(why) = crate::sandbox::check(&config)? {
+        eprintln!("warning: the agents will run without a sandbox: {why}");
+    }
     // Held until the new engine holds the project lock, so that two `up`s started at the same
     // moment cannot both get past the check below.
     let _up = UpLock::acquire(&state_dir)?;

@@ -18,6 +18,45 @@ pub struct Config {
     pub gates: Gates,
     #[serde(default)]
     pub ownership: Ownership,
+    /// Whether agents run in a sandbox (see [`crate::sandbox`]); an agent's own wins.
+    #[serde(default)]
+    pub sandbox: SandboxMode,
+    /// Whether a sandboxed agent may use the network; an agent's own wins.
+    #[serde(default)]
+    pub network: Network,
+    /// More paths bound into every agent's sandbox.
+    #[serde(default, skip_serializing_if = "SandboxPaths::is_empty")]
+    pub sandbox_paths: SandboxPaths,
+}
+
+impl Config {
+    /// The sandbox setting for `agent`: its own, else the config's.
+    pub fn sandbox_for(&self, agent: &AgentConfig) -> crate::sandbox::Setting {
+        crate::sandbox::Setting {
+            mode: agent.sandbox.unwrap_or(self.sandbox),
+            network: agent.network.unwrap_or(self.network),
+        }
+    }
+}
+
+pub use crate::sandbox::{Mode as SandboxMode, Network};
+
+/// `sandbox_paths:` more paths for the sandbox, `~/` for the user's home.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxPaths {
+    /// Bound writable (a build cache, say).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub write: Vec<String>,
+    /// Bound read-only (a toolchain under a home).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub read: Vec<String>,
+}
+
+impl SandboxPaths {
+    pub fn is_empty(&self) -> bool {
+        self.write.is_empty() && self.read.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -45,6 +84,12 @@ pub struct AgentConfig {
     /// to run it, so that a starter config cannot quietly build the wrong thing.
     #[serde(default, skip_serializing_if = "is_no")]
     pub sample: bool,
+    /// This agent's sandbox, over the config's `sandbox`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<SandboxMode>,
+    /// This agent's network in the sandbox, over the config's `network`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<Network>,
 }
 
 fn yes() -> bool {

@@ -243,6 +243,18 @@ ownership:
   on_violation: warn
   # Globs the watcher ignores, besides .git/, .orch/ and what .gitignore ignores.
   ignore: []
+
+# The agents' sandbox (Linux, bubblewrap): the project, the run and the CLI's own state are
+# writable, the rest read-only, your home hidden (~/.ssh, cloud credentials, other projects).
+# auto (where it works; said once when it does not) | bwrap (required) | off. An agent may
+# set its own `sandbox:` and `network:`.
+sandbox: auto
+# on | off (off: no network at all, not even the model's API).
+network: on
+# More paths for the sandbox, e.g. a build cache under your home:
+# sandbox_paths:
+#   write: [\"~/.cargo/registry\"]
+#   read: [\"~/.m2\"]
 ";
 
 #[cfg(test)]

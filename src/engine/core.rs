@@ -283,6 +283,7 @@ impl Engine {
             output_log: dir.join("output.log"),
             stdout_log: dir.join("stdout.log"),
             exit_file: dir.join("exit.json"),
+            sandbox: invocation.sandbox,
         };
         let script = crate::launcher::write_launcher(dir, &spec, &self.exe)?;
         // A directory used before (a judge or an oracle asked again after a resume) may hold
@@ -355,12 +356,24 @@ impl Engine {
             pid: std::process::id(),
         })?;
         self.take_snapshot()?;
+        self.say_if_unconfined()?;
         self.set_hooks();
         if resuming {
             self.resume()
         } else {
             self.start_run()
         }
+    }
+
+    /// Journals, once per run, that agents on `sandbox: auto` run unconfined, and why.
+    fn say_if_unconfined(&mut self) -> anyhow::Result<()> {
+        if self.state.sandbox_off.is_some() {
+            return Ok(());
+        }
+        if let Some(reason) = crate::sandbox::check(&self.config)? {
+            self.record(Event::SandboxOff { reason })?;
+        }
+        Ok(())
     }
 
     /// Starts the run from the beginning: its plan's tasks, or planning.

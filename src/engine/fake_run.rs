@@ -242,6 +242,7 @@ impl FakeRun {
             failure: None,
             usage: None,
             session_id: None,
+            sandbox_refused: Vec::new(),
             stopped_by: None,
         };
         let tmp = agent.dir.join("exit.json.tmp");

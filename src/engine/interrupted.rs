@@ -188,6 +188,7 @@ mod tests {
             failure: None,
             usage: None,
             session_id: None,
+            sandbox_refused: Vec::new(),
         }
     }
 

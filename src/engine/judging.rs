@@ -453,7 +453,7 @@ impl Engine {
             .agents
             .get(name)
             .with_context(|| format!("agent `{name}` is not in the config"))?;
-        let invocation = workers::invocation(&AgentCall {
+        let mut invocation = workers::invocation(&AgentCall {
             name,
             agent,
             role,
@@ -464,6 +464,14 @@ impl Engine {
             run_dir: self.dir.path(),
             session: None,
         })?;
+        crate::sandbox::confine(
+            &mut invocation,
+            role,
+            &self.config,
+            agent,
+            &self.project.root,
+            self.dir.path(),
+        );
         let window = self.prepare_pane(
             &dir,
             format!("{role} · agent {name}"),

@@ -110,7 +110,7 @@ impl Engine {
             .agents
             .get(&task.agent)
             .with_context(|| format!("agent `{}` is not in the config", task.agent))?;
-        let invocation = workers::invocation(&AgentCall {
+        let mut invocation = workers::invocation(&AgentCall {
             name: &task.agent,
             agent,
             role: Role::Worker,
@@ -121,6 +121,14 @@ impl Engine {
             run_dir: self.dir.path(),
             session: self.session_to_continue(id), // see interrupted.rs
         })?;
+        crate::sandbox::confine(
+            &mut invocation,
+            Role::Worker,
+            &self.config,
+            agent,
+            &self.project.root,
+            self.dir.path(),
+        );
         self.record(Event::TaskStarted {
             task: id.clone(),
             attempt,
@@ -200,6 +208,13 @@ impl Engine {
             signal: exit.signal,
             ended_at_ms: Some(exit.ended_at_ms),
         })?;
+        if !exit.sandbox_refused.is_empty() {
+            self.record(Event::SandboxRefused {
+                task: id.clone(),
+                attempt: live.attempt,
+                lines: exit.sandbox_refused.clone(),
+            })?;
+        }
         if exit.code != Some(0) || exit.signal.is_some() {
             let reason = format!("the agent {}", exit.describe());
             return self.fail_or_start_over(id, live.attempt, reason); // see interrupted.rs

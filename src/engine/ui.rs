@@ -125,6 +125,15 @@ pub fn table(state: &RunState, dir: &RunDir, now: u64) -> String {
             let _ = writeln!(out, "{line}");
         }
     }
+    if let Some(reason) = &state.sandbox_off {
+        let _ = writeln!(out, "\nNO SANDBOX: the agents run unconfined: {reason}");
+    }
+    if !state.sandbox_refusals.is_empty() {
+        let _ = writeln!(out, "\nREFUSED BY THE SANDBOX");
+        for r in &state.sandbox_refusals {
+            let _ = writeln!(out, "  task {} (attempt {}): {}", r.task, r.attempt, r.line);
+        }
+    }
     if !state.violations.is_empty() {
         let _ = writeln!(out, "\nVIOLATIONS");
         for v in &state.violations {
@@ -235,6 +244,7 @@ mod tests {
             exit_file: attempt.join("exit.json"),
             env_file: None,
             stdin: None,
+            sandbox: None,
         };
         std::fs::write(
             attempt.join(crate::launcher::SPEC_FILE),

@@ -142,6 +142,19 @@ pub fn markdown(r: &Report) -> String {
             );
         }
     }
+    if let Some(reason) = &r.sandbox_off {
+        let _ = writeln!(o, "\n## No sandbox\n\nThe agents ran unconfined: {reason}");
+    }
+    if !r.sandbox_refusals.is_empty() {
+        let _ = writeln!(o, "\n## Refused by the sandbox\n");
+        for refusal in &r.sandbox_refusals {
+            let _ = writeln!(
+                o,
+                "- task {} (attempt {}): {}",
+                refusal.task, refusal.attempt, refusal.line
+            );
+        }
+    }
     if !r.violations.is_empty() {
         let _ = writeln!(o, "\n## Violations\n");
         for v in &r.violations {
@@ -238,6 +251,8 @@ mod tests {
         let test_output: String = (1..=30).map(|i| format!("\nline {i}")).collect();
         Report {
             sample: None,
+            sandbox_off: None,
+            sandbox_refusals: Vec::new(),
             run_id: "r1".into(),
             request: "build it".into(),
             outcome: "succeeded".into(),

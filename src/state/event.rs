@@ -187,6 +187,18 @@ pub enum Event {
         task: TaskId,
         advice: String,
     },
+    /// The agents run unconfined although the config asks for a sandbox where it works
+    /// (`sandbox: auto`): why it does not work here. Said once per run.
+    SandboxOff {
+        reason: String,
+    },
+    /// A task's agent tried to write where its sandbox does not let it (the lines of its
+    /// output that say so): refused, and reported.
+    SandboxRefused {
+        task: TaskId,
+        attempt: u32,
+        lines: Vec<String>,
+    },
 }
 
 /// The judge's word on one task.

@@ -153,6 +153,14 @@ pub struct Interruption {
     pub reason: String,
 }
 
+/// One write the sandbox refused a task's agent: the line of its output that says so.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SandboxRefusal {
+    pub task: TaskId,
+    pub attempt: u32,
+    pub line: String,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskState {
     pub id: TaskId,
@@ -295,6 +303,10 @@ pub struct RunState {
     /// At the latest resume, when the journal last heard of the run before it: the previous
     /// engine's last sign of life.
     pub quiet_since_ms: Option<u64>,
+    /// Why agents run without the sandbox the config asked for, when they do.
+    pub sandbox_off: Option<String>,
+    /// Writes the sandbox refused, in order.
+    pub sandbox_refusals: Vec<SandboxRefusal>,
     plan: Option<Plan>,
     order: Vec<TaskId>,
 }
@@ -338,6 +350,18 @@ impl RunState {
                 self.finish_reason = None;
             }
             Event::SnapshotTaken { tree } => self.snapshot_tree = Some(tree.clone()),
+            Event::SandboxOff { reason } => self.sandbox_off = Some(reason.clone()),
+            Event::SandboxRefused {
+                task,
+                attempt,
+                lines,
+            } => self
+                .sandbox_refusals
+                .extend(lines.iter().map(|line| SandboxRefusal {
+                    task: task.clone(),
+                    attempt: *attempt,
+                    line: line.clone(),
+                })),
             Event::PlanningStarted { attempt } => {
                 self.phase = Phase::Planning;
                 self.planning.attempt = *attempt;

@@ -32,6 +32,11 @@ pub struct Status {
     pub violations: Vec<ViolationView>,
     /// Journal events that did not fit the state and were ignored.
     pub anomalies: Vec<String>,
+    /// Why the agents run without a sandbox although the config asked for one where it
+    /// works (`sandbox: auto`), when they do.
+    pub sandbox_off: Option<String>,
+    /// Writes the agents' sandboxes refused: `{task, attempt, line}`.
+    pub sandbox_refusals: Vec<super::run_state::SandboxRefusal>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -168,6 +173,8 @@ impl RunState {
                 })
                 .collect(),
             anomalies: self.anomalies.clone(),
+            sandbox_off: self.sandbox_off.clone(),
+            sandbox_refusals: self.sandbox_refusals.clone(),
         }
     }
 

@@ -76,6 +76,18 @@ impl Adapter for Codex {
         Ok(argv)
     }
 
+    fn sandboxed_args(&self, nests: bool) -> &'static [&'static str] {
+        // Codex's own sandbox runs each shell command under bubblewrap (0.169 has no other
+        // way for workspace-write), which works inside orch's box for a user, not for root.
+        // Then orch's box is the sandbox, which is what Codex's flag is for; it keeps the
+        // project read-only for the judge and the oracle (see `sandbox::confine`).
+        if nests {
+            &[]
+        } else {
+            &["--dangerously-bypass-approvals-and-sandbox"]
+        }
+    }
+
     fn can_continue(&self, setting: &Setting, session: &str) -> bool {
         // `exec resume` parses the config's `args` (they come after it) and takes fewer
         // options than `exec`: `-c` overrides, which it does take, and nothing else.

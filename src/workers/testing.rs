@@ -17,6 +17,8 @@ pub fn agent(kind: AgentKind) -> AgentConfig {
         command: None,
         allow_shell: true,
         sample: false,
+        sandbox: None,
+        network: None,
     }
 }
 

@@ -213,12 +213,24 @@ impl Project {
             .unwrap_or(0)
     }
 
-    /// The pids of the agent's starts, oldest first.
-    pub fn pids(&self, id: &str) -> Vec<i32> {
+    /// The pids of the agent's starts, oldest first, as the agent saw them (`$$`): in a
+    /// sandbox, a pid of its own pid namespace.
+    pub fn inner_pids(&self, id: &str) -> Vec<i32> {
         std::fs::read_to_string(self.p.path(&format!("counts/pids-{id}")))
             .unwrap_or_default()
             .lines()
             .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+
+    /// The pids of the agent's starts, oldest first, as this test sees them: each agent is
+    /// found by its pid in its own namespace and its variables (a sandboxed agent's `$$` is
+    /// not its pid out here); 0 for one no longer running.
+    pub fn pids(&self, id: &str) -> Vec<i32> {
+        let root = self.p.root().display().to_string();
+        self.inner_pids(id)
+            .into_iter()
+            .map(|inner| outer_pid(inner, id, &root).unwrap_or(0))
             .collect()
     }
 
@@ -305,6 +317,40 @@ impl Drop for Project {
         // Stop whatever is left (agents included) before the server goes.
         let _ = self.orch().args(["down"]).run();
     }
+}
+
+/// The pid out here of the live agent `id` (a task id, or `planner`) of the project at `root`
+/// whose pid in its own namespace is `inner`.
+fn outer_pid(inner: i32, id: &str, root: &str) -> Option<i32> {
+    let var = |environ: &[u8], name: &str| -> Option<String> {
+        environ.split(|&b| b == 0).find_map(|entry| {
+            let entry = std::str::from_utf8(entry).ok()?;
+            entry
+                .strip_prefix(name)?
+                .strip_prefix('=')
+                .map(String::from)
+        })
+    };
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+            let status = std::fs::read_to_string(entry.path().join("status")).ok()?;
+            let nspid = status.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
+            if nspid.split_whitespace().last()?.parse::<i32>().ok()? != inner {
+                return None;
+            }
+            let environ = std::fs::read(entry.path().join("environ")).ok()?;
+            let who = if id == "planner" {
+                var(&environ, "ORCH_ROLE")
+            } else {
+                var(&environ, "ORCH_TASK_ID")
+            };
+            (who.as_deref() == Some(id)
+                && var(&environ, "ORCH_PROJECT_DIR").as_deref() == Some(root))
+            .then_some(pid)
+        })
 }
 
 /// Whether `pid` is a live process (a zombie is not: nothing of it runs).

@@ -1,4 +1,4 @@
-//! The four real agent CLIs, set up for tests: each in its own home under a temp directory
+//! The four real agent CLIs, set up for tests: each in its own home under `target/tmp`
 //! (the user's config is never read or touched), each pointed at the scripted model server,
 //! with retries off so that a failure shows at once.
 //!
@@ -61,9 +61,12 @@ pub struct Homes {
 
 impl Homes {
     pub fn new() -> Homes {
+        // Under target/, not the system's temp dir: with bubblewrap installed, Codex's own
+        // sandbox refuses to make its helper under a temp dir, and then every shell command
+        // of Codex fails (it does not, run as root, where orch's box is Codex's sandbox).
         let dir = tempfile::Builder::new()
             .prefix("orch-clis-")
-            .tempdir()
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
             .unwrap();
         Homes { dir }
     }

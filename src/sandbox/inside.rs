@@ -1,0 +1,72 @@
+//! `orch sandbox-exec`: the first program in an agent's box. bwrap runs with the stop signals
+//! ignored (so that a TERM meant for the agent does not kill the box around it first); this
+//! starts the agent with them back at their default, waits for it while still ignoring them,
+//! and writes how it ended where the launcher outside reads it.
+
+use std::ffi::OsString;
+use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
+use std::path::Path;
+use std::process::Command;
+
+use super::launch::Recorded;
+
+/// Runs the agent `program` with `args`, with `reset_signals` back at their default, and
+/// records how it ended in `status_file`. Returns the code to exit with: the agent's, or
+/// 128 + the signal that killed it (127 when it could not be started, as a shell does).
+pub fn exec(
+    reset_signals: &[i32],
+    status_file: &Path,
+    program: &OsString,
+    args: &[OsString],
+) -> u8 {
+    let reset = reset_signals.to_vec();
+    let mut command = Command::new(program);
+    command.args(args);
+    // SAFETY: only async-signal-safe calls (signal(2)) between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            for &sig in &reset {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
+    let recorded = match command.status() {
+        Ok(status) => Recorded {
+            code: status.code(),
+            signal: status.signal(),
+        },
+        Err(e) => {
+            eprintln!(
+                "orch: cannot run `{}` in the sandbox: {e} — is it installed where the \
+                 sandbox can see it (not under a hidden directory)? `orch doctor` checks the \
+                 sandbox",
+                Path::new(program).display()
+            );
+            Recorded {
+                code: Some(crate::agent_run::NOT_STARTED),
+                signal: None,
+            }
+        }
+    };
+    if let Ok(json) = serde_json::to_vec(&recorded) {
+        let _ = std::fs::write(status_file, json);
+    }
+    match (recorded.code, recorded.signal) {
+        (_, Some(sig)) => (128 + sig).clamp(0, 255) as u8,
+        (Some(code), None) => code.clamp(0, 255) as u8,
+        (None, None) => 1,
+    }
+}
+
+/// `--reset-signals`'s value: signal numbers, comma-separated.
+pub fn parse_signals(text: &str) -> Result<Vec<i32>, String> {
+    text.split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.trim()
+                .parse::<i32>()
+                .map_err(|_| format!("`{s}` is not a signal number"))
+        })
+        .collect()
+}

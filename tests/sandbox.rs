@@ -1,0 +1,308 @@
+//! The agents' sandbox end to end: `orch up` on a private tmux server with agents of our own
+//! (`kind: command` scripts) that try to get out, under a fake HOME so that the real one is
+//! never touched. Skipped with a message where bubblewrap cannot work (`.ci/run` installs it).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use support::{Up, wait_until};
+
+/// Whether the sandbox works here; says why not when it does not.
+fn sandbox_works(test: &str) -> bool {
+    match orch::sandbox::availability() {
+        Ok(()) => true,
+        Err(why) => {
+            eprintln!("skipped {test}: {why}");
+            false
+        }
+    }
+}
+
+fn config(extra: &str) -> String {
+    format!(
+        "agents:\n  mine:\n    kind: command\n    command: [\"./worker.sh\"]\n{extra}  bot:\n    kind: scripted\n\
+         roles:\n  planner: bot\n  judge: bot\n  workers: [mine]\nlimits:\n  retries: 0\n  task_timeout: 60s\n"
+    )
+}
+
+const ONE_TASK: &str = r#"{"tasks": [
+  {"id": "a", "agent": "mine", "task": "write a", "files": ["tests/a_test.txt", "a.txt"]}
+]}"#;
+
+/// A fake home with a secret key, and another project beside this one.
+struct Outside {
+    _dir: tempfile::TempDir,
+    home: PathBuf,
+    sibling: PathBuf,
+}
+
+impl Outside {
+    fn new(project: &Path) -> Outside {
+        let dir = tempfile::Builder::new()
+            .prefix("orch-sandbox-home-")
+            .tempdir()
+            .unwrap();
+        let home = dir.path().canonicalize().unwrap().join("home");
+        std::fs::create_dir_all(home.join(".ssh")).unwrap();
+        std::fs::write(home.join(".ssh/id_rsa"), "SECRET-KEY-MATERIAL\n").unwrap();
+        // Beside the project: `../<name>` from inside it.
+        let sibling = project.with_file_name(format!(
+            "{}-sibling",
+            project.file_name().unwrap().to_string_lossy()
+        ));
+        std::fs::create_dir_all(&sibling).unwrap();
+        std::fs::write(sibling.join("theirs.txt"), "theirs\n").unwrap();
+        Outside {
+            _dir: dir,
+            home,
+            sibling,
+        }
+    }
+}
+
+impl Drop for Outside {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.sibling);
+    }
+}
+
+fn run_dir(up: &Up) -> PathBuf {
+    std::fs::read_dir(up.p.path(".orch/runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+}
+
+#[test]
+fn a_hostile_agent_cannot_leave_its_box_and_orch_reports_it() {
+    if !sandbox_works("a_hostile_agent_cannot_leave_its_box") {
+        return;
+    }
+    let up = Up::new("sandbox-escape", &config(""));
+    let outside = Outside::new(&up.p.root());
+    let sibling = outside.sibling.file_name().unwrap().to_string_lossy();
+    up.p.script(
+        "worker.sh",
+        &format!(
+            "#!/bin/sh\n\
+             echo x > ~/pwned && echo ESCAPED-HOME\n\
+             rm -rf ../{sibling} && ls ../{sibling} 2>/dev/null && echo ESCAPED-SIBLING\n\
+             cat ~/.ssh/id_rsa && echo ESCAPED-SSH\n\
+             echo x > /etc/orch-sandbox-x && echo ESCAPED-ETC\n\
+             umount ~ 2>/dev/null && echo ESCAPED-UMOUNT\n\
+             cat /proc/[0-9]*/root$HOME/.ssh/id_rsa 2>/dev/null && echo ESCAPED-PROC\n\
+             ls -d /tmp/tmux-* 2>/dev/null && echo ESCAPED-TMUX\n\
+             mkdir -p tests && echo ok > tests/a_test.txt && echo ok > a.txt\n"
+        ),
+    );
+    up.p.file("plan.json", ONE_TASK);
+    up.orch()
+        .env("HOME", &outside.home)
+        .args(["up", "go", "--plan", "plan.json", "--detach"])
+        .run()
+        .expect(0);
+    let wait = up
+        .orch()
+        .env("HOME", &outside.home)
+        .args(["wait", "--timeout", "90"])
+        .run();
+    assert_eq!(wait.code(), 0, "{}\n{}", wait.stderr(), up.diagnostics());
+
+    // Nothing outside changed.
+    assert!(!outside.home.join("pwned").exists(), "~/pwned was written");
+    assert_eq!(
+        std::fs::read_to_string(outside.sibling.join("theirs.txt")).unwrap(),
+        "theirs\n",
+        "the sibling project was touched"
+    );
+    assert!(!Path::new("/etc/orch-sandbox-x").exists());
+    // The agent wrote its own files, and saw nothing of the secret.
+    assert_eq!(up.p.read("a.txt"), "ok\n");
+    let attempt = run_dir(&up).join("tasks/a/1");
+    let output = std::fs::read_to_string(attempt.join("output.log")).unwrap();
+    assert!(!output.contains("ESCAPED"), "{output}");
+    assert!(!output.contains("SECRET-KEY"), "{output}");
+
+    // orch reports the refused writes: in the exit record, the status and the report.
+    let status = up.status();
+    let refusals = status["sandbox_refusals"].as_array().unwrap();
+    let lines: Vec<&str> = refusals
+        .iter()
+        .map(|r| r["line"].as_str().unwrap())
+        .collect();
+    assert!(
+        lines.iter().any(|l| l.contains("pwned")) && lines.iter().any(|l| l.contains("/etc")),
+        "{status:#}"
+    );
+    assert!(refusals.iter().all(|r| r["task"] == "a"), "{status:#}");
+    assert!(status["sandbox_off"].is_null(), "{status:#}");
+    let exit = std::fs::read_to_string(attempt.join("exit.json")).unwrap();
+    assert!(exit.contains("sandbox_refused"), "{exit}");
+    let shown = up.orch().args(["status"]).run().expect(0).stdout();
+    assert!(shown.contains("REFUSED BY THE SANDBOX"), "{shown}");
+    let report = up.orch().args(["report"]).run().expect(0).stdout();
+    assert!(report.contains("Refused by the sandbox"), "{report}");
+    // The launch spec names the sandbox the agent ran in.
+    let spec = std::fs::read_to_string(attempt.join("launch.json")).unwrap();
+    assert!(spec.contains("\"sandbox\""), "{spec}");
+}
+
+#[test]
+fn without_network_the_box_has_only_its_own_loopback() {
+    if !sandbox_works("without_network_the_box_has_only_its_own_loopback") {
+        return;
+    }
+    let up = Up::new("sandbox-net", &config("    network: off\n"));
+    // Interfaces other than lo are listed in /proc/net/dev; none must be there.
+    up.p.script(
+        "worker.sh",
+        "#!/bin/sh\nmkdir -p tests\ntail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' > tests/a_test.txt\necho ok > a.txt\n",
+    );
+    up.p.file("plan.json", ONE_TASK);
+    up.up(&["go", "--plan", "plan.json"], None).expect(0);
+    up.wait(0);
+    assert_eq!(up.p.read("tests/a_test.txt"), "lo\n");
+}
+
+#[test]
+fn down_stops_a_boxed_agent_gracefully_and_leaves_nothing_running() {
+    if !sandbox_works("down_stops_a_boxed_agent_gracefully") {
+        return;
+    }
+    let up = Up::new("sandbox-down", &config(""));
+    // The agent ends its turn cleanly on TERM: the stop reaches it through the box.
+    up.p.script(
+        "worker.sh",
+        "#!/bin/sh\ntrap 'echo stopped > term.txt; exit 0' TERM\n\
+         mkdir -p tests && echo ok > tests/a_test.txt && touch started\n\
+         while :; do sleep 0.1; done\n",
+    );
+    up.p.file("plan.json", ONE_TASK);
+    up.up(&["go", "--plan", "plan.json"], None).expect(0);
+    wait_until(
+        "the agent to start",
+        Duration::from_secs(30),
+        || up.p.path("started").exists(),
+        || up.diagnostics(),
+    );
+    let run = run_dir(&up);
+    // Its box: bwrap, the box's init, the agent and its sleep, all found by their variables.
+    assert!(
+        orch::orphans::find(&run).len() >= 3,
+        "{:?}",
+        orch::orphans::find(&run)
+    );
+    up.orch()
+        .args(["down"])
+        .run()
+        .expect(0)
+        .stdout_has("is down");
+    assert_eq!(up.p.read("term.txt"), "stopped\n");
+    wait_until(
+        "every process of the box to be gone",
+        Duration::from_secs(10),
+        || orch::orphans::find(&run).is_empty(),
+        || format!("{:?}", orch::orphans::find(&run)),
+    );
+    assert_eq!(up.status()["phase"], "stopped");
+}
+
+/// A PATH with what orch needs and no bubblewrap.
+fn path_without_bwrap() -> (tempfile::TempDir, String) {
+    let bin = tempfile::tempdir().unwrap();
+    for tool in ["tmux", "git", "sh", "mkdir", "cat", "sleep"] {
+        let found = which::which(tool).unwrap_or_else(|_| panic!("{tool} is needed"));
+        std::os::unix::fs::symlink(found, bin.path().join(tool)).unwrap();
+    }
+    let path = bin.path().display().to_string();
+    (bin, path)
+}
+
+#[test]
+fn auto_without_bubblewrap_runs_unconfined_and_says_so_once() {
+    let up = Up::new("sandbox-auto", &config(""));
+    let (_bin, path) = path_without_bwrap();
+    up.p.script(
+        "worker.sh",
+        "#!/bin/sh\nmkdir -p tests && echo ok > tests/a_test.txt && echo ok > a.txt\n",
+    );
+    up.p.file("plan.json", ONE_TASK);
+    up.orch()
+        .env("PATH", &path)
+        .args(["up", "go", "--plan", "plan.json", "--detach"])
+        .run()
+        .expect(0)
+        .stderr_has("without a sandbox")
+        .stderr_has("bubblewrap");
+    up.wait(0);
+    let status = up.status();
+    assert!(
+        status["sandbox_off"]
+            .as_str()
+            .is_some_and(|s| s.contains("not installed")),
+        "{status:#}"
+    );
+    assert_eq!(up.journal().matches("\"event\":\"sandbox_off\"").count(), 1);
+    let spec = std::fs::read_to_string(run_dir(&up).join("tasks/a/1/launch.json")).unwrap();
+    assert!(!spec.contains("\"sandbox\""), "{spec}");
+    let shown = up.orch().args(["status"]).run().expect(0).stdout();
+    assert!(shown.contains("NO SANDBOX"), "{shown}");
+}
+
+#[test]
+fn bwrap_required_and_missing_stops_the_run_before_it_starts() {
+    let up = Up::new("sandbox-required", &config("    sandbox: bwrap\n"));
+    let (_bin, path) = path_without_bwrap();
+    up.p.file("plan.json", ONE_TASK);
+    up.orch()
+        .env("PATH", &path)
+        .args(["up", "go", "--plan", "plan.json", "--detach"])
+        .run()
+        .expect(2)
+        .stderr_has("agent `mine`")
+        .stderr_has("sandbox: bwrap")
+        .stderr_has("apt-get install bubblewrap");
+    assert!(!up.p.path(".orch/runs").exists() || run_dir_count(&up) == 0);
+    up.orch()
+        .env("PATH", &path)
+        .args(["doctor"])
+        .run()
+        .expect(1)
+        .stdout_has("sandbox: mine require(s) it");
+}
+
+fn run_dir_count(up: &Up) -> usize {
+    std::fs::read_dir(up.p.path(".orch/runs"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn an_off_agent_runs_unconfined_and_doctor_says_which() {
+    let up = Up::new("sandbox-off", &config("    sandbox: off\n"));
+    let outside = Outside::new(&up.p.root());
+    up.p.script(
+        "worker.sh",
+        "#!/bin/sh\nmkdir -p tests && echo ok > tests/a_test.txt && cat ~/.ssh/id_rsa > a.txt\n",
+    );
+    up.p.file("plan.json", ONE_TASK);
+    up.orch()
+        .env("HOME", &outside.home)
+        .args(["up", "go", "--plan", "plan.json", "--detach"])
+        .run()
+        .expect(0);
+    up.wait(0);
+    // Unconfined, as asked: it could read the key (which is why `off` is a choice to make).
+    assert_eq!(up.p.read("a.txt"), "SECRET-KEY-MATERIAL\n");
+    if sandbox_works("an_off_agent_runs_unconfined (doctor part)") {
+        up.orch()
+            .args(["doctor"])
+            .run()
+            .expect(0)
+            .stdout_has("sandbox: off for mine");
+    }
+}
