@@ -12,6 +12,8 @@ mod ownership;
 mod panes;
 mod planning;
 mod resume;
+mod revert;
+mod sweep;
 mod tasks;
 pub mod ui;
 

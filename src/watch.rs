@@ -22,6 +22,7 @@ mod snapshot_tests;
 pub use copy::save_copy;
 pub use dirs::DirWatcher;
 pub use error::WatchError;
-pub use rules::{Ignore, IgnoreError};
+pub use rules::{Ignore, IgnoreError, StartRules};
 pub use snapshot::{Restored, Snapshot, SnapshotChange, SnapshotError};
 pub use tree::{ChangeKind, FsChange, TreeWatcher};
+pub use walk::files_under;

@@ -366,6 +366,9 @@ impl Engine {
                 snapshot
             }
         };
+        // From now on, what is ignored is what was ignored at the start.
+        let (gitignore, exclude) = snapshot.start_rules();
+        self.ignore.freeze(gitignore, exclude.as_deref());
         self.snapshot = Some(snapshot);
         Ok(())
     }

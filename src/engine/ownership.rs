@@ -1,7 +1,7 @@
 //! Ownership, watched live: every change in the project is attributed. A change to a file
 //! owned by a running task is that task's work; any other change is a violation, recorded with
-//! its suspects and handled by the configured policy. A final sweep against the start
-//! snapshot catches what the watcher missed.
+//! its suspects and handled by the configured policy. Sweeps (`sweep.rs`) catch what the
+//! watcher missed; reverts are in `revert.rs`.
 
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -10,7 +10,7 @@ use super::core::{ChangeSeen, Engine};
 use crate::config::ViolationPolicy;
 use crate::plan::TaskId;
 use crate::state::{Event, Phase, TaskStatus};
-use crate::watch::{ChangeKind, FsChange, SnapshotChange};
+use crate::watch::{ChangeKind, FsChange};
 
 impl Engine {
     pub(super) fn on_fs(&mut self, change: FsChange) -> anyhow::Result<()> {
@@ -93,7 +93,7 @@ impl Engine {
                 if self.is_expected_content(path) {
                     return Ok(()); // our own revert, or a write that changed nothing
                 }
-                self.violation(path, change, active)
+                self.violation(path, change, active, false)
             }
             _ => Ok(()),
         }
@@ -101,7 +101,7 @@ impl Engine {
 
     /// The tasks whose agent was running at `at`: started before it, and still running or
     /// ended after it.
-    fn active_at(&self, at: u64) -> Vec<TaskId> {
+    pub(super) fn active_at(&self, at: u64) -> Vec<TaskId> {
         self.state
             .tasks_in_order()
             .filter(|t| t.started_at_ms.is_some_and(|s| s <= at))
@@ -112,7 +112,7 @@ impl Engine {
 
     /// Whether the file is as it should be: as a finished task left it, or as it was at the
     /// start of the run. Such a change is not a violation (it is, for one, our own revert).
-    fn is_expected_content(&self, path: &str) -> bool {
+    pub(super) fn is_expected_content(&self, path: &str) -> bool {
         let current = std::fs::read(self.project.root.join(path)).ok();
         let baseline = self.dir.baseline().join(path);
         if baseline.exists() {
@@ -124,16 +124,20 @@ impl Engine {
         }
     }
 
-    fn violation(&mut self, path: &str, change: &str, suspects: Vec<TaskId>) -> anyhow::Result<()> {
-        let n = self.state.violations.len() as u32 + 1;
+    /// Records a violation and handles it by the configured policy, whoever the suspects
+    /// (nobody, for a change made while no agent ran: it still counts against the run). The
+    /// journal comes first: under `revert` the violation is journaled `reverting` before its
+    /// content is saved and the file touched, and how that went is journaled after.
+    pub(super) fn violation(
+        &mut self,
+        path: &str,
+        change: &str,
+        suspects: Vec<TaskId>,
+        swept: bool,
+    ) -> anyhow::Result<()> {
+        let n = self.next_violation_number();
         let now = super::ui::now_ms();
         let policy = self.config.ownership.on_violation;
-        // With nobody running, the change came from outside orch (the user): record only.
-        let policy = if suspects.is_empty() {
-            ViolationPolicy::Warn
-        } else {
-            policy
-        };
         // One write can arrive as several events (created, then modified): the same file
         // changed by the same suspects moments apart is one violation. A revert needs no such care: after
         // it, the content is as expected and no event gets this far.
@@ -146,73 +150,91 @@ impl Engine {
         {
             return Ok(());
         }
-        let mut saved = None;
         let action = match policy {
+            ViolationPolicy::Warn if swept => "found-by-sweep".to_string(),
             ViolationPolicy::Warn => "recorded".to_string(),
-            ViolationPolicy::Revert => {
-                // Save first: nothing is lost, even if the restore fails.
-                let dest = self.dir.violation_dir(n);
-                saved = crate::watch::save_copy(&self.project.root, path, &dest)?
-                    .map(|p| self.project.display(&p).to_string());
-                self.revert(path)
-            }
+            ViolationPolicy::Revert => "reverting".to_string(),
             ViolationPolicy::Stop => {
                 let names: Vec<String> = suspects
                     .iter()
                     .filter(|id| self.live.contains_key(*id))
                     .map(ToString::to_string)
                     .collect();
-                if names.is_empty() {
+                if suspects.is_empty() {
+                    "recorded (nobody to stop)".to_string()
+                } else if names.is_empty() {
                     "recorded (the suspects had already ended)".to_string()
                 } else {
                     format!("stopped {}", names.join(", "))
                 }
             }
         };
+        let dest = self.dir.violation_dir(n);
+        let exists = std::fs::symlink_metadata(self.project.root.join(path)).is_ok();
+        let saved = (policy == ViolationPolicy::Revert && exists)
+            .then(|| self.project.display(&dest.join(path)).to_string());
         self.record(Event::Violation {
             n,
             path: path.to_string(),
             change: change.to_string(),
             suspects: suspects.clone(),
             action,
-            saved,
+            saved: saved.clone(),
+            swept,
         })?;
-        if policy == ViolationPolicy::Stop {
-            // Only an agent still running can be stopped; one that already ended keeps its
-            // outcome, with the violation on record.
-            let running: Vec<TaskId> = suspects
-                .into_iter()
-                .filter(|id| self.live.contains_key(id))
-                .collect();
-            for id in running {
-                self.fail_task(
-                    &id,
-                    format!("stopped: changed {path}, which it does not own"),
-                )?;
+        match policy {
+            ViolationPolicy::Warn => Ok(()),
+            ViolationPolicy::Revert => {
+                // Save first: nothing is lost, even if the restore fails; nothing is touched
+                // if the content cannot be saved.
+                let (action, saved) = match crate::watch::save_copy(&self.project.root, path, &dest)
+                {
+                    Ok(copy) => (
+                        self.revert(n, path),
+                        copy.map(|p| self.project.display(&p).to_string()),
+                    ),
+                    Err(e) => (
+                        format!(
+                            "not reverted: its content could not be saved first ({e:#}); \
+                             free space or fix the run directory, then restore `{path}` by hand"
+                        ),
+                        None,
+                    ),
+                };
+                self.record(Event::ViolationSettled { n, action, saved })?;
+                Ok(())
+            }
+            ViolationPolicy::Stop => {
+                // Only an agent still running can be stopped; one that already ended keeps
+                // its outcome, with the violation on record.
+                let running: Vec<TaskId> = suspects
+                    .into_iter()
+                    .filter(|id| self.live.contains_key(id))
+                    .collect();
+                for id in running {
+                    self.fail_task(
+                        &id,
+                        format!("stopped: changed {path}, which it does not own"),
+                    )?;
+                }
+                Ok(())
             }
         }
-        Ok(())
     }
 
-    /// Puts a file back as a finished task left it, else as it was when the run started
-    /// (deleting it if it did not exist then).
-    fn revert(&self, path: &str) -> String {
-        let target = self.project.root.join(path);
-        let baseline = self.dir.baseline().join(path);
-        if baseline.exists() {
-            return match std::fs::copy(&baseline, &target) {
-                Ok(_) => "reverted".into(),
-                Err(e) => format!("revert failed: {e}"),
-            };
-        }
-        let Some(snapshot) = &self.snapshot else {
-            return "revert failed: no snapshot".into();
-        };
-        match snapshot.restore(path) {
-            Ok(crate::watch::Restored::Deleted) => "deleted".into(),
-            Ok(_) => "reverted".into(),
-            Err(e) => format!("revert failed: {e}"),
-        }
+    /// The next violation's number: after every number the journal knows and every
+    /// `violations/<n>/` on disk, so that no number is ever used twice, even one whose
+    /// journal line was lost.
+    pub(super) fn next_violation_number(&self) -> u32 {
+        let journaled = self.state.violations.iter().map(|v| v.n).max().unwrap_or(0);
+        let on_disk = std::fs::read_dir(self.dir.violations())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .max()
+            .unwrap_or(0);
+        journaled.max(on_disk) + 1
     }
 
     /// Once the plan is known: files the planner wrote that are not spec files were
@@ -226,7 +248,7 @@ impl Engine {
         let writes = std::mem::take(&mut self.planning_writes);
         for (path, seen) in writes {
             if !specs.contains(&path) {
-                let n = self.state.violations.len() as u32 + 1;
+                let n = self.next_violation_number();
                 self.record(Event::Violation {
                     n,
                     path,
@@ -234,69 +256,9 @@ impl Engine {
                     suspects: vec![TaskId::new("planner")],
                     action: "recorded".into(),
                     saved: None,
+                    swept: false,
                 })?;
             }
-        }
-        Ok(())
-    }
-
-    /// Compares the tree with the start snapshot: every change that no task owns, that is no
-    /// spec, and that was not recorded yet, is recorded now.
-    pub(super) fn sweep(&mut self) -> anyhow::Result<()> {
-        let Some(snapshot) = &self.snapshot else {
-            return Ok(());
-        };
-        let changed = match snapshot.changed_since() {
-            Ok(changed) => changed,
-            Err(e) => {
-                eprintln!("warning: the final sweep could not compare the tree: {e}");
-                return Ok(());
-            }
-        };
-        let owned: BTreeSet<&str> = self
-            .state
-            .tasks
-            .values()
-            .flat_map(|t| t.files.iter().map(String::as_str))
-            .collect();
-        let specs: BTreeSet<String> = self
-            .plan
-            .as_ref()
-            .map(|p| p.spec_files().into_iter().collect())
-            .unwrap_or_default();
-        let recorded: BTreeSet<String> = self
-            .state
-            .violations
-            .iter()
-            .map(|v| v.path.clone())
-            .collect();
-        let found: Vec<(String, String)> = changed
-            .into_iter()
-            .filter(|(path, _)| {
-                !owned.contains(path.as_str())
-                    && !specs.contains(path)
-                    && !recorded.contains(path)
-                    && !self.ignore.is_ignored(path, false)
-            })
-            .map(|(path, kind)| {
-                let change = match kind {
-                    SnapshotChange::Added => "created",
-                    SnapshotChange::Modified => "modified",
-                    SnapshotChange::Deleted => "removed",
-                };
-                (path, change.to_string())
-            })
-            .collect();
-        for (path, change) in found {
-            let n = self.state.violations.len() as u32 + 1;
-            self.record(Event::Violation {
-                n,
-                path,
-                change,
-                suspects: vec![],
-                action: "found-by-sweep".into(),
-                saved: None,
-            })?;
         }
         Ok(())
     }

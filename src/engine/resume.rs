@@ -77,6 +77,8 @@ impl Engine {
             _ => {}
         }
         self.stop_strays(&panes, &adopted);
+        // What changed while no engine watched is judged before anything new starts.
+        self.sweep()?;
         match self.state.phase {
             Phase::Planning if self.planner.is_none() => self.continue_planning(),
             Phase::Planning => Ok(()),

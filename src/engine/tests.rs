@@ -241,7 +241,21 @@ fn a_write_outside_the_running_tasks_files_is_saved_then_reverted() {
         suspects.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
         ["a"]
     );
+    // Journaled before anything is touched; how it went, after.
+    assert_eq!(action, "reverting");
+    let settled = run.wait_event("the revert", |e| {
+        matches!(e, Event::ViolationSettled { .. })
+    });
+    let Event::ViolationSettled {
+        action,
+        saved: saved_then,
+        ..
+    } = settled
+    else {
+        unreachable!()
+    };
     assert_eq!(action, "reverted");
+    assert_eq!(saved_then, saved);
     let saved = run
         .root()
         .join(saved.expect("the violating content is saved"));

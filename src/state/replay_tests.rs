@@ -59,6 +59,7 @@ fn full_run() -> Vec<Event> {
             suspects: vec![id("planner")],
             action: "recorded".into(),
             saved: None,
+            swept: false,
         },
         Event::PlanAccepted { plan: plan() },
         Event::TaskStarted {
@@ -96,6 +97,7 @@ fn full_run() -> Vec<Event> {
             suspects: vec![id("2")],
             action: "stopped".into(),
             saved: Some("violations/2/src/db.rs".into()),
+            swept: false,
         },
         Event::TaskFailed {
             task: id("2"),

@@ -1,0 +1,131 @@
+//! Sweeps: the tree compared with what the journal says should be there, for the changes no
+//! watcher saw (made while no engine watched, between a crash and `orch resume`, or lost to
+//! an inotify overflow). A file should be as it was at the start of the run, unless a task
+//! owns it: a running task's files are its work in progress, a finished task's are as it
+//! left them (`baseline/`). Each change found is attributed to the tasks that ran when it
+//! was made (by the file's time, else its directory's), where the evidence allows, and
+//! handled by the configured policy like any violation the watcher reports.
+//!
+//! New files are judged by the ignore rules of the run's start: a file hidden by a
+//! `.gitignore` planted since is found too (git's own listing goes by today's rules).
+
+use std::collections::BTreeMap;
+
+use super::core::Engine;
+use crate::state::{Phase, TaskStatus};
+use crate::watch::SnapshotChange;
+
+impl Engine {
+    /// Records (and handles) every change the journal cannot account for. Only once the
+    /// plan is known: while planning, the planner's writes are judged with its plan.
+    pub(super) fn sweep(&mut self) -> anyhow::Result<()> {
+        if self.state.phase != Phase::Running {
+            return Ok(());
+        }
+        let Some(snapshot) = self.snapshot.clone() else {
+            return Ok(());
+        };
+        let mut found: BTreeMap<String, &'static str> = BTreeMap::new();
+        match snapshot.changed_since() {
+            Ok(changed) => {
+                for (path, kind) in changed {
+                    let change = match kind {
+                        SnapshotChange::Added => "created",
+                        SnapshotChange::Modified => "modified",
+                        SnapshotChange::Deleted => "removed",
+                    };
+                    found.insert(path, change);
+                }
+            }
+            Err(e) => {
+                eprintln!("warning: the sweep could not compare the tree with its start: {e}");
+                return Ok(());
+            }
+        }
+        match snapshot.ignored_now() {
+            Ok(entries) => {
+                for entry in entries {
+                    let is_dir = entry.ends_with('/');
+                    let rel = entry.trim_end_matches('/');
+                    if self.ignore.is_ignored(rel, is_dir) {
+                        continue; // ignored at the start too
+                    }
+                    if is_dir {
+                        for file in crate::watch::files_under(&self.project.root, rel, &self.ignore)
+                        {
+                            found.entry(file).or_insert("created");
+                        }
+                    } else {
+                        found.entry(rel.to_string()).or_insert("created");
+                    }
+                }
+            }
+            Err(e) => eprintln!("warning: the sweep could not list what git ignores: {e}"),
+        }
+        for (path, change) in found {
+            if self.accounted_for(&path) {
+                continue;
+            }
+            let suspects = self.active_at(self.changed_at(&path));
+            self.violation(&path, change, suspects, true)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the journal explains `path` as it is now.
+    fn accounted_for(&self, path: &str) -> bool {
+        if self.ignore.is_ignored(path, false) {
+            return true;
+        }
+        let specs = self
+            .plan
+            .as_ref()
+            .map(|p| p.spec_files())
+            .unwrap_or_default();
+        if specs.iter().any(|s| s == path) {
+            return true; // the planner's, judged with its plan
+        }
+        let owner = self
+            .state
+            .tasks
+            .values()
+            .find(|t| t.files.iter().any(|f| f == path));
+        if let Some(task) = owner {
+            match task.state {
+                // Work in progress.
+                TaskStatus::Running => return true,
+                // Judged against the version it left (below); without one (its copy could
+                // not be kept) nothing says what it should be.
+                TaskStatus::Done if !self.dir.baseline().join(path).exists() => return true,
+                TaskStatus::Done => {}
+                // It ran: its files hold its work, of which no version was kept.
+                _ if task.attempts > 0 => return true,
+                _ => {}
+            }
+        }
+        if self.is_expected_content(path) {
+            return true;
+        }
+        // Known already and not resolved: one record is enough. A revert that was journaled
+        // but never settled (the engine died in between) is done again.
+        self.state.violations.iter().any(|v| {
+            v.path == path && !matches!(v.action.as_str(), "reverted" | "deleted" | "reverting")
+        })
+    }
+
+    /// When `path` was changed, as far as the file system says: its modification time, or
+    /// for a file gone, its directory's (or the nearest one's that is left). Now, if none.
+    fn changed_at(&self, path: &str) -> u64 {
+        let mut at = Some(std::path::Path::new(path));
+        while let Some(rel) = at {
+            if let Ok(meta) = std::fs::symlink_metadata(self.project.root.join(rel))
+                && let Ok(time) = meta.modified()
+                && let Ok(since) = time.duration_since(std::time::UNIX_EPOCH)
+            {
+                return since.as_millis() as u64;
+            }
+            at = rel.parent();
+        }
+        super::ui::now_ms()
+    }
+}
