@@ -5,6 +5,7 @@
 mod barrier;
 mod core;
 mod crash;
+mod disk;
 mod event_loop;
 mod interrupted;
 mod judging;

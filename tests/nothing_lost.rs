@@ -215,3 +215,120 @@ mv src elsewhere/src
         assert_eq!(violation(&all, path, &project)["action"], "reverted");
     }
 }
+
+/// A project on a small tmpfs of its own, unmounted (lazily: tmux may still hold a file)
+/// after the project is dropped. `None` where no tmpfs can be mounted (not root): the test
+/// is skipped with a message, unless `ORCH_REQUIRE_TMPFS=1` (CI) makes that a failure.
+struct OnTmpfs {
+    project: Project,
+    _mount: Mount,
+}
+
+struct Mount(std::path::PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+fn on_tmpfs(project: Project, size: &str) -> Option<OnTmpfs> {
+    let root = project.p.root();
+    let holding = tempfile::tempdir().unwrap();
+    let copy = |from: &std::path::Path, to: &std::path::Path| {
+        let status = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(from.join("."))
+            .arg(to)
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "cp -a {} {}",
+            from.display(),
+            to.display()
+        );
+    };
+    copy(&root, holding.path());
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(&root)
+        .stderr(std::process::Stdio::piped())
+        .output();
+    match mounted {
+        Ok(out) if out.status.success() => {}
+        other => {
+            let why = match other {
+                Ok(out) => String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                std::env::var("ORCH_REQUIRE_TMPFS").as_deref() != Ok("1"),
+                "ORCH_REQUIRE_TMPFS=1 but no tmpfs can be mounted: {why}"
+            );
+            eprintln!("skipped: the disk-full test needs a tmpfs it can mount (root): {why}");
+            return None;
+        }
+    }
+    let mount = Mount(root.clone());
+    copy(holding.path(), &root);
+    Some(OnTmpfs {
+        project,
+        _mount: mount,
+    })
+}
+
+#[test]
+fn a_full_disk_stops_the_run_and_resume_carries_on_once_space_is_back() {
+    // b writes its files, fills the disk, and exits 0: its exit record cannot be written.
+    let rogue = "cat /dev/zero > counts/fill 2>/dev/null\ntrue\n";
+    let Some(on) = on_tmpfs(project("disk-full", "revert", rogue), "40m") else {
+        return;
+    };
+    let project = &on.project;
+    project.up(true, &[]);
+    project.wait_until("the full disk to stop the engine", || {
+        project.p.path("counts/b-went-rogue").exists() && project.status()["engine_alive"] == false
+    });
+    let run = project.orch().args(["resume", "--detach"]).run();
+    assert_ne!(run.code(), 0, "resume with the disk full: {}", run.stdout());
+    run.stderr_has("free");
+
+    std::fs::remove_file(project.p.path("counts/fill")).unwrap();
+    project.resume();
+    project.wait(0);
+    assert_eq!(project.starts("a"), 1);
+    assert_eq!(
+        project.starts("b"),
+        1,
+        "b's exit was recovered, not run again"
+    );
+    let journal = project.journal();
+    assert!(!journal.contains("without an exit record"), "{journal}");
+    let exit = std::fs::read_to_string(project.run_dir().join("tasks/b/1/exit.json")).unwrap();
+    assert!(exit.contains("\"code\":0"), "{exit}");
+}
+
+#[test]
+fn a_revert_journaled_but_not_done_when_the_engine_died_is_done_on_resume() {
+    let project = project("revert-unfinished", "revert", "echo defaced > README.md\n");
+    // The engine dies right after journaling the violation `reverting`, before touching it.
+    project.up(true, &[("ORCH_ENGINE_CRASH", "after:violation")]);
+    let exit = project.run_dir().join("tasks/b/1/exit.json");
+    project.wait_until(
+        "the engine to die after the violation, and b to end",
+        || exit.exists() && project.status()["engine_alive"] == false,
+    );
+    assert_eq!(project.p.read("README.md"), "defaced\n");
+    project.resume();
+    project.wait(0);
+    assert_eq!(project.p.read("README.md"), "# the project\n");
+    let all = violations(&project);
+    assert_eq!(all.len(), 1, "one violation, one number: {all:#?}");
+    let v = &all[0];
+    assert_eq!(v["action"], "reverted", "{v}");
+    assert_eq!(project.p.read(v["saved"].as_str().unwrap()), "defaced\n");
+}

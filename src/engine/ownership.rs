@@ -184,26 +184,7 @@ impl Engine {
         })?;
         match policy {
             ViolationPolicy::Warn => Ok(()),
-            ViolationPolicy::Revert => {
-                // Save first: nothing is lost, even if the restore fails; nothing is touched
-                // if the content cannot be saved.
-                let (action, saved) = match crate::watch::save_copy(&self.project.root, path, &dest)
-                {
-                    Ok(copy) => (
-                        self.revert(n, path),
-                        copy.map(|p| self.project.display(&p).to_string()),
-                    ),
-                    Err(e) => (
-                        format!(
-                            "not reverted: its content could not be saved first ({e:#}); \
-                             free space or fix the run directory, then restore `{path}` by hand"
-                        ),
-                        None,
-                    ),
-                };
-                self.record(Event::ViolationSettled { n, action, saved })?;
-                Ok(())
-            }
+            ViolationPolicy::Revert => self.save_and_revert(n, path),
             ViolationPolicy::Stop => {
                 // Only an agent still running can be stopped; one that already ended keeps
                 // its outcome, with the violation on record.
@@ -220,6 +201,27 @@ impl Engine {
                 Ok(())
             }
         }
+    }
+
+    /// Saves the violating content of `path` (violation `n`) and reverts it, then journals
+    /// how that went. Nothing is touched if the content cannot be saved first.
+    pub(super) fn save_and_revert(&mut self, n: u32, path: &str) -> anyhow::Result<()> {
+        let dest = self.dir.violation_dir(n);
+        let (action, saved) = match crate::watch::save_copy(&self.project.root, path, &dest) {
+            Ok(copy) => (
+                self.revert(n, path),
+                copy.map(|p| self.project.display(&p).to_string()),
+            ),
+            Err(e) => (
+                format!(
+                    "not reverted: its content could not be saved first ({e:#}); free space or \
+                     fix the run directory, then `orch resume` tries again"
+                ),
+                None,
+            ),
+        };
+        self.record(Event::ViolationSettled { n, action, saved })?;
+        Ok(())
     }
 
     /// The next violation's number: after every number the journal knows and every

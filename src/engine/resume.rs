@@ -210,6 +210,14 @@ impl Engine {
         if let Some(live) = mine.iter().find(|p| !p.dead) {
             return Found::Running((*live).clone());
         }
+        // Its exit record could not be written (a full disk): the pane's status says how it
+        // ended, and is now written as its record (see disk.rs).
+        if let Some(dead) = mine.iter().find(|p| p.dead)
+            && self.recover_exit(dir, dead).is_some()
+            && exit_file.exists()
+        {
+            return Found::Exited;
+        }
         Found::Interrupted(if mine.is_empty() {
             "its agent was gone (no pane runs it) when the engine resumed".to_string()
         } else {

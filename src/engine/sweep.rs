@@ -25,6 +25,7 @@ impl Engine {
         let Some(snapshot) = self.snapshot.clone() else {
             return Ok(());
         };
+        self.finish_reverts()?;
         let mut found: BTreeMap<String, &'static str> = BTreeMap::new();
         match snapshot.changed_since() {
             Ok(changed) => {
@@ -82,8 +83,8 @@ impl Engine {
             .as_ref()
             .map(|p| p.spec_files())
             .unwrap_or_default();
-        if specs.iter().any(|s| s == path) {
-            return true; // the planner's, judged with its plan
+        if specs.iter().any(|s| s == path) && !self.dir.baseline().join(path).exists() {
+            return true; // the planner's, with no copy to judge it against (an older run)
         }
         let owner = self
             .state
@@ -106,11 +107,47 @@ impl Engine {
         if self.is_expected_content(path) {
             return true;
         }
-        // Known already and not resolved: one record is enough. A revert that was journaled
-        // but never settled (the engine died in between) is done again.
-        self.state.violations.iter().any(|v| {
-            v.path == path && !matches!(v.action.as_str(), "reverted" | "deleted" | "reverting")
-        })
+        // Known already and not resolved: one record is enough (a revert left unfinished
+        // was tried again first, see `finish_reverts`).
+        self.state
+            .violations
+            .iter()
+            .any(|v| v.path == path && !matches!(v.action.as_str(), "reverted" | "deleted"))
+    }
+
+    /// Reverts journaled but not done (the engine died in between), or that failed: done
+    /// again, under the same number. One whose file is as it should be by now is settled.
+    fn finish_reverts(&mut self) -> anyhow::Result<()> {
+        let unfinished: Vec<(u32, String, Option<String>)> = self
+            .state
+            .violations
+            .iter()
+            .filter(|v| {
+                v.action == "reverting"
+                    || v.action.starts_with("revert failed")
+                    || v.action.starts_with("not reverted")
+            })
+            .map(|v| (v.n, v.path.clone(), v.saved.clone()))
+            .collect();
+        for (n, path, saved) in unfinished {
+            let kept = self.dir.violation_dir(n).join(&path);
+            if self.is_expected_content(&path) {
+                let saved = saved.filter(|_| std::fs::symlink_metadata(&kept).is_ok());
+                let action = if self.project.root.join(&path).exists() {
+                    "reverted"
+                } else {
+                    "deleted"
+                };
+                self.record(crate::state::Event::ViolationSettled {
+                    n,
+                    action: action.into(),
+                    saved,
+                })?;
+            } else {
+                self.save_and_revert(n, &path)?;
+            }
+        }
+        Ok(())
     }
 
     /// When `path` was changed, as far as the file system says: its modification time, or

@@ -163,8 +163,17 @@ impl Engine {
             // write; the rename will come.
             Err(_) => return Ok(()),
         };
+        self.on_exit(dir, &exit)
+    }
+
+    /// The agent of the attempt in `dir` ended as `exit` says.
+    fn on_exit(&mut self, dir: &Path, exit: &ExitRecord) -> anyhow::Result<()> {
+        let failed = exit.code != Some(0) || exit.signal.is_some();
+        if failed && self.disk_full() {
+            return self.stop_for_full_disk(); // see disk.rs
+        }
         if self.planner.as_ref().is_some_and(|p| p.dir == dir) {
-            return self.on_planner_exit(&exit);
+            return self.on_planner_exit(exit);
         }
         let code = if exit.signal.is_some() {
             None
@@ -185,7 +194,7 @@ impl Engine {
         else {
             return Ok(()); // an attempt already settled (timed out, stopped)
         };
-        self.on_task_exit(&id, &exit)
+        self.on_task_exit(&id, exit)
     }
 
     fn on_task_exit(&mut self, id: &TaskId, exit: &ExitRecord) -> anyhow::Result<()> {
@@ -356,7 +365,11 @@ impl Engine {
                     self.on_exit_file(&exit_file)?;
                 } else if self.lost_for_good(&dir)? {
                     // (see interrupted.rs: its exit record may still come, or tmux be gone)
-                    self.on_agent_lost(&dir, &why)?;
+                    let dead = panes.iter().find(|p| p.pane_id == pane);
+                    match dead.and_then(|p| self.recover_exit(&dir, p)) {
+                        Some(exit) => self.on_exit(&dir, &exit)?, // see disk.rs
+                        None => self.on_agent_lost(&dir, &why)?,
+                    }
                 }
             }
         }
@@ -364,6 +377,9 @@ impl Engine {
     }
 
     fn on_agent_lost(&mut self, dir: &Path, why: &str) -> anyhow::Result<()> {
+        if self.disk_full() {
+            return self.stop_for_full_disk(); // see disk.rs
+        }
         let reason = format!("the agent stopped without an exit record: {why}");
         if self.planner.as_ref().is_some_and(|p| p.dir == dir) {
             let live = self.planner.take().expect("checked");

@@ -266,6 +266,28 @@ fn a_write_outside_the_running_tasks_files_is_saved_then_reverted() {
     });
 }
 
+/// A violation whose journal line was lost (the disk filled between saving its content and
+/// journaling it, under an engine that saved first) left `violations/7/` behind: the next
+/// number is after it, never that one again.
+#[test]
+fn violation_numbers_are_never_reused_even_without_their_journal_line() {
+    let mut run = FakeRun::start(
+        &config("ownership:\n  on_violation: revert\n"),
+        TWO_TASKS,
+        &[("README.md", "the original\n")],
+    );
+    std::fs::create_dir_all(run.dir.violation_dir(7).join("x")).unwrap();
+    let a = run.next_agent();
+    assert_eq!(a.task, "a");
+    run.write(&[("README.md", "defaced by a\n")]);
+    let violation = run.wait_event("the violation", |e| matches!(e, Event::Violation { .. }));
+    let Event::Violation { n, saved, .. } = violation else {
+        unreachable!()
+    };
+    assert_eq!(n, 8);
+    assert!(saved.unwrap().contains("/violations/8/"));
+}
+
 /// An agent that writes without pause must not starve the loop's other work (see
 /// `event_loop::FAIR_AFTER`): here, the judge's launch after a task's exit, while a hundred
 /// thousand changes wait behind it, the last of them a violation. Fair, the judge starts
