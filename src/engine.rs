@@ -9,6 +9,7 @@ mod disk;
 mod event_loop;
 mod interrupted;
 mod judging;
+mod keeper;
 mod ownership;
 mod panes;
 mod planning;

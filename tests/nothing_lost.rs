@@ -332,3 +332,35 @@ fn a_revert_journaled_but_not_done_when_the_engine_died_is_done_on_resume() {
     assert_eq!(v["action"], "reverted", "{v}");
     assert_eq!(project.p.read(v["saved"].as_str().unwrap()), "defaced\n");
 }
+
+#[test]
+fn deleting_orch_mid_run_loses_nothing() {
+    // b deletes the run's whole record while it works.
+    let project = project(
+        "orch-deleted",
+        "warn",
+        "rm -rf .orch\ntouch counts/orch-deleted\n",
+    );
+    project.up(true, &[]);
+    support::wait_until(
+        "b to delete .orch, and the engine to restore it",
+        harness::LONG,
+        || {
+            project.p.path("counts/orch-deleted").exists()
+                && project.p.path(".orch/current").exists()
+        },
+        || support::session_diagnostics(project.server.tmux(), &project.session()),
+    );
+    project.wait(0);
+    let status = project.status();
+    assert_eq!(status["phase"], "succeeded", "{status:#}");
+    let events = project.events();
+    for event in ["run_started", "plan_accepted", "task_done", "run_finished"] {
+        assert!(events.contains(&event.to_string()), "{event} in {events:?}");
+    }
+    assert!(
+        violations(&project).is_empty(),
+        "orch's own files are no violation:\n{}",
+        project.journal()
+    );
+}

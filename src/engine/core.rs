@@ -96,7 +96,9 @@ pub(super) struct Engine {
     pub gone_since: HashMap<PathBuf, Instant>,
     /// Whether `render` draws the table on stdout (the control window); not in unit tests.
     pub draw: bool,
-    _lock: EngineLock,
+    /// The run's small files, written back if `.orch/` goes (see keeper.rs).
+    pub kept: Vec<(PathBuf, Vec<u8>)>,
+    pub _lock: EngineLock,
 }
 
 #[derive(Debug, Clone)]
@@ -234,6 +236,7 @@ impl Engine {
             detached: false,
             gone_since: HashMap::new(),
             draw: true,
+            kept: Vec::new(),
             _lock: lock,
         };
         let inputs = Inputs {
@@ -282,6 +285,7 @@ impl Engine {
 
     /// Journals `event`, then applies it to the state.
     pub fn record(&mut self, event: Event) -> anyhow::Result<Record> {
+        self.keep_record()?; // the journal is where readers look for it (see keeper.rs)
         if let Some(crash) = &mut self.crash {
             crash.check(When::Before, &event);
         }
@@ -296,6 +300,7 @@ impl Engine {
     /// Journals `event` without a sync of its own (see `Journal::append_unsynced`), then
     /// applies it: for evidence that is cheap to lose in a machine crash, such as first writes.
     pub fn record_unsynced(&mut self, event: Event) -> anyhow::Result<()> {
+        self.keep_record()?;
         if let Some(crash) = &mut self.crash {
             crash.check(When::Before, &event);
         }
@@ -312,6 +317,7 @@ impl Engine {
     /// as a task's gate results: each sync costs the loop 0.2–0.7 ms (see BENCHMARKS.md).
     /// With a crash point set, one at a time, so that it can fall between any two.
     pub fn record_all(&mut self, events: Vec<Event>) -> anyhow::Result<()> {
+        self.keep_record()?;
         if self.crash.is_some() {
             for event in events {
                 self.record(event)?;
@@ -334,6 +340,7 @@ impl Engine {
             pid: std::process::id(),
         })?;
         self.take_snapshot()?;
+        self.keep_run_files();
         self.set_hooks();
         if resuming {
             self.resume()
