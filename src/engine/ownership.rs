@@ -170,7 +170,8 @@ impl Engine {
             }
         };
         let dest = self.dir.violation_dir(n);
-        let exists = std::fs::symlink_metadata(self.project.root.join(path)).is_ok();
+        let exists =
+            std::fs::symlink_metadata(self.project.root.join(path)).is_ok_and(|m| !m.is_dir());
         let saved = (policy == ViolationPolicy::Revert && exists)
             .then(|| self.project.display(&dest.join(path)).to_string());
         self.record(Event::Violation {
@@ -207,15 +208,24 @@ impl Engine {
     /// how that went. Nothing is touched if the content cannot be saved first.
     pub(super) fn save_and_revert(&mut self, n: u32, path: &str) -> anyhow::Result<()> {
         let dest = self.dir.violation_dir(n);
-        let (action, saved) = match crate::watch::save_copy(&self.project.root, path, &dest) {
+        // A directory now where the file was holds files of its own, each judged on its own:
+        // there is no content of this path to save.
+        let is_dir =
+            std::fs::symlink_metadata(self.project.root.join(path)).is_ok_and(|m| m.is_dir());
+        let copy = if is_dir {
+            Ok(None)
+        } else {
+            crate::watch::save_copy(&self.project.root, path, &dest)
+        };
+        let (action, saved) = match copy {
             Ok(copy) => (
                 self.revert(n, path),
                 copy.map(|p| self.project.display(&p).to_string()),
             ),
             Err(e) => (
                 format!(
-                    "not reverted: its content could not be saved first ({e:#}); free space or \
-                     fix the run directory, then `orch resume` tries again"
+                    "not reverted: its content could not be saved first ({e:#}); once that is \
+                     fixed (a full disk: free space), the next sweep or `orch resume` tries again"
                 ),
                 None,
             ),

@@ -291,7 +291,8 @@ fn the_status_json_has_the_documented_shape() {
         status["violations"][1],
         json!({
             "n": 2, "path": "src/db.rs", "change": "modified", "suspects": [2],
-            "action": "stopped", "at": 1015, "saved": "violations/2/src/db.rs"
+            "action": "stopped", "at": 1015, "saved": "violations/2/src/db.rs",
+            "swept": false
         })
     );
     assert_eq!(status["violations"][0]["suspects"], json!(["planner"]));
