@@ -139,8 +139,8 @@ impl Engine {
         let now = super::ui::now_ms();
         let policy = self.config.ownership.on_violation;
         // One write can arrive as several events (created, then modified): the same file
-        // changed by the same suspects moments apart is one violation. A revert needs no such care: after
-        // it, the content is as expected and no event gets this far.
+        // changed by the same suspects moments apart is one violation. A revert needs no such
+        // care: after it, the content is as expected and no event gets this far.
         if policy != ViolationPolicy::Revert
             && self
                 .state
@@ -180,7 +180,7 @@ impl Engine {
             change: change.to_string(),
             suspects: suspects.clone(),
             action,
-            saved: saved.clone(),
+            saved,
             swept,
         })?;
         match policy {
