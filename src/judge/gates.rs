@@ -334,6 +334,38 @@ mod tests {
     }
 
     #[test]
+    fn a_violation_nobody_can_be_blamed_for_fails_the_run_unless_reverted() {
+        let v = |path: &str, suspects: &[&str], action: &str| ViolationRecord {
+            n: 1,
+            path: path.into(),
+            change: "modified".into(),
+            suspects: suspects.iter().map(|s| TaskId::new(*s)).collect(),
+            action: action.into(),
+            saved: None,
+            swept: true,
+            at_ms: 10,
+        };
+        let nobody = [v("README.md", &[], "found-by-sweep")];
+        let gate = violation_gate(None, &nobody, 0);
+        assert!(
+            gate.failed() && gate.detail.contains("README.md"),
+            "{gate:?}"
+        );
+        // No task is to blame for it.
+        assert!(!violation_gate(Some(&TaskId::new("a")), &nobody, 0).failed());
+        for resolved in ["reverted", "deleted"] {
+            assert!(!violation_gate(None, &[v("README.md", &[], resolved)], 0).failed());
+        }
+        // A revert journaled and never settled, or failed, is not resolved.
+        for open in [
+            "reverting",
+            "revert failed: x; the content to put back is in y",
+        ] {
+            assert!(violation_gate(None, &[v("README.md", &["a"], open)], 0).failed());
+        }
+    }
+
+    #[test]
     fn specs_and_test_files() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.md"), "x").unwrap();
