@@ -20,6 +20,10 @@ id="$ORCH_TASK_ID"
 mkdir -p counts
 echo "start $$" >> "counts/starts-$id"
 for f in $ORCH_FILES; do mkdir -p "$(dirname "$f")"; echo "$id done" > "$f"; done
+# Held when the test says so, until let go.
+if [ -e "counts/hold-$id" ]; then
+  while [ ! -e "counts/release-$id" ]; do sleep 0.02; done
+fi
 if [ "$id" = b ] && [ ! -e counts/b-went-rogue ]; then
   touch counts/b-went-rogue
   . ./rogue.sh
@@ -51,10 +55,14 @@ fn config(policy: &str) -> String {
 
 /// The project, with `b`'s rogue act and the ownership policy.
 fn project(name: &str, policy: &str, rogue: &str) -> Project {
+    project_with(name, policy, rogue, PLAN)
+}
+
+fn project_with(name: &str, policy: &str, rogue: &str, plan: &str) -> Project {
     let project = Project::new(name);
     let p = &project.p;
     p.file("orch.yaml", &config(policy));
-    p.file("plan.json", PLAN);
+    p.file("plan.json", plan);
     p.file("src/tracked.txt", "tracked\n");
     p.script("worker.sh", WORKER);
     p.file("rogue.sh", rogue);
@@ -363,4 +371,23 @@ fn deleting_orch_mid_run_loses_nothing() {
         "orch's own files are no violation:\n{}",
         project.journal()
     );
+}
+
+#[test]
+fn a_file_changed_after_its_owner_ended_while_no_engine_watched_is_found_and_blamed_right() {
+    // a and b run side by side. b kills the engine, lets a end, then overwrites a's file.
+    let plan = PLAN.replace(r#", "depends_on": ["a"]"#, "");
+    let rogue = format!(
+        "{KILL_ENGINE}touch counts/release-a\n\
+         while [ ! -e \"$ORCH_RUN_DIR/tasks/a/1/exit.json\" ]; do sleep 0.02; done\n\
+         echo 'b was here' > src/a.txt\n"
+    );
+    let project = project_with("owner-ended", "warn", &rogue, &plan);
+    project.p.file("counts/hold-a", "");
+    kill_then_resume(&project);
+    project.wait(1);
+    let all = violations(&project);
+    let v = violation(&all, "src/a.txt", &project);
+    assert_eq!(v["suspects"], serde_json::json!(["b"]), "{v}");
+    assert_eq!(v["swept"], true, "{v}");
 }

@@ -150,7 +150,22 @@ impl Engine {
         {
             return Ok(());
         }
+        // A file of a task that ran, of which no version was kept, cannot be put back as its
+        // task left it (and the start's content would undo that task's work): recorded.
+        let unknown_version = self.state.tasks.values().any(|t| {
+            t.attempts > 0
+                && t.files.iter().any(|f| f == path)
+                && !self.dir.baseline().join(path).exists()
+        });
+        let policy = if policy == ViolationPolicy::Revert && unknown_version {
+            ViolationPolicy::Warn
+        } else {
+            policy
+        };
         let action = match policy {
+            ViolationPolicy::Warn if unknown_version => {
+                "recorded (not reverted: no version of its owner's was kept)".to_string()
+            }
             ViolationPolicy::Warn if swept => "found-by-sweep".to_string(),
             ViolationPolicy::Warn => "recorded".to_string(),
             ViolationPolicy::Revert => "reverting".to_string(),

@@ -67,7 +67,10 @@ impl Engine {
             if self.accounted_for(&path) {
                 continue;
             }
-            let suspects = self.active_at(self.changed_at(&path));
+            let at = self.changed_at(&path);
+            let mut suspects = self.active_at(at);
+            // Not those whose agent had ended by then (exit records no engine handled yet).
+            suspects.retain(|id| self.ended_at(id).is_none_or(|end| end >= at));
             self.violation(&path, change, suspects, true)?;
         }
         Ok(())
@@ -91,17 +94,17 @@ impl Engine {
             .tasks
             .values()
             .find(|t| t.files.iter().any(|f| f == path));
-        if let Some(task) = owner {
-            match task.state {
-                // Work in progress.
-                TaskStatus::Running => return true,
-                // Judged against the version it left (below); without one (its copy could
-                // not be kept) nothing says what it should be.
-                TaskStatus::Done if !self.dir.baseline().join(path).exists() => return true,
-                TaskStatus::Done => {}
-                // It ran: its files hold its work, of which no version was kept.
-                _ if task.attempts > 0 => return true,
-                _ => {}
+        if let Some(task) = owner
+            && task.attempts > 0
+            && !self.dir.baseline().join(path).exists()
+        {
+            // It ran and no version of its was kept (each exit keeps one, judged against
+            // below): work in progress, unless its agent is known to have ended before the
+            // change (its exit record, written while no engine watched, says so).
+            let ended = self.ended_at(&task.id);
+            let running = task.state == TaskStatus::Running && task.ended_at_ms.is_none();
+            if !(running && ended.is_some_and(|end| self.changed_at(path) > end)) {
+                return true;
             }
         }
         if self.is_expected_content(path) {
@@ -148,6 +151,19 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// When the agent of a task the journal says is running ended, by the exit record of
+    /// its current attempt (one written while no engine watched).
+    fn ended_at(&self, id: &crate::plan::TaskId) -> Option<u64> {
+        let task = self.state.tasks.get(id)?;
+        if task.state != TaskStatus::Running || task.ended_at_ms.is_some() {
+            return None;
+        }
+        let exit = self.dir.task_attempt(id, task.attempts).join("exit.json");
+        crate::agent_run::ExitRecord::read(&exit)
+            .ok()
+            .map(|e| e.ended_at_ms)
     }
 
     /// When `path` was changed, as far as the file system says: its modification time, or

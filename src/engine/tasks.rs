@@ -208,6 +208,7 @@ impl Engine {
             code: exit.code,
             signal: exit.signal,
         })?;
+        self.keep_baseline(id);
         if exit.code != Some(0) || exit.signal.is_some() {
             let reason = format!("the agent {}", exit.describe());
             return self.fail_or_start_over(id, live.attempt, reason); // see interrupted.rs
@@ -410,8 +411,9 @@ impl Engine {
             .map(|(id, _)| id.clone())
     }
 
-    /// Keeps a copy of a finished task's files: a later violating write to one of them is
-    /// reverted to this, not to the start of the run.
+    /// Keeps a copy of a task's files as its agent left them (at each exit, and once done):
+    /// a later violating write to one of them is judged against, and reverted to, this, not
+    /// the start of the run. A file it left missing has no copy.
     pub(super) fn keep_baseline(&self, id: &TaskId) {
         let Some(task) = self.state.tasks.get(id) else {
             return;
@@ -422,7 +424,15 @@ impl Engine {
             if let Some(parent) = to.parent() {
                 let _ = std::fs::create_dir_all(parent);
             }
-            let _ = std::fs::copy(&from, &to);
+            if let Err(e) = std::fs::copy(&from, &to) {
+                let _ = std::fs::remove_file(&to);
+                if from.exists() {
+                    eprintln!(
+                        "warning: cannot keep a copy of {file} as task {id} left it ({e}); a \
+                         later change to it can only be judged against the start"
+                    );
+                }
+            }
         }
     }
 }
