@@ -19,9 +19,11 @@ const WORKER: &str = r#"#!/bin/sh
 id="$ORCH_TASK_ID"
 mkdir -p counts
 echo "start $$" >> "counts/starts-$id"
-for f in $ORCH_FILES; do mkdir -p "$(dirname "$f")"; echo "$id done" > "$f"; done
-# Held when the test says so, until let go.
-if [ -e "counts/hold-$id" ]; then
+word=done
+if [ "$(wc -l < "counts/starts-$id")" -gt 1 ]; then word="done again"; fi
+for f in $ORCH_FILES; do mkdir -p "$(dirname "$f")"; echo "$id $word" > "$f"; done
+# Held when the test says so (hold-again: from its second attempt on), until let go.
+if [ -e "counts/hold-$id" ] || { [ -e "counts/hold-again-$id" ] && [ "$word" != done ]; }; then
   while [ ! -e "counts/release-$id" ]; do sleep 0.02; done
 fi
 if [ "$id" = b ] && [ ! -e counts/b-went-rogue ]; then
@@ -390,4 +392,31 @@ fn a_file_changed_after_its_owner_ended_while_no_engine_watched_is_found_and_bla
     let v = violation(&all, "src/a.txt", &project);
     assert_eq!(v["suspects"], serde_json::json!(["b"]), "{v}");
     assert_eq!(v["swept"], true, "{v}");
+}
+
+#[test]
+fn a_retried_task_at_work_when_the_engine_died_is_not_its_own_violation() {
+    // a's first attempt fails (its files kept as it left them); its second is at work with
+    // new content when the engine dies: that is its work, not a change to judge.
+    let project = project("retry-at-work", "revert", "");
+    // The test gate fails once: a's first attempt goes back to its agent.
+    let gate =
+        "gates:\n  test: \"if [ -e counts/fail-once ]; then rm counts/fail-once; exit 1; fi\"\n";
+    project.p.file("orch.yaml", &(config("revert") + gate));
+    project.p.file("counts/fail-once", "");
+    project.p.file("counts/hold-again-a", "");
+    project.up(true, &[]);
+    project.wait_until("a's second attempt at work", || {
+        project.starts("a") == 2
+            && std::fs::read_to_string(project.p.path("src/a.txt"))
+                .ok()
+                .as_deref()
+                == Some("a done again\n")
+    });
+    project.kill_engine();
+    project.resume();
+    project.p.file("counts/release-a", "");
+    project.wait(0);
+    assert!(violations(&project).is_empty(), "{}", project.journal());
+    assert_eq!(project.p.read("src/a.txt"), "a done again\n");
 }

@@ -150,12 +150,14 @@ impl Engine {
         {
             return Ok(());
         }
-        // A file of a task that ran, of which no version was kept, cannot be put back as its
-        // task left it (and the start's content would undo that task's work): recorded.
+        // A file of a task that ran, of which no version was kept (or only an earlier
+        // attempt's, while the journal says its agent still runs), cannot be put back as its
+        // task left it, and the start's content would undo that task's work: recorded.
         let unknown_version = self.state.tasks.values().any(|t| {
             t.attempts > 0
                 && t.files.iter().any(|f| f == path)
-                && !self.dir.baseline().join(path).exists()
+                && (!self.dir.baseline().join(path).exists()
+                    || (t.state == crate::state::TaskStatus::Running && t.ended_at_ms.is_none()))
         });
         let policy = if policy == ViolationPolicy::Revert && unknown_version {
             ViolationPolicy::Warn

@@ -94,16 +94,16 @@ impl Engine {
             .tasks
             .values()
             .find(|t| t.files.iter().any(|f| f == path));
-        if let Some(task) = owner
-            && task.attempts > 0
-            && !self.dir.baseline().join(path).exists()
-        {
-            // It ran and no version of its was kept (each exit keeps one, judged against
-            // below): work in progress, unless its agent is known to have ended before the
-            // change (its exit record, written while no engine watched, says so).
-            let ended = self.ended_at(&task.id);
-            let running = task.state == TaskStatus::Running && task.ended_at_ms.is_none();
-            if !(running && ended.is_some_and(|end| self.changed_at(path) > end)) {
+        if let Some(task) = owner {
+            if task.state == TaskStatus::Running && task.ended_at_ms.is_none() {
+                // Its agent's work in progress, unless its exit record (written while no
+                // engine watched) says it had ended before the change.
+                let end = self.ended_at(&task.id);
+                if end.is_none_or(|end| self.changed_at(path) <= end) {
+                    return true;
+                }
+            } else if task.attempts > 0 && !self.dir.baseline().join(path).exists() {
+                // It ran, and no version of its was kept (each exit keeps one).
                 return true;
             }
         }
