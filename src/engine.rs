@@ -5,13 +5,17 @@
 mod barrier;
 mod core;
 mod crash;
+mod disk;
 mod event_loop;
 mod interrupted;
 mod judging;
+mod keeper;
 mod ownership;
 mod panes;
 mod planning;
 mod resume;
+mod revert;
+mod sweep;
 mod tasks;
 pub mod ui;
 

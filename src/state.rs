@@ -21,6 +21,7 @@ pub use event::{Event, Outcome, Record, TaskVerdict, now_ms};
 pub use journal::{Journal, Replay, read_journal};
 pub use lock::{EngineLock, LockError, UpLock, holder};
 pub use preflight::check_writable;
+pub(crate) use preflight::free_bytes;
 pub use run_dir::{RunDir, RunInfo, create_run, is_run_id};
 pub use run_state::{
     AttemptEnd, AttemptOutcome, AttemptRecord, GateRecord, Interruption, Phase, PlanningState,

@@ -24,6 +24,7 @@ pub use copy::{restore_copy, save_copy};
 pub use dirs::DirWatcher;
 pub use error::WatchError;
 pub use git_guard::{GitChange, GitGuard};
-pub use rules::{Ignore, IgnoreError};
+pub use rules::{Ignore, IgnoreError, StartRules};
 pub use snapshot::{Restored, Snapshot, SnapshotChange, SnapshotError};
 pub use tree::{ChangeKind, FsChange, TreeWatcher};
+pub use walk::files_under;

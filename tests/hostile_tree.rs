@@ -356,7 +356,7 @@ fn what_cannot_be_saved_is_not_reverted_and_the_run_goes_on() {
         .find(|(p, _, _)| p == "stray.fifo")
         .unwrap_or_else(|| panic!("{status:#}"));
     assert!(
-        v.2.starts_with("not reverted: it could not be saved first"),
+        v.2.starts_with("not reverted: its content could not be saved first"),
         "{v:?}"
     );
     assert!(up.p.path("stray.fifo").exists());

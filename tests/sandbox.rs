@@ -22,7 +22,7 @@ fn sandbox_works(test: &str) -> bool {
 
 fn config(extra: &str) -> String {
     format!(
-        "agents:\n  mine:\n    kind: command\n    command: [\"./worker.sh\"]\n{extra}  bot:\n    kind: scripted\n\
+        "agents:\n  mine:\n    kind: command\n    command: [\"./worker.sh\"]\n{extra}  bot:\n    kind: scripted\n    sample: true\n\
          roles:\n  planner: bot\n  judge: bot\n  workers: [mine]\nlimits:\n  retries: 0\n  task_timeout: 60s\n"
     )
 }

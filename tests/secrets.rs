@@ -84,7 +84,10 @@ fn no_marker_in_any_command_line_while_the_run_is_live_nor_in_a_readable_file() 
         "agents:\n  holder:\n    kind: command\n    command: [\"./hold.sh\"]\n    env:\n      \
          ORCH_T_AGENT_SECRET: {agent_secret}\n      HOLD_DIR: {}\n  bot:\n    kind: scripted\n    sample: true\n\
          roles:\n  planner: bot\n  judge: bot\n  workers: [holder]\n\
-         gates:\n  test: test -n \"$ORCH_T_CALLER_SECRET\"\nlimits:\n  retries: 0\n",
+         gates:\n  test: test -n \"$ORCH_T_CALLER_SECRET\"\nlimits:\n  retries: 0\n\
+         sandbox_paths:\n  write: [\"{}\"]\n",
+        hold.path().display(),
+        // The agent's sandbox shows it this directory of the test's (its /tmp is its own).
         hold.path().display()
     );
     let up = Up::new("secrets", &config);
@@ -129,8 +132,12 @@ fn no_marker_in_any_command_line_while_the_run_is_live_nor_in_a_readable_file() 
         leaks.join("\n")
     );
     // Yet the agent has them: the caller's environment and its own `env`.
-    let pid = std::fs::read_to_string(&started).unwrap();
-    let environ = std::fs::read(format!("/proc/{}/environ", pid.trim())).unwrap();
+    let pid: i32 = std::fs::read_to_string(&started)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let environ = agent_environ(pid, &up.p.root()).expect("the agent's process");
     let agent_env = String::from_utf8_lossy(&environ);
     assert!(
         agent_env.contains(&format!("ORCH_T_CALLER_SECRET={caller_secret}\0")),
@@ -241,7 +248,9 @@ exit 1
 #[test]
 fn orch_plan_gives_each_cli_its_prompt_on_stdin_not_as_an_argument() {
     let p = TestProject::new();
-    let out = tempfile::tempdir().unwrap();
+    // In the project: the planner's sandbox has a /tmp of its own.
+    let out = p.path("fake-out");
+    std::fs::create_dir_all(&out).unwrap();
     for cli in ["claude", "codex", "opencode", "gemini"] {
         p.script(&format!("bin/{cli}"), FAKE_CLI);
     }
@@ -263,13 +272,13 @@ fn orch_plan_gives_each_cli_its_prompt_on_stdin_not_as_an_argument() {
         );
         p.orch()
             .env("PATH", &path)
-            .env("FAKE_OUT", out.path())
+            .env("FAKE_OUT", &out)
             .args(["plan", &format!("Build it {request_secret}")])
             .run()
             .expect(1);
-        let argv = std::fs::read_to_string(out.path().join(format!("{cli}.argv")))
+        let argv = std::fs::read_to_string(out.join(format!("{cli}.argv")))
             .unwrap_or_else(|e| panic!("{cli} did not run: {e}"));
-        let stdin = std::fs::read_to_string(out.path().join(format!("{cli}.stdin"))).unwrap();
+        let stdin = std::fs::read_to_string(out.join(format!("{cli}.stdin"))).unwrap();
         assert!(!argv.contains(&request_secret), "{cli}'s argv:\n{argv}");
         assert!(!argv.contains(&agent_secret), "{cli}'s argv:\n{argv}");
         assert!(stdin.contains(&request_secret), "{cli}'s stdin:\n{stdin}");
@@ -323,4 +332,25 @@ fn every_file_of_a_planned_run_is_the_users_alone_but_copies_of_project_files() 
     }
     assert!(open.is_empty(), "readable by others:\n{}", open.join("\n"));
     assert!(run.join("planner/1/plan.json").exists());
+}
+
+/// The environment of the agent whose `$$` is `inner` (its pid in its sandbox's namespace, or
+/// out here when unboxed), found among the processes that hold the project's task variables.
+fn agent_environ(inner: i32, root: &std::path::Path) -> Option<Vec<u8>> {
+    let project = format!("ORCH_PROJECT_DIR={}", root.display());
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let status = std::fs::read_to_string(entry.path().join("status")).ok()?;
+            let nspid = status.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
+            if nspid.split_whitespace().last()?.parse::<i32>().ok()? != inner {
+                return None;
+            }
+            let environ = std::fs::read(entry.path().join("environ")).ok()?;
+            environ
+                .split(|b| *b == 0)
+                .any(|v| v == project.as_bytes())
+                .then_some(environ)
+        })
 }

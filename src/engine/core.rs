@@ -100,7 +100,9 @@ pub(super) struct Engine {
     pub gone_since: HashMap<PathBuf, Instant>,
     /// Whether `render` draws the table on stdout (the control window); not in unit tests.
     pub draw: bool,
-    _lock: EngineLock,
+    /// The run's small files, written back if `.orch/` goes (see keeper.rs).
+    pub kept: Vec<(PathBuf, Vec<u8>)>,
+    pub _lock: EngineLock,
 }
 
 #[derive(Debug, Clone)]
@@ -251,6 +253,7 @@ impl Engine {
             detached: false,
             gone_since: HashMap::new(),
             draw: true,
+            kept: Vec::new(),
             _lock: lock,
         };
         let inputs = Inputs {
@@ -304,6 +307,7 @@ impl Engine {
 
     /// Journals `event`, then applies it to the state.
     pub fn record(&mut self, event: Event) -> anyhow::Result<Record> {
+        self.keep_record()?; // the journal is where readers look for it (see keeper.rs)
         if let Some(crash) = &mut self.crash {
             crash.check(When::Before, &event);
         }
@@ -318,6 +322,7 @@ impl Engine {
     /// Journals `event` without a sync of its own (see `Journal::append_unsynced`), then
     /// applies it: for evidence that is cheap to lose in a machine crash, such as first writes.
     pub fn record_unsynced(&mut self, event: Event) -> anyhow::Result<()> {
+        self.keep_record()?;
         if let Some(crash) = &mut self.crash {
             crash.check(When::Before, &event);
         }
@@ -334,6 +339,7 @@ impl Engine {
     /// as a task's gate results: each sync costs the loop 0.2–0.7 ms (see BENCHMARKS.md).
     /// With a crash point set, one at a time, so that it can fall between any two.
     pub fn record_all(&mut self, events: Vec<Event>) -> anyhow::Result<()> {
+        self.keep_record()?;
         if self.crash.is_some() {
             for event in events {
                 self.record(event)?;
@@ -357,6 +363,7 @@ impl Engine {
         })?;
         self.take_snapshot()?;
         self.say_if_unconfined()?;
+        self.keep_run_files();
         self.set_hooks();
         if resuming {
             self.resume()
@@ -400,6 +407,9 @@ impl Engine {
                 snapshot
             }
         };
+        // From now on, what is ignored is what was ignored at the start.
+        let (gitignore, exclude) = snapshot.start_rules();
+        self.ignore.freeze(gitignore, exclude.as_deref());
         self.snapshot = Some(snapshot);
         Ok(())
     }

@@ -128,6 +128,7 @@ impl Engine {
                 }
                 _ = tick.tick() => {
                     streak = 0;
+                    self.keep_record()?; // see keeper.rs
                     self.check_timeouts()?;
                     self.render();
                 }
@@ -160,6 +161,7 @@ impl Engine {
             return self.on_gates_done(done);
         }
         if tick.poll_tick(&mut cx).is_ready() {
+            self.keep_record()?;
             self.check_timeouts()?;
             self.render();
             return Ok(());

@@ -1,7 +1,7 @@
 //! Ownership, watched live: every change in the project is attributed. A change to a file
 //! owned by a running task is that task's work; any other change is a violation, recorded with
-//! its suspects and handled by the configured policy. A final sweep against the start
-//! snapshot catches what the watcher missed.
+//! its suspects and handled by the configured policy. Sweeps (`sweep.rs`) catch what the
+//! watcher missed; reverts are in `revert.rs`.
 
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -10,7 +10,7 @@ use super::core::{ChangeSeen, Engine};
 use crate::config::ViolationPolicy;
 use crate::plan::TaskId;
 use crate::state::{Event, Phase, TaskStatus};
-use crate::watch::{ChangeKind, FsChange, SnapshotChange};
+use crate::watch::{ChangeKind, FsChange};
 
 impl Engine {
     pub(super) fn on_fs(&mut self, change: FsChange) -> anyhow::Result<()> {
@@ -85,7 +85,7 @@ impl Engine {
                         let owner = owner.clone();
                         let change = format!("made into {out}:");
                         let grave = Some(outside_note(&out));
-                        return self.violation(path, &change, vec![owner], grave);
+                        return self.violation(path, &change, vec![owner], grave, false);
                     }
                     if !self.state.first_writes.contains_key(path) {
                         self.record_unsynced(Event::FirstWrite {
@@ -106,9 +106,9 @@ impl Engine {
                     Some(out) => {
                         let change = format!("made into {out}:");
                         let grave = Some(outside_note(&out));
-                        self.violation(path, &change, active, grave)
+                        self.violation(path, &change, active, grave, false)
                     }
-                    None => self.violation(path, change, active, None),
+                    None => self.violation(path, change, active, None, false),
                 }
             }
             _ => Ok(()),
@@ -132,19 +132,15 @@ impl Engine {
                 Phase::Planning => vec![TaskId::new("planner")],
                 _ => self.active_at(at),
             };
-            let grave = (!suspects.is_empty()).then(|| {
-                ".git/ is not the agents' to change: a hook, config, attribute or ref \
-                 planted there runs or acts at the user's next git command"
-                    .to_string()
-            });
-            self.violation(&change.shown, change.change, suspects, grave)?;
+            let grave = (!suspects.is_empty()).then(|| GIT_META_NOTE.to_string());
+            self.violation(&change.shown, change.change, suspects, grave, false)?;
         }
         Ok(())
     }
 
     /// The tasks whose agent was running at `at`: started before it, and still running or
     /// ended after it.
-    fn active_at(&self, at: u64) -> Vec<TaskId> {
+    pub(super) fn active_at(&self, at: u64) -> Vec<TaskId> {
         self.state
             .tasks_in_order()
             .filter(|t| t.started_at_ms.is_some_and(|s| s <= at))
@@ -155,7 +151,7 @@ impl Engine {
 
     /// Whether the file is as it should be: as a finished task left it, or as it was at the
     /// start of the run. Such a change is not a violation (it is, for one, our own revert).
-    fn is_expected_content(&self, path: &str) -> bool {
+    pub(super) fn is_expected_content(&self, path: &str) -> bool {
         if crate::paths::link_out(&self.project.root, path).is_some() {
             return false;
         }
@@ -177,28 +173,29 @@ impl Engine {
         }
     }
 
+    /// Records a violation and handles it by the configured policy, whoever the suspects
+    /// (nobody, for a change made while no agent ran: it still counts against the run). The
+    /// journal comes first: under `revert` the violation is journaled `reverting` before its
+    /// content is saved and the file touched, and how that went is journaled after.
+    ///
     /// `grave`: why this violation cannot be undone by a revert (a file outside the project
-    /// was reached), said after the action; such a violation stays unresolved, so it fails
-    /// its task and the run whatever the policy.
+    /// was reached, or `.git/` was changed), said after the action; such a violation stays
+    /// unresolved, so it fails its task and the run whatever the policy. `swept`: found by a
+    /// sweep rather than seen by the watcher.
     pub(super) fn violation(
         &mut self,
         path: &str,
         change: &str,
         suspects: Vec<TaskId>,
         grave: Option<String>,
+        swept: bool,
     ) -> anyhow::Result<()> {
-        let n = self.state.violations.len() as u32 + 1;
+        let n = self.next_violation_number();
         let now = super::ui::now_ms();
         let policy = self.config.ownership.on_violation;
-        // With nobody running, the change came from outside orch (the user): record only.
-        let policy = if suspects.is_empty() {
-            ViolationPolicy::Warn
-        } else {
-            policy
-        };
         // One write can arrive as several events (created, then modified): the same file
-        // changed by the same suspects moments apart is one violation. A revert needs no such care: after
-        // it, the content is as expected and no event gets this far.
+        // changed by the same suspects moments apart is one violation. A revert needs no such
+        // care: after it, the content is as expected and no event gets this far.
         if policy != ViolationPolicy::Revert
             && self
                 .state
@@ -208,42 +205,40 @@ impl Engine {
         {
             return Ok(());
         }
-        let mut saved = None;
+        // A file of a task that ran, of which no version was kept (or only an earlier
+        // attempt's, while the journal says its agent still runs), cannot be put back as its
+        // task left it, and the start's content would undo that task's work: recorded.
+        // A link out of the project is no work of a task's to keep: it goes whatever was kept.
+        let link_out = crate::paths::link_out(&self.project.root, path).is_some();
+        let unknown_version = !link_out
+            && self.state.tasks.values().any(|t| {
+                t.attempts > 0
+                    && t.files.iter().any(|f| f == path)
+                    && (!self.dir.baseline().join(path).exists()
+                        || (t.state == crate::state::TaskStatus::Running
+                            && t.ended_at_ms.is_none()))
+            });
+        let policy = if policy == ViolationPolicy::Revert && unknown_version {
+            ViolationPolicy::Warn
+        } else {
+            policy
+        };
         let action = match policy {
-            ViolationPolicy::Warn => "recorded".to_string(),
-            ViolationPolicy::Revert => {
-                // Save first: nothing is lost, even if the restore fails.
-                let dest = self.dir.violation_dir(n);
-                let temp = self.dir.path().to_path_buf();
-                let root = self.project.root.clone();
-                let guard = self.git_guard.as_mut().filter(|g| g.guards(path));
-                let copied = match &guard {
-                    Some(guard) => guard.save(path, &dest),
-                    None => crate::watch::save_copy(&root, path, &dest),
-                };
-                match copied {
-                    // Nothing is reverted that could not be saved first.
-                    Err(e) => format!("not reverted: it could not be saved first ({e:#})"),
-                    Ok(copy) => {
-                        saved = copy.map(|p| self.project.display(&p).to_string());
-                        match guard {
-                            Some(guard) => match guard.restore(path, &temp) {
-                                Ok(crate::watch::Restored::Deleted) => "deleted".into(),
-                                Ok(_) => "reverted".into(),
-                                Err(e) => format!("revert failed: {e}"),
-                            },
-                            None => self.revert(path),
-                        }
-                    }
-                }
+            ViolationPolicy::Warn if unknown_version => {
+                "recorded (not reverted: no version of its owner's was kept)".to_string()
             }
+            ViolationPolicy::Warn if swept => "found-by-sweep".to_string(),
+            ViolationPolicy::Warn => "recorded".to_string(),
+            ViolationPolicy::Revert => "reverting".to_string(),
             ViolationPolicy::Stop => {
                 let names: Vec<String> = suspects
                     .iter()
                     .filter(|id| self.live.contains_key(*id))
                     .map(ToString::to_string)
                     .collect();
-                if names.is_empty() {
+                if suspects.is_empty() {
+                    "recorded (nobody to stop)".to_string()
+                } else if names.is_empty() {
                     "recorded (the suspects had already ended)".to_string()
                 } else {
                     format!("stopped {}", names.join(", "))
@@ -254,6 +249,11 @@ impl Engine {
             Some(why) => format!("{action}; {why}"),
             None => action,
         };
+        let dest = self.dir.violation_dir(n);
+        let exists =
+            std::fs::symlink_metadata(self.project.root.join(path)).is_ok_and(|m| !m.is_dir());
+        let saved = (policy == ViolationPolicy::Revert && exists)
+            .then(|| self.project.display(&dest.join(path)).to_string());
         self.record(Event::Violation {
             n,
             path: path.to_string(),
@@ -261,48 +261,100 @@ impl Engine {
             suspects: suspects.clone(),
             action,
             saved,
+            swept,
         })?;
-        if policy == ViolationPolicy::Stop {
-            // Only an agent still running can be stopped; one that already ended keeps its
-            // outcome, with the violation on record.
-            let running: Vec<TaskId> = suspects
-                .into_iter()
-                .filter(|id| self.live.contains_key(id))
-                .collect();
-            for id in running {
-                self.fail_task(
-                    &id,
-                    format!("stopped: changed {path}, which it does not own"),
-                )?;
+        match policy {
+            ViolationPolicy::Warn => Ok(()),
+            ViolationPolicy::Revert => self.save_and_revert(n, path),
+            ViolationPolicy::Stop => {
+                // Only an agent still running can be stopped; one that already ended keeps
+                // its outcome, with the violation on record.
+                let running: Vec<TaskId> = suspects
+                    .into_iter()
+                    .filter(|id| self.live.contains_key(id))
+                    .collect();
+                for id in running {
+                    self.fail_task(
+                        &id,
+                        format!("stopped: changed {path}, which it does not own"),
+                    )?;
+                }
+                Ok(())
             }
         }
+    }
+
+    /// Saves the violating content of `path` (violation `n`) and reverts it, then journals
+    /// how that went. Nothing is touched if the content cannot be saved first.
+    pub(super) fn save_and_revert(&mut self, n: u32, path: &str) -> anyhow::Result<()> {
+        let dest = self.dir.violation_dir(n);
+        // A directory now where the file was holds files of its own, each judged on its own:
+        // there is no content of this path to save.
+        let is_dir =
+            std::fs::symlink_metadata(self.project.root.join(path)).is_ok_and(|m| m.is_dir());
+        let temp = self.dir.path().to_path_buf();
+        let root = self.project.root.clone();
+        // What a revert cannot undo, said again once it is done (see `violation`).
+        let grave = match crate::paths::link_out(&root, path) {
+            Some(out) => Some(outside_note(&out)),
+            None => self
+                .git_guard
+                .as_ref()
+                .filter(|g| g.guards(path))
+                .map(|_| GIT_META_NOTE.to_string()),
+        };
+        // A guarded file of `.git/` is saved and put back from the guard's copy of the start.
+        let guard = self.git_guard.as_mut().filter(|g| g.guards(path));
+        let copy = if is_dir {
+            Ok(None)
+        } else {
+            match &guard {
+                Some(guard) => guard.save(path, &dest),
+                None => crate::watch::save_copy(&root, path, &dest),
+            }
+        };
+        let (action, saved) = match copy {
+            Ok(copy) => {
+                let saved = copy.map(|p| self.project.display(&p).to_string());
+                let action = match guard {
+                    Some(guard) => match guard.restore(path, &temp) {
+                        Ok(crate::watch::Restored::Deleted) => "deleted".into(),
+                        Ok(_) => "reverted".into(),
+                        Err(e) => format!("revert failed: {e}"),
+                    },
+                    None => self.revert(n, path),
+                };
+                (action, saved)
+            }
+            Err(e) => (
+                format!(
+                    "not reverted: its content could not be saved first ({e:#}); once that is \
+                     fixed (a full disk: free space), the next sweep or `orch resume` tries again"
+                ),
+                None,
+            ),
+        };
+        let action = match grave {
+            Some(why) => format!("{action}; {why}"),
+            None => action,
+        };
+        self.record(Event::ViolationSettled { n, action, saved })?;
         Ok(())
     }
 
-    /// Puts a file back as a finished task left it, else as it was when the run started
-    /// (deleting it if it did not exist then).
-    fn revert(&self, path: &str) -> String {
-        let baseline = self.dir.baseline();
-        if std::fs::symlink_metadata(baseline.join(path)).is_ok() {
-            // Never written through: a link the agent put there is replaced, not followed.
-            return match crate::watch::restore_copy(
-                &self.project.root,
-                path,
-                &baseline,
-                self.dir.path(),
-            ) {
-                Ok(_) => "reverted".into(),
-                Err(e) => format!("revert failed: {e}"),
-            };
-        }
-        let Some(snapshot) = &self.snapshot else {
-            return "revert failed: no snapshot".into();
-        };
-        match snapshot.restore(path) {
-            Ok(crate::watch::Restored::Deleted) => "deleted".into(),
-            Ok(_) => "reverted".into(),
-            Err(e) => format!("revert failed: {e}"),
-        }
+    /// The next violation's number: after every number the journal knows and every
+    /// `violations/<n>/` on disk, so that no number is ever used twice, even one whose
+    /// journal line was lost.
+    pub(super) fn next_violation_number(&self) -> u32 {
+        let journaled = self.state.violations.iter().map(|v| v.n).max().unwrap_or(0);
+        let on_disk = std::fs::read_dir(self.dir.violations())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .max()
+            .unwrap_or(0);
+        journaled.max(on_disk) + 1
     }
 
     /// Once the plan is known: files the planner wrote that are not spec files were
@@ -316,7 +368,7 @@ impl Engine {
         let writes = std::mem::take(&mut self.planning_writes);
         for (path, seen) in writes {
             if !specs.contains(&path) {
-                let n = self.state.violations.len() as u32 + 1;
+                let n = self.next_violation_number();
                 self.record(Event::Violation {
                     n,
                     path,
@@ -324,105 +376,21 @@ impl Engine {
                     suspects: vec![TaskId::new("planner")],
                     action: "recorded".into(),
                     saved: None,
+                    swept: false,
                 })?;
             }
         }
         Ok(())
     }
-
-    /// Compares the tree with the start snapshot: every change that no task owns, that is no
-    /// spec, and that was not recorded yet, is recorded now.
-    pub(super) fn sweep(&mut self) -> anyhow::Result<()> {
-        self.check_git_meta()?;
-        let Some(snapshot) = &self.snapshot else {
-            return Ok(());
-        };
-        let changed = match snapshot.changed_since() {
-            Ok(changed) => changed,
-            Err(e) => {
-                eprintln!("warning: the final sweep could not compare the tree: {e}");
-                return Ok(());
-            }
-        };
-        let owned: BTreeSet<&str> = self
-            .state
-            .tasks
-            .values()
-            .flat_map(|t| t.files.iter().map(String::as_str))
-            .collect();
-        let specs: BTreeSet<String> = self
-            .plan
-            .as_ref()
-            .map(|p| p.spec_files().into_iter().collect())
-            .unwrap_or_default();
-        let recorded: BTreeSet<String> = self
-            .state
-            .violations
-            .iter()
-            .map(|v| v.path.clone())
-            .collect();
-        let found: Vec<(String, String)> = changed
-            .into_iter()
-            .filter(|(path, _)| {
-                !owned.contains(path.as_str())
-                    && !specs.contains(path)
-                    && !recorded.contains(path)
-                    && !self.ignore.is_ignored(path, false)
-            })
-            .map(|(path, kind)| {
-                let change = match kind {
-                    SnapshotChange::Added => "created",
-                    SnapshotChange::Modified => "modified",
-                    SnapshotChange::Deleted => "removed",
-                };
-                (path, change.to_string())
-            })
-            .collect();
-        // Owned files that lead out of the project, whoever made them so: what was written
-        // through them changed a file elsewhere, which no snapshot shows.
-        let linked: Vec<(String, crate::paths::LinkOut)> = owned
-            .iter()
-            .filter(|path| !recorded.contains(**path))
-            .filter_map(|path| {
-                crate::paths::link_out(&self.project.root, path).map(|out| (path.to_string(), out))
-            })
-            .collect();
-        for (path, out) in linked {
-            let owner: Vec<TaskId> = self
-                .state
-                .tasks
-                .values()
-                .filter(|t| t.files.contains(&path))
-                .map(|t| t.id.clone())
-                .collect();
-            let n = self.state.violations.len() as u32 + 1;
-            self.record(Event::Violation {
-                n,
-                path,
-                change: format!("made into {out}:"),
-                suspects: owner,
-                action: format!("found-by-sweep; {}", outside_note(&out)),
-                saved: None,
-            })?;
-        }
-        for (path, change) in found {
-            let n = self.state.violations.len() as u32 + 1;
-            self.record(Event::Violation {
-                n,
-                path,
-                change,
-                suspects: vec![],
-                action: "found-by-sweep".into(),
-                saved: None,
-            })?;
-        }
-        Ok(())
-    }
 }
+
+/// Why a change in `.git/` stays a violation once reverted.
+const GIT_META_NOTE: &str = ".git/ is not the agents' to change: a hook, config, attribute or \
+                             ref planted there runs or acts at the user's next git command";
 
 /// What a link out of the project left behind, for the report: the outside file is named and
 /// left as the agent left it.
-fn outside_note(out: &crate::paths::LinkOut) -> String {
+pub(super) fn outside_note(out: &crate::paths::LinkOut) -> String {
     match out {
         crate::paths::LinkOut::Symlink { target, .. } => format!(
             "{} is outside the project: orch leaves it as the agent left it, check it",

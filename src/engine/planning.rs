@@ -136,6 +136,15 @@ impl Engine {
 
     pub(super) fn accept_plan(&mut self, plan: Plan) -> anyhow::Result<()> {
         self.record(Event::PlanAccepted { plan: plan.clone() })?;
+        // The specs as the planner left them: what a later change to one is judged against
+        // (a late event of the planner's own write is then no violation).
+        for file in plan.spec_files() {
+            let to = self.dir.baseline().join(&file);
+            if let Some(parent) = to.parent() {
+                let _ = std::fs::create_dir_all(parent);
+            }
+            let _ = std::fs::copy(self.project.root.join(&file), &to);
+        }
         self.plan = Some(plan);
         self.check_planning_writes()?;
         self.dispatch()

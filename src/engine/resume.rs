@@ -77,6 +77,8 @@ impl Engine {
             _ => {}
         }
         self.stop_strays(&panes, &adopted);
+        // What changed while no engine watched is judged before anything new starts.
+        self.sweep()?;
         match self.state.phase {
             Phase::Planning if self.planner.is_none() => self.continue_planning(),
             Phase::Planning => Ok(()),
@@ -209,6 +211,14 @@ impl Engine {
             .collect();
         if let Some(live) = mine.iter().find(|p| !p.dead) {
             return Found::Running((*live).clone());
+        }
+        // Its exit record could not be written (a full disk): the pane's status says how it
+        // ended, and is now written as its record (see disk.rs).
+        if let Some(dead) = mine.iter().find(|p| p.dead)
+            && self.recover_exit(dir, dead).is_some()
+            && exit_file.exists()
+        {
+            return Found::Exited;
         }
         Found::Interrupted(if mine.is_empty() {
             "its agent was gone (no pane runs it) when the engine resumed".to_string()

@@ -171,8 +171,17 @@ impl Engine {
             // write; the rename will come.
             Err(_) => return Ok(()),
         };
+        self.on_exit(dir, &exit)
+    }
+
+    /// The agent of the attempt in `dir` ended as `exit` says.
+    fn on_exit(&mut self, dir: &Path, exit: &ExitRecord) -> anyhow::Result<()> {
+        let failed = exit.code != Some(0) || exit.signal.is_some();
+        if failed && self.disk_full() {
+            return self.stop_for_full_disk(); // see disk.rs
+        }
         if self.planner.as_ref().is_some_and(|p| p.dir == dir) {
-            return self.on_planner_exit(&exit);
+            return self.on_planner_exit(exit);
         }
         let code = if exit.signal.is_some() {
             None
@@ -193,7 +202,7 @@ impl Engine {
         else {
             return Ok(()); // an attempt already settled (timed out, stopped)
         };
-        self.on_task_exit(&id, &exit)
+        self.on_task_exit(&id, exit)
     }
 
     fn on_task_exit(&mut self, id: &TaskId, exit: &ExitRecord) -> anyhow::Result<()> {
@@ -215,6 +224,7 @@ impl Engine {
                 lines: exit.sandbox_refused.clone(),
             })?;
         }
+        self.keep_baseline(id);
         if exit.code != Some(0) || exit.signal.is_some() {
             let reason = format!("the agent {}", exit.describe());
             return self.fail_or_start_over(id, live.attempt, reason); // see interrupted.rs
@@ -372,7 +382,11 @@ impl Engine {
                     self.on_exit_file(&exit_file)?;
                 } else if self.lost_for_good(&dir)? {
                     // (see interrupted.rs: its exit record may still come, or tmux be gone)
-                    self.on_agent_lost(&dir, &why)?;
+                    let dead = panes.iter().find(|p| p.pane_id == pane);
+                    match dead.and_then(|p| self.recover_exit(&dir, p)) {
+                        Some(exit) => self.on_exit(&dir, &exit)?, // see disk.rs
+                        None => self.on_agent_lost(&dir, &why)?,
+                    }
                 }
             }
         }
@@ -380,6 +394,9 @@ impl Engine {
     }
 
     fn on_agent_lost(&mut self, dir: &Path, why: &str) -> anyhow::Result<()> {
+        if self.disk_full() {
+            return self.stop_for_full_disk(); // see disk.rs
+        }
         let reason = format!("the agent stopped without an exit record: {why}");
         if self.planner.as_ref().is_some_and(|p| p.dir == dir) {
             let live = self.planner.take().expect("checked");
@@ -410,8 +427,9 @@ impl Engine {
             .map(|(id, _)| id.clone())
     }
 
-    /// Keeps a copy of a finished task's files: a later violating write to one of them is
-    /// reverted to this, not to the start of the run.
+    /// Keeps a copy of a task's files as its agent left them (at each exit, and once done):
+    /// a later violating write to one of them is judged against, and reverted to, this, not
+    /// the start of the run. A file it left missing has no copy.
     pub(super) fn keep_baseline(&self, id: &TaskId) {
         let Some(task) = self.state.tasks.get(id) else {
             return;
@@ -422,7 +440,24 @@ impl Engine {
             if crate::paths::link_out(&self.project.root, file).is_some() {
                 continue;
             }
-            let _ = crate::watch::save_copy(&self.project.root, file, &self.dir.baseline());
+            let from = self.project.root.join(file);
+            let kept = self.dir.baseline().join(file);
+            match crate::watch::save_copy(&self.project.root, file, &self.dir.baseline()) {
+                Ok(Some(_)) => {}
+                // Left missing: no copy, not an older one that would say otherwise.
+                Ok(None) => {
+                    let _ = std::fs::remove_file(&kept);
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_file(&kept);
+                    if from.exists() {
+                        eprintln!(
+                            "warning: cannot keep a copy of {file} as task {id} left it \
+                             ({e:#}); a later change to it can only be judged against the start"
+                        );
+                    }
+                }
+            }
         }
     }
 }

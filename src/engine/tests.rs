@@ -275,7 +275,21 @@ fn a_write_outside_the_running_tasks_files_is_saved_then_reverted() {
         suspects.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
         ["a"]
     );
+    // Journaled before anything is touched; how it went, after.
+    assert_eq!(action, "reverting");
+    let settled = run.wait_event("the revert", |e| {
+        matches!(e, Event::ViolationSettled { .. })
+    });
+    let Event::ViolationSettled {
+        action,
+        saved: saved_then,
+        ..
+    } = settled
+    else {
+        unreachable!()
+    };
     assert_eq!(action, "reverted");
+    assert_eq!(saved_then, saved);
     let saved = run
         .root()
         .join(saved.expect("the violating content is saved"));
@@ -284,6 +298,61 @@ fn a_write_outside_the_running_tasks_files_is_saved_then_reverted() {
     run.wait_for("README.md restored", |run| {
         (run.read("README.md").as_deref() == Some("the original\n")).then_some(())
     });
+}
+
+/// A revert that cannot land (a directory now stands where the file was) says where the
+/// content to put back is, and how: the start's content is written out for that.
+#[test]
+fn a_revert_that_fails_says_where_the_content_is_and_how_to_put_it_back() {
+    let mut run = FakeRun::start(
+        &config("ownership:\n  on_violation: revert\n"),
+        TWO_TASKS,
+        &[("notes", "the original notes\n")],
+    );
+    let a = run.next_agent();
+    assert_eq!(a.task, "a");
+    // One rmdir-free swap: by the time the engine looks, `notes` is a directory.
+    let root = run.root();
+    std::fs::create_dir(root.join("notes.d")).unwrap();
+    std::fs::write(root.join("notes.d/inside"), "x").unwrap();
+    std::fs::remove_file(root.join("notes")).unwrap();
+    std::fs::rename(root.join("notes.d"), root.join("notes")).unwrap();
+    let settled = run.wait_event("the failed revert", |e| {
+        matches!(e, Event::ViolationSettled { action, .. } if action.starts_with("revert failed"))
+    });
+    let Event::ViolationSettled { n, action, .. } = settled else {
+        unreachable!()
+    };
+    let restore = format!("restore/{n}/notes");
+    assert!(action.contains(&restore), "{action}");
+    assert!(action.contains("cp -P "), "{action}");
+    let copy = run.dir.path().join(&restore);
+    assert_eq!(
+        std::fs::read_to_string(copy).unwrap(),
+        "the original notes\n"
+    );
+}
+
+/// A violation whose journal line was lost (the disk filled between saving its content and
+/// journaling it, under an engine that saved first) left `violations/7/` behind: the next
+/// number is after it, never that one again.
+#[test]
+fn violation_numbers_are_never_reused_even_without_their_journal_line() {
+    let mut run = FakeRun::start(
+        &config("ownership:\n  on_violation: revert\n"),
+        TWO_TASKS,
+        &[("README.md", "the original\n")],
+    );
+    std::fs::create_dir_all(run.dir.violation_dir(7).join("x")).unwrap();
+    let a = run.next_agent();
+    assert_eq!(a.task, "a");
+    run.write(&[("README.md", "defaced by a\n")]);
+    let violation = run.wait_event("the violation", |e| matches!(e, Event::Violation { .. }));
+    let Event::Violation { n, saved, .. } = violation else {
+        unreachable!()
+    };
+    assert_eq!(n, 8);
+    assert!(saved.unwrap().contains("/violations/8/"));
 }
 
 /// An agent that writes without pause must not starve the loop's other work (see

@@ -208,7 +208,8 @@ pub fn violation_gate(
         .filter(|v| !matches!(v.action.as_str(), "reverted" | "deleted"))
         .filter(|v| match task {
             Some(id) => v.suspects.len() == 1 && &v.suspects[0] == id,
-            None => !v.suspects.is_empty(),
+            // The run's: every violation counts, one nobody can be blamed for too.
+            None => true,
         })
         .collect();
     if unresolved.is_empty() {
@@ -338,6 +339,38 @@ mod tests {
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn a_violation_nobody_can_be_blamed_for_fails_the_run_unless_reverted() {
+        let v = |path: &str, suspects: &[&str], action: &str| ViolationRecord {
+            n: 1,
+            path: path.into(),
+            change: "modified".into(),
+            suspects: suspects.iter().map(|s| TaskId::new(*s)).collect(),
+            action: action.into(),
+            saved: None,
+            swept: true,
+            at_ms: 10,
+        };
+        let nobody = [v("README.md", &[], "found-by-sweep")];
+        let gate = violation_gate(None, &nobody, 0);
+        assert!(
+            gate.failed() && gate.detail.contains("README.md"),
+            "{gate:?}"
+        );
+        // No task is to blame for it.
+        assert!(!violation_gate(Some(&TaskId::new("a")), &nobody, 0).failed());
+        for resolved in ["reverted", "deleted"] {
+            assert!(!violation_gate(None, &[v("README.md", &[], resolved)], 0).failed());
+        }
+        // A revert journaled and never settled, or failed, is not resolved.
+        for open in [
+            "reverting",
+            "revert failed: x; the content to put back is in y",
+        ] {
+            assert!(violation_gate(None, &[v("README.md", &["a"], open)], 0).failed());
+        }
     }
 
     #[test]

@@ -135,10 +135,22 @@ pub enum Event {
         /// created | modified | removed
         change: String,
         suspects: Vec<TaskId>,
-        /// recorded | reverted | deleted | stopped | found-by-sweep
+        /// recorded | reverting | reverted | deleted | stopped | found-by-sweep, or what
+        /// went wrong (`revert failed: ...`, saying where the content is)
         action: String,
         /// Where the violating content was saved, relative to the project root
         /// (`.orch/runs/<id>/violations/<n>/...`).
+        saved: Option<String>,
+        /// Found by comparing the tree with what the journal says it should be (a change the
+        /// watcher did not see: made while no engine watched, or lost to an overflow).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        swept: bool,
+    },
+    /// How a violation's revert went, journaled after it (the violation itself, `reverting`,
+    /// is journaled before anything is touched).
+    ViolationSettled {
+        n: u32,
+        action: String,
         saved: Option<String>,
     },
     RunFinished {
@@ -309,6 +321,12 @@ mod tests {
                 suspects: vec![TaskId::new("1"), TaskId::new("api")],
                 action: "found-by-sweep".into(),
                 saved: Some("violations/1/a b".into()),
+                swept: true,
+            },
+            Event::ViolationSettled {
+                n: 1,
+                action: "reverted".into(),
+                saved: None,
             },
         ];
         for event in events {

@@ -63,6 +63,52 @@ impl Journal {
         &self.path
     }
 
+    /// Whether the journal's file is still at its path (the same file, not another put
+    /// there). An agent may delete or move `.orch/` (`git clean -fdx`): the open file lives
+    /// on, and [`Journal::restore`] writes it back.
+    pub fn in_place(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        match (std::fs::metadata(&self.path), self.file.metadata()) {
+            (Ok(there), Ok(ours)) => there.dev() == ours.dev() && there.ino() == ours.ino(),
+            _ => false,
+        }
+    }
+
+    /// Writes the journal back at its path from the open file (every record so far, none
+    /// lost), and appends there from now on. Parent directories are recreated.
+    pub fn restore(&mut self) -> anyhow::Result<()> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut content = Vec::new();
+        let mut reader = self
+            .file
+            .try_clone()
+            .map_err(|e| io_error(&self.path, "read", &e))?;
+        reader
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| {
+                Read::by_ref(&mut reader)
+                    .take(self.len)
+                    .read_to_end(&mut content)
+            })
+            .map_err(|e| io_error(&self.path, "read", &e))?;
+        if let Some(parent) = self.path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io_error(parent, "create", &e))?;
+        }
+        // Beside it first, then renamed into place: a crash leaves the old state or the new.
+        let temp = self.path.with_extension("jsonl.restoring");
+        std::fs::write(&temp, &content)
+            .and_then(|()| std::fs::File::open(&temp)?.sync_all())
+            .and_then(|()| std::fs::rename(&temp, &self.path))
+            .map_err(|e| io_error(&self.path, "restore", &e))?;
+        self.file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(|e| io_error(&self.path, "open", &e))?;
+        self.len = content.len() as u64;
+        Ok(())
+    }
+
     /// Set when `open` cut a torn last line off: what it did, for the engine to show.
     pub fn repaired(&self) -> Option<&str> {
         self.repaired.as_deref()
@@ -263,6 +309,32 @@ mod tests {
 
     fn started(pid: u32) -> Event {
         Event::EngineStarted { pid }
+    }
+
+    #[test]
+    fn a_journal_deleted_or_moved_is_restored_whole_from_the_open_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".orch/runs/r/events.jsonl");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let mut journal = Journal::open(&path).unwrap();
+        journal.append(started(1)).unwrap();
+        assert!(journal.in_place());
+        std::fs::rename(dir.path().join(".orch"), dir.path().join("moved")).unwrap();
+        assert!(!journal.in_place());
+        journal.append(started(2)).unwrap(); // lands in the moved file
+        journal.restore().unwrap();
+        assert!(journal.in_place());
+        journal.append(started(3)).unwrap();
+        std::fs::remove_dir_all(dir.path().join(".orch")).unwrap();
+        journal.restore().unwrap();
+        journal.append(started(4)).unwrap();
+        let pids: Vec<Event> = read_journal(&path)
+            .unwrap()
+            .records
+            .into_iter()
+            .map(|r| r.event)
+            .collect();
+        assert_eq!(pids, [started(1), started(2), started(3), started(4)]);
     }
 
     #[test]

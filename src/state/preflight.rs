@@ -63,7 +63,7 @@ fn full_or(e: &std::io::Error, advice: &'static str) -> &'static str {
 }
 
 /// Bytes available to us on the file system holding `dir`, when it says.
-fn free_bytes(dir: &Path) -> Option<u64> {
+pub(crate) fn free_bytes(dir: &Path) -> Option<u64> {
     use std::os::unix::ffi::OsStrExt as _;
     let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
     // SAFETY: statvfs(3) fills the zeroed struct we own from a valid C string.

@@ -59,6 +59,7 @@ fn full_run() -> Vec<Event> {
             suspects: vec![id("planner")],
             action: "recorded".into(),
             saved: None,
+            swept: false,
         },
         Event::PlanAccepted { plan: plan() },
         Event::TaskStarted {
@@ -97,6 +98,7 @@ fn full_run() -> Vec<Event> {
             suspects: vec![id("2")],
             action: "stopped".into(),
             saved: Some("violations/2/src/db.rs".into()),
+            swept: false,
         },
         Event::TaskFailed {
             task: id("2"),
@@ -301,7 +303,8 @@ fn the_status_json_has_the_documented_shape() {
         status["violations"][1],
         json!({
             "n": 2, "path": "src/db.rs", "change": "modified", "suspects": [2],
-            "action": "stopped", "at": 1015, "saved": "violations/2/src/db.rs"
+            "action": "stopped", "at": 1015, "saved": "violations/2/src/db.rs",
+            "swept": false
         })
     );
     assert_eq!(status["violations"][0]["suspects"], json!(["planner"]));

@@ -262,6 +262,7 @@ pub struct ViolationRecord {
     pub suspects: Vec<TaskId>,
     pub action: String,
     pub saved: Option<String>,
+    pub swept: bool,
     pub at_ms: u64,
 }
 
@@ -419,6 +420,7 @@ impl RunState {
                 suspects,
                 action,
                 saved,
+                swept,
             } => self.violations.push(ViolationRecord {
                 n: *n,
                 path: path.clone(),
@@ -426,8 +428,15 @@ impl RunState {
                 suspects: suspects.clone(),
                 action: action.clone(),
                 saved: saved.clone(),
+                swept: *swept,
                 at_ms: t,
             }),
+            Event::ViolationSettled { n, action, saved } => {
+                if let Some(v) = self.violations.iter_mut().rev().find(|v| v.n == *n) {
+                    v.action.clone_from(action);
+                    v.saved.clone_from(saved);
+                }
+            }
             Event::GateChecked {
                 task,
                 attempt,

@@ -98,12 +98,15 @@ pub struct ViolationView {
     /// created | modified | removed
     pub change: String,
     pub suspects: Vec<TaskId>,
-    /// recorded | reverted | deleted | stopped | found-by-sweep
+    /// recorded | reverting | reverted | deleted | stopped | found-by-sweep, or what went
+    /// wrong (`revert failed: ...`, saying where the content is and how to put it back)
     pub action: String,
     /// Milliseconds since the epoch.
     pub at: u64,
     /// Where the violating content was saved, relative to the run directory.
     pub saved: Option<String>,
+    /// Found by a sweep (a change no watcher saw), not by the watcher.
+    pub swept: bool,
 }
 
 impl RunState {
@@ -170,6 +173,7 @@ impl RunState {
                     action: v.action.clone(),
                     at: v.at_ms,
                     saved: v.saved.clone(),
+                    swept: v.swept,
                 })
                 .collect(),
             anomalies: self.anomalies.clone(),

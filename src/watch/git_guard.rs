@@ -69,6 +69,19 @@ pub struct GitGuard {
     watcher: Option<notify::RecommendedWatcher>,
     /// The guarded directories watched (recursively) so far.
     watched: HashSet<PathBuf>,
+    /// The copy as taken, also kept in memory: an agent that deletes `.orch/` (a `git clean
+    /// -fdx`) must not make every guarded file look new, nor leave nothing to revert to.
+    kept: Vec<Kept>,
+}
+
+/// One file of the copy: where it goes, and what it was (a symlink's target as content).
+#[derive(Debug, Clone)]
+struct Kept {
+    label: &'static str,
+    rel: String,
+    content: Vec<u8>,
+    mode: u32,
+    link: bool,
 }
 
 impl std::fmt::Debug for GitGuard {
@@ -104,18 +117,80 @@ impl GitGuard {
                 label: "common-dir",
             });
         }
-        let guard = GitGuard {
+        let mut guard = GitGuard {
             areas,
             copy: copy.to_path_buf(),
             reported: BTreeMap::new(),
             signalled: Arc::default(),
             watcher: None,
             watched: HashSet::new(),
+            kept: Vec::new(),
         };
         if !copy.join(TAKEN).exists() {
             guard.take_copy()?;
         }
+        guard.kept = guard.read_copy()?;
         Ok(Some(guard))
+    }
+
+    /// The copy on disk, as [`Kept`] files.
+    fn read_copy(&self) -> std::io::Result<Vec<Kept>> {
+        let mut kept = Vec::new();
+        for area in &self.areas {
+            let dir = self.copy.join(area.label);
+            for rel in guarded_files(&dir) {
+                let path = dir.join(&rel);
+                let meta = std::fs::symlink_metadata(&path)?;
+                let link = meta.file_type().is_symlink();
+                let content = if link {
+                    use std::os::unix::ffi::OsStrExt as _;
+                    std::fs::read_link(&path)?.as_os_str().as_bytes().to_vec()
+                } else {
+                    std::fs::read(&path)?
+                };
+                kept.push(Kept {
+                    label: area.label,
+                    rel,
+                    content,
+                    mode: meta.permissions().mode() & 0o777,
+                    link,
+                });
+            }
+        }
+        Ok(kept)
+    }
+
+    /// Writes the copy back from memory when it is gone from disk (`.orch/` deleted or moved
+    /// during the run), so that changes are judged, and reverts made, against the start.
+    fn ensure_copy(&self) {
+        if self.copy.join(TAKEN).exists() {
+            return;
+        }
+        let written = (|| -> std::io::Result<()> {
+            for file in &self.kept {
+                let path = self.copy.join(file.label).join(&file.rel);
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                let _ = std::fs::remove_file(&path);
+                if file.link {
+                    use std::os::unix::ffi::OsStrExt as _;
+                    let target = std::ffi::OsStr::from_bytes(&file.content);
+                    std::os::unix::fs::symlink(target, &path)?;
+                } else {
+                    std::fs::write(&path, &file.content)?;
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(file.mode))?;
+                }
+            }
+            std::fs::write(self.copy.join(TAKEN), "")
+        })();
+        if let Err(e) = written {
+            eprintln!(
+                "warning: cannot write back the start copy of .git/'s guarded files into {} \
+                 ({e}): changes there are judged against what is left of it",
+                self.copy.display()
+            );
+        }
     }
 
     fn take_copy(&self) -> std::io::Result<()> {
@@ -222,6 +297,7 @@ impl GitGuard {
             // Still compared here, before each task's checks and at the end.
             eprintln!("warning: cannot watch a directory of the project's .git/: {e}");
         }
+        self.ensure_copy();
         let mut found = Vec::new();
         for area in &self.areas {
             let copy = self.copy.join(area.label);
@@ -276,6 +352,7 @@ impl GitGuard {
         let Some((area, rel)) = self.locate(shown) else {
             return Err(SnapshotError::NotAFile(shown.to_string()));
         };
+        self.ensure_copy();
         let copy = self.copy.join(area.label);
         let restored = super::copy::restore_copy(&area.dir, &rel, &copy, temp)?;
         self.reported.remove(shown);

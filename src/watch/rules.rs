@@ -6,10 +6,15 @@
 //! disagree about a path. Nested `.gitignore` files are read lazily, the first time a path
 //! below their directory is asked about, so building an `Ignore` costs a few file reads no
 //! matter how large the project is.
+//!
+//! Once a run's start snapshot exists, the rules are frozen to it ([`Ignore::freeze`]): each
+//! `.gitignore` is read as the snapshot holds it, and `.git/info/exclude` as it was at the
+//! start. A `.gitignore` an agent plants or changes mid-run then hides nothing; it is a change
+//! to be judged like any other.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use ignore::Match;
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
@@ -41,12 +46,26 @@ pub struct IgnoreError {
 }
 
 /// The ignore rules of one project. Cloning gives an independent copy (its own cache), so a
-/// clone handed to a watcher shares nothing mutable with the original.
+/// clone handed to a watcher shares nothing mutable with the original, except that freezing
+/// one freezes all (the rules of a run's start are the same for all).
 pub struct Ignore {
     fixed: Arc<Fixed>,
     /// `.gitignore` of each directory asked about so far, keyed by its relative path ("" is
-    /// the root); `None` when the directory has none.
-    per_dir: RwLock<HashMap<String, Option<Arc<Gitignore>>>>,
+    /// the root); `None` when the directory has none. The flag says whether it was read
+    /// from the frozen rules: one read before the freeze is read again.
+    per_dir: RwLock<HashMap<String, DirRules>>,
+}
+
+/// A directory's rules (none without a `.gitignore`), and whether they are the frozen ones.
+type DirRules = (Option<Arc<Gitignore>>, bool);
+
+/// The content of a directory's `.gitignore` at the start of the run (the directory
+/// relative to the root, "" for the root); `None` when it had none.
+pub type StartRules = Box<dyn Fn(&str) -> Option<Vec<u8>> + Send + Sync>;
+
+struct Frozen {
+    gitignore: StartRules,
+    exclude: Gitignore,
 }
 
 struct Fixed {
@@ -54,6 +73,7 @@ struct Fixed {
     extra: Gitignore,
     exclude: Gitignore,
     global: Gitignore,
+    frozen: OnceLock<Frozen>,
 }
 
 impl Clone for Ignore {
@@ -100,9 +120,26 @@ impl Ignore {
                 extra,
                 exclude,
                 global,
+                frozen: OnceLock::new(),
             }),
             per_dir: RwLock::new(HashMap::new()),
         })
+    }
+
+    /// From now on (for every clone), each directory's `.gitignore` is what `gitignore`
+    /// says it was at the start, and `.git/info/exclude` is `exclude` (its content at the
+    /// start). A second call changes nothing: the start does not move.
+    pub fn freeze(&self, gitignore: StartRules, exclude: Option<&[u8]>) {
+        let root = &self.fixed.root;
+        let exclude = exclude
+            .map(|text| from_text(root, root.join(".git/info/exclude"), text))
+            .unwrap_or_else(Gitignore::empty);
+        let _ = self.fixed.frozen.set(Frozen { gitignore, exclude });
+    }
+
+    /// The content of `.git/info/exclude` now, to keep as the start's.
+    pub fn exclude_now(root: &Path) -> Option<Vec<u8>> {
+        std::fs::read(exclude_file(root)?).ok()
     }
 
     pub fn root(&self) -> &Path {
@@ -161,7 +198,11 @@ impl Ignore {
             }
             dir = parent(dir);
         }
-        for gi in [&self.fixed.exclude, &self.fixed.global] {
+        let exclude = match self.fixed.frozen.get() {
+            Some(frozen) => &frozen.exclude,
+            None => &self.fixed.exclude,
+        };
+        for gi in [exclude, &self.fixed.global] {
             match gi.matched(rel, is_dir) {
                 Match::Ignore(_) => return true,
                 Match::Whitelist(_) => return false,
@@ -174,6 +215,9 @@ impl Ignore {
     /// Forgets the cached `.gitignore` of directory `dir` (relative), so that the next
     /// question re-reads it: called when that file changes.
     pub(crate) fn forget_dir(&self, dir: &str) {
+        if self.fixed.frozen.get().is_some() {
+            return; // the start's rules do not change
+        }
         if let Ok(mut map) = self.per_dir.write() {
             map.remove(dir);
         }
@@ -182,6 +226,9 @@ impl Ignore {
     /// Forgets the cached rules of `dir` and every directory below it: called when that
     /// tree moves away or is deleted, so a new tree at the same place is read afresh.
     pub(crate) fn forget_tree(&self, dir: &str) {
+        if self.fixed.frozen.get().is_some() {
+            return;
+        }
         if let Ok(mut map) = self.per_dir.write() {
             map.retain(|cached, _| {
                 !(dir.is_empty()
@@ -194,8 +241,10 @@ impl Ignore {
     }
 
     fn dir_rules(&self, dir: &str) -> Option<Arc<Gitignore>> {
+        let frozen = self.fixed.frozen.get();
         if let Ok(map) = self.per_dir.read()
-            && let Some(found) = map.get(dir)
+            && let Some((found, was_frozen)) = map.get(dir)
+            && *was_frozen == frozen.is_some()
         {
             return found.clone();
         }
@@ -205,15 +254,17 @@ impl Ignore {
             self.fixed.root.join(dir)
         };
         let file = abs.join(".gitignore");
-        // git does not follow a symlinked .gitignore inside the work tree.
-        let loaded = std::fs::symlink_metadata(&file)
-            .ok()
-            .filter(|m| m.is_file())
-            .and_then(|_| load_file(&abs, &file))
-            .filter(|gi| !gi.is_empty())
-            .map(Arc::new);
+        let loaded = match frozen {
+            Some(frozen) => (frozen.gitignore)(dir).map(|text| from_text(&abs, file, &text)),
+            // git does not follow a symlinked .gitignore inside the work tree.
+            None => std::fs::symlink_metadata(&file)
+                .ok()
+                .filter(|m| m.is_file())
+                .and_then(|_| load_file(&abs, &file)),
+        };
+        let loaded = loaded.filter(|gi| !gi.is_empty()).map(Arc::new);
         if let Ok(mut map) = self.per_dir.write() {
-            map.insert(dir.to_string(), loaded.clone());
+            map.insert(dir.to_string(), (loaded.clone(), frozen.is_some()));
         }
         loaded
     }
@@ -228,6 +279,15 @@ fn load_file(root: &Path, file: &Path) -> Option<Gitignore> {
     // Lines git would reject are skipped, as git does; only an unreadable file loses all.
     builder.add(file);
     builder.build().ok()
+}
+
+/// Rules from `text`, the content `file` had; lines git would reject are skipped.
+fn from_text(root: &Path, file: PathBuf, text: &[u8]) -> Gitignore {
+    let mut builder = GitignoreBuilder::new(root);
+    for line in String::from_utf8_lossy(text).lines() {
+        let _ = builder.add_line(Some(file.clone()), line);
+    }
+    builder.build().unwrap_or_else(|_| Gitignore::empty())
 }
 
 /// `.git/info/exclude`, also for linked worktrees and submodules, whose `.git` is a file
@@ -307,6 +367,42 @@ mod tests {
         fs::write(dir.path().join(".gitignore"), "*.tmp\n").unwrap();
         rules.forget_dir("");
         assert!(rules.is_ignored("x.tmp", false));
+    }
+
+    #[test]
+    fn frozen_rules_are_the_starts_whatever_the_tree_says_now() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("src")).unwrap();
+        fs::create_dir_all(root.join(".git/info")).unwrap();
+        fs::write(root.join(".gitignore"), "*.log\n").unwrap();
+        let rules = Ignore::new(root, &[]).unwrap();
+        let watcher_copy = rules.clone();
+        assert!(rules.is_ignored("a.log", false));
+        // Asked before the freeze: cached, and read again after it.
+        assert!(!watcher_copy.is_ignored("src/a.rs", false));
+        rules.freeze(
+            Box::new(|dir| (dir.is_empty()).then(|| b"*.log\n".to_vec())),
+            Some(b"secret\n"),
+        );
+        fs::write(root.join("src/.gitignore"), "*\n").unwrap();
+        fs::write(root.join(".gitignore"), "").unwrap();
+        fs::write(root.join(".git/info/exclude"), "*.rs\n").unwrap();
+        for copy in [&rules, &watcher_copy] {
+            copy.forget_dir("src");
+            copy.forget_tree("");
+            assert!(
+                !copy.is_ignored("src/a.rs", false),
+                "a planted .gitignore hides nothing"
+            );
+            assert!(!copy.is_ignored("src/.gitignore", false));
+            assert!(
+                copy.is_ignored("a.log", false),
+                "the start's rules still hold"
+            );
+            assert!(copy.is_ignored("secret", false), "the start's exclude file");
+        }
+        assert!(!rules.clone().is_ignored("x.rs", false));
     }
 
     #[test]

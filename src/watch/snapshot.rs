@@ -133,6 +133,8 @@ impl Contents {
 type Listing = HashMap<String, (u32, String, String)>;
 
 const KIND_FILE: &str = "kind";
+/// `.git/info/exclude` as it was when the snapshot was taken (empty: there was none).
+const EXCLUDE_FILE: &str = "exclude-at-start";
 
 impl Snapshot {
     /// Records every file under `root` that git would not ignore (`.git/`, `.orch/` and the
@@ -166,6 +168,9 @@ impl Snapshot {
             "private\n"
         };
         std::fs::write(&marker, text).map_err(io_error(&marker))?;
+        let exclude = git.store.join(EXCLUDE_FILE);
+        let content = super::rules::Ignore::exclude_now(&git.root).unwrap_or_default();
+        std::fs::write(&exclude, content).map_err(io_error(&exclude))?;
         let tree = match write_tree(&git) {
             // An index git cannot read without the project's repository (a split index): start
             // from an empty one; only the first snapshot costs more.
@@ -366,6 +371,73 @@ impl Snapshot {
         }
         let original = self.original(&rel)?;
         super::copy::put_back(&self.git.root, &self.git.store, &rel, original)
+    }
+
+    /// The ignore rules of the start, for [`super::Ignore::freeze`]: each directory's
+    /// `.gitignore` as this snapshot holds it, and `.git/info/exclude` as it was (as it is
+    /// now for a snapshot taken before orch kept it).
+    pub fn start_rules(&self) -> (super::rules::StartRules, Option<Vec<u8>>) {
+        let snapshot = self.clone();
+        let gitignore = Box::new(move |dir: &str| {
+            let file = if dir.is_empty() {
+                ".gitignore".to_string()
+            } else {
+                format!("{dir}/.gitignore")
+            };
+            // git does not follow a symlinked .gitignore.
+            match snapshot.original(&file) {
+                Ok(Some((content, mode))) if mode != 0o120000 => Some(content),
+                _ => None,
+            }
+        });
+        let exclude = std::fs::read(self.git.store.join(EXCLUDE_FILE))
+            .ok()
+            .or_else(|| super::rules::Ignore::exclude_now(&self.git.root));
+        (gitignore, exclude)
+    }
+
+    /// What git ignores now and was not there at the start: files, and directories (ending
+    /// in `/`) of which git ignores all. The rules may have changed since the start (an agent
+    /// planting a `.gitignore`): the caller judges each by the start's rules, which
+    /// [`Snapshot::changed_since`] cannot do, since `git add` goes by today's.
+    pub fn ignored_now(&self) -> Result<Vec<String>, SnapshotError> {
+        let out = self.git.run(
+            true,
+            [
+                "ls-files",
+                "-z",
+                "--others",
+                "--ignored",
+                "--exclude-standard",
+                "--directory",
+            ],
+        )?;
+        Ok(out
+            .split(|b| *b == 0)
+            .filter(|f| !f.is_empty())
+            .map(|f| String::from_utf8_lossy(f).into_owned())
+            .collect())
+    }
+
+    /// Makes `rel` what `content` says (absent, or content and git mode, as
+    /// [`Snapshot::original`] gives them): how a file is put back as a finished task left
+    /// it. Parents are recreated; the new content is renamed into place.
+    pub fn restore_as(
+        &self,
+        rel: &str,
+        content: Option<(Vec<u8>, u32)>,
+    ) -> Result<Restored, SnapshotError> {
+        // The directories above must stay inside the project; the file itself may be a link
+        // out (an agent's), which put_back replaces rather than writes through.
+        let bad = |problem| SnapshotError::BadPath {
+            path: rel.to_string(),
+            problem,
+        };
+        let rel = paths::normalize(rel).map_err(bad)?;
+        if let Some((parent, _)) = rel.rsplit_once('/') {
+            paths::check(&self.git.root, parent).map_err(bad)?;
+        }
+        super::copy::put_back(&self.git.root, &self.git.store, &rel, content)
     }
 
     /// Every file added, modified or deleted since the start (no rename detection), for the

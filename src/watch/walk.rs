@@ -71,6 +71,12 @@ pub(crate) fn walk(
     found
 }
 
+/// The files under `start` (relative to `root`) that `ignore` does not ignore, watching
+/// nothing: for a sweep of a directory the watcher may not have seen.
+pub fn files_under(root: &Path, start: &str, ignore: &Ignore) -> Vec<String> {
+    walk(root, start, ignore, &mut |_| Ok(())).files
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
