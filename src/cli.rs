@@ -19,8 +19,9 @@ use crate::error;
     about = "Run a team of AI coding agents in tmux: specs first, a checked plan, exclusive \
              files per agent, a judge.",
     after_help = "Exit codes: 0 success, 1 the thing checked is bad (invalid plan, failed \
-                  planning or run), 2 usage or configuration error, 124 `orch wait \
-                  --timeout` ran out.\n\n\
+                  planning or run), 2 usage or configuration error, 3 `orch wait`: the \
+                  run cannot progress (its engine never started or is gone, or its tmux \
+                  session is gone), 124 `orch wait --timeout` ran out.\n\n\
                   Start with `orch init`, then `orch doctor`; `orch demo` shows a run on a \
                   sample project."
 )]
@@ -147,10 +148,15 @@ enum Command {
         run: Option<String>,
     },
 
-    /// Wait until the run ends: exit 0 when it succeeded, 1 when it failed, 124 on timeout.
+    /// Wait until the run ends: exit 0 when it succeeded, 1 when it failed, 3 when it
+    /// cannot progress, 124 on timeout.
     #[command(
         after_help = "Examples:\n  orch up \"...\" --detach && orch wait --timeout 1h\n  \
-                            orch wait --timeout 90   # seconds"
+                            orch wait --timeout 90   # seconds\n\n\
+                            Exit 3, with the reason, when the run cannot progress: its engine \
+                            is gone before the run ended, or never started (30 s after the \
+                            run was created, no `orch up` or `orch resume` starting one), or \
+                            its tmux session is gone. `orch resume` continues it."
     )]
     Wait {
         /// Give up after this long (exit 124): `90s`, `30m`, `1h`, `1h 30m`, or seconds.

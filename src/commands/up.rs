@@ -155,26 +155,78 @@ pub fn start(global: &Global, args: UpArgs) -> anyhow::Result<Started> {
     let dir = state::create_run(&state_dir, &info, &config_text, given_plan.as_ref())?;
 
     let exe = std::env::current_exe().context("failed to find orch's own executable")?;
-    let pane = tmux.new_session(
-        &session,
-        &WindowSpec {
-            name: "control".into(),
-            cwd: project.root.clone(),
-            argv: vec![
-                exe.display().to_string(),
-                "engine".into(),
-                dir.path().display().to_string(),
-            ],
-            env: caller_env(),
-        },
-        (200, 50),
-    )?;
-    wait_for_engine(&tmux, &state_dir, &run_id, &session, &pane.pane_id, 0)?;
+    let opened = tmux
+        .new_session(
+            &session,
+            &WindowSpec {
+                name: "control".into(),
+                cwd: project.root.clone(),
+                argv: vec![
+                    exe.display().to_string(),
+                    "engine".into(),
+                    dir.path().display().to_string(),
+                ],
+                env: caller_env(),
+            },
+            (200, 50),
+        )
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "tmux could not open the session {session}: {}",
+                short_reason(&e)
+            )
+        })
+        .and_then(|pane| {
+            wait_for_engine(&tmux, &state_dir, &run_id, &session, &pane.pane_id, 0)
+        });
+    if let Err(err) = opened {
+        return Err(never_started(&dir, &run_id, err));
+    }
     Ok(Started {
         run_id,
         tmux,
         session,
     })
+}
+
+/// The run's engine could not start: the journal says so (the run ends `failed` with the
+/// reason, so that `orch status` and `orch wait` tell it rather than a run forever
+/// `starting`), and the error says what happened and what to do.
+fn never_started(dir: &RunDir, run_id: &str, err: anyhow::Error) -> anyhow::Error {
+    let reason = format!("the engine never started: {err:#}");
+    let recorded = state::Journal::open(&dir.events()).and_then(|mut journal| {
+        journal.append(state::Event::RunFinished {
+            outcome: state::Outcome::Failed,
+            reason: Some(reason.clone()),
+        })
+    });
+    let note = match recorded {
+        Ok(_) => String::new(),
+        Err(e) => format!(" (and recording that in the run failed: {e:#})"),
+    };
+    anyhow::anyhow!(
+        "run {run_id} could not start: {err:#}{note}\nnothing ran; fix that, then start \
+         again with `orch up`"
+    )
+}
+
+/// What tmux said, without the command it ran: that holds the whole environment handed to
+/// the engine, which can be huge and may hold secrets.
+fn short_reason(err: &crate::tmux::TmuxError) -> String {
+    match err {
+        crate::tmux::TmuxError::CommandFailed { stderr, .. } => {
+            let said = crate::transcript::truncate(stderr.trim(), 500);
+            if said.contains("command too long") {
+                format!(
+                    "{said} (the environment orch hands the engine is too big for one tmux \
+                     command, about 16 KB: unset the largest environment variables)"
+                )
+            } else {
+                said
+            }
+        }
+        other => other.to_string(),
+    }
 }
 
 /// A pane gets the tmux server's environment, not ours: hand ours over explicitly. `TMUX`
