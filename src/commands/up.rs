@@ -179,8 +179,10 @@ pub fn start(global: &Global, args: UpArgs) -> anyhow::Result<Started> {
         .and_then(|pane| {
             wait_for_engine(&tmux, &state_dir, &run_id, &session, &pane.pane_id, 0)
         });
-    if let Err(err) = opened {
-        return Err(never_started(&dir, &run_id, err));
+    match opened {
+        Err(err) if err.is::<EngineSlow>() => return Err(err),
+        Err(err) => return Err(never_started(&dir, &run_id, err)),
+        Ok(()) => {}
     }
     Ok(Started {
         run_id,
@@ -318,5 +320,14 @@ pub(super) fn wait_for_engine(
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(100));
     }
-    anyhow::bail!("the engine of run {run_id} did not start within 15 s: see `orch attach`")
+    Err(EngineSlow(run_id.to_string()).into())
 }
+
+/// The engine's pane lives but the engine has not started yet: it may still, so the run is
+/// not recorded as failed.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the engine of run {0} did not start within 15 s: see `orch attach`; `orch wait` tells \
+     whether it starts"
+)]
+struct EngineSlow(String);
