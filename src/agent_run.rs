@@ -8,7 +8,11 @@
 //! it raw, and the exit record says what the stream tells of the run: why it failed, its
 //! token use and cost, its session id.
 
+mod capped;
 mod pump;
+
+pub use capped::{DEFAULT_CAP as DEFAULT_OUTPUT_CAP, MIN_CAP as MIN_OUTPUT_CAP};
+pub use pump::CAP_ENV as OUTPUT_CAP_ENV;
 
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt as _;
@@ -215,7 +219,7 @@ fn execute(
     adapter: Option<&'static dyn Adapter>,
     stderr_tail: &Arc<Mutex<Tail>>,
 ) -> anyhow::Result<(Option<i32>, Option<i32>)> {
-    let sinks = match Sinks::open(spec) {
+    let sinks = match Sinks::open(spec, adapter.is_some()) {
         Ok(sinks) => Arc::new(Mutex::new(sinks)),
         Err(message) => {
             say(&message);
@@ -286,7 +290,9 @@ fn execute(
         // The CLI's events become the pane's transcript; the logs keep them raw.
         let rendered = adapter.map(|adapter| Rendered {
             transcript: Transcript::new(move |event| adapter.entries(event), &spec.cwd),
-            log: std::fs::File::create(Rendered::log_path(spec)).ok(),
+            log: std::fs::File::create(Rendered::log_path(spec))
+                .ok()
+                .map(|file| pump::Capped::new(file, pump::cap(spec))),
         });
         pump::spawn(
             out,
@@ -326,7 +332,7 @@ fn execute(
         }
     }
     // Nothing may reach the logs once exit.json says they are complete.
-    lock(&sinks).closed = true;
+    lock(&sinks).close();
     Ok((status.code(), status.signal()))
 }
 

@@ -206,6 +206,13 @@ fn check(config: &Config, text: &str) -> Vec<String> {
             at("task_timeout", None)
         ));
     }
+    if config.limits.output_cap < crate::agent_run::MIN_OUTPUT_CAP {
+        problems.push(format!(
+            "{}`limits.output_cap` must be at least {} bytes (4KB)",
+            at("output_cap", None),
+            crate::agent_run::MIN_OUTPUT_CAP
+        ));
+    }
     for (section, globs) in [
         ("gates.test_pattern", &config.gates.test_pattern),
         ("ownership.ignore", &config.ownership.ignore),

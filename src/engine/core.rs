@@ -254,10 +254,16 @@ impl Engine {
         invocation: crate::workers::Invocation,
         window: String,
     ) -> anyhow::Result<crate::tmux::WindowSpec> {
+        let mut env = invocation.env;
+        // How much of its output agent-run keeps on disk (see agent_run::capped).
+        env.push((
+            crate::agent_run::OUTPUT_CAP_ENV.into(),
+            self.config.limits.output_cap.to_string(),
+        ));
         let spec = crate::launcher::LaunchSpec {
             title,
             argv: invocation.argv,
-            env: invocation.env,
+            env,
             cwd: invocation.cwd,
             output_log: dir.join("output.log"),
             stdout_log: dir.join("stdout.log"),
@@ -424,7 +430,8 @@ impl Engine {
         if name == "exit.json" {
             return self.on_exit_file(path);
         }
-        if name == "output.log" {
+        // An event stream goes to stdout.log alone (see agent_run::pump).
+        if name == "output.log" || name == "stdout.log" {
             self.touch_activity(path.parent().unwrap_or(path));
         }
         Ok(())
@@ -536,6 +543,7 @@ impl Engine {
             None,
             &self.state.violations,
             0,
+            &self.dir.gates().join("run-ownership.txt"),
         ));
         self.record_gates(None, 0, &done.outcomes)?;
         let mut reasons: Vec<String> = done

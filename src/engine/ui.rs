@@ -63,7 +63,14 @@ pub fn table(state: &RunState, dir: &RunDir, now: u64) -> String {
                 task.reason.clone().unwrap_or_default()
             }
             _ if task.attempts > 0 => {
-                let log = dir.task_attempt(&task.id, task.attempts).join("output.log");
+                // A CLI's event stream is in its transcript, not in output.log.
+                let attempt = dir.task_attempt(&task.id, task.attempts);
+                let transcript = attempt.join("transcript.log");
+                let log = if transcript.exists() {
+                    transcript
+                } else {
+                    attempt.join("output.log")
+                };
                 if task.state == TaskStatus::Done {
                     settled_last_line(&log)
                 } else {
@@ -85,22 +92,56 @@ pub fn table(state: &RunState, dir: &RunDir, now: u64) -> String {
     }
     if !state.violations.is_empty() {
         let _ = writeln!(out, "\nVIOLATIONS");
-        for v in &state.violations {
-            let _ = writeln!(
-                out,
-                "  {}",
-                describe_violation(
-                    v.n,
-                    &v.change,
-                    &v.path,
-                    &v.suspects,
-                    &v.action,
-                    v.saved.as_deref()
-                )
-            );
+        for line in violation_lines(&state.violations) {
+            let _ = writeln!(out, "  {line}");
         }
     }
     out
+}
+
+/// Up to this many violations are listed one per line; a flood is summarized.
+const VIOLATIONS_LISTED: usize = 20;
+
+/// One line per violation, or for a flood the first few and a summary: how many, counted
+/// by suspects and by directory.
+pub fn violation_lines(violations: &[crate::state::ViolationRecord]) -> Vec<String> {
+    let describe = |v: &crate::state::ViolationRecord| {
+        describe_violation(
+            v.n,
+            &v.change,
+            &v.path,
+            &v.suspects,
+            &v.action,
+            v.saved.as_deref(),
+        )
+    };
+    if violations.len() <= VIOLATIONS_LISTED {
+        return violations.iter().map(describe).collect();
+    }
+    let first = crate::flood::LIST_MAX;
+    let mut lines: Vec<String> = violations.iter().take(first).map(describe).collect();
+    let mut by_suspects: BTreeMap<String, usize> = BTreeMap::new();
+    for v in violations {
+        let who: Vec<String> = v.suspects.iter().map(ToString::to_string).collect();
+        let who = if who.is_empty() {
+            "nobody running".to_string()
+        } else {
+            who.join(", ")
+        };
+        *by_suspects.entry(who).or_default() += 1;
+    }
+    let suspects: Vec<String> = by_suspects
+        .iter()
+        .map(|(who, n)| format!("{n} by {who}"))
+        .collect();
+    let paths: Vec<String> = violations.iter().map(|v| v.path.clone()).collect();
+    lines.push(format!(
+        "… {} violations in all ({}): {}; `orch status --json` lists each",
+        violations.len(),
+        suspects.join(", "),
+        crate::flood::summarize(&paths, |p| p)
+    ));
+    lines
 }
 
 /// One line about a violation: what changed, who is suspected, what was done.

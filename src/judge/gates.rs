@@ -191,11 +191,14 @@ pub fn tdd_gate(
 }
 
 /// No unresolved violation, since `since_ms`, of which this task is the only suspect (`task`
-/// None: any unresolved violation with a suspect, for the run).
+/// None: any unresolved violation with a suspect, for the run). Many are summarized (counts
+/// per directory, the first few), their full list written to `list`, so that the detail, which
+/// goes into the journal and the next attempt's prompt, stays short.
 pub fn violation_gate(
     task: Option<&TaskId>,
     violations: &[ViolationRecord],
     since_ms: u64,
+    list: &Path,
 ) -> GateOutcome {
     let unresolved: Vec<&ViolationRecord> = violations
         .iter()
@@ -209,15 +212,28 @@ pub fn violation_gate(
     if unresolved.is_empty() {
         return GateOutcome::new("ownership", GateStatus::Passed, "no unresolved violation");
     }
+    // A file created, then written, is one file.
+    let mut seen = std::collections::BTreeSet::new();
     let paths: Vec<String> = unresolved
         .iter()
+        .filter(|v| seen.insert(v.path.as_str()))
         .map(|v| format!("{} ({})", v.path, v.change))
         .collect();
-    GateOutcome::new(
+    let summary = crate::flood::summarize(&paths, |item| {
+        item.rsplit_once(" (").map_or(item, |(path, _)| path)
+    });
+    let mut outcome = GateOutcome::new(
         "ownership",
         GateStatus::Failed,
-        format!("changed files it does not own: {}", paths.join(", ")),
-    )
+        format!("changed files it does not own: {summary}"),
+    );
+    if paths.len() > crate::flood::LIST_MAX {
+        match crate::flood::write_list(list, &paths) {
+            Ok(()) => outcome.log = Some(list.to_path_buf()),
+            Err(e) => outcome.detail.push_str(&format!(" (the full list: {e:#})")),
+        }
+    }
+    outcome
 }
 
 /// Runs a lint or test command (`sh -c` in the project root), its output kept in `log`.
