@@ -80,7 +80,12 @@ enum Command {
         #[arg(required_unless_present = "file")]
         request: Option<String>,
         /// Read the request from this file (`-`: standard input), any size, byte for byte.
-        #[arg(short = 'f', long = "file", value_name = "FILE", conflicts_with = "request")]
+        #[arg(
+            short = 'f',
+            long = "file",
+            value_name = "FILE",
+            conflicts_with = "request"
+        )]
         file: Option<PathBuf>,
     },
 
@@ -102,7 +107,12 @@ enum Command {
         /// `orch plan` saved beside the plan].
         request: Option<String>,
         /// Read the request from this file (`-`: standard input), any size, byte for byte.
-        #[arg(short = 'f', long = "file", value_name = "FILE", conflicts_with = "request")]
+        #[arg(
+            short = 'f',
+            long = "file",
+            value_name = "FILE",
+            conflicts_with = "request"
+        )]
         file: Option<PathBuf>,
         /// Run this plan instead of asking the planner (it is validated first).
         #[arg(long, value_name = "FILE")]

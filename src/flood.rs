@@ -38,7 +38,12 @@ pub fn summarize(items: &[String], path_of: impl Fn(&str) -> &str) -> String {
     let _ = write!(
         out,
         "; first: {}",
-        items.iter().take(FIRST).cloned().collect::<Vec<_>>().join(", ")
+        items
+            .iter()
+            .take(FIRST)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     out
 }

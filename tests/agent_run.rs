@@ -430,3 +430,46 @@ fn invalid_utf8_passes_through_unchanged() {
     assert!(contains(&log, b"\xe9x"), "{log:?}");
     assert_eq!(log.len(), out.len() + 2);
 }
+
+#[test]
+fn each_byte_is_kept_once_and_each_log_is_capped() {
+    // A worker's plain output: output.log alone, capped with its beginning and end.
+    let fx = Fixture::new();
+    let spec = fx.spec(
+        &[
+            "sh",
+            "-c",
+            "echo BEGIN; head -c 100000 /dev/zero | tr '\\0' y; echo; echo err >&2; echo END",
+        ],
+        &[("ORCH_ROLE", "worker"), ("ORCH_OUTPUT_CAP", "8192")],
+    );
+    assert_eq!(fx.run(&spec).code(), Some(0), "{}", fx.diagnostics());
+    assert!(
+        !spec.stdout_log.exists(),
+        "a worker's plain stdout kept twice"
+    );
+    let log = String::from_utf8(fx.read(&spec.output_log)).unwrap();
+    // stdout and stderr come through two pipes: their order is the kernel's.
+    assert!(log.starts_with("BEGIN\nyyy"), "{}", &log[..20]);
+    let tail = &log[log.len() - 100..];
+    assert!(tail.contains("END\n") && tail.contains("err\n"), "{tail}");
+    assert!(log.contains("bytes of output cut here"));
+    assert!(log.len() < 8192 + 300, "{} bytes", log.len());
+
+    // An agent CLI's event stream: stdout.log alone; output.log holds its stderr.
+    let fx = Fixture::new();
+    let spec = fx.spec(
+        &[
+            "sh",
+            "-c",
+            "echo '{\"type\":\"system\",\"subtype\":\"init\",\"session_id\":\"s1\"}'; echo oops >&2",
+        ],
+        &[("ORCH_ROLE", "worker"), ("ORCH_AGENT_KIND", "claude")],
+    );
+    assert_eq!(fx.run(&spec).code(), Some(0), "{}", fx.diagnostics());
+    assert_eq!(
+        fx.read(&spec.stdout_log),
+        b"{\"type\":\"system\",\"subtype\":\"init\",\"session_id\":\"s1\"}\n"
+    );
+    assert_eq!(fx.read(&spec.output_log), b"oops\n");
+}

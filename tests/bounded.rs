@@ -45,8 +45,16 @@ fn a_worker_printing_20_mb_leaves_one_capped_log_with_its_beginning_and_end() {
         log.len()
     );
     let text = String::from_utf8_lossy(&log);
-    assert!(text.starts_with("FIRST-LINE\non-stderr\nxxx"), "{}", &text[..100]);
-    assert!(text.ends_with("xxx\nLAST-LINE\n"), "{}", &text[text.len() - 100..]);
+    assert!(
+        text.starts_with("FIRST-LINE\non-stderr\nxxx"),
+        "{}",
+        &text[..100]
+    );
+    assert!(
+        text.ends_with("xxx\nLAST-LINE\n"),
+        "{}",
+        &text[text.len() - 100..]
+    );
     let cut = 20_000_000 + "FIRST-LINE\non-stderr\n\nLAST-LINE\n".len() - 64 * 1024;
     assert!(
         text.contains(&format!(
@@ -85,8 +93,10 @@ fn a_flood_of_stray_files_is_summarized_and_blamed_on_the_only_writer() {
     let status = up.status();
     let violations = status["violations"].as_array().unwrap();
     // A file may be recorded twice (created, then written).
-    let paths: std::collections::BTreeSet<&str> =
-        violations.iter().map(|v| v["path"].as_str().unwrap()).collect();
+    let paths: std::collections::BTreeSet<&str> = violations
+        .iter()
+        .map(|v| v["path"].as_str().unwrap())
+        .collect();
     assert_eq!(paths.len(), 6000);
     for v in violations {
         assert_eq!(v["suspects"], serde_json::json!(["w"]), "{v:#}");
@@ -107,10 +117,16 @@ fn a_flood_of_stray_files_is_summarized_and_blamed_on_the_only_writer() {
     assert!(list.contains("gen/b/f0 (created)"));
     // `orch status` lists the first few and counts the rest.
     let text = up.orch().args(["status"]).run().expect(0).stdout();
-    assert!(text.len() < 8 * 1024, "orch status printed {} bytes", text.len());
+    assert!(
+        text.len() < 8 * 1024,
+        "orch status printed {} bytes",
+        text.len()
+    );
     let n = violations.len();
     assert!(
-        text.contains(&format!("{n} violations in all ({n} by w): {n} files: gen/a/ ")),
+        text.contains(&format!(
+            "{n} violations in all ({n} by w): {n} files: gen/a/ "
+        )),
         "{text}"
     );
 }

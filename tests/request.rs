@@ -38,10 +38,16 @@ fn assert_nothing_ran(p: &TestProject) {
 fn assert_reached_the_run(up: &Up, request: &str) {
     let run = latest_run(&up.p);
     let saved = std::fs::read(run.join("request.txt")).unwrap();
-    assert!(saved == request.as_bytes(), "request.txt differs from the request");
+    assert!(
+        saved == request.as_bytes(),
+        "request.txt differs from the request"
+    );
     let info: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
-    assert!(info["request"].as_str() == Some(request), "run.json differs");
+    assert!(
+        info["request"].as_str() == Some(request),
+        "run.json differs"
+    );
     let prompt = std::fs::read_to_string(run.join("planner/1/prompt.md")).unwrap();
     assert!(
         prompt.contains(&format!("text\n{request}\n")),
@@ -111,7 +117,10 @@ fn a_request_with_nul_or_not_utf8_is_refused_and_both_ways_at_once_too() {
         .run()
         .expect(2)
         .stderr_has("cannot read the request from");
-    assert!(!up.p.path(".orch/runs").exists(), "a refused request started a run");
+    assert!(
+        !up.p.path(".orch/runs").exists(),
+        "a refused request started a run"
+    );
 }
 
 #[test]
@@ -154,6 +163,10 @@ fn plan_takes_the_request_from_a_file_and_from_stdin() {
         .unwrap()
         .map(|e| std::fs::read(e.unwrap().path().join("request.txt")).unwrap())
         .collect();
-    assert!(saved.iter().any(|s| s == b"From stdin: $(touch pwned-dollar)\n"));
+    assert!(
+        saved
+            .iter()
+            .any(|s| s == b"From stdin: $(touch pwned-dollar)\n")
+    );
     assert_nothing_ran(&p);
 }

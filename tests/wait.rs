@@ -85,10 +85,7 @@ fn up_whose_engine_cannot_start_says_why_and_wait_returns() {
         serde_json::from_str(&std::fs::read_to_string(&info_path).unwrap()).unwrap();
     let created = info["created_at_ms"].as_u64().unwrap();
     // Young: within the grace period, `orch wait` still waits (here until its timeout).
-    up.orch()
-        .args(["wait", "--timeout", "1"])
-        .run()
-        .expect(124);
+    up.orch().args(["wait", "--timeout", "1"]).run().expect(124);
     info["created_at_ms"] = (created - 10 * 60 * 1000).into();
     std::fs::write(&info_path, info.to_string()).unwrap();
     up.orch()

@@ -69,7 +69,8 @@ impl Capped {
 
     /// Bytes cut so far (0 while everything fits).
     pub fn cut(&self) -> u64 {
-        self.total.saturating_sub(self.head + self.recent.len() as u64)
+        self.total
+            .saturating_sub(self.head + self.recent.len() as u64)
     }
 
     /// Leaves the file as it stays: the head, the marker and the tail when anything was cut.
@@ -127,9 +128,7 @@ mod tests {
 
     #[test]
     fn the_beginning_and_the_end_are_kept_with_a_marker_between() {
-        let text: Vec<u8> = (0..1_000_000u32)
-            .map(|i| b'a' + (i % 26) as u8)
-            .collect();
+        let text: Vec<u8> = (0..1_000_000u32).map(|i| b'a' + (i % 26) as u8).collect();
         let chunks: Vec<&[u8]> = text.chunks(7777).collect();
         let log = written(8192, &chunks);
         assert_eq!(&log[..4096], &text[..4096]);

@@ -84,7 +84,10 @@ mod tests {
         let err = text(b"ab\0c".to_vec(), "x").unwrap_err().to_string();
         assert!(err.contains("NUL byte (at byte 2)"), "{err}");
         let err = text(b"abc\xff".to_vec(), "x").unwrap_err().to_string();
-        assert!(err.contains("not UTF-8 text (the first bad byte is at byte 3)"), "{err}");
+        assert!(
+            err.contains("not UTF-8 text (the first bad byte is at byte 3)"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -95,12 +98,17 @@ mod tests {
         assert!(err.contains("not both"), "{err}");
         assert_eq!(read(Path::new("/"), None, None).unwrap(), None);
         assert_eq!(
-            read(Path::new("/"), Some("a".into()), None).unwrap().as_deref(),
+            read(Path::new("/"), Some("a".into()), None)
+                .unwrap()
+                .as_deref(),
             Some("a")
         );
         let err = read(Path::new("/nonexistent"), None, Some(Path::new("r.txt")))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("cannot read the request from /nonexistent/r.txt"), "{err}");
+        assert!(
+            err.contains("cannot read the request from /nonexistent/r.txt"),
+            "{err}"
+        );
     }
 }

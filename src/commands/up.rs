@@ -176,9 +176,7 @@ pub fn start(global: &Global, args: UpArgs) -> anyhow::Result<Started> {
                 short_reason(&e)
             )
         })
-        .and_then(|pane| {
-            wait_for_engine(&tmux, &state_dir, &run_id, &session, &pane.pane_id, 0)
-        });
+        .and_then(|pane| wait_for_engine(&tmux, &state_dir, &run_id, &session, &pane.pane_id, 0));
     match opened {
         Err(err) if err.is::<EngineSlow>() => return Err(err),
         Err(err) => return Err(never_started(&dir, &run_id, err)),

@@ -117,9 +117,8 @@ fn stalled(
             session_note()
         )));
     }
-    let age = Duration::from_millis(
-        crate::state::now_ms().saturating_sub(loaded.info.created_at_ms),
-    );
+    let age =
+        Duration::from_millis(crate::state::now_ms().saturating_sub(loaded.info.created_at_ms));
     if age < START_GRACE {
         return Ok(None);
     }

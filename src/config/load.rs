@@ -358,6 +358,27 @@ roles:
     }
 
     #[test]
+    fn the_output_cap_takes_sizes_and_has_a_floor() {
+        assert_eq!(
+            parse_str(GOOD).unwrap().limits.output_cap,
+            crate::agent_run::DEFAULT_OUTPUT_CAP
+        );
+        let config = parse_str(&format!("{GOOD}limits:\n  output_cap: 64KB\n")).unwrap();
+        assert_eq!(config.limits.output_cap, 64 * 1024);
+        let err = parse_str(&format!("{GOOD}limits:\n  output_cap: 100\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`limits.output_cap` must be at least 4096"),
+            "{err}"
+        );
+        let err = parse_str(&format!("{GOOD}limits:\n  output_cap: lots\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is not a size"), "{err}");
+    }
+
+    #[test]
     fn bad_policy_and_globs_are_reported() {
         let err = parse_str(&format!("{GOOD}ownership:\n  on_violation: explode\n"))
             .unwrap_err()
