@@ -122,6 +122,13 @@ fn a_flood_of_stray_files_is_summarized_and_blamed_on_the_only_writer() {
         "orch status printed {} bytes",
         text.len()
     );
+    // And so does the report.
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        report.len() < 16 * 1024,
+        "report.md holds {} bytes",
+        report.len()
+    );
     let n = violations.len();
     assert!(
         text.contains(&format!(

@@ -291,7 +291,7 @@ impl Engine {
         if let Some(crash) = &mut self.crash {
             crash.check(When::Before, &event);
         }
-        let record = self.journal.append(event)?;
+        let record = self.journal.append(event.bounded())?;
         if let Some(crash) = &mut self.crash {
             crash.check(When::After, &record.event);
         }
@@ -305,7 +305,7 @@ impl Engine {
         if let Some(crash) = &mut self.crash {
             crash.check(When::Before, &event);
         }
-        let record = self.journal.append_unsynced(event)?;
+        let record = self.journal.append_unsynced(event.bounded())?;
         if let Some(crash) = &mut self.crash {
             crash.check(When::After, &record.event);
         }
@@ -324,6 +324,7 @@ impl Engine {
             }
             return Ok(());
         }
+        let events = events.into_iter().map(Event::bounded).collect();
         for record in self.journal.append_all(events)? {
             self.state.apply(&record);
         }
