@@ -449,10 +449,11 @@ fn each_byte_is_kept_once_and_each_log_is_capped() {
         "a worker's plain stdout kept twice"
     );
     let log = String::from_utf8(fx.read(&spec.output_log)).unwrap();
-    // stdout and stderr come through two pipes: their order is the kernel's.
     assert!(log.starts_with("BEGIN\nyyy"), "{}", &log[..20]);
+    // stdout and stderr come through two pipes read by two threads: `err` may land before
+    // the last of the y's, in the part cut, so only the end of stdout is certain.
     let tail = &log[log.len() - 100..];
-    assert!(tail.contains("END\n") && tail.contains("err\n"), "{tail}");
+    assert!(tail.contains("yyy") && tail.contains("END\n"), "{tail}");
     assert!(log.contains("bytes of output cut here"));
     assert!(log.len() < 8192 + 300, "{} bytes", log.len());
 
