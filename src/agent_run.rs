@@ -39,6 +39,15 @@ pub const NOT_STARTED: i32 = 127;
 /// must not wait on it for `exit.json`.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
+/// What an agent attempt printed on stdout, as far as its logs keep it (see
+/// [`pump`]): `stdout.log`, else, for a worker whose plain output is kept once, `output.log`
+/// (its stderr interleaved). Empty when neither can be read.
+pub fn read_stdout(attempt_dir: &Path) -> String {
+    std::fs::read_to_string(attempt_dir.join("stdout.log"))
+        .or_else(|_| std::fs::read_to_string(attempt_dir.join("output.log")))
+        .unwrap_or_default()
+}
+
 /// How the agent ended: the content of `exit.json`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct ExitRecord {

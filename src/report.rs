@@ -249,8 +249,7 @@ fn usage_of(
     let adapter = workers::adapter(kind);
     let mut total: Option<UsageLine> = None;
     for attempt in 1..=attempts {
-        let stdout = std::fs::read_to_string(dir.task_attempt(id, attempt).join("stdout.log"))
-            .unwrap_or_default();
+        let stdout = crate::agent_run::read_stdout(&dir.task_attempt(id, attempt));
         if let Some(usage) = adapter.assess(&stdout).usage {
             let t = total.get_or_insert_with(UsageLine::default);
             t.input_tokens += usage.input_tokens;
