@@ -10,7 +10,11 @@
 //! it raw, and the exit record says what the stream tells of the run: why it failed, its
 //! token use and cost, its session id.
 
+mod capped;
 mod pump;
+
+pub use capped::{DEFAULT_CAP as DEFAULT_OUTPUT_CAP, MIN_CAP as MIN_OUTPUT_CAP};
+pub use pump::CAP_ENV as OUTPUT_CAP_ENV;
 
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt as _;
@@ -40,6 +44,15 @@ const SANDBOX_STATUS_FILE: &str = "sandbox-exit.json";
 /// behind, still holding its stdout or stderr, keeps the pipes open that long; the engine
 /// must not wait on it for `exit.json`.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
+
+/// What an agent attempt printed on stdout, as far as its logs keep it (see
+/// [`pump`]): `stdout.log`, else, for a worker whose plain output is kept once, `output.log`
+/// (its stderr interleaved). Empty when neither can be read.
+pub fn read_stdout(attempt_dir: &Path) -> String {
+    std::fs::read_to_string(attempt_dir.join("stdout.log"))
+        .or_else(|_| std::fs::read_to_string(attempt_dir.join("output.log")))
+        .unwrap_or_default()
+}
 
 /// How the agent ended: the content of `exit.json`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -237,7 +250,7 @@ fn execute(
     adapter: Option<&'static dyn Adapter>,
     stderr_tail: &Arc<Mutex<Tail>>,
 ) -> anyhow::Result<(Option<i32>, Option<i32>)> {
-    let sinks = match Sinks::open(spec) {
+    let sinks = match Sinks::open(spec, adapter.is_some()) {
         Ok(sinks) => Arc::new(Mutex::new(sinks)),
         Err(message) => {
             say(&message);
@@ -343,7 +356,9 @@ fn execute(
         // The CLI's events become the pane's transcript; the logs keep them raw.
         let rendered = adapter.map(|adapter| Rendered {
             transcript: Transcript::new(move |event| adapter.entries(event), &spec.cwd),
-            log: std::fs::File::create(Rendered::log_path(spec)).ok(),
+            log: std::fs::File::create(Rendered::log_path(spec))
+                .ok()
+                .map(|file| pump::Capped::new(file, pump::cap(spec))),
         });
         pump::spawn(
             out,
@@ -383,7 +398,7 @@ fn execute(
         }
     }
     // Nothing may reach the logs once exit.json says they are complete.
-    lock(&sinks).closed = true;
+    lock(&sinks).close();
     if spec.sandbox.is_some() {
         return Ok(crate::sandbox::ended(status, &status_file));
     }

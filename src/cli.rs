@@ -19,8 +19,9 @@ use crate::error;
     about = "Run a team of AI coding agents in tmux: specs first, a checked plan, exclusive \
              files per agent, a judge.",
     after_help = "Exit codes: 0 success, 1 the thing checked is bad (invalid plan, failed \
-                  planning or run), 2 usage or configuration error, 124 `orch wait \
-                  --timeout` ran out.\n\n\
+                  planning or run), 2 usage or configuration error, 3 `orch wait`: the \
+                  run cannot progress (its engine never started or is gone, or its tmux \
+                  session is gone), 124 `orch wait --timeout` ran out.\n\n\
                   Start with `orch init`, then `orch doctor`; `orch demo` shows a run on a \
                   sample project."
 )]
@@ -67,15 +68,25 @@ enum Command {
 
     /// Ask the planner agent for specs and a plan, validate it, and print it as waves.
     #[command(
-        after_help = "Example:\n  orch plan \"Build a user auth system with JWT\"\n\n\
+        after_help = "Examples:\n  orch plan \"Build a user auth system with JWT\"\n  \
+                            orch plan -f request.md\n  git log -1 --format=%B | orch plan -\n\n\
                             The specs are written into the project; the plan, every prompt \
                             and every raw answer are kept under .orch/plans/<id>/. An \
                             invalid plan is sent back to the planner with its problems, up \
                             to limits.planner_retries times."
     )]
     Plan {
-        /// What to build.
-        request: String,
+        /// What to build; `-` reads it from standard input.
+        #[arg(required_unless_present = "file")]
+        request: Option<String>,
+        /// Read the request from this file (`-`: standard input), any size, byte for byte.
+        #[arg(
+            short = 'f',
+            long = "file",
+            value_name = "FILE",
+            conflicts_with = "request"
+        )]
+        file: Option<PathBuf>,
     },
 
     /// Run the request in tmux: planner, then each task's agent in its own window.
@@ -83,15 +94,26 @@ enum Command {
         after_help = "Examples:\n  orch up \"Build a user auth system with JWT\"\n  \
                             orch up --plan .orch/plans/20261124-101500-ab12/plan.json\n  \
                             orch up \"Implement the plan\" --plan plan.json --layout tiled\n  \
-                            orch up \"...\" --detach && orch wait\n\n\
+                            orch up \"...\" --detach && orch wait\n  \
+                            orch up -f request.md --detach     # a request of any size\n  \
+                            cat request.md | orch up -\n\n\
                             Creates the tmux session orch-<project>: its `control` window runs \
                             the engine and shows every task live. Detach with C-b d; `orch \
                             attach` comes back, `orch down` tears it down. Everything about \
                             the run is kept in .orch/runs/<id>/."
     )]
     Up {
-        /// What to build [default with --plan: the request `orch plan` saved beside the plan].
+        /// What to build; `-` reads it from standard input [default with --plan: the request
+        /// `orch plan` saved beside the plan].
         request: Option<String>,
+        /// Read the request from this file (`-`: standard input), any size, byte for byte.
+        #[arg(
+            short = 'f',
+            long = "file",
+            value_name = "FILE",
+            conflicts_with = "request"
+        )]
+        file: Option<PathBuf>,
         /// Run this plan instead of asking the planner (it is validated first).
         #[arg(long, value_name = "FILE")]
         plan: Option<PathBuf>,
@@ -148,10 +170,15 @@ enum Command {
         run: Option<String>,
     },
 
-    /// Wait until the run ends: exit 0 when it succeeded, 1 when it failed, 124 on timeout.
+    /// Wait until the run ends: exit 0 when it succeeded, 1 when it failed, 3 when it
+    /// cannot progress, 124 on timeout.
     #[command(
         after_help = "Examples:\n  orch up \"...\" --detach && orch wait --timeout 1h\n  \
-                            orch wait --timeout 90   # seconds"
+                            orch wait --timeout 90   # seconds\n\n\
+                            Exit 3, with the reason, when the run cannot progress: its engine \
+                            is gone before the run ended, or never started (30 s after the \
+                            run was created, no `orch up` or `orch resume` starting one), or \
+                            its tmux session is gone. `orch resume` continues it."
     )]
     Wait {
         /// Give up after this long (exit 124): `90s`, `30m`, `1h`, `1h 30m`, or seconds.
@@ -327,9 +354,13 @@ fn execute(cli: Cli) -> anyhow::Result<u8> {
         Command::Init { force } => commands::init::run(&global, force),
         Command::Doctor => commands::doctor::run(&global),
         Command::Validate { plan } => commands::validate::run(&global, &plan),
-        Command::Plan { request } => commands::plan::run(&global, &request),
+        Command::Plan { request, file } => {
+            let request = commands::request::read(&global.cwd, request, file.as_deref())?;
+            commands::plan::run(&global, &request.unwrap_or_default())
+        }
         Command::Up {
             request,
+            file,
             plan,
             layout,
             detach,
@@ -337,7 +368,11 @@ fn execute(cli: Cli) -> anyhow::Result<u8> {
         } => commands::up::run(
             &global,
             commands::up::UpArgs {
-                request: commands::plan::request_for_up(&global, request, plan.as_deref())?,
+                request: commands::plan::request_for_up(
+                    &global,
+                    commands::request::read(&global.cwd, request, file.as_deref())?,
+                    plan.as_deref(),
+                )?,
                 plan,
                 layout,
                 detach,

@@ -11,6 +11,7 @@ pub mod logs;
 mod output;
 pub mod plan;
 pub mod report;
+pub mod request;
 pub mod resume;
 mod runs;
 pub mod status;

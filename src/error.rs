@@ -9,6 +9,9 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
 /// Usage or configuration error: the user must change how orch is called or configured.
 pub const EXIT_USAGE: u8 = 2;
+/// `orch wait`: the run cannot progress (its engine never started or is gone, or its tmux
+/// session is gone), so waiting longer would never end.
+pub const EXIT_STALLED: u8 = 3;
 /// `orch wait --timeout` ran out.
 pub const EXIT_TIMEOUT: u8 = 124;
 

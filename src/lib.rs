@@ -10,6 +10,7 @@ pub mod dispatcher;
 pub mod duration;
 pub mod engine;
 pub mod error;
+pub mod flood;
 pub mod git;
 pub mod invocation;
 pub mod judge;

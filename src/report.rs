@@ -317,7 +317,7 @@ fn attempt_usage(
     attempt: u32,
 ) -> Option<UsageLine> {
     let kind = config.agents.get(agent)?.kind;
-    let stdout = std::fs::read_to_string(dir.task_attempt(id, attempt).join("stdout.log")).ok()?;
+    let stdout = crate::agent_run::read_stdout(&dir.task_attempt(id, attempt));
     let usage = workers::adapter(kind).assess(&stdout).usage?;
     Some(UsageLine {
         input_tokens: usage.input_tokens,

@@ -3,6 +3,7 @@
 //! journal gives. So `orch status` reads a run without its engine, and a new engine picks up
 //! where a dead one stopped. The project lock keeps one engine per project.
 
+mod bounded;
 pub mod environ;
 mod event;
 mod journal;

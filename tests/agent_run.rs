@@ -498,3 +498,47 @@ fn a_missing_prompt_or_environment_file_is_said_and_recorded_not_started() {
     let output = String::from_utf8_lossy(&fx.read(&spec.output_log)).into_owned();
     assert!(output.contains("orch resume"), "{output}");
 }
+
+#[test]
+fn each_byte_is_kept_once_and_each_log_is_capped() {
+    // A worker's plain output: output.log alone, capped with its beginning and end.
+    let fx = Fixture::new();
+    let spec = fx.spec(
+        &[
+            "sh",
+            "-c",
+            "echo BEGIN; head -c 100000 /dev/zero | tr '\\0' y; echo; echo err >&2; echo END",
+        ],
+        &[("ORCH_ROLE", "worker"), ("ORCH_OUTPUT_CAP", "8192")],
+    );
+    assert_eq!(fx.run(&spec).code(), Some(0), "{}", fx.diagnostics());
+    assert!(
+        !spec.stdout_log.exists(),
+        "a worker's plain stdout kept twice"
+    );
+    let log = String::from_utf8(fx.read(&spec.output_log)).unwrap();
+    assert!(log.starts_with("BEGIN\nyyy"), "{}", &log[..20]);
+    // stdout and stderr come through two pipes read by two threads: `err` may land before
+    // the last of the y's, in the part cut, so only the end of stdout is certain.
+    let tail = &log[log.len() - 100..];
+    assert!(tail.contains("yyy") && tail.contains("END\n"), "{tail}");
+    assert!(log.contains("bytes of output cut here"));
+    assert!(log.len() < 8192 + 300, "{} bytes", log.len());
+
+    // An agent CLI's event stream: stdout.log alone; output.log holds its stderr.
+    let fx = Fixture::new();
+    let spec = fx.spec(
+        &[
+            "sh",
+            "-c",
+            "echo '{\"type\":\"system\",\"subtype\":\"init\",\"session_id\":\"s1\"}'; echo oops >&2",
+        ],
+        &[("ORCH_ROLE", "worker"), ("ORCH_AGENT_KIND", "claude")],
+    );
+    assert_eq!(fx.run(&spec).code(), Some(0), "{}", fx.diagnostics());
+    assert_eq!(
+        fx.read(&spec.stdout_log),
+        b"{\"type\":\"system\",\"subtype\":\"init\",\"session_id\":\"s1\"}\n"
+    );
+    assert_eq!(fx.read(&spec.output_log), b"oops\n");
+}

@@ -571,7 +571,13 @@ fn the_help_lists_every_exit_code() {
         .args(["--help"])
         .run()
         .expect(0)
+        .stdout_has("3 `orch wait`: the run cannot progress")
         .stdout_has("124 `orch wait --timeout` ran out");
+    p.orch()
+        .args(["wait", "--help"])
+        .run()
+        .expect(0)
+        .stdout_has("Exit 3, with the reason, when the run cannot progress");
 }
 
 #[test]

@@ -1,7 +1,11 @@
-//! Copying the agent's output as it arrives: everything, raw, to the logs (`output.log`, and
-//! `stdout.log` for stdout, which holds a CLI's event stream), and to the pane either raw or,
-//! for a CLI that streams events, as its live transcript (also kept in `transcript.log`).
-//! The end of stderr is kept to explain a failed exit.
+//! Copying the agent's output as it arrives, to the pane (raw, or for a CLI that streams
+//! events, as its live transcript, also kept in `transcript.log`) and to one log per byte:
+//! an event stream goes to `stdout.log` (where orch reads it) and the rest to `output.log`;
+//! other agents' stdout and stderr go to `output.log` in order of arrival, and stdout also to
+//! `stdout.log` only for the roles whose answer orch reads from it (planner, judge, oracle).
+//! Each log is capped per attempt (`limits.output_cap`, see [`super::capped`]): the pane and
+//! the stream parser see everything, the disk keeps the beginning and the end. The end of
+//! stderr is kept to explain a failed exit.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -9,8 +13,13 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 
+pub use super::capped::Capped;
+use super::capped::DEFAULT_CAP;
 use crate::launcher::LaunchSpec;
 use crate::transcript::Transcript;
+
+/// The launch spec's env entry that carries `limits.output_cap` (bytes).
+pub const CAP_ENV: &str = "ORCH_OUTPUT_CAP";
 
 #[derive(Clone, Copy, PartialEq)]
 pub enum Stream {
@@ -20,8 +29,11 @@ pub enum Stream {
 
 /// Where the agent's output goes besides the pane.
 pub struct Sinks {
-    output: File,
-    stdout: File,
+    output: Capped,
+    /// Stdout alone, when orch reads it.
+    stdout: Option<Capped>,
+    /// Whether stdout goes to `output.log` too (not an event stream, kept in `stdout.log`).
+    stdout_in_output: bool,
     /// Set once the exit record is about to be written.
     pub closed: bool,
     /// Whether a log write failed already (said once, not for every chunk).
@@ -29,10 +41,19 @@ pub struct Sinks {
 }
 
 impl Sinks {
-    pub fn open(spec: &LaunchSpec) -> Result<Sinks, String> {
+    pub fn open(spec: &LaunchSpec, streams_events: bool) -> Result<Sinks, String> {
+        let cap = cap(spec);
+        let role = env(spec, "ORCH_ROLE");
+        // A worker's plain output is read by no one but people: `output.log` is its copy.
+        let keep_stdout = streams_events || role != Some("worker");
         Ok(Sinks {
-            output: create(&spec.output_log)?,
-            stdout: create(&spec.stdout_log)?,
+            output: Capped::new(create(&spec.output_log)?, cap),
+            stdout: if keep_stdout {
+                Some(Capped::new(create(&spec.stdout_log)?, cap))
+            } else {
+                None
+            },
+            stdout_in_output: !streams_events,
             closed: false,
             failed: false,
         })
@@ -43,13 +64,22 @@ impl Sinks {
             return;
         }
         // Files are unbuffered: each chunk is in the file (and seen by watchers) at once.
-        let mut result = self.output.write_all(bytes);
-        if stream == Stream::Stdout {
-            result = result.and_then(|()| self.stdout.write_all(bytes));
+        let mut result = Ok(());
+        if stream == Stream::Stderr || self.stdout_in_output {
+            result = self.output.write(bytes);
         }
-        if let Err(e) = result
-            && !self.failed
+        if stream == Stream::Stdout
+            && let Some(stdout) = &mut self.stdout
         {
+            result = result.and_then(|()| stdout.write(bytes));
+        }
+        if let Err(e) = result {
+            self.failed_once(&e);
+        }
+    }
+
+    fn failed_once(&mut self, e: &std::io::Error) {
+        if !self.failed {
             self.failed = true;
             super::say(&format!(
                 "orch: cannot write the agent's logs ({e}); its output still shows here — \
@@ -62,6 +92,33 @@ impl Sinks {
     pub fn note(&mut self, message: &str) {
         self.write(format!("{message}\n").as_bytes(), Stream::Stderr);
     }
+
+    /// Nothing more reaches the logs: each is left as it stays (cut with its marker).
+    pub fn close(&mut self) {
+        self.closed = true;
+        let mut result = self.output.finish();
+        if let Some(stdout) = &mut self.stdout {
+            result = result.and_then(|()| stdout.finish());
+        }
+        if let Err(e) = result {
+            self.failed_once(&e);
+        }
+    }
+}
+
+/// `limits.output_cap` as the engine put it in the spec's env, else the default.
+pub fn cap(spec: &LaunchSpec) -> u64 {
+    env(spec, CAP_ENV)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_CAP)
+}
+
+fn env<'a>(spec: &'a LaunchSpec, key: &str) -> Option<&'a str> {
+    spec.env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 fn create(path: &Path) -> Result<File, String> {
@@ -86,7 +143,7 @@ pub fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// The live transcript of a CLI's event stream, and the file that keeps it.
 pub struct Rendered {
     pub transcript: Transcript,
-    pub log: Option<File>,
+    pub log: Option<Capped>,
 }
 
 impl Rendered {
@@ -100,7 +157,7 @@ impl Rendered {
             return;
         }
         if let Some(log) = &mut self.log {
-            let _ = log.write_all(text.as_bytes());
+            let _ = log.write(text.as_bytes());
         }
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
@@ -177,6 +234,9 @@ pub fn spawn(
         if let Some(r) = &mut rendered {
             let text = r.transcript.finish();
             r.show(&text);
+            if let Some(log) = &mut r.log {
+                let _ = log.finish();
+            }
         }
         let _ = done.send(());
     });

@@ -66,6 +66,17 @@ pub fn run(
     };
     loop {
         if let Ok(mut file) = std::fs::File::open(&log) {
+            let len = file.metadata().map(|m| m.len()).unwrap_or(offset);
+            if len < offset {
+                // The log reached its cap and was cut (see `limits.output_cap`): what comes
+                // next is its end, after the line saying how much was cut.
+                writeln!(
+                    out,
+                    "\n[orch logs: the log reached limits.output_cap and was cut; following \
+                     its end]"
+                )?;
+                offset = len;
+            }
             file.seek(SeekFrom::Start(offset))?;
             let mut buf = Vec::new();
             file.read_to_end(&mut buf)?;

@@ -252,22 +252,36 @@ pub fn start_with(
     environ::write(&dir.environ(), &with_defaults(environ::caller(), extra_env))?;
 
     let exe = std::env::current_exe().context("failed to find orch's own executable")?;
-    let pane = tmux.new_session(
-        &session,
-        &WindowSpec {
-            name: "control".into(),
-            cwd: project.root.clone(),
-            argv: vec![
-                exe.display().to_string(),
-                "engine".into(),
-                dir.path().display().to_string(),
-            ],
-            env: vec![],
-        },
-        (200, 50),
-    )?;
-    quiet_dead_pane(&tmux, &pane.pane_id);
-    wait_for_engine(&tmux, &state_dir, &run_id, &session, &pane.pane_id, 0)?;
+    let opened = tmux
+        .new_session(
+            &session,
+            &WindowSpec {
+                name: "control".into(),
+                cwd: project.root.clone(),
+                argv: vec![
+                    exe.display().to_string(),
+                    "engine".into(),
+                    dir.path().display().to_string(),
+                ],
+                env: vec![],
+            },
+            (200, 50),
+        )
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "tmux could not open the session {session}: {}",
+                short_reason(&e)
+            )
+        })
+        .and_then(|pane| {
+            quiet_dead_pane(&tmux, &pane.pane_id);
+            wait_for_engine(&tmux, &state_dir, &run_id, &session, &pane.pane_id, 0)
+        });
+    match opened {
+        Err(err) if err.is::<EngineSlow>() => return Err(err),
+        Err(err) => return Err(never_started(&dir, &run_id, err)),
+        Ok(()) => {}
+    }
     Ok(Started {
         run_id,
         tmux,
@@ -293,6 +307,37 @@ fn with_defaults(
 /// tmux before 3.3 has no such option; the line then stays, which is harmless.
 pub(super) fn quiet_dead_pane(tmux: &RealTmux, pane: &str) {
     let _ = tmux.set_pane_option(pane, "remain-on-exit-format", "");
+}
+
+/// The run's engine could not start: the journal says so (the run ends `failed` with the
+/// reason, so that `orch status` and `orch wait` tell it rather than a run forever
+/// `starting`), and the error says what happened and what to do.
+fn never_started(dir: &RunDir, run_id: &str, err: anyhow::Error) -> anyhow::Error {
+    let reason = format!("the engine never started: {err:#}");
+    let recorded = state::Journal::open(&dir.events()).and_then(|mut journal| {
+        journal.append(state::Event::RunFinished {
+            outcome: state::Outcome::Failed,
+            reason: Some(reason.clone()),
+        })
+    });
+    let note = match recorded {
+        Ok(_) => String::new(),
+        Err(e) => format!(" (and recording that in the run failed: {e:#})"),
+    };
+    anyhow::anyhow!(
+        "run {run_id} could not start: {err:#}{note}\nnothing ran; fix that, then start \
+         again with `orch up`"
+    )
+}
+
+/// What tmux said, without the whole command it ran (which the error would quote).
+fn short_reason(err: &crate::tmux::TmuxError) -> String {
+    match err {
+        crate::tmux::TmuxError::CommandFailed { stderr, .. } => {
+            crate::transcript::truncate(stderr.trim(), 500)
+        }
+        other => other.to_string(),
+    }
 }
 
 fn read_plan(path: &Path, project: &Project, workers: &[String]) -> anyhow::Result<plan::Plan> {
@@ -376,8 +421,14 @@ pub(super) fn wait_for_engine(
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(100));
     }
-    anyhow::bail!(
-        "the engine of run {run_id} did not start within 15 s: see `{} attach`",
-        crate::invocation::orch()
-    )
+    Err(EngineSlow(run_id.to_string()).into())
 }
+
+/// The engine's pane lives but the engine has not started yet: it may still, so the run is
+/// not recorded as failed.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the engine of run {0} did not start within 15 s: see `orch attach`; `orch wait` tells \
+     whether it starts"
+)]
+struct EngineSlow(String);

@@ -1,18 +1,29 @@
 //! `orch wait [--timeout DURATION]`: block until the run ends. Exit 0 when it succeeded, 1 when
-//! it failed or stopped, 124 when the timeout ran out.
+//! it failed or stopped, 3 when it cannot progress (its engine never started or is gone, or
+//! its tmux session is gone: nothing would ever end it), 124 when the timeout ran out.
 
 use std::time::{Duration, Instant};
 
 use super::follow::Follower;
+use super::runs::Loaded;
 use super::{Global, runs};
-use crate::error::{EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT};
-use crate::state::{Outcome, Phase};
+use crate::error::{EXIT_FAILED, EXIT_OK, EXIT_STALLED, EXIT_TIMEOUT};
+use crate::state::{Outcome, Phase, UpLock};
+use crate::tmux::Tmux as _;
+
+/// How long after its creation a run may go without an engine before `orch wait` calls it
+/// stalled: `orch up` gives its engine 15 s to start, so this is well past any engine that is
+/// merely slow.
+const START_GRACE: Duration = Duration::from_secs(30);
+/// How long an engine that outlived its tmux session gets to end the run by itself.
+const SESSION_GRACE: Duration = Duration::from_secs(10);
 
 pub fn run(global: &Global, run: Option<&str>, timeout: Option<Duration>) -> anyhow::Result<u8> {
     let deadline = timeout.map(|t| Instant::now() + t);
     let first = runs::load(global, run)?;
     let run_id = first.info.run_id.clone();
     let mut follower = Follower::new(&[first.dir.path()])?;
+    let mut session_gone_since = None;
     loop {
         let loaded = runs::load(global, Some(&run_id))?;
         if let Phase::Finished(outcome) = loaded.state.phase {
@@ -35,17 +46,12 @@ pub fn run(global: &Global, run: Option<&str>, timeout: Option<Duration>) -> any
                 EXIT_FAILED
             });
         }
-        if !loaded.engine_alive && loaded.state.engine_pid.is_some() {
-            // Give a just-finished engine's last journal line a moment to be read.
-            let again = runs::load(global, Some(&run_id))?;
-            if !again.state.is_finished() && !again.engine_alive {
-                eprintln!(
-                    "error: run {run_id}'s engine is gone before the run ended: `orch status` \
-                     shows where it stopped, `orch resume` continues it, `orch down` cleans up"
-                );
-                return Ok(EXIT_FAILED);
-            }
-            continue;
+        if let Some(reason) = stalled(global, &loaded, &mut session_gone_since)? {
+            eprintln!(
+                "error: run {run_id} cannot progress: {reason}. `orch status` shows where it \
+                 stopped, `orch resume` continues it, `orch down` cleans up"
+            );
+            return Ok(EXIT_STALLED);
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             eprintln!(
@@ -56,6 +62,71 @@ pub fn run(global: &Global, run: Option<&str>, timeout: Option<Duration>) -> any
         }
         follower.wait(Duration::from_secs(1), deadline);
     }
+}
+
+/// Why a run that has not ended never will by itself, if so: its engine is gone, never
+/// started, or lost its tmux session. `None` while it may still progress.
+fn stalled(
+    global: &Global,
+    loaded: &Loaded,
+    session_gone_since: &mut Option<Instant>,
+) -> anyhow::Result<Option<String>> {
+    let session = &loaded.info.session;
+    // Unknown (tmux itself failing) counts as present: only a sure absence is a reason.
+    let session_gone = || !loaded.tmux().has_session(session).unwrap_or(true);
+    if loaded.engine_alive {
+        if !session_gone() {
+            *session_gone_since = None;
+            return Ok(None);
+        }
+        let since = *session_gone_since.get_or_insert_with(Instant::now);
+        return Ok((since.elapsed() >= SESSION_GRACE).then(|| {
+            format!(
+                "its tmux session {session} is gone (its agents with it) and its engine \
+                 (pid {}) has not ended the run",
+                loaded.engine_pid.unwrap_or_default()
+            )
+        }));
+    }
+    *session_gone_since = None;
+    // An `orch up` or `orch resume` is starting an engine for it (or another run).
+    if UpLock::held(&loaded.project.state_dir()) {
+        return Ok(None);
+    }
+    let session_note = || {
+        if session_gone() {
+            format!(", and its tmux session {session} is gone")
+        } else {
+            String::new()
+        }
+    };
+    if let Some(pid) = loaded.state.engine_pid {
+        // Give a just-finished engine's last journal line a moment to be read.
+        let again = runs::load(global, Some(&loaded.info.run_id))?;
+        if again.state.is_finished() || again.engine_alive {
+            return Ok(None);
+        }
+        let why = again
+            .state
+            .engine_stopped
+            .as_deref()
+            .map(|r| format!(" (it said: {r})"))
+            .unwrap_or_default();
+        return Ok(Some(format!(
+            "its engine (pid {pid}) is gone before the run ended{why}{}",
+            session_note()
+        )));
+    }
+    let age =
+        Duration::from_millis(crate::state::now_ms().saturating_sub(loaded.info.created_at_ms));
+    if age < START_GRACE {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "its engine never started ({} s after the run was created, no engine holds it){}",
+        age.as_secs(),
+        session_note()
+    )))
 }
 
 /// `succeeded`, `failed: task(s) not done: 3`, `stopped by `orch down``: the outcome, then

@@ -207,6 +207,13 @@ fn check(config: &Config, text: &str) -> Vec<String> {
             at("task_timeout", None)
         ));
     }
+    if config.limits.output_cap < crate::agent_run::MIN_OUTPUT_CAP {
+        problems.push(format!(
+            "{}`limits.output_cap` must be at least {} bytes (4KB)",
+            at("output_cap", None),
+            crate::agent_run::MIN_OUTPUT_CAP
+        ));
+    }
     for (section, globs) in [
         ("gates.test_pattern", &config.gates.test_pattern),
         ("ownership.ignore", &config.ownership.ignore),
@@ -363,6 +370,27 @@ roles:
             .unwrap_err()
             .to_string();
         assert!(err.contains("invalid duration `soon`"), "{err}");
+    }
+
+    #[test]
+    fn the_output_cap_takes_sizes_and_has_a_floor() {
+        assert_eq!(
+            parse_str(GOOD).unwrap().limits.output_cap,
+            crate::agent_run::DEFAULT_OUTPUT_CAP
+        );
+        let config = parse_str(&format!("{GOOD}limits:\n  output_cap: 64KB\n")).unwrap();
+        assert_eq!(config.limits.output_cap, 64 * 1024);
+        let err = parse_str(&format!("{GOOD}limits:\n  output_cap: 100\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`limits.output_cap` must be at least 4096"),
+            "{err}"
+        );
+        let err = parse_str(&format!("{GOOD}limits:\n  output_cap: lots\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is not a size"), "{err}");
     }
 
     #[test]

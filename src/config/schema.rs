@@ -179,6 +179,9 @@ pub struct Limits {
     pub planner_retries: u32,
     /// How many more times the judge is asked when its answer holds no valid verdict.
     pub judge_retries: u32,
+    /// The most each agent attempt's log keeps on disk (the first and the last half).
+    #[serde(with = "size")]
+    pub output_cap: u64,
 }
 
 impl Default for Limits {
@@ -189,6 +192,7 @@ impl Default for Limits {
             retries: 2,
             planner_retries: 2,
             judge_retries: 2,
+            output_cap: crate::agent_run::DEFAULT_OUTPUT_CAP,
         }
     }
 }
@@ -268,6 +272,78 @@ impl ViolationPolicy {
             ViolationPolicy::Warn => "warn",
             ViolationPolicy::Revert => "revert",
             ViolationPolicy::Stop => "stop",
+        }
+    }
+}
+
+/// Sizes are written as a number of bytes or with a unit: `512KB`, `10MB`, `1 GiB` (every
+/// unit counts in 1024s: KB and KiB alike).
+mod size {
+    use serde::{Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(bytes: &u64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(*bytes)
+    }
+
+    pub fn parse(text: &str) -> Result<u64, String> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let bad = || {
+            format!(
+                "{text:?} is not a size: write a number of bytes, or one with a unit such as \
+                 `512KB`, `10MB`, `1GB`"
+            )
+        };
+        let number: u64 = number.parse().map_err(|_| bad())?;
+        let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "k" | "kb" | "kib" => 1 << 10,
+            "m" | "mb" | "mib" => 1 << 20,
+            "g" | "gb" | "gib" => 1 << 30,
+            _ => return Err(bad()),
+        };
+        number.checked_mul(factor).ok_or_else(bad)
+    }
+
+    struct Visitor;
+
+    impl serde::de::Visitor<'_> for Visitor {
+        type Value = u64;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a size such as `10MB` or `512KB`, or a number of bytes")
+        }
+
+        fn visit_u64<E: Error>(self, bytes: u64) -> Result<u64, E> {
+            Ok(bytes)
+        }
+
+        fn visit_i64<E: Error>(self, bytes: i64) -> Result<u64, E> {
+            u64::try_from(bytes).map_err(|_| E::custom("a size cannot be negative"))
+        }
+
+        fn visit_str<E: Error>(self, text: &str) -> Result<u64, E> {
+            parse(text).map_err(E::custom)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        d.deserialize_any(Visitor)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn sizes_read_the_human_way() {
+            assert_eq!(super::parse("4096"), Ok(4096));
+            assert_eq!(super::parse("512KB"), Ok(512 * 1024));
+            assert_eq!(super::parse("10 MiB"), Ok(10 << 20));
+            assert_eq!(super::parse("1g"), Ok(1 << 30));
+            assert!(super::parse("ten MB").is_err());
+            assert!(super::parse("10 parsecs").is_err());
         }
     }
 }

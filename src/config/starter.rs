@@ -211,6 +211,8 @@ limits:
   planner_retries: 2
   # How many more times the judge is asked when its answer holds no valid verdict.
   judge_retries: 2
+  # The most of each agent's output kept on disk per attempt: its first and last half.
+  output_cap: 10MB
 ";
 
 const GATES_HEADER: &str = "

@@ -274,10 +274,16 @@ impl Engine {
         invocation: crate::workers::Invocation,
         window: String,
     ) -> anyhow::Result<crate::tmux::WindowSpec> {
+        let mut env = invocation.env;
+        // How much of its output agent-run keeps on disk (see agent_run::capped).
+        env.push((
+            crate::agent_run::OUTPUT_CAP_ENV.into(),
+            self.config.limits.output_cap.to_string(),
+        ));
         let spec = crate::launcher::LaunchSpec {
             title,
             argv: invocation.argv,
-            env: invocation.env,
+            env,
             // Written by `orch up` and `orch resume`; absent only where no caller's environment
             // is to be passed on (the engine's unit tests).
             env_file: Some(self.dir.environ()).filter(|p| p.exists()),
@@ -311,7 +317,7 @@ impl Engine {
         if let Some(crash) = &mut self.crash {
             crash.check(When::Before, &event);
         }
-        let record = self.journal.append(event)?;
+        let record = self.journal.append(event.bounded())?;
         if let Some(crash) = &mut self.crash {
             crash.check(When::After, &record.event);
         }
@@ -326,7 +332,7 @@ impl Engine {
         if let Some(crash) = &mut self.crash {
             crash.check(When::Before, &event);
         }
-        let record = self.journal.append_unsynced(event)?;
+        let record = self.journal.append_unsynced(event.bounded())?;
         if let Some(crash) = &mut self.crash {
             crash.check(When::After, &record.event);
         }
@@ -346,6 +352,7 @@ impl Engine {
             }
             return Ok(());
         }
+        let events = events.into_iter().map(Event::bounded).collect();
         for record in self.journal.append_all(events)? {
             self.state.apply(&record);
         }
@@ -468,7 +475,8 @@ impl Engine {
         if name == "exit.json" {
             return self.on_exit_file(path);
         }
-        if name == "output.log" {
+        // An event stream goes to stdout.log alone (see agent_run::pump).
+        if name == "output.log" || name == "stdout.log" {
             self.touch_activity(path.parent().unwrap_or(path));
         }
         Ok(())
@@ -580,6 +588,7 @@ impl Engine {
             None,
             &self.state.violations,
             0,
+            &self.dir.gates().join("run-ownership.txt"),
         ));
         self.record_gates(None, 0, &done.outcomes)?;
         let mut reasons: Vec<String> = done

@@ -45,6 +45,10 @@ impl Engine {
                 Some(id),
                 &self.state.violations,
                 task.started_at_ms.unwrap_or(0),
+                &self
+                    .dir
+                    .gates()
+                    .join(format!("{}-{attempt}-ownership.txt", id.as_str())),
             ),
         ];
         let lint = gates.lint.clone();

@@ -74,7 +74,7 @@ impl Engine {
                 self.check_planning_writes()
             }
             Phase::Running => {
-                let active = self.active_at(at);
+                let active = self.writers_at(path, at);
                 if let Some(owner) = active
                     .iter()
                     .find(|id| self.state.tasks[*id].files.iter().any(|f| f == path))
@@ -147,6 +147,34 @@ impl Engine {
             .filter(|t| t.state == TaskStatus::Running || t.ended_at_ms.is_some_and(|e| e >= at))
             .map(|t| t.id.clone())
             .collect()
+    }
+
+    /// Who could have made a change seen at `at`: the tasks running then, and those running
+    /// when the file was last written (its mtime). Under a flood of events the watcher runs
+    /// seconds behind, so a change can be seen after its writer ended; the mtime still names it.
+    fn writers_at(&self, path: &str, at: u64) -> Vec<TaskId> {
+        let mut writers = self.active_at(at);
+        if let Some(written) = self.written_at(path).filter(|&w| w < at) {
+            let earlier = self.active_at(written);
+            // In plan order, as `active_at` gives them.
+            writers = self
+                .state
+                .tasks_in_order()
+                .map(|t| &t.id)
+                .filter(|id| writers.contains(id) || earlier.contains(id))
+                .cloned()
+                .collect();
+        }
+        writers
+    }
+
+    /// When the file was last written (its mtime, in ms), if it exists.
+    fn written_at(&self, path: &str) -> Option<u64> {
+        std::fs::symlink_metadata(self.project.root.join(path))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as u64)
     }
 
     /// Whether the file is as it should be: as a finished task left it, or as it was at the

@@ -315,7 +315,7 @@ impl Engine {
     pub(super) fn session_of(&self, id: &TaskId, dir: &Path) -> Option<String> {
         let task = self.state.tasks.get(id)?;
         let agent = self.config.agents.get(&task.agent)?;
-        let stdout = std::fs::read_to_string(dir.join("stdout.log")).ok()?;
+        let stdout = crate::agent_run::read_stdout(dir);
         workers::adapter(agent.kind).assess(&stdout).session_id
     }
 }

@@ -236,7 +236,7 @@ impl Engine {
             .and_then(|t| self.config.agents.get(&t.agent))
             .map(|a| a.kind);
         if let Some(kind) = agent_kind {
-            let stdout = std::fs::read_to_string(live.dir.join("stdout.log")).unwrap_or_default();
+            let stdout = crate::agent_run::read_stdout(&live.dir);
             if let Some(failure) = workers::adapter(kind).assess(&stdout).failure {
                 return self.fail_or_start_over(id, live.attempt, failure);
             }

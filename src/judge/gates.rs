@@ -196,11 +196,14 @@ pub fn tdd_gate(
 }
 
 /// No unresolved violation, since `since_ms`, of which this task is the only suspect (`task`
-/// None: any unresolved violation with a suspect, for the run).
+/// None: any unresolved violation with a suspect, for the run). Many are summarized (counts
+/// per directory, the first few), their full list written to `list`, so that the detail, which
+/// goes into the journal and the next attempt's prompt, stays short.
 pub fn violation_gate(
     task: Option<&TaskId>,
     violations: &[ViolationRecord],
     since_ms: u64,
+    list: &Path,
 ) -> GateOutcome {
     let unresolved: Vec<&ViolationRecord> = violations
         .iter()
@@ -215,15 +218,28 @@ pub fn violation_gate(
     if unresolved.is_empty() {
         return GateOutcome::new("ownership", GateStatus::Passed, "no unresolved violation");
     }
+    // A file created, then written, is one file.
+    let mut seen = std::collections::BTreeSet::new();
     let paths: Vec<String> = unresolved
         .iter()
+        .filter(|v| seen.insert(v.path.as_str()))
         .map(|v| format!("{} ({})", v.path, v.change))
         .collect();
-    GateOutcome::new(
+    let summary = crate::flood::summarize(&paths, |item| {
+        item.rsplit_once(" (").map_or(item, |(path, _)| path)
+    });
+    let mut outcome = GateOutcome::new(
         "ownership",
         GateStatus::Failed,
-        format!("changed files it does not own: {}", paths.join(", ")),
-    )
+        format!("changed files it does not own: {summary}"),
+    );
+    if paths.len() > crate::flood::LIST_MAX {
+        match crate::flood::write_list(list, &paths) {
+            Ok(()) => outcome.log = Some(list.to_path_buf()),
+            Err(e) => outcome.detail.push_str(&format!(" (the full list: {e:#})")),
+        }
+    }
+    outcome
 }
 
 /// Runs a lint or test command (`sh -c` in the project root), its output kept in `log`.
@@ -343,6 +359,8 @@ mod tests {
 
     #[test]
     fn a_violation_nobody_can_be_blamed_for_fails_the_run_unless_reverted() {
+        let dir = tempfile::tempdir().unwrap();
+        let list = dir.path().join("run-ownership.txt");
         let v = |path: &str, suspects: &[&str], action: &str| ViolationRecord {
             n: 1,
             path: path.into(),
@@ -354,22 +372,22 @@ mod tests {
             at_ms: 10,
         };
         let nobody = [v("README.md", &[], "found-by-sweep")];
-        let gate = violation_gate(None, &nobody, 0);
+        let gate = violation_gate(None, &nobody, 0, &list);
         assert!(
             gate.failed() && gate.detail.contains("README.md"),
             "{gate:?}"
         );
         // No task is to blame for it.
-        assert!(!violation_gate(Some(&TaskId::new("a")), &nobody, 0).failed());
+        assert!(!violation_gate(Some(&TaskId::new("a")), &nobody, 0, &list).failed());
         for resolved in ["reverted", "deleted"] {
-            assert!(!violation_gate(None, &[v("README.md", &[], resolved)], 0).failed());
+            assert!(!violation_gate(None, &[v("README.md", &[], resolved)], 0, &list).failed());
         }
         // A revert journaled and never settled, or failed, is not resolved.
         for open in [
             "reverting",
             "revert failed: x; the content to put back is in y",
         ] {
-            assert!(violation_gate(None, &[v("README.md", &["a"], open)], 0).failed());
+            assert!(violation_gate(None, &[v("README.md", &["a"], open)], 0, &list).failed());
         }
     }
 

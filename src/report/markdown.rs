@@ -119,7 +119,15 @@ pub fn markdown(r: &Report) -> String {
             );
         }
         if !task.violations.is_empty() {
-            let ns: Vec<String> = task.violations.iter().map(|n| format!("#{n}")).collect();
+            let mut ns: Vec<String> = task
+                .violations
+                .iter()
+                .take(crate::flood::LIST_MAX)
+                .map(|n| format!("#{n}"))
+                .collect();
+            if task.violations.len() > ns.len() {
+                ns.push(format!("and {} more", task.violations.len() - ns.len()));
+            }
             let _ = writeln!(o, "- suspected in violation(s) {}", ns.join(", "));
         }
         if let Some(u) = &task.usage {
@@ -157,15 +165,22 @@ pub fn markdown(r: &Report) -> String {
     }
     if !r.violations.is_empty() {
         let _ = writeln!(o, "\n## Violations\n");
-        for v in &r.violations {
-            let line = crate::engine::ui::describe_violation(
-                v.n,
-                &v.change,
-                &v.path,
-                &v.suspects,
-                &v.action,
-                v.saved.as_deref(),
-            );
+        // A flood is summarized, as in `orch status` (report.json lists each).
+        let records: Vec<crate::state::ViolationRecord> = r
+            .violations
+            .iter()
+            .map(|v| crate::state::ViolationRecord {
+                n: v.n,
+                path: v.path.clone(),
+                change: v.change.clone(),
+                suspects: v.suspects.clone(),
+                action: v.action.clone(),
+                saved: v.saved.clone(),
+                swept: false,
+                at_ms: 0,
+            })
+            .collect();
+        for line in crate::engine::ui::violation_lines(&records) {
             let _ = writeln!(o, "- {line}");
         }
     }

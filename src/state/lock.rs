@@ -159,6 +159,16 @@ impl UpLock {
             }
         }
     }
+
+    /// Whether an `orch up` or `orch resume` holds the lock right now, i.e. an engine may be
+    /// on its way: `orch wait` must not call a run stalled while one is.
+    pub fn held(state_dir: &Path) -> bool {
+        let Ok(file) = File::open(state_dir.join("up.lock")) else {
+            return false;
+        };
+        // Taken for an instant when free; closing `file` releases it.
+        matches!(try_lock(&file), Ok(false))
+    }
 }
 
 /// `Ok(true)`: locked it; `Ok(false)`: someone else holds it.
