@@ -208,7 +208,7 @@ pub fn exit_latency(
     let mut dropped = Vec::new();
     for (task, dir) in (1..=tasks).zip(&baseline.agents) {
         let seen = detected.iter().find(|(t, _)| *t == task).map(|(_, at)| *at);
-        match (crate::project::stamp(&dir.join("stdout.log"), "EXIT"), seen) {
+        match (crate::project::stamp(&dir.join("output.log"), "EXIT"), seen) {
             (Some(exit), Some(seen)) => latencies.push((seen - exit) * 1000.0),
             (exit, seen) => dropped.push(format!("task {task}: stamp {exit:?}, seen {seen:?}")),
         }

@@ -52,7 +52,7 @@ pub fn baseline(base: &Path, agents: usize, span: Span) -> anyhow::Result<Idle> 
     let logs: Vec<_> = baseline
         .agents
         .iter()
-        .map(|d| d.join("stdout.log"))
+        .map(|d| d.join("output.log"))
         .collect();
     wait_stamps(&logs, "START", Duration::from_secs(60))?;
     std::thread::sleep(span.settle);

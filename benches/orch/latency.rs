@@ -57,7 +57,7 @@ pub fn run(base: &Path, tasks: usize, parallel: usize) -> anyhow::Result<Latency
     };
     let (mut exit, mut exit_t, mut viol, mut viol_t) = (vec![], vec![], vec![], vec![]);
     for task in 1..=tasks {
-        let log = run.stdout_log(task);
+        let log = run.output_log(task);
         let exited = entries
             .iter()
             .find(|e| e.event() == "task_exited" && e.task() == task.to_string());

@@ -222,14 +222,15 @@ impl Run {
             .context("engine_started has no pid")
     }
 
-    /// What task `task`'s agent printed (first attempt).
-    pub fn stdout_log(&self, task: usize) -> PathBuf {
-        self.dir.join(format!("tasks/{task}/1/stdout.log"))
+    /// What task `task`'s agent printed (first attempt): a worker's plain output is kept once,
+    /// in `output.log`.
+    pub fn output_log(&self, task: usize) -> PathBuf {
+        self.dir.join(format!("tasks/{task}/1/output.log"))
     }
 
     /// Waits until every task's agent has printed its START stamp; returns the stamps.
     pub fn wait_started(&self, tasks: usize, timeout: Duration) -> anyhow::Result<Vec<f64>> {
-        let logs: Vec<PathBuf> = (1..=tasks).map(|t| self.stdout_log(t)).collect();
+        let logs: Vec<PathBuf> = (1..=tasks).map(|t| self.output_log(t)).collect();
         wait_stamps(&logs, "START", timeout)
     }
 
