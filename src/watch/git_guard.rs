@@ -29,12 +29,8 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::snapshot::{Restored, SnapshotError};
 use super::tree::{ChangeKind, FsChange};
-use crate::git::RepoDirs;
-
-/// Files guarded at the top of a git directory.
-const TOP_FILES: [&str; 4] = ["config", "config.worktree", "HEAD", "packed-refs"];
-/// Directories guarded with all they hold.
-const TREES: [&str; 3] = ["hooks", "info", "refs"];
+// The guarded files at the top of a git directory, and the directories guarded whole.
+use crate::git::{GUARDED_DIRS as TREES, GUARDED_FILES as TOP_FILES, RepoDirs};
 
 /// One guarded git directory.
 #[derive(Debug, Clone)]
