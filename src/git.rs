@@ -84,6 +84,14 @@ pub fn empty_tree(sha256: bool) -> &'static str {
     }
 }
 
+/// The files at the top of a git directory that can make git run a command or act for the
+/// user (its config) or change what is checked out (HEAD, packed refs): guarded by the
+/// watcher ([`crate::watch`]) and read-only in the sandbox ([`crate::sandbox`]).
+pub const GUARDED_FILES: [&str; 4] = ["config", "config.worktree", "HEAD", "packed-refs"];
+/// The directories of a git directory guarded with all they hold: hooks, attributes and
+/// excludes (`info/`), refs.
+pub const GUARDED_DIRS: [&str; 3] = ["hooks", "info", "refs"];
+
 /// Where a work tree's repository keeps its files, found by reading them (never by running
 /// git in it): `git_dir` holds HEAD and the index (`.git`, or for a linked worktree or a
 /// submodule the directory its `.git` file names), `common_dir` holds config, hooks, info,

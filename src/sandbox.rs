@@ -2,7 +2,8 @@
 //! run (it must, for TDD), so on Linux every agent runs under bubblewrap (`bwrap`): the project,
 //! the run directory, the CLI's own state directories and a private `/tmp` are writable, the
 //! rest of the file system is read-only, and the user's homes are hidden behind an empty,
-//! read-only tmpfs with only what the agent needs bound back (see [`mounts`]).
+//! read-only tmpfs with only what the agent needs bound back (see [`mounts`]); the parts of
+//! the project's `.git/` that the guard watches are read-only (see [`repo`]).
 //!
 //! `sandbox: auto | bwrap | off` (in `orch.yaml`, per agent overridable) decides;
 //! [`confine`] gives an agent's invocation its [`Jail`] (the one place that is decided), and
@@ -26,6 +27,7 @@
 mod inside;
 mod launch;
 mod mounts;
+mod repo;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -279,11 +281,13 @@ fn probe() -> Result<(), Unavailable> {
 }
 
 /// Lines of an agent's output that show the sandbox refusing something: a write to a
-/// read-only place. At most `max`, each cut to 200 characters.
+/// read-only place, or the renaming or removal of one of the box's mount points (`mv .git x`,
+/// or `git config`, which renames its new config over the read-only one: both fail with
+/// EBUSY). At most `max`, each cut to 200 characters.
 pub fn refusals(output: &str, max: usize) -> Vec<String> {
     output
         .lines()
-        .filter(|l| l.contains("Read-only file system"))
+        .filter(|l| l.contains("Read-only file system") || l.contains("Device or resource busy"))
         .map(|l| crate::transcript::truncate(l.trim(), 200))
         .take(max)
         .collect()

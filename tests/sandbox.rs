@@ -306,3 +306,196 @@ fn an_off_agent_runs_unconfined_and_doctor_says_which() {
             .stdout_has("sandbox: off for mine");
     }
 }
+
+/// A guarded file of the test repository, or `None` when it does not exist.
+fn git_file(up: &Up, rel: &str) -> Option<String> {
+    std::fs::read_to_string(up.p.path(&format!(".git/{rel}"))).ok()
+}
+
+#[test]
+fn a_boxed_agent_cannot_change_git_but_may_add_to_the_index() {
+    if !sandbox_works("a_boxed_agent_cannot_change_git") {
+        return;
+    }
+    let up = Up::new("sandbox-git", &config(""));
+    let outside = Outside::new(&up.p.root());
+    up.p.script(
+        "worker.sh",
+        "#!/bin/sh\n\
+         mkdir -p tests && echo ok > tests/a_test.txt && echo ok > a.txt\n\
+         echo 'touch /tmp/evil' > .git/hooks/pre-commit && echo PLANTED-HOOK\n\
+         git config core.fsmonitor evil && echo PLANTED-CONFIG\n\
+         echo '* filter=evil' >> .git/info/attributes && echo PLANTED-ATTRIBUTES\n\
+         mv .git .git-moved && echo MOVED-GIT\n\
+         git add a.txt && echo ADDED-A\n\
+         git -c user.name=w -c user.email=w@example.com commit -q -m mine && echo COMMITTED\n\
+         exit 0\n",
+    );
+    up.p.file("plan.json", ONE_TASK);
+    let config_before = git_file(&up, "config").unwrap();
+    let head_before = git_file(&up, "HEAD").unwrap();
+    up.orch()
+        .env("HOME", &outside.home)
+        .args(["up", "go", "--plan", "plan.json", "--detach"])
+        .run()
+        .expect(0);
+    let wait = up
+        .orch()
+        .env("HOME", &outside.home)
+        .args(["wait", "--timeout", "90"])
+        .run();
+    // A refused write fails nothing by itself (the agent carried on and ended well): the
+    // task did its work, and nothing guarded changed, so the guard has nothing to report.
+    assert_eq!(wait.code(), 0, "{}\n{}", wait.stderr(), up.diagnostics());
+
+    let attempt = run_dir(&up).join("tasks/a/1");
+    let output = std::fs::read_to_string(attempt.join("output.log")).unwrap();
+    for planted in ["PLANTED", "MOVED-GIT", "COMMITTED"] {
+        assert!(!output.contains(planted), "{planted}: {output}");
+    }
+    // What git add writes (the index, objects) stays writable.
+    assert!(output.contains("ADDED-A"), "{output}");
+    let staged = std::process::Command::new("git")
+        .args(["ls-files", "--stage", "a.txt"])
+        .current_dir(up.p.root())
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&staged.stdout).contains("a.txt"));
+
+    // The guarded files are as they were; nothing was made; no commit moved a ref.
+    assert!(up.p.path(".git").is_dir() && !up.p.path(".git-moved").exists());
+    assert_eq!(git_file(&up, "hooks/pre-commit"), None);
+    assert_eq!(git_file(&up, "info/attributes"), None);
+    assert_eq!(git_file(&up, "config").unwrap(), config_before);
+    assert_eq!(git_file(&up, "HEAD").unwrap(), head_before);
+    assert_eq!(
+        std::fs::read_dir(up.p.path(".git/refs/heads"))
+            .unwrap()
+            .count(),
+        0,
+        "a commit moved a ref"
+    );
+    assert!(!up.p.path(".git/config.lock").exists());
+
+    // Each attempt is reported as refused by the sandbox; none is a violation.
+    let status = up.status();
+    let lines: Vec<&str> = status["sandbox_refusals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["line"].as_str().unwrap())
+        .collect();
+    for refused in [
+        ".git/hooks/pre-commit",
+        ".git/config",
+        ".git/info/attributes",
+        ".git-moved",
+        "refs/heads/",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.contains(refused)),
+            "{refused} not refused: {lines:#?}\n{output}"
+        );
+    }
+    assert_eq!(status["violations"], serde_json::json!([]), "{status:#}");
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+}
+
+#[test]
+fn in_a_linked_worktree_the_common_directory_is_guarded_and_git_add_works() {
+    if !sandbox_works("in_a_linked_worktree_the_common_directory_is_guarded") {
+        return;
+    }
+    // Under /tmp, which the box hides: the common directory is only there if bound back.
+    let tmp = tempfile::Builder::new()
+        .prefix("orch-sandbox-wt-")
+        .tempdir()
+        .unwrap();
+    let root = tmp.path().canonicalize().unwrap();
+    let main = root.join("main");
+    std::fs::create_dir_all(&main).unwrap();
+    git(&main, &["init", "-q"]);
+    std::fs::write(main.join("x.txt"), "x\n").unwrap();
+    git(&main, &["add", "x.txt"]);
+    git(&main, &["commit", "-q", "-m", "x"]);
+    git(&main, &["worktree", "add", "-q", "../wt", "-b", "wt"]);
+    let wt = root.join("wt");
+    let run_dir = root.join("run");
+    std::fs::create_dir_all(&run_dir).unwrap();
+    let dot_git = std::fs::read_to_string(wt.join(".git")).unwrap();
+    let common = main.join(".git");
+    let refs_before = std::fs::read_to_string(common.join("worktrees/wt/HEAD")).unwrap();
+
+    let jail = orch::sandbox::Jail {
+        project: wt.clone(),
+        run_dir: run_dir.clone(),
+        kind: orch::config::AgentKind::Command,
+        no_network: false,
+        read_only_project: false,
+        write: vec![],
+        read: vec![],
+    };
+    let script = format!(
+        "echo a > a.txt && git add a.txt && echo ADDED-A\n\
+         echo evil > {common}/hooks/pre-commit && echo PLANTED-HOOK\n\
+         echo 'gitdir: /tmp/elsewhere' > .git && echo REPLACED-DOT-GIT\n\
+         git checkout -q -b other && echo CHECKED-OUT\n\
+         echo ref > {common}/worktrees/wt/HEAD && echo MOVED-HEAD\n",
+        common = common.display()
+    );
+    let args = vec!["-c".to_string(), script];
+    let agent = orch::sandbox::Agent {
+        program: "/bin/sh",
+        args: &args,
+        base_env: &[],
+        env: &[],
+        cwd: &wt,
+        status_file: &run_dir.join("status.json"),
+    };
+    let out = orch::sandbox::command_with(
+        Path::new(env!("CARGO_BIN_EXE_orch")),
+        Some(&jail),
+        &agent,
+        &[],
+    )
+    .unwrap()
+    .stdin(std::process::Stdio::null())
+    .output()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("ADDED-A"), "{stdout}\n{stderr}");
+    for planted in ["PLANTED", "REPLACED", "CHECKED-OUT", "MOVED-HEAD"] {
+        assert!(!stdout.contains(planted), "{planted}: {stdout}\n{stderr}");
+    }
+    assert!(!common.join("hooks/pre-commit").exists());
+    assert_eq!(std::fs::read_to_string(wt.join(".git")).unwrap(), dot_git);
+    assert_eq!(
+        std::fs::read_to_string(common.join("worktrees/wt/HEAD")).unwrap(),
+        refs_before
+    );
+    let refused = orch::sandbox::refusals(&stderr, 10);
+    assert!(
+        refused.iter().any(|l| l.contains("hooks/pre-commit")),
+        "{refused:#?}\n{stderr}"
+    );
+    // The file git add wrote to the worktree's own index, outside the project, is there.
+    let staged = std::process::Command::new("git")
+        .args(["ls-files", "--stage", "a.txt"])
+        .current_dir(&wt)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&staged.stdout).contains("a.txt"),
+        "{stderr}"
+    );
+}

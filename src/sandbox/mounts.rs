@@ -332,10 +332,12 @@ pub fn plan(jail: &Jail, env: &Env, program: &Path, exe: &Path, cwd: &Path) -> V
     let mut secret: Vec<PathBuf> = secrets_inside(env);
     secret.retain(|p| p.is_file() && read.iter().chain(&write).any(|r| p.starts_with(r)));
 
+    let repo = super::repo::mounts(jail, &masks);
     let mut mounts = masks;
     mounts.extend(write.into_iter().map(Mount::Write));
     mounts.extend(read.into_iter().map(Mount::Read));
     mounts.extend(secret.into_iter().map(Mount::HiddenFile));
+    mounts.extend(repo);
     let mut seen = std::collections::HashSet::new();
     mounts.retain(|m| seen.insert((m.path().to_path_buf(), m.rank())));
     mounts.sort_by_key(|m| (m.path().components().count(), m.rank()));

@@ -3,6 +3,8 @@ use std::path::{Path, PathBuf};
 use super::*;
 use crate::config::AgentKind;
 
+mod repo;
+
 /// A user home, a project outside it and an agent CLI installed under the home.
 struct Machine {
     _tmp: tempfile::TempDir,
@@ -396,12 +398,14 @@ fn how_a_boxed_agent_ended_comes_from_the_box_else_from_bwrap() {
 #[test]
 fn refusals_are_the_lines_of_read_only_writes() {
     let out = "ok\nsh: 1: cannot create /home/u/pwned: Read-only file system\nfine\n\
-               rm: cannot remove '/etc/x': Read-only file system\n";
+               rm: cannot remove '/etc/x': Read-only file system\n\
+               error: could not write config file .git/config: Device or resource busy\n";
     assert_eq!(
         refusals(out, 5),
         [
             "sh: 1: cannot create /home/u/pwned: Read-only file system",
-            "rm: cannot remove '/etc/x': Read-only file system"
+            "rm: cannot remove '/etc/x': Read-only file system",
+            "error: could not write config file .git/config: Device or resource busy"
         ]
     );
     assert_eq!(refusals(out, 1).len(), 1);

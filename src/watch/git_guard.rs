@@ -7,7 +7,10 @@
 //! `hooks/`, `info/` (attributes, exclude, sparse-checkout) and `refs/`. Not guarded: the
 //! index, objects, logs, lock files and the other files git rewrites for any command: an agent
 //! running `git status`, `git diff` or even `git add` writes those, and nothing in them names
-//! a command. A commit or a checkout moves `refs/` or `HEAD`, and is reported.
+//! a command. A commit or a checkout moves `refs/` or `HEAD`, and is reported. In the sandbox
+//! the guarded parts are read-only besides (`crate::sandbox`'s `repo`): this guard is what
+//! catches a write where there is no sandbox, or one the sandbox cannot prevent (a guarded
+//! file created where none was).
 //!
 //! The guarded directories are watched as they exist (one created later, from the next look
 //! on); the engine also looks before each task's checks and at the end of the run.
@@ -29,12 +32,8 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::snapshot::{Restored, SnapshotError};
 use super::tree::{ChangeKind, FsChange};
-use crate::git::RepoDirs;
-
-/// Files guarded at the top of a git directory.
-const TOP_FILES: [&str; 4] = ["config", "config.worktree", "HEAD", "packed-refs"];
-/// Directories guarded with all they hold.
-const TREES: [&str; 3] = ["hooks", "info", "refs"];
+// The guarded files at the top of a git directory, and the directories guarded whole.
+use crate::git::{GUARDED_DIRS as TREES, GUARDED_FILES as TOP_FILES, RepoDirs};
 
 /// One guarded git directory.
 #[derive(Debug, Clone)]
