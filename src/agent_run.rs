@@ -39,6 +39,8 @@ pub const NOT_STARTED: i32 = 127;
 
 /// Where, next to `exit.json`, a sandbox records how the agent in it ended.
 const SANDBOX_STATUS_FILE: &str = "sandbox-exit.json";
+/// The directory of the attempt's that holds it, writable in the box (see sandbox/mounts.rs).
+const SANDBOX_STATUS_DIR: &str = "box";
 
 /// How long to keep copying output after the agent exited. Only a process the agent left
 /// behind, still holding its stdout or stderr, keeps the pipes open that long; the engine
@@ -314,7 +316,21 @@ fn execute(
 
     // No process_group(): the agent stays in our group, which is what the engine signals.
     // In its sandbox when the spec names one (the sandbox's module says how stops reach it).
-    let status_file = spec.exit_file.with_file_name(SANDBOX_STATUS_FILE);
+    // In a directory of its own: the only place of the run's record the box may write.
+    let status_file = spec
+        .exit_file
+        .with_file_name(SANDBOX_STATUS_DIR)
+        .join(SANDBOX_STATUS_FILE);
+    if spec.sandbox.is_some()
+        && let Some(dir) = status_file.parent()
+        && let Err(e) = std::fs::create_dir_all(dir)
+    {
+        return not_started(format!(
+            "orch: cannot run `{}`: cannot create {}: {e}",
+            printable(program),
+            dir.display()
+        ));
+    }
     let agent = crate::sandbox::Agent {
         program,
         args,

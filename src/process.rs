@@ -54,7 +54,13 @@ pub fn run_logged(
     };
     // In its sandbox when the invocation names one; the status file is where the box says
     // how the agent ended.
-    let status_file = log.with_file_name("sandbox-exit.json");
+    let status_file = log.with_file_name("box").join("sandbox-exit.json");
+    if inv.sandbox.is_some()
+        && let Some(dir) = status_file.parent()
+    {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("failed to create {}", dir.display()))?;
+    }
     let agent = crate::sandbox::Agent {
         program,
         args,

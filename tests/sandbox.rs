@@ -499,3 +499,58 @@ fn in_a_linked_worktree_the_common_directory_is_guarded_and_git_add_works() {
         "{stderr}"
     );
 }
+
+/// orch's own state in the project is read-only in the box, and so is the run's record within
+/// its directory: an agent cannot delete or move `.orch/` (nor does `git clean -fdx` take it),
+/// nor the journal, nor an attempt's logs and records, so `status`, `wait` and `down` find the run.
+#[test]
+fn a_boxed_agent_cannot_take_orchs_state_away() {
+    if !sandbox_works("a_boxed_agent_cannot_take_orchs_state_away") {
+        return;
+    }
+    let up = Up::new("sandbox-state", &config(""));
+    let outside = Outside::new(&up.p.root());
+    up.p.script(
+        "worker.sh",
+        "#!/bin/sh\n\
+         mkdir -p tests && echo ok > tests/a_test.txt && echo ok > a.txt\n\
+         mv .orch .orch-moved && echo MOVED-ORCH\n\
+         rm .orch/current && echo REMOVED-CURRENT\n\
+         git clean -fdxq .orch && echo CLEANED-ORCH\n\
+         rm -rf \"$ORCH_RUN_DIR\" && echo REMOVED-RUN\n\
+         mkdir -p \"$ORCH_RUN_DIR/tasks/b/1\" && echo FORGED-OTHER\n\
+         exit 0\n",
+    );
+    up.p.file("plan.json", ONE_TASK);
+    up.orch()
+        .env("HOME", &outside.home)
+        .args(["up", "go", "--plan", "plan.json", "--detach"])
+        .run()
+        .expect(0);
+    let wait = up
+        .orch()
+        .env("HOME", &outside.home)
+        .args(["wait", "--timeout", "90"])
+        .run();
+    assert_eq!(wait.code(), 0, "{}\n{}", wait.stderr(), up.diagnostics());
+    let output = std::fs::read_to_string(run_dir(&up).join("tasks/a/1/output.log")).unwrap();
+    for done in [
+        "MOVED-ORCH",
+        "REMOVED-CURRENT",
+        "CLEANED-ORCH",
+        "REMOVED-RUN",
+        "FORGED-OTHER",
+    ] {
+        assert!(!output.contains(done), "{done}: {output}");
+    }
+    assert!(!up.p.path(".orch-moved").exists());
+    assert!(up.p.path(".orch/current").exists());
+    let status = up.status();
+    assert_eq!(status["phase"], "succeeded", "{status:#}");
+    assert!(
+        status["sandbox_refusals"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty()),
+        "{status:#}"
+    );
+}

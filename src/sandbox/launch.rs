@@ -95,7 +95,12 @@ pub fn command_with(
     let mut lookup = Env::inherited();
     lookup.overlay_os(agent.base_env);
     lookup.overlay(agent.env);
-    let mounts = plan(jail, &lookup, &program, exe, agent.cwd);
+    let mut mounts = plan(jail, &lookup, &program, exe, agent.cwd);
+    // The directory where the box records how the agent ended stays writable inside the
+    // run's read-only record (the attempt's logs around it do not).
+    if let Some(attempt) = agent.status_file.parent() {
+        super::mounts::add_writable(&mut mounts, attempt);
+    }
     let mut cmd = Command::new(bwrap);
     cmd.args(bwrap_args(jail, &mounts, agent.cwd));
     cmd.arg(exe).arg("sandbox-exec");

@@ -272,6 +272,43 @@ fn secrets_inside(env: &Env) -> Vec<PathBuf> {
     files
 }
 
+/// What of a run's directory is its record, read-only in the box (where it exists when the
+/// box is made). `planner/` stays writable: the planner writes its plan file there.
+const RUN_RECORD: [&str; 15] = [
+    "events.jsonl",
+    "run.json",
+    "config.yaml",
+    "request.txt",
+    "plan.json",
+    "environ",
+    "tasks",
+    "judge",
+    "oracle",
+    "gates",
+    "baseline",
+    "violations",
+    "restore",
+    "snapshot",
+    "git-meta",
+];
+
+/// `mounts` with `dir` bound writable too (when it exists), in its place in the order.
+pub fn add_writable(mounts: &mut Vec<Mount>, dir: &Path) {
+    if !dir.is_absolute() || !dir.is_dir() || mounts.contains(&Mount::Write(dir.to_path_buf())) {
+        return;
+    }
+    mounts.push(Mount::Write(dir.to_path_buf()));
+    mounts.sort_by_key(|m| (m.path().components().count(), m.rank()));
+}
+
+/// The top directory of the project that holds the run directory (`.orch`), when the run
+/// directory lies inside the project below one.
+fn state_dir_in(project: &Path, run_dir: &Path) -> Option<PathBuf> {
+    let rel = run_dir.strip_prefix(project).ok()?;
+    let top = rel.components().next()?;
+    (rel.components().count() > 1).then(|| project.join(top))
+}
+
 /// The box's mounts for `jail`, the agent's environment `env`, its resolved `program`, orch's
 /// own executable `exe` and its working directory `cwd`, in the order bwrap must make them
 /// (outer before inner). State directories that do not exist yet are created first, as the
@@ -326,6 +363,16 @@ pub fn plan(jail: &Jail, env: &Env, program: &Path, exe: &Path, cwd: &Path) -> V
             && !write.iter().any(|w| p.starts_with(w))
     });
 
+    // orch's own state in the project (`.orch/`: the lock, the pointer to the current run,
+    // other runs, plans) is read-only, all but this run's directory: an agent's `rm -rf
+    // .orch`, `mv .orch` or `git clean -fdx` cannot take the run's record away.
+    if let Some(state) = state_dir_in(&jail.project, &jail.run_dir) {
+        fixed_read.push(state);
+    }
+    // Within the run's directory (writable: an agent may keep files of its own there), its
+    // record is read-only: the journal, the run's files, the other agents' attempts and exit
+    // records, the copies orch reverts from. None can be removed, moved or forged from the box.
+    fixed_read.extend(RUN_RECORD.iter().map(|name| jail.run_dir.join(name)));
     fixed_read.retain(|p| p.is_absolute() && p.exists());
     read.extend(fixed_read);
 

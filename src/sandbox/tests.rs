@@ -205,6 +205,24 @@ fn a_read_only_project_keeps_its_run_directory_writable() {
 }
 
 #[test]
+fn orchs_state_in_the_project_is_read_only_but_for_the_run_directory() {
+    let m = Machine::new();
+    let jail = m.jail(AgentKind::Command);
+    std::fs::create_dir_all(&jail.run_dir).unwrap();
+    let mounts = plan(
+        &jail,
+        &m.env(&[]),
+        Path::new("/bin/sh"),
+        Path::new("/usr/bin/orch"),
+        &jail.project,
+    );
+    let project = position(&mounts, &Mount::Write(m.p("work/project")));
+    let state = position(&mounts, &Mount::Read(m.p("work/project/.orch")));
+    let run = position(&mounts, &Mount::Write(m.p("work/project/.orch/runs/r1")));
+    assert!(project < state && state < run, "{mounts:?}");
+}
+
+#[test]
 fn nothing_but_the_project_uncovers_what_the_box_hides() {
     let m = Machine::new();
     let home = m.p("home").display().to_string();
