@@ -17,7 +17,7 @@ pub use sample::{
 };
 pub use schema::{
     AgentConfig, AgentKind, Config, Gates, Limits, Network, Ownership, Roles, SandboxMode,
-    SandboxPaths, TddMode, ViolationPolicy,
+    LeftoverPolicy, SandboxPaths, TddMode, ViolationPolicy,
 };
 pub use starter::{INSTALL as AGENT_INSTALL, starter_config};
 
