@@ -26,6 +26,6 @@ pub(crate) use preflight::free_bytes;
 pub use run_dir::{RunDir, RunInfo, create_run, is_run_id};
 pub use run_state::{
     AttemptEnd, AttemptOutcome, AttemptRecord, GateRecord, Interruption, Phase, PlanningState,
-    RunState, SandboxRefusal, TaskState, TaskStatus, ViolationRecord,
+    LeftoverRecord, RunState, SandboxRefusal, TaskState, TaskStatus, ViolationRecord,
 };
 pub use status::{AttemptView, PlanningView, Status, TaskView, ViolationView};

@@ -163,6 +163,15 @@ pub fn markdown(r: &Report) -> String {
             );
         }
     }
+    if !r.leftovers.is_empty() {
+        let _ = writeln!(o, "\n## Left running by agents\n");
+        for leftover in &r.leftovers {
+            for line in leftover.lines() {
+                // Each attempt a list item, its processes nested under it.
+                let _ = writeln!(o, "{}", if line.starts_with(' ') { format!("  -{}", &line[1..]) } else { format!("- {line}") });
+            }
+        }
+    }
     if !r.violations.is_empty() {
         let _ = writeln!(o, "\n## Violations\n");
         // A flood is summarized, as in `orch status` (report.json lists each).
@@ -268,6 +277,7 @@ mod tests {
             sample: None,
             sandbox_off: None,
             sandbox_refusals: Vec::new(),
+            leftovers: Vec::new(),
             run_id: "r1".into(),
             request: "build it".into(),
             outcome: "succeeded".into(),
