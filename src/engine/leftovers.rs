@@ -55,9 +55,19 @@ impl Engine {
         })?;
         if !kept {
             let dir = dir.to_path_buf();
-            std::thread::spawn(move || crate::leftovers::stop(&run_dir, &dir, STOP_GRACE));
+            self.stopping.retain(|h| !h.is_finished());
+            self.stopping.push(std::thread::spawn(move || {
+                crate::leftovers::stop(&run_dir, &dir, STOP_GRACE)
+            }));
         }
         Ok(())
+    }
+
+    /// Waits for the leftovers being stopped: once the loop is over, nothing else waits.
+    pub(super) fn finish_stopping(&mut self) {
+        for handle in self.stopping.drain(..) {
+            let _ = handle.join();
+        }
     }
 
     /// Whether something task `id` left behind may have written at `at`: a kept leftover that
