@@ -63,6 +63,44 @@ pub fn find(run_dir: &Path, attempt_dir: &Path) -> Vec<Leftover> {
         .collect()
 }
 
+/// Where, in the attempt's directory, `orch sandbox-exec` lists what the agent left in its box.
+pub const BOX_FILE: &str = "box-leftovers.json";
+
+/// Inside a sandbox's pid namespace, once the agent ended: every live process but the box's
+/// init (pid 1) and this one, which die with the box.
+pub fn in_this_box() -> Vec<Leftover> {
+    // SAFETY: getppid(2) only reads our parent's pid. Not the box's init's child: not in a
+    // pid namespace of our own, where every process would be listed.
+    if unsafe { libc::getppid() } != 1 {
+        return Vec::new();
+    }
+    let me = std::process::id() as i32;
+    let mut pids: Vec<i32> = processes()
+        .into_iter()
+        .filter(|(pid, p)| p.live && *pid != 1 && *pid != me)
+        .map(|(pid, _)| pid)
+        .collect();
+    pids.sort_unstable();
+    pids.into_iter()
+        .map(|pid| Leftover {
+            pid,
+            command: command_of(pid),
+        })
+        .collect()
+}
+
+/// What `orch sandbox-exec` said the agent of the attempt in `attempt_dir` left in its box
+/// (written inside the box, so bounded and taken as a report, not as proof).
+pub fn left_in_box(attempt_dir: &Path) -> Vec<Leftover> {
+    use std::io::Read as _;
+    let mut text = Vec::new();
+    let Ok(file) = std::fs::File::open(attempt_dir.join(BOX_FILE)) else {
+        return Vec::new();
+    };
+    let _ = file.take(1024 * 1024).read_to_end(&mut text);
+    serde_json::from_slice::<Vec<Leftover>>(&text).unwrap_or_default()
+}
+
 /// Stops what the attempt left behind: TERM to each (and to the group it leads, if it left
 /// its agent's), KILL to what is left after `grace`, then looks again for what forked
 /// meanwhile. Blocks for up to a few graces: run it off the engine's loop. Returns how many

@@ -1,7 +1,7 @@
 //! Nothing outlives its task unseen: a `kind: command` worker starts a `setsid` child that
 //! appends to a file it does not own, a `nohup` child and a TERM-ignoring child, then exits 0.
-//! Under `limits.leftovers: stop` (the default) they are journaled and stopped, with or
-//! without the sandbox; under `keep` they run on, listed in `orch status` and the report, and
+//! Under `limits.leftovers: stop` (the default) they are journaled and stopped (in a sandbox
+//! they end with the box, which says what it held); under `keep` they run on, listed in `orch status` and the report, and
 //! what they write after their task ended is blamed on it.
 
 mod support;
@@ -165,12 +165,20 @@ fn leftovers_die_with_the_sandbox() {
     let run_dir = project.run_dir();
     let _cleanup = Cleanup(run_dir.clone());
     none_left(&project, &run_dir);
-    // The box's pid namespace ended with its first process: nothing of it was left to stop.
-    assert!(
-        leftover_events(&project).is_empty(),
-        "{}",
-        project.diagnostics()
-    );
+    // The box's pid namespace ended with its first process, and what it held with it: said
+    // in the journal, by what the box saw of them (their pids are the box's own).
+    let events = leftover_events(&project);
+    assert_eq!(events.len(), 1, "{events:#?}\n{}", project.diagnostics());
+    let event = &events[0];
+    assert_eq!(event["task"], "a");
+    assert_eq!(event["in_box"], true);
+    assert_eq!(event["kept"], false);
+    assert!(event["count"].as_u64().unwrap() >= 3, "{event}");
+    let commands = event["processes"].to_string();
+    assert!(commands.contains("trap"), "{commands}");
+    assert!(commands.contains("stray.txt"), "{commands}");
+    let text = project.orch().args(["status"]).run().expect(0).stdout();
+    assert!(text.contains("ended with its sandbox"), "{text}");
 }
 
 #[test]

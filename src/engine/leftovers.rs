@@ -34,7 +34,7 @@ impl Engine {
             .filter(|l| agent_group.is_none_or(|g| unsafe { libc::getpgid(l.pid) } != g as i32))
             .collect();
         if found.is_empty() {
-            return Ok(());
+            return self.on_left_in_box(dir, task);
         }
         let kept = self.config.limits.leftovers == LeftoverPolicy::Keep;
         let attempt_dir = dir
@@ -47,6 +47,7 @@ impl Engine {
             task,
             attempt_dir,
             kept,
+            in_box: false,
             count,
             processes: found
                 .into_iter()
@@ -60,6 +61,32 @@ impl Engine {
                 crate::leftovers::stop(&run_dir, &dir, STOP_GRACE)
             }));
         }
+        Ok(())
+    }
+
+    /// What the agent left in its sandbox, which ended with it: journaled, once.
+    fn on_left_in_box(&mut self, dir: &Path, task: Option<TaskId>) -> anyhow::Result<()> {
+        let left = crate::leftovers::left_in_box(dir);
+        let _ = std::fs::remove_file(dir.join(crate::leftovers::BOX_FILE));
+        if left.is_empty() {
+            return Ok(());
+        }
+        let attempt_dir = dir
+            .strip_prefix(self.dir.path())
+            .unwrap_or(dir)
+            .display()
+            .to_string();
+        self.record(Event::Leftovers {
+            task,
+            attempt_dir,
+            kept: false,
+            in_box: true,
+            count: left.len(),
+            processes: left
+                .into_iter()
+                .take(crate::leftovers::LISTED_MAX)
+                .collect(),
+        })?;
         Ok(())
     }
 

@@ -221,6 +221,9 @@ pub enum Event {
         /// The attempt, as its directory in the run directory (`tasks/a/1`, `planner/2`).
         attempt_dir: String,
         kept: bool,
+        /// Left in the agent's sandbox, which ended with it (so they did too).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        in_box: bool,
         count: usize,
         processes: Vec<crate::leftovers::Leftover>,
     },

@@ -168,6 +168,8 @@ pub struct LeftoverRecord {
     pub attempt_dir: String,
     /// Left running (`limits.leftovers: keep`); otherwise stopped.
     pub kept: bool,
+    /// Left in the agent's sandbox, and ended with it.
+    pub in_box: bool,
     pub count: usize,
     pub processes: Vec<crate::leftovers::Leftover>,
     /// When they were found (the agent's exit).
@@ -184,6 +186,8 @@ impl LeftoverRecord {
         };
         let what = if self.kept {
             "kept running"
+        } else if self.in_box {
+            "ended with its sandbox"
         } else {
             "stopped"
         };
@@ -411,12 +415,14 @@ impl RunState {
                 task,
                 attempt_dir,
                 kept,
+                in_box,
                 count,
                 processes,
             } => self.leftovers.push(LeftoverRecord {
                 task: task.clone(),
                 attempt_dir: attempt_dir.clone(),
                 kept: *kept,
+                in_box: *in_box,
                 count: *count,
                 processes: processes.clone(),
                 at_ms: t,
