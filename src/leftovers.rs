@@ -278,7 +278,10 @@ mod tests {
         }
         assert!(!pids.iter().any(|&p| alive(p)), "still running: {pids:?}");
         assert!(find(&run, &attempt).is_empty());
-        assert!(theirs.try_wait().unwrap().is_none(), "another attempt's process");
+        assert!(
+            theirs.try_wait().unwrap().is_none(),
+            "another attempt's process"
+        );
         theirs.kill().unwrap();
         theirs.wait().unwrap();
     }

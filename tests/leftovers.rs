@@ -207,7 +207,10 @@ fn kept_leftovers_are_listed_and_their_late_writes_blamed_on_their_task() {
     let suspects = late["suspects"].as_array().unwrap();
     assert!(suspects.contains(&Value::from("a")), "{late}");
     let a_ended = Project::task(&project.status(), "a")["ended_at_ms"].clone();
-    assert!(late["t"].as_u64() > a_ended.as_u64(), "{late} after {a_ended}");
+    assert!(
+        late["t"].as_u64() > a_ended.as_u64(),
+        "{late} after {a_ended}"
+    );
     let pids = pids(&project);
     assert!(
         pids.iter().all(|&p| orch::leftovers::alive(p)),
@@ -229,7 +232,11 @@ fn kept_leftovers_are_listed_and_their_late_writes_blamed_on_their_task() {
     // ...and in the report.
     std::fs::write(project.p.path("counts/release-b"), "").unwrap();
     let run = project.orch().args(["wait", "--timeout", "90"]).run();
-    assert!(run.code() == 0 || run.code() == 1, "{}", project.diagnostics());
+    assert!(
+        run.code() == 0 || run.code() == 1,
+        "{}",
+        project.diagnostics()
+    );
     let report = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
     assert!(report.contains("## Left running by agents"), "{report}");
     assert!(report.contains("kept running"), "{report}");

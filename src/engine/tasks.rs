@@ -315,6 +315,7 @@ impl Engine {
         {
             let live = self.planner.take().expect("checked");
             self.dir_watcher.unwatch(&live.dir);
+            self.on_leftovers(&live.dir, None, Some(live.pid))?; // see leftovers.rs
             stop_pane(live.pid);
             self.refuse_plan(live.attempt, vec![format!("the planner made {reason}")])?;
         }
@@ -328,6 +329,7 @@ impl Engine {
             .map(|l| (l.dir.clone(), l.pid))
             .collect();
         for (dir, pid) in stale {
+            self.on_leftovers(&dir, None, Some(pid))?; // see leftovers.rs
             stop_pane(pid);
             self.on_agent_lost(&dir, &reason)?;
         }

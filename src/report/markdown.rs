@@ -168,7 +168,15 @@ pub fn markdown(r: &Report) -> String {
         for leftover in &r.leftovers {
             for line in leftover.lines() {
                 // Each attempt a list item, its processes nested under it.
-                let _ = writeln!(o, "{}", if line.starts_with(' ') { format!("  -{}", &line[1..]) } else { format!("- {line}") });
+                let _ = writeln!(
+                    o,
+                    "{}",
+                    if line.starts_with(' ') {
+                        format!("  -{}", &line[1..])
+                    } else {
+                        format!("- {line}")
+                    }
+                );
             }
         }
     }

@@ -55,10 +55,7 @@ pub fn exec(
     if !left.is_empty()
         && let Ok(json) = serde_json::to_vec(&left)
     {
-        let _ = std::fs::write(
-            status_file.with_file_name(crate::leftovers::BOX_FILE),
-            json,
-        );
+        let _ = std::fs::write(status_file.with_file_name(crate::leftovers::BOX_FILE), json);
     }
     if let Ok(json) = serde_json::to_vec(&recorded) {
         let _ = std::fs::write(status_file, json);

@@ -201,7 +201,10 @@ impl LeftoverRecord {
             lines.push(format!("  pid {}{running}: {}", p.pid, p.command));
         }
         if self.count > self.processes.len() {
-            lines.push(format!("  … and {} more", self.count - self.processes.len()));
+            lines.push(format!(
+                "  … and {} more",
+                self.count - self.processes.len()
+            ));
         }
         lines
     }
