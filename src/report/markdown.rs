@@ -168,15 +168,10 @@ pub fn markdown(r: &Report) -> String {
         for leftover in &r.leftovers {
             for line in leftover.lines() {
                 // Each attempt a list item, its processes nested under it.
-                let _ = writeln!(
-                    o,
-                    "{}",
-                    if line.starts_with(' ') {
-                        format!("  -{}", &line[1..])
-                    } else {
-                        format!("- {line}")
-                    }
-                );
+                let _ = match line.strip_prefix(' ') {
+                    Some(process) => writeln!(o, "  -{process}"),
+                    None => writeln!(o, "- {line}"),
+                };
             }
         }
     }
