@@ -241,3 +241,46 @@ fn kept_leftovers_are_listed_and_their_late_writes_blamed_on_their_task() {
     assert!(report.contains("## Left running by agents"), "{report}");
     assert!(report.contains("kept running"), "{report}");
 }
+
+#[test]
+fn kept_leftovers_outlive_a_resume_and_down_stops_them() {
+    let project = project("leftovers-resume", "off", "keep");
+    project.p.file(
+        ".gitignore",
+        ".orch/\ncounts/\nplan.json\nworker.sh\norch.yaml\nstray.txt\n",
+    );
+    std::fs::create_dir_all(project.p.path("counts")).unwrap();
+    std::fs::write(project.p.path("counts/b-waits"), "").unwrap();
+    project.up(true, &[]);
+    let run_dir = project.run_dir();
+    let _cleanup = Cleanup(run_dir.clone());
+    project.wait_until("b to start after a's leftovers were kept", || {
+        project.p.path("counts/b-started").exists() && !leftover_events(&project).is_empty()
+    });
+    let pids = pids(&project);
+    project.kill_engine();
+    project.wait_for_engine_gone();
+    project.resume();
+    // The run's end comes after the new engine stopped what nobody continues.
+    std::fs::write(project.p.path("counts/release-b"), "").unwrap();
+    let run = project.orch().args(["wait", "--timeout", "90"]).run();
+    assert!(
+        run.code() == 0 || run.code() == 1,
+        "{}",
+        project.diagnostics()
+    );
+    assert!(
+        project.events().iter().any(|e| e == "run_resumed"),
+        "{}",
+        project.diagnostics()
+    );
+    assert!(
+        pids.iter().all(|&p| orch::leftovers::alive(p)),
+        "kept through the resume: {pids:?}\n{}",
+        project.diagnostics()
+    );
+    project.orch().args(["down"]).run().expect(0);
+    project.wait_until("down to stop the leftovers", || {
+        !pids.iter().any(|&p| orch::leftovers::alive(p))
+    });
+}
