@@ -2,7 +2,8 @@
 //! appends to a file it does not own, a `nohup` child and a TERM-ignoring child, then exits 0.
 //! Under `limits.leftovers: stop` (the default) they are journaled and stopped (in a sandbox
 //! they end with the box, which says what it held); under `keep` they run on, listed in `orch status` and the report, and
-//! what they write after their task ended is blamed on it.
+//! what they write after their task ended is blamed on it. An agent stopped for its timeout has
+//! what escaped its process group stopped with it.
 
 mod support;
 
@@ -283,4 +284,39 @@ fn kept_leftovers_outlive_a_resume_and_down_stops_them() {
     project.wait_until("down to stop the leftovers", || {
         !pids.iter().any(|&p| orch::leftovers::alive(p))
     });
+}
+
+#[test]
+fn an_agent_stopped_for_its_timeout_has_what_escaped_its_group_stopped_too() {
+    let project = project("leftovers-timeout", "off", "stop");
+    project.p.file(
+        "orch.yaml",
+        "agents:\n  mine:\n    kind: command\n    command: [\"./quiet.sh\"]\n    sandbox: off\n  judge:\n    kind: scripted\n    sample: true\n\
+         roles:\n  planner: mine\n  judge: judge\n  workers: [mine]\n\
+         limits:\n  task_timeout: 2s\n  retries: 0\n",
+    );
+    // Quiet: a session of its own that sleeps, then the agent waits forever, silent.
+    project.p.script(
+        "quiet.sh",
+        "#!/bin/sh\nmkdir -p counts\nsetsid sh -c 'echo $$ > counts/setsid; exec sleep 1000' &\n\
+         while [ ! -s counts/setsid ]; do sleep 0.02; done\nexec sleep 1000\n",
+    );
+    run_to_end(&project);
+    let run_dir = project.run_dir();
+    let _cleanup = Cleanup(run_dir.clone());
+    let pid: i32 = std::fs::read_to_string(project.p.path("counts/setsid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    project.wait_until("the escaped sleeper to be stopped", || {
+        !orch::leftovers::alive(pid)
+    });
+    let events = leftover_events(&project);
+    assert_eq!(events.len(), 1, "{events:#?}\n{}", project.diagnostics());
+    assert_eq!(events[0]["task"], "a");
+    // The agent itself, in its pane's group, is stopped with the pane: not a leftover.
+    let listed = events[0]["processes"].to_string();
+    assert!(listed.contains(&format!("\"pid\":{pid}")), "{listed}");
+    assert_eq!(events[0]["count"], 1, "{listed}");
 }
