@@ -1,9 +1,9 @@
 //! Nothing outlives its task unseen: a `kind: command` worker starts a `setsid` child that
 //! appends to a file it does not own, a `nohup` child and a TERM-ignoring child, then exits 0.
 //! Under `limits.leftovers: stop` (the default) they are journaled and stopped (in a sandbox
-//! they end with the box, which says what it held); under `keep` they run on, listed in `orch status` and the report, and
-//! what they write after their task ended is blamed on it. An agent stopped for its timeout has
-//! what escaped its process group stopped with it.
+//! they end with the box, which says what it held); under `keep` they run on, listed in
+//! `orch status` and the report, and what they write after their task ended is blamed on it.
+//! An agent stopped for its timeout has what escaped its process group stopped with it.
 
 mod support;
 
