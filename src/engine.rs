@@ -10,6 +10,7 @@ mod event_loop;
 mod interrupted;
 mod judging;
 mod keeper;
+mod leftovers;
 mod ownership;
 mod panes;
 mod planning;

@@ -16,6 +16,7 @@ pub mod invocation;
 pub mod judge;
 pub mod launcher;
 pub mod layout;
+pub mod leftovers;
 pub mod orphans;
 pub mod paths;
 pub mod plan;

@@ -49,6 +49,9 @@ pub struct Report {
     /// Writes the agents' sandboxes refused.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sandbox_refusals: Vec<crate::state::SandboxRefusal>,
+    /// What agents left running when they exited: stopped, or kept (`limits.leftovers`).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub leftovers: Vec<crate::state::LeftoverRecord>,
 }
 
 /// The sentence saying that a run used the built-in scripted agent, if it did.
@@ -305,6 +308,7 @@ pub fn build(
         totals,
         sandbox_off: state.sandbox_off.clone(),
         sandbox_refusals: state.sandbox_refusals.clone(),
+        leftovers: state.leftovers.clone(),
     })
 }
 

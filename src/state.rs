@@ -25,7 +25,7 @@ pub use preflight::check_writable;
 pub(crate) use preflight::free_bytes;
 pub use run_dir::{RunDir, RunInfo, create_run, is_run_id};
 pub use run_state::{
-    AttemptEnd, AttemptOutcome, AttemptRecord, GateRecord, Interruption, Phase, PlanningState,
-    RunState, SandboxRefusal, TaskState, TaskStatus, ViolationRecord,
+    AttemptEnd, AttemptOutcome, AttemptRecord, GateRecord, Interruption, LeftoverRecord, Phase,
+    PlanningState, RunState, SandboxRefusal, TaskState, TaskStatus, ViolationRecord,
 };
 pub use status::{AttemptView, PlanningView, Status, TaskView, ViolationView};

@@ -373,6 +373,21 @@ roles:
     }
 
     #[test]
+    fn leftovers_are_stopped_unless_the_config_keeps_them() {
+        use crate::config::LeftoverPolicy;
+        assert_eq!(
+            parse_str(GOOD).unwrap().limits.leftovers,
+            LeftoverPolicy::Stop
+        );
+        let config = parse_str(&format!("{GOOD}limits:\n  leftovers: keep\n")).unwrap();
+        assert_eq!(config.limits.leftovers, LeftoverPolicy::Keep);
+        let err = parse_str(&format!("{GOOD}limits:\n  leftovers: maybe\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("leftovers") && err.contains("keep"), "{err}");
+    }
+
+    #[test]
     fn the_output_cap_takes_sizes_and_has_a_floor() {
         assert_eq!(
             parse_str(GOOD).unwrap().limits.output_cap,

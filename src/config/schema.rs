@@ -182,6 +182,30 @@ pub struct Limits {
     /// The most each agent attempt's log keeps on disk (the first and the last half).
     #[serde(with = "size")]
     pub output_cap: u64,
+    /// What happens to the processes an agent leaves running when it exits.
+    pub leftovers: LeftoverPolicy,
+}
+
+/// `limits.leftovers`: processes an agent left running when it exited (background jobs,
+/// `setsid`/`nohup` children, ones that ignore TERM).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LeftoverPolicy {
+    /// Stopped (TERM, then KILL after a grace) and journaled.
+    #[default]
+    Stop,
+    /// Left running, journaled, listed in `orch status` and the report; what they write is
+    /// still attributed to their task.
+    Keep,
+}
+
+impl LeftoverPolicy {
+    pub fn name(self) -> &'static str {
+        match self {
+            LeftoverPolicy::Stop => "stop",
+            LeftoverPolicy::Keep => "keep",
+        }
+    }
 }
 
 impl Default for Limits {
@@ -193,6 +217,7 @@ impl Default for Limits {
             planner_retries: 2,
             judge_retries: 2,
             output_cap: crate::agent_run::DEFAULT_OUTPUT_CAP,
+            leftovers: LeftoverPolicy::Stop,
         }
     }
 }

@@ -213,6 +213,9 @@ limits:
   judge_retries: 2
   # The most of each agent's output kept on disk per attempt: its first and last half.
   output_cap: 10MB
+  # Processes an agent leaves running when it exits: stop (TERM, then KILL) or keep
+  # (listed in `orch status`; what they write is still blamed on their task).
+  leftovers: stop
 ";
 
 const GATES_HEADER: &str = "

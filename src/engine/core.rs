@@ -76,6 +76,9 @@ pub(super) struct Engine {
     /// Tasks or the judge wait to be launched: the loop launches them one at a time when no
     /// event is waiting (`launch_step`).
     pub launch_wanted: bool,
+    /// Leftover processes being stopped off the loop (see leftovers.rs): waited for when the
+    /// engine ends, or a KILL due after its grace would never be sent.
+    pub stopping: Vec<std::thread::JoinHandle<usize>>,
     /// Tasks whose lint or tests failed while other agents worked: checked again when quiet.
     pub parked: Vec<TaskId>,
     /// Task attempts already checked a second time.
@@ -133,6 +136,7 @@ pub fn start(run_dir: &Path) -> anyhow::Result<u8> {
         };
         let (mut engine, inputs) = Engine::open(run_dir, real_tmux, stops)?;
         let result = engine.run(inputs).await;
+        engine.finish_stopping(); // see leftovers.rs
         match &result {
             // Detached: the run goes on without an engine, and the window is gone.
             Ok(None) => {}
@@ -233,6 +237,7 @@ impl Engine {
             gate_tx,
             checks_running: 0,
             launch_wanted: false,
+            stopping: Vec::new(),
             parked: Vec::new(),
             rechecked: HashSet::new(),
             judge_queue: Vec::new(),

@@ -144,7 +144,12 @@ impl Engine {
         self.state
             .tasks_in_order()
             .filter(|t| t.started_at_ms.is_some_and(|s| s <= at))
-            .filter(|t| t.state == TaskStatus::Running || t.ended_at_ms.is_some_and(|e| e >= at))
+            .filter(|t| {
+                t.state == TaskStatus::Running
+                    || t.ended_at_ms.is_some_and(|e| e >= at)
+                    // What its agent left running writes for it (see leftovers.rs).
+                    || self.leftovers_active(&t.id, at)
+            })
             .map(|t| t.id.clone())
             .collect()
     }

@@ -296,8 +296,18 @@ impl Engine {
                 attempt_dir: None,
             })
             .collect();
+        // What agents left running and the config keeps (see leftovers.rs) runs on.
+        let keeps = self.config.limits.leftovers == crate::config::LeftoverPolicy::Keep;
+        let kept_leftovers = self
+            .state
+            .leftovers
+            .iter()
+            .filter(|l| keeps && l.kept)
+            .map(|l| self.dir.path().join(&l.attempt_dir));
         let kept: HashSet<PathBuf> = adopted
             .iter()
+            .cloned()
+            .chain(kept_leftovers)
             .filter_map(|d| d.canonicalize().ok())
             .collect();
         strays.extend(

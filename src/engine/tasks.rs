@@ -180,6 +180,7 @@ impl Engine {
         if failed && self.disk_full() {
             return self.stop_for_full_disk(); // see disk.rs
         }
+        self.leftovers_of_ended(dir)?; // see leftovers.rs
         if self.planner.as_ref().is_some_and(|p| p.dir == dir) {
             return self.on_planner_exit(exit);
         }
@@ -266,7 +267,10 @@ impl Engine {
     /// Marks a task failed for good, blocks what depends on it, and carries on with the rest.
     pub(super) fn fail_task(&mut self, id: &TaskId, reason: String) -> anyhow::Result<()> {
         let attempt = self.state.tasks.get(id).map(|t| t.attempts).unwrap_or(0);
-        if let Some(live) = self.live.remove(id) {
+        if let Some(live) = self.live.get(id).cloned() {
+            // What escaped the pane's group would outlive the stop (see leftovers.rs).
+            self.on_leftovers(&live.dir, Some(id.clone()), Some(live.pid))?;
+            self.live.remove(id);
             self.dir_watcher.unwatch(&live.dir);
             stop_pane(live.pid);
         }
@@ -311,6 +315,7 @@ impl Engine {
         {
             let live = self.planner.take().expect("checked");
             self.dir_watcher.unwatch(&live.dir);
+            self.on_leftovers(&live.dir, None, Some(live.pid))?; // see leftovers.rs
             stop_pane(live.pid);
             self.refuse_plan(live.attempt, vec![format!("the planner made {reason}")])?;
         }
@@ -324,6 +329,7 @@ impl Engine {
             .map(|l| (l.dir.clone(), l.pid))
             .collect();
         for (dir, pid) in stale {
+            self.on_leftovers(&dir, None, Some(pid))?; // see leftovers.rs
             stop_pane(pid);
             self.on_agent_lost(&dir, &reason)?;
         }
@@ -385,10 +391,31 @@ impl Engine {
                     let dead = panes.iter().find(|p| p.pane_id == pane);
                     match dead.and_then(|p| self.recover_exit(&dir, p)) {
                         Some(exit) => self.on_exit(&dir, &exit)?, // see disk.rs
-                        None => self.on_agent_lost(&dir, &why)?,
+                        None => {
+                            self.leftovers_of_ended(&dir)?;
+                            self.on_agent_lost(&dir, &why)?
+                        }
                     }
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// What the agent of the attempt in `dir`, now ended, left running, if the attempt is
+    /// one the engine waits on (an exit seen twice is handled once).
+    fn leftovers_of_ended(&mut self, dir: &Path) -> anyhow::Result<()> {
+        let task = self
+            .live
+            .iter()
+            .find(|(_, l)| l.dir == dir)
+            .map(|(id, _)| id.clone());
+        let known = task.is_some()
+            || self.planner.as_ref().is_some_and(|p| p.dir == dir)
+            || self.judge.as_ref().is_some_and(|(l, _)| l.dir == dir)
+            || self.oracle_at(dir).is_some();
+        if known {
+            self.on_leftovers(dir, task, None)?;
         }
         Ok(())
     }

@@ -135,6 +135,12 @@ pub fn table(state: &RunState, dir: &RunDir, now: u64) -> String {
             let _ = writeln!(out, "  task {} (attempt {}): {}", r.task, r.attempt, r.line);
         }
     }
+    if !state.leftovers.is_empty() {
+        let _ = writeln!(out, "\nLEFT RUNNING BY AGENTS (limits.leftovers)");
+        for line in state.leftovers.iter().flat_map(|l| l.lines()) {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
     if !state.violations.is_empty() {
         let _ = writeln!(out, "\nVIOLATIONS");
         for line in violation_lines(&state.violations) {

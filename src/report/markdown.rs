@@ -163,6 +163,18 @@ pub fn markdown(r: &Report) -> String {
             );
         }
     }
+    if !r.leftovers.is_empty() {
+        let _ = writeln!(o, "\n## Left running by agents\n");
+        for leftover in &r.leftovers {
+            for line in leftover.lines() {
+                // Each attempt a list item, its processes nested under it.
+                let _ = match line.strip_prefix(' ') {
+                    Some(process) => writeln!(o, "  -{process}"),
+                    None => writeln!(o, "- {line}"),
+                };
+            }
+        }
+    }
     if !r.violations.is_empty() {
         let _ = writeln!(o, "\n## Violations\n");
         // A flood is summarized, as in `orch status` (report.json lists each).
@@ -268,6 +280,7 @@ mod tests {
             sample: None,
             sandbox_off: None,
             sandbox_refusals: Vec::new(),
+            leftovers: Vec::new(),
             run_id: "r1".into(),
             request: "build it".into(),
             outcome: "succeeded".into(),

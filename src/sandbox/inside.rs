@@ -49,6 +49,14 @@ pub fn exec(
             }
         }
     };
+    // What the agent left in the box ends with it (the kernel kills a pid namespace whose
+    // first process ends): said here, where it can still be seen, for the engine to journal.
+    let left = crate::leftovers::in_this_box();
+    if !left.is_empty()
+        && let Ok(json) = serde_json::to_vec(&left)
+    {
+        let _ = std::fs::write(status_file.with_file_name(crate::leftovers::BOX_FILE), json);
+    }
     if let Ok(json) = serde_json::to_vec(&recorded) {
         let _ = std::fs::write(status_file, json);
     }

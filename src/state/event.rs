@@ -211,6 +211,22 @@ pub enum Event {
         attempt: u32,
         lines: Vec<String>,
     },
+    /// Processes an agent left running when it exited, found by orch's markers (see
+    /// [`crate::leftovers`]): stopped, or kept as `limits.leftovers` says. Journaled before
+    /// they are stopped; `processes` names at most [`crate::leftovers::LISTED_MAX`] of `count`.
+    Leftovers {
+        /// The task whose agent it was (none for the planner, the judge, an oracle).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        task: Option<TaskId>,
+        /// The attempt, as its directory in the run directory (`tasks/a/1`, `planner/2`).
+        attempt_dir: String,
+        kept: bool,
+        /// Left in the agent's sandbox, which ended with it (so they did too).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        in_box: bool,
+        count: usize,
+        processes: Vec<crate::leftovers::Leftover>,
+    },
 }
 
 /// The judge's word on one task.

@@ -161,6 +161,55 @@ pub struct SandboxRefusal {
     pub line: String,
 }
 
+/// Processes an agent left running when it exited (see [`Event::Leftovers`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LeftoverRecord {
+    pub task: Option<TaskId>,
+    pub attempt_dir: String,
+    /// Left running (`limits.leftovers: keep`); otherwise stopped.
+    pub kept: bool,
+    /// Left in the agent's sandbox, and ended with it.
+    pub in_box: bool,
+    pub count: usize,
+    pub processes: Vec<crate::leftovers::Leftover>,
+    /// When they were found (the agent's exit).
+    pub at_ms: u64,
+}
+
+impl LeftoverRecord {
+    /// Its lines for `orch status` and the report: who left what, each process with its
+    /// command, and for kept ones whether they still run.
+    pub fn lines(&self) -> Vec<String> {
+        let who = match &self.task {
+            Some(task) => format!("task {task} ({})", self.attempt_dir),
+            None => self.attempt_dir.clone(),
+        };
+        let what = if self.kept {
+            "kept running"
+        } else if self.in_box {
+            "ended with its sandbox"
+        } else {
+            "stopped"
+        };
+        let mut lines = vec![format!("{who}: {} process(es) {what}", self.count)];
+        for p in &self.processes {
+            let running = if self.kept && crate::leftovers::alive(p.pid) {
+                " (still running)"
+            } else {
+                ""
+            };
+            lines.push(format!("  pid {}{running}: {}", p.pid, p.command));
+        }
+        if self.count > self.processes.len() {
+            lines.push(format!(
+                "  … and {} more",
+                self.count - self.processes.len()
+            ));
+        }
+        lines
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskState {
     pub id: TaskId,
@@ -308,6 +357,8 @@ pub struct RunState {
     pub sandbox_off: Option<String>,
     /// Writes the sandbox refused, in order.
     pub sandbox_refusals: Vec<SandboxRefusal>,
+    /// What agents left running when they exited, stopped or kept, in order.
+    pub leftovers: Vec<LeftoverRecord>,
     plan: Option<Plan>,
     order: Vec<TaskId>,
 }
@@ -363,6 +414,22 @@ impl RunState {
                     attempt: *attempt,
                     line: line.clone(),
                 })),
+            Event::Leftovers {
+                task,
+                attempt_dir,
+                kept,
+                in_box,
+                count,
+                processes,
+            } => self.leftovers.push(LeftoverRecord {
+                task: task.clone(),
+                attempt_dir: attempt_dir.clone(),
+                kept: *kept,
+                in_box: *in_box,
+                count: *count,
+                processes: processes.clone(),
+                at_ms: t,
+            }),
             Event::PlanningStarted { attempt } => {
                 self.phase = Phase::Planning;
                 self.planning.attempt = *attempt;

@@ -37,6 +37,8 @@ pub struct Status {
     pub sandbox_off: Option<String>,
     /// Writes the agents' sandboxes refused: `{task, attempt, line}`.
     pub sandbox_refusals: Vec<super::run_state::SandboxRefusal>,
+    /// What agents left running when they exited: stopped, or kept (`limits.leftovers`).
+    pub leftovers: Vec<super::run_state::LeftoverRecord>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -179,6 +181,7 @@ impl RunState {
             anomalies: self.anomalies.clone(),
             sandbox_off: self.sandbox_off.clone(),
             sandbox_refusals: self.sandbox_refusals.clone(),
+            leftovers: self.leftovers.clone(),
         }
     }
 
