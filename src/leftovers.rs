@@ -63,8 +63,14 @@ pub fn find(run_dir: &Path, attempt_dir: &Path) -> Vec<Leftover> {
         .collect()
 }
 
-/// Where, in the attempt's directory, `orch sandbox-exec` lists what the agent left in its box.
+/// What `orch sandbox-exec` writes beside its status file (in the attempt's `box/`, the one
+/// place of the run's record the box may write): what the agent left in its box.
 pub const BOX_FILE: &str = "box-leftovers.json";
+
+/// Where the box of the attempt in `attempt_dir` lists what its agent left in it.
+pub fn box_file(attempt_dir: &Path) -> std::path::PathBuf {
+    attempt_dir.join("box").join(BOX_FILE)
+}
 
 /// Inside a sandbox's pid namespace, once the agent ended: every live process but the box's
 /// init (pid 1) and this one, which die with the box.
@@ -94,7 +100,7 @@ pub fn in_this_box() -> Vec<Leftover> {
 pub fn left_in_box(attempt_dir: &Path) -> Vec<Leftover> {
     use std::io::Read as _;
     let mut text = Vec::new();
-    let Ok(file) = std::fs::File::open(attempt_dir.join(BOX_FILE)) else {
+    let Ok(file) = std::fs::File::open(box_file(attempt_dir)) else {
         return Vec::new();
     };
     let _ = file.take(1024 * 1024).read_to_end(&mut text);

@@ -67,7 +67,7 @@ impl Engine {
     /// What the agent left in its sandbox, which ended with it: journaled, once.
     fn on_left_in_box(&mut self, dir: &Path, task: Option<TaskId>) -> anyhow::Result<()> {
         let left = crate::leftovers::left_in_box(dir);
-        let _ = std::fs::remove_file(dir.join(crate::leftovers::BOX_FILE));
+        let _ = std::fs::remove_file(crate::leftovers::box_file(dir));
         if left.is_empty() {
             return Ok(());
         }
