@@ -189,6 +189,17 @@ pub fn confine(
             role,
             crate::prompt::Role::Judge | crate::prompt::Role::Oracle
         );
+        // The run's directory is read-only in the box; the planner writes its plan file in
+        // its attempt's directory, where its prompt is.
+        if role == crate::prompt::Role::Planner
+            && let Some(attempt) = invocation
+                .env
+                .iter()
+                .find(|(k, _)| k == "ORCH_PROMPT_FILE")
+                .and_then(|(_, v)| Path::new(v).parent())
+        {
+            jail.write.push(attempt.to_path_buf());
+        }
         let extra = crate::workers::adapter(agent.kind).sandboxed_args(!launch::as_root());
         invocation.argv.extend(extra.iter().map(|a| a.to_string()));
     }

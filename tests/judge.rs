@@ -15,9 +15,11 @@ fn worker(body: &str) -> String {
     )
 }
 
+/// The worker (and a judge of the test's own) keep their bookkeeping in the run's directory,
+/// which is read-only in the sandbox: they run unboxed (tests/sandbox.rs tests the box).
 fn config(extra: &str) -> String {
     format!(
-        "agents:\n  mine:\n    kind: command\n    command: [\"./worker.sh\"]\n  judge:\n    kind: scripted\n    sample: true\n\
+        "agents:\n  mine:\n    kind: command\n    command: [\"./worker.sh\"]\n    sandbox: off\n  judge:\n    kind: scripted\n    sample: true\n\
          roles:\n  planner: judge\n  judge: judge\n  workers: [mine]\n\
          limits:\n  retries: 1\n  task_timeout: 60s\n{extra}"
     )
@@ -122,7 +124,7 @@ fn a_judge_answering_garbage_first_is_asked_again() {
     let judge = "#!/bin/sh\necho x >> \"$ORCH_RUN_DIR/judge-calls\"\n\
                  if [ $(wc -l < \"$ORCH_RUN_DIR/judge-calls\") = 1 ]; then echo 'I think it is fine?'; \
                  else echo '{\"verdict\": \"pass\", \"tasks\": []}'; fi\n";
-    let cfg = config("").replace("  judge:\n    kind: scripted\n    sample: true\n", "  judge:\n    kind: command\n    command: [\"./judge.sh\"]\n  plan:\n    kind: scripted\n    sample: true\n").replace("planner: judge", "planner: plan");
+    let cfg = config("").replace("  judge:\n    kind: scripted\n    sample: true\n", "  judge:\n    kind: command\n    command: [\"./judge.sh\"]\n    sandbox: off\n  plan:\n    kind: scripted\n    sample: true\n").replace("planner: judge", "planner: plan");
     let up = setup(
         "garbage-judge",
         &cfg,

@@ -8,7 +8,7 @@ mod support;
 use serde_json::{Value, json};
 use support::Up;
 
-const CONFIG: &str = "agents:\n  mine:\n    kind: command\n    command: [\"./worker.sh\"]\n  judge:\n    kind: scripted\n    sample: true\n\
+const CONFIG: &str = "agents:\n  mine:\n    kind: command\n    command: [\"./worker.sh\"]\n    sandbox: off\n  judge:\n    kind: scripted\n    sample: true\n\
      roles:\n  planner: judge\n  judge: judge\n  workers: [mine]\n\
      limits:\n  retries: 0\n  task_timeout: 60s\n";
 

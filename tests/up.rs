@@ -238,7 +238,7 @@ const STRAY_WORKER: &str = "#!/bin/sh\necho ok > \"$ORCH_TASK_ID.txt\"\necho $$ 
 
 fn command_config(policy: &str) -> String {
     format!(
-        "agents:\n  mine:\n    kind: command\n    command: [\"./worker.sh\"]\nroles:\n  planner: mine\n  judge: mine\n  workers: [mine]\nownership:\n  on_violation: {policy}\n"
+        "agents:\n  mine:\n    kind: command\n    command: [\"./worker.sh\"]\n    sandbox: off\nroles:\n  planner: mine\n  judge: mine\n  workers: [mine]\nownership:\n  on_violation: {policy}\n"
     )
 }
 
@@ -328,7 +328,7 @@ fn a_hostile_request_reaches_the_agent_byte_for_byte() {
     }
     let planner = "#!/bin/sh\ncp \"$ORCH_PROMPT_FILE\" \"$ORCH_RUN_DIR/got-prompt.md\"\nmkdir -p specs && echo '# s' > specs/s.md\necho '{\"specs\":[{\"file\":\"specs/s.md\"}],\"tasks\":[{\"id\":1,\"agent\":\"mine\",\"task\":\"t\",\"files\":[\"tests/one_test.txt\",\"one.txt\"]}]}'\n";
     let worker = "#!/bin/sh\ncp \"$ORCH_PROMPT_FILE\" \"$ORCH_RUN_DIR/got-worker-prompt.md\"\nmkdir -p tests && echo ok > tests/one_test.txt && echo done > one.txt\n";
-    let config = "agents:\n  plan:\n    kind: command\n    command: [\"./planner.sh\"]\n  mine:\n    kind: command\n    command: [\"./worker.sh\"]\n  judge:\n    kind: scripted\n    sample: true\nroles:\n  planner: plan\n  judge: judge\n  workers: [mine]\n";
+    let config = "agents:\n  plan:\n    kind: command\n    command: [\"./planner.sh\"]\n    sandbox: off\n  mine:\n    kind: command\n    command: [\"./worker.sh\"]\n    sandbox: off\n  judge:\n    kind: scripted\n    sample: true\nroles:\n  planner: plan\n  judge: judge\n  workers: [mine]\n";
     let up = Up::new("hostile", config);
     up.p.script("planner.sh", planner);
     up.p.script("worker.sh", worker);

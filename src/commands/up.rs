@@ -249,9 +249,13 @@ pub fn start_with(
     let dir = state::create_run(&state_dir, &info, &config_text, given_plan.as_ref())?;
     // The engine and the agents get our environment from this file, never from a command line
     // (see state::environ).
-    environ::write(&dir.environ(), &with_defaults(environ::caller(), extra_env))?;
-
-    let exe = std::env::current_exe().context("failed to find orch's own executable")?;
+    if let Err(e) = environ::write(&dir.environ(), &with_defaults(environ::caller(), extra_env)) {
+        return Err(never_started(&dir, &run_id, e));
+    }
+    let exe = match std::env::current_exe().context("failed to find orch's own executable") {
+        Ok(exe) => exe,
+        Err(e) => return Err(never_started(&dir, &run_id, e)),
+    };
     let opened = tmux
         .new_session(
             &session,
@@ -313,6 +317,8 @@ pub(super) fn quiet_dead_pane(tmux: &RealTmux, pane: &str) {
 /// reason, so that `orch status` and `orch wait` tell it rather than a run forever
 /// `starting`), and the error says what happened and what to do.
 fn never_started(dir: &RunDir, run_id: &str, err: anyhow::Error) -> anyhow::Error {
+    // No engine will ever read the caller's environment kept for it: not left lying there.
+    let _ = std::fs::remove_file(dir.environ());
     let reason = format!("the engine never started: {err:#}");
     let recorded = state::Journal::open(&dir.events()).and_then(|mut journal| {
         journal.append(state::Event::RunFinished {

@@ -69,7 +69,15 @@ impl Engine {
             // A file made into a way out of the project, whoever made it so and even if its
             // task owns it: what was written through it changed a file elsewhere.
             if let Some(out) = crate::paths::link_out(&self.project.root, &path) {
-                if !self.state.violations.iter().any(|v| v.path == path) {
+                // Unless one still open already says so (a link reverted, then made again,
+                // is a new violation).
+                let open = self.state.violations.iter().any(|v| {
+                    v.path == path
+                        && v.change.starts_with("made into")
+                        && !v.action.starts_with("reverted")
+                        && !v.action.starts_with("deleted")
+                });
+                if !open {
                     let at = self.changed_at(&path);
                     let suspects = self.active_at(at);
                     let grave = Some(super::ownership::outside_note(&out));
@@ -125,16 +133,15 @@ impl Engine {
         }
         // Known already and not resolved: one record is enough (a revert left unfinished
         // was tried again first, see `finish_reverts`).
-        self.state
-            .violations
-            .iter()
-            .any(|v| v.path == path && !matches!(v.action.as_str(), "reverted" | "deleted"))
+        self.state.violations.iter().any(|v| {
+            v.path == path && !v.action.starts_with("reverted") && !v.action.starts_with("deleted")
+        })
     }
 
     /// Reverts journaled but not done (the engine died in between), or that failed: done
     /// again, under the same number. One whose file is as it should be by now is settled.
     fn finish_reverts(&mut self) -> anyhow::Result<()> {
-        let unfinished: Vec<(u32, String, Option<String>)> = self
+        let unfinished: Vec<(u32, String, Option<String>, String)> = self
             .state
             .violations
             .iter()
@@ -144,9 +151,9 @@ impl Engine {
                     || v.action.starts_with("revert failed")
                     || v.action.starts_with("not reverted")
             })
-            .map(|v| (v.n, v.path.clone(), v.saved.clone()))
+            .map(|v| (v.n, v.path.clone(), v.saved.clone(), v.action.clone()))
             .collect();
-        for (n, path, saved) in unfinished {
+        for (n, path, saved, was) in unfinished {
             let kept = self.dir.violation_dir(n).join(&path);
             if self.is_expected_content(&path) {
                 let saved = saved.filter(|_| std::fs::symlink_metadata(&kept).is_ok());
@@ -155,9 +162,15 @@ impl Engine {
                 } else {
                     "deleted"
                 };
+                // What a revert cannot undo (a file reached outside the project, `.git/`)
+                // is still said: such a violation stays unresolved.
+                let note = was
+                    .strip_prefix("reverting")
+                    .filter(|rest| rest.starts_with("; "))
+                    .unwrap_or("");
                 self.record(crate::state::Event::ViolationSettled {
                     n,
-                    action: action.into(),
+                    action: format!("{action}{note}"),
                     saved,
                 })?;
             } else {

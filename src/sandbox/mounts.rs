@@ -272,26 +272,6 @@ fn secrets_inside(env: &Env) -> Vec<PathBuf> {
     files
 }
 
-/// What of a run's directory is its record, read-only in the box (where it exists when the
-/// box is made). `planner/` stays writable: the planner writes its plan file there.
-const RUN_RECORD: [&str; 15] = [
-    "events.jsonl",
-    "run.json",
-    "config.yaml",
-    "request.txt",
-    "plan.json",
-    "environ",
-    "tasks",
-    "judge",
-    "oracle",
-    "gates",
-    "baseline",
-    "violations",
-    "restore",
-    "snapshot",
-    "git-meta",
-];
-
 /// `mounts` with `dir` bound writable too (when it exists), in its place in the order.
 pub fn add_writable(mounts: &mut Vec<Mount>, dir: &Path) {
     if !dir.is_absolute() || !dir.is_dir() || mounts.contains(&Mount::Write(dir.to_path_buf())) {
@@ -323,9 +303,14 @@ pub fn plan(jail: &Jail, env: &Env, program: &Path, exe: &Path, cwd: &Path) -> V
     let homes = env.homes();
     masks.extend(homes.iter().map(|h| Mount::Hidden(h.clone())));
 
-    let mut write = vec![jail.run_dir.clone()];
-    // Bound read-only even where nothing hides it: it may lie under a writable place.
-    let mut fixed_read = Vec::new();
+    let mut write = Vec::new();
+    // Bound read-only even where nothing hides it: it may lie under a writable place. The
+    // run's directory is the run's record (the journal, the run's files, every attempt's logs
+    // and exit records, the copies orch reverts from, the environment file): read-only, so
+    // that nothing in it can be removed, replaced, forged or planted (a symlink where orch
+    // writes a file later) from the box. What an agent must write there is bound writable
+    // apart: the box's own status directory, and the planner's attempt (its plan file).
+    let mut fixed_read = vec![jail.run_dir.clone()];
     if jail.read_only_project {
         fixed_read.extend([jail.project.clone(), cwd.to_path_buf()]);
     } else {
@@ -369,10 +354,6 @@ pub fn plan(jail: &Jail, env: &Env, program: &Path, exe: &Path, cwd: &Path) -> V
     if let Some(state) = state_dir_in(&jail.project, &jail.run_dir) {
         fixed_read.push(state);
     }
-    // Within the run's directory (writable: an agent may keep files of its own there), its
-    // record is read-only: the journal, the run's files, the other agents' attempts and exit
-    // records, the copies orch reverts from. None can be removed, moved or forged from the box.
-    fixed_read.extend(RUN_RECORD.iter().map(|name| jail.run_dir.join(name)));
     fixed_read.retain(|p| p.is_absolute() && p.exists());
     read.extend(fixed_read);
 

@@ -93,7 +93,7 @@ fn the_home_is_hidden_and_only_what_the_agent_needs_comes_back() {
     assert_eq!(mounts[0], Mount::Tmpfs("/tmp".into()), "{mounts:#?}");
     // Writable: the project, the run and Codex's state (created, as Codex would).
     position(&mounts, &Mount::Write(m.p("work/project")));
-    position(&mounts, &Mount::Write(m.p("work/project/.orch/runs/r1")));
+    position(&mounts, &Mount::Read(m.p("work/project/.orch/runs/r1")));
     assert!(home < position(&mounts, &Mount::Write(m.p("home/.codex"))));
     assert!(m.p("home/.codex").is_dir());
     // Read-only: the toolchains on PATH, with their installations, and git's config.
@@ -188,7 +188,7 @@ fn an_agent_home_of_its_own_is_hidden_too() {
 }
 
 #[test]
-fn a_read_only_project_keeps_its_run_directory_writable() {
+fn a_read_only_project_and_the_run_directory_are_bound_read_only() {
     let m = Machine::new();
     let mut jail = m.jail(AgentKind::Codex);
     jail.read_only_project = true;
@@ -201,11 +201,11 @@ fn a_read_only_project_keeps_its_run_directory_writable() {
     );
     let project = position(&mounts, &Mount::Read(m.p("work/project")));
     assert!(!mounts.contains(&Mount::Write(m.p("work/project"))));
-    assert!(project < position(&mounts, &Mount::Write(m.p("work/project/.orch/runs/r1"))));
+    assert!(project < position(&mounts, &Mount::Read(m.p("work/project/.orch/runs/r1"))));
 }
 
 #[test]
-fn orchs_state_in_the_project_is_read_only_but_for_the_run_directory() {
+fn orchs_state_in_the_project_and_the_run_directory_are_read_only() {
     let m = Machine::new();
     let jail = m.jail(AgentKind::Command);
     std::fs::create_dir_all(&jail.run_dir).unwrap();
@@ -218,7 +218,7 @@ fn orchs_state_in_the_project_is_read_only_but_for_the_run_directory() {
     );
     let project = position(&mounts, &Mount::Write(m.p("work/project")));
     let state = position(&mounts, &Mount::Read(m.p("work/project/.orch")));
-    let run = position(&mounts, &Mount::Write(m.p("work/project/.orch/runs/r1")));
+    let run = position(&mounts, &Mount::Read(m.p("work/project/.orch/runs/r1")));
     assert!(project < state && state < run, "{mounts:?}");
 }
 
