@@ -27,6 +27,14 @@ impl Engine {
         task: Option<TaskId>,
         agent_group: Option<u32>,
     ) -> anyhow::Result<()> {
+        // A sandboxed agent's processes ended with its box (its own pid namespace): nothing
+        // to look for, and the box said what it ended. That saves a walk of /proc, on the
+        // loop, between an exit and its journal line.
+        let boxed = crate::launcher::LaunchSpec::read(&dir.join(crate::launcher::SPEC_FILE))
+            .is_ok_and(|spec| spec.sandbox.is_some());
+        if boxed && agent_group.is_none() {
+            return self.on_left_in_box(dir, task);
+        }
         let run_dir = self.dir.path().to_path_buf();
         let found: Vec<_> = crate::leftovers::find(&run_dir, dir)
             .into_iter()
