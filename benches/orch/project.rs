@@ -136,10 +136,18 @@ impl Fixture {
 fn config(mode: &str, parallel: usize) -> anyhow::Result<String> {
     // JSON strings are valid YAML double-quoted scalars.
     let argv = serde_json::to_string(&agent_argv(mode))?;
+    // The agents' sandbox as orch's default (`auto`), unless ORCH_BENCH_SANDBOX says (`off`:
+    // what the box costs, by difference).
+    let sandbox = std::env::var("ORCH_BENCH_SANDBOX").unwrap_or_else(|_| "auto".into());
+    anyhow::ensure!(
+        ["auto", "bwrap", "off"].contains(&sandbox.as_str()),
+        "ORCH_BENCH_SANDBOX is auto, bwrap or off, not {sandbox:?}"
+    );
     Ok(format!(
         "agents:\n  bench:\n    kind: command\n    command: {argv}\nroles:\n  planner: bench\n  \
          judge: bench\n  workers: [bench]\nlimits:\n  max_parallel: {parallel}\n  \
-         task_timeout: 30m\n  retries: 0\ngates:\n  test_pattern: [\"out/**\"]\n"
+         task_timeout: 30m\n  retries: 0\ngates:\n  test_pattern: [\"out/**\"]\n\
+         sandbox: {sandbox}\n"
     ))
 }
 

@@ -79,6 +79,9 @@ pub(super) struct Engine {
     /// Leftover processes being stopped off the loop (see leftovers.rs): waited for when the
     /// engine ends, or a KILL due after its grace would never be sent.
     pub stopping: Vec<std::thread::JoinHandle<usize>>,
+    /// Attempts whose agent ended and whose leftovers are still to be looked for (a walk of
+    /// /proc, done once the exit is journaled: see leftovers.rs), with their task.
+    pub leftovers_due: Vec<(std::path::PathBuf, Option<crate::plan::TaskId>)>,
     /// Tasks whose lint or tests failed while other agents worked: checked again when quiet.
     pub parked: Vec<TaskId>,
     /// Task attempts already checked a second time.
@@ -136,6 +139,10 @@ pub fn start(run_dir: &Path) -> anyhow::Result<u8> {
         };
         let (mut engine, inputs) = Engine::open(run_dir, real_tmux, stops)?;
         let result = engine.run(inputs).await;
+        // An exit handled in the loop's last turn: what it left is still looked for.
+        if let Err(e) = engine.look_for_leftovers() {
+            eprintln!("warning: cannot look for what the last agents left running: {e:#}");
+        }
         engine.finish_stopping(); // see leftovers.rs
         match &result {
             // Detached: the run goes on without an engine, and the window is gone.
@@ -238,6 +245,7 @@ impl Engine {
             checks_running: 0,
             launch_wanted: false,
             stopping: Vec::new(),
+            leftovers_due: Vec::new(),
             parked: Vec::new(),
             rechecked: HashSet::new(),
             judge_queue: Vec::new(),

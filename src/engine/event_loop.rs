@@ -136,6 +136,10 @@ impl Engine {
                     streak = 0;
                     self.reconcile_if_tmux()?;
                 }
+                _ = std::future::ready(()), if !self.leftovers_due.is_empty() => {
+                    streak = 0;
+                    self.look_for_leftovers()?; // see leftovers.rs
+                }
                 _ = std::future::ready(()), if self.launch_wanted => {
                     streak = 0;
                     self.launch_step()?;
@@ -168,6 +172,9 @@ impl Engine {
         }
         if reconcile.poll_tick(&mut cx).is_ready() {
             return self.reconcile_if_tmux();
+        }
+        if !self.leftovers_due.is_empty() {
+            return self.look_for_leftovers();
         }
         if self.launch_wanted {
             return self.launch_step();

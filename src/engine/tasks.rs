@@ -180,7 +180,11 @@ impl Engine {
         if failed && self.disk_full() {
             return self.stop_for_full_disk(); // see disk.rs
         }
-        self.leftovers_of_ended(dir)?; // see leftovers.rs
+        // Looked for once this exit is journaled, so that the walk of /proc it takes does not
+        // come between an exit and its journal line (see leftovers.rs, event_loop.rs).
+        if let Some(task) = self.attempt_of(dir) {
+            self.leftovers_due.push((dir.to_path_buf(), task));
+        }
         if self.planner.as_ref().is_some_and(|p| p.dir == dir) {
             return self.on_planner_exit(exit);
         }
@@ -405,6 +409,15 @@ impl Engine {
     /// What the agent of the attempt in `dir`, now ended, left running, if the attempt is
     /// one the engine waits on (an exit seen twice is handled once).
     fn leftovers_of_ended(&mut self, dir: &Path) -> anyhow::Result<()> {
+        if let Some(task) = self.attempt_of(dir) {
+            self.on_leftovers(dir, task, None)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the attempt in `dir` is one the engine waits on, and if so its task (`None`
+    /// for the planner, the judge, an oracle).
+    fn attempt_of(&self, dir: &Path) -> Option<Option<TaskId>> {
         let task = self
             .live
             .iter()
@@ -414,8 +427,14 @@ impl Engine {
             || self.planner.as_ref().is_some_and(|p| p.dir == dir)
             || self.judge.as_ref().is_some_and(|(l, _)| l.dir == dir)
             || self.oracle_at(dir).is_some();
-        if known {
-            self.on_leftovers(dir, task, None)?;
+        known.then_some(task)
+    }
+
+    /// The leftovers of the attempts that ended, looked for now that their exits are
+    /// journaled.
+    pub(super) fn look_for_leftovers(&mut self) -> anyhow::Result<()> {
+        for (dir, task) in std::mem::take(&mut self.leftovers_due) {
+            self.on_leftovers(&dir, task, None)?;
         }
         Ok(())
     }
