@@ -28,4 +28,4 @@ pub use run_state::{
     AttemptEnd, AttemptOutcome, AttemptRecord, GateRecord, Interruption, LeftoverRecord, Phase,
     PlanningState, RunState, SandboxRefusal, TaskState, TaskStatus, ViolationRecord,
 };
-pub use status::{AttemptView, PlanningView, Status, TaskView, ViolationView};
+pub use status::{PlanningView, Status, TaskView, ViolationView};

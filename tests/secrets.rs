@@ -338,19 +338,8 @@ fn every_file_of_a_planned_run_is_the_users_alone_but_copies_of_project_files() 
 /// out here when unboxed), found among the processes that hold the project's task variables.
 fn agent_environ(inner: i32, root: &std::path::Path) -> Option<Vec<u8>> {
     let project = format!("ORCH_PROJECT_DIR={}", root.display());
-    std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .find_map(|entry| {
-            let status = std::fs::read_to_string(entry.path().join("status")).ok()?;
-            let nspid = status.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
-            if nspid.split_whitespace().last()?.parse::<i32>().ok()? != inner {
-                return None;
-            }
-            let environ = std::fs::read(entry.path().join("environ")).ok()?;
-            environ
-                .split(|b| *b == 0)
-                .any(|v| v == project.as_bytes())
-                .then_some(environ)
-        })
+    support::process_by_inner_pid(inner, |environ| {
+        environ.split(|b| *b == 0).any(|v| v == project.as_bytes())
+    })
+    .map(|(_, environ)| environ)
 }

@@ -427,14 +427,22 @@ pub(super) fn wait_for_engine(
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(100));
     }
-    Err(EngineSlow(run_id.to_string()).into())
+    Err(EngineSlow {
+        run_id: run_id.to_string(),
+        orch: crate::invocation::orch(),
+    }
+    .into())
 }
 
 /// The engine's pane lives but the engine has not started yet: it may still, so the run is
 /// not recorded as failed.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "the engine of run {0} did not start within 15 s: see `orch attach`; `orch wait` tells \
-     whether it starts"
+    "the engine of run {run_id} did not start within 15 s: see `{orch} attach`; `{orch} wait` \
+     tells whether it starts"
 )]
-struct EngineSlow(String);
+struct EngineSlow {
+    run_id: String,
+    /// How hints name orch (see invocation.rs).
+    orch: &'static str,
+}

@@ -118,8 +118,9 @@ impl AttemptOutcome {
     }
 }
 
-/// One attempt of a task: when it ran, how it ended and why.
-#[derive(Debug, Clone, PartialEq)]
+/// One attempt of a task: when it ran, how it ended and why (as `orch status --json` shows
+/// it too).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct AttemptRecord {
     pub attempt: u32,
     pub outcome: AttemptOutcome,

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::plan::TaskId;
 
-use super::run_state::{AttemptOutcome, RunState, TaskStatus};
+use super::run_state::{AttemptRecord, RunState, TaskStatus};
 use crate::workers::Usage;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -70,27 +70,13 @@ pub struct TaskView {
     pub pane: Option<String>,
     pub window: Option<String>,
     /// Every attempt started, in order: how it ended and why.
-    pub attempt_history: Vec<AttemptView>,
+    pub attempt_history: Vec<AttemptRecord>,
     /// The last line its agent showed (for an agent CLI, its transcript's, not raw JSON);
     /// read from the attempt's logs by `orch status`.
     pub last_output: Option<String>,
     /// Token use and cost so far over its attempts, where its agent reports them; read from
     /// the attempts' logs by `orch status`.
     pub usage: Option<Usage>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AttemptView {
-    pub attempt: u32,
-    /// running | done | refused | failed | interrupted
-    pub outcome: AttemptOutcome,
-    /// Why it was refused, failed or interrupted, whole (a gate's output, the judge's words).
-    pub reasons: Vec<String>,
-    pub started_at_ms: u64,
-    /// When its agent stopped, once it has.
-    pub ended_at_ms: Option<u64>,
-    pub exit_code: Option<i32>,
-    pub signal: Option<i32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -147,19 +133,7 @@ impl RunState {
                     ended_at_ms: t.ended_at_ms,
                     pane: t.pane.clone(),
                     window: t.window.clone(),
-                    attempt_history: t
-                        .history
-                        .iter()
-                        .map(|a| AttemptView {
-                            attempt: a.attempt,
-                            outcome: a.outcome,
-                            reasons: a.reasons.clone(),
-                            started_at_ms: a.started_at_ms,
-                            ended_at_ms: a.ended_at_ms,
-                            exit_code: a.exit_code,
-                            signal: a.signal,
-                        })
-                        .collect(),
+                    attempt_history: t.history.to_vec(),
                     last_output: None,
                     usage: None,
                 })

@@ -331,26 +331,15 @@ fn outer_pid(inner: i32, id: &str, root: &str) -> Option<i32> {
                 .map(String::from)
         })
     };
-    std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .find_map(|entry| {
-            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
-            let status = std::fs::read_to_string(entry.path().join("status")).ok()?;
-            let nspid = status.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
-            if nspid.split_whitespace().last()?.parse::<i32>().ok()? != inner {
-                return None;
-            }
-            let environ = std::fs::read(entry.path().join("environ")).ok()?;
-            let who = if id == "planner" {
-                var(&environ, "ORCH_ROLE")
-            } else {
-                var(&environ, "ORCH_TASK_ID")
-            };
-            (who.as_deref() == Some(id)
-                && var(&environ, "ORCH_PROJECT_DIR").as_deref() == Some(root))
-            .then_some(pid)
-        })
+    support::process_by_inner_pid(inner, |environ| {
+        let who = if id == "planner" {
+            var(environ, "ORCH_ROLE")
+        } else {
+            var(environ, "ORCH_TASK_ID")
+        };
+        who.as_deref() == Some(id) && var(environ, "ORCH_PROJECT_DIR").as_deref() == Some(root)
+    })
+    .map(|(pid, _)| pid)
 }
 
 /// Whether `pid` is a live process (a zombie is not: nothing of it runs).

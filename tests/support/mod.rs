@@ -152,3 +152,22 @@ pub fn command_lines_with(markers: &[&str]) -> Vec<String> {
     }
     found
 }
+
+/// The process whose pid in its own pid namespace is `inner` (a sandboxed agent's `$$`; for
+/// one not boxed, its pid out here) and whose environment `wanted` accepts: its pid out here
+/// and its environment (`NAME=value` entries, each ended by a NUL).
+pub fn process_by_inner_pid(inner: i32, wanted: impl Fn(&[u8]) -> bool) -> Option<(i32, Vec<u8>)> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+            let status = std::fs::read_to_string(entry.path().join("status")).ok()?;
+            let nspid = status.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
+            if nspid.split_whitespace().last()?.parse::<i32>().ok()? != inner {
+                return None;
+            }
+            let environ = std::fs::read(entry.path().join("environ")).ok()?;
+            wanted(&environ).then_some((pid, environ))
+        })
+}
