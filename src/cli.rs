@@ -408,7 +408,7 @@ fn execute(cli: Cli) -> anyhow::Result<u8> {
         Command::ScriptedAgent { prompt_file } => {
             crate::scripted::run(&prompt_file).map(|code| code.clamp(0, 255) as u8)
         }
-        Command::AgentRun { spec } => crate::agent_run::run(&spec),
+        Command::AgentRun { spec } => crate::agent_process::run::run(&spec),
         Command::SandboxExec {
             reset_signals,
             status_file,

@@ -2,7 +2,7 @@
 //! each own their files, a judge checks the result. See README.md for the user's view and
 //! its Architecture section for how these modules fit together.
 
-pub mod agent_run;
+pub mod agent_process;
 mod cli;
 mod commands;
 pub mod config;
@@ -14,15 +14,11 @@ pub mod flood;
 pub mod git;
 pub mod invocation;
 pub mod judge;
-pub mod launcher;
 pub mod layout;
-pub mod leftovers;
-pub mod orphans;
 pub mod paths;
 pub mod plan;
 pub mod planner;
 pub mod private;
-pub mod process;
 pub mod progress;
 pub mod project;
 pub mod prompt;

@@ -13,8 +13,8 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::agent_run::ExitRecord;
-use crate::launcher::LaunchSpec;
+use crate::agent_process::launcher::LaunchSpec;
+use crate::agent_process::run::ExitRecord;
 use crate::state::{RunDir, TaskState, TaskStatus};
 use crate::workers::summary::Tally;
 use crate::workers::{self, Adapter, Usage};
@@ -131,7 +131,8 @@ impl Stream {
     /// Tallies the events of the attempt in `dir` that arrived since the last read.
     fn advance(&mut self, dir: &Path) {
         if self.adapter.is_none() {
-            let Ok(spec) = LaunchSpec::read(&dir.join(crate::launcher::SPEC_FILE)) else {
+            let Ok(spec) = LaunchSpec::read(&dir.join(crate::agent_process::launcher::SPEC_FILE))
+            else {
                 return;
             };
             let kind = workers::kind_in_env(&spec.env);
@@ -273,7 +274,7 @@ mod tests {
             sandbox: None,
         };
         std::fs::write(
-            dir.join(crate::launcher::SPEC_FILE),
+            dir.join(crate::agent_process::launcher::SPEC_FILE),
             serde_json::to_vec(&spec).unwrap(),
         )
         .unwrap();

@@ -321,7 +321,7 @@ fn attempt_usage(
     attempt: u32,
 ) -> Option<UsageLine> {
     let kind = config.agents.get(agent)?.kind;
-    let stdout = crate::agent_run::read_stdout(&dir.task_attempt(id, attempt));
+    let stdout = crate::agent_process::run::read_stdout(&dir.task_attempt(id, attempt));
     let usage = workers::adapter(kind).assess(&stdout).usage?;
     Some(UsageLine {
         input_tokens: usage.input_tokens,

@@ -8,7 +8,7 @@
 //! `sandbox: auto | bwrap | off` (in `orch.yaml`, per agent overridable) decides;
 //! [`confine`] gives an agent's invocation its [`Jail`] (the one place that is decided), and
 //! [`command`] turns the jail into the `bwrap` command line at the one place an agent is
-//! executed ([`crate::agent_run`], and [`crate::process`] for `orch plan`). Run as root, the
+//! executed ([`crate::agent_process::run`], and [`crate::agent_process::subprocess`] for `orch plan`). Run as root, the
 //! box keeps no capability (with them the agent could unmount what hides the home), and the
 //! judge and the oracle get the project read-only whatever their CLI's own rules.
 //!
@@ -22,7 +22,7 @@
 //! itself reports a signal as 128 + N, which an agent's own exit status could be). The agent
 //! then gets the group's TERM as it did without a box, and a KILL reaches everything. A pid
 //! inside the box is not the same as outside: orch finds the box's processes by their
-//! environment ([`crate::orphans`]), never by a pid an agent reports.
+//! environment ([`crate::agent_process::orphans`]), never by a pid an agent reports.
 
 mod inside;
 mod launch;

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use orch::agent_run::ExitRecord;
-use orch::launcher::{LaunchSpec, write_launcher};
+use orch::agent_process::launcher::{LaunchSpec, write_launcher};
+use orch::agent_process::run::ExitRecord;
 
 const ORCH: &str = env!("CARGO_BIN_EXE_orch");
 const DEADLINE: Duration = Duration::from_secs(30);

@@ -72,7 +72,7 @@ struct Cleanup(PathBuf);
 impl Drop for Cleanup {
     fn drop(&mut self) {
         let attempt = self.0.join("tasks/a/1");
-        orch::leftovers::stop(&self.0, &attempt, Duration::from_millis(200));
+        orch::agent_process::leftovers::stop(&self.0, &attempt, Duration::from_millis(200));
     }
 }
 
@@ -115,7 +115,7 @@ fn run_to_end(project: &Project) {
 fn none_left(project: &Project, run_dir: &Path) {
     let attempt = run_dir.join("tasks/a/1");
     project.wait_until("a's leftovers to be gone", || {
-        orch::leftovers::find(run_dir, &attempt).is_empty()
+        orch::agent_process::leftovers::find(run_dir, &attempt).is_empty()
     });
 }
 
@@ -127,7 +127,9 @@ fn leftovers_are_journaled_and_stopped_without_a_sandbox() {
     let _cleanup = Cleanup(run_dir.clone());
     let pids = pids(&project);
     project.wait_until("a's leftovers to be stopped", || {
-        !pids.iter().any(|&p| orch::leftovers::alive(p))
+        !pids
+            .iter()
+            .any(|&p| orch::agent_process::leftovers::alive(p))
     });
     none_left(&project, &run_dir);
     let events = leftover_events(&project);
@@ -214,7 +216,8 @@ fn kept_leftovers_are_listed_and_their_late_writes_blamed_on_their_task() {
     );
     let pids = pids(&project);
     assert!(
-        pids.iter().all(|&p| orch::leftovers::alive(p)),
+        pids.iter()
+            .all(|&p| orch::agent_process::leftovers::alive(p)),
         "kept: {pids:?}\n{}",
         project.diagnostics()
     );
@@ -276,13 +279,16 @@ fn kept_leftovers_outlive_a_resume_and_down_stops_them() {
         project.diagnostics()
     );
     assert!(
-        pids.iter().all(|&p| orch::leftovers::alive(p)),
+        pids.iter()
+            .all(|&p| orch::agent_process::leftovers::alive(p)),
         "kept through the resume: {pids:?}\n{}",
         project.diagnostics()
     );
     project.orch().args(["down"]).run().expect(0);
     project.wait_until("down to stop the leftovers", || {
-        !pids.iter().any(|&p| orch::leftovers::alive(p))
+        !pids
+            .iter()
+            .any(|&p| orch::agent_process::leftovers::alive(p))
     });
 }
 
@@ -310,7 +316,7 @@ fn an_agent_stopped_for_its_timeout_has_what_escaped_its_group_stopped_too() {
         .parse()
         .unwrap();
     project.wait_until("the escaped sleeper to be stopped", || {
-        !orch::leftovers::alive(pid)
+        !orch::agent_process::leftovers::alive(pid)
     });
     let events = leftover_events(&project);
     assert_eq!(events.len(), 1, "{events:#?}\n{}", project.diagnostics());

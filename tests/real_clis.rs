@@ -284,7 +284,7 @@ fn the_judge_on_codex_answers_with_a_verdict_from_a_read_only_sandbox() {
         "{:?}",
         invocation.argv
     );
-    let spec = orch::launcher::LaunchSpec {
+    let spec = orch::agent_process::launcher::LaunchSpec {
         title: "judge · agent codex".into(),
         argv: invocation.argv,
         env: invocation.env,
@@ -296,7 +296,7 @@ fn the_judge_on_codex_answers_with_a_verdict_from_a_read_only_sandbox() {
         exit_file: dir.join("exit.json"),
         sandbox: invocation.sandbox,
     };
-    orch::launcher::write_launcher(
+    orch::agent_process::launcher::write_launcher(
         &dir,
         &spec,
         std::path::Path::new(env!("CARGO_BIN_EXE_orch")),

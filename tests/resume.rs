@@ -475,7 +475,7 @@ fn down_after_the_engine_died_leaves_no_process_behind() {
     project.wait_for_starts(&["a", "b"]);
     project.kill_engine();
     let run_dir = project.run_dir();
-    assert!(!orch::orphans::find(&run_dir).is_empty());
+    assert!(!orch::agent_process::orphans::find(&run_dir).is_empty());
     // The caller's environment, which a killed engine could not remove.
     let environ = run_dir.join("environ");
     assert!(environ.exists());
@@ -497,7 +497,7 @@ fn down_after_the_engine_died_leaves_no_process_behind() {
         let pid = project.pids(id)[0];
         assert!(!alive(pid), "{id}'s agent (pid {pid}) survived `orch down`");
     }
-    let left = orch::orphans::find(&run_dir);
+    let left = orch::agent_process::orphans::find(&run_dir);
     assert!(
         left.is_empty(),
         "processes of the run left behind: {left:?}"

@@ -192,9 +192,9 @@ fn down_stops_a_boxed_agent_gracefully_and_leaves_nothing_running() {
     let run = run_dir(&up);
     // Its box: bwrap, the box's init, the agent and its sleep, all found by their variables.
     assert!(
-        orch::orphans::find(&run).len() >= 3,
+        orch::agent_process::orphans::find(&run).len() >= 3,
         "{:?}",
-        orch::orphans::find(&run)
+        orch::agent_process::orphans::find(&run)
     );
     up.orch()
         .args(["down"])
@@ -205,8 +205,8 @@ fn down_stops_a_boxed_agent_gracefully_and_leaves_nothing_running() {
     wait_until(
         "every process of the box to be gone",
         Duration::from_secs(10),
-        || orch::orphans::find(&run).is_empty(),
-        || format!("{:?}", orch::orphans::find(&run)),
+        || orch::agent_process::orphans::find(&run).is_empty(),
+        || format!("{:?}", orch::agent_process::orphans::find(&run)),
     );
     assert_eq!(up.status()["phase"], "stopped");
 }

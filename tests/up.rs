@@ -290,7 +290,7 @@ fn down_leaves_no_session_and_no_agent_process() {
     );
     // The agent's processes, found by their variables (a sandboxed agent's `$$` is a pid of
     // its own pid namespace, not one out here).
-    assert!(!orch::orphans::find(&run_dir).is_empty());
+    assert!(!orch::agent_process::orphans::find(&run_dir).is_empty());
     // A second `up` is refused while this one is live.
     up.up(&["again"], None)
         .expect(2)
@@ -303,7 +303,7 @@ fn down_leaves_no_session_and_no_agent_process() {
         .expect(0)
         .stdout_has("is down");
     assert!(!up.server.tmux().has_session(&up.session()).unwrap());
-    let left = orch::orphans::find(&run_dir);
+    let left = orch::agent_process::orphans::find(&run_dir);
     assert!(left.is_empty(), "the agent survived `orch down`: {left:?}");
     // Once more: nothing was left to stop, and it says so.
     up.orch()

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use orch::launcher::{LaunchSpec, write_launcher};
+use orch::agent_process::launcher::{LaunchSpec, write_launcher};
 use orch::tmux::{RealTmux, Tmux, WindowSpec};
 
 use crate::cleanup::{ChildGuard, ServerGuard};

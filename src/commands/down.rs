@@ -51,7 +51,7 @@ pub fn run(global: &Global, run: Option<&str>) -> anyhow::Result<u8> {
             .filter(|p| !p.dead && p.pid > 1)
             .map(|p| {
                 let pid = p.pid as i32;
-                std::thread::spawn(move || crate::process::kill_group(pid, GRACE))
+                std::thread::spawn(move || crate::agent_process::subprocess::kill_group(pid, GRACE))
             })
             .collect();
         stopped = workers.len();
@@ -62,9 +62,9 @@ pub fn run(global: &Global, run: Option<&str>) -> anyhow::Result<u8> {
     }
     // Agents that outlived their panes (one that ignored the hangup of a dead tmux server, or
     // lost its `agent-run`) are found by the variables they carry.
-    let orphans = crate::orphans::find(loaded.dir.path());
+    let orphans = crate::agent_process::orphans::find(loaded.dir.path());
     if !orphans.is_empty() {
-        stopped += crate::orphans::stop(&orphans, GRACE);
+        stopped += crate::agent_process::orphans::stop(&orphans, GRACE);
     }
 
     let journal = state::read_journal(&loaded.dir.events())?;

@@ -6,9 +6,9 @@ use std::path::Path;
 use anyhow::Context as _;
 
 use super::{Global, output};
+use crate::agent_process::subprocess::{self, Ended};
 use crate::error::{EXIT_FAILED, EXIT_OK, usage};
 use crate::planner::Planning;
-use crate::process::{self, Ended};
 use crate::project;
 
 /// The name of the file, beside an accepted plan, that holds the request it was made for.
@@ -90,7 +90,7 @@ pub fn run(global: &Global, request: &str) -> anyhow::Result<u8> {
     for attempt in 1..=max {
         let prepared = planning.prepare(attempt, &feedback)?;
         eprintln!("planner `{planner}` ({kind}), attempt {attempt} of {max}");
-        let finished = process::run_logged(
+        let finished = subprocess::run_logged(
             &prepared.invocation,
             &prepared.output_log,
             config.limits.task_timeout,

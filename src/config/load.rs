@@ -207,11 +207,11 @@ fn check(config: &Config, text: &str) -> Vec<String> {
             at("task_timeout", None)
         ));
     }
-    if config.limits.output_cap < crate::agent_run::MIN_OUTPUT_CAP {
+    if config.limits.output_cap < crate::agent_process::run::MIN_OUTPUT_CAP {
         problems.push(format!(
             "{}`limits.output_cap` must be at least {} bytes (4KB)",
             at("output_cap", None),
-            crate::agent_run::MIN_OUTPUT_CAP
+            crate::agent_process::run::MIN_OUTPUT_CAP
         ));
     }
     for (section, globs) in [
@@ -391,7 +391,7 @@ roles:
     fn the_output_cap_takes_sizes_and_has_a_floor() {
         assert_eq!(
             parse_str(GOOD).unwrap().limits.output_cap,
-            crate::agent_run::DEFAULT_OUTPUT_CAP
+            crate::agent_process::run::DEFAULT_OUTPUT_CAP
         );
         let config = parse_str(&format!("{GOOD}limits:\n  output_cap: 64KB\n")).unwrap();
         assert_eq!(config.limits.output_cap, 64 * 1024);

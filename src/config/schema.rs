@@ -216,7 +216,7 @@ impl Default for Limits {
             retries: 2,
             planner_retries: 2,
             judge_retries: 2,
-            output_cap: crate::agent_run::DEFAULT_OUTPUT_CAP,
+            output_cap: crate::agent_process::run::DEFAULT_OUTPUT_CAP,
             leftovers: LeftoverPolicy::Stop,
         }
     }

@@ -290,10 +290,10 @@ impl Engine {
         let mut env = invocation.env;
         // How much of its output agent-run keeps on disk (see agent_run::capped).
         env.push((
-            crate::agent_run::OUTPUT_CAP_ENV.into(),
+            crate::agent_process::run::OUTPUT_CAP_ENV.into(),
             self.config.limits.output_cap.to_string(),
         ));
-        let spec = crate::launcher::LaunchSpec {
+        let spec = crate::agent_process::launcher::LaunchSpec {
             title,
             argv: invocation.argv,
             env,
@@ -307,7 +307,7 @@ impl Engine {
             exit_file: dir.join("exit.json"),
             sandbox: invocation.sandbox,
         };
-        let script = crate::launcher::write_launcher(dir, &spec, &self.exe)?;
+        let script = crate::agent_process::launcher::write_launcher(dir, &spec, &self.exe)?;
         // A directory used before (a judge or an oracle asked again after a resume) may hold
         // an old exit record: it must not pass for this run's.
         match std::fs::remove_file(dir.join("exit.json")) {

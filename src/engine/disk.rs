@@ -12,7 +12,7 @@
 use std::path::Path;
 
 use super::core::Engine;
-use crate::agent_run::ExitRecord;
+use crate::agent_process::run::ExitRecord;
 use crate::tmux::PaneState;
 
 /// Below this, the disk is full for orch's purposes: a journal line, an exit record or a
@@ -62,7 +62,8 @@ impl Engine {
         };
         if let Ok(mut json) = serde_json::to_vec(&record) {
             json.push(b'\n');
-            let _ = crate::launcher::write_atomic(&dir.join("exit.json"), &json, 0o600);
+            let _ =
+                crate::agent_process::launcher::write_atomic(&dir.join("exit.json"), &json, 0o600);
         }
         Some(record)
     }

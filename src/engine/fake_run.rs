@@ -14,7 +14,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use super::core::Engine;
 use super::event_loop::Stop;
-use crate::agent_run::ExitRecord;
+use crate::agent_process::run::ExitRecord;
 use crate::state::{Event, Outcome, Record, RunDir, RunInfo};
 use crate::tmux::{FakePane, FakeTmux, Tmux};
 use crate::watch::FsChange;
@@ -197,8 +197,10 @@ impl FakeRun {
         self.seen.push(pane.pane_id.clone());
         let script = PathBuf::from(&pane.spec.argv[1]);
         let dir = script.parent().unwrap().to_path_buf();
-        let spec = crate::launcher::LaunchSpec::read(&dir.join(crate::launcher::SPEC_FILE))
-            .expect("the agent's launch spec");
+        let spec = crate::agent_process::launcher::LaunchSpec::read(
+            &dir.join(crate::agent_process::launcher::SPEC_FILE),
+        )
+        .expect("the agent's launch spec");
         let var = |name: &str| {
             spec.env
                 .iter()

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use super::core::{Engine, Live};
 use super::resume::STOP_GRACE;
-use crate::agent_run::{ExitRecord, signal_name};
-use crate::orphans::{self, AgentProcess};
+use crate::agent_process::orphans::{self, AgentProcess};
+use crate::agent_process::run::{ExitRecord, signal_name};
 use crate::plan::TaskId;
 use crate::prompt;
 use crate::state::Event;
@@ -80,7 +80,7 @@ impl Engine {
 
     /// Whether the agent of the attempt in `dir`, whose pane is dead or gone without an exit
     /// record, is lost for good. Not at first sight: `agent-run` writes the record only after
-    /// the agent's output drained (up to [`crate::agent_run`]'s grace), and a tmux server being
+    /// the agent's output drained (up to [`crate::agent_process::run`]'s grace), and a tmux server being
     /// torn down lists its panes half gone. When tmux is gone the engine detaches instead.
     pub(super) fn lost_for_good(&mut self, dir: &Path) -> anyhow::Result<bool> {
         if self.tmux_lost() {

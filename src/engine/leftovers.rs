@@ -1,4 +1,4 @@
-//! What an agent leaves running when it exits (see [`crate::leftovers`]): journaled at once,
+//! What an agent leaves running when it exits (see [`crate::agent_process::leftovers`]): journaled at once,
 //! then stopped off the loop (`limits.leftovers: stop`, the default) or left running (`keep`),
 //! listed in `orch status` and the report. Either way what they write is blamed on their task
 //! for as long as they may be running ([`Engine::leftovers_active`], used by the ownership
@@ -30,13 +30,15 @@ impl Engine {
         // A sandboxed agent's processes ended with its box (its own pid namespace): nothing
         // to look for, and the box said what it ended. That saves a walk of /proc, on the
         // loop, between an exit and its journal line.
-        let boxed = crate::launcher::LaunchSpec::read(&dir.join(crate::launcher::SPEC_FILE))
-            .is_ok_and(|spec| spec.sandbox.is_some());
+        let boxed = crate::agent_process::launcher::LaunchSpec::read(
+            &dir.join(crate::agent_process::launcher::SPEC_FILE),
+        )
+        .is_ok_and(|spec| spec.sandbox.is_some());
         if boxed && agent_group.is_none() {
             return self.on_left_in_box(dir, task);
         }
         let run_dir = self.dir.path().to_path_buf();
-        let found: Vec<_> = crate::leftovers::find(&run_dir, dir)
+        let found: Vec<_> = crate::agent_process::leftovers::find(&run_dir, dir)
             .into_iter()
             // SAFETY: getpgid(2) only reads another process's group id.
             .filter(|l| agent_group.is_none_or(|g| unsafe { libc::getpgid(l.pid) } != g as i32))
@@ -59,14 +61,14 @@ impl Engine {
             count,
             processes: found
                 .into_iter()
-                .take(crate::leftovers::LISTED_MAX)
+                .take(crate::agent_process::leftovers::LISTED_MAX)
                 .collect(),
         })?;
         if !kept {
             let dir = dir.to_path_buf();
             self.stopping.retain(|h| !h.is_finished());
             self.stopping.push(std::thread::spawn(move || {
-                crate::leftovers::stop(&run_dir, &dir, STOP_GRACE)
+                crate::agent_process::leftovers::stop(&run_dir, &dir, STOP_GRACE)
             }));
         }
         Ok(())
@@ -74,8 +76,8 @@ impl Engine {
 
     /// What the agent left in its sandbox, which ended with it: journaled, once.
     fn on_left_in_box(&mut self, dir: &Path, task: Option<TaskId>) -> anyhow::Result<()> {
-        let left = crate::leftovers::left_in_box(dir);
-        let _ = std::fs::remove_file(crate::leftovers::box_file(dir));
+        let left = crate::agent_process::leftovers::left_in_box(dir);
+        let _ = std::fs::remove_file(crate::agent_process::leftovers::box_file(dir));
         if left.is_empty() {
             return Ok(());
         }
@@ -92,7 +94,7 @@ impl Engine {
             count: left.len(),
             processes: left
                 .into_iter()
-                .take(crate::leftovers::LISTED_MAX)
+                .take(crate::agent_process::leftovers::LISTED_MAX)
                 .collect(),
         })?;
         Ok(())
@@ -114,7 +116,10 @@ impl Engine {
             .filter(|l| l.task.as_ref() == Some(id))
             .any(|l| {
                 at <= l.at_ms + STOPPING_MS
-                    || (l.kept && l.processes.iter().any(|p| crate::leftovers::alive(p.pid)))
+                    || (l.kept
+                        && l.processes
+                            .iter()
+                            .any(|p| crate::agent_process::leftovers::alive(p.pid)))
             })
     }
 }

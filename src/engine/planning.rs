@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 
 use super::core::{Engine, Live};
-use crate::agent_run::ExitRecord;
+use crate::agent_process::run::ExitRecord;
 use crate::plan::{self, Plan};
 use crate::planner::Planning;
 use crate::state::{Event, Outcome};

@@ -23,8 +23,8 @@ use anyhow::Context as _;
 
 use super::core::{Engine, Live};
 use super::interrupted::interruption;
-use crate::agent_run::ExitRecord;
-use crate::orphans::{self, AgentProcess};
+use crate::agent_process::orphans::{self, AgentProcess};
+use crate::agent_process::run::ExitRecord;
 use crate::plan::TaskId;
 use crate::state::{AttemptEnd, Event, Outcome, Phase};
 use crate::tmux::PaneState;
@@ -253,7 +253,7 @@ impl Engine {
             "/runs/{}/{}/{}",
             self.info.run_id,
             rel.display(),
-            crate::launcher::SCRIPT_FILE
+            crate::agent_process::launcher::SCRIPT_FILE
         )
     }
 
@@ -288,7 +288,10 @@ impl Engine {
         let mut strays: Vec<AgentProcess> = panes
             .iter()
             .filter(|p| !p.dead && p.start_command.contains(&marker))
-            .filter(|p| p.start_command.contains(crate::launcher::SCRIPT_FILE))
+            .filter(|p| {
+                p.start_command
+                    .contains(crate::agent_process::launcher::SCRIPT_FILE)
+            })
             .filter(|p| !tails.iter().any(|t| p.start_command.contains(t)))
             .map(|p| AgentProcess {
                 pid: p.pid as i32,
@@ -325,7 +328,7 @@ impl Engine {
     pub(super) fn session_of(&self, id: &TaskId, dir: &Path) -> Option<String> {
         let task = self.state.tasks.get(id)?;
         let agent = self.config.agents.get(&task.agent)?;
-        let stdout = crate::agent_run::read_stdout(dir);
+        let stdout = crate::agent_process::run::read_stdout(dir);
         workers::adapter(agent.kind).assess(&stdout).session_id
     }
 }

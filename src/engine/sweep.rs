@@ -188,7 +188,7 @@ impl Engine {
             return None;
         }
         let exit = self.dir.task_attempt(id, task.attempts).join("exit.json");
-        crate::agent_run::ExitRecord::read(&exit)
+        crate::agent_process::run::ExitRecord::read(&exit)
             .ok()
             .map(|e| e.ended_at_ms)
     }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 
 use super::core::{Engine, Live};
-use crate::agent_run::ExitRecord;
+use crate::agent_process::run::ExitRecord;
 use crate::dispatcher::{self, Sched, TaskView};
 use crate::plan::TaskId;
 use crate::prompt::{self, Context, Role};
@@ -241,7 +241,7 @@ impl Engine {
             .and_then(|t| self.config.agents.get(&t.agent))
             .map(|a| a.kind);
         if let Some(kind) = agent_kind {
-            let stdout = crate::agent_run::read_stdout(&live.dir);
+            let stdout = crate::agent_process::run::read_stdout(&live.dir);
             if let Some(failure) = workers::adapter(kind).assess(&stdout).failure {
                 return self.fail_or_start_over(id, live.attempt, failure);
             }
@@ -510,5 +510,7 @@ impl Engine {
 
 /// Stops an agent's whole process group (TERM, then KILL) without holding up the loop.
 pub(super) fn stop_pane(pid: u32) {
-    std::thread::spawn(move || crate::process::kill_group(pid as i32, STOP_GRACE));
+    std::thread::spawn(move || {
+        crate::agent_process::subprocess::kill_group(pid as i32, STOP_GRACE)
+    });
 }

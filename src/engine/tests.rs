@@ -562,9 +562,11 @@ fn a_failed_continuation_starts_over_once_in_a_new_session() {
     run.resume();
     let second = run.next_agent();
     let argv = |agent: &Agent| {
-        crate::launcher::LaunchSpec::read(&agent.dir.join(crate::launcher::SPEC_FILE))
-            .unwrap()
-            .argv
+        crate::agent_process::launcher::LaunchSpec::read(
+            &agent.dir.join(crate::agent_process::launcher::SPEC_FILE),
+        )
+        .unwrap()
+        .argv
     };
     assert!(
         argv(&second).windows(2).any(|w| w == ["--resume", session]),

@@ -275,7 +275,7 @@ mod tests {
         // The attempt's launch spec names its agent's kind.
         let attempt = dir.task_attempt(&TaskId::new("api"), 1);
         std::fs::create_dir_all(&attempt).unwrap();
-        let spec = crate::launcher::LaunchSpec {
+        let spec = crate::agent_process::launcher::LaunchSpec {
             title: "api".into(),
             argv: vec!["claude".into()],
             env: vec![("ORCH_AGENT_KIND".into(), "claude".into())],
@@ -288,7 +288,7 @@ mod tests {
             sandbox: None,
         };
         std::fs::write(
-            attempt.join(crate::launcher::SPEC_FILE),
+            attempt.join(crate::agent_process::launcher::SPEC_FILE),
             serde_json::to_vec(&spec).unwrap(),
         )
         .unwrap();

@@ -314,7 +314,7 @@ pub async fn command_gate(
         }
         Err(_) => {
             if let Some(pgid) = pgid {
-                crate::process::kill_group(pgid, Duration::from_secs(2));
+                crate::agent_process::subprocess::kill_group(pgid, Duration::from_secs(2));
             }
             let mut o = GateOutcome::new(
                 gate,

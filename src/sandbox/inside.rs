@@ -44,18 +44,21 @@ pub fn exec(
                 Path::new(program).display()
             );
             Recorded {
-                code: Some(crate::agent_run::NOT_STARTED),
+                code: Some(crate::agent_process::run::NOT_STARTED),
                 signal: None,
             }
         }
     };
     // What the agent left in the box ends with it (the kernel kills a pid namespace whose
     // first process ends): said here, where it can still be seen, for the engine to journal.
-    let left = crate::leftovers::in_this_box();
+    let left = crate::agent_process::leftovers::in_this_box();
     if !left.is_empty()
         && let Ok(json) = serde_json::to_vec(&left)
     {
-        let _ = std::fs::write(status_file.with_file_name(crate::leftovers::BOX_FILE), json);
+        let _ = std::fs::write(
+            status_file.with_file_name(crate::agent_process::leftovers::BOX_FILE),
+            json,
+        );
     }
     if let Ok(json) = serde_json::to_vec(&recorded) {
         let _ = std::fs::write(status_file, json);

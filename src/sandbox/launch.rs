@@ -50,7 +50,7 @@ pub fn command_with(
     agent: &Agent,
     keep_ignored: &[i32],
 ) -> std::io::Result<Command> {
-    let resolved = crate::process::resolve(agent.program, agent.cwd);
+    let resolved = crate::agent_process::subprocess::resolve(agent.program, agent.cwd);
     let Some(jail) = jail else {
         let mut cmd = Command::new(resolved);
         cmd.args(agent.args)

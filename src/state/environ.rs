@@ -48,7 +48,7 @@ pub fn write(path: &Path, vars: &[(OsString, OsString)]) -> anyhow::Result<()> {
         bytes.extend_from_slice(value.as_bytes());
         bytes.push(0);
     }
-    crate::launcher::write_atomic(path, &bytes, 0o600)
+    crate::agent_process::launcher::write_atomic(path, &bytes, 0o600)
         .context("cannot keep the caller's environment for the run")
 }
 

@@ -212,8 +212,8 @@ pub enum Event {
         lines: Vec<String>,
     },
     /// Processes an agent left running when it exited, found by orch's markers (see
-    /// [`crate::leftovers`]): stopped, or kept as `limits.leftovers` says. Journaled before
-    /// they are stopped; `processes` names at most [`crate::leftovers::LISTED_MAX`] of `count`.
+    /// [`crate::agent_process::leftovers`]): stopped, or kept as `limits.leftovers` says. Journaled before
+    /// they are stopped; `processes` names at most [`crate::agent_process::leftovers::LISTED_MAX`] of `count`.
     Leftovers {
         /// The task whose agent it was (none for the planner, the judge, an oracle).
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -225,7 +225,7 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         in_box: bool,
         count: usize,
-        processes: Vec<crate::leftovers::Leftover>,
+        processes: Vec<crate::agent_process::leftovers::Leftover>,
     },
 }
 

@@ -172,7 +172,7 @@ pub struct LeftoverRecord {
     /// Left in the agent's sandbox, and ended with it.
     pub in_box: bool,
     pub count: usize,
-    pub processes: Vec<crate::leftovers::Leftover>,
+    pub processes: Vec<crate::agent_process::leftovers::Leftover>,
     /// When they were found (the agent's exit).
     pub at_ms: u64,
 }
@@ -194,7 +194,7 @@ impl LeftoverRecord {
         };
         let mut lines = vec![format!("{who}: {} process(es) {what}", self.count)];
         for p in &self.processes {
-            let running = if self.kept && crate::leftovers::alive(p.pid) {
+            let running = if self.kept && crate::agent_process::leftovers::alive(p.pid) {
                 " (still running)"
             } else {
                 ""

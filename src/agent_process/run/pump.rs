@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, mpsc};
 
 pub use super::capped::Capped;
 use super::capped::DEFAULT_CAP;
-use crate::launcher::LaunchSpec;
+use crate::agent_process::launcher::LaunchSpec;
 use crate::transcript::Transcript;
 
 /// The launch spec's env entry that carries `limits.output_cap` (bytes).

@@ -1,5 +1,5 @@
 //! What an agent left running when it exited: background jobs, `setsid` and `nohup` children,
-//! ones that ignore TERM. They are found as [`crate::orphans`] finds a run's agents (by the
+//! ones that ignore TERM. They are found as [`crate::agent_process::orphans`] finds a run's agents (by the
 //! `ORCH_RUN_DIR` and `ORCH_PROMPT_FILE` they inherit, which name the attempt), together with
 //! whatever they started since (their descendants, even with a cleaned environment). The
 //! attempt's own launcher (`orch agent-run`, which outlives the agent by the moment it takes
@@ -35,7 +35,7 @@ pub fn find(run_dir: &Path, attempt_dir: &Path) -> Vec<Leftover> {
         return Vec::new();
     };
     let table = processes();
-    let mut found: HashSet<i32> = crate::orphans::find(run_dir)
+    let mut found: HashSet<i32> = crate::agent_process::orphans::find(run_dir)
         .into_iter()
         .filter(|p| p.attempt_dir.as_ref() == Some(&attempt_dir))
         .map(|p| p.pid)

@@ -1,7 +1,7 @@
 //! What a tmux pane runs for one agent. No user text (request, task, prompt) may ever be typed
 //! into a pane or land in a shell command, so everything about the run goes into a JSON spec,
 //! and the pane runs a tiny script whose only variable content is two quoted paths orch chose:
-//! `exec <orch> agent-run <spec>`. [`crate::agent_run`] takes it from there.
+//! `exec <orch> agent-run <spec>`. [`crate::agent_process::run`] takes it from there.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
@@ -39,7 +39,7 @@ pub struct LaunchSpec {
     pub output_log: PathBuf,
     /// Stdout only: the agent's answer or event stream.
     pub stdout_log: PathBuf,
-    /// `exit.json`, written last and atomically (see [`crate::agent_run::ExitRecord`]).
+    /// `exit.json`, written last and atomically (see [`crate::agent_process::run::ExitRecord`]).
     pub exit_file: PathBuf,
     /// The sandbox the agent runs in; none: unconfined.
     #[serde(default, skip_serializing_if = "Option::is_none")]

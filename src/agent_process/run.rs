@@ -1,5 +1,5 @@
 //! `orch agent-run SPEC`: what a task's tmux pane runs (through its launcher, see
-//! [`crate::launcher`]). Runs the agent with no shell (the run's environment file over the
+//! [`crate::agent_process::launcher`]). Runs the agent with no shell (the run's environment file over the
 //! pane's environment, an agent CLI's prompt file on its stdin: neither ever an argument),
 //! copies what it prints to the pane and to the logs as it arrives, and records how it ended
 //! in `exit.json`, which is how the engine learns that a task's agent is done, whether it
@@ -27,7 +27,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
-use crate::launcher::{self, LaunchSpec};
+use crate::agent_process::launcher::{self, LaunchSpec};
 use crate::state::environ;
 use crate::transcript::Transcript;
 use crate::workers::{self, Adapter, Usage};
