@@ -25,6 +25,7 @@ pub mod prompt;
 pub mod report;
 pub mod sandbox;
 pub mod scripted;
+pub mod snapshot;
 pub mod state;
 pub mod tmux;
 pub mod transcript;

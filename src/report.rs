@@ -11,8 +11,8 @@ use crate::config::Config;
 use crate::judge::{FileStat, diffstat};
 use crate::plan::TaskId;
 use crate::project::Project;
+use crate::snapshot::Snapshot;
 use crate::state::{self, AttemptOutcome, Event, Record, RunDir, RunInfo, RunState};
-use crate::watch::Snapshot;
 use crate::workers;
 
 mod markdown;

@@ -465,7 +465,7 @@ fn big_project() -> tempfile::TempDir {
 #[test]
 #[ignore = "measurement, run by hand"]
 fn snapshot_time_for_100k_files() {
-    use orch::watch::Snapshot;
+    use orch::snapshot::Snapshot;
     let dir = big_project();
     let root = dir.path();
     let timed = |what: &str, f: &mut dyn FnMut()| {

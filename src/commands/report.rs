@@ -4,7 +4,7 @@
 use super::{Global, runs};
 use crate::error::EXIT_OK;
 use crate::report;
-use crate::watch::Snapshot;
+use crate::snapshot::Snapshot;
 
 pub fn run(global: &Global, run: Option<&str>, json: bool) -> anyhow::Result<u8> {
     let loaded = runs::load(global, run)?;

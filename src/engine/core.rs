@@ -16,9 +16,10 @@ use super::{panes::Panes, ui};
 use crate::config::Config;
 use crate::plan::{Plan, TaskId};
 use crate::project::Project;
+use crate::snapshot::Snapshot;
 use crate::state::{EngineLock, Event, Journal, Outcome, Phase, Record, RunDir, RunInfo, RunState};
 use crate::tmux::{RealTmux, Tmux};
-use crate::watch::{DirWatcher, Snapshot, TreeWatcher};
+use crate::watch::{DirWatcher, TreeWatcher};
 
 /// One agent running in a pane: a task's attempt, or the planner's.
 #[derive(Debug, Clone)]

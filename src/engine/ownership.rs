@@ -343,7 +343,7 @@ impl Engine {
         } else {
             match &guard {
                 Some(guard) => guard.save(path, &dest),
-                None => crate::watch::save_copy(&root, path, &dest),
+                None => crate::snapshot::save_copy(&root, path, &dest),
             }
         };
         let (action, saved) = match copy {
@@ -351,7 +351,7 @@ impl Engine {
                 let saved = copy.map(|p| self.project.display(&p).to_string());
                 let action = match guard {
                     Some(guard) => match guard.restore(path, &temp) {
-                        Ok(crate::watch::Restored::Deleted) => "deleted".into(),
+                        Ok(crate::snapshot::Restored::Deleted) => "deleted".into(),
                         Ok(_) => "reverted".into(),
                         Err(e) => format!("revert failed: {e}"),
                     },

@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use super::core::Engine;
-use crate::watch::Restored;
+use crate::snapshot::Restored;
 
 impl Engine {
     /// Reverts `path` for violation `n`, and says how that went (the violation's action).

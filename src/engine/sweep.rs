@@ -12,8 +12,8 @@
 use std::collections::BTreeMap;
 
 use super::core::Engine;
+use crate::snapshot::SnapshotChange;
 use crate::state::{Phase, TaskStatus};
-use crate::watch::SnapshotChange;
 
 impl Engine {
     /// Records (and handles) every change the journal cannot account for. Only once the

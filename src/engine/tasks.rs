@@ -488,7 +488,7 @@ impl Engine {
             }
             let from = self.project.root.join(file);
             let kept = self.dir.baseline().join(file);
-            match crate::watch::save_copy(&self.project.root, file, &self.dir.baseline()) {
+            match crate::snapshot::save_copy(&self.project.root, file, &self.dir.baseline()) {
                 Ok(Some(_)) => {}
                 // Left missing: no copy, not an older one that would say otherwise.
                 Ok(None) => {

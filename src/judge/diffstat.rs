@@ -3,7 +3,7 @@
 use serde::Serialize;
 use similar::{ChangeTag, TextDiff};
 
-use crate::watch::Snapshot;
+use crate::snapshot::Snapshot;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FileStat {

@@ -30,8 +30,8 @@ use notify::Watcher as _;
 use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, ModifyKind};
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::snapshot::{Restored, SnapshotError};
 use super::tree::{ChangeKind, FsChange};
+use crate::snapshot::{Restored, SnapshotError};
 // The guarded files at the top of a git directory, and the directories guarded whole.
 use crate::git::{GUARDED_DIRS as TREES, GUARDED_FILES as TOP_FILES, RepoDirs};
 
@@ -199,7 +199,7 @@ impl GitGuard {
         std::fs::create_dir_all(&self.copy)?;
         for area in &self.areas {
             for rel in guarded_files(&area.dir) {
-                super::copy::save_copy(&area.dir, &rel, &self.copy.join(area.label))
+                crate::snapshot::save_copy(&area.dir, &rel, &self.copy.join(area.label))
                     .map_err(std::io::Error::other)?;
             }
         }
@@ -342,7 +342,7 @@ impl GitGuard {
             .locate(shown)
             .ok_or_else(|| anyhow::anyhow!("`{shown}` is not guarded"))?;
         let into = dest.join(area.shown.trim_start_matches('/'));
-        super::copy::save_copy(&area.dir, &rel, &into)
+        crate::snapshot::save_copy(&area.dir, &rel, &into)
     }
 
     /// Puts the guarded file `shown` back as it was at the start (deleting it if it was not
@@ -353,7 +353,7 @@ impl GitGuard {
         };
         self.ensure_copy();
         let copy = self.copy.join(area.label);
-        let restored = super::copy::restore_copy(&area.dir, &rel, &copy, temp)?;
+        let restored = crate::snapshot::restore_copy(&area.dir, &rel, &copy, temp)?;
         self.reported.remove(shown);
         Ok(restored)
     }

@@ -9,7 +9,7 @@ use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::snapshot::SnapshotError;
+use super::SnapshotError;
 use crate::git::RepoDirs;
 
 /// Where the snapshot's index is seeded from.
@@ -98,12 +98,12 @@ impl Git {
         }
         if let Some(repo) = repo {
             let info = dir.join("objects/info");
-            std::fs::create_dir_all(&info).map_err(super::snapshot::io_error(&info))?;
+            std::fs::create_dir_all(&info).map_err(super::io_error(&info))?;
             let file = info.join("alternates");
             let mut line = repo.common_dir.join("objects").into_os_string();
             line.push("\n");
             use std::os::unix::ffi::OsStrExt as _;
-            std::fs::write(&file, line.as_bytes()).map_err(super::snapshot::io_error(&file))?;
+            std::fs::write(&file, line.as_bytes()).map_err(super::io_error(&file))?;
         }
         Ok(())
     }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, bail};
 
-use super::snapshot::{Restored, SnapshotError, io_error};
+use super::{Restored, SnapshotError, io_error};
 use crate::paths;
 
 /// Copies the project file `rel` (if it exists) to `dest_dir/<rel>`, creating directories as

@@ -13,14 +13,21 @@
 //!
 //! All methods block (they run git): call them from `spawn_blocking` in async code.
 
+mod copy;
+mod git;
+#[cfg(test)]
+mod tests;
+
+pub use copy::{restore_copy, save_copy};
+
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use super::git::{Git, Store};
 use crate::git::RepoDirs;
 use crate::paths::{self, PathProblem};
+use git::{Git, Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -169,7 +176,7 @@ impl Snapshot {
         };
         std::fs::write(&marker, text).map_err(io_error(&marker))?;
         let exclude = git.store.join(EXCLUDE_FILE);
-        let content = super::rules::Ignore::exclude_now(&git.root).unwrap_or_default();
+        let content = crate::watch::Ignore::exclude_now(&git.root).unwrap_or_default();
         std::fs::write(&exclude, content).map_err(io_error(&exclude))?;
         let tree = match write_tree(&git) {
             // An index git cannot read without the project's repository (a split index): start
@@ -370,13 +377,13 @@ impl Snapshot {
             paths::check(&self.git.root, parent).map_err(bad)?;
         }
         let original = self.original(&rel)?;
-        super::copy::put_back(&self.git.root, &self.git.store, &rel, original)
+        copy::put_back(&self.git.root, &self.git.store, &rel, original)
     }
 
-    /// The ignore rules of the start, for [`super::Ignore::freeze`]: each directory's
+    /// The ignore rules of the start, for [`crate::watch::Ignore::freeze`]: each directory's
     /// `.gitignore` as this snapshot holds it, and `.git/info/exclude` as it was (as it is
     /// now for a snapshot taken before orch kept it).
-    pub fn start_rules(&self) -> (super::rules::StartRules, Option<Vec<u8>>) {
+    pub fn start_rules(&self) -> (crate::watch::StartRules, Option<Vec<u8>>) {
         let snapshot = self.clone();
         let gitignore = Box::new(move |dir: &str| {
             let file = if dir.is_empty() {
@@ -392,7 +399,7 @@ impl Snapshot {
         });
         let exclude = std::fs::read(self.git.store.join(EXCLUDE_FILE))
             .ok()
-            .or_else(|| super::rules::Ignore::exclude_now(&self.git.root));
+            .or_else(|| crate::watch::Ignore::exclude_now(&self.git.root));
         (gitignore, exclude)
     }
 
@@ -437,7 +444,7 @@ impl Snapshot {
         if let Some((parent, _)) = rel.rsplit_once('/') {
             paths::check(&self.git.root, parent).map_err(bad)?;
         }
-        super::copy::put_back(&self.git.root, &self.git.store, &rel, content)
+        copy::put_back(&self.git.root, &self.git.store, &rel, content)
     }
 
     /// Every file added, modified or deleted since the start (no rename detection), for the
