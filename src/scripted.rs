@@ -23,7 +23,6 @@ mod judge;
 mod planner;
 mod specs;
 mod wordstat;
-mod wordstat_tests;
 mod worker;
 
 #[cfg(test)]
