@@ -10,7 +10,8 @@
 //!   instead (`control`), which the engine uses: no process per command.
 //!   `hooks` makes `set_hook` cover a whole session; `client` attaches the user's
 //!   terminal and nudges a server that missed a child's exit.
-//! - `FakeTmux` (in `fake`) is an in-memory stand-in for unit tests of the engine.
+//! - `FakeTmux` (in `fake`) is an in-memory stand-in for unit tests of the engine (built
+//!   for the crate's unit tests only).
 //! - `PrivateServer` (in `server`) is a throwaway server on a unique socket, killed on
 //!   drop: `orch doctor` and the integration tests use it.
 //! - `socket` pins a server by its socket path (`-S`), which reaches it from inside any
@@ -23,6 +24,7 @@ mod args;
 mod client;
 mod control;
 mod error;
+#[cfg(test)]
 mod fake;
 mod hooks;
 mod parse;
@@ -33,6 +35,7 @@ mod types;
 
 pub use args::{escape_format, tmux_quote};
 pub use error::TmuxError;
+#[cfg(test)]
 pub use fake::{Call, FakePane, FakeTmux};
 pub use real::{CONFIG_ENV, RealTmux, SOCKET_ENV};
 pub use server::PrivateServer;

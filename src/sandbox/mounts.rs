@@ -71,6 +71,7 @@ impl Env {
     }
 
     /// For tests: exactly these variables, and these user homes.
+    #[cfg(test)]
     pub fn new(vars: &[(&str, &str)], user_homes: &[&Path]) -> Env {
         Env {
             vars: vars
