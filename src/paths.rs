@@ -1,7 +1,11 @@
 //! Project-relative paths, checked: orch never owns or writes anything outside the project
-//! root, nor inside `.git/` or `.orch/`.
+//! root, nor inside `.git/` or `.orch/`. What passes is a [`ProjectPath`].
 
 use std::path::{Component, Path, PathBuf};
+
+mod project_path;
+
+pub use project_path::ProjectPath;
 
 /// Directories that belong to git and to orch, never to a task.
 pub const RESERVED_DIRS: [&str; 2] = [".git", ".orch"];
@@ -31,7 +35,7 @@ pub enum PathProblem {
 }
 
 /// Normalizes a relative path (`./a//b` → `a/b`) and checks it lexically.
-pub fn normalize(raw: &str) -> Result<String, PathProblem> {
+pub fn normalize(raw: &str) -> Result<ProjectPath, PathProblem> {
     if raw.trim().is_empty() {
         return Err(PathProblem::Empty);
     }
@@ -60,7 +64,7 @@ pub fn normalize(raw: &str) -> Result<String, PathProblem> {
     if let Some(reserved) = RESERVED_DIRS.iter().find(|d| parts[0] == **d) {
         return Err(PathProblem::Reserved(reserved));
     }
-    Ok(parts.join("/"))
+    Ok(ProjectPath::from_normalized(parts.join("/")))
 }
 
 /// A character no path may hold: the C0 and C1 controls and DEL (which break one-path-per-line
@@ -95,7 +99,7 @@ pub fn fold_key(rel: &str) -> String {
 /// [`check`], for a path a plan gives to a task or a spec: it must also be free of control
 /// characters, since an agent is handed its files one per line. (A file an agent created
 /// with such a name is still a path orch can name, save and revert: only plans refuse them.)
-pub fn check_planned(root: &Path, raw: &str) -> Result<String, PathProblem> {
+pub fn check_planned(root: &Path, raw: &str) -> Result<ProjectPath, PathProblem> {
     if let Some(c) = raw.chars().find(|c| is_forbidden(*c)) {
         return Err(PathProblem::ControlCharacter(c));
     }
@@ -104,7 +108,7 @@ pub fn check_planned(root: &Path, raw: &str) -> Result<String, PathProblem> {
 
 /// Normalizes `raw` and checks that, resolved on disk under `root`, it does not leave the
 /// project through a symlink (in any existing ancestor, or the file itself).
-pub fn check(root: &Path, raw: &str) -> Result<String, PathProblem> {
+pub fn check(root: &Path, raw: &str) -> Result<ProjectPath, PathProblem> {
     let rel = normalize(raw)?;
     let Ok(real_root) = root.canonicalize() else {
         return Ok(rel);

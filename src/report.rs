@@ -362,7 +362,7 @@ fn specs_of(root: &std::path::Path, specs: &[crate::plan::Spec]) -> Vec<SpecLine
                 .ok()
                 .filter(|m| m.is_file());
             SpecLine {
-                path: spec.file.clone(),
+                path: spec.file.to_string(),
                 description: spec.description.clone(),
                 exists: meta.is_some(),
                 bytes: meta.map(|m| m.len()),
@@ -428,7 +428,7 @@ mod tests {
         std::fs::create_dir(root.path().join("specs")).unwrap();
         std::fs::write(root.path().join("specs/a.md"), "12345").unwrap();
         let spec = |file: &str| crate::plan::Spec {
-            file: file.into(),
+            file: crate::paths::ProjectPath::new(file).unwrap(),
             description: String::new(),
         };
         let lines = specs_of(

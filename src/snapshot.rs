@@ -489,10 +489,12 @@ impl Snapshot {
 }
 
 fn checked(rel: &str) -> Result<String, SnapshotError> {
-    paths::normalize(rel).map_err(|problem| SnapshotError::BadPath {
-        path: rel.to_string(),
-        problem,
-    })
+    paths::normalize(rel)
+        .map(paths::ProjectPath::into_string)
+        .map_err(|problem| SnapshotError::BadPath {
+            path: rel.to_string(),
+            problem,
+        })
 }
 
 /// `git add -A` of the whole tree into the private index, then `git write-tree`.

@@ -5,29 +5,33 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+use crate::paths::ProjectPath;
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct Plan {
-    #[serde(default)]
-    pub specs: Vec<Spec>,
-    pub tasks: Vec<Task>,
+/// `P`, the type of the plan's paths: [`ProjectPath`] once the plan is checked (the default),
+/// `String` as the planner answered it (see [`super::parse_and_validate`]).
+pub struct Plan<P = ProjectPath> {
+    #[serde(default = "Vec::new")]
+    pub specs: Vec<Spec<P>>,
+    pub tasks: Vec<Task<P>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct Spec {
-    pub file: String,
+pub struct Spec<P = ProjectPath> {
+    pub file: P,
     #[serde(default)]
     pub description: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct Task {
+pub struct Task<P = ProjectPath> {
     pub id: TaskId,
     pub agent: String,
     pub task: String,
-    pub files: Vec<String>,
+    pub files: Vec<P>,
     #[serde(default)]
     pub depends_on: Vec<TaskId>,
 }
@@ -144,24 +148,39 @@ impl<'de> Deserialize<'de> for TaskId {
     }
 }
 
-impl Plan {
-    pub fn task(&self, id: &TaskId) -> Option<&Task> {
+impl<P> Default for Plan<P> {
+    fn default() -> Self {
+        Plan {
+            specs: Vec::new(),
+            tasks: Vec::new(),
+        }
+    }
+}
+
+impl<P: AsRef<str>> Plan<P> {
+    pub fn task(&self, id: &TaskId) -> Option<&Task<P>> {
         self.tasks.iter().find(|t| &t.id == id)
     }
 
+    /// The spec files, as the prompts and gates take them.
+    pub fn spec_files(&self) -> Vec<String> {
+        self.specs
+            .iter()
+            .map(|s| s.file.as_ref().to_string())
+            .collect()
+    }
+}
+
+impl Plan {
     /// Which task owns each file.
-    pub fn owners(&self) -> BTreeMap<&str, &TaskId> {
+    pub fn owners(&self) -> BTreeMap<&ProjectPath, &TaskId> {
         let mut owners = BTreeMap::new();
         for task in &self.tasks {
             for file in &task.files {
-                owners.entry(file.as_str()).or_insert(&task.id);
+                owners.entry(file).or_insert(&task.id);
             }
         }
         owners
-    }
-
-    pub fn spec_files(&self) -> Vec<String> {
-        self.specs.iter().map(|s| s.file.clone()).collect()
     }
 }
 

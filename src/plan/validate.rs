@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::model::{Plan, Spec, Task, TaskId};
 use super::overlap::{self, Holder};
-use crate::paths;
+use crate::paths::{self, ProjectPath};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProblemKind {
@@ -81,7 +81,7 @@ pub fn parse_and_validate(
         None | Some(Value::Null) => {}
         Some(Value::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
-                match serde_json::from_value::<Spec>(item.clone()) {
+                match serde_json::from_value::<Spec<String>>(item.clone()) {
                     Ok(spec) => specs.push(spec),
                     Err(e) => problems.push(Problem::new(
                         ProblemKind::Schema,
@@ -99,7 +99,7 @@ pub fn parse_and_validate(
     match object.get("tasks") {
         Some(Value::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
-                match serde_json::from_value::<Task>(item.clone()) {
+                match serde_json::from_value::<Task<String>>(item.clone()) {
                     Ok(task) => tasks.push(task),
                     Err(e) => {
                         let id = item
@@ -135,8 +135,9 @@ pub fn parse_and_validate(
     }
 }
 
-/// Validates a plan; returns it with normalized paths, or every problem found.
-pub fn validate(mut plan: Plan, root: &Path, workers: &[String]) -> Result<Plan, Vec<Problem>> {
+/// Validates a plan as answered; returns it with checked, normalized paths, or every problem
+/// found.
+pub fn validate(plan: Plan<String>, root: &Path, workers: &[String]) -> Result<Plan, Vec<Problem>> {
     let mut problems = Vec::new();
     let p = &mut problems;
 
@@ -223,8 +224,9 @@ pub fn validate(mut plan: Plan, root: &Path, workers: &[String]) -> Result<Plan,
     }
 
     // Paths: each checked and normalized; each owned by one task.
-    let mut owner: BTreeMap<String, TaskId> = BTreeMap::new();
-    for task in &mut plan.tasks {
+    let mut owner: BTreeMap<ProjectPath, TaskId> = BTreeMap::new();
+    let mut tasks = Vec::with_capacity(plan.tasks.len());
+    for task in plan.tasks {
         let mut normalized = Vec::with_capacity(task.files.len());
         for raw in &task.files {
             match paths::check_planned(root, raw) {
@@ -257,10 +259,17 @@ pub fn validate(mut plan: Plan, root: &Path, workers: &[String]) -> Result<Plan,
                 )),
             }
         }
-        task.files = normalized;
+        tasks.push(Task {
+            id: task.id,
+            agent: task.agent,
+            task: task.task,
+            files: normalized,
+            depends_on: task.depends_on,
+        });
     }
     let mut spec_seen = BTreeSet::new();
-    for spec in &mut plan.specs {
+    let mut specs = Vec::with_capacity(plan.specs.len());
+    for spec in plan.specs {
         match paths::check_planned(root, &spec.file) {
             Ok(rel) => {
                 if !spec_seen.insert(rel.clone()) {
@@ -269,7 +278,10 @@ pub fn validate(mut plan: Plan, root: &Path, workers: &[String]) -> Result<Plan,
                         format!("spec {rel} is listed twice"),
                     ));
                 }
-                spec.file = rel;
+                specs.push(Spec {
+                    file: rel,
+                    description: spec.description,
+                });
             }
             Err(problem) => p.push(Problem::new(
                 ProblemKind::BadSpecPath,
@@ -277,15 +289,20 @@ pub fn validate(mut plan: Plan, root: &Path, workers: &[String]) -> Result<Plan,
             )),
         }
     }
+    let plan = Plan { specs, tasks };
 
     let held: Vec<(Holder, String)> = plan
         .tasks
         .iter()
         .flat_map(|t| {
             let holder = Holder::Task(t.id.to_string());
-            t.files.iter().map(move |f| (holder.clone(), f.clone()))
+            t.files.iter().map(move |f| (holder.clone(), f.to_string()))
         })
-        .chain(plan.specs.iter().map(|s| (Holder::Spec, s.file.clone())))
+        .chain(
+            plan.specs
+                .iter()
+                .map(|s| (Holder::Spec, s.file.to_string())),
+        )
         .collect();
     for clash in overlap::clashes(&held) {
         problems.push(Problem::new(ProblemKind::PathClash, clash.message()));
@@ -299,7 +316,7 @@ pub fn validate(mut plan: Plan, root: &Path, workers: &[String]) -> Result<Plan,
 }
 
 /// The dependency cycles, each once, each as the path around it starting from its smallest id.
-fn cycles(tasks: &[Task]) -> Vec<Vec<TaskId>> {
+fn cycles<P>(tasks: &[Task<P>]) -> Vec<Vec<TaskId>> {
     // Tasks sharing an id (reported elsewhere) pool their dependencies.
     let mut deps: BTreeMap<&TaskId, Vec<&TaskId>> = BTreeMap::new();
     for t in tasks {

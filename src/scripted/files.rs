@@ -22,7 +22,7 @@ impl Session<'_> {
             make_executable(&path)?;
         }
         self.say(format!("wrote {rel}"))?;
-        Ok(rel)
+        Ok(rel.into_string())
     }
 }
 

@@ -10,7 +10,12 @@ use super::agent::Session;
 use super::fault::Fault;
 use super::files::write_plan_file;
 use super::specs;
-use crate::plan::{Plan, Spec, Task, TaskId};
+use crate::plan::{self, TaskId};
+
+// The planner's answer: its paths as written, which orch checks (`Plan<String>`).
+type Plan = plan::Plan<String>;
+type Spec = plan::Spec<String>;
+type Task = plan::Task<String>;
 
 /// The agent name used when the context lists no workers.
 pub const DEFAULT_WORKER: &str = "scripted";

@@ -5,7 +5,11 @@ use std::path::Path;
 
 use super::agent::{Settings, run_with};
 use super::fault::Faults;
-use crate::plan::{Plan, Task};
+use crate::plan;
+
+// The scripted planner's answer, as it wrote it.
+type Plan = plan::Plan<String>;
+type Task = plan::Task<String>;
 use crate::prompt::{Context, Role};
 
 pub struct Ran {

@@ -98,7 +98,7 @@ fn ordered_files(s: &Session) -> anyhow::Result<Vec<(String, bool)>> {
             .map_err(|problem| bad_input(format!("refusing to write {raw:?}: it {problem}")))?;
         if !files.iter().any(|(f, _)| *f == rel) {
             let test = matcher.is_test(&rel);
-            files.push((rel, test));
+            files.push((rel.into_string(), test));
         }
     }
     files.sort_by_key(|(_, test)| !*test);

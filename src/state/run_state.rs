@@ -271,7 +271,7 @@ impl TaskState {
             id: task.id.clone(),
             agent: task.agent.clone(),
             task_text: task.task.clone(),
-            files: task.files.clone(),
+            files: task.files.iter().map(ToString::to_string).collect(),
             depends_on: task.depends_on.clone(),
             state: TaskStatus::Pending,
             attempts: 0,
