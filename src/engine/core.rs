@@ -289,7 +289,7 @@ impl Engine {
         window: String,
     ) -> anyhow::Result<crate::tmux::WindowSpec> {
         let mut env = invocation.env;
-        // How much of its output agent-run keeps on disk (see agent_run::capped).
+        // How much of its output agent-run keeps on disk (see agent_process::run::capped).
         env.push((
             crate::agent_process::run::OUTPUT_CAP_ENV.into(),
             self.config.limits.output_cap.to_string(),
@@ -489,7 +489,7 @@ impl Engine {
         if name == "exit.json" {
             return self.on_exit_file(path);
         }
-        // An event stream goes to stdout.log alone (see agent_run::pump).
+        // An event stream goes to stdout.log alone (see agent_process::run::pump).
         if name == "output.log" || name == "stdout.log" {
             self.touch_activity(path.parent().unwrap_or(path));
         }
