@@ -43,7 +43,7 @@ impl Engine {
             return None;
         }
         let code = pane.dead_status?;
-        let now = super::ui::now_ms();
+        let now = crate::state::now_ms();
         let record = ExitRecord {
             code: Some(code),
             signal: None,

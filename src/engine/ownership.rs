@@ -18,7 +18,7 @@ impl Engine {
             .at
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
-            .unwrap_or_else(|_| super::ui::now_ms());
+            .unwrap_or_else(|_| crate::state::now_ms());
         match change.kind {
             ChangeKind::Rescan => {
                 self.sweep()?;
@@ -127,7 +127,7 @@ impl Engine {
                 .at
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis() as u64)
-                .unwrap_or_else(|_| super::ui::now_ms());
+                .unwrap_or_else(|_| crate::state::now_ms());
             let suspects = match self.state.phase {
                 Phase::Planning => vec![TaskId::new("planner")],
                 _ => self.active_at(at),
@@ -224,7 +224,7 @@ impl Engine {
         swept: bool,
     ) -> anyhow::Result<()> {
         let n = self.next_violation_number();
-        let now = super::ui::now_ms();
+        let now = crate::state::now_ms();
         let policy = self.config.ownership.on_violation;
         // One write can arrive as several events (created, then modified): the same file
         // changed by the same suspects moments apart is one violation. A revert needs no such

@@ -206,6 +206,6 @@ impl Engine {
             }
             at = rel.parent();
         }
-        super::ui::now_ms()
+        crate::state::now_ms()
     }
 }

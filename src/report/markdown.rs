@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::{AttemptLine, Report};
-use crate::engine::ui::duration;
+use crate::format::duration;
 use crate::state::AttemptOutcome;
 
 /// The report as Markdown, for people.
@@ -192,7 +192,7 @@ pub fn markdown(r: &Report) -> String {
                 at_ms: 0,
             })
             .collect();
-        for line in crate::engine::ui::violation_lines(&records) {
+        for line in crate::format::violation_lines(&records) {
             let _ = writeln!(o, "- {line}");
         }
     }
