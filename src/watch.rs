@@ -23,7 +23,7 @@ mod snapshot_tests;
 pub use copy::{restore_copy, save_copy};
 pub use dirs::DirWatcher;
 pub use error::WatchError;
-pub use git_guard::{GitChange, GitGuard};
+pub use git_guard::{GitChange, GitGuard, GitLook};
 pub use rules::{Ignore, IgnoreError, StartRules};
 pub use snapshot::{Restored, Snapshot, SnapshotChange, SnapshotError};
 pub use tree::{ChangeKind, FsChange, TreeWatcher};

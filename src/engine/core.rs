@@ -13,7 +13,6 @@ use super::barrier::Barriers;
 use super::crash::{CrashPoint, When};
 use super::event_loop::{Inputs, Stop};
 use super::panes::Panes;
-use super::warnings::early;
 use crate::config::Config;
 use crate::plan::{Plan, TaskId};
 use crate::project::Project;
@@ -187,7 +186,7 @@ impl Engine {
         let mut early: Vec<_> = records
             .warnings
             .iter()
-            .map(|w| early(Unrecorded, w))
+            .map(|w| super::warnings::early(Unrecorded, w))
             .collect();
         let state = RunState::replay(&records.records);
         let journal = Journal::open(&dir.events())?;
@@ -220,7 +219,7 @@ impl Engine {
                     Unpoliced,
                     format!(
                         "{e}; a task's checks start at its exit, and may miss the writes \
-                     its agent made just before"
+                         its agent made just before"
                     ),
                 ));
                 barriers = None;
@@ -474,7 +473,11 @@ impl Engine {
             .tmux
             .set_hook(&self.info.session, "pane-died", &command)
         {
-            self.warn(Agents, format!("could not set the pane-died hook ({e}); an agent's end is found by the pane check every 2 s"));
+            let cost = "an agent's end is found by the check of the panes every 2 s";
+            self.warn(
+                Agents,
+                format!("could not set the pane-died hook ({e}); {cost}"),
+            );
         }
     }
 

@@ -9,7 +9,7 @@ use std::time::Instant;
 use super::core::{ChangeSeen, Engine};
 use crate::config::ViolationPolicy;
 use crate::plan::TaskId;
-use crate::state::{Event, Phase, TaskStatus};
+use crate::state::{Event, Phase, TaskStatus, WarningKind};
 use crate::watch::{ChangeKind, FsChange};
 
 impl Engine {
@@ -36,7 +36,9 @@ impl Engine {
             ChangeKind::Removed => self.attribute(&change.path, "removed", at),
             ChangeKind::WatchFailed { reason } => {
                 // Part of the tree is no longer watched: the final sweep still compares it.
-                eprintln!("warning: {reason}");
+                let cost = "changes there are found by sweeps only (on an overflow, a resume, \
+                            and before the run's gates)";
+                self.warn(WarningKind::Unpoliced, format!("{reason}; {cost}"));
                 Ok(())
             }
         }
@@ -122,7 +124,11 @@ impl Engine {
         let Some(guard) = self.git_guard.as_mut() else {
             return Ok(());
         };
-        for change in guard.changes() {
+        let look = guard.changes();
+        for warning in look.warnings {
+            self.warn(WarningKind::Unpoliced, warning);
+        }
+        for change in look.changes {
             let at = change
                 .at
                 .duration_since(std::time::UNIX_EPOCH)

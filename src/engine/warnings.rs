@@ -150,7 +150,9 @@ mod tests {
         let state = RunState::replay(&run.journal());
         assert_eq!(state.warnings[1].kind, WarningKind::Unrecorded);
         assert!(
-            state.warnings[1].message.contains("not a valid record"),
+            state.warnings[1]
+                .message
+                .contains(&format!("events.jsonl line {}", before + 1)),
             "{:?}",
             state.warnings
         );
