@@ -293,4 +293,28 @@ mod tests {
             "no agent reported its use: {table}"
         );
     }
+
+    #[test]
+    fn the_engines_warnings_are_listed_under_the_table() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = RunDir::new(tmp.path(), "r");
+        let state = run(&dir, vec![]);
+        assert!(
+            !table(&state, &dir, 5_000).contains("WARNINGS"),
+            "none, none said"
+        );
+        let state = run(
+            &dir,
+            vec![Event::Warning {
+                kind: crate::state::WarningKind::Unpoliced,
+                message: "cannot watch the project's .git/ (gone)".into(),
+            }],
+        );
+        let table = table(&state, &dir, 5_000);
+        let section = table.split("\nWARNINGS").nth(1).expect(&table);
+        assert!(
+            section.contains("\n  unpoliced: cannot watch the project's .git/ (gone)\n"),
+            "{table}"
+        );
+    }
 }
