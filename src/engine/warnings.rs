@@ -6,7 +6,9 @@
 //! the watchers) waits until it has: journaled earlier, it would stand between the previous
 //! engine's last event and the `run_resumed` that measures the downtime from it. One the
 //! journal refuses (a full disk, `.orch/` unwritable) goes to stderr and stays on the control
-//! window's screen; it never raises another warning.
+//! window's screen; it never raises another warning. A warning this engine journaled already,
+//! word for word, is not journaled again (a pane listing that fails at every check, a copy
+//! tried at each of a task's exits): the journal stays small and the screen readable.
 
 use super::core::Engine;
 use crate::state::{Event, WarningKind};
@@ -23,6 +25,8 @@ pub(super) struct Unjournaled {
 pub(super) struct Pending {
     /// Set once this engine journaled its start: from then on warnings are journaled at once.
     started: bool,
+    /// How many of the run's warnings earlier engines journaled: this engine's come after.
+    before: usize,
     list: Vec<Unjournaled>,
 }
 
@@ -31,6 +35,7 @@ impl Pending {
     pub fn new(early: Vec<Unjournaled>) -> Pending {
         Pending {
             started: false,
+            before: 0,
             list: early,
         }
     }
@@ -58,6 +63,14 @@ impl Engine {
             self.warnings.list.push(Unjournaled { kind, message });
             return;
         }
+        let said = self
+            .state
+            .warnings
+            .get(self.warnings.before..)
+            .unwrap_or_default();
+        if said.iter().any(|w| w.kind == kind && w.message == message) {
+            return;
+        }
         let event = Event::Warning {
             kind,
             message: message.clone(),
@@ -73,6 +86,7 @@ impl Engine {
     /// Journals the warnings held until this engine's start (called once it is journaled).
     pub(super) fn journal_early_warnings(&mut self) {
         self.warnings.started = true;
+        self.warnings.before = self.state.warnings.len();
         for Unjournaled { kind, message } in std::mem::take(&mut self.warnings.list) {
             self.warn(kind, message);
         }
