@@ -6,7 +6,7 @@
 mod support;
 
 use serde_json::Value;
-use support::Up;
+use support::{Tmux as _, Up};
 
 fn config() -> String {
     "agents:\n  mine:\n    kind: command\n    command: [\"./worker.sh\"]\n    sandbox: off\n  \
@@ -111,6 +111,30 @@ fn a_copy_the_engine_could_not_keep_is_a_warning_in_status_and_the_written_repor
     assert!(
         section.contains("unpoliced: cannot keep a copy of"),
         "{text}"
+    );
+
+    // The control window's final screen keeps them under the table.
+    let tmux = up.server.tmux();
+    let control = support::wait_for_pane(tmux, &up.session(), "the control window", |p| {
+        p.window_name == "control"
+    });
+    let mut screen = String::new();
+    support::wait_until(
+        "the control window's final screen with the warnings",
+        support::TIMEOUT,
+        || {
+            screen = tmux.capture_pane(&control.pane_id).unwrap_or_default();
+            screen.contains("Its files are in")
+        },
+        || up.diagnostics(),
+    );
+    let section = screen
+        .split("WARNINGS")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{screen}"));
+    assert!(
+        section.contains("unpoliced: cannot keep a copy of"),
+        "{screen}"
     );
 }
 

@@ -59,6 +59,10 @@ impl Engine {
     /// doc). Never fails: a warning the journal refuses goes to stderr.
     pub(super) fn warn(&mut self, kind: WarningKind, message: impl Into<String>) {
         let message = message.into();
+        let same = |w_kind: WarningKind, w_message: &str| w_kind == kind && w_message == message;
+        if self.warnings.list.iter().any(|w| same(w.kind, &w.message)) {
+            return; // held, or refused and said on stderr already
+        }
         if !self.warnings.started {
             self.warnings.list.push(Unjournaled { kind, message });
             return;
@@ -68,7 +72,7 @@ impl Engine {
             .warnings
             .get(self.warnings.before..)
             .unwrap_or_default();
-        if said.iter().any(|w| w.kind == kind && w.message == message) {
+        if said.iter().any(|w| same(w.kind, &w.message)) {
             return;
         }
         let event = Event::Warning {
