@@ -182,6 +182,9 @@ impl Engine {
         let project = Project::discover(&info.project_root, None)?;
         let config = crate::config::load(&dir.config())?;
         let lock = EngineLock::acquire(&project.state_dir(), &info.run_id)?;
+        // Opened first: a torn last line is cut off (and said so) before the journal is read,
+        // rather than said twice, once as unreadable and once as cut off.
+        let journal = Journal::open(&dir.events())?;
         let records = crate::state::read_journal(&dir.events())?;
         let mut early: Vec<_> = records
             .warnings
@@ -189,7 +192,6 @@ impl Engine {
             .map(|w| super::warnings::early(Unrecorded, w))
             .collect();
         let state = RunState::replay(&records.records);
-        let journal = Journal::open(&dir.events())?;
         if let Some(repaired) = journal.repaired() {
             early.push(super::warnings::early(Unrecorded, repaired));
         }

@@ -148,11 +148,13 @@ mod tests {
             .open(run.dir.events())
             .unwrap();
         std::io::Write::write_all(&mut journal, b"{\"t\":1,\"event\":\"nonsense\"}\n").unwrap();
+        // And a line torn by a crash mid-write: cut off, and said once.
+        std::io::Write::write_all(&mut journal, b"{\"t\":2,\"eve").unwrap();
         let before = run.journal().len();
         run.resume();
         run.wait_for("the unreadable line's warning", |run| {
             let state = RunState::replay(&run.journal());
-            (state.warnings.len() == 2).then_some(())
+            (state.warnings.len() == 3).then_some(())
         });
         let names = names(&run);
         let resumed = names.iter().position(|n| n == "\"run_resumed\"").unwrap();
@@ -171,6 +173,13 @@ mod tests {
             state.warnings[1]
                 .message
                 .contains(&format!("events.jsonl line {}", before + 1)),
+            "{:?}",
+            state.warnings
+        );
+        assert!(
+            state.warnings[2]
+                .message
+                .contains("cut off a torn last line (11 bytes"),
             "{:?}",
             state.warnings
         );
