@@ -18,8 +18,8 @@ fn config() -> String {
 const PLAN: &str = r#"{"tasks": [{"id": "w", "agent": "mine", "task": "write w.txt", "files": ["tests/w_test.txt", "w.txt"]}]}"#;
 
 /// A run of `PLAN` whose worker writes its files, then does `sabotage` (shell) to the run
-/// directory; returns once the run ended.
-fn run(name: &str, sabotage: &str) -> Up {
+/// directory; returns once the run ended, with what `orch wait` printed.
+fn run(name: &str, sabotage: &str) -> (Up, String) {
     let up = Up::new(name, &config());
     up.p.script(
         "worker.sh",
@@ -39,7 +39,8 @@ fn run(name: &str, sabotage: &str) -> Up {
         wait.stderr(),
         up.diagnostics()
     );
-    up
+    let said = wait.stdout();
+    (up, said)
 }
 
 /// The warnings of `json` (status or report) whose message holds `needle`.
@@ -65,7 +66,7 @@ fn run_dir(up: &Up) -> std::path::PathBuf {
 fn a_copy_the_engine_could_not_keep_is_a_warning_in_status_and_the_written_report() {
     // `baseline/` made a file: the copy of the task's files as its agent left them, which
     // later changes are judged against, cannot be kept.
-    let up = run(
+    let (up, _) = run(
         "warn-baseline",
         "rm -rf \"$ORCH_RUN_DIR/baseline\" && : > \"$ORCH_RUN_DIR/baseline\"",
     );
@@ -141,7 +142,12 @@ fn a_copy_the_engine_could_not_keep_is_a_warning_in_status_and_the_written_repor
 #[test]
 fn a_report_that_could_not_be_written_is_a_warning_in_status_and_orch_report() {
     // `report.md` made a directory: the engine cannot write the report as the run ends.
-    let up = run("warn-report", "mkdir -p \"$ORCH_RUN_DIR/report.md\"");
+    let (up, waited) = run("warn-report", "mkdir -p \"$ORCH_RUN_DIR/report.md\"");
+    // `orch wait` says that the run has warnings, so that a success is not taken for clean.
+    assert!(
+        waited.contains("the engine warned 1 time(s) (unrecorded)"),
+        "{waited}"
+    );
     let status = up.status();
     let found = warnings_with(&status, "could not write the report");
     assert_eq!(found.len(), 1, "{status:#}\n{}", up.diagnostics());
