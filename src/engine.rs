@@ -18,7 +18,8 @@ mod resume;
 mod revert;
 mod sweep;
 mod tasks;
-pub mod ui;
+mod ui;
+mod warnings;
 
 #[cfg(test)]
 mod fake_run;

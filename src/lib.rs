@@ -11,6 +11,7 @@ pub mod duration;
 pub mod engine;
 pub mod error;
 pub mod flood;
+pub mod format;
 pub mod git;
 pub mod invocation;
 pub mod judge;

@@ -52,6 +52,9 @@ pub struct Report {
     /// What agents left running when they exited: stopped, or kept (`limits.leftovers`).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub leftovers: Vec<crate::state::LeftoverRecord>,
+    /// The engines' warnings, in order (`{kind, message, at_ms}`: see `orch status --json`):
+    /// what went wrong without stopping the run, such as part of the project not policed.
+    pub warnings: Vec<crate::state::WarningRecord>,
 }
 
 /// The sentence saying that a run used the built-in scripted agent, if it did.
@@ -309,6 +312,7 @@ pub fn build(
         sandbox_off: state.sandbox_off.clone(),
         sandbox_refusals: state.sandbox_refusals.clone(),
         leftovers: state.leftovers.clone(),
+        warnings: state.warnings.clone(),
     })
 }
 

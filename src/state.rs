@@ -12,6 +12,7 @@ mod preflight;
 mod run_dir;
 mod run_state;
 mod status;
+mod warning;
 
 #[cfg(test)]
 mod interruption_tests;
@@ -29,3 +30,4 @@ pub use run_state::{
     PlanningState, RunState, SandboxRefusal, TaskState, TaskStatus, ViolationRecord,
 };
 pub use status::{PlanningView, Status, TaskView, ViolationView};
+pub use warning::{WarningKind, WarningRecord};

@@ -17,7 +17,7 @@ mod events_tests;
 
 pub use dirs::DirWatcher;
 pub use error::WatchError;
-pub use git_guard::{GitChange, GitGuard};
+pub use git_guard::{GitChange, GitGuard, GitLook};
 pub use rules::{Ignore, IgnoreError, StartRules};
 pub use tree::{ChangeKind, FsChange, TreeWatcher};
 pub use walk::files_under;

@@ -2,7 +2,6 @@
 //! tmux session are alive.
 
 use super::{Global, runs};
-use crate::engine::ui;
 use crate::error::EXIT_OK;
 use crate::progress;
 use crate::tmux::Tmux as _;
@@ -55,7 +54,10 @@ pub fn run(global: &Global, run: Option<&str>, json: bool) -> anyhow::Result<u8>
         println!("  A SAMPLE RUN, not the request: {sample}");
     }
     println!();
-    print!("{}", ui::table(&loaded.state, &loaded.dir, ui::now_ms()));
+    print!(
+        "{}",
+        crate::format::table(&loaded.state, &loaded.dir, crate::state::now_ms())
+    );
     let orch = crate::invocation::orch();
     if !loaded.engine_alive && !loaded.state.is_finished() {
         let why = loaded

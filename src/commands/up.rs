@@ -242,7 +242,7 @@ pub fn start_with(
         tmux_config,
         layout,
         project_root: project.root.clone(),
-        created_at_ms: crate::engine::ui::now_ms(),
+        created_at_ms: crate::state::now_ms(),
         plan_given: given_plan.is_some(),
         orch_version: env!("CARGO_PKG_VERSION").to_string(),
     };

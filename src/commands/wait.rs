@@ -40,6 +40,9 @@ pub fn run(global: &Global, run: Option<&str>, timeout: Option<Duration>) -> any
             if matches!(outcome, Outcome::Interrupted | Outcome::Stopped) {
                 println!("`orch resume` continues it");
             }
+            if let Some(line) = warnings_line(&loaded.state.warnings) {
+                println!("{line}");
+            }
             return Ok(if outcome == Outcome::Succeeded {
                 EXIT_OK
             } else {
@@ -131,6 +134,23 @@ fn stalled(
 
 /// `succeeded`, `failed: task(s) not done: 3`, `stopped by `orch down``: the outcome, then
 /// the reason, without saying the outcome twice nor leaving a trailing space.
+/// That the engine warned, and of which kinds, when it did: a run that succeeded with part of
+/// its project unpoliced must not read as a clean success.
+fn warnings_line(warnings: &[crate::state::WarningRecord]) -> Option<String> {
+    if warnings.is_empty() {
+        return None;
+    }
+    let mut kinds: Vec<&str> = warnings.iter().map(|w| w.kind.name()).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    Some(format!(
+        "the engine warned {} time(s) ({}): `{} status` lists them",
+        warnings.len(),
+        kinds.join(", "),
+        crate::invocation::orch()
+    ))
+}
+
 fn outcome_line(outcome: &str, reason: Option<&str>) -> String {
     match reason.map(str::trim).filter(|r| !r.is_empty()) {
         None => outcome.to_string(),

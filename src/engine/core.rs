@@ -12,11 +12,12 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use super::barrier::Barriers;
 use super::crash::{CrashPoint, When};
 use super::event_loop::{Inputs, Stop};
-use super::{panes::Panes, ui};
+use super::panes::Panes;
 use crate::config::Config;
 use crate::plan::{Plan, TaskId};
 use crate::project::Project;
 use crate::snapshot::Snapshot;
+use crate::state::WarningKind::{Agents, Unpoliced, Unrecorded};
 use crate::state::{EngineLock, Event, Journal, Outcome, Phase, Record, RunDir, RunInfo, RunState};
 use crate::tmux::{RealTmux, Tmux};
 use crate::watch::{DirWatcher, TreeWatcher};
@@ -109,6 +110,8 @@ pub(super) struct Engine {
     pub draw: bool,
     /// The run's small files, written back if `.orch/` goes (see keeper.rs).
     pub kept: Vec<(PathBuf, Vec<u8>)>,
+    /// Warnings not journaled (yet): see warnings.rs.
+    pub warnings: super::warnings::Pending,
     pub _lock: EngineLock,
 }
 
@@ -142,12 +145,15 @@ pub fn start(run_dir: &Path) -> anyhow::Result<u8> {
         let result = engine.run(inputs).await;
         // An exit handled in the loop's last turn: what it left is still looked for.
         if let Err(e) = engine.look_for_leftovers() {
-            eprintln!("warning: cannot look for what the last agents left running: {e:#}");
+            engine.warn(
+                Agents,
+                format!("cannot look for what the last agents left running: {e:#}"),
+            );
         }
         engine.finish_stopping(); // see leftovers.rs
         match &result {
             // Detached: the run goes on without an engine, and the window is gone.
-            Ok(None) => {}
+            Ok(None) => engine.render(),
             Ok(Some(outcome)) => {
                 // Over: its agents are done or stopped, and a resume writes the caller's
                 // environment again, so no copy of the keys is left lying in the run.
@@ -177,14 +183,18 @@ impl Engine {
         let project = Project::discover(&info.project_root, None)?;
         let config = crate::config::load(&dir.config())?;
         let lock = EngineLock::acquire(&project.state_dir(), &info.run_id)?;
-        let records = crate::state::read_journal(&dir.events())?;
-        for warning in &records.warnings {
-            eprintln!("warning: {warning}");
-        }
-        let state = RunState::replay(&records.records);
+        // Opened first: a torn last line is cut off (and said so) before the journal is read,
+        // rather than said twice, once as unreadable and once as cut off.
         let journal = Journal::open(&dir.events())?;
+        let records = crate::state::read_journal(&dir.events())?;
+        let mut early: Vec<_> = records
+            .warnings
+            .iter()
+            .map(|w| super::warnings::early(Unrecorded, w))
+            .collect();
+        let state = RunState::replay(&records.records);
         if let Some(repaired) = journal.repaired() {
-            eprintln!("warning: {repaired}");
+            early.push(super::warnings::early(Unrecorded, repaired));
         }
         let crash = CrashPoint::from_env(state.engine_pid.is_none())?;
         let tmux = tmux(&info);
@@ -194,7 +204,7 @@ impl Engine {
         let (gate_tx, gate_rx) = unbounded_channel();
         let dir_watcher = DirWatcher::new(dir_tx)?;
         let ignore = crate::watch::Ignore::new(&project.root, &config.ownership.ignore)?;
-        let git_guard = open_git_guard(&project.root, &dir, &state, &fs_tx);
+        let git_guard = open_git_guard(&project.root, &dir, &state, &fs_tx, &mut early);
         // Without barriers (their directory cannot be made or watched) the engine still
         // runs, its checks starting at each exit (see barrier.rs).
         let mut barriers = Some(dir.barriers()).filter(|d| std::fs::create_dir_all(d).is_ok());
@@ -208,10 +218,13 @@ impl Engine {
             Err(e) if barriers.is_some() => {
                 // Only the barriers' fault if the tree alone can be watched.
                 let watcher = TreeWatcher::start(&project.root, ignore.clone(), fs_tx)?;
-                eprintln!(
-                    "warning: {e}; a task's checks start at its exit, and may miss the writes \
-                     its agent made just before"
-                );
+                early.push(super::warnings::early(
+                    Unpoliced,
+                    format!(
+                        "{e}; a task's checks start at its exit, and may miss the writes \
+                         its agent made just before"
+                    ),
+                ));
                 barriers = None;
                 watcher
             }
@@ -268,6 +281,7 @@ impl Engine {
             gone_since: HashMap::new(),
             draw: true,
             kept: Vec::new(),
+            warnings: super::warnings::Pending::new(early),
             _lock: lock,
         };
         let inputs = Inputs {
@@ -382,6 +396,7 @@ impl Engine {
         self.record(Event::EngineStarted {
             pid: std::process::id(),
         })?;
+        self.journal_early_warnings(); // see warnings.rs
         self.take_snapshot()?;
         self.say_if_unconfined()?;
         self.keep_run_files();
@@ -461,7 +476,11 @@ impl Engine {
             .tmux
             .set_hook(&self.info.session, "pane-died", &command)
         {
-            eprintln!("warning: could not set the pane-died hook ({e}); relying on reconciliation");
+            let cost = "an agent's end is found by the check of the panes every 2 s";
+            self.warn(
+                Agents,
+                format!("could not set the pane-died hook ({e}); {cost}"),
+            );
         }
     }
 
@@ -638,58 +657,14 @@ impl Engine {
             &self.dir,
             self.snapshot.as_ref(),
         ) {
-            eprintln!("warning: could not write the report: {e:#}");
+            self.warn(
+                Unrecorded,
+                format!(
+                    "could not write the report: {e:#}; `orch report` rebuilds it from the journal"
+                ),
+            );
         }
         Ok(())
-    }
-
-    pub fn render(&self) {
-        if !self.draw {
-            return;
-        }
-        let header = self.header();
-        let table = ui::table(&self.state, &self.dir, ui::now_ms());
-        // Clear the screen and home the cursor, then redraw: the control window is ours. A
-        // window that is gone fails the write, which must not bring the engine down.
-        use std::io::Write;
-        let mut out = std::io::stdout().lock();
-        let _ = write!(out, "\x1b[H\x1b[2J{header}\n{table}").and_then(|()| out.flush());
-    }
-
-    fn header(&self) -> String {
-        let phase = match self.state.phase {
-            Phase::Planning => format!("planning (attempt {})", self.state.planning_attempt()),
-            other => other.name().to_string(),
-        };
-        let orch = crate::invocation::orch();
-        format!(
-            "orch · run {} · {} · {}\nattach: {orch} attach · detach: C-b d · stop: {orch} down\n",
-            self.info.run_id, self.info.session, phase
-        )
-    }
-
-    fn render_final(&self, outcome: Result<Outcome, &anyhow::Error>) {
-        self.render();
-        let orch = crate::invocation::orch();
-        let message = match outcome {
-            Ok(outcome @ (Outcome::Interrupted | Outcome::Stopped)) => format!(
-                "run {}: {outcome}. `{orch} resume` continues it; `{orch} down` closes this \
-                 session.",
-                self.info.run_id
-            ),
-            Ok(outcome) => format!(
-                "run {}: {}. Its files are in {}. `{orch} down` closes this session.",
-                self.info.run_id,
-                outcome.name(),
-                self.project.display(self.dir.path())
-            ),
-            Err(e) => format!(
-                "the engine stopped on an error: {e:#}\nthe agents keep running; once the cause \
-                 is fixed, `{orch} resume` continues the run (`{orch} down` stops it)"
-            ),
-        };
-        use std::io::Write;
-        let _ = writeln!(std::io::stdout().lock(), "\n{message}");
     }
 }
 
@@ -700,23 +675,30 @@ fn open_git_guard(
     dir: &RunDir,
     state: &RunState,
     fs_tx: &tokio::sync::mpsc::UnboundedSender<crate::watch::FsChange>,
+    warnings: &mut Vec<super::warnings::Unjournaled>,
 ) -> Option<crate::watch::GitGuard> {
     let mut guard = match crate::watch::GitGuard::open(root, &dir.path().join("git-meta")) {
         Ok(guard) => guard?,
         Err(e) => {
-            eprintln!(
-                "warning: cannot copy the guarded parts of the project's .git/ ({e}): writes \
+            warnings.push(super::warnings::early(
+                Unpoliced,
+                format!(
+                    "cannot copy the guarded parts of the project's .git/ ({e}): writes \
                  there by agents will not be detected in this run"
-            );
+                ),
+            ));
             return None;
         }
     };
     guard.already_reported(state.violations.iter().map(|v| v.path.as_str()));
     if let Err(e) = guard.watch(fs_tx.clone()) {
-        eprintln!(
-            "warning: cannot watch the project's .git/ ({e}): writes there are still found \
+        warnings.push(super::warnings::early(
+            Unpoliced,
+            format!(
+                "cannot watch the project's .git/ ({e}): writes there are still found \
              before each task's checks and at the end of the run"
-        );
+            ),
+        ));
     }
     Some(guard)
 }

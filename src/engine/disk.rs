@@ -13,6 +13,7 @@ use std::path::Path;
 
 use super::core::Engine;
 use crate::agent_process::run::ExitRecord;
+use crate::state::WarningKind;
 use crate::tmux::PaneState;
 
 /// Below this, the disk is full for orch's purposes: a journal line, an exit record or a
@@ -27,11 +28,12 @@ impl Engine {
 
     /// Stops the engine because the disk is full, leaving the run to `orch resume`.
     pub(super) fn stop_for_full_disk(&mut self) -> anyhow::Result<()> {
-        eprintln!(
+        let message = format!(
             "the disk holding {} is full: the engine stops here, and the agents' work stays as \
              it is; free space, then `orch resume` continues the run",
             self.dir.path().display()
         );
+        self.warn(WarningKind::Unrecorded, message);
         self.detach("the disk is full: free space, then `orch resume` continues the run from here")
     }
 
@@ -43,7 +45,7 @@ impl Engine {
             return None;
         }
         let code = pane.dead_status?;
-        let now = super::ui::now_ms();
+        let now = crate::state::now_ms();
         let record = ExitRecord {
             code: Some(code),
             signal: None,

@@ -13,6 +13,7 @@
 use std::path::PathBuf;
 
 use super::core::Engine;
+use crate::state::WarningKind::{Agents, Unrecorded};
 use crate::state::{EngineLock, RunDir};
 
 impl Engine {
@@ -69,16 +70,21 @@ impl Engine {
             std::fs::create_dir_all(&dir)?;
             // The old watch ended with the old directory.
             if let Err(e) = self.dir_watcher.watch(&dir) {
-                eprintln!("warning: cannot watch {} again: {e}", dir.display());
+                let cost = "an agent's end there is found by the check of the panes every 2 s";
+                let dir = dir.display();
+                self.warn(Agents, format!("cannot watch {dir} again ({e}): {cost}"));
             }
         }
         let _ = std::fs::create_dir_all(self.dir.barriers());
-        eprintln!(
-            "warning: the run directory was deleted or moved (by an agent?): the journal and \
-             the run's files are restored at {}; saved violations and finished tasks' copies \
-             kept there are lost",
+        // Warned once the journal is back in place, so the warning's own `record` finds it
+        // there and does not come back here (see warnings.rs).
+        let message = format!(
+            "the run directory was deleted or moved (by an agent?): the journal and the run's \
+             files are restored at {}; saved violations and finished tasks' copies kept there \
+             are lost",
             self.project.display(self.dir.path())
         );
+        self.warn(Unrecorded, message);
         Ok(())
     }
 }

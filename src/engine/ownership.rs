@@ -9,7 +9,7 @@ use std::time::Instant;
 use super::core::{ChangeSeen, Engine};
 use crate::config::ViolationPolicy;
 use crate::plan::TaskId;
-use crate::state::{Event, Phase, TaskStatus};
+use crate::state::{Event, Phase, TaskStatus, WarningKind};
 use crate::watch::{ChangeKind, FsChange};
 
 impl Engine {
@@ -18,7 +18,7 @@ impl Engine {
             .at
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
-            .unwrap_or_else(|_| super::ui::now_ms());
+            .unwrap_or_else(|_| crate::state::now_ms());
         match change.kind {
             ChangeKind::Rescan => {
                 self.sweep()?;
@@ -36,7 +36,9 @@ impl Engine {
             ChangeKind::Removed => self.attribute(&change.path, "removed", at),
             ChangeKind::WatchFailed { reason } => {
                 // Part of the tree is no longer watched: the final sweep still compares it.
-                eprintln!("warning: {reason}");
+                let cost = "changes there are found by sweeps only (on an overflow, a resume, \
+                            and before the run's gates)";
+                self.warn(WarningKind::Unpoliced, format!("{reason}; {cost}"));
                 Ok(())
             }
         }
@@ -122,12 +124,16 @@ impl Engine {
         let Some(guard) = self.git_guard.as_mut() else {
             return Ok(());
         };
-        for change in guard.changes() {
+        let look = guard.changes();
+        for warning in look.warnings {
+            self.warn(WarningKind::Unpoliced, warning);
+        }
+        for change in look.changes {
             let at = change
                 .at
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis() as u64)
-                .unwrap_or_else(|_| super::ui::now_ms());
+                .unwrap_or_else(|_| crate::state::now_ms());
             let suspects = match self.state.phase {
                 Phase::Planning => vec![TaskId::new("planner")],
                 _ => self.active_at(at),
@@ -224,7 +230,7 @@ impl Engine {
         swept: bool,
     ) -> anyhow::Result<()> {
         let n = self.next_violation_number();
-        let now = super::ui::now_ms();
+        let now = crate::state::now_ms();
         let policy = self.config.ownership.on_violation;
         // One write can arrive as several events (created, then modified): the same file
         // changed by the same suspects moments apart is one violation. A revert needs no such

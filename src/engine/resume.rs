@@ -282,7 +282,7 @@ impl Engine {
     /// another attempt, and (on Linux) any process carrying the run's variables, such as an
     /// agent that outlived its pane. Waits until they are gone, so that nothing of theirs
     /// overlaps a new attempt.
-    fn stop_strays(&self, panes: &[PaneState], adopted: &HashSet<PathBuf>) {
+    fn stop_strays(&mut self, panes: &[PaneState], adopted: &HashSet<PathBuf>) {
         let tails: Vec<String> = adopted.iter().map(|d| self.launcher_tail(d)).collect();
         let marker = format!("/runs/{}/", self.info.run_id);
         let mut strays: Vec<AgentProcess> = panes
@@ -320,7 +320,11 @@ impl Engine {
         );
         if !strays.is_empty() {
             let groups = orphans::stop(&strays, STOP_GRACE);
-            eprintln!("stopped {groups} agent process group(s) of attempts nobody continues");
+            let message = format!(
+                "stopped {groups} agent process group(s) of attempts nobody continues, found \
+                 as the run was resumed"
+            );
+            self.warn(crate::state::WarningKind::Agents, message);
         }
     }
 

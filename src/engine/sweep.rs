@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 
 use super::core::Engine;
 use crate::snapshot::SnapshotChange;
+use crate::state::WarningKind::Unpoliced;
 use crate::state::{Phase, TaskStatus};
 
 impl Engine {
@@ -41,7 +42,11 @@ impl Engine {
                 }
             }
             Err(e) => {
-                eprintln!("warning: the sweep could not compare the tree with its start: {e}");
+                let cost = "changes made since are found by the next sweep, if it can look";
+                self.warn(
+                    Unpoliced,
+                    format!("the sweep could not compare the tree with its start ({e}): {cost}"),
+                );
                 return Ok(());
             }
         }
@@ -63,7 +68,13 @@ impl Engine {
                     }
                 }
             }
-            Err(e) => eprintln!("warning: the sweep could not list what git ignores: {e}"),
+            Err(e) => self.warn(
+                Unpoliced,
+                format!(
+                    "the sweep could not list what git ignores ({e}): files made there since \
+                     the start were not looked at by this sweep"
+                ),
+            ),
         }
         for (path, change) in found {
             // A file made into a way out of the project, whoever made it so and even if its
@@ -206,6 +217,6 @@ impl Engine {
             }
             at = rel.parent();
         }
-        super::ui::now_ms()
+        crate::state::now_ms()
     }
 }

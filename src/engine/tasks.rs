@@ -353,7 +353,9 @@ impl Engine {
         let panes = match self.tmux.list_panes(&self.info.session) {
             Ok(panes) => panes,
             Err(e) => {
-                eprintln!("warning: could not list the session's panes: {e}");
+                let cost = "agents whose end went unheard are looked for again in 2 s";
+                let message = format!("could not list the session's panes ({e}): {cost}");
+                self.warn(crate::state::WarningKind::Agents, message);
                 return Ok(());
             }
         };
@@ -476,11 +478,11 @@ impl Engine {
     /// Keeps a copy of a task's files as its agent left them (at each exit, and once done):
     /// a later violating write to one of them is judged against, and reverted to, this, not
     /// the start of the run. A file it left missing has no copy.
-    pub(super) fn keep_baseline(&self, id: &TaskId) {
-        let Some(task) = self.state.tasks.get(id) else {
+    pub(super) fn keep_baseline(&mut self, id: &TaskId) {
+        let Some(files) = self.state.tasks.get(id).map(|t| t.files.clone()) else {
             return;
         };
-        for file in &task.files {
+        for file in &files {
             // Never a copy of what a link out of the project points to (that is no file
             // of the task's, and reverting to it would write it back in).
             if crate::paths::link_out(&self.project.root, file).is_some() {
@@ -497,10 +499,11 @@ impl Engine {
                 Err(e) => {
                     let _ = std::fs::remove_file(&kept);
                     if from.exists() {
-                        eprintln!(
-                            "warning: cannot keep a copy of {file} as task {id} left it \
-                             ({e:#}); a later change to it can only be judged against the start"
+                        let message = format!(
+                            "cannot keep a copy of {file} as task {id} left it ({e:#}); a \
+                             later change to it can only be judged against the start"
                         );
+                        self.warn(crate::state::WarningKind::Unpoliced, message);
                     }
                 }
             }

@@ -1,405 +1,94 @@
-//! The live table the control window shows, and `orch status` prints: one line per task with
-//! its state, agent, attempts, the time its attempts ran, its token use and cost so far, and
-//! what its agent is doing now (its transcript's last line); then, per task, why its latest
-//! attempt sent back was refused or interrupted; then the violations.
+//! The control window: the run's table (see [`crate::format::table`]) under a header,
+//! redrawn every second, with the engines' warnings under it until the run ends; and the
+//! final screen the window keeps when the engine ends.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::progress::{self, Progress};
-use crate::state::{AttemptOutcome, RunDir, RunState, TaskState, TaskStatus};
+use super::core::Engine;
+use super::warnings::Unjournaled;
+use crate::state::{Outcome, Phase};
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// The terminal's width, so that the table's last column is cut rather than wrapped.
-pub fn terminal_width() -> usize {
-    // SAFETY: TIOCGWINSZ fills a winsize struct we own; a failure leaves it zeroed.
-    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
-    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
-    if ok && size.ws_col > 0 {
-        usize::from(size.ws_col)
-    } else {
-        std::env::var("COLUMNS")
-            .ok()
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(120)
+impl Engine {
+    /// Draws the control window: the header, the run's table (its warnings under it, for
+    /// as long as the run goes), and the warnings the journal could not take.
+    pub fn render(&self) {
+        if !self.draw {
+            return;
+        }
+        let header = self.header();
+        let table = crate::format::table(&self.state, &self.dir, crate::state::now_ms());
+        let unjournaled = unjournaled(self.warnings.list());
+        // Clear the screen and home the cursor, then redraw: the control window is ours. A
+        // window that is gone fails the write, which must not bring the engine down.
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ =
+            write!(out, "\x1b[H\x1b[2J{header}\n{table}{unjournaled}").and_then(|()| out.flush());
     }
-}
 
-pub fn table(state: &RunState, dir: &RunDir, now: u64) -> String {
-    let rows: Vec<(&TaskState, Progress)> = state
-        .tasks_in_order()
-        .map(|task| (task, progress::of_task(dir, task)))
-        .collect();
-    // Token columns only where some agent reports its use (agent CLIs do; scripts do not).
-    let with_usage = rows.iter().any(|(_, p)| p.usage.is_some());
-    let fixed = if with_usage { 48 + 18 } else { 48 };
-    let width = terminal_width();
-    let last_width = width.saturating_sub(fixed).max(10);
-    let mut out = String::new();
-    let usage_head = if with_usage {
-        format!(" {:>9} {:>7}", "TOKENS", "COST")
-    } else {
-        String::new()
-    };
-    let _ = writeln!(
-        out,
-        "{:<10} {:<8} {:<12} {:>3} {:>8}{usage_head}  LAST OUTPUT",
-        "TASK", "STATE", "AGENT", "TRY", "ELAPSED"
-    );
-    for (task, progress) in &rows {
-        // The attempts' own running time, from the journal: not the time since the first
-        // start, which would count waits and the downtime between engines.
-        let elapsed = if task.history.is_empty() {
-            String::new()
-        } else {
-            duration(task.ran_ms(now))
+    fn header(&self) -> String {
+        let phase = match self.state.phase {
+            Phase::Planning => format!("planning (attempt {})", self.state.planning_attempt()),
+            other => other.name().to_string(),
         };
-        let judged = state
-            .judging
-            .as_ref()
-            .is_some_and(|(_, ids)| ids.contains(&task.id));
-        // The agent has exited but the task is not settled: it is being checked.
-        let checking = task.state == TaskStatus::Running && task.ended_at_ms.is_some();
-        let last = match task.state {
-            TaskStatus::Failed | TaskStatus::Blocked => task.reason.clone().unwrap_or_default(),
-            _ if judged => "with the judge…".to_string(),
-            _ if checking => "checking its gates…".to_string(),
-            // Waiting for its next attempt: why the last one was sent back.
-            TaskStatus::Pending if task.attempts > 0 => task
-                .reason
-                .as_deref()
-                .map(|r| format!("to retry: {}", first_line(r)))
-                .unwrap_or_default(),
-            _ => progress.last_line.clone(),
-        };
-        let usage = match (&progress.usage, with_usage) {
-            (_, false) => String::new(),
-            (None, true) => format!(" {:>9} {:>7}", "", ""),
-            (Some(u), true) => format!(
-                " {:>9} {:>7}",
-                progress::tokens_short(u),
-                u.cost_usd.map(progress::cost_short).unwrap_or_default()
+        let orch = crate::invocation::orch();
+        format!(
+            "orch · run {} · {} · {}\nattach: {orch} attach · detach: C-b d · stop: {orch} down\n",
+            self.info.run_id, self.info.session, phase
+        )
+    }
+
+    /// The final screen: the table as the run ended, and what to do next.
+    pub(super) fn render_final(&self, outcome: Result<Outcome, &anyhow::Error>) {
+        self.render();
+        let orch = crate::invocation::orch();
+        let message = match outcome {
+            Ok(outcome @ (Outcome::Interrupted | Outcome::Stopped)) => format!(
+                "run {}: {outcome}. `{orch} resume` continues it; `{orch} down` closes this \
+                 session.",
+                self.info.run_id
+            ),
+            Ok(outcome) => format!(
+                "run {}: {}. Its files are in {}. `{orch} down` closes this session.",
+                self.info.run_id,
+                outcome.name(),
+                self.project.display(self.dir.path())
+            ),
+            Err(e) => format!(
+                "the engine stopped on an error: {e:#}\nthe agents keep running; once the cause \
+                 is fixed, `{orch} resume` continues the run (`{orch} down` stops it)"
             ),
         };
-        let _ = writeln!(
-            out,
-            "{:<10} {:<8} {:<12} {:>3} {:>8}{usage}  {}",
-            clip(task.id.as_str(), 10),
-            task.state.name(),
-            clip(&task.agent, 12),
-            task.attempts,
-            elapsed,
-            clip(&first_line(&last), last_width)
-        );
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout().lock(), "\n{message}");
     }
-    let setbacks: Vec<String> = rows
-        .iter()
-        .filter_map(|(task, _)| Some((task, task.last_setback()?)))
-        // A task failed for good shows why in its row.
-        .filter(|(_, a)| a.outcome != AttemptOutcome::Failed)
-        .map(|(task, a)| {
-            let reasons: Vec<String> = a.reasons.iter().map(|r| first_line(r)).collect();
-            let line = format!(
-                "  {}: attempt {} {} after {}: {}",
-                task.id,
-                a.attempt,
-                a.outcome.name(),
-                duration(a.ran_ms(now)),
-                reasons.join("; ")
-            );
-            clip(&line, width.max(40))
-        })
-        .collect();
-    if !setbacks.is_empty() {
-        let _ = writeln!(
-            out,
-            "\nSENT BACK (the latest per task; `orch report` has every attempt)"
-        );
-        for line in setbacks {
-            let _ = writeln!(out, "{line}");
-        }
-    }
-    if let Some(reason) = &state.sandbox_off {
-        let _ = writeln!(out, "\nNO SANDBOX: the agents run unconfined: {reason}");
-    }
-    if !state.sandbox_refusals.is_empty() {
-        let _ = writeln!(out, "\nREFUSED BY THE SANDBOX");
-        for r in &state.sandbox_refusals {
-            let _ = writeln!(out, "  task {} (attempt {}): {}", r.task, r.attempt, r.line);
-        }
-    }
-    if !state.leftovers.is_empty() {
-        let _ = writeln!(out, "\nLEFT RUNNING BY AGENTS (limits.leftovers)");
-        for line in state.leftovers.iter().flat_map(|l| l.lines()) {
-            let _ = writeln!(out, "  {line}");
-        }
-    }
-    if !state.violations.is_empty() {
-        let _ = writeln!(out, "\nVIOLATIONS");
-        for line in violation_lines(&state.violations) {
-            let _ = writeln!(out, "  {line}");
+}
+
+/// Warnings the journal does not hold: said here, since no one else can show them.
+fn unjournaled(list: &[Unjournaled]) -> String {
+    let mut out = String::new();
+    if !list.is_empty() {
+        let _ = writeln!(out, "\nWARNINGS NOT IN THE JOURNAL (yet)");
+        for w in list {
+            let _ = writeln!(out, "  {}: {}", w.kind, w.message);
         }
     }
     out
 }
 
-/// The first non-empty line of a text, for a one-line column.
-fn first_line(text: &str) -> String {
-    text.lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("")
-        .to_string()
-}
-
-/// Up to this many violations are listed one per line; a flood is summarized.
-const VIOLATIONS_LISTED: usize = 20;
-
-/// One line per violation, or for a flood the first few and a summary: how many, counted
-/// by suspects and by directory.
-pub fn violation_lines(violations: &[crate::state::ViolationRecord]) -> Vec<String> {
-    let describe = |v: &crate::state::ViolationRecord| {
-        describe_violation(
-            v.n,
-            &v.change,
-            &v.path,
-            &v.suspects,
-            &v.action,
-            v.saved.as_deref(),
-        )
-    };
-    if violations.len() <= VIOLATIONS_LISTED {
-        return violations.iter().map(describe).collect();
-    }
-    let first = crate::flood::LIST_MAX;
-    let mut lines: Vec<String> = violations.iter().take(first).map(describe).collect();
-    let mut by_suspects: BTreeMap<String, usize> = BTreeMap::new();
-    for v in violations {
-        let who: Vec<String> = v.suspects.iter().map(ToString::to_string).collect();
-        let who = if who.is_empty() {
-            "nobody running".to_string()
-        } else {
-            who.join(", ")
-        };
-        *by_suspects.entry(who).or_default() += 1;
-    }
-    let suspects: Vec<String> = by_suspects
-        .iter()
-        .map(|(who, n)| format!("{n} by {who}"))
-        .collect();
-    let paths: Vec<String> = violations.iter().map(|v| v.path.clone()).collect();
-    lines.push(format!(
-        "… {} violations in all ({}): {}; `orch status --json` lists each",
-        violations.len(),
-        suspects.join(", "),
-        crate::flood::summarize(&paths, |p| p)
-    ));
-    lines
-}
-
-/// One line about a violation: what changed, who is suspected, what was done.
-pub fn describe_violation(
-    n: u32,
-    change: &str,
-    path: &str,
-    suspects: &[crate::plan::TaskId],
-    action: &str,
-    saved: Option<&str>,
-) -> String {
-    let suspects: Vec<String> = suspects.iter().map(ToString::to_string).collect();
-    let suspects = if suspects.is_empty() {
-        "nobody running".to_string()
-    } else {
-        suspects.join(", ")
-    };
-    let saved = saved.map(|s| format!(" (saved: {s})")).unwrap_or_default();
-    format!("#{n} {change} {path}, suspects: {suspects} → {action}{saved}")
-}
-
-pub fn duration(ms: u64) -> String {
-    let s = ms / 1000;
-    if s < 60 {
-        format!("{}.{}s", s, (ms % 1000) / 100)
-    } else if s < 3600 {
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else {
-        format!("{}h{:02}m", s / 3600, s % 3600 / 60)
-    }
-}
-
-fn clip(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        text.to_string()
-    } else {
-        let cut: String = text.chars().take(max.saturating_sub(1)).collect();
-        format!("{cut}…")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::TaskId;
-    use crate::state::{Event, Record};
-
-    /// A Claude Code worker mid-run: its pane shows the transcript, its logs keep the JSON.
-    const CLAUDE_SO_FAR: &str = r#"{"type":"system","subtype":"init","session_id":"s"}
-{"type":"assistant","message":{"id":"msg_1","content":[{"type":"tool_use","name":"Write","input":{"file_path":"/p/src/api/auth.py"}}],"usage":{"input_tokens":36000,"output_tokens":2400}}}
-{"type":"user","message":{"content":[{"type":"tool_result","content":"ok"}]}}
-{"duration_api_ms":70,"stop_reason":"end_turn"}
-"#;
-
-    fn run(dir: &RunDir, events: Vec<Event>) -> RunState {
-        let plan: crate::plan::Plan = serde_json::from_str(
-            r#"{"tasks":[{"id":"api","agent":"claude","task":"t","files":["src/api/auth.py"]},
-                {"id":"db","agent":"claude","task":"t","files":["db.py"]}]}"#,
-        )
-        .unwrap();
-        let mut all = vec![Event::PlanAccepted { plan }];
-        all.extend(events);
-        let records: Vec<Record> = all
-            .into_iter()
-            .enumerate()
-            .map(|(i, event)| Record {
-                t: 1_000 * (i as u64 + 1),
-                event,
-            })
-            .collect();
-        // The attempt's launch spec names its agent's kind.
-        let attempt = dir.task_attempt(&TaskId::new("api"), 1);
-        std::fs::create_dir_all(&attempt).unwrap();
-        let spec = crate::agent_process::launcher::LaunchSpec {
-            title: "api".into(),
-            argv: vec!["claude".into()],
-            env: vec![("ORCH_AGENT_KIND".into(), "claude".into())],
-            cwd: "/p".into(),
-            output_log: attempt.join("output.log"),
-            stdout_log: attempt.join("stdout.log"),
-            exit_file: attempt.join("exit.json"),
-            env_file: None,
-            stdin: None,
-            sandbox: None,
-        };
-        std::fs::write(
-            attempt.join(crate::agent_process::launcher::SPEC_FILE),
-            serde_json::to_vec(&spec).unwrap(),
-        )
-        .unwrap();
-        RunState::replay(&records)
-    }
+    use crate::state::WarningKind;
 
     #[test]
-    fn an_agent_clis_row_shows_its_transcript_and_its_use_so_far() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = RunDir::new(tmp.path(), "r");
-        let a = || TaskId::new("api");
-        let state = run(
-            &dir,
-            vec![Event::TaskStarted {
-                task: a(),
-                attempt: 1,
-                continues: None,
-            }],
-        );
-        let attempt = dir.task_attempt(&a(), 1);
-        std::fs::write(attempt.join("stdout.log"), CLAUDE_SO_FAR).unwrap();
-        std::fs::write(attempt.join("output.log"), CLAUDE_SO_FAR).unwrap();
-        std::fs::write(
-            attempt.join("transcript.log"),
-            "· session started\n→ Write src/api/auth.py\n",
-        )
-        .unwrap();
-        let table = table(&state, &dir, 4_500);
-        let row = table.lines().find(|l| l.starts_with("api")).unwrap();
-        assert!(row.contains("→ Write src/api/auth.py"), "{table}");
-        assert!(!row.contains('{'), "no raw JSON: {table}");
-        assert!(row.contains("36k/2.4k"), "the tokens so far: {table}");
-        assert!(row.contains("2.5s"), "running since 2 000: {table}");
-        assert!(
-            table.starts_with("TASK") && table.contains("TOKENS"),
-            "{table}"
-        );
-
-        // More of the stream arrives: the count follows it.
-        let more = r#"{"type":"assistant","message":{"id":"msg_2","content":[],"usage":{"input_tokens":1000,"output_tokens":100}}}
-{"type":"result","subtype":"success","is_error":false,"num_turns":2,"total_cost_usd":0.192,"usage":{"input_tokens":37000,"output_tokens":2500}}
-"#;
-        let mut stdout = std::fs::OpenOptions::new()
-            .append(true)
-            .open(attempt.join("stdout.log"))
-            .unwrap();
-        std::io::Write::write_all(&mut stdout, more.as_bytes()).unwrap();
-        let table = super::table(&state, &dir, 4_500);
-        let row = table.lines().find(|l| l.starts_with("api")).unwrap();
-        assert!(
-            row.contains("37k/2.5k") && row.contains("$0.192"),
-            "{table}"
-        );
-    }
-
-    #[test]
-    fn an_attempt_sent_back_says_why_and_elapsed_is_the_attempts_own_time() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = RunDir::new(tmp.path(), "r");
-        let a = || TaskId::new("api");
-        let state = run(
-            &dir,
-            vec![
-                Event::TaskStarted {
-                    task: a(),
-                    attempt: 1,
-                    continues: None,
-                },
-                Event::TaskExited {
-                    task: a(),
-                    attempt: 1,
-                    code: Some(0),
-                    signal: None,
-                    ended_at_ms: None,
-                },
-                Event::TaskRequeued {
-                    task: a(),
-                    attempt: 1,
-                    reasons: vec![
-                        "gate `test` failed: 1 failed\nFAILED test_auth.py::test_expiry".into(),
-                    ],
-                },
-                Event::TaskStarted {
-                    task: a(),
-                    attempt: 2,
-                    continues: None,
-                },
-            ],
-        );
-        // Attempt 1 ran 1 s (2 000 to 3 000); attempt 2 runs since 5 000.
-        let table = table(&state, &dir, 5_500);
-        let row = table.lines().find(|l| l.starts_with("api")).unwrap();
-        assert!(
-            row.contains("1.5s"),
-            "1 s + 0.5 s, not the wait between: {table}"
-        );
-        assert!(table.contains("SENT BACK"), "{table}");
-        assert!(
-            table.contains("api: attempt 1 refused after 1.0s: gate `test` failed: 1 failed"),
-            "{table}"
-        );
-        assert!(
-            !table.contains("TOKENS"),
-            "no agent reported its use: {table}"
-        );
-    }
-
-    #[test]
-    fn durations_read_naturally() {
-        assert_eq!(duration(1_500), "1.5s");
-        assert_eq!(duration(125_000), "2m05s");
-        assert_eq!(duration(7_500_000), "2h05m");
+    fn warnings_the_journal_refused_stay_on_screen() {
+        assert_eq!(unjournaled(&[]), "");
+        let shown = unjournaled(&[super::super::warnings::early(
+            WarningKind::Unrecorded,
+            "the disk is full",
+        )]);
+        assert!(shown.contains("NOT IN THE JOURNAL"), "{shown}");
+        assert!(shown.contains("unrecorded: the disk is full"), "{shown}");
     }
 }

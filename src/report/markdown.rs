@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::{AttemptLine, Report};
-use crate::engine::ui::duration;
+use crate::format::duration;
 use crate::state::AttemptOutcome;
 
 /// The report as Markdown, for people.
@@ -35,7 +35,7 @@ pub fn markdown(r: &Report) -> String {
     };
     let _ = writeln!(
         o,
-        "Time: {}{resumed} · tasks: {} ({} done, {} failed, {} blocked) · attempts: {} · lines: +{} -{} · violations: {}{}\n",
+        "Time: {}{resumed} · tasks: {} ({} done, {} failed, {} blocked) · attempts: {} · lines: +{} -{} · violations: {}{}{}\n",
         r.duration_ms.map(duration).unwrap_or_else(|| "-".into()),
         t.tasks,
         t.done,
@@ -45,7 +45,11 @@ pub fn markdown(r: &Report) -> String {
         t.lines_added,
         t.lines_removed,
         t.violations,
-        tokens(t.input_tokens, t.output_tokens, t.cost_usd)
+        tokens(t.input_tokens, t.output_tokens, t.cost_usd),
+        match r.warnings.len() {
+            0 => String::new(),
+            n => format!(" · warnings: {n} (see Warnings)"),
+        }
     );
     let _ = writeln!(
         o,
@@ -192,12 +196,27 @@ pub fn markdown(r: &Report) -> String {
                 at_ms: 0,
             })
             .collect();
-        for line in crate::engine::ui::violation_lines(&records) {
+        for line in crate::format::violation_lines(&records) {
+            let _ = writeln!(o, "- {line}");
+        }
+    }
+    if !r.warnings.is_empty() {
+        let _ = writeln!(
+            o,
+            "\n## Warnings\n\nWhat went wrong without stopping the run (`unpoliced`: part of \
+             the project not policed as it should be; `unrecorded`: part of the record not \
+             written; `agents`: the engine's hold on the agents' processes):\n"
+        );
+        for line in crate::format::warning_lines(&r.warnings, WARNINGS_LISTED) {
             let _ = writeln!(o, "- {line}");
         }
     }
     o
 }
+
+/// Distinct warnings listed in the report before the earlier ones are only counted
+/// (report.json lists each).
+const WARNINGS_LISTED: usize = 100;
 
 /// One attempt as a list item: how it ended, after how long, and why, a reason's further lines
 /// (a gate's output) in a block of their own.
@@ -281,6 +300,7 @@ mod tests {
             sandbox_off: None,
             sandbox_refusals: Vec::new(),
             leftovers: Vec::new(),
+            warnings: Vec::new(),
             run_id: "r1".into(),
             request: "build it".into(),
             outcome: "succeeded".into(),
@@ -386,6 +406,33 @@ mod tests {
         );
         assert!(
             md.contains("Time: 2m40s (engines ran 1.2s of it; resumed 1 time(s))"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn the_engines_warnings_are_counted_up_top_and_listed_with_their_kind() {
+        assert!(!markdown(&report()).contains("Warnings"), "none, none said");
+        let mut r = report();
+        let w = |kind, message: &str| crate::state::WarningRecord {
+            kind,
+            message: message.into(),
+            at_ms: 1,
+        };
+        r.warnings = vec![
+            w(
+                crate::state::WarningKind::Unpoliced,
+                "cannot watch src/: too many",
+            ),
+            w(crate::state::WarningKind::Unrecorded, "could not write x"),
+        ];
+        let md = markdown(&r);
+        assert!(md.contains("· warnings: 2 (see Warnings)"), "{md}");
+        let section = md.split("## Warnings").nth(1).expect(&md);
+        assert!(
+            section.contains(
+                "- unpoliced: cannot watch src/: too many\n- unrecorded: could not write x\n"
+            ),
             "{md}"
         );
     }

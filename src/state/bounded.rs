@@ -30,6 +30,7 @@ impl Event {
             Event::GateChecked { detail, .. } => cut(detail, TEXT_MAX),
             Event::JudgeRefused { problem, .. } => cut(problem, TEXT_MAX),
             Event::OracleAdvice { advice, .. } => cut(advice, TEXT_MAX),
+            Event::Warning { message, .. } => cut(message, TEXT_MAX),
             Event::TaskRequeued { reasons, .. } => cut_list(reasons),
             Event::PlanningRefused { problems, .. } => cut_list(problems),
             Event::JudgeVerdict { verdicts, .. } => {

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::warning::WarningKind;
 use crate::plan::{Plan, TaskId};
 
 /// One line of `events.jsonl`: `{"t":<ms>,"event":"<name>",...fields}`.
@@ -227,6 +228,13 @@ pub enum Event {
         count: usize,
         processes: Vec<crate::agent_process::leftovers::Leftover>,
     },
+    /// Something went wrong that does not stop the run (a watch that failed, a report that
+    /// could not be written...): journaled so that `orch status`, the report and the control
+    /// window show it for the rest of the run (see [`super::warning`]).
+    Warning {
+        kind: WarningKind,
+        message: String,
+    },
 }
 
 /// The judge's word on one task.
@@ -343,6 +351,10 @@ mod tests {
                 n: 1,
                 action: "reverted".into(),
                 saved: None,
+            },
+            Event::Warning {
+                kind: WarningKind::Unpoliced,
+                message: "cannot watch x: too many\ndirectories".into(),
             },
         ];
         for event in events {

@@ -551,3 +551,42 @@ fn an_exit_journaled_after_a_resume_counts_the_agents_own_time() {
     assert_eq!(task.history[1].outcome, AttemptOutcome::Interrupted);
     assert_eq!(task.ran_ms(u64::MAX), 2_500);
 }
+
+#[test]
+fn warnings_replay_in_order_and_a_journal_from_before_them_has_none() {
+    // A journal written before warnings were journaled: the same lines, read as they are.
+    let old = "{\"t\":1,\"event\":\"run_started\",\"run_id\":\"r\",\"request_bytes\":3}\n\
+               {\"t\":2,\"event\":\"engine_started\",\"pid\":7}\n\
+               {\"t\":3,\"event\":\"run_finished\",\"outcome\":\"succeeded\",\"reason\":null}\n";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.jsonl");
+    std::fs::write(&path, old).unwrap();
+    let replay = read_journal(&path).unwrap();
+    assert!(replay.warnings.is_empty(), "{:?}", replay.warnings);
+    let state = RunState::replay(&replay.records);
+    assert!(state.warnings.is_empty());
+    assert_eq!(state.status_json(false)["warnings"], json!([]));
+
+    // Warnings journaled, one of a kind a newer orch added: kept in order, with their time.
+    let mut lines = old.to_string();
+    lines.push_str(
+        "{\"t\":4,\"event\":\"warning\",\"kind\":\"unrecorded\",\"message\":\"could not write the report\"}\n\
+         {\"t\":5,\"event\":\"warning\",\"kind\":\"budget\",\"message\":\"over budget\"}\n",
+    );
+    std::fs::write(&path, lines).unwrap();
+    let replay = read_journal(&path).unwrap();
+    assert!(replay.warnings.is_empty(), "{:?}", replay.warnings);
+    let state = RunState::replay(&replay.records);
+    assert_eq!(
+        state.phase,
+        Phase::Finished(Outcome::Succeeded),
+        "warnings change no phase"
+    );
+    assert_eq!(
+        state.status_json(false)["warnings"],
+        json!([
+            {"kind": "unrecorded", "message": "could not write the report", "at_ms": 4},
+            {"kind": "other", "message": "over budget", "at_ms": 5}
+        ])
+    );
+}

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::plan::{Plan, TaskId};
 
 use super::event::{Event, Outcome, Record, TaskVerdict};
+use super::warning::WarningRecord;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Phase {
@@ -360,6 +361,8 @@ pub struct RunState {
     pub sandbox_refusals: Vec<SandboxRefusal>,
     /// What agents left running when they exited, stopped or kept, in order.
     pub leftovers: Vec<LeftoverRecord>,
+    /// The engines' warnings, in order (see [`super::warning`]).
+    pub warnings: Vec<WarningRecord>,
     plan: Option<Plan>,
     order: Vec<TaskId>,
 }
@@ -429,6 +432,11 @@ impl RunState {
                 in_box: *in_box,
                 count: *count,
                 processes: processes.clone(),
+                at_ms: t,
+            }),
+            Event::Warning { kind, message } => self.warnings.push(WarningRecord {
+                kind: *kind,
+                message: message.clone(),
                 at_ms: t,
             }),
             Event::PlanningStarted { attempt } => {

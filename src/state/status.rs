@@ -39,6 +39,11 @@ pub struct Status {
     pub sandbox_refusals: Vec<super::run_state::SandboxRefusal>,
     /// What agents left running when they exited: stopped, or kept (`limits.leftovers`).
     pub leftovers: Vec<super::run_state::LeftoverRecord>,
+    /// The engines' warnings, in order: `{kind, message, at_ms}`, `kind` one of `unpoliced`
+    /// (part of the project not policed as it should be), `unrecorded` (part of the record
+    /// not written or lost), `agents` (the engine's hold on agent processes weaker, or
+    /// processes it stopped), or `other` (a kind of a newer orch).
+    pub warnings: Vec<super::warning::WarningRecord>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -156,6 +161,7 @@ impl RunState {
             sandbox_off: self.sandbox_off.clone(),
             sandbox_refusals: self.sandbox_refusals.clone(),
             leftovers: self.leftovers.clone(),
+            warnings: self.warnings.clone(),
         }
     }
 

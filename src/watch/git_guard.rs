@@ -56,6 +56,16 @@ pub struct GitChange {
     pub at: SystemTime,
 }
 
+/// What a look at the guarded files found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct GitLook {
+    /// Changes not reported yet.
+    pub changes: Vec<GitChange>,
+    /// What kept the guard from its whole work (a directory it could not watch, its copy it
+    /// could not write back), each saying what that costs: the engine journals them.
+    pub warnings: Vec<String>,
+}
+
 /// The guard of one run. Dropping it stops the watching.
 pub struct GitGuard {
     areas: Vec<Area>,
@@ -161,9 +171,9 @@ impl GitGuard {
 
     /// Writes the copy back from memory when it is gone from disk (`.orch/` deleted or moved
     /// during the run), so that changes are judged, and reverts made, against the start.
-    fn ensure_copy(&self) {
+    fn ensure_copy(&self) -> Option<String> {
         if self.copy.join(TAKEN).exists() {
-            return;
+            return None;
         }
         let written = (|| -> std::io::Result<()> {
             for file in &self.kept {
@@ -183,13 +193,13 @@ impl GitGuard {
             }
             std::fs::write(self.copy.join(TAKEN), "")
         })();
-        if let Err(e) = written {
-            eprintln!(
-                "warning: cannot write back the start copy of .git/'s guarded files into {} \
-                 ({e}): changes there are judged against what is left of it",
+        written.err().map(|e| {
+            format!(
+                "cannot write back the start copy of .git/'s guarded files into {} ({e}): \
+                 changes there are judged against what is left of it",
                 self.copy.display()
-            );
-        }
+            )
+        })
     }
 
     fn take_copy(&self) -> std::io::Result<()> {
@@ -288,15 +298,20 @@ impl GitGuard {
         }
     }
 
-    /// Every guarded file that differs from the copy and was not reported in this state yet.
-    pub fn changes(&mut self) -> Vec<GitChange> {
+    /// Every guarded file that differs from the copy and was not reported in this state yet,
+    /// and what kept the guard from looking as it should.
+    pub fn changes(&mut self) -> GitLook {
+        let mut warnings = Vec::new();
         // Cleared first: a write made while this looks is signalled again.
         self.signalled.store(false, Ordering::Release);
         if let Err(e) = self.watch_trees() {
             // Still compared here, before each task's checks and at the end.
-            eprintln!("warning: cannot watch a directory of the project's .git/: {e}");
+            warnings.push(format!(
+                "cannot watch a directory of the project's .git/ ({e}): changes there are \
+                 still found before each task's checks and at the end of the run"
+            ));
         }
-        self.ensure_copy();
+        warnings.extend(self.ensure_copy());
         let mut found = Vec::new();
         for area in &self.areas {
             let copy = self.copy.join(area.label);
@@ -333,7 +348,10 @@ impl GitGuard {
                 found.push(GitChange { shown, change, at });
             }
         }
-        found
+        GitLook {
+            changes: found,
+            warnings,
+        }
     }
 
     /// Copies the guarded file `shown` as it is now to `dest/<shown without a leading />`.
@@ -438,20 +456,20 @@ mod tests {
         let mut guard = GitGuard::open(&root, &run.path().join("git-meta"))
             .unwrap()
             .unwrap();
-        assert_eq!(guard.changes(), []);
+        assert_eq!(guard.changes().changes, []);
 
         // Churn that is not guarded.
         fs::write(git.join("index"), "i").unwrap();
         fs::write(git.join("objects/x"), "o").unwrap();
         fs::write(git.join("refs/heads/main.lock"), "l").unwrap();
-        assert_eq!(guard.changes(), []);
+        assert_eq!(guard.changes().changes, []);
 
         fs::write(git.join("config"), "[core]\n\tfsmonitor = evil\n").unwrap();
         fs::write(git.join("hooks/pre-commit"), "#!/bin/sh\nevil\n").unwrap();
         fs::create_dir_all(git.join("info")).unwrap();
         fs::write(git.join("info/attributes"), "* filter=evil\n").unwrap();
         fs::remove_file(git.join("refs/heads/main")).unwrap();
-        let changes = guard.changes();
+        let changes = guard.changes().changes;
         let seen: Vec<(&str, &str)> = changes
             .iter()
             .map(|c| (c.shown.as_str(), c.change))
@@ -465,7 +483,7 @@ mod tests {
                 (".git/refs/heads/main", "removed"),
             ]
         );
-        assert_eq!(guard.changes(), [], "each change is reported once");
+        assert_eq!(guard.changes().changes, [], "each change is reported once");
         assert!(guard.guards(".git/hooks/pre-commit") && !guard.guards(".git/index"));
 
         let saved = guard.save(".git/config", &run.path().join("v/1")).unwrap();
@@ -488,7 +506,12 @@ mod tests {
         let mut again = GitGuard::open(&root, &run.path().join("git-meta"))
             .unwrap()
             .unwrap();
-        let left: Vec<String> = again.changes().into_iter().map(|c| c.shown).collect();
+        let left: Vec<String> = again
+            .changes()
+            .changes
+            .into_iter()
+            .map(|c| c.shown)
+            .collect();
         assert_eq!(left, [".git/info/attributes"]);
     }
 
@@ -519,10 +542,15 @@ mod tests {
         guard.watch(tx).unwrap();
         fs::create_dir(git.join("info")).unwrap();
         assert!(signalled(&mut rx), "info/ made");
-        assert_eq!(guard.changes(), []);
+        assert_eq!(guard.changes().changes, []);
         fs::write(git.join("info/attributes"), "* filter=evil\n").unwrap();
         assert!(signalled(&mut rx), "a file written in the new info/");
-        let shown: Vec<String> = guard.changes().into_iter().map(|c| c.shown).collect();
+        let shown: Vec<String> = guard
+            .changes()
+            .changes
+            .into_iter()
+            .map(|c| c.shown)
+            .collect();
         assert_eq!(shown, [".git/info/attributes"]);
     }
 }
