@@ -2,7 +2,7 @@
 //! (`kind: command` scripts) that try to get out, under a fake HOME so that the real one is
 //! never touched. Skipped with a message where bubblewrap cannot work (`.ci/run` installs it).
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! `orch wait` never hangs on a run that cannot progress, and `orch up` says why its engine
 //! could not start: real tmux on private servers, made to fail where the test says.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 

@@ -2,7 +2,7 @@
 //! answers garbage first, a missing spec, a task without tests, strict TDD, the oracle, and
 //! the report. Agents of our own (`kind: command` scripts) play the workers and the judge.
 
-mod support;
+use crate::support;
 
 use support::Up;
 

@@ -2,7 +2,7 @@
 //! the caller's environment, in an agent's `env` and in the request are looked for in the
 //! command line of every process while a run is live, and in the run directory's files.
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};

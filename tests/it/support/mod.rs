@@ -12,6 +12,7 @@
 pub mod agent_clis;
 pub mod model_server;
 mod project;
+pub mod counting;
 pub mod real_run;
 mod run;
 

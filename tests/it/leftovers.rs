@@ -5,11 +5,8 @@
 //! `orch status` and the report, and what they write after their task ended is blamed on it.
 //! An agent stopped for its timeout has what escaped its process group stopped with it.
 
-mod support;
 
-#[path = "resume/harness.rs"]
-#[allow(dead_code)] // shared with tests/resume.rs, which uses all of it
-mod harness;
+use crate::support::counting as harness;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -3,13 +3,12 @@
 //! and SIGTERM; then `orch resume`, and every agent ran exactly as often as it had to. Also a
 //! torn journal line, two `orch up` at once, and `orch down` after the engine died.
 //!
-//! The agents are ours (see `resume/harness.rs`): they count their starts and wait for the
+//! The agents are ours (see `support/counting.rs`): they count their starts and wait for the
 //! test to let them finish, so each test chooses what is running when things die.
 
-mod support;
+use crate::support;
 
-#[path = "resume/harness.rs"]
-mod harness;
+use crate::support::counting as harness;
 
 use harness::{Project, alive};
 use support::Tmux as _;

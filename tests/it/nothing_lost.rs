@@ -6,11 +6,9 @@
 //! Task `a` writes its files and ends; task `b` (after `a`) writes its own, then does what
 //! the test's `rogue.sh` says, once. `counts/` is git-ignored: the test's bookkeeping.
 
-mod support;
+use crate::support;
 
-#[path = "resume/harness.rs"]
-#[allow(dead_code)] // shared with tests/resume.rs, which uses all of it
-mod harness;
+use crate::support::counting as harness;
 
 use harness::Project;
 use serde_json::Value;

@@ -7,7 +7,7 @@
 //!
 //! Skipped like tests/real_clis.rs when the CLIs are not installed.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! its end); a worker creating thousands of files it does not own leaves journal lines and an
 //! `orch status` of bounded size, names itself as the suspect, and the full list in a file.
 
-mod support;
+use crate::support;
 
 use support::Up;
 

@@ -6,7 +6,7 @@
 //! and sets `ORCH_REAL_CLIS=1`, which makes them required. The tests run one at a time: each
 //! starts four node programs at once, and the machine has two cores.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

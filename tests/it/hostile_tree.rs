@@ -4,7 +4,7 @@
 //! into a symlink out of the project is a violation, and orch never reads, copies or writes
 //! through it.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 
