@@ -6,12 +6,11 @@
 //! An agent stopped for its timeout has what escaped its process group stopped with it.
 
 
-use crate::support::counting as harness;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use harness::Project;
+use crate::support::Up;
 use serde_json::Value;
 
 /// Task `a` leaves three processes behind (one ignores TERM and hangups), each writing its pid (as the worker's own
@@ -43,8 +42,8 @@ const PLAN: &str = r#"{"specs": [{"file": "specs/s.md"}],
   {"id": "b", "agent": "mine", "task": "write b", "files": ["tests/b_test.txt", "b.txt"], "depends_on": ["a"]}
  ]}"#;
 
-fn project(name: &str, sandbox: &str, leftovers: &str) -> Project {
-    let project = Project::new(name);
+fn project(name: &str, sandbox: &str, leftovers: &str) -> Up {
+    let project = Up::counting(name);
     let p = &project.p;
     p.file(
         "orch.yaml",
@@ -74,7 +73,7 @@ impl Drop for Cleanup {
 }
 
 /// The pids `a`'s leftovers wrote (meaningful out here only without a sandbox).
-fn pids(project: &Project) -> Vec<i32> {
+fn pids(project: &Up) -> Vec<i32> {
     ["setsid", "nohup", "deaf"]
         .iter()
         .map(|f| {
@@ -87,7 +86,7 @@ fn pids(project: &Project) -> Vec<i32> {
         .collect()
 }
 
-fn leftover_events(project: &Project) -> Vec<Value> {
+fn leftover_events(project: &Up) -> Vec<Value> {
     project
         .journal()
         .lines()
@@ -97,8 +96,8 @@ fn leftover_events(project: &Project) -> Vec<Value> {
 }
 
 /// Runs until the run ended (whatever its outcome: `stray.txt` is a violation of `a`'s).
-fn run_to_end(project: &Project) {
-    project.up(true, &[]);
+fn run_to_end(project: &Up) {
+    project.start_with(true, &[]);
     let run = project.orch().args(["wait", "--timeout", "90"]).run();
     assert!(
         run.code() == 0 || run.code() == 1,
@@ -109,7 +108,7 @@ fn run_to_end(project: &Project) {
     );
 }
 
-fn none_left(project: &Project, run_dir: &Path) {
+fn none_left(project: &Up, run_dir: &Path) {
     let attempt = run_dir.join("tasks/a/1");
     project.wait_until("a's leftovers to be gone", || {
         orch::leftovers::find(run_dir, &attempt).is_empty()
@@ -189,7 +188,7 @@ fn kept_leftovers_are_listed_and_their_late_writes_blamed_on_their_task() {
     );
     std::fs::create_dir_all(project.p.path("counts")).unwrap();
     std::fs::write(project.p.path("counts/b-waits"), "").unwrap();
-    project.up(true, &[]);
+    project.start_with(true, &[]);
     let run_dir = project.run_dir();
     let _cleanup = Cleanup(run_dir.clone());
     // `late.txt`, written after `a` ended (while `b` runs), names `a`.
@@ -204,7 +203,7 @@ fn kept_leftovers_are_listed_and_their_late_writes_blamed_on_their_task() {
     let late = late().unwrap();
     let suspects = late["suspects"].as_array().unwrap();
     assert!(suspects.contains(&Value::from("a")), "{late}");
-    let a_ended = Project::task(&project.status(), "a")["ended_at_ms"].clone();
+    let a_ended = Up::task(&project.status(), "a")["ended_at_ms"].clone();
     assert!(
         late["t"].as_u64() > a_ended.as_u64(),
         "{late} after {a_ended}"
@@ -249,7 +248,7 @@ fn kept_leftovers_outlive_a_resume_and_down_stops_them() {
     );
     std::fs::create_dir_all(project.p.path("counts")).unwrap();
     std::fs::write(project.p.path("counts/b-waits"), "").unwrap();
-    project.up(true, &[]);
+    project.start_with(true, &[]);
     let run_dir = project.run_dir();
     let _cleanup = Cleanup(run_dir.clone());
     project.wait_until("b to start after a's leftovers were kept", || {
@@ -268,7 +267,7 @@ fn kept_leftovers_outlive_a_resume_and_down_stops_them() {
         project.diagnostics()
     );
     assert!(
-        project.events().iter().any(|e| e == "run_resumed"),
+        project.event_names().iter().any(|e| e == "run_resumed"),
         "{}",
         project.diagnostics()
     );

@@ -8,9 +8,8 @@
 
 use crate::support;
 
-use crate::support::counting as harness;
 
-use harness::Project;
+use support::Up;
 use serde_json::Value;
 
 const WORKER: &str = r#"#!/bin/sh
@@ -57,12 +56,12 @@ fn config(policy: &str) -> String {
 }
 
 /// The project, with `b`'s rogue act and the ownership policy.
-fn project(name: &str, policy: &str, rogue: &str) -> Project {
+fn project(name: &str, policy: &str, rogue: &str) -> Up {
     project_with(name, policy, rogue, PLAN)
 }
 
-fn project_with(name: &str, policy: &str, rogue: &str, plan: &str) -> Project {
-    let project = Project::new(name);
+fn project_with(name: &str, policy: &str, rogue: &str, plan: &str) -> Up {
+    let project = Up::counting(name);
     let p = &project.p;
     p.file("orch.yaml", &config(policy));
     p.file("plan.json", plan);
@@ -78,7 +77,7 @@ fn project_with(name: &str, policy: &str, rogue: &str, plan: &str) -> Project {
 }
 
 /// The journal's violations, with how each was settled.
-fn violations(project: &Project) -> Vec<Value> {
+fn violations(project: &Up) -> Vec<Value> {
     let events: Vec<Value> = project
         .journal()
         .lines()
@@ -98,7 +97,7 @@ fn violations(project: &Project) -> Vec<Value> {
     found
 }
 
-fn violation<'a>(all: &'a [Value], path: &str, project: &Project) -> &'a Value {
+fn violation<'a>(all: &'a [Value], path: &str, project: &Up) -> &'a Value {
     all.iter().find(|v| v["path"] == path).unwrap_or_else(|| {
         panic!(
             "no violation on {path}: {all:#?}\n{}",
@@ -108,8 +107,8 @@ fn violation<'a>(all: &'a [Value], path: &str, project: &Project) -> &'a Value {
 }
 
 /// Runs the project until `b`'s rogue act killed the engine and `b` ended, then resumes.
-fn kill_then_resume(project: &Project) {
-    project.up(true, &[]);
+fn kill_then_resume(project: &Up) {
+    project.start_with(true, &[]);
     let exit = project.run_dir().join("tasks/b/1/exit.json");
     project.wait_until("b to kill the engine and end", || {
         exit.exists() && project.status()["engine_alive"] == false
@@ -178,7 +177,7 @@ echo 'b was here' > src/tracked.txt
 echo new > src/new.txt
 ";
     let project = project("planted-gitignore", "warn", rogue);
-    project.up(true, &[]);
+    project.start_with(true, &[]);
     project.wait(1);
     let all = violations(&project);
     for path in [
@@ -200,7 +199,7 @@ mkdir elsewhere
 mv src elsewhere/src
 ";
     let project = project("revert-moves", "revert", rogue);
-    project.up(true, &[]);
+    project.start_with(true, &[]);
     project.wait(0);
     let p = &project.p;
     assert_eq!(
@@ -231,7 +230,7 @@ mv src elsewhere/src
 /// after the project is dropped. `None` where no tmpfs can be mounted (not root): the test
 /// is skipped with a message, unless `ORCH_REQUIRE_TMPFS=1` (CI) makes that a failure.
 struct OnTmpfs {
-    project: Project,
+    project: Up,
     _mount: Mount,
 }
 
@@ -246,7 +245,7 @@ impl Drop for Mount {
     }
 }
 
-fn on_tmpfs(project: Project, size: &str) -> Option<OnTmpfs> {
+fn on_tmpfs(project: Up, size: &str) -> Option<OnTmpfs> {
     let root = project.p.root();
     let holding = tempfile::tempdir().unwrap();
     let copy = |from: &std::path::Path, to: &std::path::Path| {
@@ -300,7 +299,7 @@ fn a_full_disk_stops_the_run_and_resume_carries_on_once_space_is_back() {
         return;
     };
     let project = &on.project;
-    project.up(true, &[]);
+    project.start_with(true, &[]);
     project.wait_until("the full disk to stop the engine", || {
         project.p.path("counts/b-went-rogue").exists() && project.status()["engine_alive"] == false
     });
@@ -327,7 +326,7 @@ fn a_full_disk_stops_the_run_and_resume_carries_on_once_space_is_back() {
 fn a_revert_journaled_but_not_done_when_the_engine_died_is_done_on_resume() {
     let project = project("revert-unfinished", "revert", "echo defaced > README.md\n");
     // The engine dies right after journaling the violation `reverting`, before touching it.
-    project.up(true, &[("ORCH_ENGINE_CRASH", "after:violation")]);
+    project.start_with(true, &[("ORCH_ENGINE_CRASH", "after:violation")]);
     let exit = project.run_dir().join("tasks/b/1/exit.json");
     project.wait_until(
         "the engine to die after the violation, and b to end",
@@ -352,10 +351,10 @@ fn deleting_orch_mid_run_loses_nothing() {
         "warn",
         "rm -rf .orch\ntouch counts/orch-deleted\n",
     );
-    project.up(true, &[]);
+    project.start_with(true, &[]);
     support::wait_until(
         "b to delete .orch, and the engine to restore it",
-        harness::LONG,
+        support::LONG,
         || {
             project.p.path("counts/orch-deleted").exists()
                 && project.p.path(".orch/current").exists()
@@ -365,7 +364,7 @@ fn deleting_orch_mid_run_loses_nothing() {
     project.wait(0);
     let status = project.status();
     assert_eq!(status["phase"], "succeeded", "{status:#}");
-    let events = project.events();
+    let events = project.event_names();
     for event in ["run_started", "plan_accepted", "task_done", "run_finished"] {
         assert!(events.contains(&event.to_string()), "{event} in {events:?}");
     }
@@ -410,7 +409,7 @@ fn a_retried_task_at_work_when_the_engine_died_is_not_its_own_violation() {
     project.p.file("orch.yaml", &(config("revert") + gate));
     project.p.file("counts/fail-once", "");
     project.p.file("counts/hold-again-a", "");
-    project.up(true, &[]);
+    project.start_with(true, &[]);
     project.wait_until("a's second attempt at work", || {
         project.starts("a") == 2
             && std::fs::read_to_string(project.p.path("src/a.txt"))

@@ -1,29 +1,22 @@
 //! Shared harness for orch's integration tests: real tmux on private servers, and
 //! waiting on conditions instead of sleeping.
 //!
-//! Use it with `mod support;` at the top of a test file. Every test that needs tmux
-//! creates its own `PrivateServer` (`private_server("what")`): a unique socket, no
-//! config file, killed when dropped, even when the test panics. Tests never run tmux
-//! without `-L`, so the user's own server is never touched.
-//!
-//! Not every test file uses every helper, hence the `dead_code` allowance.
-#![allow(dead_code)]
+//! Every test that needs tmux creates its own `PrivateServer` (`private_server("what")`): a
+//! unique socket, no config file, killed when dropped, even when the test panics. Tests never
+//! run tmux without `-L`, so the user's own server is never touched. A test of a run uses
+//! [`Up`] (made with [`Options`]), which owns such a server.
 
 pub mod agent_clis;
+pub mod counting;
 pub mod model_server;
 mod project;
-pub mod counting;
-pub mod real_run;
-mod run;
+mod up;
 
 use std::time::{Duration, Instant};
 
-#[allow(unused_imports)]
-pub use project::*;
-#[allow(unused_imports)]
-pub use run::*;
+pub use project::{Orch, Output, TestProject};
+pub use up::{LONG, Options, SCRIPTED, Up};
 
-#[allow(unused_imports)]
 pub use orch::tmux::{PaneState, PrivateServer, Tmux, TmuxError, WindowSpec};
 
 /// Generous deadline for things that normally take milliseconds (a loaded CI machine
