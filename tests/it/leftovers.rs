@@ -5,12 +5,10 @@
 //! `orch status` and the report, and what they write after their task ended is blamed on it.
 //! An agent stopped for its timeout has what escaped its process group stopped with it.
 
-
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::support::Up;
+use crate::support::{Options, Up};
 use serde_json::Value;
 
 /// Task `a` leaves three processes behind (one ignores TERM and hangups), each writing its pid (as the worker's own
@@ -42,24 +40,20 @@ const PLAN: &str = r#"{"specs": [{"file": "specs/s.md"}],
   {"id": "b", "agent": "mine", "task": "write b", "files": ["tests/b_test.txt", "b.txt"], "depends_on": ["a"]}
  ]}"#;
 
+fn options(name: &str, sandbox: &str, leftovers: &str) -> Options {
+    Options::new(name)
+        .worker(WORKER)
+        .agent(&format!("sandbox: {sandbox}"))
+        .worker_plans()
+        .limit("task_timeout: 600s")
+        .limit(&format!("leftovers: {leftovers}"))
+        .plan(PLAN)
+        .file("specs/s.md", "# the spec\n")
+        .ignore("counts/\nplan.json\nworker.sh\norch.yaml\n")
+}
+
 fn project(name: &str, sandbox: &str, leftovers: &str) -> Up {
-    let project = Up::counting(name);
-    let p = &project.p;
-    p.file(
-        "orch.yaml",
-        &format!(
-            "agents:\n  mine:\n    kind: command\n    command: [\"./worker.sh\"]\n    sandbox: {sandbox}\n  judge:\n    kind: scripted\n    sample: true\n\
-             roles:\n  planner: mine\n  judge: judge\n  workers: [mine]\n\
-             limits:\n  task_timeout: 600s\n  retries: 0\n  leftovers: {leftovers}\n"
-        ),
-    );
-    p.file("plan.json", PLAN);
-    p.script("worker.sh", WORKER);
-    p.file(
-        ".gitignore",
-        ".orch/\ncounts/\nplan.json\nworker.sh\norch.yaml\n",
-    );
-    project
+    options(name, sandbox, leftovers).start()
 }
 
 /// Stops whatever `a` left, however the test ends.
@@ -97,15 +91,8 @@ fn leftover_events(project: &Up) -> Vec<Value> {
 
 /// Runs until the run ended (whatever its outcome: `stray.txt` is a violation of `a`'s).
 fn run_to_end(project: &Up) {
-    project.start_with(true, &[]);
-    let run = project.orch().args(["wait", "--timeout", "90"]).run();
-    assert!(
-        run.code() == 0 || run.code() == 1,
-        "orch wait: {}{}\n{}",
-        run.stdout(),
-        run.stderr(),
-        project.diagnostics()
-    );
+    project.start();
+    project.wait_for_end();
 }
 
 fn none_left(project: &Up, run_dir: &Path) {
@@ -188,7 +175,7 @@ fn kept_leftovers_are_listed_and_their_late_writes_blamed_on_their_task() {
     );
     std::fs::create_dir_all(project.p.path("counts")).unwrap();
     std::fs::write(project.p.path("counts/b-waits"), "").unwrap();
-    project.start_with(true, &[]);
+    project.start();
     let run_dir = project.run_dir();
     let _cleanup = Cleanup(run_dir.clone());
     // `late.txt`, written after `a` ended (while `b` runs), names `a`.
@@ -248,7 +235,7 @@ fn kept_leftovers_outlive_a_resume_and_down_stops_them() {
     );
     std::fs::create_dir_all(project.p.path("counts")).unwrap();
     std::fs::write(project.p.path("counts/b-waits"), "").unwrap();
-    project.start_with(true, &[]);
+    project.start();
     let run_dir = project.run_dir();
     let _cleanup = Cleanup(run_dir.clone());
     project.wait_until("b to start after a's leftovers were kept", || {
@@ -284,19 +271,15 @@ fn kept_leftovers_outlive_a_resume_and_down_stops_them() {
 
 #[test]
 fn an_agent_stopped_for_its_timeout_has_what_escaped_its_group_stopped_too() {
-    let project = project("leftovers-timeout", "off", "stop");
-    project.p.file(
-        "orch.yaml",
-        "agents:\n  mine:\n    kind: command\n    command: [\"./quiet.sh\"]\n    sandbox: off\n  judge:\n    kind: scripted\n    sample: true\n\
-         roles:\n  planner: mine\n  judge: judge\n  workers: [mine]\n\
-         limits:\n  task_timeout: 2s\n  retries: 0\n",
-    );
     // Quiet: a session of its own that sleeps, then the agent waits forever, silent.
-    project.p.script(
-        "quiet.sh",
-        "#!/bin/sh\nmkdir -p counts\nsetsid sh -c 'echo $$ > counts/setsid; exec sleep 1000' &\n\
-         while [ ! -s counts/setsid ]; do sleep 0.02; done\nexec sleep 1000\n",
-    );
+    let project = options("leftovers-timeout", "off", "stop")
+        .script(
+            "worker.sh",
+            "#!/bin/sh\nmkdir -p counts\nsetsid sh -c 'echo $$ > counts/setsid; exec sleep 1000' &\n\
+             while [ ! -s counts/setsid ]; do sleep 0.02; done\nexec sleep 1000\n",
+        )
+        .limit("task_timeout: 2s")
+        .start();
     run_to_end(&project);
     let run_dir = project.run_dir();
     let _cleanup = Cleanup(run_dir.clone());

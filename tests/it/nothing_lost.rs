@@ -6,11 +6,9 @@
 //! Task `a` writes its files and ends; task `b` (after `a`) writes its own, then does what
 //! the test's `rogue.sh` says, once. `counts/` is git-ignored: the test's bookkeeping.
 
-use crate::support;
-
-
-use support::Up;
 use serde_json::Value;
+
+use crate::support::{self, Options, Up};
 
 const WORKER: &str = r#"#!/bin/sh
 id="$ORCH_TASK_ID"
@@ -43,37 +41,28 @@ const PLAN: &str = r#"{"specs": [{"file": "specs/s.md"}],
   {"id": "b", "agent": "mine", "task": "write b", "files": ["tests/b_test.txt", "b.txt"], "depends_on": ["a"]}
  ]}"#;
 
+/// The project, with `b`'s rogue act and the ownership policy.
+fn project(name: &str, policy: &str, rogue: &str) -> Up {
+    options(name, policy, rogue, PLAN).start()
+}
+
 /// The workers run outside orch's sandbox (which would keep them from the engine's pid and from
 /// much of what they try here): these tests check orch's own accounting, the net under every
 /// agent where no sandbox confines it.
-fn config(policy: &str) -> String {
-    format!(
-        "agents:\n  mine:\n    kind: command\n    command: [\"./worker.sh\"]\n    sandbox: off\n  judge:\n    kind: scripted\n    sample: true\n\
-         roles:\n  planner: mine\n  judge: judge\n  workers: [mine]\n\
-         limits:\n  task_timeout: 600s\n  retries: 1\n\
-         ownership:\n  on_violation: {policy}\n"
-    )
-}
-
-/// The project, with `b`'s rogue act and the ownership policy.
-fn project(name: &str, policy: &str, rogue: &str) -> Up {
-    project_with(name, policy, rogue, PLAN)
-}
-
-fn project_with(name: &str, policy: &str, rogue: &str, plan: &str) -> Up {
-    let project = Up::counting(name);
-    let p = &project.p;
-    p.file("orch.yaml", &config(policy));
-    p.file("plan.json", plan);
-    p.file("src/tracked.txt", "tracked\n");
-    p.script("worker.sh", WORKER);
-    p.file("rogue.sh", rogue);
-    // The test's own files are no one's business.
-    p.file(
-        ".gitignore",
-        ".orch/\ncounts/\nplan.json\nrogue.sh\nworker.sh\norch.yaml\n",
-    );
-    project
+fn options(name: &str, policy: &str, rogue: &str, plan: &str) -> Options {
+    Options::new(name)
+        .worker(WORKER)
+        .agent("sandbox: off")
+        .worker_plans()
+        .limit("task_timeout: 600s")
+        .limit("retries: 1")
+        .on_violation(policy)
+        .plan(plan)
+        .file("specs/s.md", "# the spec\n")
+        .file("src/tracked.txt", "tracked\n")
+        .file("rogue.sh", rogue)
+        // The test's own files are no one's business.
+        .ignore("counts/\nplan.json\nrogue.sh\nworker.sh\norch.yaml\n")
 }
 
 /// The journal's violations, with how each was settled.
@@ -108,7 +97,7 @@ fn violation<'a>(all: &'a [Value], path: &str, project: &Up) -> &'a Value {
 
 /// Runs the project until `b`'s rogue act killed the engine and `b` ended, then resumes.
 fn kill_then_resume(project: &Up) {
-    project.start_with(true, &[]);
+    project.start();
     let exit = project.run_dir().join("tasks/b/1/exit.json");
     project.wait_until("b to kill the engine and end", || {
         exit.exists() && project.status()["engine_alive"] == false
@@ -177,7 +166,7 @@ echo 'b was here' > src/tracked.txt
 echo new > src/new.txt
 ";
     let project = project("planted-gitignore", "warn", rogue);
-    project.start_with(true, &[]);
+    project.start();
     project.wait(1);
     let all = violations(&project);
     for path in [
@@ -199,7 +188,7 @@ mkdir elsewhere
 mv src elsewhere/src
 ";
     let project = project("revert-moves", "revert", rogue);
-    project.start_with(true, &[]);
+    project.start();
     project.wait(0);
     let p = &project.p;
     assert_eq!(
@@ -299,7 +288,7 @@ fn a_full_disk_stops_the_run_and_resume_carries_on_once_space_is_back() {
         return;
     };
     let project = &on.project;
-    project.start_with(true, &[]);
+    project.start();
     project.wait_until("the full disk to stop the engine", || {
         project.p.path("counts/b-went-rogue").exists() && project.status()["engine_alive"] == false
     });
@@ -351,7 +340,7 @@ fn deleting_orch_mid_run_loses_nothing() {
         "warn",
         "rm -rf .orch\ntouch counts/orch-deleted\n",
     );
-    project.start_with(true, &[]);
+    project.start();
     support::wait_until(
         "b to delete .orch, and the engine to restore it",
         support::LONG,
@@ -388,7 +377,7 @@ fn a_file_changed_after_its_owner_ended_while_no_engine_watched_is_found_and_bla
          while [ \"$(date -r counts/tick +%s%3N)\" -le \"$ended\" ]; do touch counts/tick; done\n\
          echo 'b was here' > src/a.txt\n"
     );
-    let project = project_with("owner-ended", "warn", &rogue, &plan);
+    let project = options("owner-ended", "warn", &rogue, &plan).start();
     project.p.file("counts/hold-a", "");
     kill_then_resume(&project);
     project.wait(1);
@@ -402,14 +391,15 @@ fn a_file_changed_after_its_owner_ended_while_no_engine_watched_is_found_and_bla
 fn a_retried_task_at_work_when_the_engine_died_is_not_its_own_violation() {
     // a's first attempt fails (its files kept as it left them); its second is at work with
     // new content when the engine dies: that is its work, not a change to judge.
-    let project = project("retry-at-work", "revert", "");
     // The test gate fails once: a's first attempt goes back to its agent.
     let gate =
         "gates:\n  test: \"if [ -e counts/fail-once ]; then rm counts/fail-once; exit 1; fi\"\n";
-    project.p.file("orch.yaml", &(config("revert") + gate));
+    let project = options("retry-at-work", "revert", "", PLAN)
+        .yaml(gate)
+        .start();
     project.p.file("counts/fail-once", "");
     project.p.file("counts/hold-again-a", "");
-    project.start_with(true, &[]);
+    project.start();
     project.wait_until("a's second attempt at work", || {
         project.starts("a") == 2
             && std::fs::read_to_string(project.p.path("src/a.txt"))

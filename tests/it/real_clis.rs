@@ -11,8 +11,8 @@ use crate::support;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::agent_clis::{self, CLIS, protocol_of};
 use support::Up;
+use support::agent_clis::{self, CLIS, protocol_of};
 use support::agent_clis::{ONE_AT_A_TIME, ROLES};
 
 #[test]
@@ -22,7 +22,11 @@ fn the_planner_on_claude_and_a_worker_on_each_cli_build_the_project() {
     }
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let run = Up::real_clis("clis-all", ROLES);
-    run.up(&["Build one greeting script per agent, with its test"], None).expect(0);
+    run.up(
+        &["Build one greeting script per agent, with its test"],
+        None,
+    )
+    .expect(0);
     let took = run.wait(0);
     let status = run.status();
     assert_eq!(status["phase"], "succeeded", "{status:#}");

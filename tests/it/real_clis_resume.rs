@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::Tmux;
-use support::agent_clis;
 use support::Up;
+use support::agent_clis;
 use support::agent_clis::ONE_AT_A_TIME;
 
 const ROLES: &str = "\
@@ -50,7 +50,8 @@ fn an_interrupted_agent_cli_continues_its_session_on_resume() {
         "plan.json",
         &serde_json::json!({"tasks": tasks}).to_string(),
     );
-    run.up(&["resume me", "--plan", "plan.json"], None).expect(0);
+    run.up(&["resume me", "--plan", "plan.json"], None)
+        .expect(0);
     let held = |cli: &str| {
         run.model()
             .exchanges()

@@ -11,8 +11,8 @@ use crate::support;
 use crate::support::counting as harness;
 
 use harness::alive;
-use support::Up;
 use support::Tmux as _;
+use support::Up;
 
 /// The run of `PLAN` as it ends when nothing went wrong.
 fn all_done() -> (String, Vec<(String, String, u64)>) {
@@ -38,7 +38,7 @@ fn assert_starts(project: &Up, expected: &[(&str, usize)]) {
 #[test]
 fn sigkill_while_tasks_run_then_resume_adopts_them_and_their_exits() {
     let project = Up::counting("kill-running");
-    project.start_with(true, &[]);
+    project.start();
     project.wait_for_starts(&["a", "b"]);
     project.kill_engine();
 
@@ -205,7 +205,7 @@ fn crash_before_the_run_is_recorded_finished() {
 #[test]
 fn closing_the_control_window_leaves_the_agents_working() {
     let project = Up::counting("close-control");
-    project.start_with(true, &[]);
+    project.start();
     project.wait_for_starts(&["a", "b"]);
     let control = project.control_pane();
     project.tmux(&["kill-pane", "-t", &control]);
@@ -234,7 +234,7 @@ fn closing_the_control_window_leaves_the_agents_working() {
 #[test]
 fn killing_the_tmux_server_mid_run_then_resume_completes_it() {
     let project = Up::counting("kill-server");
-    project.start_with(true, &[]);
+    project.start();
     project.wait_for_starts(&["a", "b"]);
     project.release("a");
     project.wait_until("a to be done", || {
@@ -279,7 +279,7 @@ fn killing_the_tmux_server_mid_run_then_resume_completes_it() {
 fn an_agent_that_outlives_its_tmux_server_is_stopped_before_its_new_attempt() {
     let project = Up::counting("hup-ignored");
     std::fs::write(project.p.path("counts/b-ignores-hup"), "").unwrap();
-    project.start_with(true, &[]);
+    project.start();
     project.wait_for_starts(&["a", "b"]);
     project.server.tmux().kill_server().unwrap();
     project.wait_for_engine_gone();
@@ -304,7 +304,7 @@ fn an_agent_that_outlives_its_tmux_server_is_stopped_before_its_new_attempt() {
 #[test]
 fn ctrl_c_interrupts_and_resume_continues_then_sigterm_too() {
     let project = Up::counting("ctrl-c");
-    project.start_with(true, &[]);
+    project.start();
     project.wait_for_starts(&["a", "b"]);
     let control = project.control_pane();
     project.tmux(&["send-keys", "-t", &control, "C-c"]);
@@ -389,7 +389,7 @@ fn ctrl_c_during_planning_then_resume_plans_again_without_using_a_retry() {
 #[test]
 fn a_torn_journal_line_is_reported_and_skipped() {
     let project = Up::counting("torn");
-    project.start_with(true, &[]);
+    project.start();
     project.wait_for_starts(&["a", "b"]);
     project.kill_engine();
     // A crash mid-write leaves half a record.
@@ -471,7 +471,7 @@ fn two_ups_at_the_same_moment_run_exactly_one() {
 #[test]
 fn down_after_the_engine_died_leaves_no_process_behind() {
     let project = Up::counting("down-dead");
-    project.start_with(true, &[]);
+    project.start();
     project.wait_for_starts(&["a", "b"]);
     project.kill_engine();
     let run_dir = project.run_dir();
@@ -524,7 +524,7 @@ fn resume_refuses_what_it_cannot_resume_and_says_what_to_do() {
         .expect(2)
         .stderr_has("no run")
         .stderr_has("orch up");
-    project.start_with(true, &[]);
+    project.start();
     project.wait_for_starts(&["a", "b"]);
     project
         .orch()

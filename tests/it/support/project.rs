@@ -58,6 +58,7 @@ impl TestProject {
         let ok = Command::new("git")
             .args(args)
             .current_dir(self.root())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
             .status()
             .expect("git runs")
             .success();

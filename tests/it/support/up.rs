@@ -40,6 +40,7 @@ limits:
 pub struct Options {
     name: String,
     config: Config,
+    yaml: String,
     ignore: String,
     files: Vec<(String, String, bool)>,
     env: Vec<(String, OsString)>,
@@ -68,6 +69,7 @@ impl Options {
         Options {
             name: name.to_string(),
             config: Config::Written(SCRIPTED.to_string()),
+            yaml: String::new(),
             ignore: ".orch/\n".to_string(),
             files: Vec::new(),
             env: Vec::new(),
@@ -110,7 +112,11 @@ impl Options {
 
     /// A line under `limits:` (e.g. `retries: 1`), in place of the default of the same key.
     pub fn limit(mut self, line: &str) -> Self {
-        self.worker_config(|_, _, limits, _| limits.push(line.to_string()));
+        let key = limit_key(line);
+        self.worker_config(|_, _, limits, _| {
+            limits.retain(|l| limit_key(l) != key);
+            limits.push(line.to_string());
+        });
         self
     }
 
@@ -136,6 +142,12 @@ impl Options {
         change(agent, planner_is_worker, limits, on_violation);
     }
 
+    /// More of the config, after what the other options make of it (e.g. `gates:`).
+    pub fn yaml(mut self, more: &str) -> Self {
+        self.yaml.push_str(more);
+        self
+    }
+
     /// The real agent CLIs as agents (one per CLI, named after it, each in a home of its own
     /// and pointed at a model server of the test's), and `rest` (roles, limits) after them.
     pub fn real_clis(mut self, rest: &str) -> Self {
@@ -151,13 +163,15 @@ impl Options {
     }
 
     pub fn file(mut self, rel: &str, content: &str) -> Self {
-        self.files.push((rel.to_string(), content.to_string(), false));
+        self.files
+            .push((rel.to_string(), content.to_string(), false));
         self
     }
 
     /// An executable file.
     pub fn script(mut self, rel: &str, content: &str) -> Self {
-        self.files.push((rel.to_string(), content.to_string(), true));
+        self.files
+            .push((rel.to_string(), content.to_string(), true));
         self
     }
 
@@ -206,7 +220,7 @@ impl Options {
                 (config, Some(model), Some(homes))
             }
         };
-        p.file("orch.yaml", &config);
+        p.file("orch.yaml", &(config + &self.yaml));
         p.file(".gitignore", &self.ignore);
         p.file("README.md", "# the project\n");
         for (rel, content, executable) in &self.files {
@@ -246,7 +260,8 @@ fn worker_yaml(
     limits: &[String],
     on_violation: Option<&str>,
 ) -> String {
-    let mut yaml = String::from("agents:\n  mine:\n    kind: command\n    command: [\"./worker.sh\"]\n");
+    let mut yaml =
+        String::from("agents:\n  mine:\n    kind: command\n    command: [\"./worker.sh\"]\n");
     for line in agent {
         yaml.push_str(&format!("    {line}\n"));
     }
@@ -255,9 +270,8 @@ fn worker_yaml(
         "  judge:\n    kind: scripted\n    sample: true\n\
          roles:\n  planner: {planner}\n  judge: judge\n  workers: [mine]\nlimits:\n"
     ));
-    let key = |line: &str| line.split(':').next().unwrap_or("").trim().to_string();
     for default in ["retries: 0", "task_timeout: 60s"] {
-        if !limits.iter().any(|l| key(l) == key(default)) {
+        if !limits.iter().any(|l| limit_key(l) == limit_key(default)) {
             yaml.push_str(&format!("  {default}\n"));
         }
     }
@@ -268,6 +282,11 @@ fn worker_yaml(
         yaml.push_str(&format!("ownership:\n  on_violation: {policy}\n"));
     }
     yaml
+}
+
+/// `retries` of `retries: 1`.
+fn limit_key(line: &str) -> &str {
+    line.split(':').next().unwrap_or("").trim()
 }
 
 /// A project, the private tmux server its runs use, and what the options said.
@@ -318,9 +337,7 @@ impl Up {
     /// `orch up REQUEST --detach`, given `plan.json` or not (then the planner plans), with
     /// `env` too; it must start the run.
     pub fn start_with(&self, plan: bool, env: &[(&str, &str)]) {
-        let mut orch = self
-            .orch()
-            .args(["up", self.request.as_str(), "--detach"]);
+        let mut orch = self.orch().args(["up", self.request.as_str(), "--detach"]);
         if plan {
             orch = orch.args(["--plan", "plan.json"]);
         }
@@ -408,8 +425,13 @@ impl Up {
     /// A file of the run directory (`rel` to it), which must exist.
     pub fn run_file(&self, rel: &str) -> String {
         let path = self.run_dir().join(rel);
-        std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("cannot read {}: {e}\n{}", path.display(), self.diagnostics()))
+        std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "cannot read {}: {e}\n{}",
+                path.display(),
+                self.diagnostics()
+            )
+        })
     }
 
     /// How many runs the project has had.
