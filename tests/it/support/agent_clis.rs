@@ -42,7 +42,7 @@ pub fn available(test: &str) -> bool {
     let how = "`.ci/run` installs the pinned CLIs and runs them; by hand: `npm install --prefix \
                ~/.orch-clis @anthropic-ai/claude-code@2.1.330 @openai/codex@0.169.0 \
                opencode-ai@1.18.33 @google/gemini-cli@0.61.0`, then `PATH=~/.orch-clis/\
-               node_modules/.bin:$PATH ORCH_REAL_CLIS=1 cargo test --test real_clis`";
+               node_modules/.bin:$PATH ORCH_REAL_CLIS=1 cargo test --test it real_clis`";
     if required {
         panic!(
             "ORCH_REAL_CLIS=1 makes the real-CLI tests required, but {} is not on PATH: {how}",

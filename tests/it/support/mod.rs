@@ -124,6 +124,17 @@ pub fn wait_for_pane(
     found.expect("wait_until returned, so the pane was found")
 }
 
+/// This process's umask, read from /proc: setting it to read it (umask(2)) would change it, for
+/// a moment, for every test of the binary, each on a thread of this one process.
+pub fn umask() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc is mounted");
+    let mask = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Umask:"))
+        .expect("a Umask line (Linux 4.7 or later)");
+    u32::from_str_radix(mask.trim(), 8).expect("an octal umask")
+}
+
 /// Every process's command line that holds one of `markers`, as `pid: words`.
 pub fn command_lines_with(markers: &[&str]) -> Vec<String> {
     let mut found = Vec::new();
