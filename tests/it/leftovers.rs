@@ -167,14 +167,11 @@ fn leftovers_die_with_the_sandbox() {
 
 #[test]
 fn kept_leftovers_are_listed_and_their_late_writes_blamed_on_their_task() {
-    let project = project("leftovers-keep", "off", "keep");
     // `stray.txt` would fail `a`'s ownership gate, and `b` would never start.
-    project.p.file(
-        ".gitignore",
-        ".orch/\ncounts/\nplan.json\nworker.sh\norch.yaml\nstray.txt\n",
-    );
-    std::fs::create_dir_all(project.p.path("counts")).unwrap();
-    std::fs::write(project.p.path("counts/b-waits"), "").unwrap();
+    let project = options("leftovers-keep", "off", "keep")
+        .ignore("stray.txt\n")
+        .file("counts/b-waits", "")
+        .start();
     project.start();
     let run_dir = project.run_dir();
     let _cleanup = Cleanup(run_dir.clone());
@@ -228,13 +225,11 @@ fn kept_leftovers_are_listed_and_their_late_writes_blamed_on_their_task() {
 
 #[test]
 fn kept_leftovers_outlive_a_resume_and_down_stops_them() {
-    let project = project("leftovers-resume", "off", "keep");
-    project.p.file(
-        ".gitignore",
-        ".orch/\ncounts/\nplan.json\nworker.sh\norch.yaml\nstray.txt\n",
-    );
-    std::fs::create_dir_all(project.p.path("counts")).unwrap();
-    std::fs::write(project.p.path("counts/b-waits"), "").unwrap();
+    // `stray.txt` would fail `a`'s ownership gate, and `b` would never start.
+    let project = options("leftovers-resume", "off", "keep")
+        .ignore("stray.txt\n")
+        .file("counts/b-waits", "")
+        .start();
     project.start();
     let run_dir = project.run_dir();
     let _cleanup = Cleanup(run_dir.clone());
