@@ -6,13 +6,8 @@
 //! The agents are ours (see `support/counting.rs`): they count their starts and wait for the
 //! test to let them finish, so each test chooses what is running when things die.
 
-use crate::support;
-
-use crate::support::counting as harness;
-
-use harness::alive;
-use support::Tmux as _;
-use support::Up;
+use crate::support::counting::alive;
+use crate::support::{Tmux as _, Up};
 
 /// The run of `PLAN` as it ends when nothing went wrong.
 fn all_done() -> (String, Vec<(String, String, u64)>) {
