@@ -9,13 +9,15 @@
 pub mod agent_clis;
 pub mod counting;
 pub mod model_server;
+mod options;
 mod project;
 mod up;
 
 use std::time::{Duration, Instant};
 
+pub use options::{Options, SCRIPTED};
 pub use project::{Orch, Output, TestProject};
-pub use up::{LONG, Options, SCRIPTED, Up};
+pub use up::{LONG, Up};
 
 pub use orch::tmux::{PaneState, PrivateServer, Tmux, TmuxError, WindowSpec};
 
