@@ -56,6 +56,19 @@ fn project(name: &str, sandbox: &str, leftovers: &str) -> Up {
     options(name, sandbox, leftovers).start()
 }
 
+/// A run under `leftovers: keep` in which `b` waits to be let go, started; what `a` leaves is
+/// stopped however the test ends.
+fn kept(name: &str) -> (Up, Cleanup) {
+    // `stray.txt` would fail `a`'s ownership gate, and `b` would never start.
+    let project = options(name, "off", "keep")
+        .ignore("stray.txt\n")
+        .file("counts/b-waits", "")
+        .start();
+    project.start();
+    let cleanup = Cleanup(project.run_dir());
+    (project, cleanup)
+}
+
 /// Stops whatever `a` left, however the test ends.
 struct Cleanup(PathBuf);
 
@@ -167,14 +180,7 @@ fn leftovers_die_with_the_sandbox() {
 
 #[test]
 fn kept_leftovers_are_listed_and_their_late_writes_blamed_on_their_task() {
-    // `stray.txt` would fail `a`'s ownership gate, and `b` would never start.
-    let project = options("leftovers-keep", "off", "keep")
-        .ignore("stray.txt\n")
-        .file("counts/b-waits", "")
-        .start();
-    project.start();
-    let run_dir = project.run_dir();
-    let _cleanup = Cleanup(run_dir.clone());
+    let (project, _cleanup) = kept("leftovers-keep");
     // `late.txt`, written after `a` ended (while `b` runs), names `a`.
     let late = || {
         project
@@ -212,27 +218,15 @@ fn kept_leftovers_are_listed_and_their_late_writes_blamed_on_their_task() {
     assert!(text.contains("(still running)"), "{text}");
     // ...and in the report.
     std::fs::write(project.p.path("counts/release-b"), "").unwrap();
-    let run = project.orch().args(["wait", "--timeout", "90"]).run();
-    assert!(
-        run.code() == 0 || run.code() == 1,
-        "{}",
-        project.diagnostics()
-    );
-    let report = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
+    project.wait_for_end();
+    let report = project.run_file("report.md");
     assert!(report.contains("## Left running by agents"), "{report}");
     assert!(report.contains("kept running"), "{report}");
 }
 
 #[test]
 fn kept_leftovers_outlive_a_resume_and_down_stops_them() {
-    // `stray.txt` would fail `a`'s ownership gate, and `b` would never start.
-    let project = options("leftovers-resume", "off", "keep")
-        .ignore("stray.txt\n")
-        .file("counts/b-waits", "")
-        .start();
-    project.start();
-    let run_dir = project.run_dir();
-    let _cleanup = Cleanup(run_dir.clone());
+    let (project, _cleanup) = kept("leftovers-resume");
     project.wait_until("b to start after a's leftovers were kept", || {
         project.p.path("counts/b-started").exists() && !leftover_events(&project).is_empty()
     });
@@ -242,12 +236,7 @@ fn kept_leftovers_outlive_a_resume_and_down_stops_them() {
     project.resume();
     // The run's end comes after the new engine stopped what nobody continues.
     std::fs::write(project.p.path("counts/release-b"), "").unwrap();
-    let run = project.orch().args(["wait", "--timeout", "90"]).run();
-    assert!(
-        run.code() == 0 || run.code() == 1,
-        "{}",
-        project.diagnostics()
-    );
+    project.wait_for_end();
     assert!(
         project.event_names().iter().any(|e| e == "run_resumed"),
         "{}",
