@@ -1,9 +1,9 @@
 //! The tests' scripted model server, on its own: `cargo run --example model_server [PORT]`
 //! prints its URL and answers until interrupted. Handy for pointing an agent CLI at it by hand
-//! (see tests/real_clis.rs for the settings each CLI needs).
+//! (see tests/it/support/agent_clis.rs for the settings each CLI needs).
 
 #[allow(dead_code)]
-#[path = "../tests/support/model_server.rs"]
+#[path = "../tests/it/support/model_server.rs"]
 mod model_server;
 
 fn main() {

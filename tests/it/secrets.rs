@@ -2,7 +2,7 @@
 //! the caller's environment, in an agent's `env` and in the request are looked for in the
 //! command line of every process while a run is live, and in the run directory's files.
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -40,16 +40,6 @@ fn mode(path: &Path) -> u32 {
 fn holds(path: &Path, marker: &str) -> bool {
     let bytes = std::fs::read(path).unwrap_or_default();
     bytes.windows(marker.len()).any(|w| w == marker.as_bytes())
-}
-
-fn umask() -> u32 {
-    // SAFETY: read and set back at once; nothing in this test creates files meanwhile.
-    unsafe {
-        let mask = libc::umask(0o022);
-        libc::umask(mask);
-        #[allow(clippy::useless_conversion)] // mode_t is u16 on macOS
-        u32::from(mask)
-    }
 }
 
 /// Holds the run live until the test writes to the FIFO `$HOLD_DIR/release`, then writes the
@@ -207,7 +197,7 @@ fn no_marker_in_any_command_line_while_the_run_is_live_nor_in_a_readable_file() 
         }
     }
     // What the agent wrote into the project has the user's umask, not orch's.
-    assert_eq!(mode(&up.p.path("out.txt")), 0o666 & !umask());
+    assert_eq!(mode(&up.p.path("out.txt")), 0o666 & !support::umask());
 }
 
 #[test]

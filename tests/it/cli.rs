@@ -1,6 +1,6 @@
 //! The foundation commands, driven through the real binary: init, doctor, validate, plan.
 
-mod support;
+use crate::support;
 
 use support::TestProject;
 

@@ -3,7 +3,7 @@
 //! (spaces, non-ASCII, glob characters) reach a `kind: command` agent exactly as planned and
 //! make a clean run.
 
-mod support;
+use crate::support;
 
 use serde_json::{Value, json};
 use support::Up;

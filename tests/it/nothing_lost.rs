@@ -6,14 +6,9 @@
 //! Task `a` writes its files and ends; task `b` (after `a`) writes its own, then does what
 //! the test's `rogue.sh` says, once. `counts/` is git-ignored: the test's bookkeeping.
 
-mod support;
-
-#[path = "resume/harness.rs"]
-#[allow(dead_code)] // shared with tests/resume.rs, which uses all of it
-mod harness;
-
-use harness::Project;
 use serde_json::Value;
+
+use crate::support::{self, Options, Up};
 
 const WORKER: &str = r#"#!/bin/sh
 id="$ORCH_TASK_ID"
@@ -46,41 +41,32 @@ const PLAN: &str = r#"{"specs": [{"file": "specs/s.md"}],
   {"id": "b", "agent": "mine", "task": "write b", "files": ["tests/b_test.txt", "b.txt"], "depends_on": ["a"]}
  ]}"#;
 
+/// The project, with `b`'s rogue act and the ownership policy.
+fn project(name: &str, policy: &str, rogue: &str) -> Up {
+    options(name, policy, rogue, PLAN).start()
+}
+
 /// The workers run outside orch's sandbox (which would keep them from the engine's pid and from
 /// much of what they try here): these tests check orch's own accounting, the net under every
 /// agent where no sandbox confines it.
-fn config(policy: &str) -> String {
-    format!(
-        "agents:\n  mine:\n    kind: command\n    command: [\"./worker.sh\"]\n    sandbox: off\n  judge:\n    kind: scripted\n    sample: true\n\
-         roles:\n  planner: mine\n  judge: judge\n  workers: [mine]\n\
-         limits:\n  task_timeout: 600s\n  retries: 1\n\
-         ownership:\n  on_violation: {policy}\n"
-    )
-}
-
-/// The project, with `b`'s rogue act and the ownership policy.
-fn project(name: &str, policy: &str, rogue: &str) -> Project {
-    project_with(name, policy, rogue, PLAN)
-}
-
-fn project_with(name: &str, policy: &str, rogue: &str, plan: &str) -> Project {
-    let project = Project::new(name);
-    let p = &project.p;
-    p.file("orch.yaml", &config(policy));
-    p.file("plan.json", plan);
-    p.file("src/tracked.txt", "tracked\n");
-    p.script("worker.sh", WORKER);
-    p.file("rogue.sh", rogue);
-    // The test's own files are no one's business.
-    p.file(
-        ".gitignore",
-        ".orch/\ncounts/\nplan.json\nrogue.sh\nworker.sh\norch.yaml\n",
-    );
-    project
+fn options(name: &str, policy: &str, rogue: &str, plan: &str) -> Options {
+    Options::new(name)
+        .worker(WORKER)
+        .agent("sandbox: off")
+        .worker_plans()
+        .limit("task_timeout: 600s")
+        .limit("retries: 1")
+        .on_violation(policy)
+        .plan(plan)
+        .file("specs/s.md", "# the spec\n")
+        .file("src/tracked.txt", "tracked\n")
+        .file("rogue.sh", rogue)
+        // The test's own files are no one's business.
+        .ignore("counts/\nplan.json\nrogue.sh\nworker.sh\norch.yaml\n")
 }
 
 /// The journal's violations, with how each was settled.
-fn violations(project: &Project) -> Vec<Value> {
+fn violations(project: &Up) -> Vec<Value> {
     let events: Vec<Value> = project
         .journal()
         .lines()
@@ -100,7 +86,7 @@ fn violations(project: &Project) -> Vec<Value> {
     found
 }
 
-fn violation<'a>(all: &'a [Value], path: &str, project: &Project) -> &'a Value {
+fn violation<'a>(all: &'a [Value], path: &str, project: &Up) -> &'a Value {
     all.iter().find(|v| v["path"] == path).unwrap_or_else(|| {
         panic!(
             "no violation on {path}: {all:#?}\n{}",
@@ -110,8 +96,8 @@ fn violation<'a>(all: &'a [Value], path: &str, project: &Project) -> &'a Value {
 }
 
 /// Runs the project until `b`'s rogue act killed the engine and `b` ended, then resumes.
-fn kill_then_resume(project: &Project) {
-    project.up(true, &[]);
+fn kill_then_resume(project: &Up) {
+    project.start();
     let exit = project.run_dir().join("tasks/b/1/exit.json");
     project.wait_until("b to kill the engine and end", || {
         exit.exists() && project.status()["engine_alive"] == false
@@ -180,7 +166,7 @@ echo 'b was here' > src/tracked.txt
 echo new > src/new.txt
 ";
     let project = project("planted-gitignore", "warn", rogue);
-    project.up(true, &[]);
+    project.start();
     project.wait(1);
     let all = violations(&project);
     for path in [
@@ -202,7 +188,7 @@ mkdir elsewhere
 mv src elsewhere/src
 ";
     let project = project("revert-moves", "revert", rogue);
-    project.up(true, &[]);
+    project.start();
     project.wait(0);
     let p = &project.p;
     assert_eq!(
@@ -233,7 +219,7 @@ mv src elsewhere/src
 /// after the project is dropped. `None` where no tmpfs can be mounted (not root): the test
 /// is skipped with a message, unless `ORCH_REQUIRE_TMPFS=1` (CI) makes that a failure.
 struct OnTmpfs {
-    project: Project,
+    project: Up,
     _mount: Mount,
 }
 
@@ -248,7 +234,7 @@ impl Drop for Mount {
     }
 }
 
-fn on_tmpfs(project: Project, size: &str) -> Option<OnTmpfs> {
+fn on_tmpfs(project: Up, size: &str) -> Option<OnTmpfs> {
     let root = project.p.root();
     let holding = tempfile::tempdir().unwrap();
     let copy = |from: &std::path::Path, to: &std::path::Path| {
@@ -302,7 +288,7 @@ fn a_full_disk_stops_the_run_and_resume_carries_on_once_space_is_back() {
         return;
     };
     let project = &on.project;
-    project.up(true, &[]);
+    project.start();
     project.wait_until("the full disk to stop the engine", || {
         project.p.path("counts/b-went-rogue").exists() && project.status()["engine_alive"] == false
     });
@@ -329,7 +315,7 @@ fn a_full_disk_stops_the_run_and_resume_carries_on_once_space_is_back() {
 fn a_revert_journaled_but_not_done_when_the_engine_died_is_done_on_resume() {
     let project = project("revert-unfinished", "revert", "echo defaced > README.md\n");
     // The engine dies right after journaling the violation `reverting`, before touching it.
-    project.up(true, &[("ORCH_ENGINE_CRASH", "after:violation")]);
+    project.start_with(true, &[("ORCH_ENGINE_CRASH", "after:violation")]);
     let exit = project.run_dir().join("tasks/b/1/exit.json");
     project.wait_until(
         "the engine to die after the violation, and b to end",
@@ -354,10 +340,10 @@ fn deleting_orch_mid_run_loses_nothing() {
         "warn",
         "rm -rf .orch\ntouch counts/orch-deleted\n",
     );
-    project.up(true, &[]);
+    project.start();
     support::wait_until(
         "b to delete .orch, and the engine to restore it",
-        harness::LONG,
+        support::LONG,
         || {
             project.p.path("counts/orch-deleted").exists()
                 && project.p.path(".orch/current").exists()
@@ -367,7 +353,7 @@ fn deleting_orch_mid_run_loses_nothing() {
     project.wait(0);
     let status = project.status();
     assert_eq!(status["phase"], "succeeded", "{status:#}");
-    let events = project.events();
+    let events = project.event_names();
     for event in ["run_started", "plan_accepted", "task_done", "run_finished"] {
         assert!(events.contains(&event.to_string()), "{event} in {events:?}");
     }
@@ -391,7 +377,7 @@ fn a_file_changed_after_its_owner_ended_while_no_engine_watched_is_found_and_bla
          while [ \"$(date -r counts/tick +%s%3N)\" -le \"$ended\" ]; do touch counts/tick; done\n\
          echo 'b was here' > src/a.txt\n"
     );
-    let project = project_with("owner-ended", "warn", &rogue, &plan);
+    let project = options("owner-ended", "warn", &rogue, &plan).start();
     project.p.file("counts/hold-a", "");
     kill_then_resume(&project);
     project.wait(1);
@@ -405,14 +391,15 @@ fn a_file_changed_after_its_owner_ended_while_no_engine_watched_is_found_and_bla
 fn a_retried_task_at_work_when_the_engine_died_is_not_its_own_violation() {
     // a's first attempt fails (its files kept as it left them); its second is at work with
     // new content when the engine dies: that is its work, not a change to judge.
-    let project = project("retry-at-work", "revert", "");
     // The test gate fails once: a's first attempt goes back to its agent.
     let gate =
         "gates:\n  test: \"if [ -e counts/fail-once ]; then rm counts/fail-once; exit 1; fi\"\n";
-    project.p.file("orch.yaml", &(config("revert") + gate));
+    let project = options("retry-at-work", "revert", "", PLAN)
+        .yaml(gate)
+        .start();
     project.p.file("counts/fail-once", "");
     project.p.file("counts/hold-again-a", "");
-    project.up(true, &[]);
+    project.start();
     project.wait_until("a's second attempt at work", || {
         project.starts("a") == 2
             && std::fs::read_to_string(project.p.path("src/a.txt"))

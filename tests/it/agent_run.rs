@@ -311,7 +311,8 @@ fn a_sigterm_to_the_group_is_recorded_as_the_agents_signal() {
 
 #[test]
 fn closing_the_pane_hangs_up_the_agent_and_is_recorded() {
-    use std::os::fd::{FromRawFd as _, OwnedFd};
+    use std::os::fd::{AsRawFd as _, OwnedFd};
+    use std::os::unix::fs::OpenOptionsExt as _;
 
     let fx = Fixture::new();
     let spec = fx.spec(&["sh", "-c", "printf started; exec sleep 60"], &[]);
@@ -319,30 +320,38 @@ fn closing_the_pane_hangs_up_the_agent_and_is_recorded() {
 
     // A pane is a pseudo-terminal whose session agent-run leads; closing the pane closes
     // the master side, and the kernel then sends SIGHUP to the session leader only.
-    let (mut master, mut slave) = (0, 0);
-    // SAFETY: openpty(3) fills in two new descriptors, which we then own.
-    let opened = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(opened, 0, "openpty: {}", std::io::Error::last_os_error());
-    // openpty has no close-on-exec flag: without it, agent-run (and any process the other
-    // tests start meanwhile) would hold the master open, and closing ours would hang up
-    // nothing.
-    for fd in [master, slave] {
-        // SAFETY: fcntl(2) on descriptors we own.
+    // Both sides are opened close-on-exec (std opens every file so): no process that another
+    // test of this binary starts meanwhile may hold the master open, or closing ours would
+    // hang up nothing.
+    let master = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open("/dev/ptmx")
+        .unwrap();
+    let mut name = [0 as libc::c_char; 128];
+    // SAFETY: grantpt(3), unlockpt(3) and ptsname_r(3) on a master we own, into our buffer.
+    unsafe {
+        assert_eq!(libc::grantpt(master.as_raw_fd()), 0, "grantpt");
+        assert_eq!(libc::unlockpt(master.as_raw_fd()), 0, "unlockpt");
         assert_eq!(
-            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) },
-            0
+            libc::ptsname_r(master.as_raw_fd(), name.as_mut_ptr(), name.len()),
+            0,
+            "ptsname_r"
         );
     }
-    // SAFETY: both descriptors are new and owned by nothing else.
-    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    // SAFETY: ptsname_r wrote a NUL-terminated path into `name`.
+    let slave_path = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }
+        .to_str()
+        .unwrap()
+        .to_string();
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(&slave_path)
+        .unwrap();
+    let (master, slave) = (OwnedFd::from(master), OwnedFd::from(slave));
     let mut command = Command::new(ORCH);
     command
         .arg("agent-run")
@@ -461,14 +470,8 @@ fn the_prompt_comes_on_stdin_and_the_runs_environment_from_its_file_not_argv() {
     spec.stdin = Some(prompt);
     let status = fx.run(&spec);
     assert_eq!(status.code(), Some(0), "{}", fx.diagnostics());
-    // SAFETY: umask(2) read and set back at once; tests in this file create no files meanwhile
-    // that depend on it (the agent-run child inherited ours at its spawn).
-    let ours = unsafe {
-        let mask = libc::umask(0o022);
-        libc::umask(mask);
-        #[allow(clippy::useless_conversion)] // mode_t is u16 on macOS
-        u32::from(mask)
-    };
+    // The agent-run child inherited ours at its spawn.
+    let ours = crate::support::umask();
     assert_eq!(
         String::from_utf8_lossy(&fx.read(&spec.stdout_log)),
         format!("the prompt ORCH-PROMPT-MARKER\nORCH-ENV-MARKER from the spec\n{ours:04o}\n")

@@ -2,12 +2,12 @@
 //! (`kind: command` scripts) that try to get out, under a fake HOME so that the real one is
 //! never touched. Skipped with a message where bubblewrap cannot work (`.ci/run` installs it).
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use support::{Up, wait_until};
+use support::{Options, Up, wait_until};
 
 /// Whether the sandbox works here; says why not when it does not.
 fn sandbox_works(test: &str) -> bool {
@@ -20,61 +20,46 @@ fn sandbox_works(test: &str) -> bool {
     }
 }
 
-fn config(extra: &str) -> String {
-    format!(
-        "agents:\n  mine:\n    kind: command\n    command: [\"./worker.sh\"]\n{extra}  bot:\n    kind: scripted\n    sample: true\n\
-         roles:\n  planner: bot\n  judge: bot\n  workers: [mine]\nlimits:\n  retries: 0\n  task_timeout: 60s\n"
-    )
+/// One task `a`, done by a `kind: command` agent `mine` that runs `worker`.
+fn one_task(name: &str, worker: &str) -> Options {
+    Options::new(name).worker(worker).plan(ONE_TASK)
 }
 
 const ONE_TASK: &str = r#"{"tasks": [
   {"id": "a", "agent": "mine", "task": "write a", "files": ["tests/a_test.txt", "a.txt"]}
 ]}"#;
 
-/// A fake home with a secret key, and another project beside this one.
+/// A fake home with a secret key, and another project beside the test's (both in the system's
+/// temp dir, where the test's project is: `../<name>` from inside it).
 struct Outside {
-    _dir: tempfile::TempDir,
+    _home: tempfile::TempDir,
+    _sibling: tempfile::TempDir,
     home: PathBuf,
     sibling: PathBuf,
 }
 
 impl Outside {
-    fn new(project: &Path) -> Outside {
-        let dir = tempfile::Builder::new()
+    fn new() -> Outside {
+        let home_dir = tempfile::Builder::new()
             .prefix("orch-sandbox-home-")
             .tempdir()
             .unwrap();
-        let home = dir.path().canonicalize().unwrap().join("home");
+        let home = home_dir.path().canonicalize().unwrap().join("home");
         std::fs::create_dir_all(home.join(".ssh")).unwrap();
         std::fs::write(home.join(".ssh/id_rsa"), "SECRET-KEY-MATERIAL\n").unwrap();
-        // Beside the project: `../<name>` from inside it.
-        let sibling = project.with_file_name(format!(
-            "{}-sibling",
-            project.file_name().unwrap().to_string_lossy()
-        ));
-        std::fs::create_dir_all(&sibling).unwrap();
+        let sibling_dir = tempfile::Builder::new()
+            .prefix("orch-sandbox-sibling-")
+            .tempdir()
+            .unwrap();
+        let sibling = sibling_dir.path().canonicalize().unwrap();
         std::fs::write(sibling.join("theirs.txt"), "theirs\n").unwrap();
         Outside {
-            _dir: dir,
+            _home: home_dir,
+            _sibling: sibling_dir,
             home,
             sibling,
         }
     }
-}
-
-impl Drop for Outside {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.sibling);
-    }
-}
-
-fn run_dir(up: &Up) -> PathBuf {
-    std::fs::read_dir(up.p.path(".orch/runs"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path()
 }
 
 #[test]
@@ -82,11 +67,10 @@ fn a_hostile_agent_cannot_leave_its_box_and_orch_reports_it() {
     if !sandbox_works("a_hostile_agent_cannot_leave_its_box") {
         return;
     }
-    let up = Up::new("sandbox-escape", &config(""));
-    let outside = Outside::new(&up.p.root());
+    let outside = Outside::new();
     let sibling = outside.sibling.file_name().unwrap().to_string_lossy();
-    up.p.script(
-        "worker.sh",
+    let up = one_task(
+        "sandbox-escape",
         &format!(
             "#!/bin/sh\n\
              echo x > ~/pwned && echo ESCAPED-HOME\n\
@@ -98,19 +82,11 @@ fn a_hostile_agent_cannot_leave_its_box_and_orch_reports_it() {
              ls -d /tmp/tmux-* 2>/dev/null && echo ESCAPED-TMUX\n\
              mkdir -p tests && echo ok > tests/a_test.txt && echo ok > a.txt\n"
         ),
-    );
-    up.p.file("plan.json", ONE_TASK);
-    up.orch()
-        .env("HOME", &outside.home)
-        .args(["up", "go", "--plan", "plan.json", "--detach"])
-        .run()
-        .expect(0);
-    let wait = up
-        .orch()
-        .env("HOME", &outside.home)
-        .args(["wait", "--timeout", "90"])
-        .run();
-    assert_eq!(wait.code(), 0, "{}\n{}", wait.stderr(), up.diagnostics());
+    )
+    .env("HOME", &outside.home)
+    .start();
+    assert_eq!(up.p.root().parent(), outside.sibling.parent());
+    up.run(0);
 
     // Nothing outside changed.
     assert!(!outside.home.join("pwned").exists(), "~/pwned was written");
@@ -122,8 +98,8 @@ fn a_hostile_agent_cannot_leave_its_box_and_orch_reports_it() {
     assert!(!Path::new("/etc/orch-sandbox-x").exists());
     // The agent wrote its own files, and saw nothing of the secret.
     assert_eq!(up.p.read("a.txt"), "ok\n");
-    let attempt = run_dir(&up).join("tasks/a/1");
-    let output = std::fs::read_to_string(attempt.join("output.log")).unwrap();
+    let attempt = up.attempt("a", 1);
+    let output = up.run_file("tasks/a/1/output.log");
     assert!(!output.contains("ESCAPED"), "{output}");
     assert!(!output.contains("SECRET-KEY"), "{output}");
 
@@ -156,15 +132,14 @@ fn without_network_the_box_has_only_its_own_loopback() {
     if !sandbox_works("without_network_the_box_has_only_its_own_loopback") {
         return;
     }
-    let up = Up::new("sandbox-net", &config("    network: off\n"));
     // Interfaces other than lo are listed in /proc/net/dev; none must be there.
-    up.p.script(
-        "worker.sh",
+    let up = one_task(
+        "sandbox-net",
         "#!/bin/sh\nmkdir -p tests\ntail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' > tests/a_test.txt\necho ok > a.txt\n",
-    );
-    up.p.file("plan.json", ONE_TASK);
-    up.up(&["go", "--plan", "plan.json"], None).expect(0);
-    up.wait(0);
+    )
+    .agent("network: off")
+    .start();
+    up.run(0);
     assert_eq!(up.p.read("tests/a_test.txt"), "lo\n");
 }
 
@@ -173,23 +148,22 @@ fn down_stops_a_boxed_agent_gracefully_and_leaves_nothing_running() {
     if !sandbox_works("down_stops_a_boxed_agent_gracefully") {
         return;
     }
-    let up = Up::new("sandbox-down", &config(""));
     // The agent ends its turn cleanly on TERM: the stop reaches it through the box.
-    up.p.script(
-        "worker.sh",
+    let up = one_task(
+        "sandbox-down",
         "#!/bin/sh\ntrap 'echo stopped > term.txt; exit 0' TERM\n\
          mkdir -p tests && echo ok > tests/a_test.txt && touch started\n\
          while :; do sleep 0.1; done\n",
-    );
-    up.p.file("plan.json", ONE_TASK);
-    up.up(&["go", "--plan", "plan.json"], None).expect(0);
+    )
+    .start();
+    up.start();
     wait_until(
         "the agent to start",
         Duration::from_secs(30),
         || up.p.path("started").exists(),
         || up.diagnostics(),
     );
-    let run = run_dir(&up);
+    let run = up.run_dir();
     // Its box: bwrap, the box's init, the agent and its sleep, all found by their variables.
     assert!(
         orch::agent_process::orphans::find(&run).len() >= 3,
@@ -224,13 +198,12 @@ fn path_without_bwrap() -> (tempfile::TempDir, String) {
 
 #[test]
 fn auto_without_bubblewrap_runs_unconfined_and_says_so_once() {
-    let up = Up::new("sandbox-auto", &config(""));
     let (_bin, path) = path_without_bwrap();
-    up.p.script(
-        "worker.sh",
+    let up = one_task(
+        "sandbox-auto",
         "#!/bin/sh\nmkdir -p tests && echo ok > tests/a_test.txt && echo ok > a.txt\n",
-    );
-    up.p.file("plan.json", ONE_TASK);
+    )
+    .start();
     up.orch()
         .env("PATH", &path)
         .args(["up", "go", "--plan", "plan.json", "--detach"])
@@ -247,7 +220,7 @@ fn auto_without_bubblewrap_runs_unconfined_and_says_so_once() {
         "{status:#}"
     );
     assert_eq!(up.journal().matches("\"event\":\"sandbox_off\"").count(), 1);
-    let spec = std::fs::read_to_string(run_dir(&up).join("tasks/a/1/launch.json")).unwrap();
+    let spec = up.run_file("tasks/a/1/launch.json");
     assert!(!spec.contains("\"sandbox\""), "{spec}");
     let shown = up.orch().args(["status"]).run().expect(0).stdout();
     assert!(shown.contains("NO SANDBOX"), "{shown}");
@@ -255,9 +228,10 @@ fn auto_without_bubblewrap_runs_unconfined_and_says_so_once() {
 
 #[test]
 fn bwrap_required_and_missing_stops_the_run_before_it_starts() {
-    let up = Up::new("sandbox-required", &config("    sandbox: bwrap\n"));
+    let up = one_task("sandbox-required", "#!/bin/sh\n")
+        .agent("sandbox: bwrap")
+        .start();
     let (_bin, path) = path_without_bwrap();
-    up.p.file("plan.json", ONE_TASK);
     up.orch()
         .env("PATH", &path)
         .args(["up", "go", "--plan", "plan.json", "--detach"])
@@ -266,7 +240,7 @@ fn bwrap_required_and_missing_stops_the_run_before_it_starts() {
         .stderr_has("agent `mine`")
         .stderr_has("sandbox: bwrap")
         .stderr_has("apt-get install bubblewrap");
-    assert!(!up.p.path(".orch/runs").exists() || run_dir_count(&up) == 0);
+    assert_eq!(up.run_count(), 0);
     up.orch()
         .env("PATH", &path)
         .args(["doctor"])
@@ -275,27 +249,17 @@ fn bwrap_required_and_missing_stops_the_run_before_it_starts() {
         .stdout_has("sandbox: mine require(s) it");
 }
 
-fn run_dir_count(up: &Up) -> usize {
-    std::fs::read_dir(up.p.path(".orch/runs"))
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
 #[test]
 fn an_off_agent_runs_unconfined_and_doctor_says_which() {
-    let up = Up::new("sandbox-off", &config("    sandbox: off\n"));
-    let outside = Outside::new(&up.p.root());
-    up.p.script(
-        "worker.sh",
+    let outside = Outside::new();
+    let up = one_task(
+        "sandbox-off",
         "#!/bin/sh\nmkdir -p tests && echo ok > tests/a_test.txt && cat ~/.ssh/id_rsa > a.txt\n",
-    );
-    up.p.file("plan.json", ONE_TASK);
-    up.orch()
-        .env("HOME", &outside.home)
-        .args(["up", "go", "--plan", "plan.json", "--detach"])
-        .run()
-        .expect(0);
-    up.wait(0);
+    )
+    .agent("sandbox: off")
+    .env("HOME", &outside.home)
+    .start();
+    up.run(0);
     // Unconfined, as asked: it could read the key (which is why `off` is a choice to make).
     assert_eq!(up.p.read("a.txt"), "SECRET-KEY-MATERIAL\n");
     if sandbox_works("an_off_agent_runs_unconfined (doctor part)") {
@@ -317,10 +281,9 @@ fn a_boxed_agent_cannot_change_git_but_may_add_to_the_index() {
     if !sandbox_works("a_boxed_agent_cannot_change_git") {
         return;
     }
-    let up = Up::new("sandbox-git", &config(""));
-    let outside = Outside::new(&up.p.root());
-    up.p.script(
-        "worker.sh",
+    let outside = Outside::new();
+    let up = one_task(
+        "sandbox-git",
         "#!/bin/sh\n\
          mkdir -p tests && echo ok > tests/a_test.txt && echo ok > a.txt\n\
          echo 'touch /tmp/evil' > .git/hooks/pre-commit && echo PLANTED-HOOK\n\
@@ -330,26 +293,16 @@ fn a_boxed_agent_cannot_change_git_but_may_add_to_the_index() {
          git add a.txt && echo ADDED-A\n\
          git -c user.name=w -c user.email=w@example.com commit -q -m mine && echo COMMITTED\n\
          exit 0\n",
-    );
-    up.p.file("plan.json", ONE_TASK);
+    )
+    .env("HOME", &outside.home)
+    .start();
     let config_before = git_file(&up, "config").unwrap();
     let head_before = git_file(&up, "HEAD").unwrap();
-    up.orch()
-        .env("HOME", &outside.home)
-        .args(["up", "go", "--plan", "plan.json", "--detach"])
-        .run()
-        .expect(0);
-    let wait = up
-        .orch()
-        .env("HOME", &outside.home)
-        .args(["wait", "--timeout", "90"])
-        .run();
     // A refused write fails nothing by itself (the agent carried on and ended well): the
     // task did its work, and nothing guarded changed, so the guard has nothing to report.
-    assert_eq!(wait.code(), 0, "{}\n{}", wait.stderr(), up.diagnostics());
+    up.run(0);
 
-    let attempt = run_dir(&up).join("tasks/a/1");
-    let output = std::fs::read_to_string(attempt.join("output.log")).unwrap();
+    let output = up.run_file("tasks/a/1/output.log");
     for planted in ["PLANTED", "MOVED-GIT", "COMMITTED"] {
         assert!(!output.contains(planted), "{planted}: {output}");
     }
@@ -508,10 +461,9 @@ fn a_boxed_agent_cannot_take_orchs_state_away() {
     if !sandbox_works("a_boxed_agent_cannot_take_orchs_state_away") {
         return;
     }
-    let up = Up::new("sandbox-state", &config(""));
-    let outside = Outside::new(&up.p.root());
-    up.p.script(
-        "worker.sh",
+    let outside = Outside::new();
+    let up = one_task(
+        "sandbox-state",
         "#!/bin/sh\n\
          mkdir -p tests && echo ok > tests/a_test.txt && echo ok > a.txt\n\
          mv .orch .orch-moved && echo MOVED-ORCH\n\
@@ -520,20 +472,11 @@ fn a_boxed_agent_cannot_take_orchs_state_away() {
          rm -rf \"$ORCH_RUN_DIR\" && echo REMOVED-RUN\n\
          mkdir -p \"$ORCH_RUN_DIR/tasks/b/1\" && echo FORGED-OTHER\n\
          exit 0\n",
-    );
-    up.p.file("plan.json", ONE_TASK);
-    up.orch()
-        .env("HOME", &outside.home)
-        .args(["up", "go", "--plan", "plan.json", "--detach"])
-        .run()
-        .expect(0);
-    let wait = up
-        .orch()
-        .env("HOME", &outside.home)
-        .args(["wait", "--timeout", "90"])
-        .run();
-    assert_eq!(wait.code(), 0, "{}\n{}", wait.stderr(), up.diagnostics());
-    let output = std::fs::read_to_string(run_dir(&up).join("tasks/a/1/output.log")).unwrap();
+    )
+    .env("HOME", &outside.home)
+    .start();
+    up.run(0);
+    let output = up.run_file("tasks/a/1/output.log");
     for done in [
         "MOVED-ORCH",
         "REMOVED-CURRENT",

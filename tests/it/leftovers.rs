@@ -5,16 +5,10 @@
 //! `orch status` and the report, and what they write after their task ended is blamed on it.
 //! An agent stopped for its timeout has what escaped its process group stopped with it.
 
-mod support;
-
-#[path = "resume/harness.rs"]
-#[allow(dead_code)] // shared with tests/resume.rs, which uses all of it
-mod harness;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use harness::Project;
+use crate::support::{Options, Up};
 use serde_json::Value;
 
 /// Task `a` leaves three processes behind (one ignores TERM and hangups), each writing its pid (as the worker's own
@@ -46,24 +40,33 @@ const PLAN: &str = r#"{"specs": [{"file": "specs/s.md"}],
   {"id": "b", "agent": "mine", "task": "write b", "files": ["tests/b_test.txt", "b.txt"], "depends_on": ["a"]}
  ]}"#;
 
-fn project(name: &str, sandbox: &str, leftovers: &str) -> Project {
-    let project = Project::new(name);
-    let p = &project.p;
-    p.file(
-        "orch.yaml",
-        &format!(
-            "agents:\n  mine:\n    kind: command\n    command: [\"./worker.sh\"]\n    sandbox: {sandbox}\n  judge:\n    kind: scripted\n    sample: true\n\
-             roles:\n  planner: mine\n  judge: judge\n  workers: [mine]\n\
-             limits:\n  task_timeout: 600s\n  retries: 0\n  leftovers: {leftovers}\n"
-        ),
-    );
-    p.file("plan.json", PLAN);
-    p.script("worker.sh", WORKER);
-    p.file(
-        ".gitignore",
-        ".orch/\ncounts/\nplan.json\nworker.sh\norch.yaml\n",
-    );
-    project
+fn options(name: &str, sandbox: &str, leftovers: &str) -> Options {
+    Options::new(name)
+        .worker(WORKER)
+        .agent(&format!("sandbox: {sandbox}"))
+        .worker_plans()
+        .limit("task_timeout: 600s")
+        .limit(&format!("leftovers: {leftovers}"))
+        .plan(PLAN)
+        .file("specs/s.md", "# the spec\n")
+        .ignore("counts/\nplan.json\nworker.sh\norch.yaml\n")
+}
+
+fn project(name: &str, sandbox: &str, leftovers: &str) -> Up {
+    options(name, sandbox, leftovers).start()
+}
+
+/// A run under `leftovers: keep` in which `b` waits to be let go, started; what `a` leaves is
+/// stopped however the test ends.
+fn kept(name: &str) -> (Up, Cleanup) {
+    // `stray.txt` would fail `a`'s ownership gate, and `b` would never start.
+    let project = options(name, "off", "keep")
+        .ignore("stray.txt\n")
+        .file("counts/b-waits", "")
+        .start();
+    project.start();
+    let cleanup = Cleanup(project.run_dir());
+    (project, cleanup)
 }
 
 /// Stops whatever `a` left, however the test ends.
@@ -77,7 +80,7 @@ impl Drop for Cleanup {
 }
 
 /// The pids `a`'s leftovers wrote (meaningful out here only without a sandbox).
-fn pids(project: &Project) -> Vec<i32> {
+fn pids(project: &Up) -> Vec<i32> {
     ["setsid", "nohup", "deaf"]
         .iter()
         .map(|f| {
@@ -90,7 +93,7 @@ fn pids(project: &Project) -> Vec<i32> {
         .collect()
 }
 
-fn leftover_events(project: &Project) -> Vec<Value> {
+fn leftover_events(project: &Up) -> Vec<Value> {
     project
         .journal()
         .lines()
@@ -100,19 +103,12 @@ fn leftover_events(project: &Project) -> Vec<Value> {
 }
 
 /// Runs until the run ended (whatever its outcome: `stray.txt` is a violation of `a`'s).
-fn run_to_end(project: &Project) {
-    project.up(true, &[]);
-    let run = project.orch().args(["wait", "--timeout", "90"]).run();
-    assert!(
-        run.code() == 0 || run.code() == 1,
-        "orch wait: {}{}\n{}",
-        run.stdout(),
-        run.stderr(),
-        project.diagnostics()
-    );
+fn run_to_end(project: &Up) {
+    project.start();
+    project.wait_for_end();
 }
 
-fn none_left(project: &Project, run_dir: &Path) {
+fn none_left(project: &Up, run_dir: &Path) {
     let attempt = run_dir.join("tasks/a/1");
     project.wait_until("a's leftovers to be gone", || {
         orch::agent_process::leftovers::find(run_dir, &attempt).is_empty()
@@ -186,17 +182,7 @@ fn leftovers_die_with_the_sandbox() {
 
 #[test]
 fn kept_leftovers_are_listed_and_their_late_writes_blamed_on_their_task() {
-    let project = project("leftovers-keep", "off", "keep");
-    // `stray.txt` would fail `a`'s ownership gate, and `b` would never start.
-    project.p.file(
-        ".gitignore",
-        ".orch/\ncounts/\nplan.json\nworker.sh\norch.yaml\nstray.txt\n",
-    );
-    std::fs::create_dir_all(project.p.path("counts")).unwrap();
-    std::fs::write(project.p.path("counts/b-waits"), "").unwrap();
-    project.up(true, &[]);
-    let run_dir = project.run_dir();
-    let _cleanup = Cleanup(run_dir.clone());
+    let (project, _cleanup) = kept("leftovers-keep");
     // `late.txt`, written after `a` ended (while `b` runs), names `a`.
     let late = || {
         project
@@ -209,7 +195,7 @@ fn kept_leftovers_are_listed_and_their_late_writes_blamed_on_their_task() {
     let late = late().unwrap();
     let suspects = late["suspects"].as_array().unwrap();
     assert!(suspects.contains(&Value::from("a")), "{late}");
-    let a_ended = Project::task(&project.status(), "a")["ended_at_ms"].clone();
+    let a_ended = Up::task(&project.status(), "a")["ended_at_ms"].clone();
     assert!(
         late["t"].as_u64() > a_ended.as_u64(),
         "{late} after {a_ended}"
@@ -235,29 +221,15 @@ fn kept_leftovers_are_listed_and_their_late_writes_blamed_on_their_task() {
     assert!(text.contains("(still running)"), "{text}");
     // ...and in the report.
     std::fs::write(project.p.path("counts/release-b"), "").unwrap();
-    let run = project.orch().args(["wait", "--timeout", "90"]).run();
-    assert!(
-        run.code() == 0 || run.code() == 1,
-        "{}",
-        project.diagnostics()
-    );
-    let report = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
+    project.wait_for_end();
+    let report = project.run_file("report.md");
     assert!(report.contains("## Left running by agents"), "{report}");
     assert!(report.contains("kept running"), "{report}");
 }
 
 #[test]
 fn kept_leftovers_outlive_a_resume_and_down_stops_them() {
-    let project = project("leftovers-resume", "off", "keep");
-    project.p.file(
-        ".gitignore",
-        ".orch/\ncounts/\nplan.json\nworker.sh\norch.yaml\nstray.txt\n",
-    );
-    std::fs::create_dir_all(project.p.path("counts")).unwrap();
-    std::fs::write(project.p.path("counts/b-waits"), "").unwrap();
-    project.up(true, &[]);
-    let run_dir = project.run_dir();
-    let _cleanup = Cleanup(run_dir.clone());
+    let (project, _cleanup) = kept("leftovers-resume");
     project.wait_until("b to start after a's leftovers were kept", || {
         project.p.path("counts/b-started").exists() && !leftover_events(&project).is_empty()
     });
@@ -267,14 +239,9 @@ fn kept_leftovers_outlive_a_resume_and_down_stops_them() {
     project.resume();
     // The run's end comes after the new engine stopped what nobody continues.
     std::fs::write(project.p.path("counts/release-b"), "").unwrap();
-    let run = project.orch().args(["wait", "--timeout", "90"]).run();
+    project.wait_for_end();
     assert!(
-        run.code() == 0 || run.code() == 1,
-        "{}",
-        project.diagnostics()
-    );
-    assert!(
-        project.events().iter().any(|e| e == "run_resumed"),
+        project.event_names().iter().any(|e| e == "run_resumed"),
         "{}",
         project.diagnostics()
     );
@@ -294,19 +261,15 @@ fn kept_leftovers_outlive_a_resume_and_down_stops_them() {
 
 #[test]
 fn an_agent_stopped_for_its_timeout_has_what_escaped_its_group_stopped_too() {
-    let project = project("leftovers-timeout", "off", "stop");
-    project.p.file(
-        "orch.yaml",
-        "agents:\n  mine:\n    kind: command\n    command: [\"./quiet.sh\"]\n    sandbox: off\n  judge:\n    kind: scripted\n    sample: true\n\
-         roles:\n  planner: mine\n  judge: judge\n  workers: [mine]\n\
-         limits:\n  task_timeout: 2s\n  retries: 0\n",
-    );
     // Quiet: a session of its own that sleeps, then the agent waits forever, silent.
-    project.p.script(
-        "quiet.sh",
-        "#!/bin/sh\nmkdir -p counts\nsetsid sh -c 'echo $$ > counts/setsid; exec sleep 1000' &\n\
-         while [ ! -s counts/setsid ]; do sleep 0.02; done\nexec sleep 1000\n",
-    );
+    let project = options("leftovers-timeout", "off", "stop")
+        .script(
+            "worker.sh",
+            "#!/bin/sh\nmkdir -p counts\nsetsid sh -c 'echo $$ > counts/setsid; exec sleep 1000' &\n\
+             while [ ! -s counts/setsid ]; do sleep 0.02; done\nexec sleep 1000\n",
+        )
+        .limit("task_timeout: 2s")
+        .start();
     run_to_end(&project);
     let run_dir = project.run_dir();
     let _cleanup = Cleanup(run_dir.clone());

@@ -3,16 +3,11 @@
 //! and SIGTERM; then `orch resume`, and every agent ran exactly as often as it had to. Also a
 //! torn journal line, two `orch up` at once, and `orch down` after the engine died.
 //!
-//! The agents are ours (see `resume/harness.rs`): they count their starts and wait for the
+//! The agents are ours (see `support/counting.rs`): they count their starts and wait for the
 //! test to let them finish, so each test chooses what is running when things die.
 
-mod support;
-
-#[path = "resume/harness.rs"]
-mod harness;
-
-use harness::{Project, alive};
-use support::Tmux as _;
+use crate::support::counting::alive;
+use crate::support::{Tmux as _, Up};
 
 /// The run of `PLAN` as it ends when nothing went wrong.
 fn all_done() -> (String, Vec<(String, String, u64)>) {
@@ -23,7 +18,7 @@ fn all_done() -> (String, Vec<(String, String, u64)>) {
     )
 }
 
-fn assert_starts(project: &Project, expected: &[(&str, usize)]) {
+fn assert_starts(project: &Up, expected: &[(&str, usize)]) {
     for (id, n) in expected {
         assert_eq!(
             project.starts(id),
@@ -37,8 +32,8 @@ fn assert_starts(project: &Project, expected: &[(&str, usize)]) {
 
 #[test]
 fn sigkill_while_tasks_run_then_resume_adopts_them_and_their_exits() {
-    let project = Project::new("kill-running");
-    project.up(true, &[]);
+    let project = Up::counting("kill-running");
+    project.start();
     project.wait_for_starts(&["a", "b"]);
     project.kill_engine();
 
@@ -70,7 +65,7 @@ fn sigkill_while_tasks_run_then_resume_adopts_them_and_their_exits() {
     project.wait(0);
     assert_eq!(project.outcome(), all_done(), "{}", project.diagnostics());
     assert_starts(&project, &[("a", 1), ("b", 1), ("c", 1)]);
-    let events = project.events();
+    let events = project.event_names();
     assert!(events.contains(&"run_resumed".to_string()), "{events:?}");
     assert!(
         !events.contains(&"task_interrupted".to_string()),
@@ -94,8 +89,8 @@ fn sigkill_while_tasks_run_then_resume_adopts_them_and_their_exits() {
 
 #[test]
 fn sigkill_during_planning_then_resume_adopts_the_planner() {
-    let project = Project::new("kill-planning");
-    project.up(false, &[]);
+    let project = Up::counting("kill-planning");
+    project.start_with(false, &[]);
     project.wait_for_starts(&["planner"]);
     project.kill_engine();
     assert_eq!(project.status()["phase"], "planning");
@@ -109,8 +104,8 @@ fn sigkill_during_planning_then_resume_adopts_the_planner() {
 
 #[test]
 fn sigkill_after_the_planner_answered_with_no_engine_to_hear_it() {
-    let project = Project::new("kill-answered");
-    project.up(false, &[]);
+    let project = Up::counting("kill-answered");
+    project.start_with(false, &[]);
     project.wait_for_starts(&["planner"]);
     project.kill_engine();
     project.release("planner");
@@ -127,11 +122,11 @@ fn sigkill_after_the_planner_answered_with_no_engine_to_hear_it() {
 /// `orch resume` (they finish while no engine is alive) or after it (they are adopted while
 /// running). Either way the run completes with every agent started once.
 fn crash_then_resume(name: &str, with_plan: bool, point: &str, release_first: bool) {
-    let project = Project::new(name);
+    let project = Up::counting(name);
     if release_first {
         project.release("all");
     }
-    project.up(with_plan, &[("ORCH_ENGINE_CRASH", point)]);
+    project.start_with(with_plan, &[("ORCH_ENGINE_CRASH", point)]);
     project.wait_for_engine_gone();
     let journal = project.journal();
     let event = point.split(':').nth(1).unwrap();
@@ -151,7 +146,7 @@ fn crash_then_resume(name: &str, with_plan: bool, point: &str, release_first: bo
         expected.push(("planner", 1));
     }
     assert_starts(&project, &expected);
-    let events = project.events();
+    let events = project.event_names();
     let engines = events.iter().filter(|e| *e == "engine_started").count();
     assert_eq!(engines, 2, "{events:?}");
 }
@@ -204,8 +199,8 @@ fn crash_before_the_run_is_recorded_finished() {
 
 #[test]
 fn closing_the_control_window_leaves_the_agents_working() {
-    let project = Project::new("close-control");
-    project.up(true, &[]);
+    let project = Up::counting("close-control");
+    project.start();
     project.wait_for_starts(&["a", "b"]);
     let control = project.control_pane();
     project.tmux(&["kill-pane", "-t", &control]);
@@ -233,18 +228,18 @@ fn closing_the_control_window_leaves_the_agents_working() {
 
 #[test]
 fn killing_the_tmux_server_mid_run_then_resume_completes_it() {
-    let project = Project::new("kill-server");
-    project.up(true, &[]);
+    let project = Up::counting("kill-server");
+    project.start();
     project.wait_for_starts(&["a", "b"]);
     project.release("a");
     project.wait_until("a to be done", || {
-        Project::task(&project.status(), "a")["state"] == "done"
+        Up::task(&project.status(), "a")["state"] == "done"
     });
     project.server.tmux().kill_server().unwrap();
     project.wait_for_engine_gone();
     let status = project.status();
     assert_eq!(status["phase"], "running", "{status:#}");
-    assert_eq!(Project::task(&status, "b")["state"], "running");
+    assert_eq!(Up::task(&status, "b")["state"], "running");
 
     project.resume();
     project.wait_until("b's new attempt", || project.starts("b") == 2);
@@ -270,16 +265,16 @@ fn killing_the_tmux_server_mid_run_then_resume_completes_it() {
             ("c".into(), "done".into(), 1)
         ]
     );
-    assert_eq!(Project::task(&project.status(), "b")["interruptions"], 1);
+    assert_eq!(Up::task(&project.status(), "b")["interruptions"], 1);
     // a was done: never run again. b lost its agent with the server: one more start.
     assert_starts(&project, &[("a", 1), ("b", 2), ("c", 1)]);
 }
 
 #[test]
 fn an_agent_that_outlives_its_tmux_server_is_stopped_before_its_new_attempt() {
-    let project = Project::new("hup-ignored");
+    let project = Up::counting("hup-ignored");
     std::fs::write(project.p.path("counts/b-ignores-hup"), "").unwrap();
-    project.up(true, &[]);
+    project.start();
     project.wait_for_starts(&["a", "b"]);
     project.server.tmux().kill_server().unwrap();
     project.wait_for_engine_gone();
@@ -303,8 +298,8 @@ fn an_agent_that_outlives_its_tmux_server_is_stopped_before_its_new_attempt() {
 
 #[test]
 fn ctrl_c_interrupts_and_resume_continues_then_sigterm_too() {
-    let project = Project::new("ctrl-c");
-    project.up(true, &[]);
+    let project = Up::counting("ctrl-c");
+    project.start();
     project.wait_for_starts(&["a", "b"]);
     let control = project.control_pane();
     project.tmux(&["send-keys", "-t", &control, "C-c"]);
@@ -315,7 +310,7 @@ fn ctrl_c_interrupts_and_resume_continues_then_sigterm_too() {
     for id in ["a", "b"] {
         let pid = project.pids(id)[0];
         assert!(!alive(pid), "{id}'s agent (pid {pid}) survived Ctrl-C");
-        let task = Project::task(&status, id);
+        let task = Up::task(&status, id);
         assert_eq!(
             (task["state"].as_str(), task["interruptions"].as_u64()),
             (Some("pending"), Some(1)),
@@ -358,8 +353,8 @@ fn ctrl_c_interrupts_and_resume_continues_then_sigterm_too() {
 
 #[test]
 fn ctrl_c_during_planning_then_resume_plans_again_without_using_a_retry() {
-    let project = Project::new("ctrl-c-plan");
-    project.up(false, &[]);
+    let project = Up::counting("ctrl-c-plan");
+    project.start_with(false, &[]);
     project.wait_for_starts(&["planner"]);
     let control = project.control_pane();
     project.tmux(&["send-keys", "-t", &control, "C-c"]);
@@ -380,7 +375,7 @@ fn ctrl_c_during_planning_then_resume_plans_again_without_using_a_retry() {
     assert_eq!(project.outcome(), all_done(), "{}", project.diagnostics());
     assert_eq!(project.status()["planning"]["attempt"], 3);
     assert_starts(&project, &[("planner", 3), ("a", 1), ("b", 1), ("c", 1)]);
-    let events = project.events();
+    let events = project.event_names();
     for event in ["planning_interrupted", "planning_refused", "plan_accepted"] {
         assert!(events.contains(&event.to_string()), "{events:?}");
     }
@@ -388,8 +383,8 @@ fn ctrl_c_during_planning_then_resume_plans_again_without_using_a_retry() {
 
 #[test]
 fn a_torn_journal_line_is_reported_and_skipped() {
-    let project = Project::new("torn");
-    project.up(true, &[]);
+    let project = Up::counting("torn");
+    project.start();
     project.wait_for_starts(&["a", "b"]);
     project.kill_engine();
     // A crash mid-write leaves half a record.
@@ -424,7 +419,7 @@ fn a_torn_journal_line_is_reported_and_skipped() {
 
 #[test]
 fn two_ups_at_the_same_moment_run_exactly_one() {
-    let project = Project::new("two-ups");
+    let project = Up::counting("two-ups");
     for round in 0..5 {
         let spawn = || {
             let mut orch =
@@ -470,8 +465,8 @@ fn two_ups_at_the_same_moment_run_exactly_one() {
 
 #[test]
 fn down_after_the_engine_died_leaves_no_process_behind() {
-    let project = Project::new("down-dead");
-    project.up(true, &[]);
+    let project = Up::counting("down-dead");
+    project.start();
     project.wait_for_starts(&["a", "b"]);
     project.kill_engine();
     let run_dir = project.run_dir();
@@ -516,7 +511,7 @@ fn down_after_the_engine_died_leaves_no_process_behind() {
 
 #[test]
 fn resume_refuses_what_it_cannot_resume_and_says_what_to_do() {
-    let project = Project::new("refuse");
+    let project = Up::counting("refuse");
     project
         .orch()
         .args(["resume"])
@@ -524,7 +519,7 @@ fn resume_refuses_what_it_cannot_resume_and_says_what_to_do() {
         .expect(2)
         .stderr_has("no run")
         .stderr_has("orch up");
-    project.up(true, &[]);
+    project.start();
     project.wait_for_starts(&["a", "b"]);
     project
         .orch()

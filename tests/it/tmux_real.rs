@@ -4,7 +4,7 @@
 //! (or for tmux's view of the panes) with a deadline, never with fixed sleeps. The shell
 //! scripts some children run are constants: test data reaches them only as arguments.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::Path;

@@ -361,7 +361,7 @@ async fn dir_watcher_sees_a_record_renamed_into_place() {
     watcher.unwatch(&attempt);
 }
 
-/// `cargo test --release --test watch_tree -- --ignored --nocapture latency`
+/// `cargo test --release --test it -- --ignored --nocapture watch_tree::latency`
 #[tokio::test]
 #[ignore = "measurement, run by hand"]
 async fn latency_from_write_to_event() {
@@ -421,7 +421,7 @@ async fn latency_from_write_to_event() {
     println!("CPU used while idle for 2 s: {:?}", cpu() - before);
 }
 
-/// `cargo test --release --test watch_tree -- --ignored --nocapture setup`
+/// `cargo test --release --test it -- --ignored --nocapture watch_tree::setup`
 #[tokio::test]
 #[ignore = "measurement, run by hand"]
 async fn setup_time_for_100k_files() {
@@ -461,7 +461,7 @@ fn big_project() -> tempfile::TempDir {
     dir
 }
 
-/// `cargo test --release --test watch_tree -- --ignored --nocapture snapshot_time`
+/// `cargo test --release --test it -- --ignored --nocapture watch_tree::snapshot_time`
 #[test]
 #[ignore = "measurement, run by hand"]
 fn snapshot_time_for_100k_files() {

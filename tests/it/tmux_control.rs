@@ -2,7 +2,7 @@
 //! client and give what a `tmux` process per command gives, arguments arrive byte for byte,
 //! errors are the same errors, and when the client is gone processes take over.
 
-mod support;
+use crate::support;
 
 use std::fs;
 

@@ -1,7 +1,7 @@
 //! `orch up -f FILE`, `orch up -`, `orch plan -f FILE` and `orch plan -`: a request of any
 //! size, from a file or standard input, reaches the run byte for byte and runs nothing.
 
-mod support;
+use crate::support;
 
 use std::io::Write as _;
 use std::path::PathBuf;

@@ -2,7 +2,7 @@
 //! binary in it, in the spirit of just's test builder.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 pub struct TestProject {
     pub dir: tempfile::TempDir,
@@ -51,6 +51,18 @@ impl TestProject {
         self.file(rel, content);
         std::fs::set_permissions(self.path(rel), std::fs::Permissions::from_mode(0o755)).unwrap();
         self
+    }
+
+    /// Runs git in the project, which must succeed.
+    pub fn git(&self, args: &[&str]) {
+        let ok = Command::new("git")
+            .args(args)
+            .current_dir(self.root())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .status()
+            .expect("git runs")
+            .success();
+        assert!(ok, "git {args:?}");
     }
 
     pub fn read(&self, rel: &str) -> String {
@@ -117,17 +129,18 @@ impl Orch {
         self
     }
 
-    pub fn run(mut self) -> Run {
+    pub fn run(mut self) -> Output {
         let output = self.cmd.output().expect("orch runs");
-        Run { output }
+        Output { output }
     }
 }
 
-pub struct Run {
-    pub output: Output,
+/// What an `orch` command did: its exit code and what it wrote.
+pub struct Output {
+    pub output: std::process::Output,
 }
 
-impl Run {
+impl Output {
     pub fn stdout(&self) -> String {
         String::from_utf8_lossy(&self.output.stdout).into_owned()
     }

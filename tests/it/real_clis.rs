@@ -6,13 +6,14 @@
 //! and sets `ORCH_REAL_CLIS=1`, which makes them required. The tests run one at a time: each
 //! starts four node programs at once, and the machine has two cores.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
 use serde_json::Value;
+use support::Up;
 use support::agent_clis::{self, CLIS, protocol_of};
-use support::real_run::{ONE_AT_A_TIME, ROLES, Run};
+use support::agent_clis::{ONE_AT_A_TIME, ROLES};
 
 #[test]
 fn the_planner_on_claude_and_a_worker_on_each_cli_build_the_project() {
@@ -20,8 +21,12 @@ fn the_planner_on_claude_and_a_worker_on_each_cli_build_the_project() {
         return;
     }
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let run = Run::new("clis-all", ROLES);
-    run.up(&["Build one greeting script per agent, with its test"]);
+    let run = Up::real_clis("clis-all", ROLES);
+    run.up(
+        &["Build one greeting script per agent, with its test"],
+        None,
+    )
+    .expect(0);
     let took = run.wait(0);
     let status = run.status();
     assert_eq!(status["phase"], "succeeded", "{status:#}");
@@ -32,7 +37,7 @@ fn the_planner_on_claude_and_a_worker_on_each_cli_build_the_project() {
     let spec = run.p.read("specs/overview.md");
     assert!(spec.contains("through anthropic-messages"), "{spec}");
     for cli in CLIS {
-        let task = run.task(&status, cli);
+        let task = Up::task(&status, cli);
         assert_eq!(task["state"], "done", "{task:#}");
         assert_eq!(task["agent"], cli);
         // Every owned file was written by the CLI that owns it, tests first.
@@ -44,7 +49,7 @@ fn the_planner_on_claude_and_a_worker_on_each_cli_build_the_project() {
             );
         }
         let writes: Vec<String> = run
-            .model
+            .model()
             .exchanges()
             .into_iter()
             .filter(|e| e.task.as_deref() == Some(cli) && e.answer.starts_with("write "))
@@ -113,7 +118,7 @@ fn the_planner_on_claude_and_a_worker_on_each_cli_build_the_project() {
     }
     // The judge ran on Codex and passed every task.
     let judged: Vec<_> = run
-        .model
+        .model()
         .exchanges()
         .into_iter()
         .filter(|e| e.role.as_deref() == Some("judge"))
@@ -136,7 +141,7 @@ fn api_errors_fail_their_attempts_quickly_with_the_reason() {
         return;
     }
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let run = Run::new("clis-api", ROLES);
+    let run = Up::real_clis("clis-api", ROLES);
     // A 500 for Codex (its retries are off), a 401 for the others (Gemini and OpenCode
     // retry a 500 for minutes).
     run.plan_for_each_cli(|cli| {
@@ -147,13 +152,13 @@ fn api_errors_fail_their_attempts_quickly_with_the_reason() {
         }
         .to_string()
     });
-    run.up(&["fail", "--plan", "plan.json"]);
+    run.up(&["fail", "--plan", "plan.json"], None).expect(0);
     let took = run.wait(1);
     eprintln!("four API errors failed their attempts in {took:.1?}");
     assert!(took < Duration::from_secs(90), "took {took:?}");
     let status = run.status();
     for cli in CLIS {
-        let task = run.task(&status, cli);
+        let task = Up::task(&status, cli);
         assert_eq!(task["state"], "failed", "{task:#}");
         let reason = task["reason"].as_str().unwrap();
         assert!(
@@ -183,16 +188,16 @@ fn a_write_outside_the_owned_files_is_refused_or_caught() {
         return;
     }
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let run = Run::new("clis-stray", ROLES);
+    let run = Up::real_clis("clis-stray", ROLES);
     run.plan_for_each_cli(|cli| format!("[model:stray=stray/{cli}.txt]"));
-    run.up(&["stray", "--plan", "plan.json"]);
+    run.up(&["stray", "--plan", "plan.json"], None).expect(0);
     let took = run.wait(1);
     eprintln!("four stray writes refused or caught in {took:.1?}");
     let status = run.status();
     // Claude Code, OpenCode and Gemini CLI refuse the write themselves, and the attempt
     // fails with the refusal as its reason.
     for cli in ["claude", "opencode", "gemini"] {
-        let task = run.task(&status, cli);
+        let task = Up::task(&status, cli);
         assert_eq!(task["state"], "failed", "{task:#}");
         let reason = task["reason"].as_str().unwrap();
         assert!(
@@ -236,7 +241,7 @@ fn the_judge_on_codex_answers_with_a_verdict_from_a_read_only_sandbox() {
         return;
     }
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let run = Run::new("clis-judge", ROLES);
+    let run = Up::real_clis("clis-judge", ROLES);
     let config = orch::config::load(&run.p.path("orch.yaml")).unwrap();
     let root = run.p.root();
     let dir = root.join(".orch/judge/1");
@@ -333,7 +338,7 @@ fn doctor_finds_each_cli_and_what_it_needs() {
     if !agent_clis::available("doctor_finds_each_cli_and_what_it_needs") {
         return;
     }
-    let run = Run::new("clis-doctor", ROLES);
+    let run = Up::real_clis("clis-doctor", ROLES);
     run.orch()
         .without_credentials()
         .args(["doctor"])
@@ -353,7 +358,7 @@ fn no_prompt_and_no_key_in_any_command_line_while_each_cli_works() {
         return;
     }
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let run = Run::new("clis-secrets", ROLES);
+    let run = Up::real_clis("clis-secrets", ROLES);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -369,7 +374,7 @@ fn no_prompt_and_no_key_in_any_command_line_while_each_cli_works() {
         .run()
         .expect(0);
     let held = |cli: &str| {
-        run.model
+        run.model()
             .exchanges()
             .iter()
             .any(|e| e.task.as_deref() == Some(cli) && e.answer == "hold")

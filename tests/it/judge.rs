@@ -2,7 +2,7 @@
 //! answers garbage first, a missing spec, a task without tests, strict TDD, the oracle, and
 //! the report. Agents of our own (`kind: command` scripts) play the workers and the judge.
 
-mod support;
+use crate::support;
 
 use support::Up;
 
@@ -42,24 +42,9 @@ fn setup(name: &str, config: &str, plan: &str, worker_body: &str) -> Up {
 }
 
 fn starts(up: &Up, task: &str) -> usize {
-    let run = std::fs::read_dir(up.p.path(".orch/runs"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    std::fs::read_to_string(run.join(format!("starts-{task}")))
+    std::fs::read_to_string(up.run_dir().join(format!("starts-{task}")))
         .map(|s| s.lines().count())
         .unwrap_or(0)
-}
-
-fn run_dir(up: &Up) -> std::path::PathBuf {
-    std::fs::read_dir(up.p.path(".orch/runs"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path()
 }
 
 #[test]
@@ -77,7 +62,7 @@ fn a_task_that_fails_lint_once_passes_on_retry() {
     assert_eq!(a["state"], "done", "{status:#}");
     assert_eq!(a["attempts"], 2);
     assert_eq!(starts(&up, "a"), 2);
-    let retry = std::fs::read_to_string(run_dir(&up).join("tasks/a/2/prompt.md")).unwrap();
+    let retry = std::fs::read_to_string(up.run_dir().join("tasks/a/2/prompt.md")).unwrap();
     assert!(
         retry.contains("Your previous attempt was refused"),
         "{retry}"
@@ -137,7 +122,7 @@ fn a_judge_answering_garbage_first_is_asked_again() {
     let journal = up.journal();
     assert!(journal.contains("\"event\":\"judge_refused\""), "{journal}");
     assert!(journal.contains("no verdict found"), "{journal}");
-    let second = std::fs::read_to_string(run_dir(&up).join("judge/2/prompt.md")).unwrap();
+    let second = std::fs::read_to_string(up.run_dir().join("judge/2/prompt.md")).unwrap();
     assert!(
         second.contains("Your previous answer could not be read"),
         "{second}"
@@ -257,10 +242,10 @@ fn the_oracle_advises_a_task_that_failed_twice() {
     up.up(&["go", "--plan", "plan.json"], None).expect(0);
     up.wait(0);
     assert_eq!(Up::task(&up.status(), "a")["attempts"], 3);
-    let third = std::fs::read_to_string(run_dir(&up).join("tasks/a/3/prompt.md")).unwrap();
+    let third = std::fs::read_to_string(up.run_dir().join("tasks/a/3/prompt.md")).unwrap();
     assert!(third.contains("advice from the oracle"), "{third}");
     assert!(
-        !std::fs::read_to_string(run_dir(&up).join("tasks/a/2/prompt.md"))
+        !std::fs::read_to_string(up.run_dir().join("tasks/a/2/prompt.md"))
             .unwrap()
             .contains("advice from the oracle")
     );
@@ -278,7 +263,7 @@ fn the_report_tells_what_happened() {
     up.p.file("specs/a.md", "# a\n");
     up.up(&["go", "--plan", "plan.json"], None).expect(0);
     up.wait(0);
-    let dir = run_dir(&up);
+    let dir = up.run_dir();
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
     assert_eq!(json["outcome"], "succeeded");

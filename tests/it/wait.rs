@@ -1,7 +1,7 @@
 //! `orch wait` never hangs on a run that cannot progress, and `orch up` says why its engine
 //! could not start: real tmux on private servers, made to fail where the test says.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 
@@ -35,15 +35,6 @@ fn which(program: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("{program} not on PATH"))
 }
 
-fn run_dir(up: &Up) -> PathBuf {
-    std::fs::read_dir(up.p.path(".orch/runs"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path()
-}
-
 #[test]
 fn up_whose_engine_cannot_start_says_why_and_wait_returns() {
     let up = Up::new("nostart", SCRIPTED);
@@ -72,7 +63,7 @@ fn up_whose_engine_cannot_start_says_why_and_wait_returns() {
 
     // A run left `starting` with no engine (an `orch up` killed before it could say so):
     // once the grace period from the run's creation is over, `orch wait` says so and exits 3.
-    let dir = run_dir(&up);
+    let dir = up.run_dir();
     let journal = std::fs::read_to_string(dir.join("events.jsonl")).unwrap();
     let kept: String = journal
         .lines()

@@ -2,7 +2,7 @@
 //! environment the agent will get (its `env` over orch's). Stand-in CLIs print a version, so
 //! no real CLI is needed.
 
-mod support;
+use crate::support;
 
 use support::TestProject;
 

@@ -7,14 +7,15 @@
 //!
 //! Skipped like tests/real_clis.rs when the CLIs are not installed.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
 use serde_json::Value;
 use support::Tmux;
+use support::Up;
 use support::agent_clis;
-use support::real_run::{ONE_AT_A_TIME, Run};
+use support::agent_clis::ONE_AT_A_TIME;
 
 const ROLES: &str = "\
 roles:
@@ -34,7 +35,7 @@ fn an_interrupted_agent_cli_continues_its_session_on_resume() {
         return;
     }
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let run = Run::new("clis-resume", ROLES);
+    let run = Up::real_clis("clis-resume", ROLES);
     let tasks: Vec<Value> = CONTINUING
         .iter()
         .map(|cli| {
@@ -49,9 +50,10 @@ fn an_interrupted_agent_cli_continues_its_session_on_resume() {
         "plan.json",
         &serde_json::json!({"tasks": tasks}).to_string(),
     );
-    run.up(&["resume me", "--plan", "plan.json"]);
+    run.up(&["resume me", "--plan", "plan.json"], None)
+        .expect(0);
     let held = |cli: &str| {
-        run.model
+        run.model()
             .exchanges()
             .iter()
             .any(|e| e.task.as_deref() == Some(cli) && e.answer == "hold")
@@ -125,7 +127,7 @@ fn an_interrupted_agent_cli_continues_its_session_on_resume() {
         // ...with its conversation: the first request after the interruption already holds
         // the test's write and its result.
         let exchanges: Vec<_> = run
-            .model
+            .model()
             .exchanges()
             .into_iter()
             .filter(|e| e.task.as_deref() == Some(cli))

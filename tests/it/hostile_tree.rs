@@ -4,57 +4,32 @@
 //! into a symlink out of the project is a violation, and orch never reads, copies or writes
 //! through it.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 
 use serde_json::Value;
-use support::Up;
-
-/// The worker runs outside orch's sandbox: these tests check orch's own detection, the net
-/// under every agent where no sandbox confines it (`sandbox: off`, or no bubblewrap).
-fn config(policy: &str) -> String {
-    format!(
-        "agents:\n  mine:\n    kind: command\n    command: [\"./worker.sh\"]\n    sandbox: off\n  judge:\n    kind: scripted\n    sample: true\n\
-         roles:\n  planner: judge\n  judge: judge\n  workers: [mine]\n\
-         limits:\n  retries: 0\n  task_timeout: 60s\nownership:\n  on_violation: {policy}\n"
-    )
-}
+use support::{Options, Up};
 
 const ONE_TASK: &str = r#"{"tasks": [
   {"id": "a", "agent": "mine", "task": "write a", "files": ["tests/a_test.txt", "src/a.txt"]}
 ]}"#;
 
-fn setup(name: &str, policy: &str, worker: &str) -> Up {
-    let up = Up::new(name, &config(policy));
-    up.p.script("worker.sh", worker);
-    up.p.file("plan.json", ONE_TASK);
-    // A committed project, so that refs and HEAD exist and orch's git has history to read.
-    git(&up.p.root(), &["add", "-A"]);
-    git(
-        &up.p.root(),
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-qm",
-            "start",
-        ],
-    );
-    up
+/// A committed project (so that refs and HEAD exist and orch's git has history to read) with
+/// one task `a` done by `worker` under the ownership policy `policy`. The worker runs outside
+/// orch's sandbox: these tests check orch's own detection, the net under every agent where no
+/// sandbox confines it (`sandbox: off`, or no bubblewrap).
+fn options(name: &str, policy: &str, worker: &str) -> Options {
+    Options::new(name)
+        .worker(worker)
+        .agent("sandbox: off")
+        .on_violation(policy)
+        .plan(ONE_TASK)
+        .committed()
 }
 
-fn git(root: &Path, args: &[&str]) {
-    let ok = std::process::Command::new("git")
-        .args(args)
-        .current_dir(root)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "git {args:?}");
+fn setup(name: &str, policy: &str, worker: &str) -> Up {
+    options(name, policy, worker).start()
 }
 
 fn violations(status: &Value) -> Vec<(String, String, String)> {
@@ -70,15 +45,6 @@ fn violations(status: &Value) -> Vec<(String, String, String)> {
             )
         })
         .collect()
-}
-
-fn run_dir(up: &Up) -> std::path::PathBuf {
-    std::fs::read_dir(up.p.path(".orch/runs"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path()
 }
 
 /// A worker that does its task, runs the git commands an agent may (status, diff, add), and
@@ -112,8 +78,7 @@ fn markers_left(markers: &Path) -> Vec<String> {
 fn writes_into_git_fail_the_run_and_nothing_planted_runs_in_orchs_git() {
     let markers = tempfile::tempdir().unwrap();
     let up = setup("git-warn", "warn", &planting_worker(markers.path()));
-    up.up(&["go", "--plan", "plan.json"], None).expect(0);
-    up.wait(1);
+    up.run(1);
     let status = up.status();
     let found = violations(&status);
     for path in [
@@ -145,8 +110,7 @@ fn writes_into_git_are_saved_then_reverted_under_revert() {
     let markers = tempfile::tempdir().unwrap();
     let up = setup("git-revert", "revert", &planting_worker(markers.path()));
     let config_before = up.p.read(".git/config");
-    up.up(&["go", "--plan", "plan.json"], None).expect(0);
-    up.wait(1);
+    up.run(1);
     let status = up.status();
     let found = violations(&status);
     let config = found
@@ -188,8 +152,7 @@ fn a_task_file_made_into_a_link_out_is_a_violation_never_followed() {
         s = secret.display()
     );
     let up = setup("link-out", "revert", &worker);
-    up.up(&["go", "--plan", "plan.json"], None).expect(0);
-    up.wait(1);
+    up.run(1);
     let status = up.status();
     let found = violations(&status);
     let shown = secret.display().to_string();
@@ -218,7 +181,7 @@ fn a_task_file_made_into_a_link_out_is_a_violation_never_followed() {
         "the link is still there"
     );
     // Nothing of the outside file was copied into the run directory.
-    let mut stack = vec![run_dir(&up)];
+    let mut stack = vec![up.run_dir()];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).unwrap().flatten() {
             let path = entry.path();
@@ -235,7 +198,7 @@ fn a_task_file_made_into_a_link_out_is_a_violation_never_followed() {
             }
         }
     }
-    let report = std::fs::read_to_string(run_dir(&up).join("report.md")).unwrap();
+    let report = std::fs::read_to_string(up.run_dir().join("report.md")).unwrap();
     assert!(
         report.contains(&shown),
         "the report does not name {shown}:\n{report}"
@@ -271,15 +234,12 @@ fn commands_named_by_the_users_config_and_gitattributes_never_run_in_orchs_git()
     .unwrap();
     let worker = "#!/bin/sh\nset -e\nmkdir -p tests src\necho ok > tests/a_test.txt\n\
                   echo a > src/a.txt\necho stray > README.md\n";
-    let up = setup("global-config", "revert", worker);
-    up.p.file(".gitattributes", "* filter=lfsish diff=lfsish\n");
-    up.orch()
+    let up = options("global-config", "revert", worker)
         .env("HOME", home.path())
         .env("XDG_CONFIG_HOME", home.path().join(".config"))
-        .args(["up", "go", "--plan", "plan.json", "--detach"])
-        .run()
-        .expect(0);
-    up.wait(0); // the stray write was reverted: resolved
+        .start();
+    up.p.file(".gitattributes", "* filter=lfsish diff=lfsish\n");
+    up.run(0); // the stray write was reverted: resolved
     let status = up.status();
     let found = violations(&status);
     let readme = found
@@ -304,16 +264,15 @@ fn a_revert_to_the_baseline_replaces_a_link_out_and_never_writes_through_it() {
          if [ \"$ORCH_TASK_ID\" = b ]; then ln -s '{s}' '{s}.link' && mv '{s}.link' src/a.txt; fi\n",
         s = secret.display()
     );
-    let up = setup("baseline-link", "revert", &worker);
-    up.p.file(
-        "plan.json",
-        r#"{"tasks": [
+    let up = options("baseline-link", "revert", &worker)
+        .plan(
+            r#"{"tasks": [
   {"id": "a", "agent": "mine", "task": "write a", "files": ["tests/a_test.txt", "src/a.txt"]},
   {"id": "b", "agent": "mine", "task": "write b", "files": ["tests/b_test.txt", "src/b.txt"], "depends_on": ["a"]}
 ]}"#,
-    );
-    up.up(&["go", "--plan", "plan.json"], None).expect(0);
-    up.wait(1);
+        )
+        .start();
+    up.run(1);
     let status = up.status();
     let found = violations(&status);
     let v = found
@@ -347,8 +306,7 @@ fn what_cannot_be_saved_is_not_reverted_and_the_run_goes_on() {
     let worker = "#!/bin/sh\nset -e\nmkdir -p tests src\necho ok > tests/a_test.txt\n\
                   echo a > src/a.txt\nmkfifo stray.fifo\n";
     let up = setup("fifo", "revert", worker);
-    up.up(&["go", "--plan", "plan.json"], None).expect(0);
-    up.wait(1);
+    up.run(1);
     let status = up.status();
     let found = violations(&status);
     let v = found

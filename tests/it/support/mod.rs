@@ -1,28 +1,24 @@
 //! Shared harness for orch's integration tests: real tmux on private servers, and
 //! waiting on conditions instead of sleeping.
 //!
-//! Use it with `mod support;` at the top of a test file. Every test that needs tmux
-//! creates its own `PrivateServer` (`private_server("what")`): a unique socket, no
-//! config file, killed when dropped, even when the test panics. Tests never run tmux
-//! without `-L`, so the user's own server is never touched.
-//!
-//! Not every test file uses every helper, hence the `dead_code` allowance.
-#![allow(dead_code)]
+//! Every test that needs tmux creates its own `PrivateServer` (`private_server("what")`): a
+//! unique socket, no config file, killed when dropped, even when the test panics. Tests never
+//! run tmux without `-L`, so the user's own server is never touched. A test of a run uses
+//! [`Up`] (made with [`Options`]), which owns such a server.
 
 pub mod agent_clis;
+pub mod counting;
 pub mod model_server;
+mod options;
 mod project;
-pub mod real_run;
-mod run;
+mod up;
 
 use std::time::{Duration, Instant};
 
-#[allow(unused_imports)]
-pub use project::*;
-#[allow(unused_imports)]
-pub use run::*;
+pub use options::{Options, SCRIPTED};
+pub use project::{Orch, Output, TestProject};
+pub use up::{LONG, Up};
 
-#[allow(unused_imports)]
 pub use orch::tmux::{PaneState, PrivateServer, Tmux, TmuxError, WindowSpec};
 
 /// Generous deadline for things that normally take milliseconds (a loaded CI machine
@@ -128,6 +124,17 @@ pub fn wait_for_pane(
         || session_diagnostics(tmux, session),
     );
     found.expect("wait_until returned, so the pane was found")
+}
+
+/// This process's umask, read from /proc: setting it to read it (umask(2)) would change it, for
+/// a moment, for every test of the binary, each on a thread of this one process.
+pub fn umask() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc is mounted");
+    let mask = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Umask:"))
+        .expect("a Umask line (Linux 4.7 or later)");
+    u32::from_str_radix(mask.trim(), 8).expect("an octal umask")
 }
 
 /// Every process's command line that holds one of `markers`, as `pid: words`.

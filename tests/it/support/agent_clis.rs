@@ -6,8 +6,10 @@
 //! skipped with a message, unless `ORCH_REAL_CLIS=1` (set by `.ci/run`) makes them required.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use super::model_server::ModelServer;
+use super::{Options, Up};
 
 /// The CLIs, as `kind` and agent name in the generated config.
 pub const CLIS: [&str; 4] = ["claude", "codex", "opencode", "gemini"];
@@ -40,7 +42,7 @@ pub fn available(test: &str) -> bool {
     let how = "`.ci/run` installs the pinned CLIs and runs them; by hand: `npm install --prefix \
                ~/.orch-clis @anthropic-ai/claude-code@2.1.330 @openai/codex@0.169.0 \
                opencode-ai@1.18.33 @google/gemini-cli@0.61.0`, then `PATH=~/.orch-clis/\
-               node_modules/.bin:$PATH ORCH_REAL_CLIS=1 cargo test --test real_clis`";
+               node_modules/.bin:$PATH ORCH_REAL_CLIS=1 cargo test --test it real_clis`";
     if required {
         panic!(
             "ORCH_REAL_CLIS=1 makes the real-CLI tests required, but {} is not on PATH: {how}",
@@ -200,4 +202,45 @@ fn mk(home: &Path, sub: &str) -> PathBuf {
     let dir = home.join(sub);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// The tests of the real CLIs run one at a time: each starts up to four node programs at once,
+/// and the machine has two cores.
+pub static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Roles and limits for a run of the four CLIs (`Options::real_clis(ROLES)`).
+pub const ROLES: &str = "\
+roles:
+  planner: claude
+  judge: codex
+  workers: [claude, codex, opencode, gemini]
+limits:
+  max_parallel: 4
+  task_timeout: 120s
+";
+
+impl Up {
+    /// A run of the real CLIs (`Options::new(name).real_clis(rest_of_config)`).
+    pub fn real_clis(name: &str, rest_of_config: &str) -> Up {
+        Options::new(name).real_clis(rest_of_config).start()
+    }
+
+    /// A plan with one task per CLI, each owning a test and a script, with `extra` (a model
+    /// directive) in its task text.
+    pub fn plan_for_each_cli(&self, extra: impl Fn(&str) -> String) {
+        let tasks: Vec<serde_json::Value> = CLIS
+            .iter()
+            .map(|cli| {
+                serde_json::json!({
+                    "id": cli, "agent": cli,
+                    "task": format!("Write src/{cli}.sh and its test. {}", extra(cli)),
+                    "files": [format!("tests/{cli}_test.sh"), format!("src/{cli}.sh")]
+                })
+            })
+            .collect();
+        self.p.file(
+            "plan.json",
+            &serde_json::json!({"tasks": tasks}).to_string(),
+        );
+    }
 }

@@ -2,7 +2,7 @@
 //! (planner, worker tests-first, judge), the faults, and the tolerant reading of the context
 //! line. Needs no agent CLI, so it always runs.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

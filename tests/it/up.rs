@@ -1,7 +1,7 @@
 //! `orch up` end to end: real tmux on a private server, the scripted agent and agents of our
 //! own, conditions waited on with deadlines. A failure prints every pane and the journal.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,0 +1,32 @@
+//! orch's integration tests, as one test binary: each module below was a test binary of its
+//! own, and `support` is the harness they share (real tmux on private servers, one way to
+//! start and watch a run, waiting on conditions instead of sleeping).
+//!
+//! One binary links orch once and runs every test on one pool of threads. Tests share the
+//! process, so none may change what is process-wide (the environment, the working directory,
+//! the umask, signal dispositions): each sets what it needs on the commands it starts.
+//!
+//! `cargo test --test it MODULE` runs one module's tests (e.g. `cargo test --test it resume`).
+
+mod agent_run;
+mod bounded;
+mod cli;
+mod doctor;
+mod hostile_tree;
+mod judge;
+mod leftovers;
+mod model_server;
+mod nothing_lost;
+mod paths_contract;
+mod real_clis;
+mod real_clis_resume;
+mod request;
+mod resume;
+mod sandbox;
+mod secrets;
+mod support;
+mod tmux_control;
+mod tmux_real;
+mod up;
+mod wait;
+mod watch_tree;
