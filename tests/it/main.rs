@@ -29,4 +29,5 @@ mod tmux_control;
 mod tmux_real;
 mod up;
 mod wait;
+mod warnings;
 mod watch_tree;

@@ -3,7 +3,7 @@
 //! directory) breaks what the engine writes there, and the warning it causes is in `orch
 //! status --json` and in the report.
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use support::{Tmux as _, Up};
