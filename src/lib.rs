@@ -6,7 +6,6 @@ pub mod agent_run;
 mod cli;
 mod commands;
 pub mod config;
-pub mod dispatcher;
 pub mod duration;
 pub mod engine;
 pub mod error;

@@ -4,9 +4,8 @@
 //! watcher missed; reverts are in `revert.rs`.
 
 use std::collections::BTreeSet;
-use std::time::Instant;
 
-use super::core::{ChangeSeen, Engine};
+use super::core::Engine;
 use crate::config::ViolationPolicy;
 use crate::plan::TaskId;
 use crate::state::{Event, Phase, TaskStatus};
@@ -50,11 +49,8 @@ impl Engine {
             Phase::Planning => {
                 // The planner writes the specs; which files those are is only known once its
                 // plan is accepted.
-                self.planning_writes
-                    .insert(path.to_string(), ChangeSeen { change });
-                if let Some(planner) = &mut self.planner {
-                    planner.last_activity = Instant::now();
-                }
+                self.planning_state.note_write(path, change);
+                self.agents.touch_task(None);
                 Ok(())
             }
             // The planner's write, whose event came after its plan was accepted (the tree's
@@ -69,8 +65,7 @@ impl Engine {
                 if seen {
                     return Ok(());
                 }
-                self.planning_writes
-                    .insert(path.to_string(), ChangeSeen { change });
+                self.planning_state.note_write(path, change);
                 self.check_planning_writes()
             }
             Phase::Running => {
@@ -94,9 +89,8 @@ impl Engine {
                             at_ms: at,
                         })?;
                     }
-                    if let Some(live) = self.live.get_mut(owner) {
-                        live.last_activity = Instant::now();
-                    }
+                    let owner = owner.clone();
+                    self.agents.touch_task(Some(&owner));
                     return Ok(());
                 }
                 if self.is_expected_content(path) {
@@ -266,7 +260,7 @@ impl Engine {
             ViolationPolicy::Stop => {
                 let names: Vec<String> = suspects
                     .iter()
-                    .filter(|id| self.live.contains_key(*id))
+                    .filter(|id| self.agents.has_task(id))
                     .map(ToString::to_string)
                     .collect();
                 if suspects.is_empty() {
@@ -304,7 +298,7 @@ impl Engine {
                 // its outcome, with the violation on record.
                 let running: Vec<TaskId> = suspects
                     .into_iter()
-                    .filter(|id| self.live.contains_key(id))
+                    .filter(|id| self.agents.has_task(id))
                     .collect();
                 for id in running {
                     self.fail_task(
@@ -398,14 +392,14 @@ impl Engine {
             .as_ref()
             .map(|p| p.spec_files().into_iter().collect())
             .unwrap_or_default();
-        let writes = std::mem::take(&mut self.planning_writes);
+        let writes = self.planning_state.take_writes();
         for (path, seen) in writes {
             if !specs.contains(&path) {
                 let n = self.next_violation_number();
                 self.record(Event::Violation {
                     n,
                     path,
-                    change: seen.change.to_string(),
+                    change: seen.to_string(),
                     suspects: vec![TaskId::new("planner")],
                     action: "recorded".into(),
                     saved: None,
