@@ -26,6 +26,10 @@ mod tasks;
 pub mod ui;
 
 #[cfg(test)]
+mod driven;
+#[cfg(test)]
+mod driven_tests;
+#[cfg(test)]
 mod fake_run;
 #[cfg(test)]
 mod tests;

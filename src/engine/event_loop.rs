@@ -22,7 +22,7 @@ const TICK_EVERY: Duration = Duration::from_secs(1);
 /// The loop's select is biased toward agents' events (see `run`), so an agent that writes
 /// without pause would starve the rest: after this many agents' events in a row, the rest
 /// get a turn (see `Chooser`). High enough that it never comes between a burst of exits.
-const FAIR_AFTER: u32 = 64;
+pub(super) const FAIR_AFTER: u32 = 64;
 
 /// A request to stop from outside the run: the OS's signals in the control window, a test's
 /// requests in unit tests.
