@@ -142,6 +142,8 @@ impl Agent {
 #[derive(Debug, Default)]
 pub(super) struct Agents {
     by_dir: BTreeMap<PathBuf, Agent>,
+    /// Attempt directories whose pane was seen gone without an exit record, and since when.
+    gone_since: BTreeMap<PathBuf, Instant>,
 }
 
 impl Agents {
@@ -234,6 +236,15 @@ impl Agents {
             }
             None => false,
         }
+    }
+
+    /// How long the pane of the agent in `dir` has been seen gone without its exit record,
+    /// counting from now if this is the first time.
+    pub fn gone_for(&mut self, dir: &Path) -> Duration {
+        self.gone_since
+            .entry(dir.to_path_buf())
+            .or_insert_with(Instant::now)
+            .elapsed()
     }
 
     /// The agents silent for `timeout` by `now`.

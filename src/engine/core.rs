@@ -1,10 +1,8 @@
 //! The engine's state and its loop. Everything that changes the run goes through `record`,
 //! which journals an event (flushed) and only then applies it to the in-memory state.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::Context as _;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
@@ -72,8 +70,6 @@ pub(super) struct Engine {
     pub tmux: Arc<dyn Tmux>,
     pub agents: Agents,
     pub launcher: Launcher,
-    /// Attempt directories whose pane was seen gone without an exit record, and since when.
-    pub gone_since: HashMap<PathBuf, Instant>,
     /// Leftover processes being stopped off the loop (see leftovers.rs): waited for when the
     /// engine ends, or a KILL due after its grace would never be sent.
     pub stopping: Vec<std::thread::JoinHandle<usize>>,
@@ -133,9 +129,16 @@ pub fn start(run_dir: &Path) -> anyhow::Result<u8> {
         };
         let (mut engine, inputs) = Engine::open(run_dir, real_tmux, stops)?;
         let result = engine.run(inputs).await;
-        // Nothing may still be coming up in a pane once the engine is gone (see launch.rs).
-        for launched in engine.launcher.settle() {
-            let _ = engine.on_launched(launched);
+        // Nothing may still be coming up in a pane unknown to the run once the engine is
+        // gone (see launch.rs): an agent given up on is stopped. Detached, the journal is
+        // left as it is: `orch resume` finds the agents by their panes' commands.
+        let late = engine.launcher.settle();
+        if !engine.detached {
+            for launched in late {
+                if let Err(e) = engine.on_launched(launched) {
+                    eprintln!("warning: {e:#}");
+                }
+            }
         }
         // An exit handled in the loop's last turn: what it left is still looked for.
         if let Err(e) = engine.look_for_leftovers() {
@@ -258,7 +261,6 @@ impl Engine {
             stopping: Vec::new(),
             crash,
             detached: false,
-            gone_since: HashMap::new(),
             draw: true,
             kept: Vec::new(),
             _lock: lock,

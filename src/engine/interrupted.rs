@@ -5,7 +5,7 @@
 //! is told so in its prompt, and handed its agent's session to continue where known.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::agents::Role;
 use super::core::Engine;
@@ -91,11 +91,7 @@ impl Engine {
             self.detach("its tmux session is gone")?;
             return Ok(false);
         }
-        let since = *self
-            .gone_since
-            .entry(dir.to_path_buf())
-            .or_insert_with(Instant::now);
-        Ok(since.elapsed() >= LOST_GRACE)
+        Ok(self.agents.gone_for(dir) >= LOST_GRACE)
     }
 
     /// Whether the exit record at `path` is an agent hung up because tmux went away.

@@ -74,6 +74,7 @@ enum Request {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Launching {
     Thread,
+    #[cfg(test)]
     Inline,
 }
 
@@ -88,6 +89,7 @@ pub(super) struct Launcher {
 
 enum Mode {
     Thread(std::sync::mpsc::Sender<Request>),
+    #[cfg(test)]
     Inline(Arc<dyn Tmux>, Panes),
 }
 
@@ -96,6 +98,7 @@ impl Launcher {
         let (answers_tx, answers) = unbounded_channel();
         let pending = Arc::new((Mutex::new(0), Condvar::new()));
         let mode = match launching {
+            #[cfg(test)]
             Launching::Inline => Mode::Inline(tmux, panes),
             Launching::Thread => {
                 let (tx, rx) = std::sync::mpsc::channel();
@@ -138,6 +141,7 @@ impl Launcher {
                     }
                 }
             }
+            #[cfg(test)]
             Mode::Inline(tmux, panes) => {
                 if let Some(answer) = execute(tmux.as_ref(), panes, request) {
                     let _ = self.answers_tx.send(answer);
@@ -148,9 +152,10 @@ impl Launcher {
 
     fn done(&mut self, answer: Launched) {
         let _ = self.answers_tx.send(answer);
-        let (count, _) = &*self.pending;
+        let (count, answered) = &*self.pending;
         let mut count = count.lock().expect("launcher lock");
         *count = count.saturating_sub(1);
+        answered.notify_all();
     }
 
     /// Asks for a pane for the agent of `dir`; the answer comes as `Input::Launched`.
