@@ -67,6 +67,69 @@ fn a_plan_runs_task_by_task_each_checked_and_judged() {
             .unwrap_or_else(|| panic!("no {name} after {at}: {names:?}"));
     }
     assert!(run.dir.report_md().exists(), "the report is written");
+    // The pane-died hook backs the exit records up.
+    assert!(
+        run.tmux
+            .hooks()
+            .iter()
+            .any(|(_, hook, _)| hook == "pane-died")
+    );
+}
+
+#[test]
+fn a_hostile_request_goes_into_the_prompt_file_and_never_to_tmux() {
+    let request =
+        "it's \"quoted\" $(touch pwned) `touch pwned` ; rm -rf / \n\u{1b}[31m\n".repeat(2_000);
+    let (project, dir, tmux) =
+        super::fake_run::new_run(&request, &config(""), Some(TWO_TASKS), &[]);
+    let mut run = Driven::open(project, dir, tmux);
+    run.engine.begin().unwrap();
+    run.settle();
+    let a = run.next_agent();
+    let prompt = std::fs::read_to_string(a.dir.join("prompt.md")).unwrap();
+    assert!(
+        prompt.contains(&request),
+        "the request reaches the agent byte for byte"
+    );
+    for call in run.tmux.calls() {
+        let spec = match call {
+            Call::NewWindow(_, spec) | Call::SplitWindow(_, spec) | Call::RespawnPane(_, spec) => {
+                spec
+            }
+            _ => continue,
+        };
+        // Only the launcher, by its path: no text of the request, quoted or not.
+        assert_eq!(spec.argv[0], "/bin/sh");
+        assert_eq!(spec.argv.len(), 2);
+        assert!(spec.argv[1].ends_with("/launch.sh"));
+        assert!(spec.env.is_empty());
+    }
+    let launcher = std::fs::read_to_string(a.dir.join("launch.sh")).unwrap();
+    assert!(!launcher.contains("pwned"));
+}
+
+#[test]
+fn strict_tdd_refuses_an_implementation_written_before_its_tests() {
+    let mut run = Driven::start(&config("gates:\n  tdd: strict\n"), Some(TWO_TASKS), &[]);
+    let a = run.next_agent();
+    run.write(&[("a.txt", "implementation first")]);
+    // First writes are compared by the millisecond: the test comes in a later one.
+    let written = crate::state::now_ms();
+    while crate::state::now_ms() <= written {
+        std::hint::spin_loop();
+    }
+    run.write(&[("tests/a_test.txt", "then the test")]);
+    run.exit(&a, 0, "done\n");
+    let requeued = run.find(|e| matches!(e, Event::TaskRequeued { .. }));
+    let Some(Event::TaskRequeued { reasons, .. }) = requeued else {
+        panic!("not requeued\n{}", run.dump())
+    };
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("implementation written before any test")),
+        "{reasons:?}"
+    );
 }
 
 #[test]
@@ -188,6 +251,63 @@ fn a_stray_write_is_a_violation_of_the_running_task_and_reverted() {
     assert_eq!(status(&run, "a"), TaskStatus::Done, "{}", run.dump());
 }
 
+/// A revert that cannot land (a directory now stands where the file was) says where the
+/// content to put back is, and how: the start's content is written out for that.
+#[test]
+fn a_revert_that_fails_says_where_the_content_is_and_how_to_put_it_back() {
+    let mut run = Driven::start(
+        &config("ownership:\n  on_violation: revert\n"),
+        Some(TWO_TASKS),
+        &[("notes", "the original notes\n")],
+    );
+    let _a = run.next_agent();
+    let root = run.root();
+    std::fs::create_dir(root.join("notes.d")).unwrap();
+    std::fs::write(root.join("notes.d/inside"), "x").unwrap();
+    std::fs::remove_file(root.join("notes")).unwrap();
+    std::fs::rename(root.join("notes.d"), root.join("notes")).unwrap();
+    run.handle(Input::Fs(FsChange {
+        path: "notes".into(),
+        kind: ChangeKind::Removed,
+        at: std::time::SystemTime::now(),
+    }));
+    let settled = run.find(|e| {
+        matches!(e, Event::ViolationSettled { action, .. } if action.starts_with("revert failed"))
+    });
+    let Some(Event::ViolationSettled { n, action, .. }) = settled else {
+        panic!("no failed revert\n{}", run.dump())
+    };
+    let restore = format!("restore/{n}/notes");
+    assert!(action.contains(&restore), "{action}");
+    assert!(action.contains("cp -P "), "{action}");
+    let copy = run.dir.path().join(&restore);
+    assert_eq!(
+        std::fs::read_to_string(copy).unwrap(),
+        "the original notes\n"
+    );
+}
+
+/// A violation whose journal line was lost (the disk filled between saving its content and
+/// journaling it, under an engine that saved first) left `violations/7/` behind: the next
+/// number is after it, never that one again.
+#[test]
+fn violation_numbers_are_never_reused_even_without_their_journal_line() {
+    let mut run = Driven::start(
+        &config("ownership:\n  on_violation: revert\n"),
+        Some(TWO_TASKS),
+        &[("README.md", "the original\n")],
+    );
+    std::fs::create_dir_all(run.dir.violation_dir(7).join("x")).unwrap();
+    let _a = run.next_agent();
+    run.write(&[("README.md", "defaced by a\n")]);
+    let violation = run.find(|e| matches!(e, Event::Violation { .. }));
+    let Some(Event::Violation { n, saved, .. }) = violation else {
+        panic!("no violation\n{}", run.dump())
+    };
+    assert_eq!(n, 8);
+    assert!(saved.unwrap().contains("/violations/8/"));
+}
+
 #[test]
 fn a_violation_under_stop_stops_the_running_suspect() {
     let mut run = Driven::start(
@@ -295,6 +415,11 @@ fn a_hangup_detaches_and_a_resumed_engine_takes_the_exit_it_missed() {
             || matches!(c, Call::KillSession(_) | Call::KillServer)
     });
     assert!(!killed, "nothing is torn down on a hangup");
+    assert!(
+        run.find(|e| matches!(e, Event::TaskInterrupted { .. }))
+            .is_none(),
+        "the agent is not counted as interrupted"
+    );
     // The agent finishes while no engine watches.
     std::fs::create_dir_all(run.root().join("tests")).unwrap();
     std::fs::write(run.root().join("tests/a_test.txt"), "test").unwrap();
