@@ -96,7 +96,7 @@ pub(super) enum Input {
 impl Input {
     /// Whether the input is an agent's doing (what the latency figures measure), which the
     /// chooser serves first.
-    fn from_agents(&self) -> bool {
+    fn is_agents_doing(&self) -> bool {
         matches!(self, Input::RunFile(_) | Input::Fs(_))
     }
 }
@@ -139,7 +139,7 @@ impl Chooser {
             }
         }
         let input = self.by_priority(engine).await;
-        if input.from_agents() {
+        if input.is_agents_doing() {
             self.streak += 1;
         } else {
             self.streak = 0;

@@ -125,20 +125,19 @@ impl Launcher {
                 if matches!(request, Request::Open { .. }) {
                     *self.pending.0.lock().expect("launcher lock") += 1;
                 }
-                if let Err(std::sync::mpsc::SendError(request)) = tx.send(request) {
-                    // The thread is gone (it panicked): say so as tmux would.
-                    if let Request::Open { dir, .. } = request {
-                        self.done(Launched {
-                            dir,
-                            pane: Err(TmuxError::CommandFailed {
-                                command: "new-window".into(),
-                                status: None,
-                                stderr: "orch's launcher thread is gone: see the engine's \
-                                         log, then `orch resume`"
-                                    .into(),
-                            }),
-                        });
-                    }
+                // The thread is gone (it panicked): a launch fails as if tmux said so.
+                if let Err(std::sync::mpsc::SendError(Request::Open { dir, .. })) = tx.send(request)
+                {
+                    self.done(Launched {
+                        dir,
+                        pane: Err(TmuxError::CommandFailed {
+                            command: "new-window".into(),
+                            status: None,
+                            stderr: "orch's launcher thread is gone: see the engine's log, \
+                                     then `orch resume`"
+                                .into(),
+                        }),
+                    });
                 }
             }
             #[cfg(test)]
