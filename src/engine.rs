@@ -24,6 +24,7 @@ mod sched;
 mod sweep;
 mod tasks;
 pub mod ui;
+mod watching;
 
 #[cfg(test)]
 mod driven;

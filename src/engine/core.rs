@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 use super::agents::Agents;
 use super::barrier::Barriers;
@@ -16,13 +16,14 @@ use super::judging::Judging;
 use super::launch::{Launcher, Launching};
 use super::planning::PlanningState;
 use super::sched::Sched;
+use super::watching::Watching;
 use super::{panes::Panes, ui};
 use crate::config::Config;
 use crate::plan::{Plan, TaskId};
 use crate::project::Project;
 use crate::state::{EngineLock, Event, Journal, Outcome, Phase, Record, RunDir, RunInfo, RunState};
 use crate::tmux::{RealTmux, Tmux};
-use crate::watch::{DirWatcher, Snapshot, TreeWatcher};
+use crate::watch::Snapshot;
 
 /// Gate results, sent back to the loop by the background task that ran them.
 #[derive(Debug)]
@@ -55,16 +56,8 @@ pub(super) struct Engine {
     pub crash: Option<CrashPoint>,
     pub _lock: EngineLock,
 
-    // Watching.
-    /// The run directory's watcher (exit records, logs, markers); None in unit tests driven
-    /// input by input, which hand the engine those files themselves.
-    pub dir_watcher: Option<DirWatcher>,
-    /// What the ownership watcher ignores; the final sweep ignores the same.
-    pub ignore: crate::watch::Ignore,
-    /// Kept alive for the run: dropping it stops the watching.
-    pub _tree_watcher: Option<TreeWatcher>,
-    /// The guarded parts of the project's `.git/` (None outside a git work tree).
-    pub git_guard: Option<crate::watch::GitGuard>,
+    /// The watchers of the project, its `.git/` and the run directory (see watching.rs).
+    pub watching: Watching,
 
     // Agents (agents.rs, launch.rs) and tmux.
     pub tmux: Arc<dyn Tmux>,
@@ -202,29 +195,15 @@ impl Engine {
         let (fs_tx, fs_rx) = unbounded_channel();
         let (dir_tx, dir_rx) = unbounded_channel();
         let (gate_tx, gate_rx) = unbounded_channel();
-        let dir_watcher = match options.watchers {
-            true => Some(DirWatcher::new(dir_tx)?),
-            false => None,
-        };
-        let ignore = crate::watch::Ignore::new(&project.root, &config.ownership.ignore)?;
-        let git_guard = match options.watchers {
-            true => open_git_guard(&project.root, &dir, &state, &fs_tx),
-            false => None,
-        };
-        // Without barriers (their directory cannot be made or watched) the engine still
-        // runs, its checks starting at each exit (see barrier.rs).
-        let mut barriers = Some(dir.barriers())
-            .filter(|_| options.watchers)
-            .filter(|d| std::fs::create_dir_all(d).is_ok());
-        let tree_watcher = match options.watchers {
-            false => None,
-            true => Some(Self::watch_tree(
-                &project.root,
-                &ignore,
-                fs_tx,
-                &mut barriers,
-            )?),
-        };
+        let (watching, barriers) = Watching::open(
+            &project.root,
+            &dir,
+            &state,
+            &config,
+            options.watchers,
+            fs_tx,
+            dir_tx,
+        )?;
         let plan = state.plan().cloned();
         let judge_attempts = std::fs::read_dir(run_dir.join("judge"))
             .into_iter()
@@ -246,11 +225,8 @@ impl Engine {
             state,
             plan,
             snapshot: None,
-            dir_watcher,
-            _tree_watcher: tree_watcher,
-            git_guard,
+            watching,
             barriers: Barriers::new(barriers),
-            ignore,
             agents: Agents::default(),
             checks: Checks::new(gate_tx),
             // Numbers continue after a resume, so a new judge never reuses a directory.
@@ -272,35 +248,6 @@ impl Engine {
             stops,
         };
         Ok((engine, inputs))
-    }
-
-    /// The project tree's watcher, with barriers where it can (else `barriers` is emptied).
-    fn watch_tree(
-        root: &Path,
-        ignore: &crate::watch::Ignore,
-        fs_tx: UnboundedSender<crate::watch::FsChange>,
-        barriers: &mut Option<PathBuf>,
-    ) -> anyhow::Result<TreeWatcher> {
-        let tree_watcher = match TreeWatcher::with_barriers(
-            root,
-            ignore.clone(),
-            fs_tx.clone(),
-            barriers.as_deref(),
-        ) {
-            Ok(watcher) => watcher,
-            Err(e) if barriers.is_some() => {
-                // Only the barriers' fault if the tree alone can be watched.
-                let watcher = TreeWatcher::start(root, ignore.clone(), fs_tx)?;
-                eprintln!(
-                    "warning: {e}; a task's checks start at its exit, and may miss the writes \
-                     its agent made just before"
-                );
-                *barriers = None;
-                watcher
-            }
-            Err(e) => return Err(e.into()),
-        };
-        Ok(tree_watcher)
     }
 
     /// Writes an agent run's launcher into `dir` (its logs and exit record go there too),
@@ -454,7 +401,7 @@ impl Engine {
         };
         // From now on, what is ignored is what was ignored at the start.
         let (gitignore, exclude) = snapshot.start_rules();
-        self.ignore.freeze(gitignore, exclude.as_deref());
+        self.watching.freeze(gitignore, exclude.as_deref());
         self.snapshot = Some(snapshot);
         Ok(())
     }
@@ -558,16 +505,11 @@ impl Engine {
 
     /// Watches an attempt's directory for its exit record and logs.
     pub(super) fn watch_dir(&mut self, dir: &Path) -> anyhow::Result<()> {
-        if let Some(watcher) = &mut self.dir_watcher {
-            watcher.watch(dir)?;
-        }
-        Ok(())
+        self.watching.watch(dir)
     }
 
     pub(super) fn unwatch_dir(&mut self, dir: &Path) {
-        if let Some(watcher) = &mut self.dir_watcher {
-            watcher.unwatch(dir);
-        }
+        self.watching.unwatch(dir);
     }
 
     /// The context of an agent's prompt (see `prompt::Context`), as every role shares it; the
@@ -646,32 +588,4 @@ impl Engine {
         use std::io::Write;
         let _ = writeln!(std::io::stdout().lock(), "\n{message}");
     }
-}
-
-/// The guard of the project's `.git/`, its copy taken by the run's first engine (before any
-/// agent starts), watched from now on. Without it the run goes on, saying what it costs.
-fn open_git_guard(
-    root: &Path,
-    dir: &RunDir,
-    state: &RunState,
-    fs_tx: &tokio::sync::mpsc::UnboundedSender<crate::watch::FsChange>,
-) -> Option<crate::watch::GitGuard> {
-    let mut guard = match crate::watch::GitGuard::open(root, &dir.path().join("git-meta")) {
-        Ok(guard) => guard?,
-        Err(e) => {
-            eprintln!(
-                "warning: cannot copy the guarded parts of the project's .git/ ({e}): writes \
-                 there by agents will not be detected in this run"
-            );
-            return None;
-        }
-    };
-    guard.already_reported(state.violations.iter().map(|v| v.path.as_str()));
-    if let Err(e) = guard.watch(fs_tx.clone()) {
-        eprintln!(
-            "warning: cannot watch the project's .git/ ({e}): writes there are still found \
-             before each task's checks and at the end of the run"
-        );
-    }
-    Some(guard)
 }

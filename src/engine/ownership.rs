@@ -113,7 +113,7 @@ impl Engine {
     /// a violation of whoever was running when it was made (its ctime, which no agent can set
     /// back), and fails the run even when reverted.
     pub(super) fn check_git_meta(&mut self) -> anyhow::Result<()> {
-        let Some(guard) = self.git_guard.as_mut() else {
+        let Some(guard) = self.watching.git_guard_mut() else {
             return Ok(());
         };
         for change in guard.changes() {
@@ -325,13 +325,13 @@ impl Engine {
         let grave = match crate::paths::link_out(&root, path) {
             Some(out) => Some(outside_note(&out)),
             None => self
-                .git_guard
-                .as_ref()
+                .watching
+                .git_guard()
                 .filter(|g| g.guards(path))
                 .map(|_| GIT_META_NOTE.to_string()),
         };
         // A guarded file of `.git/` is saved and put back from the guard's copy of the start.
-        let guard = self.git_guard.as_mut().filter(|g| g.guards(path));
+        let guard = self.watching.git_guard_mut().filter(|g| g.guards(path));
         let copy = if is_dir {
             Ok(None)
         } else {
