@@ -494,3 +494,36 @@ fn the_chooser_gives_the_rest_a_turn_after_a_streak_of_agents_events() {
     let gates_at = chosen.iter().position(|&g| g).expect("the gates' turn");
     assert_eq!(gates_at, FAIR_AFTER as usize, "{chosen:?}");
 }
+
+/// Refused twice, a task gets the oracle's advice: the oracle is an agent of the registry like
+/// any other, and its exit sends the task back with the reasons and the advice.
+#[test]
+fn after_two_refusals_the_oracle_advises_the_next_attempt() {
+    let config = "agents:\n  mine:\n    kind: command\n    command: [\"./worker.sh\"]\n  \
+                  judge:\n    kind: command\n    command: [\"./judge.sh\"]\n\
+                  roles:\n  planner: judge\n  judge: judge\n  oracle: judge\n  workers: [mine]\n\
+                  limits:\n  retries: 2\n  task_timeout: 60s\n";
+    let mut run = Driven::start(config, Some(TWO_TASKS), &[]);
+    let refuse =
+        r#"{"verdict": "fail", "tasks": [{"id": "a", "verdict": "fail", "reason": "wrong"}]}"#;
+    for _ in 0..2 {
+        let a = run.next_agent();
+        assert_eq!(a.task, "a");
+        run.work(&a);
+        let judge = run.next_agent();
+        run.exit(&judge, 0, refuse);
+    }
+    let oracle = run.next_agent();
+    assert_eq!(
+        (oracle.role.as_str(), oracle.task.as_str()),
+        ("oracle", "a")
+    );
+    assert!(run.engine.agents.judging(), "the run waits for the oracle");
+    run.exit(&oracle, 0, "read the spec again\n");
+    let again = run.next_agent();
+    assert_eq!((again.task.as_str(), again.role.as_str()), ("a", "worker"));
+    assert!(again.dir.ends_with("3"), "{}", again.dir.display());
+    let prompt = std::fs::read_to_string(again.dir.join("prompt.md")).unwrap();
+    assert!(prompt.contains("read the spec again"), "{prompt}");
+    assert!(prompt.contains("the judge: wrong"), "{prompt}");
+}
