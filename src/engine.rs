@@ -2,25 +2,35 @@
 //! window. Watchers (project files, run files), tmux reconciliation, timers and signals feed
 //! it through channels; every state change is journaled before it takes effect.
 
+mod agents;
 mod barrier;
 mod core;
 mod crash;
 mod disk;
+mod dispatcher;
 mod event_loop;
+mod gates;
 mod interrupted;
 mod judging;
 mod keeper;
+mod launch;
 mod leftovers;
 mod ownership;
 mod panes;
 mod planning;
 mod resume;
 mod revert;
+mod sched;
 mod sweep;
 mod tasks;
 mod ui;
 mod warnings;
+mod watching;
 
+#[cfg(test)]
+mod driven;
+#[cfg(test)]
+mod driven_tests;
 #[cfg(test)]
 mod fake_run;
 #[cfg(test)]

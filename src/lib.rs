@@ -6,7 +6,6 @@ pub mod agent_process;
 mod cli;
 mod commands;
 pub mod config;
-pub mod dispatcher;
 pub mod duration;
 pub mod engine;
 pub mod error;

@@ -50,26 +50,29 @@ impl Planning<'_> {
 
     fn context(&self, attempt: u32, feedback: &[String]) -> Context {
         let plan_file = self.plan_file(attempt);
-        Context {
-            role: Role::Planner,
-            task: None,
-            files: vec![],
-            specs: vec![],
-            request: self.request.to_string(),
+        let mut ctx = Context::new(
+            Role::Planner,
+            self.request,
+            &self.project.root,
+            &self.config.gates.test_pattern,
+            vec![],
             attempt,
-            project_dir: self.project.root.display().to_string(),
-            workers: self.config.roles.workers.clone(),
-            plan_file: Some(
-                plan_file
-                    .strip_prefix(&self.project.root)
-                    .unwrap_or(&plan_file)
-                    .display()
-                    .to_string(),
-            ),
-            test_pattern: self.config.gates.test_pattern.clone(),
-            task_text: None,
-            feedback: feedback.to_vec(),
-        }
+        );
+        ctx.workers = self.config.roles.workers.clone();
+        ctx.plan_file = Some(
+            plan_file
+                .strip_prefix(&self.project.root)
+                .unwrap_or(&plan_file)
+                .display()
+                .to_string(),
+        );
+        ctx.feedback = feedback.to_vec();
+        ctx
+    }
+
+    /// Attempt `attempt`'s prompt, with the previous attempt's problems.
+    pub fn prompt(&self, attempt: u32, feedback: &[String]) -> String {
+        prompt::planner_prompt(&self.context(attempt, feedback))
     }
 
     /// Writes attempt `attempt`'s prompt (with the previous attempt's problems) and returns
@@ -79,7 +82,7 @@ impl Planning<'_> {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("failed to create {}", dir.display()))?;
         let prompt_file = dir.join("prompt.md");
-        let text = prompt::planner_prompt(&self.context(attempt, feedback));
+        let text = self.prompt(attempt, feedback);
         std::fs::write(&prompt_file, text)
             .with_context(|| format!("failed to write {}", prompt_file.display()))?;
         let name = &self.config.roles.planner;

@@ -73,6 +73,32 @@ pub struct Context {
 }
 
 impl Context {
+    /// The context every agent of a run shares (its role, the request, the project, the test
+    /// pattern and the specs), for `attempt`; the role's own parts are filled in by the caller.
+    pub fn new(
+        role: Role,
+        request: &str,
+        project_dir: &std::path::Path,
+        test_pattern: &[String],
+        specs: Vec<String>,
+        attempt: u32,
+    ) -> Context {
+        Context {
+            role,
+            task: None,
+            files: vec![],
+            specs,
+            request: request.to_string(),
+            attempt,
+            project_dir: project_dir.display().to_string(),
+            workers: vec![],
+            plan_file: None,
+            test_pattern: test_pattern.to_vec(),
+            task_text: None,
+            feedback: vec![],
+        }
+    }
+
     /// The `ORCH_CONTEXT {...}` line, without a trailing newline.
     pub fn line(&self) -> String {
         let json = serde_json::to_string(self).expect("a context always serializes");

@@ -42,7 +42,7 @@ struct Waiting {
 pub enum Waiter {
     /// The checks of a task's attempt.
     Checks(TaskId, u32),
-    /// The accepting of the plan the planner gave (kept in `Engine::plan_waiting`).
+    /// The accepting of the plan the planner gave (kept in `PlanningState`).
     Plan,
 }
 
@@ -134,7 +134,7 @@ impl Engine {
     pub(super) fn check_when_seen(&mut self, id: &TaskId, attempt: u32) -> anyhow::Result<()> {
         if self.barriers.raise(Waiter::Checks(id.clone(), attempt)) {
             // Busy like a running check: the project is not quiet yet (see recheck_parked).
-            self.checks_running += 1;
+            self.checks.begun();
             return Ok(());
         }
         self.start_checks(id, attempt)
@@ -144,7 +144,7 @@ impl Engine {
     /// before exiting (its specs) have been seen, while still planning.
     pub(super) fn accept_when_seen(&mut self, plan: Plan) -> anyhow::Result<()> {
         if self.barriers.raise(Waiter::Plan) {
-            self.plan_waiting = Some(plan);
+            self.planning_state.wait_with(plan);
             return Ok(());
         }
         self.accept_planned(plan)
@@ -181,7 +181,7 @@ impl Engine {
     fn after_barrier(&mut self, waiter: Waiter) -> anyhow::Result<()> {
         match waiter {
             Waiter::Checks(id, attempt) => self.checks_after_barrier(id, attempt),
-            Waiter::Plan => match self.plan_waiting.take() {
+            Waiter::Plan => match self.planning_state.take_waiting() {
                 // Only if nothing ended the planning meanwhile (a stop, say): then the
                 // planner's exit record is handled again by the engine `orch resume` starts.
                 Some(plan) if self.state.phase == Phase::Planning && !self.detached => {
@@ -193,12 +193,12 @@ impl Engine {
     }
 
     fn checks_after_barrier(&mut self, id: TaskId, attempt: u32) -> anyhow::Result<()> {
-        self.checks_running = self.checks_running.saturating_sub(1);
+        self.checks.ended();
         // Only if nothing settled the attempt meanwhile (a stop, say).
         let current =
             self.state.tasks.get(&id).is_some_and(|t| {
                 t.state == crate::state::TaskStatus::Running && t.attempts == attempt
-            }) && !self.live.contains_key(&id);
+            }) && !self.agents.has_task(&id);
         if current && !self.detached {
             return self.start_checks(&id, attempt);
         }

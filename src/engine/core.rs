@@ -1,38 +1,33 @@
 //! The engine's state and its loop. Everything that changes the run goes through `record`,
 //! which journals an event (flushed) and only then applies it to the in-memory state.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::Context as _;
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
+use super::agents::Agents;
 use super::barrier::Barriers;
 use super::crash::{CrashPoint, When};
 use super::event_loop::{Inputs, Stop};
+use super::gates::Checks;
+use super::judging::Judging;
+use super::launch::{Launcher, Launching};
 use super::panes::Panes;
+use super::planning::PlanningState;
+use super::sched::Sched;
+use super::watching::Watching;
 use crate::config::Config;
 use crate::plan::{Plan, TaskId};
 use crate::project::Project;
 use crate::snapshot::Snapshot;
-use crate::state::WarningKind::{Agents, Unpoliced, Unrecorded};
-use crate::state::{EngineLock, Event, Journal, Outcome, Phase, Record, RunDir, RunInfo, RunState};
+use crate::state::WarningKind;
+use crate::state::{EngineLock, Event, Journal, Outcome, Record, RunDir, RunInfo, RunState};
 use crate::tmux::{RealTmux, Tmux};
-use crate::watch::{DirWatcher, TreeWatcher};
-
-/// One agent running in a pane: a task's attempt, or the planner's.
-#[derive(Debug, Clone)]
-pub(super) struct Live {
-    pub attempt: u32,
-    pub dir: PathBuf,
-    pub pane: String,
-    pub pid: u32,
-    pub last_activity: Instant,
-}
 
 /// Gate results, sent back to the loop by the background task that ran them.
+#[derive(Debug)]
 pub(super) struct GateDone {
     /// None for the run-level gates.
     pub task: Option<TaskId>,
@@ -40,84 +35,71 @@ pub(super) struct GateDone {
     pub outcomes: Vec<crate::judge::GateOutcome>,
 }
 
+/// The engine's state, by concern: the run and its record; what watches the project and the
+/// run directory; the agents running and how they are launched; the checks, the judge's
+/// rounds, planning; work left for later turns of the loop. Each concern's own state is a
+/// type of its own module, which keeps its invariants; the engine's methods, in the module of
+/// their concern, tie them together.
 pub(super) struct Engine {
+    // The run, and its record.
     pub project: Project,
     pub config: Config,
     pub info: RunInfo,
     pub dir: RunDir,
-    pub tmux: Arc<dyn Tmux>,
-    pub panes: Panes,
     pub journal: Journal,
     pub state: RunState,
     pub plan: Option<Plan>,
     pub snapshot: Option<Snapshot>,
-    pub dir_watcher: DirWatcher,
-    /// What the ownership watcher ignores; the final sweep ignores the same.
-    pub ignore: crate::watch::Ignore,
-    /// Kept alive for the run: dropping it stops the watching.
-    pub _tree_watcher: Option<TreeWatcher>,
-    /// The guarded parts of the project's `.git/` (None outside a git work tree).
-    pub git_guard: Option<crate::watch::GitGuard>,
-    /// Running task attempts.
-    pub live: HashMap<TaskId, Live>,
-    /// The planner's running attempt.
-    pub planner: Option<Live>,
-    /// Problems of the last refused plan, for the next attempt's prompt.
-    pub planner_feedback: Vec<String>,
-    /// Files written during planning, checked against the specs once the plan is known.
-    pub planning_writes: BTreeMap<String, ChangeSeen>,
-    /// The planner's valid plan, waiting for its barrier to be accepted (see barrier.rs).
-    pub plan_waiting: Option<crate::plan::Plan>,
     pub exe: PathBuf,
-    /// Set when `orch down` asked the engine to stop (rather than an interrupt).
-    pub stop_requested: bool,
-    pub gate_tx: UnboundedSender<GateDone>,
-    /// Gate runs in flight, and checks waiting for their barrier.
-    pub checks_running: usize,
-    pub barriers: Barriers,
-    /// Tasks or the judge wait to be launched: the loop launches them one at a time when no
-    /// event is waiting (`launch_step`).
-    pub launch_wanted: bool,
+    /// The run's small files, written back if `.orch/` goes (see keeper.rs).
+    pub kept: Vec<(PathBuf, Vec<u8>)>,
+    /// Where to crash on purpose (`ORCH_ENGINE_CRASH`, for tests).
+    pub crash: Option<CrashPoint>,
+    pub _lock: EngineLock,
+
+    /// The watchers of the project, its `.git/` and the run directory (see watching.rs).
+    pub watching: Watching,
+
+    // Agents (agents.rs, launch.rs) and tmux.
+    pub tmux: Arc<dyn Tmux>,
+    pub agents: Agents,
+    pub launcher: Launcher,
     /// Leftover processes being stopped off the loop (see leftovers.rs): waited for when the
     /// engine ends, or a KILL due after its grace would never be sent.
     pub stopping: Vec<std::thread::JoinHandle<usize>>,
-    /// Attempts whose agent ended and whose leftovers are still to be looked for (a walk of
-    /// /proc, done once the exit is journaled: see leftovers.rs), with their task.
-    pub leftovers_due: Vec<(std::path::PathBuf, Option<crate::plan::TaskId>)>,
-    /// Tasks whose lint or tests failed while other agents worked: checked again when quiet.
-    pub parked: Vec<TaskId>,
-    /// Task attempts already checked a second time.
-    pub rechecked: HashSet<(TaskId, u32)>,
-    /// Tasks whose gates passed, waiting for the judge.
-    pub judge_queue: Vec<TaskId>,
-    /// The judge's running attempt and the tasks it judges.
-    pub judge: Option<(Live, Vec<TaskId>)>,
-    /// Judge attempts so far (numbers its directories), and tries for the current batch.
-    pub judge_attempts: u32,
-    pub judge_tries: u32,
-    /// Oracles at work, per task, with the reasons the task's next attempt will carry.
-    pub oracles: HashMap<TaskId, (Live, Vec<String>)>,
-    pub run_gates_started: bool,
-    /// The judge's last pane, closed when the next judge starts.
-    pub last_judge_pane: Option<String>,
-    /// Where to crash on purpose (`ORCH_ENGINE_CRASH`, for tests).
-    pub crash: Option<CrashPoint>,
+
+    // Checks (gates.rs, barrier.rs), the judge (judging.rs), planning (planning.rs).
+    pub checks: Checks,
+    pub barriers: Barriers,
+    pub judging: Judging,
+    pub planning_state: PlanningState,
+
+    // The loop.
+    /// Work left for later turns of the loop (see sched.rs).
+    pub sched: Sched,
+    /// Set when `orch down` asked the engine to stop (rather than an interrupt).
+    pub stop_requested: bool,
     /// Set once the engine left the run to a later `orch resume` (see `detach`).
     pub detached: bool,
-    /// Attempt directories whose pane was seen gone without an exit record, and since when.
-    pub gone_since: HashMap<PathBuf, Instant>,
     /// Whether `render` draws the table on stdout (the control window); not in unit tests.
     pub draw: bool,
-    /// The run's small files, written back if `.orch/` goes (see keeper.rs).
-    pub kept: Vec<(PathBuf, Vec<u8>)>,
     /// Warnings not journaled (yet): see warnings.rs.
     pub warnings: super::warnings::Pending,
-    pub _lock: EngineLock,
 }
 
-#[derive(Debug, Clone)]
-pub(super) struct ChangeSeen {
-    pub change: &'static str,
+/// How an engine is opened: for a run (a launcher thread, real watchers), or for a unit test
+/// that drives it input by input (launches answered inline, no watchers).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Options {
+    pub launching: Launching,
+    pub watchers: bool,
+}
+
+impl Options {
+    pub const RUN: Options = Options {
+        launching: Launching::Thread,
+        watchers: true,
+    };
 }
 
 /// Runs the engine for the run in `run_dir` until the run ends or is interrupted.
@@ -143,10 +125,23 @@ pub fn start(run_dir: &Path) -> anyhow::Result<u8> {
         };
         let (mut engine, inputs) = Engine::open(run_dir, real_tmux, stops)?;
         let result = engine.run(inputs).await;
+        // Nothing may still be coming up in a pane unknown to the run once the engine is
+        // gone (see launch.rs): an agent given up on is stopped. Detached, the journal is
+        // left as it is: `orch resume` finds the agents by their panes' commands.
+        let late = engine.launcher.settle();
+        if !engine.detached {
+            for launched in late {
+                if let Err(e) = engine.on_launched(launched) {
+                    let what =
+                        format!("cannot record an agent launched as the engine ended: {e:#}");
+                    engine.warn(WarningKind::Agents, what);
+                }
+            }
+        }
         // An exit handled in the loop's last turn: what it left is still looked for.
         if let Err(e) = engine.look_for_leftovers() {
             engine.warn(
-                Agents,
+                WarningKind::Agents,
                 format!("cannot look for what the last agents left running: {e:#}"),
             );
         }
@@ -178,6 +173,16 @@ impl Engine {
         tmux: impl FnOnce(&RunInfo) -> Arc<dyn Tmux>,
         stops: UnboundedReceiver<Stop>,
     ) -> anyhow::Result<(Engine, Inputs)> {
+        Self::open_with(run_dir, tmux, stops, Options::RUN)
+    }
+
+    /// `open`, with `options`.
+    pub(super) fn open_with(
+        run_dir: &Path,
+        tmux: impl FnOnce(&RunInfo) -> Arc<dyn Tmux>,
+        stops: UnboundedReceiver<Stop>,
+        options: Options,
+    ) -> anyhow::Result<(Engine, Inputs)> {
         let dir = RunDir::open(run_dir)?;
         let info = RunInfo::read(&dir.run_json())?;
         let project = Project::discover(&info.project_root, None)?;
@@ -190,11 +195,11 @@ impl Engine {
         let mut early: Vec<_> = records
             .warnings
             .iter()
-            .map(|w| super::warnings::early(Unrecorded, w))
+            .map(|w| super::warnings::early(WarningKind::Unrecorded, w))
             .collect();
         let state = RunState::replay(&records.records);
         if let Some(repaired) = journal.repaired() {
-            early.push(super::warnings::early(Unrecorded, repaired));
+            early.push(super::warnings::early(WarningKind::Unrecorded, repaired));
         }
         let crash = CrashPoint::from_env(state.engine_pid.is_none())?;
         let tmux = tmux(&info);
@@ -202,83 +207,49 @@ impl Engine {
         let (fs_tx, fs_rx) = unbounded_channel();
         let (dir_tx, dir_rx) = unbounded_channel();
         let (gate_tx, gate_rx) = unbounded_channel();
-        let dir_watcher = DirWatcher::new(dir_tx)?;
-        let ignore = crate::watch::Ignore::new(&project.root, &config.ownership.ignore)?;
-        let git_guard = open_git_guard(&project.root, &dir, &state, &fs_tx, &mut early);
-        // Without barriers (their directory cannot be made or watched) the engine still
-        // runs, its checks starting at each exit (see barrier.rs).
-        let mut barriers = Some(dir.barriers()).filter(|d| std::fs::create_dir_all(d).is_ok());
-        let tree_watcher = match TreeWatcher::with_barriers(
+        let (watching, barriers) = Watching::open(
             &project.root,
-            ignore.clone(),
-            fs_tx.clone(),
-            barriers.as_deref(),
-        ) {
-            Ok(watcher) => watcher,
-            Err(e) if barriers.is_some() => {
-                // Only the barriers' fault if the tree alone can be watched.
-                let watcher = TreeWatcher::start(&project.root, ignore.clone(), fs_tx)?;
-                early.push(super::warnings::early(
-                    Unpoliced,
-                    format!(
-                        "{e}; a task's checks start at its exit, and may miss the writes \
-                         its agent made just before"
-                    ),
-                ));
-                barriers = None;
-                watcher
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let tree_watcher = Some(tree_watcher);
+            &dir,
+            &state,
+            &config,
+            options.watchers,
+            fs_tx,
+            dir_tx,
+            &mut early,
+        )?;
         let plan = state.plan().cloned();
+        let judge_attempts = std::fs::read_dir(run_dir.join("judge"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .max()
+            .unwrap_or(0);
+        let panes = Panes::new(layout, info.session.clone());
         let engine = Engine {
-            panes: Panes::new(layout, info.session.clone()),
             exe: std::env::current_exe().context("failed to find orch's own executable")?,
             project,
             config,
             info,
             dir,
+            launcher: Launcher::new(options.launching, tmux.clone(), panes),
             tmux,
             journal,
             state,
             plan,
             snapshot: None,
-            dir_watcher,
-            _tree_watcher: tree_watcher,
-            git_guard,
+            watching,
             barriers: Barriers::new(barriers),
-            ignore,
-            live: HashMap::new(),
-            planner: None,
-            planner_feedback: Vec::new(),
-            planning_writes: BTreeMap::new(),
-            plan_waiting: None,
-            stop_requested: false,
-            gate_tx,
-            checks_running: 0,
-            launch_wanted: false,
-            stopping: Vec::new(),
-            leftovers_due: Vec::new(),
-            parked: Vec::new(),
-            rechecked: HashSet::new(),
-            judge_queue: Vec::new(),
-            judge: None,
+            agents: Agents::default(),
+            checks: Checks::new(gate_tx),
             // Numbers continue after a resume, so a new judge never reuses a directory.
-            judge_attempts: std::fs::read_dir(run_dir.join("judge"))
-                .into_iter()
-                .flatten()
-                .flatten()
-                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-                .max()
-                .unwrap_or(0),
-            judge_tries: 0,
-            oracles: HashMap::new(),
-            run_gates_started: false,
-            last_judge_pane: None,
+            judging: Judging::new(judge_attempts),
+            planning_state: PlanningState::default(),
+            sched: Sched::default(),
+            stop_requested: false,
+            stopping: Vec::new(),
             crash,
             detached: false,
-            gone_since: HashMap::new(),
             draw: true,
             kept: Vec::new(),
             warnings: super::warnings::Pending::new(early),
@@ -330,7 +301,7 @@ impl Engine {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e).context("failed to clear an old exit record"),
         }
-        self.dir_watcher.watch(dir)?;
+        self.watch_dir(dir)?;
         Ok(crate::tmux::WindowSpec {
             name: window,
             cwd: self.project.root.clone(),
@@ -445,7 +416,7 @@ impl Engine {
         };
         // From now on, what is ignored is what was ignored at the start.
         let (gitignore, exclude) = snapshot.start_rules();
-        self.ignore.freeze(gitignore, exclude.as_deref());
+        self.watching.freeze(gitignore, exclude.as_deref());
         self.snapshot = Some(snapshot);
         Ok(())
     }
@@ -457,7 +428,7 @@ impl Engine {
         if std::fs::create_dir_all(&signals).is_err() {
             return;
         }
-        let _ = self.dir_watcher.watch(&signals);
+        let _ = self.watch_dir(&signals);
         let path = signals.display().to_string();
         // tmux single quotes have no escapes: a path with a quote gets no hook, and relies
         // on reconciliation alone.
@@ -478,7 +449,7 @@ impl Engine {
         {
             let cost = "an agent's end is found by the check of the panes every 2 s";
             self.warn(
-                Agents,
+                WarningKind::Agents,
                 format!("could not set the pane-died hook ({e}); {cost}"),
             );
         }
@@ -492,15 +463,9 @@ impl Engine {
             // it, its agent was settled already (its exit record normally comes first), so
             // there is nothing to reconcile: skipping the pane listing frees the loop
             // sooner after every exit (see BENCHMARKS.md).
-            let pane = name.strip_prefix("pane-");
-            let running = self
-                .live
-                .values()
-                .chain(self.planner.iter())
-                .chain(self.judge.iter().map(|(l, _)| l))
-                .chain(self.oracles.values().map(|(l, _)| l))
-                .any(|l| Some(l.pane.as_str()) == pane);
-            if pane.is_some() && !running {
+            if let Some(pane) = name.strip_prefix("pane-")
+                && !self.agents.in_pane(pane)
+            {
                 return Ok(());
             }
             return self.reconcile_if_tmux();
@@ -510,7 +475,7 @@ impl Engine {
         }
         // An event stream goes to stdout.log alone (see agent_process::run::pump).
         if name == "output.log" || name == "stdout.log" {
-            self.touch_activity(path.parent().unwrap_or(path));
+            self.agents.touch(path.parent().unwrap_or(path));
         }
         Ok(())
     }
@@ -522,25 +487,6 @@ impl Engine {
             return self.detach("its tmux session is gone");
         }
         self.reconcile()
-    }
-
-    fn touch_activity(&mut self, attempt_dir: &Path) {
-        let now = Instant::now();
-        let lives = self
-            .live
-            .values_mut()
-            .chain(self.judge.as_mut().map(|(l, _)| l))
-            .chain(self.oracles.values_mut().map(|(l, _)| l));
-        for live in lives {
-            if live.dir == attempt_dir {
-                live.last_activity = now;
-            }
-        }
-        if let Some(planner) = &mut self.planner
-            && planner.dir == attempt_dir
-        {
-            planner.last_activity = now;
-        }
     }
 
     /// Stops everything on Ctrl-C or SIGTERM: no more dispatching, every agent journaled as
@@ -576,129 +522,40 @@ impl Engine {
         Ok(())
     }
 
-    /// Ends the run once nothing is left to do: a final sweep for changes the watcher missed,
-    /// then the outcome.
-    pub fn finish_if_settled(&mut self) -> anyhow::Result<()> {
-        let busy = self.judge.is_some() || !self.oracles.is_empty() || self.checks_running > 0;
-        if self.state.phase != Phase::Running || !self.settled() || busy || self.run_gates_started {
-            return Ok(());
-        }
-        self.run_gates_started = true;
-        self.sweep()?;
-        let root = self.project.root.clone();
-        let specs = self
-            .plan
+    /// Watches an attempt's directory for its exit record and logs.
+    pub(super) fn watch_dir(&mut self, dir: &Path) -> anyhow::Result<()> {
+        self.watching.watch(dir)
+    }
+
+    pub(super) fn unwatch_dir(&mut self, dir: &Path) {
+        self.watching.unwatch(dir);
+    }
+
+    /// The context of an agent's prompt (see `prompt::Context`), as every role shares it; the
+    /// role's own parts are the caller's.
+    pub(super) fn prompt_context(
+        &self,
+        role: crate::prompt::Role,
+        task: Option<&TaskId>,
+        attempt: u32,
+    ) -> crate::prompt::Context {
+        let mut ctx = crate::prompt::Context::new(
+            role,
+            &self.info.request,
+            &self.project.root,
+            &self.config.gates.test_pattern,
+            self.spec_files(),
+            attempt,
+        );
+        ctx.task = task.cloned();
+        ctx
+    }
+
+    /// The plan's spec files (none before a plan).
+    pub(super) fn spec_files(&self) -> Vec<String> {
+        self.plan
             .as_ref()
             .map(|p| p.spec_files())
-            .unwrap_or_default();
-        let lint = self.config.gates.lint.clone();
-        let test = self.config.gates.test.clone();
-        let timeout = self.config.limits.task_timeout;
-        let logs = self.dir.path().join("gates");
-        let tx = self.gate_tx.clone();
-        self.checks_running += 1;
-        tokio::spawn(async move {
-            let mut outcomes = vec![crate::judge::spec_gate(&root, &specs)];
-            for (gate, command) in [("lint", lint), ("test", test)] {
-                let log = logs.join(format!("run-{gate}.log"));
-                outcomes.push(
-                    crate::judge::command_gate(gate, command.as_deref(), &root, &log, timeout)
-                        .await,
-                );
-            }
-            let _ = tx.send(GateDone {
-                task: None,
-                attempt: 0,
-                outcomes,
-            });
-        });
-        Ok(())
+            .unwrap_or_default()
     }
-
-    /// The run-level gates are in: the outcome, the report, the end.
-    pub(super) fn on_run_gates_done(&mut self, mut done: GateDone) -> anyhow::Result<()> {
-        done.outcomes.push(crate::judge::violation_gate(
-            None,
-            &self.state.violations,
-            0,
-            &self.dir.gates().join("run-ownership.txt"),
-        ));
-        self.record_gates(None, 0, &done.outcomes)?;
-        let mut reasons: Vec<String> = done
-            .outcomes
-            .iter()
-            .filter(|o| o.failed())
-            .map(|o| {
-                format!(
-                    "run gate `{}` failed: {}",
-                    o.gate,
-                    o.detail.lines().next().unwrap_or("")
-                )
-            })
-            .collect();
-        let failed: Vec<String> = self
-            .state
-            .tasks_in_order()
-            .filter(|t| t.state != crate::state::TaskStatus::Done)
-            .map(|t| t.id.to_string())
-            .collect();
-        if !failed.is_empty() {
-            reasons.insert(0, format!("task(s) not done: {}", failed.join(", ")));
-        }
-        let (outcome, reason) = if reasons.is_empty() {
-            (Outcome::Succeeded, None)
-        } else {
-            (Outcome::Failed, Some(reasons.join("; ")))
-        };
-        self.record(Event::RunFinished { outcome, reason })?;
-        if let Err(e) = crate::report::write(
-            &self.project,
-            &self.config,
-            &self.dir,
-            self.snapshot.as_ref(),
-        ) {
-            self.warn(
-                Unrecorded,
-                format!(
-                    "could not write the report: {e:#}; `orch report` rebuilds it from the journal"
-                ),
-            );
-        }
-        Ok(())
-    }
-}
-
-/// The guard of the project's `.git/`, its copy taken by the run's first engine (before any
-/// agent starts), watched from now on. Without it the run goes on, saying what it costs.
-fn open_git_guard(
-    root: &Path,
-    dir: &RunDir,
-    state: &RunState,
-    fs_tx: &tokio::sync::mpsc::UnboundedSender<crate::watch::FsChange>,
-    warnings: &mut Vec<super::warnings::Unjournaled>,
-) -> Option<crate::watch::GitGuard> {
-    let mut guard = match crate::watch::GitGuard::open(root, &dir.path().join("git-meta")) {
-        Ok(guard) => guard?,
-        Err(e) => {
-            warnings.push(super::warnings::early(
-                Unpoliced,
-                format!(
-                    "cannot copy the guarded parts of the project's .git/ ({e}): writes \
-                 there by agents will not be detected in this run"
-                ),
-            ));
-            return None;
-        }
-    };
-    guard.already_reported(state.violations.iter().map(|v| v.path.as_str()));
-    if let Err(e) = guard.watch(fs_tx.clone()) {
-        warnings.push(super::warnings::early(
-            Unpoliced,
-            format!(
-                "cannot watch the project's .git/ ({e}): writes there are still found \
-             before each task's checks and at the end of the run"
-            ),
-        ));
-    }
-    Some(guard)
 }

@@ -1,7 +1,8 @@
-//! The engine's loop: one `select!` over everything that can happen to a run (a stop, an
-//! exit record or a run file, a change in the project, gate results, the clock, a launch
-//! waiting), in that order of priority, with a fair turn for the rest when agents' events
-//! never let up.
+//! The engine's loop. Everything that can happen to a run becomes one [`Input`] (a stop, a
+//! run file, a change in the project, gate results, tmux's answer to a launch, the clock, work
+//! the engine left itself), and [`Engine::handle`] applies it. Which input goes next is the
+//! [`Chooser`]'s call alone: a priority order, and a fair turn for the rest when agents'
+//! events never let up. So the engine can be driven input by input, as its unit tests do.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use std::time::Duration;
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 use super::core::{Engine, GateDone};
+use super::launch::Launched;
 use crate::state::{Outcome, Phase};
 use crate::watch::FsChange;
 
@@ -19,8 +21,8 @@ const RECONCILE_EVERY: Duration = Duration::from_secs(2);
 const TICK_EVERY: Duration = Duration::from_secs(1);
 /// The loop's select is biased toward agents' events (see `run`), so an agent that writes
 /// without pause would starve the rest: after this many agents' events in a row, the rest
-/// get a turn (`starved_turn`). High enough that it never comes between a burst of exits.
-const FAIR_AFTER: u32 = 64;
+/// get a turn (see `Chooser`). High enough that it never comes between a burst of exits.
+pub(super) const FAIR_AFTER: u32 = 64;
 
 /// A request to stop from outside the run: the OS's signals in the control window, a test's
 /// requests in unit tests.
@@ -68,131 +70,199 @@ pub(super) fn os_stops() -> anyhow::Result<UnboundedReceiver<Stop>> {
     Ok(rx)
 }
 
-impl Engine {
-    /// Runs the loop until the run ends (its outcome), or the engine detaches from it (`None`).
-    pub(super) async fn run(&mut self, inputs: Inputs) -> anyhow::Result<Option<Outcome>> {
-        let Inputs {
-            fs: mut fs_rx,
-            run_files: mut dir_rx,
-            gates: mut gate_rx,
-            mut stops,
-        } = inputs;
+/// One thing for the engine to handle.
+#[derive(Debug)]
+pub(super) enum Input {
+    /// A request to stop from outside.
+    Stop(Stop),
+    /// A file changed under the run directory: an exit record, a log, a pane-died marker.
+    RunFile(PathBuf),
+    /// A change in the project tree (or a barrier, or the watcher's own trouble).
+    Fs(FsChange),
+    /// A task's or the run's gates finished.
+    GatesDone(GateDone),
+    /// Tmux answered a launch (see launch.rs).
+    Launched(Launched),
+    /// The clock: the record kept, timeouts checked, the table redrawn.
+    Tick,
+    /// Time to ask tmux which panes are alive.
+    Reconcile,
+    /// Ended attempts wait to have their leftovers looked for (see leftovers.rs).
+    LeftoversDue,
+    /// Tasks or the judge wait to be launched: one launch.
+    LaunchStep,
+}
+
+impl Input {
+    /// Whether the input is an agent's doing (what the latency figures measure), which the
+    /// chooser serves first.
+    fn is_agents_doing(&self) -> bool {
+        matches!(self, Input::RunFile(_) | Input::Fs(_))
+    }
+}
+
+/// Chooses the next input: a stop first, then what agents did (exit records, file changes:
+/// their journal entries are what the latency figures measure), then work that can wait a few
+/// milliseconds (tmux's answers, gate results, redraws, listings, leftovers), and launches
+/// last, one per turn, when nothing else is waiting, so that an exit or a write that arrives
+/// meanwhile never waits for a batch of them. After FAIR_AFTER agents' events in a row, the
+/// rest get a turn first.
+pub(super) struct Chooser {
+    inputs: Inputs,
+    tick: tokio::time::Interval,
+    reconcile: tokio::time::Interval,
+    /// Agents' events chosen in a row.
+    streak: u32,
+}
+
+impl Chooser {
+    pub fn new(inputs: Inputs) -> Chooser {
         let mut tick = tokio::time::interval(TICK_EVERY);
         let mut reconcile = tokio::time::interval(RECONCILE_EVERY);
         // After a long turn or a flood, one redraw and one listing, not a burst of them.
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-
-        self.begin()?;
-        // Agents' events handled in a row: see FAIR_AFTER.
-        let mut streak = 0u32;
-        loop {
-            if self.detached {
-                return Ok(None);
-            }
-            if let Phase::Finished(outcome) = self.state.phase {
-                return Ok(Some(outcome));
-            }
-            if streak >= FAIR_AFTER {
-                streak = 0;
-                self.starved_turn(&mut fs_rx, &mut gate_rx, &mut tick, &mut reconcile)?;
-                continue;
-            }
-            // In this order when several are ready, not at random: a stop first, then what
-            // agents did (exit records, file changes: their journal entries are what the
-            // latency figures measure), then work that can wait a few milliseconds (gate
-            // results, redraws, listings), and launches last, one per turn, when nothing else
-            // is waiting: a launch blocks the loop for several milliseconds (files, journal,
-            // tmux), so an exit or a write that arrives meanwhile waits for one launch at
-            // most, never for a batch of them.
-            tokio::select! {
-                biased;
-                Some(stop) = stops.recv() => match stop {
-                    Stop::Interrupt => self.interrupt("interrupted (Ctrl-C)")?,
-                    Stop::Terminate => self.interrupt("terminated (SIGTERM)")?,
-                    Stop::Hangup => {
-                        self.detach("its window was closed, or its tmux server died")?;
-                    }
-                },
-                Some(path) = dir_rx.recv() => {
-                    streak += 1;
-                    self.on_run_file(&path)?;
-                }
-                Some(change) = fs_rx.recv() => {
-                    streak += 1;
-                    self.on_fs(change)?;
-                }
-                Some(done) = gate_rx.recv() => {
-                    streak = 0;
-                    self.on_gates_done(done)?;
-                }
-                _ = tick.tick() => {
-                    streak = 0;
-                    self.keep_record()?; // see keeper.rs
-                    self.check_timeouts()?;
-                    self.render();
-                }
-                _ = reconcile.tick() => {
-                    streak = 0;
-                    self.reconcile_if_tmux()?;
-                }
-                _ = std::future::ready(()), if !self.leftovers_due.is_empty() => {
-                    streak = 0;
-                    self.look_for_leftovers()?; // see leftovers.rs
-                }
-                _ = std::future::ready(()), if self.launch_wanted => {
-                    streak = 0;
-                    self.launch_step()?;
-                }
-            }
+        Chooser {
+            inputs,
+            tick,
+            reconcile,
+            streak: 0,
         }
     }
 
-    /// A turn for the work a biased select puts last, taken after FAIR_AFTER agents' events
-    /// in a row: the first of gate results, a due tick, a due reconciliation, a launch, and
-    /// else a change in the project (which run files, say a chatty agent's log, come before).
-    fn starved_turn(
-        &mut self,
-        fs_rx: &mut UnboundedReceiver<FsChange>,
-        gate_rx: &mut UnboundedReceiver<GateDone>,
-        tick: &mut tokio::time::Interval,
-        reconcile: &mut tokio::time::Interval,
-    ) -> anyhow::Result<()> {
+    /// The next input for `engine`.
+    pub async fn next(&mut self, engine: &mut Engine) -> Input {
+        if self.streak >= FAIR_AFTER {
+            self.streak = 0;
+            if let Some(input) = self.starved(engine) {
+                return input;
+            }
+        }
+        let input = self.by_priority(engine).await;
+        if input.is_agents_doing() {
+            self.streak += 1;
+        } else {
+            self.streak = 0;
+        }
+        input
+    }
+
+    async fn by_priority(&mut self, engine: &mut Engine) -> Input {
+        let leftovers = engine.leftovers_due();
+        let launch = engine.launch_wanted();
+        let Inputs {
+            fs,
+            run_files,
+            gates,
+            stops,
+        } = &mut self.inputs;
+        tokio::select! {
+            biased;
+            Some(stop) = stops.recv() => Input::Stop(stop),
+            Some(path) = run_files.recv() => Input::RunFile(path),
+            Some(change) = fs.recv() => Input::Fs(change),
+            Some(launched) = engine.launcher.answer() => Input::Launched(launched),
+            Some(done) = gates.recv() => Input::GatesDone(done),
+            _ = self.tick.tick() => Input::Tick,
+            _ = self.reconcile.tick() => Input::Reconcile,
+            _ = std::future::ready(()), if leftovers => Input::LeftoversDue,
+            _ = std::future::ready(()), if launch => Input::LaunchStep,
+        }
+    }
+
+    /// The fair turn: the first of what the biased order puts after agents' events, and else
+    /// a change in the project (which run files, say a chatty agent's log, come before).
+    fn starved(&mut self, engine: &mut Engine) -> Option<Input> {
         use std::task::{Context, Waker};
         // Asking an interval without waiting: the select polls it again with its own waker.
         let mut cx = Context::from_waker(Waker::noop());
-        if let Ok(done) = gate_rx.try_recv() {
-            return self.on_gates_done(done);
+        if let Some(launched) = engine.launcher.try_answer() {
+            return Some(Input::Launched(launched));
         }
-        if tick.poll_tick(&mut cx).is_ready() {
-            self.keep_record()?;
-            self.check_timeouts()?;
-            self.render();
-            return Ok(());
+        if let Ok(done) = self.inputs.gates.try_recv() {
+            return Some(Input::GatesDone(done));
         }
-        if reconcile.poll_tick(&mut cx).is_ready() {
-            return self.reconcile_if_tmux();
+        if self.tick.poll_tick(&mut cx).is_ready() {
+            return Some(Input::Tick);
         }
-        if !self.leftovers_due.is_empty() {
-            return self.look_for_leftovers();
+        if self.reconcile.poll_tick(&mut cx).is_ready() {
+            return Some(Input::Reconcile);
         }
-        if self.launch_wanted {
-            return self.launch_step();
+        if engine.leftovers_due() {
+            return Some(Input::LeftoversDue);
         }
-        if let Ok(change) = fs_rx.try_recv() {
-            return self.on_fs(change);
+        if engine.launch_wanted() {
+            return Some(Input::LaunchStep);
         }
-        Ok(())
+        self.inputs.fs.try_recv().ok().map(Input::Fs)
+    }
+}
+
+impl Engine {
+    /// Runs the loop until the run ends (its outcome), or the engine detaches from it (`None`).
+    pub(super) async fn run(&mut self, inputs: Inputs) -> anyhow::Result<Option<Outcome>> {
+        let mut chooser = Chooser::new(inputs);
+        self.begin()?;
+        loop {
+            if let Some(end) = self.ended() {
+                return Ok(end);
+            }
+            let input = chooser.next(self).await;
+            self.handle(input)?;
+        }
+    }
+
+    /// Whether the loop is over: `Some(None)` once detached, `Some(outcome)` once finished.
+    pub(super) fn ended(&self) -> Option<Option<Outcome>> {
+        if self.detached {
+            return Some(None);
+        }
+        match self.state.phase {
+            Phase::Finished(outcome) => Some(Some(outcome)),
+            _ => None,
+        }
+    }
+
+    /// Applies one input.
+    pub(super) fn handle(&mut self, input: Input) -> anyhow::Result<()> {
+        match input {
+            Input::Stop(Stop::Interrupt) => self.interrupt("interrupted (Ctrl-C)"),
+            Input::Stop(Stop::Terminate) => self.interrupt("terminated (SIGTERM)"),
+            Input::Stop(Stop::Hangup) => {
+                self.detach("its window was closed, or its tmux server died")
+            }
+            Input::RunFile(path) => self.on_run_file(&path),
+            Input::Fs(change) => self.on_fs(change),
+            Input::GatesDone(done) => self.on_gates_done(done),
+            Input::Launched(launched) => self.on_launched(launched),
+            Input::Tick => {
+                self.keep_record()?; // see keeper.rs
+                self.check_timeouts()?;
+                self.render();
+                Ok(())
+            }
+            Input::Reconcile => self.reconcile_if_tmux(),
+            Input::LeftoversDue => self.look_for_leftovers(), // see leftovers.rs
+            Input::LaunchStep => self.launch_step(),
+        }
     }
 
     /// One launch: the judge if it waits for one, else one ready task; asks for another
     /// turn while more may be waiting.
     fn launch_step(&mut self) -> anyhow::Result<()> {
-        self.launch_wanted = false;
+        self.sched.take_launch();
         if self.start_judge_now()? {
-            self.launch_wanted = true;
+            self.sched.want_launch();
             return Ok(());
         }
         self.dispatch_one()
+    }
+
+    fn leftovers_due(&self) -> bool {
+        self.sched.leftovers_due()
+    }
+
+    fn launch_wanted(&self) -> bool {
+        self.sched.launch_wanted()
     }
 }

@@ -77,46 +77,7 @@ impl FakeRun {
         files: &[(&str, &str)],
         prepare: impl FnOnce(&FakeTmux),
     ) -> FakeRun {
-        let project = tempfile::tempdir().expect("a temporary project");
-        let root = project.path().canonicalize().unwrap();
-        std::fs::write(root.join("orch.yaml"), config).unwrap();
-        for (path, text) in files {
-            let path = root.join(path);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, text).unwrap();
-        }
-        let parsed = crate::config::parse(config, &root.join("orch.yaml")).expect("the config");
-        let plan = plan.map(|plan| {
-            let value = crate::plan::extract_plan(plan).expect("a plan");
-            crate::plan::parse_and_validate(&value, &root, &parsed.roles.workers)
-                .expect("a valid plan")
-        });
-        let info = RunInfo {
-            run_id: crate::project::new_id(),
-            request: request.into(),
-            session: "orch-fake".into(),
-            socket: None,
-            socket_path: None,
-            tmux_config: None,
-            layout: "windows".into(),
-            project_root: root.clone(),
-            created_at_ms: crate::state::now_ms(),
-            plan_given: plan.is_some(),
-            orch_version: "test".into(),
-        };
-        let dir = crate::state::create_run(&root.join(".orch"), &info, config, plan.as_ref())
-            .expect("the run directory");
-
-        // The session exists before the engine starts, as `orch up` makes it.
-        let tmux = Arc::new(FakeTmux::new());
-        let control = crate::tmux::WindowSpec {
-            name: "control".into(),
-            cwd: root.clone(),
-            argv: vec!["orch".into(), "engine".into()],
-            env: vec![],
-        };
-        tmux.new_session(&info.session, &control, (200, 50))
-            .expect("the fake session");
+        let (project, dir, tmux) = new_run(request, config, plan, files);
         prepare(&tmux);
         let watcher_gate = Gate::default();
         let (engine, feeds) = spawn_engine(dir.path(), tmux.clone(), watcher_gate.clone());
@@ -195,25 +156,7 @@ impl FakeRun {
                 .find(|p| !seen.contains(&p.pane_id) && p.spec.name != "control")
         });
         self.seen.push(pane.pane_id.clone());
-        let script = PathBuf::from(&pane.spec.argv[1]);
-        let dir = script.parent().unwrap().to_path_buf();
-        let spec = crate::agent_process::launcher::LaunchSpec::read(
-            &dir.join(crate::agent_process::launcher::SPEC_FILE),
-        )
-        .expect("the agent's launch spec");
-        let var = |name: &str| {
-            spec.env
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default()
-        };
-        Agent {
-            role: var("ORCH_ROLE"),
-            task: var("ORCH_TASK_ID"),
-            pane,
-            dir,
-        }
+        agent_in(pane)
     }
 
     /// Writes `files` into the project, as the agent would.
@@ -233,23 +176,8 @@ impl FakeRun {
     }
 
     /// `exit`, with the agent's start and end times (ms since the epoch) in its record.
-    pub fn exit_at(&self, agent: &Agent, code: i32, stdout: &str, (started, ended): (u64, u64)) {
-        std::fs::write(agent.dir.join("stdout.log"), stdout).unwrap();
-        std::fs::write(agent.dir.join("output.log"), stdout).unwrap();
-        let record = ExitRecord {
-            code: Some(code),
-            signal: None,
-            started_at_ms: started,
-            ended_at_ms: ended,
-            failure: None,
-            usage: None,
-            session_id: None,
-            sandbox_refused: Vec::new(),
-            stopped_by: None,
-        };
-        let tmp = agent.dir.join("exit.json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec(&record).unwrap()).unwrap();
-        std::fs::rename(tmp, agent.dir.join("exit.json")).unwrap();
+    pub fn exit_at(&self, agent: &Agent, code: i32, stdout: &str, times: (u64, u64)) {
+        write_exit(agent, code, stdout, times);
     }
 
     /// A judge that passes every task it was asked about.
@@ -318,6 +246,102 @@ impl FakeRun {
     pub fn read(&self, path: impl AsRef<Path>) -> Option<String> {
         std::fs::read_to_string(self.root().join(path)).ok()
     }
+}
+
+/// A new run of `plan` (JSON; `None`: the planner makes it) in a temporary project with
+/// `config` as its `orch.yaml` and `files` in it, and its session on a new fake tmux, as
+/// `orch up` leaves them for the engine.
+pub fn new_run(
+    request: &str,
+    config: &str,
+    plan: Option<&str>,
+    files: &[(&str, &str)],
+) -> (tempfile::TempDir, RunDir, Arc<FakeTmux>) {
+    let project = tempfile::tempdir().expect("a temporary project");
+    let root = project.path().canonicalize().unwrap();
+    std::fs::write(root.join("orch.yaml"), config).unwrap();
+    for (path, text) in files {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let parsed = crate::config::parse(config, &root.join("orch.yaml")).expect("the config");
+    let plan = plan.map(|plan| {
+        let value = crate::plan::extract_plan(plan).expect("a plan");
+        crate::plan::parse_and_validate(&value, &root, &parsed.roles.workers).expect("a valid plan")
+    });
+    let info = RunInfo {
+        run_id: crate::project::new_id(),
+        request: request.into(),
+        session: "orch-fake".into(),
+        socket: None,
+        socket_path: None,
+        tmux_config: None,
+        layout: "windows".into(),
+        project_root: root.clone(),
+        created_at_ms: crate::state::now_ms(),
+        plan_given: plan.is_some(),
+        orch_version: "test".into(),
+    };
+    let dir = crate::state::create_run(&root.join(".orch"), &info, config, plan.as_ref())
+        .expect("the run directory");
+
+    // The session exists before the engine starts, as `orch up` makes it.
+    let tmux = Arc::new(FakeTmux::new());
+    let control = crate::tmux::WindowSpec {
+        name: "control".into(),
+        cwd: root.clone(),
+        argv: vec!["orch".into(), "engine".into()],
+        env: vec![],
+    };
+    tmux.new_session(&info.session, &control, (200, 50))
+        .expect("the fake session");
+    (project, dir, tmux)
+}
+
+/// What an agent whose pane is `pane` is (its role, its task, its directory), from its
+/// launch spec.
+pub fn agent_in(pane: FakePane) -> Agent {
+    let script = PathBuf::from(&pane.spec.argv[1]);
+    let dir = script.parent().unwrap().to_path_buf();
+    let spec = crate::agent_process::launcher::LaunchSpec::read(
+        &dir.join(crate::agent_process::launcher::SPEC_FILE),
+    )
+    .expect("the agent's launch spec");
+    let var = |name: &str| {
+        spec.env
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    Agent {
+        role: var("ORCH_ROLE"),
+        task: var("ORCH_TASK_ID"),
+        pane,
+        dir,
+    }
+}
+
+/// What `orch agent-run` leaves when its agent printed `stdout` and exited with `code`
+/// between `started` and `ended`: its logs, then its exit record, renamed into place.
+pub fn write_exit(agent: &Agent, code: i32, stdout: &str, (started, ended): (u64, u64)) {
+    std::fs::write(agent.dir.join("stdout.log"), stdout).unwrap();
+    std::fs::write(agent.dir.join("output.log"), stdout).unwrap();
+    let record = ExitRecord {
+        code: Some(code),
+        signal: None,
+        started_at_ms: started,
+        ended_at_ms: ended,
+        failure: None,
+        usage: None,
+        session_id: None,
+        sandbox_refused: Vec::new(),
+        stopped_by: None,
+    };
+    let tmp = agent.dir.join("exit.json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec(&record).unwrap()).unwrap();
+    std::fs::rename(tmp, agent.dir.join("exit.json")).unwrap();
 }
 
 type EngineThread = std::thread::JoinHandle<anyhow::Result<Option<Outcome>>>;

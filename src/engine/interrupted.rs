@@ -5,9 +5,10 @@
 //! is told so in its prompt, and handed its agent's session to continue where known.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::core::{Engine, Live};
+use super::agents::Role;
+use super::core::Engine;
 use super::resume::STOP_GRACE;
 use crate::agent_process::orphans::{self, AgentProcess};
 use crate::agent_process::run::{ExitRecord, signal_name};
@@ -24,38 +25,41 @@ impl Engine {
     /// later engine relaunches it, told so), then stops their process groups (TERM, then KILL
     /// after a grace period), all at once, and waits for them.
     pub(super) fn stop_agents(&mut self, reason: &str) -> anyhow::Result<()> {
-        let mut tasks: Vec<(TaskId, Live)> = self.live.drain().collect();
-        tasks.sort_by(|a, b| a.0.cmp(&b.0));
+        // Launches tmux has not answered yet are settled first: their panes are stopped too.
+        self.settle_launches()?;
+        let mut agents = self.agents.drain();
+        // Tasks first (by id), then the planner, the judge, the oracles.
+        agents.sort_by_key(|a| match &a.role {
+            Role::Task(id) => (0, Some(id.clone())),
+            Role::Planner => (1, None),
+            Role::Judge(_) => (2, None),
+            Role::Oracle(id, _) => (3, Some(id.clone())),
+        });
         let mut groups = Vec::new();
-        for (id, live) in tasks {
-            self.dir_watcher.unwatch(&live.dir);
-            let session_id = self.session_of(&id, &live.dir);
-            self.record(Event::TaskInterrupted {
-                task: id,
-                attempt: live.attempt,
-                reason: reason.to_string(),
-                session_id,
-                ended_at_ms: None,
-            })?;
-            groups.push(live.pid);
-        }
-        if let Some(live) = self.planner.take() {
-            self.dir_watcher.unwatch(&live.dir);
-            self.record(Event::PlanningInterrupted {
-                attempt: live.attempt,
-                reason: reason.to_string(),
-            })?;
-            groups.push(live.pid);
-        }
-        // The judge and the oracles: their tasks' exits are journaled, so a later engine
-        // checks those tasks again from the start.
-        if let Some((live, _)) = self.judge.take() {
-            self.dir_watcher.unwatch(&live.dir);
-            groups.push(live.pid);
-        }
-        for (_, (live, _)) in self.oracles.drain() {
-            self.dir_watcher.unwatch(&live.dir);
-            groups.push(live.pid);
+        for agent in agents {
+            self.unwatch_dir(&agent.dir);
+            match &agent.role {
+                Role::Task(id) => {
+                    let session_id = self.session_of(id, &agent.dir);
+                    self.record(Event::TaskInterrupted {
+                        task: id.clone(),
+                        attempt: agent.attempt,
+                        reason: reason.to_string(),
+                        session_id,
+                        ended_at_ms: None,
+                    })?;
+                }
+                Role::Planner => {
+                    self.record(Event::PlanningInterrupted {
+                        attempt: agent.attempt,
+                        reason: reason.to_string(),
+                    })?;
+                }
+                // The judge and the oracles: their tasks' exits are journaled, so a later
+                // engine checks those tasks again from the start.
+                Role::Judge(_) | Role::Oracle(..) => {}
+            }
+            groups.extend(agent.group());
         }
         let targets: Vec<AgentProcess> = groups
             .into_iter()
@@ -87,11 +91,7 @@ impl Engine {
             self.detach("its tmux session is gone")?;
             return Ok(false);
         }
-        let since = *self
-            .gone_since
-            .entry(dir.to_path_buf())
-            .or_insert_with(Instant::now);
-        Ok(since.elapsed() >= LOST_GRACE)
+        Ok(self.agents.gone_for(dir) >= LOST_GRACE)
     }
 
     /// Whether the exit record at `path` is an agent hung up because tmux went away.

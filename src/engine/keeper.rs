@@ -57,19 +57,12 @@ impl Engine {
             // A new `orch up` must find the project taken.
             self._lock = EngineLock::acquire(&state_dir, &self.info.run_id)?;
         }
-        let mut dirs: Vec<PathBuf> = self
-            .live
-            .values()
-            .chain(self.planner.iter())
-            .chain(self.judge.iter().map(|(l, _)| l))
-            .chain(self.oracles.values().map(|(l, _)| l))
-            .map(|l| l.dir.clone())
-            .collect();
+        let mut dirs: Vec<PathBuf> = self.agents.iter().map(|a| a.dir.clone()).collect();
         dirs.push(self.dir.signals());
         for dir in dirs {
             std::fs::create_dir_all(&dir)?;
             // The old watch ended with the old directory.
-            if let Err(e) = self.dir_watcher.watch(&dir) {
+            if let Err(e) = self.watch_dir(&dir) {
                 let cost = "an agent's end there is found by the check of the panes every 2 s";
                 let dir = dir.display();
                 self.warn(Agents, format!("cannot watch {dir} again ({e}): {cost}"));

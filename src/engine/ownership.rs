@@ -4,9 +4,8 @@
 //! watcher missed; reverts are in `revert.rs`.
 
 use std::collections::BTreeSet;
-use std::time::Instant;
 
-use super::core::{ChangeSeen, Engine};
+use super::core::Engine;
 use crate::config::ViolationPolicy;
 use crate::plan::TaskId;
 use crate::state::{Event, Phase, TaskStatus, WarningKind};
@@ -52,11 +51,8 @@ impl Engine {
             Phase::Planning => {
                 // The planner writes the specs; which files those are is only known once its
                 // plan is accepted.
-                self.planning_writes
-                    .insert(path.to_string(), ChangeSeen { change });
-                if let Some(planner) = &mut self.planner {
-                    planner.last_activity = Instant::now();
-                }
+                self.planning_state.note_write(path, change);
+                self.agents.touch_task(None);
                 Ok(())
             }
             // The planner's write, whose event came after its plan was accepted (the tree's
@@ -71,8 +67,7 @@ impl Engine {
                 if seen {
                     return Ok(());
                 }
-                self.planning_writes
-                    .insert(path.to_string(), ChangeSeen { change });
+                self.planning_state.note_write(path, change);
                 self.check_planning_writes()
             }
             Phase::Running => {
@@ -96,9 +91,8 @@ impl Engine {
                             at_ms: at,
                         })?;
                     }
-                    if let Some(live) = self.live.get_mut(owner) {
-                        live.last_activity = Instant::now();
-                    }
+                    let owner = owner.clone();
+                    self.agents.touch_task(Some(&owner));
                     return Ok(());
                 }
                 if self.is_expected_content(path) {
@@ -121,7 +115,7 @@ impl Engine {
     /// a violation of whoever was running when it was made (its ctime, which no agent can set
     /// back), and fails the run even when reverted.
     pub(super) fn check_git_meta(&mut self) -> anyhow::Result<()> {
-        let Some(guard) = self.git_guard.as_mut() else {
+        let Some(guard) = self.watching.git_guard_mut() else {
             return Ok(());
         };
         let look = guard.changes();
@@ -272,7 +266,7 @@ impl Engine {
             ViolationPolicy::Stop => {
                 let names: Vec<String> = suspects
                     .iter()
-                    .filter(|id| self.live.contains_key(*id))
+                    .filter(|id| self.agents.has_task(id))
                     .map(ToString::to_string)
                     .collect();
                 if suspects.is_empty() {
@@ -310,7 +304,7 @@ impl Engine {
                 // its outcome, with the violation on record.
                 let running: Vec<TaskId> = suspects
                     .into_iter()
-                    .filter(|id| self.live.contains_key(id))
+                    .filter(|id| self.agents.has_task(id))
                     .collect();
                 for id in running {
                     self.fail_task(
@@ -337,13 +331,13 @@ impl Engine {
         let grave = match crate::paths::link_out(&root, path) {
             Some(out) => Some(outside_note(&out)),
             None => self
-                .git_guard
-                .as_ref()
+                .watching
+                .git_guard()
                 .filter(|g| g.guards(path))
                 .map(|_| GIT_META_NOTE.to_string()),
         };
         // A guarded file of `.git/` is saved and put back from the guard's copy of the start.
-        let guard = self.git_guard.as_mut().filter(|g| g.guards(path));
+        let guard = self.watching.git_guard_mut().filter(|g| g.guards(path));
         let copy = if is_dir {
             Ok(None)
         } else {
@@ -404,14 +398,14 @@ impl Engine {
             .as_ref()
             .map(|p| p.spec_files().into_iter().collect())
             .unwrap_or_default();
-        let writes = std::mem::take(&mut self.planning_writes);
+        let writes = self.planning_state.take_writes();
         for (path, seen) in writes {
             if !specs.contains(&path) {
                 let n = self.next_violation_number();
                 self.record(Event::Violation {
                     n,
                     path,
-                    change: seen.change.to_string(),
+                    change: seen.to_string(),
                     suspects: vec![TaskId::new("planner")],
                     action: "recorded".into(),
                     saved: None,

@@ -1,15 +1,55 @@
 //! The planning phase inside a run: the planner agent in its own window, its answer checked
 //! when its exit record appears, and a new attempt with the problems when it is refused.
 
-use std::time::Instant;
+use std::collections::BTreeMap;
 
 use anyhow::Context as _;
 
-use super::core::{Engine, Live};
-use crate::agent_process::run::ExitRecord;
+use super::agents::{Agent, Role};
+use super::core::Engine;
+use super::launch::{Launch, Placement};
 use crate::plan::{self, Plan};
 use crate::planner::Planning;
 use crate::state::{Event, Outcome};
+
+/// The planning phase's own state.
+#[derive(Debug, Default)]
+pub(super) struct PlanningState {
+    /// Problems of the last refused plan, for the next attempt's prompt.
+    feedback: Vec<String>,
+    /// Files written during planning (and the change seen), checked against the specs once
+    /// the plan is known.
+    writes: BTreeMap<String, &'static str>,
+    /// The planner's valid plan, waiting for its barrier to be accepted (see barrier.rs).
+    waiting: Option<Plan>,
+}
+
+impl PlanningState {
+    pub fn set_feedback(&mut self, problems: Vec<String>) {
+        self.feedback = problems;
+    }
+
+    pub fn take_feedback(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.feedback)
+    }
+
+    /// A file written while planning (or by the planner, seen late).
+    pub fn note_write(&mut self, path: &str, change: &'static str) {
+        self.writes.insert(path.to_string(), change);
+    }
+
+    pub fn take_writes(&mut self) -> BTreeMap<String, &'static str> {
+        std::mem::take(&mut self.writes)
+    }
+
+    pub fn wait_with(&mut self, plan: Plan) {
+        self.waiting = Some(plan);
+    }
+
+    pub fn take_waiting(&mut self) -> Option<Plan> {
+        self.waiting.take()
+    }
+}
 
 impl Engine {
     fn planning(&self) -> Planning<'_> {
@@ -22,52 +62,34 @@ impl Engine {
     }
 
     pub(super) fn start_planning(&mut self, attempt: u32) -> anyhow::Result<()> {
-        let feedback = std::mem::take(&mut self.planner_feedback);
-        let prepared = self.planning().prepare(attempt, &feedback)?;
-        let attempt_dir = prepared
-            .prompt_file
-            .parent()
-            .context("the planner's prompt has no directory")?
-            .to_path_buf();
-        self.record(Event::PlanningStarted { attempt })?;
-        let name = if attempt == 1 {
-            "planner".to_string()
-        } else {
-            format!("planner-{attempt}")
-        };
-        let title = format!(
-            "planner · agent {} · attempt {attempt}",
-            self.config.roles.planner
+        let feedback = self.planning_state.take_feedback();
+        let planning = self.planning();
+        let (dir, prompt) = (
+            planning.attempt_dir(attempt),
+            planning.prompt(attempt, &feedback),
         );
-        let window = self.prepare_pane(&attempt_dir, title, prepared.invocation, name)?;
-        let pane = self.panes.window(self.tmux.as_ref(), &window)?;
-        self.record(Event::PlanningAgentStarted {
+        let name = self.config.roles.planner.clone();
+        self.launch_agent(Launch {
+            role: Role::Planner,
             attempt,
-            pane: pane.pane_id.clone(),
-            pid: pane.pid,
-        })?;
-        self.planner = Some(Live {
-            attempt,
-            dir: attempt_dir,
-            pane: pane.pane_id,
-            pid: pane.pid,
-            last_activity: Instant::now(),
-        });
-        Ok(())
+            dir,
+            title: format!("planner · agent {name} · attempt {attempt}"),
+            window: if attempt == 1 {
+                "planner".to_string()
+            } else {
+                format!("planner-{attempt}")
+            },
+            agent: name,
+            prompt,
+            files: vec![],
+            session: None,
+            placement: Placement::Window,
+        })
     }
 
-    /// The planner's exit record arrived: check its answer.
-    pub(super) fn on_planner_exit(&mut self, exit: &ExitRecord) -> anyhow::Result<()> {
-        let Some(live) = self.planner.take() else {
-            return Ok(());
-        };
-        self.dir_watcher.unwatch(&live.dir);
+    /// The planner's agent ended (`code`: None when killed): check its answer.
+    pub(super) fn on_planner_exit(&mut self, live: Agent, code: Option<i32>) -> anyhow::Result<()> {
         let stdout = std::fs::read_to_string(live.dir.join("stdout.log")).unwrap_or_default();
-        let code = if exit.signal.is_some() {
-            None
-        } else {
-            exit.code
-        };
         let result = self.planning().evaluate(live.attempt, code, &stdout);
         match result {
             Ok(plan) => self.accept_when_seen(plan), // see barrier.rs
@@ -102,7 +124,7 @@ impl Engine {
     ) -> anyhow::Result<()> {
         let used = attempt.saturating_sub(self.state.planning.interruptions);
         if used < self.planning().max_attempts() {
-            self.planner_feedback = problems;
+            self.planning_state.set_feedback(problems);
             self.start_planning(attempt + 1)
         } else {
             let reason = format!(

@@ -17,11 +17,12 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 
-use super::core::{Engine, Live};
+use super::agents::{Agent, Pane, Role};
+use super::core::Engine;
 use super::interrupted::interruption;
 use crate::agent_process::orphans::{self, AgentProcess};
 use crate::agent_process::run::ExitRecord;
@@ -80,7 +81,7 @@ impl Engine {
         // What changed while no engine watched is judged before anything new starts.
         self.sweep()?;
         match self.state.phase {
-            Phase::Planning if self.planner.is_none() => self.continue_planning(),
+            Phase::Planning if self.agents.planner().is_none() => self.continue_planning(),
             Phase::Planning => Ok(()),
             Phase::Running => self.dispatch(),
             _ => self.start_run(),
@@ -102,7 +103,7 @@ impl Engine {
                 self.record(Event::PlanningInterrupted { attempt, reason })?;
             }
             found => {
-                let (pane, pid) = match found {
+                let pane = match found {
                     Found::Running(p) => {
                         if self.state.planning.pane.as_deref() != Some(&p.pane_id) {
                             self.record(Event::PlanningAgentStarted {
@@ -111,12 +112,15 @@ impl Engine {
                                 pid: p.pid,
                             })?;
                         }
-                        (p.pane_id, p.pid)
+                        Some(Pane {
+                            id: p.pane_id,
+                            pid: p.pid,
+                        })
                     }
                     // Ended: no pane or pid of its own any more (see `Found::Exited`).
-                    _ => (String::new(), 0),
+                    _ => None,
                 };
-                self.planner = Some(self.adopt(&dir, attempt, pane, pid, adopted)?);
+                self.adopt(Role::Planner, &dir, attempt, pane, adopted)?;
             }
         }
         Ok(())
@@ -131,7 +135,7 @@ impl Engine {
             return self.after_refusal(attempt, problems);
         }
         // Interrupted: the next attempt gets the feedback the interrupted one had.
-        self.planner_feedback = problems;
+        self.planning_state.set_feedback(problems);
         self.start_planning(attempt + 1)
     }
 
@@ -179,12 +183,14 @@ impl Engine {
                             pid: p.pid,
                         })?;
                     }
-                    let live = self.adopt(&dir, attempt, p.pane_id, p.pid, adopted)?;
-                    self.live.insert(id, live);
+                    let pane = Pane {
+                        id: p.pane_id,
+                        pid: p.pid,
+                    };
+                    self.adopt(Role::Task(id), &dir, attempt, Some(pane), adopted)?;
                 }
                 Found::Exited => {
-                    let live = self.adopt(&dir, attempt, String::new(), 0, adopted)?;
-                    self.live.insert(id, live);
+                    self.adopt(Role::Task(id), &dir, attempt, None, adopted)?;
                 }
             }
         }
@@ -257,25 +263,22 @@ impl Engine {
         )
     }
 
+    /// Registers the agent of the attempt in `dir` as running.
     fn adopt(
         &mut self,
+        role: Role,
         dir: &Path,
         attempt: u32,
-        pane: String,
-        pid: u32,
+        pane: Option<Pane>,
         adopted: &mut HashSet<PathBuf>,
-    ) -> anyhow::Result<Live> {
+    ) -> anyhow::Result<()> {
         // Watching reports the files already there: an exit record written while no engine
         // lived is handled like one that comes now.
-        self.dir_watcher.watch(dir)?;
+        self.watch_dir(dir)?;
         adopted.insert(dir.to_path_buf());
-        Ok(Live {
-            attempt,
-            dir: dir.to_path_buf(),
-            pane,
-            pid,
-            last_activity: Instant::now(),
-        })
+        self.agents
+            .insert(Agent::new(role, attempt, dir.to_path_buf(), pane));
+        Ok(())
     }
 
     /// Stops every agent of this run that was not adopted: panes still running a launcher of

@@ -55,12 +55,15 @@ impl Engine {
                 for entry in entries {
                     let is_dir = entry.ends_with('/');
                     let rel = entry.trim_end_matches('/');
-                    if self.ignore.is_ignored(rel, is_dir) {
+                    if self.watching.ignore().is_ignored(rel, is_dir) {
                         continue; // ignored at the start too
                     }
                     if is_dir {
-                        for file in crate::watch::files_under(&self.project.root, rel, &self.ignore)
-                        {
+                        for file in crate::watch::files_under(
+                            &self.project.root,
+                            rel,
+                            self.watching.ignore(),
+                        ) {
                             found.entry(file).or_insert("created");
                         }
                     } else {
@@ -110,7 +113,7 @@ impl Engine {
 
     /// Whether the journal explains `path` as it is now.
     fn accounted_for(&self, path: &str) -> bool {
-        if self.ignore.is_ignored(path, false) {
+        if self.watching.ignore().is_ignored(path, false) {
             return true;
         }
         let specs = self

@@ -6,13 +6,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
-use super::core::{Engine, Live};
+use super::agents::{Agent, Role};
+use super::core::Engine;
+use super::dispatcher::{self, TaskView};
+use super::launch::{Launch, Placement};
 use crate::agent_process::run::ExitRecord;
-use crate::dispatcher::{self, Sched, TaskView};
 use crate::plan::TaskId;
-use crate::prompt::{self, Context, Role};
-use crate::state::{Event, Phase, TaskStatus};
-use crate::workers::{self, AgentCall};
+use crate::prompt::{self, Role as PromptRole};
+use crate::state::{Event, Phase};
+use crate::workers;
 
 /// How long a stopped agent gets between TERM and KILL.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -23,13 +25,7 @@ impl Engine {
             .tasks_in_order()
             .map(|t| TaskView {
                 id: &t.id,
-                sched: match t.state {
-                    TaskStatus::Pending => Sched::Pending,
-                    TaskStatus::Running => Sched::Running,
-                    TaskStatus::Done => Sched::Done,
-                    TaskStatus::Failed => Sched::Failed,
-                    TaskStatus::Blocked => Sched::Blocked,
-                },
+                status: t.state,
                 depends_on: &t.depends_on,
             })
             .collect()
@@ -40,10 +36,10 @@ impl Engine {
     }
 
     /// Asks for the tasks that may start now to be started. The loop does it between events,
-    /// one launch at a time (`Engine::launch_step`): a launch is the slowest thing the loop
+    /// one launch at a time (`Input::LaunchStep`): a launch is the slowest thing the loop
     /// does, and must not hold up the journaling of an exit or a write (see BENCHMARKS.md).
     pub(super) fn dispatch(&mut self) -> anyhow::Result<()> {
-        self.launch_wanted = true;
+        self.sched.want_launch();
         Ok(())
     }
 
@@ -62,16 +58,12 @@ impl Engine {
             .cloned()
             .collect();
         if ready.len() > 1 {
-            self.launch_wanted = true;
+            self.sched.want_launch();
         }
         if let Some(id) = ready.into_iter().next()
             && let Err(e) = self.launch(&id)
         {
-            // No session to launch into is no fault of the task (see interrupted.rs).
-            if self.tmux_lost() {
-                return self.detach("its tmux session is gone");
-            }
-            self.fail_task(&id, format!("could not be launched: {e:#}"))?;
+            return self.task_not_launched(&id, &e); // see launch.rs
         }
         self.finish_if_settled()
     }
@@ -79,82 +71,23 @@ impl Engine {
     fn launch(&mut self, id: &TaskId) -> anyhow::Result<()> {
         let task = self.state.tasks.get(id).context("no such task")?.clone();
         let attempt = task.attempts + 1;
-        let dir = self.dir.task_attempt(id, attempt);
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("failed to create {}", dir.display()))?;
-        let specs = self
-            .plan
-            .as_ref()
-            .map(|p| p.spec_files())
-            .unwrap_or_default();
-        let ctx = Context {
-            role: Role::Worker,
-            task: Some(id.clone()),
-            files: task.files.clone(),
-            specs,
-            request: self.info.request.clone(),
-            attempt,
-            project_dir: self.project.root.display().to_string(),
-            workers: vec![],
-            plan_file: None,
-            test_pattern: self.config.gates.test_pattern.clone(),
-            task_text: Some(task.task_text.clone()),
-            feedback: task.feedback.clone(),
-        };
-        let prompt_file = dir.join("prompt.md");
+        let mut ctx = self.prompt_context(PromptRole::Worker, Some(id), attempt);
+        ctx.files = task.files.clone();
+        ctx.task_text = Some(task.task_text.clone());
+        ctx.feedback = task.feedback.clone();
         let text = self.note_interruption(id, prompt::worker_prompt(&ctx)); // see interrupted.rs
-        std::fs::write(&prompt_file, text)
-            .with_context(|| format!("failed to write {}", prompt_file.display()))?;
-        let agent = self
-            .config
-            .agents
-            .get(&task.agent)
-            .with_context(|| format!("agent `{}` is not in the config", task.agent))?;
-        let mut invocation = workers::invocation(&AgentCall {
-            name: &task.agent,
-            agent,
-            role: Role::Worker,
-            task: Some(id),
-            files: &task.files,
-            prompt_file: &prompt_file,
-            project_dir: &self.project.root,
-            run_dir: self.dir.path(),
-            session: self.session_to_continue(id), // see interrupted.rs
-        })?;
-        crate::sandbox::confine(
-            &mut invocation,
-            Role::Worker,
-            &self.config,
-            agent,
-            &self.project.root,
-            self.dir.path(),
-        );
-        self.record(Event::TaskStarted {
-            task: id.clone(),
+        self.launch_agent(Launch {
+            role: Role::Task(id.clone()),
             attempt,
-            continues: invocation.continues.clone(),
-        })?;
-        let title = format!("task {id} · agent {} · attempt {attempt}", task.agent);
-        let window = self.prepare_pane(&dir, title, invocation, format!("{id}-{}", task.agent))?;
-        let pane = self.panes.place(self.tmux.as_ref(), &window)?;
-        self.record(Event::TaskAgentStarted {
-            task: id.clone(),
-            attempt,
-            pane: pane.pane_id.clone(),
-            window: pane.window_id.clone(),
-            pid: pane.pid,
-        })?;
-        self.live.insert(
-            id.clone(),
-            Live {
-                attempt,
-                dir,
-                pane: pane.pane_id,
-                pid: pane.pid,
-                last_activity: Instant::now(),
-            },
-        );
-        Ok(())
+            dir: self.dir.task_attempt(id, attempt),
+            title: format!("task {id} · agent {} · attempt {attempt}", task.agent),
+            window: format!("{id}-{}", task.agent),
+            agent: task.agent,
+            prompt: text,
+            files: task.files,
+            session: self.session_to_continue(id).map(str::to_string), // see interrupted.rs
+            placement: Placement::Layout,
+        })
     }
 
     /// An exit record appeared (or was found by reconciliation).
@@ -180,41 +113,27 @@ impl Engine {
         if failed && self.disk_full() {
             return self.stop_for_full_disk(); // see disk.rs
         }
+        let Some(agent) = self.agents.remove(dir) else {
+            return Ok(()); // an attempt already settled (timed out, stopped)
+        };
+        self.unwatch_dir(dir);
         // Looked for once this exit is journaled, so that the walk of /proc it takes does not
         // come between an exit and its journal line (see leftovers.rs, event_loop.rs).
-        if let Some(task) = self.attempt_of(dir) {
-            self.leftovers_due.push((dir.to_path_buf(), task));
-        }
-        if self.planner.as_ref().is_some_and(|p| p.dir == dir) {
-            return self.on_planner_exit(exit);
-        }
+        self.sched.leftovers_of(dir, agent.role.task().cloned());
         let code = if exit.signal.is_some() {
             None
         } else {
             exit.code
         };
-        if self.judge.as_ref().is_some_and(|(l, _)| l.dir == dir) {
-            return self.on_judge_exit(code);
+        match agent.role.clone() {
+            Role::Planner => self.on_planner_exit(agent, code),
+            Role::Judge(tasks) => self.on_judge_exit(agent, tasks, code),
+            Role::Oracle(id, reasons) => self.on_oracle_exit(agent, &id, reasons, code),
+            Role::Task(id) => self.on_task_exit(&id, agent, exit),
         }
-        if let Some(id) = self.oracle_at(dir) {
-            return self.on_oracle_exit(&id, code);
-        }
-        let Some(id) = self
-            .live
-            .iter()
-            .find(|(_, l)| l.dir == dir)
-            .map(|(id, _)| id.clone())
-        else {
-            return Ok(()); // an attempt already settled (timed out, stopped)
-        };
-        self.on_task_exit(&id, exit)
     }
 
-    fn on_task_exit(&mut self, id: &TaskId, exit: &ExitRecord) -> anyhow::Result<()> {
-        let Some(live) = self.live.remove(id) else {
-            return Ok(());
-        };
-        self.dir_watcher.unwatch(&live.dir);
+    fn on_task_exit(&mut self, id: &TaskId, live: Agent, exit: &ExitRecord) -> anyhow::Result<()> {
         self.record(Event::TaskExited {
             task: id.clone(),
             attempt: live.attempt,
@@ -271,12 +190,14 @@ impl Engine {
     /// Marks a task failed for good, blocks what depends on it, and carries on with the rest.
     pub(super) fn fail_task(&mut self, id: &TaskId, reason: String) -> anyhow::Result<()> {
         let attempt = self.state.tasks.get(id).map(|t| t.attempts).unwrap_or(0);
-        if let Some(live) = self.live.get(id).cloned() {
+        if let Some(live) = self.agents.task(id).cloned() {
             // What escaped the pane's group would outlive the stop (see leftovers.rs).
-            self.on_leftovers(&live.dir, Some(id.clone()), Some(live.pid))?;
-            self.live.remove(id);
-            self.dir_watcher.unwatch(&live.dir);
-            stop_pane(live.pid);
+            self.on_leftovers(&live.dir, Some(id.clone()), live.group())?;
+            self.agents.remove(&live.dir);
+            self.unwatch_dir(&live.dir);
+            if let Some(group) = live.group() {
+                stop_pane(group);
+            }
         }
         self.record(Event::TaskFailed {
             task: id.clone(),
@@ -302,52 +223,35 @@ impl Engine {
             "no output and no file activity for {}: stopped",
             humantime::format_duration(timeout)
         );
-        let stale: Vec<TaskId> = self
-            .live
-            .iter()
-            .filter(|(_, l)| now.duration_since(l.last_activity) >= timeout)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in stale {
-            self.fail_task(&id, reason.clone())?;
+        for agent in self.agents.stale(now, timeout) {
+            match &agent.role {
+                Role::Task(id) => self.fail_task(id, reason.clone())?,
+                Role::Planner => {
+                    self.agents.remove(&agent.dir);
+                    self.unwatch_dir(&agent.dir);
+                    self.on_leftovers(&agent.dir, None, agent.group())?; // see leftovers.rs
+                    if let Some(group) = agent.group() {
+                        stop_pane(group);
+                    }
+                    self.refuse_plan(agent.attempt, vec![format!("the planner made {reason}")])?;
+                }
+                // The judge and the oracles: stopped, and handled as if they had died.
+                Role::Judge(_) | Role::Oracle(..) => {
+                    self.on_leftovers(&agent.dir, None, agent.group())?; // see leftovers.rs
+                    if let Some(group) = agent.group() {
+                        stop_pane(group);
+                    }
+                    self.on_agent_lost(&agent.dir, &reason)?;
+                }
+            }
         }
-        self.give_up_on_barriers()?;
-        if self
-            .planner
-            .as_ref()
-            .is_some_and(|p| now.duration_since(p.last_activity) >= timeout)
-        {
-            let live = self.planner.take().expect("checked");
-            self.dir_watcher.unwatch(&live.dir);
-            self.on_leftovers(&live.dir, None, Some(live.pid))?; // see leftovers.rs
-            stop_pane(live.pid);
-            self.refuse_plan(live.attempt, vec![format!("the planner made {reason}")])?;
-        }
-        // The judge and the oracles: stopped, and handled as if they had died.
-        let stale: Vec<(std::path::PathBuf, u32)> = self
-            .judge
-            .iter()
-            .map(|(l, _)| l)
-            .chain(self.oracles.values().map(|(l, _)| l))
-            .filter(|l| now.duration_since(l.last_activity) >= timeout)
-            .map(|l| (l.dir.clone(), l.pid))
-            .collect();
-        for (dir, pid) in stale {
-            self.on_leftovers(&dir, None, Some(pid))?; // see leftovers.rs
-            stop_pane(pid);
-            self.on_agent_lost(&dir, &reason)?;
-        }
-        Ok(())
+        self.give_up_on_barriers()
     }
 
     /// Asks tmux which panes are alive. An agent whose pane died or vanished without an exit
     /// record failed; an exit record the watcher missed is picked up here.
     pub(super) fn reconcile(&mut self) -> anyhow::Result<()> {
-        if self.live.is_empty()
-            && self.planner.is_none()
-            && self.judge.is_none()
-            && self.oracles.is_empty()
-        {
+        if self.agents.is_empty() {
             return Ok(());
         }
         let panes = match self.tmux.list_panes(&self.info.session) {
@@ -359,15 +263,13 @@ impl Engine {
                 return Ok(());
             }
         };
-        let mut checks: Vec<(std::path::PathBuf, String)> = self
-            .live
-            .values()
-            .chain(self.planner.iter())
-            .chain(self.judge.iter().map(|(l, _)| l))
-            .chain(self.oracles.values().map(|(l, _)| l))
-            .map(|l| (l.dir.clone(), l.pane.clone()))
+        // In the registry's order (by directory). An agent whose pane tmux has not answered
+        // yet (see launch.rs) is only looked at for its exit record.
+        let checks: Vec<(std::path::PathBuf, Option<String>)> = self
+            .agents
+            .iter()
+            .map(|a| (a.dir.clone(), a.pane.as_ref().map(|p| p.id.clone())))
             .collect();
-        checks.sort();
         for (dir, pane) in checks {
             // Detached on the way (tmux gone): what is left is for `orch resume` to see.
             if self.detached {
@@ -378,6 +280,9 @@ impl Engine {
                 self.on_exit_file(&exit_file)?;
                 continue;
             }
+            let Some(pane) = pane else {
+                continue;
+            };
             let gone = match panes.iter().find(|p| p.pane_id == pane) {
                 None => Some("its pane disappeared".to_string()),
                 Some(p) if p.dead => Some(match (p.dead_status, p.dead_signal) {
@@ -411,31 +316,17 @@ impl Engine {
     /// What the agent of the attempt in `dir`, now ended, left running, if the attempt is
     /// one the engine waits on (an exit seen twice is handled once).
     fn leftovers_of_ended(&mut self, dir: &Path) -> anyhow::Result<()> {
-        if let Some(task) = self.attempt_of(dir) {
+        if let Some(agent) = self.agents.get(dir) {
+            let task = agent.role.task().cloned();
             self.on_leftovers(dir, task, None)?;
         }
         Ok(())
     }
 
-    /// Whether the attempt in `dir` is one the engine waits on, and if so its task (`None`
-    /// for the planner, the judge, an oracle).
-    fn attempt_of(&self, dir: &Path) -> Option<Option<TaskId>> {
-        let task = self
-            .live
-            .iter()
-            .find(|(_, l)| l.dir == dir)
-            .map(|(id, _)| id.clone());
-        let known = task.is_some()
-            || self.planner.as_ref().is_some_and(|p| p.dir == dir)
-            || self.judge.as_ref().is_some_and(|(l, _)| l.dir == dir)
-            || self.oracle_at(dir).is_some();
-        known.then_some(task)
-    }
-
     /// The leftovers of the attempts that ended, looked for now that their exits are
     /// journaled.
     pub(super) fn look_for_leftovers(&mut self) -> anyhow::Result<()> {
-        for (dir, task) in std::mem::take(&mut self.leftovers_due) {
+        for (dir, task) in self.sched.take_leftovers() {
             self.on_leftovers(&dir, task, None)?;
         }
         Ok(())
@@ -446,33 +337,20 @@ impl Engine {
             return self.stop_for_full_disk(); // see disk.rs
         }
         let reason = format!("the agent stopped without an exit record: {why}");
-        if self.planner.as_ref().is_some_and(|p| p.dir == dir) {
-            let live = self.planner.take().expect("checked");
-            self.dir_watcher.unwatch(&live.dir);
-            return self.refuse_plan(live.attempt, vec![reason]);
+        let Some(agent) = self.agents.get(dir).cloned() else {
+            return Ok(());
+        };
+        if let Role::Task(id) = &agent.role {
+            return self.fail_task(id, reason); // which stops what is left of it
         }
-        if self.judge.as_ref().is_some_and(|(l, _)| l.dir == dir) {
-            return self.on_judge_exit(None);
+        self.agents.remove(dir);
+        self.unwatch_dir(dir);
+        match agent.role.clone() {
+            Role::Planner => self.refuse_plan(agent.attempt, vec![reason]),
+            Role::Judge(tasks) => self.on_judge_exit(agent, tasks, None),
+            Role::Oracle(id, reasons) => self.on_oracle_exit(agent, &id, reasons, None),
+            Role::Task(_) => Ok(()),
         }
-        if let Some(id) = self.oracle_at(dir) {
-            return self.on_oracle_exit(&id, None);
-        }
-        let id = self
-            .live
-            .iter()
-            .find(|(_, l)| l.dir == dir)
-            .map(|(id, _)| id.clone());
-        match id {
-            Some(id) => self.fail_task(&id, reason),
-            None => Ok(()),
-        }
-    }
-
-    fn oracle_at(&self, dir: &Path) -> Option<TaskId> {
-        self.oracles
-            .iter()
-            .find(|(_, (l, _))| l.dir == dir)
-            .map(|(id, _)| id.clone())
     }
 
     /// Keeps a copy of a task's files as its agent left them (at each exit, and once done):
@@ -513,6 +391,9 @@ impl Engine {
 
 /// Stops an agent's whole process group (TERM, then KILL) without holding up the loop.
 pub(super) fn stop_pane(pid: u32) {
+    if pid <= 1 {
+        return; // never the engine's own group, nor init's
+    }
     std::thread::spawn(move || {
         crate::agent_process::subprocess::kill_group(pid as i32, STOP_GRACE)
     });

@@ -1,11 +1,13 @@
-//! The engine on a fake tmux (see `fake_run.rs`): dispatch in dependency order, the judge's
-//! refusals, failed launches, lost panes, stops, violations, and a loop that stays fair
-//! under a flood of file events. The real-tmux end-to-end tests are in `tests/`.
+//! The engine's real loop on a fake tmux (see `fake_run.rs`), for what needs the loop itself,
+//! its watchers and its clock: lost panes found by reconciliation, a resumed engine, the
+//! barriers behind a lagging watcher, and a loop that stays fair under floods of events. The
+//! main paths are tested input by input in `driven_tests.rs`; the real-tmux end-to-end tests
+//! are in `tests/`.
 
 use super::event_loop::Stop;
 use super::fake_run::{Agent, FakeRun};
 use crate::state::{Event, Outcome};
-use crate::tmux::{Call, TmuxError};
+
 use crate::watch::{ChangeKind, FsChange};
 
 fn config(extra: &str) -> String {
@@ -46,157 +48,6 @@ fn position(run: &FakeRun, what: impl Fn(&Event) -> bool) -> usize {
         .iter()
         .position(|r| what(&r.event))
         .unwrap_or_else(|| panic!("not in the journal\n{}", run.dump()))
-}
-
-#[test]
-fn tasks_run_in_dependency_order_each_judged_and_the_run_succeeds() {
-    let mut run = FakeRun::start(&config(""), TWO_TASKS, &[]);
-    let a = run.next_agent();
-    assert_eq!((a.role.as_str(), a.task.as_str()), ("worker", "a"));
-    work(&run, &a);
-    let judge = run.next_agent();
-    run.pass(&judge);
-    let b = run.next_agent();
-    assert_eq!(b.task, "b", "b starts once a is done");
-    work(&run, &b);
-    let judge = run.next_agent();
-    run.pass(&judge);
-    assert_eq!(run.outcome(), Some(Outcome::Succeeded), "{}", run.dump());
-
-    let a_done = position(
-        &run,
-        |e| matches!(e, Event::TaskDone { task, .. } if task.as_str() == "a"),
-    );
-    let b_started = position(
-        &run,
-        |e| matches!(e, Event::TaskStarted { task, .. } if task.as_str() == "b"),
-    );
-    assert!(a_done < b_started);
-    assert!(run.dir.report_md().exists(), "the report is written");
-    // The pane-died hook backs the exit records up.
-    assert!(
-        run.tmux
-            .hooks()
-            .iter()
-            .any(|(_, hook, _)| hook == "pane-died")
-    );
-}
-
-#[test]
-fn a_hostile_request_goes_into_the_prompt_file_and_never_to_tmux() {
-    let request =
-        "it's \"quoted\" $(touch pwned) `touch pwned` ; rm -rf / \n\u{1b}[31m\n".repeat(2_000);
-    let mut run = FakeRun::start_with(&request, &config(""), TWO_TASKS, &[], |_| {});
-    let a = run.next_agent();
-    let prompt = std::fs::read_to_string(a.dir.join("prompt.md")).unwrap();
-    assert!(
-        prompt.contains(&request),
-        "the request reaches the agent byte for byte"
-    );
-    for call in run.tmux.calls() {
-        let spec = match call {
-            Call::NewWindow(_, spec) | Call::SplitWindow(_, spec) | Call::RespawnPane(_, spec) => {
-                spec
-            }
-            _ => continue,
-        };
-        // Only the launcher, by its path: no text of the request, quoted or not.
-        assert_eq!(spec.argv[0], "/bin/sh");
-        assert_eq!(spec.argv.len(), 2);
-        assert!(spec.argv[1].ends_with("/launch.sh"));
-        assert!(spec.env.is_empty());
-    }
-    let launcher = std::fs::read_to_string(a.dir.join("launch.sh")).unwrap();
-    assert!(!launcher.contains("pwned"));
-}
-
-#[test]
-fn a_refused_task_goes_back_to_its_agent_with_the_judges_reasons() {
-    let mut run = FakeRun::start(&config(""), TWO_TASKS, &[]);
-    let a = run.next_agent();
-    work(&run, &a);
-    let judge = run.next_agent();
-    run.exit(
-        &judge,
-        0,
-        r#"{"verdict": "fail", "tasks": [{"id": "a", "verdict": "fail", "reason": "a.txt lacks error handling"}]}"#,
-    );
-    let again = run.next_agent();
-    assert_eq!((again.task.as_str(), again.role.as_str()), ("a", "worker"));
-    let prompt = std::fs::read_to_string(again.dir.join("prompt.md")).unwrap();
-    assert!(prompt.contains("a.txt lacks error handling"), "{prompt}");
-    assert!(
-        again.dir.ends_with("2"),
-        "attempt 2: {}",
-        again.dir.display()
-    );
-}
-
-#[test]
-fn a_task_that_cannot_be_launched_fails_and_blocks_its_dependents() {
-    let plan = r#"{"tasks": [
-      {"id": "a", "agent": "mine", "task": "write a", "files": ["tests/a_test.txt", "a.txt"]},
-      {"id": "b", "agent": "mine", "task": "write b", "files": ["tests/b_test.txt", "b.txt"], "depends_on": ["a"]},
-      {"id": "c", "agent": "mine", "task": "write c", "files": ["tests/c_test.txt", "c.txt"]}
-    ]}"#;
-    let mut run = FakeRun::start_with("build it", &config(""), plan, &[], |tmux| {
-        tmux.fail_next(
-            "new_window",
-            TmuxError::NoSpace {
-                target: "orch-fake".into(),
-            },
-        )
-    });
-    let c = run.next_agent();
-    assert_eq!(c.task, "c", "the independent task carries on");
-    work(&run, &c);
-    let judge = run.next_agent();
-    run.pass(&judge);
-    assert_eq!(run.outcome(), Some(Outcome::Failed));
-    let reason = failure(&run, "a");
-    assert!(
-        reason.contains("could not be launched") && reason.contains("no space"),
-        "{reason}"
-    );
-    run.wait_event(
-        "b blocked",
-        |e| matches!(e, Event::TaskBlocked { task, .. } if task.as_str() == "b"),
-    );
-}
-
-#[test]
-fn ctrl_c_stops_the_agents_and_interrupts_the_run() {
-    let mut run = FakeRun::start(&config(""), TWO_TASKS, &[]);
-    let a = run.next_agent();
-    assert_eq!(a.task, "a");
-    run.stop(Stop::Interrupt);
-    assert_eq!(run.outcome(), Some(Outcome::Interrupted));
-    run.wait_event(
-        "a interrupted",
-        |e| matches!(e, Event::TaskInterrupted { task, .. } if task.as_str() == "a"),
-    );
-}
-
-#[test]
-fn a_hangup_leaves_the_agents_running_for_a_later_resume() {
-    let mut run = FakeRun::start(&config(""), TWO_TASKS, &[]);
-    let a = run.next_agent();
-    run.stop(Stop::Hangup);
-    assert_eq!(run.outcome(), None, "detached: no outcome");
-    run.wait_event("the engine stopped", |e| {
-        matches!(e, Event::EngineStopped { .. })
-    });
-    let killed = run.tmux.calls().into_iter().any(|c| {
-        matches!(c, Call::KillPane(ref p) if *p == a.pane.pane_id)
-            || matches!(c, Call::KillSession(_) | Call::KillServer)
-    });
-    assert!(!killed, "nothing is torn down on a hangup");
-    assert!(
-        !run.journal()
-            .iter()
-            .any(|r| matches!(r.event, Event::TaskInterrupted { .. })),
-        "the agent is not counted as interrupted"
-    );
 }
 
 /// An agent that ends while no engine watches is handled by the resumed engine, which
@@ -300,61 +151,6 @@ fn a_write_outside_the_running_tasks_files_is_saved_then_reverted() {
     });
 }
 
-/// A revert that cannot land (a directory now stands where the file was) says where the
-/// content to put back is, and how: the start's content is written out for that.
-#[test]
-fn a_revert_that_fails_says_where_the_content_is_and_how_to_put_it_back() {
-    let mut run = FakeRun::start(
-        &config("ownership:\n  on_violation: revert\n"),
-        TWO_TASKS,
-        &[("notes", "the original notes\n")],
-    );
-    let a = run.next_agent();
-    assert_eq!(a.task, "a");
-    // One rmdir-free swap: by the time the engine looks, `notes` is a directory.
-    let root = run.root();
-    std::fs::create_dir(root.join("notes.d")).unwrap();
-    std::fs::write(root.join("notes.d/inside"), "x").unwrap();
-    std::fs::remove_file(root.join("notes")).unwrap();
-    std::fs::rename(root.join("notes.d"), root.join("notes")).unwrap();
-    let settled = run.wait_event("the failed revert", |e| {
-        matches!(e, Event::ViolationSettled { action, .. } if action.starts_with("revert failed"))
-    });
-    let Event::ViolationSettled { n, action, .. } = settled else {
-        unreachable!()
-    };
-    let restore = format!("restore/{n}/notes");
-    assert!(action.contains(&restore), "{action}");
-    assert!(action.contains("cp -P "), "{action}");
-    let copy = run.dir.path().join(&restore);
-    assert_eq!(
-        std::fs::read_to_string(copy).unwrap(),
-        "the original notes\n"
-    );
-}
-
-/// A violation whose journal line was lost (the disk filled between saving its content and
-/// journaling it, under an engine that saved first) left `violations/7/` behind: the next
-/// number is after it, never that one again.
-#[test]
-fn violation_numbers_are_never_reused_even_without_their_journal_line() {
-    let mut run = FakeRun::start(
-        &config("ownership:\n  on_violation: revert\n"),
-        TWO_TASKS,
-        &[("README.md", "the original\n")],
-    );
-    std::fs::create_dir_all(run.dir.violation_dir(7).join("x")).unwrap();
-    let a = run.next_agent();
-    assert_eq!(a.task, "a");
-    run.write(&[("README.md", "defaced by a\n")]);
-    let violation = run.wait_event("the violation", |e| matches!(e, Event::Violation { .. }));
-    let Event::Violation { n, saved, .. } = violation else {
-        unreachable!()
-    };
-    assert_eq!(n, 8);
-    assert!(saved.unwrap().contains("/violations/8/"));
-}
-
 /// An agent that writes without pause must not starve the loop's other work (see
 /// `event_loop::FAIR_AFTER`): here, the judge's launch after a task's exit, while a hundred
 /// thousand changes wait behind it, the last of them a violation. Fair, the judge starts
@@ -389,24 +185,6 @@ fn a_flood_of_file_events_does_not_hold_up_a_launch() {
         "the judge waited for the flood to be handled\n{}",
         run.dump()
     );
-}
-
-#[test]
-fn strict_tdd_refuses_an_implementation_written_before_its_tests() {
-    let mut run = FakeRun::start(&config("gates:\n  tdd: strict\n"), TWO_TASKS, &[]);
-    let a = run.next_agent();
-    run.write(&[("a.txt", "implementation first")]);
-    run.wait_event(
-        "a.txt's first write",
-        |e| matches!(e, Event::FirstWrite { path, .. } if path == "a.txt"),
-    );
-    run.write(&[("tests/a_test.txt", "then the test")]);
-    run.wait_event(
-        "the test's first write",
-        |e| matches!(e, Event::FirstWrite { path, .. } if path == "tests/a_test.txt"),
-    );
-    run.exit(&a, 0, "done\n");
-    assert_tdd_refused(&run);
 }
 
 /// The exit record and the project's changes come through different watchers, so an exit

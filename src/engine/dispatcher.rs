@@ -5,36 +5,31 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::plan::TaskId;
+use crate::state::TaskStatus;
 
 /// What scheduling needs to know of a task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sched {
-    Pending,
-    Running,
-    Done,
-    Failed,
-    Blocked,
-}
-
-pub struct TaskView<'a> {
+pub(super) struct TaskView<'a> {
     pub id: &'a TaskId,
-    pub sched: Sched,
+    pub status: TaskStatus,
     pub depends_on: &'a [TaskId],
 }
 
 /// The tasks to start now, in plan order: pending, every dependency done, and no more than
 /// `max_parallel` running in all.
-pub fn ready<'a>(tasks: &[TaskView<'a>], max_parallel: usize) -> Vec<&'a TaskId> {
-    let state: BTreeMap<&TaskId, Sched> = tasks.iter().map(|t| (t.id, t.sched)).collect();
-    let running = tasks.iter().filter(|t| t.sched == Sched::Running).count();
+pub(super) fn ready<'a>(tasks: &[TaskView<'a>], max_parallel: usize) -> Vec<&'a TaskId> {
+    let state: BTreeMap<&TaskId, TaskStatus> = tasks.iter().map(|t| (t.id, t.status)).collect();
+    let running = tasks
+        .iter()
+        .filter(|t| t.status == TaskStatus::Running)
+        .count();
     let room = max_parallel.saturating_sub(running);
     tasks
         .iter()
-        .filter(|t| t.sched == Sched::Pending)
+        .filter(|t| t.status == TaskStatus::Pending)
         .filter(|t| {
             t.depends_on
                 .iter()
-                .all(|d| state.get(d) == Some(&Sched::Done))
+                .all(|d| state.get(d) == Some(&TaskStatus::Done))
         })
         .map(|t| t.id)
         .take(room)
@@ -43,13 +38,13 @@ pub fn ready<'a>(tasks: &[TaskView<'a>], max_parallel: usize) -> Vec<&'a TaskId>
 
 /// The pending tasks that can never run because `failed` failed: its dependents, and theirs,
 /// each with the reason naming the task that failed.
-pub fn blocked_by<'a>(tasks: &[TaskView<'a>], failed: &TaskId) -> Vec<(&'a TaskId, String)> {
+pub(super) fn blocked_by<'a>(tasks: &[TaskView<'a>], failed: &TaskId) -> Vec<(&'a TaskId, String)> {
     let mut doomed: BTreeSet<&TaskId> = BTreeSet::from([failed]);
     let mut out = Vec::new();
     loop {
         let before = out.len();
         for t in tasks {
-            if t.sched == Sched::Pending
+            if t.status == TaskStatus::Pending
                 && !doomed.contains(t.id)
                 && t.depends_on.iter().any(|d| doomed.contains(d))
             {
@@ -75,8 +70,8 @@ pub fn blocked_by<'a>(tasks: &[TaskView<'a>], failed: &TaskId) -> Vec<(&'a TaskI
 }
 
 /// Whether nothing is left to do: nothing running, and nothing that could still start.
-pub fn settled(tasks: &[TaskView]) -> bool {
-    !tasks.iter().any(|t| t.sched == Sched::Running) && ready(tasks, usize::MAX).is_empty()
+pub(super) fn settled(tasks: &[TaskView]) -> bool {
+    !tasks.iter().any(|t| t.status == TaskStatus::Running) && ready(tasks, usize::MAX).is_empty()
 }
 
 #[cfg(test)]
@@ -90,29 +85,29 @@ mod tests {
     struct Fixture {
         ids: Vec<TaskId>,
         deps: Vec<Vec<TaskId>>,
-        sched: Vec<Sched>,
+        status: Vec<TaskStatus>,
     }
 
     impl Fixture {
-        fn new(spec: &[(&str, &[&str], Sched)]) -> Self {
+        fn new(spec: &[(&str, &[&str], TaskStatus)]) -> Self {
             Fixture {
                 ids: spec.iter().map(|(i, _, _)| TaskId::new(*i)).collect(),
                 deps: spec.iter().map(|(_, d, _)| ids(d)).collect(),
-                sched: spec.iter().map(|(_, _, s)| *s).collect(),
+                status: spec.iter().map(|(_, _, s)| *s).collect(),
             }
         }
         fn views(&self) -> Vec<TaskView<'_>> {
             (0..self.ids.len())
                 .map(|i| TaskView {
                     id: &self.ids[i],
-                    sched: self.sched[i],
+                    status: self.status[i],
                     depends_on: &self.deps[i],
                 })
                 .collect()
         }
     }
 
-    use Sched::*;
+    use TaskStatus::*;
 
     #[test]
     fn ready_respects_dependencies_and_parallelism() {

@@ -1,0 +1,368 @@
+//! The one way an agent is launched, whatever its role: its prompt written, its invocation
+//! built and confined, its start journaled, its launcher written and its directory watched,
+//! the agent registered (agents.rs) — and then its pane asked of tmux off the loop.
+//!
+//! Making a pane is a tmux round trip (about 3 ms, more on a busy server), and the loop must
+//! not wait on it while exits and violations queue behind it. So the `Launcher` sends the
+//! request to a thread that owns the tmux connection and the layout (`Panes`), and tmux's
+//! answer (pane and pid, or the error) comes back as an input of the loop
+//! (`Input::Launched`), journaled then. An exit record that arrives first is handled as any
+//! other: the registry knows the agent by its directory, and the late answer finds it gone.
+//! In unit tests the launcher runs inline, its answer waiting as the next input.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+use super::agents::{Agent, Pane, Role};
+use super::core::Engine;
+use super::panes::Panes;
+use crate::tmux::{PaneInfo, Tmux, TmuxError, WindowSpec};
+use crate::workers::{self, AgentCall};
+
+/// How long the end of the engine waits for launches tmux has not answered yet.
+const SETTLE_PATIENCE: Duration = Duration::from_secs(10);
+
+/// What the engine wants launched.
+pub(super) struct Launch {
+    pub role: Role,
+    pub attempt: u32,
+    pub dir: PathBuf,
+    /// The agent's name in the config.
+    pub agent: String,
+    pub prompt: String,
+    /// The files the agent may write (a task's, shown to its oracle too).
+    pub files: Vec<String>,
+    /// The agent CLI's session a task's attempt continues (see interrupted.rs).
+    pub session: Option<String>,
+    /// The pane's title and its window's name.
+    pub title: String,
+    pub window: String,
+    pub placement: Placement,
+}
+
+/// Where a pane goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Placement {
+    /// A window of its own (the planner, the judge, an oracle).
+    Window,
+    /// As the layout places workers.
+    Layout,
+}
+
+/// Tmux's answer to a launch.
+#[derive(Debug)]
+pub(super) struct Launched {
+    pub dir: PathBuf,
+    pub pane: Result<PaneInfo, TmuxError>,
+}
+
+enum Request {
+    Open {
+        dir: PathBuf,
+        spec: WindowSpec,
+        placement: Placement,
+    },
+    /// A pane to close (the previous judge's), in order with the launches.
+    Kill(String),
+}
+
+/// Whether the launcher works on a thread of its own (the engine) or inline (unit tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Launching {
+    Thread,
+    #[cfg(test)]
+    Inline,
+}
+
+/// Sends launches to tmux and hands back its answers.
+pub(super) struct Launcher {
+    mode: Mode,
+    answers_tx: UnboundedSender<Launched>,
+    answers: UnboundedReceiver<Launched>,
+    /// Launches sent and not answered yet.
+    pending: Arc<(Mutex<usize>, Condvar)>,
+}
+
+enum Mode {
+    Thread(std::sync::mpsc::Sender<Request>),
+    #[cfg(test)]
+    Inline(Arc<dyn Tmux>, Panes),
+}
+
+impl Launcher {
+    pub fn new(launching: Launching, tmux: Arc<dyn Tmux>, panes: Panes) -> Launcher {
+        let (answers_tx, answers) = unbounded_channel();
+        let pending = Arc::new((Mutex::new(0), Condvar::new()));
+        let mode = match launching {
+            #[cfg(test)]
+            Launching::Inline => Mode::Inline(tmux, panes),
+            Launching::Thread => {
+                let (tx, rx) = std::sync::mpsc::channel();
+                let answers = answers_tx.clone();
+                let pending = pending.clone();
+                std::thread::Builder::new()
+                    .name("orch-launcher".into())
+                    .spawn(move || serve(rx, tmux.as_ref(), panes, &answers, &pending))
+                    .expect("failed to start the launcher thread");
+                Mode::Thread(tx)
+            }
+        };
+        Launcher {
+            mode,
+            answers_tx,
+            answers,
+            pending,
+        }
+    }
+
+    fn send(&mut self, request: Request) {
+        match &mut self.mode {
+            Mode::Thread(tx) => {
+                if matches!(request, Request::Open { .. }) {
+                    *self.pending.0.lock().expect("launcher lock") += 1;
+                }
+                // The thread is gone (it panicked): a launch fails as if tmux said so.
+                if let Err(std::sync::mpsc::SendError(Request::Open { dir, .. })) = tx.send(request)
+                {
+                    self.done(Launched {
+                        dir,
+                        pane: Err(TmuxError::CommandFailed {
+                            command: "new-window".into(),
+                            status: None,
+                            stderr: "orch's launcher thread is gone: see the engine's log, \
+                                     then `orch resume`"
+                                .into(),
+                        }),
+                    });
+                }
+            }
+            #[cfg(test)]
+            Mode::Inline(tmux, panes) => {
+                if let Some(answer) = execute(tmux.as_ref(), panes, request) {
+                    let _ = self.answers_tx.send(answer);
+                }
+            }
+        }
+    }
+
+    fn done(&mut self, answer: Launched) {
+        let _ = self.answers_tx.send(answer);
+        let (count, answered) = &*self.pending;
+        let mut count = count.lock().expect("launcher lock");
+        *count = count.saturating_sub(1);
+        answered.notify_all();
+    }
+
+    /// Asks for a pane for the agent of `dir`; the answer comes as `Input::Launched`.
+    pub fn open(&mut self, dir: PathBuf, spec: WindowSpec, placement: Placement) {
+        self.send(Request::Open {
+            dir,
+            spec,
+            placement,
+        });
+    }
+
+    pub fn kill_pane(&mut self, pane: String) {
+        self.send(Request::Kill(pane));
+    }
+
+    /// The next answer, when there is one.
+    pub async fn answer(&mut self) -> Option<Launched> {
+        self.answers.recv().await
+    }
+
+    pub fn try_answer(&mut self) -> Option<Launched> {
+        self.answers.try_recv().ok()
+    }
+
+    /// Waits (a while at most) until every launch sent has its answer, and returns those not
+    /// taken yet: when agents are stopped, or the engine ends, no pane may still be coming.
+    pub fn settle(&mut self) -> Vec<Launched> {
+        let (count, answered) = &*self.pending;
+        let deadline = Instant::now() + SETTLE_PATIENCE;
+        let mut left = count.lock().expect("launcher lock");
+        while *left > 0 {
+            let Some(wait) = deadline.checked_duration_since(Instant::now()) else {
+                break;
+            };
+            left = answered.wait_timeout(left, wait).expect("launcher lock").0;
+        }
+        drop(left);
+        std::iter::from_fn(|| self.try_answer()).collect()
+    }
+}
+
+/// The launcher thread: makes the panes asked for, in order, and answers each.
+fn serve(
+    requests: std::sync::mpsc::Receiver<Request>,
+    tmux: &dyn Tmux,
+    mut panes: Panes,
+    answers: &UnboundedSender<Launched>,
+    pending: &(Mutex<usize>, Condvar),
+) {
+    while let Ok(request) = requests.recv() {
+        if let Some(answer) = execute(tmux, &mut panes, request) {
+            let _ = answers.send(answer);
+            let (count, answered) = pending;
+            let mut count = count.lock().expect("launcher lock");
+            *count = count.saturating_sub(1);
+            answered.notify_all();
+        }
+    }
+}
+
+fn execute(tmux: &dyn Tmux, panes: &mut Panes, request: Request) -> Option<Launched> {
+    match request {
+        Request::Open {
+            dir,
+            spec,
+            placement,
+        } => {
+            let pane = match placement {
+                Placement::Window => panes.window(tmux, &spec),
+                Placement::Layout => panes.place(tmux, &spec),
+            };
+            Some(Launched { dir, pane })
+        }
+        Request::Kill(pane) => {
+            // Gone already is as good.
+            let _ = tmux.kill_pane(&pane);
+            None
+        }
+    }
+}
+
+impl Engine {
+    /// Launches an agent (see the module doc): everything but its pane is done now; a
+    /// failure here is the caller's to handle, one of tmux's comes back as an input.
+    pub(super) fn launch_agent(&mut self, launch: Launch) -> anyhow::Result<()> {
+        let Launch {
+            role,
+            attempt,
+            dir,
+            agent: name,
+            prompt,
+            files,
+            session,
+            title,
+            window,
+            placement,
+        } = launch;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("failed to create {}", dir.display()))?;
+        let prompt_file = dir.join("prompt.md");
+        std::fs::write(&prompt_file, prompt)
+            .with_context(|| format!("failed to write {}", prompt_file.display()))?;
+        let agent = self
+            .config
+            .agents
+            .get(&name)
+            .with_context(|| format!("agent `{name}` is not in the config"))?;
+        let mut invocation = workers::invocation(&AgentCall {
+            name: &name,
+            agent,
+            role: role.prompt_role(),
+            task: role.about(),
+            files: &files,
+            prompt_file: &prompt_file,
+            project_dir: &self.project.root,
+            run_dir: self.dir.path(),
+            session: session.as_deref(),
+        })?;
+        crate::sandbox::confine(
+            &mut invocation,
+            role.prompt_role(),
+            &self.config,
+            agent,
+            &self.project.root,
+            self.dir.path(),
+        );
+        self.record(role.started(attempt, invocation.continues.clone()))?;
+        let spec = self.prepare_pane(&dir, title, invocation, window)?;
+        self.agents
+            .insert(Agent::new(role, attempt, dir.clone(), None));
+        self.launcher.open(dir, spec, placement);
+        Ok(())
+    }
+
+    /// Tmux answered a launch: the agent's pane is journaled, or its launch failed.
+    pub(super) fn on_launched(&mut self, launched: Launched) -> anyhow::Result<()> {
+        let Launched { dir, pane } = launched;
+        if dir.starts_with(self.dir.path().join("judge"))
+            && let Ok(info) = &pane
+        {
+            // One judge window at a time: closed when the next judge starts.
+            self.judging.set_last_pane(info.pane_id.clone());
+        }
+        let Some(agent) = self.agents.get(&dir).cloned() else {
+            // Its agent ended before tmux answered, or was given up on (a stop): a pane
+            // whose agent has no exit record yet is one nobody waits for.
+            if let Ok(info) = pane
+                && !dir.join("exit.json").exists()
+                && info.pid > 1
+            {
+                super::tasks::stop_pane(info.pid);
+            }
+            return Ok(());
+        };
+        match pane {
+            Ok(info) => {
+                let started = agent.role.pane_started(agent.attempt, &info);
+                self.agents.set_pane(
+                    &dir,
+                    Pane {
+                        id: info.pane_id,
+                        pid: info.pid,
+                    },
+                );
+                match started {
+                    Some(event) => self.record(event).map(|_| ()),
+                    None => Ok(()),
+                }
+            }
+            Err(e) => self.launch_failed(agent, e),
+        }
+    }
+
+    fn launch_failed(&mut self, agent: Agent, e: TmuxError) -> anyhow::Result<()> {
+        self.agents.remove(&agent.dir);
+        self.unwatch_dir(&agent.dir);
+        match agent.role {
+            Role::Task(id) => self.task_not_launched(&id, &anyhow::Error::new(e)),
+            // No window for the planner, the judge or an oracle: the engine cannot go on.
+            role => Err(anyhow::Error::new(e).context(format!(
+                "failed to open a window for the {}",
+                role.prompt_role()
+            ))),
+        }
+    }
+
+    /// Task `id`'s agent could not be launched: no session to launch into is no fault of the
+    /// task's (see interrupted.rs); anything else fails it.
+    pub(super) fn task_not_launched(
+        &mut self,
+        id: &crate::plan::TaskId,
+        e: &anyhow::Error,
+    ) -> anyhow::Result<()> {
+        if self.tmux_lost() {
+            return self.detach("its tmux session is gone");
+        }
+        self.fail_task(id, format!("could not be launched: {e:#}"))?;
+        self.finish_if_settled()
+    }
+
+    /// Launches tmux has not answered, settled before agents are stopped: their panes are
+    /// journaled, so that what is stopped is all there is.
+    pub(super) fn settle_launches(&mut self) -> anyhow::Result<()> {
+        for launched in self.launcher.settle() {
+            if launched.pane.is_ok() {
+                self.on_launched(launched)?;
+            }
+        }
+        Ok(())
+    }
+}
