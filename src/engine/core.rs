@@ -207,7 +207,7 @@ impl Engine {
         let (fs_tx, fs_rx) = unbounded_channel();
         let (dir_tx, dir_rx) = unbounded_channel();
         let (gate_tx, gate_rx) = unbounded_channel();
-        let (watching, barriers) = Watching::open(
+        let (watching, barriers, unwatched) = Watching::open(
             &project.root,
             &dir,
             &state,
@@ -215,8 +215,8 @@ impl Engine {
             options.watchers,
             fs_tx,
             dir_tx,
-            &mut early,
         )?;
+        early.extend(unwatched);
         let plan = state.plan().cloned();
         let judge_attempts = std::fs::read_dir(run_dir.join("judge"))
             .into_iter()

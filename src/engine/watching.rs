@@ -27,7 +27,8 @@ pub(super) struct Watching {
 impl Watching {
     /// Starts watching (when `watchers`) the project at `root` for the run in `dir`, its
     /// changes sent on `fs_tx`, the run's files on `dir_tx`. Also returns the barrier
-    /// directory, when barriers can be had (see barrier.rs).
+    /// directory, when barriers can be had (see barrier.rs), and what it could not watch, to be
+    /// journaled once the journal takes warnings (see warnings.rs).
     pub fn open(
         root: &Path,
         dir: &RunDir,
@@ -36,8 +37,8 @@ impl Watching {
         watchers: bool,
         fs_tx: UnboundedSender<FsChange>,
         dir_tx: UnboundedSender<PathBuf>,
-        early: &mut Vec<Unjournaled>,
-    ) -> anyhow::Result<(Watching, Option<PathBuf>)> {
+    ) -> anyhow::Result<(Watching, Option<PathBuf>, Vec<Unjournaled>)> {
+        let mut early = Vec::new();
         let ignore = Ignore::new(root, &config.ownership.ignore)?;
         if !watchers {
             let watching = Watching {
@@ -46,21 +47,21 @@ impl Watching {
                 _tree: None,
                 git_guard: None,
             };
-            return Ok((watching, None));
+            return Ok((watching, None, early));
         }
         let run_files = Some(DirWatcher::new(dir_tx)?);
-        let git_guard = open_git_guard(root, dir, state, &fs_tx, early);
+        let git_guard = open_git_guard(root, dir, state, &fs_tx, &mut early);
         // Without barriers (their directory cannot be made or watched) the engine still
         // runs, its checks starting at each exit (see barrier.rs).
         let mut barriers = Some(dir.barriers()).filter(|d| std::fs::create_dir_all(d).is_ok());
-        let tree = watch_tree(root, &ignore, fs_tx, &mut barriers, early)?;
+        let tree = watch_tree(root, &ignore, fs_tx, &mut barriers, &mut early)?;
         let watching = Watching {
             run_files,
             ignore,
             _tree: Some(tree),
             git_guard,
         };
-        Ok((watching, barriers))
+        Ok((watching, barriers, early))
     }
 
     /// Watches an attempt's directory for its exit record and logs.
