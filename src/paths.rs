@@ -34,6 +34,14 @@ pub enum PathProblem {
     SymlinkEscape(String),
 }
 
+/// Checked paths from literals known to pass, for tests.
+#[cfg(test)]
+pub(crate) fn project_paths(raw: &[&str]) -> Vec<ProjectPath> {
+    raw.iter()
+        .map(|r| ProjectPath::new(r).expect("a test path that passes the check"))
+        .collect()
+}
+
 /// Normalizes a relative path (`./a//b` → `a/b`) and checks it lexically.
 pub fn normalize(raw: &str) -> Result<ProjectPath, PathProblem> {
     if raw.trim().is_empty() {

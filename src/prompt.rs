@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use crate::paths::ProjectPath;
 use crate::plan::TaskId;
 
 /// The marker that starts the context line.
@@ -45,9 +46,9 @@ pub struct Context {
     /// The task's id, or null for the planner and the judge.
     pub task: Option<TaskId>,
     /// The files this agent alone may write (empty for the planner: see `specs`).
-    pub files: Vec<String>,
+    pub files: Vec<ProjectPath>,
     /// The spec files to write (planner) or to follow (others).
-    pub specs: Vec<String>,
+    pub specs: Vec<ProjectPath>,
     /// The user's request, byte for byte.
     pub request: String,
     /// 1 for the first attempt.
@@ -80,7 +81,7 @@ impl Context {
         request: &str,
         project_dir: &std::path::Path,
         test_pattern: &[String],
-        specs: Vec<String>,
+        specs: Vec<ProjectPath>,
         attempt: u32,
     ) -> Context {
         Context {
@@ -262,7 +263,7 @@ pub struct JudgedGate {
 /// summary and gate results.
 pub fn judge_prompt(
     ctx: &Context,
-    specs: &[(String, String)],
+    specs: &[(ProjectPath, String)],
     plan_json: &str,
     tasks: &[JudgedTask],
 ) -> String {

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::judge::{FileStat, diffstat};
+use crate::paths::ProjectPath;
 use crate::plan::TaskId;
 use crate::project::Project;
 use crate::snapshot::Snapshot;
@@ -92,7 +93,7 @@ pub struct TaskReport {
 #[derive(Debug, Serialize)]
 pub struct SpecLine {
     /// Relative to the project root, as the plan names it.
-    pub path: String,
+    pub path: ProjectPath,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub description: String,
     pub exists: bool,
@@ -366,7 +367,7 @@ fn specs_of(root: &std::path::Path, specs: &[crate::plan::Spec]) -> Vec<SpecLine
                 .ok()
                 .filter(|m| m.is_file());
             SpecLine {
-                path: spec.file.to_string(),
+                path: spec.file.clone(),
                 description: spec.description.clone(),
                 exists: meta.is_some(),
                 bytes: meta.map(|m| m.len()),

@@ -22,6 +22,7 @@ mod testing;
 use std::path::{Path, PathBuf};
 
 use crate::config::{AgentConfig, AgentKind};
+use crate::paths::ProjectPath;
 use crate::plan::TaskId;
 use crate::prompt::Role;
 use crate::transcript::Entry;
@@ -37,7 +38,7 @@ pub struct AgentCall<'a> {
     pub role: Role,
     pub task: Option<&'a TaskId>,
     /// Owned files, relative to the project root.
-    pub files: &'a [String],
+    pub files: &'a [ProjectPath],
     pub prompt_file: &'a Path,
     pub project_dir: &'a Path,
     /// The run's (or planning's) directory under `.orch/`.
@@ -143,7 +144,7 @@ pub trait Adapter: Sync {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Edits<'a> {
     Anywhere,
-    Only(&'a [String]),
+    Only(&'a [ProjectPath]),
     Nothing,
 }
 
@@ -299,7 +300,7 @@ mod tests {
 
     fn with_call<T>(agent: &AgentConfig, f: impl FnOnce(AgentCall) -> T) -> T {
         let id = TaskId::new("7");
-        let files = vec!["src/a.rs".to_string(), "tests/a.rs".to_string()];
+        let files = crate::paths::project_paths(&["src/a.rs", "tests/a.rs"]);
         f(AgentCall {
             name: "mine",
             agent,
@@ -350,7 +351,7 @@ mod tests {
         let prompt = tmp.path().join("prompt.md");
         std::fs::write(&prompt, "build it ORCH-PROMPT-MARKER\nORCH_CONTEXT {}\n").unwrap();
         let id = TaskId::new("7");
-        let files = vec!["a.rs".to_string()];
+        let files = crate::paths::project_paths(&["a.rs"]);
         for kind in AgentKind::ALL {
             let command = (kind == AgentKind::Command).then(|| vec!["./agent", "{prompt_file}"]);
             let mut a = agent(kind, command);
@@ -400,7 +401,7 @@ mod tests {
         let prompt = state.join("prompt.md");
         std::fs::write(&prompt, "do it").unwrap();
         let id = TaskId::new("7");
-        let files = vec!["a.rs".to_string()];
+        let files = crate::paths::project_paths(&["a.rs"]);
         invocation(&AgentCall {
             name: "mine",
             agent: &a,

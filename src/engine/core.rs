@@ -19,6 +19,7 @@ use super::planning::PlanningState;
 use super::sched::Sched;
 use super::watching::Watching;
 use crate::config::Config;
+use crate::paths::ProjectPath;
 use crate::plan::{Plan, TaskId};
 use crate::project::Project;
 use crate::snapshot::Snapshot;
@@ -552,7 +553,7 @@ impl Engine {
     }
 
     /// The plan's spec files (none before a plan).
-    pub(super) fn spec_files(&self) -> Vec<String> {
+    pub(super) fn spec_files(&self) -> Vec<ProjectPath> {
         self.plan
             .as_ref()
             .map(|p| p.spec_files())

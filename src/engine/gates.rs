@@ -15,6 +15,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::core::{Engine, GateDone};
 use crate::judge::{self, GateOutcome};
+use crate::paths::ProjectPath;
 use crate::plan::TaskId;
 use crate::state::{Event, Outcome, Phase, TaskStatus};
 
@@ -134,10 +135,15 @@ impl Engine {
         let task = self.state.tasks.get(id).context("no such task")?.clone();
         let root = self.project.root.clone();
         let gates = &self.config.gates;
-        let first_writes: BTreeMap<String, u64> = task
+        let first_writes: BTreeMap<ProjectPath, u64> = task
             .files
             .iter()
-            .filter_map(|f| self.state.first_writes.get(f).map(|t| (f.clone(), *t)))
+            .filter_map(|f| {
+                self.state
+                    .first_writes
+                    .get(f.as_str())
+                    .map(|t| (f.clone(), *t))
+            })
             .collect();
         let known = vec![
             judge::spec_gate(&root, &self.spec_files()),

@@ -9,6 +9,7 @@ use super::core::Engine;
 use super::launch::{Launch, Placement};
 use crate::config::AgentKind;
 use crate::judge;
+use crate::paths::ProjectPath;
 use crate::plan::TaskId;
 use crate::prompt::{self, JudgedGate, JudgedTask};
 use crate::state::Event;
@@ -113,7 +114,7 @@ impl Engine {
     fn launch_judge(&mut self, tasks: Vec<TaskId>, feedback: Vec<String>) -> anyhow::Result<()> {
         let attempt = self.judging.next_attempt();
         let dir = self.dir.path().join("judge").join(attempt.to_string());
-        let specs: Vec<(String, String)> = self
+        let specs: Vec<(ProjectPath, String)> = self
             .spec_files()
             .into_iter()
             .map(|s| {

@@ -20,6 +20,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use super::agents::{Agent, Pane, Role};
 use super::core::Engine;
 use super::panes::Panes;
+use crate::paths::ProjectPath;
 use crate::tmux::{PaneInfo, Tmux, TmuxError, WindowSpec};
 use crate::workers::{self, AgentCall};
 
@@ -35,7 +36,7 @@ pub(super) struct Launch {
     pub agent: String,
     pub prompt: String,
     /// The files the agent may write (a task's, shown to its oracle too).
-    pub files: Vec<String>,
+    pub files: Vec<ProjectPath>,
     /// The agent CLI's session a task's attempt continues (see interrupted.rs).
     pub session: Option<String>,
     /// The pane's title and its window's name.

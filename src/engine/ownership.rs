@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 
 use super::core::Engine;
 use crate::config::ViolationPolicy;
+use crate::paths::ProjectPath;
 use crate::plan::TaskId;
 use crate::state::{Event, Phase, TaskStatus, WarningKind};
 use crate::watch::{ChangeKind, FsChange};
@@ -393,14 +394,14 @@ impl Engine {
     /// Once the plan is known: files the planner wrote that are not spec files were
     /// violations.
     pub(super) fn check_planning_writes(&mut self) -> anyhow::Result<()> {
-        let specs: BTreeSet<String> = self
+        let specs: BTreeSet<ProjectPath> = self
             .plan
             .as_ref()
             .map(|p| p.spec_files().into_iter().collect())
             .unwrap_or_default();
         let writes = self.planning_state.take_writes();
         for (path, seen) in writes {
-            if !specs.contains(&path) {
+            if !specs.contains(path.as_str()) {
                 let n = self.next_violation_number();
                 self.record(Event::Violation {
                     n,

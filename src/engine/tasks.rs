@@ -11,6 +11,7 @@ use super::core::Engine;
 use super::dispatcher::{self, TaskView};
 use super::launch::{Launch, Placement};
 use crate::agent_process::run::ExitRecord;
+use crate::paths::ProjectPath;
 use crate::plan::TaskId;
 use crate::prompt::{self, Role as PromptRole};
 use crate::state::{Event, Phase};
@@ -171,7 +172,7 @@ impl Engine {
             .get(id)
             .map(|t| t.files.clone())
             .unwrap_or_default();
-        let missing: Vec<String> = files
+        let missing: Vec<ProjectPath> = files
             .into_iter()
             .filter(|f| !self.project.root.join(f).exists())
             .collect();

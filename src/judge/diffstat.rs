@@ -3,11 +3,12 @@
 use serde::Serialize;
 use similar::{ChangeTag, TextDiff};
 
+use crate::paths::ProjectPath;
 use crate::snapshot::Snapshot;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FileStat {
-    pub path: String,
+    pub path: ProjectPath,
     pub added: usize,
     pub removed: usize,
     /// created | modified | deleted | unchanged
@@ -18,7 +19,7 @@ pub struct FileStat {
 pub fn diffstat(
     root: &std::path::Path,
     snapshot: Option<&Snapshot>,
-    files: &[String],
+    files: &[ProjectPath],
 ) -> Vec<FileStat> {
     files
         .iter()
@@ -80,7 +81,7 @@ mod tests {
     fn without_a_snapshot_every_file_is_new() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a"), "1\n2\n").unwrap();
-        let stats = diffstat(dir.path(), None, &["a".into(), "b".into()]);
+        let stats = diffstat(dir.path(), None, &crate::paths::project_paths(&["a", "b"]));
         assert_eq!(stats[0].added, 2);
         assert_eq!(stats[0].change, "created");
         assert_eq!(stats[1].change, "unchanged");

@@ -8,6 +8,7 @@ use std::time::Duration;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use crate::config::TddMode;
+use crate::paths::ProjectPath;
 use crate::plan::TaskId;
 use crate::state::ViolationRecord;
 
@@ -54,16 +55,16 @@ impl GateOutcome {
 }
 
 /// Every spec file the plan lists exists and is not empty.
-pub fn spec_gate(root: &Path, specs: &[String]) -> GateOutcome {
+pub fn spec_gate(root: &Path, specs: &[ProjectPath]) -> GateOutcome {
     if specs.is_empty() {
         return GateOutcome::new("specs", GateStatus::Skipped, "the plan lists no spec files");
     }
-    let bad: Vec<String> = specs
+    let bad: Vec<&str> = specs
         .iter()
         .filter(|s| {
             crate::paths::read_inside(root, s).map_or(true, |c| c.is_empty()) || leads_out(root, s)
         })
-        .cloned()
+        .map(|s| s.as_str())
         .collect();
     if bad.is_empty() {
         GateOutcome::new(
@@ -99,13 +100,13 @@ fn globs(patterns: &[String]) -> GlobSet {
 }
 
 /// Which of `files` are tests.
-pub fn test_files<'a>(files: &'a [String], patterns: &[String]) -> Vec<&'a String> {
+pub fn test_files<'a>(files: &'a [ProjectPath], patterns: &[String]) -> Vec<&'a ProjectPath> {
     let set = globs(patterns);
     files.iter().filter(|f| set.is_match(f.as_str())).collect()
 }
 
 /// The task owns at least one test file, and it exists.
-pub fn test_file_gate(root: &Path, files: &[String], patterns: &[String]) -> GateOutcome {
+pub fn test_file_gate(root: &Path, files: &[ProjectPath], patterns: &[String]) -> GateOutcome {
     let tests = test_files(files, patterns);
     if tests.is_empty() {
         return GateOutcome::new(
@@ -141,9 +142,9 @@ pub fn test_file_gate(root: &Path, files: &[String], patterns: &[String]) -> Gat
 /// TDD evidence from the watcher's first-write times: were the task's tests written before
 /// its implementation? A failure only under `tdd: strict`.
 pub fn tdd_gate(
-    files: &[String],
+    files: &[ProjectPath],
     patterns: &[String],
-    first_writes: &BTreeMap<String, u64>,
+    first_writes: &BTreeMap<ProjectPath, u64>,
     mode: TddMode,
 ) -> GateOutcome {
     if mode == TddMode::Off {
@@ -154,7 +155,7 @@ pub fn tdd_gate(
         .iter()
         .filter_map(|t| first_writes.get(t.as_str()))
         .min();
-    let implementation: Vec<(&String, u64)> = files
+    let implementation: Vec<(&ProjectPath, u64)> = files
         .iter()
         .filter(|f| !tests.contains(f))
         .filter_map(|f| first_writes.get(f).map(|t| (f, *t)))
@@ -352,6 +353,7 @@ fn tail(path: &Path, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::paths::project_paths;
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
@@ -396,29 +398,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.md"), "x").unwrap();
         std::fs::write(dir.path().join("b.md"), "").unwrap();
-        assert!(!spec_gate(dir.path(), &s(&["a.md"])).failed());
-        let g = spec_gate(dir.path(), &s(&["a.md", "b.md", "c.md"]));
+        assert!(!spec_gate(dir.path(), &project_paths(&["a.md"])).failed());
+        let g = spec_gate(dir.path(), &project_paths(&["a.md", "b.md", "c.md"]));
         assert!(g.failed() && g.detail.contains("b.md, c.md"), "{g:?}");
         assert_eq!(spec_gate(dir.path(), &[]).status, GateStatus::Skipped);
         let pats = s(&["tests/**"]);
-        let g = test_file_gate(dir.path(), &s(&["src/a.rs"]), &pats);
+        let g = test_file_gate(dir.path(), &project_paths(&["src/a.rs"]), &pats);
         assert!(g.failed() && g.detail.contains("owns no test file"));
-        let g = test_file_gate(dir.path(), &s(&["src/a.rs", "tests/a.rs"]), &pats);
+        let g = test_file_gate(
+            dir.path(),
+            &project_paths(&["src/a.rs", "tests/a.rs"]),
+            &pats,
+        );
         assert!(g.failed() && g.detail.contains("not written: tests/a.rs"));
     }
 
     #[test]
     fn tdd_order() {
-        let files = s(&["tests/a_test.sh", "lib/a.sh"]);
+        let files = project_paths(&["tests/a_test.sh", "lib/a.sh"]);
         let pats = s(&["tests/**"]);
-        let before = BTreeMap::from([
-            ("tests/a_test.sh".to_string(), 1),
-            ("lib/a.sh".to_string(), 2),
-        ]);
-        let after = BTreeMap::from([
-            ("tests/a_test.sh".to_string(), 3),
-            ("lib/a.sh".to_string(), 2),
-        ]);
+        let before = BTreeMap::from([(files[0].clone(), 1), (files[1].clone(), 2)]);
+        let after = BTreeMap::from([(files[0].clone(), 3), (files[1].clone(), 2)]);
         assert_eq!(
             tdd_gate(&files, &pats, &before, TddMode::Strict).status,
             GateStatus::Passed

@@ -161,17 +161,14 @@ impl<P: AsRef<str>> Plan<P> {
     pub fn task(&self, id: &TaskId) -> Option<&Task<P>> {
         self.tasks.iter().find(|t| &t.id == id)
     }
-
-    /// The spec files, as the prompts and gates take them.
-    pub fn spec_files(&self) -> Vec<String> {
-        self.specs
-            .iter()
-            .map(|s| s.file.as_ref().to_string())
-            .collect()
-    }
 }
 
 impl Plan {
+    /// The spec files, as the prompts and gates take them.
+    pub fn spec_files(&self) -> Vec<ProjectPath> {
+        self.specs.iter().map(|s| s.file.clone()).collect()
+    }
+
     /// Which task owns each file.
     pub fn owners(&self) -> BTreeMap<&ProjectPath, &TaskId> {
         let mut owners = BTreeMap::new();

@@ -310,13 +310,13 @@ mod tests {
             resumes: 1,
             specs: vec![
                 SpecLine {
-                    path: "specs/auth.md".into(),
+                    path: crate::paths::ProjectPath::new("specs/auth.md").unwrap(),
                     description: "the tokens".into(),
                     exists: true,
                     bytes: Some(1234),
                 },
                 SpecLine {
-                    path: "specs/gone.md".into(),
+                    path: crate::paths::ProjectPath::new("specs/gone.md").unwrap(),
                     description: String::new(),
                     exists: false,
                     bytes: None,

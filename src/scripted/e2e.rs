@@ -106,7 +106,7 @@ fn a_missing_or_invalid_context_is_bad_input() {
     assert_eq!(ran.code, 2);
     assert!(ran.err.contains("not a valid context"), "{}", ran.err);
     let mut ctx = testing::ctx(Role::Worker, Path::new("relative/dir"));
-    ctx.files = vec!["a.sh".into()];
+    ctx.files = crate::paths::project_paths(&["a.sh"]);
     let ran = testing::run(&ctx, "");
     assert_eq!(ran.code, 2);
     assert!(ran.err.contains("project_dir"), "{}", ran.err);
@@ -189,7 +189,7 @@ fn the_oracle_gives_advice() {
     ctx.task = Some("stats".into());
     ctx.attempt = 3;
     ctx.feedback = vec!["tests/stats_test.sh failed: expected 3".into()];
-    ctx.specs = vec!["specs/lib.md".into()];
+    ctx.specs = crate::paths::project_paths(&["specs/lib.md"]);
     let ran = testing::run(&ctx, "");
     assert_eq!(ran.code, 0);
     assert!(

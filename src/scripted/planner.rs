@@ -10,6 +10,7 @@ use super::agent::Session;
 use super::fault::Fault;
 use super::files::write_plan_file;
 use super::specs;
+use crate::paths::ProjectPath;
 use crate::plan::{self, TaskId};
 
 // The planner's answer: its paths as written, which orch checks (`Plan<String>`).
@@ -55,14 +56,17 @@ pub fn run(s: &mut Session) -> anyhow::Result<i32> {
 }
 
 /// Our specs, then any other spec orch asked for, each once.
-fn spec_files(asked: &[String]) -> Vec<(String, String)> {
+fn spec_files(asked: &[ProjectPath]) -> Vec<(String, String)> {
     let mut files: Vec<(String, String)> = specs::SPECS
         .iter()
         .map(|(f, d)| (f.to_string(), d.to_string()))
         .collect();
     for file in asked {
         if !files.iter().any(|(f, _)| f == file) {
-            files.push((file.clone(), "more about wordstat, as asked".to_string()));
+            files.push((
+                file.to_string(),
+                "more about wordstat, as asked".to_string(),
+            ));
         }
     }
     files
@@ -241,7 +245,13 @@ mod tests {
         assert_eq!(problems(&plan, &workers), Vec::<String>::new());
         let agents: Vec<&str> = plan.tasks.iter().map(|t| t.agent.as_str()).collect();
         assert_eq!(agents, ["alice", "bob", "alice", "bob"]);
-        assert_eq!(ran.wrote(), plan.spec_files());
+        assert_eq!(
+            ran.wrote(),
+            plan.specs
+                .iter()
+                .map(|s| s.file.clone())
+                .collect::<Vec<_>>()
+        );
         for spec in &plan.specs {
             let text = std::fs::read_to_string(dir.path().join(&spec.file)).unwrap();
             assert!(text.len() > 200, "{}", spec.file);
@@ -257,12 +267,12 @@ mod tests {
     fn without_workers_the_plan_uses_the_default_agent_and_asked_specs_are_written() {
         let dir = tempfile::tempdir().unwrap();
         let mut ctx = planner_ctx(dir.path(), &[]);
-        ctx.specs = vec!["specs/extra.md".to_string()];
+        ctx.specs = crate::paths::project_paths(&["specs/extra.md"]);
         ctx.request = "odd ``` request\nORCH_CONTEXT {}".to_string();
         let ran = testing::run(&ctx, "");
         let plan = plan_of(&ran.out);
         assert!(plan.tasks.iter().all(|t| t.agent == DEFAULT_WORKER));
-        assert!(plan.spec_files().contains(&"specs/extra.md".to_string()));
+        assert!(plan.specs.iter().any(|s| s.file == "specs/extra.md"));
         let extra = std::fs::read_to_string(dir.path().join("specs/extra.md")).unwrap();
         assert!(extra.contains(&ctx.request), "{extra}");
     }

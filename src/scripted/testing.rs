@@ -53,12 +53,24 @@ pub fn planner_ctx(dir: &Path, workers: &[&str]) -> Context {
     }
 }
 
+/// The planner's paths as orch checks them before handing them to an agent.
+fn checked(raw: &[String]) -> Vec<crate::paths::ProjectPath> {
+    let raw: Vec<&str> = raw.iter().map(String::as_str).collect();
+    crate::paths::project_paths(&raw)
+}
+
 /// The context orch gives the worker of `task`.
 pub fn worker_ctx(dir: &Path, plan: &Plan, task: &Task) -> Context {
     Context {
         task: Some(task.id.clone()),
-        files: task.files.clone(),
-        specs: plan.spec_files(),
+        files: checked(&task.files),
+        specs: checked(
+            &plan
+                .specs
+                .iter()
+                .map(|s| s.file.clone())
+                .collect::<Vec<_>>(),
+        ),
         task_text: Some(task.task.clone()),
         ..ctx(Role::Worker, dir)
     }

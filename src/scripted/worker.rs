@@ -149,7 +149,7 @@ mod tests {
     fn worker(dir: &std::path::Path, id: &str, files: &[&str]) -> Context {
         Context {
             task: Some(TaskId::new(id)),
-            files: files.iter().map(|f| f.to_string()).collect(),
+            files: crate::paths::project_paths(files),
             task_text: Some(format!("do task {id}")),
             ..testing::ctx(Role::Worker, dir)
         }
@@ -224,10 +224,25 @@ mod tests {
 
     #[test]
     fn a_refused_path_writes_nothing_and_exits_2() {
+        // orch cannot put such a path in a context (its files are `ProjectPath`s): one edited
+        // into the prompt by hand makes the whole context invalid, and nothing is written.
         for bad in ["../escape.sh", "/etc/x", ".git/hooks/pre-commit", ".orch/x"] {
-            let (dir, ran) = run_in(&["tests/a_test.sh", bad], "");
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("README.md"), "# project\n").unwrap();
+            let ctx = worker(
+                dir.path(),
+                "stats",
+                &["tests/a_test.sh", "lib/placeholder.sh"],
+            );
+            let prompt = format!("# You are a worker\n\n{}\n", ctx.line())
+                .replace("lib/placeholder.sh", bad);
+            let ran = testing::run_prompt(&prompt, "");
             assert_eq!(ran.code, 2, "{bad}");
-            assert!(ran.err.contains("refusing to write"), "{}", ran.err);
+            assert!(
+                ran.err.contains("not a valid context") && ran.err.contains(bad),
+                "{}",
+                ran.err
+            );
             assert_eq!(tree(dir.path()), ["README.md"], "{bad}");
         }
     }

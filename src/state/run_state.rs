@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::paths::ProjectPath;
 use crate::plan::{Plan, TaskId};
 
 use super::event::{Event, Outcome, Record, TaskVerdict};
@@ -217,7 +218,7 @@ pub struct TaskState {
     pub id: TaskId,
     pub agent: String,
     pub task_text: String,
-    pub files: Vec<String>,
+    pub files: Vec<ProjectPath>,
     pub depends_on: Vec<TaskId>,
     pub state: TaskStatus,
     /// Attempts started so far; the current (or last) attempt's number.
@@ -272,7 +273,7 @@ impl TaskState {
             id: task.id.clone(),
             agent: task.agent.clone(),
             task_text: task.task.clone(),
-            files: task.files.iter().map(ToString::to_string).collect(),
+            files: task.files.clone(),
             depends_on: task.depends_on.clone(),
             state: TaskStatus::Pending,
             attempts: 0,

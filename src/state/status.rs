@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::paths::ProjectPath;
 use crate::plan::TaskId;
 
 use super::run_state::{AttemptRecord, RunState, TaskStatus};
@@ -62,7 +63,7 @@ pub struct TaskView {
     pub agent: String,
     /// pending | running | done | failed | blocked
     pub state: TaskStatus,
-    pub files: Vec<String>,
+    pub files: Vec<ProjectPath>,
     pub depends_on: Vec<TaskId>,
     pub attempts: u32,
     /// How many of `attempts` were interrupted (not failures of the task).

@@ -164,7 +164,7 @@ mod tests {
     #[test]
     fn a_worker_may_edit_its_own_files_only_and_run_commands() {
         let a = agent(AgentKind::Claude);
-        let files = vec!["src/a.rs".to_string(), "tests/we[ir]d*.rs".to_string()];
+        let files = crate::paths::project_paths(&["src/a.rs", "tests/we[ir]d*.rs"]);
         let argv = Claude.argv(&call(&a, Role::Worker, &files)).unwrap();
         assert_eq!(
             argv,

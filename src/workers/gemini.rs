@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use super::readiness::{Check, Setting, needs_node};
 use super::{Adapter, AgentCall, Assessment, Edits};
+use crate::paths::ProjectPath;
 use crate::transcript::Entry;
 
 pub struct Gemini;
@@ -222,7 +223,7 @@ fn policy(call: &AgentCall) -> String {
 /// A regex for the tool's arguments as Gemini CLI matches them (stable JSON): a `file_path`
 /// that is one of `files`, absolute or relative to the project. Quotes inside the JSON
 /// string of another argument are escaped, so they cannot fake the match.
-fn owned_files_pattern(root: &Path, files: &[String]) -> String {
+fn owned_files_pattern(root: &Path, files: &[ProjectPath]) -> String {
     let json = |s: &str| {
         let quoted = serde_json::Value::String(s.to_string()).to_string();
         quoted[1..quoted.len() - 1].to_string()
@@ -270,7 +271,7 @@ mod tests {
     #[test]
     fn a_worker_may_write_its_files_only() {
         let a = agent(AgentKind::Gemini);
-        let files = vec!["src/a.py".to_string(), "t/\"q\".py".to_string()];
+        let files = crate::paths::project_paths(&["src/a.py", "t/\"q\".py"]);
         let rules = policy(&call(&a, Role::Worker, &files));
         assert!(
             rules.contains("decision = \"deny\"\npriority = 900"),
@@ -303,7 +304,7 @@ mod tests {
     fn argv_points_at_the_policy_next_to_the_prompt() {
         let tmp = tempfile::tempdir().unwrap();
         let a = agent(AgentKind::Gemini);
-        let files = vec!["a.py".to_string()];
+        let files = crate::paths::project_paths(&["a.py"]);
         let prompt_file = tmp.path().join("prompt.md");
         let mut c = call(&a, Role::Worker, &files);
         c.prompt_file = &prompt_file;

@@ -197,7 +197,7 @@ mod tests {
     #[test]
     fn argv_and_a_workers_permissions() {
         let a = agent(AgentKind::Opencode);
-        let files = vec!["src/a.ts".to_string()];
+        let files = crate::paths::project_paths(&["src/a.ts"]);
         let c = call(&a, Role::Worker, &files);
         assert_eq!(
             Opencode.argv(&c).unwrap(),
@@ -246,7 +246,7 @@ mod tests {
         assert!(Opencode.can_continue(&setting, id));
         assert!(!Opencode.can_continue(&setting, "ses_AAAAAAAAAAAAAAAAAAAAAAAAAA"));
 
-        let files = vec!["src/a.ts".to_string()];
+        let files = crate::paths::project_paths(&["src/a.ts"]);
         let c = AgentCall {
             session: Some(id),
             ..call(&a, Role::Worker, &files)

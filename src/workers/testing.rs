@@ -5,6 +5,7 @@ use std::path::Path;
 
 use super::AgentCall;
 use crate::config::{AgentConfig, AgentKind};
+use crate::paths::ProjectPath;
 use crate::plan::TaskId;
 use crate::prompt::Role;
 
@@ -23,7 +24,7 @@ pub fn agent(kind: AgentKind) -> AgentConfig {
 }
 
 /// A call for task 7 of a project in `/p` (leaked: tests only).
-pub fn call<'a>(agent: &'a AgentConfig, role: Role, files: &'a [String]) -> AgentCall<'a> {
+pub fn call<'a>(agent: &'a AgentConfig, role: Role, files: &'a [ProjectPath]) -> AgentCall<'a> {
     let task: &'static TaskId = Box::leak(Box::new(TaskId::new("7")));
     AgentCall {
         name: "mine",
