@@ -138,12 +138,7 @@ impl Engine {
         let first_writes: BTreeMap<ProjectPath, u64> = task
             .files
             .iter()
-            .filter_map(|f| {
-                self.state
-                    .first_writes
-                    .get(f.as_str())
-                    .map(|t| (f.clone(), *t))
-            })
+            .filter_map(|f| self.state.first_writes.get(f).map(|t| (f.clone(), *t)))
             .collect();
         let known = vec![
             judge::spec_gate(&root, &self.spec_files()),

@@ -85,10 +85,14 @@ impl Engine {
                         let grave = Some(outside_note(&out));
                         return self.violation(path, &change, vec![owner], grave, false);
                     }
-                    if !self.state.first_writes.contains_key(path) {
+                    // The plan's path, which this one equals (found above).
+                    let owned = self.state.tasks[owner].files.iter().find(|f| *f == path);
+                    if let Some(path) = owned.filter(|f| !self.state.first_writes.contains_key(*f))
+                    {
+                        let path = path.clone();
                         self.record_unsynced(Event::FirstWrite {
                             task: owner.clone(),
-                            path: path.to_string(),
+                            path,
                             at_ms: at,
                         })?;
                     }

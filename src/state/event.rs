@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::warning::WarningKind;
+use crate::paths::ProjectPath;
 use crate::plan::{Plan, TaskId};
 
 /// One line of `events.jsonl`: `{"t":<ms>,"event":"<name>",...fields}`.
@@ -127,7 +128,8 @@ pub enum Event {
     /// evidence (were the tests written before the implementation?), kept across a resume.
     FirstWrite {
         task: TaskId,
-        path: String,
+        /// One of the task's files, as the plan names it.
+        path: ProjectPath,
         at_ms: u64,
     },
     Violation {

@@ -406,8 +406,8 @@ fn first_writes_survive_replay_and_the_earliest_counts() {
     let path = journal_dir.path().join("events.jsonl");
     let mut journal = Journal::open(&path).unwrap();
     let write = |path: &str, at_ms| Event::FirstWrite {
+        path: crate::paths::ProjectPath::new(path).unwrap(),
         task: id("1"),
-        path: path.into(),
         at_ms,
     };
     // Unsynced lines are in the file once written: a new engine reads them back.

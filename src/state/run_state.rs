@@ -339,7 +339,7 @@ pub struct RunState {
     pub tasks: BTreeMap<TaskId, TaskState>,
     pub violations: Vec<ViolationRecord>,
     /// When each owned file was first written (ms), by path: TDD evidence.
-    pub first_writes: BTreeMap<String, u64>,
+    pub first_writes: BTreeMap<ProjectPath, u64>,
     /// Every gate result, in order.
     pub gates: Vec<GateRecord>,
     /// The judge's latest word on each task.
