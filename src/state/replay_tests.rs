@@ -590,3 +590,38 @@ fn warnings_replay_in_order_and_a_journal_from_before_them_has_none() {
         ])
     );
 }
+
+/// A journal and a plan written by orch before paths were typed (the demo run with the
+/// `violate` fault, plus a swept violation of a name no plan may hold): each line and the plan
+/// read back and written again byte for byte, and the run replays.
+#[test]
+fn an_earlier_journal_and_plan_reserialize_byte_for_byte() {
+    let journal = include_str!("testdata/events.jsonl");
+    let mut records = Vec::new();
+    for line in journal.lines() {
+        let record: Record = serde_json::from_str(line).unwrap();
+        assert_eq!(serde_json::to_string(&record).unwrap(), line);
+        records.push(record);
+    }
+    let plan_file = include_str!("testdata/plan.json");
+    let plan: Plan = serde_json::from_str(plan_file).unwrap();
+    assert_eq!(
+        serde_json::to_string_pretty(&plan).unwrap() + "\n",
+        plan_file
+    );
+
+    let state = RunState::replay(&records);
+    assert_eq!(state.tasks.len(), plan.tasks.len());
+    for task in &plan.tasks {
+        assert_eq!(state.tasks[&task.id].files, task.files);
+    }
+    assert!(!state.first_writes.is_empty());
+    let odd = state.violations.last().unwrap();
+    assert_eq!(odd.path, "odd\\name\nwith a newline \u{1b}.txt");
+    // The status view's JSON names the same paths as the plan.
+    let status = serde_json::to_value(state.status(false)).unwrap();
+    assert_eq!(
+        status["tasks"][0]["files"],
+        serde_json::to_value(&plan.tasks[0].files).unwrap()
+    );
+}
