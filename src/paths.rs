@@ -1,5 +1,15 @@
 //! Project-relative paths, checked: orch never owns or writes anything outside the project
 //! root, nor inside `.git/` or `.orch/`. What passes is a [`ProjectPath`].
+//!
+//! A plan's paths are `ProjectPath`s from validation on: the run state's task files, the spec
+//! files, the prompt context, a launch's and an agent call's files, the gates, the diffstat,
+//! the status view and the report all hold them. A path the watcher *saw* (a violation's, a
+//! change the planner made) is not one, and stays a `String`: it names what is on disk, so it
+//! may hold any byte a file name may (a backslash, a control character), lie inside `.git/`
+//! (the guarded git files), or, for a linked worktree whose common git directory is outside
+//! the project, be absolute. Refusing such a name would lose the violation; a type for it
+//! would be a sum of "relative, any byte" and "absolute, in the git directory", which the
+//! engine's revert and save code would have to branch on: a change of logic, not of type.
 
 use std::path::{Component, Path, PathBuf};
 

@@ -134,6 +134,8 @@ pub enum Event {
     },
     Violation {
         n: u32,
+        /// As seen on disk, not a checked `ProjectPath` (see `crate::paths`): any byte a file
+        /// name may hold, `.git/…`, or absolute for a common git directory outside the project.
         path: String,
         /// created | modified | removed
         change: String,
