@@ -1,37 +1,37 @@
 //! One module per subcommand. Each takes plain values (never clap types) and returns the
 //! exit code, or an error whose type picks it.
 
-pub mod attach;
-pub mod demo;
-pub mod doctor;
-pub mod down;
+pub(crate) mod attach;
+pub(crate) mod demo;
+pub(crate) mod doctor;
+pub(crate) mod down;
 mod follow;
-pub mod init;
-pub mod logs;
+pub(crate) mod init;
+pub(crate) mod logs;
 mod output;
-pub mod plan;
-pub mod report;
-pub mod request;
-pub mod resume;
+pub(crate) mod plan;
+pub(crate) mod report;
+pub(crate) mod request;
+pub(crate) mod resume;
 mod runs;
-pub mod status;
-pub mod up;
-pub mod validate;
-pub mod wait;
+pub(crate) mod status;
+pub(crate) mod up;
+pub(crate) mod validate;
+pub(crate) mod wait;
 
 use std::path::PathBuf;
 
 use crate::project::Project;
 
 /// What every command gets from the command line.
-pub struct Global {
+pub(crate) struct Global {
     /// `--config`, relative to `cwd`.
     pub config: Option<PathBuf>,
     pub cwd: PathBuf,
 }
 
 impl Global {
-    pub fn project(&self) -> anyhow::Result<Project> {
+    pub(crate) fn project(&self) -> anyhow::Result<Project> {
         Project::discover(&self.cwd, self.config.as_deref())
     }
 }

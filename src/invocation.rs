@@ -28,7 +28,7 @@ fn name_for(exe: &Path, path_var: Option<&OsStr>) -> String {
         return "orch".to_string();
     }
     let exe = exe.to_string_lossy();
-    shlex::try_quote(&exe).map_or_else(|_| exe.to_string(), |q| q.into_owned())
+    shlex::try_quote(&exe).map_or_else(|_| exe.to_string(), std::borrow::Cow::into_owned)
 }
 
 fn is_executable(path: &Path) -> bool {

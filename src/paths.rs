@@ -140,16 +140,15 @@ pub fn check(root: &Path, raw: &str) -> Result<ProjectPath, PathProblem> {
             break; // nothing below a missing path can be a symlink yet
         };
         if meta.file_type().is_symlink() {
-            let inside = current
-                .canonicalize()
-                .map(|real| real.starts_with(&real_root))
-                // A dangling link: judge it by where it points.
-                .unwrap_or_else(|_| {
+            let inside = current.canonicalize().map_or_else(
+                |_| {
                     std::fs::read_link(&current).is_ok_and(|target| {
                         let joined = current.parent().unwrap_or(root).join(target);
                         lexically_inside(&joined, root)
                     })
-                });
+                },
+                |real| real.starts_with(&real_root),
+            );
             if !inside {
                 return Err(PathProblem::SymlinkEscape(shown.display().to_string()));
             }

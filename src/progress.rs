@@ -75,7 +75,9 @@ fn shown_last_line(dir: &Path) -> String {
 /// tasks (see BENCHMARKS.md).
 fn settled_last_line(dir: &Path) -> String {
     static SETTLED: Mutex<Option<HashMap<PathBuf, String>>> = Mutex::new(None);
-    let mut settled = SETTLED.lock().unwrap_or_else(|e| e.into_inner());
+    let mut settled = SETTLED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     settled
         .get_or_insert_with(HashMap::new)
         .entry(dir.to_path_buf())
@@ -87,7 +89,9 @@ fn settled_last_line(dir: &Path) -> String {
 /// else its event stream's tally so far.
 fn attempt_usage(dir: &Path) -> Option<Usage> {
     static CACHE: Mutex<Option<HashMap<PathBuf, Reading>>> = Mutex::new(None);
-    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    let mut cache = CACHE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let reading = cache
         .get_or_insert_with(HashMap::new)
         .entry(dir.to_path_buf())
@@ -144,7 +148,7 @@ impl Stream {
         let Ok(mut file) = std::fs::File::open(dir.join("stdout.log")) else {
             return;
         };
-        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let len = file.metadata().map_or(0, |m| m.len());
         if len < self.offset {
             // Rewritten from the start (an attempt directory used again): read it anew.
             self.offset = 0;
@@ -180,7 +184,7 @@ pub fn last_line(path: &Path) -> String {
     let Ok(mut file) = std::fs::File::open(path) else {
         return String::new();
     };
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let len = file.metadata().map_or(0, |m| m.len());
     let _ = file.seek(SeekFrom::Start(len.saturating_sub(4096)));
     let mut buf = Vec::new();
     let _ = file.read_to_end(&mut buf);

@@ -50,8 +50,7 @@ impl Project {
         let raw = self
             .root
             .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "root".into());
+            .map_or_else(|| "root".into(), |n| n.to_string_lossy().into_owned());
         let name: String = raw
             .chars()
             .map(|c| {

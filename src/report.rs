@@ -365,7 +365,7 @@ fn specs_of(root: &std::path::Path, specs: &[crate::plan::Spec]) -> Vec<SpecLine
         .map(|spec| {
             let meta = std::fs::metadata(root.join(&spec.file))
                 .ok()
-                .filter(|m| m.is_file());
+                .filter(std::fs::Metadata::is_file);
             SpecLine {
                 path: spec.file.clone(),
                 description: spec.description.clone(),

@@ -201,7 +201,9 @@ pub fn confine(
             jail.write.push(attempt.to_path_buf());
         }
         let extra = crate::workers::adapter(agent.kind).sandboxed_args(!launch::as_root());
-        invocation.argv.extend(extra.iter().map(|a| a.to_string()));
+        invocation
+            .argv
+            .extend(extra.iter().map(std::string::ToString::to_string));
     }
 }
 

@@ -260,7 +260,7 @@ impl Snapshot {
         let known = self
             .contents
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&rel);
         if let Some((content, mode)) = known {
             return Ok(Some((content.to_vec(), mode)));
@@ -270,7 +270,7 @@ impl Snapshot {
         };
         self.contents
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .keep(rel, &content, mode);
         Ok(Some((content, mode)))
     }
@@ -280,7 +280,7 @@ impl Snapshot {
     pub(crate) fn kept_bytes(&self) -> usize {
         self.contents
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .bytes
     }
 
@@ -339,7 +339,7 @@ impl Snapshot {
         let cached = self
             .listings
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(dir)
             .cloned();
         if let Some(listing) = cached {
@@ -357,7 +357,7 @@ impl Snapshot {
         let listing = Arc::new(listing);
         self.listings
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(dir.to_string(), listing.clone());
         Ok(listing)
     }

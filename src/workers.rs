@@ -393,7 +393,7 @@ mod tests {
 
     fn continued_with(kind: AgentKind, args: &[&str], state: &Path, session: &str) -> Invocation {
         let mut a = agent(kind, None);
-        a.args = args.iter().map(|s| s.to_string()).collect();
+        a.args = args.iter().map(std::string::ToString::to_string).collect();
         a.env = BTreeMap::from([
             ("CLAUDE_CONFIG_DIR".to_string(), state.display().to_string()),
             ("CODEX_HOME".to_string(), state.display().to_string()),

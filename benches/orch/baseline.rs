@@ -34,7 +34,7 @@ const POLL_EVERY: Duration = Duration::from_millis(500);
 const SESSION: &str = "bench-baseline";
 
 /// A baseline run: its tmux server, its agents' directories and the poller.
-pub struct Baseline {
+pub(crate) struct Baseline {
     pub socket: String,
     pub agents: Vec<PathBuf>,
     pub out: PathBuf,
@@ -44,7 +44,7 @@ pub struct Baseline {
 
 impl Baseline {
     /// Writes one launcher per agent (`tasks` of them, in `mode`) and starts the poller.
-    pub fn start(
+    pub(crate) fn start(
         fixture: &Fixture,
         mode: &str,
         tasks: usize,
@@ -115,7 +115,7 @@ impl Baseline {
     }
 
     /// Waits for the poller to finish (every agent detected), up to `timeout`.
-    pub fn wait(&mut self, timeout: Duration) -> anyhow::Result<()> {
+    pub(crate) fn wait(&mut self, timeout: Duration) -> anyhow::Result<()> {
         let deadline = std::time::Instant::now() + timeout;
         loop {
             if let Some(status) = self.poller.0.try_wait()? {
@@ -131,7 +131,7 @@ impl Baseline {
     }
 
     /// (task, when the poller saw it exit).
-    pub fn detected(&self) -> Vec<(usize, f64)> {
+    pub(crate) fn detected(&self) -> Vec<(usize, f64)> {
         std::fs::read_to_string(&self.out)
             .unwrap_or_default()
             .lines()
@@ -144,7 +144,7 @@ impl Baseline {
 }
 
 /// `poll SOCKET SESSION PARALLEL PROJECT QUEUE OUT`: the poller's own process.
-pub fn poll_main(args: &[String]) -> anyhow::Result<()> {
+pub(crate) fn poll_main(args: &[String]) -> anyhow::Result<()> {
     let [socket, session, parallel, project, queue, out] = args else {
         anyhow::bail!("usage: poll SOCKET SESSION PARALLEL PROJECT QUEUE OUT");
     };
@@ -193,7 +193,7 @@ pub fn poll_main(args: &[String]) -> anyhow::Result<()> {
 /// The baseline's exit detection on `tasks` `work` agents, `parallel` at a time: from each
 /// agent's EXIT stamp to the moment the poller recorded it (milliseconds), and the tasks
 /// it never saw end.
-pub fn exit_latency(
+pub(crate) fn exit_latency(
     base: &Path,
     tasks: usize,
     parallel: usize,

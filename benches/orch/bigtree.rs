@@ -60,7 +60,7 @@ fn fill(root: &Path, files: usize, ignored: usize) -> anyhow::Result<()> {
     write(&root.join("target"), ignored)
 }
 
-pub fn run(
+pub(crate) fn run(
     base: &Path,
     files: usize,
     ignored: usize,
@@ -145,7 +145,7 @@ fn probe(root: &Path, idle_s: f64) -> anyhow::Result<Value> {
 
 /// `watch-probe ROOT IDLE_S`: sets up orch's tree watcher on ROOT the way the engine does,
 /// and prints a JSON report.
-pub fn probe_main(args: &[String]) -> anyhow::Result<()> {
+pub(crate) fn probe_main(args: &[String]) -> anyhow::Result<()> {
     let [root, idle_s] = args else {
         anyhow::bail!("usage: watch-probe ROOT IDLE_SECONDS");
     };

@@ -31,10 +31,10 @@ fn registry() -> std::sync::MutexGuard<'static, Registry> {
 }
 
 /// A private tmux server (by `-L` socket name), stopped when dropped.
-pub struct ServerGuard(pub String);
+pub(crate) struct ServerGuard(pub String);
 
 impl ServerGuard {
-    pub fn new(socket: &str) -> ServerGuard {
+    pub(crate) fn new(socket: &str) -> ServerGuard {
         registry().servers.push(socket.to_string());
         ServerGuard(socket.to_string())
     }
@@ -48,10 +48,10 @@ impl Drop for ServerGuard {
 }
 
 /// A directory of ours, removed when dropped.
-pub struct DirGuard(pub PathBuf);
+pub(crate) struct DirGuard(pub PathBuf);
 
 impl DirGuard {
-    pub fn new(path: &Path) -> DirGuard {
+    pub(crate) fn new(path: &Path) -> DirGuard {
         registry().dirs.push(path.to_path_buf());
         DirGuard(path.to_path_buf())
     }
@@ -65,10 +65,10 @@ impl Drop for DirGuard {
 }
 
 /// A child process of ours, killed (and reaped) when dropped.
-pub struct ChildGuard(pub std::process::Child);
+pub(crate) struct ChildGuard(pub std::process::Child);
 
 impl ChildGuard {
-    pub fn new(child: std::process::Child) -> ChildGuard {
+    pub(crate) fn new(child: std::process::Child) -> ChildGuard {
         registry().children.push(child.id());
         ChildGuard(child)
     }
@@ -109,7 +109,7 @@ fn release_all() {
 
 /// Stops every pane's process group on the server, then the server itself, and removes
 /// its socket. Panes first: an agent that ignores the hang-up must not outlive us.
-pub fn stop_server(socket: &str) {
+pub(crate) fn stop_server(socket: &str) {
     let tmux = |args: &[&str]| {
         std::process::Command::new("tmux")
             .args(["-L", socket])
@@ -154,7 +154,7 @@ fn signal_groups(pids: &[i32], sig: i32) {
 }
 
 /// Starts the thread that cleans up and exits on Ctrl-C, SIGTERM or SIGHUP.
-pub fn on_signals() {
+pub(crate) fn on_signals() {
     std::thread::spawn(|| {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

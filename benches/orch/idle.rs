@@ -24,13 +24,13 @@ pub struct Idle {
 
 /// How the sampling goes: `windows` windows of `every`, after `settle`.
 #[derive(Clone, Copy)]
-pub struct Span {
+pub(crate) struct Span {
     pub settle: Duration,
     pub every: Duration,
     pub windows: usize,
 }
 
-pub fn orch(base: &Path, agents: usize, span: Span) -> anyhow::Result<Idle> {
+pub(crate) fn orch(base: &Path, agents: usize, span: Span) -> anyhow::Result<Idle> {
     let fixture = Fixture::new(base, "idle", "silent", agents, |_| Ok(()))?;
     let run = Run::up(&fixture, agents)?;
     run.wait_started(agents, Duration::from_secs(60))?;
@@ -46,7 +46,7 @@ pub fn orch(base: &Path, agents: usize, span: Span) -> anyhow::Result<Idle> {
     })
 }
 
-pub fn baseline(base: &Path, agents: usize, span: Span) -> anyhow::Result<Idle> {
+pub(crate) fn baseline(base: &Path, agents: usize, span: Span) -> anyhow::Result<Idle> {
     let fixture = Fixture::new(base, "idle-baseline", "silent", agents, |_| Ok(()))?;
     let baseline = Baseline::start(&fixture, "silent", agents, agents)?;
     let logs: Vec<_> = baseline
@@ -68,7 +68,11 @@ pub fn baseline(base: &Path, agents: usize, span: Span) -> anyhow::Result<Idle> 
 }
 
 /// Samples the orchestrator and the tmux server over the same span.
-pub fn sample_both(orchestrator: u32, server: u32, span: Span) -> anyhow::Result<(Usage, Usage)> {
+pub(crate) fn sample_both(
+    orchestrator: u32,
+    server: u32,
+    span: Span,
+) -> anyhow::Result<(Usage, Usage)> {
     std::thread::scope(|scope| {
         let server = scope.spawn(move || watch_usage(server, false, span.every, span.windows));
         let orchestrator = watch_usage(orchestrator, true, span.every, span.windows);

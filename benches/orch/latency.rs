@@ -32,7 +32,7 @@ pub struct Latency {
     pub wall_s: f64,
 }
 
-pub fn run(base: &Path, tasks: usize, parallel: usize) -> anyhow::Result<Latency> {
+pub(crate) fn run(base: &Path, tasks: usize, parallel: usize) -> anyhow::Result<Latency> {
     let fixture = Fixture::new(base, "latency", "work", parallel, |_| Ok(()))?;
     let run = Run::up(&fixture, tasks)?;
     // Each task takes 0.1–0.6 s; allow for a slow machine.

@@ -23,7 +23,7 @@ pub struct Launch {
     pub engine_ms: Samples,
 }
 
-pub fn run(base: &Path, n: usize, reps: usize) -> anyhow::Result<Launch> {
+pub(crate) fn run(base: &Path, n: usize, reps: usize) -> anyhow::Result<Launch> {
     let (mut dispatch, mut up, mut engine) = (vec![], vec![], vec![]);
     for _ in 0..reps {
         let fixture = Fixture::new(base, "launch", "silent", n, |_| Ok(()))?;
@@ -47,7 +47,7 @@ pub fn run(base: &Path, n: usize, reps: usize) -> anyhow::Result<Launch> {
             .entries()
             .iter()
             .filter(|e| e.event() == "task_agent_started")
-            .map(|e| e.t_s())
+            .map(super::tail::Entry::t_s)
             .fold(f64::MIN, f64::max);
         dispatch.push((last - accepted) * 1000.0);
         up.push((last - run.up_at_s) * 1000.0);

@@ -123,7 +123,7 @@ fn bench(args: &[String]) -> anyhow::Result<()> {
             "--only" => {
                 only = it
                     .next()
-                    .map(|s| s.split(',').map(str::to_string).collect())
+                    .map(|s| s.split(',').map(str::to_string).collect());
             }
             // What `cargo bench` passes to every bench program.
             "--bench" => {}

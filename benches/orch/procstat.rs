@@ -13,7 +13,7 @@ fn ticks_per_s() -> f64 {
 
 /// CPU seconds of a process so far.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Cpu {
+pub(crate) struct Cpu {
     /// utime + stime of all its threads, dead ones included.
     pub own: f64,
     /// cutime + cstime: children it has waited for.
@@ -21,12 +21,12 @@ pub struct Cpu {
 }
 
 impl Cpu {
-    pub fn total(&self) -> f64 {
+    pub(crate) fn total(&self) -> f64 {
         self.own + self.children
     }
 }
 
-pub fn cpu(pid: u32) -> Option<Cpu> {
+pub(crate) fn cpu(pid: u32) -> Option<Cpu> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name (which is in parentheses and may hold spaces).
     let rest = stat.rsplit_once(") ")?.1;
@@ -43,7 +43,7 @@ pub fn cpu(pid: u32) -> Option<Cpu> {
 }
 
 /// (VmRSS, VmHWM) in KiB.
-pub fn rss_kib(pid: u32) -> Option<(u64, u64)> {
+pub(crate) fn rss_kib(pid: u32) -> Option<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| {
         status
@@ -74,7 +74,7 @@ pub struct Usage {
 }
 
 /// The processes whose parent is `pid`, now.
-pub fn children(pid: u32) -> Vec<u32> {
+pub(crate) fn children(pid: u32) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -97,7 +97,7 @@ pub fn children(pid: u32) -> Vec<u32> {
 /// when sampling starts too (orch's engine and its tmux control-mode client: both are
 /// orch's cost; not the tmux server's, whose children are the agents). Returns None if
 /// the process itself went away.
-pub fn watch_usage(
+pub(crate) fn watch_usage(
     pid: u32,
     with_children: bool,
     every: std::time::Duration,
@@ -147,7 +147,7 @@ pub fn watch_usage(
 }
 
 /// The 1-minute load average.
-pub fn loadavg() -> f64 {
+pub(crate) fn loadavg() -> f64 {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
@@ -155,15 +155,14 @@ pub fn loadavg() -> f64 {
 }
 
 /// One line describing the machine: CPU model, cores, memory, kernel.
-pub fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()
         .find(|l| l.starts_with("model name"))
         .and_then(|l| l.split_once(':'))
-        .map(|(_, v)| v.trim().to_string())
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+        .map_or_else(|| "unknown CPU".into(), |(_, v)| v.trim().to_string());
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let mem_gib = meminfo
         .lines()
@@ -179,7 +178,7 @@ pub fn machine() -> String {
 
 /// (busy, total) jiffies of all CPUs so far, from /proc/stat: the machine's load between
 /// two readings, every process included (this benchmark, its agents, anyone else's work).
-pub fn machine_jiffies() -> (u64, u64) {
+pub(crate) fn machine_jiffies() -> (u64, u64) {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let Some(line) = stat.lines().next() else {
         return (0, 0);

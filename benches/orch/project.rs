@@ -24,7 +24,7 @@ use crate::tail::{Entry, Tail};
 ///
 /// In any role but worker it answers at once (the judge with a passing verdict), so a judge
 /// or planner step costs next to nothing.
-pub const AGENT: &str = r#"[ "${ORCH_ROLE:-worker}" = judge ] && { echo '{"verdict":"pass"}'; exit 0; }
+pub(crate) const AGENT: &str = r#"[ "${ORCH_ROLE:-worker}" = judge ] && { echo '{"verdict":"pass"}'; exit 0; }
 [ "${ORCH_ROLE:-worker}" = worker ] || exit 0
 echo "START $EPOCHREALTIME"
 printf 'owned\n' > "$ORCH_FILES"
@@ -47,34 +47,34 @@ esac
 "#;
 
 /// The agent's argv for `mode`.
-pub fn agent_argv(mode: &str) -> Vec<String> {
+pub(crate) fn agent_argv(mode: &str) -> Vec<String> {
     ["/bin/bash", "-c", AGENT, "bench-agent", mode]
         .iter()
-        .map(|s| s.to_string())
+        .map(std::string::ToString::to_string)
         .collect()
 }
 
 /// The task's own file, relative to the project.
-pub fn owned_file(task: usize) -> String {
+pub(crate) fn owned_file(task: usize) -> String {
     format!("out/{task}.txt")
 }
 
 /// The orch binary under test (built by cargo alongside this benchmark).
-pub fn orch_exe() -> PathBuf {
+pub(crate) fn orch_exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_orch"))
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A unique name for a project directory or a tmux socket.
-pub fn unique(purpose: &str) -> String {
+pub(crate) fn unique(purpose: &str) -> String {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     format!("orch-bench-{purpose}-{}-{n}", std::process::id())
 }
 
 /// A project: a git repository with `out/` (the tasks' files), `stray/` (where `work`
 /// agents write what they do not own) and `orch.yaml`. Removed when dropped.
-pub struct Fixture {
+pub(crate) struct Fixture {
     pub root: PathBuf,
     _dir: DirGuard,
 }
@@ -82,7 +82,7 @@ pub struct Fixture {
 impl Fixture {
     /// A project under `base` whose agent runs in `mode` with `parallel` agents at once;
     /// `fill` may add files before the first commit.
-    pub fn new(
+    pub(crate) fn new(
         base: &Path,
         purpose: &str,
         mode: &str,
@@ -117,7 +117,7 @@ impl Fixture {
 
     /// Writes a plan of `tasks` independent tasks beside the project (not in it, so that
     /// the plan file is no change the watcher sees) and returns its path.
-    pub fn plan(&self, tasks: usize) -> anyhow::Result<PathBuf> {
+    pub(crate) fn plan(&self, tasks: usize) -> anyhow::Result<PathBuf> {
         let tasks: Vec<serde_json::Value> = (1..=tasks)
             .map(|i| {
                 serde_json::json!({"id": i, "agent": "bench", "task": format!("bench task {i}"),
@@ -151,7 +151,7 @@ fn config(mode: &str, parallel: usize) -> anyhow::Result<String> {
     ))
 }
 
-pub fn git(root: &Path, args: &[&str]) -> anyhow::Result<()> {
+pub(crate) fn git(root: &Path, args: &[&str]) -> anyhow::Result<()> {
     let out = Command::new("git")
         .args(args)
         .current_dir(root)
@@ -168,7 +168,7 @@ pub fn git(root: &Path, args: &[&str]) -> anyhow::Result<()> {
 }
 
 /// A run of `orch up` in a fixture, on a private tmux server of its own.
-pub struct Run {
+pub(crate) struct Run {
     pub socket: String,
     /// When the benchmark started `orch up`.
     pub up_at_s: f64,
@@ -181,7 +181,7 @@ pub struct Run {
 impl Run {
     /// `orch up --plan` with `tasks` tasks, detached; returns once `orch up` has returned
     /// (the engine holds the run) and the journal is followed.
-    pub fn up(fixture: &Fixture, tasks: usize) -> anyhow::Result<Run> {
+    pub(crate) fn up(fixture: &Fixture, tasks: usize) -> anyhow::Result<Run> {
         let plan = fixture.plan(tasks)?;
         let socket = unique("tmux");
         // Registered before the server exists, so an interrupt at any point stops it.
@@ -213,14 +213,14 @@ impl Run {
     }
 
     /// The first journal entry with this event name (and task, if given).
-    pub fn entry(&self, event: &str, task: Option<usize>) -> Option<Entry> {
+    pub(crate) fn entry(&self, event: &str, task: Option<usize>) -> Option<Entry> {
         self.tail
             .entries()
             .into_iter()
             .find(|e| e.event() == event && task.is_none_or(|t| e.task() == t.to_string()))
     }
 
-    pub fn engine_pid(&self) -> anyhow::Result<u32> {
+    pub(crate) fn engine_pid(&self) -> anyhow::Result<u32> {
         let entry = self
             .entry("engine_started", None)
             .context("no engine_started in the journal")?;
@@ -232,18 +232,18 @@ impl Run {
 
     /// What task `task`'s agent printed (first attempt): a worker's plain output is kept once,
     /// in `output.log`.
-    pub fn output_log(&self, task: usize) -> PathBuf {
+    pub(crate) fn output_log(&self, task: usize) -> PathBuf {
         self.dir.join(format!("tasks/{task}/1/output.log"))
     }
 
     /// Waits until every task's agent has printed its START stamp; returns the stamps.
-    pub fn wait_started(&self, tasks: usize, timeout: Duration) -> anyhow::Result<Vec<f64>> {
+    pub(crate) fn wait_started(&self, tasks: usize, timeout: Duration) -> anyhow::Result<Vec<f64>> {
         let logs: Vec<PathBuf> = (1..=tasks).map(|t| self.output_log(t)).collect();
         wait_stamps(&logs, "START", timeout)
     }
 
     /// `orch down`, then the server is killed (its guard) even if that failed.
-    pub fn down(self) -> anyhow::Result<()> {
+    pub(crate) fn down(self) -> anyhow::Result<()> {
         let out = orch(&self.root, &self.socket)
             .arg("down")
             .output()
@@ -270,7 +270,7 @@ fn orch(root: &Path, socket: &str) -> Command {
 }
 
 /// The pid of the tmux server on `socket`.
-pub fn server_pid(socket: &str) -> anyhow::Result<u32> {
+pub(crate) fn server_pid(socket: &str) -> anyhow::Result<u32> {
     let out = Command::new("tmux")
         .args(["-L", socket, "display-message", "-p", "#{pid}"])
         .stdin(Stdio::null())
@@ -282,7 +282,7 @@ pub fn server_pid(socket: &str) -> anyhow::Result<u32> {
 }
 
 /// The value of the first `LABEL <seconds>` line in an agent's log.
-pub fn stamp(log: &Path, label: &str) -> Option<f64> {
+pub(crate) fn stamp(log: &Path, label: &str) -> Option<f64> {
     let text = std::fs::read_to_string(log).ok()?;
     text.lines().find_map(|line| {
         let rest = line.strip_prefix(label)?.trim();
@@ -294,7 +294,11 @@ pub fn stamp(log: &Path, label: &str) -> Option<f64> {
 /// Polls the logs until each has a `label` stamp (the stamps are the agents', so how
 /// often this looks does not affect them; it looks rarely, so as not to compete with the
 /// agents and the engine for the CPU while they start).
-pub fn wait_stamps(logs: &[PathBuf], label: &str, timeout: Duration) -> anyhow::Result<Vec<f64>> {
+pub(crate) fn wait_stamps(
+    logs: &[PathBuf],
+    label: &str,
+    timeout: Duration,
+) -> anyhow::Result<Vec<f64>> {
     let deadline = std::time::Instant::now() + timeout;
     let mut found: Vec<Option<f64>> = vec![None; logs.len()];
     loop {

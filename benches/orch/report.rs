@@ -17,7 +17,7 @@ fn ms(v: f64) -> String {
 }
 
 /// 100000 as "100,000".
-pub fn count(n: usize) -> String {
+pub(crate) fn count(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
@@ -56,7 +56,7 @@ fn met(ok: bool) -> &'static str {
     if ok { "met" } else { "**missed**" }
 }
 
-pub fn render(r: &Results) -> String {
+pub(crate) fn render(r: &Results) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "# Benchmarks\n");
     if r.quick {

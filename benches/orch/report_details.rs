@@ -58,7 +58,7 @@ fn usage_rows(o: &mut String, name: &str, u: &Usage) {
 
 const USAGE_HEADER: &str = "| process | CPU over the span, share of one core | per window: median / p99 | windows | RSS max seen / VmHWM |\n|---|---|---|---|---|";
 
-pub fn details(o: &mut String, r: &Results) {
+pub(crate) fn details(o: &mut String, r: &Results) {
     if let Some(l) = &r.latency {
         let _ = writeln!(
             o,

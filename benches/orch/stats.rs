@@ -6,11 +6,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Seconds since the Unix epoch, from CLOCK_REALTIME: the clock of bash's `$EPOCHREALTIME`
 /// (the agents' stamps) and of the journal's `t`, so that all of them compare directly.
-pub fn now_s() -> f64 {
+pub(crate) fn now_s() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// A figure's samples, in the unit they were taken in.

@@ -22,7 +22,7 @@ use crate::stats::now_s;
 
 /// One journal line.
 #[derive(Debug, Clone)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// When the line became readable (seconds since the epoch, CLOCK_REALTIME).
     pub seen_s: f64,
     /// False for lines already there when the tail started: their `seen_s` means nothing.
@@ -31,17 +31,17 @@ pub struct Entry {
 }
 
 impl Entry {
-    pub fn event(&self) -> &str {
+    pub(crate) fn event(&self) -> &str {
         self.record["event"].as_str().unwrap_or("")
     }
 
     /// The journal's own timestamp, in seconds.
-    pub fn t_s(&self) -> f64 {
+    pub(crate) fn t_s(&self) -> f64 {
         self.record["t"].as_f64().unwrap_or(f64::NAN) / 1000.0
     }
 
     /// A task id as text (ids may be numbers or strings).
-    pub fn task(&self) -> String {
+    pub(crate) fn task(&self) -> String {
         match &self.record["task"] {
             Value::String(s) => s.clone(),
             other => other.to_string(),
@@ -49,14 +49,14 @@ impl Entry {
     }
 }
 
-pub struct Tail {
+pub(crate) struct Tail {
     entries: Arc<Mutex<Vec<Entry>>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Tail {
-    pub fn start(path: &Path) -> anyhow::Result<Tail> {
+    pub(crate) fn start(path: &Path) -> anyhow::Result<Tail> {
         // SAFETY: plain syscalls; the fd is owned right away.
         let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
         anyhow::ensure!(
@@ -97,12 +97,12 @@ impl Tail {
         })
     }
 
-    pub fn entries(&self) -> Vec<Entry> {
+    pub(crate) fn entries(&self) -> Vec<Entry> {
         self.entries.lock().unwrap().clone()
     }
 
     /// Waits until `done` holds for the entries so far.
-    pub fn wait_for(
+    pub(crate) fn wait_for(
         &self,
         what: &str,
         timeout: Duration,

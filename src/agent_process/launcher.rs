@@ -114,7 +114,7 @@ fn script(orch_exe: &Path, spec_path: &Path) -> anyhow::Result<Vec<u8>> {
 /// Quotes a path for sh. Works on bytes so that paths which are not UTF-8 survive too.
 fn quote(path: &Path) -> anyhow::Result<Vec<u8>> {
     shlex::bytes::try_quote(path.as_os_str().as_bytes())
-        .map(|q| q.into_owned())
+        .map(std::borrow::Cow::into_owned)
         .map_err(|e| {
             anyhow::anyhow!(
                 "cannot quote the path {} for the launcher ({e}); move the project to a path \

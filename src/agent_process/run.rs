@@ -449,8 +449,7 @@ fn printable(text: &str) -> String {
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The last stop signal received, 0 for none.
@@ -548,12 +547,12 @@ mod errno {
         unsafe { libc::__error() }
     }
 
-    pub fn get() -> libc::c_int {
+    pub(super) fn get() -> libc::c_int {
         // SAFETY: the slot is valid for the calling thread.
         unsafe { *location() }
     }
 
-    pub fn set(value: libc::c_int) {
+    pub(super) fn set(value: libc::c_int) {
         // SAFETY: as above.
         unsafe { *location() = value }
     }

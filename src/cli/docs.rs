@@ -11,7 +11,7 @@ use clap_complete::Shell;
 use crate::error::{EXIT_OK, usage};
 
 /// Prints the completion script for `shell`.
-pub fn completions(cmd: clap::Command, shell: Shell) -> anyhow::Result<u8> {
+pub(super) fn completions(cmd: clap::Command, shell: Shell) -> anyhow::Result<u8> {
     let mut cmd = without_hidden(cmd);
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut cmd, "orch", &mut out);
@@ -38,7 +38,11 @@ fn without_hidden(cmd: clap::Command) -> clap::Command {
 }
 
 /// Prints orch's manual page, or `command`'s; with `dir`, writes every page there.
-pub fn man(cmd: clap::Command, command: Option<&str>, dir: Option<PathBuf>) -> anyhow::Result<u8> {
+pub(super) fn man(
+    cmd: clap::Command,
+    command: Option<&str>,
+    dir: Option<PathBuf>,
+) -> anyhow::Result<u8> {
     let mut cmd = cmd.disable_help_subcommand(true);
     // Built so that subcommands get their full names (`orch-up`) and inherited options.
     cmd.build();
@@ -65,7 +69,7 @@ pub fn man(cmd: clap::Command, command: Option<&str>, dir: Option<PathBuf>) -> a
                 let names: Vec<&str> = cmd
                     .get_subcommands()
                     .filter(|s| !s.is_hide_set())
-                    .map(|s| s.get_name())
+                    .map(clap::Command::get_name)
                     .collect();
                 usage(format!(
                     "no command `{name}`: `orch man` has a page for each of {}",

@@ -4,7 +4,7 @@ use super::{Global, runs};
 use crate::error::{EXIT_OK, usage};
 use crate::tmux::Tmux as _;
 
-pub fn run(global: &Global, run: Option<&str>) -> anyhow::Result<u8> {
+pub(crate) fn run(global: &Global, run: Option<&str>) -> anyhow::Result<u8> {
     let loaded = runs::load(global, run)?;
     let tmux = loaded.tmux();
     if !tmux.has_session(&loaded.info.session)? {

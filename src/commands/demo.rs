@@ -15,7 +15,7 @@ use super::{Global, status, up, wait};
 const DEMO_PACE: &str = "5s";
 use crate::error::{EXIT_OK, usage};
 
-pub fn run(
+pub(crate) fn run(
     global: &Global,
     dir: Option<PathBuf>,
     detach: bool,
@@ -95,7 +95,7 @@ pub fn run(
     let code = wait::run(&global, None, Some(Duration::from_secs(600)))?;
     status::run(&global, None, false)?;
     let dir = dir.to_string_lossy();
-    let dir = shlex::try_quote(&dir).map_or_else(|_| dir.to_string(), |d| d.into_owned());
+    let dir = shlex::try_quote(&dir).map_or_else(|_| dir.to_string(), std::borrow::Cow::into_owned);
     println!(
         "\nlook around: cd {dir} && {orch} status; {orch} report; {orch} logs text; {orch} down"
     );

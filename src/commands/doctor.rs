@@ -41,7 +41,7 @@ fn indented(text: &str) -> String {
     text.replace('\n', "\n        ")
 }
 
-pub fn run(global: &Global) -> anyhow::Result<u8> {
+pub(crate) fn run(global: &Global) -> anyhow::Result<u8> {
     let project = global.project()?;
     let mut report = Report { failed: false };
     println!("project {}", project.root.display());
@@ -256,7 +256,7 @@ fn check_sandbox(report: &mut Report, config: &Config) {
         settings
             .iter()
             .filter(|(_, s)| pick(s))
-            .map(|(n, _)| n.to_string())
+            .map(|(n, _)| (*n).clone())
             .collect()
     };
     let off = names(&|s| s.mode == Mode::Off);
@@ -273,8 +273,10 @@ fn check_sandbox(report: &mut Report, config: &Config) {
             let bwrap = which::which("bwrap")
                 .ok()
                 .and_then(|p| version_of(&p, &["--version"]).map(|v| (p, v)))
-                .map(|(p, v)| format!("{} at {}", v.trim(), p.display()))
-                .unwrap_or_else(|| "bubblewrap".into());
+                .map_or_else(
+                    || "bubblewrap".into(),
+                    |(p, v)| format!("{} at {}", v.trim(), p.display()),
+                );
             let offline = names(&|s| s.mode != Mode::Off && s.network == Network::Off);
             let mut what = format!(
                 "sandbox: {bwrap} works here; agents run confined to the project: {}",
@@ -346,9 +348,10 @@ fn check_agents(report: &mut Report, project: &Project, config: &Config) {
                 let version = if agent.kind == AgentKind::Command {
                     String::new()
                 } else {
-                    version_of(&path, &["--version"])
-                        .map(|v| format!(" {}", version_line(&v)))
-                        .unwrap_or_else(|| " (no version reported)".into())
+                    version_of(&path, &["--version"]).map_or_else(
+                        || " (no version reported)".into(),
+                        |v| format!(" {}", version_line(&v)),
+                    )
                 };
                 report.ok(&format!("{label}: {}{version}", path.display()));
             }
@@ -364,10 +367,10 @@ fn check_agents(report: &mut Report, project: &Project, config: &Config) {
             match check {
                 workers::Check::Ok(what) => report.ok(&format!("agent `{name}`: {what}")),
                 workers::Check::Warn { what, fix } => {
-                    report.warn(&format!("agent `{name}`: {what}"), &fix)
+                    report.warn(&format!("agent `{name}`: {what}"), &fix);
                 }
                 workers::Check::Fail { what, fix } if used => {
-                    report.fail(&format!("agent `{name}`: {what}"), &fix)
+                    report.fail(&format!("agent `{name}`: {what}"), &fix);
                 }
                 workers::Check::Fail { what, fix } => report.warn(
                     &format!("agent `{name}`: {what} (no role uses this agent)"),
@@ -390,7 +393,7 @@ fn version_line(output: &str) -> String {
         .iter()
         .find(|l| !l.starts_with("WARNING") && l.chars().any(|c| c.is_ascii_digit()))
         .or(lines.first())
-        .map(|l| l.to_string())
+        .map(std::string::ToString::to_string)
         .unwrap_or_default()
 }
 

@@ -11,7 +11,7 @@ use crate::tmux::Tmux as _;
 /// How long agents get between TERM and KILL.
 const GRACE: Duration = Duration::from_secs(5);
 
-pub fn run(global: &Global, run: Option<&str>) -> anyhow::Result<u8> {
+pub(crate) fn run(global: &Global, run: Option<&str>) -> anyhow::Result<u8> {
     let loaded = runs::load(global, run)?;
     let state_dir = loaded.project.state_dir();
     let run_id = loaded.info.run_id.clone();

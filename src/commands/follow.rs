@@ -8,14 +8,14 @@ use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 use crate::watch::DirWatcher;
 
-pub struct Follower {
+pub(super) struct Follower {
     runtime: tokio::runtime::Runtime,
     rx: UnboundedReceiver<PathBuf>,
     _watcher: DirWatcher,
 }
 
 impl Follower {
-    pub fn new(dirs: &[&Path]) -> anyhow::Result<Follower> {
+    pub(super) fn new(dirs: &[&Path]) -> anyhow::Result<Follower> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()?;
@@ -33,7 +33,7 @@ impl Follower {
 
     /// Returns when something changed in a watched directory, or after `at_most`, or at
     /// `deadline`.
-    pub fn wait(&mut self, at_most: Duration, deadline: Option<Instant>) {
+    pub(super) fn wait(&mut self, at_most: Duration, deadline: Option<Instant>) {
         let mut wait = at_most;
         if let Some(deadline) = deadline {
             wait = wait.min(deadline.saturating_duration_since(Instant::now()));

@@ -9,7 +9,7 @@ use super::Global;
 use crate::config::{AGENT_INSTALL, AgentKind, PROJECT_MARKERS, detect_project, starter_config};
 use crate::error::{EXIT_OK, usage};
 
-pub fn run(global: &Global, force: bool) -> anyhow::Result<u8> {
+pub(crate) fn run(global: &Global, force: bool) -> anyhow::Result<u8> {
     let project = global.project()?;
     let path = &project.config_path;
     if path.exists() && !force {
@@ -57,8 +57,7 @@ pub fn run(global: &Global, force: bool) -> anyhow::Result<u8> {
         Some(g) => {
             let show = |c: &Option<String>| {
                 c.as_deref()
-                    .map(|c| format!("`{c}`"))
-                    .unwrap_or_else(|| "none".into())
+                    .map_or_else(|| "none".into(), |c| format!("`{c}`"))
             };
             println!(
                 "gates for a {} project (found {}): lint {}, test {}; check that they pass",

@@ -10,7 +10,7 @@ use super::{Global, runs};
 use crate::error::{EXIT_OK, usage};
 use crate::plan::TaskId;
 
-pub fn run(
+pub(crate) fn run(
     global: &Global,
     run: Option<&str>,
     task: &str,
@@ -66,7 +66,7 @@ pub fn run(
     };
     loop {
         if let Ok(mut file) = std::fs::File::open(&log) {
-            let len = file.metadata().map(|m| m.len()).unwrap_or(offset);
+            let len = file.metadata().map_or(offset, |m| m.len());
             if len < offset {
                 // The log reached its cap and was cut (see `limits.output_cap`): what comes
                 // next is its end, after the line saying how much was cut.

@@ -12,11 +12,11 @@ use crate::planner::Planning;
 use crate::project;
 
 /// The name of the file, beside an accepted plan, that holds the request it was made for.
-pub const REQUEST_FILE: &str = "request.txt";
+pub(crate) const REQUEST_FILE: &str = "request.txt";
 
 /// The request `orch up` runs: the one given, else (with `--plan`) the one `orch plan` saved
 /// beside the plan, so that the command `orch plan` suggests works as printed.
-pub fn request_for_up(
+pub(crate) fn request_for_up(
     global: &Global,
     request: Option<String>,
     plan: Option<&Path>,
@@ -34,8 +34,7 @@ pub fn request_for_up(
         .cwd
         .join(plan)
         .parent()
-        .map(|dir| dir.join(REQUEST_FILE))
-        .unwrap_or_else(|| REQUEST_FILE.into());
+        .map_or_else(|| REQUEST_FILE.into(), |dir| dir.join(REQUEST_FILE));
     match std::fs::read_to_string(&saved) {
         Ok(text) if !text.trim().is_empty() => Ok(text),
         _ => Err(usage(format!(
@@ -48,7 +47,7 @@ pub fn request_for_up(
     }
 }
 
-pub fn run(global: &Global, request: &str) -> anyhow::Result<u8> {
+pub(crate) fn run(global: &Global, request: &str) -> anyhow::Result<u8> {
     if request.trim().is_empty() {
         return Err(usage(
             "the request is empty: say what to build, e.g. orch plan \"Build a CLI that counts words\"",
@@ -120,7 +119,7 @@ pub fn run(global: &Global, request: &str) -> anyhow::Result<u8> {
                     .display()
                     .to_string();
                 let quoted = shlex::try_quote(&shown)
-                    .map(|q| q.into_owned())
+                    .map(std::borrow::Cow::into_owned)
                     .unwrap_or(shown);
                 println!("next: orch up --plan {quoted}   # runs it for the same request");
                 return Ok(EXIT_OK);

@@ -6,7 +6,7 @@ use crate::error::EXIT_OK;
 use crate::report;
 use crate::snapshot::Snapshot;
 
-pub fn run(global: &Global, run: Option<&str>, json: bool) -> anyhow::Result<u8> {
+pub(crate) fn run(global: &Global, run: Option<&str>, json: bool) -> anyhow::Result<u8> {
     let loaded = runs::load(global, run)?;
     let config = crate::config::load(&loaded.dir.config())?;
     let snapshot =

@@ -10,7 +10,7 @@ use crate::error::usage;
 
 /// The request given on the command line, or read from `file`; `-` (as the request or the
 /// file) reads standard input. `None` when neither was given.
-pub fn read(
+pub(crate) fn read(
     cwd: &Path,
     request: Option<String>,
     file: Option<&Path>,

@@ -11,7 +11,7 @@ use crate::error::{EXIT_OK, usage};
 use crate::state::{self, Outcome, Phase, RunDir, UpLock, environ};
 use crate::tmux::{PaneState, RealTmux, Tmux, WindowSpec};
 
-pub fn run(global: &Global, run: Option<&str>, detach: bool) -> anyhow::Result<u8> {
+pub(crate) fn run(global: &Global, run: Option<&str>, detach: bool) -> anyhow::Result<u8> {
     let detach = detach || !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal();
     let started = start(global, run)?;
     if detach {
@@ -28,7 +28,7 @@ pub fn run(global: &Global, run: Option<&str>, detach: bool) -> anyhow::Result<u
     up::show(&started, "resumed", None)
 }
 
-pub fn start(global: &Global, run: Option<&str>) -> anyhow::Result<up::Started> {
+pub(crate) fn start(global: &Global, run: Option<&str>) -> anyhow::Result<up::Started> {
     // Files written into the run (its environment) are this user's alone.
     crate::private::restrict();
     let loaded = runs::load(global, run)?;

@@ -8,7 +8,7 @@ use crate::tmux::RealTmux;
 use super::Global;
 use crate::error::usage;
 
-pub struct Loaded {
+pub(super) struct Loaded {
     pub project: Project,
     pub dir: RunDir,
     pub info: RunInfo,
@@ -19,7 +19,7 @@ pub struct Loaded {
     pub engine_pid: Option<u32>,
 }
 
-pub fn load(global: &Global, run: Option<&str>) -> anyhow::Result<Loaded> {
+pub(super) fn load(global: &Global, run: Option<&str>) -> anyhow::Result<Loaded> {
     let project = global.project()?;
     let state_dir = project.state_dir();
     let run_id = match run {
@@ -55,7 +55,7 @@ pub fn load(global: &Global, run: Option<&str>) -> anyhow::Result<Loaded> {
 }
 
 impl Loaded {
-    pub fn tmux(&self) -> RealTmux {
+    pub(super) fn tmux(&self) -> RealTmux {
         RealTmux::new(self.info.tmux_socket(), self.info.tmux_config.clone())
     }
 }

@@ -6,7 +6,7 @@ use crate::error::EXIT_OK;
 use crate::progress;
 use crate::tmux::Tmux as _;
 
-pub fn run(global: &Global, run: Option<&str>, json: bool) -> anyhow::Result<u8> {
+pub(crate) fn run(global: &Global, run: Option<&str>, json: bool) -> anyhow::Result<u8> {
     let loaded = runs::load(global, run)?;
     // The run's own config, as it was when the run started.
     let sample = crate::config::load(&loaded.dir.config())
@@ -60,12 +60,10 @@ pub fn run(global: &Global, run: Option<&str>, json: bool) -> anyhow::Result<u8>
     );
     let orch = crate::invocation::orch();
     if !loaded.engine_alive && !loaded.state.is_finished() {
-        let why = loaded
-            .state
-            .engine_stopped
-            .as_deref()
-            .map(|r| format!(" ({r})"))
-            .unwrap_or_else(|| " (it crashed or was killed)".to_string());
+        let why = loaded.state.engine_stopped.as_deref().map_or_else(
+            || " (it crashed or was killed)".to_string(),
+            |r| format!(" ({r})"),
+        );
         println!(
             "\nthe run's engine is gone{why} while agents may still be working in their \
              windows. `{orch} resume` continues the run: agents still running are kept, the \

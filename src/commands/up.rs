@@ -16,7 +16,7 @@ use crate::project::{self, Project};
 use crate::state::{self, RunDir, RunInfo, UpLock, environ};
 use crate::tmux::{CONFIG_ENV, RealTmux, SOCKET_ENV, Tmux, TmuxError, WindowSpec};
 
-pub struct UpArgs {
+pub(crate) struct UpArgs {
     pub request: String,
     pub plan: Option<PathBuf>,
     pub layout: String,
@@ -25,19 +25,19 @@ pub struct UpArgs {
 }
 
 /// What `up` started, for `demo` to follow.
-pub struct Started {
+pub(crate) struct Started {
     pub run_id: String,
     pub tmux: RealTmux,
     pub session: String,
 }
 
-pub fn run(global: &Global, args: UpArgs) -> anyhow::Result<u8> {
+pub(crate) fn run(global: &Global, args: UpArgs) -> anyhow::Result<u8> {
     run_with(global, args, &[])
 }
 
 /// `orch up` whose session (and so every agent) also gets `extra_env`, unless the caller's
 /// environment already sets it: the demo's pace.
-pub fn run_with(
+pub(crate) fn run_with(
     global: &Global,
     args: UpArgs,
     extra_env: &[(String, String)],
@@ -80,7 +80,7 @@ pub(super) fn show(started: &Started, verb: &str, cd: Option<&Path>) -> anyhow::
     Ok(EXIT_OK)
 }
 
-pub fn print_detached(started: &Started) {
+pub(crate) fn print_detached(started: &Started) {
     println!(
         "run {} started in tmux session {}{}",
         started.run_id,
@@ -95,7 +95,8 @@ pub(super) fn print_hints(started: &Started, cd: Option<&Path>) {
     let orch = crate::invocation::orch();
     if let Some(dir) = cd {
         let dir = dir.to_string_lossy();
-        let dir = shlex::try_quote(&dir).map_or_else(|_| dir.to_string(), |d| d.into_owned());
+        let dir =
+            shlex::try_quote(&dir).map_or_else(|_| dir.to_string(), std::borrow::Cow::into_owned);
         println!("  first:   cd {dir}");
     }
     println!(
@@ -116,12 +117,12 @@ pub(super) fn server_note(tmux: &RealTmux) -> String {
     }
 }
 
-pub fn start(global: &Global, args: UpArgs) -> anyhow::Result<Started> {
+pub(crate) fn start(global: &Global, args: UpArgs) -> anyhow::Result<Started> {
     start_with(global, args, &[])
 }
 
 /// `start` with variables for the session that the caller's environment does not set.
-pub fn start_with(
+pub(crate) fn start_with(
     global: &Global,
     args: UpArgs,
     extra_env: &[(String, String)],
@@ -196,8 +197,7 @@ pub fn start_with(
     let previous = RunDir::latest(&state_dir);
     let previous_finished = previous
         .as_ref()
-        .map(|id| run_finished(&RunDir::new(&state_dir, id)))
-        .unwrap_or(true);
+        .is_none_or(|id| run_finished(&RunDir::new(&state_dir, id)));
     // The previous run's session, on the server that run recorded (maybe another one).
     let previous_open = previous
         .as_ref()
@@ -374,20 +374,17 @@ struct PlanInvalid(String);
 
 /// How many engines have journaled their start in the run.
 pub(super) fn engines_started(dir: &RunDir) -> usize {
-    state::read_journal(&dir.events())
-        .map(|j| {
-            j.records
-                .iter()
-                .filter(|r| matches!(r.event, state::Event::EngineStarted { .. }))
-                .count()
-        })
-        .unwrap_or(0)
+    state::read_journal(&dir.events()).map_or(0, |j| {
+        j.records
+            .iter()
+            .filter(|r| matches!(r.event, state::Event::EngineStarted { .. }))
+            .count()
+    })
 }
 
 pub(super) fn run_finished(dir: &RunDir) -> bool {
     state::read_journal(&dir.events())
-        .map(|j| state::RunState::replay(&j.records).is_finished())
-        .unwrap_or(true)
+        .map_or(true, |j| state::RunState::replay(&j.records).is_finished())
 }
 
 /// Waits until the engine holds the project lock and has journaled its start (`engines_before`

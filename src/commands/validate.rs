@@ -10,7 +10,7 @@ use crate::config::ConfigError;
 use crate::error::{EXIT_FAILED, EXIT_OK, usage};
 use crate::plan;
 
-pub fn run(global: &Global, plan_path: &Path) -> anyhow::Result<u8> {
+pub(crate) fn run(global: &Global, plan_path: &Path) -> anyhow::Result<u8> {
     let project = global.project()?;
     let text = if plan_path == Path::new("-") {
         let mut text = String::new();

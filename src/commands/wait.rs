@@ -18,7 +18,11 @@ const START_GRACE: Duration = Duration::from_secs(30);
 /// How long an engine that outlived its tmux session gets to end the run by itself.
 const SESSION_GRACE: Duration = Duration::from_secs(10);
 
-pub fn run(global: &Global, run: Option<&str>, timeout: Option<Duration>) -> anyhow::Result<u8> {
+pub(crate) fn run(
+    global: &Global,
+    run: Option<&str>,
+    timeout: Option<Duration>,
+) -> anyhow::Result<u8> {
     let deadline = timeout.map(|t| Instant::now() + t);
     let first = runs::load(global, run)?;
     let run_id = first.info.run_id.clone();

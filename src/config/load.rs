@@ -141,7 +141,7 @@ fn check(config: &Config, text: &str) -> Vec<String> {
                 problems.push(format!(
                     "{}agent `{name}`: `command` must name a program to run",
                     at("command", None)
-                ))
+                ));
             }
             (kind, Some(_)) if kind != AgentKind::Command => problems.push(format!(
                 "{}agent `{name}`: `command` only applies to `kind: command` (this one is \

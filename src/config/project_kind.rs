@@ -64,7 +64,11 @@ pub fn detect(root: &Path, has_program: &dyn Fn(&str) -> bool) -> Option<Project
 
 fn language(root: &Path, has: &dyn Fn(&str) -> bool) -> Option<ProjectGates> {
     let exists = |name: &str| root.join(name).is_file();
-    let patterns = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let patterns = |p: &[&str]| {
+        p.iter()
+            .map(std::string::ToString::to_string)
+            .collect::<Vec<_>>()
+    };
     if exists("Cargo.toml") {
         return Some(ProjectGates {
             kind: "Rust",
@@ -159,8 +163,8 @@ fn node(root: &Path) -> ProjectGates {
         scripts
             .get(name)
             .and_then(|v| v.as_str())
-            .filter(|s| !s.contains("no test specified"))
-            .is_some()
+            .as_ref()
+            .is_some_and(|s| !s.contains("no test specified"))
     };
     let mut notes = Vec::new();
     let lint = script("lint").then(|| format!("{manager} run lint"));

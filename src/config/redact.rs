@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 /// What to mask: the 1-based lines holding `env` values, and the values themselves.
 #[derive(Debug, Default)]
-pub struct EnvValues {
+pub(super) struct EnvValues {
     lines: BTreeSet<usize>,
     values: Vec<String>,
 }
@@ -17,7 +17,7 @@ const MASK: &str = "***";
 
 /// Finds the `env` values of the config text (block style `env:` followed by indented
 /// `KEY: value` lines, or flow style `env: {KEY: value}`).
-pub fn env_values(text: &str) -> EnvValues {
+pub(super) fn env_values(text: &str) -> EnvValues {
     let mut found = EnvValues::default();
     let mut block: Option<usize> = None;
     for (index, line) in text.lines().enumerate() {
@@ -68,7 +68,7 @@ impl EnvValues {
 
     /// `message` with every quoted source line under `env:` cut after its key, and every
     /// value masked.
-    pub fn redact(&self, message: &str) -> String {
+    pub(super) fn redact(&self, message: &str) -> String {
         let mut out: Vec<String> = message
             .lines()
             .map(|line| match self.source_line(line) {

@@ -77,8 +77,7 @@ pub fn check_sample(
     }
     let file = config_path
         .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "orch.yaml".into());
+        .map_or_else(|| "orch.yaml".into(), |n| n.to_string_lossy().into_owned());
     let names: Vec<String> = refused.iter().map(|a| format!("`{}`", a.name)).collect();
     let message = format!(
         "{}\n\

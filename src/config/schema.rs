@@ -248,7 +248,7 @@ impl Default for Gates {
     }
 }
 
-pub fn default_test_patterns() -> Vec<String> {
+pub(super) fn default_test_patterns() -> Vec<String> {
     [
         "tests/**",
         "test/**",
@@ -306,11 +306,11 @@ impl ViolationPolicy {
 mod size {
     use serde::{Deserializer, Serializer, de::Error};
 
-    pub fn serialize<S: Serializer>(bytes: &u64, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(bytes: &u64, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(*bytes)
     }
 
-    pub fn parse(text: &str) -> Result<u64, String> {
+    pub(super) fn parse(text: &str) -> Result<u64, String> {
         let text = text.trim();
         let split = text
             .find(|c: char| !c.is_ascii_digit())
@@ -355,7 +355,7 @@ mod size {
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
         d.deserialize_any(Visitor)
     }
 
@@ -380,7 +380,7 @@ mod duration {
 
     use serde::{Deserializer, Serializer, de::Error};
 
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&humantime::format_duration(*d).to_string())
     }
 
@@ -408,7 +408,7 @@ mod duration {
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         d.deserialize_any(Visitor)
     }
 }

@@ -41,7 +41,7 @@ pub fn starter_config(detected: &[AgentKind], gates: Option<&ProjectGates>) -> S
     out.push_str(SCRIPTED);
     out.push_str(COMMAND_EXAMPLE);
 
-    let best = detected.first().map(|k| k.name()).unwrap_or("scripted");
+    let best = detected.first().map_or("scripted", |k| k.name());
     let workers: Vec<&str> = if detected.is_empty() {
         vec!["scripted"]
     } else {

@@ -29,7 +29,7 @@ pub(super) enum Role {
 
 impl Role {
     /// The role the agent's prompt and invocation are written for.
-    pub fn prompt_role(&self) -> crate::prompt::Role {
+    pub(super) fn prompt_role(&self) -> crate::prompt::Role {
         match self {
             Role::Task(_) => crate::prompt::Role::Worker,
             Role::Planner => crate::prompt::Role::Planner,
@@ -39,7 +39,7 @@ impl Role {
     }
 
     /// The task a task's attempt works on (not an oracle's: its leftovers are nobody's work).
-    pub fn task(&self) -> Option<&TaskId> {
+    pub(super) fn task(&self) -> Option<&TaskId> {
         match self {
             Role::Task(id) => Some(id),
             _ => None,
@@ -47,7 +47,7 @@ impl Role {
     }
 
     /// The task the agent is about, an oracle's included (its invocation says so).
-    pub fn about(&self) -> Option<&TaskId> {
+    pub(super) fn about(&self) -> Option<&TaskId> {
         match self {
             Role::Task(id) | Role::Oracle(id, _) => Some(id),
             _ => None,
@@ -56,7 +56,7 @@ impl Role {
 
     /// The journal's word that attempt `attempt` starts (journaled before its pane is asked
     /// for); `continues`: the CLI session a task's attempt continues.
-    pub fn started(&self, attempt: u32, continues: Option<String>) -> Event {
+    pub(super) fn started(&self, attempt: u32, continues: Option<String>) -> Event {
         match self {
             Role::Task(task) => Event::TaskStarted {
                 task: task.clone(),
@@ -76,7 +76,7 @@ impl Role {
     }
 
     /// The journal's word that the agent's pane runs, if its role has one.
-    pub fn pane_started(&self, attempt: u32, pane: &crate::tmux::PaneInfo) -> Option<Event> {
+    pub(super) fn pane_started(&self, attempt: u32, pane: &crate::tmux::PaneInfo) -> Option<Event> {
         let (id, pid) = (pane.pane_id.clone(), pane.pid);
         match self {
             Role::Task(task) => Some(Event::TaskAgentStarted {
@@ -122,7 +122,7 @@ pub(super) struct Agent {
 }
 
 impl Agent {
-    pub fn new(role: Role, attempt: u32, dir: PathBuf, pane: Option<Pane>) -> Agent {
+    pub(super) fn new(role: Role, attempt: u32, dir: PathBuf, pane: Option<Pane>) -> Agent {
         Agent {
             role,
             attempt,
@@ -133,7 +133,7 @@ impl Agent {
     }
 
     /// Its process group, when known and safe to signal.
-    pub fn group(&self) -> Option<u32> {
+    pub(super) fn group(&self) -> Option<u32> {
         self.pane.as_ref().map(|p| p.pid).filter(|&pid| pid > 1)
     }
 }
@@ -147,76 +147,76 @@ pub(super) struct Agents {
 }
 
 impl Agents {
-    pub fn insert(&mut self, agent: Agent) {
+    pub(super) fn insert(&mut self, agent: Agent) {
         self.by_dir.insert(agent.dir.clone(), agent);
     }
 
-    pub fn get(&self, dir: &Path) -> Option<&Agent> {
+    pub(super) fn get(&self, dir: &Path) -> Option<&Agent> {
         self.by_dir.get(dir)
     }
 
     /// Takes the agent of `dir` out: its end is being handled.
-    pub fn remove(&mut self, dir: &Path) -> Option<Agent> {
+    pub(super) fn remove(&mut self, dir: &Path) -> Option<Agent> {
         self.by_dir.remove(dir)
     }
 
     /// Every agent, in the order of their directories (for a stable order of events).
-    pub fn iter(&self) -> impl Iterator<Item = &Agent> {
+    pub(super) fn iter(&self) -> impl Iterator<Item = &Agent> {
         self.by_dir.values()
     }
 
     /// Takes every agent out.
-    pub fn drain(&mut self) -> Vec<Agent> {
+    pub(super) fn drain(&mut self) -> Vec<Agent> {
         std::mem::take(&mut self.by_dir).into_values().collect()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.by_dir.is_empty()
     }
 
     /// The running attempt of task `id`.
-    pub fn task(&self, id: &TaskId) -> Option<&Agent> {
+    pub(super) fn task(&self, id: &TaskId) -> Option<&Agent> {
         self.iter().find(|a| a.role.task() == Some(id))
     }
 
-    pub fn has_task(&self, id: &TaskId) -> bool {
+    pub(super) fn has_task(&self, id: &TaskId) -> bool {
         self.task(id).is_some()
     }
 
     /// Whether any task's agent runs.
-    pub fn any_task(&self) -> bool {
+    pub(super) fn any_task(&self) -> bool {
         self.iter().any(|a| matches!(a.role, Role::Task(_)))
     }
 
-    pub fn planner(&self) -> Option<&Agent> {
+    pub(super) fn planner(&self) -> Option<&Agent> {
         self.iter().find(|a| a.role == Role::Planner)
     }
 
     /// Whether the judge or an oracle is at work: the run cannot end meanwhile.
-    pub fn judging(&self) -> bool {
+    pub(super) fn judging(&self) -> bool {
         self.iter()
             .any(|a| matches!(a.role, Role::Judge(_) | Role::Oracle(..)))
     }
 
-    pub fn judge(&self) -> Option<&Agent> {
+    pub(super) fn judge(&self) -> Option<&Agent> {
         self.iter().find(|a| matches!(a.role, Role::Judge(_)))
     }
 
     /// Whether an agent runs in pane `pane`.
-    pub fn in_pane(&self, pane: &str) -> bool {
+    pub(super) fn in_pane(&self, pane: &str) -> bool {
         self.iter()
             .any(|a| a.pane.as_ref().is_some_and(|p| p.id == pane))
     }
 
     /// The agent of `dir` showed a sign of life.
-    pub fn touch(&mut self, dir: &Path) {
+    pub(super) fn touch(&mut self, dir: &Path) {
         if let Some(agent) = self.by_dir.get_mut(dir) {
             agent.last_activity = Instant::now();
         }
     }
 
     /// Task `id`'s agent (or the planner's, for `None`) showed a sign of life.
-    pub fn touch_task(&mut self, id: Option<&TaskId>) {
+    pub(super) fn touch_task(&mut self, id: Option<&TaskId>) {
         let now = Instant::now();
         let found = self.by_dir.values_mut().find(|a| match id {
             Some(id) => a.role.task() == Some(id),
@@ -228,7 +228,7 @@ impl Agents {
     }
 
     /// Tmux answered the launch of the agent in `dir`; false if that agent has ended already.
-    pub fn set_pane(&mut self, dir: &Path, pane: Pane) -> bool {
+    pub(super) fn set_pane(&mut self, dir: &Path, pane: Pane) -> bool {
         match self.by_dir.get_mut(dir) {
             Some(agent) => {
                 agent.pane = Some(pane);
@@ -240,7 +240,7 @@ impl Agents {
 
     /// How long the pane of the agent in `dir` has been seen gone without its exit record,
     /// counting from now if this is the first time.
-    pub fn gone_for(&mut self, dir: &Path) -> Duration {
+    pub(super) fn gone_for(&mut self, dir: &Path) -> Duration {
         self.gone_since
             .entry(dir.to_path_buf())
             .or_insert_with(Instant::now)
@@ -248,7 +248,7 @@ impl Agents {
     }
 
     /// The agents silent for `timeout` by `now`.
-    pub fn stale(&self, now: Instant, timeout: Duration) -> Vec<Agent> {
+    pub(super) fn stale(&self, now: Instant, timeout: Duration) -> Vec<Agent> {
         self.iter()
             .filter(|a| now.duration_since(a.last_activity) >= timeout)
             .cloned()

@@ -24,7 +24,7 @@ use crate::state::Phase;
 const PATIENCE: Duration = Duration::from_secs(2);
 
 /// The barriers raised and not passed yet.
-pub struct Barriers {
+pub(super) struct Barriers {
     /// The tree watcher's barrier directory; `None` when it could not be made: the checks
     /// then start at once, as they did before barriers.
     dir: Option<PathBuf>,
@@ -39,7 +39,7 @@ struct Waiting {
 
 /// What waits for a barrier.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Waiter {
+pub(super) enum Waiter {
     /// The checks of a task's attempt.
     Checks(TaskId, u32),
     /// The accepting of the plan the planner gave (kept in `PlanningState`).
@@ -48,7 +48,7 @@ pub enum Waiter {
 
 impl Barriers {
     /// Empties `dir` of an earlier engine's barriers: a name is only raised by creating it.
-    pub fn new(dir: Option<PathBuf>) -> Barriers {
+    pub(super) fn new(dir: Option<PathBuf>) -> Barriers {
         if let Some(dir) = &dir {
             for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
                 let _ = std::fs::remove_file(entry.path());

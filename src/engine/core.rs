@@ -97,7 +97,7 @@ pub(super) struct Options {
 }
 
 impl Options {
-    pub const RUN: Options = Options {
+    pub(super) const RUN: Options = Options {
         launching: Launching::Thread,
         watchers: true,
     };
@@ -154,7 +154,7 @@ pub fn start(run_dir: &Path) -> anyhow::Result<u8> {
                 // Over: its agents are done or stopped, and a resume writes the caller's
                 // environment again, so no copy of the keys is left lying in the run.
                 let _ = std::fs::remove_file(engine.dir.environ());
-                engine.render_final(Ok(*outcome))
+                engine.render_final(Ok(*outcome));
             }
             Err(e) => engine.render_final(Err(e)),
         }
@@ -312,7 +312,7 @@ impl Engine {
     }
 
     /// Journals `event`, then applies it to the state.
-    pub fn record(&mut self, event: Event) -> anyhow::Result<Record> {
+    pub(super) fn record(&mut self, event: Event) -> anyhow::Result<Record> {
         self.keep_record()?; // the journal is where readers look for it (see keeper.rs)
         if let Some(crash) = &mut self.crash {
             crash.check(When::Before, &event);
@@ -327,7 +327,7 @@ impl Engine {
 
     /// Journals `event` without a sync of its own (see `Journal::append_unsynced`), then
     /// applies it: for evidence that is cheap to lose in a machine crash, such as first writes.
-    pub fn record_unsynced(&mut self, event: Event) -> anyhow::Result<()> {
+    pub(super) fn record_unsynced(&mut self, event: Event) -> anyhow::Result<()> {
         self.keep_record()?;
         if let Some(crash) = &mut self.crash {
             crash.check(When::Before, &event);
@@ -344,7 +344,7 @@ impl Engine {
     /// them in order. For events that follow each other with nothing done in between, such
     /// as a task's gate results: each sync costs the loop 0.2–0.7 ms (see BENCHMARKS.md).
     /// With a crash point set, one at a time, so that it can fall between any two.
-    pub fn record_all(&mut self, events: Vec<Event>) -> anyhow::Result<()> {
+    pub(super) fn record_all(&mut self, events: Vec<Event>) -> anyhow::Result<()> {
         self.keep_record()?;
         if self.crash.is_some() {
             for event in events {
@@ -556,7 +556,7 @@ impl Engine {
     pub(super) fn spec_files(&self) -> Vec<ProjectPath> {
         self.plan
             .as_ref()
-            .map(|p| p.spec_files())
+            .map(crate::plan::Plan::spec_files)
             .unwrap_or_default()
     }
 }

@@ -7,16 +7,16 @@
 
 use crate::state::Event;
 
-pub const CRASH_ENV: &str = "ORCH_ENGINE_CRASH";
+pub(super) const CRASH_ENV: &str = "ORCH_ENGINE_CRASH";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum When {
+pub(super) enum When {
     Before,
     After,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CrashPoint {
+pub(super) struct CrashPoint {
     when: When,
     event: String,
     /// Occurrences of `event` still to pass before the crash.
@@ -25,14 +25,14 @@ pub struct CrashPoint {
 
 impl CrashPoint {
     /// The knob's setting; `None` when unset or when this engine is not the run's first.
-    pub fn from_env(first_engine: bool) -> anyhow::Result<Option<CrashPoint>> {
+    pub(super) fn from_env(first_engine: bool) -> anyhow::Result<Option<CrashPoint>> {
         match std::env::var(CRASH_ENV) {
             Ok(value) if first_engine && !value.trim().is_empty() => Self::parse(&value).map(Some),
             _ => Ok(None),
         }
     }
 
-    pub fn parse(text: &str) -> anyhow::Result<CrashPoint> {
+    pub(super) fn parse(text: &str) -> anyhow::Result<CrashPoint> {
         let bad = || {
             anyhow::anyhow!(
                 "{CRASH_ENV}={text:?} is not a crash point: write `before:<event>` or \
@@ -63,7 +63,7 @@ impl CrashPoint {
 
     /// Called before (`When::Before`) and after (`When::After`) each event is journaled: dies
     /// here when this is the chosen moment.
-    pub fn check(&mut self, when: When, event: &Event) {
+    pub(super) fn check(&mut self, when: When, event: &Event) {
         if when != self.when || event_name(event) != self.event {
             return;
         }

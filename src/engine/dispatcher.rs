@@ -117,9 +117,15 @@ mod tests {
             ("3", &["1"], Pending),
             ("4", &[], Running),
         ]);
-        let r: Vec<String> = ready(&f.views(), 2).iter().map(|i| i.to_string()).collect();
+        let r: Vec<String> = ready(&f.views(), 2)
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect();
         assert_eq!(r, vec!["1"]);
-        let r: Vec<String> = ready(&f.views(), 8).iter().map(|i| i.to_string()).collect();
+        let r: Vec<String> = ready(&f.views(), 8)
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect();
         assert_eq!(r, vec!["1", "2"]);
         let f = Fixture::new(&[("1", &[], Done), ("3", &["1"], Pending)]);
         assert_eq!(ready(&f.views(), 1).len(), 1);

@@ -24,7 +24,7 @@ use crate::watch::{ChangeKind, FsChange};
 /// How long gate commands may take (they run in the background, as in a run).
 const GATE_DEADLINE: Duration = Duration::from_secs(20);
 
-pub struct Driven {
+pub(super) struct Driven {
     pub project: tempfile::TempDir,
     pub dir: RunDir,
     pub tmux: Arc<FakeTmux>,
@@ -38,7 +38,7 @@ pub struct Driven {
 impl Driven {
     /// An engine begun on a new run of `plan` (JSON; `None`: it starts with the planner),
     /// everything it asked for done.
-    pub fn start(config: &str, plan: Option<&str>, files: &[(&str, &str)]) -> Driven {
+    pub(super) fn start(config: &str, plan: Option<&str>, files: &[(&str, &str)]) -> Driven {
         let (project, dir, tmux) = new_run("build it", config, plan, files);
         let mut run = Self::open(project, dir, tmux);
         run.engine.begin().expect("the engine begins");
@@ -46,7 +46,7 @@ impl Driven {
         run
     }
 
-    pub fn open(project: tempfile::TempDir, dir: RunDir, tmux: Arc<FakeTmux>) -> Driven {
+    pub(super) fn open(project: tempfile::TempDir, dir: RunDir, tmux: Arc<FakeTmux>) -> Driven {
         // Gate commands run as tokio tasks: on this runtime, while a test waits for them.
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -78,7 +78,7 @@ impl Driven {
     }
 
     /// The engine ended (a hangup, say), and `orch resume` starts another on the run.
-    pub fn resume(self) -> Driven {
+    pub(super) fn resume(self) -> Driven {
         let Driven {
             project,
             dir,
@@ -93,12 +93,12 @@ impl Driven {
         run
     }
 
-    pub fn root(&self) -> PathBuf {
+    pub(super) fn root(&self) -> PathBuf {
         self.project.path().canonicalize().unwrap()
     }
 
     /// Hands the engine one input.
-    pub fn handle(&mut self, input: Input) {
+    pub(super) fn handle(&mut self, input: Input) {
         let _runtime = self.runtime.enter();
         self.engine
             .handle(input)
@@ -107,7 +107,7 @@ impl Driven {
 
     /// The inputs the engine left itself, handed back until none is left, as the loop's
     /// chooser orders them: tmux's answers, leftovers, gate results (waited for), launches.
-    pub fn settle(&mut self) {
+    pub(super) fn settle(&mut self) {
         loop {
             if self.engine.ended().is_some() {
                 return;
@@ -131,7 +131,7 @@ impl Driven {
     }
 
     /// The next agent the engine started, in the order it started them.
-    pub fn next_agent(&mut self) -> Agent {
+    pub(super) fn next_agent(&mut self) -> Agent {
         let pane = self
             .tmux
             .panes()
@@ -144,7 +144,7 @@ impl Driven {
 
     /// Writes `files` into the project and hands the engine each change, as its watcher
     /// would.
-    pub fn write(&mut self, files: &[(&str, &str)]) {
+    pub(super) fn write(&mut self, files: &[(&str, &str)]) {
         for (path, text) in files {
             let full = self.root().join(path);
             let existed = full.exists();
@@ -165,7 +165,7 @@ impl Driven {
     }
 
     /// The agent's exit record, written and handed to the engine; then what follows settled.
-    pub fn exit(&mut self, agent: &Agent, code: i32, stdout: &str) {
+    pub(super) fn exit(&mut self, agent: &Agent, code: i32, stdout: &str) {
         let now = crate::state::now_ms();
         write_exit(agent, code, stdout, (now, now));
         self.handle(Input::RunFile(agent.dir.join("exit.json")));
@@ -173,7 +173,7 @@ impl Driven {
     }
 
     /// The worker writes its two files (`tests/<task>_test.txt`, `<task>.txt`) and exits 0.
-    pub fn work(&mut self, agent: &Agent) {
+    pub(super) fn work(&mut self, agent: &Agent) {
         assert_eq!(agent.role, "worker", "{agent:?}");
         let test = format!("tests/{}_test.txt", agent.task);
         let main = format!("{}.txt", agent.task);
@@ -182,33 +182,33 @@ impl Driven {
     }
 
     /// The next agent is the judge, and it passes every task it was asked about.
-    pub fn pass_judge(&mut self) {
+    pub(super) fn pass_judge(&mut self) {
         let judge = self.next_agent();
         assert_eq!(judge.role, "judge", "{judge:?}\n{}", self.dump());
         self.exit(&judge, 0, r#"{"verdict": "pass", "tasks": []}"#);
     }
 
-    pub fn stop(&mut self, stop: Stop) {
+    pub(super) fn stop(&mut self, stop: Stop) {
         self.handle(Input::Stop(stop));
         self.settle();
     }
 
     /// How the run ended, if it did.
-    pub fn outcome(&self) -> Option<Outcome> {
+    pub(super) fn outcome(&self) -> Option<Outcome> {
         match self.engine.state.phase {
             Phase::Finished(outcome) => Some(outcome),
             _ => None,
         }
     }
 
-    pub fn journal(&self) -> Vec<Record> {
+    pub(super) fn journal(&self) -> Vec<Record> {
         crate::state::read_journal(&self.dir.events())
             .map(|r| r.records)
             .unwrap_or_default()
     }
 
     /// The journal's events, by name (`task_started`, ...), in order.
-    pub fn names(&self) -> Vec<String> {
+    pub(super) fn names(&self) -> Vec<String> {
         self.journal()
             .iter()
             .map(|r| {
@@ -221,11 +221,11 @@ impl Driven {
     }
 
     /// The first event that `matches`.
-    pub fn find(&self, matches: impl Fn(&Event) -> bool) -> Option<Event> {
+    pub(super) fn find(&self, matches: impl Fn(&Event) -> bool) -> Option<Event> {
         self.journal().into_iter().map(|r| r.event).find(matches)
     }
 
-    pub fn dump(&self) -> String {
+    pub(super) fn dump(&self) -> String {
         let mut out = String::from("--- panes\n");
         for pane in self.tmux.panes() {
             out.push_str(&format!(

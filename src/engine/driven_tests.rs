@@ -92,11 +92,10 @@ fn a_hostile_request_goes_into_the_prompt_file_and_never_to_tmux() {
         "the request reaches the agent byte for byte"
     );
     for call in run.tmux.calls() {
-        let spec = match call {
-            Call::NewWindow(_, spec) | Call::SplitWindow(_, spec) | Call::RespawnPane(_, spec) => {
-                spec
-            }
-            _ => continue,
+        let (Call::NewWindow(_, spec) | Call::SplitWindow(_, spec) | Call::RespawnPane(_, spec)) =
+            call
+        else {
+            continue;
         };
         // Only the launcher, by its path: no text of the request, quoted or not.
         assert_eq!(spec.argv[0], "/bin/sh");

@@ -116,7 +116,7 @@ pub(super) struct Chooser {
 }
 
 impl Chooser {
-    pub fn new(inputs: Inputs) -> Chooser {
+    pub(super) fn new(inputs: Inputs) -> Chooser {
         let mut tick = tokio::time::interval(TICK_EVERY);
         let mut reconcile = tokio::time::interval(RECONCILE_EVERY);
         // After a long turn or a flood, one redraw and one listing, not a burst of them.
@@ -131,7 +131,7 @@ impl Chooser {
     }
 
     /// The next input for `engine`.
-    pub async fn next(&mut self, engine: &mut Engine) -> Input {
+    pub(super) async fn next(&mut self, engine: &mut Engine) -> Input {
         if self.streak >= FAIR_AFTER {
             self.streak = 0;
             if let Some(input) = self.starved(engine) {
@@ -165,8 +165,8 @@ impl Chooser {
             Some(done) = gates.recv() => Input::GatesDone(done),
             _ = self.tick.tick() => Input::Tick,
             _ = self.reconcile.tick() => Input::Reconcile,
-            _ = std::future::ready(()), if leftovers => Input::LeftoversDue,
-            _ = std::future::ready(()), if launch => Input::LaunchStep,
+            () = std::future::ready(()), if leftovers => Input::LeftoversDue,
+            () = std::future::ready(()), if launch => Input::LaunchStep,
         }
     }
 

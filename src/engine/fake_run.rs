@@ -24,7 +24,7 @@ const DEADLINE: Duration = Duration::from_secs(20);
 
 /// An agent the engine started in a pane of the fake: the test decides what it does.
 #[derive(Debug, Clone)]
-pub struct Agent {
+pub(super) struct Agent {
     pub pane: FakePane,
     /// Its attempt directory (launcher, logs, exit record).
     pub dir: PathBuf,
@@ -34,7 +34,7 @@ pub struct Agent {
     pub task: String,
 }
 
-pub struct FakeRun {
+pub(super) struct FakeRun {
     pub project: tempfile::TempDir,
     pub dir: RunDir,
     pub tmux: Arc<FakeTmux>,
@@ -49,13 +49,13 @@ pub struct FakeRun {
 impl FakeRun {
     /// Starts an engine on a new run of `plan` (JSON), in a project with `config` as its
     /// `orch.yaml` and `files` in it.
-    pub fn start(config: &str, plan: &str, files: &[(&str, &str)]) -> FakeRun {
+    pub(super) fn start(config: &str, plan: &str, files: &[(&str, &str)]) -> FakeRun {
         Self::start_with("build it", config, plan, files, |_| {})
     }
 
     /// `start`, with the run's request, and `prepare` called on the fake before the engine
     /// starts (to make a call fail, say).
-    pub fn start_with(
+    pub(super) fn start_with(
         request: &str,
         config: &str,
         plan: &str,
@@ -66,7 +66,7 @@ impl FakeRun {
     }
 
     /// Starts an engine on a new run with no plan given: it starts with the planner.
-    pub fn start_planning(config: &str, files: &[(&str, &str)]) -> FakeRun {
+    pub(super) fn start_planning(config: &str, files: &[(&str, &str)]) -> FakeRun {
         Self::launch("build it", config, None, files, |_| {})
     }
 
@@ -92,19 +92,21 @@ impl FakeRun {
         }
     }
 
-    pub fn root(&self) -> PathBuf {
+    pub(super) fn root(&self) -> PathBuf {
         self.project.path().canonicalize().unwrap()
     }
 
     /// Asks the engine to stop, as a signal would.
-    pub fn stop(&self, stop: Stop) {
+    pub(super) fn stop(&self, stop: Stop) {
         let _ = self.feeds.stops.send(stop);
     }
 
     /// Starts a new engine on the run once the last one ended, as `orch resume` does.
-    pub fn resume(&mut self) {
+    pub(super) fn resume(&mut self) {
         assert!(
-            self.engine.as_ref().is_none_or(|e| e.is_finished()),
+            self.engine
+                .as_ref()
+                .is_none_or(std::thread::JoinHandle::is_finished),
             "the engine still runs"
         );
         let (engine, feeds) = spawn_engine(
@@ -119,21 +121,21 @@ impl FakeRun {
     /// From now on, the project watcher's changes reach the engine only once released, as
     /// from a watcher that lags behind; the paths it reported meanwhile are returned by
     /// `held_changes`.
-    pub fn hold_project_changes(&self) {
+    pub(super) fn hold_project_changes(&self) {
         self.watcher_gate.set(true);
     }
 
-    pub fn release_project_changes(&self) {
+    pub(super) fn release_project_changes(&self) {
         self.watcher_gate.set(false);
     }
 
     /// The paths of the changes held back so far.
-    pub fn held_changes(&self) -> Vec<String> {
+    pub(super) fn held_changes(&self) -> Vec<String> {
         self.watcher_gate.0.lock().unwrap().held.clone()
     }
 
     /// Hands the engine a change in the project, as if its watcher had seen it.
-    pub fn inject(&self, change: FsChange) {
+    pub(super) fn inject(&self, change: FsChange) {
         self.feeds
             .fs
             .send(change)
@@ -141,13 +143,13 @@ impl FakeRun {
     }
 
     /// Hands the engine a file of the run directory, as if its watcher had seen it change.
-    pub fn inject_run_file(&self, path: PathBuf) {
+    pub(super) fn inject_run_file(&self, path: PathBuf) {
         let sent = self.feeds.run_files.send(path);
         sent.expect("the engine's loop is gone");
     }
 
     /// The next agent the engine starts (in the order it started them).
-    pub fn next_agent(&mut self) -> Agent {
+    pub(super) fn next_agent(&mut self) -> Agent {
         let seen = self.seen.clone();
         let pane = self.wait_for("the engine to start an agent", |run| {
             run.tmux
@@ -160,7 +162,7 @@ impl FakeRun {
     }
 
     /// Writes `files` into the project, as the agent would.
-    pub fn write(&self, files: &[(&str, &str)]) {
+    pub(super) fn write(&self, files: &[(&str, &str)]) {
         for (path, text) in files {
             let path = self.root().join(path);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -170,38 +172,38 @@ impl FakeRun {
 
     /// The agent prints `stdout` and exits with `code`: its logs, then its exit record,
     /// renamed into place as `agent-run` does.
-    pub fn exit(&self, agent: &Agent, code: i32, stdout: &str) {
+    pub(super) fn exit(&self, agent: &Agent, code: i32, stdout: &str) {
         let now = crate::state::now_ms();
         self.exit_at(agent, code, stdout, (now, now));
     }
 
     /// `exit`, with the agent's start and end times (ms since the epoch) in its record.
-    pub fn exit_at(&self, agent: &Agent, code: i32, stdout: &str, times: (u64, u64)) {
+    pub(super) fn exit_at(&self, agent: &Agent, code: i32, stdout: &str, times: (u64, u64)) {
         write_exit(agent, code, stdout, times);
     }
 
     /// A judge that passes every task it was asked about.
-    pub fn pass(&self, judge: &Agent) {
+    pub(super) fn pass(&self, judge: &Agent) {
         assert_eq!(judge.role, "judge", "{judge:?}");
         self.exit(judge, 0, r#"{"verdict": "pass", "tasks": []}"#);
     }
 
     /// The journal so far.
-    pub fn journal(&self) -> Vec<Record> {
+    pub(super) fn journal(&self) -> Vec<Record> {
         crate::state::read_journal(&self.dir.events())
             .map(|r| r.records)
             .unwrap_or_default()
     }
 
     /// Waits for a journal entry that `matches`, and returns it.
-    pub fn wait_event(&self, what: &str, matches: impl Fn(&Event) -> bool) -> Event {
+    pub(super) fn wait_event(&self, what: &str, matches: impl Fn(&Event) -> bool) -> Event {
         self.wait_for(what, |run| {
             run.journal().into_iter().map(|r| r.event).find(&matches)
         })
     }
 
     /// Waits until the engine's loop ends, and returns how the run ended.
-    pub fn outcome(&mut self) -> Option<Outcome> {
+    pub(super) fn outcome(&mut self) -> Option<Outcome> {
         let finished = |run: &FakeRun| {
             let engine = run.engine.as_ref().expect("the engine was already joined");
             engine.is_finished().then_some(())
@@ -215,7 +217,7 @@ impl FakeRun {
     }
 
     /// Polls `found` (an in-memory fake and a small journal: cheap) until it gives a value.
-    pub fn wait_for<T>(&self, what: &str, found: impl Fn(&FakeRun) -> Option<T>) -> T {
+    pub(super) fn wait_for<T>(&self, what: &str, found: impl Fn(&FakeRun) -> Option<T>) -> T {
         let deadline = Instant::now() + DEADLINE;
         loop {
             if let Some(value) = found(self) {
@@ -229,7 +231,7 @@ impl FakeRun {
     }
 
     /// The fake's panes and the journal, for a failure message.
-    pub fn dump(&self) -> String {
+    pub(super) fn dump(&self) -> String {
         let mut out = String::from("--- panes\n");
         for pane in self.tmux.panes() {
             out.push_str(&format!(
@@ -243,7 +245,7 @@ impl FakeRun {
     }
 
     /// A file of the project.
-    pub fn read(&self, path: impl AsRef<Path>) -> Option<String> {
+    pub(super) fn read(&self, path: impl AsRef<Path>) -> Option<String> {
         std::fs::read_to_string(self.root().join(path)).ok()
     }
 }
@@ -251,7 +253,7 @@ impl FakeRun {
 /// A new run of `plan` (JSON; `None`: the planner makes it) in a temporary project with
 /// `config` as its `orch.yaml` and `files` in it, and its session on a new fake tmux, as
 /// `orch up` leaves them for the engine.
-pub fn new_run(
+pub(super) fn new_run(
     request: &str,
     config: &str,
     plan: Option<&str>,
@@ -301,7 +303,7 @@ pub fn new_run(
 
 /// What an agent whose pane is `pane` is (its role, its task, its directory), from its
 /// launch spec.
-pub fn agent_in(pane: FakePane) -> Agent {
+pub(super) fn agent_in(pane: FakePane) -> Agent {
     let script = PathBuf::from(&pane.spec.argv[1]);
     let dir = script.parent().unwrap().to_path_buf();
     let spec = crate::agent_process::launcher::LaunchSpec::read(
@@ -325,7 +327,7 @@ pub fn agent_in(pane: FakePane) -> Agent {
 
 /// What `orch agent-run` leaves when its agent printed `stdout` and exited with `code`
 /// between `started` and `ended`: its logs, then its exit record, renamed into place.
-pub fn write_exit(agent: &Agent, code: i32, stdout: &str, (started, ended): (u64, u64)) {
+pub(super) fn write_exit(agent: &Agent, code: i32, stdout: &str, (started, ended): (u64, u64)) {
     std::fs::write(agent.dir.join("stdout.log"), stdout).unwrap();
     std::fs::write(agent.dir.join("output.log"), stdout).unwrap();
     let record = ExitRecord {

@@ -45,7 +45,7 @@ struct Background {
 }
 
 impl Checks {
-    pub fn new(tx: UnboundedSender<GateDone>) -> Checks {
+    pub(super) fn new(tx: UnboundedSender<GateDone>) -> Checks {
         Checks {
             running: 0,
             parked: Vec::new(),
@@ -56,16 +56,16 @@ impl Checks {
     }
 
     /// A check began (or waits for its barrier): the project is not quiet.
-    pub fn begun(&mut self) {
+    pub(super) fn begun(&mut self) {
         self.running += 1;
     }
 
     /// A check ended (its results are in, or its barrier passed and it starts anew).
-    pub fn ended(&mut self) {
+    pub(super) fn ended(&mut self) {
         self.running = self.running.saturating_sub(1);
     }
 
-    pub fn busy(&self) -> bool {
+    pub(super) fn busy(&self) -> bool {
         self.running > 0
     }
 
@@ -234,7 +234,7 @@ impl Engine {
             return Ok(());
         }
         for id in std::mem::take(&mut self.checks.parked) {
-            let attempt = self.state.tasks.get(&id).map(|t| t.attempts).unwrap_or(0);
+            let attempt = self.state.tasks.get(&id).map_or(0, |t| t.attempts);
             self.start_checks(&id, attempt)?;
         }
         Ok(())
@@ -247,7 +247,7 @@ impl Engine {
 
     /// Ends the run once nothing is left to do: a final sweep for changes the watcher missed,
     /// then the run's gates.
-    pub fn finish_if_settled(&mut self) -> anyhow::Result<()> {
+    pub(super) fn finish_if_settled(&mut self) -> anyhow::Result<()> {
         let busy = self.agents.judging() || self.checks.busy();
         if self.state.phase != Phase::Running
             || !self.settled()

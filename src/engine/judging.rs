@@ -33,7 +33,7 @@ pub(super) struct Judging {
 impl Judging {
     /// Numbers continue after `attempts` (those on disk): after a resume, a new judge never
     /// reuses a directory.
-    pub fn new(attempts: u32) -> Judging {
+    pub(super) fn new(attempts: u32) -> Judging {
         Judging {
             queue: Vec::new(),
             attempts,
@@ -42,7 +42,7 @@ impl Judging {
         }
     }
 
-    pub fn enqueue(&mut self, id: TaskId) {
+    pub(super) fn enqueue(&mut self, id: TaskId) {
         self.queue.push(id);
     }
 
@@ -62,7 +62,7 @@ impl Judging {
         self.attempts
     }
 
-    pub fn set_last_pane(&mut self, pane: String) {
+    pub(super) fn set_last_pane(&mut self, pane: String) {
         self.last_pane = Some(pane);
     }
 }
@@ -70,12 +70,11 @@ impl Judging {
 impl Engine {
     /// A failed check: another attempt with the reasons, while attempts are left.
     pub(super) fn refuse_task(&mut self, id: &TaskId, reasons: Vec<String>) -> anyhow::Result<()> {
-        let attempt = self.state.tasks.get(id).map(|t| t.attempts).unwrap_or(0);
+        let attempt = self.state.tasks.get(id).map_or(0, |t| t.attempts);
         if attempt > self.config.limits.retries {
             let first = reasons
                 .first()
-                .map(|r| r.lines().next().unwrap_or(""))
-                .unwrap_or("");
+                .map_or("", |r| r.lines().next().unwrap_or(""));
             return self.fail_task(
                 id,
                 format!("refused after {attempt} attempt(s); last: {first}"),
@@ -231,7 +230,7 @@ impl Engine {
     }
 
     pub(super) fn finish_task_done(&mut self, id: &TaskId) -> anyhow::Result<()> {
-        let attempt = self.state.tasks.get(id).map(|t| t.attempts).unwrap_or(0);
+        let attempt = self.state.tasks.get(id).map_or(0, |t| t.attempts);
         self.keep_baseline(id);
         self.record(Event::TaskDone {
             task: id.clone(),
@@ -294,7 +293,7 @@ impl Engine {
             })?;
             reasons.push(format!("advice from the oracle:\n{advice}"));
         }
-        let attempt = self.state.tasks.get(id).map(|t| t.attempts).unwrap_or(0);
+        let attempt = self.state.tasks.get(id).map_or(0, |t| t.attempts);
         self.record(Event::TaskRequeued {
             task: id.clone(),
             attempt,
@@ -307,7 +306,6 @@ impl Engine {
         self.config
             .agents
             .get(name)
-            .map(|a| a.kind)
-            .unwrap_or(AgentKind::Command)
+            .map_or(AgentKind::Command, |a| a.kind)
     }
 }

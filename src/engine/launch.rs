@@ -95,7 +95,7 @@ enum Mode {
 }
 
 impl Launcher {
-    pub fn new(launching: Launching, tmux: Arc<dyn Tmux>, panes: Panes) -> Launcher {
+    pub(super) fn new(launching: Launching, tmux: Arc<dyn Tmux>, panes: Panes) -> Launcher {
         let (answers_tx, answers) = unbounded_channel();
         let pending = Arc::new((Mutex::new(0), Condvar::new()));
         let mode = match launching {
@@ -159,7 +159,7 @@ impl Launcher {
     }
 
     /// Asks for a pane for the agent of `dir`; the answer comes as `Input::Launched`.
-    pub fn open(&mut self, dir: PathBuf, spec: WindowSpec, placement: Placement) {
+    pub(super) fn open(&mut self, dir: PathBuf, spec: WindowSpec, placement: Placement) {
         self.send(Request::Open {
             dir,
             spec,
@@ -167,22 +167,22 @@ impl Launcher {
         });
     }
 
-    pub fn kill_pane(&mut self, pane: String) {
+    pub(super) fn kill_pane(&mut self, pane: String) {
         self.send(Request::Kill(pane));
     }
 
     /// The next answer, when there is one.
-    pub async fn answer(&mut self) -> Option<Launched> {
+    pub(super) async fn answer(&mut self) -> Option<Launched> {
         self.answers.recv().await
     }
 
-    pub fn try_answer(&mut self) -> Option<Launched> {
+    pub(super) fn try_answer(&mut self) -> Option<Launched> {
         self.answers.try_recv().ok()
     }
 
     /// Waits (a while at most) until every launch sent has its answer, and returns those not
     /// taken yet: when agents are stopped, or the engine ends, no pane may still be coming.
-    pub fn settle(&mut self) -> Vec<Launched> {
+    pub(super) fn settle(&mut self) -> Vec<Launched> {
         let (count, answered) = &*self.pending;
         let deadline = Instant::now() + SETTLE_PATIENCE;
         let mut left = count.lock().expect("launcher lock");

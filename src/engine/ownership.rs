@@ -17,8 +17,7 @@ impl Engine {
         let at = change
             .at
             .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or_else(|_| crate::state::now_ms());
+            .map_or_else(|_| crate::state::now_ms(), |d| d.as_millis() as u64);
         match change.kind {
             ChangeKind::Rescan => {
                 self.sweep()?;
@@ -131,8 +130,7 @@ impl Engine {
             let at = change
                 .at
                 .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or_else(|_| crate::state::now_ms());
+                .map_or_else(|_| crate::state::now_ms(), |d| d.as_millis() as u64);
             let suspects = match self.state.phase {
                 Phase::Planning => vec![TaskId::new("planner")],
                 _ => self.active_at(at),

@@ -14,7 +14,7 @@ pub(in crate::engine) struct Panes {
 }
 
 impl Panes {
-    pub fn new(layout: Layout, session: String) -> Self {
+    pub(super) fn new(layout: Layout, session: String) -> Self {
         Panes {
             layout,
             session,
@@ -24,12 +24,16 @@ impl Panes {
     }
 
     /// A window of its own (the planner's, or a task's in the `windows` layout).
-    pub fn window(&self, tmux: &dyn Tmux, spec: &WindowSpec) -> Result<PaneInfo, TmuxError> {
+    pub(super) fn window(&self, tmux: &dyn Tmux, spec: &WindowSpec) -> Result<PaneInfo, TmuxError> {
         tmux.new_window(&self.session, spec)
     }
 
     /// A task's pane, placed by the layout.
-    pub fn place(&mut self, tmux: &dyn Tmux, spec: &WindowSpec) -> Result<PaneInfo, TmuxError> {
+    pub(super) fn place(
+        &mut self,
+        tmux: &dyn Tmux,
+        spec: &WindowSpec,
+    ) -> Result<PaneInfo, TmuxError> {
         if self.layout.workers == Placement::Windows {
             return self.window(tmux, spec);
         }

@@ -25,28 +25,28 @@ pub(super) struct PlanningState {
 }
 
 impl PlanningState {
-    pub fn set_feedback(&mut self, problems: Vec<String>) {
+    pub(super) fn set_feedback(&mut self, problems: Vec<String>) {
         self.feedback = problems;
     }
 
-    pub fn take_feedback(&mut self) -> Vec<String> {
+    pub(super) fn take_feedback(&mut self) -> Vec<String> {
         std::mem::take(&mut self.feedback)
     }
 
     /// A file written while planning (or by the planner, seen late).
-    pub fn note_write(&mut self, path: &str, change: &'static str) {
+    pub(super) fn note_write(&mut self, path: &str, change: &'static str) {
         self.writes.insert(path.to_string(), change);
     }
 
-    pub fn take_writes(&mut self) -> BTreeMap<String, &'static str> {
+    pub(super) fn take_writes(&mut self) -> BTreeMap<String, &'static str> {
         std::mem::take(&mut self.writes)
     }
 
-    pub fn wait_with(&mut self, plan: Plan) {
+    pub(super) fn wait_with(&mut self, plan: Plan) {
         self.waiting = Some(plan);
     }
 
-    pub fn take_waiting(&mut self) -> Option<Plan> {
+    pub(super) fn take_waiting(&mut self) -> Option<Plan> {
         self.waiting.take()
     }
 }

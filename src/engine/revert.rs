@@ -49,7 +49,8 @@ impl Engine {
         expected: Option<(Vec<u8>, u32)>,
         error: &str,
     ) -> String {
-        let quote = |s: &str| shlex::try_quote(s).map_or_else(|_| s.to_string(), |q| q.into());
+        let quote =
+            |s: &str| shlex::try_quote(s).map_or_else(|_| s.to_string(), std::convert::Into::into);
         let Some((content, mode)) = expected else {
             return format!(
                 "revert failed: {error}; `{path}` did not exist at the start: remove it by hand \

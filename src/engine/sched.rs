@@ -17,29 +17,29 @@ pub(super) struct Sched {
 
 impl Sched {
     /// Asks for a launch step.
-    pub fn want_launch(&mut self) {
+    pub(super) fn want_launch(&mut self) {
         self.launch_wanted = true;
     }
 
-    pub fn launch_wanted(&self) -> bool {
+    pub(super) fn launch_wanted(&self) -> bool {
         self.launch_wanted
     }
 
     /// Takes the request for a launch step, which asks again while more may wait.
-    pub fn take_launch(&mut self) -> bool {
+    pub(super) fn take_launch(&mut self) -> bool {
         std::mem::take(&mut self.launch_wanted)
     }
 
     /// The attempt in `dir` ended: its leftovers are to be looked for.
-    pub fn leftovers_of(&mut self, dir: &Path, task: Option<TaskId>) {
+    pub(super) fn leftovers_of(&mut self, dir: &Path, task: Option<TaskId>) {
         self.leftovers_due.push((dir.to_path_buf(), task));
     }
 
-    pub fn leftovers_due(&self) -> bool {
+    pub(super) fn leftovers_due(&self) -> bool {
         !self.leftovers_due.is_empty()
     }
 
-    pub fn take_leftovers(&mut self) -> Vec<(PathBuf, Option<TaskId>)> {
+    pub(super) fn take_leftovers(&mut self) -> Vec<(PathBuf, Option<TaskId>)> {
         std::mem::take(&mut self.leftovers_due)
     }
 }

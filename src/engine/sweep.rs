@@ -119,7 +119,7 @@ impl Engine {
         let specs = self
             .plan
             .as_ref()
-            .map(|p| p.spec_files())
+            .map(crate::plan::Plan::spec_files)
             .unwrap_or_default();
         if specs.iter().any(|s| s == path) && !self.dir.baseline().join(path).exists() {
             return true; // the planner's, with no copy to judge it against (an older run)

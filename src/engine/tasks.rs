@@ -99,11 +99,10 @@ impl Engine {
         if self.hung_up_by_tmux(path) {
             return self.detach("its tmux session is gone"); // see interrupted.rs
         }
-        let exit = match ExitRecord::read(path) {
-            Ok(exit) => exit,
-            // Not complete yet: the launcher renames it into place, so this is someone else's
-            // write; the rename will come.
-            Err(_) => return Ok(()),
+        // Not complete yet: the launcher renames it into place, so this is someone else's
+        // write; the rename will come.
+        let Ok(exit) = ExitRecord::read(path) else {
+            return Ok(());
         };
         self.on_exit(dir, &exit)
     }
@@ -190,7 +189,7 @@ impl Engine {
 
     /// Marks a task failed for good, blocks what depends on it, and carries on with the rest.
     pub(super) fn fail_task(&mut self, id: &TaskId, reason: String) -> anyhow::Result<()> {
-        let attempt = self.state.tasks.get(id).map(|t| t.attempts).unwrap_or(0);
+        let attempt = self.state.tasks.get(id).map_or(0, |t| t.attempts);
         if let Some(live) = self.agents.task(id).cloned() {
             // What escaped the pane's group would outlive the stop (see leftovers.rs).
             self.on_leftovers(&live.dir, Some(id.clone()), live.group())?;
@@ -305,7 +304,7 @@ impl Engine {
                         Some(exit) => self.on_exit(&dir, &exit)?, // see disk.rs
                         None => {
                             self.leftovers_of_ended(&dir)?;
-                            self.on_agent_lost(&dir, &why)?
+                            self.on_agent_lost(&dir, &why)?;
                         }
                     }
                 }
@@ -396,6 +395,6 @@ pub(super) fn stop_pane(pid: u32) {
         return; // never the engine's own group, nor init's
     }
     std::thread::spawn(move || {
-        crate::agent_process::subprocess::kill_group(pid as i32, STOP_GRACE)
+        crate::agent_process::subprocess::kill_group(pid as i32, STOP_GRACE);
     });
 }

@@ -123,7 +123,10 @@ fn a_write_outside_the_running_tasks_files_is_saved_then_reverted() {
     };
     assert_eq!(path, "README.md");
     assert_eq!(
-        suspects.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        suspects
+            .iter()
+            .map(crate::plan::TaskId::as_str)
+            .collect::<Vec<_>>(),
         ["a"]
     );
     // Journaled before anything is touched; how it went, after.

@@ -11,7 +11,7 @@ use crate::state::{Outcome, Phase};
 impl Engine {
     /// Draws the control window: the header, the run's table (its warnings under it, for
     /// as long as the run goes), and the warnings the journal could not take.
-    pub fn render(&self) {
+    pub(super) fn render(&self) {
         if !self.draw {
             return;
         }

@@ -32,7 +32,7 @@ pub(super) struct Pending {
 
 impl Pending {
     /// Warnings raised before the engine exists (while it opens the run), held for `warn`.
-    pub fn new(early: Vec<Unjournaled>) -> Pending {
+    pub(super) fn new(early: Vec<Unjournaled>) -> Pending {
         Pending {
             started: false,
             before: 0,
@@ -41,7 +41,7 @@ impl Pending {
     }
 
     /// Those not journaled: shown under the table, and said again when the engine ends.
-    pub fn list(&self) -> &[Unjournaled] {
+    pub(super) fn list(&self) -> &[Unjournaled] {
         &self.list
     }
 }
@@ -128,7 +128,7 @@ mod tests {
                     status: Some(1),
                     stderr: "no such hook".into(),
                 },
-            )
+            );
         });
         let warning = run.wait_event("the hook's warning", |e| matches!(e, Event::Warning { .. }));
         let Event::Warning { kind, message } = warning else {

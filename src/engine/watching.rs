@@ -29,7 +29,7 @@ impl Watching {
     /// changes sent on `fs_tx`, the run's files on `dir_tx`. Also returns the barrier
     /// directory, when barriers can be had (see barrier.rs), and what it could not watch, to be
     /// journaled once the journal takes warnings (see warnings.rs).
-    pub fn open(
+    pub(super) fn open(
         root: &Path,
         dir: &RunDir,
         state: &RunState,
@@ -65,33 +65,33 @@ impl Watching {
     }
 
     /// Watches an attempt's directory for its exit record and logs.
-    pub fn watch(&mut self, dir: &Path) -> anyhow::Result<()> {
+    pub(super) fn watch(&mut self, dir: &Path) -> anyhow::Result<()> {
         if let Some(watcher) = &mut self.run_files {
             watcher.watch(dir)?;
         }
         Ok(())
     }
 
-    pub fn unwatch(&mut self, dir: &Path) {
+    pub(super) fn unwatch(&mut self, dir: &Path) {
         if let Some(watcher) = &mut self.run_files {
             watcher.unwatch(dir);
         }
     }
 
-    pub fn ignore(&self) -> &Ignore {
+    pub(super) fn ignore(&self) -> &Ignore {
         &self.ignore
     }
 
     /// From now on, what is ignored is what was ignored at the start (see `Ignore::freeze`).
-    pub fn freeze(&self, gitignore: crate::watch::StartRules, exclude: Option<&[u8]>) {
+    pub(super) fn freeze(&self, gitignore: crate::watch::StartRules, exclude: Option<&[u8]>) {
         self.ignore.freeze(gitignore, exclude);
     }
 
-    pub fn git_guard(&self) -> Option<&GitGuard> {
+    pub(super) fn git_guard(&self) -> Option<&GitGuard> {
         self.git_guard.as_ref()
     }
 
-    pub fn git_guard_mut(&mut self) -> Option<&mut GitGuard> {
+    pub(super) fn git_guard_mut(&mut self) -> Option<&mut GitGuard> {
         self.git_guard.as_mut()
     }
 }

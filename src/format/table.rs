@@ -119,7 +119,11 @@ pub fn table(state: &RunState, dir: &RunDir, now: u64) -> String {
     }
     if !state.leftovers.is_empty() {
         let _ = writeln!(out, "\nLEFT RUNNING BY AGENTS (limits.leftovers)");
-        for line in state.leftovers.iter().flat_map(|l| l.lines()) {
+        for line in state
+            .leftovers
+            .iter()
+            .flat_map(crate::state::LeftoverRecord::lines)
+        {
             let _ = writeln!(out, "  {line}");
         }
     }

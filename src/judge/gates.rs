@@ -64,7 +64,7 @@ pub fn spec_gate(root: &Path, specs: &[ProjectPath]) -> GateOutcome {
         .filter(|s| {
             crate::paths::read_inside(root, s).map_or(true, |c| c.is_empty()) || leads_out(root, s)
         })
-        .map(|s| s.as_str())
+        .map(crate::paths::ProjectPath::as_str)
         .collect();
     if bad.is_empty() {
         GateOutcome::new(
@@ -100,7 +100,10 @@ fn globs(patterns: &[String]) -> GlobSet {
 }
 
 /// Which of `files` are tests.
-pub fn test_files<'a>(files: &'a [ProjectPath], patterns: &[String]) -> Vec<&'a ProjectPath> {
+pub(super) fn test_files<'a>(
+    files: &'a [ProjectPath],
+    patterns: &[String],
+) -> Vec<&'a ProjectPath> {
     let set = globs(patterns);
     files.iter().filter(|f| set.is_match(f.as_str())).collect()
 }
@@ -356,7 +359,7 @@ mod tests {
     use crate::paths::project_paths;
 
     fn s(v: &[&str]) -> Vec<String> {
-        v.iter().map(|x| x.to_string()).collect()
+        v.iter().map(std::string::ToString::to_string).collect()
     }
 
     #[test]

@@ -79,7 +79,7 @@ impl Eq for TaskId {}
 
 impl std::hash::Hash for TaskId {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.text.hash(state)
+        self.text.hash(state);
     }
 }
 

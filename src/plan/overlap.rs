@@ -13,7 +13,7 @@ use crate::paths::fold_key;
 
 /// Who holds a path: a task (by id) or the plan's spec list.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Holder {
+pub(super) enum Holder {
     Task(String),
     Spec,
 }
@@ -27,7 +27,7 @@ fn describe(holder: &Holder, path: &str) -> String {
 
 /// What is wrong between two paths.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Overlap {
+pub(super) enum Overlap {
     /// The two differ only by letter case or Unicode normalization.
     SameFile,
     /// `file` is a file of one holder and a directory of the other's `below`.
@@ -37,14 +37,14 @@ pub enum Overlap {
 /// One clash: `(holder, path)` of each side, and which kind. For `FileIsDirectory` the first
 /// side holds the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Clash {
+pub(super) struct Clash {
     pub kind: Overlap,
     pub first: (Holder, String),
     pub second: (Holder, String),
 }
 
 impl Clash {
-    pub fn message(&self) -> String {
+    pub(super) fn message(&self) -> String {
         let ((h1, p1), (h2, p2)) = (&self.first, &self.second);
         let second = match h2 {
             Holder::Task(_) if h1 == h2 => format!("its `{p2}`"),
@@ -67,7 +67,7 @@ impl Clash {
 
 /// Every clash among `paths` (normalized, each with its holder), each pair once, in the order
 /// the paths were given.
-pub fn clashes(paths: &[(Holder, String)]) -> Vec<Clash> {
+pub(super) fn clashes(paths: &[(Holder, String)]) -> Vec<Clash> {
     let keys: Vec<String> = paths.iter().map(|(_, p)| fold_key(p)).collect();
     let mut found = Vec::new();
 

@@ -109,7 +109,7 @@ pub fn parse_and_validate(
                         problems.push(Problem::new(
                             ProblemKind::Schema,
                             format!("task #{}{id}: {e}", i + 1),
-                        ))
+                        ));
                     }
                 }
             }

@@ -36,7 +36,7 @@ pub fn markdown(r: &Report) -> String {
     let _ = writeln!(
         o,
         "Time: {}{resumed} · tasks: {} ({} done, {} failed, {} blocked) · attempts: {} · lines: +{} -{} · violations: {}{}{}\n",
-        r.duration_ms.map(duration).unwrap_or_else(|| "-".into()),
+        r.duration_ms.map_or_else(|| "-".into(), duration),
         t.tasks,
         t.done,
         t.failed,
@@ -255,10 +255,13 @@ fn attempt_markdown(o: &mut String, a: &AttemptLine) {
 /// with a line that says how many were left out.
 fn shortened(lines: &[&str], max: usize) -> Vec<String> {
     if lines.len() <= max {
-        return lines.iter().map(|l| l.to_string()).collect();
+        return lines.iter().map(std::string::ToString::to_string).collect();
     }
     let head = max.saturating_sub(2);
-    let mut out: Vec<String> = lines[..head].iter().map(|l| l.to_string()).collect();
+    let mut out: Vec<String> = lines[..head]
+        .iter()
+        .map(std::string::ToString::to_string)
+        .collect();
     out.push(format!("… ({} lines left out)", lines.len() - head - 1));
     out.push(lines[lines.len() - 1].to_string());
     out
@@ -282,7 +285,10 @@ mod tests {
         AttemptLine {
             attempt: n,
             outcome,
-            reasons: reasons.iter().map(|r| r.to_string()).collect(),
+            reasons: reasons
+                .iter()
+                .map(std::string::ToString::to_string)
+                .collect(),
             duration_ms: ms,
             started_at_ms: 0,
             ended_at_ms: Some(ms),
@@ -294,7 +300,10 @@ mod tests {
     }
 
     fn report() -> Report {
-        let test_output: String = (1..=30).map(|i| format!("\nline {i}")).collect();
+        let test_output: String = (1..=30).fold(String::new(), |mut s, i| {
+            let _ = write!(s, "\nline {i}");
+            s
+        });
         Report {
             sample: None,
             sandbox_off: None,

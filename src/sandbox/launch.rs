@@ -107,7 +107,7 @@ pub fn command_with(
     let reset: Vec<String> = STOP_SIGNALS
         .iter()
         .filter(|s| !keep_ignored.contains(s))
-        .map(|s| s.to_string())
+        .map(std::string::ToString::to_string)
         .collect();
     if !reset.is_empty() {
         cmd.arg("--reset-signals").arg(reset.join(","));
@@ -203,7 +203,7 @@ pub fn bwrap_args(jail: &Jail, mounts: &[Mount], cwd: &Path) -> Vec<OsString> {
                 read_only_at_end.push(p.clone());
             }
             Mount::HiddenFile(p) => {
-                push(&["--ro-bind".as_ref(), "/dev/null".as_ref(), p.as_os_str()])
+                push(&["--ro-bind".as_ref(), "/dev/null".as_ref(), p.as_os_str()]);
             }
             Mount::Read(p) => push(&["--ro-bind".as_ref(), p.as_os_str(), p.as_os_str()]),
             Mount::Write(p) => push(&["--bind".as_ref(), p.as_os_str(), p.as_os_str()]),

@@ -274,7 +274,7 @@ fn secrets_inside(env: &Env) -> Vec<PathBuf> {
 }
 
 /// `mounts` with `dir` bound writable too (when it exists), in its place in the order.
-pub fn add_writable(mounts: &mut Vec<Mount>, dir: &Path) {
+pub(super) fn add_writable(mounts: &mut Vec<Mount>, dir: &Path) {
     if !dir.is_absolute() || !dir.is_dir() || mounts.contains(&Mount::Write(dir.to_path_buf())) {
         return;
     }

@@ -346,7 +346,7 @@ fn the_bwrap_command_line() {
             "--chdir",
             &project,
         ])
-        .map(|s| s.to_string())
+        .map(std::string::ToString::to_string)
         .collect();
     assert_eq!(words(&jail), expected);
     // No --new-session: the box stays in the pane's process group, which orch signals.

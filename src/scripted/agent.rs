@@ -25,9 +25,9 @@ const EXIT_BAD_INPUT: i32 = 2;
 /// caller can tell "you called me wrong" from "I failed".
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct BadInput(pub String);
+pub(super) struct BadInput(pub String);
 
-pub fn bad_input(message: impl Into<String>) -> anyhow::Error {
+pub(super) fn bad_input(message: impl Into<String>) -> anyhow::Error {
     BadInput(message.into()).into()
 }
 
@@ -59,7 +59,7 @@ impl Settings {
 }
 
 /// `700ms`, `1s`, `1m 30s`; a bare number is seconds, as in orch.yaml; empty is no pace.
-pub fn parse_pace(text: &str) -> anyhow::Result<Duration> {
+pub(super) fn parse_pace(text: &str) -> anyhow::Result<Duration> {
     let text = text.trim();
     if text.is_empty() {
         return Ok(Duration::ZERO);
@@ -75,7 +75,7 @@ pub fn parse_pace(text: &str) -> anyhow::Result<Duration> {
 }
 
 /// Everything one run of the agent works with.
-pub struct Session<'a> {
+pub(super) struct Session<'a> {
     pub ctx: Context,
     /// The whole prompt, for the judge, which looks for task ids and gate results in it.
     pub prompt: String,
@@ -88,13 +88,13 @@ pub struct Session<'a> {
 
 impl Session<'_> {
     /// One line of the answer (or of progress, for a worker).
-    pub fn say(&mut self, line: impl AsRef<str>) -> anyhow::Result<()> {
+    pub(super) fn say(&mut self, line: impl AsRef<str>) -> anyhow::Result<()> {
         writeln!(self.out, "{}", line.as_ref()).context("failed to write to stdout")?;
         self.out.flush().context("failed to write to stdout")
     }
 
     /// Waits before writing a file, so that a person watching sees the work happen.
-    pub fn wait_pace(&self) {
+    pub(super) fn wait_pace(&self) {
         let pace = if self.faults.has(Fault::Slow) {
             SLOW_PACE
         } else {
@@ -106,7 +106,7 @@ impl Session<'_> {
     }
 
     /// The `crash` fault: a message on stderr, exit code 3.
-    pub fn crash(&mut self) -> i32 {
+    pub(super) fn crash(&mut self) -> i32 {
         let _ = writeln!(
             self.err,
             "scripted agent: crashing on purpose ({FAULT_ENV} has `crash`)"
@@ -115,7 +115,7 @@ impl Session<'_> {
     }
 
     /// The `hang` fault: no output, no files, no CPU, until a signal ends the process.
-    pub fn hang(&mut self) -> ! {
+    pub(super) fn hang(&mut self) -> ! {
         let _ = self.out.flush();
         super::files::block_forever()
     }
@@ -148,8 +148,10 @@ pub fn run_with(
 }
 
 /// Bad input becomes a message on stderr and exit code 2; anything else stays an error.
-pub fn report(e: anyhow::Error, err: &mut dyn Write) -> anyhow::Result<i32> {
-    if e.chain().any(|cause| cause.is::<BadInput>()) {
+pub(super) fn report(e: anyhow::Error, err: &mut dyn Write) -> anyhow::Result<i32> {
+    if e.chain()
+        .any(<dyn std::error::Error + 'static>::is::<BadInput>)
+    {
         let _ = writeln!(err, "orch scripted-agent: {e:#}");
         Ok(EXIT_BAD_INPUT)
     } else {
@@ -231,7 +233,7 @@ fn act(s: &mut Session) -> anyhow::Result<i32> {
 }
 
 /// An answer with no JSON in it (not even a brace), whatever parser reads it.
-pub fn garbage(role: Role) -> String {
+pub(super) fn garbage(role: Role) -> String {
     format!(
         "Hmm. As the {role} I have been thinking about this for a while, and honestly the \
          answer depends on [many things] (mostly the weather). Let me get back to you."

@@ -30,9 +30,9 @@ fn build_demo(dir: &Path) -> (crate::config::Config, Vec<String>) {
         let ran = testing::run(&ctx, "");
         assert_eq!(ran.code, 0, "task {}: {}", task.id, ran.err);
         let mut wrote = ran.wrote();
-        wrote.sort();
+        wrote.sort_unstable();
         let mut own: Vec<&str> = task.files.iter().map(String::as_str).collect();
-        own.sort();
+        own.sort_unstable();
         assert_eq!(wrote, own, "task {}", task.id);
         answers.push(ran.out);
     }

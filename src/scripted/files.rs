@@ -12,7 +12,7 @@ use crate::paths::{self, PathProblem};
 impl Session<'_> {
     /// Writes `rel` (after the pace), creating its directories; `bin/*` is made executable.
     /// Prints `wrote REL` so that a person watching the pane sees progress.
-    pub fn write_file(&mut self, rel: &str, content: &str) -> anyhow::Result<String> {
+    pub(super) fn write_file(&mut self, rel: &str, content: &str) -> anyhow::Result<String> {
         let rel = paths::check(&self.root, rel)
             .map_err(|problem| bad_input(format!("refusing to write {rel:?}: it {problem}")))?;
         self.wait_pace();
@@ -43,7 +43,7 @@ fn make_executable(path: &Path) -> anyhow::Result<()> {
 /// Where the planner may write its plan: orch asks for a file under `.orch/`, which
 /// [`paths::check`] keeps from tasks, so `.orch/` is allowed here and only here, and the
 /// directory found on disk must still be inside the project.
-pub fn plan_file_path(root: &Path, raw: &str) -> Result<PathBuf, String> {
+pub(super) fn plan_file_path(root: &Path, raw: &str) -> Result<PathBuf, String> {
     let raw_path = Path::new(raw);
     let rel = if raw_path.is_absolute() {
         raw_path
@@ -76,7 +76,7 @@ pub fn plan_file_path(root: &Path, raw: &str) -> Result<PathBuf, String> {
 
 /// Writes the plan file; a path orch should never have sent is skipped with a note on stderr,
 /// since the plan printed on stdout is the answer anyway.
-pub fn write_plan_file(s: &mut Session, raw: &str, json: &str) -> anyhow::Result<()> {
+pub(super) fn write_plan_file(s: &mut Session, raw: &str, json: &str) -> anyhow::Result<()> {
     match plan_file_path(&s.root, raw) {
         Ok(path) => write_at(&path, json),
         Err(why) => {
@@ -87,10 +87,10 @@ pub fn write_plan_file(s: &mut Session, raw: &str, json: &str) -> anyhow::Result
 }
 
 /// Tells test files from the rest: the context's globs, or common naming when it has none.
-pub struct TestMatcher(Option<GlobSet>);
+pub(super) struct TestMatcher(Option<GlobSet>);
 
 impl TestMatcher {
-    pub fn new(patterns: &[String]) -> anyhow::Result<TestMatcher> {
+    pub(super) fn new(patterns: &[String]) -> anyhow::Result<TestMatcher> {
         if patterns.is_empty() {
             return Ok(TestMatcher(None));
         }
@@ -106,7 +106,7 @@ impl TestMatcher {
         Ok(TestMatcher(Some(set)))
     }
 
-    pub fn is_test(&self, rel: &str) -> bool {
+    pub(super) fn is_test(&self, rel: &str) -> bool {
         match &self.0 {
             Some(set) => set.is_match(rel),
             None => looks_like_test(rel),
@@ -116,7 +116,7 @@ impl TestMatcher {
 
 /// The usual conventions: a `test`/`tests`/`spec`/`__tests__` directory, or a name like
 /// `x_test.go`, `x.test.js`, `x_spec.rb`, `test_x.py`.
-pub fn looks_like_test(rel: &str) -> bool {
+pub(super) fn looks_like_test(rel: &str) -> bool {
     let mut parts: Vec<&str> = rel.split('/').collect();
     let name = parts.pop().unwrap_or("");
     if parts
@@ -136,7 +136,7 @@ pub fn looks_like_test(rel: &str) -> bool {
 /// Blocks the calling thread forever without using CPU. The default dispositions of SIGTERM
 /// and SIGINT are restored first: the orch binary may have installed handlers for its own
 /// commands, and a hung agent must die on a signal like any other process.
-pub fn block_forever() -> ! {
+pub(super) fn block_forever() -> ! {
     // SAFETY: resetting a signal to its default disposition touches no Rust state.
     unsafe {
         libc::signal(libc::SIGTERM, libc::SIG_DFL);

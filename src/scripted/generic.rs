@@ -3,7 +3,7 @@
 //! checks to have real files to look at, whatever the plan.
 
 /// The content of `path` (project-relative) for a task whose text is `task`.
-pub fn content(path: &str, is_test: bool, task: &str) -> String {
+pub(super) fn content(path: &str, is_test: bool, task: &str) -> String {
     let name = path.rsplit('/').next().unwrap_or(path);
     let ext = match name.rsplit_once('.') {
         Some((stem, ext)) if !stem.is_empty() => ext.to_ascii_lowercase(),
@@ -35,8 +35,11 @@ pub fn content(path: &str, is_test: bool, task: &str) -> String {
         ("js" | "mjs" | "cjs" | "ts" | "jsx" | "tsx", true) => format!(
             "// {about}\nconst test = require(\"node:test\");\n\ntest(\"{ident}\", () => {{}});\n"
         ),
-        ("js" | "mjs" | "cjs" | "ts" | "jsx" | "tsx" | "java" | "kt" | "swift", _)
-        | ("c" | "h" | "cc" | "cpp" | "hpp" | "cs" | "scala" | "dart", _) => {
+        (
+            "js" | "mjs" | "cjs" | "ts" | "jsx" | "tsx" | "java" | "kt" | "swift" | "c" | "h"
+            | "cc" | "cpp" | "hpp" | "cs" | "scala" | "dart",
+            _,
+        ) => {
             format!("// {about}\n")
         }
         ("" | "rb" | "pl" | "r" | "yaml" | "yml" | "toml" | "ini" | "cfg" | "conf", _) => {

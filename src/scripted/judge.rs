@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::agent::Session;
 
-pub fn judge(s: &mut Session) -> anyhow::Result<i32> {
+pub(super) fn judge(s: &mut Session) -> anyhow::Result<i32> {
     let ids = task_ids(&s.prompt, s.ctx.task.as_ref().map(|t| id_value(t.as_str())));
     let failed = s
         .prompt
@@ -33,7 +33,7 @@ pub fn judge(s: &mut Session) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-pub fn oracle(s: &mut Session) -> anyhow::Result<i32> {
+pub(super) fn oracle(s: &mut Session) -> anyhow::Result<i32> {
     let mut a = String::new();
     match &s.ctx.task {
         Some(task) => {

@@ -19,9 +19,9 @@ type Spec = plan::Spec<String>;
 type Task = plan::Task<String>;
 
 /// The agent name used when the context lists no workers.
-pub const DEFAULT_WORKER: &str = "scripted";
+pub(super) const DEFAULT_WORKER: &str = "scripted";
 
-pub fn run(s: &mut Session) -> anyhow::Result<i32> {
+pub(super) fn run(s: &mut Session) -> anyhow::Result<i32> {
     let specs = spec_files(&s.ctx.specs);
     let mut written = Vec::new();
     for (file, _) in &specs {
@@ -102,14 +102,14 @@ fn task(id: &str, agent: &str, text: &str, files: &[&str], deps: &[&str]) -> Tas
         id: TaskId::new(id),
         agent: agent.to_string(),
         task: text.to_string(),
-        files: files.iter().map(|f| f.to_string()).collect(),
+        files: files.iter().map(std::string::ToString::to_string).collect(),
         depends_on: deps.iter().map(|d| TaskId::new(*d)).collect(),
     }
 }
 
 /// The valid plan. The order puts the two independent tasks first, so that round-robin gives
 /// them to different workers and they run side by side.
-pub fn plan(specs: Vec<Spec>, workers: &[String]) -> Plan {
+pub(super) fn plan(specs: Vec<Spec>, workers: &[String]) -> Plan {
     let agent = |i: usize| workers[i % workers.len()].as_str();
     Plan {
         specs,
@@ -164,7 +164,7 @@ pub fn plan(specs: Vec<Spec>, workers: &[String]) -> Plan {
 
 /// An invalid plan with one problem of each common kind: a file owned by two tasks, a
 /// dependency cycle (text → cli → stats → text) and an agent that is not a worker.
-pub fn bad_plan(specs: Vec<Spec>, workers: &[String]) -> Plan {
+pub(super) fn bad_plan(specs: Vec<Spec>, workers: &[String]) -> Plan {
     let mut plan = plan(specs, workers);
     let ghost = (0..)
         .map(|i| match i {

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 /// The spec files, in the order they are written, with the plan's description of each.
-pub const SPECS: [(&str, &str); 3] = [
+pub(super) const SPECS: [(&str, &str); 3] = [
     (
         "specs/architecture.md",
         "the request, the layout, the modules and their dependencies, conventions",
@@ -21,7 +21,7 @@ pub const SPECS: [(&str, &str); 3] = [
 ];
 
 /// The content of a spec file: ours, or a short generic one for a path orch asked for.
-pub fn content(path: &str, request: &str) -> String {
+pub(super) fn content(path: &str, request: &str) -> String {
     match path {
         "specs/architecture.md" => architecture(request),
         "specs/lib.md" => LIB_MD.to_string(),

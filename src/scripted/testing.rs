@@ -12,7 +12,7 @@ type Plan = plan::Plan<String>;
 type Task = plan::Task<String>;
 use crate::prompt::{Context, Role};
 
-pub struct Ran {
+pub(super) struct Ran {
     pub code: i32,
     pub out: String,
     pub err: String,
@@ -20,7 +20,7 @@ pub struct Ran {
 
 impl Ran {
     /// The `wrote X` lines, in order.
-    pub fn wrote(&self) -> Vec<&str> {
+    pub(super) fn wrote(&self) -> Vec<&str> {
         self.out
             .lines()
             .filter_map(|l| l.strip_prefix("wrote "))
@@ -28,7 +28,7 @@ impl Ran {
     }
 }
 
-pub fn ctx(role: Role, dir: &Path) -> Context {
+pub(super) fn ctx(role: Role, dir: &Path) -> Context {
     Context {
         role,
         task: None,
@@ -45,9 +45,12 @@ pub fn ctx(role: Role, dir: &Path) -> Context {
     }
 }
 
-pub fn planner_ctx(dir: &Path, workers: &[&str]) -> Context {
+pub(super) fn planner_ctx(dir: &Path, workers: &[&str]) -> Context {
     Context {
-        workers: workers.iter().map(|w| w.to_string()).collect(),
+        workers: workers
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect(),
         plan_file: Some(".orch/plans/x/planner/1/plan.json".to_string()),
         ..ctx(Role::Planner, dir)
     }
@@ -60,7 +63,7 @@ fn checked(raw: &[String]) -> Vec<crate::paths::ProjectPath> {
 }
 
 /// The context orch gives the worker of `task`.
-pub fn worker_ctx(dir: &Path, plan: &Plan, task: &Task) -> Context {
+pub(super) fn worker_ctx(dir: &Path, plan: &Plan, task: &Task) -> Context {
     Context {
         task: Some(task.id.clone()),
         files: checked(&task.files),
@@ -77,7 +80,7 @@ pub fn worker_ctx(dir: &Path, plan: &Plan, task: &Task) -> Context {
 }
 
 /// Runs the agent on a prompt made of some prose and the context line.
-pub fn run(ctx: &Context, faults: &str) -> Ran {
+pub(super) fn run(ctx: &Context, faults: &str) -> Ran {
     run_prompt(
         &format!(
             "# You are a {}\n\nDo the work.\n\n{}\n",
@@ -88,7 +91,7 @@ pub fn run(ctx: &Context, faults: &str) -> Ran {
     )
 }
 
-pub fn run_prompt(prompt: &str, faults: &str) -> Ran {
+pub(super) fn run_prompt(prompt: &str, faults: &str) -> Ran {
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), prompt).unwrap();
     let settings = Settings {
@@ -105,14 +108,14 @@ pub fn run_prompt(prompt: &str, faults: &str) -> Ran {
 }
 
 /// The plan in a planner's answer (the ```json fence).
-pub fn plan_of(answer: &str) -> Plan {
+pub(super) fn plan_of(answer: &str) -> Plan {
     let start = answer.find("```json\n").expect("a json fence") + "```json\n".len();
     let end = start + answer[start..].find("\n```").expect("the fence's end");
     serde_json::from_str(&answer[start..end]).unwrap()
 }
 
 /// The tasks in an order where each comes after the tasks it depends on.
-pub fn dependency_order(plan: &Plan) -> Vec<&Task> {
+pub(super) fn dependency_order(plan: &Plan) -> Vec<&Task> {
     let mut done: Vec<&Task> = Vec::new();
     while done.len() < plan.tasks.len() {
         let next = plan
@@ -131,7 +134,7 @@ pub fn dependency_order(plan: &Plan) -> Vec<&Task> {
 }
 
 /// Runs `command` with `sh -c` in `dir`; returns whether it succeeded, and what it printed.
-pub fn sh(dir: &Path, command: &str) -> (bool, String) {
+pub(super) fn sh(dir: &Path, command: &str) -> (bool, String) {
     let output = std::process::Command::new("sh")
         .arg("-c")
         .arg(command)

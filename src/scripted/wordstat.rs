@@ -42,7 +42,7 @@ const FILES: [(&str, &str); 9] = [
 ];
 
 /// The content of a wordstat path (code, test or fixture), if it is one.
-pub fn file(path: &str) -> Option<&'static str> {
+pub(super) fn file(path: &str) -> Option<&'static str> {
     FILES
         .iter()
         .find(|(name, _)| *name == path)

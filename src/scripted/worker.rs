@@ -16,13 +16,12 @@ use crate::paths;
 /// The file the `delete` fault removes.
 const DELETE_TARGET: &str = "README.md";
 
-pub fn run(s: &mut Session) -> anyhow::Result<i32> {
+pub(super) fn run(s: &mut Session) -> anyhow::Result<i32> {
     let id = s
         .ctx
         .task
         .as_ref()
-        .map(|t| t.to_string())
-        .unwrap_or_else(|| "?".to_string());
+        .map_or_else(|| "?".to_string(), std::string::ToString::to_string);
     if s.faults.has(Fault::NoWrite) {
         s.say(format!("task {id}: nothing written"))?;
         return Ok(0);
@@ -200,7 +199,8 @@ mod tests {
                 "src/util.py"
             ]
         );
-        let mut expected: Vec<String> = files.iter().map(|f| f.to_string()).collect();
+        let mut expected: Vec<String> =
+            files.iter().map(std::string::ToString::to_string).collect();
         expected.push("README.md".to_string());
         expected.sort();
         assert_eq!(tree(dir.path()), expected);

@@ -111,7 +111,7 @@ pub(crate) fn put_back(
         Err(err) if err.kind() == io::ErrorKind::NotFound => None,
         Err(err) => return Err(io_error(&target)(err)),
     };
-    if current.as_ref().is_some_and(|m| m.is_dir()) {
+    if current.as_ref().is_some_and(std::fs::Metadata::is_dir) {
         return Err(SnapshotError::NotAFile(rel.to_string()));
     }
     let Some((content, mode)) = original else {

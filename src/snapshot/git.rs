@@ -31,16 +31,16 @@ pub(crate) struct Git {
 }
 
 impl Git {
-    pub fn private_dir(&self) -> PathBuf {
+    pub(crate) fn private_dir(&self) -> PathBuf {
         self.store.join("git")
     }
 
-    pub fn index(&self) -> PathBuf {
+    pub(crate) fn index(&self) -> PathBuf {
         self.store.join("index")
     }
 
     /// A git command for this project; `with_index` points it at the private index.
-    pub fn command(&self, with_index: bool) -> Command {
+    pub(crate) fn command(&self, with_index: bool) -> Command {
         let mut cmd = crate::git::command();
         // No attributes from the work tree either: no filter or diff driver can be chosen.
         cmd.env("GIT_ATTR_SOURCE", crate::git::empty_tree(self.sha256));
@@ -58,7 +58,7 @@ impl Git {
     }
 
     /// Runs `git <args>` and returns its standard output.
-    pub fn run<I, S>(&self, with_index: bool, args: I) -> Result<Vec<u8>, SnapshotError>
+    pub(crate) fn run<I, S>(&self, with_index: bool, args: I) -> Result<Vec<u8>, SnapshotError>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
@@ -70,7 +70,7 @@ impl Git {
     }
 
     /// Like [`Git::run`], with pathspecs taken literally (a file may be named `*.rs`).
-    pub fn run_literal<I, S>(&self, args: I) -> Result<Vec<u8>, SnapshotError>
+    pub(crate) fn run_literal<I, S>(&self, args: I) -> Result<Vec<u8>, SnapshotError>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
@@ -84,7 +84,7 @@ impl Git {
     /// Creates the private repository if it is not there yet, borrowing the objects of the
     /// project's repository (`repo`) when there is one. Also for a store an older orch made
     /// (whose snapshot went into the project's repository): the borrowed objects hold it.
-    pub fn init_private(&self, repo: Option<&RepoDirs>) -> Result<(), SnapshotError> {
+    pub(crate) fn init_private(&self, repo: Option<&RepoDirs>) -> Result<(), SnapshotError> {
         let dir = self.private_dir();
         if !dir.join("HEAD").is_file() {
             let mut args: Vec<OsString> = vec!["init".into(), "--bare".into(), "-q".into()];

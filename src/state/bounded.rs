@@ -7,7 +7,7 @@
 use super::Event;
 
 /// The most bytes a single text keeps.
-pub const TEXT_MAX: usize = 16 * 1024;
+pub(super) const TEXT_MAX: usize = 16 * 1024;
 /// The most bytes one item of a list keeps.
 const ITEM_MAX: usize = 4 * 1024;
 /// The most items a list keeps (the last one then counts the rest).

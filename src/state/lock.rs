@@ -181,7 +181,7 @@ fn try_lock(file: &File) -> io::Result<bool> {
         let e = io::Error::last_os_error();
         match e.kind() {
             io::ErrorKind::WouldBlock => return Ok(false),
-            io::ErrorKind::Interrupted => continue,
+            io::ErrorKind::Interrupted => {}
             _ => return Err(e),
         }
     }

@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::error::usage;
 
 /// Below this much free space a run is not started: agents' logs and the journal need room.
-pub const MIN_FREE_BYTES: u64 = 16 * 1024 * 1024;
+pub(super) const MIN_FREE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Fails with what to do when `dir` (created if missing) cannot take a synced write, or its
 /// file system has less than [`MIN_FREE_BYTES`] free.

@@ -430,7 +430,10 @@ fn every_attempt_is_kept_with_how_it_ended_and_why() {
     let attempt = |attempt, outcome, reasons: &[&str], (start, end), code| AttemptRecord {
         attempt,
         outcome,
-        reasons: reasons.iter().map(|r| r.to_string()).collect(),
+        reasons: reasons
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect(),
         started_at_ms: start,
         ended_at_ms: Some(end),
         exit_code: Some(code),

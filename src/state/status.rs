@@ -139,7 +139,7 @@ impl RunState {
                     ended_at_ms: t.ended_at_ms,
                     pane: t.pane.clone(),
                     window: t.window.clone(),
-                    attempt_history: t.history.to_vec(),
+                    attempt_history: t.history.clone(),
                     last_output: None,
                     usage: None,
                 })

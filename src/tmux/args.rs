@@ -18,7 +18,7 @@ use std::path::Path;
 use super::TmuxError;
 
 /// Keeps tmux from reading a trailing `;` as a command separator.
-pub fn escape_arg(arg: &str) -> String {
+pub(super) fn escape_arg(arg: &str) -> String {
     match arg.strip_suffix(';') {
         Some(head) => format!("{head}\\;"),
         None => arg.to_string(),
@@ -167,7 +167,7 @@ mod tests {
     use super::*;
 
     fn words(list: &[&str]) -> Vec<String> {
-        list.iter().map(|w| w.to_string()).collect()
+        list.iter().map(std::string::ToString::to_string).collect()
     }
 
     #[test]
@@ -221,7 +221,7 @@ mod tests {
     fn env_pairs_are_checked() {
         let env = vec![("A".to_string(), "x=y z".to_string())];
         assert_eq!(env_values(&env).unwrap(), words(&["A=x=y z"]));
-        assert!(env_values(&[("".into(), "v".into())]).is_err());
+        assert!(env_values(&[(String::new(), "v".into())]).is_err());
         assert!(env_values(&[("A=B".into(), "v".into())]).is_err());
         assert!(env_values(&[("A".into(), "v\0".into())]).is_err());
     }

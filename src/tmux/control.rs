@@ -98,7 +98,10 @@ impl Control {
             })
             .collect::<Vec<_>>()
             .join(" ; ");
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if state.0.is_none() {
             if state.1.is_some_and(|at| at.elapsed() < RETRY_AFTER) {
                 return None;
@@ -213,7 +216,11 @@ impl Conn {
 fn answer(blocks: Vec<Block>) -> Result<String, String> {
     let mut out = String::new();
     for block in blocks {
-        let text: String = block.lines.iter().map(|l| format!("{l}\n")).collect();
+        let text: String = block
+            .lines
+            .iter()
+            .flat_map(|l| [l.as_str(), "\n"])
+            .collect();
         if block.error {
             return Err(text);
         }

@@ -110,7 +110,7 @@ impl FakeTmux {
         // A test that panicked while holding the lock must not hide its own failure.
         self.state
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Every call so far, oldest first.

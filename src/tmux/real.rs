@@ -433,7 +433,7 @@ pub(super) fn strings(cmd: TmuxCommand<'_>) -> Vec<String> {
 }
 
 pub(super) fn words<const N: usize>(list: [&str; N]) -> Vec<String> {
-    list.iter().map(|w| w.to_string()).collect()
+    list.iter().map(std::string::ToString::to_string).collect()
 }
 
 /// For messages: the command as a user could paste it into a shell.

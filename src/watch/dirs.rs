@@ -94,8 +94,7 @@ fn is_file_change(kind: &EventKind) -> bool {
     matches!(
         kind,
         EventKind::Create(CreateKind::File | CreateKind::Any | CreateKind::Other)
-            | EventKind::Modify(ModifyKind::Data(_))
-            | EventKind::Modify(ModifyKind::Name(RenameMode::To))
+            | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Name(RenameMode::To))
             | EventKind::Access(AccessKind::Close(AccessMode::Write))
     )
 }

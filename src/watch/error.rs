@@ -42,7 +42,7 @@ impl WatchError {
     pub(crate) fn from_io(source: io::Error, path: &Path) -> WatchError {
         match source.raw_os_error() {
             Some(libc::ENOSPC) => WatchError::TooManyWatches,
-            Some(libc::EMFILE) | Some(libc::ENFILE) => WatchError::TooManyInstances,
+            Some(libc::EMFILE | libc::ENFILE) => WatchError::TooManyInstances,
             Some(libc::ENOENT) => WatchError::NotFound(path.to_path_buf()),
             _ => WatchError::Io {
                 path: path.to_path_buf(),

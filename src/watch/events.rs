@@ -167,7 +167,7 @@ impl Tracker {
                 }
             }
             EventKind::Modify(ModifyKind::Name(RenameMode::To)) => {
-                self.moved_to(rel, event.attrs.tracker())
+                self.moved_to(rel, event.attrs.tracker());
             }
             EventKind::Access(AccessKind::Close(AccessMode::Write)) => self.file_closed(rel),
             EventKind::Remove(RemoveKind::Folder) => self.dir_removed(&rel),

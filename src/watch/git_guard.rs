@@ -397,7 +397,7 @@ fn guarded_files(dir: &Path) -> Vec<String> {
     let mut out: Vec<String> = TOP_FILES
         .iter()
         .filter(|f| std::fs::symlink_metadata(dir.join(f)).is_ok_and(|m| !m.is_dir()))
-        .map(|f| f.to_string())
+        .map(std::string::ToString::to_string)
         .collect();
     for tree in TREES {
         let mut stack = vec![tree.to_string()];

@@ -23,7 +23,7 @@ use ignore::gitignore::{Gitignore, GitignoreBuilder};
 /// is renamed onto the file being written: `<name>.tmp.<pid>.<12 hex digits>`, as Claude
 /// Code's Write tool makes them. Its rename into place is the change that counts; the
 /// temporary file itself is nobody's violation.
-pub fn is_atomic_write_temp(name: &str) -> bool {
+pub(super) fn is_atomic_write_temp(name: &str) -> bool {
     let mut parts = name.rsplitn(4, '.');
     let (Some(random), Some(pid), Some("tmp"), Some(base)) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -131,9 +131,9 @@ impl Ignore {
     /// start). A second call changes nothing: the start does not move.
     pub fn freeze(&self, gitignore: StartRules, exclude: Option<&[u8]>) {
         let root = &self.fixed.root;
-        let exclude = exclude
-            .map(|text| from_text(root, root.join(".git/info/exclude"), text))
-            .unwrap_or_else(Gitignore::empty);
+        let exclude = exclude.map_or_else(Gitignore::empty, |text| {
+            from_text(root, root.join(".git/info/exclude"), text)
+        });
         let _ = self.fixed.frozen.set(Frozen { gitignore, exclude });
     }
 
@@ -259,7 +259,7 @@ impl Ignore {
             // git does not follow a symlinked .gitignore inside the work tree.
             None => std::fs::symlink_metadata(&file)
                 .ok()
-                .filter(|m| m.is_file())
+                .filter(std::fs::Metadata::is_file)
                 .and_then(|_| load_file(&abs, &file)),
         };
         let loaded = loaded.filter(|gi| !gi.is_empty()).map(Arc::new);

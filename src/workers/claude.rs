@@ -20,7 +20,7 @@ use super::readiness::{Check, Setting};
 use super::{Adapter, AgentCall, Assessment, Edits};
 use crate::transcript::Entry;
 
-pub struct Claude;
+pub(super) struct Claude;
 
 impl Adapter for Claude {
     fn prompt_on_stdin(&self) -> bool {

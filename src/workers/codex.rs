@@ -20,7 +20,7 @@ use super::readiness::{Check, Setting, needs_node};
 use super::{Adapter, AgentCall, Assessment, Edits};
 use crate::transcript::Entry;
 
-pub struct Codex;
+pub(super) struct Codex;
 
 /// Whether `args` are `-c key=value` overrides only (`-c` / `--config`, split or joined).
 fn only_config_overrides(args: &[String]) -> bool {

@@ -6,9 +6,9 @@
 use super::{Adapter, AgentCall, Assessment, fill};
 
 /// What starts the line naming the agent's session.
-pub const SESSION_MARKER: &str = "ORCH_SESSION ";
+pub(super) const SESSION_MARKER: &str = "ORCH_SESSION ";
 
-pub struct Command;
+pub(super) struct Command;
 
 impl Adapter for Command {
     fn argv(&self, call: &AgentCall) -> anyhow::Result<Vec<String>> {

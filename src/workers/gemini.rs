@@ -24,7 +24,7 @@ use super::{Adapter, AgentCall, Assessment, Edits};
 use crate::paths::ProjectPath;
 use crate::transcript::Entry;
 
-pub struct Gemini;
+pub(super) struct Gemini;
 
 /// The policy file's name in the attempt's directory.
 const POLICY_FILE: &str = "gemini-policy.toml";
@@ -141,9 +141,9 @@ impl Adapter for Gemini {
         match (key, oauth, selected.as_deref()) {
             (Some(var), _, _) => checks.push(Check::Ok(format!("credentials: {var} is set"))),
             (None, Some(path), _) => {
-                checks.push(Check::Ok(format!("credentials: {}", path.display())))
+                checks.push(Check::Ok(format!("credentials: {}", path.display())));
             }
-            (None, None, Some("gemini-api-key")) | (None, None, None) => checks.push(Check::fail(
+            (None, None, Some("gemini-api-key") | None) => checks.push(Check::fail(
                 "no credentials found: no GEMINI_API_KEY or GOOGLE_API_KEY, and no login in \
                  ~/.gemini",
                 "set GEMINI_API_KEY (in the environment or the agent's `env`), or run `gemini` \
@@ -349,7 +349,7 @@ mod tests {
         c.prompt_file = &prompt_file;
         let err = format!("{:#}", Gemini.argv(&c).unwrap_err());
         assert!(err.contains("remove GEMINI_SANDBOX"), "{err}");
-        let setting = Setting::with_env(&a, Path::new("/p"), Default::default());
+        let setting = Setting::with_env(&a, Path::new("/p"), std::collections::BTreeMap::default());
         assert!(
             Gemini
                 .readiness(&setting)
@@ -371,7 +371,8 @@ mod tests {
         a.env.insert("HOME".into(), "/nowhere".into());
         a.env.insert("GEMINI_API_KEY".into(), "k".into());
         let selected = |a: &AgentConfig| {
-            let setting = Setting::with_env(a, Path::new("/p"), Default::default());
+            let setting =
+                Setting::with_env(a, Path::new("/p"), std::collections::BTreeMap::default());
             Gemini
                 .readiness(&setting)
                 .iter()

@@ -27,7 +27,7 @@ use super::readiness::{Check, Setting};
 use super::{Adapter, AgentCall, Assessment, Edits};
 use crate::transcript::Entry;
 
-pub struct Opencode;
+pub(super) struct Opencode;
 
 impl Adapter for Opencode {
     fn prompt_on_stdin(&self) -> bool {
@@ -234,7 +234,7 @@ mod tests {
         let mut a = agent(AgentKind::Opencode);
         a.env
             .insert("XDG_DATA_HOME".into(), data.path().display().to_string());
-        let setting = Setting::with_env(&a, Path::new("/p"), Default::default());
+        let setting = Setting::with_env(&a, Path::new("/p"), std::collections::BTreeMap::default());
         let id = "ses_df2639fefffeD76t9HcEN7CNOW";
         assert!(!Opencode.can_continue(&setting, id), "no database yet");
         // Somewhere in the write-ahead log, straddling the 1 MiB chunks it is read in.

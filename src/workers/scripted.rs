@@ -3,7 +3,7 @@
 
 use super::{Adapter, AgentCall};
 
-pub struct Scripted;
+pub(super) struct Scripted;
 
 impl Adapter for Scripted {
     fn argv(&self, call: &AgentCall) -> anyhow::Result<Vec<String>> {

@@ -9,7 +9,7 @@ use crate::paths::ProjectPath;
 use crate::plan::TaskId;
 use crate::prompt::Role;
 
-pub fn agent(kind: AgentKind) -> AgentConfig {
+pub(super) fn agent(kind: AgentKind) -> AgentConfig {
     AgentConfig {
         kind,
         model: Some("m1".into()),
@@ -24,7 +24,11 @@ pub fn agent(kind: AgentKind) -> AgentConfig {
 }
 
 /// A call for task 7 of a project in `/p` (leaked: tests only).
-pub fn call<'a>(agent: &'a AgentConfig, role: Role, files: &'a [ProjectPath]) -> AgentCall<'a> {
+pub(super) fn call<'a>(
+    agent: &'a AgentConfig,
+    role: Role,
+    files: &'a [ProjectPath],
+) -> AgentCall<'a> {
     let task: &'static TaskId = Box::leak(Box::new(TaskId::new("7")));
     AgentCall {
         name: "mine",

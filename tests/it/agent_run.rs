@@ -44,7 +44,7 @@ impl Fixture {
     fn spec(&self, argv: &[&str], env: &[(&str, &str)]) -> LaunchSpec {
         LaunchSpec {
             title: "task 1 · agent test · attempt 1".into(),
-            argv: argv.iter().map(|s| s.to_string()).collect(),
+            argv: argv.iter().map(std::string::ToString::to_string).collect(),
             env: env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -43,8 +43,7 @@ fn setup(name: &str, config: &str, plan: &str, worker_body: &str) -> Up {
 
 fn starts(up: &Up, task: &str) -> usize {
     std::fs::read_to_string(up.run_dir().join(format!("starts-{task}")))
-        .map(|s| s.lines().count())
-        .unwrap_or(0)
+        .map_or(0, |s| s.lines().count())
 }
 
 #[test]

@@ -142,7 +142,7 @@ fn leftovers_are_journaled_and_stopped_without_a_sandbox() {
         .map(|p| p["pid"].as_i64().unwrap())
         .collect();
     for pid in &pids {
-        assert!(listed.contains(&(*pid as i64)), "{pid} not in {event}");
+        assert!(listed.contains(&i64::from(*pid)), "{pid} not in {event}");
     }
     let commands = event["processes"].to_string();
     assert!(commands.contains("trap"), "{commands}");

@@ -20,7 +20,9 @@ fn the_planner_on_claude_and_a_worker_on_each_cli_build_the_project() {
     if !agent_clis::available("the_planner_on_claude_and_a_worker_on_each_cli") {
         return;
     }
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let run = Up::real_clis("clis-all", ROLES);
     run.up(
         &["Build one greeting script per agent, with its test"],
@@ -124,9 +126,10 @@ fn the_planner_on_claude_and_a_worker_on_each_cli_build_the_project() {
         .filter(|e| e.role.as_deref() == Some("judge"))
         .collect();
     assert!(
-        judged
-            .iter()
-            .any(|e| e.protocol.map(|p| p.name()) == Some("openai-responses")),
+        judged.iter().any(
+            |e| e.protocol.map(super::support::model_server::Protocol::name)
+                == Some("openai-responses")
+        ),
         "{}",
         run.diagnostics()
     );
@@ -140,7 +143,9 @@ fn api_errors_fail_their_attempts_quickly_with_the_reason() {
     if !agent_clis::available("api_errors_fail_their_attempts_quickly") {
         return;
     }
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let run = Up::real_clis("clis-api", ROLES);
     // A 500 for Codex (its retries are off), a 401 for the others (Gemini and OpenCode
     // retry a 500 for minutes).
@@ -187,7 +192,9 @@ fn a_write_outside_the_owned_files_is_refused_or_caught() {
     if !agent_clis::available("a_write_outside_the_owned_files_is_refused_or_caught") {
         return;
     }
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let run = Up::real_clis("clis-stray", ROLES);
     run.plan_for_each_cli(|cli| format!("[model:stray=stray/{cli}.txt]"));
     run.up(&["stray", "--plan", "plan.json"], None).expect(0);
@@ -240,7 +247,9 @@ fn the_judge_on_codex_answers_with_a_verdict_from_a_read_only_sandbox() {
     if !agent_clis::available("the_judge_on_codex_answers_with_a_verdict") {
         return;
     }
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let run = Up::real_clis("clis-judge", ROLES);
     let config = orch::config::load(&run.p.path("orch.yaml")).unwrap();
     let root = run.p.root();
@@ -357,7 +366,9 @@ fn no_prompt_and_no_key_in_any_command_line_while_each_cli_works() {
     if !agent_clis::available("no_prompt_and_no_key_in_any_command_line_while_each_cli_works") {
         return;
     }
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let run = Up::real_clis("clis-secrets", ROLES);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

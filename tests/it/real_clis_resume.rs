@@ -34,7 +34,9 @@ fn an_interrupted_agent_cli_continues_its_session_on_resume() {
     if !agent_clis::available("an_interrupted_agent_cli_continues_its_session_on_resume") {
         return;
     }
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let run = Up::real_clis("clis-resume", ROLES);
     let tasks: Vec<Value> = CONTINUING
         .iter()

@@ -68,7 +68,7 @@ fn up_whose_engine_cannot_start_says_why_and_wait_returns() {
     let kept: String = journal
         .lines()
         .filter(|l| !l.contains("\"run_finished\""))
-        .map(|l| format!("{l}\n"))
+        .flat_map(|l| [l, "\n"])
         .collect();
     std::fs::write(dir.join("events.jsonl"), kept).unwrap();
     let info_path = dir.join("run.json");

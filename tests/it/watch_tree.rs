@@ -23,7 +23,7 @@ impl Watched {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().canonicalize().unwrap();
         setup(&root);
-        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let extra: Vec<String> = extra.iter().map(std::string::ToString::to_string).collect();
         let ignore = Ignore::new(&root, &extra).unwrap();
         let (tx, rx) = unbounded_channel();
         let watcher = TreeWatcher::start(&root, ignore, tx).unwrap();
@@ -55,7 +55,9 @@ impl Watched {
                     before.push(change);
                 }
                 Ok(None) => panic!("channel closed waiting for {what}; got {before:#?}"),
-                Err(_) => panic!("no {what} within {PATIENCE:?}; got {before:#?}"),
+                Err(tokio::time::error::Elapsed { .. }) => {
+                    panic!("no {what} within {PATIENCE:?}; got {before:#?}")
+                }
             }
         }
     }
@@ -476,15 +478,15 @@ fn snapshot_time_for_100k_files() {
     let store = root.join(".orch/plain");
     let mut snap = None;
     timed("plain dir, first take", &mut || {
-        snap = Some(Snapshot::take(root, &store).unwrap())
+        snap = Some(Snapshot::take(root, &store).unwrap());
     });
     timed("plain dir, second take", &mut || {
-        snap = Some(Snapshot::take(root, &store).unwrap())
+        snap = Some(Snapshot::take(root, &store).unwrap());
     });
     let snap = snap.unwrap();
     fs::write(root.join("src/m0/d0/f0.rs"), "changed").unwrap();
     timed("plain dir, changed_since", &mut || {
-        assert_eq!(snap.changed_since().unwrap().len(), 1)
+        assert_eq!(snap.changed_since().unwrap().len(), 1);
     });
     let git = |args: &[&str]| {
         let ok = std::process::Command::new("git")
@@ -504,10 +506,10 @@ fn snapshot_time_for_100k_files() {
     let store = root.join(".orch/repo");
     let mut snap = None;
     timed("git repo, take", &mut || {
-        snap = Some(Snapshot::take(root, &store).unwrap())
+        snap = Some(Snapshot::take(root, &store).unwrap());
     });
     fs::write(root.join("src/m0/d0/f2.rs"), "changed as well").unwrap();
     timed("git repo, changed_since", &mut || {
-        assert_eq!(snap.as_ref().unwrap().changed_since().unwrap().len(), 1)
+        assert_eq!(snap.as_ref().unwrap().changed_since().unwrap().len(), 1);
     });
 }

@@ -14,7 +14,7 @@ pub const DEFAULT_CAP: u64 = 10 * 1024 * 1024;
 /// The smallest cap taken: below it the head and tail would say nothing.
 pub const MIN_CAP: u64 = 4 * 1024;
 
-pub struct Capped {
+pub(super) struct Capped {
     file: File,
     cap: u64,
     /// Bytes kept from the beginning.
@@ -30,7 +30,7 @@ pub struct Capped {
 }
 
 impl Capped {
-    pub fn new(file: File, cap: u64) -> Capped {
+    pub(super) fn new(file: File, cap: u64) -> Capped {
         let cap = cap.max(MIN_CAP);
         let head = cap / 2;
         Capped {
@@ -44,7 +44,7 @@ impl Capped {
         }
     }
 
-    pub fn write(&mut self, mut bytes: &[u8]) -> std::io::Result<()> {
+    pub(super) fn write(&mut self, mut bytes: &[u8]) -> std::io::Result<()> {
         self.total += bytes.len() as u64;
         if self.len < self.head {
             let room = usize::try_from(self.head - self.len).unwrap_or(usize::MAX);
@@ -68,13 +68,13 @@ impl Capped {
     }
 
     /// Bytes cut so far (0 while everything fits).
-    pub fn cut(&self) -> u64 {
+    pub(super) fn cut(&self) -> u64 {
         self.total
             .saturating_sub(self.head + self.recent.len() as u64)
     }
 
     /// Leaves the file as it stays: the head, the marker and the tail when anything was cut.
-    pub fn finish(&mut self) -> std::io::Result<()> {
+    pub(super) fn finish(&mut self) -> std::io::Result<()> {
         if self.total > self.cap && self.len > self.head + self.recent.len() as u64 {
             self.compact()?;
         }

@@ -13,7 +13,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 
-pub use super::capped::Capped;
+pub(super) use super::capped::Capped;
 use super::capped::DEFAULT_CAP;
 use crate::agent_process::launcher::LaunchSpec;
 use crate::transcript::Transcript;
@@ -22,13 +22,13 @@ use crate::transcript::Transcript;
 pub const CAP_ENV: &str = "ORCH_OUTPUT_CAP";
 
 #[derive(Clone, Copy, PartialEq)]
-pub enum Stream {
+pub(super) enum Stream {
     Stdout,
     Stderr,
 }
 
 /// Where the agent's output goes besides the pane.
-pub struct Sinks {
+pub(super) struct Sinks {
     output: Capped,
     /// Stdout alone, when orch reads it.
     stdout: Option<Capped>,
@@ -41,7 +41,7 @@ pub struct Sinks {
 }
 
 impl Sinks {
-    pub fn open(spec: &LaunchSpec, streams_events: bool) -> Result<Sinks, String> {
+    pub(super) fn open(spec: &LaunchSpec, streams_events: bool) -> Result<Sinks, String> {
         let cap = cap(spec);
         let role = env(spec, "ORCH_ROLE");
         // A worker's plain output is read by no one but people: `output.log` is its copy.
@@ -89,12 +89,12 @@ impl Sinks {
     }
 
     /// A message of ours for whoever reads the output log after the pane is gone.
-    pub fn note(&mut self, message: &str) {
+    pub(super) fn note(&mut self, message: &str) {
         self.write(format!("{message}\n").as_bytes(), Stream::Stderr);
     }
 
     /// Nothing more reaches the logs: each is left as it stays (cut with its marker).
-    pub fn close(&mut self) {
+    pub(super) fn close(&mut self) {
         self.closed = true;
         let mut result = self.output.finish();
         if let Some(stdout) = &mut self.stdout {
@@ -107,7 +107,7 @@ impl Sinks {
 }
 
 /// `limits.output_cap` as the engine put it in the spec's env, else the default.
-pub fn cap(spec: &LaunchSpec) -> u64 {
+pub(super) fn cap(spec: &LaunchSpec) -> u64 {
     env(spec, CAP_ENV)
         .and_then(|v| v.parse().ok())
         .unwrap_or(DEFAULT_CAP)
@@ -134,21 +134,21 @@ fn create(path: &Path) -> Result<File, String> {
     })
 }
 
-pub fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The live transcript of a CLI's event stream, and the file that keeps it.
-pub struct Rendered {
+pub(super) struct Rendered {
     pub transcript: Transcript,
     pub log: Option<Capped>,
 }
 
 impl Rendered {
     /// `transcript.log` beside the stdout log.
-    pub fn log_path(spec: &LaunchSpec) -> PathBuf {
+    pub(super) fn log_path(spec: &LaunchSpec) -> PathBuf {
         spec.stdout_log.with_file_name("transcript.log")
     }
 
@@ -166,7 +166,7 @@ impl Rendered {
 
 /// The last bytes of a stream.
 #[derive(Default)]
-pub struct Tail {
+pub(super) struct Tail {
     bytes: VecDeque<u8>,
 }
 
@@ -180,7 +180,7 @@ impl Tail {
     }
 
     /// The last non-empty line, e.g. the error a CLI printed before it exited.
-    pub fn last_line(&self) -> Option<String> {
+    pub(super) fn last_line(&self) -> Option<String> {
         let (a, b) = self.bytes.as_slices();
         let text = String::from_utf8_lossy(&[a, b].concat()).into_owned();
         text.lines()
@@ -193,7 +193,7 @@ impl Tail {
 
 /// Copies one of the agent's streams, chunk by chunk as it arrives (partial lines included),
 /// to the logs and then to the pane, until the agent closes it.
-pub fn spawn(
+pub(super) fn spawn(
     mut from: impl Read + Send + 'static,
     stream: Stream,
     sinks: Arc<Mutex<Sinks>>,

@@ -9,7 +9,7 @@ use crate::workers::Usage;
 use crate::workers::summary::{self, Summary, Tally, count, target_of, text};
 
 /// What one event shows in the transcript.
-pub fn entries(event: &Value) -> Option<Vec<Entry>> {
+pub(super) fn entries(event: &Value) -> Option<Vec<Entry>> {
     let kind = event.get("type")?.as_str()?;
     let mut out = Vec::new();
     match kind {
@@ -91,7 +91,7 @@ pub fn entries(event: &Value) -> Option<Vec<Entry>> {
 /// What one event counts of the run's token use: each API message's usage as it streams
 /// (a message comes in several events, one per content block, with the same id), until the
 /// closing `result` gives the totals and the cost.
-pub fn tally(t: &mut Tally, event: &Value) {
+pub(super) fn tally(t: &mut Tally, event: &Value) {
     match event["type"].as_str().unwrap_or("") {
         "assistant" => {
             let message = &event["message"];
@@ -122,7 +122,7 @@ fn usage(usage: &Value, cost: Option<f64>) -> Option<Usage> {
 }
 
 /// The run, from all of stdout.
-pub fn summarize(stdout: &str) -> Summary {
+pub(super) fn summarize(stdout: &str) -> Summary {
     let mut s = Summary::default();
     let mut api_error = None;
     let mut texts = Vec::new();

@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::transcript::Entry;
 use crate::workers::summary::{self, Summary, Tally, count, text, unwrap_shell};
 
-pub fn entries(event: &Value) -> Option<Vec<Entry>> {
+pub(super) fn entries(event: &Value) -> Option<Vec<Entry>> {
     let kind = event.get("type")?.as_str()?;
     let mut out = Vec::new();
     match kind {
@@ -125,7 +125,7 @@ fn failed_message(event: &Value) -> String {
 }
 
 /// What one event counts of the run's token use: each completed turn's usage.
-pub fn tally(t: &mut Tally, event: &Value) {
+pub(super) fn tally(t: &mut Tally, event: &Value) {
     let usage = &event["usage"];
     if event["type"] == "turn.completed" && usage.is_object() {
         // Codex counts cached input inside input_tokens.
@@ -137,7 +137,7 @@ pub fn tally(t: &mut Tally, event: &Value) {
     }
 }
 
-pub fn summarize(stdout: &str) -> Summary {
+pub(super) fn summarize(stdout: &str) -> Summary {
     let mut s = Summary::default();
     let mut last_error = None;
     let mut texts = Vec::new();

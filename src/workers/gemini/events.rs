@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::transcript::Entry;
 use crate::workers::summary::{self, Summary, Tally, count, target_of, text};
 
-pub fn entries(event: &Value) -> Option<Vec<Entry>> {
+pub(super) fn entries(event: &Value) -> Option<Vec<Entry>> {
     let kind = event.get("type")?.as_str()?;
     let mut out = Vec::new();
     match kind {
@@ -85,7 +85,7 @@ fn result_error(event: &Value) -> String {
 
 /// What one event counts of the run's token use: the closing `result`'s stats (the stream
 /// gives none before).
-pub fn tally(t: &mut Tally, event: &Value) {
+pub(super) fn tally(t: &mut Tally, event: &Value) {
     let stats = &event["stats"];
     if event["type"] == "result" && stats.is_object() {
         t.add(
@@ -96,7 +96,7 @@ pub fn tally(t: &mut Tally, event: &Value) {
     }
 }
 
-pub fn summarize(stdout: &str) -> Summary {
+pub(super) fn summarize(stdout: &str) -> Summary {
     let mut s = Summary::default();
     let mut calls: HashMap<String, String> = HashMap::new();
     // The assistant's messages; one arrives in delta pieces until a tool call ends it.

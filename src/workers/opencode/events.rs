@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::transcript::Entry;
 use crate::workers::summary::{self, Summary, Tally, count, target_of, text};
 
-pub fn entries(event: &Value) -> Option<Vec<Entry>> {
+pub(super) fn entries(event: &Value) -> Option<Vec<Entry>> {
     let kind = event.get("type")?.as_str()?;
     let part = &event["part"];
     let mut out = Vec::new();
@@ -71,7 +71,7 @@ fn error_message(event: &Value) -> String {
 }
 
 /// What one event counts of the run's token use: each finished step's tokens and cost.
-pub fn tally(t: &mut Tally, event: &Value) {
+pub(super) fn tally(t: &mut Tally, event: &Value) {
     if event["type"] == "step_finish" {
         let part = &event["part"];
         let tokens = &part["tokens"];
@@ -83,7 +83,7 @@ pub fn tally(t: &mut Tally, event: &Value) {
     }
 }
 
-pub fn summarize(stdout: &str) -> Summary {
+pub(super) fn summarize(stdout: &str) -> Summary {
     let mut s = Summary::default();
     let mut texts: Vec<String> = Vec::new();
     let mut used = Tally::default();

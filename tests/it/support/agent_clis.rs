@@ -12,10 +12,10 @@ use super::model_server::ModelServer;
 use super::{Options, Up};
 
 /// The CLIs, as `kind` and agent name in the generated config.
-pub const CLIS: [&str; 4] = ["claude", "codex", "opencode", "gemini"];
+pub(crate) const CLIS: [&str; 4] = ["claude", "codex", "opencode", "gemini"];
 
 /// The wire protocol each CLI speaks, as the model server names it in what it writes.
-pub fn protocol_of(cli: &str) -> &'static str {
+pub(crate) fn protocol_of(cli: &str) -> &'static str {
     match cli {
         "claude" => "anthropic-messages",
         "codex" => "openai-responses",
@@ -26,7 +26,7 @@ pub fn protocol_of(cli: &str) -> &'static str {
 }
 
 /// Whether the real-CLI tests can run here. Panics when they are required and cannot.
-pub fn available(test: &str) -> bool {
+pub(crate) fn available(test: &str) -> bool {
     let required = std::env::var("ORCH_REAL_CLIS").is_ok_and(|v| v == "1");
     let mut missing: Vec<&str> = CLIS
         .iter()
@@ -57,12 +57,12 @@ pub fn available(test: &str) -> bool {
 }
 
 /// Private homes for the CLIs, and the `agents:` section that uses them.
-pub struct Homes {
+pub(crate) struct Homes {
     pub dir: tempfile::TempDir,
 }
 
 impl Homes {
-    pub fn new() -> Homes {
+    pub(crate) fn new() -> Homes {
         // Under target/, not the system's temp dir: with bubblewrap installed, Codex's own
         // sandbox refuses to make its helper under a temp dir, and then every shell command
         // of Codex fails (it does not, run as root, where orch's box is Codex's sandbox).
@@ -80,7 +80,7 @@ impl Homes {
     }
 
     /// The config's `agents:` section: one agent per CLI, named after it, on the server.
-    pub fn agents_yaml(&self, server: &ModelServer) -> String {
+    pub(crate) fn agents_yaml(&self, server: &ModelServer) -> String {
         let mut out = String::from("agents:\n");
         for cli in CLIS {
             let home = self.home(cli);
@@ -148,7 +148,7 @@ fn setup(cli: &str, home: &Path, server: &ModelServer) -> (String, Vec<String>, 
             ];
             (
                 "stub-model".into(),
-                args.iter().map(|a| a.to_string()).collect(),
+                args.iter().map(std::string::ToString::to_string).collect(),
                 env,
             )
         }
@@ -206,10 +206,10 @@ fn mk(home: &Path, sub: &str) -> PathBuf {
 
 /// The tests of the real CLIs run one at a time: each starts up to four node programs at once,
 /// and the machine has two cores.
-pub static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+pub(crate) static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// Roles and limits for a run of the four CLIs (`Options::real_clis(ROLES)`).
-pub const ROLES: &str = "\
+pub(crate) const ROLES: &str = "\
 roles:
   planner: claude
   judge: codex
@@ -221,13 +221,13 @@ limits:
 
 impl Up {
     /// A run of the real CLIs (`Options::new(name).real_clis(rest_of_config)`).
-    pub fn real_clis(name: &str, rest_of_config: &str) -> Up {
+    pub(crate) fn real_clis(name: &str, rest_of_config: &str) -> Up {
         Options::new(name).real_clis(rest_of_config).start()
     }
 
     /// A plan with one task per CLI, each owning a test and a script, with `extra` (a model
     /// directive) in its task text.
-    pub fn plan_for_each_cli(&self, extra: impl Fn(&str) -> String) {
+    pub(crate) fn plan_for_each_cli(&self, extra: impl Fn(&str) -> String) {
         let tasks: Vec<serde_json::Value> = CLIS
             .iter()
             .map(|cli| {

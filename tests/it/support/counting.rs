@@ -7,7 +7,7 @@
 
 use super::{Options, Up};
 
-pub const WORKER: &str = r#"#!/bin/sh
+pub(crate) const WORKER: &str = r#"#!/bin/sh
 # A worker of the resume tests: counts its start, waits to be let go, writes its files.
 id="$ORCH_TASK_ID"
 mkdir -p counts
@@ -22,7 +22,7 @@ for f in $ORCH_FILES; do mkdir -p "$(dirname "$f")"; echo "$id done" > "$f"; don
 echo "task $id finished"
 "#;
 
-pub const PLANNER: &str = r#"#!/bin/sh
+pub(crate) const PLANNER: &str = r#"#!/bin/sh
 # The planner of the resume tests: counts its start, waits to be let go, answers a plan.
 mkdir -p counts
 echo $$ >> counts/pids-planner
@@ -36,7 +36,7 @@ cat plan.json
 "#;
 
 /// a and b run side by side; c needs both.
-pub const PLAN: &str = r#"{"specs": [{"file": "specs/s.md"}],
+pub(crate) const PLAN: &str = r#"{"specs": [{"file": "specs/s.md"}],
  "tasks": [
   {"id": "a", "agent": "mine", "task": "write a", "files": ["tests/a_test.txt", "a.txt"]},
   {"id": "b", "agent": "mine", "task": "write b", "files": ["tests/b_test.txt", "b.txt"]},
@@ -67,7 +67,7 @@ limits:
 impl Up {
     /// A project whose planner and workers count their starts and wait to be let go (see
     /// the top of this module).
-    pub fn counting(name: &str) -> Up {
+    pub(crate) fn counting(name: &str) -> Up {
         let up = Options::new(name)
             .config(CONFIG)
             .ignore("counts/\nplan.json\n")
@@ -83,7 +83,7 @@ impl Up {
     }
 
     /// What each start of agent `id` was given to continue (`ORCH_RESUME_SESSION`), in order.
-    pub fn resumed_sessions(&self, id: &str) -> Vec<String> {
+    pub(crate) fn resumed_sessions(&self, id: &str) -> Vec<String> {
         std::fs::read_to_string(self.p.path(&format!("counts/starts-{id}")))
             .unwrap_or_default()
             .lines()
@@ -92,15 +92,14 @@ impl Up {
     }
 
     /// How many times the agent `id` (a task id, or `planner`) started.
-    pub fn starts(&self, id: &str) -> usize {
+    pub(crate) fn starts(&self, id: &str) -> usize {
         std::fs::read_to_string(self.p.path(&format!("counts/starts-{id}")))
-            .map(|t| t.lines().count())
-            .unwrap_or(0)
+            .map_or(0, |t| t.lines().count())
     }
 
     /// The pids of the agent's starts, oldest first, as the agent saw them (`$$`): in a
     /// sandbox, a pid of its own pid namespace.
-    pub fn inner_pids(&self, id: &str) -> Vec<i32> {
+    pub(crate) fn inner_pids(&self, id: &str) -> Vec<i32> {
         std::fs::read_to_string(self.p.path(&format!("counts/pids-{id}")))
             .unwrap_or_default()
             .lines()
@@ -111,7 +110,7 @@ impl Up {
     /// The pids of the agent's starts, oldest first, as this test sees them: each agent is
     /// found by its pid in its own namespace and its variables (a sandboxed agent's `$$` is
     /// not its pid out here); 0 for one no longer running.
-    pub fn pids(&self, id: &str) -> Vec<i32> {
+    pub(crate) fn pids(&self, id: &str) -> Vec<i32> {
         let root = self.p.root().display().to_string();
         self.inner_pids(id)
             .into_iter()
@@ -120,11 +119,11 @@ impl Up {
     }
 
     /// Lets agent `id` (or `all`) finish.
-    pub fn release(&self, id: &str) {
+    pub(crate) fn release(&self, id: &str) {
         std::fs::write(self.p.path(&format!("counts/go-{id}")), "").unwrap();
     }
 
-    pub fn wait_for_starts(&self, ids: &[&str]) {
+    pub(crate) fn wait_for_starts(&self, ids: &[&str]) {
         self.wait_until(&format!("{ids:?} to start"), || {
             ids.iter().all(|id| self.starts(id) >= 1)
         });
@@ -155,7 +154,7 @@ fn outer_pid(inner: i32, id: &str, root: &str) -> Option<i32> {
 }
 
 /// Whether `pid` is a live process (a zombie is not: nothing of it runs).
-pub fn alive(pid: i32) -> bool {
+pub(crate) fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => stat
             .rsplit_once(") ")

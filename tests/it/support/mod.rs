@@ -6,39 +6,39 @@
 //! run tmux without `-L`, so the user's own server is never touched. A test of a run uses
 //! [`Up`] (made with [`Options`]), which owns such a server.
 
-pub mod agent_clis;
-pub mod counting;
-pub mod model_server;
+pub(crate) mod agent_clis;
+pub(crate) mod counting;
+pub(crate) mod model_server;
 mod options;
 mod project;
 mod up;
 
 use std::time::{Duration, Instant};
 
-pub use options::{Options, SCRIPTED};
-pub use project::{Orch, Output, TestProject};
-pub use up::{LONG, Up};
+pub(crate) use options::{Options, SCRIPTED};
+pub(crate) use project::{Orch, Output, TestProject};
+pub(crate) use up::{LONG, Up};
 
-pub use orch::tmux::{PaneState, PrivateServer, Tmux, TmuxError, WindowSpec};
+pub(crate) use orch::tmux::{PaneState, PrivateServer, Tmux, TmuxError, WindowSpec};
 
 /// Generous deadline for things that normally take milliseconds (a loaded CI machine
 /// can be slow; a passing test never waits for it).
-pub const TIMEOUT: Duration = Duration::from_secs(15);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A private tmux server for one test; `purpose` shows up in the socket name.
-pub fn private_server(purpose: &str) -> PrivateServer {
+pub(crate) fn private_server(purpose: &str) -> PrivateServer {
     PrivateServer::new(purpose)
 }
 
 /// `["a", "b"]` as owned strings.
-pub fn argv(words: &[&str]) -> Vec<String> {
-    words.iter().map(|w| w.to_string()).collect()
+pub(crate) fn argv(words: &[&str]) -> Vec<String> {
+    words.iter().map(std::string::ToString::to_string).collect()
 }
 
 /// Polls `cond` with a short, growing pause until it holds or `timeout` passes. On
 /// timeout, panics with `what`, the time waited and `diagnostics()` (e.g. the contents
 /// of every pane, from `session_diagnostics`).
-pub fn wait_until(
+pub(crate) fn wait_until(
     what: &str,
     timeout: Duration,
     mut cond: impl FnMut() -> bool,
@@ -64,7 +64,7 @@ pub fn wait_until(
 }
 
 /// Every pane of `session`: its state and its visible screen, for failure messages.
-pub fn session_diagnostics(tmux: &dyn Tmux, session: &str) -> String {
+pub(crate) fn session_diagnostics(tmux: &dyn Tmux, session: &str) -> String {
     let panes = match tmux.list_panes(session) {
         Ok(panes) => panes,
         Err(err) => return format!("(cannot list the panes of session {session}: {err})"),
@@ -104,7 +104,7 @@ fn process_state(pid: u32) -> String {
 }
 
 /// Waits until `session` has a pane for which `pred` holds, and returns it.
-pub fn wait_for_pane(
+pub(crate) fn wait_for_pane(
     tmux: &dyn Tmux,
     session: &str,
     what: &str,
@@ -128,7 +128,7 @@ pub fn wait_for_pane(
 
 /// This process's umask, read from /proc: setting it to read it (umask(2)) would change it, for
 /// a moment, for every test of the binary, each on a thread of this one process.
-pub fn umask() -> u32 {
+pub(crate) fn umask() -> u32 {
     let status = std::fs::read_to_string("/proc/self/status").expect("/proc is mounted");
     let mask = status
         .lines()
@@ -138,7 +138,7 @@ pub fn umask() -> u32 {
 }
 
 /// Every process's command line that holds one of `markers`, as `pid: words`.
-pub fn command_lines_with(markers: &[&str]) -> Vec<String> {
+pub(crate) fn command_lines_with(markers: &[&str]) -> Vec<String> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let name = entry.file_name();
@@ -163,7 +163,10 @@ pub fn command_lines_with(markers: &[&str]) -> Vec<String> {
 /// The process whose pid in its own pid namespace is `inner` (a sandboxed agent's `$$`; for
 /// one not boxed, its pid out here) and whose environment `wanted` accepts: its pid out here
 /// and its environment (`NAME=value` entries, each ended by a NUL).
-pub fn process_by_inner_pid(inner: i32, wanted: impl Fn(&[u8]) -> bool) -> Option<(i32, Vec<u8>)> {
+pub(crate) fn process_by_inner_pid(
+    inner: i32,
+    wanted: impl Fn(&[u8]) -> bool,
+) -> Option<(i32, Vec<u8>)> {
     std::fs::read_dir("/proc")
         .ok()?
         .flatten()

@@ -23,7 +23,7 @@ mod http;
 #[path = "model_server/openai.rs"]
 mod openai;
 #[path = "model_server/script.rs"]
-pub mod script;
+pub(crate) mod script;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,7 +35,7 @@ use script::Fault;
 
 /// Which wire protocol a request came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
+pub(crate) enum Protocol {
     Anthropic,
     Responses,
     Chat,
@@ -43,7 +43,7 @@ pub enum Protocol {
 }
 
 impl Protocol {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Protocol::Anthropic => "anthropic-messages",
             Protocol::Responses => "openai-responses",
@@ -55,7 +55,7 @@ impl Protocol {
 
 /// A model request, as far as the script needs it.
 #[derive(Debug, Clone)]
-pub struct Conversation {
+pub(crate) struct Conversation {
     pub protocol: Protocol,
     pub model: String,
     /// The names of the tools the CLI offers.
@@ -72,7 +72,7 @@ pub struct Conversation {
 
 /// One request and what the server did with it.
 #[derive(Debug, Clone)]
-pub struct Exchange {
+pub(crate) struct Exchange {
     pub path: String,
     pub protocol: Option<Protocol>,
     /// The role and task from the prompt's context line, when there was one.
@@ -83,7 +83,7 @@ pub struct Exchange {
     pub answer: String,
 }
 
-pub struct ModelServer {
+pub(crate) struct ModelServer {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     log: Arc<Mutex<Vec<Exchange>>>,
@@ -92,7 +92,7 @@ pub struct ModelServer {
 
 impl ModelServer {
     /// Starts listening on an ephemeral port of 127.0.0.1.
-    pub fn start() -> ModelServer {
+    pub(crate) fn start() -> ModelServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener
             .local_addr()
@@ -121,21 +121,24 @@ impl ModelServer {
     }
 
     /// `http://127.0.0.1:PORT`, without a trailing slash.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.addr.port()
     }
 
     /// Every exchange so far, in order of arrival.
-    pub fn exchanges(&self) -> Vec<Exchange> {
-        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    pub(crate) fn exchanges(&self) -> Vec<Exchange> {
+        self.log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The exchanges as lines, for failure messages.
-    pub fn transcript(&self) -> String {
+    pub(crate) fn transcript(&self) -> String {
         self.exchanges()
             .iter()
             .map(|e| {
@@ -188,7 +191,9 @@ fn serve(mut conn: TcpStream, log: &Mutex<Vec<Exchange>>) {
         );
     }
     // Logged first: once the client has its answer, the exchange is in the log.
-    log.lock().unwrap_or_else(|e| e.into_inner()).push(exchange);
+    log.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(exchange);
     if response.status == HOLD {
         hold(&mut conn);
         return;
@@ -226,7 +231,7 @@ fn hold(conn: &mut TcpStream) {
 }
 
 /// An HTTP answer.
-pub struct Response {
+pub(crate) struct Response {
     pub status: u16,
     pub content_type: &'static str,
     pub body: Vec<u8>,

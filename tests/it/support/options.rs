@@ -11,7 +11,7 @@ use super::model_server::ModelServer;
 use super::{TestProject, Up, private_server};
 
 /// A config of `agents:`, `roles:` and `limits:` with the sample scripted agent in every role.
-pub const SCRIPTED: &str = "\
+pub(crate) const SCRIPTED: &str = "\
 agents:
   bot:
     kind: scripted
@@ -26,7 +26,7 @@ limits:
 ";
 
 /// How to set up a test's project and its run; `Options::new(name).….start()` makes the `Up`.
-pub struct Options {
+pub(crate) struct Options {
     name: String,
     config: Config,
     yaml: String,
@@ -54,7 +54,7 @@ enum Config {
 
 impl Options {
     /// `name` shows up in the tmux server's socket name. The config is [`SCRIPTED`] until said.
-    pub fn new(name: &str) -> Options {
+    pub(crate) fn new(name: &str) -> Options {
         Options {
             name: name.to_string(),
             config: Config::Written(SCRIPTED.to_string()),
@@ -69,7 +69,7 @@ impl Options {
     }
 
     /// The whole `orch.yaml`.
-    pub fn config(mut self, yaml: &str) -> Self {
+    pub(crate) fn config(mut self, yaml: &str) -> Self {
         self.config = Config::Written(yaml.to_string());
         self
     }
@@ -77,7 +77,7 @@ impl Options {
     /// A `kind: command` agent `mine` that runs `script` (as `./worker.sh`) for every task, and
     /// the sample scripted agent as planner and judge; with no retries and a 60 s timeout
     /// until said otherwise (`limit`).
-    pub fn worker(mut self, script: &str) -> Self {
+    pub(crate) fn worker(mut self, script: &str) -> Self {
         self.config = Config::Worker {
             agent: Vec::new(),
             planner_is_worker: false,
@@ -88,19 +88,19 @@ impl Options {
     }
 
     /// A line under the worker agent `mine` (e.g. `sandbox: off`).
-    pub fn agent(mut self, line: &str) -> Self {
+    pub(crate) fn agent(mut self, line: &str) -> Self {
         self.worker_config(|agent, _, _, _| agent.push(line.to_string()));
         self
     }
 
     /// The worker agent plans too (it is then asked for a plan; runs given `--plan` never ask).
-    pub fn worker_plans(mut self) -> Self {
+    pub(crate) fn worker_plans(mut self) -> Self {
         self.worker_config(|_, plans, _, _| *plans = true);
         self
     }
 
     /// A line under `limits:` (e.g. `retries: 1`), in place of the default of the same key.
-    pub fn limit(mut self, line: &str) -> Self {
+    pub(crate) fn limit(mut self, line: &str) -> Self {
         let key = limit_key(line);
         self.worker_config(|_, _, limits, _| {
             limits.retain(|l| limit_key(l) != key);
@@ -110,7 +110,7 @@ impl Options {
     }
 
     /// `ownership.on_violation`.
-    pub fn on_violation(mut self, policy: &str) -> Self {
+    pub(crate) fn on_violation(mut self, policy: &str) -> Self {
         self.worker_config(|_, _, _, on| *on = Some(policy.to_string()));
         self
     }
@@ -132,63 +132,63 @@ impl Options {
     }
 
     /// More of the config, after what the other options make of it (e.g. `gates:`).
-    pub fn yaml(mut self, more: &str) -> Self {
+    pub(crate) fn yaml(mut self, more: &str) -> Self {
         self.yaml.push_str(more);
         self
     }
 
     /// The real agent CLIs as agents (one per CLI, named after it, each in a home of its own
     /// and pointed at a model server of the test's), and `rest` (roles, limits) after them.
-    pub fn real_clis(mut self, rest: &str) -> Self {
+    pub(crate) fn real_clis(mut self, rest: &str) -> Self {
         self.config = Config::RealClis(rest.to_string());
         self.wait_timeout = Duration::from_secs(240);
         self
     }
 
     /// More lines for `.gitignore` (which has `.orch/`): files of the test that are no one's.
-    pub fn ignore(mut self, lines: &str) -> Self {
+    pub(crate) fn ignore(mut self, lines: &str) -> Self {
         self.ignore.push_str(lines);
         self
     }
 
-    pub fn file(mut self, rel: &str, content: &str) -> Self {
+    pub(crate) fn file(mut self, rel: &str, content: &str) -> Self {
         self.files
             .push((rel.to_string(), content.to_string(), false));
         self
     }
 
     /// An executable file.
-    pub fn script(mut self, rel: &str, content: &str) -> Self {
+    pub(crate) fn script(mut self, rel: &str, content: &str) -> Self {
         self.files
             .push((rel.to_string(), content.to_string(), true));
         self
     }
 
     /// The plan `start` gives `orch up` (`plan.json`).
-    pub fn plan(self, json: &str) -> Self {
+    pub(crate) fn plan(self, json: &str) -> Self {
         self.file("plan.json", json)
     }
 
     /// A variable every `orch` command of the test gets (e.g. a fake `HOME`).
-    pub fn env(mut self, key: &str, value: impl Into<OsString>) -> Self {
+    pub(crate) fn env(mut self, key: &str, value: impl Into<OsString>) -> Self {
         self.env.push((key.to_string(), value.into()));
         self
     }
 
     /// The request `start` gives `orch up` ("go" by default).
-    pub fn request(mut self, text: &str) -> Self {
+    pub(crate) fn request(mut self, text: &str) -> Self {
         self.request = text.to_string();
         self
     }
 
     /// The project's files are committed before the run (so that refs and HEAD exist).
-    pub fn committed(mut self) -> Self {
+    pub(crate) fn committed(mut self) -> Self {
         self.commit = true;
         self
     }
 
     /// Writes the project and starts its private tmux server (no run yet: see `Up::start`).
-    pub fn start(self) -> Up {
+    pub(crate) fn start(self) -> Up {
         let p = TestProject::new();
         let (config, model, homes) = match &self.config {
             Config::Written(yaml) => (yaml.clone(), None, None),

@@ -4,13 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-pub struct TestProject {
+pub(crate) struct TestProject {
     pub dir: tempfile::TempDir,
 }
 
 impl TestProject {
     /// An empty git work tree.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::Builder::new()
             .prefix("orch-test-")
             .tempdir()
@@ -24,21 +24,21 @@ impl TestProject {
         TestProject { dir }
     }
 
-    pub fn root(&self) -> PathBuf {
+    pub(crate) fn root(&self) -> PathBuf {
         self.dir.path().canonicalize().unwrap()
     }
 
     /// The tmux session `orch up` makes for this project (named as orch names it).
-    pub fn session(&self) -> String {
+    pub(crate) fn session(&self) -> String {
         let project = orch::project::Project::discover(&self.root(), None).unwrap();
         format!("orch-{}", project.name())
     }
 
-    pub fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.root().join(rel)
     }
 
-    pub fn file(&self, rel: &str, content: &str) -> &Self {
+    pub(crate) fn file(&self, rel: &str, content: &str) -> &Self {
         let path = self.path(rel);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, content).unwrap();
@@ -46,7 +46,7 @@ impl TestProject {
     }
 
     /// An executable script (an agent of `kind: command`).
-    pub fn script(&self, rel: &str, content: &str) -> &Self {
+    pub(crate) fn script(&self, rel: &str, content: &str) -> &Self {
         use std::os::unix::fs::PermissionsExt;
         self.file(rel, content);
         std::fs::set_permissions(self.path(rel), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -54,7 +54,7 @@ impl TestProject {
     }
 
     /// Runs git in the project, which must succeed.
-    pub fn git(&self, args: &[&str]) {
+    pub(crate) fn git(&self, args: &[&str]) {
         let ok = Command::new("git")
             .args(args)
             .current_dir(self.root())
@@ -65,11 +65,11 @@ impl TestProject {
         assert!(ok, "git {args:?}");
     }
 
-    pub fn read(&self, rel: &str) -> String {
+    pub(crate) fn read(&self, rel: &str) -> String {
         std::fs::read_to_string(self.path(rel)).unwrap_or_else(|e| panic!("cannot read {rel}: {e}"))
     }
 
-    pub fn orch(&self) -> Orch {
+    pub(crate) fn orch(&self) -> Orch {
         Orch {
             cmd: {
                 let mut cmd = Command::new(env!("CARGO_BIN_EXE_orch"));
@@ -81,12 +81,12 @@ impl TestProject {
     }
 }
 
-pub struct Orch {
+pub(crate) struct Orch {
     pub cmd: Command,
 }
 
 impl Orch {
-    pub fn args<I, S>(mut self, args: I) -> Self
+    pub(crate) fn args<I, S>(mut self, args: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
@@ -95,19 +95,19 @@ impl Orch {
         self
     }
 
-    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
+    pub(crate) fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
         self.cmd.env(key, value);
         self
     }
 
-    pub fn env_remove(mut self, key: &str) -> Self {
+    pub(crate) fn env_remove(mut self, key: &str) -> Self {
         self.cmd.env_remove(key);
         self
     }
 
     /// Without the agent CLIs' credential variables this machine may have set, so that what
     /// `orch doctor` finds comes from the test alone.
-    pub fn without_credentials(mut self) -> Self {
+    pub(crate) fn without_credentials(mut self) -> Self {
         for key in [
             "ANTHROPIC_API_KEY",
             "ANTHROPIC_AUTH_TOKEN",
@@ -124,37 +124,37 @@ impl Orch {
         self
     }
 
-    pub fn cwd(mut self, dir: &Path) -> Self {
+    pub(crate) fn cwd(mut self, dir: &Path) -> Self {
         self.cmd.current_dir(dir);
         self
     }
 
-    pub fn run(mut self) -> Output {
+    pub(crate) fn run(mut self) -> Output {
         let output = self.cmd.output().expect("orch runs");
         Output { output }
     }
 }
 
 /// What an `orch` command did: its exit code and what it wrote.
-pub struct Output {
+pub(crate) struct Output {
     pub output: std::process::Output,
 }
 
 impl Output {
-    pub fn stdout(&self) -> String {
+    pub(crate) fn stdout(&self) -> String {
         String::from_utf8_lossy(&self.output.stdout).into_owned()
     }
 
-    pub fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         String::from_utf8_lossy(&self.output.stderr).into_owned()
     }
 
-    pub fn code(&self) -> i32 {
+    pub(crate) fn code(&self) -> i32 {
         self.output.status.code().unwrap_or(-1)
     }
 
     /// Asserts the exit code, showing both streams when it differs.
-    pub fn expect(self, code: i32) -> Self {
+    pub(crate) fn expect(self, code: i32) -> Self {
         assert_eq!(
             self.code(),
             code,
@@ -165,7 +165,7 @@ impl Output {
         self
     }
 
-    pub fn stdout_has(self, needle: &str) -> Self {
+    pub(crate) fn stdout_has(self, needle: &str) -> Self {
         assert!(
             self.stdout().contains(needle),
             "stdout lacks {needle:?}:\n{}\n--- stderr\n{}",
@@ -175,7 +175,7 @@ impl Output {
         self
     }
 
-    pub fn stderr_has(self, needle: &str) -> Self {
+    pub(crate) fn stderr_has(self, needle: &str) -> Self {
         assert!(
             self.stderr().contains(needle),
             "stderr lacks {needle:?}:\n{}\n--- stdout\n{}",

@@ -17,10 +17,10 @@ use super::model_server::ModelServer;
 use super::{Options, Orch, Output, PrivateServer, TestProject, Tmux as _};
 
 /// Long enough for anything on a loaded machine; a passing test never waits for it.
-pub const LONG: Duration = Duration::from_secs(60);
+pub(crate) const LONG: Duration = Duration::from_secs(60);
 
 /// A project, the private tmux server its runs use, and what the options said.
-pub struct Up {
+pub(crate) struct Up {
     pub p: TestProject,
     pub server: PrivateServer,
     model: Option<ModelServer>,
@@ -52,12 +52,12 @@ impl Up {
     }
 
     /// A project with `config` as its `orch.yaml` (`Options::new(name).config(config)`).
-    pub fn new(name: &str, config: &str) -> Up {
+    pub(crate) fn new(name: &str, config: &str) -> Up {
         Options::new(name).config(config).start()
     }
 
     /// `orch` in the project, on its tmux server, with the options' environment.
-    pub fn orch(&self) -> Orch {
+    pub(crate) fn orch(&self) -> Orch {
         let mut orch = self
             .p
             .orch()
@@ -71,7 +71,7 @@ impl Up {
     }
 
     /// `orch up ARGS --detach`, with `ORCH_SCRIPTED_FAULT` set to `fault` if given.
-    pub fn up(&self, args: &[&str], fault: Option<&str>) -> Output {
+    pub(crate) fn up(&self, args: &[&str], fault: Option<&str>) -> Output {
         let mut orch = self.orch().args(["up"]).args(args).args(["--detach"]);
         if let Some(fault) = fault {
             orch = orch.env("ORCH_SCRIPTED_FAULT", fault);
@@ -80,13 +80,13 @@ impl Up {
     }
 
     /// `orch up REQUEST --plan plan.json --detach`, which must start the run.
-    pub fn start(&self) {
+    pub(crate) fn start(&self) {
         self.start_with(true, &[]);
     }
 
     /// `orch up REQUEST --detach`, given `plan.json` or not (then the planner plans), with
     /// `env` too; it must start the run.
-    pub fn start_with(&self, plan: bool, env: &[(&str, &str)]) {
+    pub(crate) fn start_with(&self, plan: bool, env: &[(&str, &str)]) {
         let mut orch = self.orch().args(["up", self.request.as_str(), "--detach"]);
         if plan {
             orch = orch.args(["--plan", "plan.json"]);
@@ -105,7 +105,7 @@ impl Up {
     }
 
     /// `orch resume --detach`, which must succeed.
-    pub fn resume(&self) -> Output {
+    pub(crate) fn resume(&self) -> Output {
         let run = self.orch().args(["resume", "--detach"]).run();
         assert_eq!(
             run.code(),
@@ -119,14 +119,14 @@ impl Up {
     }
 
     /// `orch wait`, which must exit with `code`; returns how long it took.
-    pub fn wait(&self, code: i32) -> Duration {
+    pub(crate) fn wait(&self, code: i32) -> Duration {
         let start = Instant::now();
         self.wait_until_exit(|got| got == code, &format!("exit {code}"));
         start.elapsed()
     }
 
     /// `orch wait`, which must say the run ended (succeeded or failed); returns its exit code.
-    pub fn wait_for_end(&self) -> i32 {
+    pub(crate) fn wait_for_end(&self) -> i32 {
         self.wait_until_exit(|got| got == 0 || got == 1, "exit 0 or 1")
     }
 
@@ -145,17 +145,17 @@ impl Up {
     }
 
     /// `start` then `wait(code)`.
-    pub fn run(&self, code: i32) {
+    pub(crate) fn run(&self, code: i32) {
         self.start();
         self.wait(code);
     }
 
-    pub fn session(&self) -> String {
+    pub(crate) fn session(&self) -> String {
         self.p.session()
     }
 
     /// The run's directory (the current run's, or the only one).
-    pub fn run_dir(&self) -> PathBuf {
+    pub(crate) fn run_dir(&self) -> PathBuf {
         if let Ok(id) = std::fs::read_to_string(self.p.path(".orch/current")) {
             return self.p.path(&format!(".orch/runs/{}", id.trim()));
         }
@@ -168,12 +168,12 @@ impl Up {
     }
 
     /// The directory of attempt `n` of task `task`.
-    pub fn attempt(&self, task: &str, n: u32) -> PathBuf {
+    pub(crate) fn attempt(&self, task: &str, n: u32) -> PathBuf {
         self.run_dir().join(format!("tasks/{task}/{n}"))
     }
 
     /// A file of the run directory (`rel` to it), which must exist.
-    pub fn run_file(&self, rel: &str) -> String {
+    pub(crate) fn run_file(&self, rel: &str) -> String {
         let path = self.run_dir().join(rel);
         std::fs::read_to_string(&path).unwrap_or_else(|e| {
             panic!(
@@ -185,12 +185,12 @@ impl Up {
     }
 
     /// How many runs the project has had.
-    pub fn run_count(&self) -> usize {
-        std::fs::read_dir(self.p.path(".orch/runs")).map_or(0, |d| d.count())
+    pub(crate) fn run_count(&self) -> usize {
+        std::fs::read_dir(self.p.path(".orch/runs")).map_or(0, std::iter::Iterator::count)
     }
 
     /// Every run's journal, one after the other.
-    pub fn journal(&self) -> String {
+    pub(crate) fn journal(&self) -> String {
         let runs = self.p.path(".orch/runs");
         let mut out = String::new();
         for run in std::fs::read_dir(runs).into_iter().flatten().flatten() {
@@ -202,7 +202,7 @@ impl Up {
     }
 
     /// The journal's events, in order.
-    pub fn journal_events(&self) -> Vec<Value> {
+    pub(crate) fn journal_events(&self) -> Vec<Value> {
         self.journal()
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -210,7 +210,7 @@ impl Up {
     }
 
     /// Events in journal order, as (event name, task id).
-    pub fn events(&self) -> Vec<(String, String)> {
+    pub(crate) fn events(&self) -> Vec<(String, String)> {
         self.journal_events()
             .iter()
             .map(|v| {
@@ -223,12 +223,12 @@ impl Up {
     }
 
     /// The journal's event names, in order.
-    pub fn event_names(&self) -> Vec<String> {
+    pub(crate) fn event_names(&self) -> Vec<String> {
         self.events().into_iter().map(|(event, _)| event).collect()
     }
 
     /// The model server of a run of the real CLIs.
-    pub fn model(&self) -> &ModelServer {
+    pub(crate) fn model(&self) -> &ModelServer {
         self.model
             .as_ref()
             .expect("a model server: Options::real_clis")
@@ -236,7 +236,7 @@ impl Up {
 
     /// Every pane's screen, the agents' `counts/`, the journal and the model server's
     /// transcript: what a failure message shows.
-    pub fn diagnostics(&self) -> String {
+    pub(crate) fn diagnostics(&self) -> String {
         let mut out = super::session_diagnostics(self.server.tmux(), &self.session());
         let counts = self.p.path("counts");
         if counts.is_dir() {
@@ -254,17 +254,17 @@ impl Up {
     }
 
     /// Waits until `cond` holds (for at most [`LONG`]), showing the diagnostics if it never does.
-    pub fn wait_until(&self, what: &str, cond: impl FnMut() -> bool) {
+    pub(crate) fn wait_until(&self, what: &str, cond: impl FnMut() -> bool) {
         super::wait_until(what, LONG, cond, || self.diagnostics());
     }
 
-    pub fn status(&self) -> Value {
+    pub(crate) fn status(&self) -> Value {
         let run = self.orch().args(["status", "--json"]).run().expect(0);
         serde_json::from_str(&run.stdout()).unwrap()
     }
 
     /// Task `id` of a `status --json`.
-    pub fn task<'a>(status: &'a Value, id: &str) -> &'a Value {
+    pub(crate) fn task<'a>(status: &'a Value, id: &str) -> &'a Value {
         status["tasks"]
             .as_array()
             .unwrap()
@@ -274,7 +274,7 @@ impl Up {
     }
 
     /// Each task's (id, state, attempts) and the run's phase, for a compact assertion.
-    pub fn outcome(&self) -> (String, Vec<(String, String, u64)>) {
+    pub(crate) fn outcome(&self) -> (String, Vec<(String, String, u64)>) {
         let status = self.status();
         let tasks = status["tasks"]
             .as_array()
@@ -292,7 +292,7 @@ impl Up {
     }
 
     /// What the pane of window `window` shows.
-    pub fn pane(&self, window: &str) -> String {
+    pub(crate) fn pane(&self, window: &str) -> String {
         let tmux = self.server.tmux();
         let panes = tmux.list_panes(&self.session()).unwrap();
         let pane = panes
@@ -303,7 +303,7 @@ impl Up {
     }
 
     /// The pane running the engine (the `control` window's first pane).
-    pub fn control_pane(&self) -> String {
+    pub(crate) fn control_pane(&self) -> String {
         let panes = self.server.tmux().list_panes(&self.session()).unwrap();
         panes
             .iter()
@@ -314,7 +314,7 @@ impl Up {
     }
 
     /// Runs a tmux command on the project's server.
-    pub fn tmux(&self, args: &[&str]) {
+    pub(crate) fn tmux(&self, args: &[&str]) {
         let status = std::process::Command::new("tmux")
             .args(["-L", self.server.socket_name()])
             .args(args)
@@ -324,7 +324,7 @@ impl Up {
     }
 
     /// The live engine's pid.
-    pub fn engine_pid(&self) -> i32 {
+    pub(crate) fn engine_pid(&self) -> i32 {
         let status = self.status();
         assert_eq!(
             status["engine_alive"],
@@ -336,14 +336,14 @@ impl Up {
     }
 
     /// SIGKILLs the engine and waits until the project lock says it is gone.
-    pub fn kill_engine(&self) {
+    pub(crate) fn kill_engine(&self) {
         let pid = self.engine_pid();
         // SAFETY: kill(2) only sends a signal.
         assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
         self.wait_for_engine_gone();
     }
 
-    pub fn wait_for_engine_gone(&self) {
+    pub(crate) fn wait_for_engine_gone(&self) {
         self.wait_until("the engine to be gone", || {
             let status = self.status();
             status["engine_alive"] == false && status["resumable"] == true

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::script::Action;
 use super::{Conversation, Protocol, Response};
 
-pub fn parse(body: &Value) -> Conversation {
+pub(super) fn parse(body: &Value) -> Conversation {
     let mut tool_results = 0;
     let mut last_result_failed = false;
     for message in body["messages"].as_array().into_iter().flatten() {
@@ -34,7 +34,7 @@ pub fn parse(body: &Value) -> Conversation {
     }
 }
 
-pub fn render(c: &Conversation, action: &Action) -> Response {
+pub(super) fn render(c: &Conversation, action: &Action) -> Response {
     let id = format!("msg_{}", c.tool_results);
     let (block, stop_reason) = match action {
         Action::Write { path, content } => (

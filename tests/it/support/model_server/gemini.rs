@@ -9,7 +9,7 @@ use super::script::Action;
 use super::{Conversation, Protocol, Response};
 
 /// `None` for endpoints that are not a generation (`:countTokens`).
-pub fn parse(path: &str, body: &Value) -> Option<Conversation> {
+pub(super) fn parse(path: &str, body: &Value) -> Option<Conversation> {
     let (model, method) = path.trim_start_matches("/v1beta/models/").split_once(':')?;
     let stream = match method {
         "streamGenerateContent" => true,
@@ -51,7 +51,7 @@ fn wants_json(c: &Conversation) -> bool {
         || config.get("responseJsonSchema").is_some()
 }
 
-pub fn render(c: &Conversation, action: &Action) -> Response {
+pub(super) fn render(c: &Conversation, action: &Action) -> Response {
     let part = if wants_json(c) {
         let answer = json!({
             "next_speaker": "user",

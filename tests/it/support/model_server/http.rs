@@ -8,14 +8,14 @@ use std::net::TcpStream;
 /// The largest request body accepted: a long prompt plus a conversation.
 const MAX_BODY: usize = 64 * 1024 * 1024;
 
-pub struct Request {
+pub(super) struct Request {
     pub method: String,
     /// The request target, query string included.
     pub path: String,
     pub body: Vec<u8>,
 }
 
-pub fn read_request(conn: &mut TcpStream) -> std::io::Result<Request> {
+pub(super) fn read_request(conn: &mut TcpStream) -> std::io::Result<Request> {
     let mut reader = BufReader::new(conn);
     let mut line = String::new();
     reader.read_line(&mut line)?;
@@ -47,11 +47,11 @@ pub fn read_request(conn: &mut TcpStream) -> std::io::Result<Request> {
                     value
                         .parse::<usize>()
                         .map_err(|_| invalid(format!("bad content-length {value:?}")))?,
-                )
+                );
             }
             "transfer-encoding" => chunked = value.to_ascii_lowercase().contains("chunked"),
             "content-encoding" if !value.eq_ignore_ascii_case("identity") => {
-                encoding = Some(value.to_string())
+                encoding = Some(value.to_string());
             }
             _ => {}
         }
@@ -104,7 +104,7 @@ fn read_chunked(reader: &mut impl BufRead) -> std::io::Result<Vec<u8>> {
     }
 }
 
-pub fn respond(
+pub(super) fn respond(
     conn: &mut TcpStream,
     status: u16,
     content_type: &str,

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::script::Action;
 use super::{Conversation, Protocol, Response};
 
-pub fn parse_responses(body: &Value) -> Conversation {
+pub(super) fn parse_responses(body: &Value) -> Conversation {
     let mut tool_results = 0;
     let mut last_result_failed = false;
     for item in body["input"].as_array().into_iter().flatten() {
@@ -68,7 +68,7 @@ fn sh_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
-pub fn render_responses(c: &Conversation, action: &Action) -> Response {
+pub(super) fn render_responses(c: &Conversation, action: &Action) -> Response {
     let n = c.tool_results;
     let item = match action {
         Action::Write { path, content } => {
@@ -123,7 +123,7 @@ pub fn render_responses(c: &Conversation, action: &Action) -> Response {
     sse(body)
 }
 
-pub fn parse_chat(body: &Value) -> Conversation {
+pub(super) fn parse_chat(body: &Value) -> Conversation {
     let mut tool_results = 0;
     let mut last_result_failed = false;
     for message in body["messages"].as_array().into_iter().flatten() {
@@ -152,7 +152,7 @@ pub fn parse_chat(body: &Value) -> Conversation {
     }
 }
 
-pub fn render_chat(c: &Conversation, action: &Action) -> Response {
+pub(super) fn render_chat(c: &Conversation, action: &Action) -> Response {
     let n = c.tool_results;
     let chunk = |choices: Value, usage: Value| {
         json!({

@@ -23,7 +23,7 @@ use super::{Conversation, Protocol};
 const MARKER: &str = "ORCH_CONTEXT ";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
+pub(crate) enum Fault {
     /// HTTP 401 with the provider's error body.
     Unauthorized,
     /// HTTP 500 with the provider's error body.
@@ -33,7 +33,7 @@ pub enum Fault {
 }
 
 impl Fault {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Fault::Unauthorized => "401",
             Fault::ServerError => "500",
@@ -44,7 +44,7 @@ impl Fault {
 
 /// One model turn, independent of the wire protocol.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Action {
+pub(crate) enum Action {
     /// Call the CLI's file tool: write `content` to `path` (absolute).
     Write { path: String, content: String },
     /// Answer with text and end the turn.
@@ -52,7 +52,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         match self {
             Action::Write { path, .. } => format!("write {path}"),
             Action::Text(text) => format!("text ({} bytes)", text.len()),
@@ -60,7 +60,7 @@ impl Action {
     }
 }
 
-pub struct Decision {
+pub(crate) struct Decision {
     pub role: Option<String>,
     pub task: Option<String>,
     pub outcome: Result<Action, Fault>,
@@ -68,7 +68,7 @@ pub struct Decision {
     pub hold: bool,
 }
 
-pub fn decide(conversation: &Conversation) -> Decision {
+pub(crate) fn decide(conversation: &Conversation) -> Decision {
     let Some(ctx) = find_context(&conversation.body) else {
         // Not an agent's prompt: a session title, a summary, a probe.
         return Decision {
@@ -128,7 +128,9 @@ pub fn decide(conversation: &Conversation) -> Decision {
 fn first_hold(ctx: &Value, task: Option<&str>) -> bool {
     static HELD: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let key = format!("{}\n{}", ctx["project_dir"], task.unwrap_or(""));
-    let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+    let mut held = HELD
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if held.contains(&key) {
         return false;
     }
@@ -220,7 +222,7 @@ fn judge(ctx: &Value) -> Action {
 
 /// What a worker writes: a tiny shell script naming the protocol it came through, so that a
 /// test can tell which CLI wrote which file.
-pub fn file_content(file: &str, task: &str, protocol: Protocol) -> String {
+pub(crate) fn file_content(file: &str, task: &str, protocol: Protocol) -> String {
     format!(
         "#!/bin/sh\n# {file}: written through {} for task {task}\necho \"{task} ok\"\n",
         protocol.name()
@@ -263,7 +265,7 @@ fn slug(name: &str) -> String {
 }
 
 /// The `[model:...]` directives in `text`.
-pub fn directives(text: &str) -> Vec<String> {
+pub(crate) fn directives(text: &str) -> Vec<String> {
     text.match_indices("[model:")
         .filter_map(|(at, open)| {
             let rest = &text[at + open.len()..];
@@ -275,7 +277,7 @@ pub fn directives(text: &str) -> Vec<String> {
 /// The context of the agent's prompt, from anywhere in the request body: the first string
 /// holding a context line that parses (the last such line in that string: a request quoted
 /// earlier in the prompt may contain a fake one).
-pub fn find_context(body: &Value) -> Option<Value> {
+pub(crate) fn find_context(body: &Value) -> Option<Value> {
     let mut strings = Vec::new();
     collect_strings(body, &mut strings);
     strings.into_iter().find_map(context_in)
@@ -293,7 +295,7 @@ fn collect_strings<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
 /// Parses the context after the last marker in `text` that parses. Tolerant: a CLI may hand
 /// the prompt on JSON-quoted (OpenCode does: wrapped in quotes, inner quotes escaped), so a
 /// marker followed by `{\"role\":...` is unescaped, as many times as it was escaped.
-pub fn context_in(text: &str) -> Option<Value> {
+pub(crate) fn context_in(text: &str) -> Option<Value> {
     text.rmatch_indices(MARKER).find_map(|(at, _)| {
         let mut rest = text[at + MARKER.len()..].to_string();
         for _ in 0..4 {
