@@ -20,6 +20,8 @@ use crate::tail::{Entry, Tail};
 /// - `work`: stamp START, write its own file, sleep 50–299 ms, stamp STRAY and write
 ///   `stray/<task>.txt` (a file it does not own), sleep 50–299 ms, stamp EXIT and exit 0.
 ///   The sleeps are fixed per task id, so orch and the baseline get the same agents.
+/// - `busy`: the same with sleeps of 10–90 ms, so that exits, violations and launches come
+///   thick and fast (the busy scenario).
 /// - `silent`: stamp START, write its own file, then sleep without a sound until stopped.
 ///
 /// In any role but worker it answers at once (the judge with a passing verdict), so a judge
@@ -29,10 +31,11 @@ pub const AGENT: &str = r#"[ "${ORCH_ROLE:-worker}" = judge ] && { echo '{"verdi
 echo "START $EPOCHREALTIME"
 printf 'owned\n' > "$ORCH_FILES"
 case "$1" in
-work)
+work|busy)
   id=$ORCH_TASK_ID
-  printf -v a '0.%03d' $(( 50 + (id * 7919) % 250 ))
-  printf -v b '0.%03d' $(( 50 + (id * 104729) % 250 ))
+  if [ "$1" = busy ]; then lo=10 span=81; else lo=50 span=250; fi
+  printf -v a '0.%03d' $(( lo + (id * 7919) % span ))
+  printf -v b '0.%03d' $(( lo + (id * 104729) % span ))
   sleep "$a"
   t=$EPOCHREALTIME
   printf 'stray\n' > "stray/$id.txt"
