@@ -11,6 +11,7 @@ mod lock;
 mod preflight;
 mod run_dir;
 mod run_state;
+mod syncer;
 mod status;
 
 #[cfg(test)]
