@@ -62,9 +62,12 @@ pub fn owned_file(task: usize) -> String {
     format!("out/{task}.txt")
 }
 
-/// The orch binary under test (built by cargo alongside this benchmark).
+/// The orch binary under test: built by cargo alongside this benchmark, or another one named
+/// by `ORCH_BENCH_EXE` (to compare two builds back to back on a machine whose load varies).
 pub fn orch_exe() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_orch"))
+    std::env::var_os("ORCH_BENCH_EXE")
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_orch")), PathBuf::from)
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
