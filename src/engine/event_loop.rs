@@ -13,8 +13,13 @@ use crate::state::{Outcome, Phase};
 use crate::watch::FsChange;
 
 /// How often tmux is asked which panes are alive, besides the pane-died hook: tmux's own exit
-/// report is not always reliable.
-const RECONCILE_EVERY: Duration = Duration::from_secs(2);
+/// report is not always reliable. A safety net, so rare: exits come as exit records and dead
+/// panes through the hook, both at once, and a listing costs in proportion to the panes (at 256
+/// agents, every 2 s, it had the idle engine use 4 times what it uses at 64).
+const RECONCILE_EVERY: Duration = Duration::from_secs(10);
+/// How soon the next listing comes while a pane is gone without its exit record, so that its
+/// loss is settled soon after the grace it gets (see interrupted.rs).
+const RECONCILE_PENDING: Duration = Duration::from_secs(2);
 /// How often the control window's table is redrawn and timeouts are checked.
 const TICK_EVERY: Duration = Duration::from_secs(1);
 /// The loop's select is biased toward agents' events (see `run`), so an agent that writes
@@ -116,7 +121,11 @@ impl Engine {
                 },
                 Some(path) = dir_rx.recv() => {
                     streak += 1;
+                    let gone = self.gone_since.len();
                     self.on_run_file(&path)?;
+                    if self.gone_since.len() > gone {
+                        reconcile.reset_after(RECONCILE_PENDING);
+                    }
                 }
                 Some(change) = fs_rx.recv() => {
                     streak += 1;
@@ -135,6 +144,9 @@ impl Engine {
                 _ = reconcile.tick() => {
                     streak = 0;
                     self.reconcile_if_tmux()?;
+                    if !self.gone_since.is_empty() {
+                        reconcile.reset_after(RECONCILE_PENDING);
+                    }
                 }
                 _ = std::future::ready(()), if !self.leftovers_due.is_empty() => {
                     streak = 0;
