@@ -16,6 +16,17 @@ use crate::workers::{self, AgentCall};
 
 /// How long a stopped agent gets between TERM and KILL.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How many tasks one launch turn starts at most when several may (their windows in one tmux
+/// round trip): enough that 256 start in well under a second, few enough that an exit or a
+/// write waits for one batch's files and journal lines at most.
+const LAUNCH_BATCH: usize = 16;
+
+/// A launch prepared but for its pane.
+struct Prepared {
+    window: crate::tmux::WindowSpec,
+    attempt: u32,
+    dir: std::path::PathBuf,
+}
 
 impl Engine {
     fn views(&self) -> Vec<TaskView<'_>> {
@@ -61,22 +72,73 @@ impl Engine {
             .into_iter()
             .cloned()
             .collect();
+        if ready.len() > 1 && self.panes.own_windows() {
+            // Several at once, their windows in one pipelined tmux round trip (see
+            // Tmux::new_windows): a bounded batch, so an exit waits for one batch at most.
+            if ready.len() > LAUNCH_BATCH {
+                self.launch_wanted = true;
+            }
+            let batch: Vec<TaskId> = ready.into_iter().take(LAUNCH_BATCH).collect();
+            return self.launch_batch(&batch);
+        }
         if ready.len() > 1 {
             self.launch_wanted = true;
         }
         if let Some(id) = ready.into_iter().next()
             && let Err(e) = self.launch(&id)
         {
-            // No session to launch into is no fault of the task (see interrupted.rs).
-            if self.tmux_lost() {
-                return self.detach("its tmux session is gone");
+            return self.launch_failed(&id, &e);
+        }
+        self.finish_if_settled()
+    }
+
+    fn launch_failed(&mut self, id: &TaskId, e: &anyhow::Error) -> anyhow::Result<()> {
+        // No session to launch into is no fault of the task (see interrupted.rs).
+        if self.tmux_lost() {
+            return self.detach("its tmux session is gone");
+        }
+        self.fail_task(id, format!("could not be launched: {e:#}"))?;
+        self.finish_if_settled()
+    }
+
+    /// Launches `ids`, each prepared as `launch` does, their windows made in one batch.
+    fn launch_batch(&mut self, ids: &[TaskId]) -> anyhow::Result<()> {
+        let mut prepared = Vec::new();
+        for id in ids {
+            match self.launch_prepare(id) {
+                Ok(p) => prepared.push((id.clone(), p)),
+                Err(e) => self.launch_failed(id, &e)?,
             }
-            self.fail_task(&id, format!("could not be launched: {e:#}"))?;
+            if self.detached {
+                return Ok(());
+            }
+        }
+        let specs: Vec<crate::tmux::WindowSpec> =
+            prepared.iter().map(|(_, p)| p.window.clone()).collect();
+        let panes = self.panes.windows(self.tmux.as_ref(), &specs);
+        for ((id, p), pane) in prepared.into_iter().zip(panes) {
+            let done = pane
+                .map_err(anyhow::Error::from)
+                .and_then(|pane| self.launch_started(&id, p, pane));
+            if let Err(e) = done {
+                self.launch_failed(&id, &e)?;
+                if self.detached {
+                    return Ok(());
+                }
+            }
         }
         self.finish_if_settled()
     }
 
     fn launch(&mut self, id: &TaskId) -> anyhow::Result<()> {
+        let prepared = self.launch_prepare(id)?;
+        let pane = self.panes.place(self.tmux.as_ref(), &prepared.window)?;
+        self.launch_started(id, prepared, pane)
+    }
+
+    /// Everything of a launch but its pane: the attempt's directory, prompt, launcher, and
+    /// the `task_started` entry.
+    fn launch_prepare(&mut self, id: &TaskId) -> anyhow::Result<Prepared> {
         let task = self.state.tasks.get(id).context("no such task")?.clone();
         let attempt = task.attempts + 1;
         let dir = self.dir.task_attempt(id, attempt);
@@ -136,7 +198,21 @@ impl Engine {
         })?;
         let title = format!("task {id} · agent {} · attempt {attempt}", task.agent);
         let window = self.prepare_pane(&dir, title, invocation, format!("{id}-{}", task.agent))?;
-        let pane = self.panes.place(self.tmux.as_ref(), &window)?;
+        Ok(Prepared {
+            window,
+            attempt,
+            dir,
+        })
+    }
+
+    /// A launch's pane is up: journaled, and its agent is live.
+    fn launch_started(
+        &mut self,
+        id: &TaskId,
+        prepared: Prepared,
+        pane: crate::tmux::PaneInfo,
+    ) -> anyhow::Result<()> {
+        let Prepared { attempt, dir, .. } = prepared;
         self.record(Event::TaskAgentStarted {
             task: id.clone(),
             attempt,
