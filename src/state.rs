@@ -11,8 +11,8 @@ mod lock;
 mod preflight;
 mod run_dir;
 mod run_state;
-mod syncer;
 mod status;
+mod syncer;
 
 #[cfg(test)]
 mod interruption_tests;

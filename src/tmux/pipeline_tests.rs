@@ -21,7 +21,10 @@ fn attached(server: &PrivateServer) -> String {
 
 fn started(server: &PrivateServer, dir: &std::path::Path) {
     let spec = WindowSpec::new("control", dir, vec!["cat".into()]);
-    server.tmux().new_session(SESSION, &spec, (120, 40)).unwrap();
+    server
+        .tmux()
+        .new_session(SESSION, &spec, (120, 40))
+        .unwrap();
 }
 
 #[test]

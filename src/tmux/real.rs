@@ -288,15 +288,14 @@ impl Tmux for RealTmux {
     }
 
     fn new_window(&self, session: &str, spec: &WindowSpec) -> Result<PaneInfo, TmuxError> {
-        let out = self.run(new_window_commands(session, spec)?, Subject::Session(session))?;
+        let out = self.run(
+            new_window_commands(session, spec)?,
+            Subject::Session(session),
+        )?;
         parse::pane_info("new-window", &out)
     }
 
-    fn new_windows(
-        &self,
-        session: &str,
-        specs: &[WindowSpec],
-    ) -> Vec<Result<PaneInfo, TmuxError>> {
+    fn new_windows(&self, session: &str, specs: &[WindowSpec]) -> Vec<Result<PaneInfo, TmuxError>> {
         // Bad input is refused alone; the rest go in one pipelined batch.
         let built: Vec<Result<Vec<Vec<String>>, TmuxError>> = specs
             .iter()

@@ -105,11 +105,7 @@ pub trait Tmux: Send + Sync {
 
     /// Several `new_window`s at once, each one's result in order: `RealTmux` pipelines them
     /// through its control-mode client, one round trip for all (a launch of many agents).
-    fn new_windows(
-        &self,
-        session: &str,
-        specs: &[WindowSpec],
-    ) -> Vec<Result<PaneInfo, TmuxError>> {
+    fn new_windows(&self, session: &str, specs: &[WindowSpec]) -> Vec<Result<PaneInfo, TmuxError>> {
         specs
             .iter()
             .map(|spec| self.new_window(session, spec))
