@@ -6,7 +6,10 @@
 //!   the running one's tallied from its event stream as it arrives.
 //!
 //! Reading is cached, since the engine redraws every second: a settled attempt's files are
-//! read once, and a running attempt's stream only from where the last read stopped.
+//! read once, a running attempt's stream only from where the last read stopped, and a last
+//! line again only when its file's size or time changed (a `stat`, not an open: opening a log
+//! in a watched directory also queues an inotify event for the engine's own watcher, and at
+//! 256 silent agents those opens were most of the idle engine's time; see BENCHMARKS.md).
 
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
@@ -97,8 +100,11 @@ fn attempt_usage(dir: &Path) -> Option<Usage> {
         .entry(dir.to_path_buf())
         .or_insert_with(|| Reading::Stream(Stream::default()));
     // The exit record is written last, once the stream is complete.
+    let exit_file = dir.join("exit.json");
+    // `exists` first: a failed read builds an error (with its backtrace, when enabled).
     if matches!(reading, Reading::Stream(_))
-        && let Ok(exit) = ExitRecord::read(&dir.join("exit.json"))
+        && exit_file.exists()
+        && let Ok(exit) = ExitRecord::read(&exit_file)
     {
         *reading = Reading::Ended(exit.usage);
     }
@@ -181,6 +187,28 @@ impl Stream {
 
 /// The last non-empty line a log ends with, cleaned of terminal escapes.
 pub fn last_line(path: &Path) -> String {
+    /// Per file: its size and time when it was read, and the line read then.
+    type Seen = (u64, Option<std::time::SystemTime>, String);
+    static SEEN: Mutex<Option<HashMap<PathBuf, Seen>>> = Mutex::new(None);
+    let Ok(meta) = std::fs::metadata(path) else {
+        return String::new();
+    };
+    let stamp = (meta.len(), meta.modified().ok());
+    let mut seen = SEEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let seen = seen.get_or_insert_with(HashMap::new);
+    if let Some((len, modified, line)) = seen.get(path)
+        && (*len, *modified) == stamp
+    {
+        return line.clone();
+    }
+    let line = read_last_line(path);
+    seen.insert(path.to_path_buf(), (stamp.0, stamp.1, line.clone()));
+    line
+}
+
+fn read_last_line(path: &Path) -> String {
     let Ok(mut file) = std::fs::File::open(path) else {
         return String::new();
     };
@@ -256,6 +284,24 @@ mod tests {
     fn escapes_and_carriage_returns_are_cleaned() {
         assert_eq!(strip_escapes("\u{1b}[32mok\u{1b}[0m done"), "ok done");
         assert_eq!(strip_escapes("10%\r50%\r100%"), "100%");
+    }
+
+    /// The line is cached by the file's size and time: a line appended is seen at the next
+    /// read, and a file that went away shows nothing.
+    #[test]
+    fn a_last_line_is_read_again_only_when_its_file_changed() {
+        use std::io::Write as _;
+        let tmp = tempfile::tempdir().unwrap();
+        let log = tmp.path().join("output.log");
+        assert_eq!(last_line(&log), "");
+        std::fs::write(&log, "first\n").unwrap();
+        assert_eq!(last_line(&log), "first");
+        assert_eq!(last_line(&log), "first");
+        let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        file.write_all(b"second\n\n").unwrap();
+        assert_eq!(last_line(&log), "second");
+        std::fs::remove_file(&log).unwrap();
+        assert_eq!(last_line(&log), "");
     }
 
     /// The attempt is journaled before its launcher (and its launch spec) is written: a read

@@ -12,6 +12,7 @@ mod preflight;
 mod run_dir;
 mod run_state;
 mod status;
+mod syncer;
 mod warning;
 
 #[cfg(test)]

@@ -7,7 +7,8 @@
 //!   pane gets `remain-on-exit on` in the same tmux invocation that creates it (the
 //!   module doc of `real` explains why that has no race).
 //!   `with_control_mode` sends the commands through one long-lived control-mode client
-//!   instead (`control`), which the engine uses: no process per command.
+//!   instead (`control`), which the engine uses: no process per command; `new_windows`
+//!   pipelines many command lists through it, one round trip for all.
 //!   `hooks` makes `set_hook` cover a whole session; `client` attaches the user's
 //!   terminal and nudges a server that missed a child's exit.
 //! - `FakeTmux` (in `fake`) is an in-memory stand-in for unit tests of the engine (built
@@ -28,6 +29,8 @@ mod error;
 mod fake;
 mod hooks;
 mod parse;
+#[cfg(test)]
+mod pipeline_tests;
 mod real;
 mod server;
 mod socket;

@@ -8,7 +8,9 @@
 //! - violation: from the STRAY stamp (taken just before the agent opens the stray file) to
 //!   the `violation` line for that file.
 //!
-//! Exits and violations interleave with launches of the next tasks, as in a real run.
+//! Exits and violations interleave with launches of the next tasks, as in a real run. The
+//! light scenario's agents (`work`) sleep 50–299 ms twice; the busy one's (`busy`) 10–90 ms,
+//! so that exits, violations, judge rounds and launches crowd the engine's loop.
 
 use std::path::Path;
 use std::time::Duration;
@@ -17,6 +19,8 @@ use crate::project::{Fixture, Run, stamp};
 use crate::stats::Samples;
 
 pub struct Latency {
+    /// The agents' mode: `work` (the light scenario) or `busy` (shorter sleeps).
+    pub mode: &'static str,
     pub tasks: usize,
     pub parallel: usize,
     /// Milliseconds, by the journal's readable line.
@@ -32,8 +36,13 @@ pub struct Latency {
     pub wall_s: f64,
 }
 
-pub(crate) fn run(base: &Path, tasks: usize, parallel: usize) -> anyhow::Result<Latency> {
-    let fixture = Fixture::new(base, "latency", "work", parallel, |_| Ok(()))?;
+pub(crate) fn run(
+    base: &Path,
+    mode: &'static str,
+    tasks: usize,
+    parallel: usize,
+) -> anyhow::Result<Latency> {
+    let fixture = Fixture::new(base, mode, mode, parallel, |_| Ok(()))?;
     let run = Run::up(&fixture, tasks)?;
     // Each task takes 0.1–0.6 s; allow for a slow machine.
     let timeout = Duration::from_secs(60 + (tasks / parallel.max(1)) as u64 * 3);
@@ -42,6 +51,7 @@ pub(crate) fn run(base: &Path, tasks: usize, parallel: usize) -> anyhow::Result<
     })?;
     let entries = run.tail.entries();
     let mut result = Latency {
+        mode,
         tasks,
         parallel,
         exit_ms: Samples::default(),

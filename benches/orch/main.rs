@@ -17,6 +17,7 @@ mod procstat;
 mod project;
 mod report;
 mod report_details;
+mod scale;
 mod stats;
 mod tail;
 
@@ -39,6 +40,9 @@ pub struct Results {
     pub busy: Vec<(String, f64)>,
     pub duration: String,
     pub latency: Option<latency::Latency>,
+    /// The busy scenario: shorter agents, so that everything crowds the engine's loop.
+    pub busy_run: Option<latency::Latency>,
+    pub scale: Option<scale::Scale>,
     pub baseline_exit: Option<(stats::Samples, Vec<String>)>,
     pub launches: Vec<launch::Launch>,
     pub idle: Option<idle::Idle>,
@@ -50,7 +54,11 @@ pub struct Results {
 /// How big each part is: the real sizes, or tiny ones (`--quick`).
 struct Sizes {
     latency_tasks: usize,
+    busy_tasks: usize,
     parallel: usize,
+    scale_agents: usize,
+    scale_small: usize,
+    scale_reps: usize,
     launch_ns: Vec<usize>,
     launch_reps: usize,
     idle_agents: usize,
@@ -71,7 +79,11 @@ impl Sizes {
         if quick {
             return Sizes {
                 latency_tasks: 6,
+                busy_tasks: 12,
                 parallel: 3,
+                scale_agents: 8,
+                scale_small: 2,
+                scale_reps: 1,
                 launch_ns: vec![1, 4],
                 launch_reps: 1,
                 idle_agents: 4,
@@ -85,7 +97,12 @@ impl Sizes {
         Sizes {
             // More than the 200 asked for, so that p99 (the 396th of 400) is not one outlier.
             latency_tasks: 400,
+            // The issue's probe ran 120 to 400; 240 makes p99 the 238th, not one outlier.
+            busy_tasks: 240,
             parallel: 8,
+            scale_agents: 256,
+            scale_small: 64,
+            scale_reps: 3,
             launch_ns: vec![1, 8, 32, 64],
             launch_reps: 5,
             idle_agents: 64,
@@ -129,7 +146,7 @@ fn bench(args: &[String]) -> anyhow::Result<()> {
             "--bench" => {}
             other => anyhow::bail!(
                 "unknown argument {other:?}; usage: [--quick] [--out FILE] \
-                 [--only latency,launch,idle,tree]"
+                 [--only latency,busy,launch,scale,idle,tree]"
             ),
         }
     }
@@ -161,6 +178,8 @@ fn bench(args: &[String]) -> anyhow::Result<()> {
         busy: Vec::new(),
         duration: String::new(),
         latency: None,
+        busy_run: None,
+        scale: None,
         baseline_exit: None,
         launches: Vec::new(),
         idle: None,
@@ -181,7 +200,12 @@ fn bench(args: &[String]) -> anyhow::Result<()> {
     };
     if part("latency") {
         step("exit and violation latency, orch");
-        r.latency = Some(latency::run(&base, sizes.latency_tasks, sizes.parallel)?);
+        r.latency = Some(latency::run(
+            &base,
+            "work",
+            sizes.latency_tasks,
+            sizes.parallel,
+        )?);
         phase_done("exit and violation latency (orch)", &mut loads);
         step("exit latency, polling baseline");
         r.baseline_exit = Some(baseline::exit_latency(
@@ -190,6 +214,16 @@ fn bench(args: &[String]) -> anyhow::Result<()> {
             sizes.parallel,
         )?);
         phase_done("exit latency (baseline)", &mut loads);
+    }
+    if part("busy") {
+        step("the busy scenario");
+        r.busy_run = Some(latency::run(
+            &base,
+            "busy",
+            sizes.busy_tasks,
+            sizes.parallel,
+        )?);
+        phase_done("busy scenario (orch)", &mut loads);
     }
     if part("launch") {
         for &n in &sizes.launch_ns {
@@ -205,6 +239,17 @@ fn bench(args: &[String]) -> anyhow::Result<()> {
         step("silent agents, polling baseline");
         r.idle_baseline = Some(idle::baseline(&base, sizes.idle_agents, sizes.idle)?);
         phase_done("silent agents (baseline)", &mut loads);
+    }
+    if part("scale") {
+        step(&format!("{} agents in one run", sizes.scale_agents));
+        r.scale = Some(scale::run(
+            &base,
+            sizes.scale_agents,
+            sizes.scale_small,
+            sizes.scale_reps,
+            sizes.idle,
+        )?);
+        phase_done(&format!("{} agents", sizes.scale_agents), &mut loads);
     }
     if part("tree") {
         step("a big project");

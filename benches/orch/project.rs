@@ -20,6 +20,8 @@ use crate::tail::{Entry, Tail};
 /// - `work`: stamp START, write its own file, sleep 50–299 ms, stamp STRAY and write
 ///   `stray/<task>.txt` (a file it does not own), sleep 50–299 ms, stamp EXIT and exit 0.
 ///   The sleeps are fixed per task id, so orch and the baseline get the same agents.
+/// - `busy`: the same with sleeps of 10–90 ms, so that exits, violations and launches come
+///   thick and fast (the busy scenario).
 /// - `silent`: stamp START, write its own file, then sleep without a sound until stopped.
 ///
 /// In any role but worker it answers at once (the judge with a passing verdict), so a judge
@@ -29,10 +31,11 @@ pub(crate) const AGENT: &str = r#"[ "${ORCH_ROLE:-worker}" = judge ] && { echo '
 echo "START $EPOCHREALTIME"
 printf 'owned\n' > "$ORCH_FILES"
 case "$1" in
-work)
+work|busy)
   id=$ORCH_TASK_ID
-  printf -v a '0.%03d' $(( 50 + (id * 7919) % 250 ))
-  printf -v b '0.%03d' $(( 50 + (id * 104729) % 250 ))
+  if [ "$1" = busy ]; then lo=10 span=81; else lo=50 span=250; fi
+  printf -v a '0.%03d' $(( lo + (id * 7919) % span ))
+  printf -v b '0.%03d' $(( lo + (id * 104729) % span ))
   sleep "$a"
   t=$EPOCHREALTIME
   printf 'stray\n' > "stray/$id.txt"
@@ -59,9 +62,12 @@ pub(crate) fn owned_file(task: usize) -> String {
     format!("out/{task}.txt")
 }
 
-/// The orch binary under test (built by cargo alongside this benchmark).
+/// The orch binary under test: built by cargo alongside this benchmark, or another one named
+/// by `ORCH_BENCH_EXE` (to compare two builds back to back on a machine whose load varies).
 pub(crate) fn orch_exe() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_orch"))
+    std::env::var_os("ORCH_BENCH_EXE")
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_orch")), PathBuf::from)
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);

@@ -8,7 +8,7 @@ use crate::procstat::Usage;
 use crate::report::count;
 use crate::stats::Samples;
 
-fn ms(v: f64) -> String {
+pub(crate) fn ms(v: f64) -> String {
     if v.is_nan() {
         "–".into()
     } else {
@@ -16,7 +16,7 @@ fn ms(v: f64) -> String {
     }
 }
 
-fn pct(share: f64) -> String {
+pub(crate) fn pct(share: f64) -> String {
     format!("{:.3} %", share * 100.0)
 }
 
@@ -35,7 +35,7 @@ fn row(o: &mut String, name: &str, s: &Samples, fmt: fn(f64) -> String) {
     );
 }
 
-fn usage_rows(o: &mut String, name: &str, u: &Usage) {
+pub(crate) fn usage_rows(o: &mut String, name: &str, u: &Usage) {
     let w = Samples::new(u.windows.clone());
     let name = if u.processes > 1 {
         format!("{name} ({} processes)", u.processes)
@@ -56,17 +56,18 @@ fn usage_rows(o: &mut String, name: &str, u: &Usage) {
     );
 }
 
-const USAGE_HEADER: &str = "| process | CPU over the span, share of one core | per window: median / p99 | windows | RSS max seen / VmHWM |\n|---|---|---|---|---|";
+pub(crate) const USAGE_HEADER: &str = "| process | CPU over the span, share of one core | per window: median / p99 | windows | RSS max seen / VmHWM |\n|---|---|---|---|---|";
 
 pub(crate) fn details(o: &mut String, r: &Results) {
-    if let Some(l) = &r.latency {
+    for l in r.latency.iter().chain(r.busy_run.iter()) {
+        let busy = l.mode == "busy";
         let _ = writeln!(
             o,
-            "## Agent exit and ownership violations → the journal\n\n\
+            "## {}\n\n\
              One run of {} tasks, {} at a time (`max_parallel: {}`), each a `kind: command` \
              agent (a bash script, see `benches/orch/project.rs`) that writes its own file, \
-             sleeps 50–299 ms, writes `stray/<task>.txt` (which it does not own), sleeps \
-             50–299 ms and exits 0. Each task is checked and judged (the same script answers \
+             sleeps {}, writes `stray/<task>.txt` (which it does not own), sleeps \
+             {} again and exits 0. Each task is checked and judged (the same script answers \
              as the judge: pass) as in a real run, so exits, violations, gate checks, judge \
              rounds and the launches of the next tasks interleave; the run {} in {:.1} s{}.\n\n\
              - *exit*: from the agent's `EXIT` stamp (`$EPOCHREALTIME`, its last act) to the \
@@ -78,15 +79,27 @@ pub(crate) fn details(o: &mut String, r: &Results) {
              - *violation*: from the `STRAY` stamp, taken just before the agent opens the \
              stray file, to the `violation` line for it.\n\
              - *by `t`*: the same, to the journal's own `t` (ms, truncated, taken just before \
-             the engine writes the line): a cross-check.\n",
+             the engine writes the line): a cross-check{}.\n",
+            if busy {
+                "The busy scenario: exits and violations while the engine's loop is crowded"
+            } else {
+                "Agent exit and ownership violations → the journal"
+            },
             l.tasks,
             l.parallel,
             l.parallel,
+            if busy { "10–90 ms" } else { "50–299 ms" },
+            if busy { "10–90 ms" } else { "50–299 ms" },
             l.outcome,
             l.wall_s,
             if l.outcome == "failed" {
                 " (by design: its agents wrote files they do not own, which fails the run's \
                  ownership gate)"
+            } else {
+                ""
+            },
+            if busy {
+                "; issue 13's targets are by `t`, as its probe measured"
             } else {
                 ""
             }
@@ -104,7 +117,7 @@ pub(crate) fn details(o: &mut String, r: &Results) {
             ms,
         );
         row(o, "stray write → violation `t`", &l.violation_t_ms, ms);
-        if let Some((b, dropped)) = &r.baseline_exit {
+        if let Some((b, dropped)) = r.baseline_exit.as_ref().filter(|_| !busy) {
             row(o, "**baseline**: exit → poller notices", b, ms);
             if !dropped.is_empty() {
                 let _ = writeln!(o, "\nBaseline samples not taken: {}", dropped.join("; "));
@@ -112,6 +125,10 @@ pub(crate) fn details(o: &mut String, r: &Results) {
         }
         if !l.dropped.is_empty() {
             let _ = writeln!(o, "\norch samples not taken: {}", l.dropped.join("; "));
+        }
+        if busy {
+            let _ = writeln!(o);
+            continue;
         }
         let _ = writeln!(
             o,
@@ -158,6 +175,9 @@ pub(crate) fn details(o: &mut String, r: &Results) {
             );
         }
         let _ = writeln!(o);
+    }
+    if let Some(s) = &r.scale {
+        crate::scale::details(o, s);
     }
     if let Some(i) = &r.idle {
         let _ = writeln!(

@@ -204,7 +204,7 @@ pub fn run(spec_path: &Path) -> anyhow::Result<u8> {
     let mut json = serde_json::to_vec(&record).context("cannot encode the exit record")?;
     json.push(b'\n');
     // The last act: once exit.json exists, the engine may take the logs as complete.
-    if let Err(e) = launcher::write_atomic(&spec.exit_file, &json, 0o600) {
+    if let Err(e) = launcher::write_new_then_sync(&spec.exit_file, &json, 0o600) {
         // A full disk, say. The pane's exit status still says how the agent ended, and the
         // engine reads it from there: exit with the agent's status, not an error of ours.
         say(&format!(

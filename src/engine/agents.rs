@@ -157,6 +157,7 @@ impl Agents {
 
     /// Takes the agent of `dir` out: its end is being handled.
     pub(super) fn remove(&mut self, dir: &Path) -> Option<Agent> {
+        self.gone_since.remove(dir);
         self.by_dir.remove(dir)
     }
 
@@ -167,6 +168,7 @@ impl Agents {
 
     /// Takes every agent out.
     pub(super) fn drain(&mut self) -> Vec<Agent> {
+        self.gone_since.clear();
         std::mem::take(&mut self.by_dir).into_values().collect()
     }
 
@@ -245,6 +247,14 @@ impl Agents {
             .entry(dir.to_path_buf())
             .or_insert_with(Instant::now)
             .elapsed()
+    }
+
+    /// Whether a running agent's pane was seen gone without its exit record: its loss is
+    /// settled by the next listings of the panes (see `lost_for_good`), so they come sooner.
+    pub(super) fn any_gone(&self) -> bool {
+        self.gone_since
+            .keys()
+            .any(|dir| self.by_dir.contains_key(dir))
     }
 
     /// The agents silent for `timeout` by `now`.

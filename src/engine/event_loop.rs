@@ -16,7 +16,14 @@ use crate::watch::FsChange;
 
 /// How often tmux is asked which panes are alive, besides the pane-died hook: tmux's own exit
 /// report is not always reliable.
-const RECONCILE_EVERY: Duration = Duration::from_secs(2);
+///
+/// A safety net, so rare: exits come as exit records and dead panes through the pane-died
+/// hook, and a listing costs in proportion to the panes (at 256 agents, every 2 s, it had the
+/// idle engine use 4 times what it uses at 64: see BENCHMARKS.md).
+const RECONCILE_EVERY: Duration = Duration::from_secs(10);
+/// How soon the next listing comes while a pane is gone without its exit record, so that its
+/// loss is settled soon after the grace it gets (see interrupted.rs).
+const RECONCILE_PENDING: Duration = Duration::from_secs(2);
 /// How often the control window's table is redrawn and timeouts are checked.
 const TICK_EVERY: Duration = Duration::from_secs(1);
 /// The loop's select is biased toward agents' events (see `run`), so an agent that writes
@@ -113,6 +120,8 @@ pub(super) struct Chooser {
     reconcile: tokio::time::Interval,
     /// Agents' events chosen in a row.
     streak: u32,
+    /// Whether the next listing was brought forward for a pane gone without its exit record.
+    listing_soon: bool,
 }
 
 impl Chooser {
@@ -127,7 +136,18 @@ impl Chooser {
             tick,
             reconcile,
             streak: 0,
+            listing_soon: false,
         }
+    }
+
+    /// After `engine` handled `input`: while a pane is gone without its exit record, the
+    /// panes are listed every RECONCILE_PENDING rather than every RECONCILE_EVERY.
+    pub(super) fn handled(&mut self, engine: &Engine, input_was_listing: bool) {
+        let gone = engine.agents.any_gone();
+        if gone && (!self.listing_soon || input_was_listing) {
+            self.reconcile.reset_after(RECONCILE_PENDING);
+        }
+        self.listing_soon = gone;
     }
 
     /// The next input for `engine`.
@@ -208,7 +228,9 @@ impl Engine {
                 return Ok(end);
             }
             let input = chooser.next(self).await;
+            let listing = matches!(input, Input::Reconcile);
             self.handle(input)?;
+            chooser.handled(self, listing);
         }
     }
 

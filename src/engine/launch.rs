@@ -197,7 +197,13 @@ impl Launcher {
     }
 }
 
-/// The launcher thread: makes the panes asked for, in order, and answers each.
+/// How many windows the launcher asks of tmux in one pipelined round trip at most.
+const WINDOWS_AT_ONCE: usize = 32;
+
+/// The launcher thread: makes the panes asked for, in order, and answers each. Requests that
+/// queued up while tmux answered the last ones are taken together: consecutive windows of
+/// their own are made in one pipelined round trip (`Tmux::new_windows`), which is what lets
+/// hundreds of agents start within a second.
 fn serve(
     requests: std::sync::mpsc::Receiver<Request>,
     tmux: &dyn Tmux,
@@ -205,13 +211,44 @@ fn serve(
     answers: &UnboundedSender<Launched>,
     pending: &(Mutex<usize>, Condvar),
 ) {
-    while let Ok(request) = requests.recv() {
-        if let Some(answer) = execute(tmux, &mut panes, request) {
-            let _ = answers.send(answer);
-            let (count, answered) = pending;
-            let mut count = count.lock().expect("launcher lock");
-            *count = count.saturating_sub(1);
-            answered.notify_all();
+    let answer = |launched: Launched| {
+        let _ = answers.send(launched);
+        let (count, answered) = pending;
+        let mut count = count.lock().expect("launcher lock");
+        *count = count.saturating_sub(1);
+        answered.notify_all();
+    };
+    while let Ok(first) = requests.recv() {
+        let mut queued = vec![first];
+        queued.extend(requests.try_iter());
+        let mut queued = queued.into_iter().peekable();
+        while let Some(request) = queued.next() {
+            let own_window = |r: &Request| match r {
+                Request::Open { placement, .. } => {
+                    *placement == Placement::Window || panes.own_windows()
+                }
+                Request::Kill(_) => false,
+            };
+            if !own_window(&request) {
+                if let Some(launched) = execute(tmux, &mut panes, request) {
+                    answer(launched);
+                }
+                continue;
+            }
+            let mut batch = vec![request];
+            while batch.len() < WINDOWS_AT_ONCE && queued.peek().is_some_and(own_window) {
+                batch.extend(queued.next());
+            }
+            let (dirs, specs): (Vec<PathBuf>, Vec<WindowSpec>) = batch
+                .into_iter()
+                .filter_map(|r| match r {
+                    Request::Open { dir, spec, .. } => Some((dir, spec)),
+                    Request::Kill(_) => None,
+                })
+                .unzip();
+            for (dir, pane) in dirs.into_iter().zip(panes.windows(tmux, &specs)) {
+                answer(Launched { dir, pane });
+            }
         }
     }
 }

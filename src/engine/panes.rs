@@ -28,6 +28,20 @@ impl Panes {
         tmux.new_window(&self.session, spec)
     }
 
+    /// Whether each task gets a window of its own (then `windows` can make several at once).
+    pub(super) fn own_windows(&self) -> bool {
+        self.layout.workers == Placement::Windows
+    }
+
+    /// Windows of their own for several tasks, in one batch (see `Tmux::new_windows`).
+    pub(super) fn windows(
+        &self,
+        tmux: &dyn Tmux,
+        specs: &[WindowSpec],
+    ) -> Vec<Result<PaneInfo, TmuxError>> {
+        tmux.new_windows(&self.session, specs)
+    }
+
     /// A task's pane, placed by the layout.
     pub(super) fn place(
         &mut self,

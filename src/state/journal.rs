@@ -1,5 +1,5 @@
-//! The journal, `events.jsonl`: one JSON record per line, appended and synced before the event
-//! takes effect. Reading never fails on a bad line: a line torn by a crash, or being written
+//! The journal, `events.jsonl`: one JSON record per line, written before the event takes
+//! effect and synced to disk right after by a thread of its own (see `syncer`). Reading never fails on a bad line: a line torn by a crash, or being written
 //! right now, is skipped with a warning, so that `orch status` works on any journal.
 
 use std::fs::{File, OpenOptions};
@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 
 use super::event::{Event, Record, now_ms};
+use super::syncer::Syncer;
 
 /// The run's journal, open for appending. Only the engine (and `orch up`, before the engine
 /// starts) writes it; the project lock keeps writers to one.
@@ -21,6 +22,8 @@ pub struct Journal {
     /// next record never lands glued to a fragment.
     len: u64,
     repaired: Option<String>,
+    /// Makes written lines durable off the caller's thread.
+    syncer: Syncer,
 }
 
 /// What `read_journal` found.
@@ -44,11 +47,13 @@ impl Journal {
             .mode(0o600)
             .open(path)
             .map_err(|e| io_error(path, "open", &e))?;
+        let syncer = start_syncer(path, &file, 0)?;
         let mut journal = Journal {
             path: path.to_path_buf(),
             len: 0,
             file,
             repaired: None,
+            syncer,
         };
         journal.len = journal
             .file
@@ -106,6 +111,8 @@ impl Journal {
             .open(&self.path)
             .map_err(|e| io_error(&self.path, "open", &e))?;
         self.len = content.len() as u64;
+        // The old syncer finishes with the old file as it is dropped.
+        self.syncer = start_syncer(&self.path, &self.file, self.len)?;
         Ok(())
     }
 
@@ -114,8 +121,9 @@ impl Journal {
         self.repaired.as_deref()
     }
 
-    /// Journals `event` now: one line, written and synced to disk before this returns. Only
-    /// then may the caller act on it.
+    /// Journals `event` now: one line, written before this returns (every reader sees it, and
+    /// a crash of the engine cannot lose it), and synced to disk by the syncer right after.
+    /// Only then may the caller act on it.
     pub fn append(&mut self, event: Event) -> anyhow::Result<Record> {
         self.append_at(now_ms(), event)
     }
@@ -127,18 +135,17 @@ impl Journal {
         Ok(record)
     }
 
-    /// Journals `event` without a sync of its own, for an event whose loss in a machine
-    /// crash (not the engine's: the line is in the kernel's hands once this returns) costs
-    /// little; the next `append` syncs it with its own line. A sync costs the engine's loop
-    /// 0.2–1 ms (see BENCHMARKS.md).
+    /// Journals `event` without asking for a sync of its own, for an event whose loss in a
+    /// machine crash (not the engine's: the line is in the kernel's hands once this returns)
+    /// costs little; the next `append` syncs it with its own line.
     pub fn append_unsynced(&mut self, event: Event) -> anyhow::Result<Record> {
         let record = Record { t: now_ms(), event };
         self.write(std::slice::from_ref(&record), false)?;
         Ok(record)
     }
 
-    /// Journals several events at once: their lines in one write and one sync (a group
-    /// commit). As with `append`, the caller may act on none of them before this returns.
+    /// Journals several events at once: their lines in one write and one sync. As with
+    /// `append`, the caller may act on none of them before this returns.
     /// A crash in the middle may leave the first lines and not the rest, exactly as a crash
     /// between separate appends would.
     pub fn append_all(&mut self, events: Vec<Event>) -> anyhow::Result<Vec<Record>> {
@@ -151,25 +158,41 @@ impl Journal {
         Ok(records)
     }
 
-    /// Writes the records' lines with one write, then syncs them if asked. On failure the
-    /// file is cut back to where it was, so that no partial line is left.
+    /// Waits until every line written so far is on disk: where durability must come first,
+    /// such as the end of a run. Dropping the journal does the same.
+    pub fn sync(&self) -> anyhow::Result<()> {
+        self.syncer
+            .wait(self.len)
+            .map_err(|e| io_error(&self.path, "sync", &e))
+    }
+
+    /// Writes the records' lines with one write, then asks the syncer for them if asked. On
+    /// failure the file is cut back to where it was, so that no partial line is left.
     fn write(&mut self, records: &[Record], sync: bool) -> anyhow::Result<()> {
         let mut lines = String::new();
         for record in records {
             lines.push_str(&serde_json::to_string(record).context("failed to encode an event")?);
             lines.push('\n');
         }
-        let written = self
-            .file
-            .write_all(lines.as_bytes())
-            .and_then(|()| if sync { self.file.sync_data() } else { Ok(()) });
-        if let Err(e) = written {
+        // A sync that failed since the last write: the disk is in trouble; say so before
+        // acting on anything more.
+        if sync {
+            self.syncer.request(self.len).map_err(|e| {
+                io_error(&self.path, "sync", &e)
+                    .context("the event was not recorded, so orch did not act on it")
+            })?;
+        }
+        if let Err(e) = self.file.write_all(lines.as_bytes()) {
             // Best effort: if even this fails, the next open cuts the fragment off.
             let _ = self.file.set_len(self.len);
             return Err(io_error(&self.path, "write", &e)
                 .context("the event was not recorded, so orch did not act on it"));
         }
         self.len += lines.len() as u64;
+        if sync {
+            // Cannot fail now: a failure would have been reported above, or comes next time.
+            let _ = self.syncer.request(self.len);
+        }
         Ok(())
     }
 
@@ -232,6 +255,17 @@ impl Journal {
         }
         Ok(None)
     }
+}
+
+fn start_syncer(path: &Path, file: &File, durable: u64) -> anyhow::Result<Syncer> {
+    let handle = file.try_clone().map_err(|e| io_error(path, "open", &e))?;
+    Syncer::start(handle, durable).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot start the journal's sync thread for {}: {e}; check the system's limits \
+             on threads (ulimit -u)",
+            path.display()
+        )
+    })
 }
 
 /// Reads a journal for replay. A missing file is an empty journal; a line that is not a valid

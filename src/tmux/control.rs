@@ -17,6 +17,11 @@
 //! (commands run by hooks) and notifications (`%window-add`, …) are skipped by the reader
 //! thread.
 //!
+//! Pipelining: `run_many` writes several command lists, each followed by its own sync line,
+//! in one write, before reading any answer; tmux answers them in order, and each sync
+//! marker closes one list's answer. N lists then cost one round trip instead of N (a launch
+//! of many agents: N `new-window`s).
+//!
 //! When this cannot be used, `run` returns `None` and the caller runs a `tmux` process as
 //! before: a word with a newline (it would end the line), an option rather than a command
 //! (`-V`), no session yet, or a client that died (the session was killed, the server
@@ -79,25 +84,24 @@ impl Control {
     /// Runs a command list: `Some(Ok(stdout))`, `Some(Err(error text))` as tmux would
     /// print them, or `None` when a `tmux` process must do it instead.
     pub(super) fn run(&self, commands: &[Vec<String>]) -> Option<Result<String, String>> {
-        let words = || commands.iter().flatten();
-        if commands.is_empty()
-            || commands
-                .iter()
-                .any(|c| c.first().is_none_or(|w| w.starts_with('-')))
-            || words().any(|w| w.contains(['\n', '\r', '\0']))
-        {
-            return None;
+        self.run_many(std::slice::from_ref(&commands.to_vec()))
+            .and_then(|mut answers| answers.pop())
+    }
+
+    /// Runs several command lists pipelined (see the module doc): each one's answer, in
+    /// order, or `None` when a `tmux` process must run them instead (then none has run:
+    /// every list is checked before anything is sent).
+    pub(super) fn run_many(
+        &self,
+        lists: &[Vec<Vec<String>>],
+    ) -> Option<Vec<Result<String, String>>> {
+        if lists.is_empty() {
+            return Some(Vec::new());
         }
-        let line = commands
+        let lines: Vec<String> = lists
             .iter()
-            .map(|c| {
-                c.iter()
-                    .map(|w| tmux_quote(w))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .collect::<Vec<_>>()
-            .join(" ; ");
+            .map(|commands| line(commands))
+            .collect::<Option<_>>()?;
         let mut state = self
             .state
             .lock()
@@ -115,8 +119,8 @@ impl Control {
             }
         }
         let conn = state.0.as_mut()?;
-        match conn.ask(&line) {
-            Some(blocks) => Some(answer(blocks)),
+        match conn.ask_many(&lines) {
+            Some(answers) => Some(answers.into_iter().map(answer).collect()),
             None => {
                 // The client is gone or wedged: drop it; a process takes over.
                 if let Some(conn) = state.0.take() {
@@ -174,27 +178,73 @@ impl Drop for Control {
     }
 }
 
+/// A command list as one line for tmux's parser, or `None` when a line cannot carry it: a
+/// word with a newline (it would end the line), an option rather than a command (`-V`).
+fn line(commands: &[Vec<String>]) -> Option<String> {
+    if commands.is_empty()
+        || commands
+            .iter()
+            .any(|c| c.first().is_none_or(|w| w.starts_with('-')))
+        || commands
+            .iter()
+            .flatten()
+            .any(|w| w.contains(['\n', '\r', '\0']))
+    {
+        return None;
+    }
+    Some(
+        commands
+            .iter()
+            .map(|c| {
+                c.iter()
+                    .map(|w| tmux_quote(w))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect::<Vec<_>>()
+            .join(" ; "),
+    )
+}
+
 impl Conn {
     /// Sends `line` and the sync line; returns the blocks that answer `line`.
     fn ask(&mut self, line: &str) -> Option<Vec<Block>> {
-        self.sync += 1;
-        let marker = format!("orch-sync-{}", self.sync);
-        let text = format!("{line}\ndisplay-message -p {marker}\n");
+        self.ask_many(&[line.to_string()])?.pop()
+    }
+
+    /// Sends every line, each followed by a sync line of its own, in one write; then reads
+    /// the answers in order: the blocks before each marker answer its line.
+    fn ask_many(&mut self, lines: &[String]) -> Option<Vec<Vec<Block>>> {
+        let mut text = String::new();
+        let mut markers = Vec::with_capacity(lines.len());
+        for line in lines {
+            self.sync += 1;
+            let marker = format!("orch-sync-{}", self.sync);
+            text.push_str(&format!("{line}\ndisplay-message -p {marker}\n"));
+            markers.push(marker);
+        }
         self.stdin.write_all(text.as_bytes()).ok()?;
         self.stdin.flush().ok()?;
         let deadline = Instant::now() + ANSWER_TIMEOUT;
+        let mut answers = Vec::with_capacity(lines.len());
         let mut answer = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let block = match self.blocks.recv_timeout(left) {
-                Ok(block) => block,
-                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return None,
-            };
-            if !block.error && block.lines.len() == 1 && block.lines[0] == marker {
-                return Some(answer);
+        for marker in &markers {
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let block = match self.blocks.recv_timeout(left) {
+                    Ok(block) => block,
+                    Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
+                        return None;
+                    }
+                };
+                if !block.error && block.lines.len() == 1 && &block.lines[0] == marker {
+                    answers.push(std::mem::take(&mut answer));
+                    break;
+                }
+                answer.push(block);
             }
-            answer.push(block);
         }
+        Some(answers)
     }
 
     /// Closing stdin detaches the client; kill it if it lingers.

@@ -125,29 +125,71 @@ impl RealTmux {
         join(&words)
     }
 
+    /// Runs several command lists, each as `run` would, pipelined through the control-mode
+    /// client when there is one (one round trip for all; see `control`), else one process
+    /// each. Each list's answer, in order; a failing list does not stop the next ones.
+    pub(super) fn run_many(
+        &self,
+        lists: Vec<(Vec<Vec<String>>, Subject<'_>)>,
+    ) -> Vec<Result<String, TmuxError>> {
+        if let Some(control) = &self.control.0 {
+            let commands: Vec<Vec<Vec<String>>> = lists.iter().map(|(c, _)| c.clone()).collect();
+            if let Some(answers) = control.run_many(&commands) {
+                return answers
+                    .into_iter()
+                    .zip(lists)
+                    .map(|(answer, (commands, subject))| {
+                        self.control_answer(answer, &commands, subject)
+                    })
+                    .collect();
+            }
+        }
+        lists
+            .into_iter()
+            .map(|(commands, subject)| self.run_process(commands, subject))
+            .collect()
+    }
+
     /// Runs one tmux invocation of one or more commands chained with `;`.
     pub(super) fn run(
         &self,
         commands: Vec<Vec<String>>,
         subject: Subject<'_>,
     ) -> Result<String, TmuxError> {
-        if let Some(control) = &self.control.0 {
-            match control.run(&commands) {
-                Some(Ok(out)) => return Ok(out),
-                Some(Err(stderr)) => {
-                    let line: Vec<String> = commands.join(&";".to_string());
-                    return Err(parse::classify(Failure {
-                        command: format!("(control mode) {}", join(&line)),
-                        status: Some(1),
-                        stderr: &stderr,
-                        subject,
-                        server: self.server_description(),
-                        list_command: self.list_command(),
-                    }));
-                }
-                None => {}
-            }
+        if let Some(control) = &self.control.0
+            && let Some(answer) = control.run(&commands)
+        {
+            return self.control_answer(answer, &commands, subject);
         }
+        self.run_process(commands, subject)
+    }
+
+    /// What the control-mode client's answer means, as `run` reports it.
+    fn control_answer(
+        &self,
+        answer: Result<String, String>,
+        commands: &[Vec<String>],
+        subject: Subject<'_>,
+    ) -> Result<String, TmuxError> {
+        answer.map_err(|stderr| {
+            let line: Vec<String> = commands.join(&";".to_string());
+            parse::classify(Failure {
+                command: format!("(control mode) {}", join(&line)),
+                status: Some(1),
+                stderr: &stderr,
+                subject,
+                server: self.server_description(),
+                list_command: self.list_command(),
+            })
+        })
+    }
+
+    /// `run` through a `tmux` process of its own.
+    fn run_process(
+        &self,
+        commands: Vec<Vec<String>>,
+        subject: Subject<'_>,
+    ) -> Result<String, TmuxError> {
         let mut args = self.global_args();
         for (index, command) in commands.into_iter().enumerate() {
             if index > 0 {
@@ -246,24 +288,38 @@ impl Tmux for RealTmux {
     }
 
     fn new_window(&self, session: &str, spec: &WindowSpec) -> Result<PaneInfo, TmuxError> {
-        check_session(session)?;
-        check_name("window name", &spec.name)?;
-        let last = format!("{}{{end}}", session_window_target(session));
-        let create = NewWindow::new()
-            .detached()
-            .after()
-            .print()
-            .format(PANE_INFO_FORMAT)
-            .target_window(last.clone())
-            .window_name(escape_format(&spec.name))
-            .start_directory(cwd_arg(&spec.cwd)?)
-            .build();
-        let create = with_command(create, spec)?;
         let out = self.run(
-            vec![create, remain_on_exit(last)],
+            new_window_commands(session, spec)?,
             Subject::Session(session),
         )?;
         parse::pane_info("new-window", &out)
+    }
+
+    fn new_windows(&self, session: &str, specs: &[WindowSpec]) -> Vec<Result<PaneInfo, TmuxError>> {
+        // Bad input is refused alone; the rest go in one pipelined batch.
+        let built: Vec<Result<Vec<Vec<String>>, TmuxError>> = specs
+            .iter()
+            .map(|spec| new_window_commands(session, spec))
+            .collect();
+        let lists = built
+            .iter()
+            .filter_map(|b| b.as_ref().ok())
+            .map(|commands| (commands.clone(), Subject::Session(session)))
+            .collect();
+        let mut answers = self.run_many(lists).into_iter();
+        built
+            .into_iter()
+            .map(|b| {
+                b.and_then(|_| {
+                    let out = answers.next().unwrap_or_else(|| {
+                        Err(TmuxError::Spawn {
+                            reason: "tmux gave fewer answers than commands".into(),
+                        })
+                    })?;
+                    parse::pane_info("new-window", &out)
+                })
+            })
+            .collect()
     }
 
     fn respawn_pane(&self, pane: &str, spec: &WindowSpec) -> Result<(), TmuxError> {
@@ -389,6 +445,24 @@ impl Tmux for RealTmux {
         prefix.extend(self.global_args());
         prefix
     }
+}
+
+/// A new window at the end of `session` running `spec`, with `remain-on-exit` set in the same
+/// command list (see the module doc).
+fn new_window_commands(session: &str, spec: &WindowSpec) -> Result<Vec<Vec<String>>, TmuxError> {
+    check_session(session)?;
+    check_name("window name", &spec.name)?;
+    let last = format!("{}{{end}}", session_window_target(session));
+    let create = NewWindow::new()
+        .detached()
+        .after()
+        .print()
+        .format(PANE_INFO_FORMAT)
+        .target_window(last.clone())
+        .window_name(escape_format(&spec.name))
+        .start_directory(cwd_arg(&spec.cwd)?)
+        .build();
+    Ok(vec![with_command(create, spec)?, remain_on_exit(last)])
 }
 
 /// Appends `-e` pairs and `-- argv` (after the builder's options: order matters).

@@ -103,6 +103,15 @@ pub trait Tmux: Send + Sync {
     /// Creates a window after the last one, without selecting it.
     fn new_window(&self, session: &str, spec: &WindowSpec) -> Result<PaneInfo, TmuxError>;
 
+    /// Several `new_window`s at once, each one's result in order: `RealTmux` pipelines them
+    /// through its control-mode client, one round trip for all (a launch of many agents).
+    fn new_windows(&self, session: &str, specs: &[WindowSpec]) -> Vec<Result<PaneInfo, TmuxError>> {
+        specs
+            .iter()
+            .map(|spec| self.new_window(session, spec))
+            .collect()
+    }
+
     /// Runs `spec` in an existing pane again (its name is ignored), killing what still runs
     /// there: the pane keeps its id, window and place. For a dead pane (`remain-on-exit`).
     fn respawn_pane(&self, pane: &str, spec: &WindowSpec) -> Result<(), TmuxError>;
