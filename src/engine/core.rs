@@ -270,10 +270,11 @@ impl Engine {
     pub(super) fn prepare_pane(
         &mut self,
         dir: &Path,
+        prompt: String,
         title: String,
         invocation: crate::workers::Invocation,
         window: String,
-    ) -> anyhow::Result<crate::tmux::WindowSpec> {
+    ) -> anyhow::Result<(super::launch::Files, crate::tmux::WindowSpec)> {
         let mut env = invocation.env;
         // How much of its output agent-run keeps on disk (see agent_process::run::capped).
         env.push((
@@ -294,21 +295,22 @@ impl Engine {
             exit_file: dir.join("exit.json"),
             sandbox: invocation.sandbox,
         };
-        let script = crate::agent_process::launcher::write_launcher(dir, &spec, &self.exe)?;
-        // A directory used before (a judge or an oracle asked again after a resume) may hold
-        // an old exit record: it must not pass for this run's.
-        match std::fs::remove_file(dir.join("exit.json")) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).context("failed to clear an old exit record"),
-        }
-        self.watch_dir(dir)?;
-        Ok(crate::tmux::WindowSpec {
+        // Written with the launcher's files, off the loop (see launch.rs).
+        let script = std::path::absolute(dir)
+            .with_context(|| format!("cannot make {} an absolute path", dir.display()))?
+            .join(crate::agent_process::launcher::SCRIPT_FILE);
+        let files = super::launch::Files {
+            prompt,
+            spec,
+            exe: self.exe.clone(),
+        };
+        let window = crate::tmux::WindowSpec {
             name: window,
             cwd: self.project.root.clone(),
             argv: vec!["/bin/sh".into(), script.display().to_string()],
             env: vec![],
-        })
+        };
+        Ok((files, window))
     }
 
     /// Journals `event`, then applies it to the state.

@@ -1,14 +1,19 @@
-//! The one way an agent is launched, whatever its role: its prompt written, its invocation
-//! built and confined, its start journaled, its launcher written and its directory watched,
-//! the agent registered (agents.rs) — and then its pane asked of tmux off the loop.
+//! The one way an agent is launched, whatever its role: its invocation built and confined,
+//! its start journaled, the agent registered (agents.rs) — and then its files written and its
+//! pane asked of tmux off the loop.
 //!
-//! Making a pane is a tmux round trip (about 3 ms, more on a busy server), and the loop must
-//! not wait on it while exits and violations queue behind it. So the `Launcher` sends the
-//! request to a thread that owns the tmux connection and the layout (`Panes`), and tmux's
-//! answer (pane and pid, or the error) comes back as an input of the loop
-//! (`Input::Launched`), journaled then. An exit record that arrives first is handled as any
-//! other: the registry knows the agent by its directory, and the late answer finds it gone.
-//! In unit tests the launcher runs inline, its answer waiting as the next input.
+//! Making a pane is a tmux round trip (about 3 ms, more on a busy server), and writing an
+//! attempt's directory, prompt and launcher costs the file system a millisecond or more
+//! (creating inodes is slow on a disk where many files were deleted: see BENCHMARKS.md); the
+//! loop must wait on neither while exits and violations queue behind them. So the `Launcher`
+//! sends the request to a thread that owns the tmux connection and the layout (`Panes`),
+//! writes the files and asks for the pane, and the answer (pane and pid, or the error) comes
+//! back as an input of the loop (`Input::Launched`), journaled then. Only then is the
+//! attempt's directory watched, and an exit record already there is handled at once (watch,
+//! then look: nothing slips between). An exit record that arrives before the answer is
+//! handled as any other: the registry knows the agent by its directory, and the late answer
+//! finds it gone. In unit tests the launcher runs inline, its answer waiting as the next
+//! input.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
@@ -54,16 +59,44 @@ pub(super) enum Placement {
     Layout,
 }
 
-/// Tmux's answer to a launch.
+/// The answer to a launch: the agent's pane, or why its files or its pane could not be made.
 #[derive(Debug)]
 pub(super) struct Launched {
     pub dir: PathBuf,
-    pub pane: Result<PaneInfo, TmuxError>,
+    pub pane: Result<PaneInfo, anyhow::Error>,
+}
+
+/// What a launch writes into its attempt's directory before its pane starts.
+pub(super) struct Files {
+    pub prompt: String,
+    pub spec: crate::agent_process::launcher::LaunchSpec,
+    pub exe: PathBuf,
+}
+
+impl Files {
+    /// Writes the attempt's directory, prompt and launcher (see `launcher::write_launcher`).
+    fn write(&self, dir: &std::path::Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("failed to create {}", dir.display()))?;
+        let prompt_file = dir.join("prompt.md");
+        std::fs::write(&prompt_file, &self.prompt)
+            .with_context(|| format!("failed to write {}", prompt_file.display()))?;
+        crate::agent_process::launcher::write_launcher(dir, &self.spec, &self.exe)?;
+        // A directory used before (a judge or an oracle asked again after a resume) may hold
+        // an old exit record: it must not pass for this run's.
+        match std::fs::remove_file(dir.join("exit.json")) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).context("failed to clear an old exit record"),
+        }
+    }
 }
 
 enum Request {
     Open {
         dir: PathBuf,
+        /// Its files, until they are written.
+        files: Option<Box<Files>>,
         spec: WindowSpec,
         placement: Placement,
     },
@@ -102,12 +135,22 @@ impl Launcher {
             #[cfg(test)]
             Launching::Inline => Mode::Inline(tmux, panes),
             Launching::Thread => {
+                // Two stages, so that the next launches' files are written while tmux makes
+                // the last ones' panes (the tmux server is a process of its own).
                 let (tx, rx) = std::sync::mpsc::channel();
-                let answers = answers_tx.clone();
-                let pending = pending.clone();
+                let (written_tx, written) = std::sync::mpsc::channel();
+                let answer = Answers {
+                    tx: answers_tx.clone(),
+                    pending: pending.clone(),
+                };
+                let answer_too = answer.clone();
+                std::thread::Builder::new()
+                    .name("orch-files".into())
+                    .spawn(move || write_files(&rx, &written_tx, &answer_too))
+                    .expect("failed to start the launcher's files thread");
                 std::thread::Builder::new()
                     .name("orch-launcher".into())
-                    .spawn(move || serve(rx, tmux.as_ref(), panes, &answers, &pending))
+                    .spawn(move || serve(&written, tmux.as_ref(), panes, &answer))
                     .expect("failed to start the launcher thread");
                 Mode::Thread(tx)
             }
@@ -131,13 +174,13 @@ impl Launcher {
                 {
                     self.done(Launched {
                         dir,
-                        pane: Err(TmuxError::CommandFailed {
+                        pane: Err(anyhow::Error::new(TmuxError::CommandFailed {
                             command: "new-window".into(),
                             status: None,
                             stderr: "orch's launcher thread is gone: see the engine's log, \
                                      then `orch resume`"
                                 .into(),
-                        }),
+                        })),
                     });
                 }
             }
@@ -158,10 +201,18 @@ impl Launcher {
         answered.notify_all();
     }
 
-    /// Asks for a pane for the agent of `dir`; the answer comes as `Input::Launched`.
-    pub(super) fn open(&mut self, dir: PathBuf, spec: WindowSpec, placement: Placement) {
+    /// Asks for the files and a pane of the agent of `dir`; the answer comes as
+    /// `Input::Launched`.
+    pub(super) fn open(
+        &mut self,
+        dir: PathBuf,
+        files: Files,
+        spec: WindowSpec,
+        placement: Placement,
+    ) {
         self.send(Request::Open {
             dir,
+            files: Some(Box::new(files)),
             spec,
             placement,
         });
@@ -200,24 +251,57 @@ impl Launcher {
 /// How many windows the launcher asks of tmux in one pipelined round trip at most.
 const WINDOWS_AT_ONCE: usize = 32;
 
+/// Where the launcher's threads answer launches.
+#[derive(Clone)]
+struct Answers {
+    tx: UnboundedSender<Launched>,
+    /// Launches sent and not answered yet (see `Launcher::settle`).
+    pending: Arc<(Mutex<usize>, Condvar)>,
+}
+
+impl Answers {
+    fn answer(&self, launched: Launched) {
+        let _ = self.tx.send(launched);
+        let (count, answered) = &*self.pending;
+        let mut count = count.lock().expect("launcher lock");
+        *count = count.saturating_sub(1);
+        answered.notify_all();
+    }
+}
+
+/// The launcher's first stage: writes each launch's files and hands it on, in order; a launch
+/// whose files cannot be written is answered here.
+fn write_files(
+    requests: &std::sync::mpsc::Receiver<Request>,
+    written: &std::sync::mpsc::Sender<Request>,
+    answers: &Answers,
+) {
+    for mut request in requests {
+        if let Request::Open { dir, files, .. } = &mut request
+            && let Some(files) = files.take()
+            && let Err(e) = files.write(dir)
+        {
+            let dir = dir.clone();
+            answers.answer(Launched { dir, pane: Err(e) });
+            continue;
+        }
+        if written.send(request).is_err() {
+            return;
+        }
+    }
+}
+
 /// The launcher thread: makes the panes asked for, in order, and answers each. Requests that
 /// queued up while tmux answered the last ones are taken together: consecutive windows of
 /// their own are made in one pipelined round trip (`Tmux::new_windows`), which is what lets
 /// hundreds of agents start within a second.
 fn serve(
-    requests: std::sync::mpsc::Receiver<Request>,
+    requests: &std::sync::mpsc::Receiver<Request>,
     tmux: &dyn Tmux,
     mut panes: Panes,
-    answers: &UnboundedSender<Launched>,
-    pending: &(Mutex<usize>, Condvar),
+    answers: &Answers,
 ) {
-    let answer = |launched: Launched| {
-        let _ = answers.send(launched);
-        let (count, answered) = pending;
-        let mut count = count.lock().expect("launcher lock");
-        *count = count.saturating_sub(1);
-        answered.notify_all();
-    };
+    let answer = |launched: Launched| answers.answer(launched);
     while let Ok(first) = requests.recv() {
         let mut queued = vec![first];
         queued.extend(requests.try_iter());
@@ -247,7 +331,10 @@ fn serve(
                 })
                 .unzip();
             for (dir, pane) in dirs.into_iter().zip(panes.windows(tmux, &specs)) {
-                answer(Launched { dir, pane });
+                answer(Launched {
+                    dir,
+                    pane: pane.map_err(anyhow::Error::new),
+                });
             }
         }
     }
@@ -257,14 +344,23 @@ fn execute(tmux: &dyn Tmux, panes: &mut Panes, request: Request) -> Option<Launc
     match request {
         Request::Open {
             dir,
+            files,
             spec,
             placement,
         } => {
+            if let Some(files) = files
+                && let Err(e) = files.write(&dir)
+            {
+                return Some(Launched { dir, pane: Err(e) });
+            }
             let pane = match placement {
                 Placement::Window => panes.window(tmux, &spec),
                 Placement::Layout => panes.place(tmux, &spec),
             };
-            Some(Launched { dir, pane })
+            Some(Launched {
+                dir,
+                pane: pane.map_err(anyhow::Error::new),
+            })
         }
         Request::Kill(pane) => {
             // Gone already is as good.
@@ -290,11 +386,7 @@ impl Engine {
             window,
             placement,
         } = launch;
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("failed to create {}", dir.display()))?;
         let prompt_file = dir.join("prompt.md");
-        std::fs::write(&prompt_file, prompt)
-            .with_context(|| format!("failed to write {}", prompt_file.display()))?;
         let agent = self
             .config
             .agents
@@ -320,10 +412,10 @@ impl Engine {
             self.dir.path(),
         );
         self.record(role.started(attempt, invocation.continues.clone()))?;
-        let spec = self.prepare_pane(&dir, title, invocation, window)?;
+        let (files, spec) = self.prepare_pane(&dir, prompt, title, invocation, window)?;
         self.agents
             .insert(Agent::new(role, attempt, dir.clone(), None));
-        self.launcher.open(dir, spec, placement);
+        self.launcher.open(dir, files, spec, placement);
         Ok(())
     }
 
@@ -357,22 +449,33 @@ impl Engine {
                         pid: info.pid,
                     },
                 );
-                match started {
-                    Some(event) => self.record(event).map(|_| ()),
-                    None => Ok(()),
+                if let Some(event) = started {
+                    self.record(event)?;
                 }
+                // Its files exist now: watched, then looked at, so that an exit record
+                // written before the watch is not missed.
+                if let Err(e) = self.watch_dir(&dir) {
+                    let cost = "its end is found by the check of the panes every few seconds";
+                    let what = format!("cannot watch {} ({e:#}): {cost}", dir.display());
+                    self.warn(crate::state::WarningKind::Agents, what);
+                }
+                let exit = dir.join("exit.json");
+                if exit.exists() {
+                    return self.on_run_file(&exit);
+                }
+                Ok(())
             }
             Err(e) => self.launch_failed(agent, e),
         }
     }
 
-    fn launch_failed(&mut self, agent: Agent, e: TmuxError) -> anyhow::Result<()> {
+    fn launch_failed(&mut self, agent: Agent, e: anyhow::Error) -> anyhow::Result<()> {
         self.agents.remove(&agent.dir);
         self.unwatch_dir(&agent.dir);
         match agent.role {
-            Role::Task(id) => self.task_not_launched(&id, &anyhow::Error::new(e)),
+            Role::Task(id) => self.task_not_launched(&id, &e),
             // No window for the planner, the judge or an oracle: the engine cannot go on.
-            role => Err(anyhow::Error::new(e).context(format!(
+            role => Err(e.context(format!(
                 "failed to open a window for the {}",
                 role.prompt_role()
             ))),
