@@ -155,10 +155,15 @@ impl Driven {
             } else {
                 ChangeKind::Created
             };
+            // After everything journaled so far, as a real agent's write would be: a write
+            // in the very millisecond the plan was accepted counts as the planner's (see
+            // ownership.rs), and a fast test must not hit it by chance.
+            let last = self.journal().last().map_or(0, |r| r.t);
+            let after = std::time::UNIX_EPOCH + std::time::Duration::from_millis(last + 1);
             self.handle(Input::Fs(FsChange {
                 path: path.to_string(),
                 kind,
-                at: SystemTime::now(),
+                at: SystemTime::now().max(after),
             }));
         }
         self.settle();

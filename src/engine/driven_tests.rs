@@ -316,7 +316,7 @@ fn a_violation_under_stop_stops_the_running_suspect() {
     );
     let _a = run.next_agent();
     run.write(&[("README.md", "defaced\n")]);
-    assert_eq!(status(&run, "a"), TaskStatus::Failed);
+    assert_eq!(status(&run, "a"), TaskStatus::Failed, "{}", run.dump());
     assert!(!run.engine.agents.has_task(&TaskId::new("a")));
     assert_eq!(run.outcome(), Some(Outcome::Failed), "{}", run.dump());
 }
