@@ -33,6 +33,8 @@ pub(super) struct Driven {
     runtime: tokio::runtime::Runtime,
     /// Panes already handed to the test by `next_agent`.
     seen: Vec<String>,
+    /// When the test's last write was made (ms), so that the next comes after it.
+    last_write_ms: u64,
 }
 
 impl Driven {
@@ -74,6 +76,7 @@ impl Driven {
             gates,
             runtime,
             seen,
+            last_write_ms: 0,
         }
     }
 
@@ -149,21 +152,37 @@ impl Driven {
             let full = self.root().join(path);
             let existed = full.exists();
             std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-            std::fs::write(full, text).unwrap();
+            std::fs::write(&full, text).unwrap();
             let kind = if existed {
                 ChangeKind::Modified
             } else {
                 ChangeKind::Created
             };
-            // After everything journaled so far, as a real agent's write would be: a write
-            // in the very millisecond the plan was accepted counts as the planner's (see
-            // ownership.rs), and a fast test must not hit it by chance.
-            let last = self.journal().last().map_or(0, |r| r.t);
+            // After everything journaled and written so far, as a real agent's write would
+            // be, its file's time the same: a write in the very millisecond the plan was
+            // accepted counts as the planner's (see ownership.rs), and two writes in one
+            // millisecond leave their order to chance (the tdd gate's first writes), which a
+            // fast test must not hit.
+            let last = self
+                .journal()
+                .last()
+                .map_or(0, |r| r.t)
+                .max(self.last_write_ms);
             let after = std::time::UNIX_EPOCH + std::time::Duration::from_millis(last + 1);
+            let at = SystemTime::now().max(after);
+            std::fs::File::options()
+                .write(true)
+                .open(&full)
+                .and_then(|f| f.set_modified(at))
+                .unwrap();
+            self.last_write_ms = at
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64;
             self.handle(Input::Fs(FsChange {
                 path: path.to_string(),
                 kind,
-                at: SystemTime::now().max(after),
+                at,
             }));
         }
         self.settle();
