@@ -7,7 +7,7 @@ mod table;
 mod violations;
 mod warnings;
 
-pub use table::table;
+pub use table::{screen, table};
 pub use violations::{describe_violation, violation_lines};
 pub use warnings::warning_lines;
 
@@ -24,6 +24,14 @@ pub fn terminal_width() -> usize {
             .and_then(|c| c.parse().ok())
             .unwrap_or(120)
     }
+}
+
+/// The terminal's height in lines, when standard output is one.
+pub fn terminal_height() -> Option<usize> {
+    // SAFETY: as in `terminal_width`.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+    (ok && size.ws_row > 0).then_some(usize::from(size.ws_row))
 }
 
 /// A duration for people: `1.5s`, `2m05s`, `2h05m`.

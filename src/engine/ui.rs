@@ -16,7 +16,11 @@ impl Engine {
             return;
         }
         let header = self.header();
-        let table = crate::format::table(&self.state, &self.dir, crate::state::now_ms());
+        let now = crate::state::now_ms();
+        let table = match crate::format::terminal_height() {
+            Some(lines) => crate::format::screen(&self.state, &self.dir, now, lines),
+            None => crate::format::table(&self.state, &self.dir, now),
+        };
         let unjournaled = unjournaled(self.warnings.list());
         // Clear the screen and home the cursor, then redraw: the control window is ours. A
         // window that is gone fails the write, which must not bring the engine down.

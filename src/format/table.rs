@@ -13,10 +13,47 @@ use crate::state::{AttemptOutcome, RunDir, RunState, TaskState, TaskStatus};
 /// Up to this many distinct warnings are listed (the latest): the table must fit a screen.
 const WARNINGS_LISTED: usize = 10;
 
-/// The run's table at `now` (ms since the epoch), from its state and its agents' logs.
+/// The run's table at `now` (ms since the epoch), from its state and its agents' logs: every
+/// task's row (`orch status`).
 pub fn table(state: &RunState, dir: &RunDir, now: u64) -> String {
-    let rows: Vec<(&TaskState, Progress)> = state
-        .tasks_in_order()
+    table_of(state, dir, now, None)
+}
+
+/// The table as a screen of `lines` lines shows it (the control window, redrawn every
+/// second): as many tasks' rows as fit, those at work first, and how many more there are. Its
+/// cost (the rows made, the logs looked at) is the screen's, not the run's: an engine with 256
+/// silent agents costs what one with 20 does.
+pub fn screen(state: &RunState, dir: &RunDir, now: u64, lines: usize) -> String {
+    // The header, the table's head, the line of what is not shown, and room for the sections
+    // under the table (sent back, violations, warnings), which are cut to a few lines each.
+    table_of(state, dir, now, Some(lines.saturating_sub(12).max(5)))
+}
+
+/// Which tasks' rows a screen with room for `room` of them shows: those at work first, then
+/// those that failed, those waiting, and those done; in plan order.
+fn shown(state: &RunState, room: Option<usize>) -> (Vec<&TaskState>, usize) {
+    let all: Vec<&TaskState> = state.tasks_in_order().collect();
+    let Some(room) = room.filter(|&room| room < all.len()) else {
+        return (all, 0);
+    };
+    let rank = |t: &TaskState| match t.state {
+        TaskStatus::Running => 0,
+        TaskStatus::Failed | TaskStatus::Blocked => 1,
+        TaskStatus::Pending => 2,
+        _ => 3,
+    };
+    let mut by_rank: Vec<(usize, &TaskState)> = all.iter().copied().enumerate().collect();
+    by_rank.sort_by_key(|&(i, t)| (rank(t), i));
+    let mut kept: Vec<(usize, &TaskState)> = by_rank.into_iter().take(room).collect();
+    kept.sort_by_key(|&(i, _)| i);
+    let hidden = all.len() - kept.len();
+    (kept.into_iter().map(|(_, t)| t).collect(), hidden)
+}
+
+fn table_of(state: &RunState, dir: &RunDir, now: u64, room: Option<usize>) -> String {
+    let (shown, hidden) = shown(state, room);
+    let rows: Vec<(&TaskState, Progress)> = shown
+        .into_iter()
         .map(|task| (task, progress::of_task(dir, task)))
         .collect();
     // Token columns only where some agent reports its use (agent CLIs do; scripts do not).
@@ -79,6 +116,13 @@ pub fn table(state: &RunState, dir: &RunDir, now: u64) -> String {
             task.attempts,
             elapsed,
             clip(&first_line(&last), last_width)
+        );
+    }
+    if hidden > 0 {
+        let _ = writeln!(
+            out,
+            "… {hidden} more task(s) not shown here: `{} status` lists every one",
+            crate::invocation::orch()
         );
     }
     let setbacks: Vec<String> = rows
@@ -195,6 +239,49 @@ mod tests {
         )
         .unwrap();
         RunState::replay(&records)
+    }
+
+    #[test]
+    fn a_screen_shows_the_tasks_at_work_first_and_how_many_more_there_are() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = RunDir::new(tmp.path(), "r");
+        let tasks: Vec<String> = (1..=30)
+            .map(|i| format!(r#"{{"id":"t{i}","agent":"a","task":"t","files":["f{i}"]}}"#))
+            .collect();
+        let plan = serde_json::from_str(&format!(r#"{{"tasks":[{}]}}"#, tasks.join(","))).unwrap();
+        let mut events = vec![Event::PlanAccepted { plan }];
+        // The last five are at work; the rest wait.
+        events.extend((26..=30).map(|i| Event::TaskStarted {
+            task: TaskId::new(format!("t{i}")),
+            attempt: 1,
+            continues: None,
+        }));
+        let records: Vec<Record> = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, event)| Record {
+                t: 1_000 * (i as u64 + 1),
+                event,
+            })
+            .collect();
+        let state = RunState::replay(&records);
+        let all = table(&state, &dir, 9_000);
+        assert!(all.contains("t1 ") && all.contains("t30"), "{all}");
+        assert!(!all.contains("more task"), "{all}");
+
+        // 20 lines leave room for 8 rows: the five at work, then the first three waiting.
+        let screen = screen(&state, &dir, 9_000, 20);
+        let rows: Vec<&str> = screen.lines().filter(|l| l.starts_with('t')).collect();
+        assert_eq!(rows.len(), 8, "{screen}");
+        assert!(
+            rows[0].starts_with("t1 ") && rows[3].starts_with("t26"),
+            "{screen}"
+        );
+        assert!(rows[7].starts_with("t30"), "{screen}");
+        assert!(
+            screen.contains("… 22 more task(s) not shown here"),
+            "{screen}"
+        );
     }
 
     #[test]
