@@ -27,8 +27,12 @@ fn name_for(exe: &Path, path_var: Option<&OsStr>) -> String {
     if on_path.is_some_and(|found| same_file(&found, exe)) {
         return "orch".to_string();
     }
-    let exe = exe.to_string_lossy();
-    shlex::try_quote(&exe).map_or_else(|_| exe.to_string(), std::borrow::Cow::into_owned)
+    shell_word(&exe.to_string_lossy())
+}
+
+/// `word` as one word of a shell command line the user may paste (quoted where needed).
+pub fn shell_word(word: &str) -> String {
+    shlex::try_quote(word).map_or_else(|_| word.to_string(), std::borrow::Cow::into_owned)
 }
 
 fn is_executable(path: &Path) -> bool {

@@ -94,8 +94,7 @@ pub(crate) fn run(
     up::print_detached(&started);
     let code = wait::run(&global, None, Some(Duration::from_secs(600)))?;
     status::run(&global, None, false)?;
-    let dir = dir.to_string_lossy();
-    let dir = shlex::try_quote(&dir).map_or_else(|_| dir.to_string(), std::borrow::Cow::into_owned);
+    let dir = crate::invocation::shell_word(&dir.to_string_lossy());
     println!(
         "\nlook around: cd {dir} && {orch} status; {orch} report; {orch} logs text; {orch} down"
     );

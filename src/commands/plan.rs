@@ -118,9 +118,7 @@ pub(crate) fn run(global: &Global, request: &str) -> anyhow::Result<u8> {
                     .unwrap_or(&path)
                     .display()
                     .to_string();
-                let quoted = shlex::try_quote(&shown)
-                    .map(std::borrow::Cow::into_owned)
-                    .unwrap_or(shown);
+                let quoted = crate::invocation::shell_word(&shown);
                 println!("next: orch up --plan {quoted}   # runs it for the same request");
                 return Ok(EXIT_OK);
             }

@@ -94,9 +94,7 @@ pub(crate) fn print_detached(started: &Started) {
 pub(super) fn print_hints(started: &Started, cd: Option<&Path>) {
     let orch = crate::invocation::orch();
     if let Some(dir) = cd {
-        let dir = dir.to_string_lossy();
-        let dir =
-            shlex::try_quote(&dir).map_or_else(|_| dir.to_string(), std::borrow::Cow::into_owned);
+        let dir = crate::invocation::shell_word(&dir.to_string_lossy());
         println!("  first:   cd {dir}");
     }
     println!(

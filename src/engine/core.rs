@@ -450,7 +450,10 @@ impl Engine {
             .tmux
             .set_hook(&self.info.session, "pane-died", &command)
         {
-            let cost = "an agent's end is found by the check of the panes every 2 s";
+            let cost = format!(
+                "an agent's end is {}",
+                super::event_loop::found_by_the_listing()
+            );
             self.warn(
                 WarningKind::Agents,
                 format!("could not set the pane-died hook ({e}); {cost}"),

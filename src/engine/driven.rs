@@ -250,15 +250,6 @@ impl Driven {
     }
 
     pub(super) fn dump(&self) -> String {
-        let mut out = String::from("--- panes\n");
-        for pane in self.tmux.panes() {
-            out.push_str(&format!(
-                "{} {} dead={} {:?}\n",
-                pane.pane_id, pane.spec.name, pane.dead, pane.spec.argv
-            ));
-        }
-        out.push_str("--- journal\n");
-        out.push_str(&std::fs::read_to_string(self.dir.events()).unwrap_or_default());
-        out
+        super::fake_run::dump(&self.tmux, &self.dir)
     }
 }

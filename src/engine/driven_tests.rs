@@ -10,7 +10,7 @@ use crate::state::{Event, Outcome, TaskStatus};
 use crate::tmux::{Call, TmuxError};
 use crate::watch::{ChangeKind, FsChange};
 
-fn config(extra: &str) -> String {
+pub(super) fn config(extra: &str) -> String {
     format!(
         "agents:\n  mine:\n    kind: command\n    command: [\"./worker.sh\"]\n  \
          judge:\n    kind: command\n    command: [\"./judge.sh\"]\n\
@@ -19,7 +19,7 @@ fn config(extra: &str) -> String {
     )
 }
 
-const TWO_TASKS: &str = r#"{"tasks": [
+pub(super) const TWO_TASKS: &str = r#"{"tasks": [
   {"id": "a", "agent": "mine", "task": "write a", "files": ["tests/a_test.txt", "a.txt"]},
   {"id": "b", "agent": "mine", "task": "write b", "files": ["tests/b_test.txt", "b.txt"], "depends_on": ["a"]}
 ]}"#;
@@ -91,18 +91,21 @@ fn a_hostile_request_goes_into_the_prompt_file_and_never_to_tmux() {
         prompt.contains(&request),
         "the request reaches the agent byte for byte"
     );
+    let mut launches = 0;
     for call in run.tmux.calls() {
         let (Call::NewWindow(_, spec) | Call::SplitWindow(_, spec) | Call::RespawnPane(_, spec)) =
             call
         else {
             continue;
         };
+        launches += 1;
         // Only the launcher, by its path: no text of the request, quoted or not.
         assert_eq!(spec.argv[0], "/bin/sh");
         assert_eq!(spec.argv.len(), 2);
         assert!(spec.argv[1].ends_with("/launch.sh"));
         assert!(spec.env.is_empty());
     }
+    assert!(launches > 0, "no launch reached tmux: nothing was checked");
     let launcher = std::fs::read_to_string(a.dir.join("launch.sh")).unwrap();
     assert!(!launcher.contains("pwned"));
 }

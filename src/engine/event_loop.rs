@@ -20,7 +20,14 @@ use crate::watch::FsChange;
 /// A safety net, so rare: exits come as exit records and dead panes through the pane-died
 /// hook, and a listing costs in proportion to the panes (at 256 agents, every 2 s, it had the
 /// idle engine use 4 times what it uses at 64: see BENCHMARKS.md).
-const RECONCILE_EVERY: Duration = Duration::from_secs(10);
+pub(super) const RECONCILE_EVERY: Duration = Duration::from_secs(10);
+/// What a missed end costs while the listing is the only way to hear of it, for warnings.
+pub(super) fn found_by_the_listing() -> String {
+    format!(
+        "found by the check of the panes every {} s",
+        RECONCILE_EVERY.as_secs()
+    )
+}
 /// How soon the next listing comes while a pane is gone without its exit record, so that its
 /// loss is settled soon after the grace it gets (see interrupted.rs).
 const RECONCILE_PENDING: Duration = Duration::from_secs(2);

@@ -232,16 +232,7 @@ impl FakeRun {
 
     /// The fake's panes and the journal, for a failure message.
     pub(super) fn dump(&self) -> String {
-        let mut out = String::from("--- panes\n");
-        for pane in self.tmux.panes() {
-            out.push_str(&format!(
-                "{} {} dead={} {:?}\n",
-                pane.pane_id, pane.spec.name, pane.dead, pane.spec.argv
-            ));
-        }
-        out.push_str("--- journal\n");
-        out.push_str(&std::fs::read_to_string(self.dir.events()).unwrap_or_default());
-        out
+        dump(&self.tmux, &self.dir)
     }
 
     /// A file of the project.
@@ -471,4 +462,18 @@ impl Drop for FakeRun {
             }
         }
     }
+}
+
+/// The fake's panes and the run's journal, for a failure message.
+pub(super) fn dump(tmux: &FakeTmux, dir: &RunDir) -> String {
+    let mut out = String::from("--- panes\n");
+    for pane in tmux.panes() {
+        out.push_str(&format!(
+            "{} {} dead={} {:?}\n",
+            pane.pane_id, pane.spec.name, pane.dead, pane.spec.argv
+        ));
+    }
+    out.push_str("--- journal\n");
+    out.push_str(&std::fs::read_to_string(dir.events()).unwrap_or_default());
+    out
 }

@@ -63,7 +63,8 @@ impl Engine {
             std::fs::create_dir_all(&dir)?;
             // The old watch ended with the old directory.
             if let Err(e) = self.watch_dir(&dir) {
-                let cost = "an agent's end there is found by the check of the panes every 2 s";
+                let cost = super::event_loop::found_by_the_listing();
+                let cost = format!("an agent's end there is {cost}");
                 let dir = dir.display();
                 self.warn(Agents, format!("cannot watch {dir} again ({e}): {cost}"));
             }

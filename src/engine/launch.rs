@@ -26,7 +26,7 @@ use super::agents::{Agent, Pane, Role};
 use super::core::Engine;
 use super::panes::Panes;
 use crate::paths::ProjectPath;
-use crate::tmux::{PaneInfo, Tmux, TmuxError, WindowSpec};
+use crate::tmux::{PaneInfo, Tmux, WindowSpec};
 use crate::workers::{self, AgentCall};
 
 /// How long the end of the engine waits for launches tmux has not answered yet.
@@ -115,10 +115,9 @@ pub(super) enum Launching {
 /// Sends launches to tmux and hands back its answers.
 pub(super) struct Launcher {
     mode: Mode,
-    answers_tx: UnboundedSender<Launched>,
+    /// Where the answers go (the launcher's threads share it), and where they are read.
+    answer: Answers,
     answers: UnboundedReceiver<Launched>,
-    /// Launches sent and not answered yet.
-    pending: Arc<(Mutex<usize>, Condvar)>,
 }
 
 enum Mode {
@@ -157,9 +156,11 @@ impl Launcher {
         };
         Launcher {
             mode,
-            answers_tx,
+            answer: Answers {
+                tx: answers_tx,
+                pending,
+            },
             answers,
-            pending,
         }
     }
 
@@ -167,38 +168,28 @@ impl Launcher {
         match &mut self.mode {
             Mode::Thread(tx) => {
                 if matches!(request, Request::Open { .. }) {
-                    *self.pending.0.lock().expect("launcher lock") += 1;
+                    *self.answer.pending.0.lock().expect("launcher lock") += 1;
                 }
                 // The thread is gone (it panicked): a launch fails as if tmux said so.
                 if let Err(std::sync::mpsc::SendError(Request::Open { dir, .. })) = tx.send(request)
                 {
-                    self.done(Launched {
+                    self.answer.answer(Launched {
                         dir,
-                        pane: Err(anyhow::Error::new(TmuxError::CommandFailed {
-                            command: "new-window".into(),
-                            status: None,
-                            stderr: "orch's launcher thread is gone: see the engine's log, \
-                                     then `orch resume`"
-                                .into(),
-                        })),
+                        pane: Err(anyhow::anyhow!(
+                            "orch's launcher thread is gone: see the engine's log, then \
+                             `orch resume`"
+                        )),
                     });
                 }
             }
             #[cfg(test)]
             Mode::Inline(tmux, panes) => {
+                // Nothing was counted as pending: the answer is there at once.
                 if let Some(answer) = execute(tmux.as_ref(), panes, request) {
-                    let _ = self.answers_tx.send(answer);
+                    let _ = self.answer.tx.send(answer);
                 }
             }
         }
-    }
-
-    fn done(&mut self, answer: Launched) {
-        let _ = self.answers_tx.send(answer);
-        let (count, answered) = &*self.pending;
-        let mut count = count.lock().expect("launcher lock");
-        *count = count.saturating_sub(1);
-        answered.notify_all();
     }
 
     /// Asks for the files and a pane of the agent of `dir`; the answer comes as
@@ -234,7 +225,7 @@ impl Launcher {
     /// Waits (a while at most) until every launch sent has its answer, and returns those not
     /// taken yet: when agents are stopped, or the engine ends, no pane may still be coming.
     pub(super) fn settle(&mut self) -> Vec<Launched> {
-        let (count, answered) = &*self.pending;
+        let (count, answered) = &*self.answer.pending;
         let deadline = Instant::now() + SETTLE_PATIENCE;
         let mut left = count.lock().expect("launcher lock");
         while *left > 0 {
@@ -301,7 +292,6 @@ fn serve(
     mut panes: Panes,
     answers: &Answers,
 ) {
-    let answer = |launched: Launched| answers.answer(launched);
     while let Ok(first) = requests.recv() {
         let mut queued = vec![first];
         queued.extend(requests.try_iter());
@@ -315,7 +305,7 @@ fn serve(
             };
             if !own_window(&request) {
                 if let Some(launched) = execute(tmux, &mut panes, request) {
-                    answer(launched);
+                    answers.answer(launched);
                 }
                 continue;
             }
@@ -331,7 +321,7 @@ fn serve(
                 })
                 .unzip();
             for (dir, pane) in dirs.into_iter().zip(panes.windows(tmux, &specs)) {
-                answer(Launched {
+                answers.answer(Launched {
                     dir,
                     pane: pane.map_err(anyhow::Error::new),
                 });
@@ -455,7 +445,8 @@ impl Engine {
                 // Its files exist now: watched, then looked at, so that an exit record
                 // written before the watch is not missed.
                 if let Err(e) = self.watch_dir(&dir) {
-                    let cost = "its end is found by the check of the panes every few seconds";
+                    let cost = super::event_loop::found_by_the_listing();
+                    let cost = format!("its end is {cost}");
                     let what = format!("cannot watch {} ({e:#}): {cost}", dir.display());
                     self.warn(crate::state::WarningKind::Agents, what);
                 }

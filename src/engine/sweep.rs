@@ -85,12 +85,10 @@ impl Engine {
             if let Some(out) = crate::paths::link_out(&self.project.root, &path) {
                 // Unless one still open already says so (a link reverted, then made again,
                 // is a new violation).
-                let open = self.state.violations.iter().any(|v| {
-                    v.path == path
-                        && v.change.starts_with("made into")
-                        && !v.action.starts_with("reverted")
-                        && !v.action.starts_with("deleted")
-                });
+                let open =
+                    self.state.violations.iter().any(|v| {
+                        v.path == path && v.change.starts_with("made into") && v.is_open()
+                    });
                 if !open {
                     let at = self.changed_at(&path);
                     let suspects = self.active_at(at);
@@ -147,9 +145,10 @@ impl Engine {
         }
         // Known already and not resolved: one record is enough (a revert left unfinished
         // was tried again first, see `finish_reverts`).
-        self.state.violations.iter().any(|v| {
-            v.path == path && !v.action.starts_with("reverted") && !v.action.starts_with("deleted")
-        })
+        self.state
+            .violations
+            .iter()
+            .any(|v| v.path == path && v.is_open())
     }
 
     /// Reverts journaled but not done (the engine died in between), or that failed: done

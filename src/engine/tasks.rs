@@ -257,7 +257,9 @@ impl Engine {
         let panes = match self.tmux.list_panes(&self.info.session) {
             Ok(panes) => panes,
             Err(e) => {
-                let cost = "agents whose end went unheard are looked for again in 2 s";
+                let every = super::event_loop::RECONCILE_EVERY.as_secs();
+                let cost =
+                    format!("agents whose end went unheard are looked for again in {every} s");
                 let message = format!("could not list the session's panes ({e}): {cost}");
                 self.warn(crate::state::WarningKind::Agents, message);
                 return Ok(());

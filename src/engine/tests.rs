@@ -4,25 +4,12 @@
 //! main paths are tested input by input in `driven_tests.rs`; the real-tmux end-to-end tests
 //! are in `tests/`.
 
+use super::driven_tests::{TWO_TASKS, config};
 use super::event_loop::Stop;
 use super::fake_run::{Agent, FakeRun};
 use crate::state::{Event, Outcome};
 
 use crate::watch::{ChangeKind, FsChange};
-
-fn config(extra: &str) -> String {
-    format!(
-        "agents:\n  mine:\n    kind: command\n    command: [\"./worker.sh\"]\n  \
-         judge:\n    kind: command\n    command: [\"./judge.sh\"]\n\
-         roles:\n  planner: judge\n  judge: judge\n  workers: [mine]\n\
-         limits:\n  retries: 1\n  task_timeout: 60s\n{extra}"
-    )
-}
-
-const TWO_TASKS: &str = r#"{"tasks": [
-  {"id": "a", "agent": "mine", "task": "write a", "files": ["tests/a_test.txt", "a.txt"]},
-  {"id": "b", "agent": "mine", "task": "write b", "files": ["tests/b_test.txt", "b.txt"], "depends_on": ["a"]}
-]}"#;
 
 /// The worker writes its two files and exits 0.
 fn work(run: &FakeRun, agent: &Agent) {

@@ -210,14 +210,6 @@ mod tests {
         .unwrap();
         let mut all = vec![Event::PlanAccepted { plan }];
         all.extend(events);
-        let records: Vec<Record> = all
-            .into_iter()
-            .enumerate()
-            .map(|(i, event)| Record {
-                t: 1_000 * (i as u64 + 1),
-                event,
-            })
-            .collect();
         // The attempt's launch spec names its agent's kind.
         let attempt = dir.task_attempt(&TaskId::new("api"), 1);
         std::fs::create_dir_all(&attempt).unwrap();
@@ -238,6 +230,19 @@ mod tests {
             serde_json::to_vec(&spec).unwrap(),
         )
         .unwrap();
+        replay(all)
+    }
+
+    /// The state after `events`, the n-th journaled at n s.
+    fn replay(events: Vec<Event>) -> RunState {
+        let records: Vec<Record> = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, event)| Record {
+                t: 1_000 * (i as u64 + 1),
+                event,
+            })
+            .collect();
         RunState::replay(&records)
     }
 
@@ -256,15 +261,7 @@ mod tests {
             attempt: 1,
             continues: None,
         }));
-        let records: Vec<Record> = events
-            .into_iter()
-            .enumerate()
-            .map(|(i, event)| Record {
-                t: 1_000 * (i as u64 + 1),
-                event,
-            })
-            .collect();
-        let state = RunState::replay(&records);
+        let state = replay(events);
         let all = table(&state, &dir, 9_000);
         assert!(all.contains("t1 ") && all.contains("t30"), "{all}");
         assert!(!all.contains("more task"), "{all}");

@@ -318,6 +318,13 @@ pub struct ViolationRecord {
     pub at_ms: u64,
 }
 
+impl ViolationRecord {
+    /// Whether its file is still as the violation left it: not reverted, not deleted.
+    pub fn is_open(&self) -> bool {
+        !self.action.starts_with("reverted") && !self.action.starts_with("deleted")
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RunState {
     pub run_id: String,
