@@ -31,5 +31,6 @@ pub mod tmux;
 pub mod transcript;
 pub mod watch;
 pub mod workers;
+pub mod workspace;
 
 pub use cli::run;

@@ -243,6 +243,7 @@ pub(crate) fn start_with(
         created_at_ms: crate::state::now_ms(),
         plan_given: given_plan.is_some(),
         orch_version: env!("CARGO_PKG_VERSION").to_string(),
+        workspace: None,
     };
     let dir = state::create_run(&state_dir, &info, &config_text, given_plan.as_ref())?;
     // The engine and the agents get our environment from this file, never from a command line

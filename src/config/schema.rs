@@ -27,6 +27,15 @@ pub struct Config {
     /// More paths bound into every agent's sandbox.
     #[serde(default, skip_serializing_if = "SandboxPaths::is_empty")]
     pub sandbox_paths: SandboxPaths,
+    /// Where the run's agents work: a worktree of its own (default) or the checkout.
+    #[serde(default)]
+    pub workspace: crate::workspace::Mode,
+    /// Whether each task of a worktree run gets a worktree of its own.
+    #[serde(default)]
+    pub isolation: crate::workspace::Isolation,
+    /// What a worktree run does with the checkout's uncommitted changes.
+    #[serde(default)]
+    pub uncommitted: crate::workspace::Uncommitted,
 }
 
 impl Config {

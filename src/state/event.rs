@@ -239,6 +239,30 @@ pub enum Event {
         kind: WarningKind,
         message: String,
     },
+    /// A worktree run committed the planner's specs (and the plan, if kept in the tree) on
+    /// its branch.
+    SpecsCommitted {
+        commit: String,
+        files: Vec<ProjectPath>,
+    },
+    /// A worktree run committed an accepted task: exactly its owned files, on its branch.
+    TaskCommitted {
+        task: TaskId,
+        attempt: u32,
+        commit: String,
+        files: Vec<ProjectPath>,
+    },
+    /// `orch merge` brought the run's work into the user's branch (`into`: its name, or
+    /// `HEAD` when detached) as `commit`.
+    Merged {
+        into: String,
+        commit: String,
+        squash: bool,
+    },
+    /// `orch discard` removed the run's worktree (and its branch, when `branch_deleted`).
+    Discarded {
+        branch_deleted: bool,
+    },
 }
 
 /// The judge's word on one task.

@@ -255,6 +255,9 @@ pub struct RunInfo {
     /// Whether the plan came with `--plan` (no planning phase).
     pub plan_given: bool,
     pub orch_version: String,
+    /// A worktree run's branch and worktree; absent for a run in place (and older runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<crate::workspace::WorkspaceInfo>,
 }
 
 impl RunInfo {

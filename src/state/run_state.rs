@@ -244,6 +244,8 @@ pub struct TaskState {
     pub continuing: Option<String>,
     /// Every attempt started, in order.
     pub history: Vec<AttemptRecord>,
+    /// A worktree run's commit of this task, once accepted.
+    pub commit: Option<String>,
 }
 
 impl TaskState {
@@ -291,6 +293,7 @@ impl TaskState {
             session_id: None,
             continuing: None,
             history: Vec::new(),
+            commit: None,
         }
     }
 }
@@ -323,6 +326,26 @@ impl ViolationRecord {
     pub fn is_open(&self) -> bool {
         !self.action.starts_with("reverted") && !self.action.starts_with("deleted")
     }
+}
+
+/// One commit on a worktree run's branch.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CommitRecord {
+    /// The task it holds; `None` for the planner's specs.
+    pub task: Option<TaskId>,
+    pub commit: String,
+    pub files: Vec<ProjectPath>,
+    pub at_ms: u64,
+}
+
+/// One `orch merge` of a run.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MergeRecord {
+    /// The user's branch it went into (`HEAD` when detached).
+    pub into: String,
+    pub commit: String,
+    pub squash: bool,
+    pub at_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -371,6 +394,15 @@ pub struct RunState {
     pub leftovers: Vec<LeftoverRecord>,
     /// The engines' warnings, in order (see [`super::warning`]).
     pub warnings: Vec<WarningRecord>,
+    /// A worktree run's commit of the planner's specs.
+    pub specs_commit: Option<String>,
+    /// Every commit on a worktree run's branch, in order: the specs' (task `None`), then each
+    /// accepted task's.
+    pub commits: Vec<CommitRecord>,
+    /// Each `orch merge` of the run, in order.
+    pub merges: Vec<MergeRecord>,
+    /// Set once `orch discard` removed the run's worktree: whether it deleted the branch too.
+    pub discarded: Option<bool>,
     plan: Option<Plan>,
     order: Vec<TaskId>,
 }
@@ -442,6 +474,45 @@ impl RunState {
                 processes: processes.clone(),
                 at_ms: t,
             }),
+            Event::SpecsCommitted { commit, files } => {
+                self.specs_commit = Some(commit.clone());
+                self.commits.push(CommitRecord {
+                    task: None,
+                    commit: commit.clone(),
+                    files: files.clone(),
+                    at_ms: t,
+                });
+            }
+            Event::TaskCommitted {
+                task,
+                commit,
+                files,
+                ..
+            } => {
+                match self.tasks.get_mut(task) {
+                    Some(state) => state.commit = Some(commit.clone()),
+                    None => self
+                        .anomalies
+                        .push(format!("a commit of the unknown task {task}")),
+                }
+                self.commits.push(CommitRecord {
+                    task: Some(task.clone()),
+                    commit: commit.clone(),
+                    files: files.clone(),
+                    at_ms: t,
+                });
+            }
+            Event::Merged {
+                into,
+                commit,
+                squash,
+            } => self.merges.push(MergeRecord {
+                into: into.clone(),
+                commit: commit.clone(),
+                squash: *squash,
+                at_ms: t,
+            }),
+            Event::Discarded { branch_deleted } => self.discarded = Some(*branch_deleted),
             Event::Warning { kind, message } => self.warnings.push(WarningRecord {
                 kind: *kind,
                 message: message.clone(),
