@@ -275,6 +275,7 @@ pub(super) fn new_run(
         created_at_ms: crate::state::now_ms(),
         plan_given: plan.is_some(),
         orch_version: "test".into(),
+        workspace: None,
     };
     let dir = crate::state::create_run(&root.join(".orch"), &info, config, plan.as_ref())
         .expect("the run directory");

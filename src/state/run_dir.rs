@@ -401,6 +401,7 @@ mod tests {
             created_at_ms: 12,
             plan_given: false,
             orch_version: "0.1.0".into(),
+            workspace: None,
         };
         info.write(&dir.run_json()).unwrap();
         assert_eq!(RunInfo::read(&dir.run_json()).unwrap(), info);
