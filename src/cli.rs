@@ -97,10 +97,12 @@ enum Command {
                             orch up \"...\" --detach && orch wait\n  \
                             orch up -f request.md --detach     # a request of any size\n  \
                             cat request.md | orch up -\n\n\
-                            Creates the tmux session orch-<project>: its `control` window runs \
-                            the engine and shows every task live. Detach with C-b d; `orch \
-                            attach` comes back, `orch down` tears it down. Everything about \
-                            the run is kept in .orch/runs/<id>/."
+                            Creates the run's tmux session orch-<project>-<run-id>: its \
+                            `control` window runs the engine and shows every task live. Detach \
+                            with C-b d; `orch attach` comes back, `orch down` tears it down. \
+                            Everything about the run is kept in .orch/runs/<id>/. Several runs \
+                            may be live at once (one in place at most): the other commands take \
+                            --run ID, and default to the latest."
     )]
     Up {
         /// What to build; `-` reads it from standard input [default with --plan: the request

@@ -1,6 +1,7 @@
 //! One module per subcommand. Each takes plain values (never clap types) and returns the
 //! exit code, or an error whose type picks it.
 
+mod admission;
 pub(crate) mod attach;
 pub(crate) mod demo;
 pub(crate) mod doctor;

@@ -45,6 +45,12 @@ impl Project {
         self.root.join(".orch")
     }
 
+    /// The tmux session of run `run_id`: `orch-<project>-<run-id>`, one per run, so that runs
+    /// side by side each have theirs (the ids orch makes have no `.` or `:` either).
+    pub fn session_name(&self, run_id: &str) -> String {
+        format!("orch-{}-{run_id}", self.name())
+    }
+
     /// A short name for the project, safe in a tmux session name (no `.` or `:`).
     pub fn name(&self) -> String {
         let raw = self

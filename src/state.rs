@@ -1,7 +1,8 @@
 //! A run's state and where it lives. Every change is first appended to the run's journal
 //! (`events.jsonl`) and synced, and only then takes effect; the state is what replaying the
 //! journal gives. So `orch status` reads a run without its engine, and a new engine picks up
-//! where a dead one stopped. The project lock keeps one engine per project.
+//! where a dead one stopped. A lock per run keeps one engine per run, and the checkout lock one run in place per
+//! project (see `lock`).
 
 mod bounded;
 pub mod environ;
@@ -22,7 +23,10 @@ mod replay_tests;
 
 pub use event::{Event, Outcome, Record, TaskVerdict, now_ms};
 pub use journal::{Journal, Replay, read_journal};
-pub use lock::{EngineLock, LockError, UpLock, holder};
+pub use lock::{
+    CheckoutLock, CommandLock, EngineLock, Holder, LockError, RunLock, UpLock, checkout_holder,
+    live_runs, run_holder,
+};
 pub use preflight::check_writable;
 pub(crate) use preflight::free_bytes;
 pub use run_dir::{RunDir, RunInfo, create_run, is_run_id};

@@ -1,11 +1,12 @@
 //! `orch down`: stop the run's agents and engine, close its tmux session, and mark the run
-//! stopped. Its files stay. Works whether or not the engine is still alive.
+//! stopped. Its files stay. Works whether or not the engine is still alive. Only the run
+//! picked (`--run`, else the latest) is touched: other runs of the project go on.
 
 use std::time::{Duration, Instant};
 
 use super::{Global, runs};
 use crate::error::EXIT_OK;
-use crate::state::{self, EngineLock, Event, Journal, Outcome};
+use crate::state::{self, CommandLock, Event, Journal, Outcome};
 use crate::tmux::Tmux as _;
 
 /// How long agents get between TERM and KILL.
@@ -25,7 +26,7 @@ pub(crate) fn run(global: &Global, run: Option<&str>) -> anyhow::Result<u8> {
         }
         let deadline = Instant::now() + GRACE * 3;
         let mut pause = Duration::from_millis(5);
-        while state::holder(&state_dir).is_some_and(|(id, _)| id == run_id) {
+        while state::run_holder(&state_dir, &loaded.dir).is_some_and(|h| h.is_engine()) {
             if Instant::now() > deadline {
                 eprintln!("warning: the engine (pid {pid}) did not stop in time; killing it");
                 // SAFETY: as above.
@@ -70,7 +71,8 @@ pub(crate) fn run(global: &Global, run: Option<&str>) -> anyhow::Result<u8> {
     let journal = state::read_journal(&loaded.dir.events())?;
     let finished = state::RunState::replay(&journal.records);
     if !finished.is_finished() {
-        let _lock = EngineLock::acquire(&state_dir, &run_id)?;
+        // No engine of this run may start (or journal) while the end is written.
+        let _lock = CommandLock::acquire(&state_dir, &loaded.dir, "down", false)?;
         Journal::open(&loaded.dir.events())?.append(Event::RunFinished {
             outcome: Outcome::Stopped,
             reason: Some("stopped by `orch down`".into()),

@@ -52,16 +52,11 @@ pub(crate) fn start(global: &Global, run: Option<&str>) -> anyhow::Result<up::St
     {
         eprintln!("warning: the agents will run without a sandbox: {why}");
     }
-    // Held until the new engine holds the project lock, like `orch up`: two resumes (or a
-    // resume and an up) at the same moment cannot both start an engine.
+    // Held until the new engine holds its locks, like `orch up`: two resumes (or a resume
+    // and an up) at the same moment cannot both start an engine. Other runs may be live: only
+    // a run in place waits for the checkout.
     let _up = UpLock::acquire(&state_dir)?;
-    if let Some((holder, pid)) = state::holder(&state_dir) {
-        let orch = crate::invocation::orch();
-        return Err(usage(format!(
-            "run {holder} is live in this project (engine pid {pid}): watch it with `{orch} \
-             attach`, or stop it with `{orch} down`"
-        )));
-    }
+    super::admission::admit_resume(&state_dir, &loaded.dir, loaded.info.workspace.is_none())?;
     let tmux = loaded.tmux();
     tmux.version().map_err(anyhow::Error::from)?;
     let exe = std::env::current_exe()

@@ -172,8 +172,11 @@ pub(crate) fn start_with(
     // find (see tmux::socket).
     let tmux = asked.pinned()?;
     let socket_path = tmux.socket.clone().map(PathBuf::from);
-    let session = format!("orch-{}", project.name());
-    let orch = crate::invocation::orch();
+    // Its own session, so that runs side by side each have one.
+    let run_id = project::new_id();
+    let session = project.session_name(&run_id);
+    // Where the run works: `None` in place (see workspace.rs).
+    let workspace: Option<crate::workspace::WorkspaceInfo> = None;
 
     let state_dir = project.state_dir();
     // Before anything starts: a run that cannot journal must not begin.
@@ -183,54 +186,14 @@ pub(crate) fn start_with(
     if let Some(why) = crate::sandbox::check(&config)? {
         eprintln!("warning: the agents will run without a sandbox: {why}");
     }
-    // Held until the new engine holds the project lock, so that two `up`s started at the same
+    // Held until the new engine holds its locks, so that two `up`s started at the same
     // moment cannot both get past the check below.
     let _up = UpLock::acquire(&state_dir)?;
-    if let Some((run_id, pid)) = state::holder(&state_dir) {
-        return Err(usage(format!(
-            "run {run_id} is still live in this project (engine pid {pid}, tmux session \
-             {session}): watch it with `{orch} attach`, or stop it with `{orch} down`"
-        )));
-    }
-    let previous = RunDir::latest(&state_dir);
-    let previous_finished = previous
-        .as_ref()
-        .is_none_or(|id| run_finished(&RunDir::new(&state_dir, id)));
-    // The previous run's session, on the server that run recorded (maybe another one).
-    let previous_open = previous
-        .as_ref()
-        .and_then(|id| RunInfo::read(&RunDir::new(&state_dir, id).run_json()).ok())
-        .filter(|info| info.tmux_socket() != tmux.socket)
-        .is_some_and(|info| {
-            RealTmux::new(info.tmux_socket(), info.tmux_config.clone())
-                .has_session(&info.session)
-                .unwrap_or(false)
-        });
-    let ours_open = tmux.has_session(&session)?;
-    if (ours_open || previous_open) && !previous_finished {
-        // The session of a run whose engine has ended (its engine died).
-        return Err(usage(format!(
-            "tmux session {session} is still open for run {}, whose engine is gone: \
-             `{orch} resume` continues that run, `{orch} down` cleans it up",
-            previous.unwrap_or_default()
-        )));
-    }
-    if ours_open {
-        // The session of a finished run: the new one takes its name.
-        tmux.kill_session(&session)?;
-    } else if let Some(previous) = previous.filter(|_| !previous_finished) {
-        // Its session is gone (the tmux server died?): a new run is what was asked, but the
-        // old one is not lost.
-        eprintln!(
-            "note: run {previous} did not finish (its engine and session are gone); once this \
-             run is over, `{orch} resume --run {previous}` can continue it"
-        );
-    }
+    super::admission::admit_up(&state_dir, &tmux, workspace.is_none())?;
 
     if let Some(notice) = crate::config::sample_notice(&sample) {
         eprintln!("{notice}");
     }
-    let run_id = project::new_id();
     let info = RunInfo {
         run_id: run_id.clone(),
         request: args.request.clone(),
@@ -243,7 +206,7 @@ pub(crate) fn start_with(
         created_at_ms: crate::state::now_ms(),
         plan_given: given_plan.is_some(),
         orch_version: env!("CARGO_PKG_VERSION").to_string(),
-        workspace: None,
+        workspace,
     };
     let dir = state::create_run(&state_dir, &info, &config_text, given_plan.as_ref())?;
     // The engine and the agents get our environment from this file, never from a command line
@@ -386,7 +349,7 @@ pub(super) fn run_finished(dir: &RunDir) -> bool {
         .map_or(true, |j| state::RunState::replay(&j.records).is_finished())
 }
 
-/// Waits until the engine holds the project lock and has journaled its start (`engines_before`
+/// Waits until the engine holds its run's lock and has journaled its start (`engines_before`
 /// engines had started before it), so that what the caller reads next is the new engine's
 /// run. When its pane dies first, its output is the best explanation there is, unless it had
 /// journaled its start: then it started, and what became of it is the run's to tell.
@@ -402,7 +365,8 @@ pub(super) fn wait_for_engine(
     let mut pause = Duration::from_millis(5);
     while Instant::now() < deadline {
         let started = || engines_started(&RunDir::new(state_dir, run_id)) > engines_before;
-        if state::holder(state_dir).is_some_and(|(id, _)| id == run_id) && started() {
+        let dir = RunDir::new(state_dir, run_id);
+        if state::run_holder(state_dir, &dir).is_some_and(|h| h.is_engine()) && started() {
             return Ok(());
         }
         let dead = tmux

@@ -188,7 +188,8 @@ impl Engine {
         let info = RunInfo::read(&dir.run_json())?;
         let project = Project::discover(&info.project_root, None)?;
         let config = crate::config::load(&dir.config())?;
-        let lock = EngineLock::acquire(&project.state_dir(), &info.run_id)?;
+        // A run in place also takes the checkout: runs in place exclude each other.
+        let lock = EngineLock::acquire(&project.state_dir(), &dir, info.workspace.is_none())?;
         // Opened first: a torn last line is cut off (and said so) before the journal is read,
         // rather than said twice, once as unreadable and once as cut off.
         let journal = Journal::open(&dir.events())?;

@@ -2,7 +2,7 @@
 //! in it: an agent deleting or moving it (`rm -rf .orch`, `git clean -fdx`) must not lose
 //! the run. The engine keeps the journal open and the run's small files in memory; when the
 //! journal is no longer at its place (checked every tick), it writes back the journal (every
-//! record: the open file still has them), the run's files, `current`, its lock, the
+//! record: the open file still has them), the run's files, `current`, its locks, the
 //! directories its agents write their exit records to, and the snapshot's store. `status`,
 //! `wait`, `down` and `resume` then find the run where they look for it.
 //!
@@ -13,8 +13,8 @@
 use std::path::PathBuf;
 
 use super::core::Engine;
+use crate::state::RunDir;
 use crate::state::WarningKind::{Agents, Unrecorded};
-use crate::state::{EngineLock, RunDir};
 
 impl Engine {
     /// Keeps the run's small files (once the snapshot exists), to write them back if needed.
@@ -53,10 +53,9 @@ impl Engine {
         if !state_dir.join("current").exists() {
             RunDir::set_current(&state_dir, &self.info.run_id)?;
         }
-        if !state_dir.join("lock").exists() {
-            // A new `orch up` must find the project taken.
-            self._lock = EngineLock::acquire(&state_dir, &self.info.run_id)?;
-        }
+        // A new `orch up` or `orch resume` must find the run (and, in place, the checkout)
+        // taken.
+        self._lock.restore(&state_dir, &self.dir)?;
         let mut dirs: Vec<PathBuf> = self.agents.iter().map(|a| a.dir.clone()).collect();
         dirs.push(self.dir.signals());
         for dir in dirs {

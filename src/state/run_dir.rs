@@ -166,6 +166,12 @@ impl RunDir {
         self.path.join("baseline")
     }
 
+    /// `engine.lock`: the run lock, held by the run's live engine (see `state::lock`).
+    /// Missing in the directories of runs from before it existed.
+    pub fn engine_lock(&self) -> PathBuf {
+        self.path.join("engine.lock")
+    }
+
     /// `stop`: written by `orch down` so the engine records `stopped`, not `interrupted`.
     pub fn stop_request(&self) -> PathBuf {
         self.path.join("stop")

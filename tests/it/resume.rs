@@ -550,12 +550,10 @@ fn resume_refuses_what_it_cannot_resume_and_says_what_to_do() {
         .expect(2)
         .stderr_has(".orch")
         .stderr_has("writable");
-    assert!(
-        !project
-            .server
-            .tmux()
-            .has_session(&project.session())
-            .unwrap()
+    assert_eq!(
+        project.session_names(),
+        Vec::<String>::new(),
+        "no session was made"
     );
     std::fs::remove_file(project.p.path(".orch")).unwrap();
 }

@@ -390,7 +390,7 @@ fn bad_layouts_and_plans_are_refused_before_anything_starts() {
         .expect(1)
         .stderr_has("agent `ghost`")
         .stderr_has("is absolute");
-    assert!(!up.server.tmux().has_session(&up.session()).unwrap());
+    assert_eq!(up.run_count(), 0, "no run (so no session) was made");
 }
 
 /// `orch plan` ends with the command to run its plan: it must work as printed, for the
@@ -683,10 +683,7 @@ fn the_demo_watched_in_a_terminal_is_paced_and_says_where_to_look() {
     let screen = outer.run_in_pane(&up.p.root(), &[], &["demo", "the demo"]);
     assert!(screen.contains("paced to be watched"), "{screen}");
     assert!(screen.contains("first:   cd '"), "{screen}");
-    let session = format!(
-        "orch-{}",
-        orch::project::Project::discover(&dir, None).unwrap().name()
-    );
+    let session = support::session_of(&dir);
     assert!(outer.server.tmux().has_session(&session).unwrap());
     // The engine and the agents get the demo's environment from the run's `environ` file
     // (never from tmux's command line), which lives as long as the run: a minute at this pace.
@@ -730,10 +727,7 @@ fn the_demo_without_a_terminal_runs_unpaced_and_its_hints_work_when_pasted() {
         dir.display()
     );
     let run = run.stdout_has(&look).stdout_has("succeeded");
-    let session = format!(
-        "orch-{}",
-        orch::project::Project::discover(&dir, None).unwrap().name()
-    );
+    let session = support::session_of(&dir);
     let pace = std::process::Command::new("tmux")
         .args(["-L", up.server.socket_name()])
         .args(["show-environment", "-t", &session, "ORCH_SCRIPTED_PACE"])

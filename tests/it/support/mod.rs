@@ -16,7 +16,7 @@ mod up;
 use std::time::{Duration, Instant};
 
 pub(crate) use options::{Options, SCRIPTED};
-pub(crate) use project::{Orch, Output, TestProject};
+pub(crate) use project::{Orch, Output, TestProject, session_of, sessions_of};
 pub(crate) use up::{LONG, Up};
 
 pub(crate) use orch::tmux::{PaneState, PrivateServer, Tmux, TmuxError, WindowSpec};

@@ -28,10 +28,9 @@ impl TestProject {
         self.dir.path().canonicalize().unwrap()
     }
 
-    /// The tmux session `orch up` makes for this project (named as orch names it).
+    /// The tmux session of the project's latest run (each run has its own).
     pub(crate) fn session(&self) -> String {
-        let project = orch::project::Project::discover(&self.root(), None).unwrap();
-        format!("orch-{}", project.name())
+        session_of(&self.root())
     }
 
     pub(crate) fn path(&self, rel: &str) -> PathBuf {
@@ -184,4 +183,33 @@ impl Output {
         );
         self
     }
+}
+
+/// The tmux session of the latest run of the project at `root`, as its `run.json` records it.
+pub(crate) fn session_of(root: &Path) -> String {
+    let current = root.join(".orch/current");
+    let id = std::fs::read_to_string(&current)
+        .unwrap_or_else(|e| panic!("no run in {} yet ({e}): no session", root.display()));
+    run_session(root, id.trim())
+        .unwrap_or_else(|| panic!("run {} in {} has no run.json", id.trim(), root.display()))
+}
+
+/// The tmux session of run `id` of the project at `root`, if its `run.json` is there.
+fn run_session(root: &Path, id: &str) -> Option<String> {
+    let run_json = root.join(format!(".orch/runs/{id}/run.json"));
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_json).ok()?).ok()?;
+    info["session"].as_str().map(str::to_string)
+}
+
+/// Every run's tmux session in the project at `root`, newest run first.
+pub(crate) fn sessions_of(root: &Path) -> Vec<String> {
+    let mut ids: Vec<String> = std::fs::read_dir(root.join(".orch/runs"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    ids.sort_unstable_by(|a, b| b.cmp(a));
+    ids.iter().filter_map(|id| run_session(root, id)).collect()
 }

@@ -237,7 +237,16 @@ impl Up {
     /// Every pane's screen, the agents' `counts/`, the journal and the model server's
     /// transcript: what a failure message shows.
     pub(crate) fn diagnostics(&self) -> String {
-        let mut out = super::session_diagnostics(self.server.tmux(), &self.session());
+        // Every run's session: a test may have several runs, live side by side.
+        let sessions = super::sessions_of(&self.p.root());
+        let mut out = if sessions.is_empty() {
+            "(no run yet: no session)\n".to_string()
+        } else {
+            String::new()
+        };
+        for session in sessions {
+            out.push_str(&super::session_diagnostics(self.server.tmux(), &session));
+        }
         let counts = self.p.path("counts");
         if counts.is_dir() {
             out.push_str("\n--- counts\n");
@@ -311,6 +320,20 @@ impl Up {
             .unwrap_or_else(|| panic!("no control pane in {panes:?}"))
             .pane_id
             .clone()
+    }
+
+    /// The names of the sessions open on the project's tmux server.
+    pub(crate) fn session_names(&self) -> Vec<String> {
+        let out = std::process::Command::new("tmux")
+            .args(["-L", self.server.socket_name(), "-f", "/dev/null"])
+            .args(["list-sessions", "-F", "#{session_name}"])
+            .output()
+            .unwrap();
+        // No server (or no session on it): tmux says so and fails.
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 
     /// Runs a tmux command on the project's server.
