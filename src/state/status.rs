@@ -104,7 +104,7 @@ pub struct ViolationView {
 }
 
 impl RunState {
-    /// The status view. `engine_alive` comes from the project lock, not the journal: a crashed
+    /// The status view. `engine_alive` comes from the run's lock, not the journal: a crashed
     /// engine never says it stopped.
     pub fn status(&self, engine_alive: bool) -> Status {
         Status {

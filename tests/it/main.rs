@@ -16,6 +16,7 @@ mod hostile_tree;
 mod judge;
 mod leftovers;
 mod model_server;
+mod multi;
 mod nothing_lost;
 mod paths_contract;
 mod real_clis;

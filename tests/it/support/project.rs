@@ -183,6 +183,16 @@ impl Output {
         );
         self
     }
+
+    pub(crate) fn stderr_lacks(self, needle: &str) -> Self {
+        assert!(
+            !self.stderr().contains(needle),
+            "stderr has {needle:?}:\n{}\n--- stdout\n{}",
+            self.stderr(),
+            self.stdout()
+        );
+        self
+    }
 }
 
 /// The tmux session of the latest run of the project at `root`, as its `run.json` records it.
