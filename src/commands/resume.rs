@@ -79,11 +79,7 @@ pub(crate) fn start(global: &Global, run: Option<&str>) -> anyhow::Result<up::St
     let pane = place_engine(&tmux, &loaded.dir, &state_dir, &session, &engine)?;
     up::quiet_dead_pane(&tmux, &pane);
     up::wait_for_engine(&tmux, &state_dir, &run_id, &session, &pane, engines_before)?;
-    Ok(up::Started {
-        run_id,
-        tmux,
-        session,
-    })
+    Ok(up::Started::new(run_id, tmux, session, &state_dir))
 }
 
 fn refuse_unless_resumable(

@@ -29,6 +29,25 @@ pub(crate) struct Started {
     pub run_id: String,
     pub tmux: RealTmux,
     pub session: String,
+    /// Other runs of the project are live: the hints name this one (`--run ID`), since a
+    /// command without it picks the latest.
+    pub beside: bool,
+}
+
+impl Started {
+    /// `run_id`'s engine has started in `session` on `tmux`; whether other runs of the project
+    /// whose state lives in `state_dir` are live too.
+    pub(super) fn new(run_id: String, tmux: RealTmux, session: String, state_dir: &Path) -> Self {
+        let beside = state::live_runs(state_dir)
+            .iter()
+            .any(|holder| holder.run_id != run_id);
+        Started {
+            run_id,
+            tmux,
+            session,
+            beside,
+        }
+    }
 }
 
 pub(crate) fn run(global: &Global, args: UpArgs) -> anyhow::Result<u8> {
@@ -91,15 +110,22 @@ pub(crate) fn print_detached(started: &Started) {
 }
 
 /// What to type next, each line as it can be pasted into a shell (after `cd`, when given).
+/// Beside other live runs, each names this run: without `--run` a command picks the latest.
 pub(super) fn print_hints(started: &Started, cd: Option<&Path>) {
     let orch = crate::invocation::orch();
     if let Some(dir) = cd {
         let dir = crate::invocation::shell_word(&dir.to_string_lossy());
         println!("  first:   cd {dir}");
     }
+    let run = if started.beside {
+        format!(" --run {}", started.run_id)
+    } else {
+        String::new()
+    };
     println!(
-        "  watch:   {orch} attach   (or from any terminal: {})\n  status:  {orch} status\n  \
-         wait:    {orch} wait\n  report:  {orch} report\n  stop:    {orch} down",
+        "  watch:   {orch} attach{run}   (or from any terminal: {})\n  status:  {orch} \
+         status{run}\n  wait:    {orch} wait{run}\n  report:  {orch} report{run}\n  stop:    \
+         {orch} down{run}",
         started.tmux.attach_hint(&started.session)
     );
 }
@@ -248,11 +274,7 @@ pub(crate) fn start_with(
         Err(err) => return Err(never_started(&dir, &run_id, err)),
         Ok(()) => {}
     }
-    Ok(Started {
-        run_id,
-        tmux,
-        session,
-    })
+    Ok(Started::new(run_id, tmux, session, &state_dir))
 }
 
 /// `env` plus each of `defaults` it does not set: an explicit variable wins.

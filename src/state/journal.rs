@@ -13,7 +13,7 @@ use super::event::{Event, Record, now_ms};
 use super::syncer::Syncer;
 
 /// The run's journal, open for appending. Only the engine (and `orch up`, before the engine
-/// starts) writes it; the project lock keeps writers to one.
+/// starts) writes it; the run's lock keeps writers to one.
 #[derive(Debug)]
 pub struct Journal {
     path: PathBuf,

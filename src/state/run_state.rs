@@ -814,7 +814,7 @@ impl RunState {
         matches!(self.phase, Phase::Finished(_))
     }
 
-    /// Whether `orch resume` may continue the run: no engine alive (the project lock says), and
+    /// Whether `orch resume` may continue the run: no engine alive (the run's lock says), and
     /// not ended for good (succeeded or failed).
     pub fn is_resumable(&self, engine_alive: bool) -> bool {
         !engine_alive

@@ -51,7 +51,10 @@ fn worktree_run_beside(project: &Up) -> String {
         .stdout_has(&format!(
             "run {id} resumed in tmux session {}",
             info.session
-        ));
+        ))
+        // Another run is live: the hints name this one.
+        .stdout_has(&format!(" status --run {id}\n"))
+        .stdout_has(&format!(" down --run {id}\n"));
     id
 }
 

@@ -358,7 +358,7 @@ impl Up {
         status["engine_pid"].as_i64().unwrap() as i32
     }
 
-    /// SIGKILLs the engine and waits until the project lock says it is gone.
+    /// SIGKILLs the latest run's engine and waits until its run's lock says it is gone.
     pub(crate) fn kill_engine(&self) {
         let pid = self.engine_pid();
         // SAFETY: kill(2) only sends a signal.
