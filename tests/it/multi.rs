@@ -170,3 +170,29 @@ fn runs_side_by_side_each_have_a_session_and_commands_pick_the_latest_and_say_so
     let report: serde_json::Value = serde_json::from_str(&report.stdout()).unwrap();
     assert_eq!(report["run_id"], b.as_str(), "{report:#}");
 }
+
+#[test]
+fn runs_one_after_the_other_leave_one_session_and_a_run_left_unfinished_is_mentioned() {
+    let project = Up::counting("sequence");
+    project.start();
+    project.release("all");
+    project.wait(0);
+    let first = project.session();
+    // The finished run's session stays, with its final screen, until the next run.
+    assert_eq!(project.session_names(), std::slice::from_ref(&first));
+    project.start();
+    let second = project.session();
+    assert_ne!(first, second);
+    assert_eq!(project.session_names(), std::slice::from_ref(&second));
+    let unfinished = project.status()["run_id"].as_str().unwrap().to_string();
+    // Its engine and session gone, the run is not over: the next run says it can continue.
+    project.kill_engine();
+    project.tmux(&["kill-session", "-t", &format!("={second}")]);
+    let up = project.up(&["another", "--plan", "plan.json"], None);
+    up.expect(0)
+        .stderr_has(&format!(
+            "note: run {unfinished} did not finish (its engine and session are gone); `"
+        ))
+        .stderr_has(&format!(" resume --run {unfinished}` can continue it"));
+    project.orch().args(["down"]).run().expect(0);
+}
