@@ -141,7 +141,7 @@ impl Git {
 /// Who orch's commits are by: the user's identity (their `GIT_AUTHOR_*`/`GIT_COMMITTER_*`
 /// variables, else `user.name`/`user.email` of their git config, which orch's hardened
 /// command does not read), else `orch <orch@localhost>`: a missing identity never fails a run.
-pub fn identity(root: &Path) -> Vec<(String, String)> {
+pub(super) fn identity(root: &Path) -> Vec<(String, String)> {
     let configured = |key: &str| -> Option<String> {
         // Reading a config value runs nothing; it is the user's own config (global included)
         // that is wanted here.
@@ -180,7 +180,7 @@ pub fn identity(root: &Path) -> Vec<(String, String)> {
 }
 
 /// A commit of `tree` on `parent` with `message`, by `ident`.
-pub fn commit_tree(
+pub(super) fn commit_tree(
     git: &Git,
     tree: &str,
     parent: &str,
@@ -196,7 +196,7 @@ pub fn commit_tree(
 }
 
 /// The trailers of a commit message (`Key: value` lines of its last paragraph).
-pub fn trailers(message: &str) -> Vec<(String, String)> {
+pub(super) fn trailers(message: &str) -> Vec<(String, String)> {
     let last = message.trim_end().rsplit("\n\n").next().unwrap_or_default();
     last.lines()
         .filter_map(|line| {

@@ -164,16 +164,22 @@ fn commit_uncommitted(
     run_id: &str,
     changed: &[String],
 ) -> anyhow::Result<String> {
-    let scratch = tempfile::Builder::new()
-        .prefix("uncommitted-")
-        .tempdir_in(state_dir)
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot make a scratch directory in {}: {e}",
-                state_dir.display()
-            )
-        })?;
-    let staged = git.with_index(&scratch.path().join("index"));
+    // An index of orch's own, for this run alone, gone once the commit is made.
+    let index = state_dir.join(format!("uncommitted-{run_id}.index"));
+    let result = build_uncommitted(git, &index, base, run_id, changed);
+    let _ = std::fs::remove_file(&index);
+    result
+}
+
+fn build_uncommitted(
+    git: &Git,
+    index: &Path,
+    base: &str,
+    run_id: &str,
+    changed: &[String],
+) -> anyhow::Result<String> {
+    let _ = std::fs::remove_file(index);
+    let staged = git.with_index(index);
     staged.run(["read-tree", base])?;
     let mut list = Vec::new();
     for path in changed {
