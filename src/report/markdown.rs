@@ -490,7 +490,12 @@ fn branch_markdown(o: &mut String, r: &Report) {
             .as_ref()
             .map_or_else(|| "specs".to_string(), |t| format!("task {t}"));
         let files: Vec<&str> = c.files.iter().map(|f| f.as_str()).collect();
-        let _ = writeln!(o, "| {} | {of} | {} |", short(&c.commit), files.join("<br>"));
+        let _ = writeln!(
+            o,
+            "| {} | {of} | {} |",
+            short(&c.commit),
+            files.join("<br>")
+        );
     }
 }
 

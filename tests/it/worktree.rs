@@ -68,8 +68,8 @@ fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The checkout as the user sees it: every file but `.git/` and `.orch/`, byte for byte, and
-/// what git says is staged and changed.
+/// The checkout as the user sees it: every file but `.git/`, `.orch/` and the tests' own
+/// `counts/`, byte for byte, and what git says is staged and changed.
 fn checkout(root: &Path) -> (BTreeMap<String, Vec<u8>>, String, String, String) {
     let mut files = BTreeMap::new();
     let mut stack = vec![root.to_path_buf()];
@@ -77,7 +77,7 @@ fn checkout(root: &Path) -> (BTreeMap<String, Vec<u8>>, String, String, String) 
         for entry in std::fs::read_dir(&dir).unwrap().flatten() {
             let path = entry.path();
             let rel = path.strip_prefix(root).unwrap().display().to_string();
-            if rel == ".git" || rel == ".orch" {
+            if rel == ".git" || rel == ".orch" || rel == "counts" {
                 continue;
             }
             if entry.file_type().unwrap().is_dir() {
@@ -211,4 +211,100 @@ fn the_checkout_is_untouched_while_the_user_commits_and_each_task_is_one_commit(
         report.contains(&branch) && report.contains("tests/a_test.txt"),
         "{report}"
     );
+}
+
+/// The task each commit of the run's branch holds (`Orch-Task`), oldest first, and that
+/// the checkout is as it was.
+fn task_commits(up: &Up) -> Vec<String> {
+    let ws = up.workspace();
+    let range = format!(
+        "{}..{}",
+        ws["start"].as_str().unwrap(),
+        ws["branch"].as_str().unwrap()
+    );
+    commits(&up.p.root(), &range)
+        .into_iter()
+        .filter_map(|(_, _, trailers)| {
+            trailers
+                .lines()
+                .find_map(|l| l.strip_prefix("Orch-Task: ").map(String::from))
+        })
+        .collect()
+}
+
+fn assert_committed_once(up: &Up) {
+    let mut tasks = task_commits(up);
+    tasks.sort();
+    assert_eq!(tasks, ["a", "b", "c"], "{}", up.diagnostics());
+    let names = up.event_names();
+    assert_eq!(
+        names.iter().filter(|e| *e == "task_committed").count(),
+        3,
+        "{names:?}"
+    );
+    for id in ["a", "b", "c"] {
+        assert_eq!(up.starts(id), 1, "{id} started again\n{}", up.diagnostics());
+    }
+}
+
+#[test]
+fn a_run_on_a_branch_resumes_after_the_engine_is_killed_with_nothing_committed_redone() {
+    let up = Up::counting_on_branch("wt-kill");
+    let before = checkout(&up.p.root());
+    up.start();
+    up.wait_for_starts(&["a", "b"]);
+    up.release("a");
+    up.wait_until("a to be done", || {
+        Up::task(&up.status(), "a")["state"] == "done"
+    });
+    up.kill_engine();
+    // b ends while no engine is alive.
+    up.release("b");
+    let exit = up.run_dir().join("tasks/b/1/exit.json");
+    up.wait_until("b's exit record", || exit.exists());
+    up.resume();
+    up.release("all");
+    up.wait(0);
+    assert_committed_once(&up);
+    assert_eq!(checkout(&up.p.root()), before);
+}
+
+#[test]
+fn a_commit_made_but_not_journaled_is_found_by_its_trailers_on_resume() {
+    let up = Up::counting_on_branch("wt-unjournaled");
+    up.release("all");
+    // The engine dies right after making a's (or b's) commit, before journaling it.
+    up.start_with(true, &[("ORCH_ENGINE_CRASH", "before:task_committed")]);
+    up.wait_for_engine_gone();
+    assert!(!up.event_names().iter().any(|e| e == "task_committed"));
+    assert_eq!(task_commits(&up).len(), 1, "{}", up.diagnostics());
+    up.resume();
+    up.wait(0);
+    assert_committed_once(&up);
+}
+
+#[test]
+fn a_run_on_a_branch_resumes_after_the_tmux_server_dies() {
+    let up = Up::counting_on_branch("wt-server");
+    up.start();
+    up.wait_for_starts(&["a", "b"]);
+    up.release("a");
+    up.wait_until("a to be done", || {
+        Up::task(&up.status(), "a")["state"] == "done"
+    });
+    up.server.tmux().kill_server().unwrap();
+    up.wait_for_engine_gone();
+    up.resume();
+    up.wait_until("b's new attempt", || up.starts("b") == 2);
+    up.release("all");
+    up.wait(0);
+    let mut tasks = task_commits(&up);
+    tasks.sort();
+    assert_eq!(tasks, ["a", "b", "c"], "{}", up.diagnostics());
+    // a was committed: never run again; b lost its agent with the server.
+    assert_eq!((up.starts("a"), up.starts("b"), up.starts("c")), (1, 2, 1));
+    // The run's worktree holds every task's files.
+    for file in ["a.txt", "b.txt", "c.txt"] {
+        assert!(up.work_path(file).exists(), "{file}");
+    }
 }
