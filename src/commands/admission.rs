@@ -41,7 +41,13 @@ pub(super) fn admit_up(state_dir: &Path, tmux: &RealTmux, in_place: bool) -> any
         return Ok(());
     };
     if previous.finished && previous.open && !previous.live {
-        previous.tmux.kill_session(&previous.info.session)?;
+        // Tidiness only: a session tmux would not close is no reason not to start.
+        if let Err(e) = previous.tmux.kill_session(&previous.info.session) {
+            eprintln!(
+                "note: the session {} of run {} (over) stays open: {e}",
+                previous.info.session, previous.id
+            );
+        }
     } else if !previous.finished && !previous.live {
         let id = &previous.id;
         let state = if previous.open {

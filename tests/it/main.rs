@@ -32,3 +32,4 @@ mod up;
 mod wait;
 mod warnings;
 mod watch_tree;
+mod worktree;

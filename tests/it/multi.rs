@@ -5,82 +5,90 @@
 
 use crate::support::Up;
 
-/// A run of `project` that works in a worktree, beside the latest run: its record made as
-/// `orch up` would make it (its config, one task `x` of the counting worker), then started
-/// by `orch resume --run ID`. Returns its id.
-///
-/// (Made by hand until `orch up` makes worktree runs: only the run record says where a run
-/// works, and that is what decides which locks its engine takes.)
-fn worktree_run_beside(project: &Up) -> String {
-    let root = project.p.root();
-    let state_dir = root.join(".orch");
-    let latest = std::fs::read_to_string(state_dir.join("current")).unwrap();
-    let latest = orch::state::RunDir::new(&state_dir, latest.trim());
-    let before = orch::state::RunInfo::read(&latest.run_json()).unwrap();
-    let id = orch::project::new_id();
-    let proj = orch::project::Project::discover(&root, None).unwrap();
-    let info = orch::state::RunInfo {
-        run_id: id.clone(),
-        request: "write x".into(),
-        session: proj.session_name(&id),
-        created_at_ms: orch::state::now_ms(),
-        workspace: Some(orch::workspace::WorkspaceInfo {
-            path: orch::workspace::worktree_path(&state_dir, &id),
-            branch: orch::workspace::branch_name(&id),
-            base: "0".repeat(40),
-            start: "0".repeat(40),
-            uncommitted: None,
-            user_branch: None,
-            isolation: orch::workspace::Isolation::default(),
-        }),
-        ..before
-    };
-    let config = std::fs::read_to_string(latest.config()).unwrap();
-    let dir = orch::state::create_run(&state_dir, &info, &config, None).unwrap();
-    std::fs::write(
-        dir.plan(),
-        r#"{"tasks": [{"id": "x", "agent": "mine", "task": "write x",
-            "files": ["tests/x_test.txt", "x.txt"]}]}"#,
+/// `orch up REQUEST --plan plan.json --detach ARGS` in `project`, which must start a run;
+/// returns its id and what `up` printed.
+fn up(project: &Up, request: &str, args: &[&str]) -> (String, String) {
+    let run = project
+        .orch()
+        .args(["up", request, "--plan", "plan.json", "--detach"])
+        .args(args)
+        .run()
+        .expect(0);
+    let out = run.stdout();
+    let id = out
+        .strip_prefix("run ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no run id in {out}"))
+        .to_string();
+    (id, out)
+}
+
+/// The run branch's task commits of run `id` (their `Orch-Task` trailers), oldest first.
+fn task_commits(project: &Up, id: &str) -> Vec<String> {
+    let info: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(project.p.path(&format!(".orch/runs/{id}/run.json"))).unwrap(),
     )
     .unwrap();
-    project
-        .orch()
-        .args(["resume", "--run", &id, "--detach"])
-        .run()
-        .expect(0)
-        .stdout_has(&format!(
-            "run {id} resumed in tmux session {}",
-            info.session
-        ))
-        // Another run is live: the hints name this one.
-        .stdout_has(&format!(" status --run {id}\n"))
-        .stdout_has(&format!(" down --run {id}\n"));
-    id
+    let range = format!(
+        "{}..{}",
+        info["workspace"]["start"].as_str().unwrap(),
+        info["workspace"]["branch"].as_str().unwrap()
+    );
+    let log = std::process::Command::new("git")
+        .args([
+            "log",
+            "--reverse",
+            "--format=%(trailers:key=Orch-Task,valueonly)",
+            &range,
+        ])
+        .current_dir(project.p.root())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&log.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.trim().to_string())
+        .collect()
 }
 
 #[test]
 fn runs_side_by_side_each_have_a_session_and_commands_pick_the_latest_and_say_so() {
-    let project = Up::counting("multi");
-    project.start();
+    let project = Up::counting_on_branch("multi");
+    let (a, a_out) = up(&project, "in place", &["--in-place"]);
     project.wait_for_starts(&["a", "b"]);
-    let a = project.status()["run_id"].as_str().unwrap().to_string();
     let a_session = project.session();
+    // Alone: the hints need no --run.
+    assert!(!a_out.contains("--run"), "{a_out}");
 
     // A second run in place waits for the first: both would write the checkout.
     project
         .orch()
-        .args(["up", "again", "--plan", "plan.json", "--detach"])
+        .args([
+            "up",
+            "again",
+            "--plan",
+            "plan.json",
+            "--detach",
+            "--in-place",
+        ])
         .run()
         .expect(2)
         .stderr_has(&format!("run {a} is still live in place"))
-        .stderr_has(&format!("orch down --run {a}"))
+        .stderr_has(&format!(" down --run {a}"))
         .stderr_has("worktree");
     assert_eq!(project.run_count(), 1, "the refused run left no record");
 
-    // A worktree run starts beside it, in a session of its own.
-    let b = worktree_run_beside(&project);
+    // A run on a branch starts beside it, in a session of its own; its hints name it.
+    let (b, b_out) = up(&project, "on a branch", &[]);
+    assert!(
+        b_out.contains(&format!(" status --run {b}\n"))
+            && b_out.contains(&format!(" down --run {b}\n")),
+        "{b_out}"
+    );
     let b_session = project.session();
-    project.wait_for_starts(&["x"]);
+    project.wait_until("b's run's a and b to start", || {
+        project.starts("a") == 2 && project.starts("b") == 2
+    });
     assert_ne!(a_session, b_session);
     let mut names = project.session_names();
     names.sort();
@@ -103,7 +111,7 @@ fn runs_side_by_side_each_have_a_session_and_commands_pick_the_latest_and_say_so
     );
     project
         .orch()
-        .args(["logs", "x"])
+        .args(["logs", "a"])
         .run()
         .expect(0)
         .stderr_has(&picked);
@@ -164,11 +172,61 @@ fn runs_side_by_side_each_have_a_session_and_commands_pick_the_latest_and_say_so
         ));
 
     // The latest run goes on to its end, and `wait` waits for it.
-    project.release("x");
+    project.release("all");
     project.wait(0);
     let report = project.orch().args(["report", "--json"]).run().expect(0);
     let report: serde_json::Value = serde_json::from_str(&report.stdout()).unwrap();
     assert_eq!(report["run_id"], b.as_str(), "{report:#}");
+    assert_eq!(
+        task_commits(&project, &b).len(),
+        3,
+        "{}",
+        project.diagnostics()
+    );
+}
+
+#[test]
+fn two_runs_on_branches_at_once_both_succeed_each_on_its_own_branch() {
+    let project = Up::counting_on_branch("two");
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(project.p.root())
+        .output()
+        .unwrap()
+        .stdout;
+    let (first, _) = up(&project, "first", &[]);
+    project.wait_for_starts(&["a", "b"]);
+    let (second, _) = up(&project, "second", &[]);
+    project.wait_until("the second run's a and b to start", || {
+        project.starts("a") == 2 && project.starts("b") == 2
+    });
+    project.release("all");
+    for id in [&first, &second] {
+        project
+            .orch()
+            .args(["wait", "--run", id, "--timeout", "60"])
+            .run()
+            .expect(0)
+            .stdout_has(&format!("run {id}: succeeded"));
+    }
+    // Each run on its own branch from the same HEAD, which has not moved.
+    let now = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(project.p.root())
+        .output()
+        .unwrap()
+        .stdout;
+    assert_eq!(now, head);
+    for id in [&first, &second] {
+        let mut tasks = task_commits(&project, id);
+        tasks.sort();
+        assert_eq!(
+            tasks,
+            ["a", "b", "c"],
+            "run {id}\n{}",
+            project.diagnostics()
+        );
+    }
 }
 
 #[test]

@@ -209,7 +209,9 @@ impl Options {
                 (config, Some(model), Some(homes))
             }
         };
-        p.file("orch.yaml", &(config + &self.yaml));
+        // `@ROOT@` in the config: the project's directory, known only now.
+        let root = p.root().display().to_string();
+        p.file("orch.yaml", &(config + &self.yaml).replace("@ROOT@", &root));
         p.file(".gitignore", &self.ignore);
         p.file("README.md", "# the project\n");
         for (rel, content, executable) in &self.files {
