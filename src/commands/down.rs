@@ -18,7 +18,9 @@ pub(crate) fn run(global: &Global, run: Option<&str>) -> anyhow::Result<u8> {
     let run_id = loaded.info.run_id.clone();
 
     // A live engine stops its agents itself and records the run as stopped.
-    if let Some(pid) = loaded.engine_pid {
+    // (A pid of 0 is a holder caught before it wrote its name: kill(2) of 0 would signal
+    // our own process group.)
+    if let Some(pid) = loaded.engine_pid.filter(|&pid| pid > 0) {
         std::fs::write(loaded.dir.stop_request(), b"orch down\n")?;
         // SAFETY: kill(2) only sends a signal.
         unsafe {
