@@ -374,3 +374,38 @@ fn a_failed_task_leaves_no_commit_and_its_files_in_the_run_directory() {
     let report = up.run_file("report.md");
     assert!(report.contains("failed/t1/"), "{report}");
 }
+
+#[test]
+fn an_agents_commit_on_the_run_branch_is_a_violation() {
+    // Unboxed, so that nothing but orch's guard stands in the way.
+    let up = Options::new("wt-guard")
+        .worker(
+            "#!/bin/sh\nfor f in $ORCH_FILES; do mkdir -p \"$(dirname \"$f\")\"; \
+             echo \"$ORCH_TASK_ID\" > \"$f\"; done\n\
+             [ \"$ORCH_TASK_ID\" = t1 ] && git -c user.name=a -c user.email=a@a commit -q \
+             --allow-empty -m sneaky\nexit 0\n",
+        )
+        .agent("sandbox: off")
+        .ignore("plan.json\n")
+        .file("specs/s.md", "# the spec\n")
+        .plan(PLAN)
+        .committed()
+        .start();
+    up.start();
+    up.wait_for_end();
+    let status = up.status();
+    let paths: Vec<&str> = status["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["path"].as_str())
+        .collect();
+    let branch = up.workspace()["branch"].as_str().unwrap().to_string();
+    assert!(
+        paths
+            .iter()
+            .any(|p| p.ends_with(&format!(".git/refs/heads/{branch}"))),
+        "{paths:?}\n{}",
+        up.diagnostics()
+    );
+}
