@@ -308,3 +308,104 @@ fn a_run_on_a_branch_resumes_after_the_tmux_server_dies() {
         assert!(up.work_path(file).exists(), "{file}");
     }
 }
+
+/// Tries what a run on a branch must not do from its box, and notes what got through.
+const PROBE: &str = r#"#!/bin/sh
+mkdir -p counts
+got=""
+cat "$ROOT/.orch/runs/other/environ" >/dev/null 2>&1 && got="$got other-run"
+[ -e "$ROOT/.orch/lock-of-the-project" ] && got="$got state-dir"
+echo defaced > "$ROOT/README.md" 2>/dev/null && got="$got checkout"
+echo x > "$ROOT/.git/index" 2>/dev/null && got="$got user-index"
+echo x > "$ROOT/.git/refs/heads/evil" 2>/dev/null && got="$got refs"
+echo "got:$got" > counts/probe
+git add -A >/dev/null 2>&1 || echo "git add failed" >> counts/probe
+for f in $ORCH_FILES; do mkdir -p "$(dirname "$f")"; echo "$ORCH_TASK_ID" > "$f"; done
+"#;
+
+#[test]
+fn the_box_of_a_run_on_a_branch_shows_its_worktree_and_nothing_else_of_orchs() {
+    if orch::sandbox::availability().is_err() {
+        eprintln!("skipped: the sandbox does not work here");
+        return;
+    }
+    let up = Options::new("wt-box")
+        .worker(PROBE)
+        .agent("env: {ROOT: \"@ROOT@\"}")
+        .ignore("counts/\nplan.json\n")
+        .file("specs/s.md", "# the spec\n")
+        .plan(PLAN)
+        .committed()
+        .in_target()
+        .start();
+    let root = up.p.root();
+    up.p.file(".orch/runs/other/environ", "SECRET=1\n");
+    up.p.file(".orch/lock-of-the-project", "");
+    let before = checkout(&root);
+    let index = std::fs::read(root.join(".git/index")).unwrap();
+    up.run(0);
+    let probe = std::fs::read_to_string(up.work_path("counts/probe")).unwrap();
+    assert_eq!(probe, "got:\n", "{}", up.diagnostics());
+    assert_eq!(checkout(&root), before);
+    assert_eq!(std::fs::read(root.join(".git/index")).unwrap(), index);
+}
+
+#[test]
+fn a_failed_task_leaves_no_commit_and_its_files_in_the_run_directory() {
+    let up = Options::new("wt-failed")
+        .worker(
+            "#!/bin/sh\nfor f in $ORCH_FILES; do mkdir -p \"$(dirname \"$f\")\"; \
+             echo \"$ORCH_TASK_ID tried\" > \"$f\"; done\nexit 3\n",
+        )
+        .ignore("plan.json\n")
+        .file("specs/s.md", "# the spec\n")
+        .plan(PLAN)
+        .committed()
+        .start();
+    up.run(1);
+    let kept = up.run_dir().join("failed/t1");
+    assert_eq!(
+        std::fs::read_to_string(kept.join("a.txt")).unwrap(),
+        "t1 tried\n"
+    );
+    assert!(kept.join("tests/a_test.txt").exists());
+    assert!(task_commits(&up).is_empty(), "{:?}", task_commits(&up));
+    assert!(!up.event_names().iter().any(|e| e == "task_committed"));
+    let report = up.run_file("report.md");
+    assert!(report.contains("failed/t1/"), "{report}");
+}
+
+#[test]
+fn an_agents_commit_on_the_run_branch_is_a_violation() {
+    // Unboxed, so that nothing but orch's guard stands in the way.
+    let up = Options::new("wt-guard")
+        .worker(
+            "#!/bin/sh\nfor f in $ORCH_FILES; do mkdir -p \"$(dirname \"$f\")\"; \
+             echo \"$ORCH_TASK_ID\" > \"$f\"; done\n\
+             [ \"$ORCH_TASK_ID\" = t1 ] && git -c user.name=a -c user.email=a@a commit -q \
+             --allow-empty -m sneaky\nexit 0\n",
+        )
+        .agent("sandbox: off")
+        .ignore("plan.json\n")
+        .file("specs/s.md", "# the spec\n")
+        .plan(PLAN)
+        .committed()
+        .start();
+    up.start();
+    up.wait_for_end();
+    let status = up.status();
+    let paths: Vec<&str> = status["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["path"].as_str())
+        .collect();
+    let branch = up.workspace()["branch"].as_str().unwrap().to_string();
+    assert!(
+        paths
+            .iter()
+            .any(|p| p.ends_with(&format!(".git/refs/heads/{branch}"))),
+        "{paths:?}\n{}",
+        up.diagnostics()
+    );
+}
