@@ -58,9 +58,15 @@ pub(super) fn admit_up(state_dir: &Path, tmux: &RealTmux, in_place: bool) -> any
         } else {
             "its engine and session are gone".to_string()
         };
+        // Two runs in place cannot be live at once: that one waits for this one.
+        let when = if in_place && previous.info.workspace.is_none() {
+            "once this run is over, "
+        } else {
+            ""
+        };
         eprintln!(
-            "note: run {id} did not finish ({state}); `{orch} resume --run {id}` can continue \
-             it"
+            "note: run {id} did not finish ({state}); {when}`{orch} resume --run {id}` can \
+             continue it"
         );
     }
     Ok(())

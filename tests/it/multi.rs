@@ -249,7 +249,8 @@ fn runs_one_after_the_other_leave_one_session_and_a_run_left_unfinished_is_menti
     let up = project.up(&["another", "--plan", "plan.json"], None);
     up.expect(0)
         .stderr_has(&format!(
-            "note: run {unfinished} did not finish (its engine and session are gone); `"
+            "note: run {unfinished} did not finish (its engine and session are gone); once \
+             this run is over, `"
         ))
         .stderr_has(&format!(" resume --run {unfinished}` can continue it"));
     project.orch().args(["down"]).run().expect(0);
