@@ -289,7 +289,7 @@ fn tokens(input: u64, output: u64, cost: Option<f64>) -> String {
 mod tests {
     use super::*;
     use crate::plan::TaskId;
-    use crate::report::{SpecLine, TaskReport, Totals, UsageLine};
+    use crate::report::{CommitLine, SpecLine, TaskReport, Totals, UsageLine};
 
     fn attempt(n: u32, outcome: AttemptOutcome, reasons: &[&str], ms: u64) -> AttemptLine {
         AttemptLine {
@@ -320,6 +320,21 @@ mod tests {
             sandbox_refusals: Vec::new(),
             leftovers: Vec::new(),
             warnings: Vec::new(),
+            workspace: Some(crate::workspace::WorkspaceInfo {
+                path: "/p/.orch/worktrees/r1".into(),
+                branch: "orch/r1".into(),
+                base: "b".repeat(40),
+                start: "u".repeat(40),
+                uncommitted: Some("u".repeat(40)),
+                user_branch: Some("main".into()),
+                isolation: crate::workspace::Isolation::Run,
+            }),
+            commits: vec![CommitLine {
+                commit: "c".repeat(40),
+                task: Some(TaskId::new("api")),
+                files: vec![crate::paths::ProjectPath::new("src/api.rs").unwrap()],
+                at_ms: 1,
+            }],
             run_id: "r1".into(),
             request: "build it".into(),
             outcome: "succeeded".into(),
@@ -377,11 +392,29 @@ mod tests {
                 verdict: Some("pass".into()),
                 verdict_reason: Some("good".into()),
                 usage: None,
+                commit: Some("c".repeat(40)),
+                failed_files: None,
             }],
             run_gates: vec![],
             violations: vec![],
             totals: Totals::default(),
         }
+    }
+
+    #[test]
+    fn a_run_on_a_branch_lists_its_commits() {
+        let md = markdown(&report());
+        assert!(md.contains("## Branch"), "{md}");
+        assert!(
+            md.contains("branch `orch/r1`") && md.contains("started from main at bbbbbbbbbbbb"),
+            "{md}"
+        );
+        assert!(md.contains("first commit, uuuuuuuuuuuu"), "{md}");
+        assert!(
+            md.contains("| cccccccccccc | task api | src/api.rs |"),
+            "{md}"
+        );
+        assert!(md.contains(&format!("Commit: {}", "c".repeat(40))), "{md}");
     }
 
     #[test]

@@ -593,6 +593,64 @@ mod tests {
         assert_eq!(left, [".git/info/attributes"]);
     }
 
+    #[test]
+    fn a_run_on_a_branch_guards_its_own_branch_and_leaves_the_users_refs_to_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let common = root.join(".git");
+        let own = common.join("worktrees/r1");
+        let wt = root.join(".orch/worktrees/r1");
+        fs::create_dir_all(common.join("refs/heads/orch")).unwrap();
+        fs::create_dir_all(common.join("hooks")).unwrap();
+        fs::create_dir_all(&own).unwrap();
+        fs::create_dir_all(&wt).unwrap();
+        fs::write(common.join("config"), "[core]\n").unwrap();
+        fs::write(common.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+        fs::write(common.join("refs/heads/main"), "m1\n").unwrap();
+        fs::write(common.join("refs/heads/orch/r1"), "s\n").unwrap();
+        fs::write(own.join("HEAD"), "ref: refs/heads/orch/r1\n").unwrap();
+        fs::write(own.join("commondir"), "../..\n").unwrap();
+        fs::write(wt.join(".git"), format!("gitdir: {}\n", own.display())).unwrap();
+        let copy = run.path().join("git-meta");
+        let mut guard = GitGuard::open_for(&wt, &copy, Some("refs/heads/orch/r1"))
+            .unwrap()
+            .unwrap();
+        // The user commits, checks out, packs refs: theirs.
+        fs::write(common.join("refs/heads/main"), "m2\n").unwrap();
+        fs::write(common.join("HEAD"), "ref: refs/heads/other\n").unwrap();
+        fs::write(common.join("packed-refs"), "x\n").unwrap();
+        assert_eq!(guard.changes().changes, []);
+        // The engine commits on the run's branch: taken as no agent's doing.
+        fs::write(common.join("refs/heads/orch/r1"), "t1\n").unwrap();
+        guard.accept_own_ref().unwrap();
+        assert_eq!(guard.changes().changes, []);
+        // Reopened by a later engine: the copy holds the engine's tip.
+        let mut again = GitGuard::open_for(&wt, &copy, Some("refs/heads/orch/r1"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.changes().changes, []);
+        // An agent's commit on it, a hook, the worktree's HEAD: reported.
+        fs::write(common.join("refs/heads/orch/r1"), "evil\n").unwrap();
+        fs::write(common.join("hooks/pre-commit"), "evil\n").unwrap();
+        fs::write(own.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+        let mut shown: Vec<String> = again
+            .changes()
+            .changes
+            .into_iter()
+            .map(|c| c.shown)
+            .collect();
+        shown.sort();
+        let c = format!("{}/", common.display());
+        let mut expected = [
+            format!("{}/HEAD", own.display()),
+            format!("{c}hooks/pre-commit"),
+            format!("{c}refs/heads/orch/r1"),
+        ];
+        expected.sort();
+        assert_eq!(shown, expected);
+    }
+
     /// Waits (up to 10 s) for a `GitMeta` signal.
     fn signalled(rx: &mut tokio::sync::mpsc::UnboundedReceiver<FsChange>) -> bool {
         let rt = tokio::runtime::Builder::new_current_thread()
