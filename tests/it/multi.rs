@@ -124,6 +124,15 @@ fn runs_side_by_side_each_have_a_session_and_commands_pick_the_latest_and_say_so
     let other = project.orch().args(["status", "--run", &a]).run().expect(0);
     let other = other.stdout_has(&format!("run {a} · running · engine running"));
     assert!(!other.stderr().contains("note:"), "{}", other.stderr());
+    // A live run has nothing to resume, whichever it is.
+    for id in [&a, &b] {
+        project
+            .orch()
+            .args(["resume", "--run", id, "--detach"])
+            .run()
+            .expect(2)
+            .stderr_has(&format!("run {id} is live (engine pid"));
+    }
 
     // A dead engine is found dead, while the other run's lives on.
     project.kill_engine();
@@ -253,5 +262,25 @@ fn runs_one_after_the_other_leave_one_session_and_a_run_left_unfinished_is_menti
              this run is over, `"
         ))
         .stderr_has(&format!(" resume --run {unfinished}` can continue it"));
+    let third = project.status()["run_id"].as_str().unwrap().to_string();
+    // Indeed: resuming it now is refused, both being in place; it is its turn once the
+    // third is down.
+    project
+        .orch()
+        .args(["resume", "--run", &unfinished, "--detach"])
+        .run()
+        .expect(2)
+        .stderr_has(&format!("run {third} is still live in place"));
     project.orch().args(["down"]).run().expect(0);
+    project
+        .orch()
+        .args(["resume", "--run", &unfinished, "--detach"])
+        .run()
+        .expect(0);
+    project
+        .orch()
+        .args(["down", "--run", &unfinished])
+        .run()
+        .expect(0)
+        .stdout_has(&format!("run {unfinished} is down"));
 }
