@@ -265,11 +265,16 @@ fn checkout_lock(state_dir: &Path) -> PathBuf {
 /// journal. For a run from before the run lock (no `engine.lock`), its engine if it holds the
 /// checkout lock, as engines then did.
 pub fn run_holder(state_dir: &Path, dir: &RunDir) -> Option<Holder> {
+    run_holder_given(dir, || checkout_holder(state_dir))
+}
+
+/// `run_holder`, with the checkout lock's holder from `checkout` when it is needed.
+fn run_holder_given(dir: &RunDir, checkout: impl FnOnce() -> Option<Holder>) -> Option<Holder> {
     let path = dir.engine_lock();
     if path.exists() {
         return holder_of(&path).map(|h| h.named(dir.id()));
     }
-    checkout_holder(state_dir).filter(|h| h.is_engine() && h.run_id == dir.id())
+    checkout().filter(|h| h.is_engine() && h.run_id == dir.id())
 }
 
 /// Who holds the checkout lock right now, if anyone: a run in place, or a command writing the
@@ -288,8 +293,14 @@ pub fn live_runs(state_dir: &Path) -> Vec<Holder> {
         .filter(|id| super::is_run_id(id))
         .collect();
     ids.sort_unstable_by(|a, b| b.cmp(a));
+    // Probed once, however many runs from before the run lock there are.
+    let checkout = std::cell::OnceCell::new();
     ids.iter()
-        .filter_map(|id| run_holder(state_dir, &RunDir::new(state_dir, id)))
+        .filter_map(|id| {
+            run_holder_given(&RunDir::new(state_dir, id), || {
+                checkout.get_or_init(|| checkout_holder(state_dir)).clone()
+            })
+        })
         .filter(Holder::is_engine)
         .collect()
 }
