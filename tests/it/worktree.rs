@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
+use serde_json::Value;
+
 use crate::support::{Options, Tmux as _, Up};
 
 /// t1 and t2 side by side would race; t2 needs t1.
@@ -408,4 +410,79 @@ fn an_agents_commit_on_the_run_branch_is_a_violation() {
         "{paths:?}\n{}",
         up.diagnostics()
     );
+}
+
+#[test]
+fn up_says_where_the_run_works_and_refuses_uncommitted_changes_when_told() {
+    let up = project("wt-up-refuse");
+    let root = up.p.root();
+    let before = checkout(&root);
+    up.up(
+        &["go", "--plan", "plan.json", "--uncommitted", "refuse"],
+        None,
+    )
+    .expect(2)
+    .stderr_has("tracked.txt")
+    .stderr_has("--uncommitted include");
+    assert_eq!(up.run_count(), 0, "a refused up leaves no run");
+    assert_eq!(git(&root, &["branch", "--list", "orch/*"]), "");
+    assert_eq!(checkout(&root), before);
+    up.up(
+        &["go", "--plan", "plan.json", "--uncommitted", "sometimes"],
+        None,
+    )
+    .expect(2)
+    .stderr_has("neither `include` nor `refuse`");
+
+    // --in-place: no branch, no worktree, the run's files in the checkout.
+    let out = up
+        .up(&["go", "--plan", "plan.json", "--in-place"], None)
+        .expect(0);
+    assert!(!out.stdout().contains("on branch"), "{}", out.stdout());
+    assert!(up.workspace().is_null());
+    std::fs::create_dir_all(root.join("counts")).unwrap();
+    std::fs::write(root.join("counts/go"), "").unwrap();
+    up.wait_for_end();
+    assert!(root.join("a.txt").exists());
+}
+
+#[test]
+fn a_project_without_a_commit_runs_in_place_and_says_so_once() {
+    let up = Options::new("wt-unborn")
+        .worker(WORKER)
+        .ignore("counts/\nplan.json\n")
+        .file("specs/s.md", "# the spec\n")
+        .file("counts/go", "")
+        .yaml("ownership:\n  ignore: [\"scratch/**\"]\n")
+        .plan(PLAN)
+        .start();
+    let out = up.up(&["go", "--plan", "plan.json"], None).expect(0);
+    assert!(out.stderr().contains("no commit yet"), "{}", out.stderr());
+    assert!(up.workspace().is_null());
+    up.wait(0);
+    assert!(up.p.path("b.txt").exists());
+    let warnings = up.status()["warnings"].clone();
+    let said: Vec<&Value> = warnings
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["kind"] == "workspace")
+        .collect();
+    assert_eq!(said.len(), 1, "{warnings:#}");
+}
+
+#[test]
+fn up_names_the_branch_and_worktree() {
+    let up = project("wt-up-says");
+    let out = up.up(&["go", "--plan", "plan.json"], None).expect(0);
+    let ws = up.workspace();
+    let line = format!(
+        "on branch {} (worktree {})",
+        ws["branch"].as_str().unwrap(),
+        ws["path"].as_str().unwrap()
+    );
+    assert!(out.stdout().contains(&line), "{}", out.stdout());
+    std::fs::create_dir_all(up.work_path("counts")).unwrap();
+    std::fs::write(up.work_path("counts/go"), "").unwrap();
+    up.wait(0);
 }
