@@ -286,6 +286,20 @@ fn a_commit_made_but_not_journaled_is_found_by_its_trailers_on_resume() {
 }
 
 #[test]
+fn a_commit_journaled_before_its_task_was_done_is_done_on_resume() {
+    let up = Up::counting_on_branch("wt-committed");
+    up.release("all");
+    // The engine dies right after journaling a commit, before the task is done (and before
+    // the .git/ guard took the branch's new tip): no violation, nothing run again.
+    up.start_with(true, &[("ORCH_ENGINE_CRASH", "after:task_committed")]);
+    up.wait_for_engine_gone();
+    up.resume();
+    up.wait(0);
+    assert_committed_once(&up);
+    assert_eq!(up.status()["violations"], serde_json::json!([]));
+}
+
+#[test]
 fn a_run_on_a_branch_resumes_after_the_tmux_server_dies() {
     let up = Up::counting_on_branch("wt-server");
     up.start();
