@@ -145,6 +145,11 @@ fn the_checkout_is_untouched_while_the_user_commits_and_each_task_is_one_commit(
 
     std::fs::write(up.work_path("counts/go"), "").unwrap();
     up.wait(0);
+    // The control window's last words say where the work is.
+    let said = format!("Its work is on branch {branch}");
+    up.wait_until("the control window to name the branch", || {
+        up.pane("control").replace('\n', "").contains(&said)
+    });
     assert_eq!(checkout(&root), committed, "the run changed the checkout");
     up.orch().args(["down"]).run();
     assert_eq!(checkout(&root), committed, "orch down changed the checkout");
@@ -213,6 +218,15 @@ fn the_checkout_is_untouched_while_the_user_commits_and_each_task_is_one_commit(
         report.contains(&branch) && report.contains("tests/a_test.txt"),
         "{report}"
     );
+    let json = up
+        .orch()
+        .args(["report", "--json"])
+        .run()
+        .expect(0)
+        .stdout();
+    let json: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["commits"].as_array().unwrap().len(), 2, "{json:#}");
+    assert_eq!(json["workspace"]["branch"], branch.as_str());
 }
 
 /// The task each commit of the run's branch holds (`Orch-Task`), oldest first, and that
