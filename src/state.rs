@@ -4,6 +4,7 @@
 //! where a dead one stopped. The project lock keeps one engine per project.
 
 mod bounded;
+mod budget;
 pub mod environ;
 mod event;
 mod journal;
@@ -20,6 +21,7 @@ mod interruption_tests;
 #[cfg(test)]
 mod replay_tests;
 
+pub use budget::{BudgetRecord, Raise};
 pub use event::{Event, Outcome, Record, TaskVerdict, now_ms};
 pub use journal::{Journal, Replay, read_journal};
 pub use lock::{EngineLock, LockError, UpLock, holder};
