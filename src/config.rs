@@ -13,7 +13,7 @@ mod starter;
 
 pub use budget::{Budget, OnBudget};
 pub use load::{ConfigError, load, parse};
-pub use notify::Notify;
+pub use self::notify::Notify;
 pub use project_kind::{MARKERS as PROJECT_MARKERS, ProjectGates, detect as detect_project};
 pub use sample::{
     SampleAgent, Scope as SampleScope, check_sample, notice as sample_notice, sample_agents,

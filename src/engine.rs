@@ -4,6 +4,7 @@
 
 mod agents;
 mod barrier;
+mod budget;
 mod core;
 mod crash;
 mod disk;
@@ -15,6 +16,7 @@ mod judging;
 mod keeper;
 mod launch;
 mod leftovers;
+mod notices;
 mod ownership;
 mod panes;
 mod planning;

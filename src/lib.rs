@@ -15,6 +15,7 @@ pub mod format;
 pub mod git;
 pub mod invocation;
 pub mod judge;
+pub mod notify;
 pub mod layout;
 pub mod paths;
 pub mod plan;

@@ -25,6 +25,9 @@ pub enum WarningKind {
     /// watch could not be set, what agents left running could not be looked for, agent
     /// processes nobody continues were stopped.
     Agents,
+    /// The user may not have been told something: a `notify` hook failed, hung or could not
+    /// start, a desktop notification could not be shown (see [`crate::notify`]).
+    Notify,
     /// A kind this orch does not know (journaled by a newer one): shown, never dropped.
     #[serde(other)]
     Other,
@@ -36,6 +39,7 @@ impl WarningKind {
             WarningKind::Unpoliced => "unpoliced",
             WarningKind::Unrecorded => "unrecorded",
             WarningKind::Agents => "agents",
+            WarningKind::Notify => "notify",
             WarningKind::Other => "other",
         }
     }
@@ -67,6 +71,7 @@ mod tests {
             WarningKind::Unpoliced,
             WarningKind::Unrecorded,
             WarningKind::Agents,
+            WarningKind::Notify,
         ] {
             let json = serde_json::to_string(&kind).unwrap();
             assert_eq!(json, format!("\"{}\"", kind.name()));
