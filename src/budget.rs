@@ -180,7 +180,7 @@ fn attempt_dirs(role_dir: &Path) -> Vec<PathBuf> {
 }
 
 /// The budget as `orch status --json` and `report.json` show it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct View {
     pub limit: Limit,
     pub used_usd: f64,
@@ -213,6 +213,14 @@ impl View {
             raises: state.budget.raises.clone(),
             pending_raises: pending(dir, state),
         }
+    }
+
+    /// Whether there is anything to say: a budget, a raise, use without a cost.
+    pub fn shown(&self) -> bool {
+        !self.limit.is_none()
+            || !self.raises.is_empty()
+            || !self.pending_raises.is_empty()
+            || !self.uncosted.is_empty()
     }
 
     /// One line for a person: the use, and against what.

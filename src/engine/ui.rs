@@ -36,8 +36,14 @@ impl Engine {
             other => other.name().to_string(),
         };
         let orch = crate::invocation::orch();
+        let budget = crate::budget::View::of(&self.dir, &self.state, &self.config);
+        let budget = if budget.shown() {
+            format!("budget: {}\n", budget.line())
+        } else {
+            String::new()
+        };
         format!(
-            "orch · run {} · {} · {}\nattach: {orch} attach · detach: C-b d · stop: {orch} down\n",
+            "orch · run {} · {} · {}\nattach: {orch} attach · detach: C-b d · stop: {orch} down\n{budget}",
             self.info.run_id, self.info.session, phase
         )
     }
