@@ -2,6 +2,7 @@
 //! exit code, or an error whose type picks it.
 
 pub(crate) mod attach;
+pub(crate) mod budget;
 pub(crate) mod demo;
 pub(crate) mod doctor;
 pub(crate) mod down;
