@@ -43,7 +43,8 @@ pub struct Status {
     /// The engines' warnings, in order: `{kind, message, at_ms}`, `kind` one of `unpoliced`
     /// (part of the project not policed as it should be), `unrecorded` (part of the record
     /// not written or lost), `agents` (the engine's hold on agent processes weaker, or
-    /// processes it stopped), or `other` (a kind of a newer orch).
+    /// processes it stopped), `notify` (the user may not have been told something: a hook
+    /// failed or hung, a desktop notice failed), or `other` (a kind of a newer orch).
     pub warnings: Vec<super::warning::WarningRecord>,
 }
 

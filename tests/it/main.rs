@@ -17,6 +17,7 @@ mod judge;
 mod leftovers;
 mod model_server;
 mod nothing_lost;
+mod notify;
 mod paths_contract;
 mod real_clis;
 mod real_clis_resume;
