@@ -54,7 +54,11 @@ pub(crate) fn run(
                 EXIT_FAILED
             });
         }
-        if loaded.engine_alive && held_by_budget(&loaded.state) {
+        if loaded.engine_alive
+            && held_by_budget(&loaded.state)
+            // A raise its engine has not read yet: it is about to go on.
+            && crate::budget::read_requests(&loaded.dir).is_empty()
+        {
             let config = crate::config::load(&loaded.dir.config())?;
             let view = crate::budget::View::of(&loaded.dir, &loaded.state, &config);
             println!("run {run_id}: stopped at its budget: {}", view.line());

@@ -9,6 +9,7 @@
 //! `cargo test --test it MODULE` runs one module's tests (e.g. `cargo test --test it resume`).
 
 mod agent_run;
+mod budget;
 mod bounded;
 mod cli;
 mod doctor;
