@@ -347,7 +347,7 @@ pub fn parse_amount(text: &str) -> Result<(Option<f64>, Option<u64>), String> {
         };
         let value: f64 = digits.trim().parse().map_err(|_| bad())?;
         let tokens = (value * factor).round();
-        if !(tokens.is_finite() && tokens >= 1.0 && tokens < 1e18) {
+        if !(1.0..1e18).contains(&tokens) {
             return Err(bad());
         }
         return Ok((None, Some(tokens as u64)));

@@ -232,13 +232,15 @@ enum Command {
 
     /// Show the run's budget and what its agents used, or raise it: `+5` (USD) or `+500k
     /// tokens`.
-    #[command(after_help = "Examples:\n  orch budget              # what was used, of what\n  \
+    #[command(
+        after_help = "Examples:\n  orch budget              # what was used, of what\n  \
                             orch budget +5           # $5 more\n  \
                             orch budget '+2M tokens' --run 20261124-101500-ab12\n\n\
                             A live run's engine applies the raise at once (journaled) and \
                             launches what waited for it; a run without an engine gets it \
                             at `orch resume`. The budget is `limits.budget` in orch.yaml \
-                            (`usd`, `tokens`); a run keeps the config it started with.")]
+                            (`usd`, `tokens`); a run keeps the config it started with."
+    )]
     Budget {
         /// How much to add: `+5`, `+$2.50`, `+3usd` (US dollars) or `+500k tokens`.
         #[arg(value_name = "+AMOUNT", allow_hyphen_values = true)]

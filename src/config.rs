@@ -11,9 +11,9 @@ mod sample;
 mod schema;
 mod starter;
 
+pub use self::notify::Notify;
 pub use budget::{Budget, OnBudget};
 pub use load::{ConfigError, load, parse};
-pub use self::notify::Notify;
 pub use project_kind::{MARKERS as PROJECT_MARKERS, ProjectGates, detect as detect_project};
 pub use sample::{
     SampleAgent, Scope as SampleScope, check_sample, notice as sample_notice, sample_agents,

@@ -52,8 +52,7 @@ pub(crate) fn run(global: &Global, run: Option<&str>, amount: Option<&str>) -> a
             }
         )));
     }
-    if let Phase::Finished(outcome @ (Outcome::Succeeded | Outcome::Failed)) = loaded.state.phase
-    {
+    if let Phase::Finished(outcome @ (Outcome::Succeeded | Outcome::Failed)) = loaded.state.phase {
         return Err(usage(format!(
             "run {run_id} is over ({outcome}): a raise would change nothing; start a new run \
              with `{orch} up`"

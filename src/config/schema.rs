@@ -399,7 +399,10 @@ pub(in crate::config) mod duration {
 
     use serde::{Deserializer, Serializer, de::Error};
 
-    pub(in crate::config) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub(in crate::config) fn serialize<S: Serializer>(
+        d: &Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         s.serialize_str(&humantime::format_duration(*d).to_string())
     }
 
@@ -427,7 +430,9 @@ pub(in crate::config) mod duration {
         }
     }
 
-    pub(in crate::config) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    pub(in crate::config) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Duration, D::Error> {
         d.deserialize_any(Visitor)
     }
 }

@@ -27,7 +27,8 @@ pub(super) fn run(
     } else {
         program.into()
     };
-    let mut document = serde_json::to_vec(notice).map_err(|e| format!("cannot be given its notice: {e}"))?;
+    let mut document =
+        serde_json::to_vec(notice).map_err(|e| format!("cannot be given its notice: {e}"))?;
     document.push(b'\n');
     let mut child = Command::new(&program)
         .args(args)
@@ -87,7 +88,12 @@ pub(super) fn run(
         .lines()
         .rev()
         .find(|l| !l.trim().is_empty())
-        .map(|l| format!(": its last words: {}", crate::transcript::truncate(l.trim(), 200)))
+        .map(|l| {
+            format!(
+                ": its last words: {}",
+                crate::transcript::truncate(l.trim(), 200)
+            )
+        })
         .unwrap_or_default();
     Err(format!("failed ({status}){last}"))
 }

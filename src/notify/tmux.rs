@@ -24,14 +24,27 @@ pub(super) fn show(target: &Target, notice: &Notice) -> Result<(), String> {
     )?;
     for line in clients.lines() {
         if let Some(client) = line.strip_prefix("0 ") {
-            tmux(target, &["display-message", "-c", client, "-d", "15000", &text])?;
+            tmux(
+                target,
+                &["display-message", "-c", client, "-d", "15000", &text],
+            )?;
         }
     }
     if let Some(window) = &notice.window {
-        tmux(target, &["set-option", "-w", "-t", window, "@orch_notice", &text])?;
         tmux(
             target,
-            &["set-option", "-w", "-t", window, "window-status-style", "reverse"],
+            &["set-option", "-w", "-t", window, "@orch_notice", &text],
+        )?;
+        tmux(
+            target,
+            &[
+                "set-option",
+                "-w",
+                "-t",
+                window,
+                "window-status-style",
+                "reverse",
+            ],
         )?;
     }
     Ok(())
@@ -39,10 +52,7 @@ pub(super) fn show(target: &Target, notice: &Notice) -> Result<(), String> {
 
 /// Runs one tmux command on the run's server; its stdout, or what tmux said.
 fn tmux(target: &Target, args: &[&str]) -> Result<String, String> {
-    let (program, prefix) = target
-        .tmux
-        .split_first()
-        .ok_or("no tmux command to run")?;
+    let (program, prefix) = target.tmux.split_first().ok_or("no tmux command to run")?;
     let out = Command::new(program)
         .args(prefix)
         .args(args)

@@ -17,7 +17,10 @@ pub const USAGE_MARKER: &str = "ORCH_USAGE ";
 pub fn usage_of_line(line: &[u8]) -> Option<super::Usage> {
     let rest = line.strip_prefix(USAGE_MARKER.as_bytes())?;
     let usage: super::Usage = serde_json::from_slice(rest.trim_ascii()).ok()?;
-    usage.cost_usd.is_none_or(|c| c.is_finite() && c >= 0.0).then_some(usage)
+    usage
+        .cost_usd
+        .is_none_or(|c| c.is_finite() && c >= 0.0)
+        .then_some(usage)
 }
 
 /// The use the usage lines of `output` add up to; `None` when it has none.

@@ -183,7 +183,11 @@ fn with_on_budget_finish_the_running_agents_end_their_turn_and_resume_takes_a_ra
     assert!(told.iter().any(|d| d["percent"] == 100), "{told:#?}");
     assert!(told.iter().any(|d| d["percent"] == 80), "{told:#?}");
     // f's CLI reported no cost: counted in tokens, left out of the cost, and said so.
-    assert_eq!(status["budget"]["uncosted"], serde_json::json!(["f"]), "{status:#}");
+    assert_eq!(
+        status["budget"]["uncosted"],
+        serde_json::json!(["f"]),
+        "{status:#}"
+    );
     assert_eq!(status["budget"]["used_usd"], 1.25, "{status:#}");
     up.orch()
         .args(["budget"])

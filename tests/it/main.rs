@@ -9,8 +9,8 @@
 //! `cargo test --test it MODULE` runs one module's tests (e.g. `cargo test --test it resume`).
 
 mod agent_run;
-mod budget;
 mod bounded;
+mod budget;
 mod cli;
 mod doctor;
 mod hostile_tree;

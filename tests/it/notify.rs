@@ -133,8 +133,11 @@ fn a_failed_task_and_the_runs_end_are_told_in_tmux_on_the_desktop_and_to_the_hoo
     // The control window must not be the one the terminal shows: tmux flags a bell only in
     // a window the user is not looking at.
     up.wait_until("task b's window", || {
-        tmux_out(&up, &["list-windows", "-t", &up.session(), "-F", "#{window_name}"])
-            .contains("b-mine")
+        tmux_out(
+            &up,
+            &["list-windows", "-t", &up.session(), "-F", "#{window_name}"],
+        )
+        .contains("b-mine")
     });
     up.tmux(&["select-window", "-t", &format!("{}:b-mine", up.session())]);
     std::fs::create_dir_all(up.p.path("counts")).unwrap();
@@ -149,7 +152,10 @@ fn a_failed_task_and_the_runs_end_are_told_in_tmux_on_the_desktop_and_to_the_hoo
     let failed = &docs[0];
     assert_eq!(failed["run_id"], run_id.as_str());
     assert_eq!(failed["task"], "a");
-    assert!(failed["reason"].as_str().unwrap().contains("no luck"), "{failed:#}");
+    assert!(
+        failed["reason"].as_str().unwrap().contains("no luck"),
+        "{failed:#}"
+    );
     assert_eq!(failed["tokens"], 0);
     assert_eq!(failed["cost"], 0.0);
     let ended = &docs[1];
@@ -191,8 +197,14 @@ fn a_failed_task_and_the_runs_end_are_told_in_tmux_on_the_desktop_and_to_the_hoo
 
     // The desktop: the title and the reason, as arguments.
     let shown = std::fs::read_to_string(&record).unwrap();
-    assert!(shown.contains(&format!("orch: run {run_id}: task a failed")), "{shown}");
-    assert!(shown.contains(&format!("orch: run {run_id} failed")), "{shown}");
+    assert!(
+        shown.contains(&format!("orch: run {run_id}: task a failed")),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!("orch: run {run_id} failed")),
+        "{shown}"
+    );
     // Nothing went wrong telling the user.
     let status = up.status();
     assert!(
@@ -233,9 +245,11 @@ fn a_hook_that_fails_or_hangs_is_a_warning_and_the_run_ends_as_it_would() {
         .map(|w| w["message"].as_str().unwrap().to_string())
         .collect();
     assert!(
-        warnings.iter().any(|w| w.contains("failed (exit status: 3)")
-            && w.contains("no route to the chat server")
-            && w.contains("task_failed")),
+        warnings
+            .iter()
+            .any(|w| w.contains("failed (exit status: 3)")
+                && w.contains("no route to the chat server")
+                && w.contains("task_failed")),
         "{warnings:#?}"
     );
     assert!(
