@@ -121,7 +121,9 @@ pub fn measure(dir: &RunDir, state: &RunState) -> Used {
     for role in ["planner", "judge", "oracle"] {
         let mut total: Option<Usage> = None;
         let mut uncosted = false;
-        for attempt in attempt_dirs(&dir.path().join(role)) {
+        // The oracle's attempts are by task (`oracle/<task>/<n>`).
+        let depth = if role == "oracle" { 1 } else { 0 };
+        for attempt in attempt_dirs(&dir.path().join(role), depth) {
             if let Some(u) = crate::progress::attempt_usage(&attempt) {
                 uncosted |= u.cost_usd.is_none() && u.input_tokens + u.output_tokens > 0;
                 let t = total.get_or_insert_with(Usage::default);
@@ -161,19 +163,23 @@ impl Used {
     }
 }
 
-/// The attempt directories under `role_dir` (`planner/1`, `judge/2`, `oracle/<task>/1`).
-fn attempt_dirs(role_dir: &Path) -> Vec<PathBuf> {
+/// The attempt directories under `role_dir` (`planner/1`, `judge/2`), `depth` levels down
+/// (`oracle/<task>/1`: 1).
+fn attempt_dirs(role_dir: &Path, depth: u32) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir(role_dir) else {
         return out;
     };
     for entry in entries.flatten() {
         let path = entry.path();
-        let name = entry.file_name();
-        if name.to_str().is_some_and(|n| n.parse::<u32>().is_ok()) {
+        if depth > 0 {
+            out.extend(attempt_dirs(&path, depth - 1));
+        } else if entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.parse::<u32>().is_ok())
+        {
             out.push(path);
-        } else if path.is_dir() {
-            out.extend(attempt_dirs(&path));
         }
     }
     out
