@@ -115,7 +115,7 @@ impl Limit {
 pub fn measure(dir: &RunDir, state: &RunState) -> Used {
     let mut used = Used::default();
     for task in state.tasks_in_order() {
-        let usage = crate::progress::of_task(dir, task).usage;
+        let usage = crate::progress::usage_of_task(dir, task);
         used.add(task.id.as_str(), usage);
     }
     for role in ["planner", "judge", "oracle"] {

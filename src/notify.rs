@@ -31,7 +31,8 @@ use crate::config::Notify;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
-    /// The run ended: succeeded, failed, stopped or interrupted (`outcome`).
+    /// The run ended: succeeded, failed or interrupted (`outcome`); not when `orch down`
+    /// stopped it.
     RunEnded,
     /// A task failed for good: no attempt follows.
     TaskFailed,
@@ -64,7 +65,7 @@ pub struct Notice {
     pub task: Option<String>,
     /// One line for a person: what happened and what to do.
     pub reason: String,
-    /// For `run_ended`: succeeded | failed | stopped | interrupted.
+    /// For `run_ended`: succeeded | failed | interrupted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,
     /// For `budget`: the threshold crossed.

@@ -44,13 +44,22 @@ pub fn of_task(dir: &RunDir, task: &TaskState) -> Progress {
     } else {
         shown_last_line(&current)
     };
+    Progress {
+        last_line,
+        usage: usage_of_task(dir, task),
+    }
+}
+
+/// `task`'s token use and cost over its attempts (its progress without its last line: what
+/// the budget reads at every tick).
+pub fn usage_of_task(dir: &RunDir, task: &TaskState) -> Option<Usage> {
     let mut usage: Option<Usage> = None;
     for attempt in 1..=task.attempts {
         if let Some(used) = attempt_usage(&dir.task_attempt(&task.id, attempt)) {
             add(&mut usage, &used);
         }
     }
-    Progress { last_line, usage }
+    usage
 }
 
 fn add(total: &mut Option<Usage>, usage: &Usage) {

@@ -18,6 +18,11 @@ impl Engine {
             return;
         }
         let (kind, task, reason, outcome, percent) = match event {
+            // Stopped by `orch down`: the user did it, and needs no telling.
+            Event::RunFinished {
+                outcome: crate::state::Outcome::Stopped,
+                ..
+            } => return,
             Event::RunFinished { outcome, reason } => (
                 Kind::RunEnded,
                 None,

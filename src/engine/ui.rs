@@ -36,11 +36,12 @@ impl Engine {
             other => other.name().to_string(),
         };
         let orch = crate::invocation::orch();
-        let budget = crate::budget::View::of(&self.dir, &self.state, &self.config);
-        let budget = if budget.shown() {
-            format!("budget: {}\n", budget.line())
-        } else {
+        // Only for a run with a budget: with none, the table's TOTAL row says what was used.
+        let budget = if self.config.limits.budget.is_empty() {
             String::new()
+        } else {
+            let view = crate::budget::View::of(&self.dir, &self.state, &self.config);
+            format!("budget: {}\n", view.line())
         };
         format!(
             "orch · run {} · {} · {}\nattach: {orch} attach · detach: C-b d · stop: {orch} down\n{budget}",

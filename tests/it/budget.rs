@@ -109,6 +109,17 @@ fn a_budget_stops_a_fan_out_and_a_raise_for_the_live_engine_lets_it_finish() {
         journal.contains("\"reason\":\"stopped: the run's budget is used up\""),
         "{journal}"
     );
+    // Stopped, not left to run: their panes' processes ended.
+    up.wait_until("a's and b's agents to be gone", || {
+        let out = std::process::Command::new("tmux")
+            .args(["-L", up.server.socket_name()])
+            .args(["list-panes", "-s", "-t", &up.session()])
+            .args(["-F", "#{window_name} #{pane_dead}"])
+            .output()
+            .unwrap();
+        let panes = String::from_utf8_lossy(&out.stdout).into_owned();
+        ["a-mine 1", "b-mine 1"].iter().all(|p| panes.contains(p))
+    });
     let told = budget_notices(&up);
     assert!(told.iter().any(|d| d["percent"] == 100), "{told:#?}");
     // The text status and `orch budget` say so, and what raises it.
