@@ -2,13 +2,27 @@
 //! run ended, a task failed for good, a budget threshold was crossed. The bell rings in the
 //! control window (the engine's own terminal), so tmux flags the window and passes the bell on
 //! to the user's terminal; the rest goes off the loop, and what went wrong with it comes back
-//! as `notify` warnings, journaled at the next tick.
+//! as `notify` warnings, journaled at the next tick. `Engine::tell` is the one way in, for a
+//! notice the journal does not imply (a plan waiting for approval, when plans can be held).
 
 use std::time::Instant;
 
 use super::core::Engine;
 use crate::notify::{Kind, Notice, Notifier, Target};
 use crate::state::{Event, WarningKind};
+
+/// What a notice is about (see `Engine::tell`).
+pub(super) struct About {
+    pub kind: Kind,
+    /// The task's id, when it is about one (its window is marked).
+    pub task: Option<String>,
+    /// One line for a person: what happened, and what to do.
+    pub reason: String,
+    /// For `Kind::RunEnded`: the outcome's name.
+    pub outcome: Option<String>,
+    /// For `Kind::Budget`: the threshold crossed.
+    pub percent: Option<u32>,
+}
 
 impl Engine {
     /// After `event` was journaled: a notice, if it is one the user is told of.
@@ -81,6 +95,29 @@ impl Engine {
             }
             _ => return,
         };
+        self.tell(About {
+            kind,
+            task,
+            reason,
+            outcome,
+            percent,
+        });
+    }
+
+    /// Tells the user `about` every way `notify:` turns on. For what the journal does not
+    /// say by itself: a plan that waits for approval is told with `Kind::PlanWaiting` (the
+    /// plan approval's hook point).
+    pub(super) fn tell(&mut self, about: About) {
+        if !self.draw {
+            return;
+        }
+        let About {
+            kind,
+            task,
+            reason,
+            outcome,
+            percent,
+        } = about;
         let window = task.as_ref().and_then(|id| {
             let id = crate::plan::TaskId::new(id.as_str());
             self.state.tasks.get(&id).and_then(|t| t.window.clone())
