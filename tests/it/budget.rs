@@ -207,3 +207,86 @@ fn with_on_budget_finish_the_running_agents_end_their_turn_and_resume_takes_a_ra
         .stdout_has("4200 of 5200 tokens (81 %)")
         .stdout_has("no cost reported by f (counted in tokens only)");
 }
+
+/// Claude Code against the tests' model server, which reports 100 tokens in and 20 out per
+/// answer: the budget (100 tokens) is used up by the first answer of the first task's first
+/// turn, counted live from the CLI's event stream. The agent is stopped within that turn (it
+/// asked the server at most twice), the second task never reaches the model; once the budget
+/// is raised, the first task continues its own session and the run succeeds.
+#[test]
+fn a_real_cli_is_stopped_within_its_turn_and_continues_its_session_after_a_raise() {
+    use crate::support::agent_clis;
+    if !agent_clis::available(
+        "a_real_cli_is_stopped_within_its_turn_and_continues_its_session_after_a_raise",
+    ) {
+        return;
+    }
+    let _one = agent_clis::ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let run = Up::real_clis(
+        "clis-budget",
+        "roles:\n  planner: claude\n  judge: claude\n  workers: [claude]\n\
+         limits:\n  max_parallel: 1\n  task_timeout: 120s\n  budget: {tokens: 100}\n  \
+         on_budget: stop\n",
+    );
+    let tasks: Vec<Value> = ["one", "two"]
+        .iter()
+        .map(|id| {
+            serde_json::json!({
+                "id": id, "agent": "claude",
+                // The first holds its second request, so that it is mid-turn for sure.
+                "task": format!("Write src/{id}.sh and its test.{}",
+                    if *id == "one" { " [model:hold=1]" } else { "" }),
+                "files": [format!("tests/{id}_test.sh"), format!("src/{id}.sh")]
+            })
+        })
+        .collect();
+    run.p.file(
+        "plan.json",
+        &serde_json::json!({"tasks": tasks}).to_string(),
+    );
+    run.up(&["budget me", "--plan", "plan.json"], None)
+        .expect(0);
+    let (code, said) = wait(&run);
+    assert_eq!(code, 4, "{said}\n{}", run.diagnostics());
+    let asked = |task: &str| {
+        run.model()
+            .exchanges()
+            .iter()
+            .filter(|e| e.task.as_deref() == Some(task))
+            .count()
+    };
+    assert!(
+        (1..=2).contains(&asked("one")),
+        "{}",
+        run.model().transcript()
+    );
+    assert_eq!(asked("two"), 0, "{}", run.model().transcript());
+    let status = run.status();
+    assert_eq!(Up::task(&status, "one")["state"], "pending", "{status:#}");
+    assert_eq!(Up::task(&status, "two")["attempts"], 0, "{status:#}");
+    assert!(
+        status["budget"]["used_tokens"].as_u64().unwrap() >= 100,
+        "{status:#}"
+    );
+
+    run.orch()
+        .args(["budget", "+1M tokens"])
+        .run()
+        .expect(0)
+        .stdout_has("budget raised by 1000000 tokens");
+    run.wait(0);
+    // The second attempt continued the first one's session.
+    let launch: Value = serde_json::from_str(
+        &std::fs::read_to_string(run.run_dir().join("tasks/one/2/launch.json")).unwrap(),
+    )
+    .unwrap();
+    let argv: Vec<&str> = launch["argv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(argv.contains(&"--resume"), "{argv:?}");
+}
