@@ -21,6 +21,14 @@ use crate::workers::Usage;
 /// The share of the budget at which the user is told.
 pub const WARN_PERCENT: u32 = 80;
 
+/// Whether an agent of `kind` reports what it costs: Claude Code and OpenCode do, in their
+/// event streams; Codex and Gemini CLI report tokens only; a `kind: command` agent says its
+/// own (`ORCH_USAGE`); the scripted agent uses nothing.
+pub fn reports_cost(kind: crate::config::AgentKind) -> bool {
+    use crate::config::AgentKind::*;
+    matches!(kind, Claude | Opencode | Command | Scripted)
+}
+
 /// What one agent role used: a task's agent over its attempts, the planner, the judge, the
 /// oracle.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -30,6 +30,8 @@ mod warnings;
 mod watching;
 
 #[cfg(test)]
+mod budget_tests;
+#[cfg(test)]
 mod driven;
 #[cfg(test)]
 mod driven_tests;

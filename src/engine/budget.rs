@@ -34,10 +34,12 @@ impl Engine {
         }
         let used = measure(&self.dir, &self.state);
         let threshold = limit.threshold(&used);
-        if threshold == recorded {
+        // Only ever up: a count that reads lower later (an exit record's total in place of
+        // the live tally) does not lift a hold; a raise does (it starts the count of
+        // thresholds again, see `apply_raises`).
+        if threshold <= recorded {
             return Ok(());
         }
-        let was_held = self.budget_holds();
         self.record(Event::BudgetCrossed {
             percent: threshold,
             usd: (used.usd > 0.0 || limit.usd.is_some()).then_some(used.usd),
@@ -47,9 +49,6 @@ impl Engine {
         })?;
         if threshold >= 100 && self.config.limits.on_budget == OnBudget::Stop {
             self.stop_tasks_for_budget()?;
-        }
-        if was_held && !self.budget_holds() {
-            self.dispatch()?; // what waited for the budget goes on
         }
         Ok(())
     }
@@ -63,7 +62,7 @@ impl Engine {
                 Ok(r) => match self.refusal(&r) {
                     Some(why) => {
                         self.warn(
-                            WarningKind::Other,
+                            WarningKind::Budget,
                             format!("a budget raise ({}) was not applied: {why}", r.id),
                         );
                     }
@@ -78,7 +77,7 @@ impl Engine {
                 },
                 Err(e) => {
                     self.warn(
-                        WarningKind::Other,
+                        WarningKind::Budget,
                         format!(
                             "a budget raise request ({}) cannot be read ({e}); it was set \
                              aside: run `orch budget +AMOUNT` again",
@@ -91,9 +90,45 @@ impl Engine {
             let _ = std::fs::remove_file(&path);
         }
         if raised {
-            self.sched.want_launch();
+            self.sched.want_launch(); // what waited for the budget goes on
         }
         Ok(())
+    }
+
+    /// Journals, once per run, that a budget in USD alone does not count the agents whose
+    /// CLI reports no cost (Codex, Gemini CLI): their use would never reach it.
+    pub(super) fn say_if_budget_leaks(&mut self) {
+        let budget = &self.config.limits.budget;
+        if budget.usd.is_none() || budget.tokens.is_some() {
+            return;
+        }
+        // The agents the run's roles use (one merely defined never runs).
+        let roles = &self.config.roles;
+        let mut names: Vec<&str> = [&roles.planner, &roles.judge]
+            .into_iter()
+            .chain(roles.oracle.as_ref())
+            .chain(roles.workers.iter())
+            .map(String::as_str)
+            .filter(|name| {
+                self.config
+                    .agents
+                    .get(*name)
+                    .is_some_and(|a| !crate::budget::reports_cost(a.kind))
+            })
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        if names.is_empty() {
+            return;
+        }
+        let message = format!(
+            "the budget is in USD alone, and agent(s) {} report no cost: what they use is not              counted against it; give `limits.budget.tokens` too for a limit that holds them",
+            names.join(", ")
+        );
+        if self.state.warnings.iter().any(|w| w.message == message) {
+            return; // said by an earlier engine of the run
+        }
+        self.warn(WarningKind::Budget, message);
     }
 
     /// Why the run's budget cannot be raised as `r` asks, if it cannot.

@@ -380,6 +380,7 @@ impl Engine {
         self.journal_early_warnings(); // see warnings.rs
         self.take_snapshot()?;
         self.say_if_unconfined()?;
+        self.say_if_budget_leaks(); // see budget.rs
         self.keep_run_files();
         self.set_hooks();
         if resuming {

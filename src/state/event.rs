@@ -273,7 +273,7 @@ pub enum Event {
         tokens: Option<u64>,
     },
     /// The run's use reached `percent` (80: the user is told; 100: nothing new launches) of
-    /// its budget as it then was; 0 after a raise left it below 80 again.
+    /// its budget as it then was (since the latest raise).
     BudgetCrossed {
         percent: u32,
         /// What the run had used: its cost (of the agents whose CLI reports one) and tokens.

@@ -28,6 +28,9 @@ pub enum WarningKind {
     /// The user may not have been told something: a `notify` hook failed, hung or could not
     /// start, a desktop notification could not be shown (see [`crate::notify`]).
     Notify,
+    /// The budget may not hold as set, or a raise of it was not applied: agents that report
+    /// no cost run under a budget in USD alone, a raise request could not be read.
+    Budget,
     /// A kind this orch does not know (journaled by a newer one): shown, never dropped.
     #[serde(other)]
     Other,
@@ -40,6 +43,7 @@ impl WarningKind {
             WarningKind::Unrecorded => "unrecorded",
             WarningKind::Agents => "agents",
             WarningKind::Notify => "notify",
+            WarningKind::Budget => "budget",
             WarningKind::Other => "other",
         }
     }
@@ -72,12 +76,13 @@ mod tests {
             WarningKind::Unrecorded,
             WarningKind::Agents,
             WarningKind::Notify,
+            WarningKind::Budget,
         ] {
             let json = serde_json::to_string(&kind).unwrap();
             assert_eq!(json, format!("\"{}\"", kind.name()));
             assert_eq!(serde_json::from_str::<WarningKind>(&json).unwrap(), kind);
         }
-        let newer: WarningKind = serde_json::from_str("\"budget\"").unwrap();
+        let newer: WarningKind = serde_json::from_str("\"weather\"").unwrap();
         assert_eq!(newer, WarningKind::Other);
     }
 }
