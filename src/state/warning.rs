@@ -20,17 +20,17 @@ pub enum WarningKind {
     /// Part of the run's record was not written or was lost: the report, lines of the journal
     /// (torn, unreadable), the run directory deleted under the engine, a full disk.
     Unrecorded,
-    /// The engine's hold on its agents' processes is weaker, or it acted on processes of its
-    /// own accord: tmux could not be asked about panes, the pane-died hook or an exit record's
-    /// watch could not be set, what agents left running could not be looked for, agent
-    /// processes nobody continues were stopped.
-    Agents,
     /// The user may not have been told something: a `notify` hook failed, hung or could not
     /// start, a desktop notification could not be shown (see [`crate::notify`]).
     Notify,
     /// The budget may not hold as set, or a raise of it was not applied: agents that report
     /// no cost run under a budget in USD alone, a raise request could not be read.
     Budget,
+    /// The engine's hold on its agents' processes is weaker, or it acted on processes of its
+    /// own accord: tmux could not be asked about panes, the pane-died hook or an exit record's
+    /// watch could not be set, what agents left running could not be looked for, agent
+    /// processes nobody continues were stopped.
+    Agents,
     /// A kind this orch does not know (journaled by a newer one): shown, never dropped.
     #[serde(other)]
     Other,
@@ -41,9 +41,9 @@ impl WarningKind {
         match self {
             WarningKind::Unpoliced => "unpoliced",
             WarningKind::Unrecorded => "unrecorded",
-            WarningKind::Agents => "agents",
             WarningKind::Notify => "notify",
             WarningKind::Budget => "budget",
+            WarningKind::Agents => "agents",
             WarningKind::Other => "other",
         }
     }
@@ -74,9 +74,9 @@ mod tests {
         for kind in [
             WarningKind::Unpoliced,
             WarningKind::Unrecorded,
-            WarningKind::Agents,
             WarningKind::Notify,
             WarningKind::Budget,
+            WarningKind::Agents,
         ] {
             let json = serde_json::to_string(&kind).unwrap();
             assert_eq!(json, format!("\"{}\"", kind.name()));
