@@ -12,7 +12,7 @@ use super::{Notice, Target};
 
 pub(super) fn show(target: &Target, notice: &Notice) -> Result<(), String> {
     let text = crate::tmux::escape_format(&format!("{} — {}", notice.title(), notice.reason));
-    let clients = tmux(
+    let clients = match tmux(
         target,
         &[
             "list-clients",
@@ -21,7 +21,12 @@ pub(super) fn show(target: &Target, notice: &Notice) -> Result<(), String> {
             "-F",
             "#{client_control_mode} #{client_name}",
         ],
-    )?;
+    ) {
+        Ok(clients) => clients,
+        // The session is gone (its server died, `orch down`): no one to show it to.
+        Err(e) if gone(&e) => return Ok(()),
+        Err(e) => return Err(e),
+    };
     for line in clients.lines() {
         if let Some(client) = line.strip_prefix("0 ") {
             tmux(
@@ -31,23 +36,42 @@ pub(super) fn show(target: &Target, notice: &Notice) -> Result<(), String> {
         }
     }
     if let Some(window) = &notice.window {
-        tmux(
+        let marked = tmux(
             target,
             &["set-option", "-w", "-t", window, "@orch_notice", &text],
-        )?;
-        tmux(
-            target,
-            &[
-                "set-option",
-                "-w",
-                "-t",
-                window,
-                "window-status-style",
-                "reverse",
-            ],
-        )?;
+        )
+        .and_then(|_| {
+            tmux(
+                target,
+                &[
+                    "set-option",
+                    "-w",
+                    "-t",
+                    window,
+                    "window-status-style",
+                    "reverse",
+                ],
+            )
+        });
+        match marked {
+            // Closed meanwhile: nothing left to mark.
+            Err(e) if !gone(&e) => return Err(e),
+            _ => {}
+        }
     }
     Ok(())
+}
+
+/// Whether tmux's words say the session or its server is gone.
+fn gone(said: &str) -> bool {
+    [
+        "can't find session",
+        "can't find window",
+        "no server running",
+        "error connecting",
+    ]
+    .iter()
+    .any(|w| said.contains(w))
 }
 
 /// Runs one tmux command on the run's server; its stdout, or what tmux said.

@@ -267,3 +267,22 @@ fn a_hook_that_fails_or_hangs_is_a_warning_and_the_run_ends_as_it_would() {
     let sleeping = crate::support::command_lines_with(&["sleep 61"]);
     assert!(sleeping.is_empty(), "{sleeping:?}");
 }
+
+#[test]
+fn doctor_fails_a_hook_that_is_not_there_to_run() {
+    let p = crate::support::TestProject::new();
+    p.file(
+        "orch.yaml",
+        &format!("{}notify:\n  hook: [\"./notify.sh\"]\n", crate::support::SCRIPTED),
+    );
+    p.orch()
+        .args(["doctor"])
+        .run()
+        .expect(1)
+        .stdout_has("the notify hook `./notify.sh` is not an executable file");
+    p.script("notify.sh", "#!/bin/sh\ncat > /dev/null\n");
+    p.orch()
+        .args(["doctor"])
+        .run()
+        .stdout_has("ok    notify hook `./notify.sh`");
+}
