@@ -8,11 +8,19 @@
 //! budget +AMOUNT` raises the budget (a request file that this engine journals and applies at
 //! once, or the next engine at `orch resume`), and launching goes on.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use super::core::Engine;
 use crate::budget::{Limit, RaiseRequest, measure, read_requests};
 use crate::config::OnBudget;
 use crate::plan::TaskId;
 use crate::state::{Event, WarningKind};
+
+/// How often the budget is looked at before launches, at most.
+const LAUNCH_CHECK_EVERY: Duration = Duration::from_millis(100);
 
 /// Why a stopped task's attempt was interrupted.
 pub(super) const STOPPED_BY_BUDGET: &str = "stopped: the run's budget is used up";
@@ -21,6 +29,29 @@ impl Engine {
     /// Whether the budget is used up: nothing new launches until it is raised.
     pub(super) fn budget_holds(&self) -> bool {
         self.state.budget.reached()
+    }
+
+    /// `check_budget` before a launch: at most every LAUNCH_CHECK_EVERY, since a launch
+    /// comes after another at once while many tasks start, and each look reads every
+    /// running agent's stream (the tick looks every second regardless).
+    pub(super) fn check_budget_before_launch(&mut self) -> anyhow::Result<()> {
+        static LAST: Mutex<Option<HashMap<PathBuf, Instant>>> = Mutex::new(None);
+        let now = Instant::now();
+        {
+            let mut last = LAST
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let last = last.get_or_insert_with(HashMap::new);
+            let key = self.dir.path().to_path_buf();
+            if last
+                .get(&key)
+                .is_some_and(|t| now.duration_since(*t) < LAUNCH_CHECK_EVERY)
+            {
+                return Ok(());
+            }
+            last.insert(key, now);
+        }
+        self.check_budget()
     }
 
     /// Applies raise requests, then journals the threshold the run's use is at if it moved

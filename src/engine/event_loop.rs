@@ -283,7 +283,7 @@ impl Engine {
         self.sched.take_launch();
         // Nothing new launches while the budget is used up (see budget.rs); a raise asks
         // for launches again.
-        self.check_budget()?;
+        self.check_budget_before_launch()?;
         if self.budget_holds() {
             return Ok(());
         }

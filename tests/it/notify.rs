@@ -273,7 +273,10 @@ fn doctor_fails_a_hook_that_is_not_there_to_run() {
     let p = crate::support::TestProject::new();
     p.file(
         "orch.yaml",
-        &format!("{}notify:\n  hook: [\"./notify.sh\"]\n", crate::support::SCRIPTED),
+        &format!(
+            "{}notify:\n  hook: [\"./notify.sh\"]\n",
+            crate::support::SCRIPTED
+        ),
     );
     p.orch()
         .args(["doctor"])
