@@ -1,8 +1,9 @@
 //! The tmux side of a notice: the message on the status line of every terminal attached to
 //! the run's session (`display-message -c`, which tmux also keeps in its message log,
 //! `show-messages`), and the task's window marked: its `@orch_notice` option holds the
-//! message (for a status format of the user's) and its name shows in the bell's style in
-//! the window list until the next attempt starts there. Control-mode clients (the engine's
+//! message (for a status format of the user's) and its name shows in reverse in the window
+//! list (the style of tmux's own bell flag) for as long as the window stays. Control-mode
+//! clients (the engine's
 //! own) are left out: they have no status line. The bell is the engine's to ring, in its
 //! own window (see `engine/notices.rs`).
 
