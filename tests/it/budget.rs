@@ -145,6 +145,8 @@ fn a_budget_stops_a_fan_out_and_a_raise_for_the_live_engine_lets_it_finish() {
     let report: Value = serde_json::from_str(&up.run_file("report.json")).unwrap();
     assert_eq!(report["budget"]["used_tokens"], 8 * 700, "{report:#}");
     assert_eq!(report["totals"]["input_tokens"], 8 * 600, "{report:#}");
+    let md = up.run_file("report.md");
+    assert!(md.contains("Budget: 5600 of 9200 tokens (61 %)"), "{md}");
 }
 
 #[test]
