@@ -21,7 +21,8 @@ use crate::error;
     after_help = "Exit codes: 0 success, 1 the thing checked is bad (invalid plan, failed \
                   planning or run), 2 usage or configuration error, 3 `orch wait`: the \
                   run cannot progress (its engine never started or is gone, or its tmux \
-                  session is gone), 124 `orch wait --timeout` ran out.\n\n\
+                  session is gone), 4 `orch wait`: the run stopped at its budget \
+                  (`orch budget +AMOUNT` raises it), 124 `orch wait --timeout` ran out.\n\n\
                   Start with `orch init`, then `orch doctor`; `orch demo` shows a run on a \
                   sample project."
 )]
@@ -182,14 +183,16 @@ enum Command {
     },
 
     /// Wait until the run ends: exit 0 when it succeeded, 1 when it failed, 3 when it
-    /// cannot progress, 124 on timeout.
+    /// cannot progress, 4 when it stopped at its budget, 124 on timeout.
     #[command(
         after_help = "Examples:\n  orch up \"...\" --detach && orch wait --timeout 1h\n  \
                             orch wait --timeout 90   # seconds\n\n\
                             Exit 3, with the reason, when the run cannot progress: its engine \
                             is gone before the run ended, or never started (30 s after the \
                             run was created, no `orch up` or `orch resume` starting one), or \
-                            its tmux session is gone. `orch resume` continues it."
+                            its tmux session is gone. `orch resume` continues it.\n\n\
+                            Exit 4 when the run's budget is used up and nothing runs any \
+                            more: the run waits for `orch budget +AMOUNT`."
     )]
     Wait {
         /// Give up after this long (exit 124): `90s`, `30m`, `1h`, `1h 30m`, or seconds.
@@ -236,6 +239,26 @@ enum Command {
         /// Do not attach to the session.
         #[arg(long)]
         detach: bool,
+    },
+
+    /// Show the run's budget and what its agents used, or raise it: `+5` (USD) or `+500k
+    /// tokens`.
+    #[command(
+        after_help = "Examples:\n  orch budget              # what was used, of what\n  \
+                            orch budget +5           # $5 more\n  \
+                            orch budget '+2M tokens' --run 20261124-101500-ab12\n\n\
+                            A live run's engine applies the raise at once (journaled) and \
+                            launches what waited for it; a run without an engine gets it \
+                            at `orch resume`. The budget is `limits.budget` in orch.yaml \
+                            (`usd`, `tokens`); a run keeps the config it started with."
+    )]
+    Budget {
+        /// How much to add: `+5`, `+$2.50`, `+3usd` (US dollars) or `+500k tokens`.
+        #[arg(value_name = "+AMOUNT", allow_hyphen_values = true)]
+        amount: Option<String>,
+        /// A run id (default: the latest).
+        #[arg(long, value_name = "ID")]
+        run: Option<String>,
     },
 
     /// Stop the run's agents and engine and close its tmux session; its files stay.
@@ -408,6 +431,9 @@ fn execute(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Resume { run, detach } => commands::resume::run(&global, run.as_deref(), detach),
         Command::Down { run } => commands::down::run(&global, run.as_deref()),
+        Command::Budget { amount, run } => {
+            commands::budget::run(&global, run.as_deref(), amount.as_deref())
+        }
         Command::Demo {
             dir,
             detach,

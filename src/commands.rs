@@ -3,6 +3,7 @@
 
 mod admission;
 pub(crate) mod attach;
+pub(crate) mod budget;
 pub(crate) mod demo;
 pub(crate) mod doctor;
 pub(crate) mod down;

@@ -2,13 +2,17 @@
 //! gates and ownership policy of a run. Parsing is strict so that a typo is an error, not a
 //! silently ignored setting.
 
+mod budget;
 mod load;
+mod notify;
 mod project_kind;
 mod redact;
 mod sample;
 mod schema;
 mod starter;
 
+pub use self::notify::Notify;
+pub use budget::{Budget, OnBudget};
 pub use load::{ConfigError, load, parse};
 pub use project_kind::{MARKERS as PROJECT_MARKERS, ProjectGates, detect as detect_project};
 pub use sample::{

@@ -4,6 +4,7 @@
 
 mod agents;
 mod barrier;
+mod budget;
 mod commits;
 mod core;
 mod crash;
@@ -16,6 +17,7 @@ mod judging;
 mod keeper;
 mod launch;
 mod leftovers;
+mod notices;
 mod ownership;
 mod panes;
 mod planning;
@@ -28,6 +30,8 @@ mod ui;
 mod warnings;
 mod watching;
 
+#[cfg(test)]
+mod budget_tests;
 #[cfg(test)]
 mod driven;
 #[cfg(test)]

@@ -12,6 +12,9 @@ pub const EXIT_USAGE: u8 = 2;
 /// `orch wait`: the run cannot progress (its engine never started or is gone, or its tmux
 /// session is gone), so waiting longer would never end.
 pub const EXIT_STALLED: u8 = 3;
+/// `orch wait`: the run's budget is used up and nothing runs any more; it waits for `orch
+/// budget +AMOUNT`.
+pub const EXIT_BUDGET: u8 = 4;
 /// `orch wait --timeout` ran out.
 pub const EXIT_TIMEOUT: u8 = 124;
 

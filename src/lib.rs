@@ -3,6 +3,7 @@
 //! its Architecture section for how these modules fit together.
 
 pub mod agent_process;
+pub mod budget;
 mod cli;
 mod commands;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod git;
 pub mod invocation;
 pub mod judge;
 pub mod layout;
+pub mod notify;
 pub mod paths;
 pub mod plan;
 pub mod planner;

@@ -44,13 +44,22 @@ pub fn of_task(dir: &RunDir, task: &TaskState) -> Progress {
     } else {
         shown_last_line(&current)
     };
+    Progress {
+        last_line,
+        usage: usage_of_task(dir, task),
+    }
+}
+
+/// `task`'s token use and cost over its attempts (its progress without its last line: what
+/// the budget reads at every tick).
+pub fn usage_of_task(dir: &RunDir, task: &TaskState) -> Option<Usage> {
     let mut usage: Option<Usage> = None;
     for attempt in 1..=task.attempts {
         if let Some(used) = attempt_usage(&dir.task_attempt(&task.id, attempt)) {
             add(&mut usage, &used);
         }
     }
-    Progress { last_line, usage }
+    usage
 }
 
 fn add(total: &mut Option<Usage>, usage: &Usage) {
@@ -89,8 +98,8 @@ fn settled_last_line(dir: &Path) -> String {
 }
 
 /// What one attempt used: its exit record's count once it ended (the same the report gives),
-/// else its event stream's tally so far.
-fn attempt_usage(dir: &Path) -> Option<Usage> {
+/// else its event stream's tally so far (a `kind: command` agent's `ORCH_USAGE` lines).
+pub(crate) fn attempt_usage(dir: &Path) -> Option<Usage> {
     static CACHE: Mutex<Option<HashMap<PathBuf, Reading>>> = Mutex::new(None);
     let mut cache = CACHE
         .lock()
@@ -131,6 +140,8 @@ struct Stream {
     /// from the attempt's launch spec, which names the kind of agent that ran; `None` until
     /// the spec is there (the attempt is journaled before its launcher is written).
     adapter: Option<Option<&'static dyn Adapter>>,
+    /// A `kind: command` agent: its usage lines are read from its output instead.
+    command: bool,
     offset: u64,
     /// An incomplete last line, waiting for the rest.
     partial: Vec<u8>,
@@ -146,12 +157,15 @@ impl Stream {
                 return;
             };
             let kind = workers::kind_in_env(&spec.env);
+            self.command = kind == Some(crate::config::AgentKind::Command);
             self.adapter = Some(kind.map(workers::adapter).filter(|a| a.streams_events()));
         }
-        let Some(Some(adapter)) = self.adapter else {
-            return;
+        let (log, adapter) = match self.adapter {
+            Some(Some(adapter)) => ("stdout.log", Some(adapter)),
+            Some(None) if self.command => ("output.log", None),
+            _ => return,
         };
-        let Ok(mut file) = std::fs::File::open(dir.join("stdout.log")) else {
+        let Ok(mut file) = std::fs::File::open(dir.join(log)) else {
             return;
         };
         let len = file.metadata().map_or(0, |m| m.len());
@@ -175,6 +189,12 @@ impl Stream {
             None => return,
         };
         for line in complete.split(|&b| b == b'\n') {
+            let Some(adapter) = adapter else {
+                if let Some(u) = workers::command::usage_of_line(line) {
+                    self.tally.add(u.input_tokens, u.output_tokens, u.cost_usd);
+                }
+                continue;
+            };
             if line.first() != Some(&b'{') {
                 continue;
             }

@@ -63,6 +63,8 @@ pub struct Report {
     /// The engines' warnings, in order (`{kind, message, at_ms}`: see `orch status --json`):
     /// what went wrong without stopping the run, such as part of the project not policed.
     pub warnings: Vec<crate::state::WarningRecord>,
+    /// The budget, and what every agent (the planner and the judge included) used against it.
+    pub budget: crate::budget::View,
 }
 
 /// The sentence saying that a run used the built-in scripted agent, if it did.
@@ -305,6 +307,7 @@ pub fn build(
     let sample = sample_note(config, info.plan_given);
     let (active_ms, resumes) = engine_time(&journal.records);
     Ok(Report {
+        budget: crate::budget::View::of(dir, &state, config),
         sample,
         run_id: info.run_id,
         request: info.request,
@@ -372,8 +375,14 @@ fn attempt_usage(
     attempt: u32,
 ) -> Option<UsageLine> {
     let kind = config.agents.get(agent)?.kind;
-    let stdout = crate::agent_process::run::read_stdout(&dir.task_attempt(id, attempt));
-    let usage = workers::adapter(kind).assess(&stdout).usage?;
+    let attempt_dir = dir.task_attempt(id, attempt);
+    let usage = if kind == crate::config::AgentKind::Command {
+        // Its `ORCH_USAGE` lines, as its exit record counts them (or its log, while it runs).
+        crate::progress::attempt_usage(&attempt_dir)?
+    } else {
+        let stdout = crate::agent_process::run::read_stdout(&attempt_dir);
+        workers::adapter(kind).assess(&stdout).usage?
+    };
     Some(UsageLine {
         input_tokens: usage.input_tokens,
         output_tokens: usage.output_tokens,

@@ -5,6 +5,7 @@
 //! project (see `lock`).
 
 mod bounded;
+mod budget;
 pub mod environ;
 mod event;
 mod journal;
@@ -21,6 +22,7 @@ mod interruption_tests;
 #[cfg(test)]
 mod replay_tests;
 
+pub use budget::{BudgetRecord, Raise};
 pub use event::{Event, Outcome, Record, TaskVerdict, now_ms};
 pub use journal::{Journal, Replay, read_journal};
 pub use lock::{

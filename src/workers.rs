@@ -10,7 +10,7 @@
 
 mod claude;
 mod codex;
-mod command;
+pub mod command;
 mod gemini;
 mod opencode;
 pub mod readiness;

@@ -200,6 +200,11 @@ pub fn run(spec_path: &Path) -> anyhow::Result<u8> {
         record.sandbox_refused = crate::sandbox::refusals(&String::from_utf8_lossy(&output), 5);
     }
     assess(&mut record, &spec, adapter, &lock(&stderr_tail));
+    if kind == Some(crate::config::AgentKind::Command) {
+        // Its `ORCH_USAGE` lines, in its output (where a worker's stdout goes).
+        let output = std::fs::read(&spec.output_log).unwrap_or_default();
+        record.usage = workers::command::usage_in(&output);
+    }
     say(&format!("==> the agent {}", record.describe()));
     let mut json = serde_json::to_vec(&record).context("cannot encode the exit record")?;
     json.push(b'\n');

@@ -61,6 +61,7 @@ pub(crate) fn run(global: &Global) -> anyhow::Result<u8> {
             check_agents(&mut report, &project, &config);
             check_sample(&mut report, &project, &config);
             check_gates(&mut report, &project, &config);
+            check_notify(&mut report, &project, &config);
         }
         Err(e) => {
             let fix = config_fix(&e, &project);
@@ -240,6 +241,45 @@ fn check_gates(report: &mut Report, project: &Project, config: &Config) {
                     &format!("add `lint: {lint}` under `gates:` in {path}"),
                 );
             }
+        }
+    }
+}
+
+/// How the user will be told (see `notify`): the hook must be there to run.
+fn check_notify(report: &mut Report, project: &Project, config: &Config) {
+    let path = project.display(&project.config_path);
+    if let Some(argv) = &config.notify.hook {
+        let program = &argv[0];
+        let found = if program.contains('/') {
+            let file = if std::path::Path::new(program).is_relative() {
+                project.root.join(program)
+            } else {
+                program.into()
+            };
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::metadata(&file)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        } else {
+            which::which(program).is_ok()
+        };
+        if found {
+            report.ok(&format!("notify hook `{program}`"));
+        } else {
+            report.fail(
+                &format!(
+                    "the notify hook `{program}` is not an executable file (a relative path is                      the project's; a bare name is looked up on PATH): its notices would be lost"
+                ),
+                &format!("fix `notify.hook` in {path}, or `chmod +x` the file"),
+            );
+        }
+    }
+    if config.notify.desktop {
+        match ["notify-send", "osascript"]
+            .into_iter()
+            .find(|p| which::which(p).is_ok())
+        {
+            Some(program) => report.ok(&format!("desktop notices through {program}")),
+            None => report.ok("no desktop notices here (neither notify-send nor osascript)"),
         }
     }
 }

@@ -9,9 +9,14 @@ use crate::tmux::Tmux as _;
 pub(crate) fn run(global: &Global, run: Option<&str>, json: bool) -> anyhow::Result<u8> {
     let loaded = runs::load(global, run)?;
     // The run's own config, as it was when the run started.
-    let sample = crate::config::load(&loaded.dir.config())
-        .ok()
-        .and_then(|config| crate::report::sample_note(&config, loaded.info.plan_given));
+    let config = crate::config::load(&loaded.dir.config()).ok();
+    let sample = config
+        .as_ref()
+        .and_then(|config| crate::report::sample_note(config, loaded.info.plan_given));
+    // The budget and what all the agents used against it (see budget.rs).
+    let budget = config
+        .as_ref()
+        .map(|config| crate::budget::View::of(&loaded.dir, &loaded.state, config));
     if json {
         let mut status = loaded.state.status(loaded.engine_alive);
         // What the agents show and used, from their logs (the journal does not hold them).
@@ -23,6 +28,9 @@ pub(crate) fn run(global: &Global, run: Option<&str>, json: bool) -> anyhow::Res
         let mut status = serde_json::to_value(&status)?;
         if let Some(sample) = &sample {
             status["sample"] = serde_json::json!(sample);
+        }
+        if let Some(budget) = &budget {
+            status["budget"] = serde_json::to_value(budget)?;
         }
         println!("{}", serde_json::to_string_pretty(&status)?);
         return Ok(EXIT_OK);
@@ -52,6 +60,9 @@ pub(crate) fn run(global: &Global, run: Option<&str>, json: bool) -> anyhow::Res
     }
     if let Some(sample) = &sample {
         println!("  A SAMPLE RUN, not the request: {sample}");
+    }
+    if let Some(budget) = budget.as_ref().filter(|b| b.shown()) {
+        println!("  budget: {}", budget.line());
     }
     println!();
     print!(

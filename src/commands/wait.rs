@@ -1,13 +1,14 @@
 //! `orch wait [--timeout DURATION]`: block until the run ends. Exit 0 when it succeeded, 1 when
 //! it failed or stopped, 3 when it cannot progress (its engine never started or is gone, or
-//! its tmux session is gone: nothing would ever end it), 124 when the timeout ran out.
+//! its tmux session is gone: nothing would ever end it), 4 when it stopped at its budget
+//! (nothing runs, and it waits for `orch budget +AMOUNT`), 124 when the timeout ran out.
 
 use std::time::{Duration, Instant};
 
 use super::follow::Follower;
 use super::runs::Loaded;
 use super::{Global, runs};
-use crate::error::{EXIT_FAILED, EXIT_OK, EXIT_STALLED, EXIT_TIMEOUT};
+use crate::error::{EXIT_BUDGET, EXIT_FAILED, EXIT_OK, EXIT_STALLED, EXIT_TIMEOUT};
 use crate::state::{Outcome, Phase, UpLock};
 use crate::tmux::Tmux as _;
 
@@ -53,6 +54,16 @@ pub(crate) fn run(
                 EXIT_FAILED
             });
         }
+        if loaded.engine_alive
+            && held_by_budget(&loaded.state)
+            // A raise its engine has not read yet: it is about to go on.
+            && crate::budget::read_requests(&loaded.dir).is_empty()
+        {
+            let config = crate::config::load(&loaded.dir.config())?;
+            let view = crate::budget::View::of(&loaded.dir, &loaded.state, &config);
+            println!("run {run_id}: stopped at its budget: {}", view.line());
+            return Ok(EXIT_BUDGET);
+        }
         if let Some(reason) = stalled(global, &loaded, &mut session_gone_since)? {
             eprintln!(
                 "error: run {run_id} cannot progress: {reason}. `orch status` shows where it \
@@ -69,6 +80,19 @@ pub(crate) fn run(
         }
         follower.wait(Duration::from_secs(1), deadline);
     }
+}
+
+/// Whether the run's budget is used up and nothing of it runs any more: it waits for `orch
+/// budget` (with `on_budget: finish`, once the agents that were running finished their turn).
+fn held_by_budget(state: &crate::state::RunState) -> bool {
+    state.budget.reached()
+        && state.phase == Phase::Running
+        && state.judging.is_none()
+        // An agent still at work (a task whose agent exited waits for its checks, or for a
+        // judge that will not launch until the budget is raised).
+        && !state
+            .tasks_in_order()
+            .any(|t| t.state == crate::state::TaskStatus::Running && t.ended_at_ms.is_none())
 }
 
 /// Why a run that has not ended never will by itself, if so: its engine is gone, never

@@ -207,6 +207,8 @@ fn check(config: &Config, text: &str) -> Vec<String> {
             at("task_timeout", None)
         ));
     }
+    problems.extend(config.limits.budget.problems());
+    problems.extend(config.notify.problems());
     if config.limits.output_cap < crate::agent_process::run::MIN_OUTPUT_CAP {
         problems.push(format!(
             "{}`limits.output_cap` must be at least {} bytes (4KB)",

@@ -36,6 +36,9 @@ pub struct Config {
     /// What a worktree run does with the checkout's uncommitted changes.
     #[serde(default)]
     pub uncommitted: crate::workspace::Uncommitted,
+    /// How the user is told when something needs them (see [`crate::notify`]).
+    #[serde(default)]
+    pub notify: super::notify::Notify,
 }
 
 impl Config {
@@ -193,6 +196,11 @@ pub struct Limits {
     pub output_cap: u64,
     /// What happens to the processes an agent leaves running when it exits.
     pub leftovers: LeftoverPolicy,
+    /// The most the whole run may use, in USD and/or tokens (none: no limit).
+    #[serde(skip_serializing_if = "super::budget::Budget::is_empty")]
+    pub budget: super::budget::Budget,
+    /// What the agents still running do once the budget is used up.
+    pub on_budget: super::budget::OnBudget,
 }
 
 /// `limits.leftovers`: processes an agent left running when it exited (background jobs,
@@ -227,6 +235,8 @@ impl Default for Limits {
             judge_retries: 2,
             output_cap: crate::agent_process::run::DEFAULT_OUTPUT_CAP,
             leftovers: LeftoverPolicy::Stop,
+            budget: super::budget::Budget::default(),
+            on_budget: super::budget::OnBudget::default(),
         }
     }
 }
@@ -384,12 +394,15 @@ mod size {
 
 /// Durations are written the human way (`90s`, `30m`, `1h 30m`) or as a number of seconds,
 /// as on the command line ([`crate::duration`]).
-mod duration {
+pub(in crate::config) mod duration {
     use std::time::Duration;
 
     use serde::{Deserializer, Serializer, de::Error};
 
-    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub(in crate::config) fn serialize<S: Serializer>(
+        d: &Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         s.serialize_str(&humantime::format_duration(*d).to_string())
     }
 
@@ -417,7 +430,9 @@ mod duration {
         }
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    pub(in crate::config) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Duration, D::Error> {
         d.deserialize_any(Visitor)
     }
 }

@@ -90,6 +90,8 @@ pub(super) struct Engine {
     pub draw: bool,
     /// Warnings not journaled (yet): see warnings.rs.
     pub warnings: super::warnings::Pending,
+    /// Tells the user what needs them, made at the first notice (see notices.rs).
+    pub notifier: Option<crate::notify::Notifier>,
 }
 
 /// How an engine is opened: for a run (a launcher thread, real watchers), or for a unit test
@@ -151,6 +153,7 @@ pub fn start(run_dir: &Path) -> anyhow::Result<u8> {
             );
         }
         engine.finish_stopping(); // see leftovers.rs
+        engine.finish_notices(); // see notices.rs
         match &result {
             // Detached: the run goes on without an engine, and the window is gone.
             Ok(None) => engine.render(),
@@ -284,6 +287,7 @@ impl Engine {
             draw: true,
             kept: Vec::new(),
             warnings: super::warnings::Pending::new(early),
+            notifier: None,
             _lock: lock,
         };
         let inputs = Inputs {
@@ -354,6 +358,7 @@ impl Engine {
             crash.check(When::After, &record.event);
         }
         self.state.apply(&record);
+        self.notice_for(&record.event); // see notices.rs
         Ok(record)
     }
 
@@ -369,6 +374,7 @@ impl Engine {
             crash.check(When::After, &record.event);
         }
         self.state.apply(&record);
+        self.notice_for(&record.event); // see notices.rs
         Ok(())
     }
 
@@ -387,6 +393,7 @@ impl Engine {
         let events = events.into_iter().map(Event::bounded).collect();
         for record in self.journal.append_all(events)? {
             self.state.apply(&record);
+            self.notice_for(&record.event); // see notices.rs
         }
         Ok(())
     }
@@ -403,6 +410,7 @@ impl Engine {
         self.journal_early_warnings(); // see warnings.rs
         self.take_snapshot()?;
         self.say_if_unconfined()?;
+        self.say_if_budget_leaks(); // see budget.rs
         self.keep_run_files();
         self.set_hooks();
         if resuming {

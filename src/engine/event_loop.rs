@@ -267,6 +267,7 @@ impl Engine {
             Input::Tick => {
                 self.keep_record()?; // see keeper.rs
                 self.check_timeouts()?;
+                self.user_tick()?; // see notices.rs, budget.rs
                 self.render();
                 Ok(())
             }
@@ -280,6 +281,12 @@ impl Engine {
     /// turn while more may be waiting.
     fn launch_step(&mut self) -> anyhow::Result<()> {
         self.sched.take_launch();
+        // Nothing new launches while the budget is used up (see budget.rs); a raise asks
+        // for launches again.
+        self.check_budget_before_launch()?;
+        if self.budget_holds() {
+            return Ok(());
+        }
         if self.start_judge_now()? {
             self.sched.want_launch();
             return Ok(());

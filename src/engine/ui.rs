@@ -42,9 +42,16 @@ impl Engine {
             .as_ref()
             .map(|ws| format!(" · branch {}", ws.branch))
             .unwrap_or_default();
+        // Only for a run with a budget: with none, the table's TOTAL row says what was used.
+        let budget = if self.config.limits.budget.is_empty() {
+            String::new()
+        } else {
+            let view = crate::budget::View::of(&self.dir, &self.state, &self.config);
+            format!("budget: {}\n", view.line())
+        };
         format!(
             "orch · run {} · {} · {}{branch}\nattach: {orch} attach · detach: C-b d · stop: {orch} \
-             down\n",
+             down\n{budget}",
             self.info.run_id, self.info.session, phase
         )
     }

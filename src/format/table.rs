@@ -118,6 +118,32 @@ fn table_of(state: &RunState, dir: &RunDir, now: u64, room: Option<usize>) -> St
             clip(&first_line(&last), last_width)
         );
     }
+    if with_usage {
+        // Every agent's use: all the tasks' (those not shown too), the planner's, the judge's.
+        let used = crate::budget::measure(dir, state);
+        let total = crate::workers::Usage {
+            input_tokens: used.by.iter().map(|s| s.input_tokens).sum(),
+            output_tokens: used.by.iter().map(|s| s.output_tokens).sum(),
+            cost_usd: Some(used.usd).filter(|&c| c > 0.0),
+        };
+        let uncosted = if used.uncosted.is_empty() {
+            String::new()
+        } else {
+            format!("no cost reported by {}", used.uncosted.join(", "))
+        };
+        let _ = writeln!(
+            out,
+            "{:<10} {:<8} {:<12} {:>3} {:>8} {:>9} {:>7}  {}",
+            "TOTAL",
+            "",
+            "all agents",
+            "",
+            "",
+            progress::tokens_short(&total),
+            total.cost_usd.map(progress::cost_short).unwrap_or_default(),
+            clip(&uncosted, last_width)
+        );
+    }
     if hidden > 0 {
         let _ = writeln!(
             out,

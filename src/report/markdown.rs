@@ -51,6 +51,15 @@ pub fn markdown(r: &Report) -> String {
             n => format!(" · warnings: {n} (see Warnings)"),
         }
     );
+    if !r.budget.limit.is_none() || !r.budget.raises.is_empty() {
+        let _ = writeln!(o, "Budget: {}\n", r.budget.line());
+    } else if !r.budget.uncosted.is_empty() {
+        let _ = writeln!(
+            o,
+            "Cost: no cost reported by {} (counted in tokens only)\n",
+            r.budget.uncosted.join(", ")
+        );
+    }
     let _ = writeln!(
         o,
         "| task | agent | state | attempts | time | files (+/-) | TDD | judge |"
@@ -366,6 +375,7 @@ mod tests {
             s
         });
         Report {
+            budget: crate::budget::View::default(),
             sample: None,
             sandbox_off: None,
             sandbox_refusals: Vec::new(),

@@ -263,6 +263,28 @@ pub enum Event {
     Discarded {
         branch_deleted: bool,
     },
+    /// `orch budget` raised the run's budget by this much (`id`: its request's, so that a
+    /// request is applied once however often an engine reads it).
+    BudgetRaised {
+        id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        usd: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tokens: Option<u64>,
+    },
+    /// The run's use reached `percent` (80: the user is told; 100: nothing new launches) of
+    /// its budget as it then was (since the latest raise).
+    BudgetCrossed {
+        percent: u32,
+        /// What the run had used: its cost (of the agents whose CLI reports one) and tokens.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        usd: Option<f64>,
+        tokens: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit_usd: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit_tokens: Option<u64>,
+    },
 }
 
 /// The judge's word on one task.

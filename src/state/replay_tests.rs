@@ -574,7 +574,7 @@ fn warnings_replay_in_order_and_a_journal_from_before_them_has_none() {
     let mut lines = old.to_string();
     lines.push_str(
         "{\"t\":4,\"event\":\"warning\",\"kind\":\"unrecorded\",\"message\":\"could not write the report\"}\n\
-         {\"t\":5,\"event\":\"warning\",\"kind\":\"budget\",\"message\":\"over budget\"}\n",
+         {\"t\":5,\"event\":\"warning\",\"kind\":\"weather\",\"message\":\"a storm\"}\n",
     );
     std::fs::write(&path, lines).unwrap();
     let replay = read_journal(&path).unwrap();
@@ -589,7 +589,7 @@ fn warnings_replay_in_order_and_a_journal_from_before_them_has_none() {
         state.status_json(false)["warnings"],
         json!([
             {"kind": "unrecorded", "message": "could not write the report", "at_ms": 4},
-            {"kind": "other", "message": "over budget", "at_ms": 5}
+            {"kind": "other", "message": "a storm", "at_ms": 5}
         ])
     );
 }

@@ -403,6 +403,8 @@ pub struct RunState {
     pub merges: Vec<MergeRecord>,
     /// Set once `orch discard` removed the run's worktree: whether it deleted the branch too.
     pub discarded: Option<bool>,
+    /// The budget's raises and the thresholds its use crossed (see [`super::budget`]).
+    pub budget: super::budget::BudgetRecord,
     plan: Option<Plan>,
     order: Vec<TaskId>,
 }
@@ -621,6 +623,9 @@ impl RunState {
             Event::OracleStarted { .. } => {}
             Event::OracleAdvice { task, advice } => {
                 self.advice.insert(task.clone(), advice.clone());
+            }
+            Event::BudgetRaised { .. } | Event::BudgetCrossed { .. } => {
+                self.budget.apply(t, &record.event);
             }
             event => self.apply_task(t, event),
         }

@@ -44,7 +44,9 @@ pub struct Status {
     /// (part of the project not policed as it should be), `unrecorded` (part of the record
     /// not written or lost), `agents` (the engine's hold on agent processes weaker, or
     /// processes it stopped), `workspace` (the run works in place although a branch was the
-    /// setting, or a commit on its branch could not be made), or `other` (a kind of a newer
+    /// setting, or a commit on its branch could not be made), `notify` (the user may not have
+    /// been told something: a hook failed or hung, a desktop notice failed), `budget` (the
+    /// budget may not hold as set, or a raise was not applied), or `other` (a kind of a newer
     /// orch).
     pub warnings: Vec<super::warning::WarningRecord>,
 }

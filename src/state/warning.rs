@@ -20,6 +20,12 @@ pub enum WarningKind {
     /// Part of the run's record was not written or was lost: the report, lines of the journal
     /// (torn, unreadable), the run directory deleted under the engine, a full disk.
     Unrecorded,
+    /// The user may not have been told something: a `notify` hook failed, hung or could not
+    /// start, a desktop notification could not be shown (see [`crate::notify`]).
+    Notify,
+    /// The budget may not hold as set, or a raise of it was not applied: agents that report
+    /// no cost run under a budget in USD alone, a raise request could not be read.
+    Budget,
     /// The engine's hold on its agents' processes is weaker, or it acted on processes of its
     /// own accord: tmux could not be asked about panes, the pane-died hook or an exit record's
     /// watch could not be set, what agents left running could not be looked for, agent
@@ -39,6 +45,8 @@ impl WarningKind {
         match self {
             WarningKind::Unpoliced => "unpoliced",
             WarningKind::Unrecorded => "unrecorded",
+            WarningKind::Notify => "notify",
+            WarningKind::Budget => "budget",
             WarningKind::Agents => "agents",
             WarningKind::Workspace => "workspace",
             WarningKind::Other => "other",
@@ -71,6 +79,8 @@ mod tests {
         for kind in [
             WarningKind::Unpoliced,
             WarningKind::Unrecorded,
+            WarningKind::Notify,
+            WarningKind::Budget,
             WarningKind::Agents,
             WarningKind::Workspace,
         ] {
@@ -78,7 +88,7 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", kind.name()));
             assert_eq!(serde_json::from_str::<WarningKind>(&json).unwrap(), kind);
         }
-        let newer: WarningKind = serde_json::from_str("\"budget\"").unwrap();
+        let newer: WarningKind = serde_json::from_str("\"weather\"").unwrap();
         assert_eq!(newer, WarningKind::Other);
     }
 }

@@ -10,6 +10,7 @@
 
 mod agent_run;
 mod bounded;
+mod budget;
 mod cli;
 mod doctor;
 mod hostile_tree;
@@ -18,6 +19,7 @@ mod leftovers;
 mod model_server;
 mod multi;
 mod nothing_lost;
+mod notify;
 mod paths_contract;
 mod real_clis;
 mod real_clis_resume;

@@ -63,7 +63,9 @@ impl Up {
             .orch()
             .env_remove("ORCH_ENGINE_CRASH")
             .env("ORCH_TMUX_SOCKET", self.server.socket_name())
-            .env("ORCH_TMUX_CONFIG", "/dev/null");
+            .env("ORCH_TMUX_CONFIG", "/dev/null")
+            // No desktop notices from the tests (a test of them sets it back).
+            .env("ORCH_NOTIFY_DESKTOP", "off");
         for (key, value) in &self.env {
             orch = orch.env(key, value);
         }
