@@ -3,17 +3,21 @@
 
 pub(crate) mod attach;
 pub(crate) mod demo;
+pub(crate) mod diff;
+pub(crate) mod discard;
 pub(crate) mod doctor;
 pub(crate) mod down;
 mod follow;
 pub(crate) mod init;
 pub(crate) mod logs;
+pub(crate) mod merge;
 mod output;
 pub(crate) mod plan;
 pub(crate) mod report;
 pub(crate) mod request;
 pub(crate) mod resume;
 mod runs;
+pub(crate) mod runs_list;
 pub(crate) mod status;
 pub(crate) mod up;
 pub(crate) mod validate;
