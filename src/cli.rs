@@ -236,7 +236,8 @@ enum Command {
     },
 
     /// Show a worktree run's changes (or one task's) with your own git's pager and colours.
-    #[command(after_help = "Examples:\n  orch diff                 # the whole run, against \
+    #[command(
+        after_help = "Examples:\n  orch diff                 # the whole run, against \
                             where it started\n  \
                             orch diff api             # task api's commit\n  \
                             orch diff specs           # the planner's specs commit\n  \
@@ -245,7 +246,8 @@ enum Command {
                             uncommitted when it started (the branch's first commit). A task \
                             not committed yet shows its files as they are in the run's \
                             worktree now. Arguments after `--` go to `git diff` (or `git \
-                            show` for a commit).")]
+                            show` for a commit)."
+    )]
     Diff {
         /// A task id, or `specs` [default: the whole run].
         task: Option<String>,

@@ -50,7 +50,13 @@ pub(crate) fn run(global: &Global, json: bool) -> anyhow::Result<u8> {
     ids.sort();
     let rows: Vec<Row> = ids
         .iter()
-        .map(|id| row(&repo, &RunDir::new(&state_dir, id), live.as_deref() == Some(id)))
+        .map(|id| {
+            row(
+                &repo,
+                &RunDir::new(&state_dir, id),
+                live.as_deref() == Some(id),
+            )
+        })
         .collect();
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);

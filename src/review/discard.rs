@@ -52,9 +52,7 @@ pub fn discard(
             expected.display()
         );
     }
-    let tasks_dir = state_dir
-        .join("worktrees")
-        .join(format!("{run_id}-tasks"));
+    let tasks_dir = state_dir.join("worktrees").join(format!("{run_id}-tasks"));
     let mut done = Discarded::default();
     for path in registered_worktrees(repo)? {
         let path = normal(&path);

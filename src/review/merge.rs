@@ -108,7 +108,13 @@ pub fn plan(
             return Ok(already(run_id));
         }
         if repo.is_ancestor(head, tip)? {
-            return Ok(ready(head, tip.to_string(), MergeKind::FastForward, own.len(), 0));
+            return Ok(ready(
+                head,
+                tip.to_string(),
+                MergeKind::FastForward,
+                own.len(),
+                0,
+            ));
         }
         let tree = match merge_trees(repo, None, head, tip)? {
             Ok(tree) => tree,
@@ -256,21 +262,19 @@ pub fn merge(
         ))
     })?;
     let head = repo.head()?;
-    let into = repo
-        .current_branch()?
-        .unwrap_or_else(|| "HEAD".to_string());
-    let (new, kind, commits, skipped) =
-        match plan(repo, run_id, request, ws, &head, &tip, squash)? {
-            Planned::Nothing(why) => return Ok(Err(why)),
-            Planned::Conflict(files) => bail!(conflict_message(run_id, ws, &into, &files)),
-            Planned::Ready {
-                new,
-                kind,
-                commits,
-                skipped,
-                ..
-            } => (new, kind, commits, skipped),
-        };
+    let into = repo.current_branch()?.unwrap_or_else(|| "HEAD".to_string());
+    let (new, kind, commits, skipped) = match plan(repo, run_id, request, ws, &head, &tip, squash)?
+    {
+        Planned::Nothing(why) => return Ok(Err(why)),
+        Planned::Conflict(files) => bail!(conflict_message(run_id, ws, &into, &files)),
+        Planned::Ready {
+            new,
+            kind,
+            commits,
+            skipped,
+            ..
+        } => (new, kind, commits, skipped),
+    };
     let overwrites = would_overwrite(repo, &head, &new)?;
     if !overwrites.is_empty() {
         bail!(overwrite_message(run_id, &overwrites));

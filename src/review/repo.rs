@@ -156,7 +156,12 @@ impl Repo {
 
     /// The commits of `from..to`, oldest first.
     pub fn commits_between(&self, from: &str, to: &str) -> anyhow::Result<Vec<String>> {
-        let out = self.git(&["rev-list", "--reverse", "--topo-order", &format!("{from}..{to}")])?;
+        let out = self.git(&[
+            "rev-list",
+            "--reverse",
+            "--topo-order",
+            &format!("{from}..{to}"),
+        ])?;
         Ok(String::from_utf8_lossy(&out)
             .lines()
             .map(str::to_string)
@@ -281,7 +286,10 @@ impl Repo {
         let dirs = crate::git::RepoDirs::of(&self.root)?;
         let git_dir = dirs.git_dir;
         [
-            ("MERGE_HEAD", "a merge: finish it (`git commit`) or `git merge --abort`"),
+            (
+                "MERGE_HEAD",
+                "a merge: finish it (`git commit`) or `git merge --abort`",
+            ),
             (
                 "rebase-merge",
                 "a rebase: finish it (`git rebase --continue`) or `git rebase --abort`",
