@@ -67,7 +67,19 @@ pub(crate) fn run(
             if let Some(commit) = &task.commit {
                 ("show", vec![commit.clone()], Vec::new())
             } else {
-                if !ws.path.is_dir() {
+                // Under `isolation: task` a task works in a worktree of its own.
+                let task_tree = loaded
+                    .project
+                    .state_dir()
+                    .join("worktrees")
+                    .join(format!("{run_id}-tasks"))
+                    .join(id);
+                let worktree = if task.id.is_safe() && task_tree.is_dir() {
+                    task_tree
+                } else {
+                    ws.path.clone()
+                };
+                if !worktree.is_dir() {
                     return Err(usage(format!(
                         "task {id} has no commit (it is {}), and the run's worktree is gone, so \
                          there is nothing of it to show",
@@ -80,7 +92,7 @@ pub(crate) fn run(
                     task.state.name()
                 );
                 let tree = review::owned_files_tree(
-                    &Repo::new(&ws.path),
+                    &Repo::new(&worktree),
                     &ws.start,
                     &task.files,
                     loaded.dir.path(),

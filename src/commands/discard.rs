@@ -22,6 +22,12 @@ pub(crate) fn run(global: &Global, run: Option<&str>, delete_branch: bool) -> an
     }
     let state_dir = loaded.project.state_dir();
     let _lock = review::lock_run(&state_dir, run_id, "run `orch discard`")?;
+    if loaded.state.is_resumable(false) {
+        eprintln!(
+            "note: run {run_id} did not finish ({}); without its worktree it cannot be resumed",
+            loaded.state.phase.name()
+        );
+    }
     let repo = Repo::new(&loaded.project.root);
     let standing = review::standing(&repo, Some(ws), &loaded.state)?;
     let done = review::discard(&repo, &state_dir, run_id, ws, &standing, delete_branch)?;

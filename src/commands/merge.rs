@@ -6,6 +6,9 @@ use crate::error::{EXIT_OK, usage};
 use crate::review::{self, MergeKind, Repo};
 use crate::state::{Event, Journal};
 
+/// How many of the new commits are listed.
+const LISTED: usize = 20;
+
 pub(crate) fn run(global: &Global, run: Option<&str>, squash: bool) -> anyhow::Result<u8> {
     let loaded = runs::load(global, run)?;
     let run_id = loaded.info.run_id.as_str();
@@ -25,6 +28,14 @@ pub(crate) fn run(global: &Global, run: Option<&str>, squash: bool) -> anyhow::R
         );
     }
     let repo = Repo::new(&loaded.project.root);
+    if let (Some(started_on), Some(now_on)) = (&ws.user_branch, repo.current_branch()?)
+        && *started_on != now_on
+    {
+        eprintln!(
+            "note: run {run_id} started from {started_on}; you are on {now_on}, so it merges \
+             into {now_on}"
+        );
+    }
     let merged = match review::merge(&repo, run_id, &loaded.info.request, ws, squash)? {
         Ok(merged) => merged,
         Err(nothing) => {
@@ -60,6 +71,9 @@ pub(crate) fn run(global: &Global, run: Option<&str>, squash: bool) -> anyhow::R
         short(&merged.from),
         short(&merged.new)
     );
+    for line in repo.log_lines(&merged.from, &merged.new, LISTED)? {
+        println!("  {line}");
+    }
     if ws.uncommitted.is_some() {
         println!(
             "The changes your checkout had uncommitted when the run started were not merged: \

@@ -168,6 +168,27 @@ impl Repo {
             .collect())
     }
 
+    /// `<short hash> <subject>` of the commits of `from..to`, newest first, at most `max`
+    /// (then a line saying how many more).
+    pub fn log_lines(&self, from: &str, to: &str, max: usize) -> anyhow::Result<Vec<String>> {
+        let out = self.git(&[
+            "log",
+            "--no-show-signature",
+            "--format=%h %s",
+            &format!("{from}..{to}"),
+        ])?;
+        let all: Vec<String> = String::from_utf8_lossy(&out)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        let more = all.len().saturating_sub(max);
+        let mut lines: Vec<String> = all.into_iter().take(max).collect();
+        if more > 0 {
+            lines.push(format!("… and {more} more"));
+        }
+        Ok(lines)
+    }
+
     /// A commit's subject line.
     pub fn subject(&self, commit: &str) -> anyhow::Result<String> {
         self.line(&["log", "-1", "--no-show-signature", "--format=%s", commit])

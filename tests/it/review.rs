@@ -331,6 +331,17 @@ fn merge_into_a_branch_the_user_advanced_meanwhile() {
     git(&root, &["add", "."]);
     git(&root, &["commit", "-q", "-m", "my own work"]);
     let mine = git(&root, &["rev-parse", "HEAD"]);
+    run.orch(&["runs"])
+        .expect(0)
+        .stdout_has("succeeded")
+        .stdout_has("orch/20261202-100000-0001")
+        .stdout_has("unmerged: 2 commits")
+        .stdout_has("Build the thing");
+    let listed: serde_json::Value =
+        serde_json::from_str(&run.orch(&["runs", "--json"]).expect(0).stdout()).unwrap();
+    assert_eq!(listed[0]["standing"], "unmerged");
+    assert_eq!(listed[0]["commits"], 2);
+    assert_eq!(listed[0]["workspace"], "worktree");
 
     run.orch(&["merge"])
         .expect(0)
@@ -346,6 +357,13 @@ fn merge_into_a_branch_the_user_advanced_meanwhile() {
     assert_eq!(git(&root, &["status", "--porcelain"]), "");
     assert_eq!(run.merges(), vec![("main".into(), head, false)]);
     run.orch(&["runs"]).expect(0).stdout_has("merged into main");
+    // The run goes on after its merge (a resume): what it adds is unmerged again.
+    run.commit_task("x", &[("x.txt", "x, again\n")]);
+    run.orch(&["runs"])
+        .expect(0)
+        .stdout_has("merged into main, 1 commit since");
+    run.orch(&["merge"]).expect(0).stdout_has("merge commit");
+    assert_eq!(run.project.read("x.txt"), "x, again\n");
 }
 
 #[test]
@@ -659,4 +677,82 @@ fn an_in_place_run_has_nothing_to_merge_or_discard() {
         .expect(0)
         .stdout_has("20261202-100000-0002")
         .stdout_has("in-place");
+}
+
+#[test]
+fn a_task_that_built_on_the_users_uncommitted_change_merges_once_they_set_it_aside() {
+    let project = project();
+    project.file("a.txt", "my line\none\ntwo\nthree\n");
+    let run = HandRun::start(project, &[("x", &["a.txt"])]);
+    run.commit_task(
+        "x",
+        &[("a.txt", "my line\none\ntwo\nthree\nthe run's line\n")],
+    );
+    run.finish();
+    let root = run.root();
+    let before = checkout_state(&root);
+    // The merge would write a.txt, which holds the user's uncommitted line: refused.
+    run.orch(&["merge"])
+        .expect(1)
+        .stderr_has("a.txt (modified)")
+        .stderr_has("git stash push --include-untracked -- a.txt");
+    assert_eq!(checkout_state(&root), before);
+    // As the message says: aside, merge, back.
+    git(
+        &root,
+        &["stash", "push", "--include-untracked", "--", "a.txt"],
+    );
+    run.orch(&["merge"])
+        .expect(0)
+        .stdout_has("1 commit replayed");
+    assert_eq!(
+        run.project.read("a.txt"),
+        "one\ntwo\nthree\nthe run's line\n"
+    );
+    git(&root, &["stash", "pop"]);
+    assert_eq!(
+        run.project.read("a.txt"),
+        "my line\none\ntwo\nthree\nthe run's line\n"
+    );
+    assert_eq!(git(&root, &["diff", "--name-only"]), "a.txt");
+}
+
+#[test]
+fn the_run_replays_cleanly_on_the_users_changes_once_they_committed_them() {
+    let project = project();
+    project
+        .file("a.txt", "one\ntwo\nthree\nmine\n")
+        .file("n.txt", "n\n");
+    let run = HandRun::start(project, &[("x", &["a.txt"])]);
+    run.commit_task("x", &[("a.txt", "zero\none\ntwo\nthree\nmine\n")]);
+    run.finish();
+    let root = run.root();
+    git(&root, &["add", "."]);
+    git(
+        &root,
+        &["commit", "-q", "-m", "my changes, committed after all"],
+    );
+    run.orch(&["merge"])
+        .expect(0)
+        .stdout_has("1 commit replayed");
+    assert_eq!(run.project.read("a.txt"), "zero\none\ntwo\nthree\nmine\n");
+    assert_eq!(git(&root, &["status", "--porcelain"]), "");
+    assert_eq!(git(&root, &["rev-list", "--count", "HEAD"]), "3");
+}
+
+#[test]
+fn a_conflict_on_a_file_the_user_had_uncommitted_says_how_to_keep_it_out() {
+    let project = project();
+    project.file("a.txt", "one\nmy two\nthree\n");
+    let run = HandRun::start(project, &[("x", &["a.txt"])]);
+    run.commit_task("x", &[("a.txt", "one\nthe run's two\nthree\n")]);
+    run.finish();
+    let root = run.root();
+    let before = checkout_state(&root);
+    run.orch(&["merge"])
+        .expect(1)
+        .stderr_has("in 1 file:\n  a.txt")
+        .stderr_has("uncommitted at `orch up`")
+        .stderr_has("commit your own changes to these files first");
+    assert_eq!(checkout_state(&root), before);
 }
