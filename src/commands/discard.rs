@@ -80,11 +80,13 @@ pub(crate) fn run(global: &Global, run: Option<&str>, delete_branch: bool) -> an
     if done.branch_deleted {
         println!("Deleted its branch {branch}.");
     } else if done.branch_kept {
+        let n = standing.unmerged_commits();
         println!(
-            "Kept its branch {branch}: {} that no merge brought to you. `orch merge --run \
-             {run_id}` merges them; `orch discard --run {run_id} --delete-branch` (or `git \
-             branch -D {branch}`) deletes them.",
-            standing.describe()
+            "Kept its branch {branch}: it holds {n} commit{} that no merge brought to you. \
+             `orch merge --run {run_id}` merges {}; `orch discard --run {run_id} \
+             --delete-branch` (or `git branch -D {branch}`) deletes the branch.",
+            if n == 1 { "" } else { "s" },
+            if n == 1 { "it" } else { "them" }
         );
     }
     println!(

@@ -120,6 +120,10 @@ pub fn plan(
             Ok(tree) => tree,
             Err(files) => return Ok(Planned::Conflict(files)),
         };
+        if tree == repo.tree_of(head)? {
+            // Its changes came by another way (a squash merge before, say).
+            return Ok(already(run_id));
+        }
         let message = format!(
             "Merge {}: {}\n\nOrch-Run: {run_id}\n",
             ws.branch,

@@ -13,6 +13,7 @@ use anyhow::{Context as _, bail};
 #[derive(Debug, Clone)]
 pub struct Repo {
     root: PathBuf,
+    sha256: std::cell::OnceCell<bool>,
 }
 
 /// Who a commit orch makes is by.
@@ -37,6 +38,7 @@ impl Repo {
     pub fn new(root: &Path) -> Repo {
         Repo {
             root: root.to_path_buf(),
+            sha256: std::cell::OnceCell::new(),
         }
     }
 
@@ -54,7 +56,9 @@ impl Repo {
     }
 
     fn is_sha256(&self) -> bool {
-        crate::git::RepoDirs::of(&self.root).is_some_and(|dirs| dirs.is_sha256())
+        *self.sha256.get_or_init(|| {
+            crate::git::RepoDirs::of(&self.root).is_some_and(|dirs| dirs.is_sha256())
+        })
     }
 
     /// The user's own git in this work tree: their config, filters and hooks, as if they

@@ -25,10 +25,15 @@ pub enum Standing {
 impl Standing {
     /// Whether the branch holds work the user has not got: what `orch discard` keeps.
     pub fn has_unmerged_work(&self) -> bool {
+        self.unmerged_commits() > 0
+    }
+
+    /// The branch's commits that no merge brought to the user.
+    pub fn unmerged_commits(&self) -> usize {
         match self {
-            Standing::Unmerged { .. } => true,
-            Standing::Merged { since, .. } => *since > 0,
-            _ => false,
+            Standing::Unmerged { commits } => *commits,
+            Standing::Merged { since, .. } => *since,
+            _ => 0,
         }
     }
 

@@ -452,6 +452,27 @@ fn squash_makes_one_commit_on_head() {
     run.orch(&["merge", "--squash"])
         .expect(0)
         .stdout_has("nothing to merge");
+    run.orch(&["merge"])
+        .expect(0)
+        .stdout_has("nothing to merge");
+    assert_eq!(run.merges().len(), 1);
+}
+
+#[test]
+fn a_run_without_commits_has_nothing_to_merge_and_its_branch_goes_with_it() {
+    let project = project();
+    project.file("a.txt", "uncommitted\n");
+    let run = HandRun::start(project, &[("x", &["x.txt"])]);
+    run.finish();
+    run.orch(&["merge"])
+        .expect(0)
+        .stdout_has("no commits of its own");
+    run.orch(&["runs"]).expect(0).stdout_has("no commits");
+    run.orch(&["discard"])
+        .expect(0)
+        .stdout_has("Deleted its branch");
+    assert!(git(&run.root(), &["branch", "--list", "orch/*"]).is_empty());
+    assert_eq!(run.project.read("a.txt"), "uncommitted\n");
 }
 
 #[test]
@@ -562,7 +583,9 @@ fn discard_keeps_a_branch_with_unmerged_work_unless_told() {
         .expect(0)
         .stdout_has("Removed the worktree")
         .stdout_has("stray.txt")
-        .stdout_has(&format!("Kept its branch {branch}: unmerged: 1 commit"));
+        .stdout_has(&format!(
+            "Kept its branch {branch}: it holds 1 commit that no merge brought to you"
+        ));
     assert!(!run.worktree().exists());
     assert!(!git(&root, &["worktree", "list"]).contains("worktrees"));
     git(
