@@ -31,13 +31,14 @@ pub(crate) fn run(
             ws.branch
         ))
     })?;
-    // git [diff|show] USER-ARGS REVISIONS [-- PATHS]
-    let (verb, revisions, paths): (&str, Vec<String>, Vec<String>) = match task {
+    // git diff|show REVISIONS USER-ARGS: git takes options after revisions too, and so the
+    // user's own `-- PATHS` works.
+    let (verb, revisions): (&str, Vec<String>) = match task {
         None => {
             if tip == ws.start {
                 eprintln!("run {run_id} has no commits of its own yet: no task was accepted");
             }
-            ("diff", vec![ws.start.clone(), tip], Vec::new())
+            ("diff", vec![ws.start.clone(), tip])
         }
         Some(SPECS) if !loaded.state.tasks.contains_key(&TaskId::new(SPECS)) => {
             let commit = loaded.state.specs_commit.clone().ok_or_else(|| {
@@ -46,7 +47,7 @@ pub(crate) fn run(
                      the plan was given with --plan"
                 ))
             })?;
-            ("show", vec![commit], Vec::new())
+            ("show", vec![commit])
         }
         Some(id) => {
             let Some(task) = loaded.state.tasks.get(&TaskId::new(id)) else {
@@ -65,7 +66,7 @@ pub(crate) fn run(
                 }));
             };
             if let Some(commit) = &task.commit {
-                ("show", vec![commit.clone()], Vec::new())
+                ("show", vec![commit.clone()])
             } else {
                 // Under `isolation: task` a task works in a worktree of its own.
                 let task_tree = loaded
@@ -97,8 +98,8 @@ pub(crate) fn run(
                     &task.files,
                     loaded.dir.path(),
                 )?;
-                let paths = task.files.iter().map(|f| f.as_str().to_string()).collect();
-                ("diff", vec![ws.start.clone(), tree], paths)
+                // The tree differs from the start in the task's files alone.
+                ("diff", vec![ws.start.clone(), tree])
             }
         }
     };
@@ -108,11 +109,8 @@ pub(crate) fn run(
         .env_remove("GIT_WORK_TREE")
         .env_remove("GIT_INDEX_FILE")
         .arg(verb)
-        .args(git_args)
-        .args(&revisions);
-    if !paths.is_empty() {
-        git.arg("--").args(&paths);
-    }
+        .args(&revisions)
+        .args(git_args);
     let status = git
         .status()
         .map_err(|e| anyhow::anyhow!("failed to run git: {e}; is it on PATH?"))?;

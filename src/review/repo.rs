@@ -14,6 +14,7 @@ use anyhow::{Context as _, bail};
 pub struct Repo {
     root: PathBuf,
     sha256: std::cell::OnceCell<bool>,
+    ident: std::cell::OnceCell<Ident>,
 }
 
 /// Who a commit orch makes is by.
@@ -39,6 +40,7 @@ impl Repo {
         Repo {
             root: root.to_path_buf(),
             sha256: std::cell::OnceCell::new(),
+            ident: std::cell::OnceCell::new(),
         }
     }
 
@@ -283,6 +285,10 @@ impl Repo {
     /// `user.email` from their config, else orch's own (`orch <orch@localhost>`): a missing
     /// identity never stops a merge.
     pub fn ident(&self) -> Ident {
+        self.ident.get_or_init(|| self.find_ident()).clone()
+    }
+
+    fn find_ident(&self) -> Ident {
         let config = |key: &str| {
             let out = crate::git::command()
                 .current_dir(&self.root)

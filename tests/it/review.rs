@@ -643,6 +643,11 @@ fn diff_shows_the_run_a_task_and_a_task_at_work() {
     // The run's diff leaves the user's uncommitted changes out.
     let out = run.orch(&["diff", "--", "--name-only"]).expect(0);
     assert_eq!(out.stdout().trim(), "x.txt");
+    // Git's own arguments, paths included.
+    let out = run
+        .orch(&["diff", "--", "--name-only", "--", "nothing-here"])
+        .expect(0);
+    assert_eq!(out.stdout().trim(), "");
     run.orch(&["diff", "x"])
         .expect(0)
         .stdout_has("Orch-Task: x")
