@@ -27,7 +27,7 @@ pub use task_tree::owned_files_tree;
 use std::path::Path;
 
 use crate::error::usage;
-use crate::state::{EngineLock, LockError};
+use crate::state::{EngineLock, LockError, RunDir};
 use crate::workspace::WorkspaceInfo;
 
 /// The workspace of a run that has one, or an error that says where an in-place run's
@@ -46,22 +46,31 @@ pub fn workspace_of<'a>(
     })
 }
 
-/// Takes the lock that keeps engines out while `orch merge` or `orch discard` writes the
-/// run's journal (and, for a merge, the user's checkout).
+/// Takes the lock that keeps the run's engine out while `orch merge` or `orch discard`
+/// (`command`) writes the run's journal, and, when the command `writes_checkout` (a merge),
+/// keeps out whatever else writes the user's checkout (a run in place).
 ///
-/// For now this is the project's engine lock: one engine per project, so no engine at all
-/// may be live. Once each run has a lock of its own, this takes the run's lock (and, for a
-/// merge, the checkout lock that in-place engines hold).
-pub fn lock_run(state_dir: &Path, run_id: &str, what: &str) -> anyhow::Result<EngineLock> {
+/// For now this is the project's engine lock: one engine per project, so no engine at all may
+/// be live. With a lock per run it becomes the run's lock plus, for a merge, the checkout lock
+/// (`state::CommandLock::acquire(state_dir, dir, command, writes_checkout)`).
+pub fn lock_run(
+    state_dir: &Path,
+    dir: &RunDir,
+    command: &str,
+    writes_checkout: bool,
+) -> anyhow::Result<EngineLock> {
+    let _ = writes_checkout;
+    let run_id = dir.id();
     EngineLock::acquire(state_dir, run_id).map_err(|e| match e {
         LockError::Held { run_id: live, pid } if live == run_id => usage(format!(
             "run {run_id} is still running (engine pid {pid}): wait for it to end (`orch \
-             wait --run {run_id}`) or stop it (`orch down --run {run_id}`), then {what} again"
+             wait --run {run_id}`) or stop it (`orch down --run {run_id}`), then run `orch \
+             {command}` again"
         )),
         LockError::Held { run_id: live, pid } => usage(format!(
             "run {live} is live in this project (engine pid {pid}) and may be writing to it: \
              wait for it to end (`orch wait --run {live}`) or stop it (`orch down --run \
-             {live}`), then {what} again"
+             {live}`), then run `orch {command}` again"
         )),
         other => other.into(),
     })

@@ -21,7 +21,7 @@ pub(crate) fn run(global: &Global, run: Option<&str>, delete_branch: bool) -> an
         )));
     }
     let state_dir = loaded.project.state_dir();
-    let _lock = review::lock_run(&state_dir, run_id, "run `orch discard`")?;
+    let _lock = review::lock_run(&state_dir, &loaded.dir, "discard", false)?;
     if loaded.state.is_resumable(false) {
         eprintln!(
             "note: run {run_id} did not finish ({}); without its worktree it cannot be resumed",

@@ -19,7 +19,7 @@ pub(crate) fn run(global: &Global, run: Option<&str>, squash: bool) -> anyhow::R
              stop it (`orch down --run {run_id}`), then run `orch merge` again"
         )));
     }
-    let _lock = review::lock_run(&loaded.project.state_dir(), run_id, "run `orch merge`")?;
+    let _lock = review::lock_run(&loaded.project.state_dir(), &loaded.dir, "merge", true)?;
     if !loaded.state.is_finished() {
         eprintln!(
             "note: run {run_id} is {} (not finished): merging the work of the tasks accepted \
