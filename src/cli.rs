@@ -462,8 +462,6 @@ fn execute(cli: Cli) -> anyhow::Result<u8> {
         Command::Report { run, run_id, json } => {
             commands::report::run(&global, run.or(run_id).as_deref(), json)
         }
-        Command::Resume { run, detach } => commands::resume::run(&global, run.as_deref(), detach),
-        Command::Down { run } => commands::down::run(&global, run.as_deref()),
         Command::Diff {
             task,
             run,
@@ -474,6 +472,8 @@ fn execute(cli: Cli) -> anyhow::Result<u8> {
             commands::discard::run(&global, run.as_deref(), delete_branch)
         }
         Command::Runs { json } => commands::runs_list::run(&global, json),
+        Command::Resume { run, detach } => commands::resume::run(&global, run.as_deref(), detach),
+        Command::Down { run } => commands::down::run(&global, run.as_deref()),
         Command::Demo {
             dir,
             detach,
