@@ -382,7 +382,8 @@ fn check<S: AsRef<OsStr>>(out: &Output, args: &[S]) -> anyhow::Result<()> {
         .map(|a| a.as_ref().to_string_lossy().into_owned())
         .collect();
     bail!(
-        "`git {}` failed ({}): {}",
+        "`git {}` failed ({}): {}\nWhat git says is about the repository itself: `git status` \
+         and `git fsck` there tell more.",
         words.join(" "),
         out.status,
         String::from_utf8_lossy(&out.stderr).trim()
