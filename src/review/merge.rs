@@ -361,3 +361,31 @@ fn overwrite_message(run_id: &str, overwrites: &[Overwrite]) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_overwrite_message_quotes_paths_for_the_shell() {
+        let text = overwrite_message(
+            "r1",
+            &[
+                Overwrite {
+                    path: "my notes.txt".into(),
+                    why: Overwrite::UNTRACKED,
+                },
+                Overwrite {
+                    path: "it's.log".into(),
+                    why: Overwrite::IGNORED,
+                },
+            ],
+        );
+        assert!(
+            text.contains("git stash push --include-untracked -- 'my notes.txt' \"it's.log\""),
+            "{text}"
+        );
+        assert!(text.contains("move it elsewhere"), "{text}");
+        assert!(text.contains("orch merge --run r1"), "{text}");
+    }
+}

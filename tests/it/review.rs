@@ -302,13 +302,16 @@ fn merge_fast_forwards_a_branch_that_did_not_move() {
     let run = HandRun::start(project(), &[("x", &["x.txt"])]);
     let tip = run.commit_task("x", &[("x.txt", "x\n")]);
     run.finish();
+    // A change of the user's since, to a file the run did not touch, stays as it is.
+    run.project.file("b.txt", "bee, edited after up\n");
     run.orch(&["merge"])
         .expect(0)
         .stdout_has("fast-forward, 1 commit");
     let root = run.root();
     assert_eq!(git(&root, &["rev-parse", "HEAD"]), tip);
     assert_eq!(run.project.read("x.txt"), "x\n");
-    assert_eq!(git(&root, &["status", "--porcelain"]), "");
+    assert_eq!(run.project.read("b.txt"), "bee, edited after up\n");
+    assert_eq!(git(&root, &["status", "--porcelain"]), "M b.txt");
     assert_eq!(run.merges(), vec![("main".into(), tip, false)]);
     // Twice is once.
     run.orch(&["merge"])
