@@ -20,6 +20,23 @@ pub(crate) fn run(global: &Global, run: Option<&str>, delete_branch: bool) -> an
              run `orch discard` again"
         )));
     }
+    let inside = |path: &std::path::Path| {
+        let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        global
+            .cwd
+            .canonicalize()
+            .is_ok_and(|cwd| cwd.starts_with(&path))
+    };
+    if inside(&ws.path) {
+        return Err(usage(format!(
+            "you are inside the worktree of run {run_id}, which `orch discard` removes: go to \
+             the project first (`cd {}`), then run `orch discard --run {run_id}` again",
+            shlex::try_quote(&loaded.project.root.to_string_lossy()).map_or_else(
+                |_| loaded.project.root.display().to_string(),
+                |q| q.into_owned()
+            )
+        )));
+    }
     let state_dir = loaded.project.state_dir();
     let _lock = review::lock_run(&state_dir, &loaded.dir, "discard", false)?;
     if loaded.state.is_resumable(false) {
