@@ -33,7 +33,7 @@ pub(crate) fn run(global: &Global, run: Option<&str>, delete_branch: bool) -> an
              the project first (`cd {}`), then run `orch discard --run {run_id}` again",
             shlex::try_quote(&loaded.project.root.to_string_lossy()).map_or_else(
                 |_| loaded.project.root.display().to_string(),
-                |q| q.into_owned()
+                std::borrow::Cow::into_owned
             )
         )));
     }
