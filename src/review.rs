@@ -46,6 +46,21 @@ pub fn workspace_of<'a>(
     })
 }
 
+/// The error for a run whose branch is gone: what deleted it, and how to bring it back while
+/// git still has its last commit (as the journal recorded it).
+pub fn branch_gone(run_id: &str, branch: &str, last_commit: Option<&str>) -> anyhow::Error {
+    let back = last_commit.map_or_else(String::new, |commit| {
+        format!(
+            "; while git still has its last commit, `git branch {branch} {commit}` brings it \
+             back"
+        )
+    });
+    usage(format!(
+        "the branch {branch} of run {run_id} is gone (deleted by `orch discard \
+         --delete-branch` or by hand){back}"
+    ))
+}
+
 /// Takes the lock that keeps the run's engine out while `orch merge` or `orch discard`
 /// (`command`) writes the run's journal, and, when the command `writes_checkout` (a merge),
 /// keeps out whatever else writes the user's checkout (a run in place).

@@ -25,11 +25,11 @@ pub(crate) fn run(
     let ws = review::workspace_of(run_id, loaded.info.workspace.as_ref(), "diff")?;
     let repo = Repo::new(&loaded.project.root);
     let tip = repo.branch_tip(&ws.branch)?.ok_or_else(|| {
-        usage(format!(
-            "the branch {} of run {run_id} is gone (deleted by `orch discard --delete-branch` \
-             or by hand): its commits are listed in `orch report --run {run_id}`",
-            ws.branch
-        ))
+        review::branch_gone(
+            run_id,
+            &ws.branch,
+            loaded.state.commits.last().map(|c| c.commit.as_str()),
+        )
     })?;
     // git diff|show REVISIONS USER-ARGS: git takes options after revisions too, and so the
     // user's own `-- PATHS` works.

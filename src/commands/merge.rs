@@ -36,7 +36,14 @@ pub(crate) fn run(global: &Global, run: Option<&str>, squash: bool) -> anyhow::R
              into {now_on}"
         );
     }
-    let merged = match review::merge(&repo, run_id, &loaded.info.request, ws, squash)? {
+    let merged = match review::merge(
+        &repo,
+        run_id,
+        &loaded.info.request,
+        ws,
+        squash,
+        loaded.state.commits.last().map(|c| c.commit.as_str()),
+    )? {
         Ok(merged) => merged,
         Err(nothing) => {
             println!("{nothing}");

@@ -247,24 +247,22 @@ fn squash_message(
 
 /// Merges the run's branch into the checkout of `repo`: plans the commit, refuses (having
 /// changed nothing) on a conflict or when the checkout has changes the merge would
-/// overwrite, else moves the checkout with `git merge --ff-only`.
+/// overwrite, else moves the checkout with `git merge --ff-only`. `last_commit`: the run
+/// branch's last commit as journaled, for bringing back a branch deleted meanwhile.
 pub fn merge(
     repo: &Repo,
     run_id: &str,
     request: &str,
     ws: &WorkspaceInfo,
     squash: bool,
+    last_commit: Option<&str>,
 ) -> anyhow::Result<Result<Merged, String>> {
     if let Some(operation) = repo.operation_in_progress() {
         bail!("your checkout is in the middle of {operation}; then run `orch merge` again");
     }
-    let tip = repo.branch_tip(&ws.branch)?.ok_or_else(|| {
-        crate::error::usage(format!(
-            "the branch {} of run {run_id} is gone (deleted by `orch discard --delete-branch` \
-             or by hand): there is nothing left to merge",
-            ws.branch
-        ))
-    })?;
+    let tip = repo
+        .branch_tip(&ws.branch)?
+        .ok_or_else(|| super::branch_gone(run_id, &ws.branch, last_commit))?;
     let head = repo.head()?;
     let into = repo.current_branch()?.unwrap_or_else(|| "HEAD".to_string());
     let (new, kind, commits, skipped) = match plan(repo, run_id, request, ws, &head, &tip, squash)?

@@ -576,7 +576,7 @@ fn merge_and_discard_wait_for_the_runs_engine() {
 #[test]
 fn discard_keeps_a_branch_with_unmerged_work_unless_told() {
     let run = HandRun::start(project(), &[("x", &["x.txt"])]);
-    run.commit_task("x", &[("x.txt", "x\n")]);
+    let tip = run.commit_task("x", &[("x.txt", "x\n")]);
     run.finish();
     std::fs::write(run.worktree().join("stray.txt"), "no task's\n").unwrap();
     let root = run.root();
@@ -617,7 +617,10 @@ fn discard_keeps_a_branch_with_unmerged_work_unless_told() {
     run.orch(&["discard"])
         .expect(0)
         .stdout_has("discarded already");
-    run.orch(&["merge"]).expect(2).stderr_has("is gone");
+    run.orch(&["merge"])
+        .expect(2)
+        .stderr_has("is gone")
+        .stderr_has(&format!("`git branch {branch} {tip}` brings it back"));
 }
 
 #[test]
