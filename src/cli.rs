@@ -269,6 +269,74 @@ enum Command {
         run: Option<String>,
     },
 
+    /// Show a worktree run's changes (or one task's) with your own git's pager and colours.
+    #[command(
+        after_help = "Examples:\n  orch diff                 # the whole run, against \
+                            where it started\n  \
+                            orch diff api             # task api's commit\n  \
+                            orch diff specs           # the planner's specs commit\n  \
+                            orch diff --run 20261124-101500-ab12 -- --stat\n\n\
+                            The run's diff leaves out the changes your checkout had \
+                            uncommitted when it started (the branch's first commit). A task \
+                            not committed yet shows its files as they are in the run's \
+                            worktree now. Arguments after `--` go to `git diff` (or `git \
+                            show` for a commit)."
+    )]
+    Diff {
+        /// A task id, or `specs` [default: the whole run].
+        task: Option<String>,
+        /// A run id (default: the latest).
+        #[arg(long, value_name = "ID")]
+        run: Option<String>,
+        /// Options for git (after `--`), e.g. `-- --stat`.
+        #[arg(last = true, value_name = "GIT-ARGS")]
+        git_args: Vec<OsString>,
+    },
+
+    /// Bring a worktree run's commits into your current branch, your checkout's own changes
+    /// untouched.
+    #[command(after_help = "Examples:\n  orch merge\n  orch merge --squash\n  \
+                            orch merge --run 20261124-101500-ab12\n\n\
+                            A fast-forward when your branch has not moved since the run \
+                            started, else a merge commit; a run that started from uncommitted \
+                            changes has its own commits replayed onto your branch (your \
+                            changes stay uncommitted in your checkout, never committed by \
+                            orch). Refuses, changing nothing, while the run's engine is live, \
+                            on a conflict, or when your checkout has changes the merge would \
+                            overwrite: it names the files and the command to resolve.")]
+    Merge {
+        /// A run id (default: the latest).
+        #[arg(long, value_name = "ID")]
+        run: Option<String>,
+        /// One commit with all the run's changes instead of one per task.
+        #[arg(long)]
+        squash: bool,
+    },
+
+    /// Remove a worktree run's worktree; its branch too unless it holds unmerged work.
+    #[command(after_help = "Examples:\n  orch discard\n  \
+                            orch discard --run 20261124-101500-ab12 --delete-branch\n\n\
+                            The run's directory (its record, logs and report) stays. A branch \
+                            with commits no merge brought to you is kept unless \
+                            --delete-branch.")]
+    Discard {
+        /// A run id (default: the latest).
+        #[arg(long, value_name = "ID")]
+        run: Option<String>,
+        /// Delete the run's branch even if it holds unmerged work.
+        #[arg(long)]
+        delete_branch: bool,
+    },
+
+    /// List every run of the project: state, start, branch, merged or not, request.
+    #[command(after_help = "Examples:\n  orch runs\n  orch runs --json | jq '.[] | \
+                            select(.standing == \"unmerged\") | .run_id'")]
+    Runs {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+
     /// Make a small sample project on the built-in scripted agent and run `orch up` in it.
     #[command(after_help = "Example:\n  orch demo              # in ./orch-demo\n  \
                             orch demo /tmp/try-orch\n\nNo agent CLI or account needed. \
@@ -359,7 +427,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     };
     if matches!(
         cli.command,
-        Command::Status { .. } | Command::Logs { .. } | Command::Validate { .. }
+        Command::Status { .. }
+            | Command::Logs { .. }
+            | Command::Validate { .. }
+            | Command::Runs { .. }
     ) {
         // What these print is often piped into `head` or `grep -q`: a reader that is gone
         // ends them quietly, as it does any Unix tool, instead of a panic on the write.
@@ -429,6 +500,16 @@ fn execute(cli: Cli) -> anyhow::Result<u8> {
         Command::Report { run, run_id, json } => {
             commands::report::run(&global, run.or(run_id).as_deref(), json)
         }
+        Command::Diff {
+            task,
+            run,
+            git_args,
+        } => commands::diff::run(&global, run.as_deref(), task.as_deref(), &git_args),
+        Command::Merge { run, squash } => commands::merge::run(&global, run.as_deref(), squash),
+        Command::Discard { run, delete_branch } => {
+            commands::discard::run(&global, run.as_deref(), delete_branch)
+        }
+        Command::Runs { json } => commands::runs_list::run(&global, json),
         Command::Resume { run, detach } => commands::resume::run(&global, run.as_deref(), detach),
         Command::Down { run } => commands::down::run(&global, run.as_deref()),
         Command::Budget { amount, run } => {

@@ -258,6 +258,10 @@ pub enum Event {
         into: String,
         commit: String,
         squash: bool,
+        /// The run branch's tip that was merged: a commit the branch gains later (a resumed
+        /// run) is unmerged work.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tip: Option<String>,
     },
     /// `orch discard` removed the run's worktree (and its branch, when `branch_deleted`).
     Discarded {

@@ -345,6 +345,8 @@ pub struct MergeRecord {
     pub into: String,
     pub commit: String,
     pub squash: bool,
+    /// The run branch's tip it merged.
+    pub tip: Option<String>,
     pub at_ms: u64,
 }
 
@@ -508,10 +510,12 @@ impl RunState {
                 into,
                 commit,
                 squash,
+                tip,
             } => self.merges.push(MergeRecord {
                 into: into.clone(),
                 commit: commit.clone(),
                 squash: *squash,
+                tip: tip.clone(),
                 at_ms: t,
             }),
             Event::Discarded { branch_deleted } => self.discarded = Some(*branch_deleted),

@@ -25,6 +25,7 @@ mod real_clis;
 mod real_clis_resume;
 mod request;
 mod resume;
+mod review;
 mod sandbox;
 mod secrets;
 mod support;
