@@ -27,7 +27,7 @@ pub use task_tree::owned_files_tree;
 use std::path::Path;
 
 use crate::error::usage;
-use crate::state::{EngineLock, LockError, RunDir};
+use crate::state::{CommandLock, LockError, RunDir};
 use crate::workspace::WorkspaceInfo;
 
 /// The workspace of a run that has one, or an error that says where an in-place run's
@@ -63,30 +63,22 @@ pub fn branch_gone(run_id: &str, branch: &str, last_commit: Option<&str>) -> any
 
 /// Takes the lock that keeps the run's engine out while `orch merge` or `orch discard`
 /// (`command`) writes the run's journal, and, when the command `writes_checkout` (a merge),
-/// keeps out whatever else writes the user's checkout (a run in place).
-///
-/// For now this is the project's engine lock: one engine per project, so no engine at all may
-/// be live. With a lock per run it becomes the run's lock plus, for a merge, the checkout lock
-/// (`state::CommandLock::acquire(state_dir, dir, command, writes_checkout)`).
+/// keeps out whatever else writes the user's checkout (a run in place, another merge): the
+/// run's lock, plus the checkout lock.
 pub fn lock_run(
     state_dir: &Path,
     dir: &RunDir,
     command: &str,
     writes_checkout: bool,
-) -> anyhow::Result<EngineLock> {
-    let _ = writes_checkout;
+) -> anyhow::Result<CommandLock> {
     let run_id = dir.id();
-    EngineLock::acquire(state_dir, run_id).map_err(|e| match e {
-        LockError::Held { run_id: live, pid } if live == run_id => usage(format!(
-            "run {run_id} is still running (engine pid {pid}): wait for it to end (`orch \
-             wait --run {run_id}`) or stop it (`orch down --run {run_id}`), then run `orch \
-             {command}` again"
+    CommandLock::acquire(state_dir, dir, command, writes_checkout).map_err(|e| match e {
+        LockError::RunLive(holder) if holder.is_engine() => usage(format!(
+            "run {run_id} is still running (engine pid {}): wait for it to end (`orch wait \
+             --run {run_id}`) or stop it (`orch down --run {run_id}`), then run `orch \
+             {command}` again",
+            holder.pid
         )),
-        LockError::Held { run_id: live, pid } => usage(format!(
-            "run {live} is live in this project (engine pid {pid}) and may be writing to it: \
-             wait for it to end (`orch wait --run {live}`) or stop it (`orch down --run \
-             {live}`), then run `orch {command}` again"
-        )),
-        other => other.into(),
+        other => usage(other.to_string()),
     })
 }

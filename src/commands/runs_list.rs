@@ -36,7 +36,10 @@ pub(crate) fn run(global: &Global, json: bool) -> anyhow::Result<u8> {
     let project = global.project()?;
     let state_dir = project.state_dir();
     let repo = Repo::new(&project.root);
-    let live = state::holder(&state_dir).map(|(id, _)| id);
+    let live: Vec<String> = state::live_runs(&state_dir)
+        .into_iter()
+        .map(|holder| holder.run_id)
+        .collect();
     let mut ids: Vec<String> = std::fs::read_dir(state_dir.join("runs"))
         .map(|entries| {
             entries
@@ -50,13 +53,7 @@ pub(crate) fn run(global: &Global, json: bool) -> anyhow::Result<u8> {
     ids.sort();
     let rows: Vec<Row> = ids
         .iter()
-        .map(|id| {
-            row(
-                &repo,
-                &RunDir::new(&state_dir, id),
-                live.as_deref() == Some(id),
-            )
-        })
+        .map(|id| row(&repo, &RunDir::new(&state_dir, id), live.contains(id)))
         .collect();
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);

@@ -13,6 +13,15 @@ fn discard_keeps_a_branch_with_unmerged_work_unless_told() {
     let root = run.root();
     let branch = &run.ws().branch;
 
+    // Not from inside the worktree it removes.
+    run.project
+        .orch()
+        .args(["discard"])
+        .cwd(run.worktree())
+        .run()
+        .expect(2)
+        .stderr_has("you are inside the worktree");
+    assert!(run.worktree().is_dir());
     run.orch(&["discard"])
         .expect(0)
         .stdout_has("Removed the worktree")

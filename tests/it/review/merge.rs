@@ -213,7 +213,9 @@ fn a_conflicting_merge_is_refused_cleanly() {
 fn merge_and_discard_wait_for_the_runs_engine() {
     let run = HandRun::start(project(), &[("x", &["x.txt"])]);
     run.commit_task("x", &[("x.txt", "x\n")]);
-    let lock = state::EngineLock::acquire(&run.root().join(".orch"), &run.run_id).unwrap();
+    let state_dir = run.root().join(".orch");
+    let dir = state::RunDir::new(&state_dir, &run.run_id);
+    let lock = state::EngineLock::acquire(&state_dir, &dir, false).unwrap();
     run.orch(&["merge"])
         .expect(2)
         .stderr_has("is still running")
@@ -223,5 +225,13 @@ fn merge_and_discard_wait_for_the_runs_engine() {
         .stderr_has("is still running");
     assert!(run.worktree().is_dir());
     drop(lock);
+    // A run in place holds the checkout: a merge waits for it.
+    let other = state::RunDir::new(&state_dir, "20261202-100000-0009");
+    other.create().unwrap();
+    let in_place = state::EngineLock::acquire(&state_dir, &other, true).unwrap();
+    run.orch(&["merge"])
+        .expect(2)
+        .stderr_has("20261202-100000-0009 is still live in place");
+    drop(in_place);
     run.orch(&["merge"]).expect(0).stderr_has("not finished");
 }
