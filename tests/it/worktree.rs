@@ -514,3 +514,54 @@ fn up_names_the_branch_and_worktree() {
     std::fs::write(up.work_path("counts/go"), "").unwrap();
     up.wait(0);
 }
+
+#[test]
+fn the_four_agent_clis_work_on_a_branch() {
+    use crate::support::agent_clis::{self, CLIS, ONE_AT_A_TIME, ROLES, protocol_of};
+    if !agent_clis::available("the_four_agent_clis_work_on_a_branch") {
+        return;
+    }
+    let _one = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let run = Options::new("wt-clis").real_clis(ROLES).committed().start();
+    let root = run.p.root();
+    let before = checkout(&root);
+    run.up(
+        &["Build one greeting script per agent, with its test"],
+        None,
+    )
+    .expect(0);
+    run.wait(0);
+    assert_eq!(checkout(&root), before, "the run changed the checkout");
+    // The planner's spec and every CLI's files: in the worktree, each task one commit.
+    let spec = std::fs::read_to_string(run.work_path("specs/overview.md")).unwrap();
+    assert!(spec.contains("through anthropic-messages"), "{spec}");
+    let ws = run.workspace();
+    let range = format!(
+        "{}..{}",
+        ws["start"].as_str().unwrap(),
+        ws["branch"].as_str().unwrap()
+    );
+    let made = commits(&root, &range);
+    assert_eq!(made[0].0, "orch: the plan's specs", "{made:?}");
+    for cli in CLIS {
+        let files = [format!("tests/{cli}_test.sh"), format!("src/{cli}.sh")];
+        for file in &files {
+            let content = std::fs::read_to_string(run.work_path(file)).unwrap();
+            assert!(
+                content.contains(&format!("{file}: written through {}", protocol_of(cli))),
+                "{file}: {content}"
+            );
+        }
+        let mine: Vec<_> = made
+            .iter()
+            .filter(|(_, _, t)| t.contains(&format!("Orch-Task: {cli}\n")))
+            .collect();
+        assert_eq!(mine.len(), 1, "{cli}: {made:?}");
+        let mut want = files.to_vec();
+        want.sort();
+        assert_eq!(mine[0].1, want, "{cli}");
+        assert!(mine[0].2.contains("Orch-Tokens: "), "{cli}: {}", mine[0].2);
+    }
+}
