@@ -47,7 +47,8 @@ pub(crate) fn run(
         std::fs::write(&target, content)
             .with_context(|| format!("failed to write {}", target.display()))?;
     }
-    git(&dir, &["init", "-q"])?;
+    // The user's repository, not one of orch's own: its branch gets the usual name.
+    git(&dir, &["-c", "init.defaultBranch=main", "init", "-q"])?;
     git(&dir, &["add", "-A"])?;
     git(
         &dir,

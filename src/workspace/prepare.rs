@@ -84,7 +84,7 @@ pub fn prepare(
         )?);
     }
     let start = uncommitted.clone().unwrap_or_else(|| base.clone());
-    let branch = branch_name(run_id);
+    let branch = free_branch_name(&git, run_id);
     let path = worktree_path(state_dir, run_id);
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| {
@@ -125,6 +125,17 @@ pub fn prepare(
         },
         left_out,
     })
+}
+
+/// `orch/<run-id>`, unless the repository has a branch named `orch` itself: git cannot hold
+/// both `refs/heads/orch` and `refs/heads/orch/…`, and the user's branch is theirs to name, so
+/// the run's branch then goes under `orch-runs/`.
+fn free_branch_name(git: &Git, run_id: &str) -> String {
+    if git.commit_of("refs/heads/orch").is_some() {
+        format!("orch-runs/{run_id}")
+    } else {
+        branch_name(run_id)
+    }
 }
 
 /// The checkout's uncommitted changes: modified, staged, deleted and untracked (not ignored)

@@ -284,3 +284,21 @@ fn an_untracked_nested_repository_is_left_out_and_said() {
     assert_eq!(left_out, ["nested/"]);
     assert!(info.uncommitted.is_some());
 }
+
+#[test]
+fn a_users_branch_named_orch_moves_the_runs_branch_aside() {
+    let dir = dirty_repo();
+    let root = dir.path().canonicalize().unwrap();
+    sh(&root, &["branch", "orch"]);
+    let Prepared::Worktree { info: ws, .. } = prepare(
+        &root,
+        &root.join(".orch"),
+        "r1",
+        wanted(Uncommitted::Include),
+    )
+    .unwrap() else {
+        panic!("a worktree run")
+    };
+    assert_eq!(ws.branch, "orch-runs/r1");
+    assert!(Git::at(&root).commit_of("refs/heads/orch-runs/r1").is_some());
+}
