@@ -144,6 +144,9 @@ pub(super) struct Agents {
     by_dir: BTreeMap<PathBuf, Agent>,
     /// Attempt directories whose pane was seen gone without an exit record, and since when.
     gone_since: BTreeMap<PathBuf, Instant>,
+    /// How many agents ended (were taken out) so far: what they used is final then, and the
+    /// budget's look before a launch must not be skipped (see budget.rs).
+    ended: u64,
 }
 
 impl Agents {
@@ -158,7 +161,14 @@ impl Agents {
     /// Takes the agent of `dir` out: its end is being handled.
     pub(super) fn remove(&mut self, dir: &Path) -> Option<Agent> {
         self.gone_since.remove(dir);
-        self.by_dir.remove(dir)
+        let agent = self.by_dir.remove(dir);
+        self.ended += u64::from(agent.is_some());
+        agent
+    }
+
+    /// How many agents ended so far.
+    pub(super) fn ended(&self) -> u64 {
+        self.ended
     }
 
     /// Every agent, in the order of their directories (for a stable order of events).
@@ -169,6 +179,7 @@ impl Agents {
     /// Takes every agent out.
     pub(super) fn drain(&mut self) -> Vec<Agent> {
         self.gone_since.clear();
+        self.ended += self.by_dir.len() as u64;
         std::mem::take(&mut self.by_dir).into_values().collect()
     }
 

@@ -8,9 +8,6 @@
 //! budget +AMOUNT` raises the budget (a request file that this engine journals and applies at
 //! once, or the next engine at `orch resume`), and launching goes on.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::core::Engine;
@@ -31,26 +28,21 @@ impl Engine {
         self.state.budget.reached()
     }
 
-    /// `check_budget` before a launch: at most every LAUNCH_CHECK_EVERY, since a launch
-    /// comes after another at once while many tasks start, and each look reads every
-    /// running agent's stream (the tick looks every second regardless).
+    /// `check_budget` before a launch. Launches come one after another while many tasks
+    /// start, and each look reads every running agent's stream, so a look less than
+    /// LAUNCH_CHECK_EVERY after the last is skipped, unless an agent ended since: its use is
+    /// final then (its exit may be what used the budget up), and the launch that follows its
+    /// end (a dependent, the judge) must see it.
     pub(super) fn check_budget_before_launch(&mut self) -> anyhow::Result<()> {
-        static LAST: Mutex<Option<HashMap<PathBuf, Instant>>> = Mutex::new(None);
         let now = Instant::now();
+        let ended = self.agents.ended();
+        if self
+            .budget_look
+            .is_some_and(|(at, seen)| seen == ended && now.duration_since(at) < LAUNCH_CHECK_EVERY)
         {
-            let mut last = LAST
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let last = last.get_or_insert_with(HashMap::new);
-            let key = self.dir.path().to_path_buf();
-            if last
-                .get(&key)
-                .is_some_and(|t| now.duration_since(*t) < LAUNCH_CHECK_EVERY)
-            {
-                return Ok(());
-            }
-            last.insert(key, now);
+            return Ok(());
         }
+        self.budget_look = Some((now, ended));
         self.check_budget()
     }
 

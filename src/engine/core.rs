@@ -92,6 +92,9 @@ pub(super) struct Engine {
     pub warnings: super::warnings::Pending,
     /// Tells the user what needs them, made at the first notice (see notices.rs).
     pub notifier: Option<crate::notify::Notifier>,
+    /// When the budget was last looked at before a launch, and how many agents had ended
+    /// then (see budget.rs).
+    pub budget_look: Option<(std::time::Instant, u64)>,
 }
 
 /// How an engine is opened: for a run (a launcher thread, real watchers), or for a unit test
@@ -288,6 +291,7 @@ impl Engine {
             kept: Vec::new(),
             warnings: super::warnings::Pending::new(early),
             notifier: None,
+            budget_look: None,
             _lock: lock,
         };
         let inputs = Inputs {

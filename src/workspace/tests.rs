@@ -300,5 +300,9 @@ fn a_users_branch_named_orch_moves_the_runs_branch_aside() {
         panic!("a worktree run")
     };
     assert_eq!(ws.branch, "orch-runs/r1");
-    assert!(Git::at(&root).commit_of("refs/heads/orch-runs/r1").is_some());
+    assert!(
+        Git::at(&root)
+            .commit_of("refs/heads/orch-runs/r1")
+            .is_some()
+    );
 }
