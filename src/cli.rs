@@ -127,6 +127,15 @@ enum Command {
         /// ORCH_TMUX_SOCKET); default: the tmux orch runs in, else tmux's default server.
         #[arg(long, value_name = "NAME")]
         socket: Option<String>,
+        /// Work in your checkout instead of a branch and worktree of the run's own (also
+        /// `workspace: in-place` in orch.yaml).
+        #[arg(long)]
+        in_place: bool,
+        /// What a run on a branch does with your checkout's uncommitted changes: `include`
+        /// them as one commit at the base of the run's branch, or `refuse` to start
+        /// [default: `uncommitted:` in orch.yaml, else include].
+        #[arg(long, value_name = "include|refuse", value_parser = parse_uncommitted)]
+        uncommitted: Option<crate::workspace::Uncommitted>,
     },
 
     /// Show the run's tasks, their states and the violations (no engine needed).
@@ -365,6 +374,8 @@ fn execute(cli: Cli) -> anyhow::Result<u8> {
             layout,
             detach,
             socket,
+            in_place,
+            uncommitted,
         } => commands::up::run(
             &global,
             commands::up::UpArgs {
@@ -377,6 +388,8 @@ fn execute(cli: Cli) -> anyhow::Result<u8> {
                 layout,
                 detach,
                 socket,
+                in_place,
+                uncommitted,
             },
         ),
         Command::Status { json, run } => commands::status::run(&global, run.as_deref(), json),
@@ -426,5 +439,14 @@ mod tests {
     #[test]
     fn the_cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+}
+
+/// `--uncommitted include|refuse`.
+fn parse_uncommitted(value: &str) -> Result<crate::workspace::Uncommitted, String> {
+    match value {
+        "include" => Ok(crate::workspace::Uncommitted::Include),
+        "refuse" => Ok(crate::workspace::Uncommitted::Refuse),
+        other => Err(format!("`{other}` is neither `include` nor `refuse`")),
     }
 }

@@ -4,6 +4,7 @@
 
 mod agents;
 mod barrier;
+mod commits;
 mod core;
 mod crash;
 mod disk;

@@ -24,6 +24,9 @@ impl Project {
             format!("failed to resolve the current directory {}", cwd.display())
         })?;
         let git_root = cwd.ancestors().find(|dir| dir.join(".git").exists());
+        // A run's worktree (`<project>/.orch/worktrees/<run-id>`) belongs to its project:
+        // `orch status` there is about the project's runs.
+        let git_root = git_root.map(|root| run_worktree_project(root).unwrap_or(root));
         let root = git_root.unwrap_or(&cwd).to_path_buf();
         let config_path = match config {
             Some(path) => cwd.join(path),
@@ -74,6 +77,17 @@ impl Project {
     }
 }
 
+/// The project whose run's worktree `dir` is, if it is one.
+fn run_worktree_project(dir: &Path) -> Option<&Path> {
+    let worktrees = dir.parent()?;
+    let state = worktrees.parent()?;
+    let project = state.parent()?;
+    (worktrees.file_name()? == "worktrees"
+        && state.file_name()? == ".orch"
+        && project.join(".git").exists())
+    .then_some(project)
+}
+
 /// A new id for a run or a planning: sortable by time, unique enough for one project.
 pub fn new_id() -> String {
     let now = std::time::SystemTime::now()
@@ -111,6 +125,19 @@ fn civil(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_runs_worktree_belongs_to_its_project() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let wt = root.join(".orch/worktrees/r1");
+        std::fs::create_dir_all(root.join(".git")).unwrap();
+        std::fs::create_dir_all(wt.join("src")).unwrap();
+        std::fs::write(wt.join(".git"), "gitdir: x\n").unwrap();
+        let project = Project::discover(&wt.join("src"), None).unwrap();
+        assert_eq!(project.root, root);
+        assert_eq!(project.state_dir(), root.join(".orch"));
+    }
 
     #[test]
     fn civil_dates() {

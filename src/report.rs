@@ -53,6 +53,13 @@ pub struct Report {
     /// What agents left running when they exited: stopped, or kept (`limits.leftovers`).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub leftovers: Vec<crate::state::LeftoverRecord>,
+    /// Where the run worked, when on a branch of its own (absent for a run in place).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<crate::workspace::WorkspaceInfo>,
+    /// Every commit the run made on its branch, in order: the specs', then each accepted
+    /// task's.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub commits: Vec<CommitLine>,
     /// The engines' warnings, in order (`{kind, message, at_ms}`: see `orch status --json`):
     /// what went wrong without stopping the run, such as part of the project not policed.
     pub warnings: Vec<crate::state::WarningRecord>,
@@ -88,6 +95,23 @@ pub struct TaskReport {
     pub verdict: Option<String>,
     pub verdict_reason: Option<String>,
     pub usage: Option<UsageLine>,
+    /// Its commit on the run's branch, once accepted there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// Where its last attempt's files were copied when it failed on a branch (relative to
+    /// the run directory).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_files: Option<String>,
+}
+
+/// One commit of the run on its branch.
+#[derive(Debug, Serialize)]
+pub struct CommitLine {
+    pub commit: String,
+    /// The task it holds; none for the specs.
+    pub task: Option<TaskId>,
+    pub files: Vec<ProjectPath>,
+    pub at_ms: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -168,6 +192,11 @@ pub fn build(
     snapshot: Option<&Snapshot>,
 ) -> anyhow::Result<Report> {
     let info = RunInfo::read(&dir.run_json())?;
+    // The files are where the agents worked: the run's worktree, or the project.
+    let root = info
+        .workspace
+        .as_ref()
+        .map_or_else(|| project.root.clone(), |ws| ws.path.clone());
     let journal = state::read_journal(&dir.events())?;
     let state = RunState::replay(&journal.records);
     let now = state::now_ms();
@@ -176,7 +205,7 @@ pub fn build(
     for task in state.tasks_in_order() {
         // The attempts' own running time, from the journal (see `AttemptRecord`).
         let duration_ms = task.ran_ms(now);
-        let files = diffstat(&project.root, snapshot, &task.files);
+        let files = diffstat(&root, snapshot, &task.files);
         let checked = state
             .gates
             .iter()
@@ -263,6 +292,12 @@ pub fn build(
             verdict: verdict.map(|v| v.verdict.clone()),
             verdict_reason: verdict.map(|v| v.reason.clone()),
             usage,
+            commit: task.commit.clone(),
+            failed_files: {
+                let rel = format!("failed/{}", task.id);
+                (task.state == state::TaskStatus::Failed && dir.path().join(&rel).is_dir())
+                    .then_some(rel)
+            },
         });
     }
     totals.tasks = tasks.len();
@@ -283,7 +318,7 @@ pub fn build(
         resumes,
         specs: state
             .plan()
-            .map(|plan| specs_of(&project.root, &plan.specs))
+            .map(|plan| specs_of(&root, &plan.specs))
             .unwrap_or_default(),
         tasks,
         run_gates: state
@@ -313,6 +348,17 @@ pub fn build(
         sandbox_off: state.sandbox_off.clone(),
         sandbox_refusals: state.sandbox_refusals.clone(),
         leftovers: state.leftovers.clone(),
+        commits: state
+            .commits
+            .iter()
+            .map(|c| CommitLine {
+                commit: c.commit.clone(),
+                task: c.task.clone(),
+                files: c.files.clone(),
+                at_ms: c.at_ms,
+            })
+            .collect(),
+        workspace: info.workspace.clone(),
         warnings: state.warnings.clone(),
     })
 }

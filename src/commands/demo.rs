@@ -74,6 +74,9 @@ pub(crate) fn run(
         layout: "windows".into(),
         detach: !interactive,
         socket,
+        // The demo shows the agents' files where it says they are: in its project.
+        in_place: true,
+        uncommitted: None,
     };
     let orch = crate::invocation::orch();
     if interactive {

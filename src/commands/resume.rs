@@ -45,6 +45,18 @@ pub(crate) fn start(global: &Global, run: Option<&str>) -> anyhow::Result<up::St
         &loaded.state,
     )?;
     state::check_writable(loaded.dir.path())?;
+    // A run on a branch works in its worktree: gone (`orch discard`, removed by hand), there
+    // is nowhere to continue.
+    if let Some(ws) = &loaded.info.workspace
+        && !ws.path.is_dir()
+    {
+        return Err(usage(format!(
+            "run {run_id} worked in the worktree {}, which is gone: it cannot be resumed; its              branch {} keeps what was committed (`git log {}`), `orch up` starts a new run",
+            ws.path.display(),
+            ws.branch,
+            ws.branch
+        )));
+    }
     // The run's own config: a sandbox it requires and that does not work here stops the
     // resume now, rather than its new engine later.
     if let Ok(config) = crate::config::load(&loaded.dir.config())
@@ -88,6 +100,7 @@ pub(crate) fn start(global: &Global, run: Option<&str>) -> anyhow::Result<up::St
         run_id,
         tmux,
         session,
+        workspace: loaded.info.workspace.clone(),
     })
 }
 

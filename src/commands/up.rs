@@ -22,6 +22,10 @@ pub(crate) struct UpArgs {
     pub layout: String,
     pub detach: bool,
     pub socket: Option<String>,
+    /// `--in-place`: work in the checkout whatever `workspace:` says.
+    pub in_place: bool,
+    /// `--uncommitted`, over the config's `uncommitted:`.
+    pub uncommitted: Option<crate::workspace::Uncommitted>,
 }
 
 /// What `up` started, for `demo` to follow.
@@ -29,6 +33,8 @@ pub(crate) struct Started {
     pub run_id: String,
     pub tmux: RealTmux,
     pub session: String,
+    /// Where the run's agents work, when not in the checkout.
+    pub workspace: Option<crate::workspace::WorkspaceInfo>,
 }
 
 pub(crate) fn run(global: &Global, args: UpArgs) -> anyhow::Result<u8> {
@@ -93,6 +99,13 @@ pub(crate) fn print_detached(started: &Started) {
 /// What to type next, each line as it can be pasted into a shell (after `cd`, when given).
 pub(super) fn print_hints(started: &Started, cd: Option<&Path>) {
     let orch = crate::invocation::orch();
+    if let Some(ws) = &started.workspace {
+        println!(
+            "  on branch {} (worktree {}); your checkout is left as it is",
+            ws.branch,
+            ws.path.display()
+        );
+    }
     if let Some(dir) = cd {
         let dir = crate::invocation::shell_word(&dir.to_string_lossy());
         println!("  first:   cd {dir}");
@@ -231,6 +244,24 @@ pub(crate) fn start_with(
         eprintln!("{notice}");
     }
     let run_id = project::new_id();
+    let wanted = crate::workspace::Wanted {
+        mode: if args.in_place {
+            crate::workspace::Mode::InPlace
+        } else {
+            config.workspace
+        },
+        uncommitted: args.uncommitted.unwrap_or(config.uncommitted),
+        isolation: config.isolation,
+    };
+    // Made before the run's record: a refusal (uncommitted changes) leaves nothing behind.
+    let (workspace, in_place_note) =
+        match crate::workspace::prepare(&project.root, &state_dir, &run_id, wanted)? {
+            crate::workspace::Prepared::Worktree(ws) => (Some(ws), None),
+            crate::workspace::Prepared::InPlace { note } => (None, note),
+        };
+    if let Some(note) = &in_place_note {
+        eprintln!("note: {note}");
+    }
     let info = RunInfo {
         run_id: run_id.clone(),
         request: args.request.clone(),
@@ -243,9 +274,27 @@ pub(crate) fn start_with(
         created_at_ms: crate::state::now_ms(),
         plan_given: given_plan.is_some(),
         orch_version: env!("CARGO_PKG_VERSION").to_string(),
-        workspace: None,
+        workspace,
     };
-    let dir = state::create_run(&state_dir, &info, &config_text, given_plan.as_ref())?;
+    let dir = match state::create_run(&state_dir, &info, &config_text, given_plan.as_ref()) {
+        Ok(dir) => dir,
+        Err(e) => {
+            remove_workspace(&project.root, info.workspace.as_ref());
+            return Err(e);
+        }
+    };
+    if let Some(note) = in_place_note {
+        // Said once, in the run's record too.
+        let journaled = state::Journal::open(&dir.events()).and_then(|mut journal| {
+            journal.append(state::Event::Warning {
+                kind: state::WarningKind::Workspace,
+                message: note,
+            })
+        });
+        if let Err(e) = journaled {
+            return Err(never_started(&dir, &run_id, e));
+        }
+    }
     // The engine and the agents get our environment from this file, never from a command line
     // (see state::environ).
     if let Err(e) = environ::write(&dir.environ(), &with_defaults(environ::caller(), extra_env)) {
@@ -289,6 +338,7 @@ pub(crate) fn start_with(
         run_id,
         tmux,
         session,
+        workspace: info.workspace,
     })
 }
 
@@ -318,6 +368,11 @@ pub(super) fn quiet_dead_pane(tmux: &RealTmux, pane: &str) {
 fn never_started(dir: &RunDir, run_id: &str, err: anyhow::Error) -> anyhow::Error {
     // No engine will ever read the caller's environment kept for it: not left lying there.
     let _ = std::fs::remove_file(dir.environ());
+    // Nor will any agent work in the run's worktree: it and its branch (which holds nothing
+    // but the start) go.
+    if let Ok(info) = RunInfo::read(&dir.run_json()) {
+        remove_workspace(&info.project_root, info.workspace.as_ref());
+    }
     let reason = format!("the engine never started: {err:#}");
     let recorded = state::Journal::open(&dir.events()).and_then(|mut journal| {
         journal.append(state::Event::RunFinished {
@@ -333,6 +388,20 @@ fn never_started(dir: &RunDir, run_id: &str, err: anyhow::Error) -> anyhow::Erro
         "run {run_id} could not start: {err:#}{note}\nnothing ran; fix that, then start \
          again with `orch up`"
     )
+}
+
+/// Removes a worktree and branch `orch up` made for a run that never started (best effort:
+/// `git worktree prune` and `git branch -D` by hand do the same).
+fn remove_workspace(root: &Path, workspace: Option<&crate::workspace::WorkspaceInfo>) {
+    let Some(ws) = workspace else { return };
+    let git = crate::workspace::Git::at(root);
+    let _ = git.run([
+        "worktree".as_ref(),
+        "remove".as_ref(),
+        "--force".as_ref(),
+        ws.path.as_os_str(),
+    ]);
+    let _ = git.run(["branch", "-D", "-q", &ws.branch]);
 }
 
 /// What tmux said, without the whole command it ran (which the error would quote).

@@ -249,8 +249,17 @@ ownership:
   # Globs the watcher ignores, besides .git/, .orch/ and what .gitignore ignores.
   ignore: []
 
-# The agents' sandbox (Linux, bubblewrap): the project, the run and the CLI's own state are
-# writable, the rest read-only, your home hidden (~/.ssh, cloud credentials, other projects).
+# Where a run works: worktree (a branch orch/<run-id> with a worktree of its own under
+# .orch/worktrees/; your checkout is left as it is, and each accepted task is one commit) |
+# in-place (in your checkout). A directory with no git commit yet always runs in place.
+workspace: worktree
+# A run on a branch and your checkout's uncommitted changes at `orch up`: include (one commit
+# at the base of the run's branch, so the agents see what you see; a merge never doubles
+# them) | refuse (`orch up` stops and says what to do). `orch up --uncommitted` for one run.
+uncommitted: include
+
+# The agents' sandbox (Linux, bubblewrap): the project (a run's worktree), the run and the
+# CLI's own state are writable, the rest read-only, your home hidden (~/.ssh, cloud credentials, other projects).
 # auto (where it works; said once when it does not) | bwrap (required) | off. An agent may
 # set its own `sandbox:` and `network:`.
 sandbox: auto

@@ -43,7 +43,11 @@ pub(super) struct GateDone {
 /// their concern, tie them together.
 pub(super) struct Engine {
     // The run, and its record.
+    /// The user's project: where `.orch/` and the run's record live.
     pub project: Project,
+    /// Where the run's agents work, and what the engine watches, snapshots, checks and
+    /// commits: the run's worktree (a run on a branch), else the project itself.
+    pub work: Project,
     pub config: Config,
     pub info: RunInfo,
     pub dir: RunDir,
@@ -187,6 +191,23 @@ impl Engine {
         let dir = RunDir::open(run_dir)?;
         let info = RunInfo::read(&dir.run_json())?;
         let project = Project::discover(&info.project_root, None)?;
+        let work = match &info.workspace {
+            Some(ws) => {
+                if !ws.path.is_dir() {
+                    anyhow::bail!(
+                        "the run's worktree {} is gone: nothing is left to work in; its branch                          {} keeps what was committed",
+                        ws.path.display(),
+                        ws.branch
+                    );
+                }
+                Project {
+                    root: ws.path.canonicalize().unwrap_or_else(|_| ws.path.clone()),
+                    config_path: project.config_path.clone(),
+                    is_git: true,
+                }
+            }
+            None => project.clone(),
+        };
         let config = crate::config::load(&dir.config())?;
         let lock = EngineLock::acquire(&project.state_dir(), &info.run_id)?;
         // Opened first: a torn last line is cut off (and said so) before the journal is read,
@@ -205,11 +226,16 @@ impl Engine {
         let crash = CrashPoint::from_env(state.engine_pid.is_none())?;
         let tmux = tmux(&info);
         let layout = crate::layout::Layout::load(&info.layout, &project.root)?;
+        let own_ref = info
+            .workspace
+            .as_ref()
+            .map(|ws| format!("refs/heads/{}", ws.branch));
         let (fs_tx, fs_rx) = unbounded_channel();
         let (dir_tx, dir_rx) = unbounded_channel();
         let (gate_tx, gate_rx) = unbounded_channel();
         let (watching, barriers, unwatched) = Watching::open(
-            &project.root,
+            &work.root,
+            own_ref.as_deref(),
             &dir,
             &state,
             &config,
@@ -230,6 +256,7 @@ impl Engine {
         let engine = Engine {
             exe: std::env::current_exe().context("failed to find orch's own executable")?,
             project,
+            work,
             config,
             info,
             dir,
@@ -306,7 +333,7 @@ impl Engine {
         };
         let window = crate::tmux::WindowSpec {
             name: window,
-            cwd: self.project.root.clone(),
+            cwd: self.work.root.clone(),
             argv: vec!["/bin/sh".into(), script.display().to_string()],
             env: vec![],
         };
@@ -408,9 +435,9 @@ impl Engine {
     fn take_snapshot(&mut self) -> anyhow::Result<()> {
         let store = self.dir.snapshot();
         let snapshot = match self.state.snapshot_tree.clone() {
-            Some(tree) => Snapshot::load(&self.project.root, &store, &tree)?,
+            Some(tree) => Snapshot::load(&self.work.root, &store, &tree)?,
             None => {
-                let snapshot = Snapshot::take(&self.project.root, &store)?;
+                let snapshot = Snapshot::take(&self.work.root, &store)?;
                 self.record(Event::SnapshotTaken {
                     tree: snapshot.tree_id().to_string(),
                 })?;
@@ -548,7 +575,7 @@ impl Engine {
         let mut ctx = crate::prompt::Context::new(
             role,
             &self.info.request,
-            &self.project.root,
+            &self.work.root,
             &self.config.gates.test_pattern,
             self.spec_files(),
             attempt,

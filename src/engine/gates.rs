@@ -123,7 +123,7 @@ impl Engine {
                 .into_iter()
                 .map(|(gate, command)| (gate, command, logs.join(format!("{name}-{gate}.log"))))
                 .collect(),
-            root: self.project.root.clone(),
+            root: self.work.root.clone(),
             timeout: self.config.limits.task_timeout,
         }
     }
@@ -133,7 +133,7 @@ impl Engine {
         // .git/ is watched apart from the tree (no barrier covers it): look now.
         self.check_git_meta()?;
         let task = self.state.tasks.get(id).context("no such task")?.clone();
-        let root = self.project.root.clone();
+        let root = self.work.root.clone();
         let gates = &self.config.gates;
         let first_writes: BTreeMap<ProjectPath, u64> = task
             .files
@@ -258,7 +258,7 @@ impl Engine {
         }
         self.checks.run_gates_started = true;
         self.sweep()?;
-        let known = vec![judge::spec_gate(&self.project.root, &self.spec_files())];
+        let known = vec![judge::spec_gate(&self.work.root, &self.spec_files())];
         let run = self.background(None, 0, "run", known);
         self.checks.spawn(run);
         Ok(())

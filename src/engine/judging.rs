@@ -117,8 +117,7 @@ impl Engine {
             .spec_files()
             .into_iter()
             .map(|s| {
-                let mut text =
-                    std::fs::read_to_string(self.project.root.join(&s)).unwrap_or_default();
+                let mut text = std::fs::read_to_string(self.work.root.join(&s)).unwrap_or_default();
                 if text.len() > SPEC_EXCERPT {
                     let cut = (0..=SPEC_EXCERPT)
                         .rev()
@@ -138,7 +137,7 @@ impl Engine {
                 id: t.id.clone(),
                 agent: t.agent.clone(),
                 task: t.task_text.clone(),
-                files: judge::diffstat(&self.project.root, self.snapshot.as_ref(), &t.files)
+                files: judge::diffstat(&self.work.root, self.snapshot.as_ref(), &t.files)
                     .into_iter()
                     .map(|f| format!("{} (+{} -{}, {})", f.path, f.added, f.removed, f.change))
                     .collect(),
@@ -232,6 +231,11 @@ impl Engine {
     pub(super) fn finish_task_done(&mut self, id: &TaskId) -> anyhow::Result<()> {
         let attempt = self.state.tasks.get(id).map_or(0, |t| t.attempts);
         self.keep_baseline(id);
+        // On a branch: its commit first, so that a dependent launched next starts from a
+        // branch that holds it (see commits.rs).
+        if let Some(reason) = self.commit_task(id)? {
+            return self.fail_task(id, reason);
+        }
         self.record(Event::TaskDone {
             task: id.clone(),
             attempt,

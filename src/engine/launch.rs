@@ -389,7 +389,7 @@ impl Engine {
             task: role.about(),
             files: &files,
             prompt_file: &prompt_file,
-            project_dir: &self.project.root,
+            project_dir: &self.work.root,
             run_dir: self.dir.path(),
             session: session.as_deref(),
         })?;
@@ -398,7 +398,7 @@ impl Engine {
             role.prompt_role(),
             &self.config,
             agent,
-            &self.project.root,
+            &self.work.root,
             self.dir.path(),
         );
         self.record(role.started(attempt, invocation.continues.clone()))?;

@@ -78,7 +78,7 @@ impl Engine {
                 {
                     // Its own file, made a way out of the project: whatever is written
                     // through it lands elsewhere.
-                    if let Some(out) = crate::paths::link_out(&self.project.root, path) {
+                    if let Some(out) = crate::paths::link_out(&self.work.root, path) {
                         let owner = owner.clone();
                         let change = format!("made into {out}:");
                         let grave = Some(outside_note(&out));
@@ -102,7 +102,7 @@ impl Engine {
                 if self.is_expected_content(path) {
                     return Ok(()); // our own revert, or a write that changed nothing
                 }
-                match crate::paths::link_out(&self.project.root, path) {
+                match crate::paths::link_out(&self.work.root, path) {
                     Some(out) => {
                         let change = format!("made into {out}:");
                         let grave = Some(outside_note(&out));
@@ -178,7 +178,7 @@ impl Engine {
 
     /// When the file was last written (its mtime, in ms), if it exists.
     fn written_at(&self, path: &str) -> Option<u64> {
-        std::fs::symlink_metadata(self.project.root.join(path))
+        std::fs::symlink_metadata(self.work.root.join(path))
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
@@ -188,12 +188,12 @@ impl Engine {
     /// Whether the file is as it should be: as a finished task left it, or as it was at the
     /// start of the run. Such a change is not a violation (it is, for one, our own revert).
     pub(super) fn is_expected_content(&self, path: &str) -> bool {
-        if crate::paths::link_out(&self.project.root, path).is_some() {
+        if crate::paths::link_out(&self.work.root, path).is_some() {
             return false;
         }
-        let current = match std::fs::symlink_metadata(self.project.root.join(path)) {
+        let current = match std::fs::symlink_metadata(self.work.root.join(path)) {
             Err(_) => None,
-            Ok(_) => match crate::paths::read_inside(&self.project.root, path) {
+            Ok(_) => match crate::paths::read_inside(&self.work.root, path) {
                 Ok(content) => Some(content),
                 // There, but not a file to compare (a FIFO, a socket): unexpected.
                 Err(_) => return false,
@@ -245,7 +245,7 @@ impl Engine {
         // attempt's, while the journal says its agent still runs), cannot be put back as its
         // task left it, and the start's content would undo that task's work: recorded.
         // A link out of the project is no work of a task's to keep: it goes whatever was kept.
-        let link_out = crate::paths::link_out(&self.project.root, path).is_some();
+        let link_out = crate::paths::link_out(&self.work.root, path).is_some();
         let unknown_version = !link_out
             && self.state.tasks.values().any(|t| {
                 t.attempts > 0
@@ -287,7 +287,7 @@ impl Engine {
         };
         let dest = self.dir.violation_dir(n);
         let exists =
-            std::fs::symlink_metadata(self.project.root.join(path)).is_ok_and(|m| !m.is_dir());
+            std::fs::symlink_metadata(self.work.root.join(path)).is_ok_and(|m| !m.is_dir());
         let saved = (policy == ViolationPolicy::Revert && exists)
             .then(|| self.project.display(&dest.join(path)).to_string());
         self.record(Event::Violation {
@@ -326,10 +326,9 @@ impl Engine {
         let dest = self.dir.violation_dir(n);
         // A directory now where the file was holds files of its own, each judged on its own:
         // there is no content of this path to save.
-        let is_dir =
-            std::fs::symlink_metadata(self.project.root.join(path)).is_ok_and(|m| m.is_dir());
+        let is_dir = std::fs::symlink_metadata(self.work.root.join(path)).is_ok_and(|m| m.is_dir());
         let temp = self.dir.path().to_path_buf();
-        let root = self.project.root.clone();
+        let root = self.work.root.clone();
         // What a revert cannot undo, said again once it is done (see `violation`).
         let grave = match crate::paths::link_out(&root, path) {
             Some(out) => Some(outside_note(&out)),

@@ -54,7 +54,7 @@ impl PlanningState {
 impl Engine {
     fn planning(&self) -> Planning<'_> {
         Planning {
-            project: &self.project,
+            project: &self.work,
             config: &self.config,
             request: &self.info.request,
             dir: self.dir.path().to_path_buf(),
@@ -148,7 +148,7 @@ impl Engine {
         let text = std::fs::read_to_string(self.dir.plan())
             .with_context(|| format!("failed to read {}", self.dir.plan().display()))?;
         let value = plan::extract_plan(&text).context("the given plan has no `tasks`")?;
-        plan::parse_and_validate(&value, &self.project.root, &self.config.roles.workers).map_err(
+        plan::parse_and_validate(&value, &self.work.root, &self.config.roles.workers).map_err(
             |problems| {
                 let lines: Vec<String> = problems.into_iter().map(|p| p.message).collect();
                 anyhow::anyhow!("the plan is invalid:\n  - {}", lines.join("\n  - "))
@@ -165,10 +165,11 @@ impl Engine {
             if let Some(parent) = to.parent() {
                 let _ = std::fs::create_dir_all(parent);
             }
-            let _ = std::fs::copy(self.project.root.join(&file), &to);
+            let _ = std::fs::copy(self.work.root.join(&file), &to);
         }
         self.plan = Some(plan);
         self.check_planning_writes()?;
+        self.commit_specs()?; // see commits.rs
         self.dispatch()
     }
 }

@@ -64,6 +64,11 @@ impl Engine {
     pub(super) fn resume(&mut self) -> anyhow::Result<()> {
         // A stop request left by the `orch down` that stopped the run is answered.
         let _ = std::fs::remove_file(self.dir.stop_request());
+        // On a branch: what was committed is done, journaled or not (see commits.rs).
+        self.recover_commits()?;
+        if self.plan.is_some() {
+            self.commit_specs()?;
+        }
         let panes = self.tmux.list_panes(&self.info.session).with_context(|| {
             format!(
                 "cannot list the panes of tmux session {}, so orch cannot tell which agents \

@@ -59,11 +59,9 @@ impl Engine {
                         continue; // ignored at the start too
                     }
                     if is_dir {
-                        for file in crate::watch::files_under(
-                            &self.project.root,
-                            rel,
-                            self.watching.ignore(),
-                        ) {
+                        for file in
+                            crate::watch::files_under(&self.work.root, rel, self.watching.ignore())
+                        {
                             found.entry(file).or_insert("created");
                         }
                     } else {
@@ -82,7 +80,7 @@ impl Engine {
         for (path, change) in found {
             // A file made into a way out of the project, whoever made it so and even if its
             // task owns it: what was written through it changed a file elsewhere.
-            if let Some(out) = crate::paths::link_out(&self.project.root, &path) {
+            if let Some(out) = crate::paths::link_out(&self.work.root, &path) {
                 // Unless one still open already says so (a link reverted, then made again,
                 // is a new violation).
                 let open =
@@ -170,7 +168,7 @@ impl Engine {
             let kept = self.dir.violation_dir(n).join(&path);
             if self.is_expected_content(&path) {
                 let saved = saved.filter(|_| std::fs::symlink_metadata(&kept).is_ok());
-                let action = if self.project.root.join(&path).exists() {
+                let action = if self.work.root.join(&path).exists() {
                     "reverted"
                 } else {
                     "deleted"
@@ -211,7 +209,7 @@ impl Engine {
     fn changed_at(&self, path: &str) -> u64 {
         let mut at = Some(std::path::Path::new(path));
         while let Some(rel) = at {
-            if let Ok(meta) = std::fs::symlink_metadata(self.project.root.join(rel))
+            if let Ok(meta) = std::fs::symlink_metadata(self.work.root.join(rel))
                 && let Ok(time) = meta.modified()
                 && let Ok(since) = time.duration_since(std::time::UNIX_EPOCH)
             {

@@ -173,7 +173,7 @@ impl Engine {
             .unwrap_or_default();
         let missing: Vec<ProjectPath> = files
             .into_iter()
-            .filter(|f| !self.project.root.join(f).exists())
+            .filter(|f| !self.work.root.join(f).exists())
             .collect();
         if !missing.is_empty() {
             return self.fail_task(
@@ -199,6 +199,7 @@ impl Engine {
                 stop_pane(group);
             }
         }
+        self.keep_failed_files(id); // see commits.rs
         self.record(Event::TaskFailed {
             task: id.clone(),
             attempt,
@@ -365,12 +366,12 @@ impl Engine {
         for file in &files {
             // Never a copy of what a link out of the project points to (that is no file
             // of the task's, and reverting to it would write it back in).
-            if crate::paths::link_out(&self.project.root, file).is_some() {
+            if crate::paths::link_out(&self.work.root, file).is_some() {
                 continue;
             }
-            let from = self.project.root.join(file);
+            let from = self.work.root.join(file);
             let kept = self.dir.baseline().join(file);
-            match crate::snapshot::save_copy(&self.project.root, file, &self.dir.baseline()) {
+            match crate::snapshot::save_copy(&self.work.root, file, &self.dir.baseline()) {
                 Ok(Some(_)) => {}
                 // Left missing: no copy, not an older one that would say otherwise.
                 Ok(None) => {

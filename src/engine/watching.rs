@@ -31,6 +31,7 @@ impl Watching {
     /// journaled once the journal takes warnings (see warnings.rs).
     pub(super) fn open(
         root: &Path,
+        own_ref: Option<&str>,
         dir: &RunDir,
         state: &RunState,
         config: &Config,
@@ -50,7 +51,7 @@ impl Watching {
             return Ok((watching, None, early));
         }
         let run_files = Some(DirWatcher::new(dir_tx)?);
-        let git_guard = open_git_guard(root, dir, state, &fs_tx, &mut early);
+        let git_guard = open_git_guard(root, own_ref, dir, state, &fs_tx, &mut early);
         // Without barriers (their directory cannot be made or watched) the engine still
         // runs, its checks starting at each exit (see barrier.rs).
         let mut barriers = Some(dir.barriers()).filter(|d| std::fs::create_dir_all(d).is_ok());
@@ -133,12 +134,13 @@ fn watch_tree(
 /// agent starts), watched from now on. Without it the run goes on, saying what it costs.
 fn open_git_guard(
     root: &Path,
+    own_ref: Option<&str>,
     dir: &RunDir,
     state: &RunState,
     fs_tx: &UnboundedSender<FsChange>,
     early: &mut Vec<Unjournaled>,
 ) -> Option<GitGuard> {
-    let mut guard = match GitGuard::open(root, &dir.path().join("git-meta")) {
+    let mut guard = match GitGuard::open_for(root, &dir.path().join("git-meta"), own_ref) {
         Ok(guard) => guard?,
         Err(e) => {
             early.push(warnings::early(

@@ -75,6 +75,7 @@ pub fn markdown(r: &Report) -> String {
             task.verdict.as_deref().unwrap_or("-"),
         );
     }
+    branch_markdown(&mut o, r);
     if !r.specs.is_empty() {
         let _ = writeln!(o, "\n## Specs\n");
         for spec in &r.specs {
@@ -93,6 +94,15 @@ pub fn markdown(r: &Report) -> String {
         let _ = writeln!(o, "\n## Task {} ({})\n", task.id, task.state);
         if let Some(reason) = &task.reason {
             let _ = writeln!(o, "Reason: {reason}\n");
+        }
+        if let Some(commit) = &task.commit {
+            let _ = writeln!(o, "Commit: {commit}\n");
+        }
+        if let Some(kept) = &task.failed_files {
+            let _ = writeln!(
+                o,
+                "Its last attempt's files are kept in the run directory: {kept}/\n"
+            );
         }
         // One attempt that did it says nothing the table does not.
         let single_done = matches!(
@@ -279,7 +289,7 @@ fn tokens(input: u64, output: u64, cost: Option<f64>) -> String {
 mod tests {
     use super::*;
     use crate::plan::TaskId;
-    use crate::report::{SpecLine, TaskReport, Totals, UsageLine};
+    use crate::report::{CommitLine, SpecLine, TaskReport, Totals, UsageLine};
 
     fn attempt(n: u32, outcome: AttemptOutcome, reasons: &[&str], ms: u64) -> AttemptLine {
         AttemptLine {
@@ -310,6 +320,21 @@ mod tests {
             sandbox_refusals: Vec::new(),
             leftovers: Vec::new(),
             warnings: Vec::new(),
+            workspace: Some(crate::workspace::WorkspaceInfo {
+                path: "/p/.orch/worktrees/r1".into(),
+                branch: "orch/r1".into(),
+                base: "b".repeat(40),
+                start: "u".repeat(40),
+                uncommitted: Some("u".repeat(40)),
+                user_branch: Some("main".into()),
+                isolation: crate::workspace::Isolation::Run,
+            }),
+            commits: vec![CommitLine {
+                commit: "c".repeat(40),
+                task: Some(TaskId::new("api")),
+                files: vec![crate::paths::ProjectPath::new("src/api.rs").unwrap()],
+                at_ms: 1,
+            }],
             run_id: "r1".into(),
             request: "build it".into(),
             outcome: "succeeded".into(),
@@ -367,11 +392,29 @@ mod tests {
                 verdict: Some("pass".into()),
                 verdict_reason: Some("good".into()),
                 usage: None,
+                commit: Some("c".repeat(40)),
+                failed_files: None,
             }],
             run_gates: vec![],
             violations: vec![],
             totals: Totals::default(),
         }
+    }
+
+    #[test]
+    fn a_run_on_a_branch_lists_its_commits() {
+        let md = markdown(&report());
+        assert!(md.contains("## Branch"), "{md}");
+        assert!(
+            md.contains("branch `orch/r1`") && md.contains("started from main at bbbbbbbbbbbb"),
+            "{md}"
+        );
+        assert!(md.contains("first commit, uuuuuuuuuuuu"), "{md}");
+        assert!(
+            md.contains("| cccccccccccc | task api | src/api.rs |"),
+            "{md}"
+        );
+        assert!(md.contains(&format!("Commit: {}", "c".repeat(40))), "{md}");
     }
 
     #[test]
@@ -445,4 +488,51 @@ mod tests {
             "{md}"
         );
     }
+}
+
+/// A run on a branch: the branch, where it started, and every commit the run made on it.
+fn branch_markdown(o: &mut String, r: &Report) {
+    let Some(ws) = &r.workspace else { return };
+    let _ = writeln!(o, "\n## Branch\n");
+    let from = match &ws.user_branch {
+        Some(branch) => format!("{branch} at {}", short(&ws.base)),
+        None => short(&ws.base).to_string(),
+    };
+    let _ = writeln!(
+        o,
+        "The run worked on branch `{}` in the worktree {}, started from {from}.",
+        ws.branch,
+        ws.path.display()
+    );
+    if let Some(uncommitted) = &ws.uncommitted {
+        let _ = writeln!(
+            o,
+            "Your checkout's uncommitted changes at `orch up` are its first commit, {} (a merge \
+             leaves it out: they are still in your checkout).",
+            short(uncommitted)
+        );
+    }
+    if r.commits.is_empty() {
+        let _ = writeln!(o, "\nNo commit yet.");
+        return;
+    }
+    let _ = writeln!(o, "\n| commit | of | files |\n|---|---|---|");
+    for c in &r.commits {
+        let of = c
+            .task
+            .as_ref()
+            .map_or_else(|| "specs".to_string(), |t| format!("task {t}"));
+        let files: Vec<&str> = c.files.iter().map(|f| f.as_str()).collect();
+        let _ = writeln!(
+            o,
+            "| {} | {of} | {} |",
+            short(&c.commit),
+            files.join("<br>")
+        );
+    }
+}
+
+/// A commit id as git shows it short.
+fn short(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
 }

@@ -290,6 +290,15 @@ fn state_dir_in(project: &Path, run_dir: &Path) -> Option<PathBuf> {
     (rel.components().count() > 1).then(|| project.join(top))
 }
 
+/// The project's state directory (`.orch`) when `project` is a run's worktree in it
+/// (`<state>/worktrees/<run-id>`) and the run directory lies in it too.
+fn state_dir_around(project: &Path, run_dir: &Path) -> Option<PathBuf> {
+    let worktrees = project.parent()?;
+    let state = worktrees.parent()?;
+    (worktrees.file_name()? == "worktrees" && run_dir.starts_with(state))
+        .then(|| state.to_path_buf())
+}
+
 /// The box's mounts for `jail`, the agent's environment `env`, its resolved `program`, orch's
 /// own executable `exe` and its working directory `cwd`, in the order bwrap must make them
 /// (outer before inner). State directories that do not exist yet are created first, as the
@@ -303,6 +312,12 @@ pub fn plan(jail: &Jail, env: &Env, program: &Path, exe: &Path, cwd: &Path) -> V
     }
     let homes = env.homes();
     masks.extend(homes.iter().map(|h| Mount::Hidden(h.clone())));
+    // A run on a branch works in a worktree under the project's `.orch/`: all the rest of it
+    // (other runs and their worktrees, their environment files, the lock) is not there at all;
+    // the worktree and this run's directory are bound back into it.
+    if let Some(state) = state_dir_around(&jail.project, &jail.run_dir) {
+        masks.push(Mount::Hidden(state));
+    }
 
     let mut write = Vec::new();
     // Bound read-only even where nothing hides it: it may lie under a writable place. The

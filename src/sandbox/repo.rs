@@ -51,8 +51,20 @@ pub(super) fn mounts(jail: &Jail, masks: &[Mount]) -> Vec<Mount> {
     if std::fs::symlink_metadata(&dot_git).is_ok_and(|m| m.is_file()) {
         out.push(Mount::Read(dot_git));
     }
+    let linked = repo.common_dir != repo.git_dir;
     for dir in &dirs {
-        out.push(Mount::Write(dir.clone()));
+        if linked && *dir == repo.common_dir {
+            // A linked worktree's common directory is also another checkout's git directory
+            // (its index, HEAD, logs: the user's, for a run on a branch): read-only but for
+            // the objects `git add` writes.
+            out.push(Mount::Read(dir.clone()));
+            let objects = dir.join("objects");
+            if objects.is_dir() {
+                out.push(Mount::Write(objects));
+            }
+        } else {
+            out.push(Mount::Write(dir.clone()));
+        }
         for name in GUARDED_FILES {
             let file = dir.join(name);
             if std::fs::symlink_metadata(&file).is_ok_and(|m| m.is_file()) {

@@ -428,3 +428,35 @@ fn refusals_are_the_lines_of_read_only_writes() {
     );
     assert_eq!(refusals(out, 1).len(), 1);
 }
+
+#[test]
+fn a_run_on_a_branch_sees_its_worktree_and_run_but_nothing_else_of_orchs_state() {
+    let m = Machine::new();
+    let state = m.p("work/project/.orch");
+    let worktree = state.join("worktrees/r1");
+    std::fs::create_dir_all(&worktree).unwrap();
+    let jail = Jail {
+        project: worktree.clone(),
+        ..m.jail(AgentKind::Command)
+    };
+    let mounts = plan(
+        &jail,
+        &m.env(&[]),
+        Path::new("/bin/sh"),
+        Path::new("/usr/bin/orch"),
+        &worktree,
+    );
+    let hidden = position(&mounts, &Mount::Hidden(state.clone()));
+    let work = position(&mounts, &Mount::Write(worktree.clone()));
+    let run = position(&mounts, &Mount::Read(jail.run_dir.clone()));
+    assert!(hidden < work && hidden < run, "{mounts:#?}");
+    // The user's checkout is not bound writable at all.
+    assert!(
+        !mounts.contains(&Mount::Write(m.p("work/project"))),
+        "{mounts:#?}"
+    );
+    // In place, `.orch/` is read-only, not hidden (the project is the agents').
+    let in_place = m.plan(AgentKind::Command, &m.env(&[]));
+    assert!(!in_place.contains(&Mount::Hidden(state.clone())));
+    position(&in_place, &Mount::Read(state));
+}

@@ -25,6 +25,10 @@ pub enum WarningKind {
     /// watch could not be set, what agents left running could not be looked for, agent
     /// processes nobody continues were stopped.
     Agents,
+    /// Where the run works is not what the settings asked: a run meant for a branch of its
+    /// own works in place (not a git repository, no commit yet); a commit on the run's branch
+    /// could not be made.
+    Workspace,
     /// A kind this orch does not know (journaled by a newer one): shown, never dropped.
     #[serde(other)]
     Other,
@@ -36,6 +40,7 @@ impl WarningKind {
             WarningKind::Unpoliced => "unpoliced",
             WarningKind::Unrecorded => "unrecorded",
             WarningKind::Agents => "agents",
+            WarningKind::Workspace => "workspace",
             WarningKind::Other => "other",
         }
     }
@@ -67,6 +72,7 @@ mod tests {
             WarningKind::Unpoliced,
             WarningKind::Unrecorded,
             WarningKind::Agents,
+            WarningKind::Workspace,
         ] {
             let json = serde_json::to_string(&kind).unwrap();
             assert_eq!(json, format!("\"{}\"", kind.name()));

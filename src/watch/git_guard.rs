@@ -15,6 +15,12 @@
 //! The guarded directories are watched as they exist (one created later, from the next look
 //! on); the engine also looks before each task's checks and at the end of the run.
 //!
+//! A run on a branch works in a linked worktree whose common directory is the user's own
+//! repository, which the user keeps using (commits, checkouts, `git gc`): there only what can
+//! make git run a command (`config`, `hooks/`, `info/`) and the run's own branch are guarded,
+//! and the engine's own commits on that branch are taken into the copy as it makes them
+//! ([`GitGuard::accept_own_ref`]).
+//!
 //! Files are compared by content (a symlink by its target) and executable bit. A change is
 //! shown by its path from the project root (`.git/hooks/pre-commit`), or its absolute path
 //! when the common directory lies outside the project (a linked worktree).
@@ -43,6 +49,24 @@ struct Area {
     shown: String,
     /// Its directory in the copy.
     label: &'static str,
+    /// Only these of its guarded files (a shared common directory), when set: `config`, what
+    /// lies under `hooks/` and `info/`, and this ref (the run's branch).
+    shared: Option<String>,
+}
+
+impl Area {
+    /// Whether `rel` (a guarded file's path in the area) is this area's to guard.
+    fn keeps(&self, rel: &str) -> bool {
+        match &self.shared {
+            None => true,
+            Some(own_ref) => {
+                rel == "config"
+                    || rel.starts_with("hooks/")
+                    || rel.starts_with("info/")
+                    || rel == own_ref
+            }
+        }
+    }
 }
 
 /// A guarded file that is not as it was at the start.
@@ -107,6 +131,16 @@ impl GitGuard {
     /// The guard of the repository of `root` (`None` when it is not a git work tree), its
     /// copy in `copy` (made now unless an earlier engine of the run made it).
     pub fn open(root: &Path, copy: &Path) -> std::io::Result<Option<GitGuard>> {
+        Self::open_for(root, copy, None)
+    }
+
+    /// `open`, for a run on the branch `own_ref` (`refs/heads/orch/<run-id>`) in a linked
+    /// worktree at `root`: its common directory is the user's, and guarded as such.
+    pub fn open_for(
+        root: &Path,
+        copy: &Path,
+        own_ref: Option<&str>,
+    ) -> std::io::Result<Option<GitGuard>> {
         let Some(repo) = RepoDirs::of(root) else {
             return Ok(None);
         };
@@ -118,12 +152,14 @@ impl GitGuard {
             dir: repo.git_dir.clone(),
             shown: shown(&repo.git_dir),
             label: "git-dir",
+            shared: None,
         }];
         if repo.common_dir != repo.git_dir {
             areas.push(Area {
                 dir: repo.common_dir.clone(),
                 shown: shown(&repo.common_dir),
                 label: "common-dir",
+                shared: own_ref.map(String::from),
             });
         }
         let mut guard = GitGuard {
@@ -147,7 +183,7 @@ impl GitGuard {
         let mut kept = Vec::new();
         for area in &self.areas {
             let dir = self.copy.join(area.label);
-            for rel in guarded_files(&dir) {
+            for rel in guarded_files(&dir).into_iter().filter(|r| area.keeps(r)) {
                 let path = dir.join(&rel);
                 let meta = std::fs::symlink_metadata(&path)?;
                 let link = meta.file_type().is_symlink();
@@ -208,7 +244,10 @@ impl GitGuard {
         }
         std::fs::create_dir_all(&self.copy)?;
         for area in &self.areas {
-            for rel in guarded_files(&area.dir) {
+            for rel in guarded_files(&area.dir)
+                .into_iter()
+                .filter(|r| area.keeps(r))
+            {
                 crate::snapshot::save_copy(&area.dir, &rel, &self.copy.join(area.label))
                     .map_err(std::io::Error::other)?;
             }
@@ -315,8 +354,11 @@ impl GitGuard {
         let mut found = Vec::new();
         for area in &self.areas {
             let copy = self.copy.join(area.label);
-            let mut paths: BTreeSet<String> = guarded_files(&area.dir).into_iter().collect();
-            paths.extend(guarded_files(&copy));
+            let mut paths: BTreeSet<String> = guarded_files(&area.dir)
+                .into_iter()
+                .filter(|r| area.keeps(r))
+                .collect();
+            paths.extend(guarded_files(&copy).into_iter().filter(|r| area.keeps(r)));
             for rel in paths {
                 let now = read(&area.dir, &rel);
                 let then = read(&copy, &rel);
@@ -354,6 +396,42 @@ impl GitGuard {
         }
     }
 
+    /// Takes the run's own branch as it is now into the copy: the engine moved it (a commit of
+    /// its own), which is no agent's write.
+    pub fn accept_own_ref(&mut self) -> std::io::Result<()> {
+        let Some(area) = self.areas.iter().find(|a| a.shared.is_some()).cloned() else {
+            return Ok(());
+        };
+        let Some(own_ref) = area.shared.clone() else {
+            return Ok(());
+        };
+        let into = self.copy.join(area.label);
+        match crate::snapshot::save_copy(&area.dir, &own_ref, &into) {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                let _ = std::fs::remove_file(into.join(&own_ref));
+            }
+            Err(e) => return Err(std::io::Error::other(e.to_string())),
+        }
+        self.kept
+            .retain(|k| !(k.label == area.label && k.rel == own_ref));
+        if let Some(content) = read(&area.dir, &own_ref) {
+            let content = content
+                .strip_suffix(b"\0exec")
+                .map(<[u8]>::to_vec)
+                .unwrap_or(content);
+            self.kept.push(Kept {
+                label: area.label,
+                rel: own_ref.clone(),
+                content,
+                mode: 0o644,
+                link: false,
+            });
+        }
+        self.reported.remove(&format!("{}{own_ref}", area.shown));
+        Ok(())
+    }
+
     /// Copies the guarded file `shown` as it is now to `dest/<shown without a leading />`.
     pub fn save(&self, shown: &str, dest: &Path) -> anyhow::Result<Option<PathBuf>> {
         let (area, rel) = self
@@ -385,7 +463,7 @@ impl GitGuard {
             } else {
                 TOP_FILES.contains(&rel)
             };
-            (guarded && !rel.split('/').any(|p| p == ".." || p.is_empty()))
+            (guarded && area.keeps(rel) && !rel.split('/').any(|p| p == ".." || p.is_empty()))
                 .then(|| (area.clone(), rel.to_string()))
         })
     }
@@ -513,6 +591,64 @@ mod tests {
             .map(|c| c.shown)
             .collect();
         assert_eq!(left, [".git/info/attributes"]);
+    }
+
+    #[test]
+    fn a_run_on_a_branch_guards_its_own_branch_and_leaves_the_users_refs_to_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let common = root.join(".git");
+        let own = common.join("worktrees/r1");
+        let wt = root.join(".orch/worktrees/r1");
+        fs::create_dir_all(common.join("refs/heads/orch")).unwrap();
+        fs::create_dir_all(common.join("hooks")).unwrap();
+        fs::create_dir_all(&own).unwrap();
+        fs::create_dir_all(&wt).unwrap();
+        fs::write(common.join("config"), "[core]\n").unwrap();
+        fs::write(common.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+        fs::write(common.join("refs/heads/main"), "m1\n").unwrap();
+        fs::write(common.join("refs/heads/orch/r1"), "s\n").unwrap();
+        fs::write(own.join("HEAD"), "ref: refs/heads/orch/r1\n").unwrap();
+        fs::write(own.join("commondir"), "../..\n").unwrap();
+        fs::write(wt.join(".git"), format!("gitdir: {}\n", own.display())).unwrap();
+        let copy = run.path().join("git-meta");
+        let mut guard = GitGuard::open_for(&wt, &copy, Some("refs/heads/orch/r1"))
+            .unwrap()
+            .unwrap();
+        // The user commits, checks out, packs refs: theirs.
+        fs::write(common.join("refs/heads/main"), "m2\n").unwrap();
+        fs::write(common.join("HEAD"), "ref: refs/heads/other\n").unwrap();
+        fs::write(common.join("packed-refs"), "x\n").unwrap();
+        assert_eq!(guard.changes().changes, []);
+        // The engine commits on the run's branch: taken as no agent's doing.
+        fs::write(common.join("refs/heads/orch/r1"), "t1\n").unwrap();
+        guard.accept_own_ref().unwrap();
+        assert_eq!(guard.changes().changes, []);
+        // Reopened by a later engine: the copy holds the engine's tip.
+        let mut again = GitGuard::open_for(&wt, &copy, Some("refs/heads/orch/r1"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.changes().changes, []);
+        // An agent's commit on it, a hook, the worktree's HEAD: reported.
+        fs::write(common.join("refs/heads/orch/r1"), "evil\n").unwrap();
+        fs::write(common.join("hooks/pre-commit"), "evil\n").unwrap();
+        fs::write(own.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+        let mut shown: Vec<String> = again
+            .changes()
+            .changes
+            .into_iter()
+            .map(|c| c.shown)
+            .collect();
+        shown.sort();
+        let c = format!("{}/", common.display());
+        let mut expected = [
+            format!("{}/HEAD", own.display()),
+            format!("{c}hooks/pre-commit"),
+            format!("{c}refs/heads/orch/r1"),
+        ];
+        expected.sort();
+        assert_eq!(shown, expected);
     }
 
     /// Waits (up to 10 s) for a `GitMeta` signal.

@@ -18,7 +18,8 @@ const ONE_TASK: &str = r#"{"tasks": [
 /// A committed project (so that refs and HEAD exist and orch's git has history to read) with
 /// one task `a` done by `worker` under the ownership policy `policy`. The worker runs outside
 /// orch's sandbox: these tests check orch's own detection, the net under every agent where no
-/// sandbox confines it (`sandbox: off`, or no bubblewrap).
+/// sandbox confines it (`sandbox: off`, or no bubblewrap). In place: the agent works in the
+/// project's own work tree and its `.git/` (tests/it/worktree.rs has the runs on a branch).
 fn options(name: &str, policy: &str, worker: &str) -> Options {
     Options::new(name)
         .worker(worker)
@@ -26,6 +27,7 @@ fn options(name: &str, policy: &str, worker: &str) -> Options {
         .on_violation(policy)
         .plan(ONE_TASK)
         .committed()
+        .yaml("workspace: in-place\n")
 }
 
 fn setup(name: &str, policy: &str, worker: &str) -> Up {

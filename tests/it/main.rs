@@ -31,3 +31,4 @@ mod up;
 mod wait;
 mod warnings;
 mod watch_tree;
+mod worktree;

@@ -84,11 +84,13 @@ fn a_linked_worktree_gets_its_common_directory_bound_with_the_same_guard() {
     let home = position(&mounts, &Mount::Hidden(m.p("home")));
     // The `.git` file that names the git directory cannot be replaced.
     position(&mounts, &Mount::Read(m.p("work/project/.git")));
-    // The common directory, hidden with the home, is bound back writable (objects for `git
-    // add`), its guarded parts read-only; the other worktrees' directories read-only, this
-    // one's own writable again with its HEAD read-only.
-    let c = position(&mounts, &Mount::Write(common.clone()));
+    // The common directory, hidden with the home, is bound back read-only (it is also the
+    // main checkout's git directory: its index, HEAD and logs are not this agent's) but for
+    // its objects (for `git add`), its guarded parts read-only; the other worktrees'
+    // directories read-only, this one's own writable again with its HEAD read-only.
+    let c = position(&mounts, &Mount::Read(common.clone()));
     assert!(home < c, "{mounts:#?}");
+    assert!(c < position(&mounts, &Mount::Write(common.join("objects"))));
     for read in ["config", "packed-refs", "HEAD", "hooks", "info", "refs"] {
         assert!(
             c < position(&mounts, &Mount::Read(common.join(read))),

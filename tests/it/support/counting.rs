@@ -10,26 +10,29 @@ use super::{Options, Up};
 pub(crate) const WORKER: &str = r#"#!/bin/sh
 # A worker of the resume tests: counts its start, waits to be let go, writes its files.
 id="$ORCH_TASK_ID"
-mkdir -p counts
+# The counts' directory: the project's counts/ (a run on a branch is told where it is).
+counts="${COUNTS:-counts}"
+mkdir -p "$counts"
 # Task b ignores hangups when asked: it then outlives its tmux server.
-if [ "$id" = b ] && [ -e counts/b-ignores-hup ]; then trap '' HUP; fi
+if [ "$id" = b ] && [ -e "$counts"/b-ignores-hup ]; then trap '' HUP; fi
 # The pid first: a test that saw the start may read the pid at once.
-echo $$ >> "counts/pids-$id"
-echo "start $$ ${ORCH_RESUME_SESSION:-}" >> "counts/starts-$id"
+echo $$ >> "$counts/pids-$id"
+echo "start $$ ${ORCH_RESUME_SESSION:-}" >> "$counts/starts-$id"
 echo "ORCH_SESSION sess-$id-$$"
-while [ ! -e "counts/go-$id" ] && [ ! -e counts/go-all ]; do sleep 0.02; done
+while [ ! -e "$counts/go-$id" ] && [ ! -e "$counts"/go-all ]; do sleep 0.02; done
 for f in $ORCH_FILES; do mkdir -p "$(dirname "$f")"; echo "$id done" > "$f"; done
 echo "task $id finished"
 "#;
 
 pub(crate) const PLANNER: &str = r#"#!/bin/sh
 # The planner of the resume tests: counts its start, waits to be let go, answers a plan.
-mkdir -p counts
-echo $$ >> counts/pids-planner
-echo "start $$" >> counts/starts-planner
-while [ ! -e counts/go-planner ] && [ ! -e counts/go-all ]; do sleep 0.02; done
+counts="${COUNTS:-counts}"
+mkdir -p "$counts"
+echo $$ >> "$counts"/pids-planner
+echo "start $$" >> "$counts"/starts-planner
+while [ ! -e "$counts"/go-planner ] && [ ! -e "$counts"/go-all ]; do sleep 0.02; done
 # Asked for one bad answer: no plan at all.
-if [ -e counts/bad-plan-once ]; then rm counts/bad-plan-once; echo "no plan today"; exit 0; fi
+if [ -e "$counts"/bad-plan-once ]; then rm "$counts"/bad-plan-once; echo "no plan today"; exit 0; fi
 mkdir -p specs
 echo '# the spec' > specs/s.md
 cat plan.json
@@ -64,7 +67,45 @@ limits:
   planner_retries: 1
 ";
 
+/// The same for a run on a branch: the agents work in the run's worktree, and are told where
+/// the project's `counts/` is (`COUNTS`), which their sandbox lets them write.
+const BRANCH_AGENTS: &str = "\
+agents:
+  plan:
+    kind: command
+    command: [\"./planner.sh\"]
+    env: {COUNTS: \"@ROOT@/counts\"}
+  mine:
+    kind: command
+    command: [\"./worker.sh\"]
+    env: {COUNTS: \"@ROOT@/counts\"}
+";
+
 impl Up {
+    /// `counting`, committed: its runs are on a branch, in a worktree of their own.
+    pub(crate) fn counting_on_branch(name: &str) -> Up {
+        let config = CONFIG.replacen(
+            "agents:\n  plan:\n    kind: command\n    command: [\"./planner.sh\"]\n  mine:\n    \
+             kind: command\n    command: [\"./worker.sh\"]\n",
+            BRANCH_AGENTS,
+            1,
+        );
+        assert!(config.contains("COUNTS"), "{config}");
+        let config = format!("{config}sandbox_paths:\n  write: [\"@ROOT@/counts\"]\n");
+        let up = Options::new(name)
+            .config(&config)
+            .ignore("counts/\nplan.json\n")
+            .file("specs/s.md", "# the spec\n")
+            .plan(PLAN)
+            .script("planner.sh", PLANNER)
+            .script("worker.sh", WORKER)
+            .request("Build a, b and c")
+            .committed()
+            .start();
+        std::fs::create_dir_all(up.p.path("counts")).unwrap();
+        up
+    }
+
     /// A project whose planner and workers count their starts and wait to be let go (see
     /// the top of this module).
     pub(crate) fn counting(name: &str) -> Up {
@@ -111,7 +152,7 @@ impl Up {
     /// found by its pid in its own namespace and its variables (a sandboxed agent's `$$` is
     /// not its pid out here); 0 for one no longer running.
     pub(crate) fn pids(&self, id: &str) -> Vec<i32> {
-        let root = self.p.root().display().to_string();
+        let root = self.work_dir().display().to_string();
         self.inner_pids(id)
             .into_iter()
             .map(|inner| outer_pid(inner, id, &root).unwrap_or(0))

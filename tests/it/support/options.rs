@@ -36,6 +36,8 @@ pub(crate) struct Options {
     request: String,
     wait_timeout: Duration,
     commit: bool,
+    /// Made under `target/tmp` rather than the system's temp directory.
+    in_target: bool,
 }
 
 enum Config {
@@ -65,6 +67,7 @@ impl Options {
             request: "go".to_string(),
             wait_timeout: Duration::from_secs(90),
             commit: false,
+            in_target: false,
         }
     }
 
@@ -187,9 +190,20 @@ impl Options {
         self
     }
 
+    /// The project is made under `target/tmp`: where the sandbox shows it as it is (it hides
+    /// `/tmp` whole, and with it a project there).
+    pub(crate) fn in_target(mut self) -> Self {
+        self.in_target = true;
+        self
+    }
+
     /// Writes the project and starts its private tmux server (no run yet: see `Up::start`).
     pub(crate) fn start(self) -> Up {
-        let p = TestProject::new();
+        let p = if self.in_target {
+            TestProject::new_in(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")))
+        } else {
+            TestProject::new()
+        };
         let (config, model, homes) = match &self.config {
             Config::Written(yaml) => (yaml.clone(), None, None),
             Config::Worker {
@@ -209,7 +223,9 @@ impl Options {
                 (config, Some(model), Some(homes))
             }
         };
-        p.file("orch.yaml", &(config + &self.yaml));
+        // `@ROOT@` in the config: the project's directory, known only now.
+        let root = p.root().display().to_string();
+        p.file("orch.yaml", &(config + &self.yaml).replace("@ROOT@", &root));
         p.file(".gitignore", &self.ignore);
         p.file("README.md", "# the project\n");
         for (rel, content, executable) in &self.files {

@@ -11,9 +11,15 @@ pub(crate) struct TestProject {
 impl TestProject {
     /// An empty git work tree.
     pub(crate) fn new() -> Self {
+        Self::new_in(&std::env::temp_dir())
+    }
+
+    /// An empty git work tree in `parent` (under `target/tmp`, the box does not hide it as it
+    /// hides `/tmp`).
+    pub(crate) fn new_in(parent: &Path) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("orch-test-")
-            .tempdir()
+            .tempdir_in(parent)
             .unwrap();
         let status = Command::new("git")
             .args(["init", "-q"])

@@ -167,6 +167,29 @@ impl Up {
             .path()
     }
 
+    /// Where the run's agents work: its worktree (a run on a branch, as `run.json` says), else
+    /// the project itself.
+    pub(crate) fn work_dir(&self) -> PathBuf {
+        let info = std::fs::read_to_string(self.run_dir().join("run.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok());
+        match info.as_ref().and_then(|i| i["workspace"]["path"].as_str()) {
+            Some(path) => PathBuf::from(path),
+            None => self.p.root(),
+        }
+    }
+
+    /// A path where the run's agents work (`rel` to it).
+    pub(crate) fn work_path(&self, rel: &str) -> PathBuf {
+        self.work_dir().join(rel)
+    }
+
+    /// The run's `workspace` record of `run.json` (null for a run in place).
+    pub(crate) fn workspace(&self) -> Value {
+        let text = self.run_file("run.json");
+        serde_json::from_str::<Value>(&text).unwrap()["workspace"].clone()
+    }
+
     /// The directory of attempt `n` of task `task`.
     pub(crate) fn attempt(&self, task: &str, n: u32) -> PathBuf {
         self.run_dir().join(format!("tasks/{task}/{n}"))

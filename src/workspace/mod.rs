@@ -5,7 +5,17 @@
 //! The user's checkout is theirs: a worktree run changes nothing in it; only an explicit
 //! `orch merge` brings a run's commits into the user's branch.
 
+mod commit;
+mod git;
+mod prepare;
+#[cfg(test)]
+mod tests;
+
 use std::path::PathBuf;
+
+pub use commit::{Committer, Found, TaskSummary, specs_message, task_message};
+pub use git::Git;
+pub use prepare::{Prepared, Wanted, prepare, uncommitted_paths};
 
 use serde::{Deserialize, Serialize};
 

@@ -1,0 +1,224 @@
+//! A run on a branch: the engine's commits. The plan's specs once the plan is accepted, then
+//! each task the judge passed, as one commit of exactly its owned files, made (and journaled:
+//! `specs_committed`, `task_committed`) before the task is done, so before any task that
+//! depends on it launches. A task that fails for good leaves no commit; its last attempt's
+//! files are copied into the run directory (`failed/<task>/`). A commit made when the engine
+//! died before journaling it is found on resume by its trailers and journaled then: nothing
+//! committed is made again.
+
+use super::core::Engine;
+use crate::paths::ProjectPath;
+use crate::plan::TaskId;
+use crate::state::{Event, TaskStatus, WarningKind};
+use crate::workspace::{Committer, TaskSummary, specs_message, task_message};
+
+impl Engine {
+    /// The run's committer; `None` for a run in place.
+    fn committer(&self) -> Option<Committer> {
+        let ws = self.info.workspace.as_ref()?;
+        Some(Committer::new(ws, self.dir.path()))
+    }
+
+    /// After a commit of the engine's own: the guard takes the branch's new tip as no agent's
+    /// doing, and the worktree's index follows the tip.
+    fn after_commit(&mut self, committer: &Committer) {
+        if let Some(guard) = self.watching.git_guard_mut()
+            && let Err(e) = guard.accept_own_ref()
+        {
+            let message = format!(
+                "cannot take the run branch's new tip into the copy of .git/'s guarded files \
+                 ({e}): it may be reported as a change"
+            );
+            self.warn(WarningKind::Unpoliced, message);
+        }
+        if let Err(e) = committer.reset_index() {
+            let message = format!(
+                "cannot reset the worktree's index to the run branch's tip ({e:#}): `git \
+                 status` in the worktree may show committed files as changed"
+            );
+            self.warn(WarningKind::Workspace, message);
+        }
+    }
+
+    /// Commits the plan's specs (when the run is on a branch and they changed).
+    pub(super) fn commit_specs(&mut self) -> anyhow::Result<()> {
+        let Some(committer) = self.committer() else {
+            return Ok(());
+        };
+        if self.state.specs_commit.is_some() {
+            return Ok(());
+        }
+        let files = self.spec_files();
+        let message = specs_message(&self.info.run_id, &files);
+        match committer.commit(&files, &message, true) {
+            Ok(Some(commit)) => {
+                self.record(Event::SpecsCommitted { commit, files })?;
+                self.after_commit(&committer);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let message = format!(
+                    "cannot commit the plan's specs on the run's branch ({e:#}): they are in \
+                     the worktree, in no commit of the run"
+                );
+                self.warn(WarningKind::Workspace, message);
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits task `id`, which the judge passed: exactly its owned files. `Err` only when the
+    /// journal fails; a commit git could not make is a reason to fail the task (`Some`).
+    pub(super) fn commit_task(&mut self, id: &TaskId) -> anyhow::Result<Option<String>> {
+        let Some(committer) = self.committer() else {
+            return Ok(None);
+        };
+        let Some(task) = self.state.tasks.get(id).cloned() else {
+            return Ok(None);
+        };
+        if task.commit.is_some() {
+            return Ok(None);
+        }
+        let usage = crate::progress::of_task(&self.dir, &task).usage;
+        let verdict = self
+            .state
+            .verdicts
+            .get(id)
+            .map(|v| match v.reason.trim() {
+                "" => v.verdict.clone(),
+                reason => format!("{} ({})", v.verdict, first_line(reason)),
+            })
+            .unwrap_or_else(|| "pass".into());
+        let message = task_message(
+            &self.info.run_id,
+            &TaskSummary {
+                id: id.as_str(),
+                agent: &task.agent,
+                text: &task.task_text,
+                attempts: task.attempts,
+                verdict,
+                tokens: usage.as_ref().map(|u| u.input_tokens + u.output_tokens),
+                cost_usd: usage.as_ref().and_then(|u| u.cost_usd),
+            },
+        );
+        match committer.commit(&task.files, &message, false) {
+            Ok(Some(commit)) => {
+                self.record(Event::TaskCommitted {
+                    task: id.clone(),
+                    attempt: task.attempts,
+                    commit,
+                    files: task.files.clone(),
+                })?;
+                self.after_commit(&committer);
+                Ok(None)
+            }
+            Ok(None) => Ok(None),
+            Err(e) => Ok(Some(format!(
+                "passed, but its files could not be committed on the run's branch: {e:#}"
+            ))),
+        }
+    }
+
+    /// A task failed for good on a branch: its last attempt's owned files, as they are in the
+    /// worktree, are copied into the run directory (`failed/<task>/`), where they stay
+    /// whatever becomes of the worktree.
+    pub(super) fn keep_failed_files(&mut self, id: &TaskId) {
+        if self.info.workspace.is_none() {
+            return;
+        }
+        let Some(files) = self.state.tasks.get(id).map(|t| t.files.clone()) else {
+            return;
+        };
+        let dest = self.dir.path().join("failed").join(id.as_str());
+        for file in &files {
+            if crate::paths::link_out(&self.work.root, file).is_some() {
+                continue;
+            }
+            if let Err(e) = crate::snapshot::save_copy(&self.work.root, file, &dest) {
+                let message = format!(
+                    "cannot keep a copy of {file} as failed task {id} left it ({e:#}); it is \
+                     still in the worktree"
+                );
+                self.warn(WarningKind::Unrecorded, message);
+            }
+        }
+    }
+
+    /// On resume: commits on the run's branch the journal does not hold (the engine died
+    /// between making and journaling them) are found by their trailers and journaled; a task
+    /// whose commit is there is done, and the guard takes the branch as it is when its tip
+    /// is the run's own last commit.
+    pub(super) fn recover_commits(&mut self) -> anyhow::Result<()> {
+        let Some(committer) = self.committer() else {
+            return Ok(());
+        };
+        let found = match committer.commits() {
+            Ok(found) => found,
+            Err(e) => {
+                let message =
+                    format!("cannot read the run's branch ({e:#}): commits are not checked");
+                self.warn(WarningKind::Workspace, message);
+                return Ok(());
+            }
+        };
+        let run_id = self.info.run_id.clone();
+        for commit in &found {
+            if commit.trailer("Orch-Run") != Some(run_id.as_str())
+                || self.state.commits.iter().any(|c| c.commit == commit.commit)
+            {
+                continue;
+            }
+            let files: Vec<ProjectPath> = committer
+                .files_of(&commit.commit)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|f| ProjectPath::new(f).ok())
+                .collect();
+            if commit.trailer("Orch-Commit") == Some("specs") {
+                self.record(Event::SpecsCommitted {
+                    commit: commit.commit.clone(),
+                    files,
+                })?;
+            } else if let Some(task) = commit.trailer("Orch-Task") {
+                let Some(state) = self.state.tasks.values().find(|t| t.id.as_str() == task) else {
+                    continue;
+                };
+                let (task, attempt, files) =
+                    (state.id.clone(), state.attempts, state.files.clone());
+                self.record(Event::TaskCommitted {
+                    task,
+                    attempt,
+                    commit: commit.commit.clone(),
+                    files,
+                })?;
+            }
+        }
+        // Committed is accepted: a task whose commit is there is done, never run again.
+        let committed: Vec<(TaskId, u32)> = self
+            .state
+            .tasks
+            .values()
+            .filter(|t| t.commit.is_some() && t.state != TaskStatus::Done)
+            .map(|t| (t.id.clone(), t.attempts))
+            .collect();
+        for (task, attempt) in committed {
+            self.record(Event::TaskDone { task, attempt })?;
+        }
+        let ours = self
+            .state
+            .commits
+            .last()
+            .map_or(self.info.workspace.as_ref().map(|w| w.start.clone()), |c| {
+                Some(c.commit.clone())
+            });
+        if committer.tip().ok() == ours {
+            self.after_commit(&committer);
+        }
+        Ok(())
+    }
+}
+
+fn first_line(text: &str) -> String {
+    let line = text.lines().next().unwrap_or("").trim();
+    line.chars().take(120).collect()
+}

@@ -1,0 +1,196 @@
+//! The engine's commits on a run branch: the specs, then each accepted task, each holding
+//! exactly the files it names as they are in the worktree, on top of the branch's tip.
+//!
+//! Built with plumbing in a temporary index of orch's own (the run directory's
+//! `commit.index`): `read-tree` of the tip, `update-index --add --remove` of the files,
+//! `write-tree`, `commit-tree`, then `update-ref` from the old tip (so a branch moved under
+//! the engine fails the commit rather than losing a commit). Nothing else of the worktree goes
+//! in: a stray file, another task's half-written one. The worktree's own index is then reset
+//! to the new tip (its files untouched), so `git status` there shows what is not committed.
+//! No hook runs (orch's hardened git).
+//!
+//! Every commit carries trailers (`Orch-Run`, `Orch-Task` or `Orch-Commit: specs`, …): a
+//! commit made when the engine died before journaling it is found by them on resume, and
+//! journaled then, rather than made twice.
+
+use std::path::Path;
+
+use super::git::{Git, commit_tree, identity, trailers};
+use crate::paths::ProjectPath;
+
+/// Commits on one run's branch.
+#[derive(Debug, Clone)]
+pub struct Committer {
+    worktree: Git,
+    /// The temporary index, in the run directory.
+    index: std::path::PathBuf,
+    /// `refs/heads/orch/<run-id>`.
+    branch_ref: String,
+    /// The branch's first commit of the run's own (`start`): where the search for commits by
+    /// their trailers stops.
+    start: String,
+}
+
+/// A commit of the run found on its branch, with its trailers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub commit: String,
+    pub trailers: Vec<(String, String)>,
+}
+
+impl Found {
+    pub fn trailer(&self, key: &str) -> Option<&str> {
+        self.trailers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Committer {
+    pub fn new(info: &super::WorkspaceInfo, run_dir: &Path) -> Committer {
+        Committer {
+            worktree: Git::at(&info.path),
+            index: run_dir.join("commit.index"),
+            branch_ref: format!("refs/heads/{}", info.branch),
+            start: info.start.clone(),
+        }
+    }
+
+    /// The branch's tip.
+    pub fn tip(&self) -> anyhow::Result<String> {
+        self.worktree.commit_of(&self.branch_ref).ok_or_else(|| {
+            anyhow::anyhow!(
+                "the run's branch {} is gone from the repository",
+                self.branch_ref.trim_start_matches("refs/heads/")
+            )
+        })
+    }
+
+    /// Commits `files` as they are in the worktree (a missing one as removed) on the tip,
+    /// with `message`. `None` when they are exactly as the tip has them and `skip_empty`.
+    pub fn commit(
+        &self,
+        files: &[ProjectPath],
+        message: &str,
+        skip_empty: bool,
+    ) -> anyhow::Result<Option<String>> {
+        let parent = self.tip()?;
+        let _ = std::fs::remove_file(&self.index);
+        let staged = self.worktree.with_index(&self.index);
+        staged.run(["read-tree", &parent])?;
+        let mut list = Vec::new();
+        for file in files {
+            list.extend_from_slice(file.as_str().as_bytes());
+            list.push(0);
+        }
+        if !list.is_empty() {
+            staged.run_with(
+                ["update-index", "--add", "--remove", "-z", "--stdin"],
+                Some(&list),
+                &[],
+            )?;
+        }
+        let tree = staged.run(["write-tree"])?;
+        let _ = std::fs::remove_file(&self.index);
+        if skip_empty && tree == self.worktree.tree_of(&parent)? {
+            return Ok(None);
+        }
+        let commit = commit_tree(
+            &self.worktree,
+            &tree,
+            &parent,
+            message,
+            &identity(&self.worktree.root),
+        )?;
+        self.worktree
+            .run(["update-ref", &self.branch_ref, &commit, &parent])?;
+        Ok(Some(commit))
+    }
+
+    /// Resets the worktree's own index to the tip, its files untouched: after a commit, so
+    /// that `git status` and `git diff` in the worktree show what is not committed yet.
+    pub fn reset_index(&self) -> anyhow::Result<()> {
+        self.worktree.run(["reset", "-q"]).map(drop)
+    }
+
+    /// The run's own commits (after `start`), oldest first.
+    pub fn commits(&self) -> anyhow::Result<Vec<Found>> {
+        let range = format!("{}..{}", self.start, self.branch_ref);
+        let out = self
+            .worktree
+            .run(["log", "--reverse", "--format=%H%x00%B%x01", &range])?;
+        Ok(out
+            .split('\u{1}')
+            .filter_map(|entry| {
+                let (commit, message) = entry.trim_start_matches('\n').split_once('\0')?;
+                Some(Found {
+                    commit: commit.to_string(),
+                    trailers: trailers(message),
+                })
+            })
+            .collect())
+    }
+
+    /// The files a commit changed against its parent.
+    pub fn files_of(&self, commit: &str) -> anyhow::Result<Vec<String>> {
+        let out = self.worktree.run([
+            "diff-tree",
+            "--no-commit-id",
+            "--no-renames",
+            "--name-only",
+            "-r",
+            "-z",
+            commit,
+        ])?;
+        Ok(out
+            .split('\0')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect())
+    }
+}
+
+/// A task's commit message: a subject naming it, the task's first line, the trailers.
+pub fn task_message(run_id: &str, task: &TaskSummary<'_>) -> String {
+    let first = task.text.lines().next().unwrap_or("").trim();
+    let first: String = first.chars().take(200).collect();
+    let mut message = format!("orch: task {} ({})\n\n{first}\n\n", task.id, task.agent);
+    message.push_str(&format!(
+        "Orch-Run: {run_id}\nOrch-Task: {}\nOrch-Agent: {}\nOrch-Attempts: {}\nOrch-Verdict: \
+         {}\n",
+        task.id, task.agent, task.attempts, task.verdict
+    ));
+    if let Some(tokens) = task.tokens {
+        message.push_str(&format!("Orch-Tokens: {tokens}\n"));
+    }
+    if let Some(cost) = task.cost_usd {
+        message.push_str(&format!("Orch-Cost: {cost:.4} USD\n"));
+    }
+    message
+}
+
+/// The specs commit's message.
+pub fn specs_message(run_id: &str, files: &[ProjectPath]) -> String {
+    format!(
+        "orch: the plan's specs\n\n{}\n\nOrch-Run: {run_id}\nOrch-Commit: specs\n",
+        files
+            .iter()
+            .map(|f| format!("- {f}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    )
+}
+
+/// What a task's commit message says of it.
+#[derive(Debug, Clone)]
+pub struct TaskSummary<'a> {
+    pub id: &'a str,
+    pub agent: &'a str,
+    pub text: &'a str,
+    pub attempts: u32,
+    /// `pass`, and the judge's reason when it gave one.
+    pub verdict: String,
+    pub tokens: Option<u64>,
+    pub cost_usd: Option<f64>,
+}
