@@ -47,6 +47,7 @@ use serde::{Deserialize, Serialize};
 use crate::git::RepoDirs;
 use crate::paths::ProjectPath;
 use crate::plan::TaskId;
+use crate::workspace::Isolation;
 
 /// How many times a collect rebuilds its commit on a run branch that moved under it before
 /// giving up: each retry means another collect landed, so this is only reached when something
@@ -157,6 +158,32 @@ pub struct Collected {
     pub findings: Vec<Finding>,
 }
 
+/// Why `orch up` refuses `isolation: task` (None for `run`): the engine does not run tasks in
+/// worktrees of their own yet (this module is its library), and a run that quietly shared one
+/// worktree between tasks after the user asked for isolation would be a lie.
+pub fn not_yet(isolation: Isolation, config: &Path) -> Option<String> {
+    (isolation == Isolation::Task).then(|| {
+        format!(
+            "`isolation: task` in {} is not available yet: the engine does not run each task \
+             in a worktree of its own in this version (see the README, \"Isolation per task\"). \
+             Remove the line (or write `isolation: run`, the default: the tasks share the \
+             run's worktree) and run `orch up` again",
+            config.display()
+        )
+    })
+}
+
+/// A task worktree's changes at one moment ([`TaskRepo::inspect`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inspected {
+    /// The worktree's content as a tree object.
+    pub tree: String,
+    /// The owned files that changed since the start, sorted.
+    pub files: Vec<String>,
+    /// Every other change, sorted by path.
+    pub findings: Vec<Finding>,
+}
+
 /// `<project>/.orch/worktrees/<run-id>-tasks`: the run's task worktrees.
 pub fn tasks_dir(state_dir: &Path, run_id: &str) -> PathBuf {
     state_dir.join("worktrees").join(format!("{run_id}-tasks"))
@@ -224,13 +251,32 @@ impl TaskRepo {
     }
 
     /// Takes the task's owned files back as one commit on the run branch (see the module's
-    /// doc); `message` is the commit's whole message, trailers included.
+    /// doc); `message` is the commit's whole message, trailers included. [`TaskRepo::inspect`]
+    /// then [`TaskRepo::commit`], for a caller with nothing to decide in between.
     pub fn collect(
         &self,
         tw: &TaskWorktree,
         owned: &[ProjectPath],
         message: &str,
     ) -> Result<Collected, TaskError> {
+        let inspected = self.inspect(tw, owned)?;
+        let commit = self.commit(tw, &inspected, message)?;
+        Ok(Collected {
+            commit,
+            files: inspected.files,
+            findings: inspected.findings,
+        })
+    }
+
+    /// What the task changed, owned or not, without committing anything: for an engine that
+    /// checks ownership when the task's agent ends (its gate) and commits only once the judge
+    /// passed it. The tree is the worktree's content at this moment: [`TaskRepo::commit`]
+    /// takes the owned files as they were then.
+    pub fn inspect(
+        &self,
+        tw: &TaskWorktree,
+        owned: &[ProjectPath],
+    ) -> Result<Inspected, TaskError> {
         let owned: BTreeSet<&str> = owned.iter().map(ProjectPath::as_str).collect();
         let ignore = self.start_rules(tw)?;
         let tree = self.worktree_tree(tw, &owned, &ignore)?;
@@ -243,20 +289,26 @@ impl TaskRepo {
                 findings.push(Finding { path, change });
             }
         }
-        if files.is_empty() {
-            return Ok(Collected {
-                commit: None,
-                files,
-                findings,
-            });
-        }
-        let entries = self.index_info(&tree, &files)?;
-        let commit = self.commit_on_branch(tw, &entries, message)?;
-        Ok(Collected {
-            commit,
+        Ok(Inspected {
+            tree,
             files,
             findings,
         })
+    }
+
+    /// Commits the owned files an inspection found changed on the run branch's tip; None when
+    /// there were none (or the tip already holds them as they are).
+    pub fn commit(
+        &self,
+        tw: &TaskWorktree,
+        inspected: &Inspected,
+        message: &str,
+    ) -> Result<Option<String>, TaskError> {
+        if inspected.files.is_empty() {
+            return Ok(None);
+        }
+        let entries = self.index_info(&inspected.tree, &inspected.files)?;
+        self.commit_on_branch(tw, &entries, message)
     }
 
     /// Brings a checkout of the run branch (the run's worktree) up to its tip after collects

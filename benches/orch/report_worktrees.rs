@@ -83,19 +83,35 @@ pub(crate) fn details(o: &mut String, w: &Worktrees) {
         ms,
     );
     let per = w.wave_ms.median() / w.wave.max(1) as f64;
+    let full = w.prepare_ms.median();
+    // What the figures say, not what one expects them to say.
+    let compare = |other: f64, what: &str| {
+        let r = other / full;
+        if r < 0.9 {
+            format!("{what} took {:.0} % of it", r * 100.0)
+        } else if r > 1.1 {
+            format!("{what} took {:.1} times as long", r)
+        } else {
+            format!("{what} took as long (within 10 %)")
+        }
+    };
     let _ = writeln!(
         o,
         "\nOne task worktree takes {:.0} MiB on disk ({} files of a few bytes: one block \
-         each). At {} at once: {} per worktree. A full checkout is what git allows for a \
-         task that runs the project's tests: its cost is writing every file (the kernel's \
-         time, not git's), which is why neither more checkout workers nor a copy without git \
-         does better; only not writing the files does (no checkout, sparse), and the task \
-         then cannot build or test. orch makes the full checkout; what would cut it is a \
-         copy-on-write file system (`cp --reflink`, an overlay mount of the run's worktree), \
-         which this machine's ext4 does not have.\n",
+         each). At {} at once: {} per worktree. Against orch's full checkout ({}): {}; {}; \
+         only not writing the files is much cheaper (no checkout {}, sparse {}), and a task \
+         then has not the tree its build and tests need. A full checkout's cost is writing \
+         every file, the kernel's work more than git's, so it follows the file system: what \
+         would cut it is a copy-on-write one (`cp --reflink`, an overlay of the run's \
+         worktree), which this machine's ext4 is not.\n",
         w.disk_kib as f64 / 1024.0,
         count(w.files),
         w.wave,
         ms(per),
+        ms(full),
+        compare(w.parallel_ms.median(), "a parallel checkout"),
+        compare(w.copy_ms.median(), "a copy without git"),
+        ms(w.no_checkout_ms.median()),
+        ms(w.sparse_ms.median()),
     );
 }

@@ -368,3 +368,32 @@ fn discard_removes_the_worktree_and_gits_record_of_it() {
     assert!(p.repo.repo.is_dir());
     p.repo.tip().unwrap();
 }
+
+#[test]
+fn orch_up_refuses_isolation_task_until_the_engine_runs_it_saying_what_to_do() {
+    let config = Path::new("/p/orch.yaml");
+    assert_eq!(not_yet(Isolation::Run, config), None);
+    let why = not_yet(Isolation::Task, config).unwrap();
+    assert!(why.contains("/p/orch.yaml"), "{why}");
+    assert!(why.contains("isolation: run"), "{why}");
+}
+
+#[test]
+fn inspect_commits_nothing_and_commit_takes_the_files_as_inspected() {
+    let p = project();
+    let before = p.repo.tip().unwrap();
+    let tw = p.repo.prepare(&TaskId::new("a")).unwrap();
+    write(&tw.path, "src/lib.rs", "// first\n");
+    write(&tw.path, "stray.txt", "stray\n");
+    let inspected = p.repo.inspect(&tw, &owned(&["src/lib.rs"])).unwrap();
+    assert_eq!(inspected.files, ["src/lib.rs"]);
+    assert_eq!(inspected.findings[0].path, "stray.txt");
+    assert_eq!(p.repo.tip().unwrap(), before, "nothing committed yet");
+    // Written again after the inspection (say, while the judge read it): not taken.
+    write(&tw.path, "src/lib.rs", "// later\n");
+    let commit = p.repo.commit(&tw, &inspected, "m").unwrap().unwrap();
+    assert_eq!(
+        git(&p.root, &["show", &format!("{commit}:src/lib.rs")]),
+        "// first"
+    );
+}
