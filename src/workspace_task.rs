@@ -347,7 +347,12 @@ impl TaskRepo {
             .split(|&b| b == 0)
             .filter_map(|field| field.strip_prefix(b"worktree "))
             .map(|p| PathBuf::from(OsStr::from_bytes(p)))
-            .filter(|p| p.parent() == Some(dir.as_path()))
+            // git may keep the path as given or resolved: compare both ways.
+            .filter(|p| {
+                p.parent().is_some_and(|parent| {
+                    parent == dir || parent.canonicalize().is_ok_and(|c| c == dir)
+                })
+            })
             .collect())
     }
 
@@ -532,7 +537,7 @@ impl TaskRepo {
         message: &str,
     ) -> Result<Option<String>, TaskError> {
         let refname = format!("refs/heads/{}", self.branch);
-        let (name, email) = self.identity();
+        let identity = self.identity();
         for attempt in 0..COLLECT_TRIES {
             let tip = self.tip()?;
             let index = TempIndex::new(&self.scratch, tw.task.as_str())?;
@@ -552,11 +557,14 @@ impl TaskRepo {
                 return Ok(None);
             }
             let mut cmd = self.git(&self.repo);
-            cmd.env("GIT_AUTHOR_NAME", &name)
-                .env("GIT_AUTHOR_EMAIL", &email)
-                .env("GIT_COMMITTER_NAME", &name)
-                .env("GIT_COMMITTER_EMAIL", &email)
-                .args(["commit-tree", &tree, "-p", &tip, "-F", "-"]);
+            cmd.envs(identity.iter().map(|(k, v)| (k, v))).args([
+                "commit-tree",
+                &tree,
+                "-p",
+                &tip,
+                "-F",
+                "-",
+            ]);
             let commit = text(&run(
                 cmd,
                 &self.repo,
@@ -595,8 +603,11 @@ impl TaskRepo {
         })
     }
 
-    /// The repository's `user.name`/`user.email`, else the user's global ones, else orch's.
-    fn identity(&self) -> (String, String) {
+    /// Who the commit is by, as for the run's own commits (`crate::workspace`'s `identity`,
+    /// which this becomes once the module moves there): the user's `GIT_AUTHOR_*` and
+    /// `GIT_COMMITTER_*` variables, else `user.name`/`user.email` of the repository's config
+    /// then the user's global one, else `orch <orch@localhost>`.
+    fn identity(&self) -> Vec<(String, String)> {
         let get = |key: &str, global: bool| {
             let mut cmd = self.git(&self.repo);
             if global {
@@ -606,12 +617,26 @@ impl TaskRepo {
             let value = text(&out.stdout);
             (out.status.success() && !value.is_empty()).then_some(value)
         };
-        let name = get("user.name", false).or_else(|| get("user.name", true));
-        let email = get("user.email", false).or_else(|| get("user.email", true));
-        (
-            name.unwrap_or_else(|| FALLBACK_NAME.into()),
-            email.unwrap_or_else(|| FALLBACK_EMAIL.into()),
-        )
+        let name = get("user.name", false)
+            .or_else(|| get("user.name", true))
+            .unwrap_or_else(|| FALLBACK_NAME.into());
+        let email = get("user.email", false)
+            .or_else(|| get("user.email", true))
+            .unwrap_or_else(|| FALLBACK_EMAIL.into());
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        ["AUTHOR", "COMMITTER"]
+            .iter()
+            .flat_map(|role| {
+                [
+                    (format!("GIT_{role}_NAME"), &name),
+                    (format!("GIT_{role}_EMAIL"), &email),
+                ]
+            })
+            .map(|(key, fallback)| {
+                let value = var(&key).unwrap_or_else(|| fallback.clone());
+                (key, value)
+            })
+            .collect()
     }
 
     /// The hardened git command in `dir`, reading no attributes and the user's excludes.
