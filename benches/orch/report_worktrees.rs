@@ -31,7 +31,10 @@ pub(crate) fn details(o: &mut String, w: &Worktrees) {
          A project like the previous section's ({files} committed files, 100 per directory), a \
          run branch and the run's worktree made as `orch up` makes them (`git worktree add \
          -b orch/<id>`: {run}), then, {reps} times each, one after another, timed from this \
-         program (git's start included), warm page cache, {git}:\n\n\
+         program (git's start included), warm page cache, {git}. Before each figure, `sync`: \
+         what the file system still owes for the files removed before (written back, and on \
+         a disk mounted with `discard` trimmed; without it, a figure taken just after 100,000 \
+         files were removed came out many times slower here) is not counted in the next one:\n\n\
          - *orch: prepare*: `orch::workspace_task::TaskRepo::prepare`, what a task's launch \
          adds under `isolation: task`: `git worktree add --detach` at the run branch's tip, a \
          full checkout;\n\

@@ -12,7 +12,7 @@
 //! - a *wave*: several task worktrees made at once, as a wave of independent tasks launches.
 //!
 //! Each is timed end to end from the benchmark (process start included), warm page cache,
-//! one after another on the same project.
+//! one after another on the same project, each after a `sync` (see [`settle`]).
 
 use std::path::Path;
 use std::process::Command;
@@ -70,7 +70,15 @@ fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
 fn remove_worktree(repo: &Path, path: &Path) -> anyhow::Result<()> {
     let p = path.to_str().context("non-UTF-8 path")?;
     git(repo, &["worktree", "remove", "--force", "--force", p])?;
+    settle();
     Ok(())
+}
+
+/// Waits until the file system has done with what came before (`sync`): removing 100,000
+/// files leaves work behind (written back, on a disk mounted with `discard` trimmed), which
+/// would otherwise land on the next figure.
+fn settle() {
+    let _ = Command::new("sync").status();
 }
 
 fn disk_kib(path: &Path) -> u64 {
@@ -98,6 +106,7 @@ pub(crate) fn run(
     let fixture = Fixture::new(base, "worktrees", "silent", 1, |root| {
         crate::bigtree::fill(root, files, 0)
     })?;
+    settle();
     let root = &fixture.root;
     let state = root.join(".orch");
     let run_id = "bench";
@@ -116,6 +125,7 @@ pub(crate) fn run(
         ],
     )?;
     let run_worktree_ms = ms_since(start);
+    settle();
     let repo = TaskRepo::new(&run_wt, &state, run_id, &state.join("runs").join(run_id));
     let tip = repo.tip()?;
     let scratch = state.join("worktrees").join("bench-alternatives");
@@ -163,6 +173,7 @@ pub(crate) fn run(
         let start = Instant::now();
         repo.discard(&tw)?;
         discard.push(ms_since(start));
+        settle();
 
         // The other ways, each removed (untimed) before the next.
         let path = |name: &str| scratch.join(format!("{name}-{rep}"));
@@ -227,6 +238,7 @@ pub(crate) fn run(
         anyhow::ensure!(status.success(), "cp -a failed");
         copy.push(ms_since(start));
         std::fs::remove_dir_all(&p)?;
+        settle();
     }
 
     // Waves: `wave` worktrees at once, as independent tasks launch together.
@@ -257,6 +269,7 @@ pub(crate) fn run(
             result?;
         }
         repo.discard_all()?;
+        settle();
     }
     w.prepare_ms = Samples::new(prepare);
     w.collect_ms = Samples::new(collect);
