@@ -35,5 +35,6 @@ pub mod transcript;
 pub mod watch;
 pub mod workers;
 pub mod workspace;
+pub mod workspace_task;
 
 pub use cli::run;
