@@ -25,7 +25,6 @@ pub mod progress;
 pub mod project;
 pub mod prompt;
 pub mod report;
-pub mod review;
 pub mod sandbox;
 pub mod scripted;
 pub mod snapshot;
@@ -35,6 +34,5 @@ pub mod transcript;
 pub mod watch;
 pub mod workers;
 pub mod workspace;
-pub mod workspace_task;
 
 pub use cli::run;

@@ -35,7 +35,7 @@ pub(crate) fn details(o: &mut String, w: &Worktrees) {
          what the file system still owes for the files removed before (written back, and on \
          a disk mounted with `discard` trimmed; without it, a figure taken just after 100,000 \
          files were removed came out many times slower here) is not counted in the next one:\n\n\
-         - *orch: prepare*: `orch::workspace_task::TaskRepo::prepare`, what a task's launch \
+         - *orch: prepare*: `orch::workspace::task::TaskRepo::prepare`, what a task's launch \
          adds under `isolation: task`: `git worktree add --detach` at the run branch's tip, a \
          full checkout;\n\
          - *orch: collect*: the task changed its one owned file and wrote one stray file; \

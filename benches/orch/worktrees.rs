@@ -1,5 +1,5 @@
 //! `isolation: task` on a big project (the files of `bigtree.rs`): what a task's worktree
-//! costs to make, collect and remove, with orch's own code (`orch::workspace_task`), and what
+//! costs to make, collect and remove, with orch's own code (`orch::workspace::task`), and what
 //! the other ways git offers to make one cost on the same project, side by side:
 //!
 //! - *full checkout* (what orch does): `git worktree add --detach` of the run branch's tip;
@@ -21,7 +21,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use orch::paths::ProjectPath;
 use orch::plan::TaskId;
-use orch::workspace_task::TaskRepo;
+use orch::workspace::task::TaskRepo;
 
 use crate::project::Fixture;
 use crate::stats::Samples;

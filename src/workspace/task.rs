@@ -35,7 +35,7 @@
 //! This module belongs in `src/workspace/task.rs` once `src/workspace/` is a module directory.
 
 use std::collections::BTreeSet;
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::io::Write as _;
 use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
@@ -53,10 +53,6 @@ use crate::workspace::Isolation;
 /// giving up: each retry means another collect landed, so this is only reached when something
 /// keeps moving the branch.
 const COLLECT_TRIES: u32 = 32;
-
-/// Who commits when the repository names nobody (`user.name`/`user.email`).
-const FALLBACK_NAME: &str = "orch";
-const FALLBACK_EMAIL: &str = "orch@localhost";
 
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
@@ -603,54 +599,14 @@ impl TaskRepo {
         })
     }
 
-    /// Who the commit is by, as for the run's own commits (`crate::workspace`'s `identity`,
-    /// which this becomes once the module moves there): the user's `GIT_AUTHOR_*` and
-    /// `GIT_COMMITTER_*` variables, else `user.name`/`user.email` of the repository's config
-    /// then the user's global one, else `orch <orch@localhost>`.
+    /// Who the commit is by, as for the run's own commits ([`crate::git::identity`]).
     fn identity(&self) -> Vec<(String, String)> {
-        let get = |key: &str, global: bool| {
-            let mut cmd = self.git(&self.repo);
-            if global {
-                cmd.env_remove("GIT_CONFIG_GLOBAL");
-            }
-            let out = cmd.args(["config", "--get", key]).output().ok()?;
-            let value = text(&out.stdout);
-            (out.status.success() && !value.is_empty()).then_some(value)
-        };
-        let name = get("user.name", false)
-            .or_else(|| get("user.name", true))
-            .unwrap_or_else(|| FALLBACK_NAME.into());
-        let email = get("user.email", false)
-            .or_else(|| get("user.email", true))
-            .unwrap_or_else(|| FALLBACK_EMAIL.into());
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-        ["AUTHOR", "COMMITTER"]
-            .iter()
-            .flat_map(|role| {
-                [
-                    (format!("GIT_{role}_NAME"), &name),
-                    (format!("GIT_{role}_EMAIL"), &email),
-                ]
-            })
-            .map(|(key, fallback)| {
-                let value = var(&key).unwrap_or_else(|| fallback.clone());
-                (key, value)
-            })
-            .collect()
+        crate::git::identity(&self.repo)
     }
 
     /// The hardened git command in `dir`, reading no attributes and the user's excludes.
     fn git(&self, dir: &Path) -> Command {
-        let mut cmd = crate::git::command();
-        let sha256 = RepoDirs::of(dir).is_some_and(|d| d.is_sha256());
-        cmd.env("GIT_ATTR_SOURCE", crate::git::empty_tree(sha256));
-        if let Some(excludes) = crate::git::user_excludes_file() {
-            let mut setting = OsString::from("core.excludesFile=");
-            setting.push(excludes);
-            cmd.arg("-c").arg(setting);
-        }
-        cmd.current_dir(dir);
-        cmd
+        crate::git::in_work_tree(dir, RepoDirs::of(dir).is_some_and(|d| d.is_sha256()))
     }
 
     fn git_with_index(&self, dir: &Path, index: &Path) -> Command {
