@@ -22,6 +22,7 @@ mod ownership;
 mod panes;
 mod planning;
 mod resume;
+pub mod retry;
 mod revert;
 mod sched;
 mod sweep;
