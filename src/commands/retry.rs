@@ -230,3 +230,40 @@ fn read_message(message: Message) -> anyhow::Result<Option<String>> {
         ))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_is_taken_whole_or_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("m");
+        std::fs::write(&file, "a \"b\"\n\tc $(d)\n").unwrap();
+        assert_eq!(
+            read_message(Message::File(&file)).unwrap().as_deref(),
+            Some("a \"b\"\n\tc $(d)\n")
+        );
+        assert_eq!(
+            read_message(Message::Text("x")).unwrap().as_deref(),
+            Some("x")
+        );
+        assert_eq!(read_message(Message::None).unwrap(), None);
+        std::fs::write(&file, b"ok \xff no").unwrap();
+        let err = read_message(Message::File(&file)).unwrap_err().to_string();
+        assert!(
+            err.contains("not UTF-8 text (invalid byte at offset 3)"),
+            "{err}"
+        );
+        std::fs::write(&file, "").unwrap();
+        let err = read_message(Message::File(&file)).unwrap_err().to_string();
+        assert!(err.contains("is empty"), "{err}");
+        std::fs::write(&file, vec![b'x'; MESSAGE_MAX + 1]).unwrap();
+        let err = read_message(Message::File(&file)).unwrap_err().to_string();
+        assert!(err.contains("more than 65536"), "{err}");
+        let err = read_message(Message::File(&dir.path().join("gone")))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cannot read the message file"), "{err}");
+    }
+}
