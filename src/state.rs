@@ -5,6 +5,7 @@
 //! project (see `lock`).
 
 mod bounded;
+pub use bounded::TEXT_MAX;
 mod budget;
 pub mod environ;
 mod event;

@@ -19,8 +19,9 @@ use crate::state::{Outcome, Phase};
 /// How long an engine gets to journal a retry (a live one looks at every tick, once a second).
 const APPLIED_WITHIN: Duration = Duration::from_secs(15);
 
-/// The longest message taken: it is journaled whole, and goes into every prompt of the retry.
-const MESSAGE_MAX: usize = 64 * 1024;
+/// The longest message taken: the longest text the journal keeps whole (it goes into every
+/// prompt of the retry, from the journal).
+const MESSAGE_MAX: usize = crate::state::TEXT_MAX;
 
 /// Where the message comes from.
 pub(crate) enum Message<'a> {
@@ -260,7 +261,7 @@ mod tests {
         assert!(err.contains("is empty"), "{err}");
         std::fs::write(&file, vec![b'x'; MESSAGE_MAX + 1]).unwrap();
         let err = read_message(Message::File(&file)).unwrap_err().to_string();
-        assert!(err.contains("more than 65536"), "{err}");
+        assert!(err.contains("more than 16384"), "{err}");
         let err = read_message(Message::File(&dir.path().join("gone")))
             .unwrap_err()
             .to_string();
