@@ -10,13 +10,14 @@ use serde_json::Value;
 
 use crate::support::{Options, Up};
 
-/// a fails (exit 1) unless its prompt holds MAGIC; c waits while `counts/hold` is there until
+/// a fails (exit 1, half its work written) unless its prompt holds MAGIC; c waits while `counts/hold` is there until
 /// `counts/release`; the others write their files.
 const WORKER: &str = r#"#!/bin/sh
 id="$ORCH_TASK_ID"
 mkdir -p counts
 touch "counts/$id-started"
 if [ "$id" = a ] && ! grep -q MAGIC "$ORCH_PROMPT_FILE"; then
+  echo "half of a" > a.txt
   echo "a cannot be done without the magic word"
   exit 1
 fi
@@ -145,6 +146,12 @@ fn a_failed_run_retried_with_a_message_succeeds_and_the_task_gets_its_commit() {
     assert_eq!(state(&status, "b"), ("done".into(), 1), "{status:#}");
     // Done stays done: c never ran again.
     assert_eq!(state(&status, "c"), ("done".into(), 1), "{status:#}");
+    // The half-done work the failure left is the retry's to finish, no one's violation.
+    assert_eq!(status["violations"], serde_json::json!([]), "{status:#}");
+    assert_eq!(
+        std::fs::read_to_string(up.work_path("a.txt")).unwrap(),
+        "a done\n"
+    );
 
     // The message, whole, in the retry's prompt; nothing in it ran.
     let prompt = prompt_of(&up, "a", 2);
