@@ -353,4 +353,98 @@ mod tests {
         let none = crate::prompt::retry_section(1, None, None);
         assert!(!none.contains("message"), "{none}");
     }
+
+    /// The judge refuses a: `limits.retries: 1` gives it two attempts, a retry of the failed
+    /// run two more, a second retry one that passes; then b (blocked meanwhile) runs. A
+    /// request the live engine reads for a task that is not failed is a warning.
+    #[test]
+    fn each_retry_gives_a_fresh_set_of_attempts() {
+        use crate::engine::driven::Driven;
+        use crate::engine::driven_tests::{TWO_TASKS, config};
+        use crate::engine::event_loop::Input;
+        use crate::state::Outcome;
+        let refuse =
+            r#"{"verdict": "fail", "tasks": [{"id": "a", "verdict": "fail", "reason": "wrong"}]}"#;
+        let refused = |run: &mut Driven, attempt: u32| {
+            let a = run.next_agent();
+            assert_eq!(a.task, "a");
+            assert!(a.dir.ends_with(attempt.to_string()), "{}", a.dir.display());
+            run.work(&a);
+            let judge = run.next_agent();
+            run.exit(&judge, 0, refuse);
+            a
+        };
+        let state_of = |run: &Driven, id: &str| run.engine.state.tasks[&TaskId::new(id)].state;
+        let mut run = Driven::start(&config(""), Some(TWO_TASKS), &[]);
+        refused(&mut run, 1);
+        refused(&mut run, 2);
+        assert_eq!(run.outcome(), Some(Outcome::Failed), "{}", run.dump());
+        assert_eq!(state_of(&run, "b"), TaskStatus::Blocked);
+
+        // The ended run: a new engine takes it over for the retry.
+        let message = "use the \"other\" way\n";
+        request(
+            &run.dir,
+            &RetryRequest {
+                id: "1".into(),
+                task: TaskId::new("a"),
+                message: Some(message.into()),
+            },
+        )
+        .unwrap();
+        let mut run = run.resume();
+        assert_eq!(state_of(&run, "b"), TaskStatus::Pending, "{}", run.dump());
+        let third = refused(&mut run, 3);
+        let prompt = std::fs::read_to_string(third.dir.join("prompt.md")).unwrap();
+        assert!(prompt.contains(message), "{prompt}");
+        let fourth = refused(&mut run, 4);
+        let prompt = std::fs::read_to_string(fourth.dir.join("prompt.md")).unwrap();
+        assert!(
+            prompt.contains(message) && prompt.contains("wrong"),
+            "{prompt}"
+        );
+        assert_eq!(run.outcome(), Some(Outcome::Failed), "{}", run.dump());
+        assert!(!requests_dir(&run.dir).join("1.json").exists());
+
+        // Again: this time a passes, and b runs.
+        let mut run = {
+            request(
+                &run.dir,
+                &RetryRequest {
+                    id: "2".into(),
+                    task: TaskId::new("a"),
+                    message: None,
+                },
+            )
+            .unwrap();
+            run.resume()
+        };
+        let a = run.next_agent();
+        assert!(a.dir.ends_with("5"), "{}", a.dir.display());
+        // A retry of a task that is not failed is a warning, and changes nothing.
+        request(
+            &run.dir,
+            &RetryRequest {
+                id: "3".into(),
+                task: TaskId::new("a"),
+                message: None,
+            },
+        )
+        .unwrap();
+        run.handle(Input::Tick);
+        let warned = run.engine.state.warnings.last().unwrap().message.clone();
+        assert!(
+            warned.contains("retry 3 of task a was not applied"),
+            "{warned}"
+        );
+        assert!(!run.engine.state.retry_requests.contains("3"));
+        run.work(&a);
+        run.pass_judge();
+        let b = run.next_agent();
+        assert_eq!(b.task, "b");
+        run.work(&b);
+        run.pass_judge();
+        assert_eq!(run.outcome(), Some(Outcome::Succeeded), "{}", run.dump());
+        assert_eq!(run.engine.state.tasks[&TaskId::new("b")].attempts, 1);
+    }
 }
