@@ -40,6 +40,8 @@ mod driven_tests;
 #[cfg(test)]
 mod fake_run;
 #[cfg(test)]
+mod retry_tests;
+#[cfg(test)]
 mod tests;
 
 pub use core::start;
