@@ -145,6 +145,23 @@ pub fn unblocked_by(state: &RunState, task: &TaskId) -> Vec<TaskId> {
         .collect()
 }
 
+/// What to say when tasks failed for good: the command that tries them again (`None` when
+/// none did).
+pub fn hint(state: &RunState) -> Option<String> {
+    let failed: Vec<String> = state
+        .tasks_in_order()
+        .filter(|t| t.state == TaskStatus::Failed)
+        .map(|t| t.id.to_string())
+        .collect();
+    let first = failed.first()?;
+    let orch = crate::invocation::orch();
+    Some(format!(
+        "`{orch} retry {first} [--message TEXT]` tries failed task {} again, and what it \
+         blocked",
+        failed.join(", ")
+    ))
+}
+
 impl Engine {
     /// Journals each retry request not journaled yet, and removes its file; what a retry made
     /// pending is launched.

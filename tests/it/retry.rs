@@ -90,7 +90,16 @@ fn a_failed_run_retried_with_a_message_succeeds_and_the_task_gets_its_commit() {
         .committed()
         .start();
     up.start();
-    assert_eq!(up.wait_for_end(), 1, "{}", up.diagnostics());
+    let waited = up.orch().args(["wait", "--timeout", "60"]).run();
+    assert_eq!(waited.code(), 1, "{}", up.diagnostics());
+    // What ends a run with a failed task says how to try it again.
+    assert!(
+        waited
+            .stdout()
+            .contains("retry a [--message TEXT]` tries failed task a again"),
+        "{}",
+        waited.stdout()
+    );
     let status = up.status();
     assert_eq!(state(&status, "a"), ("failed".into(), 1), "{status:#}");
     assert_eq!(state(&status, "b").0, "blocked", "{status:#}");
