@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::{Global, resume, runs, up};
-use crate::engine::retry::{RetryRequest, refusal, request, unblocked_by};
+use crate::engine::retry::{RetryRequest, refusal, request};
 use crate::error::{EXIT_OK, usage};
 use crate::plan::TaskId;
 use crate::state::{Outcome, Phase};
@@ -51,7 +51,6 @@ pub(crate) fn run(
             "run {run_id} succeeded: there is nothing to retry"
         )));
     }
-    let unblocked = unblocked_by(&loaded.state, &task);
     let retry = RetryRequest {
         id: format!("{}-{}", crate::state::now_ms(), std::process::id()),
         task: task.clone(),
@@ -69,8 +68,8 @@ pub(crate) fn run(
         }
         line
     };
+    let written = request(&loaded.dir, &retry)?;
     if loaded.engine_alive {
-        request(&loaded.dir, &retry)?;
         match wait_applied(global, &run_id, &retry.id)? {
             Applied::Yes(unblocked) => {
                 println!("{}", told(&unblocked));
@@ -91,22 +90,17 @@ pub(crate) fn run(
             // applies it, below.
             Applied::EngineGone => {}
         }
-    } else {
-        request(&loaded.dir, &retry)?;
     }
     let loaded = runs::load(global, Some(&run_id))?;
     if loaded.state.retry_requests.contains(&retry.id) {
-        println!("{}", told(&unblocked));
+        println!("{}", told(&unblocked_in_journal(&loaded.dir, &retry.id)));
         return Ok(EXIT_OK);
     }
     let started = match resume::start_loaded(loaded, true) {
         Ok(started) => started,
         Err(e) => {
             // Not applied, and never to be by surprise: the request goes with the refusal.
-            let _ = std::fs::remove_file(
-                crate::engine::retry::requests_dir(&runs::load(global, Some(&run_id))?.dir)
-                    .join(format!("{}.json", retry.id)),
-            );
+            let _ = std::fs::remove_file(&written);
             return Err(e);
         }
     };
