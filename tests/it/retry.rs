@@ -263,3 +263,43 @@ fn a_retry_on_a_live_run_unblocks_the_dependent_and_the_run_succeeds() {
     assert_eq!(engines, 1);
     assert_eq!(retried_events(&up).len(), 1);
 }
+
+#[test]
+fn a_retry_on_a_stopped_run_resumes_it_with_the_task_tried_again() {
+    let up = options("retrydown", "counts/\nplan.json\nworker.sh\norch.yaml\n").start();
+    std::fs::create_dir_all(up.p.path("counts")).unwrap();
+    std::fs::write(up.p.path("counts/hold"), "").unwrap();
+    up.start();
+    up.wait_until("a to fail for good while c runs", || {
+        let status = up.status();
+        state(&status, "a").0 == "failed" && state(&status, "c").0 == "running"
+    });
+    up.orch().args(["down"]).run().expect(0);
+    assert_eq!(up.status()["phase"], "stopped");
+    std::fs::write(up.p.path("counts/release"), "").unwrap();
+
+    let retry = up
+        .orch()
+        .args(["retry", "a", "--message", "MAGIC, in short", "--detach"])
+        .run();
+    assert_eq!(
+        retry.code(),
+        0,
+        "{}{}\n{}",
+        retry.stdout(),
+        retry.stderr(),
+        up.diagnostics()
+    );
+    assert!(
+        retry.stdout().contains("pending again: b"),
+        "{}",
+        retry.stdout()
+    );
+    up.wait(0);
+    let status = up.status();
+    assert_eq!(state(&status, "a"), ("done".into(), 2), "{status:#}");
+    assert_eq!(state(&status, "b"), ("done".into(), 1), "{status:#}");
+    // c, stopped by `orch down`, was taken up again as any resume does.
+    assert_eq!(state(&status, "c"), ("done".into(), 2), "{status:#}");
+    assert!(prompt_of(&up, "a", 2).contains("MAGIC, in short"));
+}
