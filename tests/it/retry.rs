@@ -170,6 +170,14 @@ fn a_failed_run_retried_with_a_message_succeeds_and_the_task_gets_its_commit() {
     for stray in ["pwned", "pwned2"] {
         assert!(!up.p.path(stray).exists() && !up.work_path(stray).exists());
     }
+    // The report says so, and report.json and status carry the message.
+    let report = up.run_file("report.md");
+    assert!(
+        report
+            .contains("Tried again by `orch retry` after attempt 1 failed for good with a message"),
+        "{report}"
+    );
+    assert_eq!(Up::task(&status, "a")["retried"]["message"], MESSAGE);
     let events = retried_events(&up);
     assert_eq!(events.len(), 1, "{events:#?}");
     assert_eq!(events[0]["message"], MESSAGE);
