@@ -94,6 +94,9 @@ pub(crate) fn run(global: &Global, run: Option<&str>, json: bool) -> anyhow::Res
     } else if loaded.state.is_resumable(loaded.engine_alive) {
         println!("\n`{orch} resume` continues this run where it stopped");
     }
+    if let Some(hint) = crate::engine::retry::hint(&loaded.state) {
+        println!("{hint}");
+    }
     Ok(EXIT_OK)
 }
 
