@@ -315,8 +315,9 @@ pub fn plan(jail: &Jail, env: &Env, program: &Path, exe: &Path, cwd: &Path) -> V
     // A run on a branch works in a worktree under the project's `.orch/`: all the rest of it
     // (other runs and their worktrees, their environment files, the lock) is not there at all;
     // the worktree and this run's directory are bound back into it.
-    if let Some(state) = state_dir_around(&jail.project, &jail.run_dir) {
-        masks.push(Mount::Hidden(state));
+    let around = state_dir_around(&jail.project, &jail.run_dir);
+    if let Some(state) = &around {
+        masks.push(Mount::Hidden(state.clone()));
     }
 
     let mut write = Vec::new();
@@ -327,6 +328,12 @@ pub fn plan(jail: &Jail, env: &Env, program: &Path, exe: &Path, cwd: &Path) -> V
     // writes a file later) from the box. What an agent must write there is bound writable
     // apart: the box's own status directory, and the planner's attempt (its plan file).
     let mut fixed_read = vec![jail.run_dir.clone()];
+    // The user's checkout around a run's worktree is theirs: bound read-only, also where a
+    // mask would hide it (a project under /tmp), lest the box show in its place a writable
+    // copy-to-nowhere made of the directories leading to the worktree.
+    if let Some(checkout) = around.as_deref().and_then(Path::parent) {
+        fixed_read.push(checkout.to_path_buf());
+    }
     if jail.read_only_project {
         fixed_read.extend([jail.project.clone(), cwd.to_path_buf()]);
     } else {

@@ -450,11 +450,14 @@ fn a_run_on_a_branch_sees_its_worktree_and_run_but_nothing_else_of_orchs_state()
     let work = position(&mounts, &Mount::Write(worktree.clone()));
     let run = position(&mounts, &Mount::Read(jail.run_dir.clone()));
     assert!(hidden < work && hidden < run, "{mounts:#?}");
-    // The user's checkout is not bound writable at all.
+    // The user's checkout is not bound writable at all, but read-only before the rest (also
+    // under a masked /tmp, where nothing else would show it).
     assert!(
         !mounts.contains(&Mount::Write(m.p("work/project"))),
         "{mounts:#?}"
     );
+    let checkout = position(&mounts, &Mount::Read(m.p("work/project")));
+    assert!(checkout < hidden, "{mounts:#?}");
     // In place, `.orch/` is read-only, not hidden (the project is the agents').
     let in_place = m.plan(AgentKind::Command, &m.env(&[]));
     assert!(!in_place.contains(&Mount::Hidden(state.clone())));
