@@ -432,6 +432,15 @@ fn execute(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
+/// `--uncommitted include|refuse`.
+fn parse_uncommitted(value: &str) -> Result<crate::workspace::Uncommitted, String> {
+    match value {
+        "include" => Ok(crate::workspace::Uncommitted::Include),
+        "refuse" => Ok(crate::workspace::Uncommitted::Refuse),
+        other => Err(format!("`{other}` is neither `include` nor `refuse`")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -439,14 +448,5 @@ mod tests {
     #[test]
     fn the_cli_is_well_formed() {
         Cli::command().debug_assert();
-    }
-}
-
-/// `--uncommitted include|refuse`.
-fn parse_uncommitted(value: &str) -> Result<crate::workspace::Uncommitted, String> {
-    match value {
-        "include" => Ok(crate::workspace::Uncommitted::Include),
-        "refuse" => Ok(crate::workspace::Uncommitted::Refuse),
-        other => Err(format!("`{other}` is neither `include` nor `refuse`")),
     }
 }

@@ -259,7 +259,16 @@ pub(crate) fn start_with(
     // Made before the run's record: a refusal (uncommitted changes) leaves nothing behind.
     let (workspace, in_place_note) =
         match crate::workspace::prepare(&project.root, &state_dir, &run_id, wanted)? {
-            crate::workspace::Prepared::Worktree(ws) => (Some(ws), None),
+            crate::workspace::Prepared::Worktree { info, left_out } => {
+                if !left_out.is_empty() {
+                    eprintln!(
+                        "note: left out of the run's start, since a commit cannot hold a git \
+                         repository inside another: {}",
+                        left_out.join(", ")
+                    );
+                }
+                (Some(info), None)
+            }
             crate::workspace::Prepared::InPlace { note } => (None, note),
         };
     if let Some(note) = &in_place_note {

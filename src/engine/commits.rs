@@ -80,15 +80,13 @@ impl Engine {
             return Ok(None);
         }
         let usage = crate::progress::of_task(&self.dir, &task).usage;
-        let verdict = self
-            .state
-            .verdicts
-            .get(id)
-            .map(|v| match v.reason.trim() {
+        let verdict = self.state.verdicts.get(id).map_or_else(
+            || "pass".into(),
+            |v| match v.reason.trim() {
                 "" => v.verdict.clone(),
                 reason => format!("{} ({})", v.verdict, first_line(reason)),
-            })
-            .unwrap_or_else(|| "pass".into());
+            },
+        );
         let message = task_message(
             &self.info.run_id,
             &TaskSummary {

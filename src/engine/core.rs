@@ -234,8 +234,10 @@ impl Engine {
         let (dir_tx, dir_rx) = unbounded_channel();
         let (gate_tx, gate_rx) = unbounded_channel();
         let (watching, barriers, unwatched) = Watching::open(
-            &work.root,
-            own_ref.as_deref(),
+            super::watching::WorkTree {
+                root: &work.root,
+                own_ref: own_ref.as_deref(),
+            },
             &dir,
             &state,
             &config,

@@ -36,8 +36,15 @@ impl Engine {
             other => other.name().to_string(),
         };
         let orch = crate::invocation::orch();
+        let branch = self
+            .info
+            .workspace
+            .as_ref()
+            .map(|ws| format!(" · branch {}", ws.branch))
+            .unwrap_or_default();
         format!(
-            "orch · run {} · {} · {}\nattach: {orch} attach · detach: C-b d · stop: {orch} down\n",
+            "orch · run {} · {} · {}{branch}\nattach: {orch} attach · detach: C-b d · stop: {orch} \
+             down\n",
             self.info.run_id, self.info.session, phase
         )
     }
@@ -52,12 +59,21 @@ impl Engine {
                  session.",
                 self.info.run_id
             ),
-            Ok(outcome) => format!(
-                "run {}: {}. Its files are in {}. `{orch} down` closes this session.",
-                self.info.run_id,
-                outcome.name(),
-                self.project.display(self.dir.path())
-            ),
+            Ok(outcome) => {
+                let work = self.info.workspace.as_ref().map_or_else(String::new, |ws| {
+                    format!(
+                        " Its work is on branch {} (worktree {}).",
+                        ws.branch,
+                        self.project.display(&ws.path)
+                    )
+                });
+                format!(
+                    "run {}: {}.{work} Its files are in {}. `{orch} down` closes this session.",
+                    self.info.run_id,
+                    outcome.name(),
+                    self.project.display(self.dir.path())
+                )
+            }
             Err(e) => format!(
                 "the engine stopped on an error: {e:#}\nthe agents keep running; once the cause \
                  is fixed, `{orch} resume` continues the run (`{orch} down` stops it)"

@@ -13,6 +13,14 @@ use crate::config::Config;
 use crate::state::{RunDir, RunState};
 use crate::watch::{DirWatcher, FsChange, GitGuard, Ignore, TreeWatcher};
 
+/// The tree the agents work in: its root, and for a run on a branch the branch's ref
+/// (`refs/heads/orch/<run-id>`), which the `.git/` guard watches in the user's repository.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct WorkTree<'a> {
+    pub root: &'a Path,
+    pub own_ref: Option<&'a str>,
+}
+
 pub(super) struct Watching {
     /// The run directory's watcher; None when nothing is watched.
     run_files: Option<DirWatcher>,
@@ -30,8 +38,7 @@ impl Watching {
     /// directory, when barriers can be had (see barrier.rs), and what it could not watch, to be
     /// journaled once the journal takes warnings (see warnings.rs).
     pub(super) fn open(
-        root: &Path,
-        own_ref: Option<&str>,
+        tree: WorkTree<'_>,
         dir: &RunDir,
         state: &RunState,
         config: &Config,
@@ -39,6 +46,7 @@ impl Watching {
         fs_tx: UnboundedSender<FsChange>,
         dir_tx: UnboundedSender<PathBuf>,
     ) -> anyhow::Result<(Watching, Option<PathBuf>, Vec<Unjournaled>)> {
+        let WorkTree { root, own_ref } = tree;
         let mut early = Vec::new();
         let ignore = Ignore::new(root, &config.ownership.ignore)?;
         if !watchers {

@@ -285,6 +285,57 @@ fn tokens(input: u64, output: u64, cost: Option<f64>) -> String {
     format!(" · tokens: {input} in, {output} out{cost}")
 }
 
+/// A run on a branch: the branch, where it started, and every commit the run made on it.
+fn branch_markdown(o: &mut String, r: &Report) {
+    let Some(ws) = &r.workspace else { return };
+    let _ = writeln!(o, "\n## Branch\n");
+    let from = match &ws.user_branch {
+        Some(branch) => format!("{branch} at {}", short(&ws.base)),
+        None => short(&ws.base).to_string(),
+    };
+    let _ = writeln!(
+        o,
+        "The run worked on branch `{}` in the worktree {}, started from {from}.",
+        ws.branch,
+        ws.path.display()
+    );
+    if let Some(uncommitted) = &ws.uncommitted {
+        let _ = writeln!(
+            o,
+            "Your checkout's uncommitted changes at `orch up` are its first commit, {} (a merge \
+             leaves it out: they are still in your checkout).",
+            short(uncommitted)
+        );
+    }
+    if r.commits.is_empty() {
+        let _ = writeln!(o, "\nNo commit yet.");
+        return;
+    }
+    let _ = writeln!(o, "\n| commit | of | files |\n|---|---|---|");
+    for c in &r.commits {
+        let of = c
+            .task
+            .as_ref()
+            .map_or_else(|| "specs".to_string(), |t| format!("task {t}"));
+        let files: Vec<&str> = c
+            .files
+            .iter()
+            .map(crate::paths::ProjectPath::as_str)
+            .collect();
+        let _ = writeln!(
+            o,
+            "| {} | {of} | {} |",
+            short(&c.commit),
+            files.join("<br>")
+        );
+    }
+}
+
+/// A commit id as git shows it short.
+fn short(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -488,51 +539,4 @@ mod tests {
             "{md}"
         );
     }
-}
-
-/// A run on a branch: the branch, where it started, and every commit the run made on it.
-fn branch_markdown(o: &mut String, r: &Report) {
-    let Some(ws) = &r.workspace else { return };
-    let _ = writeln!(o, "\n## Branch\n");
-    let from = match &ws.user_branch {
-        Some(branch) => format!("{branch} at {}", short(&ws.base)),
-        None => short(&ws.base).to_string(),
-    };
-    let _ = writeln!(
-        o,
-        "The run worked on branch `{}` in the worktree {}, started from {from}.",
-        ws.branch,
-        ws.path.display()
-    );
-    if let Some(uncommitted) = &ws.uncommitted {
-        let _ = writeln!(
-            o,
-            "Your checkout's uncommitted changes at `orch up` are its first commit, {} (a merge \
-             leaves it out: they are still in your checkout).",
-            short(uncommitted)
-        );
-    }
-    if r.commits.is_empty() {
-        let _ = writeln!(o, "\nNo commit yet.");
-        return;
-    }
-    let _ = writeln!(o, "\n| commit | of | files |\n|---|---|---|");
-    for c in &r.commits {
-        let of = c
-            .task
-            .as_ref()
-            .map_or_else(|| "specs".to_string(), |t| format!("task {t}"));
-        let files: Vec<&str> = c.files.iter().map(|f| f.as_str()).collect();
-        let _ = writeln!(
-            o,
-            "| {} | {of} | {} |",
-            short(&c.commit),
-            files.join("<br>")
-        );
-    }
-}
-
-/// A commit id as git shows it short.
-fn short(commit: &str) -> &str {
-    commit.get(..12).unwrap_or(commit)
 }

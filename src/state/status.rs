@@ -43,7 +43,9 @@ pub struct Status {
     /// The engines' warnings, in order: `{kind, message, at_ms}`, `kind` one of `unpoliced`
     /// (part of the project not policed as it should be), `unrecorded` (part of the record
     /// not written or lost), `agents` (the engine's hold on agent processes weaker, or
-    /// processes it stopped), or `other` (a kind of a newer orch).
+    /// processes it stopped), `workspace` (the run works in place although a branch was the
+    /// setting, or a commit on its branch could not be made), or `other` (a kind of a newer
+    /// orch).
     pub warnings: Vec<super::warning::WarningRecord>,
 }
 

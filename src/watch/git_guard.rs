@@ -55,6 +55,16 @@ struct Area {
 }
 
 impl Area {
+    /// A guarded file's state now (see [`read`]); the run's own branch, packed by the user's
+    /// `git gc` (or `git pack-refs`), as its loose file would hold it: packing moves no branch.
+    fn current(&self, rel: &str) -> Option<Vec<u8>> {
+        read(&self.dir, rel).or_else(|| {
+            (self.shared.as_deref() == Some(rel))
+                .then(|| packed_ref(&self.dir, rel))
+                .flatten()
+        })
+    }
+
     /// Whether `rel` (a guarded file's path in the area) is this area's to guard.
     fn keeps(&self, rel: &str) -> bool {
         match &self.shared {
@@ -331,7 +341,7 @@ impl GitGuard {
     pub fn already_reported<'a>(&mut self, shown: impl IntoIterator<Item = &'a str>) {
         for path in shown {
             if let Some((area, rel)) = self.locate(path) {
-                let now = read(&area.dir, &rel);
+                let now = area.current(&rel);
                 self.reported.insert(path.to_string(), now);
             }
         }
@@ -360,7 +370,7 @@ impl GitGuard {
                 .collect();
             paths.extend(guarded_files(&copy).into_iter().filter(|r| area.keeps(r)));
             for rel in paths {
-                let now = read(&area.dir, &rel);
+                let now = area.current(&rel);
                 let then = read(&copy, &rel);
                 let shown = format!("{}{rel}", area.shown);
                 if now == then {
@@ -405,21 +415,23 @@ impl GitGuard {
         let Some(own_ref) = area.shared.clone() else {
             return Ok(());
         };
-        let into = self.copy.join(area.label);
-        match crate::snapshot::save_copy(&area.dir, &own_ref, &into) {
-            Ok(Some(_)) => {}
-            Ok(None) => {
-                let _ = std::fs::remove_file(into.join(&own_ref));
+        let into = self.copy.join(area.label).join(&own_ref);
+        let now = area.current(&own_ref);
+        match &now {
+            Some(content) => {
+                if let Some(parent) = into.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                let _ = std::fs::remove_file(&into);
+                std::fs::write(&into, content)?;
             }
-            Err(e) => return Err(std::io::Error::other(e.to_string())),
+            None => {
+                let _ = std::fs::remove_file(&into);
+            }
         }
         self.kept
             .retain(|k| !(k.label == area.label && k.rel == own_ref));
-        if let Some(content) = read(&area.dir, &own_ref) {
-            let content = content
-                .strip_suffix(b"\0exec")
-                .map(<[u8]>::to_vec)
-                .unwrap_or(content);
+        if let Some(content) = now {
             self.kept.push(Kept {
                 label: area.label,
                 rel: own_ref.clone(),
@@ -498,6 +510,17 @@ fn guarded_files(dir: &Path) -> Vec<String> {
         }
     }
     out
+}
+
+/// The ref `name`'s line in the `packed-refs` of git directory `dir`, as a loose ref file
+/// would hold it.
+fn packed_ref(dir: &Path, name: &str) -> Option<Vec<u8>> {
+    let text = std::fs::read_to_string(dir.join("packed-refs")).ok()?;
+    text.lines().find_map(|line| {
+        let (id, rest) = line.split_once(' ')?;
+        (rest == name && !id.starts_with('#') && !id.starts_with('^'))
+            .then(|| format!("{id}\n").into_bytes())
+    })
 }
 
 /// A guarded file's state: its content (a symlink's target) and executable bit, `None` when
@@ -623,6 +646,16 @@ mod tests {
         assert_eq!(guard.changes().changes, []);
         // The engine commits on the run's branch: taken as no agent's doing.
         fs::write(common.join("refs/heads/orch/r1"), "t1\n").unwrap();
+        guard.accept_own_ref().unwrap();
+        assert_eq!(guard.changes().changes, []);
+        // The user's `git gc` packs the branch: it has not moved.
+        fs::remove_file(common.join("refs/heads/orch/r1")).unwrap();
+        fs::write(
+            common.join("packed-refs"),
+            "# pack-refs with: peeled\nm2 refs/heads/main\nt1 refs/heads/orch/r1\n",
+        )
+        .unwrap();
+        assert_eq!(guard.changes().changes, []);
         guard.accept_own_ref().unwrap();
         assert_eq!(guard.changes().changes, []);
         // Reopened by a later engine: the copy holds the engine's tip.

@@ -16,6 +16,8 @@ use anyhow::Context as _;
 pub struct Git {
     pub root: PathBuf,
     index: Option<PathBuf>,
+    /// Whether the repository's objects are SHA-256 ones (asked once, not per command).
+    sha256: bool,
 }
 
 impl Git {
@@ -23,6 +25,7 @@ impl Git {
         Git {
             root: root.to_path_buf(),
             index: None,
+            sha256: crate::git::RepoDirs::of(root).is_some_and(|r| r.is_sha256()),
         }
     }
 
@@ -31,15 +34,15 @@ impl Git {
         Git {
             root: self.root.clone(),
             index: Some(index.to_path_buf()),
+            sha256: self.sha256,
         }
     }
 
     fn command(&self) -> Command {
         let mut cmd = crate::git::command();
-        let sha256 = crate::git::RepoDirs::of(&self.root).is_some_and(|r| r.is_sha256());
         // No attributes from the work tree: no filter can be chosen, files are taken byte for
         // byte (as the snapshot takes them).
-        cmd.env("GIT_ATTR_SOURCE", crate::git::empty_tree(sha256));
+        cmd.env("GIT_ATTR_SOURCE", crate::git::empty_tree(self.sha256));
         if let Some(index) = &self.index {
             cmd.env("GIT_INDEX_FILE", index);
         }

@@ -4,6 +4,10 @@
 //!
 //! The user's checkout is theirs: a worktree run changes nothing in it; only an explicit
 //! `orch merge` brings a run's commits into the user's branch.
+//!
+//! [`prepare`] makes a new run's branch and worktree at `orch up`; [`Committer`] makes the
+//! engine's commits on it and finds them again by their trailers; [`Git`] is orch's hardened
+//! git in the user's repository or the worktree.
 
 mod commit;
 mod git;

@@ -13,8 +13,12 @@ use super::{Isolation, Mode, Uncommitted, WorkspaceInfo, branch_name, worktree_p
 /// Where a new run works.
 #[derive(Debug)]
 pub enum Prepared {
-    /// A branch and worktree of its own.
-    Worktree(WorkspaceInfo),
+    /// A branch and worktree of its own; `left_out`: untracked nested git repositories of the
+    /// checkout, which a commit cannot hold (to be said).
+    Worktree {
+        info: WorkspaceInfo,
+        left_out: Vec<String>,
+    },
     /// In the user's checkout; `note` says why when a worktree was the setting but cannot be
     /// had (not a git repository, no commit yet), to be said once.
     InPlace { note: Option<String> },
@@ -67,7 +71,9 @@ pub fn prepare(
         .run(["symbolic-ref", "-q", "--short", "HEAD"])
         .ok()
         .filter(|b| !b.is_empty());
-    let changed = uncommitted_paths(&git)?;
+    let (left_out, changed): (Vec<String>, Vec<String>) = uncommitted_paths(&git)?
+        .into_iter()
+        .partition(|p| p.ends_with('/'));
     let mut uncommitted = None;
     if !changed.is_empty() {
         if wanted.uncommitted == Uncommitted::Refuse {
@@ -107,19 +113,23 @@ pub fn prepare(
         )
     })?;
     let path = path.canonicalize().unwrap_or(path);
-    Ok(Prepared::Worktree(WorkspaceInfo {
-        path,
-        branch,
-        base,
-        start,
-        uncommitted,
-        user_branch,
-        isolation: wanted.isolation,
-    }))
+    Ok(Prepared::Worktree {
+        info: WorkspaceInfo {
+            path,
+            branch,
+            base,
+            start,
+            uncommitted,
+            user_branch,
+            isolation: wanted.isolation,
+        },
+        left_out,
+    })
 }
 
 /// The checkout's uncommitted changes: modified, staged, deleted and untracked (not ignored)
-/// paths, `.orch/` left out.
+/// paths, `.orch/` left out; an untracked nested git repository as its directory, with a
+/// trailing `/`.
 pub fn uncommitted_paths(git: &Git) -> anyhow::Result<Vec<String>> {
     let out = git.run([
         "status",

@@ -71,7 +71,7 @@ fn a_dirty_checkout_is_included_as_one_commit_and_left_as_it_was() {
         sh(&root, &["rev-parse", "HEAD"]),
         std::fs::read(root.join(".git/index")).unwrap(),
     );
-    let Prepared::Worktree(ws) = prepare(
+    let Prepared::Worktree { info: ws, .. } = prepare(
         &root,
         &root.join(".orch"),
         "r1",
@@ -152,7 +152,7 @@ fn a_clean_checkout_starts_at_head_and_no_git_runs_in_place() {
     let root = dir.path().canonicalize().unwrap();
     sh(&root, &["add", "-A"]);
     sh(&root, &["commit", "-q", "-m", "all"]);
-    let Prepared::Worktree(ws) = prepare(
+    let Prepared::Worktree { info: ws, .. } = prepare(
         &root,
         &root.join(".orch"),
         "r2",
@@ -201,7 +201,7 @@ fn a_clean_checkout_starts_at_head_and_no_git_runs_in_place() {
 fn a_commit_holds_exactly_the_named_files_and_is_found_by_its_trailers() {
     let dir = dirty_repo();
     let root = dir.path().canonicalize().unwrap();
-    let Prepared::Worktree(ws) = prepare(
+    let Prepared::Worktree { info: ws, .. } = prepare(
         &root,
         &root.join(".orch"),
         "r1",
@@ -262,4 +262,25 @@ fn a_commit_holds_exactly_the_named_files_and_is_found_by_its_trailers() {
     // The author is the user's identity from the repository's config, else orch's.
     let author = sh(&root, &["log", "-1", "--format=%an <%ae>", &commit]);
     assert!(!author.is_empty());
+}
+
+#[test]
+fn an_untracked_nested_repository_is_left_out_and_said() {
+    let dir = dirty_repo();
+    let root = dir.path().canonicalize().unwrap();
+    std::fs::create_dir_all(root.join("nested")).unwrap();
+    std::fs::write(root.join("nested/x"), "x").unwrap();
+    sh(&root.join("nested"), &["init", "-q"]);
+    let got = prepare(
+        &root,
+        &root.join(".orch"),
+        "r1",
+        wanted(Uncommitted::Include),
+    )
+    .unwrap();
+    let Prepared::Worktree { info, left_out } = got else {
+        panic!("a worktree was expected");
+    };
+    assert_eq!(left_out, ["nested/"]);
+    assert!(info.uncommitted.is_some());
 }

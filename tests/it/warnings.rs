@@ -30,7 +30,9 @@ fn run(name: &str, sabotage: &str) -> (Up, String) {
     );
     up.p.file("plan.json", PLAN);
     up.p.file(".gitignore", ".orch/\nworker.sh\nplan.json\norch.yaml\n");
-    up.up(&["go", "--plan", "plan.json"], None).expect(0);
+    // In place, said so: the warnings counted here are the sabotage's alone.
+    up.up(&["go", "--plan", "plan.json", "--in-place"], None)
+        .expect(0);
     let wait = up.orch().args(["wait", "--timeout", "90"]).run();
     assert!(
         wait.code() == 0 || wait.code() == 1,

@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
+use serde_json::Value;
+
 use crate::support::{Options, Tmux as _, Up};
 
 /// t1 and t2 side by side would race; t2 needs t1.
@@ -143,6 +145,11 @@ fn the_checkout_is_untouched_while_the_user_commits_and_each_task_is_one_commit(
 
     std::fs::write(up.work_path("counts/go"), "").unwrap();
     up.wait(0);
+    // The control window's last words say where the work is.
+    let said = format!("Its work is on branch {branch}");
+    up.wait_until("the control window to name the branch", || {
+        up.pane("control").replace('\n', "").contains(&said)
+    });
     assert_eq!(checkout(&root), committed, "the run changed the checkout");
     up.orch().args(["down"]).run();
     assert_eq!(checkout(&root), committed, "orch down changed the checkout");
@@ -211,6 +218,15 @@ fn the_checkout_is_untouched_while_the_user_commits_and_each_task_is_one_commit(
         report.contains(&branch) && report.contains("tests/a_test.txt"),
         "{report}"
     );
+    let json = up
+        .orch()
+        .args(["report", "--json"])
+        .run()
+        .expect(0)
+        .stdout();
+    let json: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["commits"].as_array().unwrap().len(), 2, "{json:#}");
+    assert_eq!(json["workspace"]["branch"], branch.as_str());
 }
 
 /// The task each commit of the run's branch holds (`Orch-Task`), oldest first, and that
@@ -281,6 +297,20 @@ fn a_commit_made_but_not_journaled_is_found_by_its_trailers_on_resume() {
     up.resume();
     up.wait(0);
     assert_committed_once(&up);
+}
+
+#[test]
+fn a_commit_journaled_before_its_task_was_done_is_done_on_resume() {
+    let up = Up::counting_on_branch("wt-committed");
+    up.release("all");
+    // The engine dies right after journaling a commit, before the task is done (and before
+    // the .git/ guard took the branch's new tip): no violation, nothing run again.
+    up.start_with(true, &[("ORCH_ENGINE_CRASH", "after:task_committed")]);
+    up.wait_for_engine_gone();
+    up.resume();
+    up.wait(0);
+    assert_committed_once(&up);
+    assert_eq!(up.status()["violations"], serde_json::json!([]));
 }
 
 #[test]
@@ -408,4 +438,130 @@ fn an_agents_commit_on_the_run_branch_is_a_violation() {
         "{paths:?}\n{}",
         up.diagnostics()
     );
+}
+
+#[test]
+fn up_says_where_the_run_works_and_refuses_uncommitted_changes_when_told() {
+    let up = project("wt-up-refuse");
+    let root = up.p.root();
+    let before = checkout(&root);
+    up.up(
+        &["go", "--plan", "plan.json", "--uncommitted", "refuse"],
+        None,
+    )
+    .expect(2)
+    .stderr_has("tracked.txt")
+    .stderr_has("--uncommitted include");
+    assert_eq!(up.run_count(), 0, "a refused up leaves no run");
+    assert_eq!(git(&root, &["branch", "--list", "orch/*"]), "");
+    assert_eq!(checkout(&root), before);
+    up.up(
+        &["go", "--plan", "plan.json", "--uncommitted", "sometimes"],
+        None,
+    )
+    .expect(2)
+    .stderr_has("neither `include` nor `refuse`");
+
+    // --in-place: no branch, no worktree, the run's files in the checkout.
+    let out = up
+        .up(&["go", "--plan", "plan.json", "--in-place"], None)
+        .expect(0);
+    assert!(!out.stdout().contains("on branch"), "{}", out.stdout());
+    assert!(up.workspace().is_null());
+    std::fs::create_dir_all(root.join("counts")).unwrap();
+    std::fs::write(root.join("counts/go"), "").unwrap();
+    up.wait_for_end();
+    assert!(root.join("a.txt").exists());
+}
+
+#[test]
+fn a_project_without_a_commit_runs_in_place_and_says_so_once() {
+    let up = Options::new("wt-unborn")
+        .worker(WORKER)
+        .ignore("counts/\nplan.json\n")
+        .file("specs/s.md", "# the spec\n")
+        .file("counts/go", "")
+        .yaml("ownership:\n  ignore: [\"scratch/**\"]\n")
+        .plan(PLAN)
+        .start();
+    let out = up.up(&["go", "--plan", "plan.json"], None).expect(0);
+    assert!(out.stderr().contains("no commit yet"), "{}", out.stderr());
+    assert!(up.workspace().is_null());
+    up.wait(0);
+    assert!(up.p.path("b.txt").exists());
+    let warnings = up.status()["warnings"].clone();
+    let said: Vec<&Value> = warnings
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["kind"] == "workspace")
+        .collect();
+    assert_eq!(said.len(), 1, "{warnings:#}");
+}
+
+#[test]
+fn up_names_the_branch_and_worktree() {
+    let up = project("wt-up-says");
+    let out = up.up(&["go", "--plan", "plan.json"], None).expect(0);
+    let ws = up.workspace();
+    let line = format!(
+        "on branch {} (worktree {})",
+        ws["branch"].as_str().unwrap(),
+        ws["path"].as_str().unwrap()
+    );
+    assert!(out.stdout().contains(&line), "{}", out.stdout());
+    std::fs::create_dir_all(up.work_path("counts")).unwrap();
+    std::fs::write(up.work_path("counts/go"), "").unwrap();
+    up.wait(0);
+}
+
+#[test]
+fn the_four_agent_clis_work_on_a_branch() {
+    use crate::support::agent_clis::{self, CLIS, ONE_AT_A_TIME, ROLES, protocol_of};
+    if !agent_clis::available("the_four_agent_clis_work_on_a_branch") {
+        return;
+    }
+    let _one = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let run = Options::new("wt-clis").real_clis(ROLES).committed().start();
+    let root = run.p.root();
+    let before = checkout(&root);
+    run.up(
+        &["Build one greeting script per agent, with its test"],
+        None,
+    )
+    .expect(0);
+    run.wait(0);
+    assert_eq!(checkout(&root), before, "the run changed the checkout");
+    // The planner's spec and every CLI's files: in the worktree, each task one commit.
+    let spec = std::fs::read_to_string(run.work_path("specs/overview.md")).unwrap();
+    assert!(spec.contains("through anthropic-messages"), "{spec}");
+    let ws = run.workspace();
+    let range = format!(
+        "{}..{}",
+        ws["start"].as_str().unwrap(),
+        ws["branch"].as_str().unwrap()
+    );
+    let made = commits(&root, &range);
+    assert_eq!(made[0].0, "orch: the plan's specs", "{made:?}");
+    for cli in CLIS {
+        let files = [format!("tests/{cli}_test.sh"), format!("src/{cli}.sh")];
+        for file in &files {
+            let content = std::fs::read_to_string(run.work_path(file)).unwrap();
+            assert!(
+                content.contains(&format!("{file}: written through {}", protocol_of(cli))),
+                "{file}: {content}"
+            );
+        }
+        let mine: Vec<_> = made
+            .iter()
+            .filter(|(_, _, t)| t.contains(&format!("Orch-Task: {cli}\n")))
+            .collect();
+        assert_eq!(mine.len(), 1, "{cli}: {made:?}");
+        let mut want = files.to_vec();
+        want.sort();
+        assert_eq!(mine[0].1, want, "{cli}");
+        assert!(mine[0].2.contains("Orch-Tokens: "), "{cli}: {}", mine[0].2);
+    }
 }
