@@ -2,6 +2,7 @@
 //! exit code, or an error whose type picks it.
 
 mod admission;
+pub(crate) mod approve;
 pub(crate) mod attach;
 pub(crate) mod budget;
 pub(crate) mod demo;
@@ -13,7 +14,7 @@ mod follow;
 pub(crate) mod init;
 pub(crate) mod logs;
 pub(crate) mod merge;
-mod output;
+pub(crate) mod output;
 pub(crate) mod plan;
 pub(crate) mod report;
 pub(crate) mod request;

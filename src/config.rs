@@ -20,6 +20,7 @@ pub use sample::{
     summary as sample_summary,
 };
 pub use schema::{
+    PlanApproval,
     AgentConfig, AgentKind, Config, Gates, LeftoverPolicy, Limits, Network, Ownership, Roles,
     SandboxMode, SandboxPaths, TddMode, ViolationPolicy,
 };

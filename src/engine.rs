@@ -3,6 +3,7 @@
 //! it through channels; every state change is journaled before it takes effect.
 
 mod agents;
+mod approval;
 mod barrier;
 mod budget;
 mod commits;

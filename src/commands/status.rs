@@ -32,6 +32,10 @@ pub(crate) fn run(global: &Global, run: Option<&str>, json: bool) -> anyhow::Res
         if let Some(budget) = &budget {
             status["budget"] = serde_json::to_value(budget)?;
         }
+        let run_id = &loaded.info.run_id;
+        if let Some(approval) = crate::approval::View::of(&loaded.dir, &loaded.state, run_id) {
+            status["approval"] = serde_json::to_value(approval)?;
+        }
         println!("{}", serde_json::to_string_pretty(&status)?);
         return Ok(EXIT_OK);
     }
@@ -65,6 +69,11 @@ pub(crate) fn run(global: &Global, run: Option<&str>, json: bool) -> anyhow::Res
         println!("  budget: {}", budget.line());
     }
     println!();
+    if let Some(waiting) =
+        crate::approval::waiting_text(&loaded.dir, &loaded.state, &loaded.info.run_id)
+    {
+        println!("{waiting}");
+    }
     print!(
         "{}",
         crate::format::table(&loaded.state, &loaded.dir, crate::state::now_ms())

@@ -26,6 +26,8 @@ pub(crate) struct UpArgs {
     pub in_place: bool,
     /// `--uncommitted`, over the config's `uncommitted:`.
     pub uncommitted: Option<crate::workspace::Uncommitted>,
+    /// `--review`: the plan waits for `orch approve` whatever `plan_approval:` says.
+    pub review: bool,
 }
 
 /// What `up` started, for `demo` to follow.
@@ -280,6 +282,7 @@ pub(crate) fn start_with(
         plan_given: given_plan.is_some(),
         orch_version: env!("CARGO_PKG_VERSION").to_string(),
         workspace,
+        review: args.review,
     };
     let dir = match state::create_run(&state_dir, &info, &config_text, given_plan.as_ref()) {
         Ok(dir) => dir,

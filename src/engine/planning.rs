@@ -100,6 +100,9 @@ impl Engine {
     /// A valid plan from the planner, its writes seen: accepted.
     pub(super) fn accept_planned(&mut self, plan: Plan) -> anyhow::Result<()> {
         self.planning().accept(&plan)?;
+        if self.approval_asked() {
+            return self.hold_plan(plan); // see approval.rs
+        }
         self.accept_plan(plan)
     }
 

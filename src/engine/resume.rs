@@ -77,7 +77,9 @@ impl Engine {
             )
         })?;
         let mut adopted = HashSet::new();
+        let held = self.state.approval.waiting(); // planning is over (see approval.rs)
         match self.state.phase {
+            Phase::Planning if held => {}
             Phase::Planning => self.resume_planner(&panes, &mut adopted)?,
             Phase::Running => self.resume_tasks(&panes, &mut adopted)?,
             _ => {}
@@ -86,6 +88,7 @@ impl Engine {
         // What changed while no engine watched is judged before anything new starts.
         self.sweep()?;
         match self.state.phase {
+            Phase::Planning if held => self.start_run(),
             Phase::Planning if self.agents.planner().is_none() => self.continue_planning(),
             Phase::Planning => Ok(()),
             Phase::Running => self.dispatch(),

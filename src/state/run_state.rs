@@ -407,6 +407,9 @@ pub struct RunState {
     pub discarded: Option<bool>,
     /// The budget's raises and the thresholds its use crossed (see [`super::budget`]).
     pub budget: super::budget::BudgetRecord,
+    /// A plan held for the user's approval, and the answers to `orch approve` (see
+    /// [`super::approval`]).
+    pub approval: super::approval::ApprovalRecord,
     plan: Option<Plan>,
     order: Vec<TaskId>,
 }
@@ -441,7 +444,7 @@ impl RunState {
                 self.quiet_since_ms = previous;
                 self.phase = if self.plan.is_some() {
                     Phase::Running
-                } else if self.planning.attempt > 0 {
+                } else if self.planning.attempt > 0 || self.approval.waiting() {
                     Phase::Planning
                 } else {
                     Phase::Starting
@@ -630,6 +633,17 @@ impl RunState {
             }
             Event::BudgetRaised { .. } | Event::BudgetCrossed { .. } => {
                 self.budget.apply(t, &record.event);
+            }
+            Event::PlanHeld { .. } => {
+                // Planning is over, and nothing runs: the phase stays `planning` (a given
+                // plan's too) until the plan is approved.
+                self.phase = Phase::Planning;
+                self.planning.pane = None;
+                self.planning.pid = None;
+                self.approval.apply(t, &record.event);
+            }
+            Event::ApprovalRefused { .. } | Event::PlanApproved { .. } => {
+                self.approval.apply(t, &record.event);
             }
             event => self.apply_task(t, event),
         }

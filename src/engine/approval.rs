@@ -1,0 +1,117 @@
+//! Plan approval in the engine (see [`crate::approval`]). A valid plan, the planner's or
+//! `--plan`'s, is held when the run asks for approval: it is written to the run's
+//! `plan.json`, journaled (`PlanHeld`), shown as waves in the control window and told
+//! (`Kind::PlanWaiting`), and nothing is dispatched. At every tick the engine answers the
+//! `orch approve` requests: the plan file is checked again as it is then; a bad one is
+//! refused with its problems (journaled, the plan still waits), a good one is approved and
+//! accepted, and the run goes on exactly as with a plan accepted at once.
+//!
+//! A run resumed while its plan waits waits again: the held plan is in the journal, the
+//! user's edits in the file.
+
+use super::core::Engine;
+use super::notices::About;
+use crate::approval::{ApproveRequest, check_file, read_requests};
+use crate::notify::Kind;
+use crate::plan::Plan;
+use crate::state::Event;
+
+impl Engine {
+    /// Whether a valid plan must wait for the user's approval before it is dispatched.
+    pub(super) fn approval_asked(&self) -> bool {
+        crate::approval::asked(&self.config, self.info.review) && self.state.approval.approved.is_none()
+    }
+
+    /// A valid plan that needs the user's approval: kept in `plan.json` for them to read
+    /// and edit, journaled, told; nothing is dispatched.
+    pub(super) fn hold_plan(&mut self, plan: Plan) -> anyhow::Result<()> {
+        if !self.state.approval.waiting() {
+            // The user's edits of an earlier hold are kept: only a new hold writes it.
+            write_plan(&self.dir.plan(), &plan)?;
+            self.record(Event::PlanHeld { plan })?;
+        }
+        self.tell_plan_waits();
+        self.render();
+        // A request written before this engine started (no engine read it) is answered now.
+        self.answer_approvals()
+    }
+
+    fn tell_plan_waits(&mut self) {
+        let tasks = self.state.approval.held.as_ref().map_or(0, |p| p.tasks.len());
+        let reason = format!(
+            "a plan of {tasks} task(s) waits: {}",
+            crate::approval::how_to_go_on(&self.dir, &self.info.run_id)
+        );
+        self.tell(About {
+            kind: Kind::PlanWaiting,
+            task: None,
+            reason,
+            outcome: None,
+            percent: None,
+        });
+    }
+
+    /// Answers each `orch approve` not answered yet, and removes its file. Only while a
+    /// plan waits: a request that comes later is answered by the state of the run (the
+    /// command says the plan was approved already).
+    pub(super) fn answer_approvals(&mut self) -> anyhow::Result<()> {
+        for (path, request) in read_requests(&self.dir) {
+            if !self.state.approval.waiting() {
+                // Approved by an earlier request: nothing left to answer.
+                let _ = std::fs::remove_file(&path);
+                continue;
+            }
+            let id = match request {
+                Ok(ApproveRequest { id }) => id,
+                Err(e) => {
+                    let id = path
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    self.record(Event::ApprovalRefused {
+                        id,
+                        problems: vec![format!(
+                            "the approve request {} cannot be read ({e}): run `orch approve` \
+                             again",
+                            path.display()
+                        )],
+                    })?;
+                    let _ = std::fs::remove_file(&path);
+                    continue;
+                }
+            };
+            if !self.state.approval.answered(&id) {
+                self.answer(id)?;
+            }
+            // Answered, and said in the journal: not read again.
+            let _ = std::fs::remove_file(&path);
+        }
+        Ok(())
+    }
+
+    /// Checks the plan file as it is now: approved and accepted, or refused with its
+    /// problems.
+    fn answer(&mut self, id: String) -> anyhow::Result<()> {
+        match check_file(&self.dir.plan(), &self.work.root, &self.config) {
+            Err(problems) => {
+                self.record(Event::ApprovalRefused { id, problems })?;
+                self.render();
+                Ok(())
+            }
+            Ok(plan) => {
+                let edited = self.state.approval.held.as_ref() != Some(&plan);
+                self.record(Event::PlanApproved { id, edited })?;
+                self.accept_plan(plan)
+            }
+        }
+    }
+}
+
+/// Writes `plan` to `file` for the user to read and edit, whole or not at all.
+fn write_plan(file: &std::path::Path, plan: &Plan) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let json = serde_json::to_string_pretty(plan).context("failed to serialize the plan")?;
+    let tmp = file.with_extension("json.tmp");
+    std::fs::write(&tmp, json + "\n").with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, file).with_context(|| format!("cannot write {}", file.display()))
+}

@@ -1,0 +1,77 @@
+//! What the journal says of a plan held for the user's approval (`orch up --review`,
+//! `plan_approval: ask`): the plan held, each `orch approve` the engine refused (the plan
+//! file, as edited, was invalid) and the one it took. Each answer names its request's id, so
+//! that a request is answered once however often an engine reads it.
+
+use serde::Serialize;
+
+use super::Event;
+use crate::plan::Plan;
+
+/// One `orch approve` the engine refused: the plan file had these problems.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApprovalRefusal {
+    pub id: String,
+    pub problems: Vec<String>,
+    pub at_ms: u64,
+}
+
+/// The `orch approve` the engine took.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Approved {
+    pub id: String,
+    /// Whether the plan approved differs from the one held (the user edited its file).
+    pub edited: bool,
+    pub at_ms: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ApprovalRecord {
+    /// The plan waiting for approval, while it waits (approval clears it).
+    pub held: Option<Plan>,
+    /// When the plan was held.
+    pub held_at_ms: Option<u64>,
+    pub refusals: Vec<ApprovalRefusal>,
+    pub approved: Option<Approved>,
+}
+
+impl ApprovalRecord {
+    pub(super) fn apply(&mut self, t: u64, event: &Event) {
+        match event {
+            Event::PlanHeld { plan } => {
+                self.held = Some(plan.clone());
+                self.held_at_ms = Some(t);
+            }
+            Event::ApprovalRefused { id, problems } => self.refusals.push(ApprovalRefusal {
+                id: id.clone(),
+                problems: problems.clone(),
+                at_ms: t,
+            }),
+            Event::PlanApproved { id, edited } => {
+                self.held = None;
+                self.approved = Some(Approved {
+                    id: id.clone(),
+                    edited: *edited,
+                    at_ms: t,
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether a plan waits for the user's approval.
+    pub fn waiting(&self) -> bool {
+        self.held.is_some()
+    }
+
+    /// Whether the request `id` was answered (approved or refused).
+    pub fn answered(&self, id: &str) -> bool {
+        self.approved.as_ref().is_some_and(|a| a.id == id)
+            || self.refusals.iter().any(|r| r.id == id)
+    }
+
+    /// The problems the engine found answering the request `id`, if it refused it.
+    pub fn refusal(&self, id: &str) -> Option<&ApprovalRefusal> {
+        self.refusals.iter().rev().find(|r| r.id == id)
+    }
+}
