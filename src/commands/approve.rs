@@ -80,7 +80,12 @@ pub(crate) fn run(global: &Global, run: Option<&str>) -> anyhow::Result<u8> {
         }
         if now.state.approval.answered(&request_id) {
             let tasks = now.state.plan().map_or(0, |p| p.tasks.len());
-            let edited = now.state.approval.approved.as_ref().is_some_and(|a| a.edited);
+            let edited = now
+                .state
+                .approval
+                .approved
+                .as_ref()
+                .is_some_and(|a| a.edited);
             println!(
                 "run {run_id}: plan approved{}: {tasks} task(s) dispatched; `{orch} wait --run \
                  {run_id}` waits for the end",

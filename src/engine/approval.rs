@@ -19,7 +19,8 @@ use crate::state::Event;
 impl Engine {
     /// Whether a valid plan must wait for the user's approval before it is dispatched.
     pub(super) fn approval_asked(&self) -> bool {
-        crate::approval::asked(&self.config, self.info.review) && self.state.approval.approved.is_none()
+        crate::approval::asked(&self.config, self.info.review)
+            && self.state.approval.approved.is_none()
     }
 
     /// A valid plan that needs the user's approval: kept in `plan.json` for them to read
@@ -37,7 +38,12 @@ impl Engine {
     }
 
     fn tell_plan_waits(&mut self) {
-        let tasks = self.state.approval.held.as_ref().map_or(0, |p| p.tasks.len());
+        let tasks = self
+            .state
+            .approval
+            .held
+            .as_ref()
+            .map_or(0, |p| p.tasks.len());
         let reason = format!(
             "a plan of {tasks} task(s) waits: {}",
             crate::approval::how_to_go_on(&self.dir, &self.info.run_id)

@@ -21,12 +21,10 @@ impl Engine {
             Some(lines) => crate::format::screen(&self.state, &self.dir, now, lines),
             None => crate::format::table(&self.state, &self.dir, now),
         };
-        // A plan waiting for approval is what there is to see (see approval.rs).
-        let table = match crate::approval::waiting_text(&self.dir, &self.state, &self.info.run_id)
-        {
-            Some(waiting) => format!("{waiting}\n{table}"),
-            None => table,
-        };
+        // A plan waiting for approval is what there is to see (see approval.rs): no task
+        // has started, and the planner's row would push the plan off a small window.
+        let table = crate::approval::waiting_text(&self.dir, &self.state, &self.info.run_id)
+            .unwrap_or(table);
         let unjournaled = unjournaled(self.warnings.list());
         // Clear the screen and home the cursor, then redraw: the control window is ours. A
         // window that is gone fails the write, which must not bring the engine down.
