@@ -131,9 +131,7 @@ impl View {
     pub fn of(dir: &RunDir, state: &RunState, run_id: &str) -> Option<View> {
         let record = &state.approval;
         let plan = record.held.as_ref().or(state.plan())?;
-        if record.held_at_ms.is_none() {
-            return None;
-        }
+        record.held_at_ms?; // the run never held a plan
         Some(View {
             waiting: record.waiting(),
             plan_file: dir.plan(),

@@ -75,3 +75,61 @@ impl ApprovalRecord {
         self.refusals.iter().rev().find(|r| r.id == id)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::state::{Event, Outcome, Phase, Record, RunState};
+
+    fn plan() -> crate::plan::Plan {
+        serde_json::from_str(
+            r#"{"tasks": [{"id": "a", "agent": "w", "task": "t", "files": ["a.txt"]}]}"#,
+        )
+        .unwrap()
+    }
+
+    fn replay(events: Vec<Event>) -> RunState {
+        let records: Vec<Record> = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, event)| Record {
+                t: i as u64 + 1,
+                event,
+            })
+            .collect();
+        RunState::replay(&records)
+    }
+
+    #[test]
+    fn a_held_plan_waits_across_a_stop_and_a_resume_until_approved() {
+        let held = vec![
+            Event::PlanningStarted { attempt: 1 },
+            Event::PlanHeld { plan: plan() },
+            Event::ApprovalRefused {
+                id: "1".into(),
+                problems: vec!["bad".into()],
+            },
+            Event::RunFinished {
+                outcome: Outcome::Stopped,
+                reason: None,
+            },
+            Event::RunResumed {},
+        ];
+        let state = replay(held.clone());
+        assert_eq!(state.phase, Phase::Planning);
+        assert!(state.approval.waiting());
+        assert!(state.approval.answered("1"));
+        assert_eq!(state.approval.refusal("1").unwrap().problems, ["bad"]);
+        assert!(state.plan().is_none(), "nothing accepted before approval");
+
+        let mut approved = held;
+        approved.push(Event::PlanApproved {
+            id: "2".into(),
+            edited: true,
+        });
+        approved.push(Event::PlanAccepted { plan: plan() });
+        let state = replay(approved);
+        assert!(!state.approval.waiting());
+        assert!(state.approval.approved.as_ref().unwrap().edited);
+        assert_eq!(state.phase, Phase::Running);
+    }
+}

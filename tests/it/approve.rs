@@ -30,6 +30,23 @@ fn plan(tasks: &[String]) -> String {
     )
 }
 
+const RECORDING_HOOK: &str = r#"#!/bin/sh
+mkdir -p notices
+cat > "notices/.$$" && mv "notices/.$$" "notices/$$.json"
+"#;
+
+/// What the `notify` hook was given, of `event`.
+fn notices(up: &Up, event: &str) -> Vec<Value> {
+    std::fs::read_dir(up.p.path("notices"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .map(|e| serde_json::from_str(&std::fs::read_to_string(e.path()).unwrap()).unwrap())
+        .filter(|d: &Value| d["event"] == event)
+        .collect()
+}
+
 /// `orch wait` with a timeout: its exit code and what it said.
 fn wait(up: &Up) -> (i32, String) {
     let run = up.orch().args(["wait", "--timeout", "60"]).run();
@@ -123,16 +140,25 @@ fn a_reviewed_run_holds_the_planners_plan_until_it_is_approved() {
 fn an_edited_plan_is_checked_again_and_a_held_run_resumes_still_waiting() {
     let up = Options::new("approveedit")
         .worker(WORKER)
-        .yaml("plan_approval: ask\n")
+        .yaml("plan_approval: ask\nnotify:\n  hook: [\"./hook.sh\"]\n")
+        .script("hook.sh", RECORDING_HOOK)
         .plan(&plan(&[task("a", &[]), task("b", &["a"])]))
         .file("specs/s.md", "# the spec\n")
-        .ignore("counts/\nplan.json\nworker.sh\norch.yaml\n")
+        .ignore("counts/\nnotices/\nplan.json\nworker.sh\nhook.sh\norch.yaml\n")
         .start();
     up.start();
     let (code, said) = wait(&up);
     assert_eq!(code, 5, "{said}\n{}", up.diagnostics());
     let file = up.run_dir().join("plan.json");
     assert!(file.exists(), "{said}");
+    // The user is told (here by the `notify` hook), with what to do.
+    up.wait_until("the hook to be told the plan waits", || {
+        !notices(&up, "plan_waiting").is_empty()
+    });
+    let told = notices(&up, "plan_waiting");
+    let reason = told[0]["reason"].as_str().unwrap();
+    assert!(reason.contains("2 task(s)"), "{told:#?}");
+    assert!(reason.contains("orch approve"), "{told:#?}");
 
     // Edited badly: the problems are listed, nothing is dispatched, the plan still waits.
     std::fs::write(
