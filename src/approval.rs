@@ -146,6 +146,21 @@ impl View {
     }
 }
 
+impl View {
+    /// One line for the report: approved (as edited) after how many refusals, or waiting.
+    pub fn line(&self) -> String {
+        let refused = match self.refusals.len() {
+            0 => String::new(),
+            n => format!(", after {n} approval(s) refused for the plan file's problems"),
+        };
+        match &self.approved {
+            Some(a) if a.edited => format!("approved as edited by the user{refused}"),
+            Some(_) => format!("approved as planned{refused}"),
+            None => format!("never approved (the run ended while its plan waited){refused}"),
+        }
+    }
+}
+
 /// For a person, while the plan waits (the control window, `orch status`): the plan as
 /// waves, the problems of the latest refused approval, and what to do.
 pub fn waiting_text(dir: &RunDir, state: &RunState, run_id: &str) -> Option<String> {

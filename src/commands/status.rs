@@ -65,6 +65,15 @@ pub(crate) fn run(global: &Global, run: Option<&str>, json: bool) -> anyhow::Res
     if let Some(sample) = &sample {
         println!("  A SAMPLE RUN, not the request: {sample}");
     }
+    let asked = config
+        .as_ref()
+        .is_some_and(|c| crate::approval::asked(c, loaded.info.review));
+    if asked
+        && loaded.state.phase == crate::state::Phase::Planning
+        && !loaded.state.approval.waiting()
+    {
+        println!("  once valid, the plan waits for your approval (`orch approve`)");
+    }
     if let Some(budget) = budget.as_ref().filter(|b| b.shown()) {
         println!("  budget: {}", budget.line());
     }

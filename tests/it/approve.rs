@@ -77,7 +77,8 @@ fn a_reviewed_run_holds_the_planners_plan_until_it_is_approved() {
     up.orch()
         .args(["up", "build it", "--detach", "--review"])
         .run()
-        .expect(0);
+        .expect(0)
+        .stdout_has("the plan will wait for your approval");
     // Held: `orch wait` says so with its own exit code, and how to go on.
     let (code, said) = wait(&up);
     assert_eq!(code, 5, "{said}\n{}", up.diagnostics());
@@ -219,4 +220,10 @@ fn an_edited_plan_is_checked_again_and_a_held_run_resumes_still_waiting() {
         .map(|t| t["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, ["a", "c"], "{status:#}");
+    // The report says how the plan was approved.
+    up.orch()
+        .args(["report"])
+        .run()
+        .expect(0)
+        .stdout_has("Plan approval: approved as edited by the user, after 1 approval(s) refused");
 }
