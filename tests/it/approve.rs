@@ -227,3 +227,36 @@ fn an_edited_plan_is_checked_again_and_a_held_run_resumes_still_waiting() {
         .expect(0)
         .stdout_has("Plan approval: approved as edited by the user, after 1 approval(s) refused");
 }
+
+#[test]
+fn an_approval_made_while_no_engine_runs_is_answered_at_resume() {
+    let up = Options::new("approvedown")
+        .worker(WORKER)
+        .plan(&plan(&[task("a", &[])]))
+        .file("specs/s.md", "# the spec\n")
+        .ignore("counts/\nplan.json\nworker.sh\norch.yaml\n")
+        .start();
+    up.orch()
+        .args([
+            "up",
+            "build it",
+            "--plan",
+            "plan.json",
+            "--detach",
+            "--review",
+        ])
+        .run()
+        .expect(0);
+    let (code, said) = wait(&up);
+    assert_eq!(code, 5, "{said}\n{}", up.diagnostics());
+    up.orch().args(["down"]).run().expect(0);
+    up.orch()
+        .args(["approve"])
+        .run()
+        .expect(0)
+        .stdout_has("resume");
+    assert_eq!(started(&up), Vec::<String>::new());
+    up.resume();
+    up.wait(0);
+    assert_eq!(started(&up), vec!["a".to_string()]);
+}
