@@ -32,6 +32,8 @@ mod warnings;
 mod watching;
 
 #[cfg(test)]
+mod approval_tests;
+#[cfg(test)]
 mod budget_tests;
 #[cfg(test)]
 mod driven;
