@@ -4,7 +4,8 @@
 //! (`approve/<id>.json`) that the live engine answers (journaled, by the request's id): it
 //! validates the plan file again, as it is then, and either dispatches it or lists its
 //! problems and goes on waiting. A request no engine read is answered by the next (`orch
-//! resume`). The engine's side is `engine/approval.rs`; the command's `commands/approve.rs`.
+//! resume`). `orch tell planner "..."` goes the same way, with the user's feedback: the plan
+//! held is dropped and the planner plans again with it. The engine's side is `engine/approval.rs`; the command's `commands/approve.rs`.
 
 use std::path::{Path, PathBuf};
 
@@ -14,10 +15,13 @@ use crate::config::Config;
 use crate::plan::{self, Plan};
 use crate::state::{RunDir, RunState};
 
-/// An `orch approve`, as written into the run directory.
+/// An `orch approve` (or, with `feedback`, an `orch tell planner`: re-plan with it), as
+/// written into the run directory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApproveRequest {
     pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<String>,
 }
 
 /// Where approve requests wait for an engine.
@@ -119,6 +123,9 @@ pub struct View {
     pub waves: Vec<Vec<String>>,
     /// Each `orch approve` refused, with the plan file's problems.
     pub refusals: Vec<crate::state::ApprovalRefusal>,
+    /// How many times the planner planned again with the user's feedback (`orch tell
+    /// planner`).
+    pub replans: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approved: Option<crate::state::Approved>,
     /// What to do next, while the plan waits.
@@ -130,7 +137,11 @@ impl View {
     /// None for a run that never held a plan.
     pub fn of(dir: &RunDir, state: &RunState, run_id: &str) -> Option<View> {
         let record = &state.approval;
-        let plan = record.held.as_ref().or(state.plan())?;
+        let plan = record
+            .held
+            .as_ref()
+            .or(state.plan())
+            .or(record.last_held.as_ref())?;
         record.held_at_ms?; // the run never held a plan
         Some(View {
             waiting: record.waiting(),
@@ -140,6 +151,7 @@ impl View {
                 .map(|wave| wave.iter().map(ToString::to_string).collect())
                 .collect(),
             refusals: record.refusals.clone(),
+            replans: record.revisions.len(),
             approved: record.approved.clone(),
             next: record.waiting().then(|| how_to_go_on(dir, run_id)),
         })
@@ -149,10 +161,16 @@ impl View {
 impl View {
     /// One line for the report: approved (as edited) after how many refusals, or waiting.
     pub fn line(&self) -> String {
-        let refused = match self.refusals.len() {
+        let mut refused = match self.replans {
             0 => String::new(),
-            n => format!(", after {n} approval(s) refused for the plan file's problems"),
+            n => format!(", after {n} re-plan(s) with your feedback"),
         };
+        if !self.refusals.is_empty() {
+            refused.push_str(&format!(
+                ", after {} approval(s) refused for the plan file's problems",
+                self.refusals.len()
+            ));
+        }
         match &self.approved {
             Some(a) if a.edited => format!("approved as edited by the user{refused}"),
             Some(_) => format!("approved as planned{refused}"),
@@ -192,7 +210,10 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = RunDir::new(tmp.path(), "r1");
         std::fs::create_dir_all(dir.path()).unwrap();
-        let r = ApproveRequest { id: "1-a".into() };
+        let r = ApproveRequest {
+            id: "1-a".into(),
+            feedback: Some("fewer tasks\n`quoted`".into()),
+        };
         request(&dir, &r).unwrap();
         std::fs::write(requests_dir(&dir).join("2-b.json"), "{").unwrap();
         let read = read_requests(&dir);

@@ -286,6 +286,35 @@ enum Command {
         run: Option<String>,
     },
 
+    /// Send the planner feedback on a plan that waits for your approval: it plans again with
+    /// your message, and the new plan waits in turn.
+    #[command(
+        after_help = "Examples:\n  orch tell planner \"one task per module, and tests first\"\n  \
+                            orch tell planner -f feedback.md\n  \
+                            cat feedback.md | orch tell planner -\n\n\
+                            The message (any size; UTF-8 text) goes into the planner's next \
+                            prompt with the plan it gave, never typed into a pane. Only \
+                            `planner` is taken for now."
+    )]
+    Tell {
+        /// Who to tell: `planner`.
+        #[arg(value_name = "planner")]
+        target: String,
+        /// The message; `-` reads it from standard input.
+        message: Option<String>,
+        /// Read the message from this file (`-`: standard input).
+        #[arg(
+            short = 'f',
+            long = "file",
+            value_name = "FILE",
+            conflicts_with = "message"
+        )]
+        file: Option<PathBuf>,
+        /// A run id (default: the latest).
+        #[arg(long, value_name = "ID")]
+        run: Option<String>,
+    },
+
     /// Stop the run's agents and engine and close its tmux session; its files stay.
     #[command(after_help = "Example:\n  orch down")]
     Down {
@@ -540,6 +569,12 @@ fn execute(cli: Cli) -> anyhow::Result<u8> {
         Command::Resume { run, detach } => commands::resume::run(&global, run.as_deref(), detach),
         Command::Down { run } => commands::down::run(&global, run.as_deref()),
         Command::Approve { run } => commands::approve::run(&global, run.as_deref()),
+        Command::Tell {
+            target,
+            message,
+            file,
+            run,
+        } => commands::tell::run(&global, run.as_deref(), &target, message, file.as_deref()),
         Command::Budget { amount, run } => {
             commands::budget::run(&global, run.as_deref(), amount.as_deref())
         }

@@ -22,6 +22,7 @@ pub(crate) mod resume;
 mod runs;
 pub(crate) mod runs_list;
 pub(crate) mod status;
+pub(crate) mod tell;
 pub(crate) mod up;
 pub(crate) mod validate;
 pub(crate) mod wait;

@@ -62,6 +62,7 @@ pub(crate) fn run(global: &Global, run: Option<&str>) -> anyhow::Result<u8> {
         &loaded.dir,
         &ApproveRequest {
             id: request_id.clone(),
+            feedback: None,
         },
     )?;
     if !loaded.engine_alive {

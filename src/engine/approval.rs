@@ -67,8 +67,8 @@ impl Engine {
                 let _ = std::fs::remove_file(&path);
                 continue;
             }
-            let id = match request {
-                Ok(ApproveRequest { id }) => id,
+            let (id, feedback) = match request {
+                Ok(ApproveRequest { id, feedback }) => (id, feedback),
                 Err(e) => {
                     let id = path
                         .file_stem()
@@ -87,12 +87,40 @@ impl Engine {
                 }
             };
             if !self.state.approval.answered(&id) {
-                self.answer(id)?;
+                match feedback {
+                    Some(feedback) => self.replan(id, feedback)?,
+                    None => self.answer(id)?,
+                }
             }
             // Answered, and said in the journal: not read again.
             let _ = std::fs::remove_file(&path);
         }
         Ok(())
+    }
+
+    /// `orch tell planner`: the plan held is dropped and the planner plans again, its prompt
+    /// carrying the plan it gave and the user's feedback on it.
+    fn replan(&mut self, id: String, feedback: String) -> anyhow::Result<()> {
+        self.record(Event::PlanRevisionAsked { id, feedback })?;
+        self.start_replanning()
+    }
+
+    /// The planner's attempt for the feedback journaled last (`orch tell planner`): also at
+    /// a resume, when the engine that journaled it died before starting it.
+    pub(super) fn start_replanning(&mut self) -> anyhow::Result<()> {
+        let feedback = self.state.approval.replan.clone().unwrap_or_default();
+        let previous = self
+            .state
+            .approval
+            .last_held
+            .as_ref()
+            .and_then(|plan| serde_json::to_string_pretty(plan).ok())
+            .unwrap_or_default();
+        self.planning_state.set_feedback(vec![format!(
+            "The user reviewed your plan and wants it changed. Their words:\n\n{feedback}\n\n\
+             The plan you gave (write the specs again where they must change):\n\n{previous}"
+        )]);
+        self.start_planning(self.state.planning_attempt() + 1)
     }
 
     /// Checks the plan file as it is now: approved and accepted, or refused with its

@@ -9,7 +9,11 @@ use crate::approval::{ApproveRequest, request, requests_dir};
 use crate::state::Event;
 
 fn approve(run: &Driven, id: &str) {
-    request(&run.dir, &ApproveRequest { id: id.into() }).unwrap();
+    let r = ApproveRequest {
+        id: id.into(),
+        feedback: None,
+    };
+    request(&run.dir, &r).unwrap();
 }
 
 fn count(run: &Driven, matches: impl Fn(&Event) -> bool) -> usize {

@@ -125,7 +125,9 @@ impl Engine {
         attempt: u32,
         problems: Vec<String>,
     ) -> anyhow::Result<()> {
-        let used = attempt.saturating_sub(self.state.planning.interruptions);
+        // Nor do the attempts the user asked for with `orch tell planner` (see approval.rs).
+        let replans = self.state.approval.revisions.len() as u32;
+        let used = attempt.saturating_sub(self.state.planning.interruptions + replans);
         if used < self.planning().max_attempts() {
             self.planning_state.set_feedback(problems);
             self.start_planning(attempt + 1)

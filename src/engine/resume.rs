@@ -77,7 +77,8 @@ impl Engine {
             )
         })?;
         let mut adopted = HashSet::new();
-        let held = self.state.approval.waiting(); // planning is over (see approval.rs)
+        // Planning is over, or starts again for the user's feedback (see approval.rs).
+        let held = self.state.approval.waiting() || self.state.approval.replan.is_some();
         match self.state.phase {
             Phase::Planning if held => {}
             Phase::Planning => self.resume_planner(&panes, &mut adopted)?,
@@ -88,6 +89,7 @@ impl Engine {
         // What changed while no engine watched is judged before anything new starts.
         self.sweep()?;
         match self.state.phase {
+            Phase::Planning if self.state.approval.replan.is_some() => self.start_replanning(),
             Phase::Planning if held => self.start_run(),
             Phase::Planning if self.agents.planner().is_none() => self.continue_planning(),
             Phase::Planning => Ok(()),

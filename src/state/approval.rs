@@ -33,6 +33,14 @@ pub struct ApprovalRecord {
     pub held_at_ms: Option<u64>,
     pub refusals: Vec<ApprovalRefusal>,
     pub approved: Option<Approved>,
+    /// The `orch tell planner` requests answered (their ids), in order: each started a new
+    /// planning attempt that does not count against the planner's retries.
+    pub revisions: Vec<String>,
+    /// The plan held last (kept after approval or a re-plan dropped it).
+    pub last_held: Option<Plan>,
+    /// The feedback of an `orch tell planner` whose planner has not started yet: an engine
+    /// that died in between leaves it to the next.
+    pub replan: Option<String>,
 }
 
 impl ApprovalRecord {
@@ -40,6 +48,7 @@ impl ApprovalRecord {
         match event {
             Event::PlanHeld { plan } => {
                 self.held = Some(plan.clone());
+                self.last_held = Some(plan.clone());
                 self.held_at_ms = Some(t);
             }
             Event::ApprovalRefused { id, problems } => self.refusals.push(ApprovalRefusal {
@@ -47,6 +56,11 @@ impl ApprovalRecord {
                 problems: problems.clone(),
                 at_ms: t,
             }),
+            Event::PlanRevisionAsked { id, feedback } => {
+                self.held = None;
+                self.revisions.push(id.clone());
+                self.replan = Some(feedback.clone());
+            }
             Event::PlanApproved { id, edited } => {
                 self.held = None;
                 self.approved = Some(Approved {
@@ -68,6 +82,7 @@ impl ApprovalRecord {
     pub fn answered(&self, id: &str) -> bool {
         self.approved.as_ref().is_some_and(|a| a.id == id)
             || self.refusals.iter().any(|r| r.id == id)
+            || self.revisions.iter().any(|r| r == id)
     }
 
     /// The problems the engine found answering the request `id`, if it refused it.

@@ -301,6 +301,12 @@ pub enum Event {
         id: String,
         problems: Vec<String>,
     },
+    /// `orch tell planner` (its request `id`) dropped the plan held: the planner plans again
+    /// with the user's `feedback`.
+    PlanRevisionAsked {
+        id: String,
+        feedback: String,
+    },
     /// `orch approve` (its request `id`) took the plan, edited (it differs from the plan
     /// held) or not; a `PlanAccepted` follows.
     PlanApproved {

@@ -528,6 +528,8 @@ impl RunState {
                 at_ms: t,
             }),
             Event::PlanningStarted { attempt } => {
+                // A re-plan the user asked for has its planner now.
+                self.approval.replan = None;
                 self.phase = Phase::Planning;
                 self.planning.attempt = *attempt;
                 self.planning.pane = None;
@@ -642,7 +644,9 @@ impl RunState {
                 self.planning.pid = None;
                 self.approval.apply(t, &record.event);
             }
-            Event::ApprovalRefused { .. } | Event::PlanApproved { .. } => {
+            Event::ApprovalRefused { .. }
+            | Event::PlanApproved { .. }
+            | Event::PlanRevisionAsked { .. } => {
                 self.approval.apply(t, &record.event);
             }
             event => self.apply_task(t, event),

@@ -2,7 +2,8 @@
 //! planner's, or `--plan`'s) with nothing dispatched; the control window and `orch status`
 //! show it as waves and say how to go on; `orch wait` exits 5 while it waits; `orch approve`
 //! dispatches it, or lists the problems of an edited plan file (checked again by the engine
-//! too) and leaves it waiting; a run downed while it waits resumes still waiting.
+//! too) and leaves it waiting; `orch tell planner` has it planned again with the user's
+//! feedback; a run downed while it waits resumes still waiting.
 
 use serde_json::Value;
 
@@ -105,6 +106,24 @@ fn a_reviewed_run_holds_the_planners_plan_until_it_is_approved() {
             .contains("approve"),
         "{status:#}"
     );
+    // Feedback: the planner plans again with it, and the new plan waits in turn.
+    let feedback = "one task per module, please; and `$(no shell)` here";
+    up.orch()
+        .args(["tell", "planner", feedback])
+        .run()
+        .expect(0)
+        .stdout_has("plans again with your message");
+    let (code, said) = wait(&up);
+    assert_eq!(code, 5, "{said}\n{}", up.diagnostics());
+    let prompt = up.run_file("planner/2/prompt.md");
+    assert!(prompt.contains(feedback), "{prompt}");
+    assert!(prompt.contains("The plan you gave"), "{prompt}");
+    let names = events(&up);
+    assert!(
+        names.iter().any(|n| n == "plan_revision_asked"),
+        "{names:?}"
+    );
+    assert!(!names.iter().any(|n| n == "task_started"), "{names:?}");
     let text = up.orch().args(["status"]).run().expect(0).stdout();
     assert!(text.contains("PLAN WAITING FOR YOUR APPROVAL"), "{text}");
     assert!(text.contains("wave 1:"), "{text}");
@@ -129,6 +148,7 @@ fn a_reviewed_run_holds_the_planners_plan_until_it_is_approved() {
     assert_eq!(approved["edited"], false, "{approved}");
     let status = up.status();
     assert_eq!(status["approval"]["waiting"], false, "{status:#}");
+    assert_eq!(status["approval"]["replans"], 1, "{status:#}");
     // Nothing waits any more.
     up.orch()
         .args(["approve"])
