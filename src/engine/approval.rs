@@ -101,14 +101,43 @@ impl Engine {
     /// `orch tell planner`: the plan held is dropped and the planner plans again, its prompt
     /// carrying the plan it gave and the user's feedback on it.
     fn replan(&mut self, id: String, feedback: String) -> anyhow::Result<()> {
-        self.record(Event::PlanRevisionAsked { id, feedback })?;
+        use anyhow::Context as _;
+        // Kept whole beside the journal, which holds no text of unbounded size.
+        let file = format!("feedback/{id}.md");
+        let path = self.dir.path().join(&file);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        std::fs::write(&path, &feedback)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        self.record(Event::PlanRevisionAsked {
+            id,
+            file,
+            bytes: feedback.len(),
+        })?;
         self.start_replanning()
     }
 
     /// The planner's attempt for the feedback journaled last (`orch tell planner`): also at
     /// a resume, when the engine that journaled it died before starting it.
     pub(super) fn start_replanning(&mut self) -> anyhow::Result<()> {
-        let feedback = self.state.approval.replan.clone().unwrap_or_default();
+        let file = self.state.approval.replan.clone().unwrap_or_default();
+        let path = self.dir.path().join(&file);
+        let feedback = match std::fs::read_to_string(&path) {
+            Ok(feedback) => feedback,
+            Err(e) => {
+                let lost = format!(
+                    "the feedback for the planner in {} cannot be read ({e}): it plans again \
+                     without it; `orch tell planner` again once its plan waits",
+                    path.display()
+                );
+                self.warn(crate::state::WarningKind::Unrecorded, lost);
+                "(the user's feedback was lost: keep the plan's intent, and fix what you \
+                 think is weakest)"
+                    .to_string()
+            }
+        };
         let previous = self
             .state
             .approval

@@ -38,8 +38,8 @@ pub struct ApprovalRecord {
     pub revisions: Vec<String>,
     /// The plan held last (kept after approval or a re-plan dropped it).
     pub last_held: Option<Plan>,
-    /// The feedback of an `orch tell planner` whose planner has not started yet: an engine
-    /// that died in between leaves it to the next.
+    /// The feedback file (relative to the run directory) of an `orch tell planner` whose
+    /// planner has not started yet: an engine that died in between leaves it to the next.
     pub replan: Option<String>,
 }
 
@@ -56,10 +56,10 @@ impl ApprovalRecord {
                 problems: problems.clone(),
                 at_ms: t,
             }),
-            Event::PlanRevisionAsked { id, feedback } => {
+            Event::PlanRevisionAsked { id, file, .. } => {
                 self.held = None;
                 self.revisions.push(id.clone());
-                self.replan = Some(feedback.clone());
+                self.replan = Some(file.clone());
             }
             Event::PlanApproved { id, edited } => {
                 self.held = None;

@@ -302,10 +302,12 @@ pub enum Event {
         problems: Vec<String>,
     },
     /// `orch tell planner` (its request `id`) dropped the plan held: the planner plans again
-    /// with the user's `feedback`.
+    /// with the user's feedback, kept whole (any size) in `file`, relative to the run
+    /// directory (`feedback/<id>.md`), of `bytes` bytes.
     PlanRevisionAsked {
         id: String,
-        feedback: String,
+        file: String,
+        bytes: usize,
     },
     /// `orch approve` (its request `id`) took the plan, edited (it differs from the plan
     /// held) or not; a `PlanAccepted` follows.
