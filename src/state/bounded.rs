@@ -33,7 +33,7 @@ impl Event {
             Event::Warning { message, .. } => cut(message, TEXT_MAX),
             Event::TaskRequeued { reasons, .. } => cut_list(reasons),
             Event::PlanningRefused { problems, .. } | Event::ApprovalRefused { problems, .. } => {
-                cut_list(problems)
+                cut_list(problems);
             }
             Event::JudgeVerdict { verdicts, .. } => {
                 for verdict in verdicts {
