@@ -77,3 +77,54 @@ fn without_approval_asked_a_plan_runs_at_once() {
     assert_eq!(a.task, "a");
     assert_eq!(count(&run, |e| matches!(e, Event::PlanHeld { .. })), 0);
 }
+
+const PLANNED: &str = r#"{"specs": [{"file": "specs/a.md", "description": "a"}],
+    "tasks": [{"id": "a", "agent": "mine", "task": "write a",
+               "files": ["tests/a_test.txt", "a.txt"]}]}"#;
+
+#[test]
+fn feedback_has_the_planner_plan_again_and_its_new_plan_waits_in_turn() {
+    // Two planner attempts, the first used: a re-plan the user asked for starts afresh.
+    let mut run = Driven::start(
+        &config("  planner_retries: 1\nplan_approval: ask\n"),
+        None,
+        &[],
+    );
+    let planner = run.next_agent();
+    run.exit(&planner, 0, "no plan here");
+    let planner = run.next_agent();
+    run.write(&[("specs/a.md", "# what a does\n")]);
+    run.exit(&planner, 0, PLANNED);
+    assert!(run.engine.state.approval.waiting(), "{}", run.dump());
+
+    let feedback = "split it in two\n```\nand `$(keep)` this as it is";
+    let r = ApproveRequest {
+        id: "t1".into(),
+        feedback: Some(feedback.into()),
+    };
+    request(&run.dir, &r).unwrap();
+    run.handle(Input::Tick);
+    run.settle();
+    assert!(!run.engine.state.approval.waiting(), "{}", run.dump());
+    let again = run.next_agent();
+    assert_eq!(again.role, "planner");
+    assert!(again.dir.ends_with("planner/3"), "{}", again.dir.display());
+    let prompt = std::fs::read_to_string(again.dir.join("prompt.md")).unwrap();
+    assert!(prompt.contains("split it in two"), "{prompt}");
+    assert!(prompt.contains("and `$(keep)` this as it is"), "{prompt}");
+    assert!(prompt.contains("\"write a\""), "the plan it gave\n{prompt}");
+    let kept = std::fs::read_to_string(run.dir.path().join("feedback/t1.md")).unwrap();
+    assert_eq!(kept, feedback);
+
+    // A plan the new attempt got wrong still has its retry: the re-plan did not use it up.
+    run.exit(&again, 0, "no plan here");
+    let third = run.next_agent();
+    assert_eq!(third.role, "planner");
+    run.exit(&third, 0, PLANNED);
+    assert!(run.engine.state.approval.waiting(), "{}", run.dump());
+    approve(&run, "a1");
+    run.handle(Input::Tick);
+    run.settle();
+    let a = run.next_agent();
+    assert_eq!(a.task, "a");
+}

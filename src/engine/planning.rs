@@ -125,9 +125,11 @@ impl Engine {
         attempt: u32,
         problems: Vec<String>,
     ) -> anyhow::Result<()> {
-        // Nor do the attempts the user asked for with `orch tell planner` (see approval.rs).
-        let replans = self.state.approval.revisions.len() as u32;
-        let used = attempt.saturating_sub(self.state.planning.interruptions + replans);
+        // A re-plan the user asked for (`orch tell planner`, see approval.rs) starts a fresh
+        // set of attempts.
+        let used = attempt
+            .saturating_sub(self.state.approval.replanned_after)
+            .saturating_sub(self.state.planning.interruptions);
         if used < self.planning().max_attempts() {
             self.planning_state.set_feedback(problems);
             self.start_planning(attempt + 1)

@@ -36,6 +36,9 @@ pub struct ApprovalRecord {
     /// The `orch tell planner` requests answered (their ids), in order: each started a new
     /// planning attempt that does not count against the planner's retries.
     pub revisions: Vec<String>,
+    /// The planning attempt after which the latest re-plan started (0: none): the attempts
+    /// before it do not count against the planner's retries.
+    pub replanned_after: u32,
     /// The plan held last (kept after approval or a re-plan dropped it).
     pub last_held: Option<Plan>,
     /// The feedback file (relative to the run directory) of an `orch tell planner` whose

@@ -644,9 +644,11 @@ impl RunState {
                 self.planning.pid = None;
                 self.approval.apply(t, &record.event);
             }
-            Event::ApprovalRefused { .. }
-            | Event::PlanApproved { .. }
-            | Event::PlanRevisionAsked { .. } => {
+            Event::PlanRevisionAsked { .. } => {
+                self.approval.replanned_after = self.planning.attempt;
+                self.approval.apply(t, &record.event);
+            }
+            Event::ApprovalRefused { .. } | Event::PlanApproved { .. } => {
                 self.approval.apply(t, &record.event);
             }
             event => self.apply_task(t, event),
