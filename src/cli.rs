@@ -249,6 +249,40 @@ enum Command {
         detach: bool,
     },
 
+    /// Try again a task that failed for good: a fresh set of attempts, and the tasks it
+    /// blocked pending again.
+    #[command(after_help = "Examples:\n  orch retry api\n  \
+                            orch retry api --message 'the tests need the fixtures in tests/data'\n  \
+                            orch retry api --message-file notes.md --run 20261124-101500-ab12\n  \
+                            git log -1 | orch retry api --message-file -\n\n\
+                            On a live run its engine applies the retry at once (journaled). \
+                            A run whose engine is gone (failed, interrupted, stopped) gets a \
+                            new engine, as with `orch resume`. Done tasks stay done; the run \
+                            can still succeed. The message, whole, goes into the prompt of \
+                            the task's next attempts, never through a pane.")]
+    Retry {
+        /// The id of the task that failed.
+        #[arg(value_name = "TASK")]
+        task: String,
+        /// A run id (default: the latest).
+        #[arg(long, value_name = "ID")]
+        run: Option<String>,
+        /// A message for the task's next attempts (any text).
+        #[arg(
+            long,
+            value_name = "TEXT",
+            conflicts_with = "message_file",
+            allow_hyphen_values = true
+        )]
+        message: Option<String>,
+        /// The message from a file, or from standard input with `-`.
+        #[arg(long, value_name = "FILE", allow_hyphen_values = true)]
+        message_file: Option<std::path::PathBuf>,
+        /// Do not attach to the session when a new engine is started.
+        #[arg(long)]
+        detach: bool,
+    },
+
     /// Show the run's budget and what its agents used, or raise it: `+5` (USD) or `+500k
     /// tokens`.
     #[command(
@@ -575,6 +609,20 @@ fn execute(cli: Cli) -> anyhow::Result<u8> {
             file,
             run,
         } => commands::tell::run(&global, run.as_deref(), &target, message, file.as_deref()),
+        Command::Retry {
+            task,
+            run,
+            message,
+            message_file,
+            detach,
+        } => {
+            let message = match (&message, &message_file) {
+                (Some(text), _) => commands::retry::Message::Text(text),
+                (None, Some(file)) => commands::retry::Message::File(file),
+                (None, None) => commands::retry::Message::None,
+            };
+            commands::retry::run(&global, &task, run.as_deref(), message, detach)
+        }
         Command::Budget { amount, run } => {
             commands::budget::run(&global, run.as_deref(), amount.as_deref())
         }

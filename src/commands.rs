@@ -19,6 +19,7 @@ pub(crate) mod plan;
 pub(crate) mod report;
 pub(crate) mod request;
 pub(crate) mod resume;
+pub(crate) mod retry;
 mod runs;
 pub(crate) mod runs_list;
 pub(crate) mod status;

@@ -23,6 +23,7 @@ mod ownership;
 mod panes;
 mod planning;
 mod resume;
+pub mod retry;
 mod revert;
 mod sched;
 mod sweep;
@@ -41,6 +42,8 @@ mod driven;
 mod driven_tests;
 #[cfg(test)]
 mod fake_run;
+#[cfg(test)]
+mod retry_tests;
 #[cfg(test)]
 mod tests;
 

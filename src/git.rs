@@ -74,6 +74,63 @@ pub fn command() -> Command {
     cmd
 }
 
+/// The hardened command run in the work tree `root` of a repository whose objects are
+/// SHA-256 ones when `sha256`: attributes read from the empty tree (no filter, merge or diff
+/// driver can be chosen; files are taken byte for byte, as the snapshot takes them), and the
+/// user's global excludes file, so that what their git ignores, orch's does too. Every git
+/// orch runs in the user's repository or a run's worktree starts here.
+pub fn in_work_tree(root: &Path, sha256: bool) -> Command {
+    let mut cmd = command();
+    cmd.env("GIT_ATTR_SOURCE", empty_tree(sha256));
+    if let Some(excludes) = user_excludes_file() {
+        let mut setting = std::ffi::OsString::from("core.excludesFile=");
+        setting.push(excludes.as_os_str());
+        cmd.arg("-c").arg(setting);
+    }
+    cmd.current_dir(root);
+    cmd
+}
+
+/// Who the commits orch makes are by, as `GIT_AUTHOR_*`/`GIT_COMMITTER_*` variables: the
+/// caller's own such variables, else `user.name`/`user.email` of the user's git config at
+/// `root` (which the hardened command does not read; reading a value runs nothing), else
+/// `orch <orch@localhost>`: a missing identity never fails a run.
+pub fn identity(root: &Path) -> Vec<(String, String)> {
+    let configured = |key: &str| -> Option<String> {
+        let mut cmd = Command::new("git");
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("GIT_") {
+                cmd.env_remove(k);
+            }
+        }
+        let out = cmd
+            .arg("-C")
+            .arg(root)
+            .args(["config", "--get", key])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .ok()?;
+        let value = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (out.status.success() && !value.is_empty()).then_some(value)
+    };
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let name = configured("user.name").unwrap_or_else(|| "orch".into());
+    let email = configured("user.email").unwrap_or_else(|| "orch@localhost".into());
+    let mut env = Vec::new();
+    for (role, k) in [
+        ("AUTHOR", "NAME"),
+        ("AUTHOR", "EMAIL"),
+        ("COMMITTER", "NAME"),
+        ("COMMITTER", "EMAIL"),
+    ] {
+        let key = format!("GIT_{role}_{k}");
+        let fallback = if k == "NAME" { &name } else { &email };
+        env.push((key.clone(), var(&key).unwrap_or_else(|| fallback.clone())));
+    }
+    env
+}
+
 /// The empty tree of a repository of the given object format, as `GIT_ATTR_SOURCE` wants it:
 /// attributes read from it are none at all.
 pub fn empty_tree(sha256: bool) -> &'static str {

@@ -26,7 +26,6 @@ pub mod progress;
 pub mod project;
 pub mod prompt;
 pub mod report;
-pub mod review;
 pub mod sandbox;
 pub mod scripted;
 pub mod snapshot;

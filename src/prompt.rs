@@ -396,6 +396,29 @@ pub fn interrupted_section(previous_attempt: u32, reason: &str, session: Option<
     p
 }
 
+/// The section of a worker prompt for a task `orch retry` tried again: why it had failed for
+/// good (after `failed_attempt`), and the user's message, whole, in a fence it cannot close.
+pub fn retry_section(failed_attempt: u32, reason: Option<&str>, message: Option<&str>) -> String {
+    let mut p = String::new();
+    let _ = writeln!(
+        p,
+        "## This task is tried again (it failed for good at attempt {failed_attempt})\n"
+    );
+    let why = reason.map_or_else(String::new, |r| format!(" ({})", r.replace('\n', " ")));
+    let _ = writeln!(
+        p,
+        "It had failed{why}, and the user asked for it to be tried again. What the earlier \
+         attempts left in your files is in place: look at it first, keep what is right, and \
+         fix what made it fail."
+    );
+    if let Some(message) = message {
+        p.push_str("\nThe user's message for this attempt, as they wrote it:\n\n");
+        push_fenced(&mut p, message);
+    }
+    p.push('\n');
+    p
+}
+
 /// `prompt` with `section` inserted before its machine-readable context, which stays last.
 pub fn insert_section(prompt: &str, section: &str) -> String {
     const CONTEXT_HEADING: &str = "## Machine-readable context\n";

@@ -92,6 +92,10 @@ pub struct TaskReport {
     pub duration_ms: u64,
     /// Every attempt, in order: how it ended and why.
     pub attempt_history: Vec<AttemptLine>,
+    /// Its latest `orch retry`, if it had one: after which attempt, why it had failed, the
+    /// user's message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retried: Option<crate::state::Retried>,
     pub files: Vec<FileStat>,
     pub violations: Vec<u32>,
     /// The gates of its latest checked attempt.
@@ -285,6 +289,7 @@ pub fn build(
             attempts: task.attempts,
             duration_ms,
             attempt_history,
+            retried: task.retried.clone(),
             files,
             violations: state
                 .violations

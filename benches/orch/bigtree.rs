@@ -42,7 +42,7 @@ pub struct BigTree {
 
 /// Files `a00/b00/f00.txt`…: `files` of them, 100 per directory, 100 directories per top
 /// directory; and `ignored` more under `target/`.
-fn fill(root: &Path, files: usize, ignored: usize) -> anyhow::Result<()> {
+pub(crate) fn fill(root: &Path, files: usize, ignored: usize) -> anyhow::Result<()> {
     let write = |base: &Path, n: usize| -> anyhow::Result<()> {
         for i in 0..n {
             let dir = base.join(format!("a{:02}/b{:02}", i / 10_000, (i / 100) % 100));

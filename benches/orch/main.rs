@@ -17,9 +17,11 @@ mod procstat;
 mod project;
 mod report;
 mod report_details;
+mod report_worktrees;
 mod scale;
 mod stats;
 mod tail;
+mod worktrees;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -49,6 +51,7 @@ pub struct Results {
     pub idle_baseline: Option<idle::Idle>,
     pub idle_settle_s: f64,
     pub tree: Option<bigtree::BigTree>,
+    pub worktrees: Option<worktrees::Worktrees>,
 }
 
 /// How big each part is: the real sizes, or tiny ones (`--quick`).
@@ -67,6 +70,9 @@ struct Sizes {
     tree_ignored: usize,
     tree_probes: usize,
     tree: Span,
+    worktree_files: usize,
+    worktree_reps: usize,
+    worktree_wave: usize,
 }
 
 impl Sizes {
@@ -92,6 +98,9 @@ impl Sizes {
                 tree_ignored: 200,
                 tree_probes: 1,
                 tree: span(300, 500, 2),
+                worktree_files: 2_000,
+                worktree_reps: 1,
+                worktree_wave: 2,
             };
         }
         Sizes {
@@ -111,6 +120,9 @@ impl Sizes {
             tree_ignored: 20_000,
             tree_probes: 5,
             tree: span(3_000, 5_000, 6),
+            worktree_files: 100_000,
+            worktree_reps: 5,
+            worktree_wave: 4,
         }
     }
 }
@@ -146,7 +158,7 @@ fn bench(args: &[String]) -> anyhow::Result<()> {
             "--bench" => {}
             other => anyhow::bail!(
                 "unknown argument {other:?}; usage: [--quick] [--out FILE] \
-                 [--only latency,busy,launch,scale,idle,tree]"
+                 [--only latency,busy,launch,scale,idle,tree,worktrees]"
             ),
         }
     }
@@ -186,6 +198,7 @@ fn bench(args: &[String]) -> anyhow::Result<()> {
         idle_baseline: None,
         idle_settle_s: sizes.idle.settle.as_secs_f64(),
         tree: None,
+        worktrees: None,
     };
     let step = |what: &str| eprintln!("bench: {what} (load {:.2})", procstat::loadavg());
     // How busy the whole machine was during each part, to tell a quiet run from a loaded one.
@@ -262,6 +275,19 @@ fn bench(args: &[String]) -> anyhow::Result<()> {
         )?);
         phase_done(
             "big project (writing and committing its files included)",
+            &mut loads,
+        );
+    }
+    if part("worktrees") {
+        step("task worktrees on a big project (isolation: task)");
+        r.worktrees = Some(worktrees::run(
+            &base,
+            sizes.worktree_files,
+            sizes.worktree_reps,
+            sizes.worktree_wave,
+        )?);
+        phase_done(
+            "task worktrees (writing and committing the project's files included)",
             &mut loads,
         );
     }

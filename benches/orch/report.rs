@@ -215,6 +215,9 @@ fn summary(o: &mut String, r: &Results) {
             met(t.engine.total_share < 0.01)
         );
     }
+    if let Some(w) = &r.worktrees {
+        crate::report_worktrees::summary_rows(o, w);
+    }
     let _ = writeln!(
         o,
         "\nTargets are issue 7's, but the busy scenario's and the scale rows' (issue 13's). \

@@ -24,7 +24,7 @@ fn mib(kib: f64) -> String {
     format!("{:.1} MiB", kib / 1024.0)
 }
 
-fn row(o: &mut String, name: &str, s: &Samples, fmt: fn(f64) -> String) {
+pub(crate) fn row(o: &mut String, name: &str, s: &Samples, fmt: fn(f64) -> String) {
     let _ = writeln!(
         o,
         "| {name} | {} | {} | {} | {} |",
@@ -244,6 +244,9 @@ pub(crate) fn details(o: &mut String, r: &Results) {
         usage_rows(o, "orch engine + control client", &t.engine);
         usage_rows(o, "tmux server", &t.server);
         let _ = writeln!(o);
+    }
+    if let Some(w) = &r.worktrees {
+        crate::report_worktrees::details(o, w);
     }
     let _ = writeln!(
         o,

@@ -9,7 +9,7 @@ use std::process::Command;
 use super::{Global, runs};
 use crate::error::usage;
 use crate::plan::TaskId;
-use crate::review::{self, Repo};
+use crate::workspace::review::{self, Repo};
 
 /// `orch diff specs` (when no task has that id): the planner's specs commit.
 const SPECS: &str = "specs";

@@ -4,8 +4,8 @@
 
 use super::{Global, runs};
 use crate::error::{EXIT_OK, usage};
-use crate::review::{self, Repo};
 use crate::state::{Event, Journal};
+use crate::workspace::review::{self, Repo};
 
 /// How many of the files thrown away with the worktree are named.
 const NAMED: usize = 10;

@@ -1,10 +1,10 @@
 //! `orch merge [--run ID] [--squash]`: the run's work into the user's current branch (see
-//! `crate::review` for how), recorded in the run's journal.
+//! `crate::workspace::review` for how), recorded in the run's journal.
 
 use super::{Global, runs};
 use crate::error::{EXIT_OK, usage};
-use crate::review::{self, MergeKind, Repo};
 use crate::state::{Event, Journal};
+use crate::workspace::review::{self, MergeKind, Repo};
 
 /// How many of the new commits are listed.
 const LISTED: usize = 20;

@@ -29,21 +29,29 @@ pub(crate) fn run(global: &Global, run: Option<&str>, detach: bool) -> anyhow::R
 }
 
 pub(crate) fn start(global: &Global, run: Option<&str>) -> anyhow::Result<up::Started> {
+    start_loaded(runs::load(global, run)?, false)
+}
+
+/// Starts a new engine for the run `loaded`; `retrying`: for `orch retry`, whose request
+/// waits in the run directory, so that a failed run is taken over too (see engine/retry.rs).
+pub(super) fn start_loaded(loaded: runs::Loaded, retrying: bool) -> anyhow::Result<up::Started> {
     // Files written into the run (its environment) are this user's alone.
     crate::private::restrict();
-    let loaded = runs::load(global, run)?;
     // A torn last line (a crash mid-write) is no reason to refuse: said, and skipped.
     for warning in &loaded.warnings {
         eprintln!("warning: {warning}");
     }
     let run_id = loaded.info.run_id.clone();
     let state_dir = loaded.project.state_dir();
-    refuse_unless_resumable(
-        &run_id,
-        loaded.engine_alive,
-        loaded.engine_pid,
-        &loaded.state,
-    )?;
+    let failed = loaded.state.phase == Phase::Finished(Outcome::Failed);
+    if !(retrying && failed) {
+        refuse_unless_resumable(
+            &run_id,
+            loaded.engine_alive,
+            loaded.engine_pid,
+            &loaded.state,
+        )?;
+    }
     state::check_writable(loaded.dir.path())?;
     // A run on a branch works in its worktree: gone (`orch discard`, removed by hand), there
     // is nowhere to continue.

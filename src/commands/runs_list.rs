@@ -6,8 +6,8 @@ use serde::Serialize;
 
 use super::Global;
 use crate::error::EXIT_OK;
-use crate::review::{self, Repo, Standing};
 use crate::state::{self, RunDir, RunInfo, RunState};
+use crate::workspace::review::{self, Repo, Standing};
 
 /// The widest a request's first line gets in the table.
 const REQUEST_WIDTH: usize = 50;

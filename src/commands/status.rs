@@ -36,6 +36,12 @@ pub(crate) fn run(global: &Global, run: Option<&str>, json: bool) -> anyhow::Res
         if let Some(approval) = crate::approval::View::of(&loaded.dir, &loaded.state, run_id) {
             status["approval"] = serde_json::to_value(approval)?;
         }
+        if let Some(workspace) = &loaded.info.workspace {
+            status["workspace"] = serde_json::to_value(workspace)?;
+            status["commits"] = serde_json::to_value(&loaded.state.commits)?;
+            status["merges"] = serde_json::to_value(&loaded.state.merges)?;
+            status["discarded"] = serde_json::json!(loaded.state.discarded.is_some());
+        }
         println!("{}", serde_json::to_string_pretty(&status)?);
         return Ok(EXIT_OK);
     }
@@ -61,6 +67,9 @@ pub(crate) fn run(global: &Global, run: Option<&str>, json: bool) -> anyhow::Res
     );
     if let Some(reason) = &loaded.state.finish_reason {
         println!("  {reason}");
+    }
+    if let Some(line) = branch_line(&loaded) {
+        println!("  {line}");
     }
     if let Some(sample) = &sample {
         println!("  A SAMPLE RUN, not the request: {sample}");
@@ -103,5 +112,32 @@ pub(crate) fn run(global: &Global, run: Option<&str>, json: bool) -> anyhow::Res
     } else if loaded.state.is_resumable(loaded.engine_alive) {
         println!("\n`{orch} resume` continues this run where it stopped");
     }
+    if let Some(hint) = crate::engine::retry::hint(&loaded.state) {
+        println!("{hint}");
+    }
     Ok(EXIT_OK)
+}
+
+/// Where a worktree run's work is and what became of it: its branch, its commits, whether it
+/// was merged or discarded, and the commands that review it.
+fn branch_line(loaded: &super::runs::Loaded) -> Option<String> {
+    let ws = loaded.info.workspace.as_ref()?;
+    let state = &loaded.state;
+    let commits = state.commits.len();
+    let standing = if let Some(merge) = state.merges.last() {
+        format!("merged into {}", merge.into)
+    } else if state.discarded.is_some() {
+        "discarded".to_string()
+    } else if commits == 0 {
+        "nothing committed yet".to_string()
+    } else {
+        let orch = crate::invocation::orch();
+        format!("not merged: `{orch} diff` shows it, `{orch} merge` brings it into your branch")
+    };
+    Some(format!(
+        "on branch {} ({commits} commit{}; worktree {}): {standing}",
+        ws.branch,
+        if commits == 1 { "" } else { "s" },
+        loaded.project.display(&ws.path)
+    ))
 }

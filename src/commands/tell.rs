@@ -28,7 +28,7 @@ pub(crate) fn run(
         return Err(usage(format!(
             "`{orch} tell {target}`: steering a task is not available yet; only `{orch} tell \
              planner \"...\"` exists, for a plan that waits for approval. A task that failed \
-             can be run again with a new run (`{orch} up`)"
+             is tried again with a message by `{orch} retry {target} --message \"...\"`"
         )));
     }
     let Some(message) = super::request::read(&global.cwd, message, file)? else {

@@ -201,6 +201,9 @@ pub(crate) fn start_with(
         None => crate::config::SampleScope::Run,
     };
     let sample = crate::config::check_sample(&config, &project.config_path, scope)?;
+    if let Some(why) = crate::workspace::task::not_yet(config.isolation, &project.config_path) {
+        return Err(usage(why));
+    }
     // Checked now so that a bad layout fails before anything starts; the engine loads it
     // again from an absolute path when it is a file.
     Layout::load(&args.layout, &global.cwd)?;

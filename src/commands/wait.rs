@@ -46,6 +46,9 @@ pub(crate) fn run(
             if matches!(outcome, Outcome::Interrupted | Outcome::Stopped) {
                 println!("`orch resume` continues it");
             }
+            if let Some(hint) = crate::engine::retry::hint(&loaded.state) {
+                println!("{hint}");
+            }
             if let Some(line) = warnings_line(&loaded.state.warnings) {
                 println!("{line}");
             }

@@ -269,6 +269,7 @@ impl Engine {
                 self.check_timeouts()?;
                 self.user_tick()?; // see notices.rs, budget.rs
                 self.answer_approvals()?; // see approval.rs
+                self.apply_retries()?; // see retry.rs
                 self.render();
                 Ok(())
             }

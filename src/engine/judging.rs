@@ -71,16 +71,18 @@ impl Engine {
     /// A failed check: another attempt with the reasons, while attempts are left.
     pub(super) fn refuse_task(&mut self, id: &TaskId, reasons: Vec<String>) -> anyhow::Result<()> {
         let attempt = self.state.tasks.get(id).map_or(0, |t| t.attempts);
-        if attempt > self.config.limits.retries {
+        // Since its latest `orch retry`, if it had one (see retry.rs).
+        let counted = super::retry::counted(&self.state, id, attempt);
+        if counted > self.config.limits.retries {
             let first = reasons
                 .first()
                 .map_or("", |r| r.lines().next().unwrap_or(""));
             return self.fail_task(
                 id,
-                format!("refused after {attempt} attempt(s); last: {first}"),
+                format!("refused after {counted} attempt(s); last: {first}"),
             );
         }
-        if attempt >= 2 && self.config.roles.oracle.is_some() {
+        if counted >= 2 && self.config.roles.oracle.is_some() {
             return self.start_oracle(id, attempt, reasons);
         }
         self.record(Event::TaskRequeued {

@@ -47,9 +47,12 @@ enum Found {
 
 impl Engine {
     /// Whether a previous engine ran this run, so that this one takes it over. A run that
-    /// ended for good (succeeded, failed) is not taken over.
+    /// ended for good (succeeded, failed) is not taken over, but for a failed run whose task
+    /// `orch retry` asked to try again (see retry.rs).
     pub(super) fn check_resumable(&self) -> anyhow::Result<bool> {
+        let retrying = self.state.phase == Phase::Finished(Outcome::Failed) && self.retry_waiting();
         if let Phase::Finished(outcome @ (Outcome::Succeeded | Outcome::Failed)) = self.state.phase
+            && !retrying
         {
             anyhow::bail!(
                 "run {} already {outcome}: there is nothing to resume; `orch status` shows it, \
@@ -88,6 +91,8 @@ impl Engine {
         self.stop_strays(&panes, &adopted);
         // What changed while no engine watched is judged before anything new starts.
         self.sweep()?;
+        // What `orch retry` asked for while no engine was live (see retry.rs).
+        self.apply_retries()?;
         match self.state.phase {
             Phase::Planning if self.state.approval.replan.is_some() => self.start_replanning(),
             Phase::Planning if held => self.start_run(),

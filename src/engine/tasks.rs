@@ -77,6 +77,7 @@ impl Engine {
         ctx.task_text = Some(task.task_text.clone());
         ctx.feedback = task.feedback.clone();
         let text = self.note_interruption(id, prompt::worker_prompt(&ctx)); // see interrupted.rs
+        let text = self.note_retry(id, text); // see retry.rs
         self.launch_agent(Launch {
             role: Role::Task(id.clone()),
             attempt,

@@ -81,8 +81,11 @@ impl Engine {
                         self.project.display(&ws.path)
                     )
                 });
+                let retry = super::retry::hint(&self.state)
+                    .map_or_else(String::new, |hint| format!("\n{hint}."));
                 format!(
-                    "run {}: {}.{work} Its files are in {}. `{orch} down` closes this session.",
+                    "run {}: {}.{work} Its files are in {}. `{orch} down` closes this \
+                     session.{retry}",
                     self.info.run_id,
                     outcome.name(),
                     self.project.display(self.dir.path())

@@ -116,6 +116,18 @@ pub fn markdown(r: &Report) -> String {
                 "Its last attempt's files are kept in the run directory: {kept}/\n"
             );
         }
+        if let Some(r) = &task.retried {
+            let message = if r.message.is_some() {
+                " with a message (in `report.json` and the attempts' prompts)"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                o,
+                "Tried again by `orch retry` after attempt {} failed for good{message}.\n",
+                r.after_attempt
+            );
+        }
         // One attempt that did it says nothing the table does not.
         let single_done = matches!(
             task.attempt_history.as_slice(),
@@ -450,6 +462,7 @@ mod tests {
                         ..attempt(3, AttemptOutcome::Done, &[], 500)
                     },
                 ],
+                retried: None,
                 files: vec![],
                 violations: vec![],
                 gates: vec![],

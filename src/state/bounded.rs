@@ -7,7 +7,7 @@
 use super::Event;
 
 /// The most bytes a single text keeps.
-pub(super) const TEXT_MAX: usize = 16 * 1024;
+pub const TEXT_MAX: usize = 16 * 1024;
 /// The most bytes one item of a list keeps.
 const ITEM_MAX: usize = 4 * 1024;
 /// The most items a list keeps (the last one then counts the rest).
@@ -28,6 +28,12 @@ impl Event {
                 ..
             } => cut(reason, TEXT_MAX),
             Event::GateChecked { detail, .. } => cut(detail, TEXT_MAX),
+            // `orch retry` takes no longer message (see commands/retry.rs): only a request
+            // file written by something else is cut.
+            Event::TaskRetried {
+                message: Some(message),
+                ..
+            } => cut(message, TEXT_MAX),
             Event::JudgeRefused { problem, .. } => cut(problem, TEXT_MAX),
             Event::OracleAdvice { advice, .. } => cut(advice, TEXT_MAX),
             Event::Warning { message, .. } => cut(message, TEXT_MAX),

@@ -124,6 +124,19 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ended_at_ms: Option<u64>,
     },
+    /// `orch retry`: a task that failed for good gets a fresh set of attempts (`retries` more
+    /// after the one that starts next), and the tasks it blocked (`unblocked`: those no
+    /// other failed task still blocks) are pending again. `id` is its request's, so that a
+    /// request is applied once however often an engine reads it; `message`, the user's words
+    /// for the next attempts' prompts, whole.
+    TaskRetried {
+        task: TaskId,
+        id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        unblocked: Vec<TaskId>,
+    },
     /// The first write seen to a file a task owns, and when it was made: the TDD gate's
     /// evidence (were the tests written before the implementation?), kept across a resume.
     FirstWrite {

@@ -246,6 +246,22 @@ pub struct TaskState {
     pub history: Vec<AttemptRecord>,
     /// A worktree run's commit of this task, once accepted.
     pub commit: Option<String>,
+    /// Attempts started before the latest `orch retry`: the attempts that count against
+    /// `limits.retries` are those after it.
+    pub retry_base: u32,
+    /// The latest `orch retry` of the task, while its attempts are what the retry started.
+    pub retried: Option<Retried>,
+}
+
+/// What `orch retry` gave a task that had failed for good (see [`Event::TaskRetried`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Retried {
+    /// The attempt that had failed for good.
+    pub after_attempt: u32,
+    /// Why it had failed.
+    pub reason: Option<String>,
+    /// The user's words for the next attempts, whole.
+    pub message: Option<String>,
 }
 
 impl TaskState {
@@ -294,6 +310,8 @@ impl TaskState {
             continuing: None,
             history: Vec::new(),
             commit: None,
+            retry_base: 0,
+            retried: None,
         }
     }
 }
@@ -410,6 +428,9 @@ pub struct RunState {
     /// A plan held for the user's approval, and the answers to `orch approve` (see
     /// [`super::approval`]).
     pub approval: super::approval::ApprovalRecord,
+    /// The ids of the `orch retry` requests journaled (applied or refused), so that none is
+    /// applied twice.
+    pub retry_requests: BTreeSet<String>,
     plan: Option<Plan>,
     order: Vec<TaskId>,
 }
@@ -651,6 +672,12 @@ impl RunState {
             Event::ApprovalRefused { .. } | Event::PlanApproved { .. } => {
                 self.approval.apply(t, &record.event);
             }
+            Event::TaskRetried {
+                task,
+                id,
+                message,
+                unblocked,
+            } => self.retry(t, task, id, message, unblocked),
             event => self.apply_task(t, event),
         }
     }
@@ -821,6 +848,46 @@ impl RunState {
                     .get_or_insert(end.max(task.started_at_ms.unwrap_or(0)));
             }
             _ => {}
+        }
+    }
+
+    /// `orch retry`: the failed task pending again with a fresh set of attempts, and the
+    /// tasks it blocked that nothing else blocks pending too.
+    fn retry(
+        &mut self,
+        t: u64,
+        id: &TaskId,
+        request: &str,
+        message: &Option<String>,
+        unblocked: &[TaskId],
+    ) {
+        self.retry_requests.insert(request.to_string());
+        let Some(task) = self.tasks.get_mut(id) else {
+            return self.anomaly(t, format!("a retry of task {id}, which is not in the plan"));
+        };
+        if task.state != TaskStatus::Failed {
+            let state = task.state;
+            return self.anomaly(t, format!("a retry of task {id}, which is {state}"));
+        }
+        task.retried = Some(Retried {
+            after_attempt: task.attempts,
+            reason: task.reason.take(),
+            message: message.clone(),
+        });
+        task.retry_base = task.attempts;
+        task.state = TaskStatus::Pending;
+        task.feedback.clear();
+        task.interrupted = None;
+        for dependent in unblocked {
+            match self.tasks.get_mut(dependent) {
+                Some(d) if d.state == TaskStatus::Blocked => {
+                    d.state = TaskStatus::Pending;
+                    d.reason = None;
+                }
+                _ => self.anomalies.push(format!(
+                    "at {t}: task {dependent}, unblocked by the retry of {id}, was not blocked"
+                )),
+            }
         }
     }
 

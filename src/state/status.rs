@@ -81,6 +81,10 @@ pub struct TaskView {
     pub window: Option<String>,
     /// Every attempt started, in order: how it ended and why.
     pub attempt_history: Vec<AttemptRecord>,
+    /// Its latest `orch retry`: the attempt that had failed for good, why, and the user's
+    /// message; its attempts since count against `limits.retries` afresh.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retried: Option<super::run_state::Retried>,
     /// The last line its agent showed (for an agent CLI, its transcript's, not raw JSON);
     /// read from the attempt's logs by `orch status`.
     pub last_output: Option<String>,
@@ -144,6 +148,7 @@ impl RunState {
                     pane: t.pane.clone(),
                     window: t.window.clone(),
                     attempt_history: t.history.clone(),
+                    retried: t.retried.clone(),
                     last_output: None,
                     usage: None,
                 })

@@ -26,6 +26,9 @@ pub enum WarningKind {
     /// The budget may not hold as set, or a raise of it was not applied: agents that report
     /// no cost run under a budget in USD alone, a raise request could not be read.
     Budget,
+    /// An `orch retry` request was not applied: unreadable, or its task was not failed by the
+    /// time the engine read it.
+    Retry,
     /// The engine's hold on its agents' processes is weaker, or it acted on processes of its
     /// own accord: tmux could not be asked about panes, the pane-died hook or an exit record's
     /// watch could not be set, what agents left running could not be looked for, agent
@@ -47,6 +50,7 @@ impl WarningKind {
             WarningKind::Unrecorded => "unrecorded",
             WarningKind::Notify => "notify",
             WarningKind::Budget => "budget",
+            WarningKind::Retry => "retry",
             WarningKind::Agents => "agents",
             WarningKind::Workspace => "workspace",
             WarningKind::Other => "other",
@@ -81,6 +85,7 @@ mod tests {
             WarningKind::Unrecorded,
             WarningKind::Notify,
             WarningKind::Budget,
+            WarningKind::Retry,
             WarningKind::Agents,
             WarningKind::Workspace,
         ] {

@@ -39,19 +39,10 @@ impl Git {
     }
 
     fn command(&self) -> Command {
-        let mut cmd = crate::git::command();
-        // No attributes from the work tree: no filter can be chosen, files are taken byte for
-        // byte (as the snapshot takes them).
-        cmd.env("GIT_ATTR_SOURCE", crate::git::empty_tree(self.sha256));
+        let mut cmd = crate::git::in_work_tree(&self.root, self.sha256);
         if let Some(index) = &self.index {
             cmd.env("GIT_INDEX_FILE", index);
         }
-        if let Some(excludes) = crate::git::user_excludes_file() {
-            let mut setting = std::ffi::OsString::from("core.excludesFile=");
-            setting.push(excludes.as_os_str());
-            cmd.arg("-c").arg(setting);
-        }
-        cmd.arg("-C").arg(&self.root);
         cmd
     }
 
@@ -141,45 +132,9 @@ impl Git {
     }
 }
 
-/// Who orch's commits are by: the user's identity (their `GIT_AUTHOR_*`/`GIT_COMMITTER_*`
-/// variables, else `user.name`/`user.email` of their git config, which orch's hardened
-/// command does not read), else `orch <orch@localhost>`: a missing identity never fails a run.
+/// Who orch's commits are by (see [`crate::git::identity`]).
 pub(super) fn identity(root: &Path) -> Vec<(String, String)> {
-    let configured = |key: &str| -> Option<String> {
-        // Reading a config value runs nothing; it is the user's own config (global included)
-        // that is wanted here.
-        let mut cmd = Command::new("git");
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("GIT_") {
-                cmd.env_remove(k);
-            }
-        }
-        let out = cmd
-            .arg("-C")
-            .arg(root)
-            .args(["config", "--get", key])
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .output()
-            .ok()?;
-        let value = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        (out.status.success() && !value.is_empty()).then_some(value)
-    };
-    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-    let name = configured("user.name").unwrap_or_else(|| "orch".into());
-    let email = configured("user.email").unwrap_or_else(|| "orch@localhost".into());
-    let mut env = Vec::new();
-    for (role, k) in [
-        ("AUTHOR", "NAME"),
-        ("AUTHOR", "EMAIL"),
-        ("COMMITTER", "NAME"),
-        ("COMMITTER", "EMAIL"),
-    ] {
-        let key = format!("GIT_{role}_{k}");
-        let fallback = if k == "NAME" { &name } else { &email };
-        env.push((key.clone(), var(&key).unwrap_or_else(|| fallback.clone())));
-    }
-    env
+    crate::git::identity(root)
 }
 
 /// A commit of `tree` on `parent` with `message`, by `ident`.

@@ -12,6 +12,8 @@
 mod commit;
 mod git;
 mod prepare;
+pub mod review;
+pub mod task;
 #[cfg(test)]
 mod tests;
 

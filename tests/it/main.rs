@@ -26,6 +26,7 @@ mod real_clis;
 mod real_clis_resume;
 mod request;
 mod resume;
+mod retry;
 mod review;
 mod review_e2e;
 mod sandbox;

@@ -759,3 +759,19 @@ fn the_demo_without_a_terminal_runs_unpaced_and_its_hints_work_when_pasted() {
         "{out}"
     );
 }
+
+/// `isolation: task` is not run by the engine yet: `orch up` says so and what to do, and
+/// starts nothing (no run, no branch, no session), rather than share one worktree between
+/// tasks the user asked to keep apart.
+#[test]
+fn isolation_task_is_refused_with_what_to_do_and_nothing_started() {
+    let config = format!("{SCRIPTED}isolation: task\n");
+    let up = Up::new("isotask", &config);
+    up.up(&["x"], None)
+        .expect(2)
+        .stderr_has("`isolation: task`")
+        .stderr_has("isolation: run");
+    assert_eq!(up.run_count(), 0);
+    assert_eq!(up.session_names(), Vec::<String>::new());
+    assert!(!up.p.path(".orch/worktrees").exists());
+}

@@ -227,6 +227,15 @@ fn the_checkout_is_untouched_while_the_user_commits_and_each_task_is_one_commit(
     let json: Value = serde_json::from_str(&json).unwrap();
     assert_eq!(json["commits"].as_array().unwrap().len(), 2, "{json:#}");
     assert_eq!(json["workspace"]["branch"], branch.as_str());
+    // So does the status: where the work is, and what to do with it.
+    let status = up.status();
+    assert_eq!(status["workspace"]["branch"], branch.as_str(), "{status:#}");
+    assert_eq!(status["commits"].as_array().unwrap().len(), 2, "{status:#}");
+    let text = up.orch().args(["status"]).run().expect(0).stdout();
+    assert!(
+        text.contains(&format!("on branch {branch} (2 commits;")) && text.contains("merge"),
+        "{text}"
+    );
 }
 
 /// The task each commit of the run's branch holds (`Orch-Task`), oldest first, and that

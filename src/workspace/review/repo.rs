@@ -51,10 +51,7 @@ impl Repo {
     /// A hardened git command in this work tree, with attributes read from the empty tree,
     /// so that no attribute (one an agent committed, say) picks a merge driver or a filter.
     pub(crate) fn cmd(&self) -> Command {
-        let mut cmd = crate::git::command();
-        cmd.current_dir(&self.root)
-            .env("GIT_ATTR_SOURCE", crate::git::empty_tree(self.is_sha256()));
-        cmd
+        crate::git::in_work_tree(&self.root, self.is_sha256())
     }
 
     fn is_sha256(&self) -> bool {
@@ -288,26 +285,20 @@ impl Repo {
         self.ident.get_or_init(|| self.find_ident()).clone()
     }
 
+    /// The committer of the engine's own commits ([`crate::git::identity`]), for those a
+    /// merge makes.
     fn find_ident(&self) -> Ident {
-        let config = |key: &str| {
-            let out = crate::git::command()
-                .current_dir(&self.root)
-                .env_remove("GIT_CONFIG_GLOBAL")
-                .env_remove("GIT_CONFIG_NOSYSTEM")
-                .args(["config", "--get", key])
-                .output()
-                .ok()?;
-            let value = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            (out.status.success() && !value.is_empty()).then_some(value)
+        let identity = crate::git::identity(&self.root);
+        let get = |key: &str| {
+            identity
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
         };
-        let env = |key: &str| std::env::var(key).ok().filter(|v| !v.trim().is_empty());
         Ident {
-            name: env("GIT_COMMITTER_NAME")
-                .or_else(|| config("user.name"))
-                .unwrap_or_else(|| "orch".into()),
-            email: env("GIT_COMMITTER_EMAIL")
-                .or_else(|| config("user.email"))
-                .unwrap_or_else(|| "orch@localhost".into()),
+            name: get("GIT_COMMITTER_NAME"),
+            email: get("GIT_COMMITTER_EMAIL"),
         }
     }
 

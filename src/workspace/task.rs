@@ -1,0 +1,683 @@
+//! `isolation: task`: each task of a worktree run works in a linked worktree of its own,
+//! `<project>/.orch/worktrees/<run-id>-tasks/<task>`, on a detached `HEAD` at the run branch's
+//! tip when it starts (so it holds the commits of the tasks it depends on, accepted before it
+//! launched), and one task's tests never see another task's half-written files.
+//!
+//! - [`TaskRepo::prepare`] makes the task's worktree: a full checkout, because the task's
+//!   gates and tests need the whole tree (BENCHMARKS.md has what that costs on a big project
+//!   and the options measured against it).
+//! - [`TaskRepo::collect`] takes the task's work back as ONE commit on the run branch: the
+//!   worktree's whole content is written as a tree through a temporary index (a copy of the
+//!   worktree's own, so unchanged files are not hashed again), compared with the commit the
+//!   task started from, and of what changed exactly the owned files go into a commit on the
+//!   run branch's current tip, built with plumbing in a second temporary index; the branch moves
+//!   with `update-ref` given its old value, so collects of independent tasks running at the same
+//!   time each land (one that lost the race rebuilds on the new tip). Every other change found
+//!   in the worktree is returned as a [`Finding`]: this is ownership checked exactly at the
+//!   point the work is taken, whatever the live watcher saw or missed.
+//! - [`TaskRepo::discard`] removes a task's worktree (after collect, or for a failed task once
+//!   its files are kept elsewhere).
+//!
+//! The task worktrees are not on a branch: `orch/<run-id>/<task>` cannot exist next to the run
+//! branch `orch/<run-id>` (a ref cannot be both a file and a directory), and a task's work only
+//! counts once collected onto the run branch, so a branch per task would only be one more thing
+//! to clean up.
+//!
+//! What counts as a change is judged by the ignore rules of the task's start, as the watcher
+//! and the sweep judge it ([`crate::watch::Ignore`], frozen): a `.gitignore` the task plants
+//! or edits hides nothing (and is itself reported), and `ownership.ignore`'s globs are left
+//! alone. Owned files are taken whatever the rules say, as the run's own commits take them.
+//!
+//! Every git command is the hardened one of [`crate::git`], with no attributes read (no filter
+//! runs, and bytes go in and out of the task worktree unchanged) and the user's global excludes
+//! file honoured, as the snapshot does.
+//!
+//! This module belongs in `src/workspace/task.rs` once `src/workspace/` is a module directory.
+
+use std::collections::BTreeSet;
+use std::ffi::OsStr;
+use std::io::Write as _;
+use std::os::unix::ffi::OsStrExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use crate::git::RepoDirs;
+use crate::paths::ProjectPath;
+use crate::plan::TaskId;
+use crate::workspace::Isolation;
+
+/// How many times a collect rebuilds its commit on a run branch that moved under it before
+/// giving up: each retry means another collect landed, so this is only reached when something
+/// keeps moving the branch.
+const COLLECT_TRIES: u32 = 32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    #[error(
+        "`git {what}` failed in {}: {stderr}\n\
+         Check that the repository is intact (`git fsck`) and that the path is not in use, \
+         then run the command again.", dir.display()
+    )]
+    Git {
+        what: String,
+        dir: PathBuf,
+        stderr: String,
+    },
+    #[error("`ownership.ignore` has a bad glob `{}`: {}; fix it in orch.yaml", .0.glob, .0.reason)]
+    Ignore(crate::watch::IgnoreError),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "task id `{0}` cannot name a worktree (letters, digits, `-`, `_`, `.`, at most 64, not \
+         starting with `.`): fix the plan"
+    )]
+    UnsafeTask(String),
+    #[error(
+        "a task worktree is already at {}: discard it first (`git worktree remove --force {}`) \
+         or collect what it holds", .0.display(), .0.display()
+    )]
+    Exists(PathBuf),
+    #[error(
+        "the run branch `{0}` does not exist: the run's worktree was discarded or the branch \
+         deleted; start a new run (`orch up`)"
+    )]
+    NoBranch(String),
+    #[error(
+        "task {task}'s commit could not be put on `{branch}`: the branch moved {tries} times \
+         while it was being made. Nothing was lost (the task's worktree is untouched): collect \
+         it again once nothing else moves the branch"
+    )]
+    Contended {
+        task: String,
+        branch: String,
+        tries: u32,
+    },
+}
+
+/// One run's repository, as the task worktrees see it.
+#[derive(Debug, Clone)]
+pub struct TaskRepo {
+    /// A work tree of the project's repository where git is run (the run's worktree).
+    pub repo: PathBuf,
+    /// The project's `.orch/`.
+    pub state_dir: PathBuf,
+    pub run_id: String,
+    /// The run branch, `orch/<run-id>` (without `refs/heads/`).
+    pub branch: String,
+    /// Where temporary indexes live for a moment (the run directory): never in a worktree.
+    pub scratch: PathBuf,
+    /// `ownership.ignore`: paths no task is reported for.
+    pub ignore_globs: Vec<String>,
+}
+
+/// A task's worktree and the commit it started from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskWorktree {
+    pub task: TaskId,
+    pub path: PathBuf,
+    /// The run branch's tip when the worktree was made; what the task's changes are measured
+    /// against (whatever it does to its own `HEAD`).
+    pub start: String,
+}
+
+/// A change in a task worktree to a file the task does not own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    pub path: String,
+    pub change: Change,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Change {
+    Added,
+    Modified,
+    Deleted,
+    /// A file became a symlink or the reverse, or its executable bit changed.
+    TypeChanged,
+}
+
+/// What [`TaskRepo::collect`] took back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Collected {
+    /// The task's commit on the run branch; None when none of its owned files changed.
+    pub commit: Option<String>,
+    /// The owned files the commit holds (added, changed or deleted), sorted.
+    pub files: Vec<String>,
+    /// Every other change in the task's worktree, sorted by path: none of it is in the commit.
+    pub findings: Vec<Finding>,
+}
+
+/// Why `orch up` refuses `isolation: task` (None for `run`): the engine does not run tasks in
+/// worktrees of their own yet (this module is its library), and a run that quietly shared one
+/// worktree between tasks after the user asked for isolation would be a lie.
+pub fn not_yet(isolation: Isolation, config: &Path) -> Option<String> {
+    (isolation == Isolation::Task).then(|| {
+        format!(
+            "`isolation: task` in {} is not available yet: the engine does not run each task \
+             in a worktree of its own in this version (see the README, \"Isolation per task\"). \
+             Remove the line (or write `isolation: run`, the default: the tasks share the \
+             run's worktree) and run `orch up` again",
+            config.display()
+        )
+    })
+}
+
+/// A task worktree's changes at one moment ([`TaskRepo::inspect`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inspected {
+    /// The worktree's content as a tree object.
+    pub tree: String,
+    /// The owned files that changed since the start, sorted.
+    pub files: Vec<String>,
+    /// Every other change, sorted by path.
+    pub findings: Vec<Finding>,
+}
+
+/// `<project>/.orch/worktrees/<run-id>-tasks`: the run's task worktrees.
+pub fn tasks_dir(state_dir: &Path, run_id: &str) -> PathBuf {
+    state_dir.join("worktrees").join(format!("{run_id}-tasks"))
+}
+
+impl TaskRepo {
+    pub fn new(repo: &Path, state_dir: &Path, run_id: &str, scratch: &Path) -> TaskRepo {
+        TaskRepo {
+            repo: repo.to_path_buf(),
+            state_dir: state_dir.to_path_buf(),
+            run_id: run_id.to_string(),
+            branch: crate::workspace::branch_name(run_id),
+            scratch: scratch.to_path_buf(),
+            ignore_globs: Vec::new(),
+        }
+    }
+
+    /// With `ownership.ignore`'s globs.
+    pub fn with_ignore(mut self, globs: &[String]) -> TaskRepo {
+        self.ignore_globs = globs.to_vec();
+        self
+    }
+
+    pub fn task_path(&self, task: &TaskId) -> PathBuf {
+        tasks_dir(&self.state_dir, &self.run_id).join(task.as_str())
+    }
+
+    /// The run branch's tip.
+    pub fn tip(&self) -> Result<String, TaskError> {
+        let spec = format!("refs/heads/{}^{{commit}}", self.branch);
+        let out = self
+            .git(&self.repo)
+            .args(["rev-parse", "--verify", "--quiet", &spec])
+            .output()
+            .map_err(io(&self.repo))?;
+        let tip = text(&out.stdout);
+        if !out.status.success() || tip.is_empty() {
+            return Err(TaskError::NoBranch(self.branch.clone()));
+        }
+        Ok(tip)
+    }
+
+    /// Makes the task's worktree at the run branch's tip, fully checked out.
+    pub fn prepare(&self, task: &TaskId) -> Result<TaskWorktree, TaskError> {
+        if !task.is_safe() {
+            return Err(TaskError::UnsafeTask(task.to_string()));
+        }
+        let path = self.task_path(task);
+        if std::fs::symlink_metadata(&path).is_ok() {
+            return Err(TaskError::Exists(path));
+        }
+        let parent = tasks_dir(&self.state_dir, &self.run_id);
+        std::fs::create_dir_all(&parent).map_err(io(&parent))?;
+        let start = self.tip()?;
+        let mut cmd = self.git(&self.repo);
+        cmd.args(["worktree", "add", "--quiet", "--detach"])
+            .arg(&path)
+            .arg(&start);
+        run(cmd, &self.repo, "worktree add", None)?;
+        Ok(TaskWorktree {
+            task: task.clone(),
+            path,
+            start,
+        })
+    }
+
+    /// Takes the task's owned files back as one commit on the run branch (see the module's
+    /// doc); `message` is the commit's whole message, trailers included. [`TaskRepo::inspect`]
+    /// then [`TaskRepo::commit`], for a caller with nothing to decide in between.
+    pub fn collect(
+        &self,
+        tw: &TaskWorktree,
+        owned: &[ProjectPath],
+        message: &str,
+    ) -> Result<Collected, TaskError> {
+        let inspected = self.inspect(tw, owned)?;
+        let commit = self.commit(tw, &inspected, message)?;
+        Ok(Collected {
+            commit,
+            files: inspected.files,
+            findings: inspected.findings,
+        })
+    }
+
+    /// What the task changed, owned or not, without committing anything: for an engine that
+    /// checks ownership when the task's agent ends (its gate) and commits only once the judge
+    /// passed it. The tree is the worktree's content at this moment: [`TaskRepo::commit`]
+    /// takes the owned files as they were then.
+    pub fn inspect(
+        &self,
+        tw: &TaskWorktree,
+        owned: &[ProjectPath],
+    ) -> Result<Inspected, TaskError> {
+        let owned: BTreeSet<&str> = owned.iter().map(ProjectPath::as_str).collect();
+        let ignore = self.start_rules(tw)?;
+        let tree = self.worktree_tree(tw, &owned, &ignore)?;
+        let mut files = Vec::new();
+        let mut findings = Vec::new();
+        for (change, path) in self.changes(&tw.start, &tree)? {
+            if owned.contains(path.as_str()) {
+                files.push(path);
+            } else if !ignore.is_ignored(&path, false) {
+                findings.push(Finding { path, change });
+            }
+        }
+        Ok(Inspected {
+            tree,
+            files,
+            findings,
+        })
+    }
+
+    /// Commits the owned files an inspection found changed on the run branch's tip; None when
+    /// there were none (or the tip already holds them as they are).
+    pub fn commit(
+        &self,
+        tw: &TaskWorktree,
+        inspected: &Inspected,
+        message: &str,
+    ) -> Result<Option<String>, TaskError> {
+        if inspected.files.is_empty() {
+            return Ok(None);
+        }
+        let entries = self.index_info(&inspected.tree, &inspected.files)?;
+        self.commit_on_branch(tw, &entries, message)
+    }
+
+    /// Brings a checkout of the run branch (the run's worktree) up to its tip after collects
+    /// moved it: a one-tree `read-tree -m -u`, which writes only what changed and refuses
+    /// rather than overwrite a file changed in that checkout.
+    pub fn update_checkout(&self, checkout: &Path) -> Result<(), TaskError> {
+        let mut cmd = self.git(checkout);
+        cmd.args(["read-tree", "-m", "-u", "HEAD"]);
+        run(cmd, checkout, "read-tree -m -u HEAD", None).map(drop)
+    }
+
+    /// Removes the task's worktree and git's record of it, whatever it holds.
+    pub fn discard(&self, tw: &TaskWorktree) -> Result<(), TaskError> {
+        self.remove_worktree(&tw.path)
+    }
+
+    /// Removes every task worktree of the run (`orch discard`, or the end of a run).
+    pub fn discard_all(&self) -> Result<(), TaskError> {
+        for path in self.task_worktrees()? {
+            self.remove_worktree(&path)?;
+        }
+        let dir = tasks_dir(&self.state_dir, &self.run_id);
+        // Only once empty: a directory left in it by hand is the user's.
+        let _ = std::fs::remove_dir(&dir);
+        Ok(())
+    }
+
+    /// The task worktrees git knows of for this run.
+    pub fn task_worktrees(&self) -> Result<Vec<PathBuf>, TaskError> {
+        let mut cmd = self.git(&self.repo);
+        cmd.args(["worktree", "list", "--porcelain", "-z"]);
+        let out = run(cmd, &self.repo, "worktree list", None)?;
+        let dir = tasks_dir(&self.state_dir, &self.run_id);
+        let dir = dir.canonicalize().unwrap_or(dir);
+        Ok(out
+            .split(|&b| b == 0)
+            .filter_map(|field| field.strip_prefix(b"worktree "))
+            .map(|p| PathBuf::from(OsStr::from_bytes(p)))
+            // git may keep the path as given or resolved: compare both ways.
+            .filter(|p| {
+                p.parent().is_some_and(|parent| {
+                    parent == dir || parent.canonicalize().is_ok_and(|c| c == dir)
+                })
+            })
+            .collect())
+    }
+
+    fn remove_worktree(&self, path: &Path) -> Result<(), TaskError> {
+        if std::fs::symlink_metadata(path).is_ok() {
+            let mut cmd = self.git(&self.repo);
+            // Twice: also when the worktree is locked.
+            cmd.args(["worktree", "remove", "--force", "--force"])
+                .arg(path);
+            run(cmd, &self.repo, "worktree remove", None)?;
+        }
+        // A worktree whose directory went missing leaves a record behind.
+        let mut cmd = self.git(&self.repo);
+        cmd.args(["worktree", "prune"]);
+        run(cmd, &self.repo, "worktree prune", None).map(drop)
+    }
+
+    /// The ignore rules of the task's start: each `.gitignore` as the start commit holds it,
+    /// `.git/info/exclude` (guarded while agents work), the user's excludes, `ownership.ignore`.
+    fn start_rules(&self, tw: &TaskWorktree) -> Result<crate::watch::Ignore, TaskError> {
+        let ignore =
+            crate::watch::Ignore::new(&tw.path, &self.ignore_globs).map_err(TaskError::Ignore)?;
+        let (repo, start) = (self.clone(), tw.start.clone());
+        let gitignore = Box::new(move |dir: &str| {
+            let file = if dir.is_empty() {
+                ".gitignore".to_string()
+            } else {
+                format!("{dir}/.gitignore")
+            };
+            let mut cmd = repo.git(&repo.repo);
+            cmd.env("GIT_LITERAL_PATHSPECS", "1")
+                .args(["ls-tree", "-z", &start, "--", &file]);
+            let listed = run(cmd, &repo.repo, "ls-tree", None).ok()?;
+            let listed = String::from_utf8_lossy(&listed).into_owned();
+            let mut parts = listed.split(['\t', ' ']);
+            let (mode, kind, oid) = (parts.next()?, parts.next()?, parts.next()?);
+            // git does not follow a symlinked .gitignore.
+            if kind != "blob" || mode == "120000" {
+                return None;
+            }
+            let mut cmd = repo.git(&repo.repo);
+            cmd.args(["cat-file", "blob", oid]);
+            run(cmd, &repo.repo, "cat-file", None).ok()
+        });
+        ignore.freeze(
+            gitignore,
+            crate::watch::Ignore::exclude_now(&tw.path).as_deref(),
+        );
+        Ok(ignore)
+    }
+
+    /// The task worktree's content as a tree: what git does not ignore, what it ignores now
+    /// but did not at the start, and the owned files whatever the rules.
+    fn worktree_tree(
+        &self,
+        tw: &TaskWorktree,
+        owned: &BTreeSet<&str>,
+        ignore: &crate::watch::Ignore,
+    ) -> Result<String, TaskError> {
+        let index = TempIndex::new(&self.scratch, tw.task.as_str())?;
+        let own = RepoDirs::of(&tw.path).map(|dirs| dirs.git_dir.join("index"));
+        let copied = own.is_some_and(|own| std::fs::copy(&own, &index.0).is_ok());
+        if !copied {
+            // No index (or none readable): start from the task's start, every file hashed.
+            let mut cmd = self.git_with_index(&tw.path, &index.0);
+            cmd.args(["read-tree", &tw.start]);
+            run(cmd, &tw.path, "read-tree", None)?;
+        }
+        let mut cmd = self.git_with_index(&tw.path, &index.0);
+        cmd.args(["add", "--all", "--", "."]);
+        run(cmd, &tw.path, "add --all", None)?;
+
+        let mut cmd = self.git_with_index(&tw.path, &index.0);
+        cmd.args([
+            "ls-files",
+            "-z",
+            "--others",
+            "--ignored",
+            "--exclude-standard",
+            "--directory",
+        ]);
+        let hidden = run(cmd, &tw.path, "ls-files --ignored", None)?;
+        let mut more: BTreeSet<String> = owned.iter().map(|p| (*p).to_string()).collect();
+        for entry in hidden.split(|&b| b == 0).filter(|e| !e.is_empty()) {
+            let entry = String::from_utf8_lossy(entry);
+            let is_dir = entry.ends_with('/');
+            let rel = entry.trim_end_matches('/');
+            if ignore.is_ignored(rel, is_dir) {
+                continue; // ignored at the start too
+            }
+            if is_dir {
+                more.extend(crate::watch::files_under(&tw.path, rel, ignore));
+            } else {
+                more.insert(rel.to_string());
+            }
+        }
+        let mut input = Vec::new();
+        for path in &more {
+            input.extend_from_slice(path.as_bytes());
+            input.push(0);
+        }
+        let mut cmd = self.git_with_index(&tw.path, &index.0);
+        cmd.args(["update-index", "--add", "--remove", "-z", "--stdin"]);
+        run(cmd, &tw.path, "update-index --add --remove", Some(&input))?;
+
+        let mut cmd = self.git_with_index(&tw.path, &index.0);
+        cmd.arg("write-tree");
+        Ok(text(&run(cmd, &tw.path, "write-tree", None)?))
+    }
+
+    /// What differs between a commit and a tree: `(change, path)`, sorted by path.
+    fn changes(&self, start: &str, tree: &str) -> Result<Vec<(Change, String)>, TaskError> {
+        let mut cmd = self.git(&self.repo);
+        cmd.args([
+            "diff-tree",
+            "-r",
+            "-z",
+            "--no-renames",
+            "--no-ext-diff",
+            "--no-textconv",
+            "--name-status",
+            start,
+            tree,
+        ]);
+        let out = run(cmd, &self.repo, "diff-tree", None)?;
+        let mut fields = out.split(|&b| b == 0).filter(|f| !f.is_empty());
+        let mut changes = Vec::new();
+        while let (Some(status), Some(path)) = (fields.next(), fields.next()) {
+            let change = match status.first() {
+                Some(b'A') => Change::Added,
+                Some(b'D') => Change::Deleted,
+                Some(b'T') => Change::TypeChanged,
+                _ => Change::Modified,
+            };
+            changes.push((change, String::from_utf8_lossy(path).into_owned()));
+        }
+        Ok(changes)
+    }
+
+    /// `update-index --index-info` input that sets `files` as `tree` has them (a file absent
+    /// from it is removed).
+    fn index_info(&self, tree: &str, files: &[String]) -> Result<Vec<u8>, TaskError> {
+        let mut cmd = self.git(&self.repo);
+        cmd.env("GIT_LITERAL_PATHSPECS", "1")
+            .args(["ls-tree", "-r", "-z", "--full-tree", tree, "--"])
+            .args(files);
+        let out = run(cmd, &self.repo, "ls-tree", None)?;
+        let mut present = BTreeSet::new();
+        let mut input = Vec::new();
+        for record in out.split(|&b| b == 0).filter(|r| !r.is_empty()) {
+            // `<mode> <type> <oid>\t<path>`: --index-info takes `<mode> <oid>\t<path>`.
+            let Some(tab) = record.iter().position(|&b| b == b'\t') else {
+                continue;
+            };
+            let (meta, path) = (&record[..tab], &record[tab + 1..]);
+            let meta = String::from_utf8_lossy(meta);
+            let mut parts = meta.split(' ');
+            let (Some(mode), Some(_), Some(oid)) = (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            input.extend_from_slice(format!("{mode} {oid}\t").as_bytes());
+            input.extend_from_slice(path);
+            input.push(0);
+            present.insert(String::from_utf8_lossy(path).into_owned());
+        }
+        let zero = "0".repeat(tree.len());
+        for gone in files.iter().filter(|f| !present.contains(*f)) {
+            // Mode 0 removes the path.
+            input.extend_from_slice(format!("0 {zero}\t{gone}").as_bytes());
+            input.push(0);
+        }
+        Ok(input)
+    }
+
+    /// Commits `entries` on the run branch's tip and moves the branch to it, compare-and-swap,
+    /// again on the new tip whenever another collect got there first.
+    fn commit_on_branch(
+        &self,
+        tw: &TaskWorktree,
+        entries: &[u8],
+        message: &str,
+    ) -> Result<Option<String>, TaskError> {
+        let refname = format!("refs/heads/{}", self.branch);
+        let identity = self.identity();
+        for attempt in 0..COLLECT_TRIES {
+            let tip = self.tip()?;
+            let index = TempIndex::new(&self.scratch, tw.task.as_str())?;
+            let mut cmd = self.git_with_index(&self.repo, &index.0);
+            cmd.args(["read-tree", &tip]);
+            run(cmd, &self.repo, "read-tree", None)?;
+            let mut cmd = self.git_with_index(&self.repo, &index.0);
+            cmd.args(["update-index", "-z", "--index-info"]);
+            run(cmd, &self.repo, "update-index --index-info", Some(entries))?;
+            let mut cmd = self.git_with_index(&self.repo, &index.0);
+            cmd.arg("write-tree");
+            let tree = text(&run(cmd, &self.repo, "write-tree", None)?);
+            let mut cmd = self.git(&self.repo);
+            cmd.args(["rev-parse", &format!("{tip}^{{tree}}")]);
+            if text(&run(cmd, &self.repo, "rev-parse", None)?) == tree {
+                // The tip already holds exactly these files: nothing to commit.
+                return Ok(None);
+            }
+            let mut cmd = self.git(&self.repo);
+            cmd.envs(identity.iter().map(|(k, v)| (k, v))).args([
+                "commit-tree",
+                &tree,
+                "-p",
+                &tip,
+                "-F",
+                "-",
+            ]);
+            let commit = text(&run(
+                cmd,
+                &self.repo,
+                "commit-tree",
+                Some(message.as_bytes()),
+            )?);
+            let mut cmd = self.git(&self.repo);
+            cmd.args([
+                "update-ref",
+                "-m",
+                &format!("orch: task {} collected", tw.task),
+                &refname,
+                &commit,
+                &tip,
+            ]);
+            match run(cmd, &self.repo, "update-ref", None) {
+                Ok(_) => return Ok(Some(commit)),
+                Err(err) => {
+                    if self.tip()? == tip {
+                        // Not moved, so the ref was locked by another update: wait for it
+                        // to finish, a little longer each time.
+                        if attempt + 1 == COLLECT_TRIES {
+                            return Err(err);
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(
+                            5 * u64::from(attempt + 1),
+                        ));
+                    }
+                }
+            }
+        }
+        Err(TaskError::Contended {
+            task: tw.task.to_string(),
+            branch: self.branch.clone(),
+            tries: COLLECT_TRIES,
+        })
+    }
+
+    /// Who the commit is by, as for the run's own commits ([`crate::git::identity`]).
+    fn identity(&self) -> Vec<(String, String)> {
+        crate::git::identity(&self.repo)
+    }
+
+    /// The hardened git command in `dir`, reading no attributes and the user's excludes.
+    fn git(&self, dir: &Path) -> Command {
+        crate::git::in_work_tree(dir, RepoDirs::of(dir).is_some_and(|d| d.is_sha256()))
+    }
+
+    fn git_with_index(&self, dir: &Path, index: &Path) -> Command {
+        let mut cmd = self.git(dir);
+        cmd.env("GIT_INDEX_FILE", index);
+        cmd
+    }
+}
+
+/// A temporary index file in the scratch directory, removed when dropped (with its lock, if a
+/// git that died left one).
+struct TempIndex(PathBuf);
+
+impl TempIndex {
+    fn new(scratch: &Path, task: &str) -> Result<TempIndex, TaskError> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        std::fs::create_dir_all(scratch).map_err(io(scratch))?;
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let name = format!("index.task-{task}.{}.{n}", std::process::id());
+        Ok(TempIndex(scratch.join(name)))
+    }
+}
+
+impl Drop for TempIndex {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+        let mut lock = self.0.clone().into_os_string();
+        lock.push(".lock");
+        let _ = std::fs::remove_file(lock);
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TaskError + '_ {
+    move |source| TaskError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).trim().to_string()
+}
+
+/// Runs `cmd` (with `input` on its standard input), returning its standard output.
+fn run(
+    mut cmd: Command,
+    dir: &Path,
+    what: &str,
+    input: Option<&[u8]>,
+) -> Result<Vec<u8>, TaskError> {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    if input.is_some() {
+        cmd.stdin(Stdio::piped());
+    }
+    let mut child = cmd.spawn().map_err(io(dir))?;
+    if let Some(input) = input
+        && let Some(mut stdin) = child.stdin.take()
+    {
+        // A git that exits early closes its end: its status says why, not this write.
+        let _ = stdin.write_all(input);
+    }
+    let out = child.wait_with_output().map_err(io(dir))?;
+    if out.status.success() {
+        return Ok(out.stdout);
+    }
+    Err(TaskError::Git {
+        what: what.to_string(),
+        dir: dir.to_path_buf(),
+        stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests;
