@@ -92,6 +92,14 @@ pub(crate) fn run(
             );
             return Ok(EXIT_OK);
         }
+        if now.state.plan().is_some() {
+            // An `orch approve` was answered first: the engine drops the message.
+            println!(
+                "run {run_id}: the plan was approved before your message was taken, and it \
+                 runs: the planner was not asked again"
+            );
+            return Ok(crate::error::EXIT_FAILED);
+        }
         if !now.engine_alive || Instant::now() >= deadline {
             println!(
                 "run {run_id}: your message is recorded; its engine has not taken it yet \
