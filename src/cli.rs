@@ -139,6 +139,10 @@ enum Command {
         /// [default: `uncommitted:` in orch.yaml, else include].
         #[arg(long, value_name = "include|refuse", value_parser = parse_uncommitted)]
         uncommitted: Option<crate::workspace::Uncommitted>,
+        /// Hold the plan for your approval: nothing is dispatched until `orch approve` (also
+        /// `plan_approval: ask` in orch.yaml).
+        #[arg(long)]
+        review: bool,
     },
 
     /// Show the run's tasks, their states and the violations (no engine needed).
@@ -183,7 +187,8 @@ enum Command {
     },
 
     /// Wait until the run ends: exit 0 when it succeeded, 1 when it failed, 3 when it
-    /// cannot progress, 4 when it stopped at its budget, 124 on timeout.
+    /// cannot progress, 4 when it stopped at its budget, 5 when its plan waits for approval,
+    /// 124 on timeout.
     #[command(
         after_help = "Examples:\n  orch up \"...\" --detach && orch wait --timeout 1h\n  \
                             orch wait --timeout 90   # seconds\n\n\
@@ -192,7 +197,10 @@ enum Command {
                             run was created, no `orch up` or `orch resume` starting one), or \
                             its tmux session is gone. `orch resume` continues it.\n\n\
                             Exit 4 when the run's budget is used up and nothing runs any \
-                            more: the run waits for `orch budget +AMOUNT`."
+                            more: the run waits for `orch budget +AMOUNT`.\n\n\
+                            Exit 5 when the run's plan waits for your approval (`orch up \
+                            --review`, `plan_approval: ask`): `orch status` shows it, `orch \
+                            approve` dispatches it."
     )]
     Wait {
         /// Give up after this long (exit 124): `90s`, `30m`, `1h`, `1h 30m`, or seconds.
@@ -290,6 +298,52 @@ enum Command {
         /// How much to add: `+5`, `+$2.50`, `+3usd` (US dollars) or `+500k tokens`.
         #[arg(value_name = "+AMOUNT", allow_hyphen_values = true)]
         amount: Option<String>,
+        /// A run id (default: the latest).
+        #[arg(long, value_name = "ID")]
+        run: Option<String>,
+    },
+
+    /// Dispatch a plan that waits for your approval (`orch up --review`, `plan_approval:
+    /// ask`), as it is in the run's plan.json, edited or not.
+    #[command(
+        after_help = "Examples:\n  orch approve\n  orch approve --run 20261124-101500-ab12\n\n\
+                            While a plan waits, `orch status` shows it as waves and names its \
+                            file (.orch/runs/<id>/plan.json): edit it if you like, then approve. \
+                            The file is checked again as a plan is: if it has problems they are \
+                            listed (exit 1), nothing is dispatched, and the plan still waits. A \
+                            run without an engine (after `orch down`) is approved at `orch \
+                            resume`."
+    )]
+    Approve {
+        /// A run id (default: the latest).
+        #[arg(long, value_name = "ID")]
+        run: Option<String>,
+    },
+
+    /// Send the planner feedback on a plan that waits for your approval: it plans again with
+    /// your message, and the new plan waits in turn.
+    #[command(
+        after_help = "Examples:\n  orch tell planner \"one task per module, and tests first\"\n  \
+                            orch tell planner -f feedback.md\n  \
+                            cat feedback.md | orch tell planner -\n\n\
+                            The message (any size; UTF-8 text) goes into the planner's next \
+                            prompt with the plan it gave, never typed into a pane. Only \
+                            `planner` is taken for now."
+    )]
+    Tell {
+        /// Who to tell: `planner`.
+        #[arg(value_name = "planner")]
+        target: String,
+        /// The message; `-` reads it from standard input.
+        message: Option<String>,
+        /// Read the message from this file (`-`: standard input).
+        #[arg(
+            short = 'f',
+            long = "file",
+            value_name = "FILE",
+            conflicts_with = "message"
+        )]
+        file: Option<PathBuf>,
         /// A run id (default: the latest).
         #[arg(long, value_name = "ID")]
         run: Option<String>,
@@ -506,6 +560,7 @@ fn execute(cli: Cli) -> anyhow::Result<u8> {
             socket,
             in_place,
             uncommitted,
+            review,
         } => commands::up::run(
             &global,
             commands::up::UpArgs {
@@ -520,6 +575,7 @@ fn execute(cli: Cli) -> anyhow::Result<u8> {
                 socket,
                 in_place,
                 uncommitted,
+                review,
             },
         ),
         Command::Status { json, run } => commands::status::run(&global, run.as_deref(), json),
@@ -546,6 +602,13 @@ fn execute(cli: Cli) -> anyhow::Result<u8> {
         Command::Runs { json } => commands::runs_list::run(&global, json),
         Command::Resume { run, detach } => commands::resume::run(&global, run.as_deref(), detach),
         Command::Down { run } => commands::down::run(&global, run.as_deref()),
+        Command::Approve { run } => commands::approve::run(&global, run.as_deref()),
+        Command::Tell {
+            target,
+            message,
+            file,
+            run,
+        } => commands::tell::run(&global, run.as_deref(), &target, message, file.as_deref()),
         Command::Retry {
             task,
             run,

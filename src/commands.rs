@@ -2,6 +2,7 @@
 //! exit code, or an error whose type picks it.
 
 mod admission;
+pub(crate) mod approve;
 pub(crate) mod attach;
 pub(crate) mod budget;
 pub(crate) mod demo;
@@ -13,7 +14,7 @@ mod follow;
 pub(crate) mod init;
 pub(crate) mod logs;
 pub(crate) mod merge;
-mod output;
+pub(crate) mod output;
 pub(crate) mod plan;
 pub(crate) mod report;
 pub(crate) mod request;
@@ -22,6 +23,7 @@ pub(crate) mod retry;
 mod runs;
 pub(crate) mod runs_list;
 pub(crate) mod status;
+pub(crate) mod tell;
 pub(crate) mod up;
 pub(crate) mod validate;
 pub(crate) mod wait;

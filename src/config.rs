@@ -20,8 +20,8 @@ pub use sample::{
     summary as sample_summary,
 };
 pub use schema::{
-    AgentConfig, AgentKind, Config, Gates, LeftoverPolicy, Limits, Network, Ownership, Roles,
-    SandboxMode, SandboxPaths, TddMode, ViolationPolicy,
+    AgentConfig, AgentKind, Config, Gates, LeftoverPolicy, Limits, Network, Ownership,
+    PlanApproval, Roles, SandboxMode, SandboxPaths, TddMode, ViolationPolicy,
 };
 pub use starter::{INSTALL as AGENT_INSTALL, starter_config};
 

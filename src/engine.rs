@@ -3,6 +3,7 @@
 //! it through channels; every state change is journaled before it takes effect.
 
 mod agents;
+mod approval;
 mod barrier;
 mod budget;
 mod commits;
@@ -31,6 +32,8 @@ mod ui;
 mod warnings;
 mod watching;
 
+#[cfg(test)]
+mod approval_tests;
 #[cfg(test)]
 mod budget_tests;
 #[cfg(test)]

@@ -15,6 +15,9 @@ pub const EXIT_STALLED: u8 = 3;
 /// `orch wait`: the run's budget is used up and nothing runs any more; it waits for `orch
 /// budget +AMOUNT`.
 pub const EXIT_BUDGET: u8 = 4;
+/// `orch wait`: the run's plan waits for the user's approval (`orch up --review`,
+/// `plan_approval: ask`); nothing runs until `orch approve`.
+pub const EXIT_APPROVAL: u8 = 5;
 /// `orch wait --timeout` ran out.
 pub const EXIT_TIMEOUT: u8 = 124;
 

@@ -3,6 +3,7 @@
 //! its Architecture section for how these modules fit together.
 
 pub mod agent_process;
+pub mod approval;
 pub mod budget;
 mod cli;
 mod commands;

@@ -65,6 +65,9 @@ pub struct Report {
     pub warnings: Vec<crate::state::WarningRecord>,
     /// The budget, and what every agent (the planner and the judge included) used against it.
     pub budget: crate::budget::View,
+    /// The plan's approval, for a run whose plan waited for one (see [`crate::approval`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<crate::approval::View>,
 }
 
 /// The sentence saying that a run used the built-in scripted agent, if it did.
@@ -312,6 +315,7 @@ pub fn build(
     let sample = sample_note(config, info.plan_given);
     let (active_ms, resumes) = engine_time(&journal.records);
     Ok(Report {
+        approval: crate::approval::View::of(dir, &state, &info.run_id),
         budget: crate::budget::View::of(dir, &state, config),
         sample,
         run_id: info.run_id,

@@ -4,6 +4,7 @@
 //! where a dead one stopped. A lock per run keeps one engine per run, and the checkout lock one run in place per
 //! project (see `lock`).
 
+mod approval;
 mod bounded;
 pub use bounded::TEXT_MAX;
 mod budget;
@@ -23,6 +24,7 @@ mod interruption_tests;
 #[cfg(test)]
 mod replay_tests;
 
+pub use approval::{ApprovalRecord, ApprovalRefusal, Approved};
 pub use budget::{BudgetRecord, Raise};
 pub use event::{Event, Outcome, Record, TaskVerdict, now_ms};
 pub use journal::{Journal, Replay, read_journal};

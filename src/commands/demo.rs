@@ -78,6 +78,7 @@ pub(crate) fn run(
         // The demo shows the agents' files where it says they are: in its project.
         in_place: true,
         uncommitted: None,
+        review: false,
     };
     let orch = crate::invocation::orch();
     if interactive {

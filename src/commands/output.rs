@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use crate::plan::{self, Plan};
 
 /// The plan as waves of tasks: which run together, with their agent and files.
-pub(super) fn plan_summary(plan: &Plan) -> String {
+pub(crate) fn plan_summary(plan: &Plan) -> String {
     let waves = plan::waves(plan);
     let mut out = String::new();
     let files: usize = plan.tasks.iter().map(|t| t.files.len()).sum();

@@ -32,6 +32,10 @@ pub(crate) fn run(global: &Global, run: Option<&str>, json: bool) -> anyhow::Res
         if let Some(budget) = &budget {
             status["budget"] = serde_json::to_value(budget)?;
         }
+        let run_id = &loaded.info.run_id;
+        if let Some(approval) = crate::approval::View::of(&loaded.dir, &loaded.state, run_id) {
+            status["approval"] = serde_json::to_value(approval)?;
+        }
         if let Some(workspace) = &loaded.info.workspace {
             status["workspace"] = serde_json::to_value(workspace)?;
             status["commits"] = serde_json::to_value(&loaded.state.commits)?;
@@ -70,10 +74,24 @@ pub(crate) fn run(global: &Global, run: Option<&str>, json: bool) -> anyhow::Res
     if let Some(sample) = &sample {
         println!("  A SAMPLE RUN, not the request: {sample}");
     }
+    let asked = config
+        .as_ref()
+        .is_some_and(|c| crate::approval::asked(c, loaded.info.review));
+    if asked
+        && loaded.state.phase == crate::state::Phase::Planning
+        && !loaded.state.approval.waiting()
+    {
+        println!("  once valid, the plan waits for your approval (`orch approve`)");
+    }
     if let Some(budget) = budget.as_ref().filter(|b| b.shown()) {
         println!("  budget: {}", budget.line());
     }
     println!();
+    if let Some(waiting) =
+        crate::approval::waiting_text(&loaded.dir, &loaded.state, &loaded.info.run_id)
+    {
+        println!("{waiting}");
+    }
     print!(
         "{}",
         crate::format::table(&loaded.state, &loaded.dir, crate::state::now_ms())

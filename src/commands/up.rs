@@ -26,6 +26,8 @@ pub(crate) struct UpArgs {
     pub in_place: bool,
     /// `--uncommitted`, over the config's `uncommitted:`.
     pub uncommitted: Option<crate::workspace::Uncommitted>,
+    /// `--review`: the plan waits for `orch approve` whatever `plan_approval:` says.
+    pub review: bool,
 }
 
 /// What `up` started, for `demo` to follow.
@@ -38,6 +40,8 @@ pub(crate) struct Started {
     /// Other runs of the project are live: the hints name this one (`--run ID`), since a
     /// command without it picks the latest.
     pub beside: bool,
+    /// The plan will wait for `orch approve` (`--review`, `plan_approval: ask`).
+    pub review: bool,
 }
 
 impl Started {
@@ -59,6 +63,7 @@ impl Started {
             session,
             workspace,
             beside,
+            review: false,
         }
     }
 }
@@ -142,6 +147,12 @@ pub(super) fn print_hints(started: &Started, cd: Option<&Path>) {
     } else {
         String::new()
     };
+    if started.review {
+        println!(
+            "  the plan will wait for your approval (`{orch} wait{run}` exits 5 then): \
+             `{orch} status{run}` shows it, `{orch} approve{run}` dispatches it"
+        );
+    }
     println!(
         "  watch:   {orch} attach{run}   (or from any terminal: {})\n  status:  {orch} \
          status{run}\n  wait:    {orch} wait{run}\n  report:  {orch} report{run}\n  stop:    \
@@ -283,6 +294,7 @@ pub(crate) fn start_with(
         plan_given: given_plan.is_some(),
         orch_version: env!("CARGO_PKG_VERSION").to_string(),
         workspace,
+        review: args.review,
     };
     let dir = match state::create_run(&state_dir, &info, &config_text, given_plan.as_ref()) {
         Ok(dir) => dir,
@@ -342,13 +354,9 @@ pub(crate) fn start_with(
         Err(err) => return Err(never_started(&dir, &run_id, err)),
         Ok(()) => {}
     }
-    Ok(Started::new(
-        run_id,
-        tmux,
-        session,
-        info.workspace,
-        &state_dir,
-    ))
+    let mut started = Started::new(run_id, tmux, session, info.workspace, &state_dir);
+    started.review = crate::approval::asked(&config, info.review);
+    Ok(started)
 }
 
 /// `env` plus each of `defaults` it does not set: an explicit variable wins.

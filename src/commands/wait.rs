@@ -1,14 +1,15 @@
 //! `orch wait [--timeout DURATION]`: block until the run ends. Exit 0 when it succeeded, 1 when
 //! it failed or stopped, 3 when it cannot progress (its engine never started or is gone, or
 //! its tmux session is gone: nothing would ever end it), 4 when it stopped at its budget
-//! (nothing runs, and it waits for `orch budget +AMOUNT`), 124 when the timeout ran out.
+//! (nothing runs, and it waits for `orch budget +AMOUNT`), 5 when its plan waits for approval
+//! (nothing runs until `orch approve`), 124 when the timeout ran out.
 
 use std::time::{Duration, Instant};
 
 use super::follow::Follower;
 use super::runs::Loaded;
 use super::{Global, runs};
-use crate::error::{EXIT_BUDGET, EXIT_FAILED, EXIT_OK, EXIT_STALLED, EXIT_TIMEOUT};
+use crate::error::{EXIT_APPROVAL, EXIT_BUDGET, EXIT_FAILED, EXIT_OK, EXIT_STALLED, EXIT_TIMEOUT};
 use crate::state::{Outcome, Phase, UpLock};
 use crate::tmux::Tmux as _;
 
@@ -66,6 +67,17 @@ pub(crate) fn run(
             let view = crate::budget::View::of(&loaded.dir, &loaded.state, &config);
             println!("run {run_id}: stopped at its budget: {}", view.line());
             return Ok(EXIT_BUDGET);
+        }
+        if loaded.engine_alive
+            && loaded.state.approval.waiting()
+            // An approval its engine has not answered yet: it may be about to go on.
+            && crate::approval::read_requests(&loaded.dir).is_empty()
+        {
+            println!(
+                "run {run_id}: {}",
+                crate::approval::how_to_go_on(&loaded.dir, &run_id)
+            );
+            return Ok(EXIT_APPROVAL);
         }
         if let Some(reason) = stalled(global, &loaded, &mut session_gone_since)? {
             eprintln!(

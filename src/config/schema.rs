@@ -39,6 +39,20 @@ pub struct Config {
     /// How the user is told when something needs them (see [`crate::notify`]).
     #[serde(default)]
     pub notify: super::notify::Notify,
+    /// Whether a valid plan waits for `orch approve` before anything is dispatched.
+    #[serde(default)]
+    pub plan_approval: PlanApproval,
+}
+
+/// `plan_approval:`: what happens to a valid plan (the planner's or `--plan`'s).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PlanApproval {
+    /// It is dispatched at once.
+    #[default]
+    Auto,
+    /// It waits for the user's `orch approve` (as `orch up --review` asks for one run).
+    Ask,
 }
 
 impl Config {

@@ -257,6 +257,10 @@ workspace: worktree
 # at the base of the run's branch, so the agents see what you see; a merge never doubles
 # them) | refuse (`orch up` stops and says what to do). `orch up --uncommitted` for one run.
 uncommitted: include
+# A valid plan: auto (dispatched at once) | ask (it waits, shown as waves in the control
+# window and `orch status`, until `orch approve`; you may edit it first). `orch up --review`
+# asks for one run.
+plan_approval: auto
 
 # The agents' sandbox (Linux, bubblewrap): the project (a run's worktree), the run and the
 # CLI's own state are writable, the rest read-only, your home hidden (~/.ssh, cloud credentials, other projects).

@@ -439,8 +439,13 @@ impl Engine {
     pub(super) fn start_run(&mut self) -> anyhow::Result<()> {
         if self.plan.is_some() {
             self.dispatch()
+        } else if let Some(held) = self.state.approval.held.clone() {
+            self.hold_plan(held) // it waits again (see approval.rs)
         } else if self.info.plan_given {
             let plan = self.read_given_plan()?;
+            if self.approval_asked() {
+                return self.hold_plan(plan);
+            }
             self.accept_plan(plan)
         } else {
             self.start_planning(self.state.planning_attempt() + 1)

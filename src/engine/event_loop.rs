@@ -268,6 +268,7 @@ impl Engine {
                 self.keep_record()?; // see keeper.rs
                 self.check_timeouts()?;
                 self.user_tick()?; // see notices.rs, budget.rs
+                self.answer_approvals()?; // see approval.rs
                 self.apply_retries()?; // see retry.rs
                 self.render();
                 Ok(())

@@ -276,6 +276,7 @@ pub(super) fn new_run(
         plan_given: plan.is_some(),
         orch_version: "test".into(),
         workspace: None,
+        review: false,
     };
     let dir = crate::state::create_run(&root.join(".orch"), &info, config, plan.as_ref())
         .expect("the run directory");

@@ -100,6 +100,9 @@ impl Engine {
     /// A valid plan from the planner, its writes seen: accepted.
     pub(super) fn accept_planned(&mut self, plan: Plan) -> anyhow::Result<()> {
         self.planning().accept(&plan)?;
+        if self.approval_asked() {
+            return self.hold_plan(plan); // see approval.rs
+        }
         self.accept_plan(plan)
     }
 
@@ -122,7 +125,11 @@ impl Engine {
         attempt: u32,
         problems: Vec<String>,
     ) -> anyhow::Result<()> {
-        let used = attempt.saturating_sub(self.state.planning.interruptions);
+        // A re-plan the user asked for (`orch tell planner`, see approval.rs) starts a fresh
+        // set of attempts.
+        let used = attempt
+            .saturating_sub(self.state.approval.replanned_after)
+            .saturating_sub(self.state.planning.interruptions);
         if used < self.planning().max_attempts() {
             self.planning_state.set_feedback(problems);
             self.start_planning(attempt + 1)

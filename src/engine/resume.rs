@@ -80,7 +80,10 @@ impl Engine {
             )
         })?;
         let mut adopted = HashSet::new();
+        // Planning is over, or starts again for the user's feedback (see approval.rs).
+        let held = self.state.approval.waiting() || self.state.approval.replan.is_some();
         match self.state.phase {
+            Phase::Planning if held => {}
             Phase::Planning => self.resume_planner(&panes, &mut adopted)?,
             Phase::Running => self.resume_tasks(&panes, &mut adopted)?,
             _ => {}
@@ -91,6 +94,8 @@ impl Engine {
         // What `orch retry` asked for while no engine was live (see retry.rs).
         self.apply_retries()?;
         match self.state.phase {
+            Phase::Planning if self.state.approval.replan.is_some() => self.start_replanning(),
+            Phase::Planning if held => self.start_run(),
             Phase::Planning if self.agents.planner().is_none() => self.continue_planning(),
             Phase::Planning => Ok(()),
             Phase::Running => self.dispatch(),

@@ -21,6 +21,10 @@ impl Engine {
             Some(lines) => crate::format::screen(&self.state, &self.dir, now, lines),
             None => crate::format::table(&self.state, &self.dir, now),
         };
+        // A plan waiting for approval is what there is to see (see approval.rs): no task
+        // has started, and the planner's row would push the plan off a small window.
+        let table = crate::approval::waiting_text(&self.dir, &self.state, &self.info.run_id)
+            .unwrap_or(table);
         let unjournaled = unjournaled(self.warnings.list());
         // Clear the screen and home the cursor, then redraw: the control window is ours. A
         // window that is gone fails the write, which must not bring the engine down.
@@ -32,6 +36,9 @@ impl Engine {
 
     fn header(&self) -> String {
         let phase = match self.state.phase {
+            Phase::Planning if self.state.approval.waiting() => {
+                "plan waiting for approval".to_string()
+            }
             Phase::Planning => format!("planning (attempt {})", self.state.planning_attempt()),
             other => other.name().to_string(),
         };

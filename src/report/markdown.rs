@@ -51,6 +51,9 @@ pub fn markdown(r: &Report) -> String {
             n => format!(" · warnings: {n} (see Warnings)"),
         }
     );
+    if let Some(approval) = &r.approval {
+        let _ = writeln!(o, "Plan approval: {}\n", approval.line());
+    }
     if !r.budget.limit.is_none() || !r.budget.raises.is_empty() {
         let _ = writeln!(o, "Budget: {}\n", r.budget.line());
     } else if !r.budget.uncosted.is_empty() {
@@ -387,6 +390,7 @@ mod tests {
             s
         });
         Report {
+            approval: None,
             budget: crate::budget::View::default(),
             sample: None,
             sandbox_off: None,

@@ -38,7 +38,9 @@ impl Event {
             Event::OracleAdvice { advice, .. } => cut(advice, TEXT_MAX),
             Event::Warning { message, .. } => cut(message, TEXT_MAX),
             Event::TaskRequeued { reasons, .. } => cut_list(reasons),
-            Event::PlanningRefused { problems, .. } => cut_list(problems),
+            Event::PlanningRefused { problems, .. } | Event::ApprovalRefused { problems, .. } => {
+                cut_list(problems);
+            }
             Event::JudgeVerdict { verdicts, .. } => {
                 for verdict in verdicts {
                     cut(&mut verdict.reason, ITEM_MAX);

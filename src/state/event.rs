@@ -302,6 +302,32 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limit_tokens: Option<u64>,
     },
+    /// A valid plan waits for the user's approval (`orch up --review`, `plan_approval: ask`):
+    /// nothing is dispatched until `orch approve`. Its file in the run directory (`plan.json`)
+    /// may be edited meanwhile.
+    PlanHeld {
+        plan: Plan,
+    },
+    /// `orch approve` (its request `id`) was refused: the plan file has these problems, and
+    /// the plan still waits.
+    ApprovalRefused {
+        id: String,
+        problems: Vec<String>,
+    },
+    /// `orch tell planner` (its request `id`) dropped the plan held: the planner plans again
+    /// with the user's feedback, kept whole (any size) in `file`, relative to the run
+    /// directory (`feedback/<id>.md`), of `bytes` bytes.
+    PlanRevisionAsked {
+        id: String,
+        file: String,
+        bytes: usize,
+    },
+    /// `orch approve` (its request `id`) took the plan, edited (it differs from the plan
+    /// held) or not; a `PlanAccepted` follows.
+    PlanApproved {
+        id: String,
+        edited: bool,
+    },
 }
 
 /// The judge's word on one task.

@@ -264,6 +264,9 @@ pub struct RunInfo {
     /// A worktree run's branch and worktree; absent for a run in place (and older runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspace: Option<crate::workspace::WorkspaceInfo>,
+    /// `orch up --review`: the plan waits for `orch approve` whatever `plan_approval` says.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub review: bool,
 }
 
 impl RunInfo {
@@ -408,6 +411,7 @@ mod tests {
             plan_given: false,
             orch_version: "0.1.0".into(),
             workspace: None,
+            review: false,
         };
         info.write(&dir.run_json()).unwrap();
         assert_eq!(RunInfo::read(&dir.run_json()).unwrap(), info);

@@ -425,6 +425,9 @@ pub struct RunState {
     pub discarded: Option<bool>,
     /// The budget's raises and the thresholds its use crossed (see [`super::budget`]).
     pub budget: super::budget::BudgetRecord,
+    /// A plan held for the user's approval, and the answers to `orch approve` (see
+    /// [`super::approval`]).
+    pub approval: super::approval::ApprovalRecord,
     /// The ids of the `orch retry` requests journaled (applied or refused), so that none is
     /// applied twice.
     pub retry_requests: BTreeSet<String>,
@@ -462,7 +465,7 @@ impl RunState {
                 self.quiet_since_ms = previous;
                 self.phase = if self.plan.is_some() {
                     Phase::Running
-                } else if self.planning.attempt > 0 {
+                } else if self.planning.attempt > 0 || self.approval.waiting() {
                     Phase::Planning
                 } else {
                     Phase::Starting
@@ -546,6 +549,8 @@ impl RunState {
                 at_ms: t,
             }),
             Event::PlanningStarted { attempt } => {
+                // A re-plan the user asked for has its planner now.
+                self.approval.replan = None;
                 self.phase = Phase::Planning;
                 self.planning.attempt = *attempt;
                 self.planning.pane = None;
@@ -651,6 +656,21 @@ impl RunState {
             }
             Event::BudgetRaised { .. } | Event::BudgetCrossed { .. } => {
                 self.budget.apply(t, &record.event);
+            }
+            Event::PlanHeld { .. } => {
+                // Planning is over, and nothing runs: the phase stays `planning` (a given
+                // plan's too) until the plan is approved.
+                self.phase = Phase::Planning;
+                self.planning.pane = None;
+                self.planning.pid = None;
+                self.approval.apply(t, &record.event);
+            }
+            Event::PlanRevisionAsked { .. } => {
+                self.approval.replanned_after = self.planning.attempt;
+                self.approval.apply(t, &record.event);
+            }
+            Event::ApprovalRefused { .. } | Event::PlanApproved { .. } => {
+                self.approval.apply(t, &record.event);
             }
             Event::TaskRetried {
                 task,

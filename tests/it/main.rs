@@ -9,6 +9,7 @@
 //! `cargo test --test it MODULE` runs one module's tests (e.g. `cargo test --test it resume`).
 
 mod agent_run;
+mod approve;
 mod bounded;
 mod budget;
 mod cli;

@@ -134,6 +134,7 @@ fn an_in_place_run_has_nothing_to_merge_or_discard() {
         plan_given: true,
         orch_version: "test".into(),
         workspace: None,
+        review: false,
     };
     state::create_run(&root.join(".orch"), &info, "", None).unwrap();
     for verb in ["merge", "discard", "diff"] {

@@ -142,6 +142,7 @@ impl HandRun {
                 user_branch: Some(git(&root, &["symbolic-ref", "--short", "HEAD"])),
                 isolation: workspace::Isolation::Run,
             }),
+            review: false,
         };
         let plan: Plan = serde_json::from_value(serde_json::json!({
             "tasks": tasks.iter().map(|(id, files)| serde_json::json!({
