@@ -97,7 +97,15 @@ fn row(repo: &Repo, dir: &RunDir, live: bool) -> Row {
             RunState::default()
         }
     };
-    row.state = state.phase.name().to_string();
+    // What the run waits for, where it waits for the user: the phase alone would say
+    // `planning` for a plan held for approval and `running` for a run held by its budget.
+    row.state = if state.approval.waiting() {
+        "awaiting approval".to_string()
+    } else if !state.is_finished() && state.budget.reached() {
+        "budget reached".to_string()
+    } else {
+        state.phase.name().to_string()
+    };
     row.created_at_ms = info.created_at_ms;
     row.request = crate::format::first_line(&info.request);
     row.workspace = if info.workspace.is_some() {

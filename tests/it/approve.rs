@@ -85,6 +85,9 @@ fn a_reviewed_run_holds_the_planners_plan_until_it_is_approved() {
     assert_eq!(code, 5, "{said}\n{}", up.diagnostics());
     assert!(said.contains("orch approve"), "{said}");
     assert!(said.contains("plan.json"), "{said}");
+    // The list of runs says what the run waits for.
+    let runs = up.orch().args(["runs"]).run().expect(0).stdout();
+    assert!(runs.contains("awaiting approval"), "{runs}");
     let names = events(&up);
     assert!(names.iter().any(|n| n == "plan_held"), "{names:?}");
     assert!(
