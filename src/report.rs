@@ -60,6 +60,12 @@ pub struct Report {
     /// task's.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub commits: Vec<CommitLine>,
+    /// Each `orch merge` of the run's branch into the user's, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub merges: Vec<crate::state::MergeRecord>,
+    /// Whether `orch discard` removed the run's worktree (and its branch, when `true`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub discarded: Option<bool>,
     /// The engines' warnings, in order (`{kind, message, at_ms}`: see `orch status --json`):
     /// what went wrong without stopping the run, such as part of the project not policed.
     pub warnings: Vec<crate::state::WarningRecord>,
@@ -371,6 +377,8 @@ pub fn build(
             })
             .collect(),
         workspace: info.workspace.clone(),
+        merges: state.merges.clone(),
+        discarded: state.discarded,
         warnings: state.warnings.clone(),
     })
 }

@@ -353,6 +353,23 @@ fn branch_markdown(o: &mut String, r: &Report) {
             files.join("<br>")
         );
     }
+    for m in &r.merges {
+        let how = if m.squash {
+            "squashed into"
+        } else {
+            "merged into"
+        };
+        let _ = writeln!(o, "\n{how} `{}` as {}.", m.into, short(&m.commit));
+    }
+    match r.discarded {
+        Some(true) => {
+            let _ = writeln!(o, "\nDiscarded: its worktree and branch removed.");
+        }
+        Some(false) => {
+            let _ = writeln!(o, "\nDiscarded: its worktree removed, its branch kept.");
+        }
+        None => {}
+    }
 }
 
 /// A commit id as git shows it short.
@@ -412,6 +429,14 @@ mod tests {
                 files: vec![crate::paths::ProjectPath::new("src/api.rs").unwrap()],
                 at_ms: 1,
             }],
+            merges: vec![crate::state::MergeRecord {
+                into: "main".into(),
+                commit: "m".repeat(40),
+                squash: false,
+                at_ms: 2,
+                tip: None,
+            }],
+            discarded: Some(false),
             run_id: "r1".into(),
             request: "build it".into(),
             outcome: "succeeded".into(),
@@ -493,6 +518,8 @@ mod tests {
             "{md}"
         );
         assert!(md.contains(&format!("Commit: {}", "c".repeat(40))), "{md}");
+        assert!(md.contains("merged into `main` as mmmmmmmmmmmm."), "{md}");
+        assert!(md.contains("its branch kept"), "{md}");
     }
 
     #[test]

@@ -64,6 +64,12 @@ fn a_real_worktree_run_merges_with_the_users_changes_kept() {
     assert_eq!(status, "M tracked.txt\n?? untracked.txt", "{status}");
     let out = up.orch().args(["runs"]).run().expect(0);
     eprintln!("{}", out.stdout());
+    assert!(out.stdout().contains("merged into"), "{}", out.stdout());
+    // The report and the status say where the work went.
+    let report = up.orch().args(["report"]).run().expect(0).stdout();
+    assert!(report.contains("merged into `"), "{report}");
+    let status = up.orch().args(["status"]).run().expect(0).stdout();
+    assert!(status.contains("): merged into "), "{status}");
     let out = up
         .orch()
         .args(["diff", "t1", "--", "--stat"])
@@ -73,5 +79,12 @@ fn a_real_worktree_run_merges_with_the_users_changes_kept() {
     let out = up.orch().args(["discard"]).run().expect(0);
     eprintln!("{}", out.stdout());
     assert!(!up.work_dir().exists());
+    let report = up
+        .orch()
+        .args(["report", "--json"])
+        .run()
+        .expect(0)
+        .stdout();
+    assert!(report.contains("\"discarded\""), "{report}");
     eprintln!("{}", git(&root, &["log", "--oneline", "--stat", "-5"]));
 }
