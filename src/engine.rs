@@ -27,6 +27,7 @@ pub mod retry;
 mod revert;
 mod sched;
 mod sweep;
+pub mod tell;
 mod tasks;
 mod ui;
 mod warnings;
