@@ -223,8 +223,7 @@ impl Engine {
         let Some(told) = self.state.tasks.get(id).and_then(|t| t.told.as_ref()) else {
             return prompt;
         };
-        let section =
-            crate::prompt::tell_section(told.after_attempt, told.reopened, &told.message);
+        let section = crate::prompt::tell_section(told.after_attempt, told.reopened, &told.message);
         crate::prompt::insert_section(&prompt, &section)
     }
 }

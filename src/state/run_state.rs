@@ -918,7 +918,10 @@ impl RunState {
     fn told(&mut self, t: u64, id: &TaskId, request: &str, message: &str, reopened: bool) {
         self.tell_requests.insert(request.to_string());
         let Some(task) = self.tasks.get_mut(id) else {
-            return self.anomaly(t, format!("a message to task {id}, which is not in the plan"));
+            return self.anomaly(
+                t,
+                format!("a message to task {id}, which is not in the plan"),
+            );
         };
         task.told = Some(Told {
             after_attempt: task.attempts,

@@ -32,6 +32,7 @@ mod review_e2e;
 mod sandbox;
 mod secrets;
 mod support;
+mod tell;
 mod tmux_control;
 mod tmux_real;
 mod up;
