@@ -46,6 +46,8 @@ mod fake_run;
 #[cfg(test)]
 mod retry_tests;
 #[cfg(test)]
+mod tell_tests;
+#[cfg(test)]
 mod tests;
 
 pub use core::start;
