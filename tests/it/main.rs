@@ -24,6 +24,7 @@ mod notify;
 mod paths_contract;
 mod real_clis;
 mod real_clis_resume;
+mod real_clis_tell;
 mod request;
 mod resume;
 mod retry;
