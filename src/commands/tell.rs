@@ -165,6 +165,7 @@ fn tell_task(
             loaded.state.phase.name()
         )));
     }
+    let interruptions_before = loaded.state.task(&id).map_or(0, |t| t.interruptions);
     let request_id = format!("{}-{}", crate::state::now_ms(), std::process::id());
     let written = request(
         &loaded.dir,
@@ -187,11 +188,13 @@ fn tell_task(
             {
                 return Err(usage(format!("run {run_id}: {}", w.message)));
             }
-            let reopened = now
-                .state
-                .task(&id)
-                .and_then(|t| t.told.as_ref())
-                .is_some_and(|t| t.reopened);
+            // What the engine did, which may differ from what this command saw (a pending
+            // task may have started meanwhile).
+            let task_now = now.state.task(&id);
+            let told = task_now.and_then(|t| t.told.as_ref());
+            let reopened = told.is_some_and(|t| t.reopened);
+            let stopped = task_now.is_some_and(|t| t.interruptions > interruptions_before);
+            let what = if stopped { Telling::Stop } else { what };
             match (what, reopened) {
                 (_, true) => println!(
                     "run {run_id}: task {task} is reopened with your message: it runs again, \

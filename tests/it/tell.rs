@@ -165,6 +165,16 @@ fn a_running_task_is_told_a_done_one_reopened_and_the_rest_refused() {
     assert_eq!(told[0]["reopened"], true);
     assert_eq!(told[1]["task"], "a");
     assert_eq!(told[1]["message"], MESSAGE);
+    assert_eq!(
+        Up::task(&status, "a")["told"]["message"],
+        MESSAGE,
+        "{status:#}"
+    );
+    assert_eq!(
+        Up::task(&status, "c")["told"]["reopened"],
+        true,
+        "{status:#}"
+    );
     let prompt = prompt_of(&up, "a", 2);
     assert!(prompt.contains(MESSAGE), "{prompt}");
     assert!(prompt.contains("The user stopped attempt 1"), "{prompt}");
