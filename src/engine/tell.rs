@@ -226,4 +226,11 @@ impl Engine {
         let section = crate::prompt::tell_section(told.after_attempt, told.reopened, &told.message);
         crate::prompt::insert_section(&prompt, &section)
     }
+
+    /// What the pane of `attempt` of task `id` shows under its title: the message told after
+    /// the attempt before it (the agent's transcript has it as the prompt's, too).
+    pub(super) fn tell_notice(&self, id: &TaskId, attempt: u32) -> Option<String> {
+        let told = self.state.tasks.get(id)?.told.as_ref()?;
+        (told.after_attempt + 1 == attempt).then(|| told.message.clone())
+    }
 }

@@ -179,6 +179,15 @@ fn a_running_task_is_told_a_done_one_reopened_and_the_rest_refused() {
     assert!(prompt.contains(MESSAGE), "{prompt}");
     assert!(prompt.contains("The user stopped attempt 1"), "{prompt}");
     assert!(!prompt_of(&up, "a", 1).contains("MAGIC"));
+    // The pane of the attempt after the message shows it under its title (from the launch
+    // spec, a file), and only that one.
+    let launch = |task: &str, attempt: u32| -> Value {
+        let path = up.attempt(task, attempt).join("launch.json");
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    };
+    assert_eq!(launch("a", 2)["notice"], MESSAGE);
+    assert_eq!(launch("a", 1).get("notice"), None);
+    assert_eq!(launch("c", 2)["notice"], "REOPEN: say so in your files");
     for stray in ["pwned", "pwned2"] {
         assert!(!up.p.path(stray).exists() && !up.work_path(stray).exists());
     }
