@@ -37,7 +37,7 @@ pub(crate) use preflight::free_bytes;
 pub use run_dir::{RunDir, RunInfo, create_run, is_run_id};
 pub use run_state::{
     AttemptEnd, AttemptOutcome, AttemptRecord, GateRecord, Interruption, LeftoverRecord, Phase,
-    PlanningState, Retried, RunState, SandboxRefusal, TaskState, TaskStatus, ViolationRecord,
+    PlanningState, Retried, RunState, SandboxRefusal, TaskState, TaskStatus, Told, ViolationRecord,
 };
 pub use status::{PlanningView, Status, TaskView, ViolationView};
 pub use warning::{WarningKind, WarningRecord};

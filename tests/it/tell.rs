@@ -175,6 +175,12 @@ fn a_running_task_is_told_a_done_one_reopened_and_the_rest_refused() {
         true,
         "{status:#}"
     );
+    let report = up.run_file("report.md");
+    assert!(
+        report.contains("Told by the user with `orch tell`, after attempt 1")
+            && report.contains("Told by the user with `orch tell`, reopened after attempt 1"),
+        "{report}"
+    );
     let prompt = prompt_of(&up, "a", 2);
     assert!(prompt.contains(MESSAGE), "{prompt}");
     assert!(prompt.contains("The user stopped attempt 1"), "{prompt}");
