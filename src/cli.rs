@@ -320,19 +320,26 @@ enum Command {
         run: Option<String>,
     },
 
-    /// Send the planner feedback on a plan that waits for your approval: it plans again with
-    /// your message, and the new plan waits in turn.
+    /// Tell a task something while the run goes on (its turn is stopped and its agent goes
+    /// on with your message), or send the planner feedback on a plan that waits for approval.
     #[command(
-        after_help = "Examples:\n  orch tell planner \"one task per module, and tests first\"\n  \
-                            orch tell planner -f feedback.md\n  \
+        after_help = "Examples:\n  orch tell api \"use the fixtures in tests/data, not a live server\"\n  \
+                            orch tell api -f notes.md\n  \
                             cat feedback.md | orch tell planner -\n\n\
-                            The message (any size; UTF-8 text) goes into the planner's next \
-                            prompt with the plan it gave, never typed into a pane. Only \
-                            `planner` is taken for now."
+                            A running task's current turn is stopped (an interruption, not a \
+                            failure, not counted against the retries) and its agent continues \
+                            its own session with your message where its CLI can; otherwise a \
+                            new attempt starts with the message and the earlier work in place. \
+                            A pending task gets the message in its first prompt. A done task \
+                            whose dependents have not started is reopened (checked and judged \
+                            again). A failed task is tried again with `orch retry TASK \
+                            --message`. `planner`: the planner plans again with your message \
+                            (a plan held with `orch up --review`). The message (UTF-8 text) \
+                            goes into a prompt file, never typed into a pane."
     )]
     Tell {
-        /// Who to tell: `planner`.
-        #[arg(value_name = "planner")]
+        /// Who to tell: a task's id, or `planner`.
+        #[arg(value_name = "TASK|planner")]
         target: String,
         /// The message; `-` reads it from standard input.
         message: Option<String>,

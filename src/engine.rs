@@ -28,6 +28,7 @@ mod revert;
 mod sched;
 mod sweep;
 mod tasks;
+pub mod tell;
 mod ui;
 mod warnings;
 mod watching;
@@ -44,6 +45,8 @@ mod driven_tests;
 mod fake_run;
 #[cfg(test)]
 mod retry_tests;
+#[cfg(test)]
+mod tell_tests;
 #[cfg(test)]
 mod tests;
 

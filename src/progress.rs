@@ -342,6 +342,7 @@ mod tests {
             env_file: None,
             stdin: None,
             sandbox: None,
+            notice: None,
         };
         std::fs::write(
             dir.join(crate::agent_process::launcher::SPEC_FILE),

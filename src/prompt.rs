@@ -419,6 +419,33 @@ pub fn retry_section(failed_attempt: u32, reason: Option<&str>, message: Option<
     p
 }
 
+/// The section of a worker prompt for a task the user told something with `orch tell`: its
+/// attempt `after_attempt` was stopped for it (or, `reopened`, had done the task), and the
+/// user's message, whole, in a fence it cannot close.
+pub fn tell_section(after_attempt: u32, reopened: bool, message: &str) -> String {
+    let mut p = String::new();
+    p.push_str("## A message from the user\n\n");
+    if reopened {
+        let _ = writeln!(
+            p,
+            "This task was done (attempt {after_attempt}) and the user reopened it: its work \
+             is in place in your files. Change what the message asks for; the task is checked \
+             and judged again."
+        );
+    } else {
+        let _ = writeln!(
+            p,
+            "The user stopped attempt {after_attempt} to tell you this, not because of \
+             anything it did wrong. The earlier work is in place in your files: keep what \
+             is right and carry on from there as the message says."
+        );
+    }
+    p.push_str("\nThe user's message, as they wrote it:\n\n");
+    push_fenced(&mut p, message);
+    p.push('\n');
+    p
+}
+
 /// `prompt` with `section` inserted before its machine-readable context, which stays last.
 pub fn insert_section(prompt: &str, section: &str) -> String {
     const CONTEXT_HEADING: &str = "## Machine-readable context\n";

@@ -102,6 +102,9 @@ pub struct TaskReport {
     /// user's message.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retried: Option<crate::state::Retried>,
+    /// The user's latest `orch tell` message to the task (see `Event::TaskTold`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub told: Option<crate::state::Told>,
     pub files: Vec<FileStat>,
     pub violations: Vec<u32>,
     /// The gates of its latest checked attempt.
@@ -296,6 +299,7 @@ pub fn build(
             duration_ms,
             attempt_history,
             retried: task.retried.clone(),
+            told: task.told.clone(),
             files,
             violations: state
                 .violations

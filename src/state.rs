@@ -38,7 +38,7 @@ pub use run_dir::{RunDir, RunInfo, create_run, is_run_id};
 pub use run_state::{
     AttemptEnd, AttemptOutcome, AttemptRecord, GateRecord, Interruption, LeftoverRecord,
     MergeRecord, Phase, PlanningState, Retried, RunState, SandboxRefusal, TaskState, TaskStatus,
-    ViolationRecord,
+    Told, ViolationRecord,
 };
 pub use status::{PlanningView, Status, TaskView, ViolationView};
 pub use warning::{WarningKind, WarningRecord};

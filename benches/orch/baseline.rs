@@ -74,6 +74,7 @@ impl Baseline {
                 stdout_log: dir.join("stdout.log"),
                 exit_file: dir.join("exit.json"),
                 sandbox: None,
+                notice: None,
             };
             let script = write_launcher(&dir, &spec, &orch_exe())?;
             queue.push_str(&format!("{task}\t{}\n", script.display()));

@@ -44,6 +44,10 @@ pub struct LaunchSpec {
     /// The sandbox the agent runs in; none: unconfined.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<crate::sandbox::Jail>,
+    /// Shown in the pane under the title (the user's `orch tell` message for this attempt),
+    /// read from this file, never from a command line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
 }
 
 impl LaunchSpec {
@@ -227,6 +231,7 @@ mod tests {
             stdout_log: dir.join("stdout.log"),
             exit_file: dir.join("exit.json"),
             sandbox: None,
+            notice: None,
         }
     }
 

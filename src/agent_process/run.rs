@@ -179,6 +179,12 @@ pub fn run(spec_path: &Path) -> anyhow::Result<u8> {
         }
     }
     say(&format!("==> {}", printable(&spec.title)));
+    if let Some(notice) = &spec.notice {
+        say("==> the user's message (orch tell):");
+        for line in notice.lines() {
+            say(&format!("    {}", printable(line)));
+        }
+    }
     let started_at_ms = now_ms();
     let kind = workers::kind_in_env(&spec.env);
     let adapter = kind.map(workers::adapter).filter(|a| a.streams_events());

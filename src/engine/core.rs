@@ -332,6 +332,7 @@ impl Engine {
             stdout_log: dir.join("stdout.log"),
             exit_file: dir.join("exit.json"),
             sandbox: invocation.sandbox,
+            notice: None,
         };
         // Written with the launcher's files, off the loop (see launch.rs).
         let script = std::path::absolute(dir)

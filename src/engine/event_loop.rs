@@ -270,6 +270,7 @@ impl Engine {
                 self.user_tick()?; // see notices.rs, budget.rs
                 self.answer_approvals()?; // see approval.rs
                 self.apply_retries()?; // see retry.rs
+                self.apply_tells()?; // see tell.rs
                 self.render();
                 Ok(())
             }

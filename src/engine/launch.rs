@@ -402,7 +402,10 @@ impl Engine {
             self.dir.path(),
         );
         self.record(role.started(attempt, invocation.continues.clone()))?;
-        let (files, spec) = self.prepare_pane(&dir, prompt, title, invocation, window)?;
+        let (mut files, spec) = self.prepare_pane(&dir, prompt, title, invocation, window)?;
+        if let Role::Task(id) = &role {
+            files.spec.notice = self.tell_notice(id, attempt); // see tell.rs
+        }
         self.agents
             .insert(Agent::new(role, attempt, dir.clone(), None));
         self.launcher.open(dir, files, spec, placement);

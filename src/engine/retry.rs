@@ -239,7 +239,19 @@ impl Engine {
 }
 
 /// The task's attempts that count against `limits.retries`: those since its latest retry.
+/// Attempts lost to an interruption (Ctrl-C, a budget stop, `orch tell`) are not the task's
+/// doing and do not count.
 pub(super) fn counted(state: &RunState, id: &TaskId, attempt: u32) -> u32 {
-    let base = state.task(id).map_or(0, |t| t.retry_base);
-    attempt.saturating_sub(base)
+    let Some(task) = state.task(id) else {
+        return attempt;
+    };
+    let interrupted = task
+        .history
+        .iter()
+        .filter(|a| a.attempt > task.retry_base && a.attempt <= attempt)
+        .filter(|a| a.outcome == crate::state::AttemptOutcome::Interrupted)
+        .count() as u32;
+    attempt
+        .saturating_sub(task.retry_base)
+        .saturating_sub(interrupted)
 }

@@ -78,6 +78,7 @@ impl Engine {
         ctx.feedback = task.feedback.clone();
         let text = self.note_interruption(id, prompt::worker_prompt(&ctx)); // see interrupted.rs
         let text = self.note_retry(id, text); // see retry.rs
+        let text = self.note_tell(id, text); // see tell.rs
         self.launch_agent(Launch {
             role: Role::Task(id.clone()),
             attempt,

@@ -250,6 +250,7 @@ mod tests {
             env_file: None,
             stdin: None,
             sandbox: None,
+            notice: None,
         };
         std::fs::write(
             attempt.join(crate::agent_process::launcher::SPEC_FILE),

@@ -128,6 +128,20 @@ pub fn markdown(r: &Report) -> String {
                 r.after_attempt
             );
         }
+        if let Some(t) = &task.told {
+            let how = if t.reopened {
+                format!("reopened after attempt {} had done it", t.after_attempt)
+            } else if t.after_attempt == 0 {
+                "before its first attempt".to_string()
+            } else {
+                format!("after attempt {}", t.after_attempt)
+            };
+            let _ = writeln!(
+                o,
+                "Told by the user with `orch tell`, {how} (the message is in `report.json` and \
+                 the next attempts' prompts).\n"
+            );
+        }
         // One attempt that did it says nothing the table does not.
         let single_done = matches!(
             task.attempt_history.as_slice(),
@@ -488,6 +502,7 @@ mod tests {
                     },
                 ],
                 retried: None,
+                told: None,
                 files: vec![],
                 violations: vec![],
                 gates: vec![],

@@ -34,6 +34,7 @@ impl Event {
                 message: Some(message),
                 ..
             } => cut(message, TEXT_MAX),
+            Event::TaskTold { message, .. } => cut(message, TEXT_MAX),
             Event::JudgeRefused { problem, .. } => cut(problem, TEXT_MAX),
             Event::OracleAdvice { advice, .. } => cut(advice, TEXT_MAX),
             Event::Warning { message, .. } => cut(message, TEXT_MAX),

@@ -137,6 +137,18 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         unblocked: Vec<TaskId>,
     },
+    /// `orch tell TASK`: the user's message for the task's next attempts (`id` is its
+    /// request's, applied once). A running task's attempt is then interrupted (journaled next,
+    /// stopped by the user: not a failure) and the next attempt continues its agent's session
+    /// where the CLI can; a done task whose dependents had not started is `reopened`: pending
+    /// again, to be checked and judged again.
+    TaskTold {
+        task: TaskId,
+        id: String,
+        message: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        reopened: bool,
+    },
     /// The first write seen to a file a task owns, and when it was made: the TDD gate's
     /// evidence (were the tests written before the implementation?), kept across a resume.
     FirstWrite {

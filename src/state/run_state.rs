@@ -251,6 +251,19 @@ pub struct TaskState {
     pub retry_base: u32,
     /// The latest `orch retry` of the task, while its attempts are what the retry started.
     pub retried: Option<Retried>,
+    /// The user's latest `orch tell` message to the task, for its next attempts' prompts.
+    pub told: Option<Told>,
+}
+
+/// What `orch tell` said to a task (see [`Event::TaskTold`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Told {
+    /// The attempt that was running (stopped for it) or had done the task (reopened).
+    pub after_attempt: u32,
+    /// The task was done and is reopened.
+    pub reopened: bool,
+    /// The user's words, whole.
+    pub message: String,
 }
 
 /// What `orch retry` gave a task that had failed for good (see [`Event::TaskRetried`]).
@@ -312,6 +325,7 @@ impl TaskState {
             commit: None,
             retry_base: 0,
             retried: None,
+            told: None,
         }
     }
 }
@@ -431,6 +445,8 @@ pub struct RunState {
     /// The ids of the `orch retry` requests journaled (applied or refused), so that none is
     /// applied twice.
     pub retry_requests: BTreeSet<String>,
+    /// The ids of the `orch tell` requests journaled (applied or refused).
+    pub tell_requests: BTreeSet<String>,
     plan: Option<Plan>,
     order: Vec<TaskId>,
 }
@@ -678,6 +694,12 @@ impl RunState {
                 message,
                 unblocked,
             } => self.retry(t, task, id, message, unblocked),
+            Event::TaskTold {
+                task,
+                id,
+                message,
+                reopened,
+            } => self.told(t, task, id, message, *reopened),
             event => self.apply_task(t, event),
         }
     }
@@ -888,6 +910,36 @@ impl RunState {
                     "at {t}: task {dependent}, unblocked by the retry of {id}, was not blocked"
                 )),
             }
+        }
+    }
+
+    /// `orch tell`: the message kept for the task's next attempts; a done task reopened is
+    /// pending again, with a fresh set of attempts and no commit of its own yet.
+    fn told(&mut self, t: u64, id: &TaskId, request: &str, message: &str, reopened: bool) {
+        self.tell_requests.insert(request.to_string());
+        let Some(task) = self.tasks.get_mut(id) else {
+            return self.anomaly(
+                t,
+                format!("a message to task {id}, which is not in the plan"),
+            );
+        };
+        task.told = Some(Told {
+            after_attempt: task.attempts,
+            reopened,
+            message: message.to_string(),
+        });
+        if reopened {
+            if task.state != TaskStatus::Done {
+                let state = task.state;
+                return self.anomaly(t, format!("task {id} reopened, which is {state}"));
+            }
+            task.state = TaskStatus::Pending;
+            task.retry_base = task.attempts;
+            task.feedback.clear();
+            task.interrupted = None;
+            task.commit = None;
+            task.reason = None;
+            self.verdicts.remove(id);
         }
     }
 

@@ -85,6 +85,10 @@ pub struct TaskView {
     /// message; its attempts since count against `limits.retries` afresh.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retried: Option<super::run_state::Retried>,
+    /// The user's latest `orch tell` message: after which attempt, whether it reopened the
+    /// task, and the message, whole (it is in the task's next attempts' prompts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub told: Option<super::run_state::Told>,
     /// The last line its agent showed (for an agent CLI, its transcript's, not raw JSON);
     /// read from the attempt's logs by `orch status`.
     pub last_output: Option<String>,
@@ -149,6 +153,7 @@ impl RunState {
                     window: t.window.clone(),
                     attempt_history: t.history.clone(),
                     retried: t.retried.clone(),
+                    told: t.told.clone(),
                     last_output: None,
                     usage: None,
                 })

@@ -29,6 +29,9 @@ pub enum WarningKind {
     /// An `orch retry` request was not applied: unreadable, or its task was not failed by the
     /// time the engine read it.
     Retry,
+    /// An `orch tell` request was not applied: unreadable, or its task was no longer in a
+    /// state to be told by the time the engine read it.
+    Tell,
     /// The engine's hold on its agents' processes is weaker, or it acted on processes of its
     /// own accord: tmux could not be asked about panes, the pane-died hook or an exit record's
     /// watch could not be set, what agents left running could not be looked for, agent
@@ -51,6 +54,7 @@ impl WarningKind {
             WarningKind::Notify => "notify",
             WarningKind::Budget => "budget",
             WarningKind::Retry => "retry",
+            WarningKind::Tell => "tell",
             WarningKind::Agents => "agents",
             WarningKind::Workspace => "workspace",
             WarningKind::Other => "other",
@@ -86,6 +90,7 @@ mod tests {
             WarningKind::Notify,
             WarningKind::Budget,
             WarningKind::Retry,
+            WarningKind::Tell,
             WarningKind::Agents,
             WarningKind::Workspace,
         ] {

@@ -56,6 +56,7 @@ impl Fixture {
             stdout_log: self.run.join("stdout.log"),
             exit_file: self.run.join("exit.json"),
             sandbox: None,
+            notice: None,
         }
     }
 
@@ -544,4 +545,21 @@ fn each_byte_is_kept_once_and_each_log_is_capped() {
         b"{\"type\":\"system\",\"subtype\":\"init\",\"session_id\":\"s1\"}\n"
     );
     assert_eq!(fx.read(&spec.output_log), b"oops\n");
+}
+
+#[test]
+fn the_users_message_is_shown_under_the_title_without_its_control_characters() {
+    let fx = Fixture::new();
+    let mut spec = fx.spec(&["true"], &[]);
+    spec.notice = Some("turn left $(x)\n\x1b[2Jsecond line".into());
+    let status = fx.run(&spec);
+    assert_eq!(status.code(), Some(0), "{}", fx.diagnostics());
+    let pane_err = String::from_utf8(fx.read("pane.err")).unwrap();
+    assert!(
+        pane_err.contains(
+            "==> task 1 · agent test · attempt 1\n==> the user's message (orch tell):\n    \
+             turn left $(x)\n    ?[2Jsecond line\n"
+        ),
+        "{pane_err}"
+    );
 }

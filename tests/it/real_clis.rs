@@ -309,6 +309,7 @@ fn the_judge_on_codex_answers_with_a_verdict_from_a_read_only_sandbox() {
         stdout_log: dir.join("stdout.log"),
         exit_file: dir.join("exit.json"),
         sandbox: invocation.sandbox,
+        notice: None,
     };
     orch::agent_process::launcher::write_launcher(
         &dir,

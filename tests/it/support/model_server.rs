@@ -81,6 +81,8 @@ pub(crate) struct Exchange {
     pub tool_results: usize,
     /// What was answered: e.g. `write /abs/path`, `text`, `fault 401`, `404`.
     pub answer: String,
+    /// The request's body as it came (JSON-escaped text): what the CLI sent the model.
+    pub body: String,
 }
 
 pub(crate) struct ModelServer {
@@ -256,6 +258,7 @@ fn route(request: &http::Request) -> (Response, Exchange) {
         task: None,
         tool_results: 0,
         answer: String::new(),
+        body: String::from_utf8_lossy(&request.body).into_owned(),
     };
     let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
     let conversation = match (request.method.as_str(), path.as_str()) {
