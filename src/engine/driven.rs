@@ -158,27 +158,12 @@ impl Driven {
             } else {
                 ChangeKind::Created
             };
-            // After everything journaled and written so far, as a real agent's write would
-            // be, its file's time the same: a write in the very millisecond the plan was
-            // accepted counts as the planner's (see ownership.rs), and two writes in one
-            // millisecond leave their order to chance (the tdd gate's first writes), which a
-            // fast test must not hit.
-            let last = self
-                .journal()
-                .last()
-                .map_or(0, |r| r.t)
-                .max(self.last_write_ms);
-            let after = std::time::UNIX_EPOCH + std::time::Duration::from_millis(last + 1);
-            let at = SystemTime::now().max(after);
+            let at = self.moment();
             std::fs::File::options()
                 .write(true)
                 .open(&full)
                 .and_then(|f| f.set_modified(at))
                 .unwrap();
-            self.last_write_ms = at
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_millis() as u64;
             self.handle(Input::Fs(FsChange {
                 path: path.to_string(),
                 kind,
@@ -186,6 +171,25 @@ impl Driven {
             }));
         }
         self.settle();
+    }
+
+    /// A moment for a change made now: after everything journaled and written so far, as a
+    /// real agent's change would be. A change in the very millisecond the plan was accepted
+    /// counts as the planner's (see ownership.rs), and two writes in one millisecond leave
+    /// their order to chance (the tdd gate's first writes), which a fast test must not hit.
+    pub(super) fn moment(&mut self) -> SystemTime {
+        let last = self
+            .journal()
+            .last()
+            .map_or(0, |r| r.t)
+            .max(self.last_write_ms);
+        let after = std::time::UNIX_EPOCH + std::time::Duration::from_millis(last + 1);
+        let at = SystemTime::now().max(after);
+        self.last_write_ms = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        at
     }
 
     /// The agent's exit record, written and handed to the engine; then what follows settled.

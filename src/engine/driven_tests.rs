@@ -268,10 +268,16 @@ fn a_revert_that_fails_says_where_the_content_is_and_how_to_put_it_back() {
     std::fs::write(root.join("notes.d/inside"), "x").unwrap();
     std::fs::remove_file(root.join("notes")).unwrap();
     std::fs::rename(root.join("notes.d"), root.join("notes")).unwrap();
+    // After the plan's acceptance, as the task's agent would have made it: a change in that
+    // very millisecond would be the planner's.
+    let at = run.moment();
+    std::fs::File::open(root.join("notes"))
+        .and_then(|d| d.set_modified(at))
+        .unwrap();
     run.handle(Input::Fs(FsChange {
         path: "notes".into(),
         kind: ChangeKind::Removed,
-        at: std::time::SystemTime::now(),
+        at,
     }));
     let settled = run.find(|e| {
         matches!(e, Event::ViolationSettled { action, .. } if action.starts_with("revert failed"))
