@@ -158,6 +158,18 @@ pub fn signal_name(sig: i32) -> Option<&'static str> {
 
 /// Runs the agent described by the spec at `spec_path`, and returns its exit code (128 + the
 /// signal when a signal killed it), so that the pane's dead status matches `exit.json`.
+/// The user's message (`orch tell`) as the pane and the transcript show it, each line made
+/// printable.
+fn notice_lines(notice: &str) -> Vec<String> {
+    std::iter::once("==> the user's message (orch tell):".to_string())
+        .chain(
+            notice
+                .lines()
+                .map(|line| format!("    {}", printable(line))),
+        )
+        .collect()
+}
+
 pub fn run(spec_path: &Path) -> anyhow::Result<u8> {
     // First of all, so that a stop request arriving at any point is recorded, not fatal.
     catch_stop_signals()?;
@@ -180,9 +192,8 @@ pub fn run(spec_path: &Path) -> anyhow::Result<u8> {
     }
     say(&format!("==> {}", printable(&spec.title)));
     if let Some(notice) = &spec.notice {
-        say("==> the user's message (orch tell):");
-        for line in notice.lines() {
-            say(&format!("    {}", printable(line)));
+        for line in notice_lines(notice) {
+            say(&line);
         }
     }
     let started_at_ms = now_ms();
@@ -385,7 +396,16 @@ fn execute(
             transcript: Transcript::new(move |event| adapter.entries(event), &spec.cwd),
             log: std::fs::File::create(Rendered::log_path(spec))
                 .ok()
-                .map(|file| pump::Capped::new(file, pump::cap(spec))),
+                .map(|mut file| {
+                    // The transcript opens with the user's message, as the pane does: the
+                    // turn it starts is the answer to it.
+                    if let Some(notice) = &spec.notice {
+                        for line in notice_lines(notice) {
+                            let _ = writeln!(file, "{line}");
+                        }
+                    }
+                    pump::Capped::new(file, pump::cap(spec))
+                }),
         });
         pump::spawn(
             out,

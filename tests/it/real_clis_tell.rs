@@ -116,6 +116,14 @@ fn a_told_agent_cli_continues_its_session_with_the_message() {
             argv.windows(2).any(|w| w == [flag, session]),
             "{cli}: {argv:?}"
         );
+        // The continued attempt's transcript opens with the message, as its pane does.
+        let transcript =
+            std::fs::read_to_string(run.run_dir().join(format!("tasks/{cli}/2/transcript.log")))
+                .unwrap_or_default();
+        assert!(
+            transcript.starts_with("==> the user's message (orch tell):"),
+            "{cli}: {transcript}"
+        );
         // The first request after the stop continues the conversation (the test's write and
         // its result) and carries the message as the next user turn.
         let exchanges: Vec<_> = run
