@@ -286,42 +286,18 @@ pub struct RaiseRequest {
 
 /// Where raise requests wait for an engine.
 pub fn requests_dir(dir: &RunDir) -> PathBuf {
-    dir.path().join("budget")
+    crate::state::requests::dir(dir, "budget")
 }
 
 /// Writes a raise request for the run in `dir` (atomically: an engine never reads half).
 pub fn request_raise(dir: &RunDir, request: &RaiseRequest) -> anyhow::Result<PathBuf> {
-    use anyhow::Context as _;
-    let requests = requests_dir(dir);
-    std::fs::create_dir_all(&requests)
-        .with_context(|| format!("cannot create {}", requests.display()))?;
-    let path = requests.join(format!("{}.json", request.id));
-    let tmp = requests.join(format!(".{}.tmp", request.id));
-    std::fs::write(&tmp, serde_json::to_vec(request)?)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(path)
+    crate::state::requests::write(dir, "budget", &request.id, request)
 }
 
 /// The raise requests in `dir` not journaled yet, oldest first; an unreadable one is an error
 /// of its own, for the engine to report.
 pub fn read_requests(dir: &RunDir) -> Vec<(PathBuf, Result<RaiseRequest, String>)> {
-    let mut out: Vec<(PathBuf, Result<RaiseRequest, String>)> = Vec::new();
-    let Ok(entries) = std::fs::read_dir(requests_dir(dir)) else {
-        return out;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.extension().is_none_or(|e| e != "json") {
-            continue;
-        }
-        let read = std::fs::read(&path)
-            .map_err(|e| e.to_string())
-            .and_then(|b| serde_json::from_slice::<RaiseRequest>(&b).map_err(|e| e.to_string()));
-        out.push((path, read));
-    }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
+    crate::state::requests::read(dir, "budget")
 }
 
 fn pending(dir: &RunDir, state: &RunState) -> Vec<RaiseRequest> {

@@ -13,6 +13,7 @@ mod event;
 mod journal;
 mod lock;
 mod preflight;
+pub mod requests;
 mod run_dir;
 mod run_state;
 mod status;
