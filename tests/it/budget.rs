@@ -152,7 +152,15 @@ fn a_budget_stops_a_fan_out_and_a_raise_for_the_live_engine_lets_it_finish() {
 #[test]
 fn with_on_budget_finish_the_running_agents_end_their_turn_and_resume_takes_a_raise() {
     let up = options("budgetfinish", "finish").start();
+    // Both hold until the budget is reached: were one let go at once, its exit could free its
+    // slot before the other's use is counted, and a third task would start within budget.
+    std::fs::create_dir_all(up.p.path("counts")).unwrap();
+    std::fs::write(up.p.path("counts/hold"), "").unwrap();
     up.start();
+    up.wait_until("the budget to be reached", || {
+        up.status()["budget"]["reached"] == true
+    });
+    std::fs::write(up.p.path("counts/release"), "").unwrap();
     let (code, said) = wait(&up);
     assert_eq!(code, 4, "{said}\n{}", up.diagnostics());
     let status = up.status();
