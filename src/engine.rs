@@ -14,6 +14,7 @@ mod dispatcher;
 mod event_loop;
 mod gates;
 mod interrupted;
+mod isolation;
 mod judging;
 mod keeper;
 mod launch;

@@ -201,9 +201,6 @@ pub(crate) fn start_with(
         None => crate::config::SampleScope::Run,
     };
     let sample = crate::config::check_sample(&config, &project.config_path, scope)?;
-    if let Some(why) = crate::workspace::task::not_yet(config.isolation, &project.config_path) {
-        return Err(usage(why));
-    }
     // Checked now so that a bad layout fails before anything starts; the engine loads it
     // again from an absolute path when it is a file.
     Layout::load(&args.layout, &global.cwd)?;
@@ -256,6 +253,21 @@ pub(crate) fn start_with(
         uncommitted: args.uncommitted.unwrap_or(config.uncommitted),
         isolation: config.isolation,
     };
+    if wanted.mode == crate::workspace::Mode::InPlace
+        && wanted.isolation == crate::workspace::Isolation::Task
+    {
+        let how = if args.in_place {
+            "`--in-place`"
+        } else {
+            "`workspace: in-place`"
+        };
+        return Err(usage(format!(
+            "`isolation: task` (in {}) gives each task a worktree of its own, which a run in \
+             place ({how}) cannot have: its tasks would all write into your checkout. Drop one \
+             of the two",
+            project.config_path.display()
+        )));
+    }
     // Made before the run's record: a refusal (uncommitted changes) leaves nothing behind.
     let (workspace, in_place_note) =
         match crate::workspace::prepare(&project.root, &state_dir, &run_id, wanted)? {

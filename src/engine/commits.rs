@@ -99,7 +99,24 @@ impl Engine {
                 cost_usd: usage.as_ref().and_then(|u| u.cost_usd),
             },
         );
-        match committer.commit(&task.files, &message, false) {
+        // Under `isolation: task`, taken from the task's own worktree (see isolation.rs).
+        let made = if self.isolated() {
+            match self.collect_task(id, &message)? {
+                Ok(commit) => Ok(commit),
+                Err(why) => Err(anyhow::anyhow!(why)),
+            }
+        } else {
+            committer.commit(&task.files, &message, false)
+        };
+        let made = match made {
+            Ok(None) if self.isolated() => {
+                // Nothing of its own changed: no commit, and its worktree goes all the same.
+                self.after_collect(id)?;
+                Ok(None)
+            }
+            made => made,
+        };
+        match made {
             Ok(Some(commit)) => {
                 self.record(Event::TaskCommitted {
                     task: id.clone(),
@@ -107,6 +124,7 @@ impl Engine {
                     commit,
                     files: task.files.clone(),
                 })?;
+                self.after_collect(id)?; // see isolation.rs
                 self.after_commit(&committer);
                 Ok(None)
             }
@@ -128,11 +146,12 @@ impl Engine {
             return;
         };
         let dest = self.dir.path().join("failed").join(id.as_str());
+        let root = self.task_root(id);
         for file in &files {
-            if crate::paths::link_out(&self.work.root, file).is_some() {
+            if crate::paths::link_out(&root, file).is_some() {
                 continue;
             }
-            if let Err(e) = crate::snapshot::save_copy(&self.work.root, file, &dest) {
+            if let Err(e) = crate::snapshot::save_copy(&root, file, &dest) {
                 let message = format!(
                     "cannot keep a copy of {file} as failed task {id} left it ({e:#}); it is \
                      still in the worktree"

@@ -64,6 +64,8 @@ pub(super) struct Engine {
 
     /// The watchers of the project, its `.git/` and the run directory (see watching.rs).
     pub watching: Watching,
+    /// The watchers of the task worktrees, under `isolation: task` (see isolation.rs).
+    pub task_trees: super::isolation::TaskTrees,
 
     // Agents (agents.rs, launch.rs) and tmux.
     pub tmux: Arc<dyn Tmux>,
@@ -240,6 +242,7 @@ impl Engine {
         let (fs_tx, fs_rx) = unbounded_channel();
         let (dir_tx, dir_rx) = unbounded_channel();
         let (gate_tx, gate_rx) = unbounded_channel();
+        let (task_fs_tx, task_fs_rx) = unbounded_channel();
         let (watching, barriers, unwatched) = Watching::open(
             super::watching::WorkTree {
                 root: &work.root,
@@ -276,6 +279,7 @@ impl Engine {
             plan,
             snapshot: None,
             watching,
+            task_trees: super::isolation::TaskTrees::new(options.watchers.then_some(task_fs_tx)),
             barriers: Barriers::new(barriers),
             agents: Agents::default(),
             checks: Checks::new(gate_tx),
@@ -296,6 +300,7 @@ impl Engine {
         };
         let inputs = Inputs {
             fs: fs_rx,
+            task_fs: task_fs_rx,
             run_files: dir_rx,
             gates: gate_rx,
             stops,
@@ -307,6 +312,7 @@ impl Engine {
     /// watches `dir` for the exit record, and returns the pane to create, named `window`.
     pub(super) fn prepare_pane(
         &mut self,
+        root: &Path,
         dir: &Path,
         prompt: String,
         title: String,
@@ -345,7 +351,7 @@ impl Engine {
         };
         let window = crate::tmux::WindowSpec {
             name: window,
-            cwd: self.work.root.clone(),
+            cwd: root.to_path_buf(),
             argv: vec!["/bin/sh".into(), script.display().to_string()],
             env: vec![],
         };
@@ -593,10 +599,11 @@ impl Engine {
         task: Option<&TaskId>,
         attempt: u32,
     ) -> crate::prompt::Context {
+        let root = task.map_or_else(|| self.work.root.clone(), |id| self.task_root(id));
         let mut ctx = crate::prompt::Context::new(
             role,
             &self.info.request,
-            &self.work.root,
+            &root,
             &self.config.gates.test_pattern,
             self.spec_files(),
             attempt,

@@ -484,6 +484,7 @@ fn the_chooser_gives_the_rest_a_turn_after_a_streak_of_agents_events() {
     let chosen: Vec<bool> = runtime.block_on(async {
         let mut chooser = Chooser::new(Inputs {
             fs,
+            task_fs: tokio::sync::mpsc::unbounded_channel().1,
             run_files,
             gates,
             stops,

@@ -54,6 +54,8 @@ pub(super) enum Stop {
 pub(super) struct Inputs {
     /// Changes in the project tree (ownership).
     pub fs: UnboundedReceiver<FsChange>,
+    /// Changes in the task worktrees, with their task (`isolation: task`).
+    pub task_fs: UnboundedReceiver<(crate::plan::TaskId, FsChange)>,
     /// Files appearing in the run directory: exit records, logs, pane-died markers.
     pub run_files: UnboundedReceiver<PathBuf>,
     /// Gate results from the tasks that ran them.
@@ -93,6 +95,8 @@ pub(super) enum Input {
     RunFile(PathBuf),
     /// A change in the project tree (or a barrier, or the watcher's own trouble).
     Fs(FsChange),
+    /// A change in a task's own worktree (`isolation: task`).
+    TaskFs(crate::plan::TaskId, FsChange),
     /// A task's or the run's gates finished.
     GatesDone(GateDone),
     /// Tmux answered a launch (see launch.rs).
@@ -111,7 +115,7 @@ impl Input {
     /// Whether the input is an agent's doing (what the latency figures measure), which the
     /// chooser serves first.
     fn is_agents_doing(&self) -> bool {
-        matches!(self, Input::RunFile(_) | Input::Fs(_))
+        matches!(self, Input::RunFile(_) | Input::Fs(_) | Input::TaskFs(..))
     }
 }
 
@@ -179,6 +183,7 @@ impl Chooser {
         let launch = engine.launch_wanted();
         let Inputs {
             fs,
+            task_fs,
             run_files,
             gates,
             stops,
@@ -188,6 +193,7 @@ impl Chooser {
             Some(stop) = stops.recv() => Input::Stop(stop),
             Some(path) = run_files.recv() => Input::RunFile(path),
             Some(change) = fs.recv() => Input::Fs(change),
+            Some((task, change)) = task_fs.recv() => Input::TaskFs(task, change),
             Some(launched) = engine.launcher.answer() => Input::Launched(launched),
             Some(done) = gates.recv() => Input::GatesDone(done),
             _ = self.tick.tick() => Input::Tick,
@@ -221,7 +227,14 @@ impl Chooser {
         if engine.launch_wanted() {
             return Some(Input::LaunchStep);
         }
-        self.inputs.fs.try_recv().ok().map(Input::Fs)
+        if let Ok(change) = self.inputs.fs.try_recv() {
+            return Some(Input::Fs(change));
+        }
+        self.inputs
+            .task_fs
+            .try_recv()
+            .ok()
+            .map(|(task, change)| Input::TaskFs(task, change))
     }
 }
 
@@ -262,6 +275,7 @@ impl Engine {
             }
             Input::RunFile(path) => self.on_run_file(&path),
             Input::Fs(change) => self.on_fs(change),
+            Input::TaskFs(task, change) => self.on_task_fs(&task, change), // see isolation.rs
             Input::GatesDone(done) => self.on_gates_done(done),
             Input::Launched(launched) => self.on_launched(launched),
             Input::Tick => {

@@ -115,6 +115,10 @@ impl Engine {
     ) -> Background {
         let logs = self.dir.gates();
         let gates = &self.config.gates;
+        // A task's in the tree it worked in (its own under `isolation: task`).
+        let root = task
+            .as_ref()
+            .map_or_else(|| self.work.root.clone(), |id| self.task_root(id));
         Background {
             task,
             attempt,
@@ -123,7 +127,7 @@ impl Engine {
                 .into_iter()
                 .map(|(gate, command)| (gate, command, logs.join(format!("{name}-{gate}.log"))))
                 .collect(),
-            root: self.work.root.clone(),
+            root,
             timeout: self.config.limits.task_timeout,
         }
     }
@@ -132,8 +136,10 @@ impl Engine {
     pub(super) fn start_checks(&mut self, id: &TaskId, attempt: u32) -> anyhow::Result<()> {
         // .git/ is watched apart from the tree (no barrier covers it): look now.
         self.check_git_meta()?;
+        // In a worktree of its own, compared with its start exactly (see isolation.rs).
+        self.inspect_task_tree(id)?;
         let task = self.state.tasks.get(id).context("no such task")?.clone();
-        let root = self.work.root.clone();
+        let root = self.task_root(id);
         let gates = &self.config.gates;
         let first_writes: BTreeMap<ProjectPath, u64> = task
             .files

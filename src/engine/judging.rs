@@ -46,12 +46,16 @@ impl Judging {
         self.queue.push(id);
     }
 
-    /// The tasks waiting for the judge, as a new batch.
-    fn take_batch(&mut self) -> Option<Vec<TaskId>> {
+    /// The tasks waiting for the judge, as a new batch: all of them, or (`one`) the first,
+    /// when each task is judged in its own worktree (see isolation.rs).
+    fn take_batch(&mut self, one: bool) -> Option<Vec<TaskId>> {
         if self.queue.is_empty() {
             return None;
         }
         self.tries = 0;
+        if one {
+            return Some(vec![self.queue.remove(0)]);
+        }
         Some(std::mem::take(&mut self.queue))
     }
 
@@ -105,7 +109,7 @@ impl Engine {
         if self.agents.judge().is_some() {
             return Ok(false);
         }
-        let Some(tasks) = self.judging.take_batch() else {
+        let Some(tasks) = self.judging.take_batch(self.isolated()) else {
             return Ok(false);
         };
         self.launch_judge(tasks, vec![])?;
@@ -139,7 +143,7 @@ impl Engine {
                 id: t.id.clone(),
                 agent: t.agent.clone(),
                 task: t.task_text.clone(),
-                files: judge::diffstat(&self.work.root, self.snapshot.as_ref(), &t.files)
+                files: judge::diffstat(&self.task_root(&t.id), self.snapshot.as_ref(), &t.files)
                     .into_iter()
                     .map(|f| format!("{} (+{} -{}, {})", f.path, f.added, f.removed, f.change))
                     .collect(),
@@ -157,6 +161,11 @@ impl Engine {
             })
             .collect();
         let mut ctx = self.prompt_context(prompt::Role::Judge, None, attempt);
+        // Where it judges: the run's worktree, or the one task's own (see isolation.rs).
+        ctx.project_dir = self
+            .agent_root(&Role::Judge(tasks.clone()))
+            .display()
+            .to_string();
         ctx.feedback = feedback;
         let text = prompt::judge_prompt(&ctx, &specs, &plan_json, &judged);
         // One judge window at a time: the previous one's output is in its log.

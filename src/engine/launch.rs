@@ -377,6 +377,8 @@ impl Engine {
             placement,
         } = launch;
         let prompt_file = dir.join("prompt.md");
+        // The run's worktree, or a task's own (see isolation.rs).
+        let root = self.agent_root(&role);
         let agent = self
             .config
             .agents
@@ -389,7 +391,7 @@ impl Engine {
             task: role.about(),
             files: &files,
             prompt_file: &prompt_file,
-            project_dir: &self.work.root,
+            project_dir: &root,
             run_dir: self.dir.path(),
             session: session.as_deref(),
         })?;
@@ -398,11 +400,12 @@ impl Engine {
             role.prompt_role(),
             &self.config,
             agent,
-            &self.work.root,
+            &root,
             self.dir.path(),
         );
         self.record(role.started(attempt, invocation.continues.clone()))?;
-        let (mut files, spec) = self.prepare_pane(&dir, prompt, title, invocation, window)?;
+        let (mut files, spec) =
+            self.prepare_pane(&root, &dir, prompt, title, invocation, window)?;
         if let Role::Task(id) = &role {
             files.spec.notice = self.tell_notice(id, attempt); // see tell.rs
         }

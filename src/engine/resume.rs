@@ -69,6 +69,7 @@ impl Engine {
         let _ = std::fs::remove_file(self.dir.stop_request());
         // On a branch: what was committed is done, journaled or not (see commits.rs).
         self.recover_commits()?;
+        self.resume_task_trees()?; // see isolation.rs
         if self.plan.is_some() {
             self.commit_specs()?;
         }

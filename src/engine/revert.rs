@@ -95,7 +95,7 @@ impl Engine {
 
 /// A file's content and git mode, as the snapshot gives them (a symlink's content is its
 /// target).
-fn read_as_git(path: &Path) -> std::io::Result<(Vec<u8>, u32)> {
+pub(super) fn read_as_git(path: &Path) -> std::io::Result<(Vec<u8>, u32)> {
     let meta = std::fs::symlink_metadata(path)?;
     if meta.file_type().is_symlink() {
         use std::os::unix::ffi::OsStrExt;
@@ -106,7 +106,7 @@ fn read_as_git(path: &Path) -> std::io::Result<(Vec<u8>, u32)> {
     Ok((std::fs::read(path)?, if exec { 0o100755 } else { 0o100644 }))
 }
 
-fn write_as_git(path: &Path, content: &[u8], mode: u32) -> std::io::Result<()> {
+pub(super) fn write_as_git(path: &Path, content: &[u8], mode: u32) -> std::io::Result<()> {
     let _ = std::fs::remove_file(path);
     if mode == 0o120000 {
         use std::os::unix::ffi::OsStrExt;

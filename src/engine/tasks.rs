@@ -72,6 +72,8 @@ impl Engine {
     fn launch(&mut self, id: &TaskId) -> anyhow::Result<()> {
         let task = self.state.tasks.get(id).context("no such task")?.clone();
         let attempt = task.attempts + 1;
+        // Its own worktree first, where its prompt says it works (see isolation.rs).
+        self.ready_task_tree(id)?;
         let mut ctx = self.prompt_context(PromptRole::Worker, Some(id), attempt);
         ctx.files = task.files.clone();
         ctx.task_text = Some(task.task_text.clone());
@@ -173,9 +175,10 @@ impl Engine {
             .get(id)
             .map(|t| t.files.clone())
             .unwrap_or_default();
+        let root = self.task_root(id);
         let missing: Vec<ProjectPath> = files
             .into_iter()
-            .filter(|f| !self.work.root.join(f).exists())
+            .filter(|f| !root.join(f).exists())
             .collect();
         if !missing.is_empty() {
             return self.fail_task(
@@ -202,6 +205,7 @@ impl Engine {
             }
         }
         self.keep_failed_files(id); // see commits.rs
+        self.task_tree_failed(id); // see isolation.rs
         self.record(Event::TaskFailed {
             task: id.clone(),
             attempt,
@@ -365,15 +369,17 @@ impl Engine {
         let Some(files) = self.state.tasks.get(id).map(|t| t.files.clone()) else {
             return;
         };
+        // Where the task works: the run's worktree, or its own (see isolation.rs).
+        let root = self.task_root(id);
         for file in &files {
             // Never a copy of what a link out of the project points to (that is no file
             // of the task's, and reverting to it would write it back in).
-            if crate::paths::link_out(&self.work.root, file).is_some() {
+            if crate::paths::link_out(&root, file).is_some() {
                 continue;
             }
-            let from = self.work.root.join(file);
+            let from = root.join(file);
             let kept = self.dir.baseline().join(file);
-            match crate::snapshot::save_copy(&self.work.root, file, &self.dir.baseline()) {
+            match crate::snapshot::save_copy(&root, file, &self.dir.baseline()) {
                 Ok(Some(_)) => {}
                 // Left missing: no copy, not an older one that would say otherwise.
                 Ok(None) => {

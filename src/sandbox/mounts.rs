@@ -291,9 +291,14 @@ fn state_dir_in(project: &Path, run_dir: &Path) -> Option<PathBuf> {
 }
 
 /// The project's state directory (`.orch`) when `project` is a run's worktree in it
-/// (`<state>/worktrees/<run-id>`) and the run directory lies in it too.
+/// (`<state>/worktrees/<run-id>`, or under `isolation: task` a task's,
+/// `<state>/worktrees/<run-id>-tasks/<task>`) and the run directory lies in it too.
 fn state_dir_around(project: &Path, run_dir: &Path) -> Option<PathBuf> {
-    let worktrees = project.parent()?;
+    let mut worktrees = project.parent()?;
+    if worktrees.file_name()? != "worktrees" && worktrees.file_name()?.to_str()?.ends_with("-tasks")
+    {
+        worktrees = worktrees.parent()?;
+    }
     let state = worktrees.parent()?;
     (worktrees.file_name()? == "worktrees" && run_dir.starts_with(state))
         .then(|| state.to_path_buf())

@@ -463,3 +463,38 @@ fn a_run_on_a_branch_sees_its_worktree_and_run_but_nothing_else_of_orchs_state()
     assert!(!in_place.contains(&Mount::Hidden(state.clone())));
     position(&in_place, &Mount::Read(state));
 }
+
+#[test]
+fn a_task_in_its_own_worktree_sees_it_and_its_run_but_neither_the_runs_worktree_nor_others() {
+    let m = Machine::new();
+    let state = m.p("work/project/.orch");
+    let run_tree = state.join("worktrees/r1");
+    let own = state.join("worktrees/r1-tasks/a");
+    let other = state.join("worktrees/r1-tasks/b");
+    for dir in [&run_tree, &own, &other] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let jail = Jail {
+        project: own.clone(),
+        ..m.jail(AgentKind::Command)
+    };
+    let mounts = plan(
+        &jail,
+        &m.env(&[]),
+        Path::new("/bin/sh"),
+        Path::new("/usr/bin/orch"),
+        &own,
+    );
+    let hidden = position(&mounts, &Mount::Hidden(state.clone()));
+    let work = position(&mounts, &Mount::Write(own.clone()));
+    let run = position(&mounts, &Mount::Read(jail.run_dir.clone()));
+    assert!(hidden < work && hidden < run, "{mounts:#?}");
+    for gone in [&run_tree, &other] {
+        assert!(
+            !mounts.iter().any(|m| m.path().starts_with(gone)),
+            "{gone:?} shows in {mounts:#?}"
+        );
+    }
+    let checkout = position(&mounts, &Mount::Read(m.p("work/project")));
+    assert!(checkout < hidden, "{mounts:#?}");
+}

@@ -277,6 +277,18 @@ pub enum Event {
         commit: String,
         files: Vec<ProjectPath>,
     },
+    /// `isolation: task`: task `task`'s worktree was made at `path`, on the run branch's tip
+    /// `start` (so it holds its dependencies' commits), before its first agent launched there.
+    TaskWorktree {
+        task: TaskId,
+        path: std::path::PathBuf,
+        start: String,
+    },
+    /// `isolation: task`: task `task`'s worktree was removed (its work committed, or the run
+    /// discarded).
+    TaskWorktreeRemoved {
+        task: TaskId,
+    },
     /// `orch merge` brought the run's work into the user's branch (`into`: its name, or
     /// `HEAD` when detached) as `commit`.
     Merged {

@@ -435,6 +435,8 @@ pub struct RunState {
     pub commits: Vec<CommitRecord>,
     /// Each `orch merge` of the run, in order.
     pub merges: Vec<MergeRecord>,
+    /// `isolation: task`: the task worktrees there are now, by task.
+    pub task_worktrees: BTreeMap<TaskId, crate::workspace::task::TaskWorktree>,
     /// Set once `orch discard` removed the run's worktree: whether it deleted the branch too.
     pub discarded: Option<bool>,
     /// The budget's raises and the thresholds its use crossed (see [`super::budget`]).
@@ -545,6 +547,19 @@ impl RunState {
                     files: files.clone(),
                     at_ms: t,
                 });
+            }
+            Event::TaskWorktree { task, path, start } => {
+                self.task_worktrees.insert(
+                    task.clone(),
+                    crate::workspace::task::TaskWorktree {
+                        task: task.clone(),
+                        path: path.clone(),
+                        start: start.clone(),
+                    },
+                );
+            }
+            Event::TaskWorktreeRemoved { task } => {
+                self.task_worktrees.remove(task);
             }
             Event::Merged {
                 into,

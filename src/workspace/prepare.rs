@@ -48,11 +48,16 @@ pub fn prepare(
     }
     let git = Git::at(root);
     let in_place = |why: &str| {
+        let isolation = if wanted.isolation == Isolation::Task {
+            "; `isolation: task` needs worktrees too, so the tasks share the project"
+        } else {
+            ""
+        };
         Ok(Prepared::InPlace {
             note: Some(format!(
                 "{} {why}: this run works in place, in your files (a run gets a branch and a \
                  worktree of its own in a git repository with a first commit; `workspace: \
-                 in-place` in orch.yaml says so and silences this)",
+                 in-place` in orch.yaml says so and silences this){isolation}",
                 root.display()
             )),
         })

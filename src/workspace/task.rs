@@ -32,7 +32,7 @@
 //! runs, and bytes go in and out of the task worktree unchanged) and the user's global excludes
 //! file honoured, as the snapshot does.
 //!
-//! This module belongs in `src/workspace/task.rs` once `src/workspace/` is a module directory.
+//! The engine's side (when each is called, what is journaled) is `src/engine/isolation.rs`.
 
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
@@ -47,7 +47,6 @@ use serde::{Deserialize, Serialize};
 use crate::git::RepoDirs;
 use crate::paths::ProjectPath;
 use crate::plan::TaskId;
-use crate::workspace::Isolation;
 
 /// How many times a collect rebuilds its commit on a run branch that moved under it before
 /// giving up: each retry means another collect landed, so this is only reached when something
@@ -152,21 +151,6 @@ pub struct Collected {
     pub files: Vec<String>,
     /// Every other change in the task's worktree, sorted by path: none of it is in the commit.
     pub findings: Vec<Finding>,
-}
-
-/// Why `orch up` refuses `isolation: task` (None for `run`): the engine does not run tasks in
-/// worktrees of their own yet (this module is its library), and a run that quietly shared one
-/// worktree between tasks after the user asked for isolation would be a lie.
-pub fn not_yet(isolation: Isolation, config: &Path) -> Option<String> {
-    (isolation == Isolation::Task).then(|| {
-        format!(
-            "`isolation: task` in {} is not available yet: the engine does not run each task \
-             in a worktree of its own in this version (see the README, \"Isolation per task\"). \
-             Remove the line (or write `isolation: run`, the default: the tasks share the \
-             run's worktree) and run `orch up` again",
-            config.display()
-        )
-    })
 }
 
 /// A task worktree's changes at one moment ([`TaskRepo::inspect`]).
@@ -366,9 +350,45 @@ impl TaskRepo {
         run(cmd, &self.repo, "worktree prune", None).map(drop)
     }
 
+    /// What `path` held at the task's start, as git keeps it (content and mode: a symlink's
+    /// content is its target); None when it did not exist then. What a revert in the task's
+    /// worktree puts back, and what a write is compared with.
+    pub fn original(
+        &self,
+        tw: &TaskWorktree,
+        path: &str,
+    ) -> Result<Option<(Vec<u8>, u32)>, TaskError> {
+        let mut cmd = self.git(&self.repo);
+        cmd.env("GIT_LITERAL_PATHSPECS", "1").args([
+            "ls-tree",
+            "-z",
+            "--full-tree",
+            &tw.start,
+            "--",
+            path,
+        ]);
+        let listed = run(cmd, &self.repo, "ls-tree", None)?;
+        let listed = String::from_utf8_lossy(&listed).into_owned();
+        let Some((meta, listed_path)) = listed.trim_end_matches('\0').split_once('\t') else {
+            return Ok(None);
+        };
+        let mut parts = meta.split(' ');
+        let (Some(mode), Some("blob"), Some(oid)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Ok(None); // a directory (or a submodule) there: no file content
+        };
+        if listed_path != path {
+            return Ok(None);
+        }
+        let mode = u32::from_str_radix(mode, 8).unwrap_or(0o100_644);
+        let mut cmd = self.git(&self.repo);
+        cmd.args(["cat-file", "blob", oid]);
+        Ok(Some((run(cmd, &self.repo, "cat-file", None)?, mode)))
+    }
+
     /// The ignore rules of the task's start: each `.gitignore` as the start commit holds it,
     /// `.git/info/exclude` (guarded while agents work), the user's excludes, `ownership.ignore`.
-    fn start_rules(&self, tw: &TaskWorktree) -> Result<crate::watch::Ignore, TaskError> {
+    pub fn start_rules(&self, tw: &TaskWorktree) -> Result<crate::watch::Ignore, TaskError> {
         let ignore =
             crate::watch::Ignore::new(&tw.path, &self.ignore_globs).map_err(TaskError::Ignore)?;
         let (repo, start) = (self.clone(), tw.start.clone());

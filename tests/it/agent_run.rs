@@ -364,6 +364,9 @@ fn closing_the_pane_hangs_up_the_agent_and_is_recorded() {
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         command.pre_exec(|| {
+            // As tmux starts a pane's process: with the signals at their defaults, whatever
+            // the test inherited (under `nohup`, a hangup ignored).
+            libc::signal(libc::SIGHUP, libc::SIG_DFL);
             if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY as _, 0) < 0 {
                 return Err(std::io::Error::last_os_error());
             }

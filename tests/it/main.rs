@@ -15,6 +15,7 @@ mod budget;
 mod cli;
 mod doctor;
 mod hostile_tree;
+mod isolation;
 mod judge;
 mod leftovers;
 mod model_server;

@@ -760,18 +760,24 @@ fn the_demo_without_a_terminal_runs_unpaced_and_its_hints_work_when_pasted() {
     );
 }
 
-/// `isolation: task` is not run by the engine yet: `orch up` says so and what to do, and
-/// starts nothing (no run, no branch, no session), rather than share one worktree between
-/// tasks the user asked to keep apart.
+/// `isolation: task` asks for a worktree per task, which a run in place cannot have: `orch up
+/// --in-place` refuses, saying why and what to do, and starts nothing (no run, no branch, no
+/// session); in a directory that is no git repository the run goes on in place and says that
+/// its tasks share the project.
 #[test]
-fn isolation_task_is_refused_with_what_to_do_and_nothing_started() {
+fn isolation_task_in_place_is_refused_and_outside_git_said_shared() {
     let config = format!("{SCRIPTED}isolation: task\n");
     let up = Up::new("isotask", &config);
-    up.up(&["x"], None)
+    up.up(&["x", "--in-place"], None)
         .expect(2)
         .stderr_has("`isolation: task`")
-        .stderr_has("isolation: run");
+        .stderr_has("`--in-place`")
+        .stderr_has("Drop one of the two");
     assert_eq!(up.run_count(), 0);
     assert_eq!(up.session_names(), Vec::<String>::new());
     assert!(!up.p.path(".orch/worktrees").exists());
+    // Not a git repository: in place, and said so.
+    up.up(&["x"], None)
+        .expect(0)
+        .stderr_has("the tasks share the project");
 }

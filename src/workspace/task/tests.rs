@@ -370,15 +370,6 @@ fn discard_removes_the_worktree_and_gits_record_of_it() {
 }
 
 #[test]
-fn orch_up_refuses_isolation_task_until_the_engine_runs_it_saying_what_to_do() {
-    let config = Path::new("/p/orch.yaml");
-    assert_eq!(not_yet(Isolation::Run, config), None);
-    let why = not_yet(Isolation::Task, config).unwrap();
-    assert!(why.contains("/p/orch.yaml"), "{why}");
-    assert!(why.contains("isolation: run"), "{why}");
-}
-
-#[test]
 fn inspect_commits_nothing_and_commit_takes_the_files_as_inspected() {
     let p = project();
     let before = p.repo.tip().unwrap();
@@ -396,4 +387,17 @@ fn inspect_commits_nothing_and_commit_takes_the_files_as_inspected() {
         git(&p.root, &["show", &format!("{commit}:src/lib.rs")]),
         "// first"
     );
+}
+
+#[test]
+fn original_gives_what_a_path_held_at_the_start_with_its_mode() {
+    let p = project();
+    let tw = p.repo.prepare(&TaskId::new("a")).unwrap();
+    write(&tw.path, "README", "changed\n");
+    let (bytes, mode) = p.repo.original(&tw, "README").unwrap().unwrap();
+    assert_eq!(mode, 0o100_644);
+    assert_eq!(bytes, std::fs::read(p.root.join("README")).unwrap());
+    assert_eq!(p.repo.original(&tw, "new.txt").unwrap(), None);
+    // A directory is no file.
+    assert_eq!(p.repo.original(&tw, "src").unwrap(), None);
 }

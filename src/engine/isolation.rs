@@ -1,0 +1,511 @@
+//! `isolation: task`: each task of a worktree run works in a linked worktree of its own (see
+//! [`crate::workspace::task`]), so one task's tests never see another's half-written files.
+//!
+//! - Before a task's first agent launches, its worktree is made at the run branch's tip (which
+//!   holds the commits of the tasks it depends on: they are done, so committed) and journaled
+//!   (`task_worktree`); a retry continues in it. The task's agent, its gates, the judge of it and
+//!   its oracle all work there ([`Engine::agent_root`]).
+//! - A watcher per task worktree reports each change as the task's: its own files are its work
+//!   (first writes, for TDD), anything else is a violation that only the task can have made.
+//!   When its checks start, the worktree is compared with its start exactly
+//!   (`TaskRepo::inspect`), which finds whatever the watcher missed.
+//! - Once the judge passed it, its owned files (and nothing else) become one commit on the run
+//!   branch (`TaskRepo::collect`, ownership checked exactly once more), the run's worktree
+//!   follows the branch, and the task's worktree is removed (`task_worktree_removed`). A task
+//!   that fails keeps its worktree, for `orch retry` and for a look, until `orch discard`.
+//!
+//! A violation in a task's worktree never reaches the run branch whatever the policy: `revert`
+//! puts the file back as the task's start had it, `warn` leaves it there, uncommitted.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
+
+use super::agents::Role;
+use super::core::Engine;
+use crate::config::ViolationPolicy;
+use crate::plan::TaskId;
+use crate::state::{Event, Phase, TaskStatus, WarningKind};
+use crate::watch::{ChangeKind, FsChange, Ignore, TreeWatcher};
+use crate::workspace::Isolation;
+use crate::workspace::task::{TaskRepo, TaskWorktree};
+
+/// The watchers of the task worktrees.
+pub(super) struct TaskTrees {
+    /// Where their changes go, with their task; None when nothing is watched (unit tests
+    /// driven input by input).
+    tx: Option<UnboundedSender<(TaskId, FsChange)>>,
+    /// One per task worktree at work: dropping it stops the watching.
+    watchers: BTreeMap<TaskId, TreeWatcher>,
+}
+
+impl TaskTrees {
+    pub(super) fn new(tx: Option<UnboundedSender<(TaskId, FsChange)>>) -> TaskTrees {
+        TaskTrees {
+            tx,
+            watchers: BTreeMap::new(),
+        }
+    }
+}
+
+impl Engine {
+    /// Whether each task works in a worktree of its own.
+    pub(super) fn isolated(&self) -> bool {
+        self.info
+            .workspace
+            .as_ref()
+            .is_some_and(|w| w.isolation == Isolation::Task)
+    }
+
+    fn task_repo(&self) -> Option<TaskRepo> {
+        if !self.isolated() {
+            return None;
+        }
+        let repo = TaskRepo::new(
+            &self.work.root,
+            &self.project.state_dir(),
+            &self.info.run_id,
+            self.dir.path(),
+        );
+        Some(repo.with_ignore(&self.config.ownership.ignore))
+    }
+
+    /// Where task `id` is worked on: its own worktree, else the run's.
+    pub(super) fn task_root(&self, id: &TaskId) -> PathBuf {
+        self.state
+            .task_worktrees
+            .get(id)
+            .map_or_else(|| self.work.root.clone(), |tw| tw.path.clone())
+    }
+
+    /// Where an agent in `role` works: a task's agent and its oracle in the task's worktree,
+    /// the judge of one isolated task in that task's, the rest in the run's.
+    pub(super) fn agent_root(&self, role: &Role) -> PathBuf {
+        match role {
+            Role::Task(id) | Role::Oracle(id, _) => self.task_root(id),
+            Role::Judge(tasks) if tasks.len() == 1 => self.task_root(&tasks[0]),
+            Role::Judge(_) | Role::Planner => self.work.root.clone(),
+        }
+    }
+
+    /// Before task `id`'s agent launches: its worktree, made now unless it has one (a retry
+    /// continues in it), and watched.
+    pub(super) fn ready_task_tree(&mut self, id: &TaskId) -> anyhow::Result<()> {
+        let Some(repo) = self.task_repo() else {
+            return Ok(());
+        };
+        if let Some(tw) = self.state.task_worktrees.get(id) {
+            if tw.path.is_dir() {
+                self.watch_task_tree(id);
+                return Ok(());
+            }
+            // Removed by hand: made again, from the run branch as it is now.
+            self.record(Event::TaskWorktreeRemoved { task: id.clone() })?;
+        }
+        // One the journal does not know was made by an engine that died before journaling it:
+        // no agent ever worked in it.
+        let path = repo.task_path(id);
+        if std::fs::symlink_metadata(&path).is_ok() {
+            let stale = TaskWorktree {
+                task: id.clone(),
+                path,
+                start: String::new(),
+            };
+            repo.discard(&stale)?;
+        }
+        let tw = repo.prepare(id)?;
+        self.record(Event::TaskWorktree {
+            task: id.clone(),
+            path: tw.path,
+            start: tw.start,
+        })?;
+        self.watch_task_tree(id);
+        Ok(())
+    }
+
+    /// Watches task `id`'s worktree, unless it is watched already. Without a watcher its
+    /// changes are still all found when its checks start.
+    fn watch_task_tree(&mut self, id: &TaskId) {
+        let Some(tx) = self.task_trees.tx.clone() else {
+            return;
+        };
+        let (Some(repo), Some(tw)) = (self.task_repo(), self.state.task_worktrees.get(id)) else {
+            return;
+        };
+        if self.task_trees.watchers.contains_key(id) {
+            return;
+        }
+        let watched =
+            repo.start_rules(tw)
+                .map_err(anyhow::Error::new)
+                .and_then(|ignore: Ignore| {
+                    let (each_tx, mut each_rx) = unbounded_channel();
+                    let watcher = TreeWatcher::start(&tw.path, ignore, each_tx)?;
+                    let task = id.clone();
+                    // Each change goes on with the task it is in.
+                    tokio::spawn(async move {
+                        while let Some(change) = each_rx.recv().await {
+                            if tx.send((task.clone(), change)).is_err() {
+                                return;
+                            }
+                        }
+                    });
+                    Ok(watcher)
+                });
+        match watched {
+            Ok(watcher) => {
+                self.task_trees.watchers.insert(id.clone(), watcher);
+            }
+            Err(e) => {
+                let message = format!(
+                    "cannot watch task {id}'s worktree ({e:#}): its changes are found when its \
+                     checks start"
+                );
+                self.warn(WarningKind::Unpoliced, message);
+            }
+        }
+    }
+
+    fn unwatch_task_tree(&mut self, id: &TaskId) {
+        self.task_trees.watchers.remove(id);
+    }
+
+    /// A change in task `id`'s worktree.
+    pub(super) fn on_task_fs(&mut self, id: &TaskId, change: FsChange) -> anyhow::Result<()> {
+        let at = change
+            .at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or_else(|_| crate::state::now_ms(), |d| d.as_millis() as u64);
+        match change.kind {
+            ChangeKind::Created => self.task_write(id, &change.path, "created", at),
+            ChangeKind::Modified => self.task_write(id, &change.path, "modified", at),
+            ChangeKind::Removed => self.task_write(id, &change.path, "removed", at),
+            ChangeKind::Renamed { ref from } => {
+                self.task_write(id, from, "removed", at)?;
+                self.task_write(id, &change.path, "created", at)
+            }
+            ChangeKind::WatchFailed { reason } => {
+                let cost = "changes there are found when its checks start";
+                let message = format!("task {id}'s worktree: {reason}; {cost}");
+                self.warn(WarningKind::Unpoliced, message);
+                Ok(())
+            }
+            // Lost events are found by the exact look when its checks start; the barriers and
+            // `.git/` are the run's watcher's.
+            ChangeKind::Rescan | ChangeKind::Barrier | ChangeKind::GitMeta => Ok(()),
+        }
+    }
+
+    fn task_write(&mut self, id: &TaskId, path: &str, change: &str, at: u64) -> anyhow::Result<()> {
+        if path.is_empty() || self.state.phase != Phase::Running {
+            return Ok(());
+        }
+        let Some(task) = self.state.tasks.get(id) else {
+            return Ok(());
+        };
+        if task.state == TaskStatus::Done {
+            return Ok(()); // its worktree is on its way out
+        }
+        let root = self.task_root(id);
+        if let Some(owned) = task.files.iter().find(|f| *f == path).cloned() {
+            // Its own file made a way out of its worktree: whatever is written through it
+            // lands elsewhere, and a commit would carry the link.
+            if let Some(out) = crate::paths::link_out(&root, path) {
+                let change = format!("made into {out}:");
+                let grave = super::ownership::outside_note(&out);
+                return self.task_violation(id, path, &change, Some(grave), false);
+            }
+            if !self.state.first_writes.contains_key(&owned) {
+                self.record_unsynced(Event::FirstWrite {
+                    task: id.clone(),
+                    path: owned,
+                    at_ms: at,
+                })?;
+            }
+            self.agents.touch_task(Some(id));
+            return Ok(());
+        }
+        if self.as_at_start(id, path) {
+            return Ok(()); // a revert of ours, or a write that changed nothing
+        }
+        self.task_violation(id, path, change, None, false)
+    }
+
+    /// Whether `path` in task `id`'s worktree is as its start had it (absent included).
+    fn as_at_start(&self, id: &TaskId, path: &str) -> bool {
+        let (Some(repo), Some(tw)) = (self.task_repo(), self.state.task_worktrees.get(id)) else {
+            return false;
+        };
+        let current = match std::fs::symlink_metadata(tw.path.join(path)) {
+            Err(_) => None,
+            Ok(_) => match super::revert::read_as_git(&tw.path.join(path)) {
+                Ok(content) => Some(content),
+                Err(_) => return false,
+            },
+        };
+        repo.original(tw, path)
+            .is_ok_and(|original| original == current)
+    }
+
+    /// A change in task `id`'s worktree to `path`, which it does not own: journaled, the
+    /// content saved, and handled by the policy, in that worktree alone (`swept`: found by
+    /// the exact look rather than seen by the watcher).
+    fn task_violation(
+        &mut self,
+        id: &TaskId,
+        path: &str,
+        change: &str,
+        grave: Option<String>,
+        swept: bool,
+    ) -> anyhow::Result<()> {
+        let suspects = vec![id.clone()];
+        // One write can come as several events, and the exact look finds again what the
+        // watcher saw: the same file of the same task, still as the violation left it, is one
+        // violation.
+        if self
+            .state
+            .violations
+            .iter()
+            .any(|v| v.path == path && v.suspects == suspects && v.is_open())
+        {
+            return Ok(());
+        }
+        let root = self.task_root(id);
+        let n = self.next_violation_number();
+        let is_file = std::fs::symlink_metadata(root.join(path)).is_ok_and(|m| !m.is_dir());
+        let policy = self.config.ownership.on_violation;
+        let policy = if grave.is_some() && policy == ViolationPolicy::Revert {
+            ViolationPolicy::Warn // a link out: what it reached is not ours to put back
+        } else {
+            policy
+        };
+        let action = match policy {
+            ViolationPolicy::Revert => "reverting".to_string(),
+            ViolationPolicy::Stop if self.agents.has_task(id) => format!("stopped {id}"),
+            ViolationPolicy::Warn | ViolationPolicy::Stop => {
+                "recorded (in the task's own worktree: never committed)".to_string()
+            }
+        };
+        let action = match &grave {
+            Some(why) => format!("{action}; {why}"),
+            None => action,
+        };
+        let dest = self.dir.violation_dir(n);
+        let saved = (policy == ViolationPolicy::Revert && is_file)
+            .then(|| self.project.display(&dest.join(path)).to_string());
+        self.record(Event::Violation {
+            n,
+            path: path.to_string(),
+            change: change.to_string(),
+            suspects,
+            action,
+            saved,
+            swept,
+        })?;
+        match policy {
+            ViolationPolicy::Warn => Ok(()),
+            ViolationPolicy::Revert => {
+                let (action, saved) = self.task_revert(id, n, path);
+                self.record(Event::ViolationSettled { n, action, saved })?;
+                Ok(())
+            }
+            ViolationPolicy::Stop if self.agents.has_task(id) => self.fail_task(
+                id,
+                format!("stopped: changed {path}, which it does not own"),
+            ),
+            ViolationPolicy::Stop => Ok(()),
+        }
+    }
+
+    /// Saves `path` of task `id`'s worktree for violation `n`, then puts it back as the task's
+    /// start had it: its action, and where the content was saved.
+    fn task_revert(&self, id: &TaskId, n: u32, path: &str) -> (String, Option<String>) {
+        let (Some(repo), Some(tw)) = (self.task_repo(), self.state.task_worktrees.get(id)) else {
+            return ("revert failed: the task has no worktree".into(), None);
+        };
+        let dest = self.dir.violation_dir(n);
+        let full = tw.path.join(path);
+        if std::fs::symlink_metadata(&full).is_ok_and(|m| m.is_dir()) {
+            // A directory holds files of its own, each judged on its own.
+            return ("recorded (a directory)".into(), None);
+        }
+        let saved = match crate::snapshot::save_copy(&tw.path, path, &dest) {
+            Ok(copy) => copy.map(|p| self.project.display(&p).to_string()),
+            Err(e) => {
+                let action = format!(
+                    "not reverted: its content could not be saved first ({e:#}); it is never \
+                     committed"
+                );
+                return (action, None);
+            }
+        };
+        let action = match repo.original(tw, path) {
+            Ok(None) => match std::fs::remove_file(&full) {
+                Ok(()) => "deleted".to_string(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => "deleted".to_string(),
+                Err(e) => format!("revert failed: {e}; it is never committed"),
+            },
+            Ok(Some((content, mode))) => {
+                let parent = full.parent().map_or(Ok(()), std::fs::create_dir_all);
+                match parent.and_then(|()| super::revert::write_as_git(&full, &content, mode)) {
+                    Ok(()) => "reverted".to_string(),
+                    Err(e) => format!("revert failed: {e}; it is never committed"),
+                }
+            }
+            Err(e) => format!("revert failed: {e}; it is never committed"),
+        };
+        (action, saved)
+    }
+
+    /// When task `id`'s checks start: its worktree compared with its start exactly, every
+    /// change to a file it does not own a violation (if not one already).
+    pub(super) fn inspect_task_tree(&mut self, id: &TaskId) -> anyhow::Result<()> {
+        let (Some(repo), Some(tw)) = (self.task_repo(), self.state.task_worktrees.get(id).cloned())
+        else {
+            return Ok(());
+        };
+        let owned = self
+            .state
+            .tasks
+            .get(id)
+            .map(|t| t.files.clone())
+            .unwrap_or_default();
+        match repo.inspect(&tw, &owned) {
+            Ok(inspected) => self.task_findings(id, &inspected.findings),
+            Err(e) => {
+                let message = format!(
+                    "cannot compare task {id}'s worktree with its start ({e:#}): only what its \
+                     watcher saw counts; its commit still holds its own files alone"
+                );
+                self.warn(WarningKind::Unpoliced, message);
+                Ok(())
+            }
+        }
+    }
+
+    fn task_findings(
+        &mut self,
+        id: &TaskId,
+        findings: &[crate::workspace::task::Finding],
+    ) -> anyhow::Result<()> {
+        for finding in findings {
+            let change = match finding.change {
+                crate::workspace::task::Change::Added => "created",
+                crate::workspace::task::Change::Modified => "modified",
+                crate::workspace::task::Change::Deleted => "removed",
+                crate::workspace::task::Change::TypeChanged => "changed type",
+            };
+            self.task_violation(id, &finding.path, change, None, true)?;
+        }
+        Ok(())
+    }
+
+    /// Task `id`, passed: its owned files as one commit on the run branch (`message`), the
+    /// run's worktree brought up to it, the task's worktree removed. `Ok(Err(why))` when git
+    /// could not make the commit (a reason to fail the task); `Err` when the journal fails.
+    pub(super) fn collect_task(
+        &mut self,
+        id: &TaskId,
+        message: &str,
+    ) -> anyhow::Result<Result<Option<String>, String>> {
+        let (Some(repo), Some(tw)) = (self.task_repo(), self.state.task_worktrees.get(id).cloned())
+        else {
+            return Ok(Err("its worktree is not on record".into()));
+        };
+        let owned = self
+            .state
+            .tasks
+            .get(id)
+            .map(|t| t.files.clone())
+            .unwrap_or_default();
+        let collected = match repo.collect(&tw, &owned, message) {
+            Ok(collected) => collected,
+            Err(e) => return Ok(Err(format!("{e}"))),
+        };
+        // Exactly at the point its work is taken: what is not its own stays behind.
+        self.task_findings(id, &collected.findings)?;
+        Ok(Ok(collected.commit))
+    }
+
+    /// After task `id`'s commit: the run's worktree follows the branch (written as the task
+    /// left its files, which the run's watcher takes as no violation), and the task's worktree
+    /// goes.
+    pub(super) fn after_collect(&mut self, id: &TaskId) -> anyhow::Result<()> {
+        let Some(repo) = self.task_repo() else {
+            return Ok(());
+        };
+        self.keep_baseline(id);
+        if let Err(e) = repo.update_checkout(&self.work.root) {
+            let message = format!(
+                "cannot bring the run's worktree up to its branch after task {id}'s commit \
+                 ({e}): the commit holds its work; `git -C {} checkout -f` shows it there",
+                self.work.root.display()
+            );
+            self.warn(WarningKind::Workspace, message);
+        }
+        self.remove_task_tree(id)
+    }
+
+    fn remove_task_tree(&mut self, id: &TaskId) -> anyhow::Result<()> {
+        self.unwatch_task_tree(id);
+        let (Some(repo), Some(tw)) = (self.task_repo(), self.state.task_worktrees.get(id).cloned())
+        else {
+            return Ok(());
+        };
+        match repo.discard(&tw) {
+            Ok(()) => {
+                // The run's directory of them too, once the last is gone.
+                if let Some(parent) = tw.path.parent() {
+                    let _ = std::fs::remove_dir(parent);
+                }
+                self.record(Event::TaskWorktreeRemoved { task: id.clone() })?;
+            }
+            Err(e) => {
+                let message = format!(
+                    "cannot remove task {id}'s worktree {} ({e}): its work is committed; \
+                     `orch discard` removes it with the run's",
+                    tw.path.display()
+                );
+                self.warn(WarningKind::Workspace, message);
+            }
+        }
+        Ok(())
+    }
+
+    /// A task that failed for good: its worktree is kept (for `orch retry`, and a look) but no
+    /// longer watched.
+    pub(super) fn task_tree_failed(&mut self, id: &TaskId) {
+        self.unwatch_task_tree(id);
+    }
+
+    /// On resume: the worktrees of tasks done (the engine died between their commit and the
+    /// removal) go, the run's worktree follows its branch, and the rest are watched again.
+    pub(super) fn resume_task_trees(&mut self) -> anyhow::Result<()> {
+        let Some(repo) = self.task_repo() else {
+            return Ok(());
+        };
+        let trees: Vec<(TaskId, TaskStatus)> = self
+            .state
+            .task_worktrees
+            .keys()
+            .filter_map(|id| Some((id.clone(), self.state.tasks.get(id)?.state)))
+            .collect();
+        for (id, status) in trees {
+            match status {
+                TaskStatus::Done => self.remove_task_tree(&id)?,
+                TaskStatus::Failed | TaskStatus::Blocked => {}
+                _ => self.watch_task_tree(&id),
+            }
+        }
+        if let Err(e) = repo.update_checkout(&self.work.root) {
+            let message = format!(
+                "cannot bring the run's worktree up to its branch ({e}): `git -C {} checkout \
+                 -f` does",
+                self.work.root.display()
+            );
+            self.warn(WarningKind::Workspace, message);
+        }
+        Ok(())
+    }
+}

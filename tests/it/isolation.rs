@@ -1,0 +1,211 @@
+//! `isolation: task`: each task works in a worktree of its own, made from the run branch with
+//! its dependencies' commits, and only its owned files come back, as its commit. A chain
+//! a → b → c, each writing what it found of the one before, and beside it d, which writes half
+//! of its file, then a file it does not own, and waits: a never sees d's half-written file, d's
+//! stray is reverted in d's own worktree and is in no commit, and the run's worktree ends up
+//! holding exactly the four tasks' commits.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::support::{Options, Up};
+
+const PLAN: &str = r#"{"specs": [{"file": "specs/s.md"}],
+ "tasks": [
+  {"id": "a", "agent": "mine", "task": "write a", "files": ["tests/a_test.txt", "a.txt"]},
+  {"id": "b", "agent": "mine", "task": "write b", "files": ["tests/b_test.txt", "b.txt"], "depends_on": ["a"]},
+  {"id": "c", "agent": "mine", "task": "write c", "files": ["tests/c_test.txt", "c.txt"], "depends_on": ["b"]},
+  {"id": "d", "agent": "mine", "task": "write d", "files": ["tests/d_test.txt", "d.txt"]}
+ ]}"#;
+
+/// Each task notes where it works and what it finds of the others in its own file. a and d
+/// wait for `counts/go` in their own worktrees (git-ignored), which the test writes there.
+const WORKER: &str = r#"#!/bin/sh
+id="$ORCH_TASK_ID"
+mkdir -p counts tests
+pwd > counts/where
+seen() { if [ -e "$1" ]; then echo "$1: $(cat "$1")"; else echo "$1: none"; fi; }
+case "$id" in
+  d)
+    echo "d half-written" > d.txt
+    echo "not d's" > stray.txt
+    while [ ! -e counts/go ]; do sleep 0.02; done
+    echo "d done" > d.txt ;;
+  a)
+    while [ ! -e counts/go ]; do sleep 0.02; done
+    seen d.txt > a.txt ;;
+  b) seen a.txt > b.txt ;;
+  c) { seen a.txt; seen b.txt; seen d.txt; } > c.txt ;;
+esac
+echo "test of $id" > "tests/${id}_test.txt"
+"#;
+
+fn project(name: &str) -> Up {
+    Options::new(name)
+        .worker(WORKER)
+        .on_violation("revert")
+        .yaml("isolation: task\n")
+        .ignore("counts/\nplan.json\n")
+        .file("specs/s.md", "# the spec\n")
+        .plan(PLAN)
+        .committed()
+        .start()
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Task `id`'s own worktree.
+fn task_tree(up: &Up, id: &str) -> PathBuf {
+    let run = up.work_dir();
+    let name = run.file_name().unwrap().to_str().unwrap();
+    run.with_file_name(format!("{name}-tasks")).join(id)
+}
+
+fn go(up: &Up, id: &str) {
+    let tree = task_tree(up, id);
+    up.wait_until(&format!("{id} to start in its own worktree"), || {
+        tree.join("counts/where").exists()
+    });
+    std::fs::write(tree.join("counts/go"), "").unwrap();
+}
+
+/// The run's commits after its start, oldest first: (task, files).
+fn task_commits(up: &Up) -> Vec<(String, Vec<String>)> {
+    let ws = up.workspace();
+    let range = format!(
+        "{}..{}",
+        ws["start"].as_str().unwrap(),
+        ws["branch"].as_str().unwrap()
+    );
+    let root = up.p.root();
+    git(&root, &["log", "--reverse", "--format=%H", &range])
+        .lines()
+        .filter_map(|c| {
+            let trailers = git(&root, &["log", "-1", "--format=%(trailers)", c]);
+            let task = trailers
+                .lines()
+                .find_map(|l| l.strip_prefix("Orch-Task: "))?
+                .to_string();
+            let files = git(
+                &root,
+                &["diff-tree", "--no-commit-id", "--name-only", "-r", c],
+            )
+            .lines()
+            .map(String::from)
+            .collect();
+            Some((task, files))
+        })
+        .collect()
+}
+
+#[test]
+fn a_dependency_chain_each_in_its_own_worktree_sees_only_its_dependencies_commits() {
+    let up = project("iso-chain");
+    let root = up.p.root();
+    let before = git(&root, &["status", "--porcelain", "--untracked-files=all"]);
+    up.start();
+    // d has written half of its file (and its stray) before a goes on: a must not see it.
+    let d = task_tree(&up, "d");
+    up.wait_until("d's half-written file", || d.join("d.txt").exists());
+    up.wait_until("d's stray to be reverted in d's worktree", || {
+        up.journal().contains("\"path\":\"stray.txt\"") && !d.join("stray.txt").exists()
+    });
+    go(&up, "a");
+    up.wait_until("c to be done", || {
+        Up::task(&up.status(), "c")["state"] == "done"
+    });
+    go(&up, "d");
+    up.wait(0);
+
+    // Each task worked in its own worktree.
+    let events = up.journal_events();
+    let made: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "task_worktree")
+        .collect();
+    assert_eq!(made.len(), 4, "{}", up.journal());
+    for e in &made {
+        let id = e["task"].as_str().unwrap();
+        assert_eq!(
+            Path::new(e["path"].as_str().unwrap()),
+            task_tree(&up, id),
+            "{e}"
+        );
+    }
+    // Once committed, each went; none is left.
+    let removed = events
+        .iter()
+        .filter(|e| e["event"] == "task_worktree_removed")
+        .count();
+    assert_eq!(removed, 4, "{}", up.journal());
+    assert!(!task_tree(&up, "a").parent().unwrap().exists());
+    assert!(!git(&root, &["worktree", "list"]).contains("-tasks"));
+
+    // One commit per task, exactly its owned files; d's stray in none.
+    let mut commits = task_commits(&up);
+    assert_eq!(commits.len(), 4, "{commits:?}\n{}", up.diagnostics());
+    assert_eq!(
+        commits.pop().unwrap(),
+        ("d".into(), vec!["d.txt".into(), "tests/d_test.txt".into()])
+    );
+    for ((task, files), id) in commits.iter().zip(["a", "b", "c"]) {
+        assert_eq!(task, id);
+        assert_eq!(
+            files,
+            &[format!("{id}.txt"), format!("tests/{id}_test.txt")]
+        );
+    }
+    let branch = up.workspace()["branch"].as_str().unwrap().to_string();
+    assert_eq!(
+        git(&root, &["log", "--all", "--format=%H", "--", "stray.txt"]),
+        ""
+    );
+    let show = |file: &str| git(&root, &["show", &format!("{branch}:{file}")]);
+    // a never saw d's half-written file; b started from a's commit, c from b's (and not d's,
+    // done later).
+    assert_eq!(show("a.txt"), "d.txt: none\n");
+    assert_eq!(show("b.txt"), "a.txt: d.txt: none\n");
+    assert_eq!(
+        show("c.txt"),
+        "a.txt: d.txt: none\nb.txt: a.txt: d.txt: none\nd.txt: none\n"
+    );
+    assert_eq!(show("d.txt"), "d done\n");
+
+    // The stray: one violation, d's alone, saved then deleted in d's worktree.
+    let status = up.status();
+    let violations = status["violations"].as_array().unwrap();
+    assert_eq!(violations.len(), 1, "{status:#}");
+    assert_eq!(violations[0]["path"], "stray.txt");
+    assert_eq!(violations[0]["suspects"], serde_json::json!(["d"]));
+    assert_eq!(violations[0]["action"], "deleted", "{status:#}");
+    let saved = up.run_dir().join("violations/1/stray.txt");
+    assert_eq!(std::fs::read_to_string(saved).unwrap(), "not d's\n");
+
+    // The run's worktree follows its branch: every task's files, nothing uncommitted.
+    let work = up.work_dir();
+    assert_eq!(
+        std::fs::read_to_string(work.join("d.txt")).unwrap(),
+        "d done\n"
+    );
+    assert_eq!(git(&work, &["status", "--porcelain"]), "");
+    // And the user's checkout is as it was.
+    assert_eq!(
+        git(&root, &["status", "--porcelain", "--untracked-files=all"]),
+        before
+    );
+}
