@@ -20,7 +20,8 @@ impl Engine {
     }
 
     /// After a commit of the engine's own: the guard takes the branch's new tip as no agent's
-    /// doing, and the worktree's index follows the tip.
+    /// doing, and the worktree's index follows the tip (under `isolation: task`, its files
+    /// too: the commit was made from the task's own worktree).
     fn after_commit(&mut self, committer: &Committer) {
         if let Some(guard) = self.watching.git_guard_mut()
             && let Err(e) = guard.accept_own_ref()
@@ -31,7 +32,9 @@ impl Engine {
             );
             self.warn(WarningKind::Unpoliced, message);
         }
-        if let Err(e) = committer.reset_index() {
+        if self.isolated() {
+            self.update_run_tree(); // see isolation.rs
+        } else if let Err(e) = committer.reset_index() {
             let message = format!(
                 "cannot reset the worktree's index to the run branch's tip ({e:#}): `git \
                  status` in the worktree may show committed files as changed"

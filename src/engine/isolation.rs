@@ -428,23 +428,32 @@ impl Engine {
         Ok(Ok(collected.commit))
     }
 
-    /// After task `id`'s commit: the run's worktree follows the branch (written as the task
-    /// left its files, which the run's watcher takes as no violation), and the task's worktree
-    /// goes.
+    /// After task `id`'s commit: its files as it left them are kept (so that the run's
+    /// watcher takes the run's worktree catching up with the branch as no violation: see
+    /// `update_run_tree`), and its worktree goes.
     pub(super) fn after_collect(&mut self, id: &TaskId) -> anyhow::Result<()> {
-        let Some(repo) = self.task_repo() else {
+        if !self.isolated() {
             return Ok(());
-        };
+        }
         self.keep_baseline(id);
+        self.remove_task_tree(id)
+    }
+
+    /// The run's worktree (its index and its files) brought up to the run branch, which the
+    /// tasks' commits moved: what the planner, the judge of several tasks and the run's gates
+    /// see. Only what changed is written, and a file changed there is never overwritten.
+    pub(super) fn update_run_tree(&mut self) {
+        let Some(repo) = self.task_repo() else {
+            return;
+        };
         if let Err(e) = repo.update_checkout(&self.work.root) {
             let message = format!(
-                "cannot bring the run's worktree up to its branch after task {id}'s commit \
-                 ({e}): the commit holds its work; `git -C {} checkout -f` shows it there",
+                "cannot bring the run's worktree up to its branch ({e}): the commits hold the \
+                 tasks' work; `git -C {} checkout -f` shows it there",
                 self.work.root.display()
             );
             self.warn(WarningKind::Workspace, message);
         }
-        self.remove_task_tree(id)
     }
 
     fn remove_task_tree(&mut self, id: &TaskId) -> anyhow::Result<()> {
@@ -482,9 +491,9 @@ impl Engine {
     /// On resume: the worktrees of tasks done (the engine died between their commit and the
     /// removal) go, the run's worktree follows its branch, and the rest are watched again.
     pub(super) fn resume_task_trees(&mut self) -> anyhow::Result<()> {
-        let Some(repo) = self.task_repo() else {
+        if !self.isolated() {
             return Ok(());
-        };
+        }
         let trees: Vec<(TaskId, TaskStatus)> = self
             .state
             .task_worktrees
@@ -498,14 +507,7 @@ impl Engine {
                 _ => self.watch_task_tree(&id),
             }
         }
-        if let Err(e) = repo.update_checkout(&self.work.root) {
-            let message = format!(
-                "cannot bring the run's worktree up to its branch ({e}): `git -C {} checkout \
-                 -f` does",
-                self.work.root.display()
-            );
-            self.warn(WarningKind::Workspace, message);
-        }
+        self.update_run_tree();
         Ok(())
     }
 }

@@ -21,7 +21,8 @@ const PLAN: &str = r#"{"specs": [{"file": "specs/s.md"}],
  ]}"#;
 
 /// Each task notes where it works and what it finds of the others in its own file. a and d
-/// wait for `counts/go` in their own worktrees (git-ignored), which the test writes there.
+/// wait for `counts/go` in their own worktrees (git-ignored), which the test writes there,
+/// unless `ISO_GO` is set.
 const WORKER: &str = r#"#!/bin/sh
 id="$ORCH_TASK_ID"
 mkdir -p counts tests
@@ -31,10 +32,10 @@ case "$id" in
   d)
     echo "d half-written" > d.txt
     echo "not d's" > stray.txt
-    while [ ! -e counts/go ]; do sleep 0.02; done
+    while [ -z "$ISO_GO" ] && [ ! -e counts/go ]; do sleep 0.02; done
     echo "d done" > d.txt ;;
   a)
-    while [ ! -e counts/go ]; do sleep 0.02; done
+    while [ -z "$ISO_GO" ] && [ ! -e counts/go ]; do sleep 0.02; done
     seen d.txt > a.txt ;;
   b) seen a.txt > b.txt ;;
   c) { seen a.txt; seen b.txt; seen d.txt; } > c.txt ;;
@@ -43,6 +44,10 @@ echo "test of $id" > "tests/${id}_test.txt"
 "#;
 
 fn project(name: &str) -> Up {
+    options(name).start()
+}
+
+fn options(name: &str) -> Options {
     Options::new(name)
         .worker(WORKER)
         .on_violation("revert")
@@ -51,7 +56,6 @@ fn project(name: &str) -> Up {
         .file("specs/s.md", "# the spec\n")
         .plan(PLAN)
         .committed()
-        .start()
 }
 
 fn git(dir: &Path, args: &[&str]) -> String {
@@ -208,4 +212,117 @@ fn a_dependency_chain_each_in_its_own_worktree_sees_only_its_dependencies_commit
         git(&root, &["status", "--porcelain", "--untracked-files=all"]),
         before
     );
+}
+
+/// What every run of the plan must end with, however often its engine died: one commit per
+/// task with exactly its files, d's stray in none and one violation for it, no task worktree
+/// left, the run's worktree holding it all.
+fn assert_the_end(up: &Up, case: &str) {
+    let mut tasks: Vec<(String, Vec<String>)> = task_commits(up);
+    tasks.sort();
+    let want: Vec<(String, Vec<String>)> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|id| {
+            (
+                id.to_string(),
+                vec![format!("{id}.txt"), format!("tests/{id}_test.txt")],
+            )
+        })
+        .collect();
+    assert_eq!(tasks, want, "{case}\n{}", up.diagnostics());
+    let root = up.p.root();
+    assert_eq!(
+        git(&root, &["log", "--all", "--format=%H", "--", "stray.txt"]),
+        ""
+    );
+    assert!(
+        !git(&root, &["worktree", "list"]).contains("-tasks"),
+        "{}",
+        up.diagnostics()
+    );
+    let status = up.status();
+    let violations = status["violations"].as_array().unwrap();
+    assert_eq!(violations.len(), 1, "{status:#}");
+    assert_eq!(violations[0]["path"], "stray.txt", "{status:#}");
+    let work = up.work_dir();
+    assert_eq!(
+        git(&work, &["status", "--porcelain"]),
+        "",
+        "{case}\n{}",
+        up.diagnostics()
+    );
+    for id in ["a", "b", "c", "d"] {
+        assert!(work.join(format!("{id}.txt")).exists(), "{id}");
+    }
+}
+
+#[test]
+fn killed_at_each_step_of_a_tasks_worktree_the_run_resumes_with_nothing_lost_or_redone() {
+    for (n, point) in [
+        // The worktree made, not journaled: it is made again.
+        "before:task_worktree",
+        // The commit made, not journaled: found by its trailers.
+        "before:task_committed",
+        // Journaled, its worktree not removed yet.
+        "after:task_committed",
+        "before:task_worktree_removed",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let up = options(&format!("iso-crash{n}")).env("ISO_GO", "1").start();
+        up.start_with(true, &[("ORCH_ENGINE_CRASH", point)]);
+        up.wait_for_engine_gone();
+        up.resume();
+        up.wait(0);
+        assert_the_end(&up, point);
+        // Nothing committed was run again.
+        let starts = up
+            .journal_events()
+            .iter()
+            .filter(|e| e["event"] == "task_started")
+            .count();
+        assert!(starts <= 5, "{point}: {}", up.journal());
+    }
+}
+
+#[test]
+fn an_engine_killed_while_tasks_work_in_their_worktrees_resumes_and_polices_them() {
+    let up = project("iso-kill");
+    up.start();
+    let d = task_tree(&up, "d");
+    up.wait_until("d's half-written file", || d.join("d.txt").exists());
+    let a = task_tree(&up, "a");
+    up.wait_until("a to start", || a.join("counts/where").exists());
+    up.kill_engine();
+    // a ends while no engine is alive; d goes on once the new engine watches it.
+    std::fs::write(a.join("counts/go"), "").unwrap();
+    up.wait_until("a's exit record", || {
+        up.run_dir().join("tasks/a/1/exit.json").exists()
+    });
+    up.resume();
+    up.wait_until("c to be done", || {
+        Up::task(&up.status(), "c")["state"] == "done"
+    });
+    // A stray d writes now, watched by the new engine: reverted in d's worktree.
+    std::fs::write(d.join("late-stray.txt"), "late\n").unwrap();
+    up.wait_until("the late stray to be reverted", || {
+        up.journal().contains("late-stray.txt") && !d.join("late-stray.txt").exists()
+    });
+    std::fs::write(d.join("counts/go"), "").unwrap();
+    up.wait(0);
+    let mut tasks = task_commits(&up);
+    tasks.sort();
+    assert_eq!(tasks.len(), 4, "{}", up.diagnostics());
+    let branch = up.workspace()["branch"].as_str().unwrap().to_string();
+    let a_txt = git(&up.p.root(), &["show", &format!("{branch}:a.txt")]);
+    assert_eq!(a_txt, "d.txt: none\n");
+    let status = up.status();
+    let paths: Vec<&str> = status["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["stray.txt", "late-stray.txt"], "{status:#}");
 }
