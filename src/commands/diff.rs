@@ -75,11 +75,8 @@ pub(crate) fn run(
                     .join("worktrees")
                     .join(format!("{run_id}-tasks"))
                     .join(id);
-                let worktree = if task.id.is_safe() && task_tree.is_dir() {
-                    task_tree
-                } else {
-                    ws.path.clone()
-                };
+                let own = task.id.is_safe() && task_tree.is_dir();
+                let worktree = if own { task_tree } else { ws.path.clone() };
                 if !worktree.is_dir() {
                     return Err(usage(format!(
                         "task {id} has no commit (it is {}), and the run's worktree is gone, so \
@@ -88,9 +85,14 @@ pub(crate) fn run(
                     )));
                 }
                 eprintln!(
-                    "task {id} is {} and not committed: its files as they are in the run's \
-                     worktree now, against the run's start",
-                    task.state.name()
+                    "task {id} is {} and not committed: its files as they are in {} now, \
+                     against the run's start",
+                    task.state.name(),
+                    if own {
+                        "its own worktree"
+                    } else {
+                        "the run's worktree"
+                    }
                 );
                 let tree = review::owned_files_tree(
                     &Repo::new(&worktree),

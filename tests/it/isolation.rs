@@ -133,6 +133,23 @@ fn a_dependency_chain_each_in_its_own_worktree_sees_only_its_dependencies_commit
     up.wait_until("c to be done", || {
         Up::task(&up.status(), "c")["state"] == "done"
     });
+    // `orch diff d` shows d at work, as its own worktree holds it.
+    let diff = up
+        .orch()
+        .args(["diff", "d"])
+        .env("GIT_PAGER", "cat")
+        .run()
+        .expect(0);
+    assert!(
+        diff.stdout().contains("+d half-written"),
+        "{}",
+        diff.stdout()
+    );
+    assert!(
+        diff.stderr().contains("its own worktree"),
+        "{}",
+        diff.stderr()
+    );
     go(&up, "d");
     up.wait(0);
 
