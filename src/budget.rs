@@ -308,6 +308,74 @@ fn pending(dir: &RunDir, state: &RunState) -> Vec<RaiseRequest> {
         .collect()
 }
 
+/// What `orch resume` takes from the project's `orch.yaml` as it is now (`edited`), for a run
+/// that started with `started`: the raise that brings the run's budget up to the edited one
+/// (None when it is not higher, raises already asked for counted), and what of the edit it
+/// does not take, to be said. The raise's id is the edited budget's, so that resuming again
+/// with the same file raises nothing more.
+pub fn raise_from_config(
+    dir: &RunDir,
+    started: &Budget,
+    edited: &Budget,
+    state: &RunState,
+) -> (Option<RaiseRequest>, Vec<String>) {
+    let limit = Limit::of(started, state);
+    let asked = pending(dir, state);
+    let asked_usd: f64 = asked.iter().filter_map(|r| r.usd).sum();
+    let asked_tokens: u64 = asked.iter().filter_map(|r| r.tokens).sum();
+    let mut notes = Vec::new();
+    let usd = match (limit.usd.map(|l| l + asked_usd), edited.usd) {
+        (Some(now), Some(new)) if new > now + 0.005 => Some(new - now),
+        (Some(now), Some(new)) if new < now - 0.005 => {
+            notes.push(format!(
+                "orch.yaml's budget of ${new:.2} is below the run's ${now:.2}: a run's budget \
+                 is only ever raised, so it stays"
+            ));
+            None
+        }
+        (None, Some(new)) => {
+            notes.push(format!(
+                "orch.yaml has a budget of ${new:.2}, but the run started without one in USD: \
+                 it applies to new runs"
+            ));
+            None
+        }
+        _ => None,
+    };
+    let tokens = match (limit.tokens.map(|l| l + asked_tokens), edited.tokens) {
+        (Some(now), Some(new)) if new > now => Some(new - now),
+        (Some(now), Some(new)) if new < now => {
+            notes.push(format!(
+                "orch.yaml's budget of {new} tokens is below the run's {now}: a run's budget \
+                 is only ever raised, so it stays"
+            ));
+            None
+        }
+        (None, Some(new)) => {
+            notes.push(format!(
+                "orch.yaml has a budget of {new} tokens, but the run started without one in \
+                 tokens: it applies to new runs"
+            ));
+            None
+        }
+        _ => None,
+    };
+    let raise = (usd.is_some() || tokens.is_some()).then(|| RaiseRequest {
+        id: format!(
+            "config-{}-{}",
+            edited
+                .usd
+                .map_or_else(|| "none".into(), |u| format!("{u:.2}")),
+            edited
+                .tokens
+                .map_or_else(|| "none".into(), |t| t.to_string())
+        ),
+        usd,
+        tokens,
+    });
+    (raise, notes)
+}
+
 /// Reads `+AMOUNT` as `orch budget` takes it: `+5`, `+$5`, `+2.50usd` (US dollars) or
 /// `+500k tokens`, `+2M tokens`, `+300000tokens` (tokens).
 pub fn parse_amount(text: &str) -> Result<(Option<f64>, Option<u64>), String> {
@@ -388,6 +456,42 @@ mod tests {
             limit.describe(&used(8.2, 100)),
             "$8.20 of $10.00 (82 %); 100 of 1000 tokens (10 %)"
         );
+    }
+
+    #[test]
+    fn an_edited_config_raises_the_budget_once_and_never_lowers_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = RunDir::new(tmp.path(), "r1");
+        std::fs::create_dir_all(dir.path()).unwrap();
+        let state = RunState::default();
+        let started = Budget {
+            usd: Some(5.0),
+            tokens: Some(1000),
+        };
+        let edited = Budget {
+            usd: Some(8.0),
+            tokens: Some(1000),
+        };
+        let (raise, notes) = raise_from_config(&dir, &started, &edited, &state);
+        let raise = raise.unwrap();
+        assert_eq!((raise.usd, raise.tokens), (Some(3.0), None));
+        assert!(notes.is_empty(), "{notes:?}");
+        // Asked for already (a resume that did not start its engine): nothing more.
+        request_raise(&dir, &raise).unwrap();
+        let (again, _) = raise_from_config(&dir, &started, &edited, &state);
+        assert_eq!(again, None);
+        // Lower, or in a unit the run has no budget in: said, not taken.
+        let lower = Budget {
+            usd: Some(2.0),
+            tokens: None,
+        };
+        let none = Budget::default();
+        let (raise, notes) = raise_from_config(&dir, &none, &lower, &state);
+        assert_eq!(raise, None);
+        assert!(notes[0].contains("started without one in USD"), "{notes:?}");
+        let (raise, notes) = raise_from_config(&dir, &started, &lower, &state);
+        assert_eq!(raise, None);
+        assert!(notes[0].contains("only ever raised"), "{notes:?}");
     }
 
     #[test]

@@ -72,6 +72,7 @@ pub(super) fn start_loaded(loaded: runs::Loaded, retrying: bool) -> anyhow::Resu
     {
         eprintln!("warning: the agents will run without a sandbox: {why}");
     }
+    raise_from_config(&loaded)?;
     // Held until the new engine holds its locks, like `orch up`: two resumes (or a resume
     // and an up) at the same moment cannot both start an engine. Other runs may be live: only
     // a run in place waits for the checkout.
@@ -252,4 +253,49 @@ mod tests {
             "{err}"
         );
     }
+}
+
+/// A budget raised in the project's `orch.yaml` since the run started is the run's too: asked
+/// for as `orch budget` asks (the new engine applies it), and said. A config that does not
+/// load now changes nothing (the run keeps its own copy): said too.
+fn raise_from_config(loaded: &runs::Loaded) -> anyhow::Result<()> {
+    let Ok(started) = crate::config::load(&loaded.dir.config()) else {
+        return Ok(());
+    };
+    let edited = match crate::config::load(&loaded.project.config_path) {
+        Ok(edited) => edited,
+        Err(e) => {
+            eprintln!(
+                "note: {} does not load now ({e:#}): the run goes on with the config it \
+                 started with",
+                loaded.project.config_path.display()
+            );
+            return Ok(());
+        }
+    };
+    let (raise, notes) = crate::budget::raise_from_config(
+        &loaded.dir,
+        &started.limits.budget,
+        &edited.limits.budget,
+        &loaded.state,
+    );
+    for note in notes {
+        eprintln!("note: {note}");
+    }
+    if let Some(raise) = raise {
+        crate::budget::request_raise(&loaded.dir, &raise)?;
+        let mut by = Vec::new();
+        if let Some(usd) = raise.usd {
+            by.push(format!("${usd:.2}"));
+        }
+        if let Some(tokens) = raise.tokens {
+            by.push(format!("{tokens} tokens"));
+        }
+        println!(
+            "budget raised by {} from {}",
+            by.join(" and "),
+            loaded.project.config_path.display()
+        );
+    }
+    Ok(())
 }

@@ -300,3 +300,38 @@ fn a_real_cli_is_stopped_within_its_turn_and_continues_its_session_after_a_raise
         .collect();
     assert!(argv.contains(&"--resume"), "{argv:?}");
 }
+
+/// The other way to raise a budget: edit `orch.yaml` and `orch resume`, which says what it took
+/// (one raise: a resume again with the same file takes nothing more, and a lower budget is
+/// never taken, as the unit tests of `budget::raise_from_config` show).
+#[test]
+fn a_budget_raised_in_the_config_is_taken_by_resume_once() {
+    let up = options("budgetcfg", "finish").start();
+    std::fs::create_dir_all(up.p.path("counts")).unwrap();
+    std::fs::write(up.p.path("counts/hold"), "").unwrap();
+    up.start();
+    up.wait_until("the budget to be reached", || {
+        up.status()["budget"]["reached"] == true
+    });
+    std::fs::write(up.p.path("counts/release"), "").unwrap();
+    let (code, said) = wait(&up);
+    assert_eq!(code, 4, "{said}\n{}", up.diagnostics());
+    up.orch().args(["down"]).run().expect(0);
+    let config = up.p.read("orch.yaml");
+    assert!(config.contains("budget: {tokens: 1200}"), "{config}");
+    up.p.file(
+        "orch.yaml",
+        &config.replace("budget: {tokens: 1200}", "budget: {tokens: 5200}"),
+    );
+    up.resume().stdout_has("budget raised by 4000 tokens from");
+    up.wait(0);
+    let status = up.status();
+    assert_eq!(status["budget"]["limit"]["tokens"], 5200, "{status:#}");
+    assert_eq!(status["budget"]["used_tokens"], 6 * 700, "{status:#}");
+    let raised = up
+        .journal_events()
+        .iter()
+        .filter(|e| e["event"] == "budget_raised")
+        .count();
+    assert_eq!(raised, 1, "{}", up.journal());
+}
