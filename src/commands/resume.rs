@@ -208,6 +208,51 @@ fn keep_last_screen(tmux: &RealTmux, dir: &RunDir, pane: &PaneState) {
         .and_then(|mut f| f.write_all(entry.as_bytes()));
 }
 
+/// A budget raised in the project's `orch.yaml` since the run started is the run's too: asked
+/// for as `orch budget` asks (the new engine applies it), and said. A config that does not
+/// load now changes nothing (the run keeps its own copy): said too.
+fn raise_from_config(loaded: &runs::Loaded) -> anyhow::Result<()> {
+    let Ok(started) = crate::config::load(&loaded.dir.config()) else {
+        return Ok(());
+    };
+    let edited = match crate::config::load(&loaded.project.config_path) {
+        Ok(edited) => edited,
+        Err(e) => {
+            eprintln!(
+                "note: {} does not load now ({e:#}): the run goes on with the config it \
+                 started with",
+                loaded.project.config_path.display()
+            );
+            return Ok(());
+        }
+    };
+    let (raise, notes) = crate::budget::raise_from_config(
+        &loaded.dir,
+        &started.limits.budget,
+        &edited.limits.budget,
+        &loaded.state,
+    );
+    for note in notes {
+        eprintln!("note: {note}");
+    }
+    if let Some(raise) = raise {
+        crate::budget::request_raise(&loaded.dir, &raise)?;
+        let mut by = Vec::new();
+        if let Some(usd) = raise.usd {
+            by.push(format!("${usd:.2}"));
+        }
+        if let Some(tokens) = raise.tokens {
+            by.push(format!("{tokens} tokens"));
+        }
+        println!(
+            "budget raised by {} from {}",
+            by.join(" and "),
+            loaded.project.config_path.display()
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,49 +298,4 @@ mod tests {
             "{err}"
         );
     }
-}
-
-/// A budget raised in the project's `orch.yaml` since the run started is the run's too: asked
-/// for as `orch budget` asks (the new engine applies it), and said. A config that does not
-/// load now changes nothing (the run keeps its own copy): said too.
-fn raise_from_config(loaded: &runs::Loaded) -> anyhow::Result<()> {
-    let Ok(started) = crate::config::load(&loaded.dir.config()) else {
-        return Ok(());
-    };
-    let edited = match crate::config::load(&loaded.project.config_path) {
-        Ok(edited) => edited,
-        Err(e) => {
-            eprintln!(
-                "note: {} does not load now ({e:#}): the run goes on with the config it \
-                 started with",
-                loaded.project.config_path.display()
-            );
-            return Ok(());
-        }
-    };
-    let (raise, notes) = crate::budget::raise_from_config(
-        &loaded.dir,
-        &started.limits.budget,
-        &edited.limits.budget,
-        &loaded.state,
-    );
-    for note in notes {
-        eprintln!("note: {note}");
-    }
-    if let Some(raise) = raise {
-        crate::budget::request_raise(&loaded.dir, &raise)?;
-        let mut by = Vec::new();
-        if let Some(usd) = raise.usd {
-            by.push(format!("${usd:.2}"));
-        }
-        if let Some(tokens) = raise.tokens {
-            by.push(format!("{tokens} tokens"));
-        }
-        println!(
-            "budget raised by {} from {}",
-            by.join(" and "),
-            loaded.project.config_path.display()
-        );
-    }
-    Ok(())
 }
