@@ -108,6 +108,11 @@ impl Barriers {
         failed
     }
 
+    /// What waits for barrier `name`, if anything still does.
+    fn waiter(&self, name: &str) -> Option<&Waiter> {
+        self.waiting.get(name).map(|w| &w.waiter)
+    }
+
     fn pass(&mut self, name: &str) -> Option<Waiter> {
         let waiting = self.waiting.remove(name)?;
         if let Some(dir) = &self.dir {
@@ -150,11 +155,33 @@ impl Engine {
         self.accept_planned(plan)
     }
 
-    /// The barrier `name` came through the tree's events.
+    /// The barrier `name` came through the run's tree's events. A task working in a
+    /// worktree of its own, watched, waits for its own watcher's (see isolation.rs).
     pub(super) fn on_barrier(&mut self, name: &str) -> anyhow::Result<()> {
+        if let Some(Waiter::Checks(id, _)) = self.barriers.waiter(name)
+            && self.watches_task_tree(id)
+        {
+            return Ok(());
+        }
         match self.barriers.pass(name) {
             Some(waiter) => self.after_barrier(waiter),
             None => Ok(()), // given up on already
+        }
+    }
+
+    /// The barrier `name` came through task `task`'s own worktree's watcher: only its own
+    /// checks' passes there.
+    pub(super) fn on_task_barrier(&mut self, task: &TaskId, name: &str) -> anyhow::Result<()> {
+        match self.barriers.waiter(name) {
+            Some(Waiter::Checks(id, _)) if id == task => self.on_barrier_passed(name),
+            _ => Ok(()),
+        }
+    }
+
+    fn on_barrier_passed(&mut self, name: &str) -> anyhow::Result<()> {
+        match self.barriers.pass(name) {
+            Some(waiter) => self.after_barrier(waiter),
+            None => Ok(()),
         }
     }
 

@@ -27,7 +27,7 @@ use super::core::Engine;
 use crate::config::ViolationPolicy;
 use crate::plan::TaskId;
 use crate::state::{Event, Phase, TaskStatus, WarningKind};
-use crate::watch::{ChangeKind, FsChange, Ignore, TreeWatcher};
+use crate::watch::{ChangeKind, FsChange, TreeWatcher};
 use crate::workspace::Isolation;
 use crate::workspace::task::{TaskRepo, TaskWorktree};
 
@@ -95,12 +95,14 @@ impl Engine {
         let Some(repo) = self.task_repo() else {
             return Ok(());
         };
-        if let Some(tw) = self.state.task_worktrees.get(id) {
+        if let Some(tw) = self.state.task_worktrees.get(id).cloned() {
             if tw.path.is_dir() {
                 self.watch_task_tree(id);
                 return Ok(());
             }
-            // Removed by hand: made again, from the run branch as it is now.
+            // Removed by hand: git's record of it goes too, and it is made again, from the
+            // run branch as it is now.
+            repo.discard(&tw)?;
             self.record(Event::TaskWorktreeRemoved { task: id.clone() })?;
         }
         // One the journal does not know was made by an engine that died before journaling it:
@@ -136,23 +138,27 @@ impl Engine {
         if self.task_trees.watchers.contains_key(id) {
             return;
         }
-        let watched =
-            repo.start_rules(tw)
-                .map_err(anyhow::Error::new)
-                .and_then(|ignore: Ignore| {
-                    let (each_tx, mut each_rx) = unbounded_channel();
-                    let watcher = TreeWatcher::start(&tw.path, ignore, each_tx)?;
-                    let task = id.clone();
-                    // Each change goes on with the task it is in.
-                    tokio::spawn(async move {
-                        while let Some(change) = each_rx.recv().await {
-                            if tx.send((task.clone(), change)).is_err() {
-                                return;
-                            }
+        // The run's barrier directory too: a task's checks wait for its own watcher's
+        // barrier (see barrier.rs), behind its agent's last writes.
+        let barriers = Some(self.dir.barriers()).filter(|d| d.is_dir());
+        let watched = repo
+            .start_rules(tw)
+            .map_err(anyhow::Error::new)
+            .and_then(|ignore| {
+                let (each_tx, mut each_rx) = unbounded_channel();
+                let watcher =
+                    TreeWatcher::with_barriers(&tw.path, ignore, each_tx, barriers.as_deref())?;
+                let task = id.clone();
+                // Each change goes on with the task it is in.
+                tokio::spawn(async move {
+                    while let Some(change) = each_rx.recv().await {
+                        if tx.send((task.clone(), change)).is_err() {
+                            return;
                         }
-                    });
-                    Ok(watcher)
+                    }
                 });
+                Ok(watcher)
+            });
         match watched {
             Ok(watcher) => {
                 self.task_trees.watchers.insert(id.clone(), watcher);
@@ -169,6 +175,12 @@ impl Engine {
 
     fn unwatch_task_tree(&mut self, id: &TaskId) {
         self.task_trees.watchers.remove(id);
+    }
+
+    /// Whether task `id`'s changes come through a watcher of its own (then so do the barriers
+    /// its checks wait for).
+    pub(super) fn watches_task_tree(&self, id: &TaskId) -> bool {
+        self.task_trees.watchers.contains_key(id)
     }
 
     /// A change in task `id`'s worktree.
@@ -191,9 +203,11 @@ impl Engine {
                 self.warn(WarningKind::Unpoliced, message);
                 Ok(())
             }
-            // Lost events are found by the exact look when its checks start; the barriers and
-            // `.git/` are the run's watcher's.
-            ChangeKind::Rescan | ChangeKind::Barrier | ChangeKind::GitMeta => Ok(()),
+            // Only the barriers its own checks wait for (see barrier.rs).
+            ChangeKind::Barrier => self.on_task_barrier(id, &change.path),
+            // Lost events are found by the exact look when its checks start; `.git/` is the
+            // run's watcher's.
+            ChangeKind::Rescan | ChangeKind::GitMeta => Ok(()),
         }
     }
 
@@ -214,7 +228,8 @@ impl Engine {
             if let Some(out) = crate::paths::link_out(&root, path) {
                 let change = format!("made into {out}:");
                 let grave = super::ownership::outside_note(&out);
-                return self.task_violation(id, path, &change, Some(grave), false);
+                let suspects = self.writer_in_tree(id, path, at);
+                return self.task_violation(id, path, &change, Some(grave), false, suspects);
             }
             if !self.state.first_writes.contains_key(&owned) {
                 self.record_unsynced(Event::FirstWrite {
@@ -229,7 +244,32 @@ impl Engine {
         if self.as_at_start(id, path) {
             return Ok(()); // a revert of ours, or a write that changed nothing
         }
-        self.task_violation(id, path, change, None, false)
+        let suspects = self.writer_in_tree(id, path, at);
+        self.task_violation(id, path, change, None, false, suspects)
+    }
+
+    /// Who made a change in task `id`'s worktree seen at `at`: its agent (or what it left
+    /// running) when it was at work then or when the file was last written; else nobody to
+    /// blame (the task's gates, its judge).
+    fn writer_in_tree(&self, id: &TaskId, path: &str, at: u64) -> Vec<TaskId> {
+        let written = std::fs::symlink_metadata(self.task_root(id).join(path))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as u64);
+        let at_work = |t: u64| {
+            self.state.tasks.get(id).is_some_and(|task| {
+                task.started_at_ms.is_some_and(|s| s <= t)
+                    && (self.agents.has_task(id)
+                        || task.ended_at_ms.is_some_and(|e| e >= t)
+                        || self.leftovers_active(id, t))
+            })
+        };
+        if at_work(at) || written.is_some_and(at_work) {
+            vec![id.clone()]
+        } else {
+            Vec::new()
+        }
     }
 
     /// Whether `path` in task `id`'s worktree is as its start had it (absent included).
@@ -258,16 +298,16 @@ impl Engine {
         change: &str,
         grave: Option<String>,
         swept: bool,
+        suspects: Vec<TaskId>,
     ) -> anyhow::Result<()> {
-        let suspects = vec![id.clone()];
         // One write can come as several events, and the exact look finds again what the
-        // watcher saw: the same file of the same task, still as the violation left it, is one
-        // violation.
+        // watcher saw: the same file of the same worktree, still as the violation left it,
+        // is one violation.
         if self
             .state
             .violations
             .iter()
-            .any(|v| v.path == path && v.suspects == suspects && v.is_open())
+            .any(|v| v.worktree.as_ref() == Some(id) && v.path == path && v.is_open())
         {
             return Ok(());
         }
@@ -282,7 +322,9 @@ impl Engine {
         };
         let action = match policy {
             ViolationPolicy::Revert => "reverting".to_string(),
-            ViolationPolicy::Stop if self.agents.has_task(id) => format!("stopped {id}"),
+            ViolationPolicy::Stop if self.agents.has_task(id) && !suspects.is_empty() => {
+                format!("stopped {id}")
+            }
             ViolationPolicy::Warn | ViolationPolicy::Stop => {
                 "recorded (in the task's own worktree: never committed)".to_string()
             }
@@ -298,10 +340,11 @@ impl Engine {
             n,
             path: path.to_string(),
             change: change.to_string(),
-            suspects,
+            suspects: suspects.clone(),
             action,
             saved,
             swept,
+            worktree: Some(id.clone()),
         })?;
         match policy {
             ViolationPolicy::Warn => Ok(()),
@@ -310,10 +353,11 @@ impl Engine {
                 self.record(Event::ViolationSettled { n, action, saved })?;
                 Ok(())
             }
-            ViolationPolicy::Stop if self.agents.has_task(id) => self.fail_task(
-                id,
-                format!("stopped: changed {path}, which it does not own"),
-            ),
+            ViolationPolicy::Stop if self.agents.has_task(id) && !suspects.is_empty() => self
+                .fail_task(
+                    id,
+                    format!("stopped: changed {path}, which it does not own"),
+                ),
             ViolationPolicy::Stop => Ok(()),
         }
     }
@@ -372,7 +416,7 @@ impl Engine {
             .map(|t| t.files.clone())
             .unwrap_or_default();
         match repo.inspect(&tw, &owned) {
-            Ok(inspected) => self.task_findings(id, &inspected.findings),
+            Ok(inspected) => self.task_findings(id, &inspected.findings, true),
             Err(e) => {
                 let message = format!(
                     "cannot compare task {id}'s worktree with its start ({e:#}): only what its \
@@ -384,19 +428,48 @@ impl Engine {
         }
     }
 
+    /// What the exact look found, as violations: `at_exit`, when its agent's attempt just
+    /// ended (everything changed since its start is its doing, or an earlier attempt's); else
+    /// (at collect, after its checks) the doing of whoever is at work then in its worktree:
+    /// what its agent left running, or nobody (its gates, its judge).
+    /// Task `id`'s worktree compared with its start, what is not its own recorded as found
+    /// after its checks (see `task_findings`).
+    fn inspect_task_tree_after(&mut self, id: &TaskId) -> anyhow::Result<()> {
+        let (Some(repo), Some(tw)) = (self.task_repo(), self.state.task_worktrees.get(id).cloned())
+        else {
+            return Ok(());
+        };
+        let owned = self
+            .state
+            .tasks
+            .get(id)
+            .map(|t| t.files.clone())
+            .unwrap_or_default();
+        match repo.inspect(&tw, &owned) {
+            Ok(inspected) => self.task_findings(id, &inspected.findings, false),
+            Err(_) => Ok(()), // its commit holds its own files alone whatever it holds
+        }
+    }
+
     fn task_findings(
         &mut self,
         id: &TaskId,
         findings: &[crate::workspace::task::Finding],
+        at_exit: bool,
     ) -> anyhow::Result<()> {
         for finding in findings {
+            let suspects = if at_exit {
+                vec![id.clone()]
+            } else {
+                self.writer_in_tree(id, &finding.path, crate::state::now_ms())
+            };
             let change = match finding.change {
                 crate::workspace::task::Change::Added => "created",
                 crate::workspace::task::Change::Modified => "modified",
                 crate::workspace::task::Change::Deleted => "removed",
                 crate::workspace::task::Change::TypeChanged => "changed type",
             };
-            self.task_violation(id, &finding.path, change, None, true)?;
+            self.task_violation(id, &finding.path, change, None, true, suspects)?;
         }
         Ok(())
     }
@@ -424,7 +497,7 @@ impl Engine {
             Err(e) => return Ok(Err(format!("{e}"))),
         };
         // Exactly at the point its work is taken: what is not its own stays behind.
-        self.task_findings(id, &collected.findings)?;
+        self.task_findings(id, &collected.findings, false)?;
         Ok(Ok(collected.commit))
     }
 
@@ -440,20 +513,44 @@ impl Engine {
     }
 
     /// The run's worktree (its index and its files) brought up to the run branch, which the
-    /// tasks' commits moved: what the planner, the judge of several tasks and the run's gates
-    /// see. Only what changed is written, and a file changed there is never overwritten.
+    /// tasks' commits moved: what the run's gates see. Only what differs is written; a file
+    /// changed there by someone is saved first (`synced/` in the run directory), and said.
     pub(super) fn update_run_tree(&mut self) {
         let Some(repo) = self.task_repo() else {
             return;
         };
-        if let Err(e) = repo.update_checkout(&self.work.root) {
-            let message = format!(
-                "cannot bring the run's worktree up to its branch ({e}): the commits hold the \
-                 tasks' work; `git -C {} checkout -f` shows it there",
-                self.work.root.display()
-            );
-            self.warn(WarningKind::Workspace, message);
+        let save = self
+            .dir
+            .path()
+            .join("synced")
+            .join(crate::state::now_ms().to_string());
+        match repo.sync_checkout(&self.work.root, &save) {
+            Ok(saved) if saved.is_empty() => {}
+            Ok(saved) => {
+                let message = format!(
+                    "the run's worktree had changes of its own to {} (no task works there): \
+                     saved under {} before it was brought up to its branch",
+                    saved.join(", "),
+                    self.project.display(&save)
+                );
+                self.warn(WarningKind::Workspace, message);
+            }
+            Err(e) => {
+                let message = format!(
+                    "cannot bring the run's worktree up to its branch ({e}): the commits hold \
+                     the tasks' work; `git -C {} checkout -f` shows it there",
+                    self.work.root.display()
+                );
+                self.warn(WarningKind::Workspace, message);
+            }
         }
+    }
+
+    /// Whether `path` in the run's worktree is as its branch has it, under `isolation: task`
+    /// (always false otherwise).
+    pub(super) fn run_tree_at_tip(&self, path: &str) -> bool {
+        self.task_repo()
+            .is_some_and(|repo| repo.matches_tip(&self.work.root, path))
     }
 
     fn remove_task_tree(&mut self, id: &TaskId) -> anyhow::Result<()> {
@@ -488,11 +585,29 @@ impl Engine {
         self.unwatch_task_tree(id);
     }
 
-    /// On resume: the worktrees of tasks done (the engine died between their commit and the
-    /// removal) go, the run's worktree follows its branch, and the rest are watched again.
+    /// On resume: a revert in a task's worktree journaled but not done (the engine died in
+    /// between) is done; the worktrees of tasks done (the engine died between their commit and
+    /// the removal) are looked at a last time, then go; the run's worktree follows its branch;
+    /// the others are watched again.
     pub(super) fn resume_task_trees(&mut self) -> anyhow::Result<()> {
         if !self.isolated() {
             return Ok(());
+        }
+        let unfinished: Vec<(u32, String, TaskId)> = self
+            .state
+            .violations
+            .iter()
+            .filter(|v| {
+                v.action.starts_with("reverting")
+                    || v.action.starts_with("revert failed")
+                    || v.action.starts_with("not reverted")
+            })
+            .filter_map(|v| Some((v.n, v.path.clone(), v.worktree.clone()?)))
+            .filter(|(_, _, id)| self.state.task_worktrees.contains_key(id))
+            .collect();
+        for (n, path, id) in unfinished {
+            let (action, saved) = self.task_revert(&id, n, &path);
+            self.record(Event::ViolationSettled { n, action, saved })?;
         }
         let trees: Vec<(TaskId, TaskStatus)> = self
             .state
@@ -502,7 +617,12 @@ impl Engine {
             .collect();
         for (id, status) in trees {
             match status {
-                TaskStatus::Done => self.remove_task_tree(&id)?,
+                TaskStatus::Done => {
+                    // What changed after its checks (its judge, what its agent left) is on
+                    // record before the worktree goes.
+                    self.inspect_task_tree_after(&id)?;
+                    self.remove_task_tree(&id)?;
+                }
                 TaskStatus::Failed | TaskStatus::Blocked => {}
                 _ => self.watch_task_tree(&id),
             }

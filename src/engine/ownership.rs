@@ -72,8 +72,11 @@ impl Engine {
             }
             Phase::Running => {
                 let active = self.writers_at(path, at);
+                // Under `isolation: task` no task works here: even its owner's write is not
+                // its work (see isolation.rs).
                 if let Some(owner) = active
                     .iter()
+                    .filter(|_| !self.isolated())
                     .find(|id| self.state.tasks[*id].files.iter().any(|f| f == path))
                 {
                     // Its own file, made a way out of the project: whatever is written
@@ -191,6 +194,11 @@ impl Engine {
         if crate::paths::link_out(&self.work.root, path).is_some() {
             return false;
         }
+        // Under `isolation: task`, the run's worktree as its branch has it: the engine's own
+        // doing (see isolation.rs).
+        if self.run_tree_at_tip(path) {
+            return true;
+        }
         let current = match std::fs::symlink_metadata(self.work.root.join(path)) {
             Err(_) => None,
             Ok(_) => match crate::paths::read_inside(&self.work.root, path) {
@@ -298,6 +306,7 @@ impl Engine {
             action,
             saved,
             swept,
+            worktree: None,
         })?;
         match policy {
             ViolationPolicy::Warn => Ok(()),
@@ -412,6 +421,7 @@ impl Engine {
                     action: "recorded".into(),
                     saved: None,
                     swept: false,
+                    worktree: None,
                 })?;
             }
         }

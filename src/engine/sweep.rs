@@ -83,10 +83,12 @@ impl Engine {
             if let Some(out) = crate::paths::link_out(&self.work.root, &path) {
                 // Unless one still open already says so (a link reverted, then made again,
                 // is a new violation).
-                let open =
-                    self.state.violations.iter().any(|v| {
-                        v.path == path && v.change.starts_with("made into") && v.is_open()
-                    });
+                let open = self.state.violations.iter().any(|v| {
+                    v.path == path
+                        && v.change.starts_with("made into")
+                        && v.is_open()
+                        && v.worktree.is_none()
+                });
                 if !open {
                     let at = self.changed_at(&path);
                     let suspects = self.active_at(at);
@@ -126,7 +128,7 @@ impl Engine {
             .values()
             .find(|t| t.files.iter().any(|f| f == path));
         if let Some(task) = owner {
-            if task.state == TaskStatus::Running && task.ended_at_ms.is_none() {
+            if task.state == TaskStatus::Running && task.ended_at_ms.is_none() && !self.isolated() {
                 // Its agent's work in progress, unless its exit record (written while no
                 // engine watched) says it had ended before the change.
                 let end = self.ended_at(&task.id);
@@ -146,7 +148,7 @@ impl Engine {
         self.state
             .violations
             .iter()
-            .any(|v| v.path == path && v.is_open())
+            .any(|v| v.path == path && v.is_open() && v.worktree.is_none())
     }
 
     /// Reverts journaled but not done (the engine died in between), or that failed: done
@@ -156,6 +158,8 @@ impl Engine {
             .state
             .violations
             .iter()
+            // A task's own worktree's are that worktree's (see isolation.rs).
+            .filter(|v| v.worktree.is_none())
             .filter(|v| {
                 v.action == "reverting"
                     || v.action.starts_with("reverting; ")

@@ -374,6 +374,7 @@ mod tests {
             action: action.into(),
             saved: None,
             swept: true,
+            worktree: None,
             at_ms: 10,
         };
         let nobody = [v("README.md", &[], "found-by-sweep")];

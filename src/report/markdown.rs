@@ -241,6 +241,7 @@ pub fn markdown(r: &Report) -> String {
                 action: v.action.clone(),
                 saved: v.saved.clone(),
                 swept: false,
+                worktree: None,
                 at_ms: 0,
             })
             .collect();

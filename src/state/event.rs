@@ -175,6 +175,10 @@ pub enum Event {
         /// watcher did not see: made while no engine watched, or lost to an overflow).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         swept: bool,
+        /// Under `isolation: task`, the task whose own worktree it was found in (`path` is
+        /// relative to that worktree); None in the run's tree.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        worktree: Option<TaskId>,
     },
     /// How a violation's revert went, journaled after it (the violation itself, `reverting`,
     /// is journaled before anything is touched).
@@ -462,6 +466,7 @@ mod tests {
                 action: "found-by-sweep".into(),
                 saved: Some("violations/1/a b".into()),
                 swept: true,
+                worktree: None,
             },
             Event::ViolationSettled {
                 n: 1,

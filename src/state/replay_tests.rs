@@ -60,6 +60,7 @@ fn full_run() -> Vec<Event> {
             action: "recorded".into(),
             saved: None,
             swept: false,
+            worktree: None,
         },
         Event::PlanAccepted { plan: plan() },
         Event::TaskStarted {
@@ -99,6 +100,7 @@ fn full_run() -> Vec<Event> {
             action: "stopped".into(),
             saved: Some("violations/2/src/db.rs".into()),
             swept: false,
+            worktree: None,
         },
         Event::TaskFailed {
             task: id("2"),

@@ -350,6 +350,8 @@ pub struct ViolationRecord {
     pub action: String,
     pub saved: Option<String>,
     pub swept: bool,
+    /// The task whose own worktree it was found in (`isolation: task`); None: the run's.
+    pub worktree: Option<TaskId>,
     pub at_ms: u64,
 }
 
@@ -639,6 +641,7 @@ impl RunState {
                 action,
                 saved,
                 swept,
+                worktree,
             } => self.violations.push(ViolationRecord {
                 n: *n,
                 path: path.clone(),
@@ -647,6 +650,7 @@ impl RunState {
                 action: action.clone(),
                 saved: saved.clone(),
                 swept: *swept,
+                worktree: worktree.clone(),
                 at_ms: t,
             }),
             Event::ViolationSettled { n, action, saved } => {

@@ -300,6 +300,109 @@ impl TaskRepo {
         run(cmd, checkout, "read-tree -m -u HEAD", None).map(drop)
     }
 
+    /// Brings a checkout of the run branch (the run's worktree) to the branch's tip, its index
+    /// and its files, whatever its index says now (behind by the commits collected from the
+    /// tasks, or by one the engine died before following, or ahead of its files after a commit
+    /// made from them, such as the specs'). Only what differs from the tip is written (or
+    /// removed); a file there whose content is neither what its index had nor the tip's (a
+    /// change made in the run's worktree) is first copied into `save_dir`. Returns the files
+    /// so saved.
+    pub fn sync_checkout(
+        &self,
+        checkout: &Path,
+        save_dir: &Path,
+    ) -> Result<Vec<String>, TaskError> {
+        let mut cmd = self.git(checkout);
+        cmd.args([
+            "diff-index",
+            "--cached",
+            "-z",
+            "--name-only",
+            "--no-renames",
+            "HEAD",
+        ]);
+        let differ = run(cmd, checkout, "diff-index", None)?;
+        let paths: Vec<String> = differ
+            .split(|&b| b == 0)
+            .filter(|p| !p.is_empty())
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect();
+        let mut write = Vec::new();
+        let mut remove = Vec::new();
+        let mut saved = Vec::new();
+        for path in &paths {
+            let tip = self.blob(checkout, &format!("HEAD:{path}"))?;
+            let indexed = self.blob(checkout, &format!(":{path}"))?;
+            let current = match std::fs::symlink_metadata(checkout.join(path)) {
+                Err(_) => None,
+                Ok(meta) if meta.is_dir() => None,
+                Ok(_) => Some(read_as_git(&checkout.join(path)).map_err(io(checkout))?),
+            };
+            if current.is_some() && current == tip {
+                continue; // as the tip has it already (a file the commit was made from)
+            }
+            if current.is_some() && current != indexed {
+                crate::snapshot::save_copy(checkout, path, save_dir).map_err(|e| {
+                    TaskError::Io {
+                        path: checkout.join(path),
+                        source: std::io::Error::other(format!("{e:#}")),
+                    }
+                })?;
+                saved.push(path.clone());
+            }
+            if tip.is_some() {
+                write.push(path.clone());
+            } else {
+                remove.push(path.clone());
+            }
+        }
+        let mut cmd = self.git(checkout);
+        cmd.args(["reset", "-q"]);
+        run(cmd, checkout, "reset", None)?;
+        for path in &remove {
+            let file = checkout.join(path);
+            if std::fs::symlink_metadata(&file).is_ok_and(|m| !m.is_dir()) {
+                std::fs::remove_file(&file).map_err(io(&file))?;
+            }
+        }
+        if !write.is_empty() {
+            let mut input = Vec::new();
+            for path in &write {
+                input.extend_from_slice(path.as_bytes());
+                input.push(0);
+            }
+            let mut cmd = self.git(checkout);
+            cmd.args(["checkout-index", "-f", "-z", "--stdin"]);
+            run(cmd, checkout, "checkout-index", Some(&input))?;
+        }
+        Ok(saved)
+    }
+
+    /// Whether `path` in a checkout of the run branch is as the branch's tip has it (absent
+    /// included): the run's worktree under `isolation: task` is the engine's to keep so.
+    pub fn matches_tip(&self, checkout: &Path, path: &str) -> bool {
+        let current = match std::fs::symlink_metadata(checkout.join(path)) {
+            Err(_) => None,
+            Ok(meta) if meta.is_dir() => return false,
+            Ok(_) => match read_as_git(&checkout.join(path)) {
+                Ok(content) => Some(content),
+                Err(_) => return false,
+            },
+        };
+        self.blob(checkout, &format!("HEAD:{path}"))
+            .is_ok_and(|tip| tip == current)
+    }
+
+    /// The content of the blob `spec` names (`HEAD:path`, `:path` for the index) as a file
+    /// of that mode holds it; None when there is none.
+    fn blob(&self, dir: &Path, spec: &str) -> Result<Option<Vec<u8>>, TaskError> {
+        let mut cmd = self.git(dir);
+        cmd.args(["cat-file", "blob", spec]);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::null());
+        let out = cmd.output().map_err(io(dir))?;
+        Ok(out.status.success().then_some(out.stdout))
+    }
+
     /// Removes the task's worktree and git's record of it, whatever it holds.
     pub fn discard(&self, tw: &TaskWorktree) -> Result<(), TaskError> {
         self.remove_worktree(&tw.path)
@@ -337,17 +440,53 @@ impl TaskRepo {
     }
 
     fn remove_worktree(&self, path: &Path) -> Result<(), TaskError> {
+        let ours = tasks_dir(&self.state_dir, &self.run_id);
         if std::fs::symlink_metadata(path).is_ok() {
             let mut cmd = self.git(&self.repo);
             // Twice: also when the worktree is locked.
             cmd.args(["worktree", "remove", "--force", "--force"])
                 .arg(path);
-            run(cmd, &self.repo, "worktree remove", None)?;
+            if let Err(e) = run(cmd, &self.repo, "worktree remove", None) {
+                // Not a worktree git knows (an engine killed within `worktree add`): a
+                // directory of ours all the same, removed as one.
+                if !path.starts_with(&ours) {
+                    return Err(e);
+                }
+                std::fs::remove_dir_all(path).map_err(io(path))?;
+            }
         }
-        // A worktree whose directory went missing leaves a record behind.
-        let mut cmd = self.git(&self.repo);
-        cmd.args(["worktree", "prune"]);
-        run(cmd, &self.repo, "worktree prune", None).map(drop)
+        // A worktree whose directory went missing leaves a record behind: this one's alone
+        // is removed (`git worktree prune` would forget the user's own worktrees on a disk
+        // not mounted now).
+        self.forget(path)
+    }
+
+    /// Removes git's record of the worktree that was at `path`, if it has one.
+    fn forget(&self, path: &Path) -> Result<(), TaskError> {
+        let Some(dirs) = RepoDirs::of(&self.repo) else {
+            return Ok(());
+        };
+        let records = dirs.common_dir.join("worktrees");
+        let dot_git = path.join(".git");
+        for entry in std::fs::read_dir(&records).into_iter().flatten().flatten() {
+            let Ok(gitdir) = std::fs::read(entry.path().join("gitdir")) else {
+                continue;
+            };
+            let named = PathBuf::from(OsStr::from_bytes(gitdir.trim_ascii_end()));
+            let same = named == dot_git
+                || (named.file_name() == dot_git.file_name()
+                    && named.parent().and_then(|p| p.file_name()) == path.file_name()
+                    && named
+                        .parent()
+                        .and_then(Path::parent)
+                        .and_then(|p| p.canonicalize().ok())
+                        == path.parent().and_then(|p| p.canonicalize().ok()));
+            if same {
+                let record = entry.path();
+                std::fs::remove_dir_all(&record).map_err(io(&record))?;
+            }
+        }
+        Ok(())
     }
 
     /// What `path` held at the task's start, as git keeps it (content and mode: a symlink's
@@ -429,14 +568,12 @@ impl TaskRepo {
         ignore: &crate::watch::Ignore,
     ) -> Result<String, TaskError> {
         let index = TempIndex::new(&self.scratch, tw.task.as_str())?;
-        let own = RepoDirs::of(&tw.path).map(|dirs| dirs.git_dir.join("index"));
-        let copied = own.is_some_and(|own| std::fs::copy(&own, &index.0).is_ok());
-        if !copied {
-            // No index (or none readable): start from the task's start, every file hashed.
-            let mut cmd = self.git_with_index(&tw.path, &index.0);
-            cmd.args(["read-tree", &tw.start]);
-            run(cmd, &tw.path, "read-tree", None)?;
-        }
+        // From the task's start, so that every file is hashed: never from the worktree's own
+        // index, which its agent can write (an entry with a file's size and times but another
+        // blob would put that blob in the commit, unseen by the gates and the judge).
+        let mut cmd = self.git_with_index(&tw.path, &index.0);
+        cmd.args(["read-tree", &tw.start]);
+        run(cmd, &tw.path, "read-tree", None)?;
         let mut cmd = self.git_with_index(&tw.path, &index.0);
         cmd.args(["add", "--all", "--", "."]);
         run(cmd, &tw.path, "add --all", None)?;
@@ -697,6 +834,15 @@ fn run(
         dir: dir.to_path_buf(),
         stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
     })
+}
+
+/// A file's content as git keeps it: a symlink's is its target.
+fn read_as_git(path: &Path) -> std::io::Result<Vec<u8>> {
+    let meta = std::fs::symlink_metadata(path)?;
+    if meta.file_type().is_symlink() {
+        return Ok(std::fs::read_link(path)?.as_os_str().as_bytes().to_vec());
+    }
+    std::fs::read(path)
 }
 
 #[cfg(test)]

@@ -401,3 +401,85 @@ fn original_gives_what_a_path_held_at_the_start_with_its_mode() {
     // A directory is no file.
     assert_eq!(p.repo.original(&tw, "src").unwrap(), None);
 }
+
+/// The run's worktree after a commit made from its own files (the planner's spec, untracked
+/// there, its index still at the start) and then a task's collect: both followed, nothing in
+/// the way, nothing left looking changed.
+#[test]
+fn sync_follows_the_branch_after_a_commit_from_the_checkout_and_after_collects() {
+    let p = project();
+    let run = p.repo.repo.clone();
+    // The planner's spec: written in the run's worktree, committed on the branch from there
+    // (as the engine's Committer does: a temporary index, the worktree's own untouched).
+    write(&run, "specs/new.md", "# spec\n");
+    let spec = TaskWorktree {
+        task: TaskId::new("specs"),
+        path: run.clone(),
+        start: p.repo.tip().unwrap(),
+    };
+    let inspected = p.repo.inspect(&spec, &owned(&["specs/new.md"])).unwrap();
+    p.repo.commit(&spec, &inspected, "specs").unwrap().unwrap();
+    let tw = p.repo.prepare(&TaskId::new("a")).unwrap();
+    write(&tw.path, "a.txt", "a\n");
+    write(&tw.path, "old.txt", "changed by a\n");
+    std::fs::remove_file(tw.path.join("README")).unwrap();
+    p.repo
+        .collect(&tw, &owned(&["a.txt", "old.txt", "README"]), "a")
+        .unwrap()
+        .commit
+        .unwrap();
+    let save = p.root.join(".orch/runs/r1/synced");
+    assert_eq!(
+        p.repo.sync_checkout(&run, &save).unwrap(),
+        Vec::<String>::new()
+    );
+    assert_eq!(git(&run, &["status", "--porcelain"]), "");
+    assert_eq!(std::fs::read_to_string(run.join("a.txt")).unwrap(), "a\n");
+    assert_eq!(
+        std::fs::read_to_string(run.join("old.txt")).unwrap(),
+        "changed by a\n"
+    );
+    assert!(!run.join("README").exists());
+    assert!(p.repo.matches_tip(&run, "a.txt") && p.repo.matches_tip(&run, "README"));
+    assert!(!save.exists(), "nothing was saved");
+}
+
+/// A change made in the run's worktree itself (no task works there) to a file the branch then
+/// changes is saved before the file is brought up to the branch.
+#[test]
+fn sync_saves_a_change_made_in_the_checkout_before_writing_over_it() {
+    let p = project();
+    let run = p.repo.repo.clone();
+    write(&run, "old.txt", "someone's change\n");
+    let tw = p.repo.prepare(&TaskId::new("a")).unwrap();
+    write(&tw.path, "old.txt", "a's\n");
+    p.repo.collect(&tw, &owned(&["old.txt"]), "a").unwrap();
+    let save = p.root.join(".orch/runs/r1/synced");
+    assert_eq!(p.repo.sync_checkout(&run, &save).unwrap(), ["old.txt"]);
+    assert_eq!(
+        std::fs::read_to_string(save.join("old.txt")).unwrap(),
+        "someone's change\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(run.join("old.txt")).unwrap(),
+        "a's\n"
+    );
+    assert_eq!(git(&run, &["status", "--porcelain"]), "");
+}
+
+/// A task worktree removed by hand is forgotten by git on discard, so it can be made again;
+/// a directory of ours git never knew (an engine killed within `worktree add`) is removed.
+#[test]
+fn a_worktree_removed_by_hand_or_never_registered_is_discarded_and_made_again() {
+    let p = project();
+    let tw = p.repo.prepare(&TaskId::new("a")).unwrap();
+    std::fs::remove_dir_all(&tw.path).unwrap();
+    p.repo.discard(&tw).unwrap();
+    let again = p.repo.prepare(&TaskId::new("a")).unwrap();
+    assert!(again.path.join("README").exists());
+    p.repo.discard(&again).unwrap();
+    std::fs::create_dir_all(again.path.join("half")).unwrap();
+    p.repo.discard(&again).unwrap();
+    assert!(!again.path.exists());
+    p.repo.prepare(&TaskId::new("a")).unwrap();
+}
