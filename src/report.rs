@@ -223,7 +223,13 @@ pub fn build(
     for task in state.tasks_in_order() {
         // The attempts' own running time, from the journal (see `AttemptRecord`).
         let duration_ms = task.ran_ms(now);
-        let files = diffstat(&root, snapshot, &task.files);
+        // Under `isolation: task`, a task not committed (at work, failed) has its files in
+        // its own worktree, kept until `orch discard`.
+        let task_root = state
+            .task_worktrees
+            .get(&task.id)
+            .map_or(root.as_path(), |tw| tw.path.as_path());
+        let files = diffstat(task_root, snapshot, &task.files);
         let checked = state
             .gates
             .iter()

@@ -51,6 +51,15 @@ pub(super) fn mounts(jail: &Jail, masks: &[Mount]) -> Vec<Mount> {
     if std::fs::symlink_metadata(&dot_git).is_ok_and(|m| m.is_file()) {
         out.push(Mount::Read(dot_git));
     }
+    // And its git directory names the common one, and the worktree back: rewritten, a
+    // plain `git status` the user runs there later would read a repository (and its
+    // `core.fsmonitor`) of the agent's making.
+    for name in ["commondir", "gitdir"] {
+        let file = repo.git_dir.join(name);
+        if repo.common_dir != repo.git_dir && file.is_file() && !uncovers(&file) {
+            out.push(Mount::Read(file));
+        }
+    }
     let linked = repo.common_dir != repo.git_dir;
     for dir in &dirs {
         if linked && *dir == repo.common_dir {

@@ -101,6 +101,9 @@ fn a_linked_worktree_gets_its_common_directory_bound_with_the_same_guard() {
     let o = position(&mounts, &Mount::Write(own.clone()));
     assert!(c < worktrees && worktrees < o, "{mounts:#?}");
     assert!(o < position(&mounts, &Mount::Read(own.join("HEAD"))));
+    // Its `commondir` too: rewritten, it would point the user's own git, run there later, at
+    // a repository of the agent's making.
+    assert!(o < position(&mounts, &Mount::Read(own.join("commondir"))));
     // Nothing is made in the worktree's own directory: git reads hooks from the common one.
     for never in ["hooks", "info", "refs"] {
         assert!(!own.join(never).exists(), "{never}");
