@@ -375,6 +375,23 @@ pub fn plan(jail: &Jail, env: &Env, program: &Path, exe: &Path, cwd: &Path) -> V
             && !uncovers(p)
             && !write.iter().any(|w| p.starts_with(w))
     });
+    // One inside another bound read-only shows the same files already (no mask lies between
+    // them, and the outer one is its own path, not a link): each bind is work for every
+    // agent's start (see BENCHMARKS.md).
+    let outer: Vec<PathBuf> = read
+        .iter()
+        .filter(|q| q.canonicalize().is_ok_and(|c| c == **q))
+        .cloned()
+        .collect();
+    read.retain(|p| {
+        !outer.iter().any(|q| {
+            q != p
+                && p.starts_with(q)
+                && !masks
+                    .iter()
+                    .any(|m| m.path().starts_with(q) && p.starts_with(m.path()))
+        })
+    });
 
     // orch's own state in the project (`.orch/`: the lock, the pointer to the current run,
     // other runs, plans) is read-only, all but this run's directory: an agent's `rm -rf

@@ -99,7 +99,6 @@ fn the_home_is_hidden_and_only_what_the_agent_needs_comes_back() {
     // Read-only: the toolchains on PATH, with their installations, and git's config.
     for read in [
         "home/.cargo",
-        "home/.cargo/bin",
         "home/.rustup",
         "home/.local/bin",
         "home/.nvm/versions/node/v22",
@@ -107,11 +106,13 @@ fn the_home_is_hidden_and_only_what_the_agent_needs_comes_back() {
     ] {
         assert!(home < position(&mounts, &Mount::Read(m.p(read))), "{read}");
     }
-    // The agent's own program: its whole node_modules tree.
-    position(
-        &mounts,
-        &Mount::Read(m.p("home/.nvm/versions/node/v22/lib/node_modules")),
-    );
+    // `.cargo/bin` is on PATH, and shows within `.cargo` without a bind of its own.
+    assert!(!mounts.contains(&Mount::Read(m.p("home/.cargo/bin"))));
+    // The agent's own program: its whole node_modules tree, which shows within its node
+    // installation (bound above) without a bind of its own.
+    assert!(!mounts.contains(&Mount::Read(
+        m.p("home/.nvm/versions/node/v22/lib/node_modules")
+    )));
     // A credential inside a directory bound back is blanked, after the directory.
     let cargo = position(&mounts, &Mount::Read(m.p("home/.cargo")));
     assert!(
@@ -497,4 +498,31 @@ fn a_task_in_its_own_worktree_sees_it_and_its_run_but_neither_the_runs_worktree_
     }
     let checkout = position(&mounts, &Mount::Read(m.p("work/project")));
     assert!(checkout < hidden, "{mounts:#?}");
+}
+
+#[test]
+fn a_read_only_bind_inside_another_is_left_out_unless_a_mask_lies_between() {
+    let m = Machine::new();
+    let tools = m.p("home/u/.tools");
+    for dir in ["bin", "lib/shims"] {
+        std::fs::create_dir_all(tools.join(dir)).unwrap();
+    }
+    let jail = Jail {
+        read: vec![tools.clone(), tools.join("bin"), tools.join("lib/shims")],
+        ..m.jail(AgentKind::Command)
+    };
+    let mounts = plan(
+        &jail,
+        &m.env(&[]),
+        Path::new("/bin/sh"),
+        Path::new("/usr/bin/orch"),
+        &jail.project.clone(),
+    );
+    position(&mounts, &Mount::Read(tools.clone()));
+    for inner in ["bin", "lib/shims"] {
+        assert!(
+            !mounts.contains(&Mount::Read(tools.join(inner))),
+            "{inner}: {mounts:#?}"
+        );
+    }
 }
