@@ -37,14 +37,15 @@ pub(crate) fn details(o: &mut String, w: &Worktrees) {
          files were removed came out many times slower here) is not counted in the next one:\n\n\
          - *orch: prepare*: `orch::workspace::task::TaskRepo::prepare`, what a task's launch \
          adds under `isolation: task`: `git worktree add --detach` at the run branch's tip, a \
-         full checkout;\n\
+         full checkout with a checkout worker per core (`checkout.workers=0`);\n\
          - *orch: collect*: the task changed its one owned file and wrote one stray file; \
-         `collect` wrote the worktree's content as a tree (a copy of its index, so the {files} \
-         unchanged files are only stat'ed), compared it with the start, committed the owned \
+         `collect` wrote the worktree's content as a tree (from the engine's own copy of the \
+         index git wrote with the worktree, so the {files} unchanged files are only stat'ed, \
+         by a ctime no agent can set back), compared it with the start, committed the owned \
          file on the run branch and reported the stray;\n\
          - *orch: discard*: `git worktree remove --force`;\n\
-         - *parallel checkout*: the full checkout with `checkout.workers=0` (a worker per \
-         core);\n\
+         - *serial checkout*: the full checkout with `checkout.workers=1` (git's default, \
+         what orch did before);\n\
          - *no checkout*: `git worktree add --no-checkout`, git's bookkeeping alone, no file \
          written: the floor, and no use to a task whose tests need the tree;\n\
          - *sparse*: no checkout, then a sparse checkout of the one directory (100 files) \
@@ -72,8 +73,8 @@ pub(crate) fn details(o: &mut String, w: &Worktrees) {
     row(o, "orch: discard", &w.discard_ms, ms);
     row(
         o,
-        "parallel checkout (`checkout.workers=0`)",
-        &w.parallel_ms,
+        "serial checkout (`checkout.workers=1`)",
+        &w.serial_ms,
         ms,
     );
     row(o, "no checkout (floor)", &w.no_checkout_ms, ms);
@@ -112,7 +113,7 @@ pub(crate) fn details(o: &mut String, w: &Worktrees) {
         w.wave,
         ms(per),
         ms(full),
-        compare(w.parallel_ms.median(), "a parallel checkout"),
+        compare(w.serial_ms.median(), "a serial checkout"),
         compare(w.copy_ms.median(), "a copy without git"),
         ms(w.no_checkout_ms.median()),
         ms(w.sparse_ms.median()),

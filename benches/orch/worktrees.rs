@@ -2,8 +2,10 @@
 //! costs to make, collect and remove, with orch's own code (`orch::workspace::task`), and what
 //! the other ways git offers to make one cost on the same project, side by side:
 //!
-//! - *full checkout* (what orch does): `git worktree add --detach` of the run branch's tip;
-//! - *parallel checkout*: the same with `checkout.workers=0` (one worker per core);
+//! - *full checkout* (what orch does): `git worktree add --detach` of the run branch's tip,
+//!   with `checkout.workers=0` (one checkout worker per core);
+//! - *serial checkout*: the same with `checkout.workers=1` (git's default, what orch did
+//!   before);
 //! - *no checkout*: `git worktree add --no-checkout`, git's bookkeeping alone (no file written:
 //!   a lower bound, useless to a task that runs tests);
 //! - *sparse, the task's directory*: no checkout, then a sparse checkout of the one directory
@@ -32,7 +34,7 @@ pub struct Worktrees {
     /// The run's own worktree (`git worktree add -b orch/<id>`), once: what `orch up` adds.
     pub run_worktree_ms: f64,
     pub prepare_ms: Samples,
-    pub parallel_ms: Samples,
+    pub serial_ms: Samples,
     pub no_checkout_ms: Samples,
     pub sparse_ms: Samples,
     pub copy_ms: Samples,
@@ -137,7 +139,7 @@ pub(crate) fn run(
         reps,
         run_worktree_ms,
         prepare_ms: Samples::default(),
-        parallel_ms: Samples::default(),
+        serial_ms: Samples::default(),
         no_checkout_ms: Samples::default(),
         sparse_ms: Samples::default(),
         copy_ms: Samples::default(),
@@ -149,7 +151,7 @@ pub(crate) fn run(
         git_version: git(root, &["--version"])?,
     };
     let (mut prepare, mut collect, mut discard) = (vec![], vec![], vec![]);
-    let (mut parallel, mut none, mut sparse, mut copy) = (vec![], vec![], vec![], vec![]);
+    let (mut serial, mut none, mut sparse, mut copy) = (vec![], vec![], vec![], vec![]);
     for rep in 0..reps {
         // orch's own: prepare, a task's work, collect, discard.
         let task = TaskId::new(format!("t{rep}"));
@@ -177,13 +179,13 @@ pub(crate) fn run(
 
         // The other ways, each removed (untimed) before the next.
         let path = |name: &str| scratch.join(format!("{name}-{rep}"));
-        let p = path("parallel");
+        let p = path("serial");
         let start = Instant::now();
         git(
             &run_wt,
             &[
                 "-c",
-                "checkout.workers=0",
+                "checkout.workers=1",
                 "worktree",
                 "add",
                 "--quiet",
@@ -192,7 +194,7 @@ pub(crate) fn run(
                 &tip,
             ],
         )?;
-        parallel.push(ms_since(start));
+        serial.push(ms_since(start));
         remove_worktree(&run_wt, &p)?;
 
         let p = path("none");
@@ -274,7 +276,7 @@ pub(crate) fn run(
     w.prepare_ms = Samples::new(prepare);
     w.collect_ms = Samples::new(collect);
     w.discard_ms = Samples::new(discard);
-    w.parallel_ms = Samples::new(parallel);
+    w.serial_ms = Samples::new(serial);
     w.no_checkout_ms = Samples::new(none);
     w.sparse_ms = Samples::new(sparse);
     w.copy_ms = Samples::new(copy);

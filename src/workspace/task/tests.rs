@@ -187,9 +187,14 @@ fn collect_takes_exactly_the_owned_files_as_one_commit_and_reports_every_other_c
     // The user's checkout is untouched, and the task's worktree too.
     assert_eq!(git(&p.root, &["status", "--porcelain"]), "");
     assert!(tw.path.join("stray.txt").is_file());
-    // No temporary index left behind.
-    let scratch: Vec<_> = std::fs::read_dir(&p.repo.scratch).unwrap().collect();
-    assert!(scratch.is_empty(), "{scratch:?}");
+    // No temporary index left behind (the engine's own copy of the worktree's stays with
+    // the worktree).
+    let scratch: Vec<_> = std::fs::read_dir(&p.repo.scratch)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(scratch, ["index.tree-a"]);
 
     // The run's worktree catches up with its branch.
     assert_eq!(
@@ -482,4 +487,28 @@ fn a_worktree_removed_by_hand_or_never_registered_is_discarded_and_made_again() 
     p.repo.discard(&again).unwrap();
     assert!(!again.path.exists());
     p.repo.prepare(&TaskId::new("a")).unwrap();
+}
+
+/// What an agent does to its worktree's own index changes nothing of what is taken: a look
+/// starts from the engine's own copy of the index git wrote with the worktree.
+#[test]
+fn the_tasks_own_index_is_never_trusted() {
+    let p = project();
+    let tw = p.repo.prepare(&TaskId::new("a")).unwrap();
+    assert!(p.repo.private_index(&tw.task).exists());
+    write(&tw.path, "src/lib.rs", "// good\n");
+    let own = crate::git::RepoDirs::of(&tw.path)
+        .unwrap()
+        .git_dir
+        .join("index");
+    std::fs::write(&own, b"DIRC planted, not an index").unwrap();
+    let got = p.repo.collect(&tw, &owned(&["src/lib.rs"]), "a").unwrap();
+    let commit = got.commit.unwrap();
+    assert_eq!(
+        git(&p.root, &["show", &format!("{commit}:src/lib.rs")]),
+        "// good"
+    );
+    assert!(got.findings.is_empty(), "{:?}", got.findings);
+    p.repo.discard(&tw).unwrap();
+    assert!(!p.repo.private_index(&tw.task).exists());
 }
