@@ -7,6 +7,7 @@ mod approval;
 mod barrier;
 mod budget;
 mod commits;
+mod committer;
 mod core;
 mod crash;
 mod disk;

@@ -6,6 +6,7 @@
 //! died before journaling it is found on resume by its trailers and journaled then: nothing
 //! committed is made again.
 
+use super::committer::{Done, How, Job};
 use super::core::Engine;
 use crate::paths::ProjectPath;
 use crate::plan::TaskId;
@@ -70,17 +71,19 @@ impl Engine {
         Ok(())
     }
 
-    /// Commits task `id`, which the judge passed: exactly its owned files. `Err` only when the
-    /// journal fails; a commit git could not make is a reason to fail the task (`Some`).
-    pub(super) fn commit_task(&mut self, id: &TaskId) -> anyhow::Result<Option<String>> {
+    /// Asks for the commit of task `id`, which the judge passed (exactly its owned files), off
+    /// the loop (see committer.rs): true when asked, and the task is done once it comes back
+    /// (`on_committed`); false when there is none to make (a run in place, a task committed
+    /// already).
+    pub(super) fn submit_commit(&mut self, id: &TaskId) -> anyhow::Result<bool> {
         let Some(committer) = self.committer() else {
-            return Ok(None);
+            return Ok(false);
         };
         let Some(task) = self.state.tasks.get(id).cloned() else {
-            return Ok(None);
+            return Ok(false);
         };
-        if task.commit.is_some() {
-            return Ok(None);
+        if task.commit.is_some() || self.commits.is_pending(id) {
+            return Ok(task.commit.is_none());
         }
         let usage = crate::progress::of_task(&self.dir, &task).usage;
         let verdict = self.state.verdicts.get(id).map_or_else(
@@ -103,39 +106,82 @@ impl Engine {
             },
         );
         // Under `isolation: task`, taken from the task's own worktree (see isolation.rs).
-        let made = if self.isolated() {
-            match self.collect_task(id, &message)? {
-                Ok(commit) => Ok(commit),
-                Err(why) => Err(anyhow::anyhow!(why)),
+        let how = match self.isolated_job(id) {
+            Some(how) => how,
+            None if self.isolated() => {
+                return Err(anyhow::anyhow!(
+                    "task {id} passed, but its worktree is not on record: nothing to commit"
+                ));
             }
-        } else {
-            committer.commit(&task.files, &message, false)
+            None => How::Shared(committer),
         };
-        let made = match made {
-            Ok(None) if self.isolated() => {
-                // Nothing of its own changed: no commit, and its worktree goes all the same.
-                self.after_collect(id)?;
-                Ok(None)
-            }
-            made => made,
-        };
-        match made {
-            Ok(Some(commit)) => {
-                self.record(Event::TaskCommitted {
-                    task: id.clone(),
-                    attempt: task.attempts,
-                    commit,
-                    files: task.files.clone(),
-                })?;
-                self.after_collect(id)?; // see isolation.rs
-                self.after_commit(&committer);
-                Ok(None)
-            }
-            Ok(None) => Ok(None),
-            Err(e) => Ok(Some(format!(
-                "passed, but its files could not be committed on the run's branch: {e:#}"
-            ))),
+        self.commits.submit(Job {
+            task: id.clone(),
+            attempt: task.attempts,
+            message,
+            files: task.files.clone(),
+            how,
+        });
+        Ok(true)
+    }
+
+    /// A commit asked for by `submit_commit` came back: journaled, then the task is done (a
+    /// commit git could not make fails it).
+    pub(super) fn on_committed(&mut self, done: Done) -> anyhow::Result<()> {
+        self.commits.settled(&done.task);
+        let id = done.task.clone();
+        // The run's own ref moved: no agent's doing (see `check_git_meta`).
+        if let Some(guard) = self.watching.git_guard_mut()
+            && let Err(e) = guard.accept_own_ref()
+        {
+            let message = format!(
+                "cannot take the run branch's new tip into the copy of .git/'s guarded files \
+                 ({e}): it may be reported as a change"
+            );
+            self.warn(WarningKind::Unpoliced, message);
         }
+        // Only for the attempt that passed, in a run still going: otherwise (stopped
+        // meanwhile) a resume finds the commit by its trailers.
+        let current = self.state.tasks.get(&id).is_some_and(|t| {
+            t.state == TaskStatus::Running && t.attempts == done.attempt && t.commit.is_none()
+        });
+        if !current || self.state.is_finished() {
+            return Ok(());
+        }
+        let commit = match done.commit {
+            Ok(commit) => commit,
+            Err(why) => {
+                return self.fail_task(
+                    &id,
+                    format!(
+                        "passed, but its files could not be committed on the run's branch: {why}"
+                    ),
+                );
+            }
+        };
+        if let Some(commit) = commit {
+            let files = self
+                .state
+                .tasks
+                .get(&id)
+                .map(|t| t.files.clone())
+                .unwrap_or_default();
+            self.record(Event::TaskCommitted {
+                task: id.clone(),
+                attempt: done.attempt,
+                commit,
+                files,
+            })?;
+        }
+        self.collected(&id, &done.findings, &done.saved, done.removed)?; // see isolation.rs
+        for trouble in done.troubles {
+            self.warn(WarningKind::Workspace, trouble);
+        }
+        self.record(Event::TaskDone {
+            task: id,
+            attempt: done.attempt,
+        })?;
+        self.dispatch()
     }
 
     /// A task failed for good on a branch: its last attempt's owned files, as they are in the

@@ -71,6 +71,8 @@ pub(super) struct Engine {
     pub tmux: Arc<dyn Tmux>,
     pub agents: Agents,
     pub launcher: Launcher,
+    /// Accepted tasks' commits, made off the loop (see committer.rs).
+    pub commits: super::committer::Commits,
     /// Leftover processes being stopped off the loop (see leftovers.rs): waited for when the
     /// engine ends, or a KILL due after its grace would never be sent.
     pub stopping: Vec<std::thread::JoinHandle<usize>>,
@@ -105,12 +107,14 @@ pub(super) struct Engine {
 pub(super) struct Options {
     pub launching: Launching,
     pub watchers: bool,
+    pub committing: super::committer::Committing,
 }
 
 impl Options {
     pub(super) const RUN: Options = Options {
         launching: Launching::Thread,
         watchers: true,
+        committing: super::committer::Committing::Thread,
     };
 }
 
@@ -158,6 +162,7 @@ pub fn start(run_dir: &Path) -> anyhow::Result<u8> {
             );
         }
         engine.finish_stopping(); // see leftovers.rs
+        engine.commits.finish(); // see committer.rs
         engine.finish_notices(); // see notices.rs
         match &result {
             // Detached: the run goes on without an engine, and the window is gone.
@@ -273,6 +278,7 @@ impl Engine {
             info,
             dir,
             launcher: Launcher::new(options.launching, tmux.clone(), panes),
+            commits: super::committer::Commits::new(options.committing),
             tmux,
             journal,
             state,

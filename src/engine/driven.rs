@@ -59,6 +59,7 @@ impl Driven {
         let options = Options {
             launching: Launching::Inline,
             watchers: false,
+            committing: super::committer::Committing::Inline,
         };
         let (mut engine, inputs) =
             Engine::open_with(dir.path(), |_| engine_tmux, stop_rx, options).expect("opened");

@@ -101,6 +101,8 @@ pub(super) enum Input {
     GatesDone(GateDone),
     /// Tmux answered a launch (see launch.rs).
     Launched(Launched),
+    /// An accepted task's commit was made, or could not be (see committer.rs).
+    Committed(super::committer::Done),
     /// The clock: the record kept, timeouts checked, the table redrawn.
     Tick,
     /// Time to ask tmux which panes are alive.
@@ -195,6 +197,7 @@ impl Chooser {
             Some(change) = fs.recv() => Input::Fs(change),
             Some((task, change)) = task_fs.recv() => Input::TaskFs(task, change),
             Some(launched) = engine.launcher.answer() => Input::Launched(launched),
+            Some(done) = engine.commits.result() => Input::Committed(done),
             Some(done) = gates.recv() => Input::GatesDone(done),
             _ = self.tick.tick() => Input::Tick,
             _ = self.reconcile.tick() => Input::Reconcile,
@@ -214,6 +217,9 @@ impl Chooser {
         }
         if let Ok(done) = self.inputs.gates.try_recv() {
             return Some(Input::GatesDone(done));
+        }
+        if let Some(done) = engine.commits.try_result() {
+            return Some(Input::Committed(done));
         }
         if self.tick.poll_tick(&mut cx).is_ready() {
             return Some(Input::Tick);
@@ -278,6 +284,7 @@ impl Engine {
             Input::TaskFs(task, change) => self.on_task_fs(&task, change), // see isolation.rs
             Input::GatesDone(done) => self.on_gates_done(done),
             Input::Launched(launched) => self.on_launched(launched),
+            Input::Committed(done) => self.on_committed(done), // see commits.rs
             Input::Tick => {
                 self.keep_record()?; // see keeper.rs
                 self.check_timeouts()?;

@@ -218,8 +218,8 @@ impl Engine {
         let Some(task) = self.state.tasks.get(id) else {
             return Ok(());
         };
-        if task.state == TaskStatus::Done {
-            return Ok(()); // its worktree is on its way out
+        if task.state == TaskStatus::Done || self.commits.is_pending(id) {
+            return Ok(()); // its worktree is on its way out (see committer.rs)
         }
         let root = self.task_root(id);
         if let Some(owned) = task.files.iter().find(|f| *f == path).cloned() {
@@ -463,53 +463,86 @@ impl Engine {
             } else {
                 self.writer_in_tree(id, &finding.path, crate::state::now_ms())
             };
-            let change = match finding.change {
-                crate::workspace::task::Change::Added => "created",
-                crate::workspace::task::Change::Modified => "modified",
-                crate::workspace::task::Change::Deleted => "removed",
-                crate::workspace::task::Change::TypeChanged => "changed type",
-            };
+            let change = change_name(finding.change);
             self.task_violation(id, &finding.path, change, None, true, suspects)?;
         }
         Ok(())
     }
 
-    /// Task `id`, passed: its owned files as one commit on the run branch (`message`), the
-    /// run's worktree brought up to it, the task's worktree removed. `Ok(Err(why))` when git
-    /// could not make the commit (a reason to fail the task); `Err` when the journal fails.
-    pub(super) fn collect_task(
-        &mut self,
-        id: &TaskId,
-        message: &str,
-    ) -> anyhow::Result<Result<Option<String>, String>> {
-        let (Some(repo), Some(tw)) = (self.task_repo(), self.state.task_worktrees.get(id).cloned())
-        else {
-            return Ok(Err("its worktree is not on record".into()));
-        };
-        let owned = self
-            .state
-            .tasks
-            .get(id)
-            .map(|t| t.files.clone())
-            .unwrap_or_default();
-        let collected = match repo.collect(&tw, &owned, message) {
-            Ok(collected) => collected,
-            Err(e) => return Ok(Err(format!("{e}"))),
-        };
-        // Exactly at the point its work is taken: what is not its own stays behind.
-        self.task_findings(id, &collected.findings, false)?;
-        Ok(Ok(collected.commit))
+    /// The job that takes task `id`'s work from its own worktree (see committer.rs); None
+    /// when the run is not isolated or the task has no worktree on record.
+    pub(super) fn isolated_job(&mut self, id: &TaskId) -> Option<super::committer::How> {
+        let repo = self.task_repo()?;
+        let tw = self.state.task_worktrees.get(id)?.clone();
+        let now = crate::state::now_ms().to_string();
+        // Its work is being taken, then its worktree removed: nobody's doing any more.
+        self.unwatch_task_tree(id);
+        Some(super::committer::How::Isolated {
+            repo,
+            tw,
+            run_root: self.work.root.clone(),
+            save: self.dir.path().join("synced").join(&now),
+            keep: self.dir.path().join("collected").join(id.as_str()),
+        })
     }
 
-    /// After task `id`'s commit: its files as it left them are kept (so that the run's
-    /// watcher takes the run's worktree catching up with the branch as no violation: see
-    /// `update_run_tree`), and its worktree goes.
-    pub(super) fn after_collect(&mut self, id: &TaskId) -> anyhow::Result<()> {
+    /// Task `id`'s work was collected as its commit (see committer.rs): what its worktree held
+    /// that is not its own is journaled as violations (copied into the run directory, never
+    /// committed), a change the run's worktree had is said, and the worktree's removal
+    /// journaled.
+    pub(super) fn collected(
+        &mut self,
+        id: &TaskId,
+        findings: &[crate::workspace::task::Finding],
+        saved: &[String],
+        removed: bool,
+    ) -> anyhow::Result<()> {
         if !self.isolated() {
             return Ok(());
         }
-        self.keep_baseline(id);
-        self.remove_task_tree(id)
+        let keep = self.dir.path().join("collected").join(id.as_str());
+        for finding in findings {
+            if self
+                .state
+                .violations
+                .iter()
+                .any(|v| v.worktree.as_ref() == Some(id) && v.path == finding.path && v.is_open())
+            {
+                continue;
+            }
+            let copy = keep.join(&finding.path);
+            let saved = std::fs::symlink_metadata(&copy)
+                .is_ok()
+                .then(|| self.project.display(&copy).to_string());
+            let n = self.next_violation_number();
+            let suspects = self.writer_in_tree(id, &finding.path, crate::state::now_ms());
+            self.record(Event::Violation {
+                n,
+                path: finding.path.clone(),
+                change: change_name(finding.change).to_string(),
+                suspects,
+                action: "recorded (in the task's own worktree, found as its work was taken: \
+                         never committed)"
+                    .into(),
+                saved,
+                swept: true,
+                worktree: Some(id.clone()),
+            })?;
+        }
+        if !saved.is_empty() {
+            let message = format!(
+                "the run's worktree had changes of its own to {} (no task works there): saved \
+                 under {} before it was brought up to its branch",
+                saved.join(", "),
+                self.project.display(&self.dir.path().join("synced"))
+            );
+            self.warn(WarningKind::Workspace, message);
+        }
+        if removed {
+            self.unwatch_task_tree(id);
+            self.record(Event::TaskWorktreeRemoved { task: id.clone() })?;
+        }
+        Ok(())
     }
 
     /// The run's worktree (its index and its files) brought up to the run branch, which the
@@ -629,5 +662,14 @@ impl Engine {
         }
         self.update_run_tree();
         Ok(())
+    }
+}
+
+fn change_name(change: crate::workspace::task::Change) -> &'static str {
+    match change {
+        crate::workspace::task::Change::Added => "created",
+        crate::workspace::task::Change::Modified => "modified",
+        crate::workspace::task::Change::Deleted => "removed",
+        crate::workspace::task::Change::TypeChanged => "changed type",
     }
 }

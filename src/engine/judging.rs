@@ -243,9 +243,10 @@ impl Engine {
         let attempt = self.state.tasks.get(id).map_or(0, |t| t.attempts);
         self.keep_baseline(id);
         // On a branch: its commit first, so that a dependent launched next starts from a
-        // branch that holds it (see commits.rs).
-        if let Some(reason) = self.commit_task(id)? {
-            return self.fail_task(id, reason);
+        // branch that holds it; made off the loop, the task is done when it comes back (see
+        // commits.rs, committer.rs).
+        if self.submit_commit(id)? {
+            return Ok(());
         }
         self.record(Event::TaskDone {
             task: id.clone(),

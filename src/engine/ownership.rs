@@ -122,14 +122,22 @@ impl Engine {
     /// a violation of whoever was running when it was made (its ctime, which no agent can set
     /// back), and fails the run even when reverted.
     pub(super) fn check_git_meta(&mut self) -> anyhow::Result<()> {
+        // A commit of the engine's is under way off the loop (see committer.rs): the run's own
+        // ref moving is its doing, taken into the guard's copy when its result comes.
+        let committing = self.commits.any_pending();
         let Some(guard) = self.watching.git_guard_mut() else {
             return Ok(());
         };
         let look = guard.changes();
+        let changes: Vec<_> = look
+            .changes
+            .into_iter()
+            .filter(|c| !(committing && guard.is_own_ref(&c.shown)))
+            .collect();
         for warning in look.warnings {
             self.warn(WarningKind::Unpoliced, warning);
         }
-        for change in look.changes {
+        for change in changes {
             let at = change
                 .at
                 .duration_since(std::time::UNIX_EPOCH)

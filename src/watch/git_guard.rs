@@ -406,6 +406,15 @@ impl GitGuard {
         }
     }
 
+    /// Whether `shown` is the run's own branch's ref, which the engine moves.
+    pub fn is_own_ref(&self, shown: &str) -> bool {
+        self.areas.iter().any(|a| {
+            a.shared
+                .as_ref()
+                .is_some_and(|own| shown.strip_prefix(a.shown.as_str()) == Some(own.as_str()))
+        })
+    }
+
     /// Takes the run's own branch as it is now into the copy: the engine moved it (a commit of
     /// its own), which is no agent's write.
     pub fn accept_own_ref(&mut self) -> std::io::Result<()> {

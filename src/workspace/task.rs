@@ -486,30 +486,7 @@ impl TaskRepo {
 
     /// Removes git's record of the worktree that was at `path`, if it has one.
     fn forget(&self, path: &Path) -> Result<(), TaskError> {
-        let Some(dirs) = RepoDirs::of(&self.repo) else {
-            return Ok(());
-        };
-        let records = dirs.common_dir.join("worktrees");
-        let dot_git = path.join(".git");
-        for entry in std::fs::read_dir(&records).into_iter().flatten().flatten() {
-            let Ok(gitdir) = std::fs::read(entry.path().join("gitdir")) else {
-                continue;
-            };
-            let named = PathBuf::from(OsStr::from_bytes(gitdir.trim_ascii_end()));
-            let same = named == dot_git
-                || (named.file_name() == dot_git.file_name()
-                    && named.parent().and_then(|p| p.file_name()) == path.file_name()
-                    && named
-                        .parent()
-                        .and_then(Path::parent)
-                        .and_then(|p| p.canonicalize().ok())
-                        == path.parent().and_then(|p| p.canonicalize().ok()));
-            if same {
-                let record = entry.path();
-                std::fs::remove_dir_all(&record).map_err(io(&record))?;
-            }
-        }
-        Ok(())
+        forget_worktree(&self.repo, path).map_err(io(path))
     }
 
     /// What `path` held at the task's start, as git keeps it (content and mode: a symlink's
@@ -862,6 +839,36 @@ fn run(
         dir: dir.to_path_buf(),
         stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
     })
+}
+
+/// Removes the record that the repository of the work tree `repo` keeps of the linked worktree
+/// that was at `path` (whose directory is gone), and only that one: `git worktree prune` would
+/// also forget the user's own worktrees whose disk is not mounted now.
+pub fn forget_worktree(repo: &Path, path: &Path) -> std::io::Result<()> {
+    let Some(dirs) = RepoDirs::of(repo) else {
+        return Ok(());
+    };
+    let records = dirs.common_dir.join("worktrees");
+    let dot_git = path.join(".git");
+    for entry in std::fs::read_dir(&records).into_iter().flatten().flatten() {
+        let Ok(gitdir) = std::fs::read(entry.path().join("gitdir")) else {
+            continue;
+        };
+        let named = PathBuf::from(OsStr::from_bytes(gitdir.trim_ascii_end()));
+        // As given, or with its directories resolved (git may keep either).
+        let same = named == dot_git
+            || (named.file_name() == dot_git.file_name()
+                && named.parent().and_then(|p| p.file_name()) == path.file_name()
+                && named
+                    .parent()
+                    .and_then(Path::parent)
+                    .and_then(|p| p.canonicalize().ok())
+                    == path.parent().and_then(|p| p.canonicalize().ok()));
+        if same {
+            std::fs::remove_dir_all(entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// A file's content as git keeps it: a symlink's is its target.

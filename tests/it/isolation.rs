@@ -174,7 +174,14 @@ fn a_dependency_chain_each_in_its_own_worktree_sees_only_its_dependencies_commit
         .filter(|e| e["event"] == "task_worktree_removed")
         .count();
     assert_eq!(removed, 4, "{}", up.journal());
-    assert!(!task_tree(&up, "a").parent().unwrap().exists());
+    let tasks_dir = task_tree(&up, "a").parent().unwrap().to_path_buf();
+    assert!(
+        !tasks_dir.exists(),
+        "{:?}\n{}",
+        std::fs::read_dir(&tasks_dir)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>()),
+        up.journal()
+    );
     assert!(!git(&root, &["worktree", "list"]).contains("-tasks"));
 
     // One commit per task, exactly its owned files; d's stray in none.

@@ -69,11 +69,26 @@ pub fn discard(
             args.push(path.as_os_str());
             repo.git(&args)?;
             done.worktrees_removed += 1;
+        } else {
+            // Removed by hand: git's record of it goes, and no other (no `worktree prune`,
+            // which would forget the user's own worktrees on a disk not mounted now).
+            crate::workspace::task::forget_worktree(repo.root(), &path).map_err(|e| {
+                anyhow::anyhow!("cannot remove git's record of {}: {e}", path.display())
+            })?;
         }
     }
-    // Entries whose directory was removed by hand, and what is left of ours that git no
-    // longer knows as a worktree.
-    repo.git(&["worktree", "prune"])?;
+    // The engine's copies of the task worktrees' indexes (see workspace::task).
+    let run_dir = state_dir.join("runs").join(run_id);
+    for entry in std::fs::read_dir(&run_dir).into_iter().flatten().flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("index.tree-")
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    // What is left of ours that git no longer knows as a worktree.
     for dir in [&expected, &tasks_dir] {
         if dir.exists() {
             std::fs::remove_dir_all(dir).map_err(|e| {
