@@ -185,6 +185,13 @@ impl Commits {
                 let thread = std::thread::Builder::new()
                     .name("orch-commits".into())
                     .spawn(move || {
+                        // Below the agents and the loop: a commit can wait a few
+                        // milliseconds, an exit's journal line should not (Linux: the nice
+                        // value is the thread's, and its git processes inherit it).
+                        // SAFETY: setpriority(2) on the calling thread only.
+                        unsafe {
+                            libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+                        }
                         for job in queue {
                             if back.send(work(job)).is_err() {
                                 return;
