@@ -24,6 +24,9 @@ impl Engine {
     /// doing, and the worktree's index follows the tip (under `isolation: task`, its files
     /// too: the commit was made from the task's own worktree).
     fn after_commit(&mut self, committer: &Committer) {
+        if let Ok(tip) = committer.tip() {
+            self.commits.know([tip.as_str()]);
+        }
         if let Some(guard) = self.watching.git_guard_mut()
             && let Err(e) = guard.accept_own_ref()
         {
@@ -109,18 +112,31 @@ impl Engine {
         let how = match self.isolated_job(id) {
             Some(how) => how,
             None if self.isolated() => {
-                return Err(anyhow::anyhow!(
-                    "task {id} passed, but its worktree is not on record: nothing to commit"
-                ));
+                let why = "passed, but its worktree is not on record: nothing to commit";
+                self.fail_task(id, why.to_string())?;
+                return Ok(true);
             }
             None => How::Shared(committer),
         };
+        // The branch as the journal knows it: the engine's last commit, or the run's start.
+        let base = self.state.commits.last().map_or_else(
+            || {
+                self.info
+                    .workspace
+                    .as_ref()
+                    .map(|w| w.start.clone())
+                    .unwrap_or_default()
+            },
+            |c| c.commit.clone(),
+        );
         self.commits.submit(Job {
             task: id.clone(),
             attempt: task.attempts,
             message,
             files: task.files.clone(),
             how,
+            base,
+            judged: self.dir.baseline(),
         });
         Ok(true)
     }
@@ -130,8 +146,15 @@ impl Engine {
     pub(super) fn on_committed(&mut self, done: Done) -> anyhow::Result<()> {
         self.commits.settled(&done.task);
         let id = done.task.clone();
-        // The run's own ref moved: no agent's doing (see `check_git_meta`).
-        if let Some(guard) = self.watching.git_guard_mut()
+        // The run's own ref moved to a commit the engine made: no agent's doing (see
+        // `check_git_meta`); moved anywhere else, it is left for the guard to report.
+        let ours = self
+            .watching
+            .git_guard()
+            .and_then(crate::watch::GitGuard::own_ref_value)
+            .is_some_and(|tip| self.commits.is_ours(&tip));
+        if ours
+            && let Some(guard) = self.watching.git_guard_mut()
             && let Err(e) = guard.accept_own_ref()
         {
             let message = format!(

@@ -30,6 +30,12 @@ pub(super) struct Job {
     pub message: String,
     pub files: Vec<ProjectPath>,
     pub how: How,
+    /// The run branch's tip as the journal knows it: the engine's last commit, or the run's
+    /// start. The thread builds on it, or on the commit it made last, and on nothing else.
+    pub base: String,
+    /// The copies of the task's files as the judge passed them (the run directory's
+    /// `baseline/`, out of the agents' reach): what is committed must be exactly them.
+    pub judged: PathBuf,
 }
 
 /// Where the task's work is taken from.
@@ -66,13 +72,22 @@ pub(super) struct Done {
     pub removed: bool,
 }
 
-fn work(job: Job) -> Done {
+/// What the thread keeps between jobs, and shares with the loop.
+#[derive(Default)]
+struct Made {
+    /// The commit it made last (None: none yet in this engine).
+    last: Option<String>,
+}
+
+fn work(job: Job, made: &Made, ours: &Ours) -> Done {
     let Job {
         task,
         attempt,
         message,
         files,
         how,
+        base,
+        judged,
     } = job;
     let mut done = Done {
         task,
@@ -83,10 +98,39 @@ fn work(job: Job) -> Done {
         saved: Vec::new(),
         removed: false,
     };
+    // Known for the engine's before the branch moves to it (see `Engine::check_git_meta`).
+    let announce = |commit: &str| {
+        if let Ok(mut ours) = ours.lock() {
+            ours.insert(commit.to_string());
+        }
+    };
+    let expected = made.last.clone().unwrap_or(base);
+    let (root, tip) = match &how {
+        How::Shared(git) => (git.root().to_path_buf(), git.tip().ok()),
+        How::Isolated { repo, tw, .. } => (tw.path.clone(), repo.tip().ok()),
+    };
+    // Only on the tip the engine made: a branch moved by anyone else is theirs to explain
+    // (the .git/ guard reports it), never built on.
+    if tip.as_deref() != Some(expected.as_str()) {
+        done.commit = Err(format!(
+            "the run's branch moved under the engine (its tip is {}, where the engine left \
+             {expected}): nothing is built on a commit it did not make",
+            tip.as_deref().unwrap_or("unreadable"),
+        ));
+        return done;
+    }
+    // Exactly what the judge passed: a file changed since is not taken.
+    if let Some(changed) = changed_since_judged(&root, &judged, &files) {
+        done.commit = Err(format!(
+            "{changed} changed after the judge passed it: not committed (what was judged is \
+             in the run directory's baseline/)"
+        ));
+        return done;
+    }
     match how {
         How::Shared(git) => {
             done.commit = git
-                .commit(&files, &message, false)
+                .commit_announcing(&files, &message, false, &announce)
                 .map_err(|e| format!("{e:#}"));
             if matches!(done.commit, Ok(Some(_)))
                 && let Err(e) = git.reset_index()
@@ -104,7 +148,7 @@ fn work(job: Job) -> Done {
             save,
             keep,
         } => {
-            match repo.collect(&tw, &files, &message) {
+            match repo.collect_announcing(&tw, &files, &message, &announce) {
                 Ok(collected) => {
                     done.commit = Ok(collected.commit);
                     done.findings = collected.findings;
@@ -157,6 +201,55 @@ fn work(job: Job) -> Done {
     done
 }
 
+/// The first of `files` whose content in `root` differs from its copy under `judged` (both
+/// absent is the same), if any.
+fn changed_since_judged(
+    root: &std::path::Path,
+    judged: &std::path::Path,
+    files: &[ProjectPath],
+) -> Option<String> {
+    let read = |p: PathBuf| -> Option<Vec<u8>> {
+        let meta = std::fs::symlink_metadata(&p).ok()?;
+        if meta.file_type().is_symlink() {
+            use std::os::unix::ffi::OsStrExt as _;
+            return std::fs::read_link(&p)
+                .ok()
+                .map(|t| t.as_os_str().as_bytes().to_vec());
+        }
+        std::fs::read(&p).ok()
+    };
+    files
+        .iter()
+        .find(|f| read(root.join(f.as_str())) != read(judged.join(f.as_str())))
+        .map(ToString::to_string)
+}
+
+/// The commits the engine's thread made, shared with the loop (see `Commits::is_ours`).
+type Ours = std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>;
+
+/// Runs `job`, a panic in it being its failure (the task fails; the run goes on), and keeps
+/// the commit it made.
+fn run_job(job: Job, made: &mut Made, ours: &Ours) -> Done {
+    let (task, attempt) = (job.task.clone(), job.attempt);
+    let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(job, made, ours)))
+        .unwrap_or_else(|_| Done {
+            task,
+            attempt,
+            commit: Err("orch's commit of it failed (a bug: please report it)".into()),
+            findings: Vec::new(),
+            troubles: Vec::new(),
+            saved: Vec::new(),
+            removed: false,
+        });
+    if let Ok(Some(commit)) = &done.commit {
+        made.last = Some(commit.clone());
+        if let Ok(mut ours) = ours.lock() {
+            ours.insert(commit.clone());
+        }
+    }
+    done
+}
+
 /// How commits are made: on a thread of their own, or (unit tests) inline.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Committing {
@@ -173,27 +266,43 @@ pub(super) struct Commits {
     rx: UnboundedReceiver<Done>,
     /// The tasks whose job has not come back yet.
     pending: std::collections::BTreeSet<TaskId>,
+    /// Every commit the thread made.
+    ours: Ours,
+    /// Set when the engine ends: jobs still queued are not started (their tasks are not done,
+    /// and `orch resume` takes them up again).
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The inline mode's state (unit tests).
+    made: Made,
 }
 
 impl Commits {
     pub(super) fn new(mode: Committing) -> Commits {
         let (tx, rx) = unbounded_channel();
+        let ours = Ours::default();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (jobs, thread) = match mode {
             Committing::Thread => {
                 let (jobs, queue) = std::sync::mpsc::channel::<Job>();
                 let back = tx.clone();
+                let (ours, stop) = (ours.clone(), stop.clone());
                 let thread = std::thread::Builder::new()
                     .name("orch-commits".into())
                     .spawn(move || {
                         // Below the agents and the loop: a commit can wait a few
-                        // milliseconds, an exit's journal line should not (Linux: the nice
-                        // value is the thread's, and its git processes inherit it).
+                        // milliseconds, an exit's journal line should not. (Linux only: there
+                        // the nice value is the thread's, and its git processes inherit it;
+                        // elsewhere it would be the whole engine's.)
+                        #[cfg(target_os = "linux")]
                         // SAFETY: setpriority(2) on the calling thread only.
                         unsafe {
                             libc::setpriority(libc::PRIO_PROCESS, 0, 10);
                         }
+                        let mut made = Made::default();
                         for job in queue {
-                            if back.send(work(job)).is_err() {
+                            if stop.load(std::sync::atomic::Ordering::Acquire) {
+                                return;
+                            }
+                            if back.send(run_job(job, &mut made, &ours)).is_err() {
                                 return;
                             }
                         }
@@ -210,6 +319,9 @@ impl Commits {
             tx,
             rx,
             pending: std::collections::BTreeSet::new(),
+            ours,
+            stop,
+            made: Made::default(),
         }
     }
 
@@ -223,7 +335,22 @@ impl Commits {
             },
             None => job,
         };
-        let _ = self.tx.send(work(job));
+        let done = run_job(job, &mut self.made, &self.ours);
+        let _ = self.tx.send(done);
+    }
+
+    /// Takes `commits` (the run's own, from the journal: an earlier engine's) as the
+    /// engine's.
+    pub(super) fn know<'a>(&self, commits: impl IntoIterator<Item = &'a str>) {
+        if let Ok(mut ours) = self.ours.lock() {
+            ours.extend(commits.into_iter().map(str::to_string));
+        }
+    }
+
+    /// Whether `commit` is one the engine made (the run's branch pointing at it is the
+    /// engine's doing).
+    pub(super) fn is_ours(&self, commit: &str) -> bool {
+        self.ours.lock().is_ok_and(|ours| ours.contains(commit))
     }
 
     /// The next result, when one comes.
@@ -240,18 +367,14 @@ impl Commits {
         self.pending.contains(id)
     }
 
-    /// Whether any commit is under way: the run branch may move at any moment.
-    pub(super) fn any_pending(&self) -> bool {
-        !self.pending.is_empty()
-    }
-
     pub(super) fn settled(&mut self, id: &TaskId) {
         self.pending.remove(id);
     }
 
-    /// Waits for the jobs asked for (the engine is ending): a commit half made is never left
-    /// behind; one not journaled is found on resume by its trailers.
+    /// Waits for the job under way (the engine is ending), and starts no other: a commit half
+    /// made is never left behind; one not journaled is found on resume by its trailers.
     pub(super) fn finish(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
         self.jobs = None;
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();

@@ -304,6 +304,10 @@ impl Engine {
             budget_look: None,
             _lock: lock,
         };
+        // The run's commits an earlier engine made are the engine's too (see committer.rs).
+        engine
+            .commits
+            .know(engine.state.commits.iter().map(|c| c.commit.as_str()));
         let inputs = Inputs {
             fs: fs_rx,
             task_fs: task_fs_rx,

@@ -122,17 +122,23 @@ impl Engine {
     /// a violation of whoever was running when it was made (its ctime, which no agent can set
     /// back), and fails the run even when reverted.
     pub(super) fn check_git_meta(&mut self) -> anyhow::Result<()> {
-        // A commit of the engine's is under way off the loop (see committer.rs): the run's own
-        // ref moving is its doing, taken into the guard's copy when its result comes.
-        let committing = self.commits.any_pending();
+        // A commit of the engine's made off the loop (see committer.rs) moves the run's own ref
+        // before its result comes: the ref pointing at a commit the engine made is its doing,
+        // taken into the guard's copy when the result comes. Anywhere else, it is reported.
         let Some(guard) = self.watching.git_guard_mut() else {
             return Ok(());
         };
         let look = guard.changes();
+        // Read after the look: the ref as it is now, at least as new as what it saw.
+        let tip = guard.own_ref_value();
+        let ours = tip.is_some_and(|tip| self.commits.is_ours(&tip));
+        let Some(guard) = self.watching.git_guard_mut() else {
+            return Ok(());
+        };
         let changes: Vec<_> = look
             .changes
             .into_iter()
-            .filter(|c| !(committing && guard.is_own_ref(&c.shown)))
+            .filter(|c| !(ours && guard.is_own_ref(&c.shown)))
             .collect();
         for warning in look.warnings {
             self.warn(WarningKind::Unpoliced, warning);

@@ -406,6 +406,14 @@ impl GitGuard {
         }
     }
 
+    /// The commit the run's own branch points at now (None: no such branch, or no run on one).
+    pub fn own_ref_value(&self) -> Option<String> {
+        let area = self.areas.iter().find(|a| a.shared.is_some())?;
+        let own = area.shared.as_deref()?;
+        let bytes = area.current(own)?;
+        Some(String::from_utf8_lossy(&bytes).trim().to_string())
+    }
+
     /// Whether `shown` is the run's own branch's ref, which the engine moves.
     pub fn is_own_ref(&self, shown: &str) -> bool {
         self.areas.iter().any(|a| {

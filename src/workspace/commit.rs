@@ -57,6 +57,11 @@ impl Committer {
         }
     }
 
+    /// The worktree the commits are made from.
+    pub fn root(&self) -> &std::path::Path {
+        &self.worktree.root
+    }
+
     /// The branch's tip.
     pub fn tip(&self) -> anyhow::Result<String> {
         self.worktree.commit_of(&self.branch_ref).ok_or_else(|| {
@@ -74,6 +79,18 @@ impl Committer {
         files: &[ProjectPath],
         message: &str,
         skip_empty: bool,
+    ) -> anyhow::Result<Option<String>> {
+        self.commit_announcing(files, message, skip_empty, &|_| {})
+    }
+
+    /// `commit`, telling `announce` the new commit before the branch moves to it (so that
+    /// whoever watches the branch knows the move for the committer's).
+    pub fn commit_announcing(
+        &self,
+        files: &[ProjectPath],
+        message: &str,
+        skip_empty: bool,
+        announce: &dyn Fn(&str),
     ) -> anyhow::Result<Option<String>> {
         let parent = self.tip()?;
         let _ = std::fs::remove_file(&self.index);
@@ -103,6 +120,7 @@ impl Committer {
             message,
             &identity(&self.worktree.root),
         )?;
+        announce(&commit);
         self.worktree
             .run(["update-ref", &self.branch_ref, &commit, &parent])?;
         Ok(Some(commit))

@@ -258,8 +258,27 @@ impl TaskRepo {
         owned: &[ProjectPath],
         message: &str,
     ) -> Result<Collected, TaskError> {
+        self.collect_announcing(tw, owned, message, &|_| {})
+    }
+
+    /// `collect`, telling `announce` the new commit before the branch moves to it.
+    pub fn collect_announcing(
+        &self,
+        tw: &TaskWorktree,
+        owned: &[ProjectPath],
+        message: &str,
+        announce: &dyn Fn(&str),
+    ) -> Result<Collected, TaskError> {
         let inspected = self.inspect(tw, owned)?;
-        let commit = self.commit(tw, &inspected, message)?;
+        if inspected.files.is_empty() {
+            return Ok(Collected {
+                commit: None,
+                files: inspected.files,
+                findings: inspected.findings,
+            });
+        }
+        let entries = self.index_info(&inspected.tree, &inspected.files)?;
+        let commit = self.commit_on_branch(tw, &entries, message, announce)?;
         Ok(Collected {
             commit,
             files: inspected.files,
@@ -307,7 +326,7 @@ impl TaskRepo {
             return Ok(None);
         }
         let entries = self.index_info(&inspected.tree, &inspected.files)?;
-        self.commit_on_branch(tw, &entries, message)
+        self.commit_on_branch(tw, &entries, message, &|_| {})
     }
 
     /// Brings a checkout of the run branch (the run's worktree) up to its tip after collects
@@ -693,6 +712,7 @@ impl TaskRepo {
         tw: &TaskWorktree,
         entries: &[u8],
         message: &str,
+        announce: &dyn Fn(&str),
     ) -> Result<Option<String>, TaskError> {
         let refname = format!("refs/heads/{}", self.branch);
         let identity = self.identity();
@@ -729,6 +749,7 @@ impl TaskRepo {
                 "commit-tree",
                 Some(message.as_bytes()),
             )?);
+            announce(&commit);
             let mut cmd = self.git(&self.repo);
             cmd.args([
                 "update-ref",
