@@ -381,3 +381,97 @@ impl Commits {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workspace::{Mode, Prepared, Uncommitted, Wanted, prepare};
+
+    /// A committed repository, its run branch and worktree as `orch up` makes them, a run
+    /// directory, and `a.txt` written in the worktree and kept as judged.
+    fn setup() -> (tempfile::TempDir, Git, PathBuf, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let git = |args: &[&str]| {
+            let ok = std::process::Command::new("git")
+                .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+                .args(args)
+                .current_dir(&root)
+                .output()
+                .unwrap()
+                .status
+                .success();
+            assert!(ok, "git {args:?}");
+        };
+        git(&["init", "-q"]);
+        std::fs::write(root.join(".gitignore"), ".orch/\n").unwrap();
+        git(&["add", "-A"]);
+        git(&["commit", "-qm", "base"]);
+        let wanted = Wanted {
+            mode: Mode::Worktree,
+            uncommitted: Uncommitted::Include,
+            isolation: crate::workspace::Isolation::Run,
+        };
+        let Prepared::Worktree { info, .. } =
+            prepare(&root, &root.join(".orch"), "r1", wanted).unwrap()
+        else {
+            panic!("a worktree run was expected");
+        };
+        let run_dir = root.join(".orch/runs/r1");
+        std::fs::create_dir_all(run_dir.join("baseline")).unwrap();
+        std::fs::write(info.path.join("a.txt"), "judged\n").unwrap();
+        std::fs::write(run_dir.join("baseline/a.txt"), "judged\n").unwrap();
+        let committer = Git::new(&info, &run_dir);
+        (dir, committer, run_dir, info.path.join("a.txt"))
+    }
+
+    fn job(committer: &Git, run_dir: &std::path::Path, base: String) -> Job {
+        Job {
+            task: TaskId::new("a"),
+            attempt: 1,
+            message: "a\n\nOrch-Task: a\n".into(),
+            files: vec![ProjectPath::new("a.txt").unwrap()],
+            how: How::Shared(committer.clone()),
+            base,
+            judged: run_dir.join("baseline"),
+        }
+    }
+
+    #[test]
+    fn a_commit_is_made_on_the_engines_tip_and_known_before_the_branch_moves() {
+        let (_dir, committer, run_dir, _) = setup();
+        let (mut made, ours) = (Made::default(), Ours::default());
+        let base = committer.tip().unwrap();
+        let done = run_job(job(&committer, &run_dir, base), &mut made, &ours);
+        let commit = done.commit.unwrap().unwrap();
+        assert_eq!(committer.tip().unwrap(), commit);
+        assert!(ours.lock().unwrap().contains(&commit));
+        assert_eq!(made.last.as_deref(), Some(commit.as_str()));
+    }
+
+    #[test]
+    fn a_branch_moved_by_someone_else_is_never_built_on() {
+        let (_dir, committer, run_dir, _) = setup();
+        let (mut made, ours) = (Made::default(), Ours::default());
+        // The journal's idea of the tip is not the branch's: someone moved it.
+        let done = run_job(job(&committer, &run_dir, "0".repeat(40)), &mut made, &ours);
+        let why = done.commit.unwrap_err();
+        assert!(why.contains("moved under the engine"), "{why}");
+        assert!(ours.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_file_changed_after_the_judge_passed_it_is_not_committed() {
+        let (_dir, committer, run_dir, file) = setup();
+        let (mut made, ours) = (Made::default(), Ours::default());
+        let base = committer.tip().unwrap();
+        std::fs::write(&file, "changed since\n").unwrap();
+        let done = run_job(job(&committer, &run_dir, base.clone()), &mut made, &ours);
+        let why = done.commit.unwrap_err();
+        assert!(
+            why.contains("a.txt changed after the judge passed it"),
+            "{why}"
+        );
+        assert_eq!(committer.tip().unwrap(), base, "nothing committed");
+    }
+}
