@@ -93,8 +93,14 @@ impl Committer {
         announce: &dyn Fn(&str),
     ) -> anyhow::Result<Option<String>> {
         let parent = self.tip()?;
-        let _ = std::fs::remove_file(&self.index);
-        let staged = self.worktree.with_index(&self.index);
+        // A name of its own for each commit: a git left running by an engine that died (its
+        // lock file with it) is never in the way of the next engine's commit.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut name = self.index.clone().into_os_string();
+        name.push(format!(".{}.{n}", std::process::id()));
+        let index = TempFile(std::path::PathBuf::from(name));
+        let staged = self.worktree.with_index(&index.0);
         staged.run(["read-tree", &parent])?;
         let mut list = Vec::new();
         for file in files {
@@ -109,7 +115,7 @@ impl Committer {
             )?;
         }
         let tree = staged.run(["write-tree"])?;
-        let _ = std::fs::remove_file(&self.index);
+        drop(index);
         if skip_empty && tree == self.worktree.tree_of(&parent)? {
             return Ok(None);
         }
@@ -211,4 +217,16 @@ pub struct TaskSummary<'a> {
     pub verdict: String,
     pub tokens: Option<u64>,
     pub cost_usd: Option<f64>,
+}
+
+/// A temporary index, removed (with a lock a git that died left) when dropped.
+struct TempFile(std::path::PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+        let mut lock = self.0.clone().into_os_string();
+        lock.push(".lock");
+        let _ = std::fs::remove_file(lock);
+    }
 }
