@@ -80,6 +80,13 @@ fn processes_take_over_when_the_session_is_gone() {
     let control = server.tmux().clone().with_control_mode(SESSION);
     // No session yet: no client can attach, and a process does the work.
     let idle = WindowSpec::new("control", dir.path(), argv(&["cat"]));
+    // A session of its own keeps the server up once SESSION is killed: with none left, the
+    // server exits (`exit-empty`), and a `new-session` that reached it as it went down failed
+    // once under a loaded machine. What is tested is the client's takeover, not that race.
+    server
+        .tmux()
+        .new_session("keeper", &idle, (120, 40))
+        .unwrap();
     control.new_session(SESSION, &idle, (120, 40)).unwrap();
     assert_eq!(control.list_panes(SESSION).unwrap().len(), 1);
     control.kill_session(SESSION).unwrap();
