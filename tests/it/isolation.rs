@@ -350,3 +350,83 @@ fn an_engine_killed_while_tasks_work_in_their_worktrees_resumes_and_polices_them
         .collect();
     assert_eq!(paths, ["stray.txt", "late-stray.txt"], "{status:#}");
 }
+
+/// Its first attempt writes half of its file and fails.
+const FAILING_FIRST: &str = r#"#!/bin/sh
+mkdir -p tests
+if [ "$(cat f.txt 2>/dev/null)" = "half" ]; then
+  echo "continued from half" > f.txt
+  echo "test of f" > tests/f_test.txt
+  exit 0
+fi
+echo "half" > f.txt
+exit 1
+"#;
+
+fn failing_first(name: &str) -> Up {
+    Options::new(name)
+        .worker(FAILING_FIRST)
+        .yaml("isolation: task\n")
+        .ignore("counts/\nplan.json\n")
+        .file("specs/s.md", "# the spec\n")
+        .plan(
+            r#"{"specs": [{"file": "specs/s.md"}], "tasks": [
+                {"id": "f", "agent": "mine", "task": "write f", "files": ["tests/f_test.txt", "f.txt"]}]}"#,
+        )
+        .committed()
+        .start()
+}
+
+/// `orch discard` of a failed run removes the worktree its failed task kept, with the run's.
+#[test]
+fn discard_removes_a_failed_tasks_kept_worktree() {
+    let up = failing_first("iso-discard");
+    up.start();
+    assert_eq!(up.wait_for_end(), 1, "{}", up.diagnostics());
+    let tree = task_tree(&up, "f");
+    assert!(tree.join("f.txt").exists());
+    up.orch()
+        .args(["discard", "--delete-branch"])
+        .run()
+        .expect(0);
+    assert!(!tree.exists());
+    assert!(!tree.parent().unwrap().exists());
+    assert!(!git(&up.p.root(), &["worktree", "list"]).contains(".orch/worktrees"));
+}
+
+/// A task that fails keeps its worktree (and its files are copied into the run directory);
+/// `orch retry` continues in that worktree, the task's commit then holds what it finished;
+/// `orch discard` leaves no worktree of the run.
+#[test]
+fn a_failed_tasks_worktree_is_kept_for_retry_and_discard_removes_all() {
+    let up = failing_first("iso-retry");
+    up.start();
+    assert_eq!(up.wait_for_end(), 1, "{}", up.diagnostics());
+    let tree = task_tree(&up, "f");
+    assert_eq!(
+        std::fs::read_to_string(tree.join("f.txt")).unwrap(),
+        "half\n"
+    );
+    let kept = up.run_dir().join("failed/f/f.txt");
+    assert_eq!(std::fs::read_to_string(kept).unwrap(), "half\n");
+    assert!(task_commits(&up).is_empty());
+
+    up.orch().args(["retry", "f", "--detach"]).run().expect(0);
+    up.wait(0);
+    let branch = up.workspace()["branch"].as_str().unwrap().to_string();
+    let f = git(&up.p.root(), &["show", &format!("{branch}:f.txt")]);
+    assert_eq!(f, "continued from half\n");
+    assert!(!tree.exists(), "{}", up.diagnostics());
+
+    up.orch()
+        .args(["discard", "--delete-branch"])
+        .run()
+        .expect(0);
+    assert!(!git(&up.p.root(), &["worktree", "list"]).contains(".orch/worktrees"));
+    assert!(
+        !up.p
+            .path(".orch/worktrees")
+            .join(format!("{}-tasks", up.status()["run_id"].as_str().unwrap()))
+            .exists()
+    );
+}
