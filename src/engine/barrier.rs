@@ -163,10 +163,7 @@ impl Engine {
         {
             return Ok(());
         }
-        match self.barriers.pass(name) {
-            Some(waiter) => self.after_barrier(waiter),
-            None => Ok(()), // given up on already
-        }
+        self.on_barrier_passed(name)
     }
 
     /// The barrier `name` came through task `task`'s own worktree's watcher: only its own
@@ -181,7 +178,7 @@ impl Engine {
     fn on_barrier_passed(&mut self, name: &str) -> anyhow::Result<()> {
         match self.barriers.pass(name) {
             Some(waiter) => self.after_barrier(waiter),
-            None => Ok(()),
+            None => Ok(()), // given up on already
         }
     }
 

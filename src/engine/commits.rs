@@ -27,15 +27,7 @@ impl Engine {
         if let Ok(tip) = committer.tip() {
             self.commits.know([tip.as_str()]);
         }
-        if let Some(guard) = self.watching.git_guard_mut()
-            && let Err(e) = guard.accept_own_ref()
-        {
-            let message = format!(
-                "cannot take the run branch's new tip into the copy of .git/'s guarded files \
-                 ({e}): it may be reported as a change"
-            );
-            self.warn(WarningKind::Unpoliced, message);
-        }
+        self.take_own_ref();
         if self.isolated() {
             self.update_run_tree(); // see isolation.rs
         } else if let Err(e) = committer.reset_index() {
@@ -45,6 +37,27 @@ impl Engine {
             );
             self.warn(WarningKind::Workspace, message);
         }
+    }
+
+    /// The guard takes the run branch's tip as it is now as the engine's doing.
+    fn take_own_ref(&mut self) {
+        if let Some(guard) = self.watching.git_guard_mut()
+            && let Err(e) = guard.accept_own_ref()
+        {
+            let message = format!(
+                "cannot take the run branch's new tip into the copy of .git/'s guarded files \
+                 ({e}): it may be reported as a change"
+            );
+            self.warn(WarningKind::Unpoliced, message);
+        }
+    }
+
+    /// Whether the run branch points at a commit the engine made (see committer.rs).
+    pub(super) fn own_ref_is_ours(&self) -> bool {
+        self.watching
+            .git_guard()
+            .and_then(crate::watch::GitGuard::own_ref_value)
+            .is_some_and(|tip| self.commits.is_ours(&tip))
     }
 
     /// Commits the plan's specs (when the run is on a branch and they changed).
@@ -148,20 +161,8 @@ impl Engine {
         let id = done.task.clone();
         // The run's own ref moved to a commit the engine made: no agent's doing (see
         // `check_git_meta`); moved anywhere else, it is left for the guard to report.
-        let ours = self
-            .watching
-            .git_guard()
-            .and_then(crate::watch::GitGuard::own_ref_value)
-            .is_some_and(|tip| self.commits.is_ours(&tip));
-        if ours
-            && let Some(guard) = self.watching.git_guard_mut()
-            && let Err(e) = guard.accept_own_ref()
-        {
-            let message = format!(
-                "cannot take the run branch's new tip into the copy of .git/'s guarded files \
-                 ({e}): it may be reported as a change"
-            );
-            self.warn(WarningKind::Unpoliced, message);
+        if self.own_ref_is_ours() {
+            self.take_own_ref();
         }
         // Only for the attempt that passed, in a run still going: otherwise (stopped
         // meanwhile) a resume finds the commit by its trailers.

@@ -182,13 +182,7 @@ fn work(job: Job, made: &Made, ours: &Ours) -> Done {
                 return done; // the worktree stays, with what could not be copied
             }
             match repo.discard(&tw) {
-                Ok(()) => {
-                    // The run's directory of them too, once the last is gone.
-                    if let Some(parent) = tw.path.parent() {
-                        let _ = std::fs::remove_dir(parent);
-                    }
-                    done.removed = true;
-                }
+                Ok(()) => done.removed = true,
                 Err(e) => done.troubles.push(format!(
                     "cannot remove task {}'s worktree {} ({e}): its work is committed; `orch \
                      discard` removes it with the run's",
@@ -208,19 +202,12 @@ fn changed_since_judged(
     judged: &std::path::Path,
     files: &[ProjectPath],
 ) -> Option<String> {
-    let read = |p: PathBuf| -> Option<Vec<u8>> {
-        let meta = std::fs::symlink_metadata(&p).ok()?;
-        if meta.file_type().is_symlink() {
-            use std::os::unix::ffi::OsStrExt as _;
-            return std::fs::read_link(&p)
-                .ok()
-                .map(|t| t.as_os_str().as_bytes().to_vec());
-        }
-        std::fs::read(&p).ok()
-    };
     files
         .iter()
-        .find(|f| read(root.join(f.as_str())) != read(judged.join(f.as_str())))
+        .find(|f| {
+            let read = |dir| crate::paths::read_inside(dir, f.as_str()).ok();
+            read(root) != read(judged)
+        })
         .map(ToString::to_string)
 }
 

@@ -137,7 +137,7 @@ impl Engine {
         // .git/ is watched apart from the tree (no barrier covers it): look now.
         self.check_git_meta()?;
         // In a worktree of its own, compared with its start exactly (see isolation.rs).
-        self.inspect_task_tree(id)?;
+        self.inspect_task_tree(id, true)?;
         let task = self.state.tasks.get(id).context("no such task")?.clone();
         let root = self.task_root(id);
         let gates = &self.config.gates;

@@ -288,6 +288,16 @@ impl Engine {
             .is_ok_and(|original| original == current)
     }
 
+    /// Whether a violation of `path` in task `id`'s worktree is on record and still as it left
+    /// the file: one write can come as several events, and the exact look finds again what
+    /// the watcher saw.
+    fn open_in_tree(&self, id: &TaskId, path: &str) -> bool {
+        self.state
+            .violations
+            .iter()
+            .any(|v| v.worktree.as_ref() == Some(id) && v.path == path && v.is_open())
+    }
+
     /// A change in task `id`'s worktree to `path`, which it does not own: journaled, the
     /// content saved, and handled by the policy, in that worktree alone (`swept`: found by
     /// the exact look rather than seen by the watcher).
@@ -303,12 +313,7 @@ impl Engine {
         // One write can come as several events, and the exact look finds again what the
         // watcher saw: the same file of the same worktree, still as the violation left it,
         // is one violation.
-        if self
-            .state
-            .violations
-            .iter()
-            .any(|v| v.worktree.as_ref() == Some(id) && v.path == path && v.is_open())
-        {
+        if self.open_in_tree(id, path) {
             return Ok(());
         }
         let root = self.task_root(id);
@@ -402,9 +407,10 @@ impl Engine {
         (action, saved)
     }
 
-    /// When task `id`'s checks start: its worktree compared with its start exactly, every
-    /// change to a file it does not own a violation (if not one already).
-    pub(super) fn inspect_task_tree(&mut self, id: &TaskId) -> anyhow::Result<()> {
+    /// Task `id`'s worktree compared with its start exactly, every change to a file it does
+    /// not own a violation (if not one already): when its checks start (`at_exit`), and a
+    /// last time before a resume removes a done task's worktree.
+    pub(super) fn inspect_task_tree(&mut self, id: &TaskId, at_exit: bool) -> anyhow::Result<()> {
         let (Some(repo), Some(tw)) = (self.task_repo(), self.state.task_worktrees.get(id).cloned())
         else {
             return Ok(());
@@ -416,8 +422,9 @@ impl Engine {
             .map(|t| t.files.clone())
             .unwrap_or_default();
         match repo.inspect(&tw, &owned) {
-            Ok(inspected) => self.task_findings(id, &inspected.findings, true),
-            Err(e) => {
+            Ok(inspected) => self.task_findings(id, &inspected.findings, at_exit),
+            // Its commit holds its own files alone whatever the worktree holds.
+            Err(e) if at_exit => {
                 let message = format!(
                     "cannot compare task {id}'s worktree with its start ({e:#}): only what its \
                      watcher saw counts; its commit still holds its own files alone"
@@ -425,32 +432,14 @@ impl Engine {
                 self.warn(WarningKind::Unpoliced, message);
                 Ok(())
             }
+            Err(_) => Ok(()),
         }
     }
 
     /// What the exact look found, as violations: `at_exit`, when its agent's attempt just
     /// ended (everything changed since its start is its doing, or an earlier attempt's); else
-    /// (at collect, after its checks) the doing of whoever is at work then in its worktree:
-    /// what its agent left running, or nobody (its gates, its judge).
-    /// Task `id`'s worktree compared with its start, what is not its own recorded as found
-    /// after its checks (see `task_findings`).
-    fn inspect_task_tree_after(&mut self, id: &TaskId) -> anyhow::Result<()> {
-        let (Some(repo), Some(tw)) = (self.task_repo(), self.state.task_worktrees.get(id).cloned())
-        else {
-            return Ok(());
-        };
-        let owned = self
-            .state
-            .tasks
-            .get(id)
-            .map(|t| t.files.clone())
-            .unwrap_or_default();
-        match repo.inspect(&tw, &owned) {
-            Ok(inspected) => self.task_findings(id, &inspected.findings, false),
-            Err(_) => Ok(()), // its commit holds its own files alone whatever it holds
-        }
-    }
-
+    /// (after its checks) the doing of whoever is at work then in its worktree: what its
+    /// agent left running, or nobody (its gates, its judge).
     fn task_findings(
         &mut self,
         id: &TaskId,
@@ -502,12 +491,7 @@ impl Engine {
         }
         let keep = self.dir.path().join("collected").join(id.as_str());
         for finding in findings {
-            if self
-                .state
-                .violations
-                .iter()
-                .any(|v| v.worktree.as_ref() == Some(id) && v.path == finding.path && v.is_open())
-            {
+            if self.open_in_tree(id, &finding.path) {
                 continue;
             }
             let copy = keep.join(&finding.path);
@@ -529,17 +513,9 @@ impl Engine {
                 worktree: Some(id.clone()),
             })?;
         }
-        if !saved.is_empty() {
-            let message = format!(
-                "the run's worktree had changes of its own to {} (no task works there): saved \
-                 under {} before it was brought up to its branch",
-                saved.join(", "),
-                self.project.display(&self.dir.path().join("synced"))
-            );
-            self.warn(WarningKind::Workspace, message);
-        }
+        self.say_synced(saved, &self.dir.path().join("synced"));
+        // (Unwatched already: see `isolated_job`.)
         if removed {
-            self.unwatch_task_tree(id);
             self.record(Event::TaskWorktreeRemoved { task: id.clone() })?;
         }
         Ok(())
@@ -558,16 +534,7 @@ impl Engine {
             .join("synced")
             .join(crate::state::now_ms().to_string());
         match repo.sync_checkout(&self.work.root, &save) {
-            Ok(saved) if saved.is_empty() => {}
-            Ok(saved) => {
-                let message = format!(
-                    "the run's worktree had changes of its own to {} (no task works there): \
-                     saved under {} before it was brought up to its branch",
-                    saved.join(", "),
-                    self.project.display(&save)
-                );
-                self.warn(WarningKind::Workspace, message);
-            }
+            Ok(saved) => self.say_synced(&saved, &save),
             Err(e) => {
                 let message = format!(
                     "cannot bring the run's worktree up to its branch ({e}): the commits hold \
@@ -577,6 +544,21 @@ impl Engine {
                 self.warn(WarningKind::Workspace, message);
             }
         }
+    }
+
+    /// Says which changes the run's worktree had of its own, saved under `dir` before it was
+    /// brought up to its branch (nothing, when none).
+    fn say_synced(&mut self, saved: &[String], dir: &std::path::Path) {
+        if saved.is_empty() {
+            return;
+        }
+        let message = format!(
+            "the run's worktree had changes of its own to {} (no task works there): saved \
+             under {} before it was brought up to its branch",
+            saved.join(", "),
+            self.project.display(dir)
+        );
+        self.warn(WarningKind::Workspace, message);
     }
 
     /// Whether `path` in the run's worktree is as its branch has it, under `isolation: task`
@@ -594,10 +576,6 @@ impl Engine {
         };
         match repo.discard(&tw) {
             Ok(()) => {
-                // The run's directory of them too, once the last is gone.
-                if let Some(parent) = tw.path.parent() {
-                    let _ = std::fs::remove_dir(parent);
-                }
                 self.record(Event::TaskWorktreeRemoved { task: id.clone() })?;
             }
             Err(e) => {
@@ -653,7 +631,7 @@ impl Engine {
                 TaskStatus::Done => {
                     // What changed after its checks (its judge, what its agent left) is on
                     // record before the worktree goes.
-                    self.inspect_task_tree_after(&id)?;
+                    self.inspect_task_tree(&id, false)?;
                     self.remove_task_tree(&id)?;
                 }
                 TaskStatus::Failed | TaskStatus::Blocked => {}

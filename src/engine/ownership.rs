@@ -129,16 +129,19 @@ impl Engine {
             return Ok(());
         };
         let look = guard.changes();
+        let own: Vec<bool> = look
+            .changes
+            .iter()
+            .map(|c| guard.is_own_ref(&c.shown))
+            .collect();
         // Read after the look: the ref as it is now, at least as new as what it saw.
-        let tip = guard.own_ref_value();
-        let ours = tip.is_some_and(|tip| self.commits.is_ours(&tip));
-        let Some(guard) = self.watching.git_guard_mut() else {
-            return Ok(());
-        };
+        let ours = self.own_ref_is_ours();
         let changes: Vec<_> = look
             .changes
             .into_iter()
-            .filter(|c| !(ours && guard.is_own_ref(&c.shown)))
+            .zip(own)
+            .filter(|(_, own)| !(ours && *own))
+            .map(|(change, _)| change)
             .collect();
         for warning in look.warnings {
             self.warn(WarningKind::Unpoliced, warning);

@@ -67,6 +67,17 @@ impl Machine {
         Env::new(&all, &[&self.p("home")])
     }
 
+    /// The mounts of `jail` (its project as the working directory), in the usual env.
+    fn plan_of(&self, jail: &Jail) -> Vec<Mount> {
+        plan(
+            jail,
+            &self.env(&[]),
+            Path::new("/bin/sh"),
+            Path::new("/usr/bin/orch"),
+            &jail.project,
+        )
+    }
+
     fn plan(&self, kind: AgentKind, env: &Env) -> Vec<Mount> {
         plan(
             &self.jail(kind),
@@ -193,13 +204,7 @@ fn a_read_only_project_and_the_run_directory_are_bound_read_only() {
     let m = Machine::new();
     let mut jail = m.jail(AgentKind::Codex);
     jail.read_only_project = true;
-    let mounts = plan(
-        &jail,
-        &m.env(&[]),
-        Path::new("/bin/sh"),
-        Path::new("/usr/bin/orch"),
-        &jail.project,
-    );
+    let mounts = m.plan_of(&jail);
     let project = position(&mounts, &Mount::Read(m.p("work/project")));
     assert!(!mounts.contains(&Mount::Write(m.p("work/project"))));
     assert!(project < position(&mounts, &Mount::Read(m.p("work/project/.orch/runs/r1"))));
@@ -210,13 +215,7 @@ fn orchs_state_in_the_project_and_the_run_directory_are_read_only() {
     let m = Machine::new();
     let jail = m.jail(AgentKind::Command);
     std::fs::create_dir_all(&jail.run_dir).unwrap();
-    let mounts = plan(
-        &jail,
-        &m.env(&[]),
-        Path::new("/bin/sh"),
-        Path::new("/usr/bin/orch"),
-        &jail.project,
-    );
+    let mounts = m.plan_of(&jail);
     let project = position(&mounts, &Mount::Write(m.p("work/project")));
     let state = position(&mounts, &Mount::Read(m.p("work/project/.orch")));
     let run = position(&mounts, &Mount::Read(m.p("work/project/.orch/runs/r1")));
@@ -267,13 +266,7 @@ fn mounts_come_outer_first() {
     let mut jail = m.jail(AgentKind::Command);
     // A project inside the home: the home is hidden first, then the project bound in.
     jail.project = m.p("home/other-project");
-    let mounts = plan(
-        &jail,
-        &m.env(&[]),
-        Path::new("/bin/sh"),
-        Path::new("/usr/bin/orch"),
-        &jail.project,
-    );
+    let mounts = m.plan_of(&jail);
     let depth = |mount: &Mount| mount.path().components().count();
     assert!(
         mounts.windows(2).all(|w| depth(&w[0]) <= depth(&w[1])),
@@ -440,13 +433,7 @@ fn a_run_on_a_branch_sees_its_worktree_and_run_but_nothing_else_of_orchs_state()
         project: worktree.clone(),
         ..m.jail(AgentKind::Command)
     };
-    let mounts = plan(
-        &jail,
-        &m.env(&[]),
-        Path::new("/bin/sh"),
-        Path::new("/usr/bin/orch"),
-        &worktree,
-    );
+    let mounts = m.plan_of(&jail);
     let hidden = position(&mounts, &Mount::Hidden(state.clone()));
     let work = position(&mounts, &Mount::Write(worktree.clone()));
     let run = position(&mounts, &Mount::Read(jail.run_dir.clone()));
@@ -479,13 +466,7 @@ fn a_task_in_its_own_worktree_sees_it_and_its_run_but_neither_the_runs_worktree_
         project: own.clone(),
         ..m.jail(AgentKind::Command)
     };
-    let mounts = plan(
-        &jail,
-        &m.env(&[]),
-        Path::new("/bin/sh"),
-        Path::new("/usr/bin/orch"),
-        &own,
-    );
+    let mounts = m.plan_of(&jail);
     let hidden = position(&mounts, &Mount::Hidden(state.clone()));
     let work = position(&mounts, &Mount::Write(own.clone()));
     let run = position(&mounts, &Mount::Read(jail.run_dir.clone()));
@@ -511,13 +492,7 @@ fn a_read_only_bind_inside_another_is_left_out_unless_a_mask_lies_between() {
         read: vec![tools.clone(), tools.join("bin"), tools.join("lib/shims")],
         ..m.jail(AgentKind::Command)
     };
-    let mounts = plan(
-        &jail,
-        &m.env(&[]),
-        Path::new("/bin/sh"),
-        Path::new("/usr/bin/orch"),
-        &jail.project.clone(),
-    );
+    let mounts = m.plan_of(&jail);
     position(&mounts, &Mount::Read(tools.clone()));
     for inner in ["bin", "lib/shims"] {
         assert!(

@@ -374,7 +374,7 @@ impl TaskRepo {
             let current = match std::fs::symlink_metadata(checkout.join(path)) {
                 Err(_) => None,
                 Ok(meta) if meta.is_dir() => None,
-                Ok(_) => Some(read_as_git(&checkout.join(path)).map_err(io(checkout))?),
+                Ok(_) => Some(crate::paths::read_inside(checkout, path).map_err(io(checkout))?),
             };
             if current.is_some() && current == tip {
                 continue; // as the tip has it already (a file the commit was made from)
@@ -422,7 +422,7 @@ impl TaskRepo {
         let current = match std::fs::symlink_metadata(checkout.join(path)) {
             Err(_) => None,
             Ok(meta) if meta.is_dir() => return false,
-            Ok(_) => match read_as_git(&checkout.join(path)) {
+            Ok(_) => match crate::paths::read_inside(checkout, path) {
                 Ok(content) => Some(content),
                 Err(_) => return false,
             },
@@ -444,7 +444,11 @@ impl TaskRepo {
     /// Removes the task's worktree and git's record of it, whatever it holds.
     pub fn discard(&self, tw: &TaskWorktree) -> Result<(), TaskError> {
         let _ = std::fs::remove_file(self.private_index(&tw.task));
-        self.remove_worktree(&tw.path)
+        self.remove_worktree(&tw.path)?;
+        // The run's directory of them too, once the last is gone (a directory left in it by
+        // hand is the user's).
+        let _ = std::fs::remove_dir(tasks_dir(&self.state_dir, &self.run_id));
+        Ok(())
     }
 
     /// Removes every task worktree of the run (`orch discard`, or the end of a run).
@@ -890,15 +894,6 @@ pub fn forget_worktree(repo: &Path, path: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// A file's content as git keeps it: a symlink's is its target.
-fn read_as_git(path: &Path) -> std::io::Result<Vec<u8>> {
-    let meta = std::fs::symlink_metadata(path)?;
-    if meta.file_type().is_symlink() {
-        return Ok(std::fs::read_link(path)?.as_os_str().as_bytes().to_vec());
-    }
-    std::fs::read(path)
 }
 
 #[cfg(test)]

@@ -75,6 +75,29 @@ fn budget_notices(up: &Up) -> Vec<Value> {
         .collect()
 }
 
+/// The workers wait, once started, until the test releases them.
+fn hold(up: &Up) {
+    std::fs::create_dir_all(up.p.path("counts")).unwrap();
+    std::fs::write(up.p.path("counts/hold"), "").unwrap();
+}
+
+/// A run with `on_budget: finish` that reached its budget, its running agents let finish
+/// their turn: `orch wait` says so (exit 4). Both hold until the budget is reached: were one
+/// let go at once, its exit could free its slot before the other's use is counted, and a
+/// third task would start within budget.
+fn finished_at_budget(name: &str) -> Up {
+    let up = options(name, "finish").start();
+    hold(&up);
+    up.start();
+    up.wait_until("the budget to be reached", || {
+        up.status()["budget"]["reached"] == true
+    });
+    std::fs::write(up.p.path("counts/release"), "").unwrap();
+    let (code, said) = wait(&up);
+    assert_eq!(code, 4, "{said}\n{}", up.diagnostics());
+    up
+}
+
 /// `orch wait` with a short timeout, its exit code and output.
 fn wait(up: &Up) -> (i32, String) {
     let run = up.orch().args(["wait", "--timeout", "60"]).run();
@@ -84,8 +107,7 @@ fn wait(up: &Up) -> (i32, String) {
 #[test]
 fn a_budget_stops_a_fan_out_and_a_raise_for_the_live_engine_lets_it_finish() {
     let up = options("budgetstop", "stop").start();
-    std::fs::create_dir_all(up.p.path("counts")).unwrap();
-    std::fs::write(up.p.path("counts/hold"), "").unwrap();
+    hold(&up);
     up.start();
     // a and b report 700 tokens each: 1400 of 1200. Both are stopped, nothing else starts.
     let (code, said) = wait(&up);
@@ -151,18 +173,7 @@ fn a_budget_stops_a_fan_out_and_a_raise_for_the_live_engine_lets_it_finish() {
 
 #[test]
 fn with_on_budget_finish_the_running_agents_end_their_turn_and_resume_takes_a_raise() {
-    let up = options("budgetfinish", "finish").start();
-    // Both hold until the budget is reached: were one let go at once, its exit could free its
-    // slot before the other's use is counted, and a third task would start within budget.
-    std::fs::create_dir_all(up.p.path("counts")).unwrap();
-    std::fs::write(up.p.path("counts/hold"), "").unwrap();
-    up.start();
-    up.wait_until("the budget to be reached", || {
-        up.status()["budget"]["reached"] == true
-    });
-    std::fs::write(up.p.path("counts/release"), "").unwrap();
-    let (code, said) = wait(&up);
-    assert_eq!(code, 4, "{said}\n{}", up.diagnostics());
+    let up = finished_at_budget("budgetfinish");
     let status = up.status();
     // a and b finished their turn (their files are written) but are not judged yet: the
     // judge is not launched either. Nothing else started.
@@ -306,16 +317,7 @@ fn a_real_cli_is_stopped_within_its_turn_and_continues_its_session_after_a_raise
 /// never taken, as the unit tests of `budget::raise_from_config` show).
 #[test]
 fn a_budget_raised_in_the_config_is_taken_by_resume_once() {
-    let up = options("budgetcfg", "finish").start();
-    std::fs::create_dir_all(up.p.path("counts")).unwrap();
-    std::fs::write(up.p.path("counts/hold"), "").unwrap();
-    up.start();
-    up.wait_until("the budget to be reached", || {
-        up.status()["budget"]["reached"] == true
-    });
-    std::fs::write(up.p.path("counts/release"), "").unwrap();
-    let (code, said) = wait(&up);
-    assert_eq!(code, 4, "{said}\n{}", up.diagnostics());
+    let up = finished_at_budget("budgetcfg");
     up.orch().args(["down"]).run().expect(0);
     let config = up.p.read("orch.yaml");
     assert!(config.contains("budget: {tokens: 1200}"), "{config}");

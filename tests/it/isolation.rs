@@ -6,11 +6,10 @@
 //! holding exactly the four tasks' commits.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::{Options, Up};
+use crate::support::{Options, Up, git};
 
 const PLAN: &str = r#"{"specs": [{"file": "specs/s.md"}],
  "tasks": [
@@ -56,21 +55,6 @@ fn options(name: &str) -> Options {
         .file("specs/s.md", "# the spec\n")
         .plan(PLAN)
         .committed()
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Task `id`'s own worktree.

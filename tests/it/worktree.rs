@@ -7,11 +7,10 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::{Options, Tmux as _, Up};
+use crate::support::{Options, Tmux as _, Up, git};
 
 /// t1 and t2 side by side would race; t2 needs t1.
 const PLAN: &str = r#"{"specs": [{"file": "specs/s.md"}],
@@ -52,22 +51,6 @@ fn project(name: &str) -> Up {
     up.p.git(&["add", "staged.txt"]);
     up.p.file("untracked.txt", "the user's new file\n");
     up
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(["-c", "user.name=u", "-c", "user.email=u@u"])
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The checkout as the user sees it: every file but `.git/`, `.orch/` and the tests' own

@@ -30,6 +30,25 @@ pub(crate) fn private_server(purpose: &str) -> PrivateServer {
     PrivateServer::new(purpose)
 }
 
+/// Runs git in `dir` with an identity and no system config; it must succeed. Its standard
+/// output, as printed.
+pub(crate) fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args(["-c", "user.name=u", "-c", "user.email=u@u"])
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?} in {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// `["a", "b"]` as owned strings.
 pub(crate) fn argv(words: &[&str]) -> Vec<String> {
     words.iter().map(std::string::ToString::to_string).collect()
