@@ -159,6 +159,13 @@ impl Engine {
     pub(super) fn on_committed(&mut self, done: Done) -> anyhow::Result<()> {
         self.commits.settled(&done.task);
         let id = done.task.clone();
+        // (A sync that went wrong is warned of; the run's last sweep compares the tree.)
+        if self.isolated()
+            && done.troubles.is_empty()
+            && self.state.phase == crate::state::Phase::Running
+        {
+            self.look_after_sync(&id)?; // see ownership.rs
+        }
         // The run's own ref moved to a commit the engine made: no agent's doing (see
         // `check_git_meta`); moved anywhere else, it is left for the guard to report.
         if self.own_ref_is_ours() {

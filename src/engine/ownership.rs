@@ -70,6 +70,11 @@ impl Engine {
                 self.planning_state.note_write(path, change);
                 self.check_planning_writes()
             }
+            // Under `isolation: task` the commits' thread is bringing the run's worktree up to
+            // this file's task's commit (see committer.rs): a write it has not finished could
+            // be seen half done. The file is looked at once the commit is in (see
+            // `look_after_sync`).
+            Phase::Running if self.isolated() && self.owner_committing(path) => Ok(()),
             Phase::Running => {
                 let active = self.writers_at(path, at);
                 // Under `isolation: task` no task works here: even its owner's write is not
@@ -194,6 +199,34 @@ impl Engine {
                 .collect();
         }
         writers
+    }
+
+    /// Whether `path` is the file of a task whose commit is under way.
+    fn owner_committing(&self, path: &str) -> bool {
+        self.state
+            .tasks
+            .values()
+            .any(|t| self.commits.is_pending(&t.id) && t.files.iter().any(|f| f == path))
+    }
+
+    /// Task `id`'s commit is in and the run's worktree brought up to it: its files there, whose
+    /// changes were set aside meanwhile (see `attribute`), are as the branch has them, or a
+    /// change of someone's.
+    pub(super) fn look_after_sync(&mut self, id: &TaskId) -> anyhow::Result<()> {
+        let files = self
+            .state
+            .tasks
+            .get(id)
+            .map(|t| t.files.clone())
+            .unwrap_or_default();
+        let now = crate::state::now_ms();
+        for file in files {
+            if !self.is_expected_content(&file) {
+                let active = self.writers_at(&file, now);
+                self.violation(&file, "modified", active, None, true)?;
+            }
+        }
+        Ok(())
     }
 
     /// When the file was last written (its mtime, in ms), if it exists.
