@@ -31,6 +31,9 @@ pub(crate) fn run(
     let mut follower = Follower::new(&[first.dir.path()])?;
     let mut session_gone_since = None;
     loop {
+        // Raises not read yet, looked for before the journal: one the engine takes meanwhile
+        // is in the journal read next, so a run about to go on never looks held.
+        let unread_raises = !crate::budget::read_requests(&first.dir).is_empty();
         let loaded = runs::load(global, Some(&run_id))?;
         if let Phase::Finished(outcome) = loaded.state.phase {
             if loaded.engine_alive && deadline.is_none_or(|d| Instant::now() < d) {
@@ -61,7 +64,7 @@ pub(crate) fn run(
         if loaded.engine_alive
             && held_by_budget(&loaded.state)
             // A raise its engine has not read yet: it is about to go on.
-            && crate::budget::read_requests(&loaded.dir).is_empty()
+            && !unread_raises
         {
             let config = crate::config::load(&loaded.dir.config())?;
             let view = crate::budget::View::of(&loaded.dir, &loaded.state, &config);
