@@ -135,7 +135,7 @@ impl Engine {
     /// The agent exited 0 with its files written: check the task.
     pub(super) fn start_checks(&mut self, id: &TaskId, attempt: u32) -> anyhow::Result<()> {
         // .git/ is watched apart from the tree (no barrier covers it): look now.
-        self.check_git_meta()?;
+        self.check_git_meta(true)?;
         // In a worktree of its own, compared with its start exactly (see isolation.rs).
         self.inspect_task_tree(id, true)?;
         let task = self.state.tasks.get(id).context("no such task")?.clone();

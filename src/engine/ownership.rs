@@ -24,7 +24,7 @@ impl Engine {
                 self.raise_barriers_again() // see barrier.rs
             }
             ChangeKind::Barrier => self.on_barrier(&change.path),
-            ChangeKind::GitMeta => self.check_git_meta(),
+            ChangeKind::GitMeta => self.check_git_meta(false),
             ChangeKind::Renamed { ref from } => {
                 let from = from.clone();
                 self.attribute(&from, "removed", at)?;
@@ -125,15 +125,20 @@ impl Engine {
 
     /// Compares the guarded parts of `.git/` with the start: each change not reported yet is
     /// a violation of whoever was running when it was made (its ctime, which no agent can set
-    /// back), and fails the run even when reverted.
-    pub(super) fn check_git_meta(&mut self) -> anyhow::Result<()> {
+    /// back), and fails the run even when reverted. All of them when `whole` (before checks,
+    /// at the end), else those its watcher saw change.
+    pub(super) fn check_git_meta(&mut self, whole: bool) -> anyhow::Result<()> {
         // A commit of the engine's made off the loop (see committer.rs) moves the run's own ref
         // before its result comes: the ref pointing at a commit the engine made is its doing,
         // taken into the guard's copy when the result comes. Anywhere else, it is reported.
         let Some(guard) = self.watching.git_guard_mut() else {
             return Ok(());
         };
-        let look = guard.changes();
+        let look = if whole {
+            guard.changes()
+        } else {
+            guard.changes_seen()
+        };
         let own: Vec<bool> = look
             .changes
             .iter()

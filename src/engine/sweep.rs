@@ -21,7 +21,7 @@ impl Engine {
     /// plan is known: while planning, the planner's writes are judged with its plan.
     pub(super) fn sweep(&mut self) -> anyhow::Result<()> {
         // `.git/`'s guarded files are compared with their start whatever the phase.
-        self.check_git_meta()?;
+        self.check_git_meta(true)?;
         if self.state.phase != Phase::Running {
             return Ok(());
         }

@@ -29,7 +29,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::time::SystemTime;
 
 use notify::Watcher as _;
@@ -40,6 +40,9 @@ use super::tree::{ChangeKind, FsChange};
 use crate::snapshot::{Restored, SnapshotError};
 // The guarded files at the top of a git directory, and the directories guarded whole.
 use crate::git::{GUARDED_DIRS as TREES, GUARDED_FILES as TOP_FILES, RepoDirs};
+
+mod seen;
+use seen::Seen;
 
 /// One guarded git directory.
 #[derive(Debug, Clone)]
@@ -106,9 +109,9 @@ pub struct GitGuard {
     copy: PathBuf,
     /// What each file was when last reported, so that a change is reported once.
     reported: BTreeMap<String, Option<Vec<u8>>>,
-    /// A [`ChangeKind::GitMeta`] was sent and not handled yet: a burst of writes (a `git
-    /// commit`) sends one, not one per file.
-    signalled: Arc<AtomicBool>,
+    /// What the watcher saw since the last look; a burst of writes (a `git commit`) sends
+    /// one [`ChangeKind::GitMeta`], not one per file.
+    seen: Arc<Mutex<Seen>>,
     watcher: Option<notify::RecommendedWatcher>,
     /// The guarded directories watched (recursively) so far.
     watched: HashSet<PathBuf>,
@@ -176,7 +179,7 @@ impl GitGuard {
             areas,
             copy: copy.to_path_buf(),
             reported: BTreeMap::new(),
-            signalled: Arc::default(),
+            seen: Arc::default(),
             watcher: None,
             watched: HashSet::new(),
             kept: Vec::new(),
@@ -268,7 +271,7 @@ impl GitGuard {
     /// Starts watching the guarded parts; each change sends a [`ChangeKind::GitMeta`].
     pub fn watch(&mut self, tx: UnboundedSender<FsChange>) -> Result<(), notify::Error> {
         let areas: Vec<PathBuf> = self.areas.iter().map(|a| a.dir.clone()).collect();
-        let signalled = self.signalled.clone();
+        let seen = self.seen.clone();
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
                 let Ok(event) = event else { return };
@@ -287,15 +290,28 @@ impl GitGuard {
                 }
                 // The top of a git directory churns with every git command (index, locks,
                 // logs): only the guarded files there count.
-                let relevant = event.need_rescan()
-                    || event.paths.iter().any(|p| {
+                let relevant: Vec<&PathBuf> = event
+                    .paths
+                    .iter()
+                    .filter(|p| {
                         let top = p
                             .parent()
                             .is_some_and(|parent| areas.iter().any(|a| a == parent));
                         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
                         !top || TOP_FILES.contains(&name) || TREES.contains(&name)
-                    });
-                if relevant && !signalled.swap(true, Ordering::AcqRel) {
+                    })
+                    .collect();
+                if !event.need_rescan() && relevant.is_empty() {
+                    return;
+                }
+                // A directory made or removed whole, or events lost: everything is looked at.
+                let everything = event.need_rescan()
+                    || matches!(
+                        event.kind,
+                        EventKind::Create(CreateKind::Folder)
+                            | EventKind::Remove(notify::event::RemoveKind::Folder)
+                    );
+                if seen::note(&seen, everything, relevant) {
                     let _ = tx.send(FsChange {
                         path: String::new(),
                         kind: ChangeKind::GitMeta,
@@ -350,9 +366,26 @@ impl GitGuard {
     /// Every guarded file that differs from the copy and was not reported in this state yet,
     /// and what kept the guard from looking as it should.
     pub fn changes(&mut self) -> GitLook {
+        // Taken first: a write made while this looks is signalled again.
+        seen::take(&self.seen);
+        self.look(None)
+    }
+
+    /// [`GitGuard::changes`] among the files the watcher saw change since the last look (all
+    /// of them after an overflow or a directory made or removed): an engine committing on the
+    /// run's branch moves a ref many times a second, and a look at every guarded file each
+    /// time took most of the loop's time (see BENCHMARKS.md).
+    pub fn changes_seen(&mut self) -> GitLook {
+        let seen = seen::take(&self.seen);
+        if seen.everything {
+            return self.look(None);
+        }
+        self.look(Some(&seen.paths))
+    }
+
+    /// The look itself: at every guarded file, or at those under `only`'s paths.
+    fn look(&mut self, only: Option<&BTreeSet<PathBuf>>) -> GitLook {
         let mut warnings = Vec::new();
-        // Cleared first: a write made while this looks is signalled again.
-        self.signalled.store(false, Ordering::Release);
         if let Err(e) = self.watch_trees() {
             // Still compared here, before each task's checks and at the end.
             warnings.push(format!(
@@ -364,11 +397,16 @@ impl GitGuard {
         let mut found = Vec::new();
         for area in &self.areas {
             let copy = self.copy.join(area.label);
-            let mut paths: BTreeSet<String> = guarded_files(&area.dir)
-                .into_iter()
-                .filter(|r| area.keeps(r))
-                .collect();
-            paths.extend(guarded_files(&copy).into_iter().filter(|r| area.keeps(r)));
+            let mut paths: BTreeSet<String> = match only {
+                None => guarded_files(&area.dir),
+                Some(seen) => seen::files_under(&area.dir, seen, &copy),
+            }
+            .into_iter()
+            .filter(|r| area.keeps(r))
+            .collect();
+            if only.is_none() {
+                paths.extend(guarded_files(&copy).into_iter().filter(|r| area.keeps(r)));
+            }
             for rel in paths {
                 let now = area.current(&rel);
                 let then = read(&copy, &rel);
@@ -436,11 +474,31 @@ impl GitGuard {
         let now = area.current(&own_ref);
         match &now {
             Some(content) => {
-                if let Some(parent) = into.parent() {
-                    std::fs::create_dir_all(parent)?;
+                // Rewritten in place, never through a link: a new file for every commit of
+                // the engine's costs an inode each time (see BENCHMARKS.md).
+                let in_place = {
+                    use std::io::Write as _;
+                    use std::os::unix::fs::OpenOptionsExt as _;
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .custom_flags(libc::O_NOFOLLOW)
+                        .open(&into)
+                        .and_then(|mut file| {
+                            use std::os::unix::fs::MetadataExt as _;
+                            if file.metadata()?.nlink() != 1 {
+                                return Err(std::io::Error::other("a hard link"));
+                            }
+                            file.set_len(0)?;
+                            file.write_all(content)
+                        })
+                };
+                if in_place.is_err() {
+                    if let Some(parent) = into.parent() {
+                        std::fs::create_dir_all(parent)?;
+                    }
+                    let _ = std::fs::remove_file(&into);
+                    std::fs::write(&into, content)?;
                 }
-                let _ = std::fs::remove_file(&into);
-                std::fs::write(&into, content)?;
             }
             None => {
                 let _ = std::fs::remove_file(&into);
@@ -500,33 +558,39 @@ impl GitGuard {
 
 /// The guarded files under git directory `dir` (relative paths), symlinks included and never
 /// followed.
-fn guarded_files(dir: &Path) -> Vec<String> {
+pub(super) fn guarded_files(dir: &Path) -> Vec<String> {
     let mut out: Vec<String> = TOP_FILES
         .iter()
         .filter(|f| std::fs::symlink_metadata(dir.join(f)).is_ok_and(|m| !m.is_dir()))
         .map(std::string::ToString::to_string)
         .collect();
     for tree in TREES {
-        let mut stack = vec![tree.to_string()];
-        while let Some(rel) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(dir.join(&rel)) else {
+        walk(dir, tree, &mut out);
+    }
+    out
+}
+
+/// The files under the directory `dir/rel`, as paths relative to `dir`, symlinks included and
+/// never followed.
+fn walk(dir: &Path, rel: &str, out: &mut Vec<String>) {
+    let mut stack = vec![rel.to_string()];
+    while let Some(rel) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(dir.join(&rel)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Some(name) = entry.file_name().to_str().map(String::from) else {
                 continue;
             };
-            for entry in entries.flatten() {
-                let Some(name) = entry.file_name().to_str().map(String::from) else {
-                    continue;
-                };
-                let child = format!("{rel}/{name}");
-                match entry.file_type() {
-                    Ok(t) if t.is_dir() => stack.push(child),
-                    // A lock is a write in progress; the rename that ends it is what counts.
-                    Ok(_) if !name.ends_with(".lock") => out.push(child),
-                    _ => {}
-                }
+            let child = format!("{rel}/{name}");
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => stack.push(child),
+                // A lock is a write in progress; the rename that ends it is what counts.
+                Ok(_) if !name.ends_with(".lock") => out.push(child),
+                _ => {}
             }
         }
     }
-    out
 }
 
 /// The ref `name`'s line in the `packed-refs` of git directory `dir`, as a loose ref file
@@ -728,15 +792,25 @@ mod tests {
         guard.watch(tx).unwrap();
         fs::create_dir(git.join("info")).unwrap();
         assert!(signalled(&mut rx), "info/ made");
-        assert_eq!(guard.changes().changes, []);
+        assert_eq!(guard.changes_seen().changes, []);
         fs::write(git.join("info/attributes"), "* filter=evil\n").unwrap();
         assert!(signalled(&mut rx), "a file written in the new info/");
+        // The look at what was seen finds it, as the look at everything would.
         let shown: Vec<String> = guard
-            .changes()
+            .changes_seen()
             .changes
             .into_iter()
             .map(|c| c.shown)
             .collect();
         assert_eq!(shown, [".git/info/attributes"]);
+        fs::write(git.join("refs/main"), "x\n").unwrap();
+        assert!(signalled(&mut rx), "a ref written");
+        let shown: Vec<String> = guard
+            .changes_seen()
+            .changes
+            .into_iter()
+            .map(|c| c.shown)
+            .collect();
+        assert_eq!(shown, [".git/refs/main"], "only what changed since");
     }
 }
