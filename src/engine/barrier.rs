@@ -23,6 +23,10 @@ use crate::state::Phase;
 /// with the watcher.
 const PATIENCE: Duration = Duration::from_secs(2);
 
+/// How a passed barrier's file is renamed, waiting to be the next one (the watcher never
+/// reports a name starting with a dot as a barrier).
+const SPARE: &str = ".spare-";
+
 /// The barriers raised and not passed yet.
 pub(super) struct Barriers {
     /// The tree watcher's barrier directory; `None` when it could not be made: the checks
@@ -30,6 +34,9 @@ pub(super) struct Barriers {
     dir: Option<PathBuf>,
     next: u64,
     waiting: BTreeMap<String, Waiting>,
+    /// Files of barriers passed, renamed out of the way (`.spare-N`) to be renamed into the
+    /// next ones: a rename costs no inode, and creating one is what costs on a busy disk.
+    spares: Vec<String>,
 }
 
 struct Waiting {
@@ -58,6 +65,7 @@ impl Barriers {
             dir,
             next: 0,
             waiting: BTreeMap::new(),
+            spares: Vec::new(),
         }
     }
 
@@ -77,11 +85,19 @@ impl Barriers {
         };
         self.next += 1;
         let name = self.next.to_string();
-        let created = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(dir.join(&name));
-        if created.is_err() {
+        // A spare renamed into place (the watcher reports it as it does a file created), or
+        // a new file.
+        let renamed = self
+            .spares
+            .pop()
+            .is_some_and(|spare| std::fs::rename(dir.join(&spare), dir.join(&name)).is_ok());
+        let raised = renamed
+            || std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(dir.join(&name))
+                .is_ok();
+        if !raised {
             return Err(waiting);
         }
         self.waiting.insert(name, waiting);
@@ -116,7 +132,12 @@ impl Barriers {
     fn pass(&mut self, name: &str) -> Option<Waiter> {
         let waiting = self.waiting.remove(name)?;
         if let Some(dir) = &self.dir {
-            let _ = std::fs::remove_file(dir.join(name));
+            let spare = format!("{SPARE}{name}");
+            if std::fs::rename(dir.join(name), dir.join(&spare)).is_ok() {
+                self.spares.push(spare);
+            } else {
+                let _ = std::fs::remove_file(dir.join(name));
+            }
         }
         Some(waiting.waiter)
     }

@@ -138,7 +138,13 @@ impl Tracker {
             return;
         }
         if let Some(token) = self.barrier(&event) {
-            if matches!(event.kind, EventKind::Create(_)) {
+            // Made, or renamed into place (the engine reuses the files of barriers passed,
+            // under names starting with a dot).
+            let raised = matches!(
+                event.kind,
+                EventKind::Create(_) | EventKind::Modify(ModifyKind::Name(RenameMode::To))
+            );
+            if raised && !token.starts_with('.') {
                 // Everything that came before is reported now, not at its deadline: a
                 // write not closed yet (a link, a writer that outlives its agent), and a
                 // rename's first half, taken as a move out of the tree. (Rarely, that half
