@@ -250,6 +250,7 @@ fn probe() -> Result<(), Unavailable> {
         .args([
             "--die-with-parent",
             "--unshare-pid",
+            "--as-pid-1",
             "--unshare-ipc",
             "--ro-bind",
             "/",

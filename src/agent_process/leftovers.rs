@@ -75,9 +75,11 @@ pub fn box_file(attempt_dir: &Path) -> std::path::PathBuf {
 /// Inside a sandbox's pid namespace, once the agent ended: every live process but the box's
 /// init (pid 1) and this one, which die with the box.
 pub fn in_this_box() -> Vec<Leftover> {
-    // SAFETY: getppid(2) only reads our parent's pid. Not the box's init's child: not in a
-    // pid namespace of our own, where every process would be listed.
-    if unsafe { libc::getppid() } != 1 {
+    // Neither the box's init (`--as-pid-1`) nor its child: not in a pid namespace of our
+    // own, where every process would be listed.
+    // SAFETY: getppid(2) only reads our parent's pid.
+    let parent = unsafe { libc::getppid() };
+    if std::process::id() != 1 && parent != 1 {
         return Vec::new();
     }
     let me = std::process::id() as i32;

@@ -1,4 +1,5 @@
-//! `orch sandbox-exec`: the first program in an agent's box. bwrap runs with the stop signals
+//! `orch sandbox-exec`: the first program in an agent's box (its pid 1, which reaps what
+//! ends in it). bwrap runs with the stop signals
 //! ignored (so that a TERM meant for the agent does not kill the box around it first); this
 //! starts the agent with them back at their default, waits for it while still ignoring them,
 //! and writes how it ended where the launcher outside reads it.
@@ -31,7 +32,7 @@ pub fn exec(
             Ok(())
         });
     }
-    let recorded = match command.status() {
+    let recorded = match command.spawn().and_then(|child| wait_reaping(&child)) {
         Ok(status) => Recorded {
             code: status.code(),
             signal: status.signal(),
@@ -67,6 +68,27 @@ pub fn exec(
         (_, Some(sig)) => (128 + sig).clamp(0, 255) as u8,
         (Some(code), None) => code.clamp(0, 255) as u8,
         (None, None) => 1,
+    }
+}
+
+/// Waits for `child`, reaping on the way whatever else ends in the box: this is the box's
+/// first process (bwrap's `--as-pid-1`: no init of bwrap's in between, one process less to
+/// start and to end for every agent), so what the agent leaves running is ours to reap.
+fn wait_reaping(child: &std::process::Child) -> std::io::Result<std::process::ExitStatus> {
+    let agent = child.id() as libc::pid_t;
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid(2) writes only to `status`.
+        let pid = unsafe { libc::waitpid(-1, &raw mut status, 0) };
+        if pid == agent {
+            return Ok(std::process::ExitStatus::from_raw(status));
+        }
+        if pid < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
     }
 }
 

@@ -175,6 +175,9 @@ pub fn bwrap_args(jail: &Jail, mounts: &[Mount], cwd: &Path) -> Vec<OsString> {
     push(&[
         "--die-with-parent".as_ref(),
         "--unshare-pid".as_ref(),
+        // `orch sandbox-exec` is the box's init: bwrap's own would be one more process to
+        // start and, as the agent ends, to wait for.
+        "--as-pid-1".as_ref(),
         "--unshare-ipc".as_ref(),
     ]);
     if jail.no_network {

@@ -414,5 +414,37 @@ pub fn plan(jail: &Jail, env: &Env, program: &Path, exe: &Path, cwd: &Path) -> V
     let mut seen = std::collections::HashSet::new();
     mounts.retain(|m| seen.insert((m.path().to_path_buf(), m.rank())));
     mounts.sort_by_key(|m| (m.path().components().count(), m.rank()));
+    without_read_inside_read(mounts)
+}
+
+/// Drops a read-only bind whose nearest enclosing mount is a read-only bind already, or that
+/// has none but the read-only root (both their own paths, not links): it shows the same
+/// files, read-only. The repository's guarded parts inside a checkout bound read-only (a
+/// run's worktree) were seven such binds, and each is work for every agent's start (see
+/// BENCHMARKS.md).
+fn without_read_inside_read(mounts: Vec<Mount>) -> Vec<Mount> {
+    let canonical = |p: &Path| p.canonicalize().is_ok_and(|c| c == p);
+    let redundant: Vec<bool> = mounts
+        .iter()
+        .map(|m| {
+            let Mount::Read(p) = m else {
+                return false;
+            };
+            let nearest = mounts
+                .iter()
+                .filter(|q| q.path() != p && p.starts_with(q.path()))
+                .max_by_key(|q| (q.path().components().count(), q.rank()));
+            match nearest {
+                None => canonical(p),
+                Some(Mount::Read(q)) => canonical(q) && canonical(p),
+                Some(_) => false,
+            }
+        })
+        .collect();
     mounts
+        .into_iter()
+        .zip(redundant)
+        .filter(|(_, redundant)| !redundant)
+        .map(|(m, _)| m)
+        .collect()
 }

@@ -89,10 +89,26 @@ impl Machine {
     }
 }
 
+/// Where `wanted` is made; for a read-only bind, where its path is shown read-only: inside
+/// another read-only bind, or under nothing but the read-only root (0 then), it needs none
+/// of its own (see `without_read_inside_read`).
 fn position(mounts: &[Mount], wanted: &Mount) -> usize {
     mounts
         .iter()
         .position(|m| m == wanted)
+        .or_else(|| {
+            let Mount::Read(p) = wanted else {
+                return None;
+            };
+            let nearest = (0..mounts.len())
+                .filter(|&i| p.starts_with(mounts[i].path()))
+                .max_by_key(|&i| (mounts[i].path().components().count(), i));
+            match nearest {
+                // Under nothing but the read-only root: before everything else.
+                None => Some(0),
+                Some(i) => matches!(mounts[i], Mount::Read(_)).then_some(i),
+            }
+        })
         .unwrap_or_else(|| panic!("{wanted:?} not in {mounts:#?}"))
 }
 
@@ -207,7 +223,7 @@ fn a_read_only_project_and_the_run_directory_are_bound_read_only() {
     let mounts = m.plan_of(&jail);
     let project = position(&mounts, &Mount::Read(m.p("work/project")));
     assert!(!mounts.contains(&Mount::Write(m.p("work/project"))));
-    assert!(project < position(&mounts, &Mount::Read(m.p("work/project/.orch/runs/r1"))));
+    assert!(project <= position(&mounts, &Mount::Read(m.p("work/project/.orch/runs/r1"))));
 }
 
 #[test]
@@ -219,7 +235,7 @@ fn orchs_state_in_the_project_and_the_run_directory_are_read_only() {
     let project = position(&mounts, &Mount::Write(m.p("work/project")));
     let state = position(&mounts, &Mount::Read(m.p("work/project/.orch")));
     let run = position(&mounts, &Mount::Read(m.p("work/project/.orch/runs/r1")));
-    assert!(project < state && state < run, "{mounts:?}");
+    assert!(project < state && state <= run, "{mounts:?}");
 }
 
 #[test]
@@ -299,55 +315,60 @@ fn the_bwrap_command_line() {
     let project = m.p("work/project").display().to_string();
     let cargo = m.p("home/.cargo").display().to_string();
     let creds = m.p("home/.cargo/credentials.toml").display().to_string();
-    let expected: Vec<String> = ["--die-with-parent", "--unshare-pid", "--unshare-ipc"]
-        .into_iter()
-        .chain(if launch::as_root() {
-            vec!["--cap-drop", "ALL"]
-        } else {
-            vec![]
-        })
-        .chain([
-            "--ro-bind",
-            "/",
-            "/",
-            "--dev",
-            "/dev",
-            "--proc",
-            "/proc",
-            "--tmpfs",
-            "/tmp",
-            "--tmpfs",
-            &home,
-            "--bind",
-            &project,
-            &project,
-            "--ro-bind",
-            &cargo,
-            &cargo,
-            "--ro-bind",
-            "/dev/null",
-            &creds,
-            "--remount-ro",
-            &home,
-            "--unsetenv",
-            "SSH_AUTH_SOCK",
-            "--unsetenv",
-            "GPG_AGENT_INFO",
-            "--unsetenv",
-            "DBUS_SESSION_BUS_ADDRESS",
-            "--unsetenv",
-            "XDG_RUNTIME_DIR",
-            "--chdir",
-            &project,
-        ])
-        .map(std::string::ToString::to_string)
-        .collect();
+    let expected: Vec<String> = [
+        "--die-with-parent",
+        "--unshare-pid",
+        "--as-pid-1",
+        "--unshare-ipc",
+    ]
+    .into_iter()
+    .chain(if launch::as_root() {
+        vec!["--cap-drop", "ALL"]
+    } else {
+        vec![]
+    })
+    .chain([
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--tmpfs",
+        "/tmp",
+        "--tmpfs",
+        &home,
+        "--bind",
+        &project,
+        &project,
+        "--ro-bind",
+        &cargo,
+        &cargo,
+        "--ro-bind",
+        "/dev/null",
+        &creds,
+        "--remount-ro",
+        &home,
+        "--unsetenv",
+        "SSH_AUTH_SOCK",
+        "--unsetenv",
+        "GPG_AGENT_INFO",
+        "--unsetenv",
+        "DBUS_SESSION_BUS_ADDRESS",
+        "--unsetenv",
+        "XDG_RUNTIME_DIR",
+        "--chdir",
+        &project,
+    ])
+    .map(std::string::ToString::to_string)
+    .collect();
     assert_eq!(words(&jail), expected);
     // No --new-session: the box stays in the pane's process group, which orch signals.
     assert!(!words(&jail).contains(&"--new-session".to_string()));
 
     jail.no_network = true;
-    assert_eq!(words(&jail)[3], "--unshare-net");
+    assert_eq!(words(&jail)[4], "--unshare-net");
     // Root's box keeps no capability (it could unmount what hides the home).
     assert_eq!(
         words(&jail).windows(2).any(|w| w == ["--cap-drop", "ALL"]),

@@ -93,13 +93,19 @@ fn a_linked_worktree_gets_its_common_directory_bound_with_the_same_guard() {
     assert!(c < position(&mounts, &Mount::Write(common.join("objects"))));
     for read in ["config", "packed-refs", "HEAD", "hooks", "info", "refs"] {
         assert!(
-            c < position(&mounts, &Mount::Read(common.join(read))),
+            c <= position(&mounts, &Mount::Read(common.join(read))),
             "{read}"
         );
     }
+    // Read-only by the common directory's own bind: no bind of their own (each costs every
+    // agent's start).
+    assert!(
+        !mounts.contains(&Mount::Read(common.join("hooks"))),
+        "{mounts:#?}"
+    );
     let worktrees = position(&mounts, &Mount::Read(common.join("worktrees")));
     let o = position(&mounts, &Mount::Write(own.clone()));
-    assert!(c < worktrees && worktrees < o, "{mounts:#?}");
+    assert!(c <= worktrees && worktrees < o, "{mounts:#?}");
     assert!(o < position(&mounts, &Mount::Read(own.join("HEAD"))));
     // Its `commondir` too: rewritten, it would point the user's own git, run there later, at
     // a repository of the agent's making.
