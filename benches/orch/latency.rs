@@ -27,6 +27,11 @@ pub struct Latency {
     pub exit_ms: Samples,
     /// Milliseconds, by the journal's own `t` (ms, taken just before the write).
     pub exit_t_ms: Samples,
+    /// The exit's two halves, by `exit.json`'s `ended_at_ms` (ms, truncated): the agent's
+    /// EXIT stamp → `orch agent-run` has reaped it (the agent's end, through its box), and
+    /// → the journal's `t` (the record written, seen, read and journaled).
+    pub reaped_ms: Samples,
+    pub after_reap_ms: Samples,
     pub violation_ms: Samples,
     pub violation_t_ms: Samples,
     /// Samples that could not be taken (a line already there when the tail started, or
@@ -56,6 +61,8 @@ pub(crate) fn run(
         parallel,
         exit_ms: Samples::default(),
         exit_t_ms: Samples::default(),
+        reaped_ms: Samples::default(),
+        after_reap_ms: Samples::default(),
         violation_ms: Samples::default(),
         violation_t_ms: Samples::default(),
         dropped: Vec::new(),
@@ -66,6 +73,7 @@ pub(crate) fn run(
         wall_s: entries.last().map_or(0.0, |e| e.seen_s) - run.up_at_s,
     };
     let (mut exit, mut exit_t, mut viol, mut viol_t) = (vec![], vec![], vec![], vec![]);
+    let (mut reaped, mut after_reap) = (vec![], vec![]);
     for task in 1..=tasks {
         let log = run.output_log(task);
         let exited = entries
@@ -73,6 +81,10 @@ pub(crate) fn run(
             .find(|e| e.event() == "task_exited" && e.task() == task.to_string());
         match (stamp(&log, "EXIT"), exited) {
             (Some(at), Some(e)) if e.fresh => {
+                if let Some(ended) = ended_at_s(&log.with_file_name("exit.json")) {
+                    reaped.push((ended - at) * 1000.0);
+                    after_reap.push((e.t_s() - ended) * 1000.0);
+                }
                 exit.push((e.seen_s - at) * 1000.0);
                 exit_t.push((e.t_s() - at) * 1000.0);
             }
@@ -100,6 +112,15 @@ pub(crate) fn run(
     result.exit_t_ms = Samples::new(exit_t);
     result.violation_ms = Samples::new(viol);
     result.violation_t_ms = Samples::new(viol_t);
+    result.reaped_ms = Samples::new(reaped);
+    result.after_reap_ms = Samples::new(after_reap);
     run.down()?;
     Ok(result)
+}
+
+/// When `orch agent-run` saw the agent end, from its exit record (seconds).
+fn ended_at_s(exit_file: &Path) -> Option<f64> {
+    let text = std::fs::read_to_string(exit_file).ok()?;
+    let record: serde_json::Value = serde_json::from_str(&text).ok()?;
+    Some(record["ended_at_ms"].as_f64()? / 1000.0)
 }

@@ -248,6 +248,7 @@ impl Engine {
     /// Runs the loop until the run ends (its outcome), or the engine detaches from it (`None`).
     pub(super) async fn run(&mut self, inputs: Inputs) -> anyhow::Result<Option<Outcome>> {
         let mut chooser = Chooser::new(inputs);
+        let mut trace = TurnTrace::from_env();
         self.begin()?;
         loop {
             if let Some(end) = self.ended() {
@@ -255,7 +256,9 @@ impl Engine {
             }
             let input = chooser.next(self).await;
             let listing = matches!(input, Input::Reconcile);
+            let turn = trace.begin(&input);
             self.handle(input)?;
+            trace.end(turn);
             chooser.handled(self, listing);
         }
     }
@@ -324,5 +327,46 @@ impl Engine {
 
     fn launch_wanted(&self) -> bool {
         self.sched.launch_wanted()
+    }
+}
+
+/// With `ORCH_TRACE_TURNS=<file>` in the engine's environment, each turn of the loop is
+/// appended to that file as `<start, s since the epoch> <ms taken> <the input>`: what held
+/// the loop when an exit waited (how BENCHMARKS.md's profile of the busy scenario was made).
+struct TurnTrace(Option<std::io::BufWriter<std::fs::File>>);
+
+impl TurnTrace {
+    fn from_env() -> TurnTrace {
+        let file = std::env::var_os("ORCH_TRACE_TURNS").and_then(|path| {
+            std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(path)
+                .ok()
+        });
+        TurnTrace(file.map(std::io::BufWriter::new))
+    }
+
+    fn begin(&self, input: &Input) -> Option<(std::time::SystemTime, std::time::Instant, String)> {
+        self.0.as_ref()?;
+        let what: String = format!("{input:?}").chars().take(200).collect();
+        Some((
+            std::time::SystemTime::now(),
+            std::time::Instant::now(),
+            what,
+        ))
+    }
+
+    fn end(&mut self, turn: Option<(std::time::SystemTime, std::time::Instant, String)>) {
+        use std::io::Write as _;
+        let (Some(file), Some((at, began, what))) = (self.0.as_mut(), turn) else {
+            return;
+        };
+        let at = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        let took = began.elapsed().as_secs_f64() * 1000.0;
+        let _ = writeln!(file, "{at:.6} {took:.3} {what}");
     }
 }
