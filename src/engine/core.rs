@@ -488,7 +488,7 @@ impl Engine {
         Ok(())
     }
 
-    /// The pane-died hook touches a marker file that the directory watcher reports, so the
+    /// The pane-died hook makes a marker file that the directory watcher reports, so the
     /// engine hears of a dead pane at once; reconciliation covers what the hook misses.
     fn set_hooks(&mut self) {
         let signals = self.dir.signals();
@@ -505,7 +505,9 @@ impl Engine {
         let Ok(quoted) = shlex::try_quote(&path) else {
             return;
         };
-        let shell = format!("touch {quoted}/pane-#{{hook_pane}}");
+        // A redirection, not `touch`: the shell that tmux starts anyway makes the file, with
+        // no program of its own to start at every agent's end.
+        let shell = format!(": > {quoted}/pane-#{{hook_pane}}");
         if shell.contains('\'') {
             return;
         }
