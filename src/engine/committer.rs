@@ -130,7 +130,7 @@ fn work(job: Job, made: &Made, ours: &Ours) -> Done {
     match how {
         How::Shared(git) => {
             done.commit = git
-                .commit_announcing(&files, &message, false, &announce)
+                .commit_on(&expected, &files, &message, false, &announce)
                 .map_err(|e| format!("{e:#}"));
             if matches!(done.commit, Ok(Some(_)))
                 && let Err(e) = git.reset_index()

@@ -93,6 +93,19 @@ impl Committer {
         announce: &dyn Fn(&str),
     ) -> anyhow::Result<Option<String>> {
         let parent = self.tip()?;
+        self.commit_on(&parent, files, message, skip_empty, announce)
+    }
+
+    /// `commit_announcing` on `parent`, the tip as the caller just read it (the branch only
+    /// moves to the commit if it is still there).
+    pub fn commit_on(
+        &self,
+        parent: &str,
+        files: &[ProjectPath],
+        message: &str,
+        skip_empty: bool,
+        announce: &dyn Fn(&str),
+    ) -> anyhow::Result<Option<String>> {
         // A name of its own for each commit: a git left running by an engine that died (its
         // lock file with it) is never in the way of the next engine's commit.
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -101,7 +114,7 @@ impl Committer {
         name.push(format!(".{}.{n}", std::process::id()));
         let index = TempFile(std::path::PathBuf::from(name));
         let staged = self.worktree.with_index(&index.0);
-        staged.run(["read-tree", &parent])?;
+        staged.run(["read-tree", parent])?;
         let mut list = Vec::new();
         for file in files {
             list.extend_from_slice(file.as_str().as_bytes());
@@ -116,19 +129,19 @@ impl Committer {
         }
         let tree = staged.run(["write-tree"])?;
         drop(index);
-        if skip_empty && tree == self.worktree.tree_of(&parent)? {
+        if skip_empty && tree == self.worktree.tree_of(parent)? {
             return Ok(None);
         }
         let commit = commit_tree(
             &self.worktree,
             &tree,
-            &parent,
+            parent,
             message,
             &identity(&self.worktree.root),
         )?;
         announce(&commit);
         self.worktree
-            .run(["update-ref", &self.branch_ref, &commit, &parent])?;
+            .run(["update-ref", &self.branch_ref, &commit, parent])?;
         Ok(Some(commit))
     }
 

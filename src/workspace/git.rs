@@ -132,9 +132,28 @@ impl Git {
     }
 }
 
-/// Who orch's commits are by (see [`crate::git::identity`]).
+/// Who orch's commits are by (see [`crate::git::identity`]), read again after a few seconds:
+/// it took two of the ten git processes of every accepted task's commit (see BENCHMARKS.md),
+/// and a `user.name` changed during a run is still taken soon.
 pub(super) fn identity(root: &Path) -> Vec<(String, String)> {
-    crate::git::identity(root)
+    type Known = std::collections::HashMap<PathBuf, (std::time::Instant, Vec<(String, String)>)>;
+    static KNOWN: std::sync::Mutex<Option<Known>> = std::sync::Mutex::new(None);
+    const FRESH: std::time::Duration = std::time::Duration::from_secs(10);
+    let mut known = KNOWN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let known = known.get_or_insert_with(Known::new);
+    if let Some((at, ident)) = known.get(root)
+        && at.elapsed() < FRESH
+    {
+        return ident.clone();
+    }
+    let ident = crate::git::identity(root);
+    known.insert(
+        root.to_path_buf(),
+        (std::time::Instant::now(), ident.clone()),
+    );
+    ident
 }
 
 /// A commit of `tree` on `parent` with `message`, by `ident`.
