@@ -24,6 +24,7 @@
 //! inside the box is not the same as outside: orch finds the box's processes by their
 //! environment ([`crate::agent_process::orphans`]), never by a pid an agent reports.
 
+mod hold;
 mod inside;
 mod launch;
 mod mounts;
@@ -35,8 +36,9 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
+pub use hold::{Hold, Info};
 pub use inside::{exec, parse_signals};
-pub use launch::{Agent, STOP_SIGNALS, bwrap_args, command, command_with, ended};
+pub use launch::{Agent, STOP_SIGNALS, bwrap_args, command, command_holding, command_with, ended};
 pub use mounts::{Env, Mount, plan};
 
 /// `sandbox:` in `orch.yaml`.

@@ -200,7 +200,10 @@ pub fn run(spec_path: &Path) -> anyhow::Result<u8> {
     let kind = workers::kind_in_env(&spec.env);
     let adapter = kind.map(workers::adapter).filter(|a| a.streams_events());
     let stderr_tail = Arc::new(Mutex::new(Tail::default()));
-    let (code, signal) = execute(&spec, adapter, &stderr_tail)?;
+    // The agent's box, held open from its end until that end is recorded (see
+    // sandbox/hold.rs): its taking down is no part of the time an exit takes to be heard.
+    let mut hold = None;
+    let (code, signal) = execute(&spec, adapter, &stderr_tail, &mut hold)?;
     let mut record = ExitRecord {
         code,
         signal,
@@ -226,7 +229,9 @@ pub fn run(spec_path: &Path) -> anyhow::Result<u8> {
     let mut json = serde_json::to_vec(&record).context("cannot encode the exit record")?;
     json.push(b'\n');
     // The last act: once exit.json exists, the engine may take the logs as complete.
-    if let Err(e) = launcher::write_new_then_sync(&spec.exit_file, &json, 0o600) {
+    let written = launcher::write_new_then_sync(&spec.exit_file, &json, 0o600);
+    drop(hold);
+    if let Err(e) = written {
         // A full disk, say. The pane's exit status still says how the agent ended, and the
         // engine reads it from there: exit with the agent's status, not an error of ours.
         say(&format!(
@@ -273,6 +278,7 @@ fn execute(
     spec: &LaunchSpec,
     adapter: Option<&'static dyn Adapter>,
     stderr_tail: &Arc<Mutex<Tail>>,
+    hold: &mut Option<crate::sandbox::Hold>,
 ) -> anyhow::Result<(Option<i32>, Option<i32>)> {
     let sinks = match Sinks::open(spec, adapter.is_some()) {
         Ok(sinks) => Arc::new(Mutex::new(sinks)),
@@ -361,8 +367,11 @@ fn execute(
         cwd: &spec.cwd,
         status_file: &status_file,
     };
-    let command = crate::sandbox::command(spec.sandbox.as_ref(), &agent, &inherited_ignored());
-    let mut child = match command.and_then(|mut command| {
+    let command =
+        crate::sandbox::command_holding(spec.sandbox.as_ref(), &agent, &inherited_ignored());
+    let mut info = None;
+    let mut child = match command.and_then(|(mut command, box_info)| {
+        info = box_info;
         command
             .stdin(stdin)
             .stdout(Stdio::piped())
@@ -428,6 +437,8 @@ fn execute(
         );
         open += 1;
     }
+    // Held until the exit record is written (see sandbox/hold.rs).
+    *hold = info.and_then(crate::sandbox::Info::hold);
     let status = child.wait().context("failed to wait for the agent")?;
 
     let deadline = Instant::now() + DRAIN_GRACE;

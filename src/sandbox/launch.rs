@@ -6,6 +6,7 @@ use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
 use std::path::Path;
 use std::process::{Command, ExitStatus};
 
+use super::hold::Info;
 use super::{Env, Jail, Mount, plan};
 
 /// What to run.
@@ -43,12 +44,41 @@ pub fn command(
     command_with(&exe, jail, agent, keep_ignored)
 }
 
+/// [`command`], and for a box, what holds it open as the agent ends (see hold.rs): its
+/// [`Info`] is to be read once the command is spawned.
+pub fn command_holding(
+    jail: Option<&Jail>,
+    agent: &Agent,
+    keep_ignored: &[i32],
+) -> std::io::Result<(Command, Option<Info>)> {
+    let exe = std::env::current_exe().and_then(|p| p.canonicalize())?;
+    if jail.is_none() {
+        return Ok((build(&exe, jail, agent, keep_ignored, None)?, None));
+    }
+    let (info, write) = Info::pipe()?;
+    Ok((
+        build(&exe, jail, agent, keep_ignored, Some(write))?,
+        Some(info),
+    ))
+}
+
 /// [`command`], with `exe` the orch executable that runs `orch sandbox-exec` in the box.
 pub fn command_with(
     exe: &Path,
     jail: Option<&Jail>,
     agent: &Agent,
     keep_ignored: &[i32],
+) -> std::io::Result<Command> {
+    build(exe, jail, agent, keep_ignored, None)
+}
+
+/// [`command_with`], bwrap telling `info` (when given) about the box.
+fn build(
+    exe: &Path,
+    jail: Option<&Jail>,
+    agent: &Agent,
+    keep_ignored: &[i32],
+    info: Option<std::os::fd::OwnedFd>,
 ) -> std::io::Result<Command> {
     let resolved = crate::agent_process::subprocess::resolve(agent.program, agent.cwd);
     let Some(jail) = jail else {
@@ -103,6 +133,10 @@ pub fn command_with(
     }
     let mut cmd = Command::new(bwrap);
     cmd.args(bwrap_args(jail, &mounts, agent.cwd));
+    if let Some(write) = info {
+        cmd.arg("--info-fd").arg(super::hold::INFO_FD.to_string());
+        super::hold::pass(&mut cmd, write);
+    }
     cmd.arg(exe).arg("sandbox-exec");
     let reset: Vec<String> = STOP_SIGNALS
         .iter()
