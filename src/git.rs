@@ -188,12 +188,28 @@ impl RepoDirs {
     /// Whether the repository's objects are SHA-256 ones (`extensions.objectFormat`), read
     /// from its config file alone (no includes, nothing run but `git config --file`).
     pub fn is_sha256(&self) -> bool {
+        // Asked once per repository: a repository's object format never changes, and the
+        // engine asked at every accepted task (a git process on its loop).
+        static KNOWN: std::sync::Mutex<Option<std::collections::HashMap<PathBuf, bool>>> =
+            std::sync::Mutex::new(None);
+        let mut known = KNOWN
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let known = known.get_or_insert_with(std::collections::HashMap::new);
+        if let Some(&sha256) = known.get(&self.common_dir) {
+            return sha256;
+        }
         let out = command()
             .args(["config", "--file"])
             .arg(self.common_dir.join("config"))
             .args(["--get", "extensions.objectformat"])
             .output();
-        out.is_ok_and(|o| o.stdout.trim_ascii().eq_ignore_ascii_case(b"sha256"))
+        let Ok(out) = out else {
+            return false; // not known: asked again next time
+        };
+        let sha256 = out.stdout.trim_ascii().eq_ignore_ascii_case(b"sha256");
+        known.insert(self.common_dir.clone(), sha256);
+        sha256
     }
 }
 

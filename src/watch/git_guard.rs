@@ -130,6 +130,19 @@ struct Kept {
     link: bool,
 }
 
+impl Kept {
+    /// What [`read`] gives for the file as kept.
+    fn as_read(&self) -> Vec<u8> {
+        let mut content = self.content.clone();
+        if self.link {
+            content.extend_from_slice(b"\0link");
+        } else if self.mode & 0o111 != 0 {
+            content.extend_from_slice(b"\0exec");
+        }
+        content
+    }
+}
+
 impl std::fmt::Debug for GitGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GitGuard")
@@ -396,20 +409,28 @@ impl GitGuard {
         warnings.extend(self.ensure_copy());
         let mut found = Vec::new();
         for area in &self.areas {
-            let copy = self.copy.join(area.label);
+            // The start as kept in memory (what the copy on disk holds, but out of anyone's
+            // reach, and read for free).
+            let kept: BTreeMap<&str, Vec<u8>> = self
+                .kept
+                .iter()
+                .filter(|k| k.label == area.label && area.keeps(&k.rel))
+                .map(|k| (k.rel.as_str(), k.as_read()))
+                .collect();
+            let kept_rels: Vec<&str> = kept.keys().copied().collect();
             let mut paths: BTreeSet<String> = match only {
                 None => guarded_files(&area.dir),
-                Some(seen) => seen::files_under(&area.dir, seen, &copy),
+                Some(seen) => seen::files_under(&area.dir, seen, &kept_rels),
             }
             .into_iter()
             .filter(|r| area.keeps(r))
             .collect();
             if only.is_none() {
-                paths.extend(guarded_files(&copy).into_iter().filter(|r| area.keeps(r)));
+                paths.extend(kept_rels.iter().map(|r| (*r).to_string()));
             }
             for rel in paths {
                 let now = area.current(&rel);
-                let then = read(&copy, &rel);
+                let then = kept.get(rel.as_str()).cloned();
                 let shown = format!("{}{rel}", area.shown);
                 if now == then {
                     self.reported.remove(&shown);

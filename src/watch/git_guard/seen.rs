@@ -59,9 +59,9 @@ pub(super) fn take(seen: &Mutex<Seen>) -> Seen {
 }
 
 /// The guarded files (relative to the git directory `dir`) that the `seen` paths name in
-/// `dir`: a file itself, or every file under a directory, as it is in `dir` now and as it is
-/// in the start's `copy` (a directory renamed away is found by the files the copy has there).
-pub(super) fn files_under(dir: &Path, seen: &BTreeSet<PathBuf>, copy: &Path) -> Vec<String> {
+/// `dir`: a file itself, or every file under a directory, as it is in `dir` now and as the
+/// start had it (`kept`: a directory renamed away is found by the files it had then).
+pub(super) fn files_under(dir: &Path, seen: &BTreeSet<PathBuf>, kept: &[&str]) -> Vec<String> {
     let mut out = Vec::new();
     for path in seen {
         let Ok(rest) = path.strip_prefix(dir) else {
@@ -77,11 +77,16 @@ pub(super) fn files_under(dir: &Path, seen: &BTreeSet<PathBuf>, copy: &Path) -> 
         };
         let top = rel.split('/').next().unwrap_or("");
         if TREES.contains(&top) {
-            let is_dir =
-                |base: &Path| std::fs::symlink_metadata(base.join(&rel)).is_ok_and(|m| m.is_dir());
-            if is_dir(dir) || is_dir(copy) {
+            let prefix = format!("{rel}/");
+            let under: Vec<&str> = kept
+                .iter()
+                .copied()
+                .filter(|k| k.starts_with(&prefix))
+                .collect();
+            let is_dir = std::fs::symlink_metadata(dir.join(&rel)).is_ok_and(|m| m.is_dir());
+            if is_dir || !under.is_empty() {
                 walk(dir, &rel, &mut out);
-                walk(copy, &rel, &mut out);
+                out.extend(under.into_iter().map(String::from));
             } else if rel.contains('/') && !rel.ends_with(".lock") {
                 out.push(rel);
             }
@@ -105,13 +110,12 @@ mod tests {
     fn a_seen_path_names_its_file_or_every_file_under_it_now_and_at_the_start() {
         let dir = tempfile::tempdir().unwrap();
         let git = dir.path().join("git");
-        let copy = dir.path().join("copy");
         fs::create_dir_all(git.join("hooks/new")).unwrap();
-        fs::create_dir_all(copy.join("refs/heads/gone")).unwrap();
         fs::write(git.join("hooks/new/a"), "").unwrap();
         fs::write(git.join("hooks/new/b.lock"), "").unwrap();
-        fs::write(copy.join("refs/heads/gone/x"), "").unwrap();
         fs::create_dir_all(git.join("objects")).unwrap();
+        // As the start had them: a directory of refs since renamed away.
+        let kept = ["refs/heads/gone/x", "refs/heads/kept", "config"];
         let seen: BTreeSet<PathBuf> = [
             "hooks/new",
             "refs/heads/gone",
@@ -127,7 +131,7 @@ mod tests {
         .chain([dir.path().join("elsewhere/config")])
         .collect();
         assert_eq!(
-            files_under(&git, &seen, &copy),
+            files_under(&git, &seen, &kept),
             [
                 "config",
                 "hooks/new/a",
