@@ -311,7 +311,10 @@ impl GitGuard {
                             .parent()
                             .is_some_and(|parent| areas.iter().any(|a| a == parent));
                         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                        !top || TOP_FILES.contains(&name) || TREES.contains(&name)
+                        // A lock is a write in progress: the rename that ends it names the
+                        // file (each of the engine's commits writes one for its ref).
+                        let lock = name.ends_with(".lock");
+                        !lock && (!top || TOP_FILES.contains(&name) || TREES.contains(&name))
                     })
                     .collect();
                 if !event.need_rescan() && relevant.is_empty() {
