@@ -215,14 +215,19 @@ pub fn run(spec_path: &Path) -> anyhow::Result<u8> {
         stopped_by: received(),
         sandbox_refused: Vec::new(),
     };
+    // Read once, for both uses below: it lies between the agent's end and exit.json.
+    let command_kind = kind == Some(crate::config::AgentKind::Command);
+    let output = if spec.sandbox.is_some() || command_kind {
+        std::fs::read(&spec.output_log).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
     if spec.sandbox.is_some() {
-        let output = std::fs::read(&spec.output_log).unwrap_or_default();
         record.sandbox_refused = crate::sandbox::refusals(&String::from_utf8_lossy(&output), 5);
     }
     assess(&mut record, &spec, adapter, &lock(&stderr_tail));
-    if kind == Some(crate::config::AgentKind::Command) {
+    if command_kind {
         // Its `ORCH_USAGE` lines, in its output (where a worker's stdout goes).
-        let output = std::fs::read(&spec.output_log).unwrap_or_default();
         record.usage = workers::command::usage_in(&output);
     }
     say(&format!("==> the agent {}", record.describe()));

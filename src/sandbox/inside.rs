@@ -1,8 +1,8 @@
 //! `orch sandbox-exec`: the first program in an agent's box (its pid 1, which reaps what
-//! ends in it). bwrap runs with the stop signals
-//! ignored (so that a TERM meant for the agent does not kill the box around it first); this
-//! starts the agent with them back at their default, waits for it while still ignoring them,
-//! and writes how it ended where the launcher outside reads it.
+//! ends in it). bwrap runs with the stop signals ignored (so that a TERM meant for the agent
+//! does not kill the box around it first); this starts the agent with them back at their
+//! default, waits for it while still ignoring them, and writes how it ended where the launcher
+//! outside reads it, when its exit status would not say it.
 
 use std::ffi::OsString;
 use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
@@ -61,7 +61,11 @@ pub fn exec(
             json,
         );
     }
-    if let Ok(json) = serde_json::to_vec(&recorded) {
+    // Only where bwrap's own exit status would be misread (a signal, or a status above 128,
+    // which reads as one): a file less to create at most agents' ends, on the way from the
+    // agent's end to its launcher hearing of it (see `super::ended`).
+    let plain = recorded.signal.is_none() && recorded.code.is_some_and(|c| (0..=128).contains(&c));
+    if !plain && let Ok(json) = serde_json::to_vec(&recorded) {
         let _ = std::fs::write(status_file, json);
     }
     match (recorded.code, recorded.signal) {

@@ -497,3 +497,64 @@ fn a_boxed_agent_cannot_take_orchs_state_away() {
         "{status:#}"
     );
 }
+
+/// How an agent ended, through the box: its status as its launcher tells it (bwrap's exit
+/// status, and the box's record where that alone would mislead).
+#[test]
+fn how_an_agent_ended_comes_out_of_the_box_as_it_was() {
+    if !sandbox_works("how_an_agent_ended_comes_out_of_the_box_as_it_was") {
+        return;
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix("orch-sandbox-end-")
+        .tempdir()
+        .unwrap();
+    let root = tmp.path().canonicalize().unwrap();
+    let (project, run_dir) = (root.join("project"), root.join("run"));
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::create_dir_all(&run_dir).unwrap();
+    let jail = orch::sandbox::Jail {
+        project: project.clone(),
+        run_dir: run_dir.clone(),
+        kind: orch::config::AgentKind::Command,
+        no_network: false,
+        read_only_project: false,
+        write: vec![run_dir.clone()],
+        read: vec![],
+    };
+    let status_file = run_dir.join("status.json");
+    for (script, expected) in [
+        ("exit 0", (Some(0), None)),
+        ("exit 3", (Some(3), None)),
+        // Gemini's status on a 401: a status, not the signal 17 it would read as.
+        ("exit 145", (Some(145), None)),
+        ("kill -TERM $$", (None, Some(libc::SIGTERM))),
+        ("kill -KILL $$", (None, Some(libc::SIGKILL))),
+    ] {
+        let args = vec!["-c".to_string(), script.to_string()];
+        let agent = orch::sandbox::Agent {
+            program: "/bin/sh",
+            args: &args,
+            base_env: &[],
+            env: &[],
+            cwd: &project,
+            status_file: &status_file,
+        };
+        let out = orch::sandbox::command_with(
+            Path::new(env!("CARGO_BIN_EXE_orch")),
+            Some(&jail),
+            &agent,
+            &[],
+        )
+        .unwrap()
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+        assert_eq!(
+            orch::sandbox::ended(out.status, &status_file),
+            expected,
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
