@@ -208,7 +208,10 @@ impl RepoDirs {
             return false; // not known: asked again next time
         };
         let sha256 = out.stdout.trim_ascii().eq_ignore_ascii_case(b"sha256");
-        known.insert(self.common_dir.clone(), sha256);
+        // 0: set, 1: not set; anything else (an unreadable config) is asked again.
+        if matches!(out.status.code(), Some(0 | 1)) {
+            known.insert(self.common_dir.clone(), sha256);
+        }
         sha256
     }
 }

@@ -79,6 +79,13 @@ pub(crate) fn render(r: &Results) -> String {
     );
     let _ = writeln!(o, "- **Machine**: {}", r.machine);
     let _ = writeln!(o, "- **orch**: {} (release build), {}", r.version, r.tmux);
+    // Creating files costs very different amounts from one file system to another (see
+    // "What issue 13's changes bought"): where the projects lay is part of every figure.
+    let _ = writeln!(
+        o,
+        "- **Projects in**: `{}` (`TMPDIR`)",
+        std::env::temp_dir().display()
+    );
     let busy: Vec<String> = r
         .busy
         .iter()

@@ -167,8 +167,13 @@ fn build(
 /// own process was killed before it could say) from bwrap's status, where 128 + N means
 /// killed by signal N.
 pub fn ended(status: ExitStatus, status_file: &Path) -> (Option<i32>, Option<i32>) {
-    let recorded = std::fs::read(status_file)
-        .ok()
+    // Only where bwrap's status alone would mislead (a signal, a status above 128) is the
+    // record written, so only there is it read: the box can write there, and a record left
+    // where the status is plain would be a forgery.
+    let plain = status.code().is_some_and(|c| (0..=128).contains(&c));
+    let recorded = (!plain)
+        .then(|| std::fs::read(status_file).ok())
+        .flatten()
         .and_then(|bytes| serde_json::from_slice::<Recorded>(&bytes).ok());
     let _ = std::fs::remove_file(status_file);
     if let Some(r) = recorded {

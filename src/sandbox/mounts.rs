@@ -422,20 +422,22 @@ pub fn plan(jail: &Jail, env: &Env, program: &Path, exe: &Path, cwd: &Path) -> V
 /// files, read-only. The repository's guarded parts inside a checkout bound read-only (a
 /// run's worktree) were seven such binds, and each is work for every agent's start (see
 /// BENCHMARKS.md).
-fn without_read_inside_read(mounts: Vec<Mount>) -> Vec<Mount> {
+pub(super) fn without_read_inside_read(mounts: Vec<Mount>) -> Vec<Mount> {
     let canonical = |p: &Path| p.canonicalize().is_ok_and(|c| c == p);
+    // bwrap's own mounts besides the read-only root.
+    let own = |p: &Path| p.starts_with("/dev") || p.starts_with("/proc");
     let redundant: Vec<bool> = mounts
         .iter()
-        .map(|m| {
+        .enumerate()
+        .map(|(i, m)| {
             let Mount::Read(p) = m else {
                 return false;
             };
-            let nearest = mounts
-                .iter()
-                .filter(|q| q.path() != p && p.starts_with(q.path()))
-                .max_by_key(|q| (q.path().components().count(), q.rank()));
+            // What lies under it: the last mount made before it at its path or above (the
+            // order is bwrap's: outer before inner, a mask before what is bound into it).
+            let nearest = mounts[..i].iter().rev().find(|q| p.starts_with(q.path()));
             match nearest {
-                None => canonical(p),
+                None => canonical(p) && !own(p),
                 Some(Mount::Read(q)) => canonical(q) && canonical(p),
                 Some(_) => false,
             }

@@ -419,6 +419,10 @@ fn how_a_boxed_agent_ended_comes_from_the_box_else_from_bwrap() {
     // The box itself was killed before it could say: bwrap's 128 + N.
     assert_eq!(ended(exited(137), &file), (None, Some(9)));
     assert_eq!(ended(exited(3), &file), (Some(3), None));
+    // A record where bwrap's status is plain is none of the box's: something in it forged one.
+    std::fs::write(&file, r#"{"code":0,"signal":null}"#).unwrap();
+    assert_eq!(ended(exited(1), &file), (Some(1), None));
+    assert!(!file.exists(), "removed all the same");
     assert_eq!(
         ended(std::process::ExitStatus::from_raw(9), &file),
         (None, Some(9))
@@ -521,4 +525,35 @@ fn a_read_only_bind_inside_another_is_left_out_unless_a_mask_lies_between() {
             "{inner}: {mounts:#?}"
         );
     }
+}
+
+#[test]
+fn a_read_only_bind_is_left_out_only_where_a_read_only_one_lies_under_it() {
+    use super::mounts::without_read_inside_read;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    let home = root.join("home");
+    std::fs::create_dir_all(home.join(".git/objects")).unwrap();
+    // A checkout that is the home: bound read-only over the home's mask, and its .git in it.
+    let mounts = vec![
+        Mount::Hidden(home.clone()),
+        Mount::Read(home.clone()),
+        Mount::Read(home.join(".git")),
+        Mount::Write(home.join(".git/objects")),
+    ];
+    assert_eq!(
+        without_read_inside_read(mounts),
+        [
+            Mount::Hidden(home.clone()),
+            Mount::Read(home.clone()),
+            Mount::Write(home.join(".git/objects")),
+        ]
+    );
+    // Under nothing but the read-only root: left out; under bwrap's own /dev: kept.
+    assert_eq!(
+        without_read_inside_read(vec![Mount::Read(root.clone())]),
+        []
+    );
+    let dev = vec![Mount::Read("/dev".into())];
+    assert_eq!(without_read_inside_read(dev.clone()), dev);
 }

@@ -294,7 +294,11 @@ impl GitGuard {
                 let settled = match event.kind {
                     EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
                     EventKind::Access(_) => false,
-                    EventKind::Create(CreateKind::File) => false,
+                    // A link or a FIFO made has no close-write to wait for.
+                    EventKind::Create(CreateKind::File) => event.paths.iter().any(|p| {
+                        use std::os::unix::fs::MetadataExt as _;
+                        std::fs::symlink_metadata(p).is_ok_and(|m| !m.is_file() || m.nlink() > 1)
+                    }),
                     EventKind::Modify(ModifyKind::Data(_)) => false,
                     _ => true,
                 };
@@ -320,13 +324,25 @@ impl GitGuard {
                 if !event.need_rescan() && relevant.is_empty() {
                     return;
                 }
-                // A directory made or removed whole, or events lost: everything is looked at.
+                // A directory made or removed whole, events lost, the git directory itself
+                // moved or a guarded directory at its top renamed (its watch goes with it):
+                // everything is looked at, and the guarded directories watched anew.
+                let at_top = |p: &PathBuf| {
+                    areas.contains(p)
+                        || (p
+                            .parent()
+                            .is_some_and(|parent| areas.iter().any(|a| a == parent))
+                            && p.file_name()
+                                .and_then(|n| n.to_str())
+                                .is_some_and(|n| TREES.contains(&n)))
+                };
                 let everything = event.need_rescan()
                     || matches!(
                         event.kind,
                         EventKind::Create(CreateKind::Folder)
                             | EventKind::Remove(notify::event::RemoveKind::Folder)
-                    );
+                    )
+                    || event.paths.iter().any(at_top);
                 if seen::note(&seen, everything, relevant) {
                     let _ = tx.send(FsChange {
                         path: String::new(),
@@ -394,6 +410,12 @@ impl GitGuard {
     pub fn changes_seen(&mut self) -> GitLook {
         let seen = seen::take(&self.seen);
         if seen.everything {
+            // A guarded directory renamed or made anew loses its watch with the old one.
+            if let Some(watcher) = self.watcher.as_mut() {
+                for dir in self.watched.drain() {
+                    let _ = watcher.unwatch(&dir);
+                }
+            }
             return self.look(None);
         }
         self.look(Some(&seen.paths))
@@ -430,6 +452,13 @@ impl GitGuard {
             .collect();
             if only.is_none() {
                 paths.extend(kept_rels.iter().map(|r| (*r).to_string()));
+            }
+            // The run's own branch, packed (`git pack-refs`, `git gc`) or deleted while packed,
+            // changes in `packed-refs`, which a shared directory's guard does not keep.
+            if let (Some(seen), Some(own)) = (only, &area.shared)
+                && seen.contains(&area.dir.join("packed-refs"))
+            {
+                paths.insert(own.clone());
             }
             for rel in paths {
                 let now = area.current(&rel);
@@ -505,12 +534,13 @@ impl GitGuard {
                     use std::os::unix::fs::OpenOptionsExt as _;
                     std::fs::OpenOptions::new()
                         .write(true)
-                        .custom_flags(libc::O_NOFOLLOW)
+                        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
                         .open(&into)
                         .and_then(|mut file| {
                             use std::os::unix::fs::MetadataExt as _;
-                            if file.metadata()?.nlink() != 1 {
-                                return Err(std::io::Error::other("a hard link"));
+                            let meta = file.metadata()?;
+                            if !meta.is_file() || meta.nlink() != 1 {
+                                return Err(std::io::Error::other("not a file of its own"));
                             }
                             file.set_len(0)?;
                             file.write_all(content)
@@ -799,6 +829,30 @@ mod tests {
             tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv()).await
         });
         matches!(got, Ok(Some(change)) if change.kind == ChangeKind::GitMeta)
+    }
+
+    #[test]
+    fn a_link_made_in_a_guarded_directory_is_seen_though_nothing_is_written_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let git = root.join(".git");
+        fs::create_dir_all(git.join("hooks")).unwrap();
+        fs::write(git.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+        let mut guard = GitGuard::open(&root, &run.path().join("git-meta"))
+            .unwrap()
+            .unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        guard.watch(tx).unwrap();
+        std::os::unix::fs::symlink("/bin/true", git.join("hooks/pre-commit")).unwrap();
+        assert!(signalled(&mut rx), "a link made (no close-write follows)");
+        let shown: Vec<String> = guard
+            .changes_seen()
+            .changes
+            .into_iter()
+            .map(|c| c.shown)
+            .collect();
+        assert_eq!(shown, [".git/hooks/pre-commit"]);
     }
 
     #[test]

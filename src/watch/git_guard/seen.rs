@@ -87,11 +87,16 @@ pub(super) fn files_under(dir: &Path, seen: &BTreeSet<PathBuf>, kept: &[&str]) -
             if is_dir || !under.is_empty() {
                 walk(dir, &rel, &mut out);
                 out.extend(under.into_iter().map(String::from));
+                // A file of the start's, now a directory: gone as a file.
+                if kept.contains(&rel.as_str()) {
+                    out.push(rel);
+                }
             } else if rel.contains('/') && !rel.ends_with(".lock") {
                 out.push(rel);
             }
         } else if TOP_FILES.contains(&rel.as_str())
-            && !std::fs::symlink_metadata(dir.join(&rel)).is_ok_and(|m| m.is_dir())
+            && (kept.contains(&rel.as_str())
+                || !std::fs::symlink_metadata(dir.join(&rel)).is_ok_and(|m| m.is_dir()))
         {
             out.push(rel);
         }
@@ -114,8 +119,16 @@ mod tests {
         fs::write(git.join("hooks/new/a"), "").unwrap();
         fs::write(git.join("hooks/new/b.lock"), "").unwrap();
         fs::create_dir_all(git.join("objects")).unwrap();
-        // As the start had them: a directory of refs since renamed away.
-        let kept = ["refs/heads/gone/x", "refs/heads/kept", "config"];
+        fs::create_dir_all(git.join("refs/heads/now-a-dir/y")).unwrap();
+        fs::write(git.join("refs/heads/now-a-dir/y/z"), "").unwrap();
+        // As the start had them: a directory of refs since renamed away, a ref since made a
+        // directory.
+        let kept = [
+            "refs/heads/gone/x",
+            "refs/heads/kept",
+            "refs/heads/now-a-dir",
+            "config",
+        ];
         let seen: BTreeSet<PathBuf> = [
             "hooks/new",
             "refs/heads/gone",
@@ -125,6 +138,7 @@ mod tests {
             "index",
             "objects",
             "hooks",
+            "refs/heads/now-a-dir",
         ]
         .iter()
         .map(|p| git.join(p))
@@ -136,7 +150,9 @@ mod tests {
                 "config",
                 "hooks/new/a",
                 "refs/heads/gone/x",
-                "refs/heads/main"
+                "refs/heads/main",
+                "refs/heads/now-a-dir",
+                "refs/heads/now-a-dir/y/z",
             ]
         );
     }
