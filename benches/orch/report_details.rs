@@ -79,7 +79,10 @@ pub(crate) fn details(o: &mut String, r: &Results) {
              - *violation*: from the `STRAY` stamp, taken just before the agent opens the \
              stray file, to the `violation` line for it.\n\
              - *by `t`*: the same, to the journal's own `t` (ms, truncated, taken just before \
-             the engine writes the line): a cross-check{}.\n             - *of which*: the exit by `t` cut in two at `exit.json`'s `ended_at_ms` (ms,              truncated, when `orch agent-run`'s wait for the agent returned): the agent's end              through its box and its launcher, then the engine's part.\n",
+             the engine writes the line): a cross-check{}.\n\
+             - *of which*: the exit by `t` cut in two at `exit.json`'s `ended_at_ms` (ms, \
+             truncated, when `orch agent-run`'s wait for the agent returned): the agent's \
+             end through its box and its launcher, then the engine's part.\n",
             if busy {
                 "The busy scenario: exits and violations while the engine's loop is crowded"
             } else {
