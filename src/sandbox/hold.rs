@@ -16,7 +16,9 @@ pub struct Info(std::fs::File);
 
 /// The box's mount namespace, open: dropped once the agent's end is recorded.
 #[derive(Debug)]
-pub struct Hold(#[allow(dead_code)] std::fs::File);
+pub struct Hold {
+    _namespace: std::fs::File,
+}
 
 /// The fd bwrap is told to write its details to (`--info-fd`).
 pub(super) const INFO_FD: i32 = 3;
@@ -43,7 +45,9 @@ impl Info {
         let pid = info["child-pid"].as_u64()?;
         std::fs::File::open(format!("/proc/{pid}/ns/mnt"))
             .ok()
-            .map(Hold)
+            .map(|namespace| Hold {
+                _namespace: namespace,
+            })
     }
 }
 

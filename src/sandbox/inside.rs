@@ -64,8 +64,9 @@ pub fn exec(
     // Only where bwrap's own exit status would be misread (a signal, or a status above 128,
     // which reads as one): a file less to create at most agents' ends, on the way from the
     // agent's end to its launcher hearing of it (see `super::ended`).
-    let plain = recorded.signal.is_none() && recorded.code.is_some_and(|c| (0..=128).contains(&c));
-    if !plain && let Ok(json) = serde_json::to_vec(&recorded) {
+    if !super::launch::says_it_all(recorded.code, recorded.signal)
+        && let Ok(json) = serde_json::to_vec(&recorded)
+    {
         let _ = std::fs::write(status_file, json);
     }
     match (recorded.code, recorded.signal) {

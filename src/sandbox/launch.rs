@@ -170,8 +170,7 @@ pub fn ended(status: ExitStatus, status_file: &Path) -> (Option<i32>, Option<i32
     // Only where bwrap's status alone would mislead (a signal, a status above 128) is the
     // record written, so only there is it read: the box can write there, and a record left
     // where the status is plain would be a forgery.
-    let plain = status.code().is_some_and(|c| (0..=128).contains(&c));
-    let recorded = (!plain)
+    let recorded = (!says_it_all(status.code(), status.signal()))
         .then(|| std::fs::read(status_file).ok())
         .flatten()
         .and_then(|bytes| serde_json::from_slice::<Recorded>(&bytes).ok());
@@ -183,6 +182,13 @@ pub fn ended(status: ExitStatus, status_file: &Path) -> (Option<i32>, Option<i32
         Some(c) if (129..=128 + 64).contains(&c) => (None, Some(c - 128)),
         code => (code, status.signal()),
     }
+}
+
+/// Whether bwrap's exit status alone says how the agent ended: an exit of 0 to 128, which
+/// cannot be read as 128 + a signal. Elsewhere the box writes its record, and only there is
+/// one read.
+pub(super) fn says_it_all(code: Option<i32>, signal: Option<i32>) -> bool {
+    signal.is_none() && code.is_some_and(|c| (0..=128).contains(&c))
 }
 
 /// The content of the status file.

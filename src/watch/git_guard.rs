@@ -742,12 +742,7 @@ mod tests {
         let mut again = GitGuard::open(&root, &run.path().join("git-meta"))
             .unwrap()
             .unwrap();
-        let left: Vec<String> = again
-            .changes()
-            .changes
-            .into_iter()
-            .map(|c| c.shown)
-            .collect();
+        let left = shown(again.changes());
         assert_eq!(left, [".git/info/attributes"]);
     }
 
@@ -802,13 +797,8 @@ mod tests {
         fs::write(common.join("refs/heads/orch/r1"), "evil\n").unwrap();
         fs::write(common.join("hooks/pre-commit"), "evil\n").unwrap();
         fs::write(own.join("HEAD"), "ref: refs/heads/main\n").unwrap();
-        let mut shown: Vec<String> = again
-            .changes()
-            .changes
-            .into_iter()
-            .map(|c| c.shown)
-            .collect();
-        shown.sort();
+        let mut found = shown(again.changes());
+        found.sort();
         let c = format!("{}/", common.display());
         let mut expected = [
             format!("{}/HEAD", own.display()),
@@ -816,7 +806,35 @@ mod tests {
             format!("{c}refs/heads/orch/r1"),
         ];
         expected.sort();
-        assert_eq!(shown, expected);
+        assert_eq!(found, expected);
+    }
+
+    /// What a look found, by the paths shown.
+    fn shown(look: GitLook) -> Vec<String> {
+        look.changes.into_iter().map(|c| c.shown).collect()
+    }
+
+    /// A repository with `.git/<dir>` and its guard, watching: the directories that hold
+    /// them (kept for the test's length), its `.git/`, the guard and its signals.
+    fn watched(
+        dir: &str,
+    ) -> (
+        [tempfile::TempDir; 2],
+        PathBuf,
+        GitGuard,
+        tokio::sync::mpsc::UnboundedReceiver<FsChange>,
+    ) {
+        let (project, run) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let root = project.path().canonicalize().unwrap();
+        let git = root.join(".git");
+        fs::create_dir_all(git.join(dir)).unwrap();
+        fs::write(git.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+        let mut guard = GitGuard::open(&root, &run.path().join("git-meta"))
+            .unwrap()
+            .unwrap();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        guard.watch(tx).unwrap();
+        ([project, run], git, guard, rx)
     }
 
     /// Waits (up to 10 s) for a `GitMeta` signal.
@@ -833,62 +851,28 @@ mod tests {
 
     #[test]
     fn a_link_made_in_a_guarded_directory_is_seen_though_nothing_is_written_to_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let run = tempfile::tempdir().unwrap();
-        let root = dir.path().canonicalize().unwrap();
-        let git = root.join(".git");
-        fs::create_dir_all(git.join("hooks")).unwrap();
-        fs::write(git.join("HEAD"), "ref: refs/heads/main\n").unwrap();
-        let mut guard = GitGuard::open(&root, &run.path().join("git-meta"))
-            .unwrap()
-            .unwrap();
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        guard.watch(tx).unwrap();
+        let (_dirs, git, mut guard, mut rx) = watched("hooks");
         std::os::unix::fs::symlink("/bin/true", git.join("hooks/pre-commit")).unwrap();
         assert!(signalled(&mut rx), "a link made (no close-write follows)");
-        let shown: Vec<String> = guard
-            .changes_seen()
-            .changes
-            .into_iter()
-            .map(|c| c.shown)
-            .collect();
-        assert_eq!(shown, [".git/hooks/pre-commit"]);
+        assert_eq!(shown(guard.changes_seen()), [".git/hooks/pre-commit"]);
     }
 
     #[test]
     fn a_guarded_directory_made_during_the_run_is_watched_from_the_next_look() {
-        let dir = tempfile::tempdir().unwrap();
-        let run = tempfile::tempdir().unwrap();
-        let root = dir.path().canonicalize().unwrap();
-        let git = root.join(".git");
-        fs::create_dir_all(git.join("refs")).unwrap();
-        fs::write(git.join("HEAD"), "ref: refs/heads/main\n").unwrap();
-        let mut guard = GitGuard::open(&root, &run.path().join("git-meta"))
-            .unwrap()
-            .unwrap();
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        guard.watch(tx).unwrap();
+        let (_dirs, git, mut guard, mut rx) = watched("refs");
         fs::create_dir(git.join("info")).unwrap();
         assert!(signalled(&mut rx), "info/ made");
         assert_eq!(guard.changes_seen().changes, []);
         fs::write(git.join("info/attributes"), "* filter=evil\n").unwrap();
         assert!(signalled(&mut rx), "a file written in the new info/");
         // The look at what was seen finds it, as the look at everything would.
-        let shown: Vec<String> = guard
-            .changes_seen()
-            .changes
-            .into_iter()
-            .map(|c| c.shown)
-            .collect();
-        assert_eq!(shown, [".git/info/attributes"]);
+        assert_eq!(shown(guard.changes_seen()), [".git/info/attributes"]);
         fs::write(git.join("refs/main"), "x\n").unwrap();
         assert!(signalled(&mut rx), "a ref written");
-        let shown: Vec<String> = guard
-            .changes_seen()
-            .changes
-            .into_iter()
-            .map(|c| c.shown)
-            .collect();
-        assert_eq!(shown, [".git/refs/main"], "only what changed since");
+        assert_eq!(
+            shown(guard.changes_seen()),
+            [".git/refs/main"],
+            "only what changed since"
+        );
     }
 }
