@@ -509,6 +509,13 @@ enum Command {
         #[arg(last = true, required = true)]
         argv: Vec<OsString>,
     },
+
+    /// Inside a run's shared sandbox: keep it until the run's engine ends.
+    #[command(hide = true)]
+    SandboxHold {
+        /// The run's engine lock, held by the engine while it runs.
+        engine_lock: PathBuf,
+    },
 }
 
 /// Runs orch with these arguments and returns the process's exit code.
@@ -656,6 +663,7 @@ fn execute(cli: Cli) -> anyhow::Result<u8> {
         } => crate::sandbox::parse_signals(reset_signals.as_deref().unwrap_or(""))
             .map_err(|e| crate::error::usage(format!("--reset-signals: {e}")))
             .map(|signals| crate::sandbox::exec(&signals, &status_file, &argv[0], &argv[1..])),
+        Command::SandboxHold { engine_lock } => Ok(crate::sandbox::hold_shared(&engine_lock)),
     }
 }
 

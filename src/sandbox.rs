@@ -24,11 +24,13 @@
 //! inside the box is not the same as outside: orch finds the box's processes by their
 //! environment ([`crate::agent_process::orphans`]), never by a pid an agent reports.
 
+mod enter;
 mod hold;
 mod inside;
 mod launch;
 mod mounts;
 mod repo;
+mod shared;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -36,10 +38,15 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
+pub use enter::{Ended, Said, Status};
 pub use hold::{Hold, Info};
 pub use inside::{exec, parse_signals};
-pub use launch::{Agent, STOP_SIGNALS, bwrap_args, command, command_holding, command_with, ended};
+pub use launch::{
+    Agent, Ending, Prepared, STOP_SIGNALS, bwrap_args, command, command_holding, command_with,
+    ended, from_status,
+};
 pub use mounts::{Env, Mount, plan};
+pub use shared::hold as hold_shared;
 
 /// `sandbox:` in `orch.yaml`.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]

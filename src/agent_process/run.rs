@@ -328,9 +328,9 @@ fn execute(
         Err(e) => return not_started(format!("orch: cannot run `{}`: {e:#}", printable(program))),
     };
     let stdin = match &spec.stdin {
-        None => Stdio::null(),
+        None => None,
         Some(path) => match std::fs::File::open(path) {
-            Ok(file) => Stdio::from(file),
+            Ok(file) => Some(file),
             Err(e) => {
                 return not_started(format!(
                     "orch: cannot run `{}`: cannot open its prompt {}: {e} — start the task \
@@ -354,16 +354,6 @@ fn execute(
         .exit_file
         .with_file_name(SANDBOX_STATUS_DIR)
         .join(SANDBOX_STATUS_FILE);
-    if spec.sandbox.is_some()
-        && let Some(dir) = status_file.parent()
-        && let Err(e) = std::fs::create_dir_all(dir)
-    {
-        return not_started(format!(
-            "orch: cannot run `{}`: cannot create {}: {e}",
-            printable(program),
-            dir.display()
-        ));
-    }
     let agent = crate::sandbox::Agent {
         program,
         args,
@@ -372,19 +362,8 @@ fn execute(
         cwd: &spec.cwd,
         status_file: &status_file,
     };
-    let command =
-        crate::sandbox::command_holding(spec.sandbox.as_ref(), &agent, &inherited_ignored());
-    let mut info = None;
-    let mut child = match command.and_then(|(mut command, box_info)| {
-        info = box_info;
-        command
-            .stdin(stdin)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        crate::private::user_umask_for(&mut command);
-        command.spawn()
-    }) {
-        Ok(child) => child,
+    let (mut child, ending) = match spawn(spec, &agent, stdin.as_ref(), &sinks) {
+        Ok(spawned) => spawned,
         Err(e) => return not_started(cannot_start(program, &e)),
     };
     if let Some(sig) = received() {
@@ -442,9 +421,34 @@ fn execute(
         );
         open += 1;
     }
-    // Held until the exit record is written (see sandbox/hold.rs).
-    *hold = info.and_then(crate::sandbox::Info::hold);
-    let status = child.wait().context("failed to wait for the agent")?;
+    // How the agent ended: its own status, or what its box says.
+    let ended = match ending {
+        None => {
+            let status = child.wait().context("failed to wait for the agent")?;
+            (status.code(), status.signal())
+        }
+        Some(crate::sandbox::Ending::Own(info)) => {
+            // Held until the exit record is written (see sandbox/hold.rs).
+            *hold = info.hold();
+            let status = child.wait().context("failed to wait for the agent")?;
+            // Its record, where its status would mislead.
+            crate::sandbox::ended(status, &status_file)
+        }
+        Some(crate::sandbox::Ending::Shared(status)) => match status.read() {
+            crate::sandbox::Said::Ended(ended) => {
+                if !ended.left.is_empty() {
+                    record_left(spec, &ended.left);
+                }
+                // Its copy of the box goes when the exit record is written.
+                *hold = Some(crate::sandbox::Hold::entered(child));
+                (ended.code, ended.signal)
+            }
+            crate::sandbox::Said::Failed(_) | crate::sandbox::Said::Nothing => {
+                let status = child.wait().context("failed to wait for the agent")?;
+                crate::sandbox::from_status(status)
+            }
+        },
+    };
 
     let deadline = Instant::now() + DRAIN_GRACE;
     while open > 0 {
@@ -462,10 +466,65 @@ fn execute(
     }
     // Nothing may reach the logs once exit.json says they are complete.
     lock(&sinks).close();
-    if spec.sandbox.is_some() {
-        return Ok(crate::sandbox::ended(status, &status_file));
+    Ok(ended)
+}
+
+/// Spawns the agent: in the run's shared box where it can enter one, else as it is to run.
+fn spawn(
+    spec: &LaunchSpec,
+    agent: &crate::sandbox::Agent,
+    stdin: Option<&std::fs::File>,
+    sinks: &Arc<Mutex<Sinks>>,
+) -> std::io::Result<(std::process::Child, Option<crate::sandbox::Ending>)> {
+    let keep = inherited_ignored();
+    let mut share = true;
+    loop {
+        let prepared = crate::sandbox::command_holding(spec.sandbox.as_ref(), agent, &keep, share)?;
+        if let Some(note) = &prepared.note {
+            say(note);
+            lock(sinks).note(note);
+        }
+        let mut command = prepared.command;
+        command
+            .stdin(match stdin {
+                None => Stdio::null(),
+                Some(file) => Stdio::from(file.try_clone()?),
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        crate::private::user_umask_for(&mut command);
+        let spawned = command.spawn();
+        // Our copies of the pipes the command's pre-exec steps hold go with it.
+        drop(command);
+        match (spawned, prepared.ending) {
+            (Ok(child), ending) => return Ok((child, ending)),
+            (Err(e), Some(crate::sandbox::Ending::Shared(status))) => match status.failure() {
+                Some(why) => {
+                    let note = format!(
+                        "orch: cannot enter the run's sandbox ({why}); this agent gets a box \
+                         of its own"
+                    );
+                    say(&note);
+                    lock(sinks).note(&note);
+                    share = false;
+                }
+                None => return Err(e),
+            },
+            (Err(e), _) => return Err(e),
+        }
     }
-    Ok((status.code(), status.signal()))
+}
+
+/// What the agent left running in its box, where the engine reads it (see
+/// `leftovers::left_in_box`).
+fn record_left(spec: &LaunchSpec, left: &[crate::agent_process::leftovers::Leftover]) {
+    let Some(attempt) = spec.exit_file.parent() else {
+        return;
+    };
+    let file = crate::agent_process::leftovers::box_file(attempt);
+    if let (Some(dir), Ok(json)) = (file.parent(), serde_json::to_vec(left)) {
+        let _ = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&file, json));
+    }
 }
 
 fn cannot_start(program: &str, e: &std::io::Error) -> String {

@@ -14,10 +14,31 @@ use std::process::Command;
 #[derive(Debug)]
 pub struct Info(std::fs::File);
 
-/// The box's mount namespace, open: dropped once the agent's end is recorded.
+/// The agent's box, kept from its end until that end is recorded: its mount namespace open
+/// (a bwrap of its own), or its outer process not yet waited for (the run's shared box, whose
+/// copy goes with it).
 #[derive(Debug)]
 pub struct Hold {
-    _namespace: std::fs::File,
+    _namespace: Option<std::fs::File>,
+    entered: Option<std::process::Child>,
+}
+
+impl Hold {
+    /// For the agent's copy of the run's shared box, `child` its outer process.
+    pub fn entered(child: std::process::Child) -> Hold {
+        Hold {
+            _namespace: None,
+            entered: Some(child),
+        }
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.entered {
+            let _ = child.wait();
+        }
+    }
 }
 
 /// The fd bwrap is told to write its details to (`--info-fd`).
@@ -38,16 +59,27 @@ impl Info {
 
     /// Reads what bwrap said (it closes its end once it has, or as it fails) and opens the
     /// box's mount namespace. `None` when it cannot: the box then ends as it would anyway.
-    pub fn hold(mut self) -> Option<Hold> {
-        let mut text = Vec::new();
-        (&mut self.0).take(64 * 1024).read_to_end(&mut text).ok()?;
-        let info: serde_json::Value = serde_json::from_slice(&text).ok()?;
-        let pid = info["child-pid"].as_u64()?;
+    pub fn hold(self) -> Option<Hold> {
+        let pid = self.child_pid()?;
         std::fs::File::open(format!("/proc/{pid}/ns/mnt"))
             .ok()
             .map(|namespace| Hold {
-                _namespace: namespace,
+                _namespace: Some(namespace),
+                entered: None,
             })
+    }
+}
+
+impl Info {
+    /// The pid (here) of the box's first process, once bwrap has said it; `None` when bwrap
+    /// failed first.
+    pub(super) fn child_pid(mut self) -> Option<u32> {
+        let mut text = Vec::new();
+        (&mut self.0).take(64 * 1024).read_to_end(&mut text).ok()?;
+        let info: serde_json::Value = serde_json::from_slice(&text).ok()?;
+        info["child-pid"]
+            .as_u64()
+            .and_then(|p| u32::try_from(p).ok())
     }
 }
 

@@ -44,22 +44,99 @@ pub fn command(
     command_with(&exe, jail, agent, keep_ignored)
 }
 
-/// [`command`], and for a box, what holds it open as the agent ends (see hold.rs): its
-/// [`Info`] is to be read once the command is spawned.
+/// How the box says how the agent ended, once the command is spawned.
+#[derive(Debug)]
+pub enum Ending {
+    /// A bwrap of the agent's own: its exit status (and record, see [`ended`]); what it
+    /// says is to be read once the command is spawned, to hold the box open as the agent
+    /// ends (see hold.rs).
+    Own(Info),
+    /// The run's shared box (see shared.rs): its init's pipe.
+    Shared(super::enter::Status),
+}
+
+/// An agent's command, ready to spawn.
+#[derive(Debug)]
+pub struct Prepared {
+    pub command: Command,
+    pub ending: Option<Ending>,
+    /// Something to say in the pane and the log: why the agent did not enter the run's box.
+    pub note: Option<String>,
+}
+
+/// [`command`], and for a box, how it says how the agent ended. `share`: the agent may enter
+/// the run's shared box (where there is one to be had, see shared.rs); the command must then
+/// be spawned by this process while it has a single thread.
 pub fn command_holding(
     jail: Option<&Jail>,
     agent: &Agent,
     keep_ignored: &[i32],
-) -> std::io::Result<(Command, Option<Info>)> {
+    share: bool,
+) -> std::io::Result<Prepared> {
     let exe = std::env::current_exe().and_then(|p| p.canonicalize())?;
-    if jail.is_none() {
-        return Ok((build(&exe, jail, agent, keep_ignored, None)?, None));
+    let Some(jail) = jail else {
+        return Ok(Prepared {
+            command: build(&exe, None, agent, keep_ignored, None)?,
+            ending: None,
+            note: None,
+        });
+    };
+    let mut note = None;
+    if share {
+        match entering(&exe, jail, agent, keep_ignored) {
+            Ok(Some((command, status))) => {
+                return Ok(Prepared {
+                    command,
+                    ending: Some(Ending::Shared(status)),
+                    note: None,
+                });
+            }
+            Ok(None) => {}
+            Err(why) => note = Some(format!("orch: {why}; this agent gets a box of its own")),
+        }
+    }
+    // Where the box records how the agent ended, writable in it.
+    if let Some(dir) = agent.status_file.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display()))
+        })?;
     }
     let (info, write) = Info::pipe()?;
-    Ok((
-        build(&exe, jail, agent, keep_ignored, Some(write))?,
-        Some(info),
-    ))
+    Ok(Prepared {
+        command: build(&exe, Some(jail), agent, keep_ignored, Some(write))?,
+        ending: Some(Ending::Own(info)),
+        note,
+    })
+}
+
+/// The command that enters the run's shared box for `jail`, making it if need be; `Ok(None)`
+/// where there is none to be had, and where the agent's own box would say what is wrong (a
+/// program not found, no bwrap).
+fn entering(
+    exe: &Path,
+    jail: &Jail,
+    agent: &Agent,
+    keep_ignored: &[i32],
+) -> Result<Option<(Command, super::enter::Status)>, String> {
+    let (Ok(program), Ok(bwrap)) = (program(agent), which::which("bwrap")) else {
+        return Ok(None);
+    };
+    let mounts = mounts_for(jail, agent, &program, exe);
+    let Some(shared) = super::shared::find_or_make(jail, &args(jail, &mounts, None), &bwrap, exe)?
+    else {
+        return Ok(None);
+    };
+    let (mut cmd, status) =
+        super::enter::command(shared, &mounts, &program, agent.cwd, reset(keep_ignored))
+            .map_err(|e| e.to_string())?;
+    cmd.args(agent.args)
+        .envs(agent.base_env.iter().map(|(k, v)| (k, v)))
+        .envs(agent.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(agent.cwd);
+    for var in UNSET {
+        cmd.env_remove(var);
+    }
+    Ok(Some((cmd, status)))
 }
 
 /// [`command`], with `exe` the orch executable that runs `orch sandbox-exec` in the box.
@@ -72,23 +149,13 @@ pub fn command_with(
     build(exe, jail, agent, keep_ignored, None)
 }
 
-/// [`command_with`], bwrap telling `info` (when given) about the box.
-fn build(
-    exe: &Path,
-    jail: Option<&Jail>,
-    agent: &Agent,
-    keep_ignored: &[i32],
-    info: Option<std::os::fd::OwnedFd>,
-) -> std::io::Result<Command> {
+/// The agent's program: a bare name looked up on the agent's PATH, before the box is made,
+/// so that a missing program is reported as such.
+fn program(agent: &Agent) -> std::io::Result<std::path::PathBuf> {
     let resolved = crate::agent_process::subprocess::resolve(agent.program, agent.cwd);
-    let Some(jail) = jail else {
-        let mut cmd = Command::new(resolved);
-        cmd.args(agent.args)
-            .envs(agent.base_env.iter().map(|(k, v)| (k, v)))
-            .envs(agent.env.iter().map(|(k, v)| (k, v)))
-            .current_dir(agent.cwd);
-        return Ok(cmd);
-    };
+    if agent.program.contains('/') {
+        return Ok(resolved);
+    }
     let path = agent
         .env
         .iter()
@@ -104,12 +171,46 @@ fn build(
                 .map(|(_, v)| v.clone())
         })
         .or_else(|| std::env::var_os("PATH"));
-    let program = if agent.program.contains('/') {
-        resolved
-    } else {
-        which::which_in(agent.program, path, agent.cwd)
-            .map_err(|_| std::io::Error::from(std::io::ErrorKind::NotFound))?
+    which::which_in(agent.program, path, agent.cwd)
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::NotFound))
+}
+
+/// What the agent's box shows, worked out from the environment it gets.
+fn mounts_for(jail: &Jail, agent: &Agent, program: &Path, exe: &Path) -> Vec<Mount> {
+    let mut lookup = Env::inherited();
+    lookup.overlay_os(agent.base_env);
+    lookup.overlay(agent.env);
+    plan(jail, &lookup, program, exe, agent.cwd)
+}
+
+/// The stop signals the agent gets back at their default: those its launcher was not
+/// started with ignored.
+fn reset(keep_ignored: &[i32]) -> Vec<i32> {
+    STOP_SIGNALS
+        .iter()
+        .copied()
+        .filter(|s| !keep_ignored.contains(s))
+        .collect()
+}
+
+/// [`command_with`], bwrap telling `info` (when given) about the box.
+fn build(
+    exe: &Path,
+    jail: Option<&Jail>,
+    agent: &Agent,
+    keep_ignored: &[i32],
+    info: Option<std::os::fd::OwnedFd>,
+) -> std::io::Result<Command> {
+    let Some(jail) = jail else {
+        let resolved = crate::agent_process::subprocess::resolve(agent.program, agent.cwd);
+        let mut cmd = Command::new(resolved);
+        cmd.args(agent.args)
+            .envs(agent.base_env.iter().map(|(k, v)| (k, v)))
+            .envs(agent.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(agent.cwd);
+        return Ok(cmd);
     };
+    let program = program(agent)?;
     let bwrap = which::which("bwrap").map_err(|_| {
         std::io::Error::other(
             "this agent is to run in the sandbox, but bubblewrap (`bwrap`) is not on PATH: \
@@ -122,10 +223,7 @@ fn build(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    let mut lookup = Env::inherited();
-    lookup.overlay_os(agent.base_env);
-    lookup.overlay(agent.env);
-    let mut mounts = plan(jail, &lookup, &program, exe, agent.cwd);
+    let mut mounts = mounts_for(jail, agent, &program, exe);
     // The directory where the box records how the agent ended stays writable inside the
     // run's read-only record (the attempt's logs around it do not).
     if let Some(attempt) = agent.status_file.parent() {
@@ -138,9 +236,8 @@ fn build(
         super::hold::pass(&mut cmd, write);
     }
     cmd.arg(exe).arg("sandbox-exec");
-    let reset: Vec<String> = STOP_SIGNALS
+    let reset: Vec<String> = reset(keep_ignored)
         .iter()
-        .filter(|s| !keep_ignored.contains(s))
         .map(std::string::ToString::to_string)
         .collect();
     if !reset.is_empty() {
@@ -178,6 +275,12 @@ pub fn ended(status: ExitStatus, status_file: &Path) -> (Option<i32>, Option<i32
     if let Some(r) = recorded {
         return (r.code, r.signal);
     }
+    from_status(status)
+}
+
+/// How an agent run in a box ended, from the status of the box's outer process alone, where
+/// 128 + N means killed by signal N.
+pub fn from_status(status: ExitStatus) -> (Option<i32>, Option<i32>) {
     match status.code() {
         Some(c) if (129..=128 + 64).contains(&c) => (None, Some(c - 128)),
         code => (code, status.signal()),
@@ -214,11 +317,19 @@ pub(super) fn as_root() -> bool {
 
 /// bwrap's options for `mounts`, up to (not including) the command.
 pub fn bwrap_args(jail: &Jail, mounts: &[Mount], cwd: &Path) -> Vec<OsString> {
+    args(jail, mounts, Some(cwd))
+}
+
+/// [`bwrap_args`] for one agent (in `cwd`, ending with its launcher), or with `None`, for a
+/// run's shared box (which outlives the launcher that makes it).
+fn args(jail: &Jail, mounts: &[Mount], cwd: Option<&Path>) -> Vec<OsString> {
     let mut out: Vec<OsString> = Vec::new();
     let mut push = |words: &[&std::ffi::OsStr]| out.extend(words.iter().map(|w| w.to_os_string()));
     // No --new-session: the box stays in the pane's process group, which orch signals.
+    if cwd.is_some() {
+        push(&["--die-with-parent".as_ref()]);
+    }
     push(&[
-        "--die-with-parent".as_ref(),
         "--unshare-pid".as_ref(),
         // `orch sandbox-exec` is the box's init: bwrap's own would be one more process to
         // start and, as the agent ends, to wait for.
@@ -264,6 +375,7 @@ pub fn bwrap_args(jail: &Jail, mounts: &[Mount], cwd: &Path) -> Vec<OsString> {
     for var in UNSET {
         push(&["--unsetenv".as_ref(), var.as_ref()]);
     }
+    let cwd = cwd.unwrap_or(Path::new("/"));
     push(&["--chdir".as_ref(), cwd.as_os_str()]);
     out
 }

@@ -172,6 +172,12 @@ impl RunDir {
         self.path.join("engine.lock")
     }
 
+    /// `boxes/`: the run's shared sandboxes, one record per mount plan (see
+    /// `sandbox::shared`); read-only in every box, as the whole directory is.
+    pub fn boxes(&self) -> PathBuf {
+        self.path.join("boxes")
+    }
+
     /// `stop`: written by `orch down` so the engine records `stopped`, not `interrupted`.
     pub fn stop_request(&self) -> PathBuf {
         self.path.join("stop")

@@ -558,3 +558,159 @@ fn how_an_agent_ended_comes_out_of_the_box_as_it_was() {
         );
     }
 }
+
+/// A run's agents enter one box that bwrap made once (while the run's engine holds its
+/// lock), each in a private copy of it: its own `/tmp`, `/dev/shm` and processes, the box's
+/// `/dev` read-only, no capability; how each ended comes out as it was, and what it left
+/// running is said. The box goes when the engine lets its lock go. Once with the project
+/// under `/tmp` (where the copy's fresh `/tmp` must bring it back) and once elsewhere.
+#[test]
+fn a_runs_agents_share_one_box_each_in_a_copy_of_its_own() {
+    if !sandbox_works("a_runs_agents_share_one_box_each_in_a_copy_of_its_own") {
+        return;
+    }
+    for base in [
+        std::env::temp_dir(),
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")),
+    ] {
+        shared_box_in(&base);
+    }
+}
+
+fn shared_box_in(base: &Path) {
+    use orch::agent_process::launcher::{LaunchSpec, write_launcher};
+    use orch::agent_process::run::ExitRecord;
+    use std::os::fd::AsRawFd as _;
+
+    std::fs::create_dir_all(base).unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("orch-shared-box-")
+        .tempdir_in(base)
+        .unwrap();
+    let root = tmp.path().canonicalize().unwrap();
+    let (project, run_dir) = (root.join("project"), root.join("run"));
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::create_dir_all(&run_dir).unwrap();
+    // The run's engine, as far as the box can tell: its lock, held.
+    let engine = std::fs::File::create(run_dir.join("engine.lock")).unwrap();
+    // SAFETY: flock(2) on a file we own.
+    assert_eq!(unsafe { libc::flock(engine.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let jail = orch::sandbox::Jail {
+        project: project.clone(),
+        run_dir: run_dir.clone(),
+        kind: orch::config::AgentKind::Command,
+        no_network: false,
+        read_only_project: false,
+        write: vec![],
+        read: vec![],
+    };
+    let agent = |n: usize, script: &str| -> (ExitRecord, String) {
+        let dir = run_dir.join(format!("tasks/{n}/1"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let spec = LaunchSpec {
+            title: format!("task {n}"),
+            argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
+            env: vec![],
+            env_file: None,
+            stdin: None,
+            cwd: project.clone(),
+            output_log: dir.join("output.log"),
+            stdout_log: dir.join("stdout.log"),
+            exit_file: dir.join("exit.json"),
+            sandbox: Some(jail.clone()),
+            notice: None,
+        };
+        write_launcher(&dir, &spec, Path::new(env!("CARGO_BIN_EXE_orch"))).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_orch"))
+            .arg("agent-run")
+            .arg(dir.join("launch.json"))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let log = std::fs::read_to_string(dir.join("output.log")).unwrap_or_default();
+        let record = ExitRecord::read(&dir.join("exit.json")).unwrap_or_else(|e| {
+            panic!(
+                "{e:#}\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (record, log)
+    };
+
+    let (first, log) = agent(
+        1,
+        "echo mine > /tmp/a && echo mine > /dev/shm/a && echo ok > a.txt && \
+         (echo x > /dev/planted) 2>/dev/null && echo PLANTED-DEV; \
+         ls /proc | grep -c '^[0-9][0-9]*$'; grep CapEff /proc/self/status",
+    );
+    assert_eq!((first.code, first.signal), (Some(0), None), "{log}");
+    assert!(!log.contains("PLANTED"), "{log}");
+    assert!(log.contains("CapEff:\t0000000000000000"), "{log}");
+    // The shell, `ls`, `grep` and the box's init: none of the box's holder, nothing else.
+    let seen: usize = log
+        .lines()
+        .find_map(|l| l.trim().parse().ok())
+        .unwrap_or(99);
+    assert!(seen <= 4, "{log}");
+    assert_eq!(
+        std::fs::read_to_string(project.join("a.txt")).unwrap(),
+        "ok\n"
+    );
+    let boxes = || -> Vec<PathBuf> {
+        std::fs::read_dir(run_dir.join("boxes"))
+            .map(|d| {
+                d.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let made = boxes();
+    assert_eq!(made.len(), 1, "{made:?}");
+    let record = std::fs::read_to_string(&made[0]).unwrap();
+
+    let (second, log) = agent(
+        2,
+        "cat /tmp/a /dev/shm/a 2>/dev/null && echo SAW-THE-OTHERS; cat a.txt; sleep 1000 & \
+         exit 0",
+    );
+    assert_eq!((second.code, second.signal), (Some(0), None), "{log}");
+    assert!(!log.contains("SAW-THE-OTHERS"), "{log}");
+    assert!(log.contains("ok"), "{log}");
+    let left = orch::agent_process::leftovers::left_in_box(&run_dir.join("tasks/2/1"));
+    assert!(
+        left.len() == 1 && left[0].command.contains("sleep"),
+        "{left:?}"
+    );
+    assert_eq!(boxes(), made, "the second agent made a box of its own");
+    assert_eq!(std::fs::read_to_string(&made[0]).unwrap(), record);
+
+    for (n, (script, expected)) in [
+        ("exit 3", (Some(3), None)),
+        ("exit 145", (Some(145), None)),
+        ("kill -TERM $$", (None, Some(libc::SIGTERM))),
+        ("kill -KILL $$", (None, Some(libc::SIGKILL))),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (ended, log) = agent(3 + n, script);
+        assert_eq!((ended.code, ended.signal), expected, "{script}: {log}");
+    }
+
+    // The engine ends: so does its box.
+    let holder: serde_json::Value = serde_json::from_str(&record).unwrap();
+    let pid = holder["pid"].as_u64().unwrap();
+    assert!(Path::new(&format!("/proc/{pid}")).exists());
+    drop(engine);
+    wait_until(
+        "the box's holder to end with the engine's lock",
+        Duration::from_secs(10),
+        || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map_or(true, |s| s.contains(") Z "))
+        },
+        || format!("the box: {record}"),
+    );
+}

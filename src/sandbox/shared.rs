@@ -1,0 +1,214 @@
+//! One box per run and mount plan, which its agents enter. Making a box is most of what a
+//! boxed start costs: bwrap reads `/proc/self/mountinfo` again for every bind, and its
+//! `pivot_root` walks every process of the machine. So the first `orch agent-run` of a run
+//! to need a box of a given plan has bwrap make it once, around a holder (`orch
+//! sandbox-hold`) that keeps its namespaces, and records it in `boxes/<key>.json` of the run
+//! directory (read-only in every box); every agent of that plan then enters it and makes a
+//! private copy of it ([`super::enter`]): a few system calls.
+//!
+//! The holder lives as long as the run's engine (it waits for the engine's lock). Boxes are
+//! not shared, and every agent gets a bwrap of its own as before, where no engine holds the
+//! run (`orch plan`, tests of the launcher alone), without network (bwrap brings the box's
+//! own loopback up; the copy would have none), and where the launcher is not
+//! single-threaded (the copy is made between fork and exec).
+
+use std::ffi::OsString;
+use std::hash::{Hash as _, Hasher as _};
+use std::io::{BufRead as _, Read as _, Write as _};
+use std::os::fd::{AsRawFd as _, OwnedFd};
+use std::os::unix::fs::MetadataExt as _;
+use std::os::unix::process::CommandExt as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use serde::{Deserialize, Serialize};
+
+use super::Jail;
+use super::hold::{INFO_FD, Info, pass};
+
+/// A run's box, open: what an agent joins.
+#[derive(Debug)]
+pub(super) struct Shared {
+    /// Its user namespace, where it is not ours (run by root, bwrap makes none).
+    pub(super) user: Option<OwnedFd>,
+    pub(super) mnt: OwnedFd,
+}
+
+/// `boxes/<key>.json`: the holder, and its namespaces' inodes (a pid alone could be another
+/// process's by now).
+#[derive(Debug, Serialize, Deserialize)]
+struct Record {
+    pid: u32,
+    user: u64,
+    mnt: u64,
+}
+
+/// The run's box made with bwrap's options `args` (the plan's, not one agent's), made if
+/// there is none yet. `Ok(None)` where boxes are not shared (see the module's doc); `Err`
+/// says why bwrap could not make one.
+pub(super) fn find_or_make(
+    jail: &Jail,
+    args: &[OsString],
+    bwrap: &Path,
+    exe: &Path,
+) -> Result<Option<Shared>, String> {
+    if jail.no_network || !single_threaded() {
+        return Ok(None);
+    }
+    let Ok(run) = crate::state::RunDir::open(&jail.run_dir) else {
+        return Ok(None);
+    };
+    let engine_lock = run.engine_lock();
+    if !held(&engine_lock) {
+        return Ok(None);
+    }
+    let mut hasher = std::hash::DefaultHasher::new();
+    args.hash(&mut hasher);
+    exe.hash(&mut hasher);
+    let key = format!("{:016x}", hasher.finish());
+    let dir = run.boxes();
+    let record = dir.join(format!("{key}.json"));
+    if let Some(shared) = open(&record) {
+        return Ok(Some(shared));
+    }
+    let failed = |what: &str, e: std::io::Error| format!("{what} {}: {e}", dir.display());
+    std::fs::create_dir_all(&dir).map_err(|e| failed("cannot create", e))?;
+    // One agent makes it; the others of a launch wait here, then find it.
+    let guard = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(format!("{key}.lock")))
+        .map_err(|e| failed("cannot open a lock in", e))?;
+    // SAFETY: flock(2) on a descriptor we own.
+    if unsafe { libc::flock(guard.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(failed("cannot lock in", std::io::Error::last_os_error()));
+    }
+    if let Some(shared) = open(&record) {
+        return Ok(Some(shared));
+    }
+    let made = make(args, bwrap, exe, &engine_lock)?;
+    let json = serde_json::to_vec(&made).map_err(|e| e.to_string())?;
+    let tmp = dir.join(format!("{key}.json.new"));
+    std::fs::write(&tmp, json)
+        .and_then(|()| std::fs::rename(&tmp, &record))
+        .map_err(|e| failed("cannot record the run's box in", e))?;
+    open(&record)
+        .map(Some)
+        .ok_or_else(|| "the run's box ended as soon as it was made".to_string())
+}
+
+/// Whether the run's engine holds its lock (a shared lock would be refused).
+fn held(lock: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(lock) else {
+        return false;
+    };
+    // SAFETY: flock(2) on a descriptor we own; dropped (and so unlocked) right after.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) != 0 }
+}
+
+/// Whether this process has one thread (what [`super::enter`] needs).
+fn single_threaded() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status
+            .lines()
+            .any(|l| l.strip_prefix("Threads:").is_some_and(|n| n.trim() == "1"))
+    })
+}
+
+/// The box `record` names, open, if its holder still holds it.
+fn open(record: &Path) -> Option<Shared> {
+    let record: Record = serde_json::from_slice(&std::fs::read(record).ok()?).ok()?;
+    let namespace = |kind: &str, ino: u64| {
+        let file = std::fs::File::open(format!("/proc/{}/ns/{kind}", record.pid)).ok()?;
+        (file.metadata().ok()?.ino() == ino).then(|| OwnedFd::from(file))
+    };
+    let mnt = namespace("mnt", record.mnt)?;
+    let user = namespace("user", record.user)?;
+    let ours = std::fs::metadata("/proc/self/ns/user").ok()?.ino();
+    Some(Shared {
+        user: (record.user != ours).then_some(user),
+        mnt,
+    })
+}
+
+/// Has bwrap make the box, around its holder, and says where it is once it is whole (the
+/// holder starts only once bwrap has made every mount).
+fn make(args: &[OsString], bwrap: &Path, exe: &Path, engine_lock: &Path) -> Result<Record, String> {
+    let cannot = |why: String| format!("bubblewrap could not make the run's box: {why}");
+    let (info, write) = Info::pipe().map_err(|e| cannot(e.to_string()))?;
+    let mut cmd = Command::new(bwrap);
+    cmd.args(args).arg("--info-fd").arg(INFO_FD.to_string());
+    pass(&mut cmd, write);
+    cmd.arg(exe)
+        .arg("sandbox-hold")
+        .arg(engine_lock)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: setsid(2) only, between fork and exec: the holder is no part of the pane's
+    // process group, which stopping an agent signals.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| cannot(e.to_string()))?;
+    // Our copy of the info pipe's write end goes with the command.
+    drop(cmd);
+    let pid = info.child_pid();
+    let mut ready = String::new();
+    if let Some(out) = child.stdout.take() {
+        // A line, not to the end: bwrap's own process keeps its copy open.
+        let _ = std::io::BufReader::new(out).read_line(&mut ready);
+    }
+    let Some(pid) = pid.filter(|_| ready == "ready\n") else {
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        let _ = child.wait();
+        return Err(cannot(err.trim().to_string()));
+    };
+    let ino = |kind: &str| {
+        std::fs::metadata(format!("/proc/{pid}/ns/{kind}"))
+            .map(|m| m.ino())
+            .map_err(|e| cannot(e.to_string()))
+    };
+    Ok(Record {
+        pid,
+        user: ino("user")?,
+        mnt: ino("mnt")?,
+    })
+}
+
+/// `orch sandbox-hold LOCK`: the holder of a run's box, in it. Says it is ready, then waits
+/// until the run's engine lets its lock go.
+pub fn hold(engine_lock: &Path) -> u8 {
+    // SAFETY: prctl(2) on our own process: nothing in a box traces it.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0);
+    }
+    let lock = match std::fs::File::open(engine_lock) {
+        Ok(file) => file,
+        Err(e) => {
+            eprintln!("orch sandbox-hold: {}: {e}", engine_lock.display());
+            return 1;
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    if writeln!(out, "ready").and_then(|()| out.flush()).is_err() {
+        return 1;
+    }
+    drop(out);
+    // SAFETY: close(2) of our stdout, which nobody uses again; flock(2) on a descriptor we
+    // own, blocking until the engine's exclusive lock is gone.
+    unsafe {
+        libc::close(1);
+        while libc::flock(lock.as_raw_fd(), libc::LOCK_SH) != 0
+            && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+        {}
+    }
+    0
+}
