@@ -1,9 +1,13 @@
 //! The box an agent runs in. An agent CLI's own rules cover its edit tools, not the shell it may
 //! run (it must, for TDD), so on Linux every agent runs under bubblewrap (`bwrap`): the project,
-//! the run directory, the CLI's own state directories and a private `/tmp` are writable, the
-//! rest of the file system is read-only, and the user's homes are hidden behind an empty,
+//! the CLI's own state directories and a private `/tmp` are writable, the rest of the file
+//! system (orch's run directory included) is read-only, and the user's homes are hidden behind an empty,
 //! read-only tmpfs with only what the agent needs bound back (see [`mounts`]); the parts of
 //! the project's `.git/` that the guard watches are read-only (see [`repo`]).
+//!
+//! A run's agents share one box per mount plan, which bwrap makes once and each agent enters
+//! in a private copy ([`shared`], [`enter`]): making a box is most of a boxed start's cost.
+//! An agent gets a bwrap of its own where there is no shared box to be had.
 //!
 //! `sandbox: auto | bwrap | off` (in `orch.yaml`, per agent overridable) decides;
 //! [`confine`] gives an agent's invocation its [`Jail`] (the one place that is decided), and
@@ -12,7 +16,9 @@
 //! box keeps no capability (with them the agent could unmount what hides the home), and the
 //! judge and the oracle get the project read-only whatever their CLI's own rules.
 //!
-//! Stopping: orch stops an agent by signalling the pane's process group. bwrap is run without
+//! Stopping: orch stops an agent by signalling the pane's process group. In a shared box, the
+//! launcher's child and the box's init ignore the stop signals and the agent has them at their
+//! default (see [`enter`]). In a bwrap of the agent's own, bwrap is run without
 //! `--new-session`, so the whole box stays in that group, and with `--unshare-pid` (a fresh
 //! `/proc`, so that `/proc/<pid>/root` of a process outside cannot be a way out). bwrap itself
 //! does not pass signals on, and dies of a TERM at once, which (with `--die-with-parent`) would
@@ -88,7 +94,7 @@ pub enum Network {
 pub struct Jail {
     /// The project root (or the run's work tree): writable.
     pub project: PathBuf,
-    /// The run's directory: writable.
+    /// The run's directory: read-only in the box (see mounts.rs).
     pub run_dir: PathBuf,
     /// The agent's kind, for the state directories its CLI needs.
     pub kind: crate::config::AgentKind,
