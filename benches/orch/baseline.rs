@@ -199,7 +199,8 @@ pub(crate) fn exit_latency(
     tasks: usize,
     parallel: usize,
 ) -> anyhow::Result<(crate::stats::Samples, Vec<String>)> {
-    let fixture = Fixture::new(base, "baseline-exit", "work", parallel, |_| Ok(()))?;
+    let fixture =
+        Fixture::new(base, "baseline-exit", "work", parallel, |_| Ok(()))?.keep_until_the_end();
     let mut baseline = Baseline::start(&fixture, "work", tasks, parallel)?;
     baseline.wait(Duration::from_secs(
         60 + (tasks / parallel.max(1)) as u64 * 3,

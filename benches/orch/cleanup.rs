@@ -47,20 +47,31 @@ impl Drop for ServerGuard {
     }
 }
 
-/// A directory of ours, removed when dropped.
-pub(crate) struct DirGuard(pub PathBuf);
+/// A directory of ours, removed when dropped (unless [`DirGuard::keep`] said otherwise).
+pub(crate) struct DirGuard(pub PathBuf, bool);
 
 impl DirGuard {
     pub(crate) fn new(path: &Path) -> DirGuard {
         registry().dirs.push(path.to_path_buf());
-        DirGuard(path.to_path_buf())
+        DirGuard(path.to_path_buf(), true)
+    }
+
+    /// Not removed when dropped: `path` lies in a directory removed at the benchmark's end.
+    /// A project removed between two measurements would weigh on the second: on a
+    /// journal-less ext4 (this machine's) every file created in the next minutes is
+    /// allocated past the inodes just freed, one cache lookup each, and thousands were.
+    pub(crate) fn keep(&mut self) {
+        registry().dirs.retain(|d| d != &self.0);
+        self.1 = false;
     }
 }
 
 impl Drop for DirGuard {
     fn drop(&mut self) {
-        registry().dirs.retain(|d| d != &self.0);
-        let _ = std::fs::remove_dir_all(&self.0);
+        if self.1 {
+            registry().dirs.retain(|d| d != &self.0);
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 }
 

@@ -31,7 +31,7 @@ pub(crate) struct Span {
 }
 
 pub(crate) fn orch(base: &Path, agents: usize, span: Span) -> anyhow::Result<Idle> {
-    let fixture = Fixture::new(base, "idle", "silent", agents, |_| Ok(()))?;
+    let fixture = Fixture::new(base, "idle", "silent", agents, |_| Ok(()))?.keep_until_the_end();
     let run = Run::up(&fixture, agents)?;
     run.wait_started(agents, Duration::from_secs(60))?;
     std::thread::sleep(span.settle);
@@ -47,7 +47,8 @@ pub(crate) fn orch(base: &Path, agents: usize, span: Span) -> anyhow::Result<Idl
 }
 
 pub(crate) fn baseline(base: &Path, agents: usize, span: Span) -> anyhow::Result<Idle> {
-    let fixture = Fixture::new(base, "idle-baseline", "silent", agents, |_| Ok(()))?;
+    let fixture =
+        Fixture::new(base, "idle-baseline", "silent", agents, |_| Ok(()))?.keep_until_the_end();
     let baseline = Baseline::start(&fixture, "silent", agents, agents)?;
     let logs: Vec<_> = baseline
         .agents

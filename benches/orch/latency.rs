@@ -47,7 +47,7 @@ pub(crate) fn run(
     tasks: usize,
     parallel: usize,
 ) -> anyhow::Result<Latency> {
-    let fixture = Fixture::new(base, mode, mode, parallel, |_| Ok(()))?;
+    let fixture = Fixture::new(base, mode, mode, parallel, |_| Ok(()))?.keep_until_the_end();
     let run = Run::up(&fixture, tasks)?;
     // Each task takes 0.1–0.6 s; allow for a slow machine.
     let timeout = Duration::from_secs(60 + (tasks / parallel.max(1)) as u64 * 3);

@@ -26,7 +26,7 @@ pub struct Launch {
 pub(crate) fn run(base: &Path, n: usize, reps: usize) -> anyhow::Result<Launch> {
     let (mut dispatch, mut up, mut engine) = (vec![], vec![], vec![]);
     for _ in 0..reps {
-        let fixture = Fixture::new(base, "launch", "silent", n, |_| Ok(()))?;
+        let fixture = Fixture::new(base, "launch", "silent", n, |_| Ok(()))?.keep_until_the_end();
         let run = Run::up(&fixture, n)?;
         let starts = run.wait_started(n, Duration::from_secs(30 + n as u64))?;
         let last = starts.iter().copied().fold(f64::MIN, f64::max);

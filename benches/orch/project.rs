@@ -121,6 +121,13 @@ impl Fixture {
         Ok(Fixture { root, _dir: guard })
     }
 
+    /// Left in place until the benchmark's end, where its base directory is removed (see
+    /// [`DirGuard::keep`]): for the small projects of the timed parts.
+    pub(crate) fn keep_until_the_end(mut self) -> Fixture {
+        self._dir.keep();
+        self
+    }
+
     /// Writes a plan of `tasks` independent tasks beside the project (not in it, so that
     /// the plan file is no change the watcher sees) and returns its path.
     pub(crate) fn plan(&self, tasks: usize) -> anyhow::Result<PathBuf> {
