@@ -439,11 +439,13 @@ fn execute(
                 if !ended.left.is_empty() {
                     record_left(spec, &ended.left);
                 }
-                // Its copy of the box goes when the exit record is written.
+                // Said before the copy of the box is taken down (as its child, which holds
+                // it, ends): that is reaped once the exit record is written.
                 *hold = Some(crate::sandbox::Hold::entered(child));
                 (ended.code, ended.signal)
             }
-            crate::sandbox::Said::Failed(_) | crate::sandbox::Said::Nothing => {
+            // (A box not entered fails the spawn: only a killed init says nothing here.)
+            crate::sandbox::Said::Failed { .. } | crate::sandbox::Said::Nothing => {
                 let status = child.wait().context("failed to wait for the agent")?;
                 crate::sandbox::from_status(status)
             }
@@ -499,6 +501,14 @@ fn spawn(
         match (spawned, prepared.ending) {
             (Ok(child), ending) => return Ok((child, ending)),
             (Err(e), Some(crate::sandbox::Ending::Shared(status))) => match status.failure() {
+                // Found here, not in the box.
+                None if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(std::io::Error::other(
+                        "not found in the sandbox: is it installed where the sandbox can see \
+                         it (not under a hidden directory)?",
+                    ));
+                }
+                None => return Err(e),
                 Some(why) => {
                     let note = format!(
                         "orch: cannot enter the run's sandbox ({why}); this agent gets a box \
@@ -508,7 +518,6 @@ fn spawn(
                     lock(sinks).note(&note);
                     share = false;
                 }
-                None => return Err(e),
             },
             (Err(e), _) => return Err(e),
         }

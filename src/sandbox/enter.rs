@@ -30,6 +30,9 @@ use super::shared::Shared;
 
 /// How a record on the pipe starts when the box could not be entered.
 const FAILED: &[u8] = b"!";
+/// ... because it lost a mount of its plan (a file bound into it was replaced from outside,
+/// which takes the mount away in every namespace): the box is to be made anew.
+const STALE: &[u8] = b"!!";
 
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 const AT_RECURSIVE: libc::c_uint = 0x8000;
@@ -57,14 +60,21 @@ pub struct Ended {
 
 /// The launcher's end of the pipe the box's init writes to.
 #[derive(Debug)]
-pub struct Status(std::fs::File);
+pub struct Status {
+    pipe: std::fs::File,
+    /// The box, to retire if it lost a mount.
+    made: super::shared::Made,
+}
 
 /// What the pipe said.
 #[derive(Debug)]
 pub enum Said {
     Ended(Ended),
-    /// The box could not be entered: why.
-    Failed(String),
+    /// The box could not be entered: why, and whether it is to be made anew.
+    Failed {
+        why: String,
+        stale: bool,
+    },
     /// Nothing: the init was killed before it could say.
     Nothing,
 }
@@ -73,18 +83,34 @@ impl Status {
     /// Reads the pipe to its end (the init's exit, or its death).
     pub fn read(mut self) -> Said {
         let mut text = Vec::new();
-        let _ = (&mut self.0).take(1024 * 1024).read_to_end(&mut text);
+        let _ = (&mut self.pipe).take(1024 * 1024).read_to_end(&mut text);
+        if let Some(why) = text.strip_prefix(STALE) {
+            return Said::Failed {
+                why: String::from_utf8_lossy(why).into_owned(),
+                stale: true,
+            };
+        }
         if let Some(why) = text.strip_prefix(FAILED) {
-            return Said::Failed(String::from_utf8_lossy(why).into_owned());
+            return Said::Failed {
+                why: String::from_utf8_lossy(why).into_owned(),
+                stale: false,
+            };
         }
         serde_json::from_slice(&text).map_or(Said::Nothing, Said::Ended)
     }
 
     /// After a failed spawn: why, when it was the box that could not be entered (the pipe's
-    /// writers are gone by then: the child ended with its failure).
+    /// writers are gone by then: every process that failed ended). A box that lost a mount
+    /// is retired, for the next agent to make it anew.
     pub fn failure(self) -> Option<String> {
+        let made = self.made.clone();
         match self.read() {
-            Said::Failed(why) => Some(why),
+            Said::Failed { why, stale } => {
+                if stale {
+                    super::shared::retire(&made);
+                }
+                Some(why)
+            }
             Said::Ended(_) | Said::Nothing => None,
         }
     }
@@ -93,6 +119,8 @@ impl Status {
 /// What the box's child needs, made before the fork.
 struct Steps {
     shared: Shared,
+    /// Every path the plan mounts: each must still be a mount in the copy.
+    mounted: Vec<CString>,
     /// Each writable tmpfs, with the mounts under it to move into the new one.
     fresh: Vec<Fresh>,
     cwd: CString,
@@ -133,8 +161,13 @@ pub(super) fn command(
     }
     // SAFETY: both are open and ours alone (just made).
     let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let made = shared.made.clone();
     let mut steps = Steps {
         shared,
+        mounted: mounts
+            .iter()
+            .map(|m| c_path(m.path()))
+            .collect::<Result<_, _>>()?,
         fresh: fresh(mounts),
         cwd: c_path(cwd)?,
         status: write,
@@ -147,7 +180,13 @@ pub(super) fn command(
     unsafe {
         cmd.pre_exec(move || steps.run());
     }
-    Ok((cmd, Status(std::fs::File::from(read))))
+    Ok((
+        cmd,
+        Status {
+            pipe: std::fs::File::from(read),
+            made,
+        },
+    ))
 }
 
 fn c_path(path: &Path) -> std::io::Result<CString> {
@@ -196,9 +235,22 @@ fn fresh(mounts: &[Mount]) -> Vec<Fresh> {
     out
 }
 
-fn check(what: &str, result: libc::c_long) -> Result<libc::c_long, String> {
+/// Why the agent was not started.
+enum Fail {
+    /// The box could not be entered.
+    Box(String),
+    /// The box lost a mount of its plan.
+    Stale(String),
+    /// The agent itself could not be started in it.
+    Agent(String),
+}
+
+fn check(what: &str, result: libc::c_long) -> Result<libc::c_long, Fail> {
     if result < 0 {
-        Err(format!("{what}: {}", std::io::Error::last_os_error()))
+        Err(Fail::Box(format!(
+            "{what}: {}",
+            std::io::Error::last_os_error()
+        )))
     } else {
         Ok(result)
     }
@@ -207,21 +259,27 @@ fn check(what: &str, result: libc::c_long) -> Result<libc::c_long, String> {
 impl Steps {
     /// The child's part: returns (in the agent's process) to let it be executed.
     fn run(&mut self) -> std::io::Result<()> {
-        match self.enter() {
-            Ok(Ok(())) => Ok(()),
-            // The agent's own start failed (its directory): said as any failed start is.
-            Ok(Err(why)) => Err(std::io::Error::other(why)),
-            Err(why) => {
-                let mut said = FAILED.to_vec();
-                said.extend_from_slice(why.as_bytes());
-                write_all(self.status.as_raw_fd(), &said);
-                Err(std::io::Error::other(why))
+        let (prefix, why) = match self.enter() {
+            Ok(()) => return Ok(()),
+            Err(Fail::Box(why)) => (FAILED, why),
+            Err(Fail::Stale(why)) => (STALE, why),
+            Err(Fail::Agent(why)) => {
+                // Said where the agent's own words go, its stderr: std's report of a failed
+                // start keeps an error number, not this.
+                write_all(
+                    2,
+                    format!("orch: cannot start the agent in its box: {why}\n").as_bytes(),
+                );
+                return Err(std::io::Error::other(why));
             }
-        }
+        };
+        let mut said = prefix.to_vec();
+        said.extend_from_slice(why.as_bytes());
+        write_all(self.status.as_raw_fd(), &said);
+        Err(std::io::Error::other(why))
     }
 
-    /// `Err`: the box could not be entered; `Ok(Err)`: the agent could not be started in it.
-    fn enter(&mut self) -> Result<Result<(), String>, String> {
+    fn enter(&mut self) -> Result<(), Fail> {
         // SAFETY: plain system calls on our own process, with arguments that live across
         // them.
         unsafe {
@@ -257,39 +315,62 @@ impl Steps {
                 )
                 .into(),
             )?;
+            for path in &self.mounted {
+                if !still_bound(path) {
+                    return Err(Fail::Stale(format!(
+                        "{} was replaced since the run's box was made",
+                        path.to_string_lossy()
+                    )));
+                }
+            }
             for fresh in &self.fresh {
                 fresh.mount()?;
             }
             own_dev()?;
+            // Open in the child as long as it lives: the init, if it finds it closed, knows
+            // that the child died before the init could ask to die with it.
+            let mut life = [0; 2];
+            check(
+                "a pipe",
+                libc::pipe2(life.as_mut_ptr(), libc::O_CLOEXEC).into(),
+            )?;
             let init = check("starting the box's init", libc::fork().into())?;
             if init == 0 {
-                return self.init();
+                libc::close(life[1]);
+                return self.init(life[0]);
             }
             // The child: it only waits for the init, whose end is the agent's.
-            libc::close_range(0, libc::c_uint::MAX, 0);
-            libc::_exit(wait_for(init as libc::pid_t).map_or(1, code_of))
+            close_all_but(Some(life[1]));
+            libc::_exit(super::inside::reap_until(init as libc::pid_t).map_or(1, code_of))
         }
     }
 
     /// Pid 1 of the box: returns in the agent's process.
-    unsafe fn init(&mut self) -> Result<Result<(), String>, String> {
+    unsafe fn init(&mut self, life: RawFd) -> Result<(), Fail> {
         // SAFETY: as in `enter`.
         unsafe {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            let mut parent = libc::pollfd {
+                fd: life,
+                events: 0,
+                revents: 0,
+            };
+            if libc::poll(&raw mut parent, 1, 0) != 0 {
+                // Hung up: the child is gone already.
+                libc::_exit(1);
+            }
+            libc::close(life);
             mount_proc()?;
             // Nothing in the box may trace it or read its descriptors (the pipe).
             libc::prctl(libc::PR_SET_DUMPABLE, 0);
             let agent = check("starting the agent", libc::fork().into())? as libc::pid_t;
             if agent == 0 {
-                return Ok(self.agent());
+                return self.agent();
             }
-            let keep = self.status.as_raw_fd() as libc::c_uint;
-            if keep > 0 {
-                libc::close_range(0, keep - 1, 0);
-            }
-            libc::close_range(keep + 1, libc::c_uint::MAX, 0);
-            let ended = match wait_for(agent) {
-                Some(status) => {
+            let status = self.status.as_raw_fd();
+            close_all_but(Some(status));
+            let ended = match super::inside::reap_until(agent) {
+                Ok(status) => {
                     let status = std::process::ExitStatus::from_raw(status);
                     Ended {
                         code: status.code(),
@@ -297,26 +378,24 @@ impl Steps {
                         left: crate::agent_process::leftovers::in_this_box(),
                     }
                 }
-                None => Ended {
+                Err(_) => Ended {
                     code: Some(crate::agent_process::run::NOT_STARTED),
                     signal: None,
                     left: Vec::new(),
                 },
             };
             if let Ok(json) = serde_json::to_vec(&ended) {
-                write_all(keep as RawFd, &json);
+                write_all(status, &json);
             }
-            let code = match (ended.code, ended.signal) {
-                (_, Some(sig)) => 128 + sig,
-                (Some(code), None) => code,
-                (None, None) => 1,
-            };
-            libc::_exit(code.clamp(0, 255))
+            libc::_exit(super::inside::exit_code(ended.code, ended.signal))
         }
     }
 
     /// The agent's process, up to its exec.
-    unsafe fn agent(&mut self) -> Result<(), String> {
+    unsafe fn agent(&mut self) -> Result<(), Fail> {
+        let as_agent = |fail| match fail {
+            Fail::Box(why) | Fail::Stale(why) | Fail::Agent(why) => Fail::Agent(why),
+        };
         // SAFETY: as in `enter`.
         unsafe {
             for &sig in &self.reset {
@@ -325,16 +404,74 @@ impl Steps {
             check(
                 "entering its directory",
                 libc::chdir(self.cwd.as_ptr()).into(),
-            )?;
-            drop_capabilities()?;
-            Ok(())
+            )
+            .map_err(as_agent)?;
+            drop_capabilities().map_err(as_agent)
         }
+    }
+}
+
+/// Closes every descriptor but `keep`.
+unsafe fn close_all_but(keep: Option<RawFd>) {
+    // SAFETY: close_range(2) and close(2) on our own descriptors.
+    unsafe {
+        let done = match keep.and_then(|k| libc::c_uint::try_from(k).ok()) {
+            None => libc::close_range(0, libc::c_uint::MAX, 0) == 0,
+            Some(k) => {
+                (k == 0 || libc::close_range(0, k - 1, 0) == 0)
+                    && libc::close_range(k + 1, libc::c_uint::MAX, 0) == 0
+            }
+        };
+        if done {
+            return;
+        }
+        // Where close_range(2) is refused (a seccomp filter): one by one, up to the limit.
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        let top = if libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) == 0 {
+            limit.rlim_cur.min(1 << 16) as RawFd
+        } else {
+            1024
+        };
+        for fd in 0..top {
+            if Some(fd) != keep {
+                libc::close(fd);
+            }
+        }
+    }
+}
+
+/// Whether what the plan bound at `path` is still there as it was bound. Replaced from
+/// outside (a rename over it, as git and the CLIs write their files), a file or directory
+/// bound where the mount point is the outside's loses its mount, in every namespace; one
+/// bound where the mount point is the box's own (under a tmpfs) keeps showing what was
+/// replaced, no longer linked anywhere. (Where the kernel cannot say, taken as there.)
+unsafe fn still_bound(path: &std::ffi::CStr) -> bool {
+    // SAFETY: statx(2) writes only to `buf`.
+    unsafe {
+        let mut buf: libc::statx = std::mem::zeroed();
+        if libc::statx(
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::AT_NO_AUTOMOUNT,
+            libc::STATX_NLINK,
+            &raw mut buf,
+        ) != 0
+        {
+            return false;
+        }
+        let root = libc::STATX_ATTR_MOUNT_ROOT as u64;
+        let mounted = buf.stx_attributes_mask & root == 0 || buf.stx_attributes & root != 0;
+        let linked = buf.stx_mask & libc::STATX_NLINK == 0 || buf.stx_nlink > 0;
+        mounted && linked
     }
 }
 
 impl Fresh {
     /// A new tmpfs at `at`, and what the plan put under it moved onto the new one.
-    unsafe fn mount(&self) -> Result<(), String> {
+    unsafe fn mount(&self) -> Result<(), Fail> {
         // SAFETY: as in `enter`; the descriptors opened are closed here.
         unsafe {
             let mut trees = Vec::with_capacity(self.under.len());
@@ -396,7 +533,7 @@ impl Fresh {
 
 /// A `/dev/pts` and a `/dev/shm` of the agent's own, and the rest of the box's `/dev`
 /// read-only (the agents of a run share it).
-unsafe fn own_dev() -> Result<(), String> {
+unsafe fn own_dev() -> Result<(), Fail> {
     // SAFETY: mount(2) and mount_setattr(2) with arguments that live across the calls.
     unsafe {
         check(
@@ -426,7 +563,7 @@ unsafe fn own_dev() -> Result<(), String> {
 }
 
 /// `path`'s mount read-only (with the mounts under it, when `recursive`).
-unsafe fn read_only(path: &std::ffi::CStr, recursive: bool) -> Result<(), String> {
+unsafe fn read_only(path: &std::ffi::CStr, recursive: bool) -> Result<(), Fail> {
     let attr = MountAttr {
         attr_set: MOUNT_ATTR_RDONLY,
         attr_clr: 0,
@@ -448,7 +585,7 @@ unsafe fn read_only(path: &std::ffi::CStr, recursive: bool) -> Result<(), String
 }
 
 /// The pid namespace's own `/proc`, with the parts bwrap covers read-only covered too.
-unsafe fn mount_proc() -> Result<(), String> {
+unsafe fn mount_proc() -> Result<(), Fail> {
     // SAFETY: mount(2) and access(2) with arguments that live across the calls.
     unsafe {
         check(
@@ -490,7 +627,7 @@ unsafe fn mount_proc() -> Result<(), String> {
 
 /// No capability, now or after exec, and no new privileges (as bwrap's `--cap-drop ALL`,
 /// which also holds for root).
-unsafe fn drop_capabilities() -> Result<(), String> {
+unsafe fn drop_capabilities() -> Result<(), Fail> {
     // SAFETY: prctl(2) and capset(2) on our own process, with structs that live across the
     // calls.
     unsafe {
@@ -540,29 +677,10 @@ struct CapData {
     inheritable: u32,
 }
 
-/// Waits for `pid`, reaping whatever else ends on the way; its raw status.
-fn wait_for(pid: libc::pid_t) -> Option<libc::c_int> {
-    loop {
-        let mut status = 0;
-        // SAFETY: waitpid(2) writes only to `status`.
-        let got = unsafe { libc::waitpid(-1, &raw mut status, 0) };
-        if got == pid {
-            return Some(status);
-        }
-        if got < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            return None;
-        }
-    }
-}
-
 /// A raw wait status as a shell's exit code.
 fn code_of(status: libc::c_int) -> libc::c_int {
     let status = std::process::ExitStatus::from_raw(status);
-    match (status.code(), status.signal()) {
-        (Some(code), _) => code,
-        (None, Some(sig)) => 128 + sig,
-        (None, None) => 1,
-    }
+    super::inside::exit_code(status.code(), status.signal())
 }
 
 fn write_all(fd: RawFd, mut bytes: &[u8]) {

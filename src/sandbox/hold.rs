@@ -15,8 +15,8 @@ use std::process::Command;
 pub struct Info(std::fs::File);
 
 /// The agent's box, kept from its end until that end is recorded: its mount namespace open
-/// (a bwrap of its own), or its outer process not yet waited for (the run's shared box, whose
-/// copy goes with it).
+/// (a bwrap of its own), or, for its copy of the run's shared box, its outer process, reaped
+/// only then (the box's init says how the agent ended before the copy is taken down).
 #[derive(Debug)]
 pub struct Hold {
     _namespace: Option<std::fs::File>,

@@ -69,9 +69,15 @@ pub fn exec(
     {
         let _ = std::fs::write(status_file, json);
     }
-    match (recorded.code, recorded.signal) {
-        (_, Some(sig)) => (128 + sig).clamp(0, 255) as u8,
-        (Some(code), None) => code.clamp(0, 255) as u8,
+    exit_code(recorded.code, recorded.signal) as u8
+}
+
+/// How the box's first process ends for an agent that ended so: as a shell says it, 128 + a
+/// signal that killed it.
+pub(super) fn exit_code(code: Option<i32>, signal: Option<i32>) -> i32 {
+    match (code, signal) {
+        (_, Some(sig)) => (128 + sig).clamp(0, 255),
+        (Some(code), None) => code.clamp(0, 255),
         (None, None) => 1,
     }
 }
@@ -80,15 +86,20 @@ pub fn exec(
 /// first process (bwrap's `--as-pid-1`: no init of bwrap's in between, one process less to
 /// start and to end for every agent), so what the agent leaves running is ours to reap.
 fn wait_reaping(child: &std::process::Child) -> std::io::Result<std::process::ExitStatus> {
-    let agent = child.id() as libc::pid_t;
+    reap_until(child.id() as libc::pid_t).map(std::process::ExitStatus::from_raw)
+}
+
+/// Waits for `pid`, reaping whatever else ends on the way (a box's first process does);
+/// its raw wait status.
+pub(super) fn reap_until(pid: libc::pid_t) -> std::io::Result<libc::c_int> {
     loop {
         let mut status = 0;
         // SAFETY: waitpid(2) writes only to `status`.
-        let pid = unsafe { libc::waitpid(-1, &raw mut status, 0) };
-        if pid == agent {
-            return Ok(std::process::ExitStatus::from_raw(status));
+        let got = unsafe { libc::waitpid(-1, &raw mut status, 0) };
+        if got == pid {
+            return Ok(status);
         }
-        if pid < 0 {
+        if got < 0 {
             let e = std::io::Error::last_os_error();
             if e.kind() != std::io::ErrorKind::Interrupted {
                 return Err(e);

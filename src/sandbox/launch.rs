@@ -129,10 +129,10 @@ fn entering(
     let (mut cmd, status) =
         super::enter::command(shared, &mounts, &program, agent.cwd, reset(keep_ignored))
             .map_err(|e| e.to_string())?;
+    // Its directory is entered in the box (see enter.rs).
     cmd.args(agent.args)
         .envs(agent.base_env.iter().map(|(k, v)| (k, v)))
-        .envs(agent.env.iter().map(|(k, v)| (k, v)))
-        .current_dir(agent.cwd);
+        .envs(agent.env.iter().map(|(k, v)| (k, v)));
     for var in UNSET {
         cmd.env_remove(var);
     }
@@ -325,7 +325,8 @@ pub fn bwrap_args(jail: &Jail, mounts: &[Mount], cwd: &Path) -> Vec<OsString> {
 fn args(jail: &Jail, mounts: &[Mount], cwd: Option<&Path>) -> Vec<OsString> {
     let mut out: Vec<OsString> = Vec::new();
     let mut push = |words: &[&std::ffi::OsStr]| out.extend(words.iter().map(|w| w.to_os_string()));
-    // No --new-session: the box stays in the pane's process group, which orch signals.
+    // For an agent, no --new-session: the box stays in the pane's process group, which orch
+    // signals. A run's box is put in a session of its own by whoever makes it (shared.rs).
     if cwd.is_some() {
         push(&["--die-with-parent".as_ref()]);
     }

@@ -15,11 +15,12 @@
 use std::ffi::OsString;
 use std::hash::{Hash as _, Hasher as _};
 use std::io::{BufRead as _, Read as _, Write as _};
-use std::os::fd::{AsRawFd as _, OwnedFd};
+use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
 use std::os::unix::fs::MetadataExt as _;
 use std::os::unix::process::CommandExt as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -32,16 +33,30 @@ pub(super) struct Shared {
     /// Its user namespace, where it is not ours (run by root, bwrap makes none).
     pub(super) user: Option<OwnedFd>,
     pub(super) mnt: OwnedFd,
+    pub(super) made: Made,
 }
 
-/// `boxes/<key>.json`: the holder, and its namespaces' inodes (a pid alone could be another
-/// process's by now).
-#[derive(Debug, Serialize, Deserialize)]
+/// Which box, to retire it.
+#[derive(Debug, Clone)]
+pub(super) struct Made {
+    record: PathBuf,
+    pid: u32,
+    start: u64,
+}
+
+/// `boxes/<key>.json`: the holder, when it started, and its namespaces' inodes (a pid alone
+/// could be another process's by now, and inode numbers are used again).
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 struct Record {
     pid: u32,
+    start: u64,
     user: u64,
     mnt: u64,
 }
+
+/// How long an agent waits for another one making the box before it makes a box of its own
+/// (the lock can be read, so anything may hold it).
+const MAKING_PATIENCE: Duration = Duration::from_secs(10);
 
 /// The run's box made with bwrap's options `args` (the plan's, not one agent's), made if
 /// there is none yet. `Ok(None)` where boxes are not shared (see the module's doc); `Err`
@@ -80,9 +95,14 @@ pub(super) fn find_or_make(
         .write(true)
         .open(dir.join(format!("{key}.lock")))
         .map_err(|e| failed("cannot open a lock in", e))?;
+    let deadline = Instant::now() + MAKING_PATIENCE;
     // SAFETY: flock(2) on a descriptor we own.
-    if unsafe { libc::flock(guard.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(failed("cannot lock in", std::io::Error::last_os_error()));
+    while unsafe { libc::flock(guard.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::WouldBlock || Instant::now() > deadline {
+            return Err(failed("cannot lock the run's box in", e));
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
     if let Some(shared) = open(&record) {
         return Ok(Some(shared));
@@ -116,20 +136,67 @@ fn single_threaded() -> bool {
     })
 }
 
-/// The box `record` names, open, if its holder still holds it.
-fn open(record: &Path) -> Option<Shared> {
-    let record: Record = serde_json::from_slice(&std::fs::read(record).ok()?).ok()?;
+/// The box `path` records, open, if its holder still holds it.
+fn open(path: &Path) -> Option<Shared> {
+    let record: Record = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
     let namespace = |kind: &str, ino: u64| {
         let file = std::fs::File::open(format!("/proc/{}/ns/{kind}", record.pid)).ok()?;
         (file.metadata().ok()?.ino() == ino).then(|| OwnedFd::from(file))
     };
     let mnt = namespace("mnt", record.mnt)?;
     let user = namespace("user", record.user)?;
+    // Checked after the namespaces are open: the process that has them is the holder.
+    if started(record.pid)? != record.start {
+        return None;
+    }
     let ours = std::fs::metadata("/proc/self/ns/user").ok()?.ino();
     Some(Shared {
         user: (record.user != ours).then_some(user),
         mnt,
+        made: Made {
+            record: path.to_path_buf(),
+            pid: record.pid,
+            start: record.start,
+        },
     })
+}
+
+/// When process `pid` started (clock ticks since boot, `/proc/<pid>/stat`'s 22nd field).
+fn started(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command's name, which may hold anything but ends at the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Retires a box that lost a mount: its record goes (unless it already names another box)
+/// and its holder with it, so that the next agent makes it anew.
+pub(super) fn retire(made: &Made) {
+    let named = std::fs::read(&made.record)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Record>(&bytes).ok())
+        .is_some_and(|r| r.pid == made.pid && r.start == made.start);
+    if named {
+        let _ = std::fs::remove_file(&made.record);
+    }
+    // SAFETY: pidfd_open(2) and pidfd_send_signal(2): the signal goes to the process the
+    // descriptor was opened for, which is checked to be the holder after it is opened.
+    unsafe {
+        let fd = libc::syscall(libc::SYS_pidfd_open, made.pid, 0);
+        if fd < 0 {
+            return;
+        }
+        let fd = OwnedFd::from_raw_fd(fd as i32);
+        if started(made.pid) == Some(made.start) {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                fd.as_raw_fd(),
+                libc::SIGKILL,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            );
+        }
+    }
 }
 
 /// Has bwrap make the box, around its holder, and says where it is once it is whole (the
@@ -178,6 +245,7 @@ fn make(args: &[OsString], bwrap: &Path, exe: &Path, engine_lock: &Path) -> Resu
     };
     Ok(Record {
         pid,
+        start: started(pid).ok_or_else(|| cannot("its holder ended at once".into()))?,
         user: ino("user")?,
         mnt: ino("mnt")?,
     })

@@ -122,9 +122,19 @@ fn a_hostile_agent_cannot_leave_its_box_and_orch_reports_it() {
     assert!(shown.contains("REFUSED BY THE SANDBOX"), "{shown}");
     let report = up.orch().args(["report"]).run().expect(0).stdout();
     assert!(report.contains("Refused by the sandbox"), "{report}");
-    // The launch spec names the sandbox the agent ran in.
+    // The launch spec names the sandbox the agent ran in: the run's box, which it entered.
     let spec = std::fs::read_to_string(attempt.join("launch.json")).unwrap();
     assert!(spec.contains("\"sandbox\""), "{spec}");
+    assert!(!output.contains("a box of its own"), "{output}");
+    let boxes: Vec<_> = std::fs::read_dir(up.run_dir().join("boxes"))
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    assert!(
+        !boxes.is_empty(),
+        "the run made no box for its agents to enter"
+    );
 }
 
 #[test]
@@ -601,16 +611,24 @@ fn shared_box_in(base: &Path) {
         kind: orch::config::AgentKind::Command,
         no_network: false,
         read_only_project: false,
-        write: vec![],
-        read: vec![],
+        // A file bound writable, which the test replaces from outside: outside /tmp, where
+        // it is bound from is where its mount lies.
+        write: vec![root.join("shared.txt")],
+        // A file bound back read-only into the agent's hidden home, which the test replaces
+        // from outside.
+        read: vec![root.join("home/bound.txt")],
     };
+    std::fs::create_dir_all(root.join("home")).unwrap();
+    std::fs::write(root.join("shared.txt"), "").unwrap();
+    std::fs::write(root.join("home/bound.txt"), "as bound\n").unwrap();
+    let home = root.join("home").to_string_lossy().into_owned();
     let agent = |n: usize, script: &str| -> (ExitRecord, String) {
         let dir = run_dir.join(format!("tasks/{n}/1"));
         std::fs::create_dir_all(&dir).unwrap();
         let spec = LaunchSpec {
             title: format!("task {n}"),
             argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
-            env: vec![],
+            env: vec![("HOME".into(), home.clone())],
             env_file: None,
             stdin: None,
             cwd: project.clone(),
@@ -699,18 +717,78 @@ fn shared_box_in(base: &Path) {
         assert_eq!((ended.code, ended.signal), expected, "{script}: {log}");
     }
 
+    let holder_of = |record: &str| -> u64 {
+        let holder: serde_json::Value = serde_json::from_str(record).unwrap();
+        holder["pid"].as_u64().unwrap()
+    };
+    let gone = |pid: u64| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))
+    };
+    let pid = holder_of(&record);
+    assert!(!gone(pid));
+
+    // Replaced from outside (as git replaces HEAD), a file bound into the box is no longer a
+    // mount there: the next agent finds out, gets a bwrap of its own (the file read-only in
+    // it), and the box is retired, to be made anew by the agent after.
+    let bound = root.join("home/bound.txt");
+    std::fs::write(root.join("home/bound.new"), "replaced\n").unwrap();
+    std::fs::rename(root.join("home/bound.new"), &bound).unwrap();
+    let write_bound = format!(
+        "(echo x > {}) 2>/dev/null && echo WROTE-THE-BOUND-FILE; exit 0",
+        bound.display()
+    );
+    let (ended, log) = agent(10, &write_bound);
+    assert_eq!((ended.code, ended.signal), (Some(0), None), "{log}");
+    assert!(log.contains("a box of its own"), "{log}");
+    assert!(!log.contains("WROTE"), "{log}");
+    wait_until(
+        "the box that lost a mount to be retired",
+        Duration::from_secs(10),
+        || gone(pid) && boxes().is_empty(),
+        || format!("the box: {record}; boxes: {:?}; its log: {log}", boxes()),
+    );
+    let (ended, log) = agent(11, &write_bound);
+    assert_eq!((ended.code, ended.signal), (Some(0), None), "{log}");
+    assert!(!log.contains("a box of its own"), "{log}");
+    assert!(!log.contains("WROTE"), "{log}");
+    assert_eq!(std::fs::read_to_string(&bound).unwrap(), "replaced\n");
+    let remade = boxes();
+    assert_eq!(remade.len(), 1, "{remade:?}");
+    let record = std::fs::read_to_string(&remade[0]).unwrap();
+    let pid = holder_of(&record);
+
+    // The same for a file bound writable: what the agents write reaches the file that is
+    // there now, not the one replaced.
+    let shared = root.join("shared.txt");
+    std::fs::write(root.join("shared.new"), "").unwrap();
+    std::fs::rename(root.join("shared.new"), &shared).unwrap();
+    let (ended, log) = agent(12, &format!("echo from-12 >> {}", shared.display()));
+    assert_eq!((ended.code, ended.signal), (Some(0), None), "{log}");
+    assert!(log.contains("a box of its own"), "{log}");
+    wait_until(
+        "the box that lost a mount to be retired",
+        Duration::from_secs(10),
+        || gone(pid) && boxes().is_empty(),
+        || format!("the box: {record}; boxes: {:?}; its log: {log}", boxes()),
+    );
+    let (ended, log) = agent(13, &format!("echo from-13 >> {}", shared.display()));
+    assert_eq!((ended.code, ended.signal), (Some(0), None), "{log}");
+    assert!(!log.contains("a box of its own"), "{log}");
+    assert_eq!(
+        std::fs::read_to_string(&shared).unwrap(),
+        "from-12\nfrom-13\n"
+    );
+    let remade = boxes();
+    assert_eq!(remade.len(), 1, "{remade:?}");
+    let record = std::fs::read_to_string(&remade[0]).unwrap();
+    let pid = holder_of(&record);
+
     // The engine ends: so does its box.
-    let holder: serde_json::Value = serde_json::from_str(&record).unwrap();
-    let pid = holder["pid"].as_u64().unwrap();
-    assert!(Path::new(&format!("/proc/{pid}")).exists());
     drop(engine);
     wait_until(
         "the box's holder to end with the engine's lock",
         Duration::from_secs(10),
-        || {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .map_or(true, |s| s.contains(") Z "))
-        },
+        || gone(pid),
         || format!("the box: {record}"),
     );
 }
