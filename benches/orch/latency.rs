@@ -28,7 +28,7 @@ pub struct Latency {
     /// Milliseconds, by the journal's own `t` (ms, taken just before the write).
     pub exit_t_ms: Samples,
     /// The exit's two halves, by `exit.json`'s `ended_at_ms` (ms, truncated): the agent's
-    /// EXIT stamp → `orch agent-run` has reaped it (the agent's end, through its box), and
+    /// EXIT stamp → `orch agent-run` knows of its end (the agent's end, through its box), and
     /// → the journal's `t` (the record written, seen, read and journaled).
     pub reaped_ms: Samples,
     pub after_reap_ms: Samples,

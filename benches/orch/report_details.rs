@@ -81,8 +81,9 @@ pub(crate) fn details(o: &mut String, r: &Results) {
              - *by `t`*: the same, to the journal's own `t` (ms, truncated, taken just before \
              the engine writes the line): a cross-check{}.\n\
              - *of which*: the exit by `t` cut in two at `exit.json`'s `ended_at_ms` (ms, \
-             truncated, when `orch agent-run`'s wait for the agent returned): the agent's \
-             end through its box and its launcher, then the engine's part.\n",
+             truncated, when `orch agent-run` learned that the agent ended: its box's init \
+             said so, or, in a bwrap of the agent's own, its wait returned): the agent's end \
+             through its box and its launcher, then the engine's part.\n",
             if busy {
                 "The busy scenario: exits and violations while the engine's loop is crowded"
             } else {
@@ -115,13 +116,13 @@ pub(crate) fn details(o: &mut String, r: &Results) {
         row(o, "exit → journal `t`", &l.exit_t_ms, ms);
         row(
             o,
-            "… of which exit → `orch agent-run` reaped the agent (`ended_at_ms`)",
+            "… of which exit → `orch agent-run` knew it (`ended_at_ms`)",
             &l.reaped_ms,
             ms,
         );
         row(
             o,
-            "… and reaped → journal `t` (`exit.json` written, seen, read, journaled)",
+            "… and knew it → journal `t` (`exit.json` written, seen, read, journaled)",
             &l.after_reap_ms,
             ms,
         );
