@@ -63,8 +63,9 @@ pub fn find(run_dir: &Path, attempt_dir: &Path) -> Vec<Leftover> {
         .collect()
 }
 
-/// What `orch sandbox-exec` writes beside its status file (in the attempt's `box/`, the one
-/// place of the run's record the box may write): what the agent left in its box.
+/// What the agent left in its box, in the attempt's `box/`: written by `agent-run` from what
+/// the run's box's init said, or, in a bwrap of the agent's own, by `orch sandbox-exec`
+/// beside its status file (the one place of the run's record that box may write).
 pub const BOX_FILE: &str = "box-leftovers.json";
 
 /// Where the box of the attempt in `attempt_dir` lists what its agent left in it.
@@ -97,7 +98,7 @@ pub fn in_this_box() -> Vec<Leftover> {
         .collect()
 }
 
-/// What `orch sandbox-exec` said the agent of the attempt in `attempt_dir` left in its box
+/// What the box said the agent of the attempt in `attempt_dir` left in it
 /// (written inside the box, so bounded and taken as a report, not as proof).
 pub fn left_in_box(attempt_dir: &Path) -> Vec<Leftover> {
     use std::io::Read as _;
