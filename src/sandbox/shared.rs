@@ -8,7 +8,8 @@
 //!
 //! The holder lives as long as the run's engine (it waits for the engine's lock). Boxes are
 //! not shared, and every agent gets a bwrap of its own as before, where no engine holds the
-//! run (`orch plan`, tests of the launcher alone), without network (bwrap brings the box's
+//! run (`orch plan`, tests of the launcher alone), in a task's own worktree (`isolation:
+//! task`: a box would serve one task's few agents), without network (bwrap brings the box's
 //! own loopback up; the copy would have none), and where the launcher is not
 //! single-threaded (the copy is made between fork and exec).
 
@@ -73,6 +74,15 @@ pub(super) fn find_or_make(
     let Ok(run) = crate::state::RunDir::open(&jail.run_dir) else {
         return Ok(None);
     };
+    // A task's own worktree (`isolation: task`) is one task's: a box kept for the run's life
+    // would serve that task's few agents, then sit idle; they get a bwrap each.
+    if let Some(state) = jail.run_dir.parent().and_then(Path::parent)
+        && jail
+            .project
+            .starts_with(crate::workspace::task::tasks_dir(state, run.id()))
+    {
+        return Ok(None);
+    }
     let engine_lock = run.engine_lock();
     if !held(&engine_lock) {
         return Ok(None);

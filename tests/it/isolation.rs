@@ -220,6 +220,12 @@ fn a_dependency_chain_each_in_its_own_worktree_sees_only_its_dependencies_commit
         git(&root, &["status", "--porcelain", "--untracked-files=all"]),
         before
     );
+    // An agent in a task's own worktree gets a box of its own: a run's shared box there would
+    // serve one task's few agents, then sit idle for the rest of the run.
+    let shared: Vec<_> = std::fs::read_dir(up.run_dir().join("boxes"))
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(shared.is_empty(), "{shared:?}");
 }
 
 /// What every run of the plan must end with, however often its engine died: one commit per
