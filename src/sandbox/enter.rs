@@ -130,6 +130,9 @@ struct Steps {
     reset: Vec<i32>,
     /// The launcher's pid: the child ends if it is gone.
     launcher: libc::pid_t,
+    /// The user and group the launcher runs as: the agent's, in a user namespace of its own
+    /// (see `own_user`).
+    ids: (libc::uid_t, libc::gid_t),
 }
 
 struct Fresh {
@@ -174,6 +177,8 @@ pub(super) fn command(
         reset,
         // SAFETY: getpid(2) only reads our own pid.
         launcher: unsafe { libc::getpid() },
+        // SAFETY: getuid(2) and getgid(2) only read our own ids.
+        ids: unsafe { (libc::getuid(), libc::getgid()) },
     };
     let mut cmd = Command::new(program);
     // SAFETY: run in the forked child of a single-threaded launcher (see the module's doc).
@@ -361,6 +366,9 @@ impl Steps {
             }
             libc::close(life);
             mount_proc()?;
+            if self.shared.user.is_some() {
+                self.own_user()?;
+            }
             // Nothing in the box may trace it or read its descriptors (the pipe).
             libc::prctl(libc::PR_SET_DUMPABLE, 0);
             let agent = check("starting the agent", libc::fork().into())? as libc::pid_t;
@@ -407,6 +415,36 @@ impl Steps {
             )
             .map_err(as_agent)?;
             drop_capabilities().map_err(as_agent)
+        }
+    }
+
+    /// The box's init and its agent as the launcher's own user, as bwrap has it: in the user
+    /// namespace that owns the box's mounts, the launcher's user is root (bwrap made the
+    /// mounts as root there, then put the box's processes in a second namespace, where they
+    /// are the user again). A user namespace of the copy's own, inside, maps the user back:
+    /// an agent that takes itself for root behaves otherwise (some CLIs refuse to run as
+    /// root). Made by the init once its mounts are done, before it starts the agent.
+    unsafe fn own_user(&self) -> Result<(), Fail> {
+        // SAFETY: as in `enter`; the writes go to our own process's maps.
+        unsafe {
+            // As the namespace that owns the mounts sees us.
+            let (uid, gid) = (libc::geteuid(), libc::getegid());
+            check(
+                "a user namespace of its own",
+                libc::unshare(libc::CLONE_NEWUSER).into(),
+            )?;
+            let write = |path: &std::ffi::CStr, text: &str| -> Result<(), Fail> {
+                let fd = check(
+                    "mapping its user",
+                    libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC).into(),
+                )? as RawFd;
+                let written = libc::write(fd, text.as_ptr().cast(), text.len());
+                libc::close(fd);
+                check("mapping its user", written as libc::c_long).map(|_| ())
+            };
+            write(c"/proc/self/uid_map", &format!("{} {uid} 1\n", self.ids.0))?;
+            write(c"/proc/self/setgroups", "deny")?;
+            write(c"/proc/self/gid_map", &format!("{} {gid} 1\n", self.ids.1))
         }
     }
 }

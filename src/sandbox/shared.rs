@@ -31,7 +31,8 @@ use super::hold::{INFO_FD, Info, pass};
 /// A run's box, open: what an agent joins.
 #[derive(Debug)]
 pub(super) struct Shared {
-    /// Its user namespace, where it is not ours (run by root, bwrap makes none).
+    /// The user namespace that owns its mounts, where it is not ours (run by root, bwrap
+    /// makes none).
     pub(super) user: Option<OwnedFd>,
     pub(super) mnt: OwnedFd,
     pub(super) made: Made,
@@ -45,8 +46,9 @@ pub(super) struct Made {
     start: u64,
 }
 
-/// `boxes/<key>.json`: the holder, when it started, and its namespaces' inodes (a pid alone
-/// could be another process's by now, and inode numbers are used again).
+/// `boxes/<key>.json`: the holder, when it started, and the inodes of its mount namespace and
+/// of the user namespace that owns it (a pid alone could be another process's by now, and
+/// inode numbers are used again).
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 struct Record {
     pid: u32,
@@ -149,12 +151,11 @@ fn single_threaded() -> bool {
 /// The box `path` records, open, if its holder still holds it.
 fn open(path: &Path) -> Option<Shared> {
     let record: Record = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
-    let namespace = |kind: &str, ino: u64| {
-        let file = std::fs::File::open(format!("/proc/{}/ns/{kind}", record.pid)).ok()?;
-        (file.metadata().ok()?.ino() == ino).then(|| OwnedFd::from(file))
-    };
-    let mnt = namespace("mnt", record.mnt)?;
-    let user = namespace("user", record.user)?;
+    let mnt = OwnedFd::from(std::fs::File::open(format!("/proc/{}/ns/mnt", record.pid)).ok()?);
+    let user = owner(&mnt)?;
+    if ino(&mnt)? != record.mnt || ino(&user)? != record.user {
+        return None;
+    }
     // Checked after the namespaces are open: the process that has them is the holder.
     if started(record.pid)? != record.start {
         return None;
@@ -169,6 +170,27 @@ fn open(path: &Path) -> Option<Shared> {
             start: record.start,
         },
     })
+}
+
+/// The user namespace that owns the mount namespace `mnt`: the one to join to enter it.
+/// Not the holder's own: bwrap, unprivileged, puts its box's processes in a second user
+/// namespace inside the one it made the mounts in, where nothing has a capability over them.
+fn owner(mnt: &OwnedFd) -> Option<OwnedFd> {
+    // SAFETY: ioctl(2) NS_GET_USERNS on a namespace descriptor we own returns a new
+    // descriptor, which we then own.
+    unsafe {
+        let fd = libc::ioctl(mnt.as_raw_fd(), libc::NS_GET_USERNS);
+        (fd >= 0).then(|| OwnedFd::from_raw_fd(fd))
+    }
+}
+
+/// The inode of what `fd` is open on.
+fn ino(fd: &OwnedFd) -> Option<u64> {
+    // SAFETY: fstat(2) writes only to `stat`.
+    unsafe {
+        let mut stat: libc::stat = std::mem::zeroed();
+        (libc::fstat(fd.as_raw_fd(), &raw mut stat) == 0).then_some(stat.st_ino)
+    }
 }
 
 /// When process `pid` started (clock ticks since boot, `/proc/<pid>/stat`'s 22nd field).
@@ -248,16 +270,16 @@ fn make(args: &[OsString], bwrap: &Path, exe: &Path, engine_lock: &Path) -> Resu
         let _ = child.wait();
         return Err(cannot(err.trim().to_string()));
     };
-    let ino = |kind: &str| {
-        std::fs::metadata(format!("/proc/{pid}/ns/{kind}"))
-            .map(|m| m.ino())
-            .map_err(|e| cannot(e.to_string()))
-    };
+    let gone = || cannot("its holder ended at once".into());
+    let mnt = OwnedFd::from(
+        std::fs::File::open(format!("/proc/{pid}/ns/mnt")).map_err(|e| cannot(e.to_string()))?,
+    );
+    let user = owner(&mnt).ok_or_else(gone)?;
     Ok(Record {
         pid,
-        start: started(pid).ok_or_else(|| cannot("its holder ended at once".into()))?,
-        user: ino("user")?,
-        mnt: ino("mnt")?,
+        start: started(pid).ok_or_else(gone)?,
+        user: ino(&user).ok_or_else(gone)?,
+        mnt: ino(&mnt).ok_or_else(gone)?,
     })
 }
 

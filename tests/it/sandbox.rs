@@ -792,3 +792,125 @@ fn shared_box_in(base: &Path) {
         || format!("the box: {record}"),
     );
 }
+
+/// The same box entered by a user who is not root, where bwrap makes the box's mounts in a
+/// user namespace of its own (and puts its processes in a second one inside it): run as
+/// `nobody` where the tests run as root (otherwise the test above is that case already).
+#[test]
+fn a_user_who_is_not_root_enters_the_runs_box_too() {
+    use orch::agent_process::launcher::{LaunchSpec, write_launcher};
+    use orch::agent_process::run::ExitRecord;
+    use std::os::fd::AsRawFd as _;
+    use std::os::unix::process::CommandExt as _;
+
+    if !sandbox_works("a_user_who_is_not_root_enters_the_runs_box_too") {
+        return;
+    }
+    // SAFETY: getuid(2) only reads our own user id.
+    if unsafe { libc::getuid() } != 0 {
+        eprintln!("skipped a_user_who_is_not_root_enters_the_runs_box_too: not run as root");
+        return;
+    }
+    const NOBODY: u32 = 65534;
+    // Where `nobody` can reach it (not under /tmp, which the box has its own of).
+    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    std::fs::create_dir_all(&base).unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("orch-shared-box-user-")
+        .tempdir_in(&base)
+        .unwrap();
+    let root = tmp.path().canonicalize().unwrap();
+    let (project, run_dir, home) = (root.join("project"), root.join("run"), root.join("home"));
+    for dir in [&project, &run_dir, &home] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let engine = std::fs::File::create(run_dir.join("engine.lock")).unwrap();
+    // SAFETY: flock(2) on a file we own.
+    assert_eq!(unsafe { libc::flock(engine.as_raw_fd(), libc::LOCK_EX) }, 0);
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for dir in [&project, &run_dir, &home] {
+        std::os::unix::fs::chown(dir, Some(NOBODY), Some(NOBODY)).unwrap();
+    }
+    let jail = orch::sandbox::Jail {
+        project: project.clone(),
+        run_dir: run_dir.clone(),
+        kind: orch::config::AgentKind::Command,
+        no_network: false,
+        read_only_project: false,
+        write: vec![],
+        read: vec![],
+    };
+    let agent = |n: usize| -> (ExitRecord, String) {
+        let dir = run_dir.join(format!("tasks/{n}/1"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let spec = LaunchSpec {
+            title: format!("task {n}"),
+            argv: vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                "id -u; grep CapEff /proc/self/status; echo x > /tmp/x && echo ok > a.txt; \
+                 exit 3"
+                    .into(),
+            ],
+            env: vec![("HOME".into(), home.to_string_lossy().into_owned())],
+            env_file: None,
+            stdin: None,
+            cwd: project.clone(),
+            output_log: dir.join("output.log"),
+            stdout_log: dir.join("stdout.log"),
+            exit_file: dir.join("exit.json"),
+            sandbox: Some(jail.clone()),
+            notice: None,
+        };
+        write_launcher(&dir, &spec, Path::new(env!("CARGO_BIN_EXE_orch"))).unwrap();
+        for path in [
+            run_dir.join("tasks"),
+            run_dir.join(format!("tasks/{n}")),
+            dir.clone(),
+        ] {
+            std::os::unix::fs::chown(&path, Some(NOBODY), Some(NOBODY)).unwrap();
+        }
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            std::os::unix::fs::chown(entry.unwrap().path(), Some(NOBODY), Some(NOBODY)).unwrap();
+        }
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_orch"));
+        command
+            .arg("agent-run")
+            .arg(dir.join("launch.json"))
+            .current_dir(&root)
+            .env("HOME", &home)
+            .stdin(std::process::Stdio::null())
+            // (std drops root's supplementary groups with them.)
+            .gid(NOBODY)
+            .uid(NOBODY);
+        let out = command.output().unwrap();
+        let log = std::fs::read_to_string(dir.join("output.log")).unwrap_or_default();
+        let record = ExitRecord::read(&dir.join("exit.json")).unwrap_or_else(|e| {
+            panic!(
+                "{e:#}\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (record, log)
+    };
+    for n in 1..=2 {
+        let (ended, log) = agent(n);
+        assert_eq!((ended.code, ended.signal), (Some(3), None), "{log}");
+        assert!(!log.contains("a box of its own"), "{log}");
+        assert!(log.starts_with("65534\n"), "{log}");
+        assert!(log.contains("CapEff:\t0000000000000000"), "{log}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(project.join("a.txt")).unwrap(),
+        "ok\n"
+    );
+    let boxes: Vec<_> = std::fs::read_dir(run_dir.join("boxes"))
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    assert_eq!(boxes.len(), 1, "{boxes:?}");
+    drop(engine);
+}
