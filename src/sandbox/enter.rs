@@ -1,13 +1,15 @@
 //! An agent entering its run's shared box (see [`super::shared`]): what `orch agent-run`'s
 //! child does between fork and exec. Three processes, as bwrap makes them:
 //!
-//! - the child (the launcher's own, in the pane's process group) joins the box's user and
-//!   mount namespaces, makes a private copy of the mounts with new pid and IPC namespaces,
+//! - the child (the launcher's own, in the pane's process group) joins the user namespace
+//!   that owns the box's mounts (not the one bwrap puts the box's processes in) and the
+//!   mount namespace, makes a private copy of the mounts with new pid and IPC namespaces,
 //!   and gives the copy what must be the agent's alone: every writable tmpfs of the plan
 //!   anew (what the plan binds under it moved into the new one), a `/dev/pts` and
 //!   `/dev/shm` of its own, the rest of `/dev` read-only. It then waits for
 //! - the box's init (pid 1 of the new pid namespace): it mounts the namespace's `/proc`,
-//!   starts the agent, reaps what ends in the box, and writes how the agent ended on a pipe
+//!   then, run by a user, makes a user namespace of the copy's own that maps the user back
+//!   (see `own_user`), starts the agent, reaps what ends in the box, and writes how the agent ended on a pipe
 //!   to the launcher (no file in the box that something there could forge);
 //! - the agent, with the stop signals back at their default, no capability, no new
 //!   privileges, in its directory.
@@ -177,8 +179,8 @@ pub(super) fn command(
         reset,
         // SAFETY: getpid(2) only reads our own pid.
         launcher: unsafe { libc::getpid() },
-        // SAFETY: getuid(2) and getgid(2) only read our own ids.
-        ids: unsafe { (libc::getuid(), libc::getgid()) },
+        // SAFETY: geteuid(2) and getegid(2) only read our own ids.
+        ids: unsafe { (libc::geteuid(), libc::getegid()) },
     };
     let mut cmd = Command::new(program);
     // SAFETY: run in the forked child of a single-threaded launcher (see the module's doc).
@@ -434,13 +436,14 @@ impl Steps {
                 libc::unshare(libc::CLONE_NEWUSER).into(),
             )?;
             let write = |path: &std::ffi::CStr, text: &str| -> Result<(), Fail> {
+                let what = format!("mapping its user: {}", path.to_string_lossy());
                 let fd = check(
-                    "mapping its user",
+                    &what,
                     libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC).into(),
                 )? as RawFd;
                 let written = libc::write(fd, text.as_ptr().cast(), text.len());
                 libc::close(fd);
-                check("mapping its user", written as libc::c_long).map(|_| ())
+                check(&what, written as libc::c_long).map(|_| ())
             };
             write(c"/proc/self/uid_map", &format!("{} {uid} 1\n", self.ids.0))?;
             write(c"/proc/self/setgroups", "deny")?;
