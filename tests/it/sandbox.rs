@@ -588,8 +588,6 @@ fn a_runs_agents_share_one_box_each_in_a_copy_of_its_own() {
 }
 
 fn shared_box_in(base: &Path) {
-    use orch::agent_process::launcher::{LaunchSpec, write_launcher};
-    use orch::agent_process::run::ExitRecord;
     use std::os::fd::AsRawFd as _;
 
     std::fs::create_dir_all(base).unwrap();
@@ -622,39 +620,7 @@ fn shared_box_in(base: &Path) {
     std::fs::write(root.join("shared.txt"), "").unwrap();
     std::fs::write(root.join("home/bound.txt"), "as bound\n").unwrap();
     let home = root.join("home").to_string_lossy().into_owned();
-    let agent = |n: usize, script: &str| -> (ExitRecord, String) {
-        let dir = run_dir.join(format!("tasks/{n}/1"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let spec = LaunchSpec {
-            title: format!("task {n}"),
-            argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
-            env: vec![("HOME".into(), home.clone())],
-            env_file: None,
-            stdin: None,
-            cwd: project.clone(),
-            output_log: dir.join("output.log"),
-            stdout_log: dir.join("stdout.log"),
-            exit_file: dir.join("exit.json"),
-            sandbox: Some(jail.clone()),
-            notice: None,
-        };
-        write_launcher(&dir, &spec, Path::new(env!("CARGO_BIN_EXE_orch"))).unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_orch"))
-            .arg("agent-run")
-            .arg(dir.join("launch.json"))
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap();
-        let log = std::fs::read_to_string(dir.join("output.log")).unwrap_or_default();
-        let record = ExitRecord::read(&dir.join("exit.json")).unwrap_or_else(|e| {
-            panic!(
-                "{e:#}\n{}\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-        (record, log)
-    };
+    let agent = |n: usize, script: &str| agent_run(&jail, Path::new(&home), n, script, None);
 
     let (first, log) = agent(
         1,
@@ -798,10 +764,7 @@ fn shared_box_in(base: &Path) {
 /// `nobody` where the tests run as root (otherwise the test above is that case already).
 #[test]
 fn a_user_who_is_not_root_enters_the_runs_box_too() {
-    use orch::agent_process::launcher::{LaunchSpec, write_launcher};
-    use orch::agent_process::run::ExitRecord;
     use std::os::fd::AsRawFd as _;
-    use std::os::unix::process::CommandExt as _;
 
     if !sandbox_works("a_user_who_is_not_root_enters_the_runs_box_too") {
         return;
@@ -841,59 +804,14 @@ fn a_user_who_is_not_root_enters_the_runs_box_too() {
         write: vec![],
         read: vec![],
     };
-    let agent = |n: usize| -> (ExitRecord, String) {
-        let dir = run_dir.join(format!("tasks/{n}/1"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let spec = LaunchSpec {
-            title: format!("task {n}"),
-            argv: vec![
-                "/bin/sh".into(),
-                "-c".into(),
-                "id -u; grep CapEff /proc/self/status; echo x > /tmp/x && echo ok > a.txt; \
-                 exit 3"
-                    .into(),
-            ],
-            env: vec![("HOME".into(), home.to_string_lossy().into_owned())],
-            env_file: None,
-            stdin: None,
-            cwd: project.clone(),
-            output_log: dir.join("output.log"),
-            stdout_log: dir.join("stdout.log"),
-            exit_file: dir.join("exit.json"),
-            sandbox: Some(jail.clone()),
-            notice: None,
-        };
-        write_launcher(&dir, &spec, Path::new(env!("CARGO_BIN_EXE_orch"))).unwrap();
-        for path in [
-            run_dir.join("tasks"),
-            run_dir.join(format!("tasks/{n}")),
-            dir.clone(),
-        ] {
-            std::os::unix::fs::chown(&path, Some(NOBODY), Some(NOBODY)).unwrap();
-        }
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            std::os::unix::fs::chown(entry.unwrap().path(), Some(NOBODY), Some(NOBODY)).unwrap();
-        }
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_orch"));
-        command
-            .arg("agent-run")
-            .arg(dir.join("launch.json"))
-            .current_dir(&root)
-            .env("HOME", &home)
-            .stdin(std::process::Stdio::null())
-            // (std drops root's supplementary groups with them.)
-            .gid(NOBODY)
-            .uid(NOBODY);
-        let out = command.output().unwrap();
-        let log = std::fs::read_to_string(dir.join("output.log")).unwrap_or_default();
-        let record = ExitRecord::read(&dir.join("exit.json")).unwrap_or_else(|e| {
-            panic!(
-                "{e:#}\n{}\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-        (record, log)
+    let agent = |n: usize| {
+        agent_run(
+            &jail,
+            &home,
+            n,
+            "id -u; grep CapEff /proc/self/status; echo x > /tmp/x && echo ok > a.txt; exit 3",
+            Some(NOBODY),
+        )
     };
     for n in 1..=2 {
         let (ended, log) = agent(n);
@@ -913,4 +831,63 @@ fn a_user_who_is_not_root_enters_the_runs_box_too() {
         .collect();
     assert_eq!(boxes.len(), 1, "{boxes:?}");
     drop(engine);
+}
+
+/// Runs `script` as the agent of task `n`'s first attempt through `orch agent-run`, in `jail`
+/// (in its project, with `home` its HOME), as `user` when given (the attempt's files then
+/// its); returns its exit record and what it printed.
+fn agent_run(
+    jail: &orch::sandbox::Jail,
+    home: &Path,
+    n: usize,
+    script: &str,
+    user: Option<u32>,
+) -> (orch::agent_process::run::ExitRecord, String) {
+    use orch::agent_process::launcher::{LaunchSpec, write_launcher};
+    use std::os::unix::process::CommandExt as _;
+
+    let dir = jail.run_dir.join(format!("tasks/{n}/1"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = LaunchSpec {
+        title: format!("task {n}"),
+        argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
+        env: vec![("HOME".into(), home.to_string_lossy().into_owned())],
+        env_file: None,
+        stdin: None,
+        cwd: jail.project.clone(),
+        output_log: dir.join("output.log"),
+        stdout_log: dir.join("stdout.log"),
+        exit_file: dir.join("exit.json"),
+        sandbox: Some(jail.clone()),
+        notice: None,
+    };
+    write_launcher(&dir, &spec, Path::new(env!("CARGO_BIN_EXE_orch"))).unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_orch"));
+    command
+        .arg("agent-run")
+        .arg(dir.join("launch.json"))
+        .current_dir(&jail.run_dir)
+        .env("HOME", home)
+        .stdin(std::process::Stdio::null());
+    if let Some(user) = user {
+        let tasks = jail.run_dir.join("tasks");
+        let mut owned = vec![tasks.clone(), tasks.join(n.to_string()), dir.clone()];
+        owned.extend(std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()));
+        for path in owned {
+            std::os::unix::fs::chown(path, Some(user), Some(user)).unwrap();
+        }
+        // (std drops root's supplementary groups with them.)
+        command.gid(user).uid(user);
+    }
+    let out = command.output().unwrap();
+    let log = std::fs::read_to_string(dir.join("output.log")).unwrap_or_default();
+    let record =
+        orch::agent_process::run::ExitRecord::read(&dir.join("exit.json")).unwrap_or_else(|e| {
+            panic!(
+                "{e:#}\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    (record, log)
 }
