@@ -441,7 +441,7 @@ fn execute(
                 }
                 // Said before the copy of the box is taken down (as its child, which holds
                 // it, ends): that is reaped once the exit record is written.
-                *hold = Some(crate::sandbox::Hold::entered(child));
+                *hold = Some(crate::sandbox::Hold::Entered(child));
                 (ended.code, ended.signal)
             }
             // (A box not entered fails the spawn: only a killed init says nothing here.)
@@ -479,12 +479,15 @@ fn spawn(
     sinks: &Arc<Mutex<Sinks>>,
 ) -> std::io::Result<(std::process::Child, Option<crate::sandbox::Ending>)> {
     let keep = inherited_ignored();
+    let tell = |note: &str| {
+        say(note);
+        lock(sinks).note(note);
+    };
     let mut share = true;
     loop {
         let prepared = crate::sandbox::command_holding(spec.sandbox.as_ref(), agent, &keep, share)?;
         if let Some(note) = &prepared.note {
-            say(note);
-            lock(sinks).note(note);
+            tell(note);
         }
         let mut command = prepared.command;
         command
@@ -510,12 +513,10 @@ fn spawn(
                 }
                 None => return Err(e),
                 Some(why) => {
-                    let note = format!(
+                    tell(&format!(
                         "orch: cannot enter the run's sandbox ({why}); this agent gets a box \
                          of its own"
-                    );
-                    say(&note);
-                    lock(sinks).note(&note);
+                    ));
                     share = false;
                 }
             },

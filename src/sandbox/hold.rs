@@ -18,24 +18,16 @@ pub struct Info(std::fs::File);
 /// (a bwrap of its own), or, for its copy of the run's shared box, its outer process, reaped
 /// only then (the box's init says how the agent ended before the copy is taken down).
 #[derive(Debug)]
-pub struct Hold {
-    _namespace: Option<std::fs::File>,
-    entered: Option<std::process::Child>,
-}
-
-impl Hold {
-    /// For the agent's copy of the run's shared box, `child` its outer process.
-    pub fn entered(child: std::process::Child) -> Hold {
-        Hold {
-            _namespace: None,
-            entered: Some(child),
-        }
-    }
+pub enum Hold {
+    /// Its mount namespace, kept open by the descriptor alone.
+    Namespace { _open: std::fs::File },
+    /// Its outer process, reaped when dropped.
+    Entered(std::process::Child),
 }
 
 impl Drop for Hold {
     fn drop(&mut self) {
-        if let Some(child) = &mut self.entered {
+        if let Hold::Entered(child) = self {
             let _ = child.wait();
         }
     }
@@ -63,14 +55,9 @@ impl Info {
         let pid = self.child_pid()?;
         std::fs::File::open(format!("/proc/{pid}/ns/mnt"))
             .ok()
-            .map(|namespace| Hold {
-                _namespace: Some(namespace),
-                entered: None,
-            })
+            .map(|open| Hold::Namespace { _open: open })
     }
-}
 
-impl Info {
     /// The pid (here) of the box's first process, once bwrap has said it; `None` when bwrap
     /// failed first.
     pub(super) fn child_pid(mut self) -> Option<u32> {

@@ -118,14 +118,14 @@ fn entering(
     agent: &Agent,
     keep_ignored: &[i32],
 ) -> Result<Option<(Command, super::enter::Status)>, String> {
+    let Some(run) = super::shared::run_sharing(jail) else {
+        return Ok(None);
+    };
     let (Ok(program), Ok(bwrap)) = (program(agent), which::which("bwrap")) else {
         return Ok(None);
     };
     let mounts = mounts_for(jail, agent, &program, exe);
-    let Some(shared) = super::shared::find_or_make(jail, &args(jail, &mounts, None), &bwrap, exe)?
-    else {
-        return Ok(None);
-    };
+    let shared = super::shared::find_or_make(&run, &args(jail, &mounts, None), &bwrap, exe)?;
     let (mut cmd, status) =
         super::enter::command(shared, &mounts, &program, agent.cwd, reset(keep_ignored))
             .map_err(|e| e.to_string())?;

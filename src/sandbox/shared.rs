@@ -61,21 +61,13 @@ struct Record {
 /// (the lock can be read, so anything may hold it).
 const MAKING_PATIENCE: Duration = Duration::from_secs(10);
 
-/// The run's box made with bwrap's options `args` (the plan's, not one agent's), made if
-/// there is none yet. `Ok(None)` where boxes are not shared (see the module's doc); `Err`
-/// says why bwrap could not make one.
-pub(super) fn find_or_make(
-    jail: &Jail,
-    args: &[OsString],
-    bwrap: &Path,
-    exe: &Path,
-) -> Result<Option<Shared>, String> {
+/// The run whose box an agent in `jail` may enter; `None` where boxes are not shared (see
+/// the module's doc). Asked first: it is cheaper than working out the box's plan.
+pub(super) fn run_sharing(jail: &Jail) -> Option<crate::state::RunDir> {
     if jail.no_network || !single_threaded() {
-        return Ok(None);
+        return None;
     }
-    let Ok(run) = crate::state::RunDir::open(&jail.run_dir) else {
-        return Ok(None);
-    };
+    let run = crate::state::RunDir::open(&jail.run_dir).ok()?;
     // A task's own worktree (`isolation: task`) is one task's: a box kept for the run's life
     // would serve that task's few agents, then sit idle; they get a bwrap each.
     if let Some(state) = jail.run_dir.parent().and_then(Path::parent)
@@ -83,12 +75,20 @@ pub(super) fn find_or_make(
             .project
             .starts_with(crate::workspace::task::tasks_dir(state, run.id()))
     {
-        return Ok(None);
+        return None;
     }
+    held(&run.engine_lock()).then_some(run)
+}
+
+/// The box of `run` made with bwrap's options `args` (the plan's, not one agent's), made if
+/// there is none yet; `Err` says why bwrap could not make one.
+pub(super) fn find_or_make(
+    run: &crate::state::RunDir,
+    args: &[OsString],
+    bwrap: &Path,
+    exe: &Path,
+) -> Result<Shared, String> {
     let engine_lock = run.engine_lock();
-    if !held(&engine_lock) {
-        return Ok(None);
-    }
     let mut hasher = std::hash::DefaultHasher::new();
     args.hash(&mut hasher);
     exe.hash(&mut hasher);
@@ -96,7 +96,7 @@ pub(super) fn find_or_make(
     let dir = run.boxes();
     let record = dir.join(format!("{key}.json"));
     if let Some(shared) = open(&record) {
-        return Ok(Some(shared));
+        return Ok(shared);
     }
     let failed = |what: &str, e: std::io::Error| format!("{what} {}: {e}", dir.display());
     std::fs::create_dir_all(&dir).map_err(|e| failed("cannot create", e))?;
@@ -111,13 +111,21 @@ pub(super) fn find_or_make(
     // SAFETY: flock(2) on a descriptor we own.
     while unsafe { libc::flock(guard.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::WouldBlock || Instant::now() > deadline {
+        if e.kind() != std::io::ErrorKind::WouldBlock {
             return Err(failed("cannot lock the run's box in", e));
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "the run's box has been in the making for {}s and is not there (its lock, \
+                 {key}.lock in {}, is held)",
+                MAKING_PATIENCE.as_secs(),
+                dir.display()
+            ));
         }
         std::thread::sleep(Duration::from_millis(5));
     }
     if let Some(shared) = open(&record) {
-        return Ok(Some(shared));
+        return Ok(shared);
     }
     let made = make(args, bwrap, exe, &engine_lock)?;
     let json = serde_json::to_vec(&made).map_err(|e| e.to_string())?;
@@ -125,9 +133,7 @@ pub(super) fn find_or_make(
     std::fs::write(&tmp, json)
         .and_then(|()| std::fs::rename(&tmp, &record))
         .map_err(|e| failed("cannot record the run's box in", e))?;
-    open(&record)
-        .map(Some)
-        .ok_or_else(|| "the run's box ended as soon as it was made".to_string())
+    open(&record).ok_or_else(|| "the run's box ended as soon as it was made".to_string())
 }
 
 /// Whether the run's engine holds its lock (a shared lock would be refused).
