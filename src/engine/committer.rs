@@ -1,7 +1,8 @@
-//! A run on a branch: each accepted task's commit made off the loop. A commit is a dozen git
-//! processes (a temporary index, a tree, the commit, the branch moved; under `isolation: task`
-//! the task's worktree compared with its start, the run's worktree brought up to the branch,
-//! the task's worktree removed), tens of milliseconds here and seconds on a big project: on
+//! A run on a branch: each accepted task's commit made off the loop. A commit is several git
+//! processes (the task's files into orch's own index, a tree, the commit, the branch moved,
+//! the worktree's index reset; under `isolation: task` also the task's worktree compared with
+//! its start, the run's worktree brought up to the branch, the task's worktree removed), tens
+//! of milliseconds here and seconds on a big project: on
 //! the loop, every exit and violation that came meanwhile waited for it (the busy scenario's
 //! exit → journal went from 3.4 ms to 32 ms median when runs got branches: see
 //! BENCHMARKS.md). So the loop hands the work to one thread, which makes the commits one at a
@@ -77,9 +78,12 @@ pub(super) struct Done {
 struct Made {
     /// The commit it made last (None: none yet in this engine).
     last: Option<String>,
+    /// The index its commits are built in, kept from one to the next (see
+    /// `crate::workspace::commit`).
+    staging: Option<crate::workspace::Staging>,
 }
 
-fn work(job: Job, made: &Made, ours: &Ours) -> Done {
+fn work(job: Job, made: &mut Made, ours: &Ours) -> Done {
     let Job {
         task,
         attempt,
@@ -105,20 +109,28 @@ fn work(job: Job, made: &Made, ours: &Ours) -> Done {
         }
     };
     let expected = made.last.clone().unwrap_or(base);
-    let (root, tip) = match &how {
-        How::Shared(git) => (git.root().to_path_buf(), git.tip().ok()),
-        How::Isolated { repo, tw, .. } => (tw.path.clone(), repo.tip().ok()),
-    };
     // Only on the tip the engine made: a branch moved by anyone else is theirs to explain
     // (the .git/ guard reports it), never built on.
-    if tip.as_deref() != Some(expected.as_str()) {
-        done.commit = Err(format!(
+    let moved = |tip: Option<String>| {
+        format!(
             "the run's branch moved under the engine (its tip is {}, where the engine left \
              {expected}): nothing is built on a commit it did not make",
             tip.as_deref().unwrap_or("unreadable"),
-        ));
-        return done;
-    }
+        )
+    };
+    let root = match &how {
+        // Checked by the commit itself, which moves the branch from `expected` or not at all:
+        // a git process less for every task.
+        How::Shared(git) => git.root().to_path_buf(),
+        How::Isolated { repo, tw, .. } => {
+            let tip = repo.tip().ok();
+            if tip.as_deref() != Some(expected.as_str()) {
+                done.commit = Err(moved(tip));
+                return done;
+            }
+            tw.path.clone()
+        }
+    };
     // Exactly what the judge passed: a file changed since is not taken.
     if let Some(changed) = changed_since_judged(&root, &judged, &files) {
         done.commit = Err(format!(
@@ -129,9 +141,13 @@ fn work(job: Job, made: &Made, ours: &Ours) -> Done {
     }
     match how {
         How::Shared(git) => {
+            let staging = made.staging.get_or_insert_with(|| git.staging());
             done.commit = git
-                .commit_on(&expected, &files, &message, false, &announce)
-                .map_err(|e| format!("{e:#}"));
+                .commit_on(staging, &expected, &files, &message, false, &announce)
+                .map_err(|e| match git.tip() {
+                    Ok(tip) if tip == expected => format!("{e:#}"),
+                    tip => moved(tip.ok()),
+                });
             if matches!(done.commit, Ok(Some(_)))
                 && let Err(e) = git.reset_index()
             {
@@ -460,5 +476,76 @@ mod tests {
             "{why}"
         );
         assert_eq!(committer.tip().unwrap(), base, "nothing committed");
+    }
+
+    #[test]
+    fn commits_in_a_row_build_on_the_kept_index_and_read_the_tree_again_after_a_failure() {
+        let (_dir, committer, run_dir, _) = setup();
+        let root = committer.root().to_path_buf();
+        let (mut made, ours) = (Made::default(), Ours::default());
+        // Every file of the commit's tree, not only what it changed.
+        let files_of = |commit: &str| {
+            let out = std::process::Command::new("git")
+                .args(["ls-tree", "-r", "--name-only", commit])
+                .current_dir(&root)
+                .output()
+                .unwrap();
+            let mut files: Vec<String> = String::from_utf8(out.stdout)
+                .unwrap()
+                .lines()
+                .map(String::from)
+                .collect();
+            files.sort();
+            files
+        };
+        run_job(
+            job(&committer, &run_dir, committer.tip().unwrap()),
+            &mut made,
+            &ours,
+        )
+        .commit
+        .unwrap()
+        .unwrap();
+        // The next task's file, on the first commit through the index it left.
+        std::fs::write(root.join("b.txt"), "b\n").unwrap();
+        std::fs::write(run_dir.join("baseline/b.txt"), "b\n").unwrap();
+        let mut b = job(&committer, &run_dir, String::new());
+        b.task = TaskId::new("b");
+        b.files = vec![ProjectPath::new("b.txt").unwrap()];
+        let second = run_job(b, &mut made, &ours).commit.unwrap().unwrap();
+        assert_eq!(files_of(&second), [".gitignore", "a.txt", "b.txt"]);
+        assert_eq!(made.last.as_deref(), Some(second.as_str()));
+
+        // Someone commits on the branch: the engine's next commit is refused, and one on the
+        // new tip (as a resumed engine would make) holds their file too, not the old tree.
+        std::fs::write(root.join("c.txt"), "theirs\n").unwrap();
+        let git = |args: &[&str]| {
+            let out = std::process::Command::new("git")
+                .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+                .args(args)
+                .current_dir(&root)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "git {args:?}");
+        };
+        git(&["add", "c.txt"]);
+        git(&["commit", "-qm", "theirs"]);
+        let theirs = committer.tip().unwrap();
+        std::fs::write(root.join("a.txt"), "judged again\n").unwrap();
+        std::fs::write(run_dir.join("baseline/a.txt"), "judged again\n").unwrap();
+        let refused = run_job(job(&committer, &run_dir, String::new()), &mut made, &ours);
+        let why = refused.commit.unwrap_err();
+        assert!(why.contains("moved under the engine"), "{why}");
+        assert_eq!(committer.tip().unwrap(), theirs);
+        made.last = None;
+        let on_theirs = run_job(job(&committer, &run_dir, theirs.clone()), &mut made, &ours)
+            .commit
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            files_of(&on_theirs),
+            [".gitignore", "a.txt", "b.txt", "c.txt"]
+        );
+        assert_eq!(committer.tip().unwrap(), on_theirs);
     }
 }

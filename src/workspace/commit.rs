@@ -2,9 +2,11 @@
 //! exactly the files it names as they are in the worktree, on top of the branch's tip.
 //!
 //! Built with plumbing in a temporary index of orch's own (the run directory's
-//! `commit.index`): `read-tree` of the tip, `update-index --add --remove` of the files,
+//! `commit.index.*`): `read-tree` of the tip, `update-index --add --remove` of the files,
 //! `write-tree`, `commit-tree`, then `update-ref` from the old tip (so a branch moved under
-//! the engine fails the commit rather than losing a commit). Nothing else of the worktree goes
+//! the engine fails the commit rather than losing a commit). The engine's committing thread
+//! keeps its index between commits ([`Staging`]): after a commit it holds that commit's tree,
+//! so the next commit on it skips the `read-tree`. Nothing else of the worktree goes
 //! in: a stray file, another task's half-written one. The worktree's own index is then reset
 //! to the new tip (its files untouched), so `git status` there shows what is not committed.
 //! No hook runs (orch's hardened git).
@@ -93,28 +95,40 @@ impl Committer {
         announce: &dyn Fn(&str),
     ) -> anyhow::Result<Option<String>> {
         let parent = self.tip()?;
-        self.commit_on(&parent, files, message, skip_empty, announce)
+        let mut staging = self.staging();
+        self.commit_on(&mut staging, &parent, files, message, skip_empty, announce)
     }
 
-    /// `commit_announcing` on `parent`, the tip as the caller just read it (the branch only
-    /// moves to the commit if it is still there).
+    /// A temporary index for commits, removed when dropped.
+    pub fn staging(&self) -> Staging {
+        // A name of its own for each: a git left running by an engine that died (its lock
+        // file with it) is never in the way of the next engine's commit.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut name = self.index.clone().into_os_string();
+        name.push(format!(".{}.{n}", std::process::id()));
+        Staging {
+            file: TempFile(std::path::PathBuf::from(name)),
+            holds: None,
+        }
+    }
+
+    /// `commit_announcing` on `parent`, the tip as the caller knows it (the branch only moves
+    /// to the commit if it is still there), built in `staging`.
     pub fn commit_on(
         &self,
+        staging: &mut Staging,
         parent: &str,
         files: &[ProjectPath],
         message: &str,
         skip_empty: bool,
         announce: &dyn Fn(&str),
     ) -> anyhow::Result<Option<String>> {
-        // A name of its own for each commit: a git left running by an engine that died (its
-        // lock file with it) is never in the way of the next engine's commit.
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut name = self.index.clone().into_os_string();
-        name.push(format!(".{}.{n}", std::process::id()));
-        let index = TempFile(std::path::PathBuf::from(name));
-        let staged = self.worktree.with_index(&index.0);
-        staged.run(["read-tree", parent])?;
+        let staged = self.worktree.with_index(&staging.file.0);
+        // Whatever fails below leaves the index holding something else.
+        if staging.holds.take().as_deref() != Some(parent) {
+            staged.run(["read-tree", parent])?;
+        }
         let mut list = Vec::new();
         for file in files {
             list.extend_from_slice(file.as_str().as_bytes());
@@ -128,8 +142,8 @@ impl Committer {
             )?;
         }
         let tree = staged.run(["write-tree"])?;
-        drop(index);
         if skip_empty && tree == self.worktree.tree_of(parent)? {
+            staging.holds = Some(parent.to_string());
             return Ok(None);
         }
         let commit = commit_tree(
@@ -142,6 +156,7 @@ impl Committer {
         announce(&commit);
         self.worktree
             .run(["update-ref", &self.branch_ref, &commit, parent])?;
+        staging.holds = Some(commit.clone());
         Ok(Some(commit))
     }
 
@@ -232,7 +247,16 @@ pub struct TaskSummary<'a> {
     pub cost_usd: Option<f64>,
 }
 
+/// orch's own index for commits on a run's branch (see the module's doc).
+#[derive(Debug)]
+pub struct Staging {
+    file: TempFile,
+    /// The commit whose tree the index holds, as its last commit left it; none: unknown.
+    holds: Option<String>,
+}
+
 /// A temporary index, removed (with a lock a git that died left) when dropped.
+#[derive(Debug)]
 struct TempFile(std::path::PathBuf);
 
 impl Drop for TempFile {

@@ -19,7 +19,7 @@ mod tests;
 
 use std::path::PathBuf;
 
-pub use commit::{Committer, Found, TaskSummary, specs_message, task_message};
+pub use commit::{Committer, Found, Staging, TaskSummary, specs_message, task_message};
 pub use git::Git;
 pub use prepare::{Prepared, Wanted, prepare, uncommitted_paths};
 
