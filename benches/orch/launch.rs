@@ -9,10 +9,14 @@
 //!   creating the run, the tmux session, starting the engine, its snapshot and watchers.
 
 use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::project::{Fixture, Run};
-use crate::stats::Samples;
+use anyhow::Context as _;
+
+use crate::cleanup::{DirGuard, ServerGuard};
+use crate::project::{AGENT, Fixture, Run, unique, wait_stamps};
+use crate::stats::{Samples, now_s};
 
 pub struct Launch {
     pub n: usize,
@@ -60,4 +64,73 @@ pub(crate) fn run(base: &Path, n: usize, reps: usize) -> anyhow::Result<Launch> 
         up_ms: Samples::new(up),
         engine_ms: Samples::new(engine),
     })
+}
+
+/// The floor under `run`'s figure: tmux alone, no orch. A fresh private tmux server makes `n`
+/// windows in one command list (one round trip, as fast as tmux takes them), each running the
+/// same `silent` agent through `sh` (as orch's launcher runs `orch agent-run`), its output in
+/// a file: from just before the command list is sent to the last agent's START, `reps` times.
+/// What this machine takes to give `n` agents a pane each and start them; orch's own share of
+/// `run`'s figure is what it adds to this.
+pub(crate) fn floor(base: &Path, n: usize, reps: usize) -> anyhow::Result<Samples> {
+    let mut took = vec![];
+    for _ in 0..reps {
+        let dir = base.join(unique("floor"));
+        // Kept until the benchmark's end, as the timed parts' projects are (see DirGuard::keep).
+        let mut guard = DirGuard::new(&dir);
+        guard.keep();
+        std::fs::create_dir_all(&dir)?;
+        let agent = dir.join("agent.sh");
+        std::fs::write(&agent, AGENT)?;
+        let socket = unique("tmux");
+        let _server = ServerGuard::new(&socket);
+        tmux(
+            &socket,
+            &["new-session", "-d", "-s", "floor", "-x", "200", "-y", "50"],
+        )?;
+        let mut commands = String::new();
+        let mut logs = vec![];
+        for i in 1..=n {
+            let log = dir.join(format!("{i}.log"));
+            // The bench's own paths: no quote or backslash in them (checked below).
+            let line = format!(
+                "new-window -d -t floor: -e ORCH_TASK_ID={i} -e ORCH_FILES={files} \"exec                  /bin/bash {agent} silent >{log} 2>&1\"\n",
+                files = dir.join(format!("{i}.owned")).display(),
+                agent = agent.display(),
+                log = log.display(),
+            );
+            commands.push_str(&line);
+            logs.push(log);
+        }
+        anyhow::ensure!(
+            !dir.to_string_lossy().contains(['"', '\\', '\'', ' ', '$']),
+            "the benchmark's directory {} has a character the floor's tmux commands cannot \
+             hold",
+            dir.display()
+        );
+        let list = dir.join("windows.tmux");
+        std::fs::write(&list, commands)?;
+        let t0 = now_s();
+        tmux(&socket, &["source-file", &list.to_string_lossy()])?;
+        let starts = wait_stamps(&logs, "START", Duration::from_secs(30 + n as u64))?;
+        let last = starts.iter().copied().fold(f64::MIN, f64::max);
+        took.push((last - t0) * 1000.0);
+    }
+    Ok(Samples::new(took))
+}
+
+fn tmux(socket: &str, args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new("tmux")
+        .args(["-L", socket, "-f", "/dev/null"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .context("cannot run tmux")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "tmux {} failed: {}",
+        args.first().copied().unwrap_or_default(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
 }

@@ -273,6 +273,14 @@ fn scale_rows(o: &mut String, s: &crate::scale::Scale) {
         ms(l.dispatch_ms.p99()),
         met(l.dispatch_ms.p99() < 1000.0)
     );
+    let _ = writeln!(
+        o,
+        "| … tmux alone starting the same {} agents, no orch (the floor), median (worst) | | {} \
+         ({}) | | | |",
+        l.n,
+        ms(s.floor_ms.median()),
+        ms(s.floor_ms.p99()),
+    );
     let (small, big) = (
         s.idle_small.orchestrator.total_share,
         s.idle.orchestrator.total_share,
