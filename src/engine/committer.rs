@@ -102,10 +102,18 @@ fn work(job: Job, made: &mut Made, ours: &Ours) -> Done {
         saved: Vec::new(),
         removed: false,
     };
-    // Known for the engine's before the branch moves to it (see `Engine::check_git_meta`).
+    // Known for the engine's before the branch moves to it (see `Engine::check_git_meta`),
+    // and forgotten if it does not: the guard must not take a move to it for the engine's.
+    let announced = std::cell::RefCell::new(None::<String>);
     let announce = |commit: &str| {
         if let Ok(mut ours) = ours.lock() {
             ours.insert(commit.to_string());
+        }
+        *announced.borrow_mut() = Some(commit.to_string());
+    };
+    let forget = || {
+        if let (Some(commit), Ok(mut ours)) = (announced.borrow_mut().take(), ours.lock()) {
+            ours.remove(&commit);
         }
     };
     let expected = made.last.clone().unwrap_or(base);
@@ -144,9 +152,12 @@ fn work(job: Job, made: &mut Made, ours: &Ours) -> Done {
             let staging = made.staging.get_or_insert_with(|| git.staging());
             done.commit = git
                 .commit_on(staging, &expected, &files, &message, false, &announce)
-                .map_err(|e| match git.tip() {
-                    Ok(tip) if tip == expected => format!("{e:#}"),
-                    tip => moved(tip.ok()),
+                .map_err(|e| {
+                    forget();
+                    match git.tip() {
+                        Ok(tip) if tip == expected => format!("{e:#}"),
+                        tip => moved(tip.ok()),
+                    }
                 });
             if matches!(done.commit, Ok(Some(_)))
                 && let Err(e) = git.reset_index()
@@ -170,6 +181,7 @@ fn work(job: Job, made: &mut Made, ours: &Ours) -> Done {
                     done.findings = collected.findings;
                 }
                 Err(e) => {
+                    forget();
                     done.commit = Err(e.to_string());
                     return done;
                 }
@@ -537,6 +549,12 @@ mod tests {
         let why = refused.commit.unwrap_err();
         assert!(why.contains("moved under the engine"), "{why}");
         assert_eq!(committer.tip().unwrap(), theirs);
+        // The commit it made and announced, never on the branch, is not taken for its own.
+        assert_eq!(
+            ours.lock().unwrap().len(),
+            2,
+            "the two commits made, no third"
+        );
         made.last = None;
         let on_theirs = run_job(job(&committer, &run_dir, theirs.clone()), &mut made, &ours)
             .commit
@@ -547,5 +565,37 @@ mod tests {
             [".gitignore", "a.txt", "b.txt", "c.txt"]
         );
         assert_eq!(committer.tip().unwrap(), on_theirs);
+    }
+
+    #[test]
+    fn a_file_committed_again_is_read_again_whatever_the_repository_says_of_stat() {
+        let (_dir, committer, run_dir, file) = setup();
+        let root = committer.root().to_path_buf();
+        // Would have the kept index take what it added as unchanged ever after.
+        let ok = std::process::Command::new("git")
+            .args(["config", "core.ignoreStat", "true"])
+            .current_dir(&root)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        let (mut made, ours) = (Made::default(), Ours::default());
+        let base = committer.tip().unwrap();
+        run_job(job(&committer, &run_dir, base), &mut made, &ours)
+            .commit
+            .unwrap()
+            .unwrap();
+        std::fs::write(&file, "judged again\n").unwrap();
+        std::fs::write(run_dir.join("baseline/a.txt"), "judged again\n").unwrap();
+        let again = run_job(job(&committer, &run_dir, String::new()), &mut made, &ours)
+            .commit
+            .unwrap()
+            .unwrap();
+        let shown = std::process::Command::new("git")
+            .args(["show", &format!("{again}:a.txt")])
+            .current_dir(&root)
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&shown.stdout), "judged again\n");
     }
 }

@@ -224,6 +224,8 @@ impl Engine {
         let config = crate::config::load(&dir.config())?;
         // A run in place also takes the checkout: runs in place exclude each other.
         let lock = EngineLock::acquire(&project.state_dir(), &dir, info.workspace.is_none())?;
+        // Only the engine holding the run commits: an index left by one that died is no one's.
+        crate::workspace::remove_left_indexes(dir.path());
         // Opened first: a torn last line is cut off (and said so) before the journal is read,
         // rather than said twice, once as unreadable and once as cut off.
         let journal = Journal::open(&dir.events())?;

@@ -20,6 +20,9 @@ use std::path::Path;
 use super::git::{Git, commit_tree, identity, trailers};
 use crate::paths::ProjectPath;
 
+/// The run directory's commit indexes are named after it: `commit.index.<pid>.<n>`.
+const INDEX_FILE: &str = "commit.index";
+
 /// Commits on one run's branch.
 #[derive(Debug, Clone)]
 pub struct Committer {
@@ -53,7 +56,7 @@ impl Committer {
     pub fn new(info: &super::WorkspaceInfo, run_dir: &Path) -> Committer {
         Committer {
             worktree: Git::at(&info.path),
-            index: run_dir.join("commit.index"),
+            index: run_dir.join(INDEX_FILE),
             branch_ref: format!("refs/heads/{}", info.branch),
             start: info.start.clone(),
         }
@@ -245,6 +248,23 @@ pub struct TaskSummary<'a> {
     pub verdict: String,
     pub tokens: Option<u64>,
     pub cost_usd: Option<f64>,
+}
+
+/// Removes what commits' indexes (and their lock files) an engine that died left in
+/// `run_dir`; for the engine that holds the run, before its first commit.
+pub fn remove_left_indexes(run_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(run_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry
+            .file_name()
+            .to_str()
+            .is_some_and(|name| name.starts_with(INDEX_FILE) && name.len() > INDEX_FILE.len())
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// orch's own index for commits on a run's branch (see the module's doc).

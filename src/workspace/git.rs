@@ -42,6 +42,18 @@ impl Git {
         let mut cmd = crate::git::in_work_tree(&self.root, self.sha256);
         if let Some(index) = &self.index {
             cmd.env("GIT_INDEX_FILE", index);
+            // orch's index is kept from one commit to the next (see commit.rs): a file is
+            // hashed again unless its full stat says it is unchanged, whatever the repository
+            // says (`core.ignoreStat` would mark what is added as assumed unchanged, and a
+            // minimal stat check misses a rewrite of the same size that kept its mtime).
+            cmd.args([
+                "-c",
+                "core.ignoreStat=false",
+                "-c",
+                "core.checkStat=default",
+                "-c",
+                "core.trustctime=true",
+            ]);
         }
         cmd
     }

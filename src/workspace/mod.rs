@@ -19,7 +19,9 @@ mod tests;
 
 use std::path::PathBuf;
 
-pub use commit::{Committer, Found, Staging, TaskSummary, specs_message, task_message};
+pub use commit::{
+    Committer, Found, Staging, TaskSummary, remove_left_indexes, specs_message, task_message,
+};
 pub use git::Git;
 pub use prepare::{Prepared, Wanted, prepare, uncommitted_paths};
 
