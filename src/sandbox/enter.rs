@@ -82,10 +82,26 @@ pub enum Said {
 }
 
 impl Status {
-    /// Reads the pipe to its end (the init's exit, or its death).
+    /// Reads the pipe: the init's record as soon as its last byte came (a newline: the
+    /// init's own end, its memory given back, is not waited for), else what the pipe held
+    /// at its end (a failure said before its writer ended, or nothing: the init died).
     pub fn read(mut self) -> Said {
+        const MAX: usize = 1024 * 1024;
         let mut text = Vec::new();
-        let _ = (&mut self.pipe).take(1024 * 1024).read_to_end(&mut text);
+        let mut chunk = [0u8; 4096];
+        while text.len() < MAX {
+            match self.pipe.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => {
+                    text.extend_from_slice(&chunk[..n]);
+                    if text.starts_with(b"{") && text.ends_with(b"\n") {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
         if let Some(why) = text.strip_prefix(STALE) {
             return Said::Failed {
                 why: String::from_utf8_lossy(why).into_owned(),
@@ -394,7 +410,10 @@ impl Steps {
                     left: Vec::new(),
                 },
             };
-            if let Ok(json) = serde_json::to_vec(&ended) {
+            if let Ok(mut json) = serde_json::to_vec(&ended) {
+                // The record's end, so that the launcher need not wait for ours (see
+                // `Status::read`); serde_json's compact form has no newline of its own.
+                json.push(b'\n');
                 write_all(status, &json);
             }
             libc::_exit(super::inside::exit_code(ended.code, ended.signal))
