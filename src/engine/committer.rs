@@ -598,4 +598,32 @@ mod tests {
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&shown.stdout), "judged again\n");
     }
+
+    #[test]
+    fn a_branch_another_git_holds_for_a_moment_is_waited_for() {
+        let (_dir, committer, run_dir, _) = setup();
+        let root = committer.root().to_path_buf();
+        let common = std::process::Command::new("git")
+            .args(["rev-parse", "--path-format=absolute", "--git-common-dir"])
+            .current_dir(&root)
+            .output()
+            .unwrap();
+        let common = PathBuf::from(String::from_utf8(common.stdout).unwrap().trim());
+        // As `git reset` or `update-ref` holds it: the ref's lock file, let go a little later.
+        let lock = common.join("refs/heads/orch/r1.lock");
+        std::fs::write(&lock, "").unwrap();
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let letting_go = std::thread::spawn(move || {
+            held_rx.recv().unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            std::fs::remove_file(&lock).unwrap();
+        });
+        let (mut made, ours) = (Made::default(), Ours::default());
+        let base = committer.tip().unwrap();
+        held_tx.send(()).unwrap();
+        let done = run_job(job(&committer, &run_dir, base), &mut made, &ours);
+        letting_go.join().unwrap();
+        let commit = done.commit.unwrap().unwrap();
+        assert_eq!(committer.tip().unwrap(), commit);
+    }
 }

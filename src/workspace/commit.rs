@@ -157,8 +157,22 @@ impl Committer {
             &identity(&self.worktree.root),
         )?;
         announce(&commit);
-        self.worktree
-            .run(["update-ref", &self.branch_ref, &commit, parent])?;
+        // Another git may hold the branch's lock for a moment (a `git reset` in the worktree,
+        // or one that an engine killed mid-commit left running): git retries for up to 2 s,
+        // where its default gives up after 100 ms and the task would fail.
+        let wait_for_lock = [
+            ("GIT_CONFIG_COUNT".to_string(), "1".to_string()),
+            (
+                "GIT_CONFIG_KEY_0".to_string(),
+                "core.filesRefLockTimeout".to_string(),
+            ),
+            ("GIT_CONFIG_VALUE_0".to_string(), "2000".to_string()),
+        ];
+        self.worktree.run_with(
+            ["update-ref", &self.branch_ref, &commit, parent],
+            None,
+            &wait_for_lock,
+        )?;
         staging.holds = Some(commit.clone());
         Ok(Some(commit))
     }
