@@ -9,13 +9,11 @@
 //!   creating the run, the tmux session, starting the engine, its snapshot and watchers.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use anyhow::Context as _;
-
 use crate::cleanup::{DirGuard, ServerGuard};
-use crate::project::{AGENT, Fixture, Run, unique, wait_stamps};
+use crate::project::{AGENT, Fixture, Run, checked, unique, wait_stamps};
 use crate::stats::{Samples, now_s};
 
 pub struct Launch {
@@ -73,6 +71,15 @@ pub(crate) fn run(base: &Path, n: usize, reps: usize) -> anyhow::Result<Launch> 
 /// What this machine takes to give `n` agents a pane each and start them; orch's own share of
 /// `run`'s figure is what it adds to this.
 pub(crate) fn floor(base: &Path, n: usize, reps: usize) -> anyhow::Result<Samples> {
+    // The command list names the benchmark's own paths, unquoted.
+    anyhow::ensure!(
+        !base
+            .to_string_lossy()
+            .contains(['"', '\\', '\'', ' ', '$', ';', '#']),
+        "the benchmark's directory {} has a character that tmux's command list would read as \
+         syntax: set TMPDIR to a plain path",
+        base.display()
+    );
     let mut took = vec![];
     for _ in 0..reps {
         let dir = base.join(unique("floor"));
@@ -92,9 +99,9 @@ pub(crate) fn floor(base: &Path, n: usize, reps: usize) -> anyhow::Result<Sample
         let mut logs = vec![];
         for i in 1..=n {
             let log = dir.join(format!("{i}.log"));
-            // The bench's own paths: no quote or backslash in them (checked below).
             let line = format!(
-                "new-window -d -t floor: -e ORCH_TASK_ID={i} -e ORCH_FILES={files} \"exec                  /bin/bash {agent} silent >{log} 2>&1\"\n",
+                "new-window -d -t floor: -e ORCH_TASK_ID={i} -e ORCH_FILES={files} \
+                 \"exec /bin/bash {agent} silent >{log} 2>&1\"\n",
                 files = dir.join(format!("{i}.owned")).display(),
                 agent = agent.display(),
                 log = log.display(),
@@ -102,12 +109,6 @@ pub(crate) fn floor(base: &Path, n: usize, reps: usize) -> anyhow::Result<Sample
             commands.push_str(&line);
             logs.push(log);
         }
-        anyhow::ensure!(
-            !dir.to_string_lossy().contains(['"', '\\', '\'', ' ', '$']),
-            "the benchmark's directory {} has a character the floor's tmux commands cannot \
-             hold",
-            dir.display()
-        );
         let list = dir.join("windows.tmux");
         std::fs::write(&list, commands)?;
         let t0 = now_s();
@@ -120,17 +121,10 @@ pub(crate) fn floor(base: &Path, n: usize, reps: usize) -> anyhow::Result<Sample
 }
 
 fn tmux(socket: &str, args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new("tmux")
-        .args(["-L", socket, "-f", "/dev/null"])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .context("cannot run tmux")?;
-    anyhow::ensure!(
-        out.status.success(),
-        "tmux {} failed: {}",
-        args.first().copied().unwrap_or_default(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(())
+    checked(
+        Command::new("tmux")
+            .args(["-L", socket, "-f", "/dev/null"])
+            .args(args),
+        &format!("tmux {}", args.first().copied().unwrap_or_default()),
+    )
 }

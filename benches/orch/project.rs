@@ -165,16 +165,22 @@ fn config(mode: &str, parallel: usize) -> anyhow::Result<String> {
 }
 
 pub(crate) fn git(root: &Path, args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(root)
+    checked(
+        Command::new("git").args(args).current_dir(root),
+        &format!("git {}", args.join(" ")),
+    )
+}
+
+/// Runs `cmd` (`what`, for its errors) to its end: an error with what it printed on stderr
+/// unless it succeeded.
+pub(crate) fn checked(cmd: &mut Command, what: &str) -> anyhow::Result<()> {
+    let out = cmd
         .stdin(Stdio::null())
         .output()
-        .context("cannot run git")?;
+        .with_context(|| format!("cannot run {what}"))?;
     anyhow::ensure!(
         out.status.success(),
-        "git {} failed: {}",
-        args.join(" "),
+        "{what} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(())

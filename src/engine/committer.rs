@@ -402,26 +402,27 @@ mod tests {
     use super::*;
     use crate::workspace::{Mode, Prepared, Uncommitted, Wanted, prepare};
 
+    /// `git ARGS` in `dir` as a user would run it, which must succeed: its output.
+    fn git(dir: &std::path::Path, args: &[&str]) -> String {
+        let out = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
     /// A committed repository, its run branch and worktree as `orch up` makes them, a run
     /// directory, and `a.txt` written in the worktree and kept as judged.
     fn setup() -> (tempfile::TempDir, Git, PathBuf, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().canonicalize().unwrap();
-        let git = |args: &[&str]| {
-            let ok = std::process::Command::new("git")
-                .args(["-c", "user.name=t", "-c", "user.email=t@t"])
-                .args(args)
-                .current_dir(&root)
-                .output()
-                .unwrap()
-                .status
-                .success();
-            assert!(ok, "git {args:?}");
-        };
-        git(&["init", "-q"]);
+        git(&root, &["init", "-q"]);
         std::fs::write(root.join(".gitignore"), ".orch/\n").unwrap();
-        git(&["add", "-A"]);
-        git(&["commit", "-qm", "base"]);
+        git(&root, &["add", "-A"]);
+        git(&root, &["commit", "-qm", "base"]);
         let wanted = Wanted {
             mode: Mode::Worktree,
             uncommitted: Uncommitted::Include,
@@ -497,16 +498,8 @@ mod tests {
         let (mut made, ours) = (Made::default(), Ours::default());
         // Every file of the commit's tree, not only what it changed.
         let files_of = |commit: &str| {
-            let out = std::process::Command::new("git")
-                .args(["ls-tree", "-r", "--name-only", commit])
-                .current_dir(&root)
-                .output()
-                .unwrap();
-            let mut files: Vec<String> = String::from_utf8(out.stdout)
-                .unwrap()
-                .lines()
-                .map(String::from)
-                .collect();
+            let listed = git(&root, &["ls-tree", "-r", "--name-only", commit]);
+            let mut files: Vec<String> = listed.lines().map(String::from).collect();
             files.sort();
             files
         };
@@ -531,17 +524,8 @@ mod tests {
         // Someone commits on the branch: the engine's next commit is refused, and one on the
         // new tip (as a resumed engine would make) holds their file too, not the old tree.
         std::fs::write(root.join("c.txt"), "theirs\n").unwrap();
-        let git = |args: &[&str]| {
-            let out = std::process::Command::new("git")
-                .args(["-c", "user.name=t", "-c", "user.email=t@t"])
-                .args(args)
-                .current_dir(&root)
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "git {args:?}");
-        };
-        git(&["add", "c.txt"]);
-        git(&["commit", "-qm", "theirs"]);
+        git(&root, &["add", "c.txt"]);
+        git(&root, &["commit", "-qm", "theirs"]);
         let theirs = committer.tip().unwrap();
         std::fs::write(root.join("a.txt"), "judged again\n").unwrap();
         std::fs::write(run_dir.join("baseline/a.txt"), "judged again\n").unwrap();
@@ -572,13 +556,7 @@ mod tests {
         let (_dir, committer, run_dir, file) = setup();
         let root = committer.root().to_path_buf();
         // Would have the kept index take what it added as unchanged ever after.
-        let ok = std::process::Command::new("git")
-            .args(["config", "core.ignoreStat", "true"])
-            .current_dir(&root)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
+        git(&root, &["config", "core.ignoreStat", "true"]);
         let (mut made, ours) = (Made::default(), Ours::default());
         let base = committer.tip().unwrap();
         run_job(job(&committer, &run_dir, base), &mut made, &ours)
@@ -591,36 +569,31 @@ mod tests {
             .commit
             .unwrap()
             .unwrap();
-        let shown = std::process::Command::new("git")
-            .args(["show", &format!("{again}:a.txt")])
-            .current_dir(&root)
-            .output()
-            .unwrap();
-        assert_eq!(String::from_utf8_lossy(&shown.stdout), "judged again\n");
+        assert_eq!(
+            git(&root, &["show", &format!("{again}:a.txt")]),
+            "judged again\n"
+        );
     }
 
     #[test]
     fn a_branch_another_git_holds_for_a_moment_is_waited_for() {
         let (_dir, committer, run_dir, _) = setup();
         let root = committer.root().to_path_buf();
-        let common = std::process::Command::new("git")
-            .args(["rev-parse", "--path-format=absolute", "--git-common-dir"])
-            .current_dir(&root)
-            .output()
-            .unwrap();
-        let common = PathBuf::from(String::from_utf8(common.stdout).unwrap().trim());
+        let common = git(
+            &root,
+            &["rev-parse", "--path-format=absolute", "--git-common-dir"],
+        );
+        let common = PathBuf::from(common.trim());
         // As `git reset` or `update-ref` holds it: the ref's lock file, let go a little later.
         let lock = common.join("refs/heads/orch/r1.lock");
+        let (mut made, ours) = (Made::default(), Ours::default());
+        let base = committer.tip().unwrap();
         std::fs::write(&lock, "").unwrap();
-        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        // Held longer than git's own 100 ms: the scenario, not a wait for something.
         let letting_go = std::thread::spawn(move || {
-            held_rx.recv().unwrap();
             std::thread::sleep(std::time::Duration::from_millis(300));
             std::fs::remove_file(&lock).unwrap();
         });
-        let (mut made, ours) = (Made::default(), Ours::default());
-        let base = committer.tip().unwrap();
-        held_tx.send(()).unwrap();
         let done = run_job(job(&committer, &run_dir, base), &mut made, &ours);
         letting_go.join().unwrap();
         let commit = done.commit.unwrap().unwrap();

@@ -157,13 +157,8 @@ fn single_threaded() -> bool {
 /// The box `path` records, open, if its holder still holds it.
 fn open(path: &Path) -> Option<Shared> {
     let record: Record = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
-    let mnt = OwnedFd::from(std::fs::File::open(format!("/proc/{}/ns/mnt", record.pid)).ok()?);
-    let user = owner(&mnt)?;
-    if ino(&mnt)? != record.mnt || ino(&user)? != record.user {
-        return None;
-    }
-    // Checked after the namespaces are open: the process that has them is the holder.
-    if started(record.pid)? != record.start {
+    let (found, mnt, user) = identify(record.pid)?;
+    if found != record {
         return None;
     }
     let ours = std::fs::metadata("/proc/self/ns/user").ok()?.ino();
@@ -176,6 +171,22 @@ fn open(path: &Path) -> Option<Shared> {
             start: record.start,
         },
     })
+}
+
+/// Process `pid` as a record names it, with its mount namespace and the user namespace that
+/// owns it, open.
+fn identify(pid: u32) -> Option<(Record, OwnedFd, OwnedFd)> {
+    let mnt = OwnedFd::from(std::fs::File::open(format!("/proc/{pid}/ns/mnt")).ok()?);
+    let user = owner(&mnt)?;
+    let record = Record {
+        pid,
+        user: ino(&user)?,
+        mnt: ino(&mnt)?,
+        // Read after the namespaces are open: the process that has them is the one that
+        // started then, not another given its pid since.
+        start: started(pid)?,
+    };
+    Some((record, mnt, user))
 }
 
 /// The user namespace that owns the mount namespace `mnt`: the one to join to enter it.
@@ -276,17 +287,9 @@ fn make(args: &[OsString], bwrap: &Path, exe: &Path, engine_lock: &Path) -> Resu
         let _ = child.wait();
         return Err(cannot(err.trim().to_string()));
     };
-    let gone = || cannot("its holder ended at once".into());
-    let mnt = OwnedFd::from(
-        std::fs::File::open(format!("/proc/{pid}/ns/mnt")).map_err(|e| cannot(e.to_string()))?,
-    );
-    let user = owner(&mnt).ok_or_else(gone)?;
-    Ok(Record {
-        pid,
-        start: started(pid).ok_or_else(gone)?,
-        user: ino(&user).ok_or_else(gone)?,
-        mnt: ino(&mnt).ok_or_else(gone)?,
-    })
+    identify(pid)
+        .map(|(record, ..)| record)
+        .ok_or_else(|| cannot("its holder ended at once".into()))
 }
 
 /// `orch sandbox-hold LOCK`: the holder of a run's box, in it. Says it is ready, then waits

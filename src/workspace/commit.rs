@@ -274,7 +274,8 @@ pub fn remove_left_indexes(run_dir: &Path) {
         if entry
             .file_name()
             .to_str()
-            .is_some_and(|name| name.starts_with(INDEX_FILE) && name.len() > INDEX_FILE.len())
+            .and_then(|name| name.strip_prefix(INDEX_FILE))
+            .is_some_and(|rest| rest.starts_with('.'))
         {
             let _ = std::fs::remove_file(entry.path());
         }

@@ -398,15 +398,7 @@ fn in_a_linked_worktree_the_common_directory_is_guarded_and_git_add_works() {
     let common = main.join(".git");
     let refs_before = std::fs::read_to_string(common.join("worktrees/wt/HEAD")).unwrap();
 
-    let jail = orch::sandbox::Jail {
-        project: wt.clone(),
-        run_dir: run_dir.clone(),
-        kind: orch::config::AgentKind::Command,
-        no_network: false,
-        read_only_project: false,
-        write: vec![],
-        read: vec![],
-    };
+    let jail = command_jail(&wt, &run_dir);
     let script = format!(
         "echo a > a.txt && git add a.txt && echo ADDED-A\n\
          echo evil > {common}/hooks/pre-commit && echo PLANTED-HOOK\n\
@@ -524,13 +516,8 @@ fn how_an_agent_ended_comes_out_of_the_box_as_it_was() {
     std::fs::create_dir_all(&project).unwrap();
     std::fs::create_dir_all(&run_dir).unwrap();
     let jail = orch::sandbox::Jail {
-        project: project.clone(),
-        run_dir: run_dir.clone(),
-        kind: orch::config::AgentKind::Command,
-        no_network: false,
-        read_only_project: false,
         write: vec![run_dir.clone()],
-        read: vec![],
+        ..command_jail(&project, &run_dir)
     };
     let status_file = run_dir.join("status.json");
     for (script, expected) in [
@@ -588,8 +575,6 @@ fn a_runs_agents_share_one_box_each_in_a_copy_of_its_own() {
 }
 
 fn shared_box_in(base: &Path) {
-    use std::os::fd::AsRawFd as _;
-
     std::fs::create_dir_all(base).unwrap();
     let tmp = tempfile::Builder::new()
         .prefix("orch-shared-box-")
@@ -599,22 +584,15 @@ fn shared_box_in(base: &Path) {
     let (project, run_dir) = (root.join("project"), root.join("run"));
     std::fs::create_dir_all(&project).unwrap();
     std::fs::create_dir_all(&run_dir).unwrap();
-    // The run's engine, as far as the box can tell: its lock, held.
-    let engine = std::fs::File::create(run_dir.join("engine.lock")).unwrap();
-    // SAFETY: flock(2) on a file we own.
-    assert_eq!(unsafe { libc::flock(engine.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let engine = hold_engine_lock(&run_dir);
     let jail = orch::sandbox::Jail {
-        project: project.clone(),
-        run_dir: run_dir.clone(),
-        kind: orch::config::AgentKind::Command,
-        no_network: false,
-        read_only_project: false,
         // A file bound writable, which the test replaces from outside: outside /tmp, where
         // it is bound from is where its mount lies.
         write: vec![root.join("shared.txt")],
         // A file bound back read-only into the agent's hidden home, which the test replaces
         // from outside.
         read: vec![root.join("home/bound.txt")],
+        ..command_jail(&project, &run_dir)
     };
     std::fs::create_dir_all(root.join("home")).unwrap();
     std::fs::write(root.join("shared.txt"), "").unwrap();
@@ -764,8 +742,6 @@ fn shared_box_in(base: &Path) {
 /// `nobody` where the tests run as root (otherwise the test above is that case already).
 #[test]
 fn a_user_who_is_not_root_enters_the_runs_box_too() {
-    use std::os::fd::AsRawFd as _;
-
     if !sandbox_works("a_user_who_is_not_root_enters_the_runs_box_too") {
         return;
     }
@@ -787,23 +763,13 @@ fn a_user_who_is_not_root_enters_the_runs_box_too() {
     for dir in [&project, &run_dir, &home] {
         std::fs::create_dir_all(dir).unwrap();
     }
-    let engine = std::fs::File::create(run_dir.join("engine.lock")).unwrap();
-    // SAFETY: flock(2) on a file we own.
-    assert_eq!(unsafe { libc::flock(engine.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let engine = hold_engine_lock(&run_dir);
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
     for dir in [&project, &run_dir, &home] {
         std::os::unix::fs::chown(dir, Some(NOBODY), Some(NOBODY)).unwrap();
     }
-    let jail = orch::sandbox::Jail {
-        project: project.clone(),
-        run_dir: run_dir.clone(),
-        kind: orch::config::AgentKind::Command,
-        no_network: false,
-        read_only_project: false,
-        write: vec![],
-        read: vec![],
-    };
+    let jail = command_jail(&project, &run_dir);
     let agent = |n: usize| {
         agent_run(
             &jail,
@@ -836,6 +802,29 @@ fn a_user_who_is_not_root_enters_the_runs_box_too() {
 /// Runs `script` as the agent of task `n`'s first attempt through `orch agent-run`, in `jail`
 /// (in its project, with `home` its HOME), as `user` when given (the attempt's files then
 /// its); returns its exit record and what it printed.
+/// A `kind: command` agent's box for `project`, its run's directory `run_dir`, nothing else
+/// bound in and the network on.
+fn command_jail(project: &Path, run_dir: &Path) -> orch::sandbox::Jail {
+    orch::sandbox::Jail {
+        project: project.to_path_buf(),
+        run_dir: run_dir.to_path_buf(),
+        kind: orch::config::AgentKind::Command,
+        no_network: false,
+        read_only_project: false,
+        write: vec![],
+        read: vec![],
+    }
+}
+
+/// The run's engine, as far as a box can tell: its lock, held until the file is dropped.
+fn hold_engine_lock(run_dir: &Path) -> std::fs::File {
+    use std::os::fd::AsRawFd as _;
+    let engine = std::fs::File::create(run_dir.join("engine.lock")).unwrap();
+    // SAFETY: flock(2) on a file we own.
+    assert_eq!(unsafe { libc::flock(engine.as_raw_fd(), libc::LOCK_EX) }, 0);
+    engine
+}
+
 fn agent_run(
     jail: &orch::sandbox::Jail,
     home: &Path,
